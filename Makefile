@@ -1,0 +1,58 @@
+# Prisma Glow — `make run` starts the product with demo data; `make test` runs the whole suite.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+HOST ?= 127.0.0.1
+
+.PHONY: run test venv dev-venv migrate seed worker lint format bench system-deps clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || "$$(scripts/find-python)" -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(VENV)/.installed
+dev-venv: $(VENV)/.installed-dev
+
+migrate: venv
+	$(PY) manage.py migrate --noinput
+
+seed: migrate
+	$(PY) manage.py seed_demo
+
+## Set up (venv, migrations, demo data) and start the web server and the background worker.
+run: seed
+	@scripts/run-dev "$(PY)" "$(HOST)" "$(PORT)"
+
+worker: venv
+	$(PY) manage.py db_worker
+
+## The whole suite on PostgreSQL (throwaway cluster) and SQLite, then ruff and migration checks.
+test: dev-venv
+	@scripts/test "$(PY)"
+
+lint: dev-venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: dev-venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: dev-venv
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+## Debian packages the tests need (run as root): PostgreSQL server, Redis, Chromium.
+system-deps:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		postgresql-15 postgresql-contrib-15 redis-server chromium fonts-dejavu-core >/dev/null
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

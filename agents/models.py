@@ -1,0 +1,423 @@
+"""Agents, their assignments, model providers, executions and the learning loop."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from prisma_glow.crypto import EncryptedTextField
+from prisma_glow.models import TimeStampedModel
+
+# --- Providers --------------------------------------------------------------------------------
+
+
+class ProviderKind(models.TextChoices):
+    OFFLINE = "offline", "Offline (extractive, no model)"
+    OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible"
+
+
+class ModelProvider(TimeStampedModel):
+    """Where model calls go: the embedded offline engine or an OpenAI-compatible endpoint.
+
+    ``api_key`` is encrypted at rest and never returned by the API. Prices are per 1,000 tokens in
+    the firm's accounting currency.
+    """
+
+    organization = models.ForeignKey(
+        "tenancy.Organization", on_delete=models.CASCADE, related_name="providers"
+    )
+    name = models.CharField(max_length=120)
+    kind = models.CharField(max_length=20, choices=ProviderKind.choices, default=ProviderKind.OFFLINE)
+    base_url = models.URLField(max_length=500, blank=True)
+    api_key = EncryptedTextField(blank=True, default="")
+    default_model = models.CharField(max_length=120, blank=True)
+    price_input_per_1k = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
+    price_output_per_1k = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
+    timeout_seconds = models.PositiveSmallIntegerField(
+        default=30, validators=[MinValueValidator(1), MaxValueValidator(600)]
+    )
+    max_retries = models.PositiveSmallIntegerField(default=2, validators=[MaxValueValidator(10)])
+    is_default = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "name"],
+                name="provider_unique_name_per_org",
+                violation_error_message="A provider with this name already exists in this organisation.",
+            ),
+            models.UniqueConstraint(
+                fields=["organization"],
+                condition=Q(is_default=True),
+                name="provider_one_default_per_org",
+                violation_error_message="Only one provider can be the organisation's default.",
+            ),
+            models.CheckConstraint(
+                condition=Q(price_input_per_1k__gte=0) & Q(price_output_per_1k__gte=0),
+                name="provider_prices_non_negative",
+                violation_error_message="Prices cannot be negative.",
+            ),
+            models.CheckConstraint(condition=Q(kind__in=ProviderKind.values), name="provider_kind_valid"),
+            models.CheckConstraint(
+                condition=Q(kind=ProviderKind.OFFLINE) | ~Q(base_url=""),
+                name="provider_remote_has_url",
+                violation_error_message="An OpenAI-compatible provider needs a base URL.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+# --- Agents -----------------------------------------------------------------------------------
+
+
+class AgentType(models.TextChoices):
+    TAX = "tax", "Tax"
+    AUDIT = "audit", "Audit"
+    ADVISORY = "advisory", "Advisory"
+    GENERAL = "general", "General"
+
+
+class AgentStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    ACTIVE = "active", "Active"
+    DEPRECATED = "deprecated", "Deprecated"
+
+
+class Agent(TimeStampedModel):
+    """An AI agent of the firm: a persona, tools, knowledge and guardrails behind one name.
+
+    Lifecycle: draft → active → deprecated (and back to active). Only active agents run through the
+    API. An agent with executions cannot be deleted (their records stay readable): deprecate it.
+    """
+
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE, related_name="agents")
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=80)
+    type = models.CharField(max_length=10, choices=AgentType.choices, default=AgentType.GENERAL)
+    status = models.CharField(max_length=12, choices=AgentStatus.choices, default=AgentStatus.DRAFT)
+    description = models.TextField(blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_agents",
+    )
+    provider = models.ForeignKey(
+        ModelProvider,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="agents",
+        help_text="Blank: the organisation's default provider, or the offline engine.",
+    )
+    model = models.CharField(max_length=120, blank=True, help_text="Blank: the provider's default model.")
+    max_tool_rounds = models.PositiveSmallIntegerField(
+        default=5, validators=[MinValueValidator(0), MaxValueValidator(20)]
+    )
+    timeout_seconds = models.PositiveSmallIntegerField(
+        default=120, validators=[MinValueValidator(1), MaxValueValidator(900)]
+    )
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "slug"],
+                name="agent_unique_slug_per_org",
+                violation_error_message="An agent with this slug already exists in this organisation.",
+            ),
+            models.UniqueConstraint(
+                fields=["organization", "name"],
+                name="agent_unique_name_per_org",
+                violation_error_message="An agent with this name already exists in this organisation.",
+            ),
+            models.CheckConstraint(condition=Q(type__in=AgentType.values), name="agent_type_valid"),
+            models.CheckConstraint(condition=Q(status__in=AgentStatus.values), name="agent_status_valid"),
+        ]
+        indexes = [models.Index(fields=["organization", "status", "type"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AgentTool(models.Model):
+    """A tool assigned to an agent, in order, with per-assignment settings."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="tool_assignments")
+    tool = models.ForeignKey("tools.Tool", on_delete=models.PROTECT, related_name="assignments")
+    enabled = models.BooleanField(default=True)
+    order = models.PositiveIntegerField(default=0)
+    settings = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["agent", "order", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agent", "tool"],
+                name="agenttool_unique",
+                violation_error_message="This tool is already assigned to the agent.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent} → {self.tool}"
+
+
+class AgentKnowledge(models.Model):
+    """A knowledge base assigned to an agent, with retrieval settings (top_k, minimum score)."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="knowledge_assignments")
+    knowledge_base = models.ForeignKey(
+        "knowledge.KnowledgeBase", on_delete=models.PROTECT, related_name="assignments"
+    )
+    enabled = models.BooleanField(default=True)
+    order = models.PositiveIntegerField(default=0)
+    top_k = models.PositiveSmallIntegerField(
+        default=5, validators=[MinValueValidator(1), MaxValueValidator(50)]
+    )
+    min_score = models.FloatField(default=0.0, validators=[MinValueValidator(0.0)])
+
+    class Meta:
+        ordering = ["agent", "order", "id"]
+        verbose_name_plural = "agent knowledge"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agent", "knowledge_base"],
+                name="agentknowledge_unique",
+                violation_error_message="This knowledge base is already assigned to the agent.",
+            ),
+            models.CheckConstraint(
+                condition=Q(top_k__gte=1) & Q(top_k__lte=50), name="agentknowledge_top_k_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(min_score__gte=0), name="agentknowledge_min_score_non_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent} → {self.knowledge_base}"
+
+
+class AgentGuardrail(models.Model):
+    """A guardrail assigned to an agent; assignments run in ``order``, the first block wins."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="guardrail_assignments")
+    guardrail = models.ForeignKey(
+        "guardrails.Guardrail", on_delete=models.PROTECT, related_name="assignments"
+    )
+    enabled = models.BooleanField(default=True)
+    order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["agent", "order", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agent", "guardrail"],
+                name="agentguardrail_unique",
+                violation_error_message="This guardrail is already assigned to the agent.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent} → {self.guardrail}"
+
+
+# --- Executions -------------------------------------------------------------------------------
+
+
+class ExecutionStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+    BLOCKED = "blocked", "Blocked"
+    FAILED = "failed", "Failed"
+
+
+class ExecutionSource(models.TextChoices):
+    CONSOLE = "console", "Test console"
+    API = "api", "API"
+    EVAL = "eval", "Evaluation"
+    CLI = "cli", "Command line"
+
+
+class Execution(models.Model):
+    """One run of an agent: input, answer, status, cost, latency and (in ``steps``) the full trace.
+
+    ``tokens_in`` / ``tokens_out`` are null when the provider reported no usage. ``redactions`` maps
+    PII placeholders to originals, encrypted, so the answer can be restored for the requester while
+    the provider never sees them. ``is_test`` marks runs of draft agents from the console.
+    """
+
+    organization = models.ForeignKey(
+        "tenancy.Organization", on_delete=models.CASCADE, related_name="executions"
+    )
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="executions")
+    persona = models.ForeignKey(
+        "personas.Persona", null=True, blank=True, on_delete=models.PROTECT, related_name="executions"
+    )
+    provider = models.ForeignKey(
+        ModelProvider, null=True, blank=True, on_delete=models.SET_NULL, related_name="executions"
+    )
+    provider_kind = models.CharField(max_length=20, blank=True)
+    model = models.CharField(max_length=120, blank=True)
+    input = models.TextField()
+    output = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=ExecutionStatus.choices, default=ExecutionStatus.RUNNING)
+    error = models.TextField(blank=True)
+    tokens_in = models.PositiveIntegerField(null=True, blank=True)
+    tokens_out = models.PositiveIntegerField(null=True, blank=True)
+    cost = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    source = models.CharField(max_length=10, choices=ExecutionSource.choices, default=ExecutionSource.API)
+    is_test = models.BooleanField(default=False)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_api_key = models.ForeignKey(
+        "tenancy.APIKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="executions"
+    )
+    citations = models.JSONField(default=list, blank=True)
+    redactions = EncryptedTextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=ExecutionStatus.values), name="execution_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(source__in=ExecutionSource.values), name="execution_source_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(cost__isnull=True) | Q(cost__gte=0), name="execution_cost_non_negative"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "-created_at"]),
+            models.Index(fields=["agent", "-created_at"]),
+            models.Index(fields=["organization", "status", "-created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent} #{self.pk} ({self.status})"
+
+
+class StepKind(models.TextChoices):
+    GUARDRAIL = "guardrail", "Guardrail"
+    RETRIEVAL = "retrieval", "Retrieval"
+    MODEL_CALL = "model_call", "Model call"
+    TOOL_CALL = "tool_call", "Tool call"
+
+
+class StepStatus(models.TextChoices):
+    OK = "ok", "OK"
+    WARNED = "warned", "Warned"
+    BLOCKED = "blocked", "Blocked"
+    FAILED = "failed", "Failed"
+
+
+class ExecutionStep(models.Model):
+    """One step of an execution's trace, in order: a guardrail verdict, a retrieval, a model or tool call."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="steps")
+    ordinal = models.PositiveIntegerField()
+    kind = models.CharField(max_length=12, choices=StepKind.choices)
+    name = models.CharField(max_length=200)
+    input = models.JSONField(default=dict, blank=True)
+    output = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=StepStatus.choices, default=StepStatus.OK)
+    duration_ms = models.FloatField(default=0, validators=[MinValueValidator(0)])
+    started_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["execution", "ordinal"]
+        constraints = [
+            models.UniqueConstraint(fields=["execution", "ordinal"], name="step_unique_ordinal"),
+            models.CheckConstraint(condition=Q(kind__in=StepKind.values), name="step_kind_valid"),
+            models.CheckConstraint(condition=Q(duration_ms__gte=0), name="step_duration_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ordinal}. {self.kind} {self.name}"
+
+
+# --- Learning ---------------------------------------------------------------------------------
+
+
+class Rating(models.IntegerChoices):
+    DOWN = -1, "👎"
+    UP = 1, "👍"
+
+
+class Feedback(models.Model):
+    """A person's verdict on one execution (thumbs up or down), with an optional correction."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="feedback")
+    rating = models.SmallIntegerField(choices=Rating.choices)
+    comment = models.TextField(blank=True)
+    correction = models.TextField(blank=True, help_text="What the answer should have been.")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    api_key = models.ForeignKey(
+        "tenancy.APIKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "feedback"
+        constraints = [
+            models.CheckConstraint(condition=Q(rating__in=[-1, 1]), name="feedback_rating_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_rating_display()} on {self.execution}"
+
+
+class LearningExampleStatus(models.TextChoices):
+    PROPOSED = "proposed", "Proposed"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+
+
+class LearningExample(TimeStampedModel):
+    """An input and its ideal answer for an agent. Approved examples are added to the prompt as
+    few-shot examples; corrections from feedback arrive as proposed examples for review."""
+
+    organization = models.ForeignKey(
+        "tenancy.Organization", on_delete=models.CASCADE, related_name="learning_examples"
+    )
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="learning_examples")
+    input = models.TextField()
+    output = models.TextField()
+    status = models.CharField(
+        max_length=10, choices=LearningExampleStatus.choices, default=LearningExampleStatus.PROPOSED
+    )
+    source_feedback = models.ForeignKey(
+        Feedback, null=True, blank=True, on_delete=models.SET_NULL, related_name="learning_examples"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=LearningExampleStatus.values), name="learningexample_status_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["agent", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.agent}: {self.input[:60]}"

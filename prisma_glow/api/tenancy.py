@@ -1,0 +1,74 @@
+"""Which organisation a request acts for, and with which rights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rest_framework import exceptions
+
+from prisma_glow.tenancy.models import ROLE_RANK, APIKey, Membership, Organization, Role, Scope
+
+ORG_HEADER = "HTTP_X_ORGANIZATION"
+
+
+@dataclass(frozen=True)
+class Access:
+    """The caller's organisation and rights: a member's role, or an API key's scopes."""
+
+    organization: Organization
+    role: str | None = None
+    api_key: APIKey | None = None
+    user: object | None = None
+
+    def has_role(self, minimum: str) -> bool:
+        if self.role is None:
+            return False
+        return ROLE_RANK[Role(self.role)] >= ROLE_RANK[Role(minimum)]
+
+    def has_scope(self, scope: str) -> bool:
+        return self.api_key is not None and self.api_key.has_scope(scope)
+
+    def allows(self, *, role: str, scope: str) -> bool:
+        """A member needs ``role`` (or higher); a key needs ``scope`` (or ``admin``)."""
+        if self.api_key is not None:
+            return self.has_scope(scope)
+        return self.has_role(role)
+
+    @property
+    def actor(self):
+        """What audit events and executions record as the actor: the key or the user."""
+        return self.api_key if self.api_key is not None else self.user
+
+
+def get_access(request) -> Access:
+    """Resolve (and cache on the request) the caller's organisation and rights.
+
+    API keys act for their own organisation. A signed-in user acts for the organisation named by the
+    ``X-Organization`` header (a slug), else their only or first membership.
+    """
+    cached = getattr(request, "_prisma_glow_access", None)
+    if cached is not None:
+        return cached
+    auth = getattr(request, "auth", None)
+    if isinstance(auth, APIKey):
+        access = Access(organization=auth.organization, api_key=auth)
+    else:
+        user = request.user
+        if not user or not user.is_authenticated:
+            raise exceptions.NotAuthenticated()
+        memberships = Membership.objects.select_related("organization").filter(user=user)
+        slug = request.META.get(ORG_HEADER)
+        if slug:
+            membership = memberships.filter(organization__slug=slug).first()
+            if membership is None:
+                raise exceptions.PermissionDenied(f"You are not a member of the organisation '{slug[:60]}'.")
+        else:
+            membership = memberships.order_by("created_at", "id").first()
+            if membership is None:
+                raise exceptions.PermissionDenied("You are not a member of any organisation.")
+        access = Access(organization=membership.organization, role=membership.role, user=user)
+    request._prisma_glow_access = access
+    return access
+
+
+__all__ = ["Access", "get_access", "Role", "Scope"]

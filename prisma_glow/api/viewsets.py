@@ -1,0 +1,45 @@
+"""Base viewsets: every queryset scoped to the caller's organisation, in one place."""
+
+from __future__ import annotations
+
+from rest_framework import viewsets
+
+from prisma_glow.api.tenancy import Access, get_access
+
+
+class OrganizationScopedMixin:
+    """Scopes ``queryset`` to the caller's organisation through ``organization_lookup``.
+
+    Set ``organization_lookup`` to the path from the model to its organisation
+    (``"organization"``, ``"knowledge_base__organization"``, ``"agent__organization"``…). Objects of
+    other organisations are simply not in the queryset, so they answer 404.
+    """
+
+    organization_lookup = "organization"
+
+    @property
+    def access(self) -> Access:
+        return get_access(self.request)
+
+    @property
+    def organization(self):
+        return self.access.organization
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        return queryset.filter(**{self.organization_lookup: self.organization})
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if getattr(self.request, "user", None) is not None and self.request.user.is_authenticated:
+            context["access"] = self.access
+            context["organization"] = self.organization
+        return context
+
+
+class OrganizationScopedViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
+    """CRUD over one organisation's rows; writes go through services in the subclass's hooks."""
+
+
+class OrganizationScopedReadOnlyViewSet(OrganizationScopedMixin, viewsets.ReadOnlyModelViewSet):
+    """List and retrieve over one organisation's rows."""

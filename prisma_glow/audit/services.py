@@ -1,0 +1,90 @@
+"""Writing and verifying the audit log. Every audited mutation in every app calls ``audit_record``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models, transaction
+from django.utils import timezone
+
+from prisma_glow.audit.models import AuditEvent
+
+
+def snapshot(instance: models.Model, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A JSON-safe dict of a model instance's concrete fields, for ``before`` / ``after``.
+
+    Secret fields (encrypted columns, hashes) are replaced by a marker so they never reach the log.
+    """
+    from prisma_glow.crypto import EncryptedTextField
+
+    data: dict[str, Any] = {}
+    for field in instance._meta.concrete_fields:
+        if field.name in exclude:
+            continue
+        value = field.value_from_object(instance)
+        if isinstance(field, EncryptedTextField) or field.name in {"hashed_secret", "password"}:
+            value = "(set)" if value else ""
+        data[field.attname if field.is_relation else field.name] = value
+    return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+
+
+def audit_record(
+    *,
+    organization,
+    action: str,
+    actor=None,
+    obj: models.Model | None = None,
+    before: dict | None = None,
+    after: dict | None = None,
+    ip: str | None = None,
+) -> AuditEvent:
+    """Append an event to ``organization``'s hash chain.
+
+    ``actor`` is a user, an ``APIKey``, or None (system). Call inside the transaction of the change it
+    records, so that the change and its audit row commit together.
+    """
+    from prisma_glow.tenancy.models import APIKey, Organization
+
+    with transaction.atomic():
+        if organization is not None:
+            # Serialise appends per organisation so the chain never forks.
+            Organization.objects.select_for_update().filter(pk=organization.pk).first()
+        last = AuditEvent.objects.filter(organization=organization).order_by("-id").only("hash").first()
+        event = AuditEvent(
+            organization=organization,
+            action=action,
+            before=before,
+            after=after,
+            ip=ip,
+            at=timezone.now(),
+            prev_hash=last.hash if last else "",
+        )
+        if isinstance(actor, APIKey):
+            event.actor_api_key = actor
+            event.actor_label = f"API key {actor.name}"
+        elif actor is not None and getattr(actor, "is_authenticated", False):
+            event.actor_user = actor
+            event.actor_label = actor.get_username()
+        if obj is not None:
+            event.object_type = obj._meta.label_lower
+            event.object_id = str(obj.pk)
+            event.object_repr = str(obj)[:200]
+        # Normalise before/after through JSON so the stored value hashes the same when re-read.
+        event.before = json.loads(json.dumps(before, cls=DjangoJSONEncoder)) if before is not None else None
+        event.after = json.loads(json.dumps(after, cls=DjangoJSONEncoder)) if after is not None else None
+        event.hash = event.compute_hash()
+        event.save()
+    return event
+
+
+def audit_verify_chain(organization) -> list[int]:
+    """Return the ids of events whose hash or link does not match (empty when the chain is intact)."""
+    broken: list[int] = []
+    prev = ""
+    for event in AuditEvent.objects.filter(organization=organization).order_by("id").iterator():
+        if event.prev_hash != prev or event.compute_hash() != event.hash:
+            broken.append(event.id)
+        prev = event.hash
+    return broken

@@ -1,0 +1,163 @@
+"""Organisations, their members and their API keys: the boundary every other row lives inside."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from prisma_glow.models import TimeStampedModel
+
+
+class Organization(TimeStampedModel):
+    """A firm (or a practice of it). Every agent, document, key and execution belongs to one."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(
+        max_length=60,
+        unique=True,
+        error_messages={"unique": "An organisation with this slug already exists."},
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Admin"
+    EDITOR = "editor", "Editor"
+    VIEWER = "viewer", "Viewer"
+
+
+# Higher rank includes every right of the lower ranks.
+ROLE_RANK = {Role.VIEWER: 1, Role.EDITOR: 2, Role.ADMIN: 3, Role.OWNER: 4}
+
+
+class Membership(TimeStampedModel):
+    """A user's role in one organisation (viewer < editor < admin < owner)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+
+    class Meta:
+        ordering = ["organization", "user"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "organization"],
+                name="membership_unique_user_org",
+                violation_error_message="This user is already a member of the organisation.",
+            ),
+            models.CheckConstraint(
+                condition=Q(role__in=Role.values),
+                name="membership_role_valid",
+                violation_error_message="Unknown role.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} — {self.organization} ({self.role})"
+
+    def has_role(self, minimum: str) -> bool:
+        return ROLE_RANK[Role(self.role)] >= ROLE_RANK[Role(minimum)]
+
+
+class Scope(models.TextChoices):
+    READ = "read", "Read"
+    WRITE = "write", "Write"
+    EXECUTE = "execute", "Execute"
+    ADMIN = "admin", "Admin"
+
+
+KEY_PREFIX_LENGTH = 8
+KEY_MARKER = "pg"
+
+
+def hash_secret(secret: str) -> str:
+    """SHA-256 of a high-entropy secret. A slow password hash adds nothing for 256-bit random keys."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class APIKeyQuerySet(models.QuerySet):
+    def usable(self, at=None):
+        at = at or timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=at))
+
+
+class APIKey(TimeStampedModel):
+    """A credential for API clients: ``pg_<prefix>.<secret>``; only the prefix and a hash are stored.
+
+    A key belongs to one organisation and carries scopes. Rotation creates a new key (``rotated_from``
+    points at the old one) and lets the old one expire after a grace period.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    hashed_secret = models.CharField(max_length=64, editable=False)
+    scopes = models.JSONField(default=list)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    rotated_from = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="rotated_to"
+    )
+
+    objects = APIKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "API key"
+        indexes = [models.Index(fields=["organization", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({KEY_MARKER}_{self.prefix}…)"
+
+    def clean(self) -> None:
+        if not isinstance(self.scopes, list) or not self.scopes:
+            raise ValidationError({"scopes": "Give at least one scope: read, write, execute or admin."})
+        unknown = sorted(set(map(str, self.scopes)) - set(Scope.values))
+        if unknown:
+            raise ValidationError(
+                {"scopes": f"Unknown scope(s): {', '.join(unknown)}. Use read, write, execute, admin."}
+            )
+
+    @staticmethod
+    def generate() -> tuple[str, str, str]:
+        """Return ``(full_key, prefix, hashed_secret)`` for a new key; the full key is shown once."""
+        prefix = secrets.token_hex(KEY_PREFIX_LENGTH // 2)
+        secret = secrets.token_urlsafe(32)
+        return f"{KEY_MARKER}_{prefix}.{secret}", prefix, hash_secret(secret)
+
+    @staticmethod
+    def split(full_key: str) -> tuple[str, str] | None:
+        """Split ``pg_<prefix>.<secret>`` into its parts, or None when it is not of that shape."""
+        marker, _, rest = full_key.partition("_")
+        prefix, dot, secret = rest.partition(".")
+        if marker != KEY_MARKER or not dot or len(prefix) != KEY_PREFIX_LENGTH or not secret:
+            return None
+        return prefix, secret
+
+    def check_secret(self, secret: str) -> bool:
+        return hmac.compare_digest(self.hashed_secret, hash_secret(secret))
+
+    @property
+    def is_usable(self) -> bool:
+        now = timezone.now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes or Scope.ADMIN in self.scopes

@@ -1,0 +1,84 @@
+"""Shared fixtures: organisations, members of each role, API keys and authenticated clients."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from tests.factories import APIKeyFactory, MembershipFactory, OrganizationFactory, UserFactory
+
+
+@pytest.fixture
+def org(db):
+    return OrganizationFactory(name="Demo Firm", slug="demo-firm")
+
+
+@pytest.fixture
+def other_org(db):
+    return OrganizationFactory(name="Other Firm", slug="other-firm")
+
+
+def _member(org, role):
+    user = UserFactory(username=f"{role}-{org.slug}")
+    MembershipFactory(user=user, organization=org, role=role)
+    return user
+
+
+@pytest.fixture
+def owner(org):
+    return _member(org, "owner")
+
+
+@pytest.fixture
+def admin_user(org):
+    return _member(org, "admin")
+
+
+@pytest.fixture
+def editor(org):
+    return _member(org, "editor")
+
+
+@pytest.fixture
+def viewer(org):
+    return _member(org, "viewer")
+
+
+@pytest.fixture
+def api_client():
+    return APIClient()
+
+
+def client_for(user=None, *, key=None) -> APIClient:
+    """An APIClient signed in as ``user`` or sending ``Authorization: Api-Key <key>``."""
+    client = APIClient()
+    if user is not None:
+        client.force_authenticate(user=user)
+    if key is not None:
+        client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+    return client
+
+
+@pytest.fixture
+def editor_client(editor):
+    return client_for(editor)
+
+
+@pytest.fixture
+def viewer_client(viewer):
+    return client_for(viewer)
+
+
+@pytest.fixture
+def admin_client_api(admin_user):
+    return client_for(admin_user)
+
+
+@pytest.fixture
+def api_key(org):
+    return APIKeyFactory(organization=org, scopes=["read", "write", "execute", "admin"])
+
+
+@pytest.fixture
+def key_client(api_key):
+    return client_for(key=api_key.plaintext)

@@ -1,0 +1,240 @@
+"""factory-boy factories, one per model. Related objects share one organisation by default."""
+
+from __future__ import annotations
+
+import hashlib
+
+import factory
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from agents.models import (
+    Agent,
+    AgentGuardrail,
+    AgentKnowledge,
+    AgentTool,
+    Execution,
+    ExecutionStep,
+    Feedback,
+    LearningExample,
+    ModelProvider,
+)
+from guardrails.models import Guardrail
+from knowledge.models import Chunk, Document, KnowledgeBase
+from personas.models import Persona
+from prisma_glow.tenancy.models import APIKey, Membership, Organization
+from tools.models import Tool
+
+
+class OrganizationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Organization
+        django_get_or_create = ("slug",)
+
+    name = factory.Sequence(lambda n: f"Firm {n}")
+    slug = factory.Sequence(lambda n: f"firm-{n}")
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda o: f"{o.username}@example.com")
+    is_staff = True
+    password = factory.PostGenerationMethodCall("set_password", "correct-horse-battery")
+
+    @factory.post_generation
+    def _save(obj, create, extracted, **kwargs):
+        if create:
+            obj.save()
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    user = factory.SubFactory(UserFactory)
+    organization = factory.SubFactory(OrganizationFactory)
+    role = "editor"
+
+
+class APIKeyFactory(factory.django.DjangoModelFactory):
+    """Creates a real key; its full value (``pg_<prefix>.<secret>``) is in ``key.plaintext``."""
+
+    class Meta:
+        model = APIKey
+
+    organization = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"Key {n}")
+    scopes = factory.LazyFunction(lambda: ["read", "write", "execute"])
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        full, prefix, hashed = APIKey.generate()
+        obj = super()._create(model_class, *args, prefix=prefix, hashed_secret=hashed, **kwargs)
+        obj.plaintext = full
+        return obj
+
+
+class ModelProviderFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ModelProvider
+
+    organization = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"Provider {n}")
+    kind = "offline"
+
+
+class AgentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Agent
+
+    organization = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"Agent {n}")
+    slug = factory.Sequence(lambda n: f"agent-{n}")
+    type = "tax"
+    status = "draft"
+    description = "Answers questions from the firm's guidance."
+
+
+class PersonaFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Persona
+
+    agent = factory.SubFactory(AgentFactory)
+    version = factory.LazyAttribute(lambda o: o.agent.personas.count() + 1)
+    name = "Default"
+    system_prompt = "You are a careful assistant of the firm. Cite the firm's guidance."
+    is_active = False
+
+
+class ToolFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Tool
+
+    organization = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"Tool {n}")
+    slug = factory.Sequence(lambda n: f"tool-{n}")
+    kind = "http"
+    url_template = "https://tools.example.com/run"
+    input_schema = factory.LazyFunction(
+        lambda: {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}
+    )
+
+
+class GuardrailFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Guardrail
+
+    organization = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"Guardrail {n}")
+    kind = "keywords"
+    action = "block"
+    config = factory.LazyFunction(lambda: {"keywords": ["forbidden"]})
+
+
+class KnowledgeBaseFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = KnowledgeBase
+
+    organization = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"Knowledge base {n}")
+
+
+class DocumentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Document
+
+    knowledge_base = factory.SubFactory(KnowledgeBaseFactory)
+    title = factory.Sequence(lambda n: f"Document {n}")
+    source = "text"
+    sha256 = factory.Sequence(lambda n: hashlib.sha256(f"doc-{n}".encode()).hexdigest())
+    mime_type = "text/plain"
+    status = "ready"
+
+
+class ChunkFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Chunk
+
+    document = factory.SubFactory(DocumentFactory)
+    ordinal = factory.Sequence(lambda n: n)
+    text = "The reverse charge applies to B2B services supplied across EU borders."
+    token_count = 12
+
+
+class AgentToolFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = AgentTool
+
+    agent = factory.SubFactory(AgentFactory)
+    tool = factory.SubFactory(ToolFactory, organization=factory.SelfAttribute("..agent.organization"))
+
+
+class AgentKnowledgeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = AgentKnowledge
+
+    agent = factory.SubFactory(AgentFactory)
+    knowledge_base = factory.SubFactory(
+        KnowledgeBaseFactory, organization=factory.SelfAttribute("..agent.organization")
+    )
+
+
+class AgentGuardrailFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = AgentGuardrail
+
+    agent = factory.SubFactory(AgentFactory)
+    guardrail = factory.SubFactory(
+        GuardrailFactory, organization=factory.SelfAttribute("..agent.organization")
+    )
+
+
+class ExecutionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Execution
+
+    agent = factory.SubFactory(AgentFactory)
+    organization = factory.SelfAttribute("agent.organization")
+    input = "What is the VAT on €1,000 at 19%?"
+    output = "The VAT is €190.00."
+    status = "completed"
+    source = "api"
+    tokens_in = 42
+    tokens_out = 12
+    latency_ms = 35
+    finished_at = factory.LazyFunction(timezone.now)
+
+
+class ExecutionStepFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ExecutionStep
+
+    execution = factory.SubFactory(ExecutionFactory)
+    ordinal = factory.Sequence(lambda n: n)
+    kind = "guardrail"
+    name = "PII"
+    started_at = factory.LazyFunction(timezone.now)
+    duration_ms = 0.4
+
+
+class FeedbackFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Feedback
+
+    execution = factory.SubFactory(ExecutionFactory)
+    rating = 1
+
+
+class LearningExampleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = LearningExample
+
+    agent = factory.SubFactory(AgentFactory)
+    organization = factory.SelfAttribute("agent.organization")
+    input = "Is a German consultant's invoice to a French company subject to German VAT?"
+    output = "No: the reverse charge applies; the French customer accounts for the VAT."

@@ -1,0 +1,115 @@
+"""Tools an agent can call: built-in calculators/validators and HTTP tools."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from prisma_glow.crypto import EncryptedTextField
+from prisma_glow.models import TimeStampedModel
+
+
+class ToolKind(models.TextChoices):
+    BUILTIN = "builtin", "Built-in"
+    HTTP = "http", "HTTP"
+
+
+class HttpMethod(models.TextChoices):
+    GET = "GET", "GET"
+    POST = "POST", "POST"
+    PUT = "PUT", "PUT"
+    PATCH = "PATCH", "PATCH"
+    DELETE = "DELETE", "DELETE"
+
+
+class Tool(TimeStampedModel):
+    """A callable tool with a JSON Schema for its arguments.
+
+    ``organization`` is null for the built-in tools offered to every organisation (registered from
+    ``tools.builtins``); HTTP tools always belong to one organisation. ``secret_headers`` is a JSON
+    object of header values stored encrypted (e.g. ``{"Authorization": "Bearer …"}``).
+    """
+
+    organization = models.ForeignKey(
+        "tenancy.Organization", null=True, blank=True, on_delete=models.CASCADE, related_name="tools"
+    )
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=80)
+    kind = models.CharField(max_length=10, choices=ToolKind.choices, default=ToolKind.HTTP)
+    description = models.TextField(
+        blank=True, help_text="Shown to the model: say what the tool does and when."
+    )
+    input_schema = models.JSONField(default=dict, blank=True)
+    builtin_key = models.CharField(max_length=60, blank=True)
+    http_method = models.CharField(max_length=8, choices=HttpMethod.choices, default=HttpMethod.POST)
+    url_template = models.CharField(max_length=500, blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    secret_headers = EncryptedTextField(blank=True, default="")
+    timeout_seconds = models.PositiveSmallIntegerField(
+        default=10, validators=[MinValueValidator(1), MaxValueValidator(120)]
+    )
+    max_response_bytes = models.PositiveIntegerField(
+        default=256 * 1024, validators=[MinValueValidator(1), MaxValueValidator(10 * 1024 * 1024)]
+    )
+    is_enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "slug"],
+                name="tool_unique_slug_per_org",
+                violation_error_message="A tool with this slug already exists in this organisation.",
+            ),
+            models.UniqueConstraint(
+                fields=["slug"],
+                condition=Q(organization__isnull=True),
+                name="tool_unique_builtin_slug",
+                violation_error_message="A built-in tool with this slug already exists.",
+            ),
+            models.CheckConstraint(condition=Q(kind__in=ToolKind.values), name="tool_kind_valid"),
+            models.CheckConstraint(
+                condition=Q(kind=ToolKind.BUILTIN) | ~Q(url_template=""),
+                name="tool_http_has_url",
+                violation_error_message="An HTTP tool needs a URL.",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind=ToolKind.HTTP) | ~Q(builtin_key=""),
+                name="tool_builtin_has_key",
+                violation_error_message="A built-in tool needs its implementation key.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_builtin(self) -> bool:
+        return self.kind == ToolKind.BUILTIN
+
+    def clean(self) -> None:
+        from jsonschema import Draft202012Validator
+        from jsonschema.exceptions import SchemaError
+
+        if not isinstance(self.input_schema, dict):
+            raise ValidationError({"input_schema": "The input schema must be a JSON object."})
+        try:
+            Draft202012Validator.check_schema(self.input_schema or {"type": "object"})
+        except SchemaError as exc:
+            raise ValidationError({"input_schema": f"Not a valid JSON Schema: {exc.message}"}) from exc
+        if self.input_schema and self.input_schema.get("type", "object") != "object":
+            raise ValidationError({"input_schema": 'Tool arguments are a JSON object: use "type": "object".'})
+        if not isinstance(self.headers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in self.headers.items()
+        ):
+            raise ValidationError({"headers": "Headers must be a JSON object of strings."})
+        if self.kind == ToolKind.HTTP and not self.url_template:
+            raise ValidationError({"url_template": "An HTTP tool needs a URL."})
+        if (
+            self.kind == ToolKind.HTTP
+            and self.url_template
+            and not self.url_template.startswith(("http://", "https://"))
+        ):
+            raise ValidationError({"url_template": "The URL must start with http:// or https://."})
