@@ -1,0 +1,108 @@
+"""Template filters of the staff UI (``{% load admin_ui %}``)."""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal, InvalidOperation
+
+from django import template
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
+
+register = template.Library()
+
+
+@register.filter
+def intcomma_pg(value) -> str:
+    """12345 → "12,345" (no locale dependence)."""
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return "—"
+
+
+@register.filter
+def money(value) -> str:
+    """A cost with four decimals at most, trailing zeros kept to two: 0.5 → "0.50"."""
+    if value is None or value == "":
+        return "—"
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        return str(value)
+    text = f"{amount:,.4f}".rstrip("0")
+    if len(text.split(".")[1]) < 2:
+        text = f"{amount:,.2f}"
+    return text
+
+
+@register.filter
+def duration_ms(value) -> str:
+    """Milliseconds for people: 850 → "850 ms", 2400 → "2.4 s"."""
+    if value is None or value == "":
+        return "—"
+    value = float(value)
+    if value < 1:
+        return f"{value:.2f} ms"
+    if value < 1000:
+        return f"{value:.0f} ms"
+    return f"{value / 1000:.1f} s"
+
+
+@register.filter
+def pretty_json(value) -> str:
+    """Indented JSON for <pre> blocks (values that are not JSON are shown as they are)."""
+    try:
+        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+@register.filter
+def get_item(mapping, key):
+    try:
+        return mapping[key]
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
+def highlight_spans(text: str, spans) -> str:
+    """Escape ``text`` and wrap each ``(start, end, label)`` span in ``<mark>`` (overlaps merged)."""
+    cleaned = sorted(
+        (max(0, int(s[0])), min(len(text), int(s[1])), str(s[2]) if len(s) > 2 else "")
+        for s in spans or []
+        if s is not None and len(s) >= 2 and int(s[1]) > int(s[0])
+    )
+    parts, cursor = [], 0
+    for start, end, label in cleaned:
+        if start < cursor:
+            start = cursor
+        if start >= end:
+            continue
+        parts.append(escape(text[cursor:start]))
+        title = f' title="{escape(label)}"' if label else ""
+        parts.append(f'<mark class="pg-mark"{title}>{escape(text[start:end])}</mark>')
+        cursor = end
+    parts.append(escape(text[cursor:]))
+    return mark_safe("".join(parts))
+
+
+def highlight_terms(text: str, query: str) -> str:
+    """Escape ``text`` and mark every occurrence of the query's words (three letters or more)."""
+    words = sorted({w for w in re.findall(r"\w{3,}", query or "", flags=re.UNICODE)}, key=len, reverse=True)
+    if not words:
+        return escape(text)
+    pattern = re.compile("|".join(re.escape(w) for w in words), flags=re.IGNORECASE)
+    spans = [(m.start(), m.end(), "") for m in pattern.finditer(text)]
+    return highlight_spans(text, spans)
+
+
+@register.simple_tag
+def highlight(text, query):
+    return highlight_terms(text or "", query or "")
+
+
+@register.simple_tag
+def mark_spans(text, spans):
+    return highlight_spans(text or "", spans)
