@@ -115,6 +115,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "csp.context_processors.nonce",
             ],
+            # Template tags of the staff UI (prisma_glow is not an app, so they are named here).
+            "libraries": {"admin_ui": "prisma_glow.admin_views.templatetags"},
         },
     },
 ]
