@@ -1,0 +1,702 @@
+"""Agent services: every audited write on agents, their assignments, providers and the learning loop.
+
+The API viewsets, the admin and the management commands all call these functions, so an operation
+behaves the same whichever door it comes through. Each is keyword-only, takes the ``actor`` (a user,
+an API key or None for the system), runs in one transaction, validates with ``full_clean()`` and
+appends an audit event with the object's state before and after.
+
+Errors: ``django.core.exceptions.ValidationError`` for bad input (400 in the API) and
+``prisma_glow.api.errors.Conflict`` when the request clashes with the current state (409).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.db.models import Max
+from django.utils.text import slugify
+
+from agents.models import (
+    Agent,
+    AgentGuardrail,
+    AgentKnowledge,
+    AgentStatus,
+    AgentTool,
+    Execution,
+    Feedback,
+    LearningExample,
+    LearningExampleStatus,
+    ModelProvider,
+    Rating,
+)
+from personas.models import Persona
+from prisma_glow.api.errors import Conflict
+from prisma_glow.audit.services import audit_record, snapshot
+from prisma_glow.tenancy.models import Membership
+
+# --- Helpers ----------------------------------------------------------------------------------
+
+
+def _actor_user(actor):
+    """The user behind ``actor`` (None for an API key or the system)."""
+    return actor if isinstance(actor, get_user_model()) else None
+
+
+def _actor_api_key(actor):
+    from prisma_glow.tenancy.models import APIKey
+
+    return actor if isinstance(actor, APIKey) else None
+
+
+def _check_fields(fields: dict[str, Any], allowed: Iterable[str], what: str) -> None:
+    unknown = sorted(set(fields) - set(allowed))
+    if unknown:
+        raise TypeError(f"Unknown {what} field(s): {', '.join(unknown)}")
+
+
+def _full_clean(instance: models.Model, extra: dict[str, list[str]] | None = None) -> None:
+    """``full_clean()``, merged with errors found beforehand, raised together."""
+    errors = {k: list(v) for k, v in (extra or {}).items()}
+    try:
+        instance.full_clean()
+    except ValidationError as exc:
+        for field, messages in exc.message_dict.items():
+            errors.setdefault(field, [])
+            errors[field].extend(m for m in messages if m not in errors[field])
+    if errors:
+        raise ValidationError(errors)
+
+
+def _unique_slug(model, organization, base: str, *, exclude_pk=None, fallback: str = "agent") -> str:
+    base = (slugify(base) or fallback)[:70]
+    taken = set(
+        model.objects.filter(organization=organization, slug__startswith=base)
+        .exclude(pk=exclude_pk)
+        .values_list("slug", flat=True)
+    )
+    slug, n = base, 2
+    while slug in taken:
+        slug, n = f"{base}-{n}", n + 1
+    return slug
+
+
+# --- Agents -----------------------------------------------------------------------------------
+
+AGENT_FIELDS = (
+    "name",
+    "slug",
+    "type",
+    "description",
+    "owner",
+    "provider",
+    "model",
+    "max_tool_rounds",
+    "timeout_seconds",
+)
+
+
+def _agent_errors(agent: Agent) -> dict[str, list[str]]:
+    """Rules that need the database: unique name, owner and provider inside the organisation."""
+    errors: dict[str, list[str]] = {}
+    others = Agent.objects.filter(organization_id=agent.organization_id).exclude(pk=agent.pk)
+    if agent.name and others.filter(name__iexact=agent.name).exists():
+        errors["name"] = [f"An agent named '{agent.name}' already exists in this organisation."]
+    if agent.slug and others.filter(slug=agent.slug).exists():
+        errors["slug"] = [f"An agent with the slug '{agent.slug}' already exists in this organisation."]
+    if (
+        agent.owner_id is not None
+        and not Membership.objects.filter(
+            user_id=agent.owner_id, organization_id=agent.organization_id
+        ).exists()
+    ):
+        errors["owner"] = ["The owner must be a member of the agent's organisation."]
+    if agent.provider_id is not None and agent.provider.organization_id != agent.organization_id:
+        errors["provider"] = ["The provider must belong to the agent's organisation."]
+    return errors
+
+
+@transaction.atomic
+def agent_create(*, organization, actor, name: str, **fields: Any) -> Agent:
+    """Create a draft agent. The slug is derived from the name when not given (made unique)."""
+    _check_fields(fields, AGENT_FIELDS, "agent")
+    if not fields.get("slug"):
+        fields["slug"] = _unique_slug(Agent, organization, name)
+    if "owner" not in fields:
+        user = _actor_user(actor)
+        is_member = (
+            user is not None and Membership.objects.filter(user=user, organization=organization).exists()
+        )
+        fields["owner"] = user if is_member else None
+    agent = Agent(organization=organization, name=name, status=AgentStatus.DRAFT, **fields)
+    _full_clean(agent, _agent_errors(agent))
+    agent.save()
+    audit_record(
+        organization=organization, action="agent.create", actor=actor, obj=agent, after=snapshot(agent)
+    )
+    return agent
+
+
+@transaction.atomic
+def agent_update(*, agent: Agent, actor, **fields: Any) -> Agent:
+    """Edit an agent's settings (not its status: use ``agent_activate`` / ``agent_deprecate``)."""
+    _check_fields(fields, AGENT_FIELDS, "agent")
+    agent = Agent.objects.select_for_update().get(pk=agent.pk)
+    before = snapshot(agent)
+    for key, value in fields.items():
+        setattr(agent, key, value)
+    if not agent.slug:
+        agent.slug = _unique_slug(Agent, agent.organization_id, agent.name, exclude_pk=agent.pk)
+    _full_clean(agent, _agent_errors(agent))
+    agent.save()
+    after = snapshot(agent)
+    if after != before:
+        audit_record(
+            organization=agent.organization,
+            action="agent.update",
+            actor=actor,
+            obj=agent,
+            before=before,
+            after=after,
+        )
+    return agent
+
+
+@transaction.atomic
+def agent_delete(*, agent: Agent, actor) -> None:
+    """Delete an agent that has never run. One with executions keeps its records: deprecate it."""
+    count = Execution.objects.filter(agent=agent).count()
+    if count:
+        raise Conflict(
+            f"The agent '{agent.name}' has {count} execution(s) on record and cannot be deleted; "
+            "deprecate it instead."
+        )
+    audit_record(
+        organization=agent.organization, action="agent.delete", actor=actor, obj=agent, before=snapshot(agent)
+    )
+    agent.delete()
+
+
+@transaction.atomic
+def agent_activate(*, agent: Agent, actor) -> Agent:
+    """Put an agent live (from draft or deprecated). It needs an active persona (``Conflict`` otherwise)."""
+    agent = Agent.objects.select_for_update().select_related("organization").get(pk=agent.pk)
+    if agent.status == AgentStatus.ACTIVE:
+        return agent
+    if not Persona.objects.filter(agent=agent, is_active=True).exists():
+        raise Conflict(
+            f"The agent '{agent.name}' has no active persona; create or activate a persona version first."
+        )
+    before = snapshot(agent)
+    agent.status = AgentStatus.ACTIVE
+    agent.save(update_fields=["status", "updated_at"])
+    audit_record(
+        organization=agent.organization,
+        action="agent.activate",
+        actor=actor,
+        obj=agent,
+        before=before,
+        after=snapshot(agent),
+    )
+    return agent
+
+
+@transaction.atomic
+def agent_deprecate(*, agent: Agent, actor) -> Agent:
+    """Retire an agent: it stops running through the API; its history stays readable."""
+    agent = Agent.objects.select_for_update().select_related("organization").get(pk=agent.pk)
+    if agent.status == AgentStatus.DEPRECATED:
+        return agent
+    before = snapshot(agent)
+    agent.status = AgentStatus.DEPRECATED
+    agent.save(update_fields=["status", "updated_at"])
+    audit_record(
+        organization=agent.organization,
+        action="agent.deprecate",
+        actor=actor,
+        obj=agent,
+        before=before,
+        after=snapshot(agent),
+    )
+    return agent
+
+
+@transaction.atomic
+def agent_clone(*, agent: Agent, actor, name: str, slug: str = "") -> Agent:
+    """Copy an agent as a new draft: its settings, every persona version (as fresh, unused versions
+    with the same numbers and the same active one) and its tool, knowledge and guardrail assignments.
+    Executions, feedback and learning examples stay with the original."""
+    source = Agent.objects.select_related("organization").get(pk=agent.pk)
+    clone = agent_create(
+        organization=source.organization,
+        actor=actor,
+        name=name,
+        slug=slug,
+        type=source.type,
+        description=source.description,
+        provider=source.provider,
+        model=source.model,
+        max_tool_rounds=source.max_tool_rounds,
+        timeout_seconds=source.timeout_seconds,
+    )
+    personas = [
+        Persona(
+            agent=clone,
+            version=p.version,
+            is_active=p.is_active,
+            created_by=_actor_user(actor),
+            **{f: getattr(p, f) for f in _persona_fields()},
+        )
+        for p in source.personas.order_by("version")
+    ]
+    Persona.objects.bulk_create(personas)
+    AgentTool.objects.bulk_create(
+        AgentTool(agent=clone, tool_id=a.tool_id, enabled=a.enabled, order=a.order, settings=a.settings)
+        for a in source.tool_assignments.all()
+    )
+    AgentKnowledge.objects.bulk_create(
+        AgentKnowledge(
+            agent=clone,
+            knowledge_base_id=a.knowledge_base_id,
+            enabled=a.enabled,
+            order=a.order,
+            top_k=a.top_k,
+            min_score=a.min_score,
+        )
+        for a in source.knowledge_assignments.all()
+    )
+    AgentGuardrail.objects.bulk_create(
+        AgentGuardrail(agent=clone, guardrail_id=a.guardrail_id, enabled=a.enabled, order=a.order)
+        for a in source.guardrail_assignments.all()
+    )
+    audit_record(
+        organization=clone.organization,
+        action="agent.clone",
+        actor=actor,
+        obj=clone,
+        before={"source_agent_id": source.pk, "source_name": source.name},
+        after=snapshot(clone) | {"persona_versions": [p.version for p in personas]},
+    )
+    return clone
+
+
+def _persona_fields() -> tuple[str, ...]:
+    from personas.services import EDITABLE_FIELDS
+
+    return EDITABLE_FIELDS
+
+
+# --- Assignments ------------------------------------------------------------------------------
+# One implementation for the three kinds of assignment; the public functions name the kind.
+
+
+class _Kind:
+    def __init__(self, model, target: str, label: str, settings_fields: tuple[str, ...]):
+        self.model, self.target, self.label, self.settings_fields = model, target, label, settings_fields
+
+    @property
+    def action(self) -> str:
+        return self.model._meta.model_name
+
+
+TOOL = _Kind(AgentTool, "tool", "tool", ("enabled", "order", "settings"))
+KNOWLEDGE = _Kind(
+    AgentKnowledge, "knowledge_base", "knowledge base", ("enabled", "order", "top_k", "min_score")
+)
+GUARDRAIL = _Kind(AgentGuardrail, "guardrail", "guardrail", ("enabled", "order"))
+
+
+def _target_errors(kind: _Kind, agent: Agent, target) -> dict[str, list[str]]:
+    organization_id = getattr(target, "organization_id", None)
+    if kind is TOOL and organization_id is None:
+        if not target.is_enabled:
+            return {"tool": [f"The built-in tool '{target.name}' is disabled."]}
+        return {}  # built-in tools are offered to every organisation
+    if organization_id != agent.organization_id:
+        return {kind.target: [f"This {kind.label} does not belong to the agent's organisation."]}
+    return {}
+
+
+def _assign(kind: _Kind, *, agent: Agent, target, actor, order: int | None = None, **settings: Any):
+    _check_fields(settings, kind.settings_fields, f"{kind.label} assignment")
+    if order is None:
+        last = kind.model.objects.filter(agent=agent).aggregate(m=Max("order"))["m"]
+        order = 0 if last is None else last + 1
+    assignment = kind.model(agent=agent, order=order, **{kind.target: target}, **settings)
+    errors = _target_errors(kind, agent, target)
+    if not errors and kind.model.objects.filter(agent=agent, **{kind.target: target}).exists():
+        errors = {kind.target: [f"The {kind.label} '{target}' is already assigned to this agent."]}
+    _full_clean(assignment, errors)
+    assignment.save()
+    audit_record(
+        organization=agent.organization,
+        action=f"{kind.action}.assign",
+        actor=actor,
+        obj=assignment,
+        after=snapshot(assignment),
+    )
+    return assignment
+
+
+def _assignment_update(kind: _Kind, *, assignment, actor, **fields: Any):
+    _check_fields(fields, kind.settings_fields, f"{kind.label} assignment")
+    assignment = (
+        kind.model.objects.select_for_update().select_related("agent__organization").get(pk=assignment.pk)
+    )
+    before = snapshot(assignment)
+    for key, value in fields.items():
+        setattr(assignment, key, value)
+    _full_clean(assignment)
+    assignment.save()
+    audit_record(
+        organization=assignment.agent.organization,
+        action=f"{kind.action}.update",
+        actor=actor,
+        obj=assignment,
+        before=before,
+        after=snapshot(assignment),
+    )
+    return assignment
+
+
+def _unassign(kind: _Kind, *, assignment, actor) -> None:
+    audit_record(
+        organization=assignment.agent.organization,
+        action=f"{kind.action}.unassign",
+        actor=actor,
+        obj=assignment,
+        before=snapshot(assignment),
+    )
+    assignment.delete()
+
+
+def _reorder(kind: _Kind, *, agent: Agent, actor, assignment_ids: Sequence[int]) -> list:
+    """Set ``order`` from the position in ``assignment_ids``, which must list every assignment once."""
+    current = {a.pk: a for a in kind.model.objects.select_for_update().filter(agent=agent)}
+    ids = list(assignment_ids)
+    if len(ids) != len(set(ids)) or set(ids) != set(current):
+        raise ValidationError(
+            {
+                "assignments": [
+                    f"List each of the agent's {len(current)} {kind.label} assignment id(s) exactly once."
+                ]
+            }
+        )
+    before = {str(pk): a.order for pk, a in current.items()}
+    for position, pk in enumerate(ids):
+        current[pk].order = position
+    kind.model.objects.bulk_update(current.values(), ["order"])
+    audit_record(
+        organization=agent.organization,
+        action=f"{kind.action}.reorder",
+        actor=actor,
+        obj=agent,
+        before={"order": before},
+        after={"order": {str(pk): i for i, pk in enumerate(ids)}},
+    )
+    return [current[pk] for pk in ids]
+
+
+@transaction.atomic
+def agent_tool_assign(*, agent: Agent, tool, actor, order: int | None = None, **settings: Any) -> AgentTool:
+    """Assign a tool (the organisation's own or a built-in one); appended last unless ``order`` is given."""
+    return _assign(TOOL, agent=agent, target=tool, actor=actor, order=order, **settings)
+
+
+@transaction.atomic
+def agent_tool_update(*, assignment: AgentTool, actor, **fields: Any) -> AgentTool:
+    """Change a tool assignment's ``enabled``, ``order`` or ``settings``."""
+    return _assignment_update(TOOL, assignment=assignment, actor=actor, **fields)
+
+
+@transaction.atomic
+def agent_tool_unassign(*, assignment: AgentTool, actor) -> None:
+    _unassign(TOOL, assignment=assignment, actor=actor)
+
+
+@transaction.atomic
+def agent_tool_reorder(*, agent: Agent, actor, assignment_ids: Sequence[int]) -> list[AgentTool]:
+    return _reorder(TOOL, agent=agent, actor=actor, assignment_ids=assignment_ids)
+
+
+@transaction.atomic
+def agent_knowledge_assign(
+    *, agent: Agent, knowledge_base, actor, order: int | None = None, **settings: Any
+) -> AgentKnowledge:
+    """Assign a knowledge base of the agent's organisation, with ``top_k`` and ``min_score``."""
+    return _assign(KNOWLEDGE, agent=agent, target=knowledge_base, actor=actor, order=order, **settings)
+
+
+@transaction.atomic
+def agent_knowledge_update(*, assignment: AgentKnowledge, actor, **fields: Any) -> AgentKnowledge:
+    return _assignment_update(KNOWLEDGE, assignment=assignment, actor=actor, **fields)
+
+
+@transaction.atomic
+def agent_knowledge_unassign(*, assignment: AgentKnowledge, actor) -> None:
+    _unassign(KNOWLEDGE, assignment=assignment, actor=actor)
+
+
+@transaction.atomic
+def agent_knowledge_reorder(*, agent: Agent, actor, assignment_ids: Sequence[int]) -> list[AgentKnowledge]:
+    return _reorder(KNOWLEDGE, agent=agent, actor=actor, assignment_ids=assignment_ids)
+
+
+@transaction.atomic
+def agent_guardrail_assign(
+    *, agent: Agent, guardrail, actor, order: int | None = None, **settings: Any
+) -> AgentGuardrail:
+    """Assign a guardrail of the agent's organisation; guardrails run in ``order``."""
+    return _assign(GUARDRAIL, agent=agent, target=guardrail, actor=actor, order=order, **settings)
+
+
+@transaction.atomic
+def agent_guardrail_update(*, assignment: AgentGuardrail, actor, **fields: Any) -> AgentGuardrail:
+    return _assignment_update(GUARDRAIL, assignment=assignment, actor=actor, **fields)
+
+
+@transaction.atomic
+def agent_guardrail_unassign(*, assignment: AgentGuardrail, actor) -> None:
+    _unassign(GUARDRAIL, assignment=assignment, actor=actor)
+
+
+@transaction.atomic
+def agent_guardrail_reorder(*, agent: Agent, actor, assignment_ids: Sequence[int]) -> list[AgentGuardrail]:
+    return _reorder(GUARDRAIL, agent=agent, actor=actor, assignment_ids=assignment_ids)
+
+
+# --- Providers --------------------------------------------------------------------------------
+
+PROVIDER_FIELDS = (
+    "name",
+    "kind",
+    "base_url",
+    "api_key",
+    "default_model",
+    "price_input_per_1k",
+    "price_output_per_1k",
+    "timeout_seconds",
+    "max_retries",
+    "is_default",
+)
+
+
+def _provider_errors(provider: ModelProvider) -> dict[str, list[str]]:
+    others = ModelProvider.objects.filter(organization_id=provider.organization_id).exclude(pk=provider.pk)
+    if provider.name and others.filter(name__iexact=provider.name).exists():
+        return {"name": [f"A provider named '{provider.name}' already exists in this organisation."]}
+    if provider.kind == "openai_compatible" and not provider.base_url:
+        return {"base_url": ["An OpenAI-compatible provider needs a base URL."]}
+    return {}
+
+
+def _save_provider(provider: ModelProvider) -> None:
+    if provider.is_default:
+        # One default per organisation: the new default takes over in the same transaction.
+        ModelProvider.objects.filter(organization_id=provider.organization_id, is_default=True).exclude(
+            pk=provider.pk
+        ).update(is_default=False)
+    provider.save()
+
+
+@transaction.atomic
+def provider_create(*, organization, actor, name: str, **fields: Any) -> ModelProvider:
+    """Create a model provider; ``api_key`` is stored encrypted. ``is_default`` takes the default over."""
+    _check_fields(fields, PROVIDER_FIELDS, "provider")
+    provider = ModelProvider(organization=organization, name=name, **fields)
+    _full_clean(provider, _provider_errors(provider))
+    _save_provider(provider)
+    audit_record(
+        organization=organization,
+        action="provider.create",
+        actor=actor,
+        obj=provider,
+        after=snapshot(provider),
+    )
+    return provider
+
+
+@transaction.atomic
+def provider_update(*, provider: ModelProvider, actor, **fields: Any) -> ModelProvider:
+    """Edit a provider. Leave ``api_key`` out to keep the stored key; pass "" to clear it."""
+    _check_fields(fields, PROVIDER_FIELDS, "provider")
+    provider = ModelProvider.objects.select_for_update().select_related("organization").get(pk=provider.pk)
+    before = snapshot(provider)
+    for key, value in fields.items():
+        setattr(provider, key, value)
+    _full_clean(provider, _provider_errors(provider))
+    _save_provider(provider)
+    audit_record(
+        organization=provider.organization,
+        action="provider.update",
+        actor=actor,
+        obj=provider,
+        before=before,
+        after=snapshot(provider),
+    )
+    return provider
+
+
+@transaction.atomic
+def provider_delete(*, provider: ModelProvider, actor) -> None:
+    """Delete a provider no agent uses (``Conflict`` otherwise); past executions keep their figures."""
+    in_use = Agent.objects.filter(provider=provider).count()
+    if in_use:
+        raise Conflict(
+            f"The provider '{provider.name}' is used by {in_use} agent(s); point them at another provider first."
+        )
+    audit_record(
+        organization=provider.organization,
+        action="provider.delete",
+        actor=actor,
+        obj=provider,
+        before=snapshot(provider),
+    )
+    provider.delete()
+
+
+# --- Feedback and learning examples -----------------------------------------------------------
+
+
+@transaction.atomic
+def feedback_create(
+    *, execution: Execution, actor, rating: int, comment: str = "", correction: str = ""
+) -> Feedback:
+    """Record a 👍 / 👎 on an execution. A 👎 with a correction proposes a learning example
+    (the execution's input and the corrected answer) for review."""
+    feedback = Feedback(
+        execution=execution,
+        rating=rating,
+        comment=comment or "",
+        correction=correction or "",
+        user=_actor_user(actor),
+        api_key=_actor_api_key(actor),
+    )
+    errors: dict[str, list[str]] = {}
+    if correction and rating != Rating.DOWN:
+        errors["correction"] = ["A correction goes with a 👎 (rating -1)."]
+    _full_clean(feedback, errors)
+    feedback.save()
+    audit_record(
+        organization=execution.organization,
+        action="feedback.create",
+        actor=actor,
+        obj=feedback,
+        after=snapshot(feedback),
+    )
+    if rating == Rating.DOWN and feedback.correction.strip():
+        learning_example_create(
+            agent=execution.agent,
+            actor=actor,
+            input=execution.input,
+            output=feedback.correction,
+            source_feedback=feedback,
+        )
+    return feedback
+
+
+LEARNING_FIELDS = ("input", "output")
+
+
+@transaction.atomic
+def learning_example_create(
+    *,
+    agent: Agent,
+    actor,
+    input: str,
+    output: str,
+    status: str = LearningExampleStatus.PROPOSED,
+    source_feedback: Feedback | None = None,
+) -> LearningExample:
+    """Add an example (input and ideal answer) to an agent; proposed until someone approves it."""
+    example = LearningExample(
+        organization_id=agent.organization_id,
+        agent=agent,
+        input=input,
+        output=output,
+        status=status,
+        source_feedback=source_feedback,
+        created_by=_actor_user(actor),
+    )
+    _full_clean(example)
+    example.save()
+    audit_record(
+        organization=agent.organization,
+        action="learning_example.create",
+        actor=actor,
+        obj=example,
+        after=snapshot(example),
+    )
+    return example
+
+
+@transaction.atomic
+def learning_example_update(*, example: LearningExample, actor, **fields: Any) -> LearningExample:
+    """Edit an example's input or answer. An edited approved example goes back to review."""
+    _check_fields(fields, LEARNING_FIELDS, "learning example")
+    example = LearningExample.objects.select_for_update().select_related("organization").get(pk=example.pk)
+    before = snapshot(example)
+    changed = False
+    for key, value in fields.items():
+        if getattr(example, key) != value:
+            setattr(example, key, value)
+            changed = True
+    if not changed:
+        return example
+    if example.status == LearningExampleStatus.APPROVED:
+        example.status = LearningExampleStatus.PROPOSED
+    _full_clean(example)
+    example.save()
+    audit_record(
+        organization=example.organization,
+        action="learning_example.update",
+        actor=actor,
+        obj=example,
+        before=before,
+        after=snapshot(example),
+    )
+    return example
+
+
+def _learning_example_set_status(example: LearningExample, actor, status: str) -> LearningExample:
+    example = LearningExample.objects.select_for_update().select_related("organization").get(pk=example.pk)
+    if example.status == status:
+        return example
+    before = snapshot(example)
+    example.status = status
+    example.save(update_fields=["status", "updated_at"])
+    audit_record(
+        organization=example.organization,
+        action=f"learning_example.{'approve' if status == LearningExampleStatus.APPROVED else 'reject'}",
+        actor=actor,
+        obj=example,
+        before=before,
+        after=snapshot(example),
+    )
+    return example
+
+
+@transaction.atomic
+def learning_example_approve(*, example: LearningExample, actor) -> LearningExample:
+    """Approve an example: from now on it is shown to the agent's model as a few-shot example."""
+    return _learning_example_set_status(example, actor, LearningExampleStatus.APPROVED)
+
+
+@transaction.atomic
+def learning_example_reject(*, example: LearningExample, actor) -> LearningExample:
+    return _learning_example_set_status(example, actor, LearningExampleStatus.REJECTED)
+
+
+@transaction.atomic
+def learning_example_delete(*, example: LearningExample, actor) -> None:
+    audit_record(
+        organization=example.organization,
+        action="learning_example.delete",
+        actor=actor,
+        obj=example,
+        before=snapshot(example),
+    )
+    example.delete()

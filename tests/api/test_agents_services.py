@@ -1,0 +1,166 @@
+"""Agent, persona and tool services: the rules every door (API, admin, commands) shares."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from agents import services
+from agents.models import AgentStatus, LearningExample, LearningExampleStatus
+from personas.models import Persona
+from personas.services import persona_activate, persona_create, persona_delete, persona_diff, persona_update
+from prisma_glow.api.errors import Conflict
+from prisma_glow.audit.models import AuditEvent
+from tests.factories import (
+    AgentFactory,
+    ExecutionFactory,
+    GuardrailFactory,
+    KnowledgeBaseFactory,
+    ModelProviderFactory,
+    PersonaFactory,
+    ToolFactory,
+)
+from tools.models import Tool
+from tools.services import tool_create, tool_delete, tool_update
+
+pytestmark = pytest.mark.django_db
+
+
+def test_agent_create_derives_a_unique_slug_and_is_audited(org, editor):
+    """The slug comes from the name; creation writes an audit event with the new state."""
+    agent = services.agent_create(organization=org, actor=editor, name="VAT helper", type="tax")
+    assert agent.slug == "vat-helper" and agent.status == AgentStatus.DRAFT and agent.owner == editor
+    event = AuditEvent.objects.get(action="agent.create", object_id=str(agent.pk))
+    assert event.after["name"] == "VAT helper" and event.actor_user == editor
+
+
+def test_agent_create_duplicate_name_has_a_human_message(org, editor):
+    """A second agent with the same name gets a clear field error."""
+    services.agent_create(organization=org, actor=editor, name="VAT helper")
+    with pytest.raises(ValidationError) as exc:
+        services.agent_create(organization=org, actor=editor, name="VAT helper")
+    assert exc.value.message_dict["name"] == [
+        "An agent named 'VAT helper' already exists in this organisation."
+    ]
+
+
+def test_agent_provider_must_be_in_the_same_organisation(org, other_org, editor):
+    """Another organisation's provider is refused."""
+    foreign = ModelProviderFactory(organization=other_org)
+    with pytest.raises(ValidationError) as exc:
+        services.agent_create(organization=org, actor=editor, name="A", provider=foreign)
+    assert "provider" in exc.value.message_dict
+
+
+def test_agent_delete_with_executions_is_a_conflict(org, editor):
+    """An agent that has run cannot be deleted: deprecate it instead."""
+    agent = AgentFactory(organization=org)
+    ExecutionFactory(agent=agent)
+    with pytest.raises(Conflict, match="deprecate it instead"):
+        services.agent_delete(agent=agent, actor=editor)
+
+
+def test_agent_activate_needs_an_active_persona(org, editor):
+    """Activation without an active persona is refused; with one it is audited."""
+    agent = AgentFactory(organization=org)
+    with pytest.raises(Conflict, match="no active persona"):
+        services.agent_activate(agent=agent, actor=editor)
+    persona_create(agent=agent, actor=editor, name="Default", system_prompt="You are careful.")
+    agent = services.agent_activate(agent=agent, actor=editor)
+    assert agent.status == AgentStatus.ACTIVE
+    assert AuditEvent.objects.filter(action="agent.activate", object_id=str(agent.pk)).exists()
+    assert services.agent_deprecate(agent=agent, actor=editor).status == AgentStatus.DEPRECATED
+
+
+def test_persona_versions_and_immutability(org, editor):
+    """Versions count from 1; a used version is edited into the next one, which becomes active."""
+    agent = AgentFactory(organization=org)
+    v1 = persona_create(agent=agent, actor=editor, name="Default", system_prompt="Line one")
+    assert v1.version == 1 and v1.is_active
+    same = persona_update(persona=v1, actor=editor, system_prompt="Line one, edited")
+    assert same.pk == v1.pk and same.version == 1
+    ExecutionFactory(agent=agent, persona=v1)
+    v2 = persona_update(persona=v1, actor=editor, system_prompt="Line two")
+    assert v2.version == 2 and v2.is_active
+    v1.refresh_from_db()
+    assert v1.system_prompt == "Line one, edited" and not v1.is_active
+    with pytest.raises(Conflict):
+        persona_delete(persona=v1, actor=editor)
+    diff = persona_diff(persona=v2, other=v1)
+    assert diff["changes"][0]["field"] == "system_prompt"
+    assert "-Line one, edited" in diff["changes"][0]["diff"] and "+Line two" in diff["changes"][0]["diff"]
+
+
+def test_persona_activate_keeps_one_active(org, editor):
+    """Activating a version deactivates the others."""
+    agent = AgentFactory(organization=org)
+    v1 = persona_create(agent=agent, actor=editor, name="A", system_prompt="a")
+    v2 = persona_create(agent=agent, actor=editor, name="B", system_prompt="b")
+    assert not v2.is_active
+    persona_activate(persona=v2, actor=editor)
+    assert list(Persona.objects.filter(agent=agent, is_active=True)) == [v2]
+    v1.refresh_from_db()
+    assert not v1.is_active
+
+
+def test_agent_clone_copies_personas_and_assignments(org, editor):
+    """A clone is a draft with the same persona versions and assignments, under a new name."""
+    agent = AgentFactory(organization=org, status="active")
+    PersonaFactory(agent=agent, version=1)
+    PersonaFactory(agent=agent, version=2, is_active=True)
+    services.agent_tool_assign(agent=agent, tool=ToolFactory(organization=org), actor=editor)
+    services.agent_knowledge_assign(
+        agent=agent, knowledge_base=KnowledgeBaseFactory(organization=org), actor=editor, top_k=3
+    )
+    services.agent_guardrail_assign(agent=agent, guardrail=GuardrailFactory(organization=org), actor=editor)
+    clone = services.agent_clone(agent=agent, actor=editor, name="VAT helper (copy)")
+    assert clone.status == AgentStatus.DRAFT and clone.slug == "vat-helper-copy"
+    assert [(p.version, p.is_active) for p in clone.personas.order_by("version")] == [(1, False), (2, True)]
+    assert clone.tool_assignments.count() == 1
+    assert clone.knowledge_assignments.get().top_k == 3
+    assert clone.guardrail_assignments.count() == 1
+
+
+def test_assigning_another_organisations_tool_is_refused(org, other_org, editor):
+    """Tools of other organisations cannot be assigned; built-in tools can."""
+    agent = AgentFactory(organization=org)
+    with pytest.raises(ValidationError) as exc:
+        services.agent_tool_assign(agent=agent, tool=ToolFactory(organization=other_org), actor=editor)
+    assert "tool" in exc.value.message_dict
+    builtin = Tool.objects.filter(organization__isnull=True).first() or ToolFactory(
+        organization=None, kind="builtin", builtin_key="vat", url_template="", slug="vat-test-builtin"
+    )
+    assert services.agent_tool_assign(agent=agent, tool=builtin, actor=editor).order == 0
+
+
+def test_feedback_with_correction_proposes_a_learning_example(org, editor):
+    """A 👎 with a correction creates a proposed learning example from the execution's input."""
+    execution = ExecutionFactory(agent=AgentFactory(organization=org))
+    feedback = services.feedback_create(
+        execution=execution, actor=editor, rating=-1, correction="Better answer"
+    )
+    example = LearningExample.objects.get(source_feedback=feedback)
+    assert example.status == LearningExampleStatus.PROPOSED
+    assert (example.input, example.output) == (execution.input, "Better answer")
+    assert services.learning_example_approve(example=example, actor=editor).status == "approved"
+
+
+def test_tools_builtin_read_only_and_in_use_protected(org, editor):
+    """Built-in tools cannot be edited; a tool in use cannot be deleted."""
+    tool = tool_create(organization=org, actor=editor, name="Rates", url_template="https://x.example/r")
+    assert tool.slug == "rates"
+    tool = tool_update(tool=tool, actor=editor, description="Exchange rates", secret_headers={"X-Key": "s"})
+    agent = AgentFactory(organization=org)
+    services.agent_tool_assign(agent=agent, tool=tool, actor=editor)
+    with pytest.raises(Conflict):
+        tool_delete(tool=tool, actor=editor)
+    builtin = ToolFactory(
+        organization=None, kind="builtin", builtin_key="x", url_template="", slug="zz-builtin"
+    )
+    with pytest.raises(PermissionDenied):
+        tool_update(tool=builtin, actor=editor, description="no")
+    with pytest.raises(ValidationError) as exc:
+        tool_create(
+            organization=org, actor=editor, name="Bad", url_template="https://x", input_schema={"type": 5}
+        )
+    assert "input_schema" in exc.value.message_dict
