@@ -1,0 +1,295 @@
+"""Serializers of the agents API: lean shapes for reading, field checks for writing.
+
+Writes go through ``agents.services`` from the viewsets; the serializers only validate and shape.
+Related ids (provider, tool, knowledge base, guardrail, owner) are looked up inside the caller's
+organisation, so another organisation's id is simply "not found".
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+from rest_framework import serializers
+
+from agents.models import (
+    Agent,
+    AgentGuardrail,
+    AgentKnowledge,
+    AgentTool,
+    Execution,
+    ExecutionStep,
+    Feedback,
+    LearningExample,
+    ModelProvider,
+    Rating,
+)
+from guardrails.models import Guardrail
+from knowledge.models import KnowledgeBase
+from tools.api.serializers import SafeJSONField
+from tools.models import Tool
+
+
+class OrganizationRelatedField(serializers.PrimaryKeyRelatedField):
+    """A primary key resolved only among the caller's organisation's rows.
+
+    ``include_shared`` also accepts rows without an organisation (built-in tools).
+    """
+
+    def __init__(self, *args, organization_lookup: str = "organization", include_shared: bool = False, **kw):
+        self.organization_lookup = organization_lookup
+        self.include_shared = include_shared
+        super().__init__(*args, **kw)
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        organization = self.context.get("organization")
+        if organization is None:
+            return queryset.none()
+        condition = Q(**{self.organization_lookup: organization})
+        if self.include_shared:
+            condition |= Q(**{f"{self.organization_lookup}__isnull": True})
+        return queryset.filter(condition)
+
+
+class MemberField(serializers.PrimaryKeyRelatedField):
+    """A user id that must belong to a member of the caller's organisation."""
+
+    def get_queryset(self):
+        organization = self.context.get("organization")
+        users = get_user_model().objects.all()
+        return users.filter(memberships__organization=organization) if organization else users.none()
+
+
+# --- Agents -----------------------------------------------------------------------------------
+
+
+class AgentSerializer(serializers.ModelSerializer):
+    """An agent. ``status`` changes through the activate / deprecate actions, not by editing."""
+
+    slug = serializers.SlugField(
+        max_length=80, required=False, allow_blank=True, help_text="Blank: derived from the name."
+    )
+    owner = MemberField(required=False, allow_null=True, help_text="A member of the organisation.")
+    owner_username = serializers.CharField(source="owner.username", read_only=True, default=None)
+    provider = OrganizationRelatedField(
+        queryset=ModelProvider.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="Blank: the organisation's default provider, or the offline engine.",
+    )
+    active_persona_version = serializers.IntegerField(read_only=True, allow_null=True, default=None)
+
+    class Meta:
+        model = Agent
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "type",
+            "status",
+            "description",
+            "owner",
+            "owner_username",
+            "provider",
+            "model",
+            "max_tool_rounds",
+            "timeout_seconds",
+            "active_persona_version",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["status", "created_at", "updated_at"]
+
+
+class AgentCloneSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=120, help_text="The new agent's name.")
+    slug = serializers.SlugField(max_length=80, required=False, allow_blank=True, default="")
+
+
+# --- Assignments ------------------------------------------------------------------------------
+
+
+class AgentToolSerializer(serializers.ModelSerializer):
+    """A tool assigned to an agent. ``order`` blank on create: appended last."""
+
+    tool = OrganizationRelatedField(queryset=Tool.objects.all(), include_shared=True)
+    tool_name = serializers.CharField(source="tool.name", read_only=True)
+    tool_slug = serializers.CharField(source="tool.slug", read_only=True)
+    order = serializers.IntegerField(required=False, min_value=0, max_value=2_147_483_647)
+    settings = SafeJSONField(object_only=True, required=False)
+
+    class Meta:
+        model = AgentTool
+        fields = ["id", "tool", "tool_name", "tool_slug", "enabled", "order", "settings"]
+
+
+class AgentKnowledgeSerializer(serializers.ModelSerializer):
+    """A knowledge base assigned to an agent, with its retrieval settings."""
+
+    knowledge_base = OrganizationRelatedField(queryset=KnowledgeBase.objects.all())
+    knowledge_base_name = serializers.CharField(source="knowledge_base.name", read_only=True)
+    order = serializers.IntegerField(required=False, min_value=0, max_value=2_147_483_647)
+
+    class Meta:
+        model = AgentKnowledge
+        fields = ["id", "knowledge_base", "knowledge_base_name", "enabled", "order", "top_k", "min_score"]
+        extra_kwargs = {"min_score": {"max_value": 1e6}}
+
+
+class AgentGuardrailSerializer(serializers.ModelSerializer):
+    """A guardrail assigned to an agent; enabled guardrails run in ``order``."""
+
+    guardrail = OrganizationRelatedField(queryset=Guardrail.objects.all())
+    guardrail_name = serializers.CharField(source="guardrail.name", read_only=True)
+    guardrail_kind = serializers.CharField(source="guardrail.kind", read_only=True)
+    order = serializers.IntegerField(required=False, min_value=0, max_value=2_147_483_647)
+
+    class Meta:
+        model = AgentGuardrail
+        fields = ["id", "guardrail", "guardrail_name", "guardrail_kind", "enabled", "order"]
+
+
+class ReorderSerializer(serializers.Serializer):
+    assignments = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        max_length=1000,
+        help_text="Every assignment id of the agent, in the new order.",
+    )
+
+
+# --- Providers --------------------------------------------------------------------------------
+
+
+class ModelProviderSerializer(serializers.ModelSerializer):
+    """A model provider. ``api_key`` is write-only: send it to set or replace the key (``""`` clears
+    it); responses only say ``has_api_key``."""
+
+    api_key = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, max_length=4000, trim_whitespace=True
+    )
+    has_api_key = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ModelProvider
+        fields = [
+            "id",
+            "name",
+            "kind",
+            "base_url",
+            "api_key",
+            "has_api_key",
+            "default_model",
+            "price_input_per_1k",
+            "price_output_per_1k",
+            "timeout_seconds",
+            "max_retries",
+            "is_default",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["created_at", "updated_at"]
+
+    def get_has_api_key(self, obj: ModelProvider) -> bool:
+        return bool(obj.api_key)
+
+
+# --- Executions -------------------------------------------------------------------------------
+
+
+class ExecutionStepSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ExecutionStep
+        fields = ["ordinal", "kind", "name", "status", "input", "output", "duration_ms", "started_at"]
+
+
+class ExecutionSerializer(serializers.ModelSerializer):
+    """An execution as listed: the answer, status, cost and latency (the trace is on the detail)."""
+
+    agent_name = serializers.CharField(source="agent.name", read_only=True)
+    persona_version = serializers.IntegerField(source="persona.version", read_only=True, default=None)
+
+    class Meta:
+        model = Execution
+        fields = [
+            "id",
+            "agent",
+            "agent_name",
+            "persona",
+            "persona_version",
+            "provider",
+            "provider_kind",
+            "model",
+            "input",
+            "output",
+            "status",
+            "error",
+            "tokens_in",
+            "tokens_out",
+            "cost",
+            "latency_ms",
+            "source",
+            "is_test",
+            "actor_user",
+            "actor_api_key",
+            "citations",
+            "created_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class ExecutionDetailSerializer(ExecutionSerializer):
+    """An execution with its full trace, step by step."""
+
+    steps = ExecutionStepSerializer(many=True, read_only=True)
+
+    class Meta(ExecutionSerializer.Meta):
+        fields = [*ExecutionSerializer.Meta.fields, "steps"]
+        read_only_fields = fields
+
+
+class FeedbackSerializer(serializers.ModelSerializer):
+    """A 👍 (1) or 👎 (-1) on an execution; a 👎 with a ``correction`` proposes a learning example."""
+
+    rating = serializers.ChoiceField(choices=Rating.choices)
+    learning_example = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Feedback
+        fields = ["id", "execution", "rating", "comment", "correction", "learning_example", "created_at"]
+        read_only_fields = ["execution", "created_at"]
+        extra_kwargs = {"comment": {"max_length": 10000}, "correction": {"max_length": 100000}}
+
+    def get_learning_example(self, obj: Feedback) -> int | None:
+        example = obj.learning_examples.order_by("id").first() if obj.pk else None
+        return example.pk if example else None
+
+
+# --- Learning examples ------------------------------------------------------------------------
+
+
+class LearningExampleSerializer(serializers.ModelSerializer):
+    """An input and its ideal answer. New examples are proposed; approve them to use them."""
+
+    agent = OrganizationRelatedField(queryset=Agent.objects.all())
+
+    class Meta:
+        model = LearningExample
+        fields = [
+            "id",
+            "agent",
+            "input",
+            "output",
+            "status",
+            "source_feedback",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["status", "source_feedback", "created_by", "created_at", "updated_at"]
+        extra_kwargs = {"input": {"max_length": 100000}, "output": {"max_length": 100000}}
+
+    def validate_agent(self, agent):
+        if self.instance is not None and agent.pk != self.instance.agent_id:
+            raise serializers.ValidationError("A learning example cannot move to another agent.")
+        return agent

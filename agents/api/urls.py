@@ -1,0 +1,26 @@
+"""Routes of the agents API, registered on the one router of ``prisma_glow.api.urls``."""
+
+from agents.api.views import (
+    AgentGuardrailViewSet,
+    AgentKnowledgeViewSet,
+    AgentToolViewSet,
+    AgentViewSet,
+    ExecutionViewSet,
+    LearningExampleViewSet,
+    ModelProviderViewSet,
+)
+from personas.api.views import PersonaViewSet
+
+AGENT = r"agents/(?P<agent_pk>[0-9]+)"
+
+
+def register(router) -> None:
+    """Agents and what hangs off them: personas and assignments nested under ``/agents/{agent_pk}/``."""
+    router.register("agents", AgentViewSet, basename="agent")
+    router.register(f"{AGENT}/personas", PersonaViewSet, basename="agent-persona")
+    router.register(f"{AGENT}/tools", AgentToolViewSet, basename="agent-tool")
+    router.register(f"{AGENT}/knowledge", AgentKnowledgeViewSet, basename="agent-knowledge")
+    router.register(f"{AGENT}/guardrails", AgentGuardrailViewSet, basename="agent-guardrail")
+    router.register("executions", ExecutionViewSet, basename="execution")
+    router.register("learning-examples", LearningExampleViewSet, basename="learning-example")
+    router.register("model-providers", ModelProviderViewSet, basename="model-provider")

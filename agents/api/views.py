@@ -1,0 +1,491 @@
+"""``/api/v1/``: agents (+ activate, deprecate, clone), their tool / knowledge / guardrail
+assignments, model providers, executions (+ feedback) and learning examples.
+
+The viewsets are thin: scoping comes from ``OrganizationScopedViewSet``, writes go through
+``agents.services`` (audited), and querysets load related rows up front so a list costs the same
+number of queries whatever its length.
+"""
+
+from __future__ import annotations
+
+from django.db.models import OuterRef, Prefetch, Subquery
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404
+from rest_framework.response import Response
+
+from agents import services
+from agents.api.filtersets import (
+    AgentFilterSet,
+    ExecutionFilterSet,
+    LearningExampleFilterSet,
+    ModelProviderFilterSet,
+)
+from agents.api.serializers import (
+    AgentCloneSerializer,
+    AgentGuardrailSerializer,
+    AgentKnowledgeSerializer,
+    AgentSerializer,
+    AgentToolSerializer,
+    ExecutionDetailSerializer,
+    ExecutionSerializer,
+    FeedbackSerializer,
+    LearningExampleSerializer,
+    ModelProviderSerializer,
+    ReorderSerializer,
+)
+from agents.models import (
+    Agent,
+    AgentGuardrail,
+    AgentKnowledge,
+    AgentTool,
+    Execution,
+    ExecutionStep,
+    LearningExample,
+    ModelProvider,
+)
+from personas.models import Persona
+from prisma_glow.api.pagination import CreatedCursorPagination
+from prisma_glow.api.viewsets import OrganizationScopedMixin, OrganizationScopedViewSet
+
+AGENT_PATH = OpenApiParameter(
+    "agent_pk", OpenApiTypes.INT, OpenApiParameter.PATH, description="The agent's id."
+)
+
+
+# --- Agents -----------------------------------------------------------------------------------
+
+
+def _agents():
+    active_version = Persona.objects.filter(agent=OuterRef("pk"), is_active=True).values("version")[:1]
+    return Agent.objects.select_related("owner", "provider").annotate(
+        active_persona_version=Subquery(active_version)
+    )
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List agents",
+        description="Filter by `type`, `status` (repeatable) and `owner`; `search` looks in the name and "
+        "description; `ordering` by name, type, status, created_at or updated_at (prefix `-` to reverse).",
+    ),
+    retrieve=extend_schema(summary="Retrieve an agent"),
+    create=extend_schema(
+        summary="Create an agent",
+        description="Agents start as drafts. The slug is derived from the name when left out.",
+        examples=[
+            OpenApiExample(
+                "VAT adviser",
+                request_only=True,
+                value={"name": "VAT adviser", "type": "tax", "description": "Answers EU VAT questions."},
+            )
+        ],
+    ),
+    update=extend_schema(summary="Replace an agent's settings"),
+    partial_update=extend_schema(summary="Update an agent's settings"),
+    destroy=extend_schema(
+        summary="Delete an agent",
+        description="Only an agent that has never run: one with executions answers 409 (deprecate it instead).",
+    ),
+)
+class AgentViewSet(OrganizationScopedViewSet):
+    """The organisation's agents: draft → active → deprecated."""
+
+    queryset = _agents()
+    serializer_class = AgentSerializer
+    filterset_class = AgentFilterSet
+    search_fields = ["name", "description"]
+    ordering_fields = ["name", "type", "status", "created_at", "updated_at"]
+    ordering = ["name", "id"]
+
+    def _fresh(self, agent: Agent) -> Agent:
+        return self.get_queryset().get(pk=agent.pk)
+
+    def perform_create(self, serializer):
+        agent = services.agent_create(
+            organization=self.organization, actor=self.access.actor, **serializer.validated_data
+        )
+        serializer.instance = self._fresh(agent)
+
+    def perform_update(self, serializer):
+        agent = services.agent_update(
+            agent=serializer.instance, actor=self.access.actor, **serializer.validated_data
+        )
+        serializer.instance = self._fresh(agent)
+
+    def perform_destroy(self, instance):
+        services.agent_delete(agent=instance, actor=self.access.actor)
+
+    @extend_schema(
+        summary="Activate an agent",
+        description="Puts a draft or deprecated agent live. It needs an active persona (409 otherwise). "
+        "Audited.",
+        request=None,
+        responses={200: AgentSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def activate(self, request, pk=None):
+        agent = services.agent_activate(agent=self.get_object(), actor=self.access.actor)
+        return Response(self.get_serializer(self._fresh(agent)).data)
+
+    @extend_schema(
+        summary="Deprecate an agent",
+        description="Retires the agent: it no longer runs through the API; its history stays.",
+        request=None,
+        responses={200: AgentSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def deprecate(self, request, pk=None):
+        agent = services.agent_deprecate(agent=self.get_object(), actor=self.access.actor)
+        return Response(self.get_serializer(self._fresh(agent)).data)
+
+    @extend_schema(
+        summary="Clone an agent",
+        description="Creates a draft copy under a new name: settings, every persona version and the tool, "
+        "knowledge and guardrail assignments. Executions and learning examples are not copied.",
+        request=AgentCloneSerializer,
+        responses={201: AgentSerializer},
+        examples=[OpenApiExample("Copy", request_only=True, value={"name": "VAT adviser (DE)"})],
+    )
+    @action(detail=True, methods=["post"])
+    def clone(self, request, pk=None):
+        source = self.get_object()
+        payload = AgentCloneSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        clone = services.agent_clone(agent=source, actor=self.access.actor, **payload.validated_data)
+        return Response(self.get_serializer(self._fresh(clone)).data, status=status.HTTP_201_CREATED)
+
+
+# --- Assignments ------------------------------------------------------------------------------
+
+
+class AgentChildMixin(OrganizationScopedMixin):
+    """A resource nested under ``/agents/{agent_pk}/``: the agent is looked up in the caller's
+    organisation first (404 otherwise), then rows are limited to that agent."""
+
+    organization_lookup = "agent__organization"
+
+    @property
+    def agent(self) -> Agent:
+        if not hasattr(self, "_agent"):
+            self._agent = get_object_or_404(
+                Agent.objects.filter(organization=self.organization).select_related("organization"),
+                pk=self.kwargs["agent_pk"],
+            )
+        return self._agent
+
+    def get_queryset(self):
+        return super().get_queryset().filter(agent=self.agent)
+
+
+class AssignmentViewSet(AgentChildMixin, viewsets.ModelViewSet):
+    """Common behaviour of the three assignment resources; subclasses name their services."""
+
+    pagination_class = None
+    ordering_fields = ["order", "id"]
+    ordering = ["order", "id"]
+    filter_backends: list = []
+    target_field = ""
+    assign_service = update_service = unassign_service = reorder_service = None
+
+    def perform_create(self, serializer):
+        data = dict(serializer.validated_data)
+        target = data.pop(self.target_field)
+        serializer.instance = type(self).assign_service(
+            agent=self.agent, actor=self.access.actor, **{self.target_field: target}, **data
+        )
+
+    def perform_update(self, serializer):
+        data = dict(serializer.validated_data)
+        target = data.pop(self.target_field, None)
+        if target is not None and target.pk != getattr(serializer.instance, f"{self.target_field}_id"):
+            from rest_framework.exceptions import ValidationError
+
+            raise ValidationError(
+                {self.target_field: ["An assignment cannot change its target; unassign and assign again."]}
+            )
+        serializer.instance = type(self).update_service(
+            assignment=serializer.instance, actor=self.access.actor, **data
+        )
+
+    def perform_destroy(self, instance):
+        type(self).unassign_service(assignment=instance, actor=self.access.actor)
+
+    @action(detail=False, methods=["post"])
+    def reorder(self, request, agent_pk=None):
+        payload = ReorderSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        assignments = type(self).reorder_service(
+            agent=self.agent, actor=self.access.actor, assignment_ids=payload.validated_data["assignments"]
+        )
+        ids = [a.pk for a in assignments]
+        rows = {a.pk: a for a in self.get_queryset().filter(pk__in=ids)}
+        return Response(self.get_serializer([rows[i] for i in ids], many=True).data)
+
+
+def _assignment_schema(label: str, serializer, example: dict):
+    return extend_schema_view(
+        list=extend_schema(summary=f"List the agent's {label} assignments", description="In run order."),
+        retrieve=extend_schema(summary=f"Retrieve a {label} assignment"),
+        create=extend_schema(
+            summary=f"Assign a {label}",
+            description=f"The {label} must belong to the agent's organisation"
+            + (" (or be a built-in tool)." if label == "tool" else ".")
+            + " Without `order` it is appended last.",
+            examples=[OpenApiExample("Assign", request_only=True, value=example)],
+        ),
+        update=extend_schema(summary=f"Replace a {label} assignment's settings"),
+        partial_update=extend_schema(summary=f"Change a {label} assignment's settings or order"),
+        destroy=extend_schema(summary=f"Unassign a {label}"),
+        reorder=extend_schema(
+            summary=f"Reorder the agent's {label} assignments",
+            description="Send every assignment id once, in the new order.",
+            request=ReorderSerializer,
+            responses={200: serializer(many=True)},
+        ),
+    )
+
+
+@extend_schema(parameters=[AGENT_PATH])
+@_assignment_schema("tool", AgentToolSerializer, {"tool": 1, "enabled": True})
+class AgentToolViewSet(AssignmentViewSet):
+    """``/agents/{agent_pk}/tools/``: the tools the agent may call."""
+
+    queryset = AgentTool.objects.select_related("tool").order_by("order", "id")
+    serializer_class = AgentToolSerializer
+    target_field = "tool"
+    assign_service = staticmethod(services.agent_tool_assign)
+    update_service = staticmethod(services.agent_tool_update)
+    unassign_service = staticmethod(services.agent_tool_unassign)
+    reorder_service = staticmethod(services.agent_tool_reorder)
+
+
+@extend_schema(parameters=[AGENT_PATH])
+@_assignment_schema(
+    "knowledge base", AgentKnowledgeSerializer, {"knowledge_base": 1, "top_k": 5, "min_score": 0.0}
+)
+class AgentKnowledgeViewSet(AssignmentViewSet):
+    """``/agents/{agent_pk}/knowledge/``: the knowledge bases the agent searches."""
+
+    queryset = AgentKnowledge.objects.select_related("knowledge_base").order_by("order", "id")
+    serializer_class = AgentKnowledgeSerializer
+    target_field = "knowledge_base"
+    assign_service = staticmethod(services.agent_knowledge_assign)
+    update_service = staticmethod(services.agent_knowledge_update)
+    unassign_service = staticmethod(services.agent_knowledge_unassign)
+    reorder_service = staticmethod(services.agent_knowledge_reorder)
+
+
+@extend_schema(parameters=[AGENT_PATH])
+@_assignment_schema("guardrail", AgentGuardrailSerializer, {"guardrail": 1, "enabled": True})
+class AgentGuardrailViewSet(AssignmentViewSet):
+    """``/agents/{agent_pk}/guardrails/``: the guardrails the agent runs, in order."""
+
+    queryset = AgentGuardrail.objects.select_related("guardrail").order_by("order", "id")
+    serializer_class = AgentGuardrailSerializer
+    target_field = "guardrail"
+    assign_service = staticmethod(services.agent_guardrail_assign)
+    update_service = staticmethod(services.agent_guardrail_update)
+    unassign_service = staticmethod(services.agent_guardrail_unassign)
+    reorder_service = staticmethod(services.agent_guardrail_reorder)
+
+
+# --- Providers --------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List model providers", description="API keys are never returned."),
+    retrieve=extend_schema(summary="Retrieve a model provider"),
+    create=extend_schema(
+        summary="Create a model provider",
+        description="Needs the admin role or the admin scope. `api_key` is write-only and stored encrypted.",
+        examples=[
+            OpenApiExample(
+                "Local Ollama",
+                request_only=True,
+                value={
+                    "name": "Ollama",
+                    "kind": "openai_compatible",
+                    "base_url": "http://127.0.0.1:11434/v1",
+                    "default_model": "llama3.1",
+                    "api_key": "ollama",
+                    "timeout_seconds": 30,
+                },
+            )
+        ],
+    ),
+    update=extend_schema(summary="Replace a model provider", description="Leave out `api_key` to keep it."),
+    partial_update=extend_schema(
+        summary="Update a model provider", description="Leave out `api_key` to keep it."
+    ),
+    destroy=extend_schema(summary="Delete a model provider", description="409 while an agent uses it."),
+)
+class ModelProviderViewSet(OrganizationScopedViewSet):
+    """Where the organisation's model calls go. Writing needs the admin role or scope."""
+
+    queryset = ModelProvider.objects.all()
+    serializer_class = ModelProviderSerializer
+    filterset_class = ModelProviderFilterSet
+    search_fields = ["name", "default_model"]
+    ordering_fields = ["name", "created_at"]
+    ordering = ["name", "id"]
+    write_role = "admin"
+    write_scope = "admin"
+
+    def perform_create(self, serializer):
+        serializer.instance = services.provider_create(
+            organization=self.organization, actor=self.access.actor, **serializer.validated_data
+        )
+
+    def perform_update(self, serializer):
+        serializer.instance = services.provider_update(
+            provider=serializer.instance, actor=self.access.actor, **serializer.validated_data
+        )
+
+    def perform_destroy(self, instance):
+        services.provider_delete(provider=instance, actor=self.access.actor)
+
+
+# --- Executions -------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List executions",
+        description="Newest first, cursor-paginated. Filter by `agent`, `status`, `source`, `is_test` and "
+        "`created_after` / `created_before` (ISO 8601).",
+    ),
+    retrieve=extend_schema(summary="Retrieve an execution with its trace (steps in order)"),
+)
+class ExecutionViewSet(OrganizationScopedMixin, viewsets.ReadOnlyModelViewSet):
+    """Runs of the organisation's agents, with their traces. Read-only; feedback can be added."""
+
+    queryset = Execution.objects.select_related("agent", "persona").order_by("-created_at", "-id")
+    serializer_class = ExecutionSerializer
+    filterset_class = ExecutionFilterSet
+    pagination_class = CreatedCursorPagination
+    filter_backends = [
+        backend
+        for backend in viewsets.ReadOnlyModelViewSet.filter_backends
+        if backend.__name__ != "OrderingFilter"
+    ]
+    search_fields = ["input", "output"]
+    action_permissions = {"feedback": ("viewer", "execute")}
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if self.action == "retrieve":
+            queryset = queryset.prefetch_related(Prefetch("steps", ExecutionStep.objects.order_by("ordinal")))
+        return queryset
+
+    def get_serializer_class(self):
+        if self.action == "retrieve":
+            return ExecutionDetailSerializer
+        if self.action == "feedback":
+            return FeedbackSerializer
+        return ExecutionSerializer
+
+    @extend_schema(
+        summary="Give feedback on an execution",
+        description="A 👍 (`rating: 1`) or 👎 (`rating: -1`) with an optional comment. A 👎 with a "
+        "`correction` proposes a learning example for review (its id is in `learning_example`). Needs the "
+        "viewer role or the `execute` scope.",
+        request=FeedbackSerializer,
+        responses={201: FeedbackSerializer},
+        examples=[
+            OpenApiExample(
+                "Correction",
+                request_only=True,
+                value={
+                    "rating": -1,
+                    "comment": "Wrong place of supply.",
+                    "correction": "The French customer accounts for the VAT under the reverse charge.",
+                },
+            )
+        ],
+    )
+    @action(detail=True, methods=["post"])
+    def feedback(self, request, pk=None):
+        execution = self.get_object()
+        serializer = FeedbackSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        feedback = services.feedback_create(
+            execution=execution, actor=self.access.actor, **serializer.validated_data
+        )
+        return Response(FeedbackSerializer(feedback).data, status=status.HTTP_201_CREATED)
+
+
+# --- Learning examples ------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List learning examples", description="Filter by `agent` and `status`."),
+    retrieve=extend_schema(summary="Retrieve a learning example"),
+    create=extend_schema(
+        summary="Create a learning example",
+        description="New examples are proposed; approve them to add them to the agent's prompt.",
+    ),
+    update=extend_schema(
+        summary="Replace a learning example", description="An approved example goes back to review."
+    ),
+    partial_update=extend_schema(
+        summary="Update a learning example", description="An approved example goes back to review."
+    ),
+    destroy=extend_schema(summary="Delete a learning example"),
+)
+class LearningExampleViewSet(OrganizationScopedViewSet):
+    """Few-shot examples per agent: proposed (from corrections or by hand), approved or rejected."""
+
+    queryset = LearningExample.objects.all()
+    serializer_class = LearningExampleSerializer
+    filterset_class = LearningExampleFilterSet
+    search_fields = ["input", "output"]
+    ordering_fields = ["created_at", "updated_at", "status"]
+    ordering = ["-created_at", "-id"]
+
+    def perform_create(self, serializer):
+        serializer.instance = services.learning_example_create(
+            actor=self.access.actor, **serializer.validated_data
+        )
+
+    def perform_update(self, serializer):
+        data = dict(serializer.validated_data)
+        data.pop("agent", None)
+        serializer.instance = services.learning_example_update(
+            example=serializer.instance, actor=self.access.actor, **data
+        )
+
+    def perform_destroy(self, instance):
+        services.learning_example_delete(example=instance, actor=self.access.actor)
+
+    @extend_schema(
+        summary="Approve a learning example",
+        description="From now on the agent's model sees it as a few-shot example.",
+        request=None,
+        responses={200: LearningExampleSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        example = services.learning_example_approve(example=self.get_object(), actor=self.access.actor)
+        return Response(self.get_serializer(example).data)
+
+    @extend_schema(
+        summary="Reject a learning example", request=None, responses={200: LearningExampleSerializer}
+    )
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        example = services.learning_example_reject(example=self.get_object(), actor=self.access.actor)
+        return Response(self.get_serializer(example).data)
+
+
+__all__ = [
+    "AgentGuardrailViewSet",
+    "AgentKnowledgeViewSet",
+    "AgentToolViewSet",
+    "AgentViewSet",
+    "ExecutionViewSet",
+    "LearningExampleViewSet",
+    "ModelProviderViewSet",
+]

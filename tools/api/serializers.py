@@ -1,0 +1,106 @@
+"""Serializers of the tools API. Writes go through ``tools.services``; these only shape and check input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from tools.models import Tool
+
+
+def reject_nul(value: Any, path: str = "") -> Any:
+    """Refuse NUL characters anywhere in a JSON value (PostgreSQL cannot store them)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise serializers.ValidationError(f"{path or 'value'}: NUL characters are not allowed.")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            reject_nul(key, path)
+            reject_nul(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            reject_nul(item, f"{path}[{index}]")
+    return value
+
+
+class SafeJSONField(serializers.JSONField):
+    """A JSON field that refuses NUL characters; ``object_only`` also requires a JSON object."""
+
+    def __init__(self, *args, object_only: bool = False, **kwargs):
+        self.object_only = object_only
+        super().__init__(*args, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if self.object_only and not isinstance(value, dict):
+            raise serializers.ValidationError("Expected a JSON object.")
+        return reject_nul(value)
+
+
+class ToolSerializer(serializers.ModelSerializer):
+    """A tool. ``secret_headers`` is write-only (stored encrypted; ``has_secret_headers`` says if set).
+    Built-in tools (``is_builtin``) are shared by every organisation and read-only."""
+
+    is_builtin = serializers.SerializerMethodField()
+    input_schema = SafeJSONField(object_only=True, required=False)
+    headers = SafeJSONField(object_only=True, required=False)
+    secret_headers = SafeJSONField(
+        object_only=True,
+        required=False,
+        write_only=True,
+        help_text='Header values kept secret, e.g. {"Authorization": "Bearer …"}; never returned.',
+    )
+    has_secret_headers = serializers.SerializerMethodField()
+    slug = serializers.SlugField(max_length=80, required=False, allow_blank=True)
+    kind = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Tool
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "kind",
+            "is_builtin",
+            "description",
+            "input_schema",
+            "builtin_key",
+            "http_method",
+            "url_template",
+            "headers",
+            "secret_headers",
+            "has_secret_headers",
+            "timeout_seconds",
+            "max_response_bytes",
+            "is_enabled",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["builtin_key", "created_at", "updated_at"]
+        extra_kwargs = {"url_template": {"required": False}}
+
+    def get_is_builtin(self, obj: Tool) -> bool:
+        return obj.organization_id is None
+
+    def get_has_secret_headers(self, obj: Tool) -> bool:
+        return bool(obj.secret_headers)
+
+    def validate(self, attrs):
+        if self.instance is None and not attrs.get("url_template"):
+            raise serializers.ValidationError({"url_template": ["An HTTP tool needs a URL."]})
+        return attrs
+
+
+class ToolTestSerializer(serializers.Serializer):
+    arguments = SafeJSONField(
+        object_only=True, help_text="The tool's arguments, checked against its input schema."
+    )
+
+
+class ToolResultSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    output = serializers.JSONField(allow_null=True)
+    error = serializers.CharField(allow_blank=True)
+    duration_ms = serializers.FloatField()
+    details = serializers.DictField()
