@@ -88,6 +88,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "prisma_glow.api.middleware.APIGuardMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -146,6 +147,11 @@ else:
 # django-ratelimit refuses non-shared caches in its checks; locmem is fine for a single process.
 SILENCED_SYSTEM_CHECKS = [] if REDIS_URL else ["django_ratelimit.E003", "django_ratelimit.W001"]
 RATELIMIT_ENABLE = env_bool("DJANGO_RATELIMIT_ENABLE", True)
+# API rate limits ("N/s", "N/m", "N/h"; empty disables one): per API key or user, for executions,
+# and for failed authentications per client IP (see prisma_glow/api/throttling.py).
+API_RATE_LIMIT = os.environ.get("PRISMA_GLOW_API_RATE", "600/m")
+API_EXECUTE_RATE_LIMIT = os.environ.get("PRISMA_GLOW_API_EXECUTE_RATE", "60/m")
+API_AUTH_FAILURE_RATE_LIMIT = os.environ.get("PRISMA_GLOW_API_AUTH_FAILURE_RATE", "60/m")
 
 # --- Background tasks (django.tasks) ---------------------------------------------------------
 TASKS_BACKEND = os.environ.get("DJANGO_TASKS_BACKEND", "django_tasks_db.DatabaseBackend")
@@ -202,9 +208,14 @@ REST_FRAMEWORK = {
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "prisma_glow.api.schema.AutoSchema",
+    "DEFAULT_PARSER_CLASSES": [
+        "prisma_glow.api.parsers.JSONParser",
+        "prisma_glow.api.parsers.FormParser",
+        "prisma_glow.api.parsers.MultiPartParser",
+    ],
     "EXCEPTION_HANDLER": "prisma_glow.api.errors.exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": [],
+    "DEFAULT_THROTTLE_CLASSES": ["prisma_glow.api.throttling.APIRateThrottle"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
