@@ -1,0 +1,237 @@
+"""OpenAI-compatible chat completions through the official ``openai`` SDK.
+
+Works with anything that speaks ``POST {base_url}/chat/completions``: OpenAI, Azure OpenAI (its v1
+endpoint, ``https://<resource>.openai.azure.com/openai/v1/``), Ollama (``http://host:11434/v1``), vLLM
+and the llama.cpp server.
+
+Timeout and retries are explicit. The SDK's own retries are switched off (``max_retries=0``) because
+the SDK also retries 409 responses, any response carrying ``x-should-retry: true`` and timed-out
+requests — a timed-out call retried twice would take three times the configured timeout. Here a
+call is retried, up to the provider's ``max_retries``, only after a connection error (not a timeout),
+HTTP 408, 429 or 5xx, with a short exponential back-off (``Retry-After`` honoured up to a few
+seconds), and never past the time the execution has left. The API key is decrypted only to build the
+client and never appears in a trace or an error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx2
+import openai
+
+from agents.runtime.errors import ProviderError
+from agents.runtime.providers.base import ModelRequest, ModelResponse, Provider, ToolCall
+
+RETRY_STATUSES = frozenset({408, 429})
+BACKOFF_BASE = 0.5
+BACKOFF_MAX = 4.0
+
+
+def _seconds(value: float) -> str:
+    return f"{round(value, 1):g} s"
+
+
+def _status_reason(exc: openai.APIStatusError) -> str:
+    status = exc.status_code
+    detail = ""
+    body = exc.body
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        detail = str(error.get("message", "") if isinstance(error, dict) else error)[:200]
+    if status == 401:
+        return "provider rejected the API key (HTTP 401)"
+    if status == 403:
+        return "provider refused access (HTTP 403)" + (f": {detail}" if detail else "")
+    if status == 404:
+        return "provider endpoint or model not found (HTTP 404)" + (f": {detail}" if detail else "")
+    if status == 429:
+        return "provider rate limit reached (HTTP 429)"
+    if status >= 500:
+        return f"provider error (HTTP {status})"
+    return f"provider rejected the request (HTTP {status})" + (f": {detail}" if detail else "")
+
+
+class OpenAICompatibleProvider(Provider):
+    """One provider row (base URL, encrypted key, timeout, retries) behind the SDK."""
+
+    kind = "openai_compatible"
+    label = "OpenAI-compatible"
+
+    def __init__(self, provider_row, *, http_client: httpx2.Client | None = None):
+        self.row = provider_row
+        self.base_url = provider_row.base_url.rstrip("/")
+        self.max_retries = int(provider_row.max_retries)
+        self._http_client = http_client
+
+    def _client(self, timeout: float) -> openai.OpenAI:
+        return openai.OpenAI(
+            # Local servers (Ollama, llama.cpp) need no key, but the SDK insists on one.
+            api_key=self.row.api_key or "no-key",
+            base_url=self.base_url,
+            timeout=httpx2.Timeout(timeout, connect=min(timeout, 10.0)),
+            max_retries=0,
+            http_client=self._http_client or httpx2.Client(trust_env=False),
+        )
+
+    def _body(self, request: ModelRequest, stream: bool) -> dict:
+        body: dict = {"model": request.model, "messages": request.messages}
+        if request.tools:
+            body["tools"] = request.tools
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.max_tokens:
+            body["max_tokens"] = request.max_tokens
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    # --- calls with retries ------------------------------------------------------------------------
+
+    def _create(self, request: ModelRequest, stream: bool):
+        """The SDK call, retried per the policy above; returns (result, attempts, client)."""
+        deadline = time.monotonic() + request.timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ProviderError(f"provider timed out after {_seconds(request.timeout)}")
+            client = self._client(remaining)
+            try:
+                return client.chat.completions.create(**self._body(request, stream)), attempt, client
+            except openai.APITimeoutError:
+                client.close()
+                raise ProviderError(f"provider timed out after {_seconds(request.timeout)}")
+            except openai.APIConnectionError as exc:
+                client.close()
+                error = ProviderError(
+                    f"provider unreachable at {self.base_url} (connection failed: {exc.__cause__ or exc})",
+                    retryable=True,
+                )
+                retry_after = None
+            except openai.APIStatusError as exc:
+                client.close()
+                retryable = exc.status_code in RETRY_STATUSES or exc.status_code >= 500
+                error = ProviderError(_status_reason(exc), status_code=exc.status_code, retryable=retryable)
+                retry_after = _retry_after(exc.response)
+            except openai.APIResponseValidationError:
+                client.close()
+                raise ProviderError("provider returned a malformed response (not a chat completion)")
+            except (ValueError, openai.OpenAIError) as exc:
+                client.close()
+                raise ProviderError(f"provider returned a malformed response ({exc.__class__.__name__})")
+            if not error.retryable or attempt > self.max_retries:
+                if attempt > 1:
+                    error.reason += f", after {attempt} attempts"
+                raise error
+            pause = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (attempt - 1))
+            if retry_after is not None:
+                pause = min(BACKOFF_MAX, max(pause, retry_after))
+            if time.monotonic() + pause >= deadline:
+                raise error
+            time.sleep(pause)
+
+    def stream(self, request: ModelRequest, *, stream: bool = True) -> Iterator[str | ModelResponse]:
+        started = time.monotonic()
+        result, attempts, client = self._create(request, stream)
+        try:
+            if not stream:
+                response = _from_completion(result)
+            else:
+                response = yield from self._consume(result, request, started)
+        finally:
+            client.close()
+        response.attempts = attempts
+        yield response
+
+    def _consume(self, chunks, request: ModelRequest, started: float):
+        content: list[str] = []
+        calls: dict[int, dict] = {}
+        usage = None
+        finish = ""
+        model = request.model
+        try:
+            for chunk in chunks:
+                if time.monotonic() - started > request.timeout:
+                    raise ProviderError(f"provider timed out after {_seconds(request.timeout)}")
+                model = getattr(chunk, "model", None) or model
+                if getattr(chunk, "usage", None):
+                    usage = chunk.usage
+                for choice in chunk.choices or []:
+                    delta = choice.delta
+                    if delta is None:
+                        continue
+                    if delta.content:
+                        content.append(delta.content)
+                        yield delta.content
+                    for call in delta.tool_calls or []:
+                        slot = calls.setdefault(call.index or 0, {"id": "", "name": "", "arguments": ""})
+                        if call.id:
+                            slot["id"] = call.id
+                        if call.function is not None:
+                            slot["name"] += call.function.name or ""
+                            slot["arguments"] += call.function.arguments or ""
+                    if choice.finish_reason:
+                        finish = choice.finish_reason
+        except ProviderError:
+            raise
+        except openai.APITimeoutError:
+            raise ProviderError(f"provider timed out after {_seconds(request.timeout)}")
+        except httpx2.TimeoutException as exc:
+            raise ProviderError(f"provider timed out after {_seconds(request.timeout)}") from exc
+        except (httpx2.HTTPError, openai.APIError) as exc:
+            raise ProviderError(f"provider stream broke off ({exc.__class__.__name__})")
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ProviderError(f"provider sent a malformed stream ({exc.__class__.__name__})")
+        tool_calls = [
+            ToolCall(id=slot["id"] or f"call_{index}", name=slot["name"], arguments=slot["arguments"])
+            for index, slot in sorted(calls.items())
+        ]
+        return ModelResponse(
+            content="".join(content),
+            tool_calls=tool_calls,
+            tokens_in=getattr(usage, "prompt_tokens", None) if usage else None,
+            tokens_out=getattr(usage, "completion_tokens", None) if usage else None,
+            finish_reason=finish,
+            model=model or "",
+        )
+
+
+def _retry_after(response) -> float | None:
+    try:
+        value = float(response.headers.get("retry-after", ""))
+    except (TypeError, ValueError):
+        return None
+    return value if value >= 0 else None
+
+
+def _from_completion(completion) -> ModelResponse:
+    """A ``ModelResponse`` from a non-streamed completion, checking its shape."""
+    if isinstance(completion, str) or not getattr(completion, "choices", None):
+        raise ProviderError("provider returned a malformed response (no choices)")
+    try:
+        choice = completion.choices[0]
+        message = choice.message
+        calls = [
+            ToolCall(
+                id=call.id or f"call_{i}", name=call.function.name, arguments=call.function.arguments or ""
+            )
+            for i, call in enumerate(message.tool_calls or [])
+        ]
+        usage = completion.usage
+        return ModelResponse(
+            content=message.content or "",
+            tool_calls=calls,
+            tokens_in=usage.prompt_tokens if usage is not None else None,
+            tokens_out=usage.completion_tokens if usage is not None else None,
+            finish_reason=choice.finish_reason or "",
+            model=completion.model or "",
+        )
+    except (AttributeError, TypeError, IndexError) as exc:
+        raise ProviderError(f"provider returned a malformed response ({exc.__class__.__name__})")
+
+
+__all__ = ["OpenAICompatibleProvider"]

@@ -1,0 +1,60 @@
+"""The JSON form of an execution and its steps: the API's answer, the stream's last event and the
+command line's source. Never contains PII originals beyond what the requester sent and sees."""
+
+from __future__ import annotations
+
+from django.core.serializers.json import DjangoJSONEncoder
+
+
+def _iso(value):
+    return value.isoformat() if value is not None else None
+
+
+def step_to_dict(step) -> dict:
+    """One ``ExecutionStep`` (model instance or the pipeline's pending dict) as JSON-safe data."""
+    if isinstance(step, dict):
+        data = dict(step)
+        data["started_at"] = _iso(data.get("started_at"))
+        return data
+    return {
+        "ordinal": step.ordinal,
+        "kind": step.kind,
+        "name": step.name,
+        "status": step.status,
+        "duration_ms": round(step.duration_ms, 3),
+        "started_at": _iso(step.started_at),
+        "input": step.input,
+        "output": step.output,
+    }
+
+
+def execution_to_dict(execution, steps=None) -> dict:
+    """``execution`` with its ``steps`` (given, or read from the database)."""
+    if steps is None:
+        steps = list(execution.steps.all())
+    return {
+        "id": execution.pk,
+        "agent": execution.agent_id,
+        "persona": execution.persona_id,
+        "persona_version": getattr(execution.persona, "version", None) if execution.persona_id else None,
+        "provider": execution.provider_id,
+        "provider_kind": execution.provider_kind,
+        "model": execution.model,
+        "status": execution.status,
+        "input": execution.input,
+        "output": execution.output,
+        "error": execution.error,
+        "citations": execution.citations,
+        "tokens_in": execution.tokens_in,
+        "tokens_out": execution.tokens_out,
+        "cost": str(execution.cost) if execution.cost is not None else None,
+        "latency_ms": execution.latency_ms,
+        "source": execution.source,
+        "is_test": execution.is_test,
+        "created_at": _iso(execution.created_at),
+        "finished_at": _iso(execution.finished_at),
+        "steps": [step_to_dict(step) for step in steps],
+    }
+
+
+JSONEncoder = DjangoJSONEncoder
