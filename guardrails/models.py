@@ -83,10 +83,24 @@ class Guardrail(TimeStampedModel):
         }[Stage(stage)]
 
     def clean(self) -> None:
+        """Validate ``config`` for the kind, the action and the stages (``guardrails.checks``)."""
+        from guardrails.checks import CHECKS, validate_config
+
         if not isinstance(self.config, dict):
             raise ValidationError({"config": "The configuration must be a JSON object."})
+        errors: dict[str, list[str]] = {}
         try:
-            from guardrails.checks import validate_config
-        except ImportError:  # the engine lands with the guardrails issue
-            return
-        validate_config(self.kind, self.config, action=self.action)
+            validate_config(self.kind, self.config, action=self.action)
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+        check = CHECKS.get(self.kind)
+        if check is not None:
+            wrong = [s.label.lower() for s in Stage if self.applies_to(s) and s.value not in check.stages]
+            if wrong:
+                allowed = " and ".join(s.label.lower() for s in Stage if s.value in check.stages)
+                errors.setdefault("__all__", []).append(
+                    f"A {self.get_kind_display()} guardrail runs only on the {allowed}, "
+                    f"not on the {' or '.join(wrong)}."
+                )
+        if errors:
+            raise ValidationError(errors)

@@ -1,0 +1,116 @@
+"""``citation_required`` (output): the answer cites at least N of the retrieved passages.
+
+Citations are bracketed passage numbers that refer to the passages in ``context["passages"]``
+(numbered from 1 in the order given, as they are shown to the model): ``[1]``, ``[2, 3]``, ``[1-3]``,
+``[1][4]``, ``[source 2]``. A number with no such passage is reported as invalid and does not count.
+Sentences of at least ``min_sentence_words`` words that carry no citation are listed as ``uncited``
+spans; with ``max_uncited`` set, more uncited sentences than that also trigger the check.
+
+When nothing was retrieved there is nothing to cite: the check passes unless ``require_passages``.
+
+Configuration::
+
+    {"min_citations": 1, "max_uncited": null, "min_sentence_words": 6, "require_passages": false}
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from guardrails.checks.base import Check, ConfigError, Finding, get_bool, get_int, reject_unknown
+
+_MARKER_RE = re.compile(
+    r"\[(?:\^|(?:passage|source|doc|document|ref)\s*#?\s*)?(\d{1,3}(?:\s*(?:[,;]|[-–])\s*\d{1,3})*)\]",
+    re.I,
+)
+_SENTENCE_RE = re.compile(r"[^.!?\n]+(?:[.!?]+(?:\s*\[[^\]\n]{1,40}\])*|\n|$)")
+_WORD_RE = re.compile(r"[^\W\d_]{2,}")
+
+
+def _numbers(group: str) -> set[int]:
+    numbers: set[int] = set()
+    for part in re.split(r"\s*[,;]\s*", group):
+        bounds = re.split(r"\s*[-–]\s*", part)
+        if len(bounds) == 2 and bounds[0].isdigit() and bounds[1].isdigit():
+            low, high = int(bounds[0]), int(bounds[1])
+            if 0 < high - low < 50:
+                numbers.update(range(low, high + 1))
+                continue
+        numbers.update(int(b) for b in bounds if b.isdigit())
+    return numbers
+
+
+class CitationRequiredCheck(Check):
+    kind = "citation_required"
+    actions = frozenset({"block", "warn"})
+    stages = frozenset({"output"})
+
+    @classmethod
+    def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        errors: list[str] = []
+        reject_unknown(
+            config, {"min_citations", "max_uncited", "min_sentence_words", "require_passages"}, errors
+        )
+        min_citations = get_int(config, "min_citations", 1, errors, minimum=1, maximum=50)
+        max_uncited = get_int(config, "max_uncited", None, errors, minimum=0, maximum=1000)
+        min_words = get_int(config, "min_sentence_words", 6, errors, minimum=1, maximum=100)
+        require = get_bool(config, "require_passages", False, errors)
+        if errors:
+            raise ConfigError(errors)
+        return {
+            "min_citations": min_citations,
+            "max_uncited": max_uncited,
+            "min_sentence_words": min_words,
+            "require_passages": require,
+        }
+
+    def run(self, text: str, *, stage: str, context: Mapping[str, Any]) -> Finding:
+        passages = list(context.get("passages") or [])
+        available = len(passages)
+        cited: set[int] = set()
+        invalid: set[int] = set()
+        spans = []
+        for match in _MARKER_RE.finditer(text):
+            numbers = _numbers(match.group(1))
+            good = {n for n in numbers if 1 <= n <= available}
+            cited |= good
+            invalid |= numbers - good
+            spans.append((match.start(), match.end(), "citation" if good == numbers else "invalid_citation"))
+        uncited = []
+        for sentence in _SENTENCE_RE.finditer(text):
+            body = sentence.group()
+            if len(_WORD_RE.findall(body)) >= self.config["min_sentence_words"] and not _MARKER_RE.search(
+                body
+            ):
+                start = sentence.start() + (len(body) - len(body.lstrip()))
+                uncited.append((start, sentence.start() + len(body.rstrip()), "uncited"))
+        details = {
+            "passages": available,
+            "cited": sorted(cited),
+            "invalid": sorted(invalid),
+            "uncited_sentences": len(uncited),
+        }
+        spans += uncited
+        spans.sort()
+        if available == 0:
+            if self.config["require_passages"]:
+                return Finding(
+                    True, "No passages were retrieved, so the answer cannot cite any.", spans, details=details
+                )
+            return Finding(False, "No passages were retrieved; nothing to cite.", spans, details=details)
+        needed = min(self.config["min_citations"], available)
+        problems = []
+        if len(cited) < needed:
+            problems.append(f"cites {len(cited)} of the {available} passages (at least {needed} required)")
+        max_uncited = self.config["max_uncited"]
+        if max_uncited is not None and len(uncited) > max_uncited:
+            problems.append(f"{len(uncited)} sentences without a citation (at most {max_uncited} allowed)")
+        if invalid:
+            note = f" Citation(s) {', '.join(map(str, sorted(invalid)))} refer to no retrieved passage."
+        else:
+            note = ""
+        if problems:
+            return Finding(True, f"The answer {'; '.join(problems)}.{note}", spans, details=details)
+        return Finding(False, f"The answer cites {len(cited)} passage(s).{note}", spans, details=details)

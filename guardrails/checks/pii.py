@@ -1,0 +1,329 @@
+"""``pii``: personal and financial identifiers, found by pattern and confirmed by their check digits.
+
+Each entity has a candidate pattern; a candidate counts only when python-stdnum (or phonenumbers for
+telephone numbers) accepts it, so an arbitrary number with the right shape is not flagged. Numbers whose
+shape alone says little (a bare 9-digit SSN or EIN, a 10-digit UTR, a national telephone number without
+separators) also need a keyword before them ("SSN", "EIN", "UTR", "tel."…). EU VAT numbers are
+recognised with their country prefix (``DE136695976``, ``FR 40 303 265 045``).
+
+Findings overlap-resolve in the order of ``ENTITIES`` (an IBAN is not also reported as a card number).
+With the ``redact`` action each one becomes a typed placeholder (``[IBAN_1]``) — see the engine.
+
+Configuration::
+
+    {"entities": ["email", "phone", "iban", "card", "us_ssn", "us_ein", "uk_nino", "uk_utr", "eu_vat"],
+     "allow": ["DE136695976"],          # values never flagged (the firm's own numbers…)
+     "phone_regions": ["GB", "US"]}     # regions tried for numbers written without +country code
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import phonenumbers
+from stdnum import iban as stdnum_iban
+from stdnum import luhn
+from stdnum.eu import vat as eu_vat
+from stdnum.gb import utr as gb_utr
+from stdnum.gb import vat as gb_vat
+from stdnum.us import ein as us_ein
+from stdnum.us import ssn as us_ssn
+
+from guardrails.checks.base import Check, ConfigError, Finding, Redaction, get_string_list, reject_unknown
+from guardrails.checks.normalize import fold_identifiers
+
+# Entity key → placeholder label, in the order findings are resolved.
+ENTITIES: dict[str, str] = {
+    "email": "EMAIL",
+    "iban": "IBAN",
+    "eu_vat": "VAT",
+    "card": "CARD",
+    "us_ssn": "SSN",
+    "us_ein": "EIN",
+    "uk_nino": "NINO",
+    "uk_utr": "UTR",
+    "phone": "PHONE",
+}
+DEFAULT_PHONE_REGIONS = ["GB", "US"]
+
+_NOT_ALNUM_BEFORE = r"(?<![A-Za-z0-9])"
+_NOT_ALNUM_AFTER = r"(?![A-Za-z0-9])"
+
+_EMAIL_RE = re.compile(
+    r"(?<![\w.+%-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}"
+    r"\s?(?:@|\[at\]|\(at\)|\{at\})\s?"
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\s?(?:\.|\[dot\]|\(dot\))\s?[A-Za-z0-9-]{1,63})*"
+    r"\s?(?:\.|\[dot\]|\(dot\))\s?[A-Za-z]{2,24}(?![\w-])"
+)
+_IBAN_RE = re.compile(_NOT_ALNUM_BEFORE + r"[A-Za-z]{2}\d{2}(?:[ \-]?[A-Za-z0-9]){11,32}")
+_VAT_COUNTRIES = sorted({c.upper() for c in eu_vat.MEMBER_STATES} | {"EL", "GB", "XI"})
+_VAT_RE = re.compile(
+    _NOT_ALNUM_BEFORE + r"(?:" + "|".join(_VAT_COUNTRIES) + r")[ \-]?[0-9A-Z](?:[ .\-]?[0-9A-Z]){6,13}"
+)
+_CARD_RE = re.compile(
+    r"(?<![\d.,-])(?:"
+    r"\d{4}(?P<s1>[ \-]?)\d{4}(?P=s1)\d{4}(?P=s1)\d{1,7}"  # 4-4-4-4 (13-19 digits)
+    r"|3[47]\d{2}(?P<s2>[ \-]?)\d{6}(?P=s2)\d{5}"  # American Express 4-6-5
+    r")(?![\d,]|\.\d)"
+)
+_SSN_RE = re.compile(r"(?<![\w/.-])\d{3}(?P<s>[ \-])\d{2}(?P=s)\d{4}(?![\w/-]|\.\d)")
+_NINE_DIGITS_RE = re.compile(r"(?<![\w/.-])\d{9}(?![\w/-]|\.\d)")
+_EIN_RE = re.compile(r"(?<![\w/.-])\d{2}-?\d{7}(?![\w/-]|\.\d)")
+_NINO_RE = re.compile(_NOT_ALNUM_BEFORE + r"[A-Za-z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-Da-d]" + _NOT_ALNUM_AFTER)
+_UTR_RE = re.compile(r"(?<![\w/.-])[Kk]?\d{5} ?\d{5}[Kk]?(?![\w/-]|\.\d)")
+_PHONE_INTL_RE = re.compile(r"(?<![\w+])(?:\+|00)[1-9][0-9 .\-()]{6,22}\d(?![\w])")
+_PHONE_NATIONAL_RE = re.compile(
+    r"(?<![\w+./,-])(?:\(0?\d{2,5}\)|0\d{1,4}|\d{3})(?:[ .\-]?\d{2,5}){1,4}(?![\w/,-]|\.\d)"
+)
+
+# Keywords that must come shortly before numbers whose shape alone is ambiguous.
+_CONTEXT = {
+    "us_ssn": re.compile(r"\b(?:ssn|social security|soc\.? sec)", re.I),
+    "us_ein": re.compile(
+        r"\b(?:ein|fein|employer (?:identification|id)|federal tax (?:id|identification)|"
+        r"tax id(?:entification)?|tin|irs (?:number|no))\b",
+        re.I,
+    ),
+    "uk_utr": re.compile(
+        r"\b(?:utr|unique taxpayer|taxpayer ref|tax reference|self[- ]assessment|sa ref)", re.I
+    ),
+    "phone": re.compile(
+        r"\b(?:tel|telephone|phone|mobile|mob|cell|call|ring|text|sms|whatsapp|fax|contact|"
+        r"reach|number|t|m)\b\.?",
+        re.I,
+    ),
+}
+_CONTEXT_WINDOW = 40
+
+# NINO prefixes that HMRC never issues.
+_NINO_BAD_FIRST = set("DFIQUV")
+_NINO_BAD_SECOND = set("DFIOQUV")
+_NINO_BAD_PREFIXES = {"BG", "GB", "NK", "KN", "TN", "NT", "ZZ"}
+
+_CARD_PREFIXES = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[47]|3[0689]|6(?:011|5|4[4-9]|22)|35|62|8[18])")
+
+
+def _compact(value: str) -> str:
+    return re.sub(r"[^0-9A-Za-z]", "", value).upper()
+
+
+def _prefix_end(candidate: str, length: int) -> int:
+    """The index in ``candidate`` just after its ``length``-th letter or digit."""
+    seen = 0
+    for i, ch in enumerate(candidate):
+        if ch.isalnum():
+            seen += 1
+            if seen == length:
+                return i + 1
+    return len(candidate)
+
+
+def _mod97(compact: str) -> bool:
+    rearranged = compact[4:] + compact[:4]
+    try:
+        return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+    except ValueError:
+        return False
+
+
+class PIICheck(Check):
+    kind = "pii"
+    actions = frozenset({"block", "redact", "warn"})
+    default_action = "redact"
+
+    @classmethod
+    def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        errors: list[str] = []
+        reject_unknown(config, {"entities", "allow", "phone_regions"}, errors)
+        if "entities" in config:
+            entities = get_string_list(config, "entities", errors, required=True)
+            unknown = [e for e in entities if e not in ENTITIES]
+            if unknown:
+                errors.append(
+                    f"Unknown entit{'y' if len(unknown) == 1 else 'ies'}: {', '.join(unknown)}. "
+                    f"Choose from: {', '.join(ENTITIES)}."
+                )
+        else:
+            entities = list(ENTITIES)
+        allow = get_string_list(config, "allow", errors)
+        regions = get_string_list(config, "phone_regions", errors, max_items=50)
+        if "phone_regions" not in config:
+            regions = list(DEFAULT_PHONE_REGIONS)
+        supported = phonenumbers.SUPPORTED_REGIONS
+        bad_regions = [r for r in regions if r.upper() not in supported]
+        if bad_regions:
+            errors.append(
+                f"Unknown telephone region(s): {', '.join(bad_regions)} (use ISO codes such as GB)."
+            )
+        if errors:
+            raise ConfigError(errors)
+        return {
+            "entities": [e for e in ENTITIES if e in entities],
+            "allow": allow,
+            "phone_regions": [r.upper() for r in regions],
+        }
+
+    def __init__(self, config: Mapping[str, Any]):
+        super().__init__(config)
+        self.entities: list[str] = list(config["entities"])
+        self.allow = {_compact(v) for v in config["allow"]} | {v.lower() for v in config["allow"]}
+        self.regions: list[str] = list(config["phone_regions"])
+        self._finders: dict[str, Callable[[str], list[tuple[int, int]]]] = {
+            "email": self._emails,
+            "iban": self._ibans,
+            "eu_vat": self._vat_numbers,
+            "card": self._cards,
+            "us_ssn": self._ssns,
+            "us_ein": self._eins,
+            "uk_nino": self._ninos,
+            "uk_utr": self._utrs,
+            "phone": self._phones,
+        }
+
+    # --- Detection ----------------------------------------------------------------------------
+
+    def find(self, text: str) -> list[tuple[int, int, str]]:
+        """Every identifier in ``text`` as ``(start, end, entity)``, without overlaps, in text order."""
+        view = fold_identifiers(text)
+        found: list[tuple[int, int, str]] = []
+        taken: list[tuple[int, int]] = []
+        for entity in self.entities:
+            for start, end in self._finders[entity](view.text):
+                if any(start < t_end and t_start < end for t_start, t_end in taken):
+                    continue
+                value = view.text[start:end]
+                if _compact(value) in self.allow or value.lower() in self.allow:
+                    continue
+                taken.append((start, end))
+                o_start, o_end = view.span(start, end)
+                found.append((o_start, o_end, entity))
+        found.sort()
+        return found
+
+    @staticmethod
+    def _has_context(entity: str, text: str, start: int) -> bool:
+        return bool(_CONTEXT[entity].search(text, max(0, start - _CONTEXT_WINDOW), start))
+
+    def _emails(self, text: str) -> list[tuple[int, int]]:
+        if "@" not in text and "at" not in text:
+            return []
+        return [m.span() for m in _EMAIL_RE.finditer(text)]
+
+    def _ibans(self, text: str) -> list[tuple[int, int]]:
+        spans = []
+        for match in _IBAN_RE.finditer(text):
+            candidate = match.group()
+            compact = _compact(candidate)
+            for length in range(min(len(compact), 34), 14, -1):
+                prefix = compact[:length]
+                if _mod97(prefix) and stdnum_iban.is_valid(prefix):
+                    spans.append((match.start(), match.start() + _prefix_end(candidate, length)))
+                    break
+        return spans
+
+    def _vat_numbers(self, text: str) -> list[tuple[int, int]]:
+        spans = []
+        for match in _VAT_RE.finditer(text):
+            candidate = match.group()
+            compact = _compact(candidate)
+            validator = gb_vat if compact[:2] == "GB" else eu_vat
+            for length in range(len(compact), 8, -1):
+                number = compact[:length]
+                if validator.is_valid(number if validator is eu_vat else number[2:]):
+                    end = match.start() + _prefix_end(candidate, length)
+                    if end < len(text) and text[end].isalnum():
+                        continue
+                    spans.append((match.start(), end))
+                    break
+        return spans
+
+    def _cards(self, text: str) -> list[tuple[int, int]]:
+        spans = []
+        for match in _CARD_RE.finditer(text):
+            digits = _compact(match.group())
+            if 13 <= len(digits) <= 19 and _CARD_PREFIXES.match(digits) and luhn.is_valid(digits):
+                spans.append(match.span())
+        return spans
+
+    def _ssns(self, text: str) -> list[tuple[int, int]]:
+        spans = [m.span() for m in _SSN_RE.finditer(text) if us_ssn.is_valid(_compact(m.group()))]
+        spans += [
+            m.span()
+            for m in _NINE_DIGITS_RE.finditer(text)
+            if us_ssn.is_valid(m.group()) and self._has_context("us_ssn", text, m.start())
+        ]
+        return spans
+
+    def _eins(self, text: str) -> list[tuple[int, int]]:
+        return [
+            m.span()
+            for m in _EIN_RE.finditer(text)
+            if us_ein.is_valid(_compact(m.group())) and self._has_context("us_ein", text, m.start())
+        ]
+
+    def _ninos(self, text: str) -> list[tuple[int, int]]:
+        spans = []
+        for match in _NINO_RE.finditer(text):
+            compact = _compact(match.group())
+            prefix = compact[:2]
+            if prefix[0] in _NINO_BAD_FIRST or prefix[1] in _NINO_BAD_SECOND or prefix in _NINO_BAD_PREFIXES:
+                continue
+            spans.append(match.span())
+        return spans
+
+    def _utrs(self, text: str) -> list[tuple[int, int]]:
+        return [
+            m.span()
+            for m in _UTR_RE.finditer(text)
+            if gb_utr.is_valid(_compact(m.group()).strip("K"))
+            and self._has_context("uk_utr", text, m.start())
+        ]
+
+    def _phones(self, text: str) -> list[tuple[int, int]]:
+        spans = []
+        for match in _PHONE_INTL_RE.finditer(text):
+            raw = match.group()
+            number = "+" + raw[2:] if raw.startswith("00") else raw
+            if self._valid_phone(number, None):
+                spans.append(match.span())
+        for match in _PHONE_NATIONAL_RE.finditer(text):
+            raw = match.group()
+            digits = re.sub(r"\D", "", raw)
+            if len(digits) < 9 or any(s < match.end() and match.start() < e for s, e in spans):
+                continue
+            # Without a country code the shape must look like a telephone number (separators,
+            # an area code in brackets) or a keyword must announce it.
+            formatted = raw[0] == "(" or (re.search(r"[ .\-]", raw) and len(digits) >= 10)
+            if not formatted and not self._has_context("phone", text, match.start()):
+                continue
+            if any(self._valid_phone(raw, region) for region in self.regions):
+                spans.append(match.span())
+        return spans
+
+    @staticmethod
+    def _valid_phone(number: str, region: str | None) -> bool:
+        try:
+            parsed = phonenumbers.parse(number, region)
+        except phonenumbers.NumberParseException:
+            return False
+        return phonenumbers.is_valid_number(parsed)
+
+    # --- Check ---------------------------------------------------------------------------------
+
+    def run(self, text: str, *, stage: str, context: Mapping[str, Any]) -> Finding:
+        found = self.find(text)
+        if not found:
+            return Finding(False, "No personal identifiers found.")
+        counts: dict[str, int] = {}
+        for _, _, entity in found:
+            counts[entity] = counts.get(entity, 0) + 1
+        summary = ", ".join(f"{n} × {entity}" for entity, n in counts.items())
+        return Finding(
+            True,
+            f"Personal identifiers found: {summary}.",
+            spans=list(found),
+            details={"counts": counts},
+            redactions=[Redaction(s, e, ENTITIES[entity], text[s:e]) for s, e, entity in found],
+        )
