@@ -1,0 +1,490 @@
+"""Staff pages for agents, executions, providers and the learning loop.
+
+Lists and forms are Django admin ModelAdmins scoped to the organisation; the agent's own pages
+(wizard, detail, personas, assignments) live in ``prisma_glow.admin_views.agent_pages`` and are
+routed here through ``get_urls()``. Every write goes through ``agents.services`` /
+``personas.services``.
+"""
+
+from __future__ import annotations
+
+import csv
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count
+from django.http import HttpResponse, HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from agents import services
+from agents.models import (
+    Agent,
+    AgentStatus,
+    Execution,
+    ExecutionSource,
+    ExecutionStatus,
+    Feedback,
+    LearningExample,
+    LearningExampleStatus,
+    ModelProvider,
+    ProviderKind,
+)
+from prisma_glow.admin_views import agent_pages, execution_pages
+from prisma_glow.admin_views.base import OrganizationScopedAdmin
+from prisma_glow.admin_views.filters import OrganizationAgentFilter, OwnerFilter
+from prisma_glow.admin_views.scoping import get_admin_access
+from prisma_glow.tenancy.models import Role
+
+
+def badge(value: str, label: str | None = None) -> str:
+    return format_html('<span class="pg-badge pg-badge-{}">{}</span>', value, label or value)
+
+
+# --- Agents -----------------------------------------------------------------------------------
+
+
+class AgentForm(forms.ModelForm):
+    class Meta:
+        model = Agent
+        fields = [
+            "name",
+            "slug",
+            "type",
+            "description",
+            "owner",
+            "provider",
+            "model",
+            "max_tool_rounds",
+            "timeout_seconds",
+        ]
+
+
+@admin.register(Agent)
+class AgentAdmin(OrganizationScopedAdmin):
+    """The agent registry: search, filters, sortable columns, status badges and bulk actions."""
+
+    form = AgentForm
+    list_display = ["name_link", "type", "status_badge", "owner", "provider", "run_count", "updated_at"]
+    list_display_links = None
+    list_filter = ["type", "status", OwnerFilter]
+    search_fields = ["name", "slug", "description"]
+    list_select_related = ["owner", "provider"]
+    ordering = ["name"]
+    actions = ["activate_selected", "deprecate_selected", "export_csv"]
+    change_form_template = "admin/agents/agent/change_form.html"
+    change_list_template = "admin/agents/agent/change_list.html"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(run_total=Count("executions"))
+
+    @admin.display(description="Name", ordering="name")
+    def name_link(self, obj):
+        url = reverse("admin:agents_agent_detail", args=[obj.pk])
+        return format_html(
+            '<a href="{}"><strong>{}</strong></a><br><span class="pg-muted">{}</span>',
+            url,
+            obj.name,
+            obj.slug,
+        )
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj):
+        return badge(obj.status, obj.get_status_display())
+
+    @admin.display(description="Runs", ordering="run_total")
+    def run_count(self, obj):
+        return obj.run_total
+
+    # --- bulk actions ----------------------------------------------------------------------
+    @admin.action(description="Activate selected agents")
+    def activate_selected(self, request, queryset):
+        self.require_role(request)
+        self.run_action(
+            request,
+            queryset,
+            lambda a: services.agent_activate(agent=a, actor=request.user),
+            verb="activated",
+        )
+
+    @admin.action(description="Deprecate selected agents")
+    def deprecate_selected(self, request, queryset):
+        self.require_role(request)
+        self.run_action(
+            request,
+            queryset,
+            lambda a: services.agent_deprecate(agent=a, actor=request.user),
+            verb="deprecated",
+        )
+
+    @admin.action(description="Export selected agents as CSV")
+    def export_csv(self, request, queryset):
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="agents.csv"'
+        writer = csv.writer(response)
+        writer.writerow(
+            ["id", "name", "slug", "type", "status", "owner", "provider", "model", "runs", "updated_at"]
+        )
+        for agent in queryset.select_related("owner", "provider"):
+            writer.writerow(
+                [
+                    agent.pk,
+                    agent.name,
+                    agent.slug,
+                    agent.type,
+                    agent.status,
+                    agent.owner.get_username() if agent.owner else "",
+                    agent.provider.name if agent.provider else "",
+                    agent.model,
+                    getattr(agent, "run_total", ""),
+                    agent.updated_at.isoformat(),
+                ]
+            )
+        return response
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if not get_admin_access(request).has_role(self.write_role):
+            actions.pop("activate_selected", None)
+            actions.pop("deprecate_selected", None)
+        return actions
+
+    # --- writes ------------------------------------------------------------------------------
+    def add_view(self, request, form_url="", extra_context=None):
+        # New agents are made with the wizard (persona, tools, knowledge, guardrails in one go).
+        self.require_role(request)
+        return HttpResponseRedirect(reverse("admin:agents_agent_wizard"))
+
+    def save_model(self, request, obj, form, change):
+        fields = {
+            name: form.cleaned_data[name] for name in form.changed_data if name in AgentForm.Meta.fields
+        }
+        updated = self.call_service(services.agent_update, agent=obj, actor=request.user, **fields)
+        obj.pk = updated.pk
+
+    def delete_model(self, request, obj):
+        self.call_service(services.agent_delete, agent=obj, actor=request.user)
+
+    def response_change(self, request, obj):
+        if "_continue" not in request.POST and "_addanother" not in request.POST:
+            self.message_user(request, f"The agent “{obj}” was saved.", messages.SUCCESS)
+            return HttpResponseRedirect(reverse("admin:agents_agent_detail", args=[obj.pk]))
+        return super().response_change(request, obj)
+
+    # --- custom pages ------------------------------------------------------------------------
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        pages = agent_pages.AgentPages(self)
+        custom = [
+            path("wizard/", view(pages.wizard_start), name="agents_agent_wizard"),
+            path("wizard/reset/", view(pages.wizard_reset), name="agents_agent_wizard_reset"),
+            path("wizard/<slug:step>/", view(pages.wizard_step), name="agents_agent_wizard_step"),
+            path("<int:agent_id>/overview/", view(pages.detail), name="agents_agent_detail"),
+            path(
+                "<int:agent_id>/lifecycle/<slug:transition>/",
+                view(pages.lifecycle),
+                name="agents_agent_lifecycle",
+            ),
+            path("<int:agent_id>/clone/", view(pages.clone), name="agents_agent_clone"),
+            path("<int:agent_id>/personas/", view(pages.personas), name="agents_agent_personas"),
+            path("<int:agent_id>/personas/new/", view(pages.persona_edit), name="agents_agent_persona_new"),
+            path(
+                "<int:agent_id>/personas/preview/",
+                view(pages.persona_preview),
+                name="agents_agent_persona_preview",
+            ),
+            path(
+                "<int:agent_id>/personas/<int:persona_id>/edit/",
+                view(pages.persona_edit),
+                name="agents_agent_persona_edit",
+            ),
+            path(
+                "<int:agent_id>/personas/<int:persona_id>/activate/",
+                view(pages.persona_activate),
+                name="agents_agent_persona_activate",
+            ),
+            path(
+                "<int:agent_id>/assignments/<slug:kind>/",
+                view(pages.assignments),
+                name="agents_agent_assignments",
+            ),
+        ]
+        return custom + super().get_urls()
+
+
+# --- Executions -------------------------------------------------------------------------------
+
+
+class ReadOnlyAdmin(OrganizationScopedAdmin):
+    """Records written by the runtime: readable by every member, changed by nobody here."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Execution)
+class ExecutionAdmin(ReadOnlyAdmin):
+    """Executions with filters (agent, status, source, date) and a trace page per execution."""
+
+    list_display = [
+        "created_at",
+        "agent",
+        "status_badge",
+        "source",
+        "short_input",
+        "latency",
+        "tokens",
+        "cost",
+        "actor",
+    ]
+    list_display_links = ["created_at"]
+    list_filter = [
+        OrganizationAgentFilter,
+        "status",
+        "source",
+        "is_test",
+        ("created_at", admin.DateFieldListFilter),
+    ]
+    date_hierarchy = "created_at"
+    search_fields = ["input", "output", "error"]
+    list_select_related = ["agent", "actor_user", "actor_api_key"]
+    ordering = ["-created_at", "-id"]
+    show_full_result_count = False
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj):
+        return badge(obj.status, obj.get_status_display())
+
+    @admin.display(description="Input")
+    def short_input(self, obj):
+        return (obj.input[:80] + "…") if len(obj.input) > 80 else obj.input
+
+    @admin.display(description="Latency", ordering="latency_ms")
+    def latency(self, obj):
+        return "—" if obj.latency_ms is None else f"{obj.latency_ms} ms"
+
+    @admin.display(description="Tokens")
+    def tokens(self, obj):
+        if obj.tokens_in is None and obj.tokens_out is None:
+            return "—"
+        return f"{obj.tokens_in or 0} / {obj.tokens_out or 0}"
+
+    @admin.display(description="Actor")
+    def actor(self, obj):
+        if obj.actor_api_key_id:
+            return f"API key {obj.actor_api_key.name}"
+        return obj.actor_user.get_username() if obj.actor_user_id else "system"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        return execution_pages.execution_detail(self, request, object_id)
+
+
+@admin.register(Feedback)
+class FeedbackAdmin(ReadOnlyAdmin):
+    """Thumbs up and down from the console and the API, with corrections."""
+
+    list_display = ["created_at", "rating_badge", "execution_link", "comment", "correction", "user"]
+    list_display_links = None
+    list_filter = ["rating"]
+    search_fields = ["comment", "correction"]
+    list_select_related = ["execution__agent", "user"]
+
+    @admin.display(description="Rating", ordering="rating")
+    def rating_badge(self, obj):
+        return badge("up" if obj.rating > 0 else "down", obj.get_rating_display())
+
+    @admin.display(description="Execution")
+    def execution_link(self, obj):
+        url = reverse("admin:agents_execution_change", args=[obj.execution_id])
+        return format_html('<a href="{}">{} #{}</a>', url, obj.execution.agent.name, obj.execution_id)
+
+
+class LearningExampleForm(forms.ModelForm):
+    class Meta:
+        model = LearningExample
+        fields = ["agent", "input", "output"]
+
+
+@admin.register(LearningExample)
+class LearningExampleAdmin(OrganizationScopedAdmin):
+    """Few-shot examples: proposed from corrections or written here; approve or reject them."""
+
+    form = LearningExampleForm
+    list_display = ["short_input", "agent", "status_badge", "source", "created_by", "created_at"]
+    list_filter = ["status", OrganizationAgentFilter]
+    search_fields = ["input", "output"]
+    list_select_related = ["agent", "created_by"]
+    actions = ["approve_selected", "reject_selected"]
+
+    @admin.display(description="Input")
+    def short_input(self, obj):
+        return (obj.input[:90] + "…") if len(obj.input) > 90 else obj.input
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj):
+        return badge(obj.status, obj.get_status_display())
+
+    @admin.display(description="From")
+    def source(self, obj):
+        return "feedback" if obj.source_feedback_id else "written"
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["agent"] if obj is not None else []
+
+    @admin.action(description="Approve selected examples")
+    def approve_selected(self, request, queryset):
+        self.require_role(request)
+        self.run_action(
+            request,
+            queryset,
+            lambda e: services.learning_example_approve(example=e, actor=request.user),
+            verb="approved",
+        )
+
+    @admin.action(description="Reject selected examples")
+    def reject_selected(self, request, queryset):
+        self.require_role(request)
+        self.run_action(
+            request,
+            queryset,
+            lambda e: services.learning_example_reject(example=e, actor=request.user),
+            verb="rejected",
+        )
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if not get_admin_access(request).has_role(self.write_role):
+            return {}
+        return actions
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        if change:
+            fields = {k: data[k] for k in ("input", "output") if k in form.changed_data}
+            result = self.call_service(
+                services.learning_example_update, example=obj, actor=request.user, **fields
+            )
+        else:
+            result = self.call_service(
+                services.learning_example_create,
+                agent=data["agent"],
+                actor=request.user,
+                input=data["input"],
+                output=data["output"],
+                status=LearningExampleStatus.PROPOSED,
+            )
+        obj.pk = result.pk
+
+    def delete_model(self, request, obj):
+        self.call_service(services.learning_example_delete, example=obj, actor=request.user)
+
+
+# --- Providers --------------------------------------------------------------------------------
+
+
+class ModelProviderForm(forms.ModelForm):
+    """The API key is write-only: never shown, left blank to keep the stored one."""
+
+    api_key = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Write-only. Leave blank to keep the stored key.",
+    )
+    clear_api_key = forms.BooleanField(required=False, label="Remove the stored API key")
+
+    class Meta:
+        model = ModelProvider
+        fields = [
+            "name",
+            "kind",
+            "base_url",
+            "api_key",
+            "default_model",
+            "price_input_per_1k",
+            "price_output_per_1k",
+            "timeout_seconds",
+            "max_retries",
+            "is_default",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial["api_key"] = ""
+        if self.instance.pk and self.instance.api_key:
+            self.fields["api_key"].help_text = "A key is stored (hidden). Type a new one to replace it."
+
+    def clean(self):
+        data = super().clean()
+        if data.get("kind") == ProviderKind.OPENAI_COMPATIBLE and not data.get("base_url"):
+            self.add_error("base_url", "An OpenAI-compatible provider needs a base URL.")
+        return data
+
+    def _post_clean(self):
+        # Keep the stored key on the instance during model validation when none was typed.
+        typed = self.cleaned_data.get("api_key")
+        stored = self.instance.api_key
+        super()._post_clean()
+        if not typed:
+            self.instance.api_key = stored
+
+
+@admin.register(ModelProvider)
+class ModelProviderAdmin(OrganizationScopedAdmin):
+    """Where model calls go. Admins manage them; the API key is write-only."""
+
+    form = ModelProviderForm
+    write_role = Role.ADMIN
+    list_display = [
+        "name",
+        "kind",
+        "default_model",
+        "is_default",
+        "key_stored",
+        "timeout_seconds",
+        "price_input_per_1k",
+        "price_output_per_1k",
+    ]
+    list_filter = ["kind", "is_default"]
+    search_fields = ["name", "base_url", "default_model"]
+
+    @admin.display(description="API key", boolean=True)
+    def key_stored(self, obj):
+        return bool(obj.api_key)
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        fields = {k: data[k] for k in ModelProviderForm.Meta.fields if k != "api_key" and k in data}
+        if data.get("api_key"):
+            fields["api_key"] = data["api_key"]
+        elif data.get("clear_api_key"):
+            fields["api_key"] = ""
+        if change:
+            result = self.call_service(services.provider_update, provider=obj, actor=request.user, **fields)
+        else:
+            org = get_admin_access(request).organization
+            name = fields.pop("name")
+            result = self.call_service(
+                services.provider_create, organization=org, actor=request.user, name=name, **fields
+            )
+        obj.pk = result.pk
+
+    def delete_model(self, request, obj):
+        self.call_service(services.provider_delete, provider=obj, actor=request.user)
+
+
+__all__ = [
+    "AgentAdmin",
+    "ExecutionAdmin",
+    "FeedbackAdmin",
+    "LearningExampleAdmin",
+    "ModelProviderAdmin",
+    "AgentStatus",
+    "ExecutionSource",
+    "ExecutionStatus",
+]

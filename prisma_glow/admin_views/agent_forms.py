@@ -1,0 +1,246 @@
+"""Forms of the agent pages: the creation wizard's steps, the persona editor, assignments."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+from django import forms
+
+from agents.models import Agent, AgentType, ModelProvider
+from guardrails.models import Guardrail
+from knowledge.models import KnowledgeBase
+from personas.models import Persona
+from prisma_glow.admin_views.scoping import get_admin_access, organization_users, scope_queryset
+from tools.models import Tool
+
+
+class ScopedForm(forms.Form):
+    """A form whose choices are limited to the request's organisation (``request`` keyword)."""
+
+    def __init__(self, *args, request, **kwargs):
+        self.request = request
+        self.organization = get_admin_access(request).organization
+        super().__init__(*args, **kwargs)
+
+    def scoped(self, queryset):
+        return scope_queryset(queryset, self.request, all_for_superuser=False)
+
+
+# --- Wizard steps -----------------------------------------------------------------------------
+
+
+class BasicsForm(ScopedForm):
+    name = forms.CharField(max_length=120, help_text="Shown in the registry, e.g. “VAT adviser”.")
+    type = forms.ChoiceField(choices=AgentType.choices, initial=AgentType.GENERAL)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    owner = forms.ModelChoiceField(queryset=None, required=False, help_text="Blank: you.")
+    provider = forms.ModelChoiceField(
+        queryset=None, required=False, help_text="Blank: the organisation's default, or the offline engine."
+    )
+    model = forms.CharField(max_length=120, required=False, help_text="Blank: the provider's default model.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = organization_users(self.request)
+        self.fields["owner"].label_from_instance = lambda u: u.get_full_name() or u.get_username()
+        self.fields["provider"].queryset = self.scoped(ModelProvider.objects.order_by("name"))
+
+    def clean_name(self):
+        name = self.cleaned_data["name"].strip()
+        if not name:
+            raise forms.ValidationError("Give the agent a name.")
+        if self.scoped(Agent.objects.filter(name__iexact=name)).exists():
+            raise forms.ValidationError(f"An agent named “{name}” already exists in this organisation.")
+        return name
+
+
+class PersonaFields(forms.Form):
+    """The persona's fields, shared by the wizard and the persona editor."""
+
+    persona_name = forms.CharField(max_length=120, initial="Default", label="Persona name")
+    system_prompt = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 12, "class": "pg-code"}),
+        help_text="Who the agent is, what it may and may not do, how it cites.",
+    )
+    tone = forms.CharField(max_length=60, required=False, initial="professional")
+    audience = forms.CharField(max_length=120, required=False, help_text="e.g. the firm's tax managers.")
+    language = forms.CharField(
+        max_length=16, initial="en", help_text="Language code of the answers (en, de, fr…)."
+    )
+    temperature = forms.DecimalField(
+        min_value=Decimal("0"),
+        max_value=Decimal("2"),
+        decimal_places=2,
+        max_digits=3,
+        initial=Decimal("0.20"),
+    )
+    max_tokens = forms.IntegerField(min_value=1, max_value=128000, required=False, label="Max tokens")
+    model_override = forms.CharField(max_length=120, required=False, help_text="Blank: the agent's model.")
+
+    def clean_system_prompt(self):
+        text = self.cleaned_data["system_prompt"].strip()
+        if len(text) < 10:
+            raise forms.ValidationError("Write the system prompt (at least a sentence).")
+        return text
+
+    def persona_values(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "name": data["persona_name"],
+            "system_prompt": data["system_prompt"],
+            "tone": data.get("tone") or "",
+            "audience": data.get("audience") or "",
+            "language": data["language"],
+            "temperature": data["temperature"],
+            "max_tokens": data.get("max_tokens"),
+            "model_override": data.get("model_override") or "",
+        }
+
+
+class PersonaStepForm(ScopedForm, PersonaFields):
+    pass
+
+
+class ToolsStepForm(ScopedForm):
+    tools = forms.ModelMultipleChoiceField(queryset=None, required=False, widget=forms.CheckboxSelectMultiple)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["tools"].queryset = self.scoped(Tool.objects.filter(is_enabled=True).order_by("name"))
+        self.fields["tools"].label_from_instance = lambda t: f"{t.name} ({t.get_kind_display()})"
+
+
+class KnowledgeStepForm(ScopedForm):
+    knowledge_bases = forms.ModelMultipleChoiceField(
+        queryset=None, required=False, widget=forms.CheckboxSelectMultiple, label="Knowledge bases"
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["knowledge_bases"].queryset = self.scoped(KnowledgeBase.objects.order_by("name"))
+
+
+class GuardrailsStepForm(ScopedForm):
+    guardrails = forms.ModelMultipleChoiceField(
+        queryset=None, required=False, widget=forms.CheckboxSelectMultiple
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["guardrails"].queryset = self.scoped(
+            Guardrail.objects.filter(enabled=True).order_by("name")
+        )
+        self.fields["guardrails"].label_from_instance = lambda g: (
+            f"{g.name} — {g.get_kind_display()}, {g.get_action_display().lower()}"
+        )
+
+
+# --- Persona editor ---------------------------------------------------------------------------
+
+
+class PersonaEditorForm(PersonaFields):
+    activate = forms.BooleanField(required=False, label="Make this the active version")
+
+    @classmethod
+    def from_persona(cls, persona: Persona) -> dict:
+        return {
+            "persona_name": persona.name,
+            "system_prompt": persona.system_prompt,
+            "tone": persona.tone,
+            "audience": persona.audience,
+            "language": persona.language,
+            "temperature": persona.temperature,
+            "max_tokens": persona.max_tokens,
+            "model_override": persona.model_override,
+        }
+
+
+class CloneForm(forms.Form):
+    name = forms.CharField(max_length=120, label="Name of the copy")
+
+
+class PersonaDiffForm(forms.Form):
+    a = forms.TypedChoiceField(coerce=int, label="From version")
+    b = forms.TypedChoiceField(coerce=int, label="To version")
+
+    def __init__(self, *args, versions, **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = [(v, f"v{v}") for v in versions]
+        self.fields["a"].choices = choices
+        self.fields["b"].choices = choices
+
+    def clean(self):
+        data = super().clean()
+        if data.get("a") is not None and data.get("a") == data.get("b"):
+            raise forms.ValidationError("Choose two different versions.")
+        return data
+
+
+# --- Assignments ------------------------------------------------------------------------------
+
+
+class JSONObjectField(forms.CharField):
+    """A JSON object typed into a textarea; errors say where the JSON is wrong."""
+
+    widget = forms.Textarea(attrs={"rows": 3, "class": "pg-code"})
+
+    def prepare_value(self, value):
+        if isinstance(value, (dict, list)):
+            return json.dumps(value, indent=2, ensure_ascii=False)
+        return value
+
+    def to_python(self, value):
+        value = (value or "").strip()
+        if not value:
+            return {}
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).")
+        if not isinstance(parsed, dict):
+            raise forms.ValidationError("Give a JSON object, e.g. {}.")
+        return parsed
+
+
+class AssignmentSettingsForm(forms.Form):
+    """Per-assignment settings; which fields apply depends on the kind (tools, knowledge, guardrails)."""
+
+    enabled = forms.BooleanField(required=False, initial=True)
+    settings = JSONObjectField(
+        required=False, help_text="Per-assignment settings for the tool (JSON object)."
+    )
+    top_k = forms.IntegerField(min_value=1, max_value=50, initial=5, label="Passages (top k)")
+    min_score = forms.FloatField(min_value=0.0, initial=0.0, label="Minimum score")
+
+    KIND_FIELDS = {
+        "tools": ("enabled", "settings"),
+        "knowledge": ("enabled", "top_k", "min_score"),
+        "guardrails": ("enabled",),
+    }
+
+    def __init__(self, *args, kind: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in list(self.fields):
+            if name not in self.KIND_FIELDS[kind]:
+                del self.fields[name]
+
+
+class AssignmentAddForm(AssignmentSettingsForm):
+    target = forms.ModelChoiceField(queryset=None, label="Add")
+
+    def __init__(self, *args, kind: str, targets, **kwargs):
+        super().__init__(*args, kind=kind, **kwargs)
+        self.fields["target"].queryset = targets
+        self.order_fields(["target"])
+
+
+def target_queryset(kind: str, request, agent):
+    """What may be assigned: the organisation's (and built-in) items not assigned yet."""
+    if kind == "tools":
+        qs = Tool.objects.filter(is_enabled=True).exclude(assignments__agent=agent)
+    elif kind == "knowledge":
+        qs = KnowledgeBase.objects.exclude(assignments__agent=agent)
+    else:
+        qs = Guardrail.objects.filter(enabled=True).exclude(assignments__agent=agent)
+    return scope_queryset(qs.order_by("name"), request, all_for_superuser=False)

@@ -1,0 +1,643 @@
+"""The agent's own pages: creation wizard, detail, persona versions and editor, assignments.
+
+Routed by ``agents.admin.AgentAdmin.get_urls``; rendered inside the admin chrome. Writes go through
+``agents.services`` and ``personas.services`` only.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.db import transaction
+from django.db.models import Avg, Count, Q, Sum
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.datastructures import MultiValueDict
+
+from agents import services as agent_services
+from agents.models import Agent, AgentStatus, Execution, ExecutionStatus, Feedback, LearningExampleStatus
+from personas import services as persona_services
+from personas.models import Persona
+from prisma_glow.admin_views.agent_forms import (
+    AssignmentAddForm,
+    AssignmentSettingsForm,
+    BasicsForm,
+    CloneForm,
+    GuardrailsStepForm,
+    KnowledgeStepForm,
+    PersonaDiffForm,
+    PersonaEditorForm,
+    PersonaStepForm,
+    ToolsStepForm,
+    target_queryset,
+)
+from prisma_glow.admin_views.base import (
+    add_errors_to_form,
+    render_admin_page,
+    run_service,
+    validation_messages,
+)
+from prisma_glow.admin_views.dashboard import percentile
+from prisma_glow.admin_views.htmx import htmx_partial
+from prisma_glow.admin_views.scoping import get_admin_access, scoped_get
+
+WIZARD_SESSION_KEY = "agent_wizard"
+WIZARD_STEPS = [
+    ("basics", "Basics", BasicsForm),
+    ("persona", "Persona", PersonaStepForm),
+    ("tools", "Tools", ToolsStepForm),
+    ("knowledge", "Knowledge", KnowledgeStepForm),
+    ("guardrails", "Guardrails", GuardrailsStepForm),
+    ("review", "Review", None),
+]
+STEP_NAMES = [name for name, _, _ in WIZARD_STEPS]
+
+ASSIGNMENT_KINDS = {
+    "tools": {
+        "label": "Tools",
+        "related": "tool_assignments",
+        "target": "tool",
+        "assign": agent_services.agent_tool_assign,
+        "update": agent_services.agent_tool_update,
+        "unassign": agent_services.agent_tool_unassign,
+        "reorder": agent_services.agent_tool_reorder,
+    },
+    "knowledge": {
+        "label": "Knowledge",
+        "related": "knowledge_assignments",
+        "target": "knowledge_base",
+        "assign": agent_services.agent_knowledge_assign,
+        "update": agent_services.agent_knowledge_update,
+        "unassign": agent_services.agent_knowledge_unassign,
+        "reorder": agent_services.agent_knowledge_reorder,
+    },
+    "guardrails": {
+        "label": "Guardrails",
+        "related": "guardrail_assignments",
+        "target": "guardrail",
+        "assign": agent_services.agent_guardrail_assign,
+        "update": agent_services.agent_guardrail_update,
+        "unassign": agent_services.agent_guardrail_unassign,
+        "reorder": agent_services.agent_guardrail_reorder,
+    },
+}
+
+
+def assemble_system_message(agent: Agent, values: dict) -> str:
+    """The system message as the persona would present it to the model, for the editor's preview.
+
+    The persona's prompt, then its style (tone, audience, language), then what the agent brings
+    (enabled tools, knowledge bases to cite, approved examples). Retrieved passages and the user's
+    message are added per execution.
+    """
+    parts = [values.get("system_prompt", "").strip() or "(no system prompt yet)"]
+    style = []
+    if values.get("tone"):
+        style.append(f"Tone: {values['tone']}.")
+    if values.get("audience"):
+        style.append(f"Audience: {values['audience']}.")
+    if values.get("language"):
+        style.append(f"Answer in the language “{values['language']}”.")
+    if style:
+        parts.append(" ".join(style))
+    tools = [a.tool for a in agent.tool_assignments.select_related("tool").filter(enabled=True)]
+    if tools:
+        parts.append(
+            "Tools you can call:\n"
+            + "\n".join(f"- {t.name}: {t.description or 'no description'}" for t in tools)
+        )
+    bases = [
+        a.knowledge_base.name
+        for a in agent.knowledge_assignments.select_related("knowledge_base").filter(enabled=True)
+    ]
+    if bases:
+        parts.append(
+            "Answer from the numbered passages retrieved from: "
+            + ", ".join(bases)
+            + ". Cite them as [1], [2]… and say so when they do not answer the question."
+        )
+    examples = agent.learning_examples.filter(status=LearningExampleStatus.APPROVED).count()
+    if examples:
+        parts.append(f"({examples} approved example{'s' if examples != 1 else ''} follow as few-shot turns.)")
+    return "\n\n".join(parts)
+
+
+class AgentPages:
+    """Views bound to the AgentAdmin (for its options, rights and site)."""
+
+    def __init__(self, model_admin):
+        self.admin = model_admin
+
+    # --- helpers -------------------------------------------------------------------------------
+    def _agent(self, request, agent_id) -> Agent:
+        return scoped_get(
+            Agent.objects.select_related("owner", "provider", "organization"), request, pk=agent_id
+        )
+
+    def _page(self, request, template, context, *, title):
+        return render_admin_page(request, template, context, title=title, model_admin=self.admin)
+
+    def _require_write(self, request):
+        self.admin.require_role(request)
+
+    # --- wizard --------------------------------------------------------------------------------
+    def _wizard_data(self, request) -> dict:
+        return request.session.get(WIZARD_SESSION_KEY, {})
+
+    def _step_form(self, request, step: str, *, bound: bool = True):
+        form_class = dict((n, f) for n, _, f in WIZARD_STEPS)[step]
+        stored = self._wizard_data(request).get(step)
+        if stored is not None and bound:
+            return form_class(data=MultiValueDict(stored), request=request)
+        return form_class(request=request)
+
+    def _steps_context(self, request, current: str) -> list[dict]:
+        data = self._wizard_data(request)
+        steps = []
+        for index, (name, label, _) in enumerate(WIZARD_STEPS):
+            steps.append(
+                {
+                    "name": name,
+                    "label": label,
+                    "number": index + 1,
+                    "done": name in data,
+                    "current": name == current,
+                    "url": reverse("admin:agents_agent_wizard_step", args=[name]),
+                }
+            )
+        return steps
+
+    def wizard_start(self, request):
+        self._require_write(request)
+        data = self._wizard_data(request)
+        for name in STEP_NAMES[:-1]:
+            if name not in data:
+                return redirect("admin:agents_agent_wizard_step", step=name)
+        return redirect("admin:agents_agent_wizard_step", step="review")
+
+    def wizard_reset(self, request):
+        self._require_write(request)
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        request.session.pop(WIZARD_SESSION_KEY, None)
+        messages.info(request, "The wizard was cleared.")
+        return redirect("admin:agents_agent_wizard_step", step="basics")
+
+    def wizard_step(self, request, step):
+        self._require_write(request)
+        if step not in STEP_NAMES:
+            raise Http404("No such step.")
+        if step == "review":
+            return self._wizard_review(request)
+        index = STEP_NAMES.index(step)
+        form_class = WIZARD_STEPS[index][2]
+        if request.method == "POST":
+            form = form_class(data=request.POST, request=request)
+            data = self._wizard_data(request)
+            # Keep what was typed, valid or not, so back and forward lose nothing.
+            data[step] = {name: request.POST.getlist(name) for name in form.fields}
+            request.session[WIZARD_SESSION_KEY] = data
+            if "_back" in request.POST and index > 0:
+                return redirect("admin:agents_agent_wizard_step", step=STEP_NAMES[index - 1])
+            if form.is_valid():
+                return redirect("admin:agents_agent_wizard_step", step=STEP_NAMES[index + 1])
+        else:
+            form = self._step_form(request, step)
+        context = {
+            "form": form,
+            "step": step,
+            "step_label": WIZARD_STEPS[index][1],
+            "steps": self._steps_context(request, step),
+            "previous_step": STEP_NAMES[index - 1] if index else None,
+        }
+        status = 400 if request.method == "POST" and form.errors else 200
+        response = self._page(request, "admin/agents/agent/wizard.html", context, title="New agent")
+        response.status_code = status
+        return response
+
+    def _wizard_review(self, request):
+        forms_by_step = {name: self._step_form(request, name) for name in STEP_NAMES[:-1]}
+        data = self._wizard_data(request)
+        first_invalid = next(
+            (name for name, form in forms_by_step.items() if name not in data or not form.is_valid()), None
+        )
+        if first_invalid is not None:
+            if request.method == "POST":
+                messages.error(request, "Some steps need attention before the agent can be created.")
+            return redirect("admin:agents_agent_wizard_step", step=first_invalid)
+        if request.method == "POST" and "_back" in request.POST:
+            return redirect("admin:agents_agent_wizard_step", step="guardrails")
+        errors: list[str] = []
+        if request.method == "POST":
+            agent, error = run_service(self._create_agent, request=request, forms_by_step=forms_by_step)
+            if error is None:
+                request.session.pop(WIZARD_SESSION_KEY, None)
+                messages.success(
+                    request, f"The agent “{agent.name}” was created as a draft. Test it, then activate it."
+                )
+                return redirect("admin:agents_agent_detail", agent_id=agent.pk)
+            errors = validation_messages(error)
+        context = {
+            "step": "review",
+            "steps": self._steps_context(request, "review"),
+            "basics": forms_by_step["basics"].cleaned_data,
+            "persona": forms_by_step["persona"].cleaned_data,
+            "tools": forms_by_step["tools"].cleaned_data["tools"],
+            "knowledge_bases": forms_by_step["knowledge"].cleaned_data["knowledge_bases"],
+            "guardrails": forms_by_step["guardrails"].cleaned_data["guardrails"],
+            "errors": errors,
+            "previous_step": "guardrails",
+        }
+        response = self._page(request, "admin/agents/agent/wizard_review.html", context, title="New agent")
+        if errors:
+            response.status_code = 400
+        return response
+
+    @staticmethod
+    @transaction.atomic
+    def _create_agent(*, request, forms_by_step) -> Agent:
+        """Create the draft agent, its first persona (active) and its assignments, all or nothing."""
+        actor = request.user
+        basics = forms_by_step["basics"].cleaned_data
+        fields = {
+            k: basics[k] for k in ("type", "description", "provider", "model") if basics.get(k) not in (None,)
+        }
+        if basics.get("owner") is not None:
+            fields["owner"] = basics["owner"]
+        agent = agent_services.agent_create(
+            organization=get_admin_access(request).organization, actor=actor, name=basics["name"], **fields
+        )
+        persona_values = forms_by_step["persona"].persona_values()
+        persona_services.persona_create(
+            agent=agent,
+            actor=actor,
+            name=persona_values.pop("name"),
+            system_prompt=persona_values.pop("system_prompt"),
+            activate=True,
+            **persona_values,
+        )
+        for tool in forms_by_step["tools"].cleaned_data["tools"]:
+            agent_services.agent_tool_assign(agent=agent, tool=tool, actor=actor)
+        for kb in forms_by_step["knowledge"].cleaned_data["knowledge_bases"]:
+            agent_services.agent_knowledge_assign(agent=agent, knowledge_base=kb, actor=actor)
+        for guardrail in forms_by_step["guardrails"].cleaned_data["guardrails"]:
+            agent_services.agent_guardrail_assign(agent=agent, guardrail=guardrail, actor=actor)
+        return agent
+
+    # --- detail --------------------------------------------------------------------------------
+    def detail(self, request, agent_id):
+        agent = self._agent(request, agent_id)
+        executions = Execution.objects.filter(agent=agent)
+        since = timezone.now() - timezone.timedelta(days=30)
+        metrics = executions.aggregate(
+            runs=Count("id"),
+            recent=Count("id", filter=Q(created_at__gte=since)),
+            completed=Count("id", filter=Q(status=ExecutionStatus.COMPLETED)),
+            failed=Count("id", filter=Q(status=ExecutionStatus.FAILED)),
+            blocked=Count("id", filter=Q(status=ExecutionStatus.BLOCKED)),
+            avg_latency=Avg("latency_ms"),
+            tokens_in=Sum("tokens_in"),
+            tokens_out=Sum("tokens_out"),
+            cost=Sum("cost"),
+        )
+        metrics["p95_latency"] = percentile(executions, "latency_ms", 0.95)
+        metrics["success_rate"] = (
+            round(100 * metrics["completed"] / metrics["runs"]) if metrics["runs"] else None
+        )
+        metrics.update(
+            Feedback.objects.filter(execution__agent=agent).aggregate(
+                up=Count("id", filter=Q(rating=1)), down=Count("id", filter=Q(rating=-1))
+            )
+        )
+        context = {
+            "agent": agent,
+            "active_persona": agent.personas.filter(is_active=True).first(),
+            "persona_count": agent.personas.count(),
+            "tool_assignments": list(agent.tool_assignments.select_related("tool")),
+            "knowledge_assignments": list(agent.knowledge_assignments.select_related("knowledge_base")),
+            "guardrail_assignments": list(agent.guardrail_assignments.select_related("guardrail")),
+            "recent_executions": list(
+                executions.select_related("persona").order_by("-created_at", "-id")[:10]
+            ),
+            "metrics": metrics,
+            "clone_form": CloneForm(initial={"name": f"{agent.name} (copy)"}),
+            "can_write": get_admin_access(request).has_role(self.admin.write_role),
+            "console_url": reverse("admin:index") + f"console/?agent={agent.pk}",
+        }
+        return self._page(request, "admin/agents/agent/detail.html", context, title=agent.name)
+
+    def lifecycle(self, request, agent_id, transition):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        self._require_write(request)
+        agent = self._agent(request, agent_id)
+        service = {
+            "activate": agent_services.agent_activate,
+            "deprecate": agent_services.agent_deprecate,
+        }.get(transition)
+        if service is None:
+            raise Http404("Unknown transition.")
+        result, error = run_service(service, agent=agent, actor=request.user)
+        if error is None:
+            label = dict(AgentStatus.choices)[result.status].lower()
+            messages.success(request, f"The agent “{agent.name}” is now {label}.")
+        else:
+            for line in validation_messages(error):
+                messages.error(request, line)
+        return redirect("admin:agents_agent_detail", agent_id=agent.pk)
+
+    def clone(self, request, agent_id):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        self._require_write(request)
+        agent = self._agent(request, agent_id)
+        form = CloneForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, "Give the copy a name.")
+            return redirect("admin:agents_agent_detail", agent_id=agent.pk)
+        clone, error = run_service(
+            agent_services.agent_clone, agent=agent, actor=request.user, name=form.cleaned_data["name"]
+        )
+        if error is not None:
+            for line in validation_messages(error):
+                messages.error(request, line)
+            return redirect("admin:agents_agent_detail", agent_id=agent.pk)
+        messages.success(request, f"“{agent.name}” was copied as the draft “{clone.name}”.")
+        return redirect("admin:agents_agent_detail", agent_id=clone.pk)
+
+    # --- personas ------------------------------------------------------------------------------
+    def personas(self, request, agent_id):
+        agent = self._agent(request, agent_id)
+        versions = list(
+            agent.personas.select_related("created_by")
+            .annotate(runs=Count("executions"))
+            .order_by("-version")
+        )
+        numbers = [p.version for p in versions]
+        diff = None
+        diff_form = PersonaDiffForm(
+            request.GET if "a" in request.GET else None,
+            versions=numbers,
+            initial={"a": numbers[1] if len(numbers) > 1 else None, "b": numbers[0] if numbers else None},
+        )
+        if diff_form.is_bound and diff_form.is_valid():
+            by_number = {p.version: p for p in versions}
+            diff = persona_services.persona_diff(
+                persona=by_number[diff_form.cleaned_data["b"]], other=by_number[diff_form.cleaned_data["a"]]
+            )
+            for change in diff["changes"]:
+                change["lines"] = [
+                    {"text": line, "kind": "add" if line[:1] == "+" else "del" if line[:1] == "-" else "same"}
+                    for line in change["diff"].splitlines()[2:]
+                ]
+        context = {
+            "agent": agent,
+            "versions": versions,
+            "diff_form": diff_form,
+            "diff": diff,
+            "can_write": get_admin_access(request).has_role(self.admin.write_role),
+        }
+        status = 400 if diff_form.is_bound and diff_form.errors else 200
+        response = htmx_partial(
+            request,
+            "admin/agents/agent/personas.html",
+            {
+                **self.admin.admin_site.each_context(request),
+                "title": f"{agent.name}: persona versions",
+                "opts": self.admin.opts,
+                **context,
+            },
+            partial="diff",
+            status=status,
+        )
+        return response
+
+    def persona_activate(self, request, agent_id, persona_id):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        self._require_write(request)
+        agent = self._agent(request, agent_id)
+        persona = scoped_get(Persona.objects.filter(agent=agent), request, pk=persona_id)
+        _, error = run_service(persona_services.persona_activate, persona=persona, actor=request.user)
+        if error is None:
+            messages.success(request, f"Version {persona.version} is now the active persona.")
+        else:
+            for line in validation_messages(error):
+                messages.error(request, line)
+        return redirect("admin:agents_agent_personas", agent_id=agent.pk)
+
+    def persona_edit(self, request, agent_id, persona_id=None):
+        self._require_write(request)
+        agent = self._agent(request, agent_id)
+        persona = None
+        if persona_id is not None:
+            persona = scoped_get(Persona.objects.filter(agent=agent), request, pk=persona_id)
+        if request.method == "POST":
+            form = PersonaEditorForm(request.POST)
+            if form.is_valid():
+                values = form.persona_values()
+                if persona is None:
+                    result, error = run_service(
+                        persona_services.persona_create,
+                        agent=agent,
+                        actor=request.user,
+                        name=values.pop("name"),
+                        system_prompt=values.pop("system_prompt"),
+                        activate=True if form.cleaned_data["activate"] else None,
+                        **values,
+                    )
+                else:
+                    result, error = run_service(
+                        persona_services.persona_update, persona=persona, actor=request.user, **values
+                    )
+                    if error is None and form.cleaned_data["activate"]:
+                        result, error = run_service(
+                            persona_services.persona_activate, persona=result, actor=request.user
+                        )
+                if error is None:
+                    if persona is not None and result.pk != persona.pk:
+                        messages.success(
+                            request,
+                            f"Version {persona.version} has been used by executions, so your edit was saved "
+                            f"as version {result.version}.",
+                        )
+                    else:
+                        messages.success(request, f"Persona version {result.version} was saved.")
+                    return redirect("admin:agents_agent_personas", agent_id=agent.pk)
+                add_errors_to_form(form, _persona_error(error))
+        else:
+            source = persona or agent.personas.filter(is_active=True).first()
+            initial = PersonaEditorForm.from_persona(source) if source else {}
+            form = PersonaEditorForm(initial=initial)
+        used = persona is not None and persona_services.persona_is_used(persona)
+        preview_values = {
+            "system_prompt": (form["system_prompt"].value() or ""),
+            "tone": form["tone"].value() or "",
+            "audience": form["audience"].value() or "",
+            "language": form["language"].value() or "",
+        }
+        context = {
+            "agent": agent,
+            "persona": persona,
+            "form": form,
+            "used": used,
+            "preview": assemble_system_message(agent, preview_values),
+            "preview_url": reverse("admin:agents_agent_persona_preview", args=[agent.pk]),
+        }
+        title = (
+            f"{agent.name}: edit persona v{persona.version}"
+            if persona
+            else f"{agent.name}: new persona version"
+        )
+        response = self._page(request, "admin/agents/agent/persona_edit.html", context, title=title)
+        if request.method == "POST":
+            response.status_code = 400
+        return response
+
+    def persona_preview(self, request, agent_id):
+        """The assembled system message for what is typed in the editor (HTMX, on input)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        agent = self._agent(request, agent_id)
+        values = {k: request.POST.get(k, "") for k in ("system_prompt", "tone", "audience", "language")}
+        context = {"preview": assemble_system_message(agent, values), "agent": agent}
+        return htmx_partial(
+            request,
+            "admin/agents/agent/persona_edit.html",
+            {**self.admin.admin_site.each_context(request), **context},
+            partial="preview",
+        )
+
+    # --- assignments ---------------------------------------------------------------------------
+    def assignments(self, request, agent_id, kind):
+        if kind not in ASSIGNMENT_KINDS:
+            raise Http404("Unknown kind of assignment.")
+        spec = ASSIGNMENT_KINDS[kind]
+        agent = self._agent(request, agent_id)
+        can_write = get_admin_access(request).has_role(self.admin.write_role)
+        add_form = None
+        row_errors: dict[int, list[str]] = {}
+        status = 200
+        if request.method == "POST":
+            self._require_write(request)
+            action = request.POST.get("action")
+            rows = {a.pk: a for a in getattr(agent, spec["related"]).all()}
+            error = None
+            if action == "add":
+                add_form = AssignmentAddForm(
+                    request.POST, kind=kind, targets=target_queryset(kind, request, agent)
+                )
+                if add_form.is_valid():
+                    data = dict(add_form.cleaned_data)
+                    target = data.pop("target")
+                    _, error = run_service(
+                        spec["assign"], agent=agent, actor=request.user, **{spec["target"]: target}, **data
+                    )
+                    if error is None:
+                        messages.success(request, f"“{target}” was assigned.")
+                        add_form = None
+                    else:
+                        add_errors_to_form(add_form, error)
+                        status = 400
+                else:
+                    status = 400
+            else:
+                assignment = rows.get(_int(request.POST.get("assignment")))
+                if assignment is None:
+                    raise Http404("No such assignment.")
+                if action == "update":
+                    form = AssignmentSettingsForm(request.POST, kind=kind)
+                    if form.is_valid():
+                        _, error = run_service(
+                            spec["update"], assignment=assignment, actor=request.user, **form.cleaned_data
+                        )
+                        if error is None:
+                            messages.success(request, f"Settings of “{_target(assignment, spec)}” saved.")
+                    else:
+                        error_lines = [f"{k}: {' '.join(v)}" for k, v in form.errors.items()]
+                        row_errors[assignment.pk] = error_lines
+                        status = 400
+                elif action == "remove":
+                    _, error = run_service(spec["unassign"], assignment=assignment, actor=request.user)
+                    if error is None:
+                        messages.success(request, f"“{_target(assignment, spec)}” was removed.")
+                elif action in ("up", "down"):
+                    ordered = sorted(rows.values(), key=lambda a: (a.order, a.pk))
+                    ids = [a.pk for a in ordered]
+                    i = ids.index(assignment.pk)
+                    j = i - 1 if action == "up" else i + 1
+                    if 0 <= j < len(ids):
+                        ids[i], ids[j] = ids[j], ids[i]
+                        _, error = run_service(
+                            spec["reorder"], agent=agent, actor=request.user, assignment_ids=ids
+                        )
+                else:
+                    raise Http404("Unknown action.")
+                if error is not None:
+                    row_errors[assignment.pk] = validation_messages(error)
+                    status = 400
+            if status == 200 and not getattr(request, "htmx", False):
+                return HttpResponseRedirect(request.path)
+        assignments = list(
+            getattr(agent, spec["related"]).select_related(spec["target"]).order_by("order", "id")
+        )
+        rows = [
+            {
+                "assignment": a,
+                "target": _target(a, spec),
+                "form": AssignmentSettingsForm(
+                    kind=kind,
+                    initial={
+                        "enabled": a.enabled,
+                        "settings": getattr(a, "settings", {}),
+                        "top_k": getattr(a, "top_k", 5),
+                        "min_score": getattr(a, "min_score", 0.0),
+                    },
+                    auto_id=f"id_{a.pk}_%s",
+                ),
+                "errors": row_errors.get(a.pk, []),
+                "first": index == 0,
+                "last": index == len(assignments) - 1,
+            }
+            for index, a in enumerate(assignments)
+        ]
+        if add_form is None:
+            add_form = AssignmentAddForm(kind=kind, targets=target_queryset(kind, request, agent))
+        context = {
+            **self.admin.admin_site.each_context(request),
+            "opts": self.admin.opts,
+            "title": f"{agent.name}: {spec['label'].lower()}",
+            "agent": agent,
+            "kind": kind,
+            "kinds": [(k, v["label"]) for k, v in ASSIGNMENT_KINDS.items()],
+            "label": spec["label"],
+            "rows": rows,
+            "add_form": add_form,
+            "can_write": can_write,
+        }
+        return htmx_partial(
+            request, "admin/agents/agent/assignments.html", context, partial="assignments", status=status
+        )
+
+
+def _int(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _target(assignment, spec):
+    return getattr(assignment, spec["target"])
+
+
+def _persona_error(error):
+    """Map persona model field names onto the editor's field names."""
+    from django.core.exceptions import ValidationError
+
+    if hasattr(error, "error_dict") and "name" in error.error_dict:
+        mapped = dict(error.error_dict)
+        mapped["persona_name"] = mapped.pop("name")
+        return ValidationError(mapped)
+    return error

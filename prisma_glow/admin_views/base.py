@@ -1,0 +1,202 @@
+"""Base classes and helpers shared by every ModelAdmin and custom admin page."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+
+from prisma_glow.admin_views.scoping import get_admin_access, scope_queryset
+from prisma_glow.api.errors import Conflict
+from prisma_glow.tenancy.models import Role
+
+
+class ServiceValidationError(Exception):
+    """A service refused a write that the form had accepted; the form is shown again with its errors."""
+
+    def __init__(self, error: ValidationError):
+        super().__init__(str(error))
+        self.error = error
+
+
+def validation_messages(error: ValidationError) -> list[str]:
+    """Readable lines for a ValidationError, field names in front where there are fields."""
+    if hasattr(error, "error_dict"):
+        lines = []
+        for name, errors in error.message_dict.items():
+            prefix = "" if name == NON_FIELD_ERRORS else f"{name}: "
+            lines.extend(prefix + message for message in errors)
+        return lines
+    return list(error.messages)
+
+
+def add_errors_to_form(form, error: ValidationError) -> None:
+    """Attach a service's ValidationError to ``form``: beside its field when there is one."""
+    if hasattr(error, "error_dict"):
+        for name, errors in error.error_dict.items():
+            target = name if name in form.fields else None
+            for item in errors:
+                if target is None and name != NON_FIELD_ERRORS:
+                    form.add_error(None, ValidationError(f"{name}: {' '.join(item.messages)}"))
+                else:
+                    form.add_error(target, item)
+    else:
+        form.add_error(None, error)
+
+
+def as_validation_error(exc) -> ValidationError:
+    """A service's refusal (ValidationError, API ``Conflict`` or PermissionDenied) as a ValidationError."""
+    if isinstance(exc, ValidationError):
+        return exc
+    detail = getattr(exc, "detail", None) or str(exc)
+    return ValidationError(str(detail))
+
+
+def run_service(func, **kwargs):
+    """Call a write service from a custom page: ``(result, None)`` or ``(None, ValidationError)``."""
+    try:
+        return func(**kwargs), None
+    except (ValidationError, Conflict, PermissionDenied) as exc:
+        return None, as_validation_error(exc)
+
+
+def client_ip(request) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+class OrganizationScopedAdmin(admin.ModelAdmin):
+    """A ModelAdmin limited to the request's organisation, with role-based rights.
+
+    Querysets, foreign-key choices and object lookups are scoped (``scoping.scope_queryset``);
+    another organisation's object answers 404. Viewers read; ``write_role`` (editor by default,
+    admin for providers, keys and members) may add, change and delete. Subclasses write through the
+    domain services in ``save_model`` / ``delete_model``; a ValidationError a service raises there
+    is shown beside the form's fields instead of failing the request.
+    """
+
+    write_role: str = Role.EDITOR
+    view_role: str = Role.VIEWER
+    list_per_page = 50
+
+    # --- scoping ---------------------------------------------------------------------------------
+    def get_queryset(self, request):
+        return scope_queryset(super().get_queryset(request), request)
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            raise Http404(f"No {self.opts.verbose_name} matches the given query.")
+        return obj
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        queryset = kwargs.get("queryset")
+        if queryset is None:
+            queryset = db_field.remote_field.model._default_manager.all()
+        kwargs["queryset"] = scope_queryset(queryset, request, all_for_superuser=False)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        queryset = kwargs.get("queryset")
+        if queryset is None:
+            queryset = db_field.remote_field.model._default_manager.all()
+        kwargs["queryset"] = scope_queryset(queryset, request, all_for_superuser=False)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    # --- rights ----------------------------------------------------------------------------------
+    def has_module_permission(self, request):
+        return get_admin_access(request).has_role(self.view_role)
+
+    def has_view_permission(self, request, obj=None):
+        return get_admin_access(request).has_role(self.view_role)
+
+    def has_add_permission(self, request):
+        return get_admin_access(request).has_role(self.write_role)
+
+    def has_change_permission(self, request, obj=None):
+        return get_admin_access(request).has_role(self.write_role)
+
+    def has_delete_permission(self, request, obj=None):
+        return get_admin_access(request).has_role(self.write_role)
+
+    def require_role(self, request, role: str | None = None) -> None:
+        if not get_admin_access(request).has_role(role or self.write_role):
+            raise PermissionDenied("Your role in this organisation does not allow this.")
+
+    # --- writes through services ---------------------------------------------------------------
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form_class = super().get_form(request, obj, change, **kwargs)
+        error = getattr(request, "_service_error", None)
+        if error is None:
+            return form_class
+
+        class ServiceCheckedForm(form_class):
+            def clean(self):
+                cleaned = super().clean()
+                add_errors_to_form(self, error)
+                return cleaned
+
+        ServiceCheckedForm.__name__ = form_class.__name__
+        return ServiceCheckedForm
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ServiceValidationError as exc:
+            # The transaction of the first attempt rolled back; render the form again with the
+            # service's errors beside the fields and everything the user typed kept.
+            request._service_error = exc.error
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def call_service(self, func, **kwargs):
+        """Call a write service; turn its refusal into a form error (see ``changeform_view``)."""
+        try:
+            return func(**kwargs)
+        except ValidationError as exc:
+            raise ServiceValidationError(exc) from exc
+        except Conflict as exc:
+            raise ServiceValidationError(as_validation_error(exc)) from exc
+
+    def get_actions(self, request):
+        # Bulk deletion would bypass the services' refusals (in use, has executions…); objects are
+        # deleted one at a time from their page, through the service.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ServiceValidationError as exc:
+            for line in validation_messages(exc.error):
+                self.message_user(request, line, messages.ERROR)
+            return HttpResponseRedirect(request.path.rsplit("/delete/", 1)[0] + "/change/")
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+    def run_action(self, request, queryset, func, *, verb: str, **kwargs) -> None:
+        """Apply a service to each selected object; report successes and refusals as messages."""
+        done, refused = 0, []
+        for obj in queryset:
+            try:
+                func(obj, **kwargs)
+                done += 1
+            except (ValidationError, Conflict) as exc:
+                refused.append(f"{obj}: {'; '.join(validation_messages(as_validation_error(exc)))}")
+        if done:
+            self.message_user(request, f"{done} {self.opts.verbose_name_plural} {verb}.", messages.SUCCESS)
+        for line in refused:
+            self.message_user(request, line, messages.ERROR)
+
+
+def render_admin_page(request, template: str, context: dict, *, title: str, model_admin=None):
+    """A custom page inside the admin chrome: site context, title, app label for the breadcrumbs."""
+    from django.contrib.admin import site
+
+    ctx = {**site.each_context(request), "title": title, **context}
+    if model_admin is not None:
+        ctx.setdefault("opts", model_admin.opts)
+        ctx.setdefault("app_label", model_admin.opts.app_label)
+    return TemplateResponse(request, template, ctx)

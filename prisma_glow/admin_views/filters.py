@@ -1,0 +1,45 @@
+"""List filters whose choices come from the request's organisation only."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from prisma_glow.admin_views.scoping import organization_users, scope_queryset
+
+
+class OwnerFilter(admin.SimpleListFilter):
+    """Agents by owner: the organisation's members (never another organisation's people)."""
+
+    title = "owner"
+    parameter_name = "owner"
+
+    def lookups(self, request, model_admin):
+        choices = [(str(u.pk), u.get_username()) for u in organization_users(request)]
+        return [("none", "No owner"), *choices]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "none":
+            return queryset.filter(owner__isnull=True)
+        if value and value.isdigit():
+            return queryset.filter(owner_id=int(value))
+        return queryset
+
+
+class OrganizationAgentFilter(admin.SimpleListFilter):
+    """Rows by agent, among the organisation's agents."""
+
+    title = "agent"
+    parameter_name = "agent"
+
+    def lookups(self, request, model_admin):
+        from agents.models import Agent
+
+        agents = scope_queryset(Agent.objects.order_by("name"), request, all_for_superuser=False)
+        return [(str(pk), name) for pk, name in agents.values_list("pk", "name")]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value and value.isdigit():
+            return queryset.filter(agent_id=int(value))
+        return queryset

@@ -1,0 +1,143 @@
+"""Organisation scoping and role checks for the staff UI, in one place.
+
+Every ModelAdmin and custom page asks this module which organisation the request acts for and
+what the user's role there is. Superusers see every organisation's rows; everyone else sees only the
+organisation currently selected (one of their memberships, chosen with the switcher). Objects
+outside that scope are simply not in the querysets, so their pages answer 404.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.contrib.auth import get_user_model
+from django.db.models import Model, Q, QuerySet
+from django.http import Http404
+
+from prisma_glow.tenancy.models import ROLE_RANK, Membership, Organization, Role
+
+SESSION_KEY = "admin_organization_id"
+
+# Path from each model to its organisation. A model absent here is not organisation-owned.
+ORGANIZATION_PATHS: dict[str, str] = {
+    "agents.agent": "organization",
+    "agents.modelprovider": "organization",
+    "agents.agenttool": "agent__organization",
+    "agents.agentknowledge": "agent__organization",
+    "agents.agentguardrail": "agent__organization",
+    "agents.execution": "organization",
+    "agents.executionstep": "execution__organization",
+    "agents.feedback": "execution__organization",
+    "agents.learningexample": "organization",
+    "personas.persona": "agent__organization",
+    "tools.tool": "organization",
+    "guardrails.guardrail": "organization",
+    "knowledge.knowledgebase": "organization",
+    "knowledge.document": "knowledge_base__organization",
+    "knowledge.chunk": "document__knowledge_base__organization",
+    "tenancy.organization": "pk",
+    "tenancy.membership": "organization",
+    "tenancy.apikey": "organization",
+    "audit.auditevent": "organization",
+}
+
+# Models whose rows with no organisation are shared by every organisation (read-only for members).
+SHARED_WHEN_NULL = {"tools.tool"}
+
+
+@dataclass
+class AdminAccess:
+    """The organisation a staff request acts for, the user's role there, and their other choices."""
+
+    organization: Organization | None
+    role: str | None
+    is_superuser: bool
+    organizations: list[Organization] = field(default_factory=list)
+
+    def has_role(self, minimum: str) -> bool:
+        if self.is_superuser:
+            return True
+        if self.role is None:
+            return False
+        return ROLE_RANK[Role(self.role)] >= ROLE_RANK[Role(minimum)]
+
+    @property
+    def can_view(self) -> bool:
+        return self.is_superuser or self.role is not None
+
+
+def get_admin_access(request) -> AdminAccess:
+    """Resolve (once per request) the selected organisation and the user's role in it."""
+    cached = getattr(request, "_admin_access", None)
+    if cached is not None:
+        return cached
+    user = request.user
+    if not user.is_authenticated or not user.is_active:
+        access = AdminAccess(organization=None, role=None, is_superuser=False)
+    else:
+        memberships = list(
+            Membership.objects.select_related("organization").filter(user=user).order_by("created_at", "id")
+        )
+        roles = {m.organization_id: m.role for m in memberships}
+        if user.is_superuser:
+            organizations = list(Organization.objects.order_by("name", "id"))
+        else:
+            organizations = sorted((m.organization for m in memberships), key=lambda o: (o.name, o.pk))
+        selected_id = request.session.get(SESSION_KEY)
+        organization = next((o for o in organizations if o.pk == selected_id), None)
+        if organization is None and memberships:
+            organization = memberships[0].organization
+        if organization is None and organizations:
+            organization = organizations[0]
+        role = roles.get(organization.pk) if organization is not None else None
+        if user.is_superuser and role is None and organization is not None:
+            role = Role.OWNER
+        access = AdminAccess(
+            organization=organization,
+            role=role,
+            is_superuser=user.is_superuser,
+            organizations=organizations,
+        )
+    request._admin_access = access
+    return access
+
+
+def scope_queryset(queryset: QuerySet, request, *, all_for_superuser: bool = True) -> QuerySet:
+    """Limit ``queryset`` to the request's organisation (superusers: everything, by default)."""
+    access = get_admin_access(request)
+    label = queryset.model._meta.label_lower
+    if label == "auth.user":
+        if access.is_superuser and all_for_superuser:
+            return queryset
+        if access.organization is None:
+            return queryset.none()
+        return queryset.filter(memberships__organization=access.organization).distinct()
+    path = ORGANIZATION_PATHS.get(label)
+    if path is None:
+        return queryset
+    if access.is_superuser and all_for_superuser:
+        return queryset
+    if access.organization is None:
+        return queryset.none()
+    condition = Q(**{path: access.organization})
+    if label in SHARED_WHEN_NULL:
+        condition |= Q(**{f"{path}__isnull": True})
+    return queryset.filter(condition)
+
+
+def scoped_get(model_or_queryset, request, **lookup) -> Model:
+    """One object inside the request's scope, or 404 (another organisation's object included)."""
+    queryset = (
+        model_or_queryset
+        if isinstance(model_or_queryset, QuerySet)
+        else model_or_queryset._default_manager.all()
+    )
+    try:
+        return scope_queryset(queryset, request).get(**lookup)
+    except (queryset.model.DoesNotExist, ValueError, TypeError):
+        raise Http404(f"No {queryset.model._meta.verbose_name} matches the given query.")
+
+
+def organization_users(request) -> QuerySet:
+    """Users who belong to the request's organisation (owner choices, filters)."""
+    return scope_queryset(get_user_model().objects.order_by("username"), request, all_for_superuser=False)
