@@ -1,0 +1,66 @@
+"""Production settings: ``check --deploy`` is clean, and development needs no configuration."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL"))}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_check_deploy_is_clean_in_production_mode(tmp_path):
+    """With DEBUG off, a strong secret key and a host name, the deployment checks report nothing."""
+    result = _manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        env={
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
+            "DJANGO_ALLOWED_HOSTS": "example.com",
+            "PRISMA_GLOW_VAR_DIR": str(tmp_path),
+        },
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
+    assert "WARNING" not in result.stderr
+
+
+def test_production_mode_refuses_to_start_without_a_secret_key(tmp_path):
+    """DEBUG off without DJANGO_SECRET_KEY is a configuration error, not a generated key."""
+    result = _manage("check", env={"DJANGO_DEBUG": "0", "PRISMA_GLOW_VAR_DIR": str(tmp_path)})
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off." in result.stderr
+    assert not (tmp_path / "secret_key").exists()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+def test_development_generates_a_private_secret_key_once(tmp_path):
+    """Without DJANGO_SECRET_KEY in development, a key is generated into var/ (mode 0600) and reused."""
+    code = "from django.conf import settings; print(settings.SECRET_KEY)"
+    first = _manage("shell", "-v", "0", "-c", code, env={"PRISMA_GLOW_VAR_DIR": str(tmp_path)})
+    second = _manage("shell", "-v", "0", "-c", code, env={"PRISMA_GLOW_VAR_DIR": str(tmp_path)})
+    assert first.returncode == 0, first.stderr
+    key_file = tmp_path / "secret_key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert first.stdout.strip() == second.stdout.strip() == key_file.read_text().strip()
+    assert len(key_file.read_text().strip()) >= 50
