@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from prisma_glow.api.throttling import auth_failure_record, auth_failures_exceeded
 from prisma_glow.tenancy.models import APIKey
 
 KEYWORD = "Api-Key"
@@ -54,6 +55,20 @@ class APIKeyAuthentication(authentication.BaseAuthentication):
         if keyword.lower() != KEYWORD.lower():
             return None
         value = value.strip()
+        auth_failures_exceeded(request)
+        try:
+            key = self._verify(value)
+        except exceptions.AuthenticationFailed:
+            auth_failure_record(request)
+            raise
+        now = timezone.now()
+        if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+            APIKey.objects.filter(pk=key.pk).update(last_used_at=now)
+            key.last_used_at = now
+        return APIKeyPrincipal(key), key
+
+    @staticmethod
+    def _verify(value: str) -> APIKey:
         parts = APIKey.split(value)
         if parts is None:
             raise exceptions.AuthenticationFailed(
@@ -68,10 +83,7 @@ class APIKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("This API key has been revoked.")
         if key.expires_at is not None and key.expires_at <= now:
             raise exceptions.AuthenticationFailed("This API key has expired.")
-        if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
-            APIKey.objects.filter(pk=key.pk).update(last_used_at=now)
-            key.last_used_at = now
-        return APIKeyPrincipal(key), key
+        return key
 
     def authenticate_header(self, request) -> str:
         return KEYWORD

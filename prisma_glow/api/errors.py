@@ -10,6 +10,7 @@ for errors that concern no field.
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.db.models import ProtectedError, RestrictedError
@@ -25,6 +26,17 @@ class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The request conflicts with the current state of the resource."
     default_code = "conflict"
+
+
+class RequestTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is larger than the limit."
+    default_code = "request_too_large"
+
+
+class ConflictError(DjangoValidationError):
+    """Raised by services when a valid request clashes with the current state (last owner, already
+    revoked, in use…). The API answers 409; admin forms show it like any validation error."""
 
 
 def _flatten(detail) -> list[str]:
@@ -70,7 +82,12 @@ def _message(exc: exceptions.APIException, errors: dict[str, list[str]]) -> str:
 
 def exception_handler(exc, context):
     """DRF exception handler producing the shared error shape for every error, Django's included."""
-    if isinstance(exc, DjangoValidationError):
+    conflict_errors: dict[str, list[str]] = {}
+    if isinstance(exc, ConflictError):
+        detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+        conflict_errors = _field_errors(detail)
+        exc = Conflict("; ".join(_flatten(detail)))
+    elif isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
         exc = exceptions.ValidationError(detail=detail)
     elif isinstance(exc, (ProtectedError, RestrictedError)):
@@ -85,11 +102,15 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound("Not found.")
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        exc = RequestTooLarge()
+    elif isinstance(exc, SuspiciousOperation):
+        exc = exceptions.ParseError(f"Malformed request: {str(exc)[:200]}")
 
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
-    errors = _field_errors(exc.detail) if isinstance(exc, exceptions.ValidationError) else {}
+    errors = _field_errors(exc.detail) if isinstance(exc, exceptions.ValidationError) else conflict_errors
     response.data = error_body(response.status_code, _code(exc), _message(exc, errors), errors)
     return response
 

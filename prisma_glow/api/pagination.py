@@ -20,3 +20,12 @@ class CreatedCursorPagination(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = MAX_PAGE_SIZE
     ordering = ("-created_at", "-id")
+
+
+class IdCursorPagination(CursorPagination):
+    """Newest first by id (monotonic), for append-only logs without ``created_at``."""
+
+    page_size = 25
+    page_size_query_param = "page_size"
+    max_page_size = MAX_PAGE_SIZE
+    ordering = "-id"

@@ -4,10 +4,25 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from agents.api import urls as agents_api
+from prisma_glow.audit.api.views import AuditEventViewSet
+from prisma_glow.tenancy.api.views import APIKeyViewSet, MembershipViewSet, OrganizationView
+from tools.api import urls as tools_api
+
 router = DefaultRouter()
+
+# --- Platform -----------------------------------------------------------------------------------
+router.register("api-keys", APIKeyViewSet, basename="api-key")
+router.register("members", MembershipViewSet, basename="member")
+router.register("audit-events", AuditEventViewSet, basename="audit-event")
+
+# --- Domain resources (one line each) -----------------------------------------------------------
+agents_api.register(router)  # agents, personas, assignments, executions, providers, learning
+tools_api.register(router)
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("organization/", OrganizationView.as_view(), name="organization"),
     *router.urls,
 ]

@@ -1,0 +1,153 @@
+"""Serializers for API keys, members and the organisation."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from prisma_glow.tenancy.models import APIKey, Membership, Organization, Role, Scope
+
+MAX_GRACE = timedelta(days=30)
+
+
+class APIKeySerializer(serializers.ModelSerializer):
+    """An API key as listed: its public prefix and metadata, never its secret."""
+
+    prefix = serializers.SerializerMethodField(help_text="The key's public part, `pg_<prefix>`.")
+    status = serializers.SerializerMethodField(help_text="`active`, `expired` or `revoked`.")
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    rotated_to = serializers.SerializerMethodField(help_text="The key that replaced this one, if rotated.")
+
+    class Meta:
+        model = APIKey
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "scopes",
+            "status",
+            "created_at",
+            "created_by",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
+            "rotated_from",
+            "rotated_to",
+        ]
+        read_only_fields = fields
+
+    def get_prefix(self, obj: APIKey) -> str:
+        return f"pg_{obj.prefix}"
+
+    def get_status(self, obj: APIKey) -> str:
+        if obj.revoked_at is not None:
+            return "revoked"
+        if obj.expires_at is not None and obj.expires_at <= timezone.now():
+            return "expired"
+        return "active"
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_rotated_to(self, obj: APIKey) -> int | None:
+        successor = getattr(obj, "rotated_to", None)
+        return successor.pk if successor is not None else None
+
+
+class APIKeyCreateSerializer(serializers.Serializer):
+    """What a new key needs: a name, its scopes and, optionally, an expiry in the future."""
+
+    name = serializers.CharField(max_length=100, help_text="What the key is for, e.g. 'Client portal'.")
+    scopes = serializers.ListField(
+        child=serializers.ChoiceField(choices=Scope.choices),
+        min_length=1,
+        max_length=len(Scope.choices),
+        help_text="Any of read, write, execute, admin (admin implies the others).",
+    )
+    expires_at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="When the key stops working; empty: never."
+    )
+
+    def validate_expires_at(self, value):
+        if value is not None and value <= timezone.now():
+            raise serializers.ValidationError("The expiry must be in the future.")
+        return value
+
+
+class APIKeyCreatedSerializer(APIKeySerializer):
+    """A key just created or rotated, with its full value: shown this once, never again."""
+
+    key = serializers.CharField(
+        read_only=True, help_text="The full key `pg_<prefix>.<secret>`. Store it now: it is not shown again."
+    )
+
+    class Meta(APIKeySerializer.Meta):
+        fields = [*APIKeySerializer.Meta.fields, "key"]
+        read_only_fields = fields
+
+
+class APIKeyRotateSerializer(serializers.Serializer):
+    grace_seconds = serializers.IntegerField(
+        min_value=0,
+        max_value=int(MAX_GRACE.total_seconds()),
+        default=0,
+        help_text="How long the old key keeps working (0, the default: it stops at once; at most 30 days).",
+    )
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    """A member of the organisation and their role."""
+
+    username = serializers.CharField(source="user.username", read_only=True)
+    email = serializers.EmailField(source="user.email", read_only=True)
+    name = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Membership
+        fields = ["id", "user", "username", "email", "name", "role", "created_at", "updated_at"]
+        read_only_fields = ["id", "user", "username", "email", "name", "created_at", "updated_at"]
+
+    def get_name(self, obj: Membership) -> str:
+        return obj.user.get_full_name()
+
+
+class MembershipCreateSerializer(serializers.Serializer):
+    """Add an existing user (by username or e-mail address) with a role."""
+
+    user = serializers.CharField(max_length=254, help_text="The user's username or e-mail address.")
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.VIEWER)
+
+    def validate_user(self, value: str):
+        from prisma_glow.tenancy.services import user_find
+
+        user = user_find(value)
+        if user is None:
+            raise serializers.ValidationError("No active user has this username or e-mail address.")
+        return user
+
+
+class MembershipUpdateSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class OrganizationSerializer(serializers.ModelSerializer):
+    """The organisation the caller acts for."""
+
+    role = serializers.SerializerMethodField(help_text="The caller's role (null for an API key).")
+    scopes = serializers.SerializerMethodField(help_text="The API key's scopes (null for a member).")
+
+    class Meta:
+        model = Organization
+        fields = ["id", "name", "slug", "role", "scopes", "created_at", "updated_at"]
+        read_only_fields = ["id", "role", "scopes", "created_at", "updated_at"]
+        extra_kwargs = {"name": {"max_length": 200}}
+
+    def get_role(self, obj) -> str | None:
+        access = self.context.get("access")
+        return access.role if access is not None else None
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField(), allow_null=True))
+    def get_scopes(self, obj):
+        access = self.context.get("access")
+        return list(access.api_key.scopes) if access is not None and access.api_key is not None else None

@@ -1,0 +1,240 @@
+"""API keys, organisation members and the current organisation (``/api/v1/``)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.generics import GenericAPIView
+from rest_framework.response import Response
+
+from prisma_glow.api.tenancy import get_access, request_ip
+from prisma_glow.api.viewsets import OrganizationScopedMixin
+from prisma_glow.tenancy import services
+from prisma_glow.tenancy.api.serializers import (
+    APIKeyCreatedSerializer,
+    APIKeyCreateSerializer,
+    APIKeyRotateSerializer,
+    APIKeySerializer,
+    MembershipCreateSerializer,
+    MembershipSerializer,
+    MembershipUpdateSerializer,
+    OrganizationSerializer,
+)
+from prisma_glow.tenancy.models import APIKey, Membership, Role
+
+# --- API keys ---------------------------------------------------------------------------------
+
+
+def _created(api_key: APIKey, full_key: str) -> dict:
+    data = APIKeyCreatedSerializer(api_key).data
+    data["key"] = full_key
+    return data
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List the organisation's API keys", description="Newest first; never the secrets."
+    ),
+    retrieve=extend_schema(summary="Retrieve an API key"),
+)
+class APIKeyViewSet(
+    OrganizationScopedMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """API keys of the caller's organisation. Managing keys needs the admin role or the admin scope."""
+
+    queryset = APIKey.objects.select_related("created_by", "rotated_to").order_by("-created_at", "-id")
+    serializer_class = APIKeySerializer
+    filterset_fields = ["name"]
+    search_fields = ["name", "prefix"]
+    ordering_fields = ["created_at", "name", "last_used_at", "expires_at"]
+    read_role = Role.ADMIN
+    read_scope = "admin"
+    write_role = Role.ADMIN
+    write_scope = "admin"
+
+    @extend_schema(
+        summary="Create an API key",
+        description="The response holds the full key in `key`; it is shown once and cannot be recovered.",
+        request=APIKeyCreateSerializer,
+        responses={201: APIKeyCreatedSerializer},
+        examples=[
+            OpenApiExample(
+                "Client portal key",
+                value={"name": "Client portal", "scopes": ["read", "execute"], "expires_at": None},
+                request_only=True,
+            )
+        ],
+    )
+    def create(self, request, *args, **kwargs):
+        serializer = APIKeyCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        api_key, full_key = services.api_key_create(
+            organization=self.organization,
+            actor=self.access.actor,
+            ip=request_ip(request),
+            **serializer.validated_data,
+        )
+        return Response(_created(api_key, full_key), status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Rotate an API key",
+        description="Creates a new key with the same name, scopes and expiry and returns it (shown once). "
+        "The old key keeps working for `grace_seconds` (default 0: it stops at once).",
+        request=APIKeyRotateSerializer,
+        responses={201: APIKeyCreatedSerializer},
+        examples=[OpenApiExample("One hour of grace", value={"grace_seconds": 3600}, request_only=True)],
+    )
+    @action(detail=True, methods=["post"])
+    def rotate(self, request, pk=None):
+        api_key = self.get_object()
+        serializer = APIKeyRotateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        new, full_key = services.api_key_rotate(
+            api_key=api_key,
+            actor=self.access.actor,
+            grace=timedelta(seconds=serializer.validated_data["grace_seconds"]),
+            ip=request_ip(request),
+        )
+        return Response(_created(new, full_key), status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Revoke an API key",
+        description="The key stops working at once. Revoking a revoked key answers 409.",
+        request=None,
+        responses={200: APIKeySerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def revoke(self, request, pk=None):
+        api_key = services.api_key_revoke(
+            api_key=self.get_object(), actor=self.access.actor, ip=request_ip(request)
+        )
+        return Response(APIKeySerializer(self.get_queryset().get(pk=api_key.pk)).data)
+
+
+# --- Members ----------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List the organisation's members"),
+    retrieve=extend_schema(summary="Retrieve a member"),
+    create=extend_schema(
+        summary="Add a member",
+        description="Adds an existing user, found by username or e-mail address. Only an owner may add "
+        "an owner. A user who is already a member answers 409.",
+        request=MembershipCreateSerializer,
+        responses={201: MembershipSerializer},
+        examples=[OpenApiExample("Add an editor", value={"user": "mira@example.com", "role": "editor"})],
+    ),
+    update=extend_schema(summary="Change a member's role", request=MembershipUpdateSerializer),
+    partial_update=extend_schema(summary="Change a member's role", request=MembershipUpdateSerializer),
+    destroy=extend_schema(
+        summary="Remove a member", description="The organisation's last owner cannot be removed (409)."
+    ),
+)
+class MembershipViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
+    """Members of the caller's organisation. Viewers read; admins manage; owners alone touch owners.
+
+    The last owner can be neither removed nor demoted (409).
+    """
+
+    queryset = Membership.objects.select_related("user").order_by("created_at", "id")
+    serializer_class = MembershipSerializer
+    filterset_fields = ["role"]
+    search_fields = ["user__username", "user__email", "user__first_name", "user__last_name"]
+    ordering_fields = ["created_at", "role", "user__username"]
+    write_role = Role.ADMIN
+    write_scope = "admin"
+
+    def _require_owner_for(self, *roles: str) -> None:
+        """Granting, changing or removing the owner role needs an owner (a key never can)."""
+        if Role.OWNER in roles and self.access.role != Role.OWNER:
+            raise PermissionDenied("Only an owner can grant, change or remove the owner role.")
+
+    def create(self, request, *args, **kwargs):
+        serializer = MembershipCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        self._require_owner_for(serializer.validated_data["role"])
+        membership = services.membership_add(
+            organization=self.organization,
+            actor=self.access.actor,
+            ip=request_ip(request),
+            **serializer.validated_data,
+        )
+        return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+    def update(self, request, *args, **kwargs):
+        membership = self.get_object()
+        serializer = MembershipUpdateSerializer(data=request.data, partial=kwargs.get("partial", False))
+        serializer.is_valid(raise_exception=True)
+        role = serializer.validated_data.get("role", membership.role)
+        self._require_owner_for(role, membership.role)
+        membership = services.membership_update(
+            membership=membership, actor=self.access.actor, role=role, ip=request_ip(request)
+        )
+        return Response(MembershipSerializer(membership).data)
+
+    def destroy(self, request, *args, **kwargs):
+        membership = self.get_object()
+        self._require_owner_for(membership.role)
+        services.membership_remove(membership=membership, actor=self.access.actor, ip=request_ip(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- The organisation -------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    get=extend_schema(
+        summary="The organisation the caller acts for", description="With the caller's role or scopes."
+    ),
+    put=extend_schema(summary="Update the organisation", description="Owners only (or a key with `admin`)."),
+    patch=extend_schema(
+        summary="Update the organisation", description="Owners only (or a key with `admin`)."
+    ),
+)
+class OrganizationView(mixins.RetrieveModelMixin, mixins.UpdateModelMixin, GenericAPIView):
+    """The caller's organisation: anyone reads it; the owner renames it."""
+
+    serializer_class = OrganizationSerializer
+    write_role = Role.OWNER
+    write_scope = "admin"
+
+    def get_queryset(self):
+        from prisma_glow.tenancy.models import Organization
+
+        return Organization.objects.filter(pk=get_access(self.request).organization.pk)
+
+    def get_object(self):
+        return self.get_queryset().get()
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if self.request.user and self.request.user.is_authenticated:
+            context["access"] = get_access(self.request)
+        return context
+
+    def get(self, request, *args, **kwargs):
+        return self.retrieve(request, *args, **kwargs)
+
+    def put(self, request, *args, **kwargs):
+        return self.update(request, *args, **kwargs)
+
+    def patch(self, request, *args, **kwargs):
+        return self.partial_update(request, *args, **kwargs)
+
+    def perform_update(self, serializer):
+        access = get_access(self.request)
+        serializer.instance = services.organization_update(
+            organization=serializer.instance,
+            actor=access.actor,
+            ip=request_ip(self.request),
+            **serializer.validated_data,
+        )

@@ -1,0 +1,312 @@
+"""Writes on organisations, memberships and API keys.
+
+Every function is keyword-only, runs in one transaction, validates with ``full_clean()`` and appends
+an audit event (actor, action, before, after). The API, the admin and the management commands all
+call these, so each operation has one code path whichever door it comes through.
+
+``actor`` is a user, an ``APIKey`` or None (the system, e.g. a management command).
+State conflicts (the last owner, a key already revoked…) raise ``ConflictError`` — a Django
+``ValidationError`` that the API answers with 409 and admin forms show like any validation error.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from prisma_glow.api.errors import ConflictError
+from prisma_glow.audit.services import audit_record, snapshot
+from prisma_glow.tenancy.models import APIKey, Membership, Organization, Role, Scope
+
+# --- Organisations ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def organization_create(
+    *, name: str, slug: str, actor=None, owner=None, ip: str | None = None
+) -> Organization:
+    """Create an organisation; ``owner`` (a user), when given, becomes its first owner."""
+    organization = Organization(name=name, slug=slug)
+    organization.full_clean()
+    organization.save()
+    audit_record(
+        organization=organization,
+        action="organization.create",
+        actor=actor,
+        obj=organization,
+        after=snapshot(organization),
+        ip=ip,
+    )
+    if owner is not None:
+        membership_add(organization=organization, actor=actor, user=owner, role=Role.OWNER, ip=ip)
+    return organization
+
+
+ORGANIZATION_EDITABLE_FIELDS = ("name", "slug")
+
+
+@transaction.atomic
+def organization_update(
+    *, organization: Organization, actor, ip: str | None = None, **changes: Any
+) -> Organization:
+    """Change the organisation's ``name`` and/or ``slug`` (the only editable fields)."""
+    unknown = sorted(set(changes) - set(ORGANIZATION_EDITABLE_FIELDS))
+    if unknown:
+        raise TypeError(f"organization_update() got unexpected field(s): {', '.join(unknown)}")
+    organization = Organization.objects.select_for_update().get(pk=organization.pk)
+    before = snapshot(organization)
+    for field, value in changes.items():
+        setattr(organization, field, value)
+    organization.full_clean()
+    organization.save()
+    audit_record(
+        organization=organization,
+        action="organization.update",
+        actor=actor,
+        obj=organization,
+        before=before,
+        after=snapshot(organization),
+        ip=ip,
+    )
+    return organization
+
+
+# --- Memberships --------------------------------------------------------------------------------
+
+
+def _owner_count(organization: Organization) -> int:
+    # Locks the owner rows, so two concurrent demotions cannot both see "another owner remains".
+    return len(
+        Membership.objects.select_for_update()
+        .filter(organization=organization, role=Role.OWNER)
+        .values_list("pk", flat=True)
+    )
+
+
+@transaction.atomic
+def membership_add(
+    *, organization: Organization, actor, user, role: str = Role.VIEWER, ip: str | None = None
+) -> Membership:
+    """Make ``user`` a member of ``organization`` with ``role``.
+
+    Raises ConflictError when the user is already a member.
+    """
+    if Membership.objects.filter(organization=organization, user=user).exists():
+        raise ConflictError(
+            {"user": f"{user.get_username()} is already a member of {organization.name}."}, code="conflict"
+        )
+    membership = Membership(organization=organization, user=user, role=role)
+    membership.full_clean()
+    membership.save()
+    audit_record(
+        organization=organization,
+        action="membership.add",
+        actor=actor,
+        obj=membership,
+        after=snapshot(membership),
+        ip=ip,
+    )
+    return membership
+
+
+@transaction.atomic
+def membership_update(*, membership: Membership, actor, role: str, ip: str | None = None) -> Membership:
+    """Change a member's role. Demoting the organisation's last owner raises ConflictError."""
+    membership = (
+        Membership.objects.select_for_update().select_related("user", "organization").get(pk=membership.pk)
+    )
+    before = snapshot(membership)
+    if membership.role == Role.OWNER and role != Role.OWNER and _owner_count(membership.organization) <= 1:
+        raise ConflictError(
+            {"role": "This is the organisation's last owner: make another member owner first."},
+            code="conflict",
+        )
+    membership.role = role
+    membership.full_clean()
+    membership.save()
+    audit_record(
+        organization=membership.organization,
+        action="membership.update",
+        actor=actor,
+        obj=membership,
+        before=before,
+        after=snapshot(membership),
+        ip=ip,
+    )
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership, actor, ip: str | None = None) -> None:
+    """Remove a member. Removing the organisation's last owner raises ConflictError."""
+    membership = (
+        Membership.objects.select_for_update().select_related("user", "organization").get(pk=membership.pk)
+    )
+    if membership.role == Role.OWNER and _owner_count(membership.organization) <= 1:
+        raise ConflictError(
+            "This is the organisation's last owner and cannot be removed: make another member owner first.",
+            code="conflict",
+        )
+    before = snapshot(membership)
+    organization = membership.organization
+    audit_record(
+        organization=organization,
+        action="membership.remove",
+        actor=actor,
+        obj=membership,
+        before=before,
+        ip=ip,
+    )
+    membership.delete()
+
+
+def user_find(identifier: str):
+    """The active user whose username or e-mail address (case-insensitive) is ``identifier``, or None."""
+    User = get_user_model()
+    identifier = identifier.strip()
+    if not identifier:
+        return None
+    users = User.objects.filter(is_active=True)
+    user = users.filter(username=identifier).first()
+    if user is None and "@" in identifier:
+        matches = list(users.filter(email__iexact=identifier)[:2])
+        user = matches[0] if len(matches) == 1 else None
+    return user
+
+
+# --- API keys -----------------------------------------------------------------------------------
+
+
+def _user_or_none(actor):
+    if actor is None or isinstance(actor, APIKey) or not getattr(actor, "is_authenticated", False):
+        return None
+    return actor
+
+
+@transaction.atomic
+def api_key_create(
+    *,
+    organization: Organization,
+    actor,
+    name: str,
+    scopes: list[str],
+    expires_at: datetime | None = None,
+    ip: str | None = None,
+    rotated_from: APIKey | None = None,
+) -> tuple[APIKey, str]:
+    """Create a key; return it with its full value ``pg_<prefix>.<secret>`` (shown once, never stored)."""
+    full_key, prefix, hashed = APIKey.generate()
+    api_key = APIKey(
+        organization=organization,
+        name=name,
+        scopes=_normalise_scopes(scopes),
+        expires_at=expires_at,
+        prefix=prefix,
+        hashed_secret=hashed,
+        created_by=_user_or_none(actor),
+        rotated_from=rotated_from,
+    )
+    api_key.full_clean()
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationError({"expires_at": "The expiry must be in the future."})
+    api_key.save()
+    audit_record(
+        organization=organization,
+        action="api_key.create",
+        actor=actor,
+        obj=api_key,
+        after=snapshot(api_key),
+        ip=ip,
+    )
+    return api_key, full_key
+
+
+def _normalise_scopes(scopes):
+    """Known scopes deduplicated in canonical order; anything else is left for ``clean()`` to reject."""
+    if isinstance(scopes, (list, tuple, set)) and all(isinstance(s, str) for s in scopes):
+        if set(scopes) <= set(Scope.values):
+            return [s for s in Scope.values if s in scopes]
+        return list(scopes)
+    return scopes
+
+
+def _lock_usable(api_key: APIKey, verb: str) -> APIKey:
+    api_key = APIKey.objects.select_for_update().select_related("organization").get(pk=api_key.pk)
+    if api_key.revoked_at is not None:
+        raise ConflictError(f"This API key has been revoked and cannot be {verb}.", code="conflict")
+    if api_key.expires_at is not None and api_key.expires_at <= timezone.now():
+        raise ConflictError(f"This API key has expired and cannot be {verb}.", code="conflict")
+    return api_key
+
+
+@transaction.atomic
+def api_key_rotate(
+    *, api_key: APIKey, actor, grace: timedelta = timedelta(0), ip: str | None = None
+) -> tuple[APIKey, str]:
+    """Replace a key with a new secret (same name, scopes, expiry); return the new key and its value.
+
+    The old key stays valid for ``grace`` (zero: it stops working at once) and is then rejected as
+    expired. A key already rotated, revoked or expired cannot be rotated (ConflictError).
+    """
+    if grace < timedelta(0):
+        raise ValidationError({"grace_seconds": "The grace period cannot be negative."})
+    old = _lock_usable(api_key, "rotated")
+    if APIKey.objects.filter(rotated_from=old).exists():
+        raise ConflictError("This API key has already been rotated; rotate its successor.", code="conflict")
+    before = snapshot(old)
+    now = timezone.now()
+    cutoff = now + grace
+    old.expires_at = cutoff if old.expires_at is None else min(old.expires_at, cutoff)
+    old.save(update_fields=["expires_at", "updated_at"])
+    new, full_key = api_key_create(
+        organization=old.organization,
+        actor=actor,
+        name=old.name,
+        scopes=list(old.scopes),
+        expires_at=_previous_expiry(before),
+        ip=ip,
+        rotated_from=old,
+    )
+    audit_record(
+        organization=old.organization,
+        action="api_key.rotate",
+        actor=actor,
+        obj=old,
+        before=before,
+        after={**snapshot(old), "rotated_to": new.pk, "grace_seconds": int(grace.total_seconds())},
+        ip=ip,
+    )
+    return new, full_key
+
+
+def _previous_expiry(before: dict) -> datetime | None:
+    """The expiry the old key had before rotation (the new key keeps it)."""
+    value = before.get("expires_at")
+    return parse_datetime(value) if value else None
+
+
+@transaction.atomic
+def api_key_revoke(*, api_key: APIKey, actor, ip: str | None = None) -> APIKey:
+    """Revoke a key at once. Revoking a key that is already revoked raises ConflictError."""
+    api_key = APIKey.objects.select_for_update().select_related("organization").get(pk=api_key.pk)
+    if api_key.revoked_at is not None:
+        raise ConflictError("This API key is already revoked.", code="conflict")
+    before = snapshot(api_key)
+    api_key.revoked_at = timezone.now()
+    api_key.save(update_fields=["revoked_at", "updated_at"])
+    audit_record(
+        organization=api_key.organization,
+        action="api_key.revoke",
+        actor=actor,
+        obj=api_key,
+        before=before,
+        after=snapshot(api_key),
+        ip=ip,
+    )
+    return api_key
