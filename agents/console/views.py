@@ -1,0 +1,287 @@
+"""The admin's live test console.
+
+A staff member picks one of their organisation's agents (``?agent=ID``) and a persona version,
+sends a message and watches the answer stream in, followed by the execution's trace. The page keeps
+the conversation's turns (the ids of the user's console executions, in the session) and takes
+feedback on each answer in place.
+
+Streaming: ``run`` answers ``Accept: text/event-stream`` requests (``static/console/console.js``
+posts the form with ``fetch``) with Server-Sent Events built from ``agents.runtime.execute_stream``:
+
+- ``step``  — ``{"html"}``: one trace step, rendered, as the runtime records it;
+- ``delta`` — ``{"text"}``: the next piece of the answer (plain text, inserted as text);
+- ``done``  — ``{"id", "html"}``: the finished turn (restored answer, citations, trace, feedback form);
+- ``error`` — ``{"message"}``: the run could not finish.
+
+Without JavaScript the same form posts normally, runs ``agents.runtime.execute`` and redirects back.
+
+Rights: every role sees the console; editors and above run agents (draft agents as test runs,
+``is_test=True``) and give feedback; another organisation's agent or execution answers 404.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from itertools import chain
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Prefetch
+from django.http import HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.views.decorators.http import require_GET, require_POST
+
+from agents.console.forms import FeedbackForm, RunForm
+from agents.console.trace import present_step, present_turn
+from agents.models import Agent, AgentStatus, Execution, ExecutionSource, Feedback
+from prisma_glow.admin_views.scoping import get_admin_access, scope_queryset, scoped_get
+from prisma_glow.tenancy.models import Role
+
+logger = logging.getLogger(__name__)
+
+SESSION_KEY = "console_conversations"
+MAX_TURNS = 30
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _require_member(request):
+    access = get_admin_access(request)
+    if not access.can_view:
+        raise PermissionDenied("You are not a member of any organisation.")
+    return access
+
+
+def _require_runner(request):
+    access = _require_member(request)
+    if not access.has_role(Role.EDITOR):
+        raise PermissionDenied("Viewers can read the console but cannot run agents or give feedback.")
+    return access
+
+
+def _agents(request):
+    return scope_queryset(Agent.objects.select_related("organization"), request).order_by("name", "id")
+
+
+def _wants_stream(request) -> bool:
+    return "text/event-stream" in request.headers.get("Accept", "")
+
+
+def _wants_fragment(request) -> bool:
+    return bool(getattr(request, "htmx", False)) or _wants_stream(request)
+
+
+def _console_url(agent: Agent | None, anchor: str = "") -> str:
+    url = reverse("admin:console:index")
+    if agent is not None:
+        url += "?" + urlencode({"agent": agent.pk})
+    return url + (f"#{anchor}" if anchor else "")
+
+
+def _conversation(request, agent: Agent) -> list[int]:
+    return list(request.session.get(SESSION_KEY, {}).get(str(agent.pk), []))
+
+
+def _remember(request, agent: Agent, execution: Execution) -> None:
+    """Add ``execution`` to the user's conversation with ``agent`` (ids only: no text in the session)."""
+    conversations = dict(request.session.get(SESSION_KEY, {}))
+    ids = [i for i in conversations.get(str(agent.pk), []) if i != execution.pk] + [execution.pk]
+    conversations[str(agent.pk)] = ids[-MAX_TURNS:]
+    request.session[SESSION_KEY] = conversations
+
+
+def _turn_queryset(request):
+    return Execution.objects.select_related("persona", "agent").prefetch_related(
+        "steps",
+        Prefetch("feedback", queryset=Feedback.objects.filter(user=request.user).order_by("created_at")),
+    )
+
+
+def _turns(request, agent: Agent) -> list[dict]:
+    ids = _conversation(request, agent)
+    if not ids:
+        return []
+    executions = _turn_queryset(request).filter(
+        pk__in=ids, agent=agent, organization_id=agent.organization_id, actor_user=request.user
+    )
+    return [present_turn(e) for e in sorted(executions, key=lambda e: (e.created_at, e.pk))]
+
+
+def _render_turn(request, execution: Execution) -> str:
+    execution = _turn_queryset(request).get(pk=execution.pk)
+    return render_to_string("agents/console/_turn.html", {"turn": present_turn(execution)}, request=request)
+
+
+def _page(request, *, agent: Agent | None, form: RunForm, status: int = 200, error: str = ""):
+    access = get_admin_access(request)
+    agents = list(_agents(request))
+    context = {
+        **admin.site.each_context(request),
+        "title": "Test console",
+        "agents": agents,
+        "agent": agent,
+        "form": form,
+        "turns": _turns(request, agent) if agent is not None else [],
+        "can_run": access.has_role(Role.EDITOR),
+        "run_error": error,
+        "is_test_run": agent is not None and agent.status != AgentStatus.ACTIVE,
+    }
+    return TemplateResponse(request, "agents/console/console.html", context, status=status)
+
+
+def _sse(event: str, data: dict) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+def _fragment(request, template: str, context: dict, status: int) -> HttpResponse:
+    return HttpResponse(render_to_string(template, context, request=request), status=status)
+
+
+# --- views --------------------------------------------------------------------------------------
+
+
+@require_GET
+def console(request):
+    """The console page: agent picker, persona version, the conversation so far and the message box."""
+    _require_member(request)
+    agent = None
+    agent_id = request.GET.get("agent", "").strip()
+    if agent_id:
+        agent = scoped_get(_agents(request), request, pk=agent_id)
+    form = RunForm(agents=_agents(request), agent=agent)
+    return _page(request, agent=agent, form=form)
+
+
+@require_POST
+def run(request):
+    """Run the chosen agent on the message: a Server-Sent Events stream, or a redirect without JS."""
+    _require_runner(request)
+    from agents.runtime import execute, execute_stream
+    from agents.runtime.errors import AgentNotRunnable
+
+    agents = _agents(request)
+    agent_id = request.POST.get("agent", "").strip()
+    agent = scoped_get(agents, request, pk=agent_id) if agent_id else None
+    form = RunForm(request.POST, agents=agents, agent=agent)
+    if not form.is_valid():
+        if _wants_fragment(request):
+            return _fragment(request, "agents/console/_errors.html", {"form": form}, status=400)
+        return _page(request, agent=agent, form=form, status=400)
+
+    agent, persona, message = (form.cleaned_data[k] for k in ("agent", "persona", "message"))
+    options = {
+        "actor": request.user,
+        "source": ExecutionSource.CONSOLE,
+        "persona": persona,
+        "is_test": agent.status != AgentStatus.ACTIVE,
+    }
+    if not _wants_stream(request):
+        try:
+            execution = execute(agent, message, **options)
+        except AgentNotRunnable as exc:
+            return _page(request, agent=agent, form=form, status=409, error=str(exc))
+        _remember(request, agent, execution)
+        return HttpResponseRedirect(_console_url(agent, f"turn-{execution.pk}"))
+
+    events = iter(execute_stream(agent, message, **options))
+    try:
+        # The runtime refuses an agent that may not run before recording anything: find out now,
+        # while the answer can still be an ordinary error response.
+        first = [next(events)]
+    except AgentNotRunnable as exc:
+        return _fragment(request, "agents/console/_errors.html", {"run_error": str(exc)}, status=409)
+    except StopIteration:
+        first = []
+    response = StreamingHttpResponse(
+        _stream(request, agent, chain(first, events)), content_type="text/event-stream"
+    )
+    response["Cache-Control"] = "no-cache, no-transform"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+def _stream(request, agent: Agent, events: Iterable[dict]) -> Iterator[str]:
+    """Translate the runtime's events into the console's SSE events (see the module docstring)."""
+    execution_id = None
+    try:
+        for event in events:
+            kind, data = event.get("event"), event.get("data") or {}
+            if kind == "delta":
+                text = data.get("text", "")
+                if text:
+                    yield _sse("delta", {"text": text})
+            elif kind == "step":
+                html = render_to_string("agents/console/_step.html", {"step": present_step(data)})
+                yield _sse("step", {"html": html})
+            elif kind == "execution":
+                execution_id = data.get("id")
+    except Exception:
+        logger.exception("Console run of agent %s failed", agent.pk)
+        yield _sse("error", {"message": "The run failed unexpectedly. The server log has the details."})
+        return
+    execution = Execution.objects.filter(pk=execution_id, organization_id=agent.organization_id).first()
+    if execution is None:
+        yield _sse("error", {"message": "The run ended without an execution record."})
+        return
+    # The response (and the session middleware) finished before this generator ran: save now.
+    _remember(request, agent, execution)
+    request.session.save()
+    yield _sse("done", {"id": execution.pk, "html": _render_turn(request, execution)})
+
+
+@require_POST
+def feedback(request, execution_id: int):
+    """Record 👍 / 👎 (and a correction) on one of the organisation's executions, in place."""
+    from agents.services import feedback_create
+
+    _require_runner(request)
+    execution = scoped_get(
+        Execution.objects.select_related("agent", "organization"), request, pk=execution_id
+    )
+    form = FeedbackForm(request.POST)
+    saved = None
+    if form.is_valid():
+        try:
+            saved = feedback_create(
+                execution=execution,
+                actor=request.user,
+                rating=form.cleaned_data["rating"],
+                correction=form.cleaned_data["correction"],
+            )
+        except ValidationError as exc:
+            _add_service_errors(form, exc)
+    if not _wants_fragment(request):
+        if saved is None:
+            errors = [m for field_errors in form.errors.values() for m in field_errors]
+            messages.error(request, "Feedback not recorded: " + " ".join(errors))
+        else:
+            messages.success(request, "Thank you: your feedback was recorded.")
+        return HttpResponseRedirect(_console_url(execution.agent, f"turn-{execution.pk}"))
+    # htmx swaps only 2xx answers: the form comes back with its errors beside the fields.
+    context = {"execution": execution, "form": form, "feedback": [saved] if saved else []}
+    return _fragment(request, "agents/console/_feedback.html", context, status=200)
+
+
+@require_POST
+def clear(request):
+    """Start a new conversation with the agent (the executions stay in the execution log)."""
+    _require_member(request)
+    agent = scoped_get(_agents(request), request, pk=request.POST.get("agent", ""))
+    conversations = dict(request.session.get(SESSION_KEY, {}))
+    conversations.pop(str(agent.pk), None)
+    request.session[SESSION_KEY] = conversations
+    return HttpResponseRedirect(_console_url(agent))
+
+
+def _add_service_errors(form, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for name, errors in exc.error_dict.items():
+            form.add_error(name if name in form.fields else None, errors)
+    else:
+        form.add_error(None, exc)

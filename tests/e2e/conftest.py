@@ -1,0 +1,195 @@
+"""Browser tests: Playwright drives Debian's Chromium against pytest-django's live server.
+
+One headless browser per test process (session scope; with ``pytest -n 2`` each xdist worker has
+its own browser, live server and test database); a fresh browser context per test. Every page
+the tests open is watched for console errors, uncaught exceptions and Content-Security-Policy
+violations (``Watcher``); screenshots go to ``test-artifacts/screenshots/``.
+
+Background tasks (document processing) run for real: the ``task_worker`` fixture runs
+django-tasks-db's worker loop in a thread of the test process, against the test database, so
+uploads go through the same queue as in production and the page's live status is exercised.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection, connections
+from django.test import Client
+
+from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = Path(settings.BASE_DIR) / "test-artifacts" / "screenshots"
+PASSWORD = "correct-horse-battery"  # tests.factories.UserFactory's password
+
+# Reports CSP violations (and errors the page swallows) to the test through an exposed binding.
+# Injected by the browser before any page script (not subject to the page's CSP).
+WATCH_SCRIPT = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__pgReport && window.__pgReport(JSON.stringify({
+    kind: "csp", directive: e.violatedDirective, blocked: e.blockedURI,
+    source: e.sourceFile, line: e.lineNumber, sample: e.sample, disposition: e.disposition,
+  }));
+});
+"""
+
+
+@dataclass
+class Watcher:
+    """Collects what went wrong on the pages of one browser context."""
+
+    problems: list[str] = field(default_factory=list)
+
+    def console(self, message) -> None:
+        if message.type == "error":
+            location = message.location or {}
+            where = f" ({location.get('url', '')}:{location.get('lineNumber', '')})" if location else ""
+            self.problems.append(f"console error: {message.text}{where}")
+
+    def page_error(self, error) -> None:
+        self.problems.append(f"uncaught exception: {error}")
+
+    def report(self, source, payload: str) -> None:
+        data = json.loads(payload)
+        page_url = source.get("page").url if isinstance(source, dict) and source.get("page") else ""
+        self.problems.append(
+            f"CSP violation on {page_url}: {data['directive']} blocked {data['blocked'] or 'inline'}"
+            f" (source {data['source']}:{data['line']}, sample {data['sample']!r})"
+        )
+
+    def take(self) -> list[str]:
+        """The problems since the last call (and forget them)."""
+        problems, self.problems = self.problems, []
+        return problems
+
+
+@pytest.fixture(autouse=True)
+def _postgresql_only():
+    """The browser tests run on PostgreSQL (scripts/test); SQLite's in-memory test database is
+    not shared with the task worker thread."""
+    if connection.vendor != "postgresql":
+        pytest.skip("browser tests run on PostgreSQL only (set DATABASE_URL)")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the whole test process."""
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread; the ORM calls the tests make between
+    # browser actions are ordinary synchronous code, so Django's async-safety guard does not apply.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def watcher() -> Watcher:
+    return Watcher()
+
+
+@pytest.fixture
+def context(browser, live_server, watcher):
+    """A fresh browser context (cookies, storage) against the live server, watched for problems."""
+    ctx = browser.new_context(base_url=live_server.url, viewport={"width": 1366, "height": 900})
+    ctx.set_default_timeout(10_000)
+    ctx.expose_binding("__pgReport", watcher.report)
+    ctx.add_init_script(WATCH_SCRIPT)
+    ctx.on("page", lambda page: _watch(page, watcher))
+    yield ctx
+    ctx.close()
+
+
+def _watch(page, watcher: Watcher) -> None:
+    page.on("console", watcher.console)
+    page.on("pageerror", watcher.page_error)
+
+
+@pytest.fixture
+def page(context):
+    return context.new_page()
+
+
+@pytest.fixture
+def org(transactional_db):
+    return OrganizationFactory(name="Demo Firm", slug="demo-firm")
+
+
+@pytest.fixture
+def editor(org):
+    """Mira: a staff member and editor of the firm."""
+    user = UserFactory(username="mira", first_name="Mira", is_staff=True)
+    MembershipFactory(user=user, organization=org, role="owner")
+    return user
+
+
+def sign_in(context, live_server, user) -> None:
+    """Put a signed-in session for ``user`` into the browser context (no login form round trip)."""
+    client = Client()
+    client.force_login(user)
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME]
+    context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": live_server.url}])
+
+
+@pytest.fixture
+def signed_in_page(context, page, live_server, editor):
+    sign_in(context, live_server, editor)
+    return page
+
+
+def screenshot(page, name: str) -> Path:
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+@pytest.fixture
+def task_worker(live_server):
+    """django-tasks-db's worker loop in a thread, processing the live server's queued tasks."""
+    from django_tasks_db.management.commands.db_worker import Worker
+
+    worker = Worker(
+        queue_names=["*"],
+        interval=0.1,
+        batch=False,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id="e2e-worker",
+        excluded_queue_names=[],
+    )
+    errors: list[BaseException] = []
+
+    def run():
+        try:
+            worker.run()
+        except BaseException as exc:  # reported by the fixture, not lost in the thread
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run, name="e2e-task-worker", daemon=True)
+    thread.start()
+    yield worker
+    worker.running = False
+    thread.join(timeout=10)
+    assert not errors, f"the task worker crashed: {errors[0]!r}"
