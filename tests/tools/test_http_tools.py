@@ -1,0 +1,156 @@
+"""HTTP tools against a real local server: templates, headers, body, limits and the SSRF guard."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+from werkzeug import Response
+
+from tests.factories import ToolFactory
+from tools.http_executor import DestinationRefused, resolve_destination
+from tools.registry import run_tool
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def allow_local(settings):
+    settings.HTTP_TOOL_ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+
+
+def http_tool(httpserver, path="/rates/{currency}", **kwargs):
+    defaults = {
+        "url_template": httpserver.url_for(path).replace("%7B", "{").replace("%7D", "}"),
+        "http_method": "POST",
+        "input_schema": {
+            "type": "object",
+            "properties": {"currency": {"type": "string"}, "amount": {"type": "string"}},
+        },
+    }
+    defaults.update(kwargs)
+    return ToolFactory(**defaults)
+
+
+def test_post_sends_json_body_url_arguments_and_secret_headers(httpserver, allow_local):
+    """Template arguments go into the (quoted) path, the rest into the JSON body; secret headers are sent
+    but never recorded."""
+    httpserver.expect_request(
+        "/rates/EUR USD",
+        method="POST",
+        json={"amount": "10.00"},
+        headers={"Authorization": "Bearer s3cret", "X-Plain": "yes"},
+    ).respond_with_json({"rate": "1.08"})
+    tool = http_tool(
+        httpserver, headers={"X-Plain": "yes"}, secret_headers=json.dumps({"Authorization": "Bearer s3cret"})
+    )
+    tool.refresh_from_db()
+    result = run_tool(tool, {"currency": "EUR USD", "amount": "10.00"})
+    assert result.ok, result.error
+    assert result.output == {"rate": "1.08"}
+    assert result.details["http"]["status_code"] == 200
+    assert "s3cret" not in json.dumps(result.to_dict())
+    assert "Authorization" in result.details["http"]["headers"]
+
+
+def test_get_sends_remaining_arguments_as_query(httpserver, allow_local):
+    httpserver.expect_request("/rates/EUR", method="GET", query_string="amount=5").respond_with_data(
+        "plain text", content_type="text/plain"
+    )
+    result = run_tool(http_tool(httpserver, http_method="GET"), {"currency": "EUR", "amount": "5"})
+    assert result.ok and result.output == "plain text"
+
+
+def test_error_status_is_a_failed_result(httpserver, allow_local):
+    httpserver.expect_request("/rates/EUR").respond_with_json({"detail": "nope"}, status=404)
+    result = run_tool(http_tool(httpserver), {"currency": "EUR"})
+    assert not result.ok
+    assert "HTTP 404" in result.error
+    assert result.details["http"]["status_code"] == 404
+
+
+def test_response_size_cap(httpserver, allow_local):
+    httpserver.expect_request("/rates/EUR").respond_with_data("x" * 5000)
+    result = run_tool(http_tool(httpserver, max_response_bytes=1000), {"currency": "EUR"})
+    assert not result.ok and "larger than the tool's limit of 1000 bytes" in result.error
+
+
+def test_timeout(httpserver, allow_local):
+    def slow(request):
+        time.sleep(1.5)
+        return Response("late")
+
+    httpserver.expect_request("/rates/EUR").respond_with_handler(slow)
+    started = time.monotonic()
+    result = run_tool(http_tool(httpserver, timeout_seconds=1), {"currency": "EUR"})
+    assert not result.ok and result.error == "The tool timed out after 1 s."
+    assert time.monotonic() - started < 1.4
+
+
+def test_malformed_json_response(httpserver, allow_local):
+    httpserver.expect_request("/rates/EUR").respond_with_data("{not json", content_type="application/json")
+    result = run_tool(http_tool(httpserver), {"currency": "EUR"})
+    assert not result.ok and "not valid JSON" in result.error
+
+
+def test_loopback_is_refused_without_the_allow_list(httpserver, settings):
+    settings.HTTP_TOOL_ALLOWED_HOSTS = []
+    result = run_tool(http_tool(httpserver), {"currency": "EUR"})
+    assert not result.ok
+    assert "loopback address" in result.error
+    assert len(httpserver.log) == 0
+
+
+def test_redirect_to_a_private_destination_is_refused(httpserver, settings):
+    """An allowed host may not redirect the call to a destination the allow-list does not name."""
+    settings.HTTP_TOOL_ALLOWED_HOSTS = ["127.0.0.1"]
+    httpserver.expect_request("/rates/EUR").respond_with_data(
+        "", status=302, headers={"Location": "http://169.254.169.254/latest/meta-data/"}
+    )
+    result = run_tool(http_tool(httpserver), {"currency": "EUR"})
+    assert not result.ok
+    assert "link-local address (169.254.169.254)" in result.error
+
+
+def test_redirects_within_allowed_hosts_are_followed(httpserver, allow_local):
+    httpserver.expect_request("/rates/EUR").respond_with_data("", status=303, headers={"Location": "/final"})
+    httpserver.expect_request("/final", method="GET").respond_with_json({"ok": True})
+    result = run_tool(http_tool(httpserver), {"currency": "EUR"})
+    assert result.ok and result.output == {"ok": True}
+    assert result.details["http"]["redirects"] == [httpserver.url_for("/final")]
+
+
+@pytest.mark.parametrize(
+    ("host", "kind"),
+    [
+        ("10.1.2.3", "private"),
+        ("192.168.0.1", "private"),
+        ("169.254.169.254", "link-local"),
+        ("::1", "loopback"),
+        ("0.0.0.0", "private"),
+        ("100.64.0.1", "non-public"),
+    ],
+)
+def test_non_public_addresses_are_refused(settings, host, kind):
+    settings.HTTP_TOOL_ALLOWED_HOSTS = []
+    with pytest.raises(DestinationRefused, match=kind):
+        resolve_destination(host, 80)
+
+
+def test_allow_list_accepts_networks(settings):
+    settings.HTTP_TOOL_ALLOWED_HOSTS = ["10.0.0.0/8"]
+    assert resolve_destination("10.1.2.3", 80) == "10.1.2.3"
+    with pytest.raises(DestinationRefused):
+        resolve_destination("192.168.1.1", 80)
+
+
+def test_refused_connection(allow_local):
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    tool = ToolFactory(url_template=f"http://127.0.0.1:{port}/x", input_schema={"type": "object"})
+    result = run_tool(tool, {})
+    assert not result.ok and "failed" in result.error
