@@ -1,0 +1,470 @@
+"""Writes to knowledge bases and documents: validation, ingestion, indexing, audit.
+
+Every mutation goes through here, whichever door it comes through (API, admin, ``seed_demo``).
+Uploads are checked at once (type, size, emptiness, encryption, duplicates) and refused with a
+``ValidationError`` that says why; accepted documents are processed in the background
+(``knowledge.tasks.process_document``) by :func:`document_process`, which replaces a document's chunks
+in one transaction, so a search sees either the old index or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import logging
+import re
+from pathlib import PurePath
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+from django.utils.text import get_valid_filename
+
+from knowledge.ingest import DocumentKind, ParseError, UnsupportedDocument, chunk_blocks, detect, parse
+from knowledge.models import Chunk, Document, DocumentSource, DocumentStatus, KnowledgeBase
+from prisma_glow.audit.services import audit_record, snapshot
+
+logger = logging.getLogger(__name__)
+
+# The text-search configurations PostgreSQL ships; on PostgreSQL the server's own list is checked.
+POSTGRES_SEARCH_CONFIGS = frozenset(
+    "simple arabic armenian basque catalan danish dutch english finnish french german greek hindi "
+    "hungarian indonesian irish italian lithuanian nepali norwegian portuguese romanian russian "
+    "serbian spanish swedish tamil turkish yiddish".split()
+)
+KNOWLEDGE_BASE_FIELDS = ("name", "description", "chunk_size", "chunk_overlap", "search_config")
+DOCUMENT_FIELDS = ("title", "jurisdiction", "effective_from", "effective_to", "metadata")
+
+
+class DuplicateDocument(ValidationError):
+    """The same content (sha256) is already in the knowledge base; ``existing`` is that document."""
+
+    def __init__(self, existing: Document):
+        self.existing = existing
+        super().__init__(
+            {
+                "file": [
+                    ValidationError(
+                        f'This file is already in the knowledge base as "{existing.title}" '
+                        f"(document {existing.pk}, {existing.get_status_display().lower()}).",
+                        code="duplicate",
+                    )
+                ]
+            }
+        )
+
+
+def _document_snapshot(document: Document) -> dict:
+    """``snapshot`` of a document, with the stored file as its name (a FieldFile is not JSON)."""
+    data = snapshot(document, exclude=("file",))
+    data["file"] = document.file.name if document.file else ""
+    return data
+
+
+def max_upload_bytes() -> int:
+    return int(getattr(settings, "KNOWLEDGE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024))
+
+
+def _human_size(size: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} bytes"
+
+
+# --- Knowledge bases ----------------------------------------------------------------------------
+
+
+def _validate_search_config(name: str) -> None:
+    if connection.vendor == "postgresql":
+        from knowledge.search import postgres
+
+        with connection.cursor() as cursor:
+            ok = postgres.config_exists(cursor, name)
+    else:
+        ok = name in POSTGRES_SEARCH_CONFIGS
+    if not ok:
+        raise ValidationError(
+            {"search_config": f"Unknown text-search configuration '{name}' (e.g. english, german, simple)."}
+        )
+
+
+def knowledge_base_create(
+    *,
+    organization,
+    actor,
+    name: str,
+    description: str = "",
+    chunk_size: int | None = None,
+    chunk_overlap: int | None = None,
+    search_config: str = "english",
+) -> KnowledgeBase:
+    """Create a knowledge base in ``organization`` (audited)."""
+    knowledge_base = KnowledgeBase(
+        organization=organization, name=name, description=description, search_config=search_config
+    )
+    if chunk_size is not None:
+        knowledge_base.chunk_size = chunk_size
+    if chunk_overlap is not None:
+        knowledge_base.chunk_overlap = chunk_overlap
+    knowledge_base.full_clean()
+    _validate_search_config(knowledge_base.search_config)
+    with transaction.atomic():
+        knowledge_base.save()
+        audit_record(
+            organization=organization,
+            action="knowledge_base.create",
+            actor=actor,
+            obj=knowledge_base,
+            after=snapshot(knowledge_base),
+        )
+    return knowledge_base
+
+
+def knowledge_base_update(*, knowledge_base: KnowledgeBase, actor, **changes) -> KnowledgeBase:
+    """Change a knowledge base (audited).
+
+    A new search configuration rebuilds the index vectors at once (PostgreSQL); a new chunk size or
+    overlap re-processes every document in the background.
+    """
+    unknown = set(changes) - set(KNOWLEDGE_BASE_FIELDS)
+    if unknown:
+        raise ValidationError(f"Unknown knowledge base field(s): {', '.join(sorted(unknown))}.")
+    before = snapshot(knowledge_base)
+    for name, value in changes.items():
+        setattr(knowledge_base, name, value)
+    knowledge_base.full_clean()
+    if knowledge_base.search_config != before["search_config"]:
+        _validate_search_config(knowledge_base.search_config)
+    with transaction.atomic():
+        knowledge_base.save()
+        after = snapshot(knowledge_base)
+        audit_record(
+            organization=knowledge_base.organization,
+            action="knowledge_base.update",
+            actor=actor,
+            obj=knowledge_base,
+            before=before,
+            after=after,
+        )
+        if after["search_config"] != before["search_config"] and connection.vendor == "postgresql":
+            from knowledge.search import postgres
+
+            with connection.cursor() as cursor:
+                postgres.refresh_vectors(cursor, knowledge_base.pk)
+        if (after["chunk_size"], after["chunk_overlap"]) != (before["chunk_size"], before["chunk_overlap"]):
+            for document in knowledge_base.documents.exclude(status=DocumentStatus.PENDING):
+                _enqueue_processing(document)
+    return knowledge_base
+
+
+def knowledge_base_delete(*, knowledge_base: KnowledgeBase, actor) -> None:
+    """Delete a knowledge base with its documents and their files (audited).
+
+    Raises ``ProtectedError`` while an agent still uses it.
+    """
+    files = [d.file.name for d in knowledge_base.documents.exclude(file="").only("file")]
+    with transaction.atomic():
+        audit_record(
+            organization=knowledge_base.organization,
+            action="knowledge_base.delete",
+            actor=actor,
+            obj=knowledge_base,
+            before=snapshot(knowledge_base),
+        )
+        knowledge_base.delete()
+        transaction.on_commit(lambda: _delete_files(files))
+
+
+# --- Documents ----------------------------------------------------------------------------------
+
+
+def _delete_files(names: list[str]) -> None:
+    from django.core.files.storage import default_storage
+
+    for name in names:
+        try:
+            default_storage.delete(name)
+        except OSError:
+            logger.warning("Could not delete document file %s", name)
+
+
+def _read_upload(file) -> tuple[bytes, str]:
+    """Bytes and file name of an upload, refusing oversized files before reading them whole."""
+    limit = max_upload_bytes()
+    size = getattr(file, "size", None)
+    if size is not None and size > limit:
+        raise ValidationError(
+            {"file": f"The file is too large ({_human_size(size)}); the limit is {_human_size(limit)}."}
+        )
+    if hasattr(file, "seek"):
+        try:
+            file.seek(0)
+        except (OSError, ValueError):
+            pass
+    data = file.read(limit + 1)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if len(data) > limit:
+        raise ValidationError({"file": f"The file is too large; the limit is {_human_size(limit)}."})
+    return data, PurePath(getattr(file, "name", "") or "").name
+
+
+_EXTENSIONS = {
+    DocumentKind.TEXT: ".txt",
+    DocumentKind.MARKDOWN: ".md",
+    DocumentKind.HTML: ".html",
+    DocumentKind.PDF: ".pdf",
+    DocumentKind.DOCX: ".docx",
+}
+
+
+def _title_from(filename: str, data: bytes, kind: DocumentKind) -> str:
+    if filename:
+        stem = PurePath(filename).stem
+        return re.sub(r"[_]+", " ", stem).strip()[:300] or "Untitled document"
+    if kind in (DocumentKind.TEXT, DocumentKind.MARKDOWN):
+        for line in data.decode("utf-8", errors="replace").splitlines():
+            line = line.strip().lstrip("#").strip()
+            if line:
+                return line[:120]
+    return "Untitled document"
+
+
+def document_create(
+    *,
+    knowledge_base: KnowledgeBase,
+    actor,
+    title: str | None = None,
+    file=None,
+    text: str | None = None,
+    jurisdiction: str = "",
+    effective_from: datetime.date | None = None,
+    effective_to: datetime.date | None = None,
+    metadata: dict | None = None,
+) -> Document:
+    """Add a document from an uploaded ``file`` or from ``text`` (Markdown or plain), then enqueue its
+    processing (audited).
+
+    Raises ``ValidationError`` — at once, before anything is stored — for a missing or double source,
+    an unsupported type, an empty, encrypted or oversized file, and :class:`DuplicateDocument` when
+    the same content is already in the knowledge base.
+    """
+    if (file is None) == (text is None):
+        raise ValidationError({"file": "Provide either a file or a text, not both and not neither."})
+    if file is not None:
+        data, filename = _read_upload(file)
+        source = DocumentSource.UPLOAD
+        try:
+            kind = detect(data, filename)
+        except UnsupportedDocument as exc:
+            raise ValidationError({"file": str(exc)}, code="unsupported")
+    else:
+        data = text.encode("utf-8")
+        if len(data) > max_upload_bytes():
+            raise ValidationError(
+                {"text": f"The text is too large; the limit is {_human_size(max_upload_bytes())}."}
+            )
+        if not text.strip():
+            raise ValidationError({"text": "The text is empty."})
+        filename = ""
+        source = DocumentSource.TEXT
+        kind = DocumentKind.MARKDOWN
+    sha256 = hashlib.sha256(data).hexdigest()
+    existing = Document.objects.filter(knowledge_base=knowledge_base, sha256=sha256).first()
+    if existing is not None:
+        raise DuplicateDocument(existing)
+
+    document = Document(
+        knowledge_base=knowledge_base,
+        title=(title or "").strip() or _title_from(filename, data, kind),
+        source=source,
+        sha256=sha256,
+        mime_type=kind.value,
+        size_bytes=len(data),
+        status=DocumentStatus.PENDING,
+        jurisdiction=(jurisdiction or "").strip().upper(),
+        effective_from=effective_from,
+        effective_to=effective_to,
+        metadata=metadata or {},
+        uploaded_by=actor if isinstance(actor, get_user_model()) else None,
+    )
+    if filename:
+        document.metadata.setdefault("filename", filename)
+    document.full_clean(exclude=["file", "sha256"], validate_constraints=False)
+    stored_name = get_valid_filename(PurePath(filename).stem or "document")[:80] or "document"
+    stored_name = f"{stored_name}-{sha256[:12]}{_EXTENSIONS[kind]}"
+    try:
+        with transaction.atomic():
+            document.file.save(stored_name, ContentFile(data), save=False)
+            document.save()
+            audit_record(
+                organization=knowledge_base.organization,
+                action="document.create",
+                actor=actor,
+                obj=document,
+                after=_document_snapshot(document),
+            )
+            _enqueue_processing(document)
+    except IntegrityError:
+        existing = Document.objects.filter(knowledge_base=knowledge_base, sha256=sha256).first()
+        if existing is not None:
+            raise DuplicateDocument(existing)
+        raise
+    document.refresh_from_db()
+    return document
+
+
+def document_update(*, document: Document, actor, **changes) -> Document:
+    """Change a document's title, jurisdiction, effective dates or metadata (audited)."""
+    unknown = set(changes) - set(DOCUMENT_FIELDS)
+    if unknown:
+        raise ValidationError(f"These document fields cannot be changed: {', '.join(sorted(unknown))}.")
+    before = _document_snapshot(document)
+    for name, value in changes.items():
+        if name == "jurisdiction":
+            value = (value or "").strip().upper()
+        setattr(document, name, value)
+    document.full_clean(exclude=["file"])
+    with transaction.atomic():
+        document.save()
+        audit_record(
+            organization=document.knowledge_base.organization,
+            action="document.update",
+            actor=actor,
+            obj=document,
+            before=before,
+            after=_document_snapshot(document),
+        )
+    return document
+
+
+def document_reindex(*, document: Document, actor) -> Document:
+    """Process the document again (audited): parse, chunk and replace its index."""
+    with transaction.atomic():
+        audit_record(
+            organization=document.knowledge_base.organization,
+            action="document.reindex",
+            actor=actor,
+            obj=document,
+        )
+        _enqueue_processing(document)
+    document.refresh_from_db()
+    return document
+
+
+def document_delete(*, document: Document, actor) -> None:
+    """Delete a document, its chunks (and so its index entries) and its stored file (audited)."""
+    name = document.file.name if document.file else ""
+    with transaction.atomic():
+        audit_record(
+            organization=document.knowledge_base.organization,
+            action="document.delete",
+            actor=actor,
+            obj=document,
+            before=_document_snapshot(document),
+        )
+        document.delete()
+        if name:
+            transaction.on_commit(lambda: _delete_files([name]))
+
+
+def _enqueue_processing(document: Document) -> None:
+    """Queue the processing task. Called inside the caller's transaction: with the database task
+    backend the task row commits together with the document, so a worker never sees one without the
+    other; with the immediate backend (tests) the document is processed right here."""
+    from knowledge.tasks import process_document
+
+    process_document.enqueue(document_id=document.pk)
+
+
+def _read_source(document: Document) -> bytes:
+    if not document.file:
+        raise ParseError("The document has no stored file to process.")
+    try:
+        with document.file.open("rb") as handle:
+            return handle.read()
+    except (FileNotFoundError, OSError) as exc:
+        raise ParseError(f"The stored file could not be read ({type(exc).__name__}).")
+
+
+def _fail(document_id: int, reason: str) -> None:
+    """Mark the document failed and remove any index it had: no stale or partial passages."""
+    with transaction.atomic():
+        Chunk.objects.filter(document_id=document_id).delete()
+        Document.objects.filter(pk=document_id).update(
+            status=DocumentStatus.FAILED,
+            error=reason[:2000],
+            chunk_count=0,
+            processed_at=timezone.now(),
+            updated_at=timezone.now(),
+        )
+
+
+def document_process(document: Document | int) -> Document | None:
+    """Parse, chunk and index a document now (what the background task runs).
+
+    On success the document's chunks are replaced in one transaction and it becomes ``ready``; if
+    the file cannot be parsed it becomes ``failed`` with the reason in ``error`` and has no chunks.
+    Returns the refreshed document, or None when it no longer exists.
+    """
+    document_id = document.pk if isinstance(document, Document) else int(document)
+    updated = Document.objects.filter(pk=document_id).update(
+        status=DocumentStatus.PROCESSING, error="", updated_at=timezone.now()
+    )
+    if not updated:
+        return None
+    document = Document.objects.select_related("knowledge_base").get(pk=document_id)
+    knowledge_base = document.knowledge_base
+    try:
+        data = _read_source(document)
+        parsed = parse(data, document.mime_type or detect(data, document.file.name))
+        pieces = chunk_blocks(
+            parsed.blocks, size=knowledge_base.chunk_size, overlap=knowledge_base.chunk_overlap
+        )
+        if not pieces:
+            raise ParseError("No text could be extracted from the file.")
+    except (ParseError, UnsupportedDocument, ValueError) as exc:
+        _fail(document_id, str(exc))
+        logger.info("Document %s failed to process: %s", document_id, exc)
+        return Document.objects.filter(pk=document_id).first()
+
+    try:
+        with transaction.atomic():
+            # Lock the row so two workers processing the same document serialise here.
+            locked = Document.objects.select_for_update().filter(pk=document_id).first()
+            if locked is None:
+                return None
+            Chunk.objects.filter(document_id=document_id).delete()
+            Chunk.objects.bulk_create(
+                [
+                    Chunk(
+                        document_id=document_id,
+                        ordinal=ordinal,
+                        text=piece.text,
+                        token_count=piece.token_count,
+                        page=piece.page,
+                        heading_path=piece.heading_path,
+                    )
+                    for ordinal, piece in enumerate(pieces)
+                ],
+                batch_size=500,
+            )
+            now = timezone.now()
+            Document.objects.filter(pk=document_id).update(
+                status=DocumentStatus.READY,
+                error="",
+                chunk_count=len(pieces),
+                page_count=parsed.page_count,
+                processed_at=now,
+                updated_at=now,
+            )
+    except Exception as exc:
+        logger.exception("Indexing document %s failed", document_id)
+        _fail(document_id, f"Indexing failed: {type(exc).__name__}: {exc}"[:2000])
+        return Document.objects.filter(pk=document_id).first()
+    return Document.objects.select_related("knowledge_base").get(pk=document_id)
