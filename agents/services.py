@@ -34,7 +34,7 @@ from agents.models import (
     Rating,
 )
 from personas.models import Persona
-from prisma_glow.api.errors import Conflict
+from prisma_glow.api.errors import ConflictError
 from prisma_glow.audit.services import audit_record, snapshot
 from prisma_glow.tenancy.models import Membership
 
@@ -120,7 +120,7 @@ def _agent_errors(agent: Agent) -> dict[str, list[str]]:
 
 
 @transaction.atomic
-def agent_create(*, organization, actor, name: str, **fields: Any) -> Agent:
+def agent_create(*, organization, actor, ip: str | None = None, name: str, **fields: Any) -> Agent:
     """Create a draft agent. The slug is derived from the name when not given (made unique)."""
     _check_fields(fields, AGENT_FIELDS, "agent")
     if not fields.get("slug"):
@@ -135,13 +135,13 @@ def agent_create(*, organization, actor, name: str, **fields: Any) -> Agent:
     _full_clean(agent, _agent_errors(agent))
     agent.save()
     audit_record(
-        organization=organization, action="agent.create", actor=actor, obj=agent, after=snapshot(agent)
+        organization=organization, action="agent.create", actor=actor, ip=ip, obj=agent, after=snapshot(agent)
     )
     return agent
 
 
 @transaction.atomic
-def agent_update(*, agent: Agent, actor, **fields: Any) -> Agent:
+def agent_update(*, agent: Agent, actor, ip: str | None = None, **fields: Any) -> Agent:
     """Edit an agent's settings (not its status: use ``agent_activate`` / ``agent_deprecate``)."""
     _check_fields(fields, AGENT_FIELDS, "agent")
     agent = Agent.objects.select_for_update().get(pk=agent.pk)
@@ -158,6 +158,7 @@ def agent_update(*, agent: Agent, actor, **fields: Any) -> Agent:
             organization=agent.organization,
             action="agent.update",
             actor=actor,
+            ip=ip,
             obj=agent,
             before=before,
             after=after,
@@ -166,28 +167,33 @@ def agent_update(*, agent: Agent, actor, **fields: Any) -> Agent:
 
 
 @transaction.atomic
-def agent_delete(*, agent: Agent, actor) -> None:
+def agent_delete(*, agent: Agent, actor, ip: str | None = None) -> None:
     """Delete an agent that has never run. One with executions keeps its records: deprecate it."""
     count = Execution.objects.filter(agent=agent).count()
     if count:
-        raise Conflict(
+        raise ConflictError(
             f"The agent '{agent.name}' has {count} execution(s) on record and cannot be deleted; "
             "deprecate it instead."
         )
     audit_record(
-        organization=agent.organization, action="agent.delete", actor=actor, obj=agent, before=snapshot(agent)
+        organization=agent.organization,
+        action="agent.delete",
+        actor=actor,
+        ip=ip,
+        obj=agent,
+        before=snapshot(agent),
     )
     agent.delete()
 
 
 @transaction.atomic
-def agent_activate(*, agent: Agent, actor) -> Agent:
+def agent_activate(*, agent: Agent, actor, ip: str | None = None) -> Agent:
     """Put an agent live (from draft or deprecated). It needs an active persona (``Conflict`` otherwise)."""
     agent = Agent.objects.select_for_update().select_related("organization").get(pk=agent.pk)
     if agent.status == AgentStatus.ACTIVE:
         return agent
     if not Persona.objects.filter(agent=agent, is_active=True).exists():
-        raise Conflict(
+        raise ConflictError(
             f"The agent '{agent.name}' has no active persona; create or activate a persona version first."
         )
     before = snapshot(agent)
@@ -197,6 +203,7 @@ def agent_activate(*, agent: Agent, actor) -> Agent:
         organization=agent.organization,
         action="agent.activate",
         actor=actor,
+        ip=ip,
         obj=agent,
         before=before,
         after=snapshot(agent),
@@ -205,7 +212,7 @@ def agent_activate(*, agent: Agent, actor) -> Agent:
 
 
 @transaction.atomic
-def agent_deprecate(*, agent: Agent, actor) -> Agent:
+def agent_deprecate(*, agent: Agent, actor, ip: str | None = None) -> Agent:
     """Retire an agent: it stops running through the API; its history stays readable."""
     agent = Agent.objects.select_for_update().select_related("organization").get(pk=agent.pk)
     if agent.status == AgentStatus.DEPRECATED:
@@ -217,6 +224,7 @@ def agent_deprecate(*, agent: Agent, actor) -> Agent:
         organization=agent.organization,
         action="agent.deprecate",
         actor=actor,
+        ip=ip,
         obj=agent,
         before=before,
         after=snapshot(agent),
@@ -225,7 +233,7 @@ def agent_deprecate(*, agent: Agent, actor) -> Agent:
 
 
 @transaction.atomic
-def agent_clone(*, agent: Agent, actor, name: str, slug: str = "") -> Agent:
+def agent_clone(*, agent: Agent, actor, ip: str | None = None, name: str, slug: str = "") -> Agent:
     """Copy an agent as a new draft: its settings, every persona version (as fresh, unused versions
     with the same numbers and the same active one) and its tool, knowledge and guardrail assignments.
     Executions, feedback and learning examples stay with the original."""
@@ -233,6 +241,7 @@ def agent_clone(*, agent: Agent, actor, name: str, slug: str = "") -> Agent:
     clone = agent_create(
         organization=source.organization,
         actor=actor,
+        ip=ip,
         name=name,
         slug=slug,
         type=source.type,
@@ -276,6 +285,7 @@ def agent_clone(*, agent: Agent, actor, name: str, slug: str = "") -> Agent:
         organization=clone.organization,
         action="agent.clone",
         actor=actor,
+        ip=ip,
         obj=clone,
         before={"source_agent_id": source.pk, "source_name": source.name},
         after=snapshot(clone) | {"persona_versions": [p.version for p in personas]},
@@ -320,7 +330,16 @@ def _target_errors(kind: _Kind, agent: Agent, target) -> dict[str, list[str]]:
     return {}
 
 
-def _assign(kind: _Kind, *, agent: Agent, target, actor, order: int | None = None, **settings: Any):
+def _assign(
+    kind: _Kind,
+    *,
+    agent: Agent,
+    target,
+    actor,
+    ip: str | None = None,
+    order: int | None = None,
+    **settings: Any,
+):
     _check_fields(settings, kind.settings_fields, f"{kind.label} assignment")
     if order is None:
         last = kind.model.objects.filter(agent=agent).aggregate(m=Max("order"))["m"]
@@ -335,13 +354,14 @@ def _assign(kind: _Kind, *, agent: Agent, target, actor, order: int | None = Non
         organization=agent.organization,
         action=f"{kind.action}.assign",
         actor=actor,
+        ip=ip,
         obj=assignment,
         after=snapshot(assignment),
     )
     return assignment
 
 
-def _assignment_update(kind: _Kind, *, assignment, actor, **fields: Any):
+def _assignment_update(kind: _Kind, *, assignment, actor, ip: str | None = None, **fields: Any):
     _check_fields(fields, kind.settings_fields, f"{kind.label} assignment")
     assignment = (
         kind.model.objects.select_for_update().select_related("agent__organization").get(pk=assignment.pk)
@@ -355,6 +375,7 @@ def _assignment_update(kind: _Kind, *, assignment, actor, **fields: Any):
         organization=assignment.agent.organization,
         action=f"{kind.action}.update",
         actor=actor,
+        ip=ip,
         obj=assignment,
         before=before,
         after=snapshot(assignment),
@@ -362,18 +383,21 @@ def _assignment_update(kind: _Kind, *, assignment, actor, **fields: Any):
     return assignment
 
 
-def _unassign(kind: _Kind, *, assignment, actor) -> None:
+def _unassign(kind: _Kind, *, assignment, actor, ip: str | None = None) -> None:
     audit_record(
         organization=assignment.agent.organization,
         action=f"{kind.action}.unassign",
         actor=actor,
+        ip=ip,
         obj=assignment,
         before=snapshot(assignment),
     )
     assignment.delete()
 
 
-def _reorder(kind: _Kind, *, agent: Agent, actor, assignment_ids: Sequence[int]) -> list:
+def _reorder(
+    kind: _Kind, *, agent: Agent, actor, ip: str | None = None, assignment_ids: Sequence[int]
+) -> list:
     """Set ``order`` from the position in ``assignment_ids``, which must list every assignment once."""
     current = {a.pk: a for a in kind.model.objects.select_for_update().filter(agent=agent)}
     ids = list(assignment_ids)
@@ -393,6 +417,7 @@ def _reorder(kind: _Kind, *, agent: Agent, actor, assignment_ids: Sequence[int])
         organization=agent.organization,
         action=f"{kind.action}.reorder",
         actor=actor,
+        ip=ip,
         obj=agent,
         before={"order": before},
         after={"order": {str(pk): i for i, pk in enumerate(ids)}},
@@ -401,71 +426,83 @@ def _reorder(kind: _Kind, *, agent: Agent, actor, assignment_ids: Sequence[int])
 
 
 @transaction.atomic
-def agent_tool_assign(*, agent: Agent, tool, actor, order: int | None = None, **settings: Any) -> AgentTool:
+def agent_tool_assign(
+    *, agent: Agent, tool, actor, ip: str | None = None, order: int | None = None, **settings: Any
+) -> AgentTool:
     """Assign a tool (the organisation's own or a built-in one); appended last unless ``order`` is given."""
-    return _assign(TOOL, agent=agent, target=tool, actor=actor, order=order, **settings)
+    return _assign(TOOL, agent=agent, target=tool, actor=actor, ip=ip, order=order, **settings)
 
 
 @transaction.atomic
-def agent_tool_update(*, assignment: AgentTool, actor, **fields: Any) -> AgentTool:
+def agent_tool_update(*, assignment: AgentTool, actor, ip: str | None = None, **fields: Any) -> AgentTool:
     """Change a tool assignment's ``enabled``, ``order`` or ``settings``."""
-    return _assignment_update(TOOL, assignment=assignment, actor=actor, **fields)
+    return _assignment_update(TOOL, assignment=assignment, actor=actor, ip=ip, **fields)
 
 
 @transaction.atomic
-def agent_tool_unassign(*, assignment: AgentTool, actor) -> None:
-    _unassign(TOOL, assignment=assignment, actor=actor)
+def agent_tool_unassign(*, assignment: AgentTool, actor, ip: str | None = None) -> None:
+    _unassign(TOOL, assignment=assignment, actor=actor, ip=ip)
 
 
 @transaction.atomic
-def agent_tool_reorder(*, agent: Agent, actor, assignment_ids: Sequence[int]) -> list[AgentTool]:
-    return _reorder(TOOL, agent=agent, actor=actor, assignment_ids=assignment_ids)
+def agent_tool_reorder(
+    *, agent: Agent, actor, ip: str | None = None, assignment_ids: Sequence[int]
+) -> list[AgentTool]:
+    return _reorder(TOOL, agent=agent, actor=actor, ip=ip, assignment_ids=assignment_ids)
 
 
 @transaction.atomic
 def agent_knowledge_assign(
-    *, agent: Agent, knowledge_base, actor, order: int | None = None, **settings: Any
+    *, agent: Agent, knowledge_base, actor, ip: str | None = None, order: int | None = None, **settings: Any
 ) -> AgentKnowledge:
     """Assign a knowledge base of the agent's organisation, with ``top_k`` and ``min_score``."""
-    return _assign(KNOWLEDGE, agent=agent, target=knowledge_base, actor=actor, order=order, **settings)
+    return _assign(KNOWLEDGE, agent=agent, target=knowledge_base, actor=actor, ip=ip, order=order, **settings)
 
 
 @transaction.atomic
-def agent_knowledge_update(*, assignment: AgentKnowledge, actor, **fields: Any) -> AgentKnowledge:
-    return _assignment_update(KNOWLEDGE, assignment=assignment, actor=actor, **fields)
+def agent_knowledge_update(
+    *, assignment: AgentKnowledge, actor, ip: str | None = None, **fields: Any
+) -> AgentKnowledge:
+    return _assignment_update(KNOWLEDGE, assignment=assignment, actor=actor, ip=ip, **fields)
 
 
 @transaction.atomic
-def agent_knowledge_unassign(*, assignment: AgentKnowledge, actor) -> None:
-    _unassign(KNOWLEDGE, assignment=assignment, actor=actor)
+def agent_knowledge_unassign(*, assignment: AgentKnowledge, actor, ip: str | None = None) -> None:
+    _unassign(KNOWLEDGE, assignment=assignment, actor=actor, ip=ip)
 
 
 @transaction.atomic
-def agent_knowledge_reorder(*, agent: Agent, actor, assignment_ids: Sequence[int]) -> list[AgentKnowledge]:
-    return _reorder(KNOWLEDGE, agent=agent, actor=actor, assignment_ids=assignment_ids)
+def agent_knowledge_reorder(
+    *, agent: Agent, actor, ip: str | None = None, assignment_ids: Sequence[int]
+) -> list[AgentKnowledge]:
+    return _reorder(KNOWLEDGE, agent=agent, actor=actor, ip=ip, assignment_ids=assignment_ids)
 
 
 @transaction.atomic
 def agent_guardrail_assign(
-    *, agent: Agent, guardrail, actor, order: int | None = None, **settings: Any
+    *, agent: Agent, guardrail, actor, ip: str | None = None, order: int | None = None, **settings: Any
 ) -> AgentGuardrail:
     """Assign a guardrail of the agent's organisation; guardrails run in ``order``."""
-    return _assign(GUARDRAIL, agent=agent, target=guardrail, actor=actor, order=order, **settings)
+    return _assign(GUARDRAIL, agent=agent, target=guardrail, actor=actor, ip=ip, order=order, **settings)
 
 
 @transaction.atomic
-def agent_guardrail_update(*, assignment: AgentGuardrail, actor, **fields: Any) -> AgentGuardrail:
-    return _assignment_update(GUARDRAIL, assignment=assignment, actor=actor, **fields)
+def agent_guardrail_update(
+    *, assignment: AgentGuardrail, actor, ip: str | None = None, **fields: Any
+) -> AgentGuardrail:
+    return _assignment_update(GUARDRAIL, assignment=assignment, actor=actor, ip=ip, **fields)
 
 
 @transaction.atomic
-def agent_guardrail_unassign(*, assignment: AgentGuardrail, actor) -> None:
-    _unassign(GUARDRAIL, assignment=assignment, actor=actor)
+def agent_guardrail_unassign(*, assignment: AgentGuardrail, actor, ip: str | None = None) -> None:
+    _unassign(GUARDRAIL, assignment=assignment, actor=actor, ip=ip)
 
 
 @transaction.atomic
-def agent_guardrail_reorder(*, agent: Agent, actor, assignment_ids: Sequence[int]) -> list[AgentGuardrail]:
-    return _reorder(GUARDRAIL, agent=agent, actor=actor, assignment_ids=assignment_ids)
+def agent_guardrail_reorder(
+    *, agent: Agent, actor, ip: str | None = None, assignment_ids: Sequence[int]
+) -> list[AgentGuardrail]:
+    return _reorder(GUARDRAIL, agent=agent, actor=actor, ip=ip, assignment_ids=assignment_ids)
 
 
 # --- Providers --------------------------------------------------------------------------------
@@ -503,7 +540,7 @@ def _save_provider(provider: ModelProvider) -> None:
 
 
 @transaction.atomic
-def provider_create(*, organization, actor, name: str, **fields: Any) -> ModelProvider:
+def provider_create(*, organization, actor, ip: str | None = None, name: str, **fields: Any) -> ModelProvider:
     """Create a model provider; ``api_key`` is stored encrypted. ``is_default`` takes the default over."""
     _check_fields(fields, PROVIDER_FIELDS, "provider")
     provider = ModelProvider(organization=organization, name=name, **fields)
@@ -513,6 +550,7 @@ def provider_create(*, organization, actor, name: str, **fields: Any) -> ModelPr
         organization=organization,
         action="provider.create",
         actor=actor,
+        ip=ip,
         obj=provider,
         after=snapshot(provider),
     )
@@ -520,7 +558,7 @@ def provider_create(*, organization, actor, name: str, **fields: Any) -> ModelPr
 
 
 @transaction.atomic
-def provider_update(*, provider: ModelProvider, actor, **fields: Any) -> ModelProvider:
+def provider_update(*, provider: ModelProvider, actor, ip: str | None = None, **fields: Any) -> ModelProvider:
     """Edit a provider. Leave ``api_key`` out to keep the stored key; pass "" to clear it."""
     _check_fields(fields, PROVIDER_FIELDS, "provider")
     provider = ModelProvider.objects.select_for_update().select_related("organization").get(pk=provider.pk)
@@ -533,6 +571,7 @@ def provider_update(*, provider: ModelProvider, actor, **fields: Any) -> ModelPr
         organization=provider.organization,
         action="provider.update",
         actor=actor,
+        ip=ip,
         obj=provider,
         before=before,
         after=snapshot(provider),
@@ -541,17 +580,18 @@ def provider_update(*, provider: ModelProvider, actor, **fields: Any) -> ModelPr
 
 
 @transaction.atomic
-def provider_delete(*, provider: ModelProvider, actor) -> None:
+def provider_delete(*, provider: ModelProvider, actor, ip: str | None = None) -> None:
     """Delete a provider no agent uses (``Conflict`` otherwise); past executions keep their figures."""
     in_use = Agent.objects.filter(provider=provider).count()
     if in_use:
-        raise Conflict(
+        raise ConflictError(
             f"The provider '{provider.name}' is used by {in_use} agent(s); point them at another provider first."
         )
     audit_record(
         organization=provider.organization,
         action="provider.delete",
         actor=actor,
+        ip=ip,
         obj=provider,
         before=snapshot(provider),
     )
@@ -563,7 +603,13 @@ def provider_delete(*, provider: ModelProvider, actor) -> None:
 
 @transaction.atomic
 def feedback_create(
-    *, execution: Execution, actor, rating: int, comment: str = "", correction: str = ""
+    *,
+    execution: Execution,
+    actor,
+    ip: str | None = None,
+    rating: int,
+    comment: str = "",
+    correction: str = "",
 ) -> Feedback:
     """Record a 👍 / 👎 on an execution. A 👎 with a correction proposes a learning example
     (the execution's input and the corrected answer) for review."""
@@ -584,6 +630,7 @@ def feedback_create(
         organization=execution.organization,
         action="feedback.create",
         actor=actor,
+        ip=ip,
         obj=feedback,
         after=snapshot(feedback),
     )
@@ -591,6 +638,7 @@ def feedback_create(
         learning_example_create(
             agent=execution.agent,
             actor=actor,
+            ip=ip,
             input=execution.input,
             output=feedback.correction,
             source_feedback=feedback,
@@ -606,6 +654,7 @@ def learning_example_create(
     *,
     agent: Agent,
     actor,
+    ip: str | None = None,
     input: str,
     output: str,
     status: str = LearningExampleStatus.PROPOSED,
@@ -627,6 +676,7 @@ def learning_example_create(
         organization=agent.organization,
         action="learning_example.create",
         actor=actor,
+        ip=ip,
         obj=example,
         after=snapshot(example),
     )
@@ -634,7 +684,9 @@ def learning_example_create(
 
 
 @transaction.atomic
-def learning_example_update(*, example: LearningExample, actor, **fields: Any) -> LearningExample:
+def learning_example_update(
+    *, example: LearningExample, actor, ip: str | None = None, **fields: Any
+) -> LearningExample:
     """Edit an example's input or answer. An edited approved example goes back to review."""
     _check_fields(fields, LEARNING_FIELDS, "learning example")
     example = LearningExample.objects.select_for_update().select_related("organization").get(pk=example.pk)
@@ -654,6 +706,7 @@ def learning_example_update(*, example: LearningExample, actor, **fields: Any) -
         organization=example.organization,
         action="learning_example.update",
         actor=actor,
+        ip=ip,
         obj=example,
         before=before,
         after=snapshot(example),
@@ -661,7 +714,9 @@ def learning_example_update(*, example: LearningExample, actor, **fields: Any) -
     return example
 
 
-def _learning_example_set_status(example: LearningExample, actor, status: str) -> LearningExample:
+def _learning_example_set_status(
+    example: LearningExample, actor, status: str, ip: str | None = None
+) -> LearningExample:
     example = LearningExample.objects.select_for_update().select_related("organization").get(pk=example.pk)
     if example.status == status:
         return example
@@ -672,6 +727,7 @@ def _learning_example_set_status(example: LearningExample, actor, status: str) -
         organization=example.organization,
         action=f"learning_example.{'approve' if status == LearningExampleStatus.APPROVED else 'reject'}",
         actor=actor,
+        ip=ip,
         obj=example,
         before=before,
         after=snapshot(example),
@@ -680,22 +736,23 @@ def _learning_example_set_status(example: LearningExample, actor, status: str) -
 
 
 @transaction.atomic
-def learning_example_approve(*, example: LearningExample, actor) -> LearningExample:
+def learning_example_approve(*, example: LearningExample, actor, ip: str | None = None) -> LearningExample:
     """Approve an example: from now on it is shown to the agent's model as a few-shot example."""
-    return _learning_example_set_status(example, actor, LearningExampleStatus.APPROVED)
+    return _learning_example_set_status(example, actor, LearningExampleStatus.APPROVED, ip=ip)
 
 
 @transaction.atomic
-def learning_example_reject(*, example: LearningExample, actor) -> LearningExample:
-    return _learning_example_set_status(example, actor, LearningExampleStatus.REJECTED)
+def learning_example_reject(*, example: LearningExample, actor, ip: str | None = None) -> LearningExample:
+    return _learning_example_set_status(example, actor, LearningExampleStatus.REJECTED, ip=ip)
 
 
 @transaction.atomic
-def learning_example_delete(*, example: LearningExample, actor) -> None:
+def learning_example_delete(*, example: LearningExample, actor, ip: str | None = None) -> None:
     audit_record(
         organization=example.organization,
         action="learning_example.delete",
         actor=actor,
+        ip=ip,
         obj=example,
         before=snapshot(example),
     )

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from personas.models import Persona
-from prisma_glow.api.errors import Conflict
+from prisma_glow.api.errors import ConflictError
 from prisma_glow.audit.services import audit_record, snapshot
 
 # The fields a caller may set; everything else (agent, version, is_active, created_by) is managed here.
@@ -68,6 +68,7 @@ def persona_create(
     *,
     agent,
     actor,
+    ip: str | None = None,
     name: str,
     system_prompt: str,
     activate: bool | None = None,
@@ -101,6 +102,7 @@ def persona_create(
         organization=agent.organization,
         action="persona.create",
         actor=actor,
+        ip=ip,
         obj=persona,
         after=snapshot(persona),
     )
@@ -108,7 +110,7 @@ def persona_create(
 
 
 @transaction.atomic
-def persona_update(*, persona: Persona, actor, **fields: Any) -> Persona:
+def persona_update(*, persona: Persona, actor, ip: str | None = None, **fields: Any) -> Persona:
     """Edit a persona; returns the persona that now holds the edit.
 
     An unused version is edited in place. A version used by an execution is immutable: the edit
@@ -140,6 +142,7 @@ def persona_update(*, persona: Persona, actor, **fields: Any) -> Persona:
             organization=persona.agent.organization,
             action="persona.create",
             actor=actor,
+            ip=ip,
             obj=successor,
             before=before,
             after=snapshot(successor),
@@ -153,6 +156,7 @@ def persona_update(*, persona: Persona, actor, **fields: Any) -> Persona:
         organization=persona.agent.organization,
         action="persona.update",
         actor=actor,
+        ip=ip,
         obj=persona,
         before=before,
         after=snapshot(persona),
@@ -161,7 +165,7 @@ def persona_update(*, persona: Persona, actor, **fields: Any) -> Persona:
 
 
 @transaction.atomic
-def persona_activate(*, persona: Persona, actor) -> Persona:
+def persona_activate(*, persona: Persona, actor, ip: str | None = None) -> Persona:
     """Make ``persona`` the agent's active version; the previously active one is deactivated."""
     _lock_agent(persona.agent)
     persona.refresh_from_db()
@@ -176,6 +180,7 @@ def persona_activate(*, persona: Persona, actor) -> Persona:
         organization=persona.agent.organization,
         action="persona.activate",
         actor=actor,
+        ip=ip,
         obj=persona,
         before=before | {"previous_active_version": previous.version if previous else None},
         after=snapshot(persona),
@@ -184,7 +189,7 @@ def persona_activate(*, persona: Persona, actor) -> Persona:
 
 
 @transaction.atomic
-def persona_delete(*, persona: Persona, actor) -> None:
+def persona_delete(*, persona: Persona, actor, ip: str | None = None) -> None:
     """Delete an unused persona version.
 
     A version an execution has used stays (the trace needs it), and the active version of an active
@@ -192,18 +197,20 @@ def persona_delete(*, persona: Persona, actor) -> None:
     """
     _lock_agent(persona.agent)
     if persona_is_used(persona):
-        raise Conflict(
+        raise ConflictError(
             f"Version {persona.version} of this persona has been used by executions and cannot be "
             "deleted; create and activate a new version instead."
         )
     if persona.is_active and persona.agent.status == "active":
-        raise Conflict(
+        raise ConflictError(
             f"Version {persona.version} is the active persona of an active agent; activate another "
             "version (or deprecate the agent) before deleting it."
         )
     before = snapshot(persona)
     organization = persona.agent.organization
-    audit_record(organization=organization, action="persona.delete", actor=actor, obj=persona, before=before)
+    audit_record(
+        organization=organization, action="persona.delete", actor=actor, ip=ip, obj=persona, before=before
+    )
     persona.delete()
 
 

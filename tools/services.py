@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils.text import slugify
 
-from prisma_glow.api.errors import Conflict
+from prisma_glow.api.errors import ConflictError
 from prisma_glow.audit.services import audit_record, snapshot
 from tools.models import Tool, ToolKind
 
@@ -99,6 +99,7 @@ def tool_create(
     *,
     organization,
     actor,
+    ip: str | None = None,
     name: str,
     url_template: str,
     slug: str = "",
@@ -123,12 +124,14 @@ def tool_create(
     )
     _validate(tool)
     tool.save()
-    audit_record(organization=organization, action="tool.create", actor=actor, obj=tool, after=snapshot(tool))
+    audit_record(
+        organization=organization, action="tool.create", actor=actor, ip=ip, obj=tool, after=snapshot(tool)
+    )
     return tool
 
 
 @transaction.atomic
-def tool_update(*, tool: Tool, actor, **fields: Any) -> Tool:
+def tool_update(*, tool: Tool, actor, ip: str | None = None, **fields: Any) -> Tool:
     """Edit an organisation's tool. Built-in tools raise ``PermissionDenied``."""
     _check_fields(fields)
     if tool.organization_id is None:
@@ -147,6 +150,7 @@ def tool_update(*, tool: Tool, actor, **fields: Any) -> Tool:
         organization=tool.organization,
         action="tool.update",
         actor=actor,
+        ip=ip,
         obj=tool,
         before=before,
         after=snapshot(tool),
@@ -155,16 +159,21 @@ def tool_update(*, tool: Tool, actor, **fields: Any) -> Tool:
 
 
 @transaction.atomic
-def tool_delete(*, tool: Tool, actor) -> None:
+def tool_delete(*, tool: Tool, actor, ip: str | None = None) -> None:
     """Delete an organisation's tool that no agent uses (``Conflict`` otherwise)."""
     if tool.organization_id is None:
         raise PermissionDenied(BUILTIN_READ_ONLY)
     in_use = tool.assignments.count()
     if in_use:
-        raise Conflict(
+        raise ConflictError(
             f"The tool '{tool.name}' is assigned to {in_use} agent(s); unassign it (or disable it) first."
         )
     audit_record(
-        organization=tool.organization, action="tool.delete", actor=actor, obj=tool, before=snapshot(tool)
+        organization=tool.organization,
+        action="tool.delete",
+        actor=actor,
+        ip=ip,
+        obj=tool,
+        before=snapshot(tool),
     )
     tool.delete()

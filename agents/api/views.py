@@ -48,6 +48,7 @@ from agents.models import (
 )
 from personas.models import Persona
 from prisma_glow.api.pagination import CreatedCursorPagination
+from prisma_glow.api.tenancy import request_ip
 from prisma_glow.api.viewsets import OrganizationScopedMixin, OrganizationScopedViewSet
 
 AGENT_PATH = OpenApiParameter(
@@ -105,18 +106,24 @@ class AgentViewSet(OrganizationScopedViewSet):
 
     def perform_create(self, serializer):
         agent = services.agent_create(
-            organization=self.organization, actor=self.access.actor, **serializer.validated_data
+            organization=self.organization,
+            actor=self.access.actor,
+            ip=request_ip(self.request),
+            **serializer.validated_data,
         )
         serializer.instance = self._fresh(agent)
 
     def perform_update(self, serializer):
         agent = services.agent_update(
-            agent=serializer.instance, actor=self.access.actor, **serializer.validated_data
+            agent=serializer.instance,
+            actor=self.access.actor,
+            ip=request_ip(self.request),
+            **serializer.validated_data,
         )
         serializer.instance = self._fresh(agent)
 
     def perform_destroy(self, instance):
-        services.agent_delete(agent=instance, actor=self.access.actor)
+        services.agent_delete(agent=instance, actor=self.access.actor, ip=request_ip(self.request))
 
     @extend_schema(
         summary="Activate an agent",
@@ -127,7 +134,9 @@ class AgentViewSet(OrganizationScopedViewSet):
     )
     @action(detail=True, methods=["post"])
     def activate(self, request, pk=None):
-        agent = services.agent_activate(agent=self.get_object(), actor=self.access.actor)
+        agent = services.agent_activate(
+            agent=self.get_object(), actor=self.access.actor, ip=request_ip(self.request)
+        )
         return Response(self.get_serializer(self._fresh(agent)).data)
 
     @extend_schema(
@@ -138,7 +147,9 @@ class AgentViewSet(OrganizationScopedViewSet):
     )
     @action(detail=True, methods=["post"])
     def deprecate(self, request, pk=None):
-        agent = services.agent_deprecate(agent=self.get_object(), actor=self.access.actor)
+        agent = services.agent_deprecate(
+            agent=self.get_object(), actor=self.access.actor, ip=request_ip(self.request)
+        )
         return Response(self.get_serializer(self._fresh(agent)).data)
 
     @extend_schema(
@@ -154,7 +165,9 @@ class AgentViewSet(OrganizationScopedViewSet):
         source = self.get_object()
         payload = AgentCloneSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        clone = services.agent_clone(agent=source, actor=self.access.actor, **payload.validated_data)
+        clone = services.agent_clone(
+            agent=source, actor=self.access.actor, ip=request_ip(self.request), **payload.validated_data
+        )
         return Response(self.get_serializer(self._fresh(clone)).data, status=status.HTTP_201_CREATED)
 
 
@@ -194,7 +207,11 @@ class AssignmentViewSet(AgentChildMixin, viewsets.ModelViewSet):
         data = dict(serializer.validated_data)
         target = data.pop(self.target_field)
         serializer.instance = type(self).assign_service(
-            agent=self.agent, actor=self.access.actor, **{self.target_field: target}, **data
+            agent=self.agent,
+            actor=self.access.actor,
+            ip=request_ip(self.request),
+            **{self.target_field: target},
+            **data,
         )
 
     def perform_update(self, serializer):
@@ -207,18 +224,21 @@ class AssignmentViewSet(AgentChildMixin, viewsets.ModelViewSet):
                 {self.target_field: ["An assignment cannot change its target; unassign and assign again."]}
             )
         serializer.instance = type(self).update_service(
-            assignment=serializer.instance, actor=self.access.actor, **data
+            assignment=serializer.instance, actor=self.access.actor, ip=request_ip(self.request), **data
         )
 
     def perform_destroy(self, instance):
-        type(self).unassign_service(assignment=instance, actor=self.access.actor)
+        type(self).unassign_service(assignment=instance, actor=self.access.actor, ip=request_ip(self.request))
 
     @action(detail=False, methods=["post"])
     def reorder(self, request, agent_pk=None):
         payload = ReorderSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         assignments = type(self).reorder_service(
-            agent=self.agent, actor=self.access.actor, assignment_ids=payload.validated_data["assignments"]
+            agent=self.agent,
+            actor=self.access.actor,
+            ip=request_ip(self.request),
+            assignment_ids=payload.validated_data["assignments"],
         )
         ids = [a.pk for a in assignments]
         rows = {a.pk: a for a in self.get_queryset().filter(pk__in=ids)}
@@ -336,16 +356,22 @@ class ModelProviderViewSet(OrganizationScopedViewSet):
 
     def perform_create(self, serializer):
         serializer.instance = services.provider_create(
-            organization=self.organization, actor=self.access.actor, **serializer.validated_data
+            organization=self.organization,
+            actor=self.access.actor,
+            ip=request_ip(self.request),
+            **serializer.validated_data,
         )
 
     def perform_update(self, serializer):
         serializer.instance = services.provider_update(
-            provider=serializer.instance, actor=self.access.actor, **serializer.validated_data
+            provider=serializer.instance,
+            actor=self.access.actor,
+            ip=request_ip(self.request),
+            **serializer.validated_data,
         )
 
     def perform_destroy(self, instance):
-        services.provider_delete(provider=instance, actor=self.access.actor)
+        services.provider_delete(provider=instance, actor=self.access.actor, ip=request_ip(self.request))
 
 
 # --- Executions -------------------------------------------------------------------------------
@@ -412,7 +438,10 @@ class ExecutionViewSet(OrganizationScopedMixin, viewsets.ReadOnlyModelViewSet):
         serializer = FeedbackSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         feedback = services.feedback_create(
-            execution=execution, actor=self.access.actor, **serializer.validated_data
+            execution=execution,
+            actor=self.access.actor,
+            ip=request_ip(self.request),
+            **serializer.validated_data,
         )
         return Response(FeedbackSerializer(feedback).data, status=status.HTTP_201_CREATED)
 
@@ -447,18 +476,20 @@ class LearningExampleViewSet(OrganizationScopedViewSet):
 
     def perform_create(self, serializer):
         serializer.instance = services.learning_example_create(
-            actor=self.access.actor, **serializer.validated_data
+            actor=self.access.actor, ip=request_ip(self.request), **serializer.validated_data
         )
 
     def perform_update(self, serializer):
         data = dict(serializer.validated_data)
         data.pop("agent", None)
         serializer.instance = services.learning_example_update(
-            example=serializer.instance, actor=self.access.actor, **data
+            example=serializer.instance, actor=self.access.actor, ip=request_ip(self.request), **data
         )
 
     def perform_destroy(self, instance):
-        services.learning_example_delete(example=instance, actor=self.access.actor)
+        services.learning_example_delete(
+            example=instance, actor=self.access.actor, ip=request_ip(self.request)
+        )
 
     @extend_schema(
         summary="Approve a learning example",
@@ -468,7 +499,9 @@ class LearningExampleViewSet(OrganizationScopedViewSet):
     )
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
-        example = services.learning_example_approve(example=self.get_object(), actor=self.access.actor)
+        example = services.learning_example_approve(
+            example=self.get_object(), actor=self.access.actor, ip=request_ip(self.request)
+        )
         return Response(self.get_serializer(example).data)
 
     @extend_schema(
@@ -476,7 +509,9 @@ class LearningExampleViewSet(OrganizationScopedViewSet):
     )
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
-        example = services.learning_example_reject(example=self.get_object(), actor=self.access.actor)
+        example = services.learning_example_reject(
+            example=self.get_object(), actor=self.access.actor, ip=request_ip(self.request)
+        )
         return Response(self.get_serializer(example).data)
 
 

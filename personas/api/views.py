@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from personas import services
 from personas.api.serializers import PersonaDiffSerializer, PersonaSerializer
 from personas.models import Persona
+from prisma_glow.api.tenancy import request_ip
 from prisma_glow.api.viewsets import OrganizationScopedMixin
 
 AGENT_PATH = OpenApiParameter(
@@ -104,18 +105,23 @@ class PersonaViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
 
     def perform_create(self, serializer):
         persona = services.persona_create(
-            agent=self.agent, actor=self.access.actor, **serializer.validated_data
+            agent=self.agent,
+            actor=self.access.actor,
+            ip=request_ip(self.request),
+            **serializer.validated_data,
         )
         serializer.instance = self._fresh(persona)
 
     def perform_update(self, serializer):
         data = dict(serializer.validated_data)
         data.pop("activate", None)
-        persona = services.persona_update(persona=serializer.instance, actor=self.access.actor, **data)
+        persona = services.persona_update(
+            persona=serializer.instance, actor=self.access.actor, ip=request_ip(self.request), **data
+        )
         serializer.instance = self._fresh(persona)
 
     def perform_destroy(self, instance):
-        services.persona_delete(persona=instance, actor=self.access.actor)
+        services.persona_delete(persona=instance, actor=self.access.actor, ip=request_ip(self.request))
 
     @extend_schema(
         summary="Activate a persona version",
@@ -127,7 +133,9 @@ class PersonaViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
     )
     @action(detail=True, methods=["post"])
     def activate(self, request, agent_pk=None, version=None):
-        persona = services.persona_activate(persona=self.get_object(), actor=self.access.actor)
+        persona = services.persona_activate(
+            persona=self.get_object(), actor=self.access.actor, ip=request_ip(self.request)
+        )
         return Response(self.get_serializer(self._fresh(persona)).data)
 
     @extend_schema(

@@ -9,6 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from prisma_glow.api.errors import error_response
+from prisma_glow.api.tenancy import request_ip
 from prisma_glow.api.viewsets import OrganizationScopedViewSet
 from tools import services
 from tools.api.filtersets import ToolFilterSet
@@ -77,16 +78,24 @@ class ToolViewSet(OrganizationScopedViewSet):
 
     def perform_create(self, serializer):
         serializer.instance = services.tool_create(
-            organization=self.organization, actor=self.access.actor, **serializer.validated_data
+            organization=self.organization,
+            actor=self.access.actor,
+            ip=request_ip(self.request),
+            **serializer.validated_data,
         )
 
     def perform_update(self, serializer):
         serializer.instance = services.tool_update(
-            tool=self._writable(serializer.instance), actor=self.access.actor, **serializer.validated_data
+            tool=self._writable(serializer.instance),
+            actor=self.access.actor,
+            ip=request_ip(self.request),
+            **serializer.validated_data,
         )
 
     def perform_destroy(self, instance):
-        services.tool_delete(tool=self._writable(instance), actor=self.access.actor)
+        services.tool_delete(
+            tool=self._writable(instance), actor=self.access.actor, ip=request_ip(self.request)
+        )
 
     @extend_schema(
         summary="Test a tool",
