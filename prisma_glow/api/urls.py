@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from agents.api import urls as agents_api
+from guardrails.api import urls as guardrails_api
 from prisma_glow.audit.api.views import AuditEventViewSet
 from prisma_glow.tenancy.api.views import APIKeyViewSet, MembershipViewSet, OrganizationView
 from tools.api import urls as tools_api
@@ -19,6 +20,7 @@ router.register("audit-events", AuditEventViewSet, basename="audit-event")
 # --- Domain resources (one line each) -----------------------------------------------------------
 agents_api.register(router)  # agents, personas, assignments, executions, providers, learning
 tools_api.register(router)
+guardrails_api.register(router)
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
