@@ -547,7 +547,12 @@ def _blocked_reason(verdict) -> str:
 
 def _guardrail_step(run: Run, stage: str, result, verdict, started_at) -> dict:
     blocked = verdict.blocked and verdict.blocked_by is result
-    status = StepStatus.BLOCKED if blocked else (StepStatus.WARNED if result.triggered else StepStatus.OK)
+    if blocked:
+        status = StepStatus.BLOCKED
+    elif getattr(result, "status", "") == "error":
+        status = StepStatus.FAILED
+    else:
+        status = StepStatus.WARNED if result.triggered else StepStatus.OK
     return run.step(
         StepKind.GUARDRAIL,
         f"{result.name} ({stage})",
