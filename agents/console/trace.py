@@ -61,18 +61,29 @@ def _guardrail_results(data_in: dict, data_out: dict, name: str) -> list[dict]:
     for result in results:
         if not isinstance(result, dict):
             continue
+        message = result.get("message", "")
+        hits = result.get("passages") if "results" not in data_out else None
+        if not message and isinstance(hits, list) and hits:
+            documents = sorted({str(h.get("document", "")) for h in hits if isinstance(h, dict)})
+            message = f"flagged {len(hits)} passage(s) from {', '.join(documents)}"
         shown.append(
             {
                 "name": result.get("name") or name,
                 "kind": result.get("kind", ""),
                 "action": result.get("action", ""),
                 "triggered": bool(result.get("triggered")),
-                "message": result.get("message", ""),
+                "message": message,
                 "duration_ms": _number(result.get("duration_ms")),
                 "spans": len(result.get("spans") or []),
             }
         )
     return shown
+
+
+def _heading(value: Any) -> str:
+    if isinstance(value, list):
+        return " › ".join(str(v) for v in value)
+    return str(value or "")
 
 
 def _passages(data_out: dict) -> list[dict]:
@@ -86,11 +97,11 @@ def _passages(data_out: dict) -> list[dict]:
         text = passage.get("text") or ""
         shown.append(
             {
-                "number": passage.get("number") or number,
-                "label": passage.get("citation_label") or passage.get("label") or "",
+                "number": passage.get("n") or number,
+                "label": passage.get("citation") or passage.get("citation_label") or "",
                 "title": passage.get("document_title") or "",
                 "page": passage.get("page"),
-                "heading": " › ".join(passage.get("heading_path") or []),
+                "heading": _heading(passage.get("heading_path")),
                 "score": _number(passage.get("score")),
                 "text": text[:PASSAGE_PREVIEW_CHARS] + ("…" if len(text) > PASSAGE_PREVIEW_CHARS else ""),
                 "flagged": bool(passage.get("flagged") or passage.get("blocked")),
@@ -130,32 +141,15 @@ def present_step(step: ExecutionStep | dict) -> dict:
         shown["cost"] = _decimal(data_out.get("cost"))
     elif kind == StepKind.TOOL_CALL:
         shown["tool"] = data_in.get("tool") or name
-        shown["arguments"] = _pretty(data_in.get("arguments", data_in))
-        shown["result"] = _pretty(data_out.get("result", data_out if "error" not in data_out else None))
-        shown["error"] = data_out.get("error", "")
+        shown["arguments"] = (
+            _pretty(data_in["arguments"]) if "arguments" in data_in else data_in.get("arguments_raw", "")
+        )
+        shown["result"] = _pretty(data_out.get("output"))
+        shown["error"] = data_out.get("error") or ""
     return shown
 
 
 # --- turns ----------------------------------------------------------------------------------------
-
-
-def _restore(text: str, redactions: dict[str, str]) -> str:
-    if not text or not redactions:
-        return text
-    from guardrails.engine import restore
-
-    return restore(text, redactions)
-
-
-def _redactions(execution) -> dict[str, str]:
-    raw = execution.redactions
-    if not raw:
-        return {}
-    try:
-        mapping = json.loads(raw) if isinstance(raw, str) else raw
-    except ValueError:
-        return {}
-    return mapping if isinstance(mapping, dict) else {}
 
 
 def _blocked_by(steps: list[dict]) -> dict | None:
@@ -177,10 +171,10 @@ def _trace_url(execution) -> str:
 def present_turn(execution) -> dict:
     """One conversation turn: the question, the (restored) answer, citations, trace and feedback.
 
-    The person who ran the agent sees their own data back: PII placeholders the provider saw
-    (``[IBAN_1]``…) are restored from the execution's encrypted redaction map.
+    The runtime stores the answer as the requester sees it: their own PII (which the provider saw
+    as ``[IBAN_1]``…) already restored, while placeholders the output guardrails put over what the
+    model produced stay. So nothing is restored here.
     """
-    redactions = _redactions(execution)
     steps = [present_step(s) for s in execution.steps.all()]
     blocked_by = _blocked_by(steps) if execution.status == ExecutionStatus.BLOCKED else None
     return {
@@ -190,8 +184,8 @@ def present_turn(execution) -> dict:
         "status_label": execution.get_status_display(),
         "is_test": execution.is_test,
         "persona": execution.persona,
-        "input": _restore(execution.input, redactions),
-        "answer": _restore(execution.output, redactions),
+        "input": execution.input,
+        "answer": execution.output,
         "error": execution.error,
         "blocked_by": blocked_by,
         "citations": [c for c in execution.citations or [] if isinstance(c, dict)],

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Iterator
-from itertools import chain
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -189,18 +188,13 @@ def run(request):
         _remember(request, agent, execution)
         return HttpResponseRedirect(_console_url(agent, f"turn-{execution.pk}"))
 
-    events = iter(execute_stream(agent, message, **options))
     try:
-        # The runtime refuses an agent that may not run before recording anything: find out now,
-        # while the answer can still be an ordinary error response.
-        first = [next(events)]
+        # The runtime refuses an agent that may not run before recording anything (and before the
+        # iterator exists): the answer can still be an ordinary error response.
+        events = execute_stream(agent, message, **options)
     except AgentNotRunnable as exc:
         return _fragment(request, "agents/console/_errors.html", {"run_error": str(exc)}, status=409)
-    except StopIteration:
-        first = []
-    response = StreamingHttpResponse(
-        _stream(request, agent, chain(first, events)), content_type="text/event-stream"
-    )
+    response = StreamingHttpResponse(_stream(request, agent, events), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache, no-transform"
     response["X-Accel-Buffering"] = "no"
     return response
