@@ -12,6 +12,7 @@ import csv
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import ActionLocation
 from django.db.models import Count
 from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
@@ -142,8 +143,8 @@ class AgentAdmin(OrganizationScopedAdmin):
             )
         return response
 
-    def get_actions(self, request):
-        actions = super().get_actions(request)
+    def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
+        actions = super().get_actions(request, action_location=action_location)
         if not get_admin_access(request).has_role(self.write_role):
             actions.pop("activate_selected", None)
             actions.pop("deprecate_selected", None)
@@ -357,8 +358,8 @@ class LearningExampleAdmin(OrganizationScopedAdmin):
             verb="rejected",
         )
 
-    def get_actions(self, request):
-        actions = super().get_actions(request)
+    def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
+        actions = super().get_actions(request, action_location=action_location)
         if not get_admin_access(request).has_role(self.write_role):
             return {}
         return actions
@@ -456,6 +457,18 @@ class ModelProviderAdmin(OrganizationScopedAdmin):
     @admin.display(description="API key", boolean=True)
     def key_stored(self, obj):
         return bool(obj.api_key)
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        if obj is not None and not self.has_change_permission(request, obj):
+            # Read-only view: the key is never shown, only whether one is stored.
+            fields = [f for f in fields if f not in ("api_key", "clear_api_key")] + ["key_stored"]
+        return fields
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and not self.has_change_permission(request, obj):
+            return ["key_stored"]
+        return []
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data

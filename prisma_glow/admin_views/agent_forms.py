@@ -222,7 +222,7 @@ class AssignmentSettingsForm(forms.Form):
     def __init__(self, *args, kind: str, **kwargs):
         super().__init__(*args, **kwargs)
         for name in list(self.fields):
-            if name not in self.KIND_FIELDS[kind]:
+            if name != "target" and name not in self.KIND_FIELDS[kind]:
                 del self.fields[name]
 
 

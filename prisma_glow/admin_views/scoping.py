@@ -119,7 +119,7 @@ def scope_queryset(queryset: QuerySet, request, *, all_for_superuser: bool = Tru
         return queryset
     if access.organization is None:
         return queryset.none()
-    condition = Q(**{path: access.organization})
+    condition = Q(**{path: access.organization.pk if path == "pk" else access.organization})
     if label in SHARED_WHEN_NULL:
         condition |= Q(**{f"{path}__isnull": True})
     return queryset.filter(condition)

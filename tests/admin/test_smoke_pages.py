@@ -1,10 +1,11 @@
 import pytest
 
-from tests.factories import AgentFactory
-
 
 @pytest.mark.django_db
-def test_dashboard_renders(staff_client, org):
-    AgentFactory(organization=org)
-    response = staff_client.get("/admin/")
-    assert response.status_code == 200, response.content[:3000]
+def test_every_page_renders_for_the_owner(owner_client, world):
+    failures = {}
+    for name, url in world.pages().items():
+        response = owner_client.get(url)
+        if response.status_code != 200:
+            failures[name] = (url, response.status_code, response.content[:300])
+    assert not failures, failures

@@ -1,0 +1,148 @@
+"""Staff pages for knowledge: knowledge bases, their documents and chunks, the retrieval tester."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.db.models import Count, Sum
+from django.http import HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from knowledge import services
+from knowledge.models import Document, KnowledgeBase
+from prisma_glow.admin_views import knowledge_pages
+from prisma_glow.admin_views.base import OrganizationScopedAdmin
+from prisma_glow.admin_views.scoping import get_admin_access
+
+
+class KnowledgeBaseForm(forms.ModelForm):
+    class Meta:
+        model = KnowledgeBase
+        fields = ["name", "description", "chunk_size", "chunk_overlap", "search_config"]
+
+    def clean(self):
+        data = super().clean()
+        size, overlap = data.get("chunk_size"), data.get("chunk_overlap")
+        if size is not None and overlap is not None and overlap >= size:
+            self.add_error("chunk_overlap", "The chunk overlap must be smaller than the chunk size.")
+        return data
+
+
+@admin.register(KnowledgeBase)
+class KnowledgeBaseAdmin(OrganizationScopedAdmin):
+    """Knowledge bases; each one's page lists its documents and takes uploads."""
+
+    form = KnowledgeBaseForm
+    list_display = [
+        "name_link",
+        "description",
+        "document_total",
+        "chunk_total",
+        "updated_at",
+        "settings_link",
+    ]
+    list_display_links = None
+    search_fields = ["name", "description"]
+    ordering = ["name"]
+    change_list_template = "admin/knowledge/knowledgebase/change_list.html"
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(doc_count=Count("documents"), chunk_sum=Sum("documents__chunk_count"))
+        )
+
+    @admin.display(description="Name", ordering="name")
+    def name_link(self, obj):
+        url = reverse("admin:knowledge_knowledgebase_documents", args=[obj.pk])
+        return format_html('<a href="{}"><strong>{}</strong></a>', url, obj.name)
+
+    @admin.display(description="Documents", ordering="doc_count")
+    def document_total(self, obj):
+        return obj.doc_count
+
+    @admin.display(description="Chunks", ordering="chunk_sum")
+    def chunk_total(self, obj):
+        return obj.chunk_sum or 0
+
+    @admin.display(description="")
+    def settings_link(self, obj):
+        return format_html(
+            '<a href="{}">Settings</a>', reverse("admin:knowledge_knowledgebase_change", args=[obj.pk])
+        )
+
+    def save_model(self, request, obj, form, change):
+        data = {k: form.cleaned_data[k] for k in KnowledgeBaseForm.Meta.fields if k in form.cleaned_data}
+        if change:
+            changed = {k: v for k, v in data.items() if k in form.changed_data}
+            result = self.call_service(
+                services.knowledge_base_update, knowledge_base=obj, actor=request.user, **changed
+            )
+        else:
+            result = self.call_service(
+                services.knowledge_base_create,
+                organization=get_admin_access(request).organization,
+                actor=request.user,
+                **data,
+            )
+        obj.pk = result.pk
+
+    def delete_model(self, request, obj):
+        self.call_service(services.knowledge_base_delete, knowledge_base=obj, actor=request.user)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if "_addanother" not in request.POST and "_continue" not in request.POST:
+            return HttpResponseRedirect(reverse("admin:knowledge_knowledgebase_documents", args=[obj.pk]))
+        return super().response_add(request, obj, post_url_continue)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        custom = [
+            path(
+                "search/",
+                view(lambda request: knowledge_pages.retrieval_tester(self, request)),
+                name="knowledge_knowledgebase_search",
+            ),
+            path(
+                "<int:kb_id>/documents/",
+                view(lambda request, kb_id: knowledge_pages.knowledge_base_documents(self, request, kb_id)),
+                name="knowledge_knowledgebase_documents",
+            ),
+        ]
+        return custom + super().get_urls()
+
+
+@admin.register(Document)
+class DocumentAdmin(OrganizationScopedAdmin):
+    """Every document of the organisation; uploads happen on a knowledge base's page."""
+
+    list_display = [
+        "title",
+        "knowledge_base",
+        "status_badge",
+        "mime_type",
+        "chunk_count",
+        "jurisdiction",
+        "created_at",
+    ]
+    list_filter = ["status", "jurisdiction"]
+    search_fields = ["title"]
+    list_select_related = ["knowledge_base"]
+    ordering = ["-created_at"]
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj):
+        return format_html(
+            '<span class="pg-badge pg-badge-{}">{}</span>', obj.status, obj.get_status_display()
+        )
+
+    def has_add_permission(self, request):
+        return False
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        return knowledge_pages.document_detail(self, request, object_id)
+
+    def delete_model(self, request, obj):
+        self.call_service(services.document_delete, document=obj, actor=request.user)

@@ -1,0 +1,38 @@
+"""The staff UI's pages beyond plain ModelAdmins (wizard, detail pages, testers) and their helpers.
+
+Scoping and roles live in ``scoping`` and ``base``; the HTMX helper in ``htmx``. Pages are routed by
+the ModelAdmins' ``get_urls()`` (``agents/admin.py``, ``tools/admin.py``, ``knowledge/admin.py``,
+``guardrails/admin.py``, ``prisma_glow/tenancy/admin.py``, ``prisma_glow/audit/admin.py``).
+
+The twenty pages (for the browser tests; ``<id>`` is an object of the signed-in user's organisation):
+
+ 1. Dashboard ......................... /admin/
+ 2. Agent registry .................... /admin/agents/agent/
+ 3. Agent creation wizard ............. /admin/agents/agent/wizard/  (steps: /admin/agents/agent/wizard/<basics|persona|tools|knowledge|guardrails|review>/)
+ 4. Agent detail ...................... /admin/agents/agent/<id>/overview/
+ 5. Persona versions (+ diff) ......... /admin/agents/agent/<id>/personas/  (diff: ?a=<version>&b=<version>)
+ 6. Persona editor (live preview) ..... /admin/agents/agent/<id>/personas/new/  and  /admin/agents/agent/<id>/personas/<persona id>/edit/
+ 7. Tool assignments .................. /admin/agents/agent/<id>/assignments/tools/  (also …/knowledge/ and …/guardrails/)
+ 8. Tool registry ..................... /admin/tools/tool/
+ 9. Tool form ......................... /admin/tools/tool/add/  and  /admin/tools/tool/<id>/change/
+10. Tool test runner .................. /admin/tools/tool/<id>/test/
+11. Knowledge bases ................... /admin/knowledge/knowledgebase/
+12. Knowledge base (upload, status) ... /admin/knowledge/knowledgebase/<id>/documents/
+13. Document and its chunks ........... /admin/knowledge/document/<id>/change/
+14. Retrieval tester .................. /admin/knowledge/knowledgebase/search/
+15. Guardrails ........................ /admin/guardrails/guardrail/
+16. Guardrail form and tester ......... /admin/guardrails/guardrail/<id>/change/  and  /admin/guardrails/guardrail/<id>/test/
+17. Test console (helper F2) .......... /admin/console/
+18. Executions ........................ /admin/agents/execution/
+19. Execution detail (timeline) ....... /admin/agents/execution/<id>/change/
+20. Feedback and learning examples .... /admin/agents/feedback/  and  /admin/agents/learningexample/
+    Model providers ................... /admin/agents/modelprovider/
+    Members ........................... /admin/tenancy/membership/
+    API keys .......................... /admin/tenancy/apikey/  (create: /add/; a key: /<id>/change/ with rotate and revoke)
+    Organisation ...................... /admin/tenancy/organization/<id>/change/
+    Audit log ......................... /admin/audit/auditevent/  and  /admin/audit/auditevent/<id>/change/
+
+Every page loads ``static/admin_ui/admin_ui.css`` and ``admin_ui.js`` and htmx from django-htmx's static
+files; no inline script or style. ``tests/admin/conftest.py::World.pages()`` lists the same URLs for
+a set of objects.
+"""

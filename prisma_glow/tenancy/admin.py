@@ -1,0 +1,345 @@
+"""Staff pages for the organisation: its settings, members and API keys (admins and owners).
+
+Writes go through ``prisma_glow.tenancy.services``. An API key's secret is shown once, on the page
+that answers its creation or rotation, and never again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseNotAllowed
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
+from django.utils.html import format_html
+
+from prisma_glow.admin_views.base import (
+    OrganizationScopedAdmin,
+    client_ip,
+    render_admin_page,
+    run_service,
+    validation_messages,
+)
+from prisma_glow.admin_views.scoping import get_admin_access, scoped_get
+from prisma_glow.tenancy import services
+from prisma_glow.tenancy.models import APIKey, Membership, Organization, Role, Scope
+
+# --- Organisations ----------------------------------------------------------------------------
+
+
+@admin.register(Organization)
+class OrganizationAdmin(OrganizationScopedAdmin):
+    """The organisation's name and slug (admins); superusers see and create every organisation."""
+
+    write_role = Role.ADMIN
+    list_display = ["name", "slug", "member_count", "created_at"]
+    fields = ["name", "slug"]
+    search_fields = ["name", "slug"]
+
+    def get_queryset(self, request):
+        from django.db.models import Count
+
+        return super().get_queryset(request).annotate(members=Count("memberships"))
+
+    @admin.display(description="Members", ordering="members")
+    def member_count(self, obj):
+        return obj.members
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        data = {k: form.cleaned_data[k] for k in ("name", "slug")}
+        if change:
+            result = self.call_service(
+                services.organization_update,
+                organization=obj,
+                actor=request.user,
+                ip=client_ip(request),
+                **data,
+            )
+        else:
+            result = self.call_service(
+                services.organization_create,
+                actor=request.user,
+                owner=request.user,
+                ip=client_ip(request),
+                **data,
+            )
+        obj.pk = result.pk
+
+
+# --- Members ----------------------------------------------------------------------------------
+
+
+class MembershipAddForm(forms.ModelForm):
+    user_identifier = forms.CharField(
+        label="User", max_length=254, help_text="Username or e-mail address of an existing staff account."
+    )
+
+    class Meta:
+        model = Membership
+        fields = ["role"]
+
+    def clean_user_identifier(self):
+        user = services.user_find(self.cleaned_data["user_identifier"])
+        if user is None:
+            raise forms.ValidationError("No active user has that username or e-mail address.")
+        self.found_user = user
+        return self.cleaned_data["user_identifier"]
+
+
+class MembershipChangeForm(forms.ModelForm):
+    class Meta:
+        model = Membership
+        fields = ["role"]
+
+
+@admin.register(Membership)
+class MembershipAdmin(OrganizationScopedAdmin):
+    """Who belongs to the organisation, and with which role (admins manage them)."""
+
+    write_role = Role.ADMIN
+    list_display = ["user", "email", "role_badge", "organization", "created_at"]
+    list_filter = ["role"]
+    search_fields = ["user__username", "user__email", "user__first_name", "user__last_name"]
+    list_select_related = ["user", "organization"]
+
+    @admin.display(description="E-mail")
+    def email(self, obj):
+        return obj.user.email
+
+    @admin.display(description="Role", ordering="role")
+    def role_badge(self, obj):
+        return format_html('<span class="pg-badge pg-badge-kind">{}</span>', obj.get_role_display())
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        kwargs["form"] = MembershipChangeForm if obj is not None else MembershipAddForm
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return ["role"] if obj is not None else ["user_identifier", "role"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["user"] if obj is not None else []
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is not None:
+            return [(None, {"fields": ["user", "role"]})]
+        return [(None, {"fields": ["user_identifier", "role"]})]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            result = self.call_service(
+                services.membership_update,
+                membership=obj,
+                actor=request.user,
+                role=form.cleaned_data["role"],
+                ip=client_ip(request),
+            )
+        else:
+            result = self.call_service(
+                services.membership_add,
+                organization=get_admin_access(request).organization,
+                actor=request.user,
+                user=form.found_user,
+                role=form.cleaned_data["role"],
+                ip=client_ip(request),
+            )
+        obj.pk = result.pk
+
+    def delete_model(self, request, obj):
+        self.call_service(
+            services.membership_remove, membership=obj, actor=request.user, ip=client_ip(request)
+        )
+
+
+# --- API keys ---------------------------------------------------------------------------------
+
+
+class APIKeyCreateForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(
+        choices=Scope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="read: GET; write: change objects; execute: run agents; admin: everything.",
+    )
+    expires_at = forms.DateTimeField(
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text="Blank: never expires.",
+    )
+
+    class Meta:
+        model = APIKey
+        fields = ["name", "scopes", "expires_at"]
+
+    def clean_expires_at(self):
+        value = self.cleaned_data.get("expires_at")
+        if value is not None and value <= timezone.now():
+            raise forms.ValidationError("The expiry must be in the future.")
+        return value
+
+
+class RotateForm(forms.Form):
+    grace_minutes = forms.IntegerField(
+        min_value=0,
+        max_value=60 * 24 * 30,
+        initial=60,
+        label="Grace period (minutes)",
+        help_text="How long the old key keeps working. 0: it stops at once.",
+    )
+
+
+def key_state(key: APIKey) -> str:
+    if key.revoked_at is not None:
+        return "revoked"
+    if key.expires_at is not None and key.expires_at <= timezone.now():
+        return "expired"
+    return "usable"
+
+
+@admin.register(APIKey)
+class APIKeyAdmin(OrganizationScopedAdmin):
+    """API keys: created with the secret shown once, rotated with a grace period, revoked."""
+
+    write_role = Role.ADMIN
+    view_role = Role.ADMIN
+    form = APIKeyCreateForm
+    list_display = [
+        "name",
+        "key_prefix",
+        "scope_list",
+        "state_badge",
+        "last_used_at",
+        "expires_at",
+        "created_by",
+    ]
+    list_filter = ["created_at"]
+    search_fields = ["name", "prefix"]
+    list_select_related = ["created_by"]
+
+    @admin.display(description="Key")
+    def key_prefix(self, obj):
+        return format_html("<code>pg_{}…</code>", obj.prefix)
+
+    @admin.display(description="Scopes")
+    def scope_list(self, obj):
+        return ", ".join(obj.scopes)
+
+    @admin.display(description="State")
+    def state_badge(self, obj):
+        state = key_state(obj)
+        return format_html('<span class="pg-badge pg-badge-{}">{}</span>', state, state)
+
+    def has_change_permission(self, request, obj=None):
+        return False  # keys are rotated or revoked, never edited
+
+    def save_model(self, request, obj, form, change):
+        key, full_key = self.call_service(
+            services.api_key_create,
+            organization=get_admin_access(request).organization,
+            actor=request.user,
+            name=form.cleaned_data["name"],
+            scopes=form.cleaned_data["scopes"],
+            expires_at=form.cleaned_data.get("expires_at"),
+            ip=client_ip(request),
+        )
+        obj.pk = key.pk
+        request._new_api_key = (key, full_key)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        key, full_key = request._new_api_key
+        return self._secret_page(request, key, full_key, created=True)
+
+    def _secret_page(self, request, key, full_key, *, created):
+        context = {"key": key, "full_key": full_key, "created": created}
+        response = render_admin_page(
+            request,
+            "admin/tenancy/apikey/secret.html",
+            context,
+            title=f"API key “{key.name}”",
+            model_admin=self,
+        )
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if not self.has_view_permission(request):
+            raise PermissionDenied("Only the organisation's admins see its API keys.")
+        key = scoped_get(APIKey.objects.select_related("created_by", "rotated_from"), request, pk=object_id)
+        successor = APIKey.objects.filter(rotated_from=key).first()
+        context = {
+            "key": key,
+            "state": key_state(key),
+            "successor": successor,
+            "rotate_form": RotateForm(),
+            "can_write": get_admin_access(request).has_role(self.write_role),
+        }
+        return render_admin_page(
+            request, "admin/tenancy/apikey/detail.html", context, title=str(key), model_admin=self
+        )
+
+    def rotate_view(self, request, key_id):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        self.require_role(request)
+        key = scoped_get(APIKey.objects.all(), request, pk=key_id)
+        form = RotateForm(request.POST)
+        if not form.is_valid():
+            for errors in form.errors.values():
+                for error in errors:
+                    messages.error(request, error)
+            return redirect("admin:tenancy_apikey_change", key.pk)
+        result, error = run_service(
+            services.api_key_rotate,
+            api_key=key,
+            actor=request.user,
+            grace=dt.timedelta(minutes=form.cleaned_data["grace_minutes"]),
+            ip=client_ip(request),
+        )
+        if error is not None:
+            for line in validation_messages(error):
+                messages.error(request, line)
+            return redirect("admin:tenancy_apikey_change", key.pk)
+        new_key, full_key = result
+        return self._secret_page(request, new_key, full_key, created=False)
+
+    def revoke_view(self, request, key_id):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        self.require_role(request)
+        key = scoped_get(APIKey.objects.all(), request, pk=key_id)
+        _, error = run_service(
+            services.api_key_revoke, api_key=key, actor=request.user, ip=client_ip(request)
+        )
+        if error is None:
+            messages.success(request, f"The key “{key.name}” was revoked; it no longer authenticates.")
+        else:
+            for line in validation_messages(error):
+                messages.error(request, line)
+        return redirect("admin:tenancy_apikey_change", key.pk)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        custom = [
+            path("<int:key_id>/rotate/", view(self.rotate_view), name="tenancy_apikey_rotate"),
+            path("<int:key_id>/revoke/", view(self.revoke_view), name="tenancy_apikey_revoke"),
+        ]
+        return custom + super().get_urls()
+
+    def delete_model(self, request, obj):
+        self.call_service(services.api_key_revoke, api_key=obj, actor=request.user, ip=client_ip(request))
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoke instead: the record stays for the audit trail
+
+
+__all__ = ["OrganizationAdmin", "MembershipAdmin", "APIKeyAdmin", "TemplateResponse"]
