@@ -1,0 +1,156 @@
+"""``POST /api/v1/agents/{id}/execute/``: run an agent, as JSON or as Server-Sent Events.
+
+``ExecuteActionMixin`` is one of ``AgentViewSet``'s bases. Members need the editor role, API keys the
+``execute`` scope; the stricter execute rate limit applies. Only active agents run here (409 with the
+reason otherwise): drafts are tested in the admin console.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, renderers, serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from agents.models import Execution, ExecutionSource
+from agents.runtime import AgentNotRunnable, PersonaNotFound, execute, execute_stream
+from agents.runtime.pipeline import MAX_INPUT_CHARS
+from prisma_glow.api.errors import Conflict
+from prisma_glow.api.throttling import execute_rate_limit
+
+
+class ExecuteRequestSerializer(serializers.Serializer):
+    """What to ask the agent, and optionally which persona version to use (default: the active one)."""
+
+    input = serializers.CharField(max_length=MAX_INPUT_CHARS, trim_whitespace=False)
+    persona = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, help_text="A persona version number of this agent."
+    )
+
+    def validate_input(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("Ask a question: the input cannot be empty.")
+        return value
+
+
+class EventStreamRenderer(renderers.BaseRenderer):
+    """Lets clients send ``Accept: text/event-stream``; errors before the stream starts are rendered
+    as one ``error`` event carrying the usual error body."""
+
+    media_type = "text/event-stream"
+    format = "sse"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return sse("error", data).encode()
+
+
+def sse(event: str, data) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False, default=str)}\n\n"
+
+
+def _truthy(value) -> bool:
+    return str(value).lower() in {"1", "true", "yes", "on"}
+
+
+class ExecuteActionMixin:
+    """Adds the ``execute`` action to the agent viewset."""
+
+    action_permissions = {"execute": ("editor", "execute")}
+
+    def _execution_payload(self, execution_id: int) -> dict:
+        from agents.api.serializers import ExecutionDetailSerializer
+
+        execution = (
+            Execution.objects.select_related("agent", "persona")
+            .prefetch_related("steps")
+            .get(pk=execution_id, organization=self.organization)
+        )
+        return ExecutionDetailSerializer(execution, context=self.get_serializer_context()).data
+
+    @extend_schema(
+        summary="Run an agent",
+        description=(
+            "Runs an **active** agent on `input` and returns the execution with its full trace (201): "
+            "status `completed`, `blocked` (a guardrail stopped it; `error` says which) or `failed` "
+            "(`error` gives the reason, e.g. `provider timed out after 30 s`). Draft and deprecated "
+            "agents answer 409. `persona` picks a persona version (default: the active one).\n\n"
+            "With `?stream=true` the answer is `text/event-stream`: `step` events as each step "
+            'finishes, `delta` events (`{"text": …}`) as the answer is produced, and a final '
+            "`execution` event with the same body as the JSON answer.\n\n"
+            "Members need the editor role; API keys the `execute` scope."
+        ),
+        parameters=[
+            OpenApiParameter(
+                "stream",
+                OpenApiTypes.BOOL,
+                OpenApiParameter.QUERY,
+                description="Answer as Server-Sent Events.",
+            )
+        ],
+        request=ExecuteRequestSerializer,
+        responses={
+            201: OpenApiResponse(description="The execution, with its steps."),
+            409: OpenApiResponse(description="The agent may not run (draft, deprecated, no active persona)."),
+        },
+        examples=[
+            OpenApiExample(
+                "Question", request_only=True, value={"input": "What is the VAT on €1,000 at 19%?"}
+            )
+        ],
+    )
+    @execute_rate_limit
+    @action(
+        detail=True,
+        methods=["post"],
+        renderer_classes=[renderers.JSONRenderer, EventStreamRenderer],
+    )
+    def execute(self, request, pk=None):
+        from agents.api.serializers import ExecutionDetailSerializer
+
+        agent = self.get_object()
+        payload = ExecuteRequestSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        arguments = {
+            "actor": self.access.actor,
+            "source": ExecutionSource.API,
+            "persona": payload.validated_data.get("persona"),
+            "is_test": False,
+        }
+        text = payload.validated_data["input"]
+        stream = _truthy(request.query_params.get("stream", ""))
+        try:
+            if stream:
+                events = execute_stream(agent, text, **arguments)
+            else:
+                execution = execute(agent, text, **arguments)
+        except PersonaNotFound as exc:
+            raise exceptions.ValidationError({"persona": [str(exc)]})
+        except AgentNotRunnable as exc:
+            raise Conflict(str(exc))
+        if not stream:
+            execution = (
+                Execution.objects.select_related("agent", "persona")
+                .prefetch_related("steps")
+                .get(pk=execution.pk)
+            )
+            data = ExecutionDetailSerializer(execution, context=self.get_serializer_context()).data
+            return Response(data, status=status.HTTP_201_CREATED)
+
+        def body():
+            for event in events:
+                data = event["data"]
+                if event["event"] == "execution":
+                    data = self._execution_payload(data["id"])
+                yield sse(event["event"], data)
+
+        response = StreamingHttpResponse(
+            body(), status=status.HTTP_201_CREATED, content_type="text/event-stream"
+        )
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"
+        return response
