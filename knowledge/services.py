@@ -25,6 +25,7 @@ from django.utils.text import get_valid_filename
 
 from knowledge.ingest import DocumentKind, ParseError, UnsupportedDocument, chunk_blocks, detect, parse
 from knowledge.models import Chunk, Document, DocumentSource, DocumentStatus, KnowledgeBase
+from prisma_glow.api.errors import ConflictError
 from prisma_glow.audit.services import audit_record, snapshot
 
 logger = logging.getLogger(__name__)
@@ -39,8 +40,10 @@ KNOWLEDGE_BASE_FIELDS = ("name", "description", "chunk_size", "chunk_overlap", "
 DOCUMENT_FIELDS = ("title", "jurisdiction", "effective_from", "effective_to", "metadata")
 
 
-class DuplicateDocument(ValidationError):
-    """The same content (sha256) is already in the knowledge base; ``existing`` is that document."""
+class DuplicateDocument(ConflictError):
+    """The same content (sha256) is already in the knowledge base; ``existing`` is that document.
+
+    A ``ValidationError`` (admin forms show it on the file field) that the API answers with 409."""
 
     def __init__(self, existing: Document):
         self.existing = existing
@@ -102,6 +105,7 @@ def knowledge_base_create(
     chunk_size: int | None = None,
     chunk_overlap: int | None = None,
     search_config: str = "english",
+    ip: str | None = None,
 ) -> KnowledgeBase:
     """Create a knowledge base in ``organization`` (audited)."""
     knowledge_base = KnowledgeBase(
@@ -119,13 +123,16 @@ def knowledge_base_create(
             organization=organization,
             action="knowledge_base.create",
             actor=actor,
+            ip=ip,
             obj=knowledge_base,
             after=snapshot(knowledge_base),
         )
     return knowledge_base
 
 
-def knowledge_base_update(*, knowledge_base: KnowledgeBase, actor, **changes) -> KnowledgeBase:
+def knowledge_base_update(
+    *, knowledge_base: KnowledgeBase, actor, ip: str | None = None, **changes
+) -> KnowledgeBase:
     """Change a knowledge base (audited).
 
     A new search configuration rebuilds the index vectors at once (PostgreSQL); a new chunk size or
@@ -147,6 +154,7 @@ def knowledge_base_update(*, knowledge_base: KnowledgeBase, actor, **changes) ->
             organization=knowledge_base.organization,
             action="knowledge_base.update",
             actor=actor,
+            ip=ip,
             obj=knowledge_base,
             before=before,
             after=after,
@@ -162,7 +170,7 @@ def knowledge_base_update(*, knowledge_base: KnowledgeBase, actor, **changes) ->
     return knowledge_base
 
 
-def knowledge_base_delete(*, knowledge_base: KnowledgeBase, actor) -> None:
+def knowledge_base_delete(*, knowledge_base: KnowledgeBase, actor, ip: str | None = None) -> None:
     """Delete a knowledge base with its documents and their files (audited).
 
     Raises ``ProtectedError`` while an agent still uses it.
@@ -173,11 +181,27 @@ def knowledge_base_delete(*, knowledge_base: KnowledgeBase, actor) -> None:
             organization=knowledge_base.organization,
             action="knowledge_base.delete",
             actor=actor,
+            ip=ip,
             obj=knowledge_base,
             before=snapshot(knowledge_base),
         )
         knowledge_base.delete()
         transaction.on_commit(lambda: _delete_files(files))
+
+
+def knowledge_base_reindex(*, knowledge_base: KnowledgeBase, actor, ip: str | None = None) -> KnowledgeBase:
+    """Re-process every document of the knowledge base in the background (audited)."""
+    with transaction.atomic():
+        audit_record(
+            organization=knowledge_base.organization,
+            action="knowledge_base.reindex",
+            actor=actor,
+            ip=ip,
+            obj=knowledge_base,
+        )
+        for document in knowledge_base.documents.only("pk"):
+            _enqueue_processing(document)
+    return knowledge_base
 
 
 # --- Documents ----------------------------------------------------------------------------------
@@ -246,6 +270,7 @@ def document_create(
     effective_from: datetime.date | None = None,
     effective_to: datetime.date | None = None,
     metadata: dict | None = None,
+    ip: str | None = None,
 ) -> Document:
     """Add a document from an uploaded ``file`` or from ``text`` (Markdown or plain), then enqueue its
     processing (audited).
@@ -306,6 +331,7 @@ def document_create(
                 organization=knowledge_base.organization,
                 action="document.create",
                 actor=actor,
+                ip=ip,
                 obj=document,
                 after=_document_snapshot(document),
             )
@@ -319,7 +345,7 @@ def document_create(
     return document
 
 
-def document_update(*, document: Document, actor, **changes) -> Document:
+def document_update(*, document: Document, actor, ip: str | None = None, **changes) -> Document:
     """Change a document's title, jurisdiction, effective dates or metadata (audited)."""
     unknown = set(changes) - set(DOCUMENT_FIELDS)
     if unknown:
@@ -336,6 +362,7 @@ def document_update(*, document: Document, actor, **changes) -> Document:
             organization=document.knowledge_base.organization,
             action="document.update",
             actor=actor,
+            ip=ip,
             obj=document,
             before=before,
             after=_document_snapshot(document),
@@ -343,13 +370,14 @@ def document_update(*, document: Document, actor, **changes) -> Document:
     return document
 
 
-def document_reindex(*, document: Document, actor) -> Document:
+def document_reindex(*, document: Document, actor, ip: str | None = None) -> Document:
     """Process the document again (audited): parse, chunk and replace its index."""
     with transaction.atomic():
         audit_record(
             organization=document.knowledge_base.organization,
             action="document.reindex",
             actor=actor,
+            ip=ip,
             obj=document,
         )
         _enqueue_processing(document)
@@ -357,7 +385,7 @@ def document_reindex(*, document: Document, actor) -> Document:
     return document
 
 
-def document_delete(*, document: Document, actor) -> None:
+def document_delete(*, document: Document, actor, ip: str | None = None) -> None:
     """Delete a document, its chunks (and so its index entries) and its stored file (audited)."""
     name = document.file.name if document.file else ""
     with transaction.atomic():
@@ -365,6 +393,7 @@ def document_delete(*, document: Document, actor) -> None:
             organization=document.knowledge_base.organization,
             action="document.delete",
             actor=actor,
+            ip=ip,
             obj=document,
             before=_document_snapshot(document),
         )
