@@ -6,6 +6,7 @@ from rest_framework.routers import DefaultRouter
 
 from agents.api import urls as agents_api
 from guardrails.api import urls as guardrails_api
+from knowledge.api import urls as knowledge_api
 from prisma_glow.audit.api.views import AuditEventViewSet
 from prisma_glow.tenancy.api.views import APIKeyViewSet, MembershipViewSet, OrganizationView
 from tools.api import urls as tools_api
@@ -21,6 +22,7 @@ router.register("audit-events", AuditEventViewSet, basename="audit-event")
 agents_api.register(router)  # agents, personas, assignments, executions, providers, learning
 tools_api.register(router)
 guardrails_api.register(router)
+knowledge_api.register(router)  # knowledge bases, documents, chunks, search
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
