@@ -82,6 +82,10 @@ class APIKeyAuthentication(authentication.BaseAuthentication):
         if key.revoked_at is not None:
             raise exceptions.AuthenticationFailed("This API key has been revoked.")
         if key.expires_at is not None and key.expires_at <= now:
+            if APIKey.objects.filter(rotated_from=key).exists():
+                raise exceptions.AuthenticationFailed(
+                    "This API key was rotated and its grace period is over; use the new key."
+                )
             raise exceptions.AuthenticationFailed("This API key has expired.")
         return key
 

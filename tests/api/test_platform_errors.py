@@ -1,0 +1,221 @@
+"""One JSON error shape everywhere, and no 500 for malformed input of any size or encoding."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import Client
+
+from tests.api.base import assert_error, fast_password_hashing  # noqa: F401  (fixture)
+from tests.conftest import client_for
+from tests.factories import APIKeyFactory
+
+pytestmark = pytest.mark.usefixtures("fast_password_hashing")
+
+KEYS_URL = "/api/v1/api-keys/"
+
+
+@pytest.fixture
+def admin_key(org):
+    return APIKeyFactory(organization=org, scopes=["admin"])
+
+
+@pytest.fixture
+def raw(admin_key):
+    """A plain Django client sending the admin key, so bodies go out byte for byte."""
+    return Client(HTTP_AUTHORIZATION=f"Api-Key {admin_key.plaintext}")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"",
+        b"   ",
+        b"\xff\xfe\xfa",  # not UTF-8
+        '{"name": "caf\u00e9"}'.encode("latin-1"),
+        b'{"name": NaN, "scopes": ["read"]}',
+        b'{"name": "x", "scopes": ["read"], "n": 1e999}',
+        b'{"name": "x", "scopes": ["read"], "n": ' + b"9" * 5000 + b"}",
+        b"[" * 100_000 + b"]" * 100_000,
+        b"[1, 2]",
+        b'"a string"',
+        b"null",
+    ],
+    ids=[
+        "broken",
+        "empty",
+        "blank",
+        "binary",
+        "latin1",
+        "nan",
+        "inf",
+        "huge-int",
+        "deep",
+        "list",
+        "str",
+        "null",
+    ],
+)
+def test_malformed_json_bodies_400(raw, body):
+    response = raw.post(KEYS_URL, body, content_type="application/json")
+    assert_error(response, 400)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"name": "bad\x00name", "scopes": ["read"]},
+        {"name": "ok", "scopes": ["read\x00"]},
+        {"name": "ok", "scopes": ["read"], "extra\x00key": 1},
+        {"name": "ok", "scopes": ["read"], "nested": {"deep": ["a", {"b": "c\x00"}]}},
+    ],
+)
+def test_nul_characters_in_json_rejected_400(raw, payload):
+    response = raw.post(KEYS_URL, json.dumps(payload), content_type="application/json")
+    body = assert_error(response, 400)
+    assert "NUL" in body["message"]
+
+
+def test_nul_in_form_and_multipart_400(raw):
+    assert_error(
+        raw.post(KEYS_URL, "name=a%00b&scopes=read", content_type="application/x-www-form-urlencoded"), 400
+    )
+    assert_error(raw.post(KEYS_URL, {"name": "a\x00b", "scopes": "read"}), 400)  # multipart
+
+
+def test_nul_in_query_path_and_headers_400(raw, org, owner):
+    assert_error(raw.get(KEYS_URL + "?search=a%00b"), 400)
+    assert_error(raw.get("/api/v1/api-keys/%00/"), 400)
+    assert_error(client_for(owner).get("/api/v1/organization/", HTTP_X_ORGANIZATION="demo\x00firm"), 400)
+    assert_error(Client(HTTP_AUTHORIZATION="Api-Key pg_1234\x005678.secret").get(KEYS_URL), 400)
+
+
+def test_wrong_content_type_415(raw):
+    body = assert_error(raw.post(KEYS_URL, "name=x", content_type="text/plain"), 415)
+    assert body["code"] == "unsupported_media_type"
+
+
+def test_huge_body_413_without_reading_it(raw, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    big = json.dumps({"name": "x" * 2000, "scopes": ["read"]})
+    assert_error(raw.post(KEYS_URL, big, content_type="application/json"), 413)
+    assert_error(raw.post(KEYS_URL, "ok", content_type="application/json", CONTENT_LENGTH="abc"), 400)
+
+
+def test_overlong_values_400_not_500(raw):
+    response = raw.post(
+        KEYS_URL,
+        json.dumps({"name": "x" * 100_000, "scopes": ["read"] * 50}),
+        content_type="application/json",
+    )
+    assert_error(response, 400, fields=["name", "scopes"])
+
+
+def test_wrong_types_400(raw):
+    response = raw.post(
+        KEYS_URL,
+        json.dumps({"name": {"a": 1}, "scopes": "read", "expires_at": 5}),
+        content_type="application/json",
+    )
+    assert_error(response, 400, fields=["name", "scopes", "expires_at"])
+
+
+def test_huge_and_odd_ids_404(raw):
+    for path in ["99999999999999999999999/", "-1/", "abc/", "1e5/", "%C3%A9/"]:
+        assert_error(raw.get(KEYS_URL + path), 404)
+        assert_error(raw.post(KEYS_URL + path + "revoke/"), 404)
+
+
+def test_unknown_api_urls_and_methods_are_json(raw):
+    assert_error(raw.get("/api/v1/no-such-thing/"), 404)
+    assert_error(raw.get("/api/v2/"), 404)
+    assert_error(raw.get("/api/"), 404)
+    assert_error(raw.put(KEYS_URL, "{}", content_type="application/json"), 405)
+    assert_error(raw.delete("/api/v1/organization/"), 405)
+
+
+def test_unhandled_exception_is_a_json_500(raw, monkeypatch):
+    from prisma_glow.tenancy.api.views import APIKeyViewSet
+
+    def boom(self, request, *args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(APIKeyViewSet, "list", boom)
+    body = assert_error(raw.get(KEYS_URL), 500)
+    assert "boom" not in body["message"]
+
+
+def test_invalid_filter_and_page_values_400_or_404(raw):
+    assert_error(raw.get("/api/v1/members/", {"role": "emperor"}), 400)
+    assert_error(raw.get("/api/v1/members/", {"page": "999"}), 404)
+    assert raw.get("/api/v1/members/", {"page_size": "100000"}).status_code == 200
+    assert raw.get("/api/v1/members/", {"ordering": "nonexistent"}).status_code == 200
+
+
+def test_page_size_is_capped(raw, org):
+    from tests.factories import MembershipFactory
+
+    MembershipFactory.create_batch(103, organization=org)
+    body = raw.get("/api/v1/members/", {"page_size": "1000"}).json()
+    assert body["count"] == 103 and len(body["results"]) == 100
+
+
+# --- the schema ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def schema(django_db_blocker):
+    with django_db_blocker.unblock():
+        response = Client().get("/api/v1/schema/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    return response.json()
+
+
+def _operations(schema):
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            if method in {"get", "post", "put", "patch", "delete"}:
+                yield path, method, operation
+
+
+def test_schema_declares_the_error_component_on_every_operation(schema):
+    error = schema["components"]["schemas"]["Error"]
+    assert set(error["required"]) == {"status", "code", "message", "errors"}
+    for path, method, operation in _operations(schema):
+        declared = set(operation["responses"])
+        expected = {"400", "401", "403", "404", "429"} | ({"409"} if method != "get" else set())
+        assert expected <= declared, (method, path, declared)
+        for code in expected:
+            content = operation["responses"][code]["content"]["application/json"]
+            assert content["schema"] == {"$ref": "#/components/schemas/Error"}, (method, path, code)
+        assert "Retry-After" in operation["responses"]["429"]["headers"]
+
+
+def test_schema_documents_platform_operations(schema):
+    ops = {(m, p) for p, m, _ in _operations(schema)}
+    for expected in [
+        ("get", "/api/v1/api-keys/"),
+        ("post", "/api/v1/api-keys/"),
+        ("post", "/api/v1/api-keys/{id}/rotate/"),
+        ("post", "/api/v1/api-keys/{id}/revoke/"),
+        ("get", "/api/v1/members/"),
+        ("post", "/api/v1/members/"),
+        ("patch", "/api/v1/members/{id}/"),
+        ("delete", "/api/v1/members/{id}/"),
+        ("get", "/api/v1/organization/"),
+        ("patch", "/api/v1/organization/"),
+        ("get", "/api/v1/audit-events/"),
+        ("get", "/api/v1/audit-events/{id}/"),
+    ]:
+        assert expected in ops
+    for path, method, operation in _operations(schema):
+        if path.startswith(("/api/v1/api-keys", "/api/v1/members", "/api/v1/organization", "/api/v1/audit")):
+            assert operation.get("summary") or operation.get("description"), (method, path)
+    assert "ApiKeyAuth" in schema["components"]["securitySchemes"]
+
+
+def test_swagger_ui_served(db):
+    response = Client().get("/api/v1/docs/")
+    assert response.status_code == 200
