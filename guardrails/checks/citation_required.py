@@ -25,8 +25,26 @@ _MARKER_RE = re.compile(
     r"\[(?:\^|(?:passage|source|doc|document|ref)\s*#?\s*)?(\d{1,3}(?:\s*(?:[,;]|[-–])\s*\d{1,3})*)\]",
     re.I,
 )
-_SENTENCE_RE = re.compile(r"[^.!?\n]+(?:[.!?]+(?:\s*\[[^\]\n]{1,40}\])*|\n|$)")
+# The end of a sentence: its punctuation and the citations right after it, or a line break.
+_SENTENCE_END_RE = re.compile(r"[.!?]+(?:[ \t]*\[[^\]\n]{1,40}\])*(?=\s|$)|\n")
 _WORD_RE = re.compile(r"[^\W\d_]{2,}")
+
+
+def sentences(text: str):
+    """``(start, end)`` of each sentence of ``text`` (blank ones skipped, surrounding blanks trimmed)."""
+    position = 0
+    for end in _SENTENCE_END_RE.finditer(text):
+        yield from _trimmed(text, position, end.end())
+        position = end.end()
+    yield from _trimmed(text, position, len(text))
+
+
+def _trimmed(text: str, start: int, end: int):
+    body = text[start:end]
+    stripped = body.strip()
+    if stripped:
+        offset = start + body.index(stripped[0])
+        yield offset, offset + len(stripped)
 
 
 def _numbers(group: str) -> set[int]:
@@ -79,13 +97,13 @@ class CitationRequiredCheck(Check):
             invalid |= numbers - good
             spans.append((match.start(), match.end(), "citation" if good == numbers else "invalid_citation"))
         uncited = []
-        for sentence in _SENTENCE_RE.finditer(text):
-            body = sentence.group()
-            if len(_WORD_RE.findall(body)) >= self.config["min_sentence_words"] and not _MARKER_RE.search(
-                body
-            ):
-                start = sentence.start() + (len(body) - len(body.lstrip()))
-                uncited.append((start, sentence.start() + len(body.rstrip()), "uncited"))
+        min_words = self.config["min_sentence_words"]
+        for start, end in sentences(text):
+            body = text[start:end]
+            if len(body.split()) < min_words or ("[" in body and _MARKER_RE.search(body)):
+                continue
+            if len(_WORD_RE.findall(body)) >= min_words:
+                uncited.append((start, end, "uncited"))
         details = {
             "passages": available,
             "cited": sorted(cited),

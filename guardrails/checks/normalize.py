@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 # Look-alike letters that NFKD does not unfold (it keeps scripts apart). Lower case only: the table
 # is applied after case folding. Sources: Unicode confusables.txt, restricted to the letters used in
@@ -93,23 +95,28 @@ _IDENTIFIER = _IdentifierTable()
 
 # Leetspeak: a digit next to a letter, or a symbol before a letter, stands for a letter.
 _LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s",
-         "!": "i", "|": "l", "+": "t", "€": "e", "(": "c"}  # fmt: skip
-_LEET_RE = re.compile(r"(?<=[a-z])[0134578]|[0134578@$!|+€](?=[a-z])")
-# Letters spelt out one at a time with separators: "i g n o r e", "s.y.s.t.e.m", "p-r-o-m-p-t".
-_SPACED_RE = re.compile(r"(?<![a-z0-9])(?:[a-z][ .\-_*·/\\]{1,2}){3,}[a-z](?![a-z0-9])")
+         "!": "i", "|": "l", "+": "t", "€": "e"}  # fmt: skip
+_LEET_RE = re.compile(r"[a-z][0134578]|[0134578@$!|+€][a-z]")
+# Letters spelt out one at a time with separators: "i g n o r e", "s.y.s.t.e.m", "p-r-o-m-p-t". The
+# character before the run is consumed rather than looked behind at: much faster to scan for.
+_SPACED_RE = re.compile(r"(?:^|[^a-z0-9])((?:[a-z][ .\-_*·/\\]{1,2}){3,}[a-z])(?![a-z0-9])")
 _SEPARATORS_RE = re.compile(r"[ .\-_*·/\\]")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class View:
     """A normalised view of a text; ``origin[i]`` is the text index of view character ``i``."""
 
     text: str
     origin: list[int] | None  # None: same length, index i maps to i
     source_length: int
+    origin_factory: Callable[[], list[int]] | None = None  # computes ``origin`` on first use
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """The text span of the view span ``[start, end)``."""
+        if self.origin is None and self.origin_factory is not None:
+            self.origin = self.origin_factory()
+            self.origin_factory = None
         if self.origin is None:
             return start, end
         if start >= len(self.origin):
@@ -118,16 +125,39 @@ class View:
         return self.origin[start], last
 
 
+_NON_ASCII_RUN_RE = re.compile(r"[^\x00-\x7f]+")
+
+
 def _translate(text: str, table: dict) -> View:
-    if text.isascii() and table is _IDENTIFIER:
-        return View(text, None, len(text))
-    view = text.translate(table)
-    if len(view) == len(text) and all(len(table[ord(ch)]) == 1 for ch in set(text) if not ch.isascii()):
+    """Apply ``table`` to the non-ASCII characters of ``text`` (ASCII is only lower-cased for the
+    matching view); build an origin map only if a character changed length."""
+    lower = table is _FOLD
+    if text.isascii():
+        return View(text.lower() if lower else text, None, len(text))
+    parts: list[str] = []
+    changed_length = False
+    position = 0
+    for run in _NON_ASCII_RUN_RE.finditer(text):
+        ascii_part = text[position : run.start()]
+        parts.append(ascii_part.lower() if lower else ascii_part)
+        for ch in run.group():
+            mapped = table[ord(ch)]
+            changed_length = changed_length or len(mapped) != 1
+            parts.append(mapped)
+        position = run.end()
+    tail = text[position:]
+    parts.append(tail.lower() if lower else tail)
+    view = "".join(parts)
+    if not changed_length:
         return View(view, None, len(text))
-    origin: list[int] = []
-    for i, ch in enumerate(text):
-        origin.extend([i] * len(table[ord(ch)]))
-    return View(view, origin, len(text))
+
+    def origin() -> list[int]:
+        result: list[int] = []
+        for i, ch in enumerate(text):
+            result.extend([i] * (1 if ch.isascii() else len(table[ord(ch)])))
+        return result
+
+    return View(view, None, len(text), origin)
 
 
 def fold_identifiers(text: str) -> View:
@@ -135,40 +165,70 @@ def fold_identifiers(text: str) -> View:
     return _translate(text, _IDENTIFIER)
 
 
+def _unleet(folded: str) -> str:
+    """Replace digits and symbols standing for letters: a leet digit next to a letter, a leet symbol
+    before a letter. Repeated until stable, for runs such as ``5y573m``; same length, so the origin
+    map is unchanged."""
+    for _ in range(4):
+        chars: list[str] | None = None
+        for match in _LEET_RE.finditer(folded):
+            index = match.start() + (0 if match.group()[0] in _LEET else 1)
+            if chars is None:
+                chars = list(folded)
+            chars[index] = _LEET[folded[index]]
+        if chars is None:
+            return folded
+        folded = "".join(chars)
+    return folded
+
+
+@lru_cache(maxsize=16)
 def fold(text: str, *, leet: bool = True, join_spaced: bool = True) -> View:
-    """The matching view (see the module docstring)."""
+    """The matching view (see the module docstring).
+
+    Memoised: the checks of one ``evaluate`` call share the view of the same text. A returned view must
+    be treated as read-only.
+    """
     view = _translate(text, _FOLD)
     folded = view.text
     if leet:
-        folded = _LEET_RE.sub(lambda m: _LEET[m.group()], folded)
+        folded = _unleet(folded)
     if join_spaced and _SPACED_RE.search(folded):
+        view.span(0, 0)  # materialise a lazy origin map
         origin = view.origin if view.origin is not None else list(range(len(folded)))
         parts: list[str] = []
         new_origin: list[int] = []
         pos = 0
         for match in _SPACED_RE.finditer(folded):
-            parts.append(folded[pos : match.start()])
-            new_origin.extend(origin[pos : match.start()])
-            for i in range(match.start(), match.end()):
+            parts.append(folded[pos : match.start(1)])
+            new_origin.extend(origin[pos : match.start(1)])
+            for i in range(match.start(1), match.end(1)):
                 if not _SEPARATORS_RE.match(folded[i]):
                     parts.append(folded[i])
                     new_origin.append(origin[i])
-            # Keep a word break after the joined word.
-            pos = match.end()
+            pos = match.end(1)
         parts.append(folded[pos:])
         new_origin.extend(origin[pos:])
         return View("".join(parts), new_origin, len(text))
-    return View(folded, view.origin, len(text))
+    return View(folded, view.origin, len(text), view.origin_factory)
 
 
 _NON_LETTERS_RE = re.compile(r"[^a-z]+")
 
 
+@lru_cache(maxsize=16)
 def squash(view: View) -> View:
-    """Letters only: defeats words split by spaces, punctuation or line breaks (``ig nore``)."""
+    """Letters only: defeats words split by spaces, punctuation or line breaks (``ig nore``).
+
+    The origin map is built only when a span is asked for (a match is rare).
+    """
     squashed = _NON_LETTERS_RE.sub("", view.text)
     if len(squashed) == len(view.text):
         return view
-    base = view.origin
-    origin = [base[i] if base is not None else i for i, ch in enumerate(view.text) if "a" <= ch <= "z"]
-    return View(squashed, origin, view.source_length)
+
+    def origin() -> list[int]:
+        view.span(0, 0)  # materialise a lazy origin map
+        base = view.origin
+        return [base[i] if base is not None else i for i, ch in enumerate(view.text) if "a" <= ch <= "z"]
+
+    return View(squashed, None, view.source_length, origin)

@@ -66,7 +66,7 @@ _CARD_RE = re.compile(
     r"(?<![\d.,-])(?:"
     r"\d{4}(?P<s1>[ \-]?)\d{4}(?P=s1)\d{4}(?P=s1)\d{1,7}"  # 4-4-4-4 (13-19 digits)
     r"|3[47]\d{2}(?P<s2>[ \-]?)\d{6}(?P=s2)\d{5}"  # American Express 4-6-5
-    r")(?![\d,]|\.\d)"
+    r")(?!\d|[.,]\d)"
 )
 _SSN_RE = re.compile(r"(?<![\w/.-])\d{3}(?P<s>[ \-])\d{2}(?P=s)\d{4}(?![\w/-]|\.\d)")
 _NINE_DIGITS_RE = re.compile(r"(?<![\w/.-])\d{9}(?![\w/-]|\.\d)")
@@ -74,6 +74,10 @@ _EIN_RE = re.compile(r"(?<![\w/.-])\d{2}-?\d{7}(?![\w/-]|\.\d)")
 _NINO_RE = re.compile(_NOT_ALNUM_BEFORE + r"[A-Za-z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-Da-d]" + _NOT_ALNUM_AFTER)
 _UTR_RE = re.compile(r"(?<![\w/.-])[Kk]?\d{5} ?\d{5}[Kk]?(?![\w/-]|\.\d)")
 _PHONE_INTL_RE = re.compile(r"(?<![\w+])(?:\+|00)[1-9][0-9 .\-()]{6,22}\d(?![\w])")
+# Digit-led identifiers are searched only around clusters of at least 7 digits (with single spaces,
+# dashes, dots or brackets between them): one fast scan instead of one per entity.
+_CLUSTER_RE = re.compile(r"\d(?:[ \-.()]{0,2}\d){6,}")
+_EMAIL_HINT_RE = re.compile(r"@|[\[({]at[\])}]", re.I)
 _PHONE_NATIONAL_RE = re.compile(
     r"(?<![\w+./,-])(?:\(0?\d{2,5}\)|0\d{1,4}|\d{3})(?:[ .\-]?\d{2,5}){1,4}(?![\w/,-]|\.\d)"
 )
@@ -96,6 +100,7 @@ _CONTEXT = {
     ),
 }
 _CONTEXT_WINDOW = 40
+_DIGIT_LED = {"card", "us_ssn", "us_ein", "uk_utr", "phone"}
 
 # NINO prefixes that HMRC never issues.
 _NINO_BAD_FIRST = set("DFIQUV")
@@ -170,7 +175,7 @@ class PIICheck(Check):
         self.entities: list[str] = list(config["entities"])
         self.allow = {_compact(v) for v in config["allow"]} | {v.lower() for v in config["allow"]}
         self.regions: list[str] = list(config["phone_regions"])
-        self._finders: dict[str, Callable[[str], list[tuple[int, int]]]] = {
+        self._finders: dict[str, Callable[..., list[tuple[int, int]]]] = {
             "email": self._emails,
             "iban": self._ibans,
             "eu_vat": self._vat_numbers,
@@ -187,13 +192,19 @@ class PIICheck(Check):
     def find(self, text: str) -> list[tuple[int, int, str]]:
         """Every identifier in ``text`` as ``(start, end, entity)``, without overlaps, in text order."""
         view = fold_identifiers(text)
+        haystack = view.text
+        windows = [
+            (max(0, m.start() - 2), min(len(haystack), m.end() + 2)) for m in _CLUSTER_RE.finditer(haystack)
+        ]
         found: list[tuple[int, int, str]] = []
         taken: list[tuple[int, int]] = []
         for entity in self.entities:
-            for start, end in self._finders[entity](view.text):
+            finder = self._finders[entity]
+            spans = finder(haystack, windows) if entity in _DIGIT_LED else finder(haystack)
+            for start, end in spans:
                 if any(start < t_end and t_start < end for t_start, t_end in taken):
                     continue
-                value = view.text[start:end]
+                value = haystack[start:end]
                 if _compact(value) in self.allow or value.lower() in self.allow:
                     continue
                 taken.append((start, end))
@@ -207,9 +218,14 @@ class PIICheck(Check):
         return bool(_CONTEXT[entity].search(text, max(0, start - _CONTEXT_WINDOW), start))
 
     def _emails(self, text: str) -> list[tuple[int, int]]:
-        if "@" not in text and "at" not in text:
-            return []
-        return [m.span() for m in _EMAIL_RE.finditer(text)]
+        spans: list[tuple[int, int]] = []
+        for hint in _EMAIL_HINT_RE.finditer(text):
+            if spans and hint.start() < spans[-1][1]:
+                continue
+            match = _EMAIL_RE.search(text, max(0, hint.start() - 70), min(len(text), hint.end() + 260))
+            if match and match.start() <= hint.start() < match.end():
+                spans.append(match.span())
+        return spans
 
     def _ibans(self, text: str) -> list[tuple[int, int]]:
         spans = []
@@ -239,27 +255,32 @@ class PIICheck(Check):
                     break
         return spans
 
-    def _cards(self, text: str) -> list[tuple[int, int]]:
+    @staticmethod
+    def _each(pattern: re.Pattern[str], text: str, windows: list[tuple[int, int]]):
+        for start, end in windows:
+            yield from pattern.finditer(text, start, end)
+
+    def _cards(self, text: str, windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
         spans = []
-        for match in _CARD_RE.finditer(text):
+        for match in self._each(_CARD_RE, text, windows):
             digits = _compact(match.group())
             if 13 <= len(digits) <= 19 and _CARD_PREFIXES.match(digits) and luhn.is_valid(digits):
                 spans.append(match.span())
         return spans
 
-    def _ssns(self, text: str) -> list[tuple[int, int]]:
-        spans = [m.span() for m in _SSN_RE.finditer(text) if us_ssn.is_valid(_compact(m.group()))]
+    def _ssns(self, text: str, windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        spans = [m.span() for m in self._each(_SSN_RE, text, windows) if us_ssn.is_valid(_compact(m.group()))]
         spans += [
             m.span()
-            for m in _NINE_DIGITS_RE.finditer(text)
+            for m in self._each(_NINE_DIGITS_RE, text, windows)
             if us_ssn.is_valid(m.group()) and self._has_context("us_ssn", text, m.start())
         ]
         return spans
 
-    def _eins(self, text: str) -> list[tuple[int, int]]:
+    def _eins(self, text: str, windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
         return [
             m.span()
-            for m in _EIN_RE.finditer(text)
+            for m in self._each(_EIN_RE, text, windows)
             if us_ein.is_valid(_compact(m.group())) and self._has_context("us_ein", text, m.start())
         ]
 
@@ -273,22 +294,22 @@ class PIICheck(Check):
             spans.append(match.span())
         return spans
 
-    def _utrs(self, text: str) -> list[tuple[int, int]]:
+    def _utrs(self, text: str, windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
         return [
             m.span()
-            for m in _UTR_RE.finditer(text)
+            for m in self._each(_UTR_RE, text, windows)
             if gb_utr.is_valid(_compact(m.group()).strip("K"))
             and self._has_context("uk_utr", text, m.start())
         ]
 
-    def _phones(self, text: str) -> list[tuple[int, int]]:
+    def _phones(self, text: str, windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
         spans = []
-        for match in _PHONE_INTL_RE.finditer(text):
+        for match in self._each(_PHONE_INTL_RE, text, windows):
             raw = match.group()
             number = "+" + raw[2:] if raw.startswith("00") else raw
             if self._valid_phone(number, None):
                 spans.append(match.span())
-        for match in _PHONE_NATIONAL_RE.finditer(text):
+        for match in self._each(_PHONE_NATIONAL_RE, text, windows):
             raw = match.group()
             digits = re.sub(r"\D", "", raw)
             if len(digits) < 9 or any(s < match.end() and match.start() < e for s, e in spans):

@@ -34,207 +34,471 @@ from guardrails.checks.base import (
 from guardrails.checks.normalize import View, fold, squash
 
 _SEP = r"[\W_]*"  # between words: spaces, punctuation, nothing at all (words joined by the normaliser)
+_OVERRIDE_WORDS = (
+    "ignore", "ignoring", "disregard", "forget", "skip", "bypass", "override", "overrule", "neglect",
+    "drop", "abandon", "cancel", "discard", "overlook", "set", "put", "stop", "do", "don", "dont",
+)  # fmt: skip
 _VERB_OVERRIDE = (
-    r"(?:ignore|disregard|forget|skip|bypass|override|overrule|neglect|drop|abandon|cancel|discard)"
+    r"(?:ignor(?:e|ing)|disregard|forget|skip|bypass|override|overrule|neglect|drop|abandon|cancel|discard|"
+    r"overlook|(?:set|put)\W*aside|stop\W*(?:following|obeying)|(?:do\W*not|don'?t|dont)\W*(?:follow|obey))"
 )
 _QUALIFIER = (
     r"(?:all|any|every|the|your|my|of|these|those|previous|prior|above|earlier|preceding|foregoing|"
-    r"initial|original|system|developer|existing|current|given|old|default|standing)"
+    r"initial|original|system|developer|existing|current|given|old|default|standing|safety|content|"
+    r"security|ethical|firm'?s?|company|operator)"
 )
 _STRONG_QUALIFIER = (
     r"(?:all|any|every|your|previous|prior|above|earlier|preceding|foregoing|initial|original|system|"
     r"developer|existing|old|default|standing)"
 )
 _RULES = (
-    r"(?:instructions?|prompts?|rules|directives?|guidelines|commands|orders|programming|guardrails|"
-    r"restrictions|constraints|policies|safeguards|context|messages?|guidance)"
+    r"(?:instructions?|prompts?|rules|directives?|directions|guidelines|commands|orders|programming|"
+    r"guardrails|restrictions|constraints|policies|safeguards|context|messages?|guidance|training)"
 )
 _SECRET = r"(?:system|initial|original|hidden|secret|internal|developer|full|first|pre-?prompt)"
+_REVEAL_WORDS = (
+    "show", "reveal", "print", "repeat", "display", "output", "echo", "leak", "dump", "disclose", "share",
+    "write", "spell", "recite", "paste", "give", "tell", "send", "list", "return", "provide", "translate",
+    "read", "copy",
+)  # fmt: skip
+_REVEAL = r"(?:" + "|".join(_REVEAL_WORDS) + r")(?:s|ing|ed)?(?:\W*(?:out|back))?"
+_AI_WORDS = (
+    "ai", "ais", "llm", "llms", "language", "chatbot", "chatbots", "chat", "assistant", "assistants", "bot",
+    "bots", "gpt", "chatgpt", "claude", "copilot", "agent", "agents", "model", "models",
+)  # fmt: skip
+_AI = r"(?:ai|llm|language\W*model|chat\W*bot|chatbot|assistant|bot|gpt|chatgpt|claude|copilot|agent|model)s?"
 
 
-def _p(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+# Each signal: (name, weight, alternatives); an alternative is (first words, pattern). A pattern is
+# tried with ``match`` only where a word of the normalised text is one of its first words, so the
+# whole text is scanned once, for words, whatever the number of signals.
+SignalSpec = tuple[str, float, list[tuple[tuple[str, ...], str]]]
 
-
-# (name, weight, pattern on the normalised view)
-SIGNALS: list[tuple[str, float, re.Pattern[str]]] = [
+SIGNAL_SPECS: list[SignalSpec] = [
     (
         "override_instructions",
         1.0,
-        _p(
-            rf"\b{_VERB_OVERRIDE}{_SEP}(?:{_QUALIFIER}{_SEP}){{0,3}}{_STRONG_QUALIFIER}{_SEP}"
-            rf"(?:{_QUALIFIER}{_SEP}){{0,2}}{_RULES}"
-            rf"|\b{_VERB_OVERRIDE}{_SEP}(?:{_QUALIFIER}{_SEP}){{0,3}}{_RULES}{_SEP}"
-            r"(?:above|before|so far|you (?:were|have been) given|given (?:to you|above|earlier))"
-        ),
+        [
+            (
+                _OVERRIDE_WORDS,
+                rf"{_VERB_OVERRIDE}{_SEP}(?:{_QUALIFIER}{_SEP}){{0,3}}{_STRONG_QUALIFIER}{_SEP}"
+                rf"(?:{_QUALIFIER}{_SEP}){{0,2}}{_RULES}",
+            ),
+            (
+                _OVERRIDE_WORDS,
+                rf"{_VERB_OVERRIDE}{_SEP}(?:{_QUALIFIER}{_SEP}){{0,3}}{_RULES}{_SEP}"
+                r"(?:above|before|so far|you (?:were|have been|got) given|given (?:to you|above|earlier)|you got)",
+            ),
+            (
+                _OVERRIDE_WORDS,
+                rf"{_VERB_OVERRIDE}{_SEP}(?:everything|all|anything)\W*(?:you\W*(?:were|have\W*been)\W*"
+                r"(?:told|given|taught)|(?:said|written|stated)\W*(?:above|before))",
+            ),
+        ],
     ),
-    ("ignore_instructions_weak", 0.45, _p(rf"\b{_VERB_OVERRIDE}{_SEP}(?:{_QUALIFIER}{_SEP}){{0,3}}{_RULES}")),
+    (
+        "ignore_the_above",
+        0.8,
+        [
+            (
+                _OVERRIDE_WORDS,
+                rf"{_VERB_OVERRIDE}\W*(?:all\W*)?(?:of\W*)?(?:the\W*|that\W*)?(?:above|foregoing|preceding|previous|"
+                r"prior)(?:\W*(?:text|content|message|messages|conversation|prompt))?\s*(?:and\b|[,.;:!]|$)",
+            )
+        ],
+    ),
+    (
+        "ignore_instructions_weak",
+        0.45,
+        [(_OVERRIDE_WORDS, rf"{_VERB_OVERRIDE}{_SEP}(?:{_QUALIFIER}{_SEP}){{0,3}}{_RULES}")],
+    ),
     (
         "reveal_system_prompt",
         0.9,
-        _p(
-            r"\b(?:show|reveal|print|repeat|display|output|echo|leak|dump|disclose|share|write out|spell out|"
-            r"recite|paste|give|tell|send|list|return|provide|translate)"
-            rf"{_SEP}(?:me{_SEP}|us{_SEP})?(?:(?:all|exactly|verbatim|word for word|everything in|the text of|"
-            rf"the contents of|what is in){_SEP})?(?:your|the|its|my)?{_SEP}(?:{_SECRET}{_SEP})+"
-            r"(?:prompts?|instructions?|message|configuration|rules|guidelines)"
-        ),
+        [
+            (
+                _REVEAL_WORDS,
+                rf"{_REVEAL}{_SEP}(?:me{_SEP}|us{_SEP})?(?:(?:all|exactly|verbatim|word for word|everything in|"
+                rf"the text of|the contents of|what is in){_SEP})?(?:your|the|its|my)?{_SEP}(?:{_SECRET}{_SEP})+"
+                r"(?:prompts?|instructions?|message|configuration|rules|guidelines)",
+            ),
+        ],
     ),
     (
         "ask_system_prompt",
         0.7,
-        _p(
-            rf"\bwhat{_SEP}(?:is|are|was|were){_SEP}(?:your|the){_SEP}(?:{_SECRET}{_SEP})*"
-            r"(?:system prompt|instructions|initial prompt|rules you (?:follow|were given))"
-            r"|\b(?:system|initial|hidden|secret)\W*prompt\W*(?:verbatim|word for word|in full)"
-            r"|\b(?:everything|all|the text|the words) (?:above|before) (?:this|the first) (?:line|message)"
-        ),
+        [
+            (
+                ("what",),
+                rf"what{_SEP}(?:is|are|was|were){_SEP}(?:your|the){_SEP}(?:{_SECRET}{_SEP})*"
+                r"(?:system prompt|instructions|initial prompt|rules you (?:follow|were given))",
+            ),
+            (
+                ("what", "which"),
+                r"(?:what|which)\W*(?:instructions|rules|guidelines|prompts?|directives)\W*(?:were\W*you|"
+                r"you\W*were|have\W*you\W*been|did\W*you\W*get|you\W*got)\W*(?:given|told|provided)?",
+            ),
+            (
+                ("system", "initial", "hidden", "secret"),
+                r"(?:system|initial|hidden|secret)\W*prompt\W*(?:verbatim|word for word|in full)",
+            ),
+            (
+                ("repeat", "print", "output", "show", "display", "copy", "dump", "list", "reveal"),
+                r"(?:repeat|print|output|show|display|copy|dump|list|reveal)\W*(?:me\W*)?(?:all\W*)?(?:the\W*)?"
+                r"(?:text|words|everything|content|lines?|messages?)\W*(?:above|before|in\W*your\W*(?:context|memory)|"
+                r"from\W*your\W*(?:context|memory))",
+            ),
+            (("context",), r"context\W*window"),
+        ],
     ),
     (
         "role_change",
         0.7,
-        _p(
-            r"\byou\W*are\W*(?:now|no longer|from now on)\b"
-            r"|\bfrom\W*now\W*on\W*(?:you|your|act|respond|answer|behave)"
-            r"|\b(?:pretend|imagine)\W*(?:to\W*be|you\W*are|that\W*you)"
-            r"|\b(?:roleplay|role-play|role play)\W*as\b"
-            r"|\byour\W*new\W*(?:role|persona|identity|name|task|instructions|goal|purpose)\b"
-            r"|\b(?:switch|change)\W*(?:to|into)\W*\w+\W*mode\b"
-        ),
+        [
+            (("you",), r"you\W*are\W*(?:no\W*longer|from\W*now\W*on)\b"),
+            (("from",), r"from\W*now\W*on\W*(?:you|your|act|respond|answer|behave)\b"),
+            (("pretend", "imagine"), r"(?:pretend|imagine)\W*(?:to\W*be|you\W*are|that\W*you|you\W*were)\b"),
+            (("roleplay", "role"), r"(?:roleplay|role\W*play)\W*as\b"),
+            (("your",), r"your\W*new\W*(?:role|persona|identity|name|task|instructions|goal|purpose|job)\b"),
+            (("switch", "change"), r"(?:switch|change)\W*(?:to|into)\W*\w+\W*mode\b"),
+            (("let",), r"let'?s\W*play\W*a\W*game"),
+        ],
+    ),
+    (
+        "you_are_now",
+        0.45,
+        [
+            (
+                ("you",),
+                r"you\W*are\W*now\W*(?:a|an|the|my|in|called|named|known|free|unrestricted|unfiltered)\b",
+            )
+        ],
     ),
     (
         "act_as",
         0.3,
-        _p(
-            r"\b(?:act|behave|respond|answer)\W*(?:as|like)\W*(?:an?|my|the)?\W*(?:unrestricted|unfiltered|evil|different|new|hacker|dan)\b|\bact as\b"
-        ),
+        [
+            (
+                ("act", "behave", "respond", "answer"),
+                r"(?:act|behave|respond|answer)\W*(?:as|like)\W*(?:an?\W*|my\W*|the\W*)?",
+            )
+        ],
     ),
     (
         "jailbreak_persona",
         0.9,
-        _p(
-            r"\b(?:jailbreak|jailbroken|developer\W*mode|god\W*mode|dan\W*mode|do\W*anything\W*now|"
-            r"unrestricted\W*mode|sudo\W*mode|anti\W*dan|evil\W*(?:confidant|assistant|bot))"
-            r"|\bdan\b\W*(?:prompt|mode|which stands)"
-        ),
+        [
+            (
+                (
+                    "jailbreak",
+                    "jailbroken",
+                    "developer",
+                    "god",
+                    "dan",
+                    "do",
+                    "unrestricted",
+                    "sudo",
+                    "anti",
+                    "evil",
+                ),
+                r"(?:jailbreak|jailbroken|developer\W*mode|god\W*mode|dan\W*mode|do\W*anything\W*now|"
+                r"unrestricted\W*(?:mode|ai)|sudo\W*mode|anti\W*dan|evil\W*(?:confidant|assistant|bot))",
+            ),
+            (("dan",), r"dan\b\W*(?:prompt|mode|which stands|has no)"),
+            (("without", "no"), r"(?:without|no)\W*(?:any\W*)?guardrails"),
+            (("never",), r"never\W*refuses?"),
+        ],
     ),
     (
         "no_restrictions",
         0.6,
-        _p(
-            r"\b(?:without|no|free (?:of|from)|not bound by|ignoring|ignore) (?:any |all |your )?"
-            r"(?:restrictions|filters|filtering|censorship|limitations|guardrails|safety (?:rules|guidelines)|"
-            r"ethical (?:guidelines|constraints)|content polic(?:y|ies))"
-            r"|\b(?:no longer|not) (?:have to |need to )?(?:follow|obey|bound by|restricted by) "
-            r"(?:any |the |your )?(?:rules|guidelines|policies|instructions|restrictions)"
-        ),
+        [
+            (
+                ("without", "no", "free", "not", "ignoring", "ignore"),
+                r"(?:without|no|free (?:of|from)|not bound by|ignoring|ignore) (?:any |all |your )?(?:\w+ (?:or|and) )?"
+                r"(?:restrictions|filters|filtering|censorship|limitations|guardrails|safety (?:rules|guidelines)|"
+                r"ethical (?:guidelines|constraints)|content polic(?:y|ies)|disclaimers)",
+            ),
+            (
+                ("no", "not"),
+                r"(?:no longer|not) (?:have to |need to )?(?:follow|obey|bound by|restricted by) "
+                r"(?:any |the |your )?(?:rules|guidelines|policies|instructions|restrictions)",
+            ),
+            (
+                ("disable", "turn", "switch"),
+                r"(?:disable|turn\W*off|switch\W*off)\W*(?:your\W*|the\W*|all\W*)?(?:filters?|safety|guardrails|restrictions|content\W*filter)",
+            ),
+        ],
     ),
     (
         "new_instructions",
         0.6,
-        _p(
-            r"\b(?:new|updated|revised|real|actual|true|additional|important|secret|hidden|override)\W*"
-            r"(?:instructions?|system prompt|directives?|orders)\s*[:\-]"
-            r"|\binstead\W*(?:you|your)\W*(?:will|must|should|shall|are to)\b"
-            r"|\b(?:begin|start|end)\W*(?:of\W*)?(?:system|new|hidden)\W*(?:prompt|instructions?)"
-        ),
+        [
+            (
+                (
+                    "new",
+                    "updated",
+                    "revised",
+                    "real",
+                    "actual",
+                    "true",
+                    "additional",
+                    "important",
+                    "secret",
+                    "hidden",
+                    "override",
+                ),
+                r"(?:new|updated|revised|real|actual|true|additional|important|secret|hidden|override)\W*"
+                r"(?:system\W*)?(?:instructions?|system prompt|prompt|directives?|orders|message)\s*(?:[:\-]|are\b)",
+            ),
+            (("instead",), r"instead\W*(?:you|your)\W*(?:will|must|should|shall|are to)\b"),
+            (
+                ("begin", "start", "end"),
+                r"(?:begin|start|end)\W*(?:of\W*)?(?:system|new|hidden)\W*(?:prompt|instructions?)",
+            ),
+            (
+                ("obey", "follow", "execute"),
+                r"(?:obey|follow|execute)\W*(?:every|all|any)\W*(?:commands?|instructions?|orders?)\W*without",
+            ),
+            (
+                ("this",),
+                r"this\W*(?:document|message|text|note)\W*(?:supersedes|overrides|replaces)\W*(?:your|the|all)",
+            ),
+        ],
     ),
     (
-        "fake_delimiter",
-        0.7,
-        _p(
-            r"<\|?\s*(?:im_start|im_end|system|endoftext|assistant|user)\s*\|?>"
-            r"|\[/?(?:inst|system|sys)\]|<</?sys>>|</?system>"
-            r"|(?:^|\n)\s*(?:#{2,}\s*)?(?:system|developer)\s*(?:prompt|message)?\s*:"
-            r"|(?:^|\n)\s*-{3,}\s*(?:end|begin)"
-        ),
+        "authority_claim",
+        0.4,
+        [
+            (
+                ("i", "as"),
+                r"(?:i\W*am|i'?m|as)\W*(?:your|the)\W*(?:developer|creator|system\W*administrator|admin|administrator|owner|operator|programmer)",
+            ),
+            (("i",), r"i\W*(?:authori[sz]e|permit|allow)\W*you\W*to"),
+        ],
     ),
     (
         "addressed_to_ai",
         0.65,
-        _p(
-            r"\b(?:ai|llm|language model|chatbot|chat bot|assistant|bot|gpt|chatgpt|claude|copilot|agent)s?\b"
-            r"\W*(?:\w+\W+){0,2}(?:reading|processing|summari[sz]ing|analy[sz]ing|parsing|that reads?|who reads?|"
-            r"which reads?|ingesting|retrieving)\b"
-            r"|\b(?:note|message|instruction|attention|notice)\W*(?:to|for)\W*(?:the\W*|any\W*|all\W*)?"
-            r"(?:ai|llm|language model|assistant|chatbot|bot|model|agent)s?\b"
-            r"|\bif\W*you\W*are\W*(?:an?\W*)?(?:ai|llm|language model|assistant|chatbot|bot)\b"
-            r"|\b(?:dear|hey|hello|attention)\W*(?:ai|llm|assistant|chatbot|model|gpt|claude)\b"
-        ),
+        [
+            (
+                _AI_WORDS,
+                rf"{_AI}\b\W*(?:\w+\W+){{0,2}}(?:reading|reads?|processing|processes|summari[sz]ing|summari[sz]es|"
+                r"analy[sz]ing|parsing|ingesting|retrieving|sees?|seeing)\b",
+            ),
+            (
+                ("note", "message", "instruction", "instructions", "attention", "notice"),
+                rf"(?:note|message|instructions?|attention|notice)\W*(?:to|for)\W*(?:the\W*|any\W*|all\W*)?{_AI}\b",
+            ),
+            (("if",), rf"if\W*(?:you\W*are|an?)\W*(?:an?\W*)?{_AI}\b"),
+            (("dear", "hey", "hello", "attention", "hi"), rf"(?:dear|hey|hello|hi|attention)\W*{_AI}\b"),
+            (
+                _AI_WORDS,
+                rf"{_AI}\W*[:,]\W*(?:please\W*)?(?:ignore|disregard|when|you|do|always|never|tell)\b",
+            ),
+            (_AI_WORDS, rf"{_AI}\W*(?:must|should|shall|is\W*to|needs\W*to|has\W*to)\b"),
+            (
+                ("when", "while"),
+                r"(?:when|while)\W*(?:answering|summari[sz]ing|processing|reading)\W*(?:\w+\W+){0,3}"
+                r"(?:this|the)\W*(?:document|file|page|text|email|message)",
+            ),
+        ],
     ),
     (
         "instruct_user_action",
         0.45,
-        _p(
-            r"\b(?:must|should|shall|have to|need to|always|now)\W*(?:tell|instruct|ask|advise|urge|direct|inform|"
-            r"remind|convince|persuade)\W*(?:the\W*)?(?:user|reader|client|customer)s?\b"
-            r"|\b(?:tell|instruct|ask|urge|direct|convince|persuade)\W*(?:the\W*)?(?:user|reader|client|customer)s?"
-            r"\W*to\W*(?:wire|transfer|send|pay|click|visit|call|email|share|provide|enter|reset|disable)"
-        ),
+        [
+            (
+                ("must", "should", "shall", "have", "need", "always", "now"),
+                r"(?:must|should|shall|have to|need to|always|now)\W*(?:\w+\W+)?(?:tell|instruct|ask|advise|urge|direct|inform|"
+                r"remind|convince|persuade)\W*(?:the\W*)?(?:user|reader|client|customer)s?\b",
+            ),
+            (
+                ("tell", "instruct", "ask", "urge", "direct", "convince", "persuade", "advise", "recommend"),
+                r"(?:tell|instruct|ask|urge|direct|convince|persuade|advise|recommend)\W*(?:the\W*)?"
+                r"(?:user|reader|client|customer|them)s?\W*(?:that\W*)?(?:\w+\W+){0,4}(?:to|must|should|needs?\W*to)\W*(?:wire|transfer|send|pay|click|"
+                r"visit|call|email|share|provide|enter|reset|disable)",
+            ),
+        ],
     ),
     (
         "move_money",
         0.35,
-        _p(
-            r"\b(?:wire|transfer|send|remit|move|pay)\W*(?:the\W*|all\W*|their\W*|your\W*|any\W*)?"
-            r"(?:funds|money|payment|balance|deposit|fees?|amount|crypto|bitcoin)\W*(?:immediately\W*)?"
-            r"(?:to|into|via)\b"
-            r"|\b(?:new|updated|changed|different)\W*(?:bank|account|wallet|iban)\W*(?:details|number)?\W*"
-            r"(?:is|are|:)"
-        ),
+        [
+            (
+                ("wire", "transfer", "send", "remit", "move", "pay"),
+                r"(?:wire|transfer|send|remit|move|pay)\W*(?:the\W*|all\W*|their\W*|your\W*|any\W*)?"
+                r"(?:funds|money|payment|balance|deposit|fees?|amount|crypto|bitcoin)\W*(?:immediately\W*)?"
+                r"(?:to|into|via)\b",
+            ),
+            (
+                ("new", "updated", "changed", "different"),
+                r"(?:new|updated|changed|different)\W*(?:bank|account|wallet|iban)\W*(?:details|number)?\W*(?:is|are|:|below|listed)",
+            ),
+            (("by", "via"), r"(?:by|via)\W*wire\W*(?:transfer)?\W*to\b"),
+            (
+                ("send", "pay", "payment"),
+                r"(?:send|pay|payment)\W*(?:\w+\W+){0,2}(?:via|in)\W*(?:bitcoin|crypto|gift\W*cards?)",
+            ),
+        ],
     ),
     (
         "conceal_from_user",
-        0.55,
-        _p(
-            r"\b(?:do\W*not|don'?t|never|without)\W*(?:tell|inform|mention(?:ing)?|reveal(?:ing)?|alert(?:ing)?|"
-            r"notify(?:ing)?|let)\W*(?:this\W*|it\W*|that\W*)?(?:to\W*)?(?:the\W*|your\W*)?(?:user|human|operator|"
-            r"client|anyone|them)\b"
-            r"|\b(?:secretly|covertly|silently|quietly)\W*(?:send|include|add|insert|append|forward|call|use)"
-        ),
+        0.4,
+        [
+            (
+                ("do", "don", "dont", "never", "without", "must"),
+                r"(?:do\W*not|don'?t|dont|never|without|must\W*not)\W*(?:tell|inform|mention(?:ing)?|reveal(?:ing)?|alert(?:ing)?|"
+                r"notify(?:ing)?|let)\W*(?:this\W*|it\W*|that\W*)?(?:to\W*)?(?:the\W*|your\W*)?(?:user|human|operator|"
+                r"client|anyone|them)\b",
+            ),
+            (
+                ("secretly", "covertly", "silently", "quietly"),
+                r"(?:secretly|covertly|silently|quietly)\W*(?:send|include|add|insert|append|forward|call|use)",
+            ),
+        ],
+    ),
+    (
+        "self_reference",
+        0.3,
+        [
+            (
+                ("about", "regarding", "mention"),
+                r"(?:about|regarding|mention)\W*this\W*(?:note|message|instruction|comment|paragraph|hidden\W*text)",
+            ),
+        ],
     ),
     (
         "exfiltration",
         0.6,
-        _p(
-            r"\b(?:send|forward|post|upload|email|leak|exfiltrate|copy)\W*(?:the\W*|all\W*|this\W*|your\W*|our\W*)?"
-            r"(?:conversation|chat\W*history|history|context|messages|data|documents|credentials|api\W*keys?|"
-            r"passwords?|secrets|memory)\W*(?:to|into)\b"
-            r"|!\[[^\]]*\]\(https?://[^)]*[?&][^)]*\)"
-            r"|\b(?:call|invoke|use|run|trigger|execute)\W*(?:the\W*)?(?:\w+\W*)?(?:tool|function|plugin|api)\W*"
-            r"(?:with|to)\W*(?:send|transfer|delete|wire|pay)"
-        ),
+        [
+            (
+                ("send", "forward", "post", "upload", "email", "e", "leak", "exfiltrate", "copy"),
+                r"(?:send|forward|post|upload|e\W?mail|leak|exfiltrate|copy)\W*(?:the\W*|all\W*|this\W*|your\W*|our\W*)?"
+                r"(?:conversation|chat\W*history|history|context|messages|data|documents|credentials|api\W*keys?|"
+                r"passwords?|secrets|memory|retrieved\W*passages|passages|files)\W*(?:\w+\W+){0,2}(?:to|into)\b",
+            ),
+            (
+                ("call", "invoke", "use", "run", "trigger", "execute"),
+                r"(?:call|invoke|use|run|trigger|execute)\W*(?:the\W*)?(?:\w+\W*)?(?:tool|function|plugin|api)\W*"
+                r"(?:with|to)\W*(?:send|transfer|delete|wire|pay)",
+            ),
+            (
+                ("password", "passwords", "credentials"),
+                r"(?:password|passwords|credentials)\W*(?:for|of)\W*(?:the\W*)?(?:admin|administrator|root|database)",
+            ),
+        ],
     ),
     (
         "tool_abuse",
         0.5,
-        _p(
-            r"\b(?:you\W*(?:must|should|will)|always|immediately)\W*(?:call|invoke|use|run|execute)\W*"
-            r"(?:the\W*)?[\w\-]+\W*(?:tool|function)"
-        ),
+        [
+            (
+                ("you", "always", "immediately", "now"),
+                r"(?:you\W*(?:must|should|will)|always|immediately|now)\W*(?:\w+\W+)?(?:call|invoke|use|run|execute)\W*"
+                r"(?:the\W*)?[\w\-]+\W*(?:tool|function)",
+            ),
+        ],
     ),
 ]
 
-# Strong signals checked on the letters-only view, which joins words split by spaces or punctuation.
-_SQUASHED_OVERRIDE = (
-    r"(?:ignore|disregard|forget|bypass|override)(?:all|any|every)?(?:the|your|my|of)*"
-    r"(?:previous|prior|above|earlier|preceding|system|initial|original)"
-    r"(?:instructions?|prompts?|directives?|guidelines|rules)"
-)
-SQUASHED_SIGNALS: list[tuple[str, float, re.Pattern[str]]] = [
-    ("override_instructions", 1.0, _p(_SQUASHED_OVERRIDE)),
+# Signals that are not introduced by a word: chat-template markers and fake conversation turns. Each is
+# (name, weight, needles, pattern, at_line_start): the pattern runs only if a needle occurs in the
+# normalised text; ``at_line_start`` requires only blanks or list/heading marks before it on its line.
+SYMBOL_SIGNALS: list[tuple[str, float, tuple[str, ...], re.Pattern[str], bool]] = [
+    (
+        "fake_delimiter",
+        0.7,
+        ("<|", "<im_", "<sys", "</sys", "<system", "</system", "<end", "<assistant", "<user"),
+        re.compile(r"<\|?\s*(?:im_start|im_end|system|endoftext|assistant|user)\s*\|?>|<</?sys>>|</?system>"),
+        False,
+    ),
+    ("fake_delimiter", 0.7, ("[",), re.compile(r"\[/?(?:inst|system|sys)\]"), False),
+    (
+        "fake_delimiter",
+        0.7,
+        ("system", "developer"),
+        re.compile(r"(?:system|developer)\s*(?:prompt|message)?\s*:"),
+        True,
+    ),
+    ("fake_delimiter", 0.7, ("---",), re.compile(r"-{3,}\s*(?:end|begin)"), True),
+    (
+        "fake_delimiter",
+        0.7,
+        ("<!--",),
+        re.compile(r"<!--\s*(?:ai|assistant|system|llm|model|note to)"),
+        False,
+    ),
+    (
+        "fake_dialogue",
+        0.6,
+        ("user", "human"),
+        re.compile(r"(?:assistant|ai|bot)\s*:[^\n]{0,200}?(?:user|human)\s*:"),
+        False,
+    ),
+    ("markdown_exfiltration", 0.6, ("](http",), re.compile(r"!\[[^\]]*\]\(https?://[^)]*[?&][^)]*\)"), False),
+]
+_LINE_PREFIX_RE = re.compile(r"[ \t#>*\-]*")
+
+# Strong signals checked on the letters-only view, which joins words split by spaces or punctuation:
+# (name, weight, needles, pattern).
+SQUASHED_SIGNALS: list[tuple[str, float, tuple[str, ...], re.Pattern[str]]] = [
+    (
+        "override_instructions",
+        1.0,
+        ("ignor", "disregard", "forget", "bypass", "overrid", "overlook"),
+        re.compile(
+            r"(?:ignore|disregard|forget|bypass|override|overlook)(?:all|any|every)?(?:the|your|my|of)*"
+            r"(?:previous|prior|above|earlier|preceding|system|initial|original)"
+            r"(?:instructions?|prompts?|directives?|directions|guidelines|rules)"
+        ),
+    ),
     (
         "reveal_system_prompt",
         0.9,
-        _p(
+        ("prompt", "instruction"),
+        re.compile(
             r"(?:show|reveal|print|repeat|display|output|leak|dump|disclose)(?:me|us)?(?:your|the)"
             r"(?:full|entire|hidden|secret|original|initial)?(?:systemprompt|initialprompt|hiddenprompt|"
             r"systeminstructions|secretinstructions)"
         ),
     ),
-    ("jailbreak_persona", 0.9, _p(r"developermode|doanythingnow|jailbreak")),
+    (
+        "ask_system_prompt",
+        0.7,
+        ("what",),
+        re.compile(
+            r"what(?:is|are|was|were)your(?:system|initial|hidden|secret)?(?:prompt|instructions)"
+            r"|what(?:instructions|rules|guidelines|prompts?)(?:wereyou|youwere|haveyoubeen)given"
+        ),
+    ),
+    (
+        "jailbreak_persona",
+        0.9,
+        ("developermode", "doanythingnow", "jailbreak"),
+        re.compile(r"developermode|doanythingnow|jailbreak"),
+    ),
+    (
+        "addressed_to_ai",
+        0.65,
+        ("noteto", "attention", "messagefor", "instructionfor"),
+        re.compile(r"(?:noteto|attention|messagefor|instructionfor)(?:the|any)?(?:ai|llm|assistant|chatbot)"),
+    ),
 ]
 
+
+def _compile_signals() -> dict[str, list[tuple[str, float, re.Pattern[str]]]]:
+    by_word: dict[str, list[tuple[str, float, re.Pattern[str]]]] = {}
+    for name, weight, alternatives in SIGNAL_SPECS:
+        for words, pattern in alternatives:
+            compiled = re.compile(pattern)
+            for word in words:
+                by_word.setdefault(word, []).append((name, weight, compiled))
+    return by_word
+
+
+SIGNALS_BY_WORD = _compile_signals()
+_WORD_RE = re.compile(r"[a-z]+")
 _BASE64_RE = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+/=])")
 _PRINTABLE_RE = re.compile(r"[\x20-\x7e\t\r\n]")
 
@@ -274,6 +538,7 @@ class PromptInjectionCheck(Check):
     def scan(self, text: str, *, depth: int = 0) -> list[dict[str, Any]]:
         """The signals in ``text``: ``{"name", "weight", "start", "end"}`` (spans in ``text``)."""
         view = fold(text)
+        folded = view.text
         found: dict[str, dict[str, Any]] = {}
 
         def add(name: str, weight: float, span: tuple[int, int], via: str | None = None) -> None:
@@ -284,20 +549,41 @@ class PromptInjectionCheck(Check):
                 signal["via"] = via
             found[name] = signal
 
-        for name, weight, pattern in SIGNALS:
-            match = pattern.search(view.text)
-            if match:
+        by_word = SIGNALS_BY_WORD
+        if not by_word.keys().isdisjoint(_WORD_RE.findall(folded)):
+            for word in _WORD_RE.finditer(folded):
+                candidates = by_word.get(word.group())
+                if not candidates:
+                    continue
+                position = word.start()
+                for name, weight, pattern in candidates:
+                    if name in found and found[name]["weight"] >= weight:
+                        continue
+                    match = pattern.match(folded, position)
+                    if match:
+                        add(name, weight, view.span(position, match.end()))
+        for name, weight, needles, pattern, at_line_start in SYMBOL_SIGNALS:
+            if name in found or not any(n in folded for n in needles):
+                continue
+            for match in pattern.finditer(folded):
+                if at_line_start:
+                    line_start = folded.rfind("\n", 0, match.start()) + 1
+                    if _LINE_PREFIX_RE.fullmatch(folded, line_start, match.start()) is None:
+                        continue
                 add(name, weight, view.span(*match.span()))
+                break
         if self.extra is not None:
-            match = self.extra.search(view.text)
+            match = self.extra.search(folded)
             if match:
                 add("configured_phrase", 1.0, view.span(*match.span()))
         squashed: View | None = None
-        for name, weight, pattern in SQUASHED_SIGNALS:
+        for name, weight, needles, pattern in SQUASHED_SIGNALS:
             if name in found:
                 continue
             if squashed is None:
                 squashed = squash(view)
+            if not any(n in squashed.text for n in needles):
+                continue
             match = pattern.search(squashed.text)
             if match:
                 add(name, weight, squashed.span(*match.span()), via="split_words")
@@ -310,12 +596,22 @@ class PromptInjectionCheck(Check):
                     continue
                 for signal in self.scan(decoded, depth=1):
                     add(signal["name"], signal["weight"], fragment.span(), via="base64")
-        if view.text != text.lower() and found:
-            # The text only matched once normalised: disguise is itself a signal.
-            plain = text.lower()
-            if not any(p.search(plain) for _, _, p in SIGNALS[:3]):
-                add("obfuscation", 0.2, (found[next(iter(found))]["start"], found[next(iter(found))]["end"]))
+        if found and folded != text.lower() and not any(s.get("via") for s in found.values()):
+            # Only the normalised text matched (look-alike letters, leetspeak…): disguise is a signal too.
+            plain = PromptInjectionCheck._plain_signals(text.lower())
+            if not plain & set(found):
+                first = min(found.values(), key=lambda s: s["start"])
+                add("obfuscation", 0.2, (first["start"], first["end"]))
         return sorted(found.values(), key=lambda s: (s["start"], s["name"]))
+
+    @staticmethod
+    def _plain_signals(lowered: str) -> set[str]:
+        names = set()
+        for word in _WORD_RE.finditer(lowered):
+            for name, _, pattern in SIGNALS_BY_WORD.get(word.group(), ()):
+                if name not in names and pattern.match(lowered, word.start()):
+                    names.add(name)
+        return names
 
     @staticmethod
     def _decode(fragment: str) -> str | None:

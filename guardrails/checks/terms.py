@@ -20,8 +20,11 @@ class TermMatcher:
         self.terms = terms
         self.case_sensitive = case_sensitive
         parts = []
+        # Cheap substring test before the regex: the longest word of some term must occur.
+        self.needles: set[str] = set()
         for index, term in enumerate(terms):
             normalised = term if case_sensitive else fold(term, join_spaced=False).text
+            self.needles.add(max(normalised.split(), key=len))
             words = [re.escape(w) for w in normalised.split()]
             body = r"[\W_]*".join(words) if not case_sensitive else r"\s+".join(words)
             if whole_words:
@@ -34,6 +37,8 @@ class TermMatcher:
             return
         view = None if self.case_sensitive else fold(text)
         haystack = text if view is None else view.text
+        if not any(needle in haystack for needle in self.needles):
+            return
         for match in self.pattern.finditer(haystack):
             index = int(match.lastgroup[1:])
             start, end = match.span() if view is None else view.span(*match.span())
