@@ -530,13 +530,13 @@ def _provider_errors(provider: ModelProvider) -> dict[str, list[str]]:
     return {}
 
 
-def _save_provider(provider: ModelProvider) -> None:
+def _take_over_default(provider: ModelProvider) -> None:
+    """One default per organisation: a provider marked default takes over, in the same transaction
+    (rolled back with it when the provider turns out invalid)."""
     if provider.is_default:
-        # One default per organisation: the new default takes over in the same transaction.
         ModelProvider.objects.filter(organization_id=provider.organization_id, is_default=True).exclude(
             pk=provider.pk
         ).update(is_default=False)
-    provider.save()
 
 
 @transaction.atomic
@@ -544,8 +544,9 @@ def provider_create(*, organization, actor, ip: str | None = None, name: str, **
     """Create a model provider; ``api_key`` is stored encrypted. ``is_default`` takes the default over."""
     _check_fields(fields, PROVIDER_FIELDS, "provider")
     provider = ModelProvider(organization=organization, name=name, **fields)
+    _take_over_default(provider)
     _full_clean(provider, _provider_errors(provider))
-    _save_provider(provider)
+    provider.save()
     audit_record(
         organization=organization,
         action="provider.create",
@@ -565,8 +566,9 @@ def provider_update(*, provider: ModelProvider, actor, ip: str | None = None, **
     before = snapshot(provider)
     for key, value in fields.items():
         setattr(provider, key, value)
+    _take_over_default(provider)
     _full_clean(provider, _provider_errors(provider))
-    _save_provider(provider)
+    provider.save()
     audit_record(
         organization=provider.organization,
         action="provider.update",
