@@ -417,7 +417,7 @@ class ModelProviderForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.initial["api_key"] = ""
-        if self.instance.pk and self.instance.api_key:
+        if self.instance.pk and self.instance.api_key and "api_key" in self.fields:
             self.fields["api_key"].help_text = "A key is stored (hidden). Type a new one to replace it."
 
     def clean(self):

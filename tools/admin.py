@@ -56,9 +56,10 @@ class ToolForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.initial["secret_headers"] = ""
-        self.fields["slug"].required = False
-        self.fields["slug"].help_text = "Blank: made from the name."
-        if self.instance.pk and self.instance.secret_headers:
+        if "slug" in self.fields:
+            self.fields["slug"].required = False
+            self.fields["slug"].help_text = "Blank: made from the name."
+        if self.instance.pk and self.instance.secret_headers and "secret_headers" in self.fields:
             self.fields[
                 "secret_headers"
             ].help_text = "Secret headers are stored (hidden). Type new ones to replace them."

@@ -51,9 +51,15 @@ def schema_field(name: str, prop: dict, required: bool) -> forms.Field:
     help_text = prop.get("description", "")
     common = {"required": required, "label": label, "help_text": help_text}
     kind = prop.get("type")
+    if isinstance(kind, list):
+        # A union such as ["string", "number"] (decimals as strings): typed as text, checked by the schema.
+        kind = "string" if "string" in kind else "number" if {"number", "integer"} & set(kind) else None
     if "enum" in prop and all(isinstance(v, (str, int, float)) for v in prop["enum"]):
         choices = [("", "—")] + [(json.dumps(v), str(v)) for v in prop["enum"]]
-        return forms.TypedChoiceField(choices=choices, coerce=json.loads, empty_value=None, **common)
+        field = forms.TypedChoiceField(choices=choices, coerce=json.loads, empty_value=None, **common)
+        if "default" in prop:
+            field.initial = json.dumps(prop["default"])
+        return field
     if kind == "string":
         field = forms.CharField(
             max_length=prop.get("maxLength"),

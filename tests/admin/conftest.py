@@ -8,6 +8,12 @@ from django.test import Client
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hasher(settings):
+    """Users are created in every test: a fast hasher keeps the suite quick (not a security setting)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def login(user) -> Client:
     client = Client()
     client.force_login(user)
