@@ -18,7 +18,6 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from prisma_glow.api.errors import ConflictError
 from prisma_glow.audit.services import audit_record, snapshot
@@ -260,8 +259,8 @@ def api_key_rotate(
     if APIKey.objects.filter(rotated_from=old).exists():
         raise ConflictError("This API key has already been rotated; rotate its successor.", code="conflict")
     before = snapshot(old)
-    now = timezone.now()
-    cutoff = now + grace
+    previous_expiry = old.expires_at
+    cutoff = timezone.now() + grace
     old.expires_at = cutoff if old.expires_at is None else min(old.expires_at, cutoff)
     old.save(update_fields=["expires_at", "updated_at"])
     new, full_key = api_key_create(
@@ -269,7 +268,7 @@ def api_key_rotate(
         actor=actor,
         name=old.name,
         scopes=list(old.scopes),
-        expires_at=_previous_expiry(before),
+        expires_at=previous_expiry,
         ip=ip,
         rotated_from=old,
     )
@@ -283,12 +282,6 @@ def api_key_rotate(
         ip=ip,
     )
     return new, full_key
-
-
-def _previous_expiry(before: dict) -> datetime | None:
-    """The expiry the old key had before rotation (the new key keeps it)."""
-    value = before.get("expires_at")
-    return parse_datetime(value) if value else None
 
 
 @transaction.atomic
