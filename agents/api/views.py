@@ -17,6 +17,7 @@ from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 
 from agents import services
+from agents.api.execute import ExecuteActionMixin
 from agents.api.filtersets import (
     AgentFilterSet,
     ExecutionFilterSet,
@@ -91,8 +92,8 @@ def _agents():
         description="Only an agent that has never run: one with executions answers 409 (deprecate it instead).",
     ),
 )
-class AgentViewSet(OrganizationScopedViewSet):
-    """The organisation's agents: draft → active → deprecated."""
+class AgentViewSet(ExecuteActionMixin, OrganizationScopedViewSet):
+    """The organisation's agents: draft → active → deprecated; ``execute`` comes from the runtime's mixin."""
 
     queryset = _agents()
     serializer_class = AgentSerializer
