@@ -227,6 +227,16 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Several models have a "status" / "source" choice set: name each enum after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "AgentStatusEnum": "agents.models.AgentStatus",
+        "ExecutionStatusEnum": "agents.models.ExecutionStatus",
+        "StepStatusEnum": "agents.models.StepStatus",
+        "LearningExampleStatusEnum": "agents.models.LearningExampleStatus",
+        "DocumentStatusEnum": "knowledge.models.DocumentStatus",
+        "ExecutionSourceEnum": "agents.models.ExecutionSource",
+        "DocumentSourceEnum": "knowledge.models.DocumentSource",
+    },
 }
 
 # --- Security -----------------------------------------------------------------------------
