@@ -52,3 +52,41 @@ def test_applies_to_reports_each_stage(org):
     assert [guardrail.applies_to(s) for s in ("input", "retrieval", "output")] == [False, True, True]
     with pytest.raises(ValueError):
         guardrail.applies_to("tool")
+
+
+@pytest.mark.parametrize(
+    ("values", "field", "message"),
+    [
+        (
+            {"kind": "pii", "action": "redact", "config": {"entities": ["dna"]}},
+            "config",
+            "Unknown entity: dna",
+        ),
+        ({"kind": "blocked_topics", "config": {}}, "config", "'topics' must be a non-empty list"),
+        ({"kind": "keywords", "config": {"keywords": ["x"], "colour": "red"}}, "config", "colour"),
+        (
+            {
+                "kind": "disclaimer",
+                "action": "block",
+                "config": {"text": "Not advice."},
+                "applies_to_output": True,
+            },
+            "action",
+            "cannot use the action 'block'",
+        ),
+    ],
+)
+def test_config_and_action_are_validated_for_the_kind(org, values, field, message):
+    """full_clean runs the kind's own validation: unknown settings, missing lists, unsuitable actions."""
+    assert_invalid(_guardrail(org, **values), message, field=field)
+
+
+def test_a_valid_configuration_passes(org):
+    """A well-formed configuration of each common kind is accepted."""
+    _guardrail(org, kind="pii", action="redact", config={"entities": ["iban", "email"]}).full_clean()
+    _guardrail(
+        org,
+        name="Topics",
+        kind="blocked_topics",
+        config={"topics": [{"name": "Evasion", "terms": ["evade tax"]}]},
+    ).full_clean()
