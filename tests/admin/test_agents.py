@@ -1,0 +1,456 @@
+"""Agent pages: the wizard, the registry's search, filters and bulk actions, the detail page's
+lifecycle buttons and clone, persona versions and editor, and assignments."""
+
+from __future__ import annotations
+
+import pytest
+
+from agents.models import Agent, AgentStatus
+from personas.models import Persona
+from prisma_glow.audit.models import AuditEvent
+from tests.factories import (
+    AgentFactory,
+    ExecutionFactory,
+    GuardrailFactory,
+    KnowledgeBaseFactory,
+    PersonaFactory,
+    ToolFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+WIZARD = "/admin/agents/agent/wizard/"
+PERSONA = {
+    "persona_name": "Default",
+    "system_prompt": "You are a senior VAT specialist. Cite the firm's guidance; never give a definitive opinion.",
+    "tone": "precise",
+    "audience": "tax managers",
+    "language": "en",
+    "temperature": "0.20",
+    "max_tokens": "",
+    "model_override": "",
+}
+
+
+# --- Wizard -----------------------------------------------------------------------------------
+
+
+def test_wizard_creates_a_draft_agent_with_persona_and_assignments(staff_client, editor, org):
+    """Mira's journey: basics → persona → tools → knowledge → guardrails → review → a draft agent."""
+    tool = ToolFactory(organization=org, name="VAT number validator")
+    kb = KnowledgeBaseFactory(organization=org, name="EU VAT guidance")
+    pii = GuardrailFactory(organization=org, name="PII")
+    injection = GuardrailFactory(organization=org, name="Prompt injection")
+
+    response = staff_client.get(WIZARD)
+    assert response.status_code == 302 and response["Location"].endswith("/wizard/basics/")
+    steps = [
+        (
+            "basics",
+            {
+                "name": "VAT adviser",
+                "type": "tax",
+                "description": "VAT questions",
+                "owner": "",
+                "provider": "",
+                "model": "",
+            },
+        ),
+        ("persona", PERSONA),
+        ("tools", {"tools": [tool.pk]}),
+        ("knowledge", {"knowledge_bases": [kb.pk]}),
+        ("guardrails", {"guardrails": [pii.pk, injection.pk]}),
+    ]
+    for step, data in steps:
+        response = staff_client.post(f"{WIZARD}{step}/", data)
+        assert response.status_code == 302, (step, response.content[:2000])
+    review = staff_client.get(f"{WIZARD}review/")
+    assert review.status_code == 200
+    html = review.content.decode()
+    assert "VAT adviser" in html and "EU VAT guidance" in html and "senior VAT specialist" in html
+
+    response = staff_client.post(f"{WIZARD}review/", {"_create": "1"})
+    agent = Agent.objects.get(name="VAT adviser")
+    assert response.status_code == 302
+    assert response["Location"] == f"/admin/agents/agent/{agent.pk}/overview/"
+    assert agent.status == AgentStatus.DRAFT and agent.organization == org and agent.owner == editor
+    persona = agent.personas.get()
+    assert persona.is_active and persona.tone == "precise"
+    assert [a.tool for a in agent.tool_assignments.all()] == [tool]
+    assert [a.knowledge_base for a in agent.knowledge_assignments.all()] == [kb]
+    assert [a.guardrail for a in agent.guardrail_assignments.order_by("order")] == [pii, injection]
+    actions = set(AuditEvent.objects.filter(organization=org).values_list("action", flat=True))
+    assert {"agent.create", "persona.create", "agenttool.assign"} <= actions
+    # The wizard is cleared afterwards.
+    assert staff_client.get(WIZARD)["Location"].endswith("/wizard/basics/")
+    assert "agent_wizard" not in staff_client.session
+
+
+def test_wizard_back_and_forward_keep_what_was_typed(staff_client, org):
+    staff_client.post(f"{WIZARD}basics/", {"name": "Audit helper", "type": "audit"})
+    # Back from the persona step, with a half-written (invalid) prompt: kept anyway.
+    response = staff_client.post(f"{WIZARD}persona/", {**PERSONA, "system_prompt": "Short", "_back": "1"})
+    assert response["Location"].endswith("/wizard/basics/")
+    basics = staff_client.get(f"{WIZARD}basics/").content.decode()
+    assert 'value="Audit helper"' in basics
+    persona = staff_client.get(f"{WIZARD}persona/").content.decode()
+    assert "Short</textarea>" in persona
+
+
+def test_wizard_validates_each_step_and_shows_errors_beside_fields(staff_client, org):
+    AgentFactory(organization=org, name="VAT adviser")
+    response = staff_client.post(f"{WIZARD}basics/", {"name": "vat adviser", "type": "tax"})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "already exists in this organisation" in html
+    assert 'id="id_name_error"' in html
+    response = staff_client.post(f"{WIZARD}basics/", {"name": "", "type": "nonsense"})
+    html = response.content.decode()
+    assert (
+        response.status_code == 400 and "This field is required." in html and "Select a valid choice" in html
+    )
+    staff_client.post(f"{WIZARD}basics/", {"name": "New one", "type": "tax"})
+    response = staff_client.post(f"{WIZARD}persona/", {**PERSONA, "system_prompt": "Hi", "temperature": "3"})
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "Write the system prompt" in html and "less than or equal to 2" in html
+
+
+def test_wizard_refuses_another_organisations_tools(staff_client, org, other_org):
+    foreign = ToolFactory(organization=other_org)
+    staff_client.post(f"{WIZARD}basics/", {"name": "Agent", "type": "tax"})
+    response = staff_client.post(f"{WIZARD}tools/", {"tools": [foreign.pk]})
+    assert response.status_code == 400
+    assert "Select a valid choice" in response.content.decode()
+
+
+def test_wizard_review_sends_back_to_an_unfinished_step(staff_client, org):
+    staff_client.post(f"{WIZARD}basics/", {"name": "Agent", "type": "tax"})
+    response = staff_client.post(f"{WIZARD}review/", {"_create": "1"})
+    assert response.status_code == 302 and response["Location"].endswith("/wizard/persona/")
+    assert not Agent.objects.filter(name="Agent").exists()
+
+
+def test_wizard_reset_and_unknown_step(staff_client, org):
+    staff_client.post(f"{WIZARD}basics/", {"name": "Agent", "type": "tax"})
+    assert staff_client.get(f"{WIZARD}reset/").status_code == 405
+    staff_client.post(f"{WIZARD}reset/")
+    assert "agent_wizard" not in staff_client.session
+    assert staff_client.get(f"{WIZARD}nope/").status_code == 404
+
+
+def test_add_agent_goes_to_the_wizard(staff_client):
+    response = staff_client.get("/admin/agents/agent/add/")
+    assert response.status_code == 302 and response["Location"] == WIZARD
+
+
+# --- Registry ---------------------------------------------------------------------------------
+
+
+def test_registry_search_filters_and_sorting(staff_client, org, editor):
+    AgentFactory(organization=org, name="VAT adviser", type="tax", status="active", owner=editor)
+    AgentFactory(organization=org, name="Audit sampler", type="audit", status="draft")
+    html = staff_client.get("/admin/agents/agent/?q=vat").content.decode()
+    assert "VAT adviser" in html and "Audit sampler" not in html
+    html = staff_client.get("/admin/agents/agent/?type__exact=audit").content.decode()
+    assert "Audit sampler" in html and "VAT adviser" not in html
+    html = staff_client.get("/admin/agents/agent/?status__exact=active").content.decode()
+    assert "VAT adviser" in html and "Audit sampler" not in html
+    html = staff_client.get(f"/admin/agents/agent/?owner={editor.pk}").content.decode()
+    assert "VAT adviser" in html and "Audit sampler" not in html
+    html = staff_client.get("/admin/agents/agent/?owner=none").content.decode()
+    assert "Audit sampler" in html and "VAT adviser" not in html
+    html = staff_client.get("/admin/agents/agent/?o=-1").content.decode()
+    assert html.index("VAT adviser") < html.index("Audit sampler")
+    assert 'class="pg-badge pg-badge-active"' in html
+
+
+def test_registry_empty_state(staff_client, org):
+    html = staff_client.get("/admin/agents/agent/").content.decode()
+    assert "No agents yet" in html and "/admin/agents/agent/wizard/" in html
+
+
+def test_bulk_activate_deprecate_and_export(staff_client, org, other_org):
+    ready = AgentFactory(organization=org, name="Ready")
+    PersonaFactory(agent=ready, is_active=True)
+    no_persona = AgentFactory(organization=org, name="No persona")
+    response = staff_client.post(
+        "/admin/agents/agent/",
+        {"action": "activate_selected", "_selected_action": [ready.pk, no_persona.pk]},
+        follow=True,
+    )
+    html = response.content.decode()
+    ready.refresh_from_db()
+    no_persona.refresh_from_db()
+    assert ready.status == "active" and no_persona.status == "draft"
+    assert "1 agents activated" in html and "has no active persona" in html
+    staff_client.post(
+        "/admin/agents/agent/", {"action": "deprecate_selected", "_selected_action": [ready.pk]}
+    )
+    ready.refresh_from_db()
+    assert ready.status == "deprecated"
+    foreign = AgentFactory(organization=other_org, name="Foreign")
+    response = staff_client.post(
+        "/admin/agents/agent/",
+        {"action": "export_csv", "_selected_action": [ready.pk, no_persona.pk, foreign.pk]},
+    )
+    assert response["Content-Type"].startswith("text/csv")
+    body = response.content.decode()
+    assert "Ready" in body and "No persona" in body and "Foreign" not in body
+    assert body.splitlines()[0].startswith("id,name,slug,type,status")
+
+
+def test_viewer_may_export_but_not_activate(viewer_admin_client, org):
+    agent = AgentFactory(organization=org)
+    PersonaFactory(agent=agent, is_active=True)
+    page = viewer_admin_client.get("/admin/agents/agent/").content.decode()
+    assert "export_csv" in page and "activate_selected" not in page
+    viewer_admin_client.post(
+        "/admin/agents/agent/", {"action": "activate_selected", "_selected_action": [agent.pk]}
+    )
+    agent.refresh_from_db()
+    assert agent.status == "draft"
+
+
+# --- Settings form ----------------------------------------------------------------------------
+
+
+def test_agent_settings_save_through_the_service(staff_client, org):
+    agent = AgentFactory(organization=org, name="Old name")
+    response = staff_client.post(
+        f"/admin/agents/agent/{agent.pk}/change/",
+        {
+            "name": "New name",
+            "slug": agent.slug,
+            "type": "advisory",
+            "description": "",
+            "owner": "",
+            "provider": "",
+            "model": "",
+            "max_tool_rounds": 5,
+            "timeout_seconds": 120,
+        },
+    )
+    assert response.status_code == 302
+    assert response["Location"] == f"/admin/agents/agent/{agent.pk}/overview/"
+    agent.refresh_from_db()
+    assert agent.name == "New name" and agent.type == "advisory"
+    event = AuditEvent.objects.get(action="agent.update")
+    assert event.before["name"] == "Old name" and event.after["name"] == "New name"
+
+
+def test_agent_settings_errors_stay_beside_the_fields(staff_client, org):
+    AgentFactory(organization=org, name="Taken")
+    agent = AgentFactory(organization=org, name="Mine")
+    url = f"/admin/agents/agent/{agent.pk}/change/"
+    data = {"name": "Mine", "slug": agent.slug, "type": "tax", "max_tool_rounds": 99, "timeout_seconds": 120}
+    html = staff_client.post(url, data).content.decode()
+    assert "less than or equal to 20" in html
+    # A rule only the service knows (names are unique whatever their case) comes back beside the field.
+    response = staff_client.post(url, {**data, "name": "taken", "max_tool_rounds": 5})
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "An agent named &#x27;taken&#x27; already exists in this organisation." in html
+    assert 'class="errorlist' in html and 'value="taken"' in html
+    agent.refresh_from_db()
+    assert agent.name == "Mine"
+
+
+def test_deleting_an_agent_with_executions_is_refused_with_a_message(staff_client, org):
+    agent = AgentFactory(organization=org)
+    ExecutionFactory(agent=agent)
+    response = staff_client.post(f"/admin/agents/agent/{agent.pk}/delete/", {"post": "yes"}, follow=True)
+    assert "Cannot delete agent" in response.content.decode()
+    assert Agent.objects.filter(pk=agent.pk).exists()
+
+
+# --- Detail -----------------------------------------------------------------------------------
+
+
+def test_detail_shows_summary_assignments_metrics_and_buttons(staff_client, world):
+    html = staff_client.get(world.pages()["agent-detail"]).content.decode()
+    assert world.agent.name in html and world.tool.name in html and world.kb.name in html
+    assert world.guardrail.name in html
+    assert f"/admin/console/?agent={world.agent.pk}" in html
+    assert "lifecycle/activate/" in html and "Clone as a draft" in html
+    assert "Success rate" in html and "50%" in html  # one completed, one failed
+
+
+def test_lifecycle_buttons(staff_client, org):
+    agent = AgentFactory(organization=org)
+    url = f"/admin/agents/agent/{agent.pk}/lifecycle/"
+    assert staff_client.get(url + "activate/").status_code == 405
+    html = staff_client.post(url + "activate/", follow=True).content.decode()
+    assert "no active persona" in html
+    PersonaFactory(agent=agent, is_active=True)
+    staff_client.post(url + "activate/")
+    agent.refresh_from_db()
+    assert agent.status == "active"
+    assert AuditEvent.objects.filter(action="agent.activate", object_id=str(agent.pk)).exists()
+    staff_client.post(url + "deprecate/")
+    agent.refresh_from_db()
+    assert agent.status == "deprecated"
+    assert staff_client.post(url + "explode/").status_code == 404
+
+
+def test_viewer_cannot_use_lifecycle_or_clone(viewer_admin_client, org):
+    agent = AgentFactory(organization=org)
+    assert viewer_admin_client.post(f"/admin/agents/agent/{agent.pk}/lifecycle/activate/").status_code == 403
+    assert (
+        viewer_admin_client.post(f"/admin/agents/agent/{agent.pk}/clone/", {"name": "x"}).status_code == 403
+    )
+
+
+def test_clone(staff_client, org):
+    agent = AgentFactory(organization=org, name="Original")
+    PersonaFactory(agent=agent, is_active=True)
+    response = staff_client.post(f"/admin/agents/agent/{agent.pk}/clone/", {"name": "Copy"})
+    clone = Agent.objects.get(name="Copy")
+    assert response["Location"] == f"/admin/agents/agent/{clone.pk}/overview/"
+    assert clone.personas.count() == 1 and clone.status == "draft"
+    html = staff_client.post(
+        f"/admin/agents/agent/{agent.pk}/clone/", {"name": "copy"}, follow=True
+    ).content.decode()
+    assert "already exists" in html
+    html = staff_client.post(
+        f"/admin/agents/agent/{agent.pk}/clone/", {"name": ""}, follow=True
+    ).content.decode()
+    assert "Give the copy a name" in html
+
+
+# --- Personas ---------------------------------------------------------------------------------
+
+
+def test_persona_versions_diff_and_activate(staff_client, world):
+    url = world.pages()["persona-versions"]
+    html = staff_client.get(f"{url}?a=1&b=2").content.decode()
+    assert "v1 → v2" in html and "senior VAT specialist" in html and "pg-add" in html
+    fragment = staff_client.get(f"{url}?a=1&b=2", headers={"HX-Request": "true"}).content.decode()
+    assert fragment.lstrip().startswith('<div id="persona-diff">') and "<html" not in fragment
+    same = staff_client.get(f"{url}?a=1&b=1")
+    assert same.status_code == 400 and "Choose two different versions" in same.content.decode()
+    staff_client.post(f"/admin/agents/agent/{world.agent.pk}/personas/{world.persona2.pk}/activate/")
+    world.persona2.refresh_from_db()
+    assert world.persona2.is_active
+    assert (
+        staff_client.get(
+            f"/admin/agents/agent/{world.agent.pk}/personas/{world.persona2.pk}/activate/"
+        ).status_code
+        == 405
+    )
+
+
+def test_persona_editor_creates_a_version(staff_client, org):
+    agent = AgentFactory(organization=org)
+    response = staff_client.post(
+        f"/admin/agents/agent/{agent.pk}/personas/new/", {**PERSONA, "activate": "on"}
+    )
+    assert response.status_code == 302
+    persona = agent.personas.get()
+    assert persona.version == 1 and persona.is_active and persona.audience == "tax managers"
+
+
+def test_editing_a_used_persona_creates_the_next_version(staff_client, org):
+    agent = AgentFactory(organization=org)
+    persona = PersonaFactory(agent=agent, is_active=True)
+    ExecutionFactory(agent=agent, persona=persona)
+    url = f"/admin/agents/agent/{agent.pk}/personas/{persona.pk}/edit/"
+    assert "saving creates the next version" in staff_client.get(url).content.decode()
+    response = staff_client.post(
+        url, {**PERSONA, "system_prompt": "You are a careful VAT specialist, always citing."}, follow=True
+    )
+    assert "saved as version 2" in response.content.decode()
+    persona.refresh_from_db()
+    assert persona.system_prompt.startswith("You are a careful assistant")
+    new = Persona.objects.get(agent=agent, version=2)
+    assert new.is_active and "always citing" in new.system_prompt
+
+
+def test_persona_editor_validation(staff_client, org):
+    agent = AgentFactory(organization=org)
+    response = staff_client.post(
+        f"/admin/agents/agent/{agent.pk}/personas/new/",
+        {**PERSONA, "system_prompt": "", "persona_name": "", "temperature": "-1", "max_tokens": "0"},
+    )
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert html.count("This field is required.") >= 2
+    assert "greater than or equal to 0" in html and "greater than or equal to 1" in html
+    assert not agent.personas.exists()
+
+
+def test_persona_preview_assembles_the_system_message(staff_client, world):
+    url = f"/admin/agents/agent/{world.agent.pk}/personas/preview/"
+    response = staff_client.post(
+        url,
+        {"system_prompt": "You are <b>careful</b>.", "tone": "warm", "language": "de"},
+        headers={"HX-Request": "true"},
+    )
+    html = response.content.decode()
+    assert response.status_code == 200 and "<html" not in html
+    assert "You are &lt;b&gt;careful&lt;/b&gt;." in html and "Tone: warm." in html
+    assert world.tool.name in html and world.kb.name in html
+    assert staff_client.get(url).status_code == 405
+
+
+# --- Assignments ------------------------------------------------------------------------------
+
+
+def test_tool_assignments_add_update_reorder_remove(staff_client, world, org):
+    url = world.pages()["tool-assignments"]
+    second = ToolFactory(organization=org, name="Second tool")
+    response = staff_client.post(
+        url, {"action": "add", "target": second.pk, "enabled": "on", "settings": '{"currency": "EUR"}'}
+    )
+    assert response.status_code == 302
+    rows = list(world.agent.tool_assignments.order_by("order"))
+    assert [a.tool for a in rows] == [world.tool, second] and rows[1].settings == {"currency": "EUR"}
+    staff_client.post(url, {"action": "up", "assignment": rows[1].pk})
+    assert [a.tool for a in world.agent.tool_assignments.order_by("order")] == [second, world.tool]
+    staff_client.post(url, {"action": "update", "assignment": rows[1].pk, "settings": "{}"})
+    rows[1].refresh_from_db()
+    assert rows[1].enabled is False and rows[1].settings == {}
+    response = staff_client.post(
+        url, {"action": "remove", "assignment": rows[0].pk}, headers={"HX-Request": "true"}
+    )
+    html = response.content.decode()
+    assert response.status_code == 200 and html.lstrip().startswith('<div id="assignments"')
+    assert "was removed" in html
+    assert list(world.agent.tool_assignments.values_list("tool", flat=True)) == [second.pk]
+
+
+def test_assignment_validation_errors(staff_client, world, other_world):
+    url = world.pages()["tool-assignments"]
+    response = staff_client.post(url, {"action": "add", "target": world.tool.pk})
+    assert response.status_code == 400 and "Select a valid choice" in response.content.decode()
+    response = staff_client.post(url, {"action": "add", "target": other_world.tool.pk})
+    assert response.status_code == 400
+    response = staff_client.post(
+        url, {"action": "update", "assignment": world.tool_assignment.pk, "settings": "{not json"}
+    )
+    assert response.status_code == 400 and "Not valid JSON" in response.content.decode()
+    knowledge = world.pages()["knowledge-assignments"]
+    response = staff_client.post(
+        knowledge,
+        {"action": "update", "assignment": world.knowledge_assignment.pk, "top_k": "0", "min_score": "-1"},
+    )
+    html = response.content.decode()
+    assert response.status_code == 400 and "top_k" in html
+    foreign = other_world.tool_assignment.pk
+    assert staff_client.post(url, {"action": "remove", "assignment": foreign}).status_code == 404
+    assert staff_client.get(f"/admin/agents/agent/{world.agent.pk}/assignments/nothing/").status_code == 404
+
+
+def test_knowledge_and_guardrail_assignments(staff_client, world, org):
+    kb = KnowledgeBaseFactory(organization=org, name="Memos")
+    staff_client.post(
+        world.pages()["knowledge-assignments"],
+        {"action": "add", "target": kb.pk, "enabled": "on", "top_k": 8, "min_score": 0.1},
+    )
+    assignment = world.agent.knowledge_assignments.get(knowledge_base=kb)
+    assert assignment.top_k == 8 and assignment.min_score == pytest.approx(0.1)
+    staff_client.post(
+        world.pages()["guardrail-assignments"],
+        {"action": "remove", "assignment": world.guardrail_assignment.pk},
+    )
+    assert not world.agent.guardrail_assignments.exists()
