@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,10 @@ class Watcher:
     def console(self, message) -> None:
         if message.type == "error":
             location = message.location or {}
+            if str(location.get("url", "")).endswith("/favicon.ico"):
+                # Chromium's own request, made once per browser rather than per page: whether the
+                # site has an icon is checked deterministically by test_pages.test_site_has_an_icon.
+                return
             where = f" ({location.get('url', '')}:{location.get('lineNumber', '')})" if location else ""
             self.problems.append(f"console error: {message.text}{where}")
 
@@ -85,6 +90,12 @@ def _postgresql_only():
     not shared with the task worker thread."""
     if connection.vendor != "postgresql":
         pytest.skip("browser tests run on PostgreSQL only (set DATABASE_URL)")
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Users are created for each test: no slow key derivation (the live server shares settings)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(scope="session")
@@ -124,9 +135,22 @@ def _watch(page, watcher: Watcher) -> None:
     page.on("pageerror", watcher.page_error)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.e2e_failed = report.failed
+    return report
+
+
 @pytest.fixture
-def page(context):
-    return context.new_page()
+def page(context, request):
+    """A page of the test's context; if the test fails, its last state is kept as a screenshot."""
+    page = context.new_page()
+    yield page
+    if getattr(request.node, "e2e_failed", False) and not page.is_closed():
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name)
+        page.screenshot(path=str(SCREENSHOTS / f"FAILED-{name}.png"), full_page=True)
 
 
 @pytest.fixture
