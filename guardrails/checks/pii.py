@@ -125,6 +125,18 @@ def _prefix_end(candidate: str, length: int) -> int:
     return len(candidate)
 
 
+def _shorter(candidate: str):
+    """``candidate``, then ``candidate`` without its last group, and so on (at most three groups
+    dropped): a telephone number followed by another number is still found."""
+    yield candidate
+    for _ in range(3):
+        cut = max(candidate.rfind(" "), candidate.rfind("-"), candidate.rfind("."))
+        if cut <= 0:
+            return
+        candidate = candidate[:cut].rstrip(" .-")
+        yield candidate
+
+
 def _mod97(compact: str) -> bool:
     rearranged = compact[4:] + compact[:4]
     try:
@@ -222,38 +234,57 @@ class PIICheck(Check):
         for hint in _EMAIL_HINT_RE.finditer(text):
             if spans and hint.start() < spans[-1][1]:
                 continue
-            match = _EMAIL_RE.search(text, max(0, hint.start() - 70), min(len(text), hint.end() + 260))
-            if match and match.start() <= hint.start() < match.end():
-                spans.append(match.span())
+            window = (max(0, hint.start() - 70), min(len(text), hint.end() + 260))
+            for match in _EMAIL_RE.finditer(text, *window):
+                if match.start() <= hint.start() < match.end():
+                    spans.append(match.span())
+                    break
+        return spans
+
+    @staticmethod
+    def _prefixed(
+        pattern: re.Pattern[str], text: str, accept: Callable[[str], int | None]
+    ) -> list[tuple[int, int]]:
+        """Candidates of ``pattern`` whose longest valid prefix ``accept`` returns (as a number of letters
+        and digits). Scanning resumes right after each identifier found, so a greedy candidate that ran
+        into the next identifier does not hide it."""
+        spans = []
+        position = 0
+        while match := pattern.search(text, position):
+            length = accept(match.group())
+            if length is None:
+                position = match.start() + 1
+                continue
+            end = match.start() + _prefix_end(match.group(), length)
+            spans.append((match.start(), end))
+            position = end
         return spans
 
     def _ibans(self, text: str) -> list[tuple[int, int]]:
-        spans = []
-        for match in _IBAN_RE.finditer(text):
-            candidate = match.group()
+        def accept(candidate: str) -> int | None:
             compact = _compact(candidate)
             for length in range(min(len(compact), 34), 14, -1):
                 prefix = compact[:length]
                 if _mod97(prefix) and stdnum_iban.is_valid(prefix):
-                    spans.append((match.start(), match.start() + _prefix_end(candidate, length)))
-                    break
-        return spans
+                    return length
+            return None
+
+        return self._prefixed(_IBAN_RE, text, accept)
 
     def _vat_numbers(self, text: str) -> list[tuple[int, int]]:
-        spans = []
-        for match in _VAT_RE.finditer(text):
-            candidate = match.group()
+        def accept(candidate: str) -> int | None:
             compact = _compact(candidate)
             validator = gb_vat if compact[:2] == "GB" else eu_vat
             for length in range(len(compact), 8, -1):
                 number = compact[:length]
                 if validator.is_valid(number if validator is eu_vat else number[2:]):
-                    end = match.start() + _prefix_end(candidate, length)
-                    if end < len(text) and text[end].isalnum():
-                        continue
-                    spans.append((match.start(), end))
-                    break
-        return spans
+                    end = _prefix_end(candidate, length)
+                    if end < len(candidate) and candidate[end].isalnum():
+                        continue  # the number would end inside a word
+                    return length
+            return None
+
+        return self._prefixed(_VAT_RE, text, accept)
 
     @staticmethod
     def _each(pattern: re.Pattern[str], text: str, windows: list[tuple[int, int]]):
@@ -303,24 +334,37 @@ class PIICheck(Check):
         ]
 
     def _phones(self, text: str, windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        spans = []
+        spans: list[tuple[int, int]] = []
+
+        def overlaps(start: int, end: int) -> bool:
+            return any(s < end and start < e for s, e in spans)
+
         for match in self._each(_PHONE_INTL_RE, text, windows):
-            raw = match.group()
-            number = "+" + raw[2:] if raw.startswith("00") else raw
-            if self._valid_phone(number, None):
-                spans.append(match.span())
+            for raw in _shorter(match.group()):
+                number = "+" + raw[2:] if raw.startswith("00") else raw
+                if self._valid_phone(number, None):
+                    if not overlaps(match.start(), match.start() + len(raw)):
+                        spans.append((match.start(), match.start() + len(raw)))
+                    break
         for match in self._each(_PHONE_NATIONAL_RE, text, windows):
-            raw = match.group()
-            digits = re.sub(r"\D", "", raw)
-            if len(digits) < 9 or any(s < match.end() and match.start() < e for s, e in spans):
+            if overlaps(*match.span()):
                 continue
-            # Without a country code the shape must look like a telephone number (separators,
-            # an area code in brackets) or a keyword must announce it.
-            formatted = raw[0] == "(" or (re.search(r"[ .\-]", raw) and len(digits) >= 10)
-            if not formatted and not self._has_context("phone", text, match.start()):
-                continue
-            if any(self._valid_phone(raw, region) for region in self.regions):
-                spans.append(match.span())
+            context = None
+            for raw in _shorter(match.group()):
+                digits = re.sub(r"\D", "", raw)
+                if len(digits) < 9:
+                    break
+                # Without a country code the shape must look like a telephone number (separators,
+                # an area code in brackets) or a keyword must announce it.
+                formatted = raw[0] == "(" or (re.search(r"[ .\-]", raw) and len(digits) >= 10)
+                if not formatted:
+                    if context is None:
+                        context = self._has_context("phone", text, match.start())
+                    if not context:
+                        continue
+                if any(self._valid_phone(raw, region) for region in self.regions):
+                    spans.append((match.start(), match.start() + len(raw)))
+                    break
         return spans
 
     @staticmethod
