@@ -222,6 +222,7 @@ class Run:
     tokens_out: int | None = 0
     cost: Decimal | None = Decimal("0")
     tools_withheld: str = ""
+    streamed: str = ""
 
     def remaining(self) -> float:
         left = self.deadline - time.monotonic()
@@ -467,7 +468,7 @@ def _pipeline(run: Run, input: str, model: str):
     # 4. Messages -------------------------------------------------------------------------------------
     tool_specs = [_tool_spec(tool) for tool in loaded.tools]
     messages = _messages(loaded, text, passages, bool(tool_specs))
-    tools_by_name = {tool.slug: tool for tool in loaded.tools}
+    tools_by_name = {_function_name(tool): tool for tool in loaded.tools}
     output_guards = loaded.guardrails_for("output")
     # Deltas go out live unless an output guardrail may still block or redact the answer.
     live = run.stream and not any(g.action in ("block", "redact") for g in output_guards)
@@ -534,6 +535,9 @@ def _pipeline(run: Run, input: str, model: str):
     if run.stream and not live:
         for piece in re.findall(r"\S+\s*|\s+", final):
             yield _event("delta", {"text": piece})
+    elif live and final != run.streamed and final.startswith(run.streamed):
+        # What the output guardrails appended (a disclaimer) follows the streamed answer.
+        yield _event("delta", {"text": final[len(run.streamed) :]})
     return ExecutionStatus.COMPLETED, final, "", citations
 
 
@@ -695,11 +699,16 @@ def _retrieve(run: Run, query: str):
     return kept
 
 
+def _function_name(tool) -> str:
+    """The name the model calls the tool by: its slug, within the 64 characters function names allow."""
+    return tool.slug[:64]
+
+
 def _tool_spec(tool) -> dict:
     return {
         "type": "function",
         "function": {
-            "name": tool.slug,
+            "name": _function_name(tool),
             "description": (tool.description or tool.name)[:1000],
             "parameters": tool.input_schema or {"type": "object", "properties": {}},
         },
@@ -743,6 +752,7 @@ def _call_model(run: Run, request: ModelRequest, live: bool):
     started_at = timezone.now()
     t0 = time.perf_counter()
     restorer = _Restorer(run.redactions) if live else None
+    run.streamed = ""
     response = None
     try:
         for item in run.provider.stream(request, stream=run.stream):
@@ -751,10 +761,12 @@ def _call_model(run: Run, request: ModelRequest, live: bool):
             elif restorer is not None:
                 piece = restorer.feed(item)
                 if piece:
+                    run.streamed += piece
                     yield _event("delta", {"text": piece})
         if restorer is not None:
             tail = restorer.flush()
             if tail:
+                run.streamed += tail
                 yield _event("delta", {"text": tail})
     except ProviderError as exc:
         step = run.step(

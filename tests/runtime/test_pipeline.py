@@ -249,3 +249,13 @@ def test_query_count_is_constant(make_agent, org, django_assert_max_num_queries)
     with django_assert_max_num_queries(big_count):
         execute(big, "What is the VAT on €250 at 7%?", source="api")
     assert builtin("vat-calculator").assignments.count() == 2
+
+
+def test_live_stream_ends_with_the_appended_disclaimer(make_agent):
+    agent = make_agent(guards=None)
+    guardrail(agent, 0, name="Disclaimer only", kind="disclaimer", action="append",
+              applies_to_input=False, applies_to_output=True, config={"text": DISCLAIMER})  # fmt: skip
+    events = list(execute_stream(agent, QUESTION, source="api"))
+    deltas = "".join(e["data"]["text"] for e in events if e["event"] == "delta")
+    assert deltas == events[-1]["data"]["output"]
+    assert deltas.endswith(DISCLAIMER)
