@@ -234,12 +234,14 @@ def main() -> int:
 
         for question in QUESTIONS * 2:  # warm-up
             execute(agent, question, source="cli")
-        totals, retrieval, tool_runs = [], [], 0
+        totals, cpu, retrieval, tool_runs = [], [], [], 0
+        load_before = os.getloadavg()[0]
         for i in range(args.runs):
             question = QUESTIONS[i % len(QUESTIONS)]
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.process_time()
             execution = execute(agent, question, source="cli")
             totals.append((time.perf_counter() - started) * 1000)
+            cpu.append((time.process_time() - started_cpu) * 1000)
             steps = list(execution.steps.values_list("kind", "duration_ms"))
             retrieval.append(sum(d for k, d in steps if k == "retrieval"))
             tool_runs += sum(1 for k, _ in steps if k == "tool_call")
@@ -255,6 +257,14 @@ def main() -> int:
         )
         print(
             f"  of which retrieval (ms): p50 {statistics.median(retrieval):.2f}  p95 {percentile(retrieval, 95):.2f}"
+        )
+        print(
+            f"Python CPU per execution in this process (ms): p50 {statistics.median(cpu):.2f}  "
+            f"p95 {percentile(cpu, 95):.2f}"
+        )
+        print(
+            f"Machine load average (1 min) before/after: {load_before:.1f} / {os.getloadavg()[0]:.1f} "
+            f"on {os.cpu_count()} CPUs (wall-clock figures grow with it)"
         )
         distinct = sorted(set(counts.values()))
         print(f"Queries per execution: {', '.join(map(str, distinct))} (over {len(counts)} questions)")

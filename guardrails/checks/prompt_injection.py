@@ -49,7 +49,7 @@ _QUALIFIER = (
 )
 _STRONG_QUALIFIER = (
     r"(?:all|any|every|your|previous|prior|above|earlier|preceding|foregoing|initial|original|system|"
-    r"developer|existing|old|default|standing)"
+    r"developer|existing|old|default|standing|firm'?s|company'?s|operator'?s|developers'?s?)"
 )
 _RULES = (
     r"(?:instructions?|prompts?|rules|directives?|directions|guidelines|commands|orders|programming|"
@@ -91,8 +91,9 @@ SIGNAL_SPECS: list[SignalSpec] = [
             ),
             (
                 _OVERRIDE_WORDS,
-                rf"{_VERB_OVERRIDE}{_SEP}(?:everything|all|anything)\W*(?:you\W*(?:were|have\W*been)\W*"
-                r"(?:told|given|taught)|(?:said|written|stated)\W*(?:above|before))",
+                rf"{_VERB_OVERRIDE}{_SEP}(?:everything|all|anything|whatever)\W*(?:\w+\W+){{0,3}}"
+                r"(?:told|given|taught|configured|set\W*up|programmed|instructed|trained|said\W*(?:above|before)|"
+                r"written\W*(?:above|before)|stated\W*(?:above|before))",
             ),
         ],
     ),
@@ -121,6 +122,28 @@ SIGNAL_SPECS: list[SignalSpec] = [
                 rf"{_REVEAL}{_SEP}(?:me{_SEP}|us{_SEP})?(?:(?:all|exactly|verbatim|word for word|everything in|"
                 rf"the text of|the contents of|what is in){_SEP})?(?:your|the|its|my)?{_SEP}(?:{_SECRET}{_SEP})+"
                 r"(?:prompts?|instructions?|message|configuration|rules|guidelines)",
+            ),
+            (
+                _REVEAL_WORDS,
+                rf"{_REVEAL}\W*(?:me\W*|us\W*)?(?:the\W*)?(?:first|last|opening|full|entire|exact)?\W*(?:\d+\W*)?"
+                r"(?:\w+\W+)?(?:words|lines|sentences|characters|paragraphs|part|section)\W*of\W*(?:your|the)\W*"
+                r"(?:system|initial|hidden|original|secret)?\W*(?:prompt|message|instructions)",
+            ),
+            (
+                _REVEAL_WORDS,
+                rf"{_REVEAL}\W*(?:me\W*|us\W*)?(?:the|your)\W*(?:\w+\W+)?(?:prompt|instructions|rules)\W*"
+                r"(?:that|which|you)\W*(?:\w+\W+){0,3}(?:wrote|gave|given|were|was|received|got|follow)",
+            ),
+        ],
+    ),
+    (
+        "system_prompt_mention",
+        0.55,
+        [
+            (
+                ("your",),
+                r"your\W*(?:system|hidden|secret|initial|original|developer)\W*(?:prompt|message|"
+                r"instructions|configuration)",
             ),
         ],
     ),
@@ -162,6 +185,12 @@ SIGNAL_SPECS: list[SignalSpec] = [
             (("your",), r"your\W*new\W*(?:role|persona|identity|name|task|instructions|goal|purpose|job)\b"),
             (("switch", "change"), r"(?:switch|change)\W*(?:to|into)\W*\w+\W*mode\b"),
             (("let",), r"let'?s\W*play\W*a\W*game"),
+            (
+                ("stop", "quit"),
+                r"(?:stop|quit)\W*(?:being|acting\W*as|playing)\W*(?:an?\W*|the\W*|my\W*)?\w+",
+            ),
+            (("you",), r"you\W*will\W*now\W*(?:follow|obey|act|behave|respond|answer|be)\b"),
+            (("pretend",), r"pretend\W*that\b"),
         ],
     ),
     (
@@ -207,6 +236,11 @@ SIGNAL_SPECS: list[SignalSpec] = [
             (("dan",), r"dan\b\W*(?:prompt|mode|which stands|has no)"),
             (("without", "no"), r"(?:without|no)\W*(?:any\W*)?guardrails"),
             (("never",), r"never\W*refuses?"),
+            (
+                ("unfiltered", "uncensored", "unrestricted", "unaligned", "jailbroken", "unlocked"),
+                r"(?:unfiltered|uncensored|unrestricted|unaligned|jailbroken|unlocked)\W*(?:model|ai|assistant|mode|"
+                r"version|chatbot|llm|bot|gpt)",
+            ),
         ],
     ),
     (
@@ -223,6 +257,20 @@ SIGNAL_SPECS: list[SignalSpec] = [
                 ("no", "not"),
                 r"(?:no longer|not) (?:have to |need to )?(?:follow|obey|bound by|restricted by) "
                 r"(?:any |the |your )?(?:rules|guidelines|policies|instructions|restrictions)",
+            ),
+            (
+                ("freed", "released", "liberated", "free", "unbound"),
+                r"(?:freed|released|liberated|free|unbound)\W*(?:from|of|by)\W*(?:all\W*|any\W*|your\W*|the\W*)?"
+                r"(?:\w+\W+)?(?:restrictions|rules|limits|limitations|filters|guardrails|constraints|guidelines|policies)",
+            ),
+            (
+                ("rules", "restrictions", "policies", "guidelines", "guardrails", "limits", "laws"),
+                r"(?:rules|restrictions|policies|guidelines|guardrails|limits|laws)\W*(?:do\W*not|don'?t|no\W*longer|"
+                r"never)\W*apply\W*to\W*you",
+            ),
+            (
+                ("no", "without"),
+                r"(?:no|without\W*any)\W*(?:limits|boundaries|filters)\b",
             ),
             (
                 ("disable", "turn", "switch"),
@@ -249,13 +297,19 @@ SIGNAL_SPECS: list[SignalSpec] = [
                     "override",
                 ),
                 r"(?:new|updated|revised|real|actual|true|additional|important|secret|hidden|override)\W*"
-                r"(?:system\W*)?(?:instructions?|system prompt|prompt|directives?|orders|message)\s*(?:[:\-]|are\b)",
+                r"(?:system\W*)?(?:instructions?|system prompt|prompt|directives?|orders|message|rules?|task|policy|"
+                r"mission|objective)\s*(?:[:\-]|are\b|is\b)",
             ),
             (("instead",), r"instead\W*(?:you|your)\W*(?:will|must|should|shall|are to)\b"),
             (
                 ("begin", "start", "end"),
                 r"(?:begin|start|end)\W*(?:of\W*)?(?:system|new|hidden)\W*(?:prompt|instructions?)",
             ),
+            (
+                ("follow", "obey"),
+                r"(?:follow|obey)\W*only\W*(?:my|these|the\W*following|our)\W*(?:commands|instructions|orders|rules)",
+            ),
+            (("override",), r"override\s*:"),
             (
                 ("obey", "follow", "execute"),
                 r"(?:obey|follow|execute)\W*(?:every|all|any)\W*(?:commands?|instructions?|orders?)\W*without",
@@ -275,6 +329,11 @@ SIGNAL_SPECS: list[SignalSpec] = [
                 r"(?:i\W*am|i'?m|as)\W*(?:your|the)\W*(?:developer|creator|system\W*administrator|admin|administrator|owner|operator|programmer)",
             ),
             (("i",), r"i\W*(?:authori[sz]e|permit|allow)\W*you\W*to"),
+            (
+                ("i", "user"),
+                r"(?:user|i)\W*(?:has|have|am\W*granted|was\W*granted)\W*(?:full\W*)?(?:admin|administrator|"
+                r"root|elevated|developer)\W*(?:rights|access|privileges|permissions)",
+            ),
         ],
     ),
     (
