@@ -556,7 +556,8 @@ def _guardrail_step(run: Run, stage: str, result, verdict, started_at) -> dict:
     elif getattr(result, "status", "") == "error":
         status = StepStatus.FAILED
     else:
-        status = StepStatus.WARNED if result.triggered else StepStatus.OK
+        # An appended disclaimer is the guardrail doing its job, not a warning.
+        status = StepStatus.WARNED if result.triggered and result.action != "append" else StepStatus.OK
     return run.step(
         StepKind.GUARDRAIL,
         f"{result.name} ({stage})",
