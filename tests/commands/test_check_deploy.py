@@ -14,16 +14,25 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL"))}
     return subprocess.run(
-        [sys.executable, "manage.py", *args],
+        [sys.executable, *argv],
         cwd=ROOT,
         env={**base, **env},
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return _run(["manage.py", *args], env)
+
+
+def _settings(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Import the settings module alone (fast) in a clean environment and run ``code`` after it."""
+    return _run(["-c", f"from prisma_glow import settings; {code}"], env)
 
 
 def test_check_deploy_is_clean_in_production_mode(tmp_path):
@@ -47,7 +56,7 @@ def test_check_deploy_is_clean_in_production_mode(tmp_path):
 
 def test_production_mode_refuses_to_start_without_a_secret_key(tmp_path):
     """DEBUG off without DJANGO_SECRET_KEY is a configuration error, not a generated key."""
-    result = _manage("check", env={"DJANGO_DEBUG": "0", "PRISMA_GLOW_VAR_DIR": str(tmp_path)})
+    result = _settings("pass", env={"DJANGO_DEBUG": "0", "PRISMA_GLOW_VAR_DIR": str(tmp_path)})
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off." in result.stderr
     assert not (tmp_path / "secret_key").exists()
@@ -56,9 +65,8 @@ def test_production_mode_refuses_to_start_without_a_secret_key(tmp_path):
 @pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
 def test_development_generates_a_private_secret_key_once(tmp_path):
     """Without DJANGO_SECRET_KEY in development, a key is generated into var/ (mode 0600) and reused."""
-    code = "from django.conf import settings; print(settings.SECRET_KEY)"
-    first = _manage("shell", "-v", "0", "-c", code, env={"PRISMA_GLOW_VAR_DIR": str(tmp_path)})
-    second = _manage("shell", "-v", "0", "-c", code, env={"PRISMA_GLOW_VAR_DIR": str(tmp_path)})
+    first = _settings("print(settings.SECRET_KEY)", env={"PRISMA_GLOW_VAR_DIR": str(tmp_path)})
+    second = _settings("print(settings.SECRET_KEY)", env={"PRISMA_GLOW_VAR_DIR": str(tmp_path)})
     assert first.returncode == 0, first.stderr
     key_file = tmp_path / "secret_key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
