@@ -7,8 +7,8 @@ Run: ``.venv/bin/python bench/guardrails.py [--iterations N] [--show-errors]``
    that every kind runs. Prints p50 / p95 / p99 in milliseconds for the whole set and p95 per kind.
    Target: p95 ≤ 5 ms.
 2. Quality — the labelled lines of ``bench/data/guardrails_labelled.jsonl`` (the development set,
-   on which the detectors were tuned) and of ``bench/data/guardrails_holdout.jsonl`` (written
-   afterwards, not tuned on) (``injection``: bool,
+   on which the detectors were tuned), ``bench/data/guardrails_holdout.jsonl`` (written afterwards;
+   one revision followed its misses) and ``bench/data/guardrails_holdout2.jsonl`` (never tuned on) (``injection``: bool,
    ``pii``: the entities present, ``style``: how the line is written). Prints precision and recall of
    the ``prompt_injection`` and ``pii`` checks with their default configuration, recall per PII entity
    and per writing style, and the share of benign lines (no injection, no identifier) on which neither
@@ -37,8 +37,11 @@ from guardrails.checks import build_check  # noqa: E402
 from guardrails.engine import evaluate  # noqa: E402
 
 DATA = ROOT / "bench" / "data" / "guardrails_labelled.jsonl"
-# Written after the detectors were tuned on DATA and not used to tune them: an honest second opinion.
+# Written after the detectors were tuned on DATA. Its injection misses (recall 0.67 at first) led to
+# one round of broader signals, so it is no longer unseen.
 HOLDOUT = ROOT / "bench" / "data" / "guardrails_holdout.jsonl"
+# Written after that round and never used to change the detectors: the unbiased figure.
+HOLDOUT2 = ROOT / "bench" / "data" / "guardrails_holdout2.jsonl"
 
 DEFAULT_SET = [
     {"id": 1, "name": "PII", "kind": "pii", "action": "redact", "config": {}},
@@ -211,7 +214,7 @@ def main() -> None:
     print("  wall p95 per kind: " + ", ".join(f"{k} {v:.3f}" for k, v in lat["per_kind_p95"].items()))
     print(f"  triggered on the sample: {', '.join(lat['triggered'])}")
 
-    for path in (DATA, HOLDOUT):
+    for path in (DATA, HOLDOUT, HOLDOUT2):
         report_quality(path, args.show_errors)
 
 
