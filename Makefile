@@ -8,7 +8,8 @@ HOST ?= 127.0.0.1
 .PHONY: run test venv dev-venv migrate seed worker lint format bench system-deps clean
 
 $(VENV)/.installed: pyproject.toml
-	@test -x $(PY) || "$$(scripts/find-python)" -m venv $(VENV)
+	@test -x $(PY) || { python=$$(scripts/find-python) && echo "Creating $(VENV) with $$python" && "$$python" -m venv $(VENV); }
+	@echo "Installing Prisma Glow and its dependencies into $(VENV) (the first time takes a minute or two)"
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e .
 	@touch $@
@@ -21,7 +22,8 @@ venv: $(VENV)/.installed
 dev-venv: $(VENV)/.installed-dev
 
 migrate: venv
-	$(PY) manage.py migrate --noinput
+	@echo "Applying database migrations"
+	@$(PY) manage.py migrate --noinput -v 0
 
 seed: migrate
 	$(PY) manage.py seed_demo
