@@ -12,7 +12,7 @@ from django.utils.html import format_html
 from knowledge import services
 from knowledge.models import Document, KnowledgeBase
 from prisma_glow.admin_views import knowledge_pages
-from prisma_glow.admin_views.base import OrganizationScopedAdmin
+from prisma_glow.admin_views.base import OrganizationScopedAdmin, client_ip
 from prisma_glow.admin_views.scoping import get_admin_access
 
 
@@ -78,19 +78,26 @@ class KnowledgeBaseAdmin(OrganizationScopedAdmin):
         if change:
             changed = {k: v for k, v in data.items() if k in form.changed_data}
             result = self.call_service(
-                services.knowledge_base_update, knowledge_base=obj, actor=request.user, **changed
+                services.knowledge_base_update,
+                knowledge_base=obj,
+                actor=request.user,
+                ip=client_ip(request),
+                **changed,
             )
         else:
             result = self.call_service(
                 services.knowledge_base_create,
                 organization=get_admin_access(request).organization,
                 actor=request.user,
+                ip=client_ip(request),
                 **data,
             )
         obj.pk = result.pk
 
     def delete_model(self, request, obj):
-        self.call_service(services.knowledge_base_delete, knowledge_base=obj, actor=request.user)
+        self.call_service(
+            services.knowledge_base_delete, knowledge_base=obj, actor=request.user, ip=client_ip(request)
+        )
 
     def response_add(self, request, obj, post_url_continue=None):
         if "_addanother" not in request.POST and "_continue" not in request.POST:
@@ -145,4 +152,4 @@ class DocumentAdmin(OrganizationScopedAdmin):
         return knowledge_pages.document_detail(self, request, object_id)
 
     def delete_model(self, request, obj):
-        self.call_service(services.document_delete, document=obj, actor=request.user)
+        self.call_service(services.document_delete, document=obj, actor=request.user, ip=client_ip(request))

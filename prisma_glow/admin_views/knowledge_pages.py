@@ -8,12 +8,12 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Q, Sum
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import redirect
 
 from knowledge.models import Document, DocumentStatus, KnowledgeBase
-from prisma_glow.admin_views.base import add_errors_to_form, run_service, validation_messages
-from prisma_glow.admin_views.htmx import htmx_partial
+from prisma_glow.admin_views.base import add_errors_to_form, client_ip, run_service, validation_messages
+from prisma_glow.admin_views.htmx import htmx_partial, is_htmx
 from prisma_glow.admin_views.scoping import get_admin_access, scope_queryset, scoped_get
 
 DOCUMENTS_PER_PAGE = 50
@@ -34,10 +34,12 @@ class MultipleFileField(forms.FileField):
         super().__init__(*args, **kwargs)
 
     def clean(self, data, initial=None):
-        single = super().clean
-        if isinstance(data, (list, tuple)):
-            return [single(item, initial) for item in data if item]
-        return [single(data, initial)] if data else []
+        # Each file is checked by ``document_create`` (type, size, empty, duplicate), which reports
+        # the problem per file; one bad file must not reject the others.
+        files = [f for f in (data if isinstance(data, (list, tuple)) else [data]) if f]
+        if self.required and not files:
+            raise ValidationError(self.error_messages["required"], code="required")
+        return files
 
 
 class UploadForm(forms.Form):
@@ -127,7 +129,12 @@ def knowledge_base_documents(model_admin, request, kb_id):
             added, refused = [], []
             for upload in data["files"]:
                 doc, error = run_service(
-                    services.document_create, knowledge_base=kb, actor=request.user, file=upload, **common
+                    services.document_create,
+                    knowledge_base=kb,
+                    actor=request.user,
+                    ip=client_ip(request),
+                    file=upload,
+                    **common,
                 )
                 if error is None:
                     added.append(doc.title)
@@ -140,6 +147,7 @@ def knowledge_base_documents(model_admin, request, kb_id):
                     services.document_create,
                     knowledge_base=kb,
                     actor=request.user,
+                    ip=client_ip(request),
                     text=data["text"],
                     title=data.get("text_title") or None,
                     **common,
@@ -195,7 +203,9 @@ def document_detail(model_admin, request, object_id):
     if request.method == "POST":
         model_admin.require_role(request)
         if "_reindex" in request.POST:
-            _, error = run_service(services.document_reindex, document=document, actor=request.user)
+            _, error = run_service(
+                services.document_reindex, document=document, actor=request.user, ip=client_ip(request)
+            )
             if error is None:
                 messages.success(request, "The document is being processed again.")
             else:
@@ -205,12 +215,23 @@ def document_detail(model_admin, request, object_id):
         form = DocumentForm(request.POST)
         if form.is_valid():
             changes = {k: v for k, v in form.cleaned_data.items() if initial.get(k) != v}
-            _, error = run_service(services.document_update, document=document, actor=request.user, **changes)
+            _, error = run_service(
+                services.document_update,
+                document=document,
+                actor=request.user,
+                ip=client_ip(request),
+                **changes,
+            )
             if error is None:
                 messages.success(request, "The document was saved.")
                 return redirect(request.path)
             add_errors_to_form(form, error)
         status = 400
+    if is_htmx(request) and document.status in (DocumentStatus.READY, DocumentStatus.FAILED):
+        # Polling saw the processing end: reload the whole page so the chunks appear.
+        response = HttpResponse(status=204)
+        response["HX-Refresh"] = "true"
+        return response
     chunks = Paginator(document.chunks.order_by("ordinal"), CHUNKS_PER_PAGE).get_page(request.GET.get("page"))
     context = {
         **model_admin.admin_site.each_context(request),

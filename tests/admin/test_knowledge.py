@@ -1,0 +1,231 @@
+"""Knowledge pages: knowledge base form, multi-file upload with live status, a document and its
+chunks, the retrieval tester."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from knowledge.models import Document, KnowledgeBase
+from prisma_glow.audit.models import AuditEvent
+from tests.factories import DocumentFactory, KnowledgeBaseFactory
+
+pytestmark = pytest.mark.django_db
+
+MANUAL = b"""# VAT manual
+
+## Reverse charge
+
+A German consultant invoicing a French company for advisory services does not charge German VAT:
+the reverse charge applies and the French customer accounts for the VAT. The invoice must state
+"reverse charge" and both VAT numbers.
+"""
+MEMO = b"# Memo\n\nGifts to clients above 35 euros are not deductible as business expenses.\n"
+
+
+@pytest.fixture
+def immediate_tasks(settings, tmp_path):
+    """Documents are processed at once (as the knowledge tests do), files stored in a temp dir."""
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+    settings.MEDIA_ROOT = tmp_path
+
+
+def test_knowledge_base_created_through_the_service(staff_client, org):
+    response = staff_client.post(
+        "/admin/knowledge/knowledgebase/add/",
+        {
+            "name": "EU VAT guidance",
+            "description": "",
+            "chunk_size": 1200,
+            "chunk_overlap": 150,
+            "search_config": "english",
+        },
+    )
+    kb = KnowledgeBase.objects.get(organization=org)
+    assert response["Location"] == f"/admin/knowledge/knowledgebase/{kb.pk}/documents/"
+    assert AuditEvent.objects.filter(action="knowledge_base.create").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"chunk_overlap": 2000, "chunk_size": 1000}, "overlap must be smaller"),
+        ({"chunk_size": 50}, "greater than or equal to 200"),
+        ({"name": ""}, "This field is required"),
+        ({"search_config": "klingon"}, "Unknown text-search configuration"),
+    ],
+)
+def test_knowledge_base_form_validation(staff_client, org, overrides, message):
+    data = {
+        "name": "KB",
+        "description": "",
+        "chunk_size": 1200,
+        "chunk_overlap": 150,
+        "search_config": "english",
+    }
+    response = staff_client.post("/admin/knowledge/knowledgebase/add/", {**data, **overrides})
+    assert response.status_code == 200 and message in response.content.decode()
+    assert not KnowledgeBase.objects.filter(organization=org).exists()
+
+
+def test_multi_file_upload_processes_each_document(staff_client, org, immediate_tasks):
+    """Mira uploads the manual and a memo at once; both become ready with their chunk counts."""
+    kb = KnowledgeBaseFactory(organization=org)
+    url = f"/admin/knowledge/knowledgebase/{kb.pk}/documents/"
+    files = [SimpleUploadedFile("vat-manual.md", MANUAL), SimpleUploadedFile("memo.md", MEMO)]
+    response = staff_client.post(url, {"files": files, "jurisdiction": "eu"}, follow=True)
+    html = response.content.decode()
+    assert "2 documents added" in html
+    documents = list(kb.documents.order_by("title"))
+    assert [d.status for d in documents] == ["ready", "ready"]
+    assert all(d.chunk_count >= 1 and d.jurisdiction == "EU" for d in documents)
+    assert "pg-badge-ready" in html and 'hx-trigger="every 2s"' not in html
+
+
+def test_upload_reports_each_refused_file_and_keeps_the_others(staff_client, org, immediate_tasks):
+    kb = KnowledgeBaseFactory(organization=org)
+    url = f"/admin/knowledge/knowledgebase/{kb.pk}/documents/"
+    staff_client.post(url, {"files": [SimpleUploadedFile("memo.md", MEMO)]})
+    files = [
+        SimpleUploadedFile("memo-again.md", MEMO),
+        SimpleUploadedFile("empty.txt", b""),
+        SimpleUploadedFile("tool.exe", b"MZ\x90\x00binary"),
+        SimpleUploadedFile("manual.md", MANUAL),
+    ]
+    response = staff_client.post(url, {"files": files})
+    html = response.content.decode().lower()
+    assert response.status_code == 400
+    assert "memo-again.md: " in html and "already in the knowledge base" in html
+    assert "tool.exe: unsupported file type" in html
+    assert kb.documents.count() == 2
+
+
+def test_upload_form_validation(staff_client, org):
+    kb = KnowledgeBaseFactory(organization=org)
+    url = f"/admin/knowledge/knowledgebase/{kb.pk}/documents/"
+    response = staff_client.post(url, {"jurisdiction": "EU"})
+    assert (
+        response.status_code == 400
+        and "Choose at least one file, or paste a text" in response.content.decode()
+    )
+    response = staff_client.post(
+        url, {"text": "Some text", "effective_from": "2025-01-01", "effective_to": "2024-01-01"}
+    )
+    assert response.status_code == 400 and "cannot be before its start" in response.content.decode()
+    assert not kb.documents.exists()
+
+
+def test_pasted_text_becomes_a_document(staff_client, org, immediate_tasks):
+    kb = KnowledgeBaseFactory(organization=org)
+    staff_client.post(
+        f"/admin/knowledge/knowledgebase/{kb.pk}/documents/",
+        {"text": MEMO.decode(), "text_title": "Gifts memo"},
+    )
+    document = kb.documents.get()
+    assert document.title == "Gifts memo" and document.status == "ready"
+
+
+def test_status_table_polls_while_documents_are_processing(staff_client, org):
+    kb = KnowledgeBaseFactory(organization=org)
+    DocumentFactory(knowledge_base=kb, status="processing", title="Big manual")
+    url = f"/admin/knowledge/knowledgebase/{kb.pk}/documents/"
+    page = staff_client.get(url).content.decode()
+    assert 'hx-trigger="every 2s"' in page and "1 being processed" in page
+    fragment = staff_client.get(url, headers={"HX-Request": "true"}).content.decode()
+    assert fragment.lstrip().startswith('<div id="kb-documents"') and "<html" not in fragment
+    Document.objects.filter(knowledge_base=kb).update(status="ready", chunk_count=7)
+    fragment = staff_client.get(url, headers={"HX-Request": "true"}).content.decode()
+    assert "every 2s" not in fragment and "pg-badge-ready" in fragment
+
+
+def test_viewer_cannot_upload(viewer_admin_client, org):
+    kb = KnowledgeBaseFactory(organization=org)
+    url = f"/admin/knowledge/knowledgebase/{kb.pk}/documents/"
+    assert "Add documents" not in viewer_admin_client.get(url).content.decode()
+    response = viewer_admin_client.post(url, {"files": [SimpleUploadedFile("memo.md", MEMO)]})
+    assert response.status_code == 403 and not kb.documents.exists()
+
+
+def test_document_page_lists_chunks_and_edits_metadata(staff_client, world):
+    url = world.pages()["document"]
+    html = staff_client.get(url).content.decode()
+    assert "reverse charge" in html.lower() and "#1" in html and "Chunks (2)" in html
+    response = staff_client.post(
+        url, {"title": "VAT manual 2025", "jurisdiction": "de", "effective_from": "", "effective_to": ""}
+    )
+    assert response.status_code == 302
+    world.document.refresh_from_db()
+    assert world.document.title == "VAT manual 2025" and world.document.jurisdiction == "DE"
+    response = staff_client.post(
+        url, {"title": "", "effective_from": "2025-02-01", "effective_to": "2025-01-01"}
+    )
+    html = response.content.decode()
+    assert (
+        response.status_code == 400
+        and "This field is required" in html
+        and "cannot be before its start" in html
+    )
+
+
+def test_document_page_polls_until_processed(staff_client, org):
+    document = DocumentFactory(knowledge_base__organization=org, status="pending")
+    url = f"/admin/knowledge/document/{document.pk}/change/"
+    assert 'hx-trigger="every 2s"' in staff_client.get(url).content.decode()
+    fragment = staff_client.get(url, headers={"HX-Request": "true"})
+    assert fragment.content.decode().lstrip().startswith('<section id="doc-status"')
+    Document.objects.filter(pk=document.pk).update(status="ready")
+    done = staff_client.get(url, headers={"HX-Request": "true"})
+    assert done.status_code == 204 and done["HX-Refresh"] == "true"
+
+
+def test_document_reindex_and_delete(staff_client, org, immediate_tasks):
+    kb = KnowledgeBaseFactory(organization=org)
+    staff_client.post(
+        f"/admin/knowledge/knowledgebase/{kb.pk}/documents/", {"files": [SimpleUploadedFile("memo.md", MEMO)]}
+    )
+    document = kb.documents.get()
+    url = f"/admin/knowledge/document/{document.pk}/change/"
+    staff_client.post(url, {"_reindex": "1"})
+    assert AuditEvent.objects.filter(action="document.reindex", object_id=str(document.pk)).exists()
+    response = staff_client.post(f"/admin/knowledge/document/{document.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302 and not kb.documents.exists()
+    assert AuditEvent.objects.filter(action="document.delete").exists()
+
+
+def test_retrieval_tester_ranks_passages_and_marks_terms(staff_client, org, other_org, immediate_tasks):
+    kb = KnowledgeBaseFactory(organization=org, name="EU VAT guidance")
+    staff_client.post(
+        f"/admin/knowledge/knowledgebase/{kb.pk}/documents/",
+        {"files": [SimpleUploadedFile("vat-manual.md", MANUAL), SimpleUploadedFile("memo.md", MEMO)]},
+    )
+    url = "/admin/knowledge/knowledgebase/search/"
+    response = staff_client.get(url, {"query": "reverse charge French customer", "top_k": 5})
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert (
+        "<mark>reverse</mark> <mark>charge</mark>" in html and "§ Reverse charge" in html and "score" in html
+    )
+    assert "Gifts" not in html
+    fragment = staff_client.get(
+        url, {"query": "gifts", "top_k": 3}, headers={"HX-Request": "true"}
+    ).content.decode()
+    assert fragment.lstrip().startswith('<section id="passages"') and "Gifts" in fragment
+    nothing = staff_client.get(url, {"query": "zebra crossing", "top_k": 3}).content.decode()
+    assert "No passage matches" in nothing
+
+
+def test_retrieval_tester_validation_and_scope(staff_client, org, other_org):
+    KnowledgeBaseFactory(organization=org, name="Mine")
+    foreign = KnowledgeBaseFactory(organization=other_org, name="Theirs")
+    page = staff_client.get("/admin/knowledge/knowledgebase/search/").content.decode()
+    assert "Mine" in page and "Theirs" not in page
+    response = staff_client.get(
+        "/admin/knowledge/knowledgebase/search/", {"query": "", "top_k": 0, "knowledge_bases": foreign.pk}
+    )
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert (
+        "This field is required" in html
+        and "greater than or equal to 1" in html
+        and "Select a valid choice" in html
+    )
