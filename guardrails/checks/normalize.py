@@ -94,9 +94,10 @@ _FOLD = _FoldTable()
 _IDENTIFIER = _IdentifierTable()
 
 # Leetspeak: a digit next to a letter, or a symbol before a letter, stands for a letter.
+# ("|" is left alone: chat-template markers such as "<|im_start|>" must stay recognisable.)
 _LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s",
-         "!": "i", "|": "l", "+": "t", "€": "e"}  # fmt: skip
-_LEET_RE = re.compile(r"[a-z][0134578]|[0134578@$!|+€][a-z]")
+         "!": "i", "+": "t", "€": "e"}  # fmt: skip
+_LEET_RE = re.compile(r"[a-z][0134578]|[0134578@$!+€][a-z]")
 # Letters spelt out one at a time with separators: "i g n o r e", "s.y.s.t.e.m", "p-r-o-m-p-t". The
 # character before the run is consumed rather than looked behind at: much faster to scan for.
 _SPACED_RE = re.compile(r"(?:^|[^a-z0-9])((?:[a-z][ .\-_*·/\\]{1,2}){3,}[a-z])(?![a-z0-9])")

@@ -244,8 +244,8 @@ SIGNAL_SPECS: list[SignalSpec] = [
         ],
     ),
     (
-        "no_restrictions",
-        0.6,
+        "without_restrictions",
+        0.35,
         [
             (
                 ("without", "no", "free", "not", "ignoring", "ignore"),
@@ -253,6 +253,12 @@ SIGNAL_SPECS: list[SignalSpec] = [
                 r"(?:restrictions|filters|filtering|censorship|limitations|guardrails|safety (?:rules|guidelines)|"
                 r"ethical (?:guidelines|constraints)|content polic(?:y|ies)|disclaimers)",
             ),
+        ],
+    ),
+    (
+        "no_restrictions",
+        0.6,
+        [
             (
                 ("no", "not"),
                 r"(?:no longer|not) (?:have to |need to )?(?:follow|obey|bound by|restricted by) "
@@ -546,6 +552,95 @@ SQUASHED_SIGNALS: list[tuple[str, float, tuple[str, ...], re.Pattern[str]]] = [
 ]
 
 
+# --- Concepts that co-occur in one sentence ---------------------------------------------------------
+# Phrasings vary without end; what an injection talks about does not. Each word of the normalised
+# text is mapped to concepts (a trailing * marks a stem), and a sentence that combines some of them is
+# a signal even when no phrase above matched it.
+_CONCEPT_WORDS: dict[str, tuple[str, ...]] = {
+    # Imperative and present forms only: "the mandate was cancelled" reports, "cancel" commands.
+    "override": (
+        "ignore", "ignoring", "disregard", "disregarding", "forget", "forgetting", "drop", "skip", "skipping",
+        "cancel", "override", "overriding", "bypass", "bypassing", "omit", "omitting", "abandon", "discard",
+        "neglect", "overlook", "supersede", "supersedes", "suspend",
+    ),
+    "instructions": (
+        "instruction*", "prompt", "prompts", "guidance", "guideline*", "rule", "rules", "directive*", "configur*",
+        "programming", "training", "guardrail*", "setup", "wording", "persona", "policy", "policies",
+    ),
+    "limits": (
+        "restriction*", "filter", "filters", "filtering", "caveat*", "disclaimer*", "safeguard*", "limit", "limits",
+        "censor*", "checks", "compliance", "guardrail*", "rules", "ethics", "boundaries",
+    ),
+    "self": ("your", "yours", "yourself", "operator", "operators", "developer", "developers", "creators"),
+    "you": ("you", "your", "yourself"),
+    "disclose": (
+        "reveal*", "show", "print*", "output", "summar*", "repeat*", "paste", "disclos*", "display*", "dump",
+        "leak*", "recit*", "verbatim", "wording", "share", "echo", "tell", "list",
+    ),
+    "ai": (
+        "ai", "llm", "llms", "chatbot*", "gpt", "chatgpt", "claude", "summariser*", "summarizer*", "automated",
+        "model", "models", "bot", "bots",
+    ),
+    "modal": ("must", "should", "shall", "will", "need", "needs", "now", "always", "say", "state", "instead"),
+    "action": (
+        "transfer*", "wire", "wiring", "forward*", "pay", "paying", "deposit*", "login", "password*",
+        "credential*", "delete*", "approve*", "omit*",
+    ),
+    "privilege": (
+        "unrestricted", "unfiltered", "uncensored", "admin", "administrator", "permission", "authoris*",
+        "authoriz*", "testing", "disabled", "enable", "unlocked", "maintenance",
+    ),
+    "prior": ("previous", "prior", "earlier", "above", "last", "preceding", "original", "initial"),
+}  # fmt: skip
+
+# (signal, weight, concepts that must all occur in one sentence)
+CONCEPT_RULES: list[tuple[str, float, tuple[str, ...]]] = [
+    ("override_own_instructions", 0.55, ("override", "instructions", "self")),
+    ("override_prior_instructions", 0.55, ("override", "instructions", "prior")),
+    ("disclose_own_instructions", 0.55, ("disclose", "instructions", "self")),
+    ("reply_without_limits", 0.5, ("you", "modal", "limits")),
+    ("ai_told_to_act", 0.4, ("ai", "modal", "action")),
+    ("privilege_escalation", 0.4, ("privilege", "you")),
+    ("privilege_escalation", 0.4, ("privilege", "limits")),
+]
+_NARROW_INSTRUCTIONS = {
+    "instruction", "instructions", "prompt", "prompts", "guidance", "guidelines", "guideline", "rules",
+    "directive", "directives", "configuration", "setup", "wording", "persona", "programming",
+}  # fmt: skip
+_SENTENCE_SPLIT_RE = re.compile(r"[^.!?;\n]+")
+
+
+def _concept_index() -> tuple[dict[str, frozenset[str]], list[tuple[str, str]]]:
+    exact: dict[str, set[str]] = {}
+    stems: list[tuple[str, str]] = []
+    for concept, words in _CONCEPT_WORDS.items():
+        for word in words:
+            if word.endswith("*"):
+                stems.append((word[:-1], concept))
+            else:
+                exact.setdefault(word, set()).add(concept)
+    return {w: frozenset(c) for w, c in exact.items()}, stems
+
+
+_CONCEPT_EXACT, _CONCEPT_STEMS = _concept_index()
+_CONCEPTS_OF: dict[str, frozenset[str]] = {}
+
+
+def concepts_of(word: str) -> frozenset[str]:
+    """The concepts a normalised word stands for (memoised)."""
+    cached = _CONCEPTS_OF.get(word)
+    if cached is not None:
+        return cached
+    found = set(_CONCEPT_EXACT.get(word, ()))
+    for stem, concept in _CONCEPT_STEMS:
+        if word.startswith(stem):
+            found.add(concept)
+    result = frozenset(found)
+    if len(_CONCEPTS_OF) < 50_000:
+        _CONCEPTS_OF[word] = result
+    return result
+
+
 def _compile_signals() -> dict[str, list[tuple[str, float, re.Pattern[str]]]]:
     by_word: dict[str, list[tuple[str, float, re.Pattern[str]]]] = {}
     for name, weight, alternatives in SIGNAL_SPECS:
@@ -560,6 +655,31 @@ SIGNALS_BY_WORD = _compile_signals()
 _WORD_RE = re.compile(r"[a-z]+")
 _BASE64_RE = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+/=])")
 _PRINTABLE_RE = re.compile(r"[\x20-\x7e\t\r\n]")
+
+
+def _concept_signals(folded: str) -> list[tuple[str, float, tuple[int, int]]]:
+    """Signals from concepts that co-occur in one sentence of the normalised text."""
+    hits: list[tuple[str, float, tuple[int, int]]] = []
+    seen: set[str] = set()
+    # One signal per sentence at most (the strongest), so that rules overlapping on the same words do
+    # not add up; different sentences may each contribute.
+    for sentence in _SENTENCE_SPLIT_RE.finditer(folded):
+        words = _WORD_RE.findall(sentence.group())
+        if len(words) < 3:
+            continue
+        present: set[str] = set()
+        for word in words:
+            present |= concepts_of(word)
+        if len(present) < 2:
+            continue
+        if "disclose" in present and not _NARROW_INSTRUCTIONS.intersection(words):
+            present.discard("disclose")
+        for name, weight, needed in CONCEPT_RULES:
+            if name not in seen and all(c in present for c in needed):
+                seen.add(name)
+                hits.append((name, weight, sentence.span()))
+                break
+    return hits
 
 
 def _score(weights: list[float]) -> float:
@@ -621,6 +741,8 @@ class PromptInjectionCheck(Check):
                     match = pattern.match(folded, position)
                     if match:
                         add(name, weight, view.span(position, match.end()))
+        for name, weight, span in _concept_signals(folded):
+            add(name, weight, view.span(*span))
         for name, weight, needles, pattern, at_line_start in SYMBOL_SIGNALS:
             if name in found or not any(n in folded for n in needles):
                 continue
