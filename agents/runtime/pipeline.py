@@ -29,7 +29,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Prefetch
+from django.db.models import Prefetch, prefetch_related_objects
 from django.utils import timezone
 
 from agents.models import (
@@ -97,32 +97,16 @@ def load(agent: Agent | int, persona=None) -> Loaded:
     """The agent with its active (or requested) persona, provider, enabled assignments and approved
     examples, in a fixed number of queries whatever the number of assignments."""
     agent_id = agent.pk if isinstance(agent, Agent) else int(agent)
-    agent = (
-        Agent.objects.select_related("organization", "provider")
-        .prefetch_related(
-            Prefetch(
-                "tool_assignments",
-                queryset=AgentTool.objects.filter(enabled=True, tool__is_enabled=True).select_related("tool"),
-            ),
-            Prefetch(
-                "knowledge_assignments",
-                queryset=AgentKnowledge.objects.filter(enabled=True).select_related("knowledge_base"),
-            ),
-            Prefetch(
-                "guardrail_assignments",
-                queryset=AgentGuardrail.objects.filter(enabled=True, guardrail__enabled=True).select_related(
-                    "guardrail"
-                ),
-            ),
-        )
-        .get(pk=agent_id)
+    # The persona row brings the agent, its organisation and provider along (one query).
+    personas = Persona.objects.select_related("agent__organization", "agent__provider").filter(
+        agent_id=agent_id
     )
-    personas = Persona.objects.filter(agent=agent)
     if persona is None:
         found = personas.filter(is_active=True).first()
         if found is None:
+            name = agent.name if isinstance(agent, Agent) else Agent.objects.get(pk=agent_id).name
             raise AgentNotRunnable(
-                f"The agent '{agent.name}' has no active persona: activate a persona version first."
+                f"The agent '{name}' has no active persona: activate a persona version first."
             )
     else:
         version = persona.version if isinstance(persona, Persona) else persona
@@ -132,7 +116,26 @@ def load(agent: Agent | int, persona=None) -> Loaded:
             raise PersonaNotFound(f"Persona version {version!r} is not a number.")
         found = personas.filter(version=version).first()
         if found is None:
-            raise PersonaNotFound(f"The agent '{agent.name}' has no persona version {version}.")
+            name = agent.name if isinstance(agent, Agent) else Agent.objects.get(pk=agent_id).name
+            raise PersonaNotFound(f"The agent '{name}' has no persona version {version}.")
+    agent = found.agent
+    prefetch_related_objects(
+        [agent],
+        Prefetch(
+            "tool_assignments",
+            queryset=AgentTool.objects.filter(enabled=True, tool__is_enabled=True).select_related("tool"),
+        ),
+        Prefetch(
+            "knowledge_assignments",
+            queryset=AgentKnowledge.objects.filter(enabled=True).select_related("knowledge_base"),
+        ),
+        Prefetch(
+            "guardrail_assignments",
+            queryset=AgentGuardrail.objects.filter(enabled=True, guardrail__enabled=True).select_related(
+                "guardrail"
+            ),
+        ),
+    )
     provider_row = agent.provider
     if provider_row is None:
         provider_row = ModelProvider.objects.filter(
