@@ -366,3 +366,27 @@ def test_the_agents_overall_timeout_caps_the_provider_timeout(remote):
     execution = execute(agent, "Anything?", source="api")
     assert time.monotonic() - started < 2.3  # well before the server answers
     assert execution.status == "failed" and execution.error == "provider timed out after 1 s"
+
+
+def test_servers_sending_arguments_as_objects_and_unindexed_stream_calls(remote):
+    """Some local servers send tool-call arguments as a JSON object, or stream calls without ``index``."""
+    streamed = Response(
+        chunk({"role": "assistant", "tool_calls": [{"id": "a", "type": "function", "function": {"name": "vat-calculator", "arguments": VAT_ARGS}}]})
+        + chunk({"tool_calls": [{"id": "b", "type": "function", "function": {"name": "vat-calculator", "arguments": '{"gross": "119.00", '}}]})
+        + chunk({"tool_calls": [{"function": {"arguments": '"rate": "19"}'}}]})
+        + chunk(finish="tool_calls")
+        + "data: [DONE]\n\n",
+        content_type="text/event-stream",
+    )  # fmt: skip
+    object_args = completion(tool_calls=[("vat-calculator", VAT_ARGS)])
+    object_args["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] = {
+        "net": "10.00",
+        "rate": "7",
+    }
+    agent, model = remote(streamed, completion("Two results."), object_args, completion("One result."))
+    events = list(execute_stream(agent, "Two VAT sums?", source="api"))
+    tool_steps = [s for s in events[-1]["data"]["steps"] if s["kind"] == "tool_call"]
+    assert [s["output"]["output"]["vat"] for s in tool_steps] == ["190.00", "19.00"]
+    execution = execute(agent, "One VAT sum?", source="api")
+    assert execution.status == "completed", execution.error
+    assert execution.steps.get(kind="tool_call").output["output"]["vat"] == "0.70"

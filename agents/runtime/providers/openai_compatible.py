@@ -15,6 +15,7 @@ client and never appears in a trace or an error.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -168,12 +169,12 @@ class OpenAICompatibleProvider(Provider):
                         content.append(delta.content)
                         yield delta.content
                     for call in delta.tool_calls or []:
-                        slot = calls.setdefault(call.index or 0, {"id": "", "name": "", "arguments": ""})
+                        slot = calls.setdefault(_slot(call, calls), {"id": "", "name": "", "arguments": ""})
                         if call.id:
                             slot["id"] = call.id
                         if call.function is not None:
                             slot["name"] += call.function.name or ""
-                            slot["arguments"] += call.function.arguments or ""
+                            slot["arguments"] += _text(call.function.arguments)
                     if choice.finish_reason:
                         finish = choice.finish_reason
         except ProviderError:
@@ -200,6 +201,26 @@ class OpenAICompatibleProvider(Provider):
         )
 
 
+def _slot(call, calls: dict) -> int:
+    """Which tool call a streamed fragment belongs to. Servers that omit ``index`` start a new call
+    with a new ``id`` and continue the last one without."""
+    if call.index is not None:
+        return int(call.index)
+    if not calls:
+        return 0
+    last = max(calls)
+    if call.id and calls[last]["id"] and call.id != calls[last]["id"]:
+        return last + 1
+    return last
+
+
+def _text(arguments) -> str:
+    """Tool-call arguments as JSON text; some servers send an object instead of a string."""
+    if arguments is None:
+        return ""
+    return arguments if isinstance(arguments, str) else json.dumps(arguments)
+
+
 def _retry_after(response) -> float | None:
     try:
         value = float(response.headers.get("retry-after", ""))
@@ -217,7 +238,7 @@ def _from_completion(completion) -> ModelResponse:
         message = choice.message
         calls = [
             ToolCall(
-                id=call.id or f"call_{i}", name=call.function.name, arguments=call.function.arguments or ""
+                id=call.id or f"call_{i}", name=call.function.name, arguments=_text(call.function.arguments)
             )
             for i, call in enumerate(message.tool_calls or [])
         ]
