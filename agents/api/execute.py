@@ -16,6 +16,7 @@ from rest_framework import exceptions, renderers, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from agents.api.serializers import ExecutionDetailSerializer
 from agents.models import Execution, ExecutionSource
 from agents.runtime import AgentNotRunnable, PersonaNotFound, execute, execute_stream
 from agents.runtime.pipeline import MAX_INPUT_CHARS
@@ -63,8 +64,6 @@ class ExecuteActionMixin:
     action_permissions = {"execute": ("editor", "execute")}
 
     def _execution_payload(self, execution_id: int) -> dict:
-        from agents.api.serializers import ExecutionDetailSerializer
-
         execution = (
             Execution.objects.select_related("agent", "persona")
             .prefetch_related("steps")
@@ -94,7 +93,7 @@ class ExecuteActionMixin:
         ],
         request=ExecuteRequestSerializer,
         responses={
-            201: OpenApiResponse(description="The execution, with its steps."),
+            201: OpenApiResponse(ExecutionDetailSerializer, description="The execution, with its steps."),
             409: OpenApiResponse(description="The agent may not run (draft, deprecated, no active persona)."),
         },
         examples=[
@@ -110,8 +109,6 @@ class ExecuteActionMixin:
         renderer_classes=[renderers.JSONRenderer, EventStreamRenderer],
     )
     def execute(self, request, pk=None):
-        from agents.api.serializers import ExecutionDetailSerializer
-
         agent = self.get_object()
         payload = ExecuteRequestSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
