@@ -32,7 +32,7 @@ from agents.models import (
     ProviderKind,
 )
 from prisma_glow.admin_views import agent_pages, execution_pages
-from prisma_glow.admin_views.base import OrganizationScopedAdmin
+from prisma_glow.admin_views.base import OrganizationScopedAdmin, adopt
 from prisma_glow.admin_views.filters import OrganizationAgentFilter, OwnerFilter
 from prisma_glow.admin_views.scoping import get_admin_access
 from prisma_glow.tenancy.models import Role
@@ -161,7 +161,7 @@ class AgentAdmin(OrganizationScopedAdmin):
             name: form.cleaned_data[name] for name in form.changed_data if name in AgentForm.Meta.fields
         }
         updated = self.call_service(services.agent_update, agent=obj, actor=request.user, **fields)
-        obj.pk = updated.pk
+        adopt(obj, updated)
 
     def delete_model(self, request, obj):
         self.call_service(services.agent_delete, agent=obj, actor=request.user)
@@ -380,7 +380,7 @@ class LearningExampleAdmin(OrganizationScopedAdmin):
                 output=data["output"],
                 status=LearningExampleStatus.PROPOSED,
             )
-        obj.pk = result.pk
+        adopt(obj, result)
 
     def delete_model(self, request, obj):
         self.call_service(services.learning_example_delete, example=obj, actor=request.user)
@@ -485,7 +485,7 @@ class ModelProviderAdmin(OrganizationScopedAdmin):
             result = self.call_service(
                 services.provider_create, organization=org, actor=request.user, name=name, **fields
             )
-        obj.pk = result.pk
+        adopt(obj, result)
 
     def delete_model(self, request, obj):
         self.call_service(services.provider_delete, provider=obj, actor=request.user)

@@ -11,7 +11,7 @@ from guardrails import services
 from guardrails.models import Guardrail
 from prisma_glow.admin_views import guardrail_pages
 from prisma_glow.admin_views.agent_forms import JSONObjectField
-from prisma_glow.admin_views.base import OrganizationScopedAdmin, client_ip
+from prisma_glow.admin_views.base import OrganizationScopedAdmin, adopt, client_ip
 from prisma_glow.admin_views.scoping import get_admin_access
 
 
@@ -95,7 +95,7 @@ class GuardrailAdmin(OrganizationScopedAdmin):
                 ip=client_ip(request),
                 **fields,
             )
-        obj.pk = result.pk
+        adopt(obj, result)
 
     def delete_model(self, request, obj):
         self.call_service(services.guardrail_delete, guardrail=obj, actor=request.user, ip=client_ip(request))

@@ -12,7 +12,7 @@ from django.utils.html import format_html
 from knowledge import services
 from knowledge.models import Document, KnowledgeBase
 from prisma_glow.admin_views import knowledge_pages
-from prisma_glow.admin_views.base import OrganizationScopedAdmin, client_ip
+from prisma_glow.admin_views.base import OrganizationScopedAdmin, adopt, client_ip
 from prisma_glow.admin_views.scoping import get_admin_access
 
 
@@ -92,7 +92,7 @@ class KnowledgeBaseAdmin(OrganizationScopedAdmin):
                 ip=client_ip(request),
                 **data,
             )
-        obj.pk = result.pk
+        adopt(obj, result)
 
     def delete_model(self, request, obj):
         self.call_service(

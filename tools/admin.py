@@ -15,7 +15,7 @@ from django.utils.html import format_html
 
 from prisma_glow.admin_views import tool_pages
 from prisma_glow.admin_views.agent_forms import JSONObjectField
-from prisma_glow.admin_views.base import OrganizationScopedAdmin, client_ip
+from prisma_glow.admin_views.base import OrganizationScopedAdmin, adopt, client_ip
 from prisma_glow.admin_views.scoping import get_admin_access
 from tools import services
 from tools.models import Tool, ToolKind
@@ -175,7 +175,7 @@ class ToolAdmin(OrganizationScopedAdmin):
                 kind=ToolKind.HTTP,
                 **fields,
             )
-        obj.pk = result.pk
+        adopt(obj, result)
 
     def delete_model(self, request, obj):
         self.call_service(services.tool_delete, tool=obj, actor=request.user)

@@ -62,6 +62,12 @@ def run_service(func, **kwargs):
         return None, as_validation_error(exc)
 
 
+def adopt(obj, result) -> None:
+    """Make the admin's form instance the row a service saved (for the admin's log and redirect)."""
+    obj.pk = result.pk
+    obj.refresh_from_db()
+
+
 def client_ip(request) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 

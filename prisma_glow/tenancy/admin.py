@@ -20,6 +20,7 @@ from django.utils.html import format_html
 
 from prisma_glow.admin_views.base import (
     OrganizationScopedAdmin,
+    adopt,
     client_ip,
     render_admin_page,
     run_service,
@@ -74,7 +75,7 @@ class OrganizationAdmin(OrganizationScopedAdmin):
                 ip=client_ip(request),
                 **data,
             )
-        obj.pk = result.pk
+        adopt(obj, result)
 
 
 # --- Members ----------------------------------------------------------------------------------
@@ -154,7 +155,7 @@ class MembershipAdmin(OrganizationScopedAdmin):
                 role=form.cleaned_data["role"],
                 ip=client_ip(request),
             )
-        obj.pk = result.pk
+        adopt(obj, result)
 
     def delete_model(self, request, obj):
         self.call_service(
@@ -252,7 +253,7 @@ class APIKeyAdmin(OrganizationScopedAdmin):
             expires_at=form.cleaned_data.get("expires_at"),
             ip=client_ip(request),
         )
-        obj.pk = key.pk
+        adopt(obj, key)
         request._new_api_key = (key, full_key)
 
     def response_add(self, request, obj, post_url_continue=None):
