@@ -118,7 +118,9 @@ def main() -> int:
             ).stdout.strip()  # fmt: skip
             results[engine] = _run_child("pg", _ensure_database(url), args)
         finally:
-            subprocess.run([str(ROOT / "scripts" / "pg-cluster"), "stop", str(cluster / "pg")], capture_output=True)
+            subprocess.run(
+                [str(ROOT / "scripts" / "pg-cluster"), "stop", str(cluster / "pg")], capture_output=True
+            )
             shutil.rmtree(cluster, ignore_errors=True)
     _report(results)
     return 0 if all(results.values()) else 1
@@ -280,9 +282,15 @@ def child(args) -> dict:
     with transaction.atomic():
         docs = Document.objects.bulk_create(
             [
-                Document(knowledge_base=corpus_kb, title=f"Generated document {i}", source="text",
-                         sha256=f"{i:064x}", mime_type="text/plain", status=DocumentStatus.READY,
-                         chunk_count=per_document)  # fmt: skip
+                Document(
+                    knowledge_base=corpus_kb,
+                    title=f"Generated document {i}",
+                    source="text",
+                    sha256=f"{i:064x}",
+                    mime_type="text/plain",
+                    status=DocumentStatus.READY,
+                    chunk_count=per_document,
+                )  # fmt: skip
                 for i in range(documents)
             ]
         )
@@ -351,7 +359,9 @@ def child(args) -> dict:
     ingest_kb = services.knowledge_base_create(organization=organization, actor=None, name="Ingestion")
     t0 = time.perf_counter()
     document = services.document_create(
-        knowledge_base=ingest_kb, actor=None, file=SimpleUploadedFile("bench.pdf", pdf_bytes, "application/pdf")
+        knowledge_base=ingest_kb,
+        actor=None,
+        file=SimpleUploadedFile("bench.pdf", pdf_bytes, "application/pdf"),
     )
     ingest_s = time.perf_counter() - t0
     assert document.status == DocumentStatus.READY, document.error

@@ -97,7 +97,9 @@ _IDENTIFIER = _IdentifierTable()
 # ("|" is left alone: chat-template markers such as "<|im_start|>" must stay recognisable.)
 _LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s",
          "!": "i", "+": "t", "€": "e"}  # fmt: skip
-_LEET_RE = re.compile(r"[a-z][0134578]|[0134578@$!+€][a-z]")
+# Starts with the rare characters, so the scan skips letters quickly; the letter before a digit is
+# checked by a look-behind once a digit is found.
+_LEET_RE = re.compile(r"[0134578@$!+€](?=[a-z])|[0134578](?<=[a-z][0134578])")
 # Letters spelt out one at a time with separators: "i g n o r e", "s.y.s.t.e.m", "p-r-o-m-p-t". The
 # character before the run is consumed rather than looked behind at: much faster to scan for.
 _SPACED_RE = re.compile(r"(?:^|[^a-z0-9])((?:[a-z][ .\-_*·/\\]{1,2}){3,}[a-z])(?![a-z0-9])")
@@ -173,10 +175,9 @@ def _unleet(folded: str) -> str:
     for _ in range(4):
         chars: list[str] | None = None
         for match in _LEET_RE.finditer(folded):
-            index = match.start() + (0 if match.group()[0] in _LEET else 1)
             if chars is None:
                 chars = list(folded)
-            chars[index] = _LEET[folded[index]]
+            chars[match.start()] = _LEET[match.group()]
         if chars is None:
             return folded
         folded = "".join(chars)
@@ -214,7 +215,7 @@ def fold(text: str, *, leet: bool = True, join_spaced: bool = True) -> View:
     return View(folded, view.origin, len(text), view.origin_factory)
 
 
-_NON_LETTERS_RE = re.compile(r"[^a-z]+")
+_LETTERS_RE = re.compile(r"[a-z]+")
 
 
 @lru_cache(maxsize=16)
@@ -223,7 +224,7 @@ def squash(view: View) -> View:
 
     The origin map is built only when a span is asked for (a match is rare).
     """
-    squashed = _NON_LETTERS_RE.sub("", view.text)
+    squashed = "".join(_LETTERS_RE.findall(view.text))
     if len(squashed) == len(view.text):
         return view
 

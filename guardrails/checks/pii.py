@@ -74,9 +74,22 @@ _EIN_RE = re.compile(r"(?<![\w/.-])\d{2}-?\d{7}(?![\w/-]|\.\d)")
 _NINO_RE = re.compile(_NOT_ALNUM_BEFORE + r"[A-Za-z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-Da-d]" + _NOT_ALNUM_AFTER)
 _UTR_RE = re.compile(r"(?<![\w/.-])[Kk]?\d{5} ?\d{5}[Kk]?(?![\w/-]|\.\d)")
 _PHONE_INTL_RE = re.compile(r"(?<![\w+])(?:\+|00)[1-9][0-9 .\-()]{6,22}\d(?![\w])")
-# Digit-led identifiers are searched only around clusters of at least 7 digits (with single spaces,
-# dashes, dots or brackets between them): one fast scan instead of one per entity.
-_CLUSTER_RE = re.compile(r"\d(?:[ \-.()]{0,2}\d){6,}")
+# Every identifier but an e-mail address holds a run of at least six digits (with single spaces,
+# dashes, dots or brackets between them). One fast scan finds those runs; each entity is then looked for
+# only in a window around a run with enough digits for it, instead of scanning the whole text once per
+# entity. (Old-style Irish VAT numbers such as IE8Z49289F hold no such run and are not recognised.)
+_CLUSTER_RE = re.compile(r"\d(?:[ \-.()]{0,2}\d){5,}")
+# Fewest digits in the run, and how far before / after the run the identifier may reach.
+_WINDOW = {
+    "iban": (6, 14, 40),
+    "eu_vat": (6, 6, 16),
+    "card": (13, 2, 2),
+    "us_ssn": (9, 2, 2),
+    "us_ein": (9, 2, 2),
+    "uk_nino": (6, 4, 4),
+    "uk_utr": (10, 3, 3),
+    "phone": (8, 3, 2),
+}
 _EMAIL_HINT_RE = re.compile(r"@|[\[({]at[\])}]", re.I)
 _PHONE_NATIONAL_RE = re.compile(
     r"(?<![\w+./,-])(?:\(0?\d{2,5}\)|0\d{1,4}|\d{3})(?:[ .\-]?\d{2,5}){1,4}(?![\w/,-]|\.\d)"
@@ -100,7 +113,6 @@ _CONTEXT = {
     ),
 }
 _CONTEXT_WINDOW = 40
-_DIGIT_LED = {"card", "us_ssn", "us_ein", "uk_utr", "phone"}
 
 # NINO prefixes that HMRC never issues.
 _NINO_BAD_FIRST = set("DFIQUV")
@@ -205,14 +217,19 @@ class PIICheck(Check):
         """Every identifier in ``text`` as ``(start, end, entity)``, without overlaps, in text order."""
         view = fold_identifiers(text)
         haystack = view.text
-        windows = [
-            (max(0, m.start() - 2), min(len(haystack), m.end() + 2)) for m in _CLUSTER_RE.finditer(haystack)
+        runs = [
+            (m.start(), m.end(), sum(map(str.isdigit, m.group()))) for m in _CLUSTER_RE.finditer(haystack)
         ]
         found: list[tuple[int, int, str]] = []
         taken: list[tuple[int, int]] = []
+        length = len(haystack)
         for entity in self.entities:
-            finder = self._finders[entity]
-            spans = finder(haystack, windows) if entity in _DIGIT_LED else finder(haystack)
+            if entity == "email":
+                spans = self._emails(haystack)
+            else:
+                fewest, before, after = _WINDOW[entity]
+                windows = [(max(0, s - before), min(length, e + after)) for s, e, n in runs if n >= fewest]
+                spans = sorted(set(self._finders[entity](haystack, windows))) if windows else []
             for start, end in spans:
                 if any(start < t_end and t_start < end for t_start, t_end in taken):
                     continue
@@ -243,24 +260,29 @@ class PIICheck(Check):
 
     @staticmethod
     def _prefixed(
-        pattern: re.Pattern[str], text: str, accept: Callable[[str], int | None]
+        pattern: re.Pattern[str],
+        text: str,
+        windows: list[tuple[int, int]],
+        accept: Callable[[str], int | None],
     ) -> list[tuple[int, int]]:
-        """Candidates of ``pattern`` whose longest valid prefix ``accept`` returns (as a number of letters
-        and digits). Scanning resumes right after each identifier found, so a greedy candidate that ran
-        into the next identifier does not hide it."""
+        """Candidates of ``pattern`` starting in ``windows`` whose longest valid prefix ``accept``
+        returns (as a number of letters and digits). Scanning resumes right after each identifier
+        found, so a greedy candidate that ran into the next identifier does not hide it."""
         spans = []
-        position = 0
-        while match := pattern.search(text, position):
-            length = accept(match.group())
-            if length is None:
-                position = match.start() + 1
-                continue
-            end = match.start() + _prefix_end(match.group(), length)
-            spans.append((match.start(), end))
-            position = end
+        for window_start, window_end in windows:
+            position = window_start
+            limit = min(len(text), window_end + 48)  # room for the longest candidate
+            while (match := pattern.search(text, position, limit)) and match.start() < window_end:
+                length = accept(match.group())
+                if length is None:
+                    position = match.start() + 1
+                    continue
+                end = match.start() + _prefix_end(match.group(), length)
+                spans.append((match.start(), end))
+                position = end
         return spans
 
-    def _ibans(self, text: str) -> list[tuple[int, int]]:
+    def _ibans(self, text: str, windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
         def accept(candidate: str) -> int | None:
             compact = _compact(candidate)
             for length in range(min(len(compact), 34), 14, -1):
@@ -269,9 +291,9 @@ class PIICheck(Check):
                     return length
             return None
 
-        return self._prefixed(_IBAN_RE, text, accept)
+        return self._prefixed(_IBAN_RE, text, windows, accept)
 
-    def _vat_numbers(self, text: str) -> list[tuple[int, int]]:
+    def _vat_numbers(self, text: str, windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
         def accept(candidate: str) -> int | None:
             compact = _compact(candidate)
             validator = gb_vat if compact[:2] == "GB" else eu_vat
@@ -284,7 +306,7 @@ class PIICheck(Check):
                     return length
             return None
 
-        return self._prefixed(_VAT_RE, text, accept)
+        return self._prefixed(_VAT_RE, text, windows, accept)
 
     @staticmethod
     def _each(pattern: re.Pattern[str], text: str, windows: list[tuple[int, int]]):
@@ -315,9 +337,9 @@ class PIICheck(Check):
             if us_ein.is_valid(_compact(m.group())) and self._has_context("us_ein", text, m.start())
         ]
 
-    def _ninos(self, text: str) -> list[tuple[int, int]]:
+    def _ninos(self, text: str, windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
         spans = []
-        for match in _NINO_RE.finditer(text):
+        for match in self._each(_NINO_RE, text, windows):
             compact = _compact(match.group())
             prefix = compact[:2]
             if prefix[0] in _NINO_BAD_FIRST or prefix[1] in _NINO_BAD_SECOND or prefix in _NINO_BAD_PREFIXES:

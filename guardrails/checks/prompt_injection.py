@@ -657,9 +657,15 @@ _BASE64_RE = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0
 _PRINTABLE_RE = re.compile(r"[\x20-\x7e\t\r\n]")
 
 
-def _concept_signals(folded: str) -> list[tuple[str, float, tuple[int, int]]]:
-    """Signals from concepts that co-occur in one sentence of the normalised text."""
+def _concept_signals(folded: str, words: list[str]) -> list[tuple[str, float, tuple[int, int]]]:
+    """Signals from concepts that co-occur in one sentence of the normalised text (``words``: all its
+    words, to skip the sentence pass when no rule can match anywhere)."""
     hits: list[tuple[str, float, tuple[int, int]]] = []
+    overall: set[str] = set()
+    for word in set(words):
+        overall |= concepts_of(word)
+    if not any(all(c in overall for c in needed) for _, _, needed in CONCEPT_RULES):
+        return hits
     seen: set[str] = set()
     # One signal per sentence at most (the strongest), so that rules overlapping on the same words do
     # not add up; different sentences may each contribute.
@@ -729,7 +735,8 @@ class PromptInjectionCheck(Check):
             found[name] = signal
 
         by_word = SIGNALS_BY_WORD
-        if not by_word.keys().isdisjoint(_WORD_RE.findall(folded)):
+        words = _WORD_RE.findall(folded)
+        if not by_word.keys().isdisjoint(words):
             for word in _WORD_RE.finditer(folded):
                 candidates = by_word.get(word.group())
                 if not candidates:
@@ -741,7 +748,7 @@ class PromptInjectionCheck(Check):
                     match = pattern.match(folded, position)
                     if match:
                         add(name, weight, view.span(position, match.end()))
-        for name, weight, span in _concept_signals(folded):
+        for name, weight, span in _concept_signals(folded, words):
             add(name, weight, view.span(*span))
         for name, weight, needles, pattern, at_line_start in SYMBOL_SIGNALS:
             if name in found or not any(n in folded for n in needles):
