@@ -343,6 +343,7 @@ class ExecutionStep(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["execution", "ordinal"], name="step_unique_ordinal"),
             models.CheckConstraint(condition=Q(kind__in=StepKind.values), name="step_kind_valid"),
+            models.CheckConstraint(condition=Q(status__in=StepStatus.values), name="step_status_valid"),
             models.CheckConstraint(condition=Q(duration_ms__gte=0), name="step_duration_non_negative"),
         ]
 

@@ -71,6 +71,9 @@ class Tool(TimeStampedModel):
             ),
             models.CheckConstraint(condition=Q(kind__in=ToolKind.values), name="tool_kind_valid"),
             models.CheckConstraint(
+                condition=Q(http_method__in=HttpMethod.values), name="tool_http_method_valid"
+            ),
+            models.CheckConstraint(
                 condition=Q(kind=ToolKind.BUILTIN) | ~Q(url_template=""),
                 name="tool_http_has_url",
                 violation_error_message="An HTTP tool needs a URL.",

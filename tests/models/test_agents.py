@@ -300,10 +300,11 @@ def test_step_ordinal_unique_per_execution():
     [
         ({"kind": "thinking"}, "kind", "Value 'thinking' is not a valid choice."),
         ({"duration_ms": -1.0}, "duration_ms", "greater than or equal to 0"),
+        ({"status": "skipped"}, "status", "Value 'skipped' is not a valid choice."),
     ],
 )
 def test_step_kind_and_duration(values, field, message):
-    """A step is a guardrail, retrieval, model or tool call; its duration is not negative."""
+    """A step is a guardrail, retrieval, model or tool call with a known status; its duration is not negative."""
     execution = ExecutionFactory()
     base = {
         "execution": execution,

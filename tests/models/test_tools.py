@@ -54,6 +54,11 @@ def test_kind_must_be_known(org):
     assert_invalid(_http(org, kind="python"), "Value 'python' is not a valid choice.", field="kind")
 
 
+def test_http_method_must_be_known(org):
+    """Only GET, POST, PUT, PATCH and DELETE are sent."""
+    assert_db_rejects(lambda: _http(org, http_method="TRACE").save())
+
+
 def test_http_tool_needs_a_url(org):
     """An HTTP tool without a URL is refused."""
     assert_db_rejects(lambda: _http(org, url_template="").save())
