@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import httpx2
 import openai
@@ -26,6 +27,7 @@ from agents.runtime.errors import ProviderError
 from agents.runtime.providers.base import ModelRequest, ModelResponse, Provider, ToolCall
 
 RETRY_STATUSES = frozenset({408, 429})
+AZURE_HOSTS = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
 BACKOFF_BASE = 0.5
 BACKOFF_MAX = 4.0
 
@@ -67,7 +69,13 @@ class OpenAICompatibleProvider(Provider):
         self._http_client = http_client
 
     def _client(self, timeout: float) -> openai.OpenAI:
+        headers = {}
+        host = (urlsplit(self.base_url).hostname or "").lower()
+        if self.row.api_key and host.endswith(AZURE_HOSTS):
+            # Azure OpenAI's v1 endpoint also reads the key from its own header.
+            headers["api-key"] = self.row.api_key
         return openai.OpenAI(
+            default_headers=headers or None,
             # Local servers (Ollama, llama.cpp) need no key, but the SDK insists on one.
             api_key=self.row.api_key or "no-key",
             base_url=self.base_url,
