@@ -160,6 +160,7 @@
             empty.remove();
           }
           log.appendChild(turn);
+          turn.scrollIntoView({ block: "nearest" });
           textarea.value = "";
           status.textContent = "The agent is answering…";
           return readStream(response.body, function (name, payload) {
