@@ -90,3 +90,11 @@ def test_a_valid_configuration_passes(org):
         kind="blocked_topics",
         config={"topics": [{"name": "Evasion", "terms": ["evade tax"]}]},
     ).full_clean()
+
+
+def test_output_only_kinds_cannot_run_on_the_input(org):
+    """A disclaimer or a citation check makes sense only on the answer; on the input it is refused."""
+    disclaimer = _guardrail(org, kind="disclaimer", action="append", config={"text": "Not advice."})
+    assert_invalid(disclaimer, "A Disclaimer guardrail runs only on the output, not on the input.")
+    disclaimer.applies_to_input, disclaimer.applies_to_output = False, True
+    disclaimer.full_clean()
