@@ -13,6 +13,7 @@ import datetime
 import hashlib
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import PurePath
 
 from django.conf import settings
@@ -343,6 +344,57 @@ def document_create(
         raise
     document.refresh_from_db()
     return document
+
+
+@dataclass(frozen=True)
+class UploadOutcome:
+    """What happened to one file of a multi-file upload: a document, or the reason it was refused."""
+
+    filename: str
+    document: Document | None = None
+    error: str = ""
+    duplicate_of: Document | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.document is not None
+
+
+def document_create_many(
+    *,
+    knowledge_base: KnowledgeBase,
+    actor,
+    files,
+    jurisdiction: str = "",
+    effective_from: datetime.date | None = None,
+    effective_to: datetime.date | None = None,
+    ip: str | None = None,
+) -> list[UploadOutcome]:
+    """Add several uploaded files at once (the admin's multi-file upload).
+
+    Each file is validated and stored on its own, so one refused file (wrong type, empty, duplicate…)
+    does not stop the others; the outcome of every file is returned in order.
+    """
+    outcomes: list[UploadOutcome] = []
+    for file in files:
+        filename = PurePath(getattr(file, "name", "") or "").name
+        try:
+            document = document_create(
+                knowledge_base=knowledge_base,
+                actor=actor,
+                file=file,
+                jurisdiction=jurisdiction,
+                effective_from=effective_from,
+                effective_to=effective_to,
+                ip=ip,
+            )
+        except DuplicateDocument as exc:
+            outcomes.append(UploadOutcome(filename, error=" ".join(exc.messages), duplicate_of=exc.existing))
+        except ValidationError as exc:
+            outcomes.append(UploadOutcome(filename, error=" ".join(exc.messages)))
+        else:
+            outcomes.append(UploadOutcome(filename, document=document))
+    return outcomes
 
 
 def document_update(*, document: Document, actor, ip: str | None = None, **changes) -> Document:

@@ -138,23 +138,14 @@ def jurisdiction_scope(jurisdiction: str) -> list[str]:
     return scope
 
 
-def _filters(as_of, jurisdiction) -> tuple[str, list]:
-    clauses = ["d.status IN (%s, %s)"]
-    params: list = list(SEARCHABLE_STATUSES)
-    if as_of is not None:
-        if isinstance(as_of, datetime.datetime):
-            as_of = as_of.date()
-        elif isinstance(as_of, str):
-            as_of = datetime.date.fromisoformat(as_of)
-        value = connection.ops.adapt_datefield_value(as_of)
-        clauses.append("(d.effective_from IS NULL OR d.effective_from <= %s)")
-        clauses.append("(d.effective_to IS NULL OR d.effective_to >= %s)")
-        params += [value, value]
-    if jurisdiction:
-        scope = jurisdiction_scope(jurisdiction)
-        clauses.append(f"d.jurisdiction IN (''{', %s' * len(scope)})")
-        params += scope
-    return " AND ".join(clauses), params
+def _as_date(as_of) -> datetime.date | None:
+    if as_of is None or as_of == "":
+        return None
+    if isinstance(as_of, datetime.datetime):
+        return as_of.date()
+    if isinstance(as_of, str):
+        return datetime.date.fromisoformat(as_of)
+    return as_of
 
 
 def search(
@@ -169,8 +160,8 @@ def search(
 ) -> list[Passage]:
     """The ``top_k`` passages of ``knowledge_bases`` (instances or ids) that best answer ``query``.
 
-    Returns an empty list for an empty query or no knowledge bases. Costs one query per distinct
-    text-search configuration among the knowledge bases (plus one to load them when given ids).
+    Returns an empty list for an empty query or no knowledge bases. Costs one database query per
+    distinct text-search configuration among the knowledge bases (plus one to load them when given ids).
     """
     parsed: ParsedQuery = parse_query(query)
     top_k = max(1, min(int(top_k), MAX_TOP_K))
@@ -180,7 +171,8 @@ def search(
     if not groups:
         return []
     backend = _backend()
-    filters, params = _filters(as_of, jurisdiction)
+    as_of = _as_date(as_of)
+    jurisdictions = jurisdiction_scope(jurisdiction) if jurisdiction and jurisdiction.strip() else None
     limit = max(top_k * 4, 40)
     rows: list[tuple] = []
     with connection.cursor() as cursor:
@@ -190,8 +182,8 @@ def search(
                 query=parsed,
                 config=config,
                 knowledge_base_ids=kb_ids,
-                filters=filters,
-                params=params,
+                as_of=as_of,
+                jurisdictions=jurisdictions,
                 limit=limit,
             )
     passages: list[Passage] = []

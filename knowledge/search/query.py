@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 _QUERY_PART = re.compile(r'(-?)"([^"]*)"|(-?)([^\s"]+)')
@@ -32,6 +33,7 @@ def tokens(text: str) -> list[str]:
     return [t.lower() for t in _TOKEN.findall(text)]
 
 
+@lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
     """A light English suffix stripper: enough to match 'charges'/'charged'/'charge'."""
     w = word.lower()
@@ -78,6 +80,7 @@ class ParsedQuery:
     phrases: list[list[str]] = field(default_factory=list)
     excluded: list[str] = field(default_factory=list)
     all_words: list[str] = field(default_factory=list)
+    _matcher: Matcher | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_empty(self) -> bool:
@@ -88,17 +91,16 @@ class ParsedQuery:
         words = list(self.terms) + [w for p in self.phrases for w in p]
         return {stem(w) for w in words if w not in STOPWORDS} or {stem(w) for w in words}
 
-    def websearch(self) -> str:
-        """A ``websearch_to_tsquery`` string: phrases and words joined by ``or``."""
-        parts = [f'"{" ".join(p)}"' for p in self.phrases] + [t for t in self.terms if t != "or"]
-        return " or ".join(parts)
-
-    def websearch_excluded(self) -> str:
-        return " or ".join(w for w in self.excluded if w != "or")
+    @property
+    def content_terms(self) -> list[str]:
+        """The words that carry meaning: query terms without English stop words (all terms if the
+        query has nothing else)."""
+        content = [t for t in self.terms if t not in STOPWORDS]
+        return content or list(self.terms)
 
     def fts5(self) -> str:
         """An FTS5 MATCH expression; every word is quoted so no user text is read as syntax."""
-        content = [t for t in self.terms if t not in STOPWORDS] or self.terms
+        content = self.content_terms
         parts = ['"' + " ".join(p) + '"' for p in self.phrases] + [f'"{t}"' for t in content]
         expression = " OR ".join(parts)
         if self.excluded and expression:
@@ -135,38 +137,91 @@ def parse_query(raw: str) -> ParsedQuery:
 
 
 # --- Re-ranking features and highlights --------------------------------------------------------
+# Both are regular expressions compiled once per query, so re-ranking a few dozen candidates costs
+# well under a millisecond: a word matches a query word when it starts with that word's stem.
 
 
-def _contains_sequence(haystack: list[str], needle: list[str]) -> bool:
-    n = len(needle)
-    if n == 0 or n > len(haystack):
-        return False
-    first = needle[0]
-    for i, word in enumerate(haystack[: len(haystack) - n + 1]):
-        if word == first and haystack[i : i + n] == needle:
-            return True
-    return False
+@dataclass(frozen=True)
+class Matcher:
+    stems: tuple[str, ...]
+    words: re.Pattern | None
+    phrases: tuple[re.Pattern, ...]
+
+
+def _phrase_pattern(words: list[str]) -> re.Pattern:
+    return re.compile(r"(?<!\w)" + r"\W+".join(re.escape(w) for w in words) + r"(?!\w)", re.IGNORECASE)
+
+
+def matcher(query: ParsedQuery) -> Matcher:
+    if query._matcher is not None:
+        return query._matcher
+    stems = tuple(sorted(query.stems, key=len, reverse=True))
+    words = (
+        re.compile(r"(?<!\w)(" + "|".join(re.escape(s) for s in stems) + r")\w*", re.IGNORECASE)
+        if stems
+        else None
+    )
+    if query.phrases:
+        phrases = tuple(_phrase_pattern(p) for p in query.phrases)
+    elif len(query.all_words) >= 2:
+        phrases = (_phrase_pattern(query.all_words),)
+    else:
+        phrases = ()
+    result = Matcher(stems, words, phrases)
+    query._matcher = result
+    return result
 
 
 def features(query: ParsedQuery, text: str, heading_path: str = "") -> tuple[float, float]:
-    """(coverage, phrase): the share of the query's word stems present in the passage, and 1.0 when
-    the passage contains the whole query (or every quoted phrase) as a contiguous phrase."""
-    words = tokens(text)
-    stems_present = {stem(w) for w in words} | {stem(w) for w in tokens(heading_path)}
-    wanted = query.stems
-    coverage = len(wanted & stems_present) / len(wanted) if wanted else 0.0
-    phrase = 0.0
-    if query.phrases:
-        if all(_contains_sequence(words, p) for p in query.phrases):
-            phrase = 1.0
-    elif len(query.all_words) >= 2 and _contains_sequence(words, query.all_words):
-        phrase = 1.0
+    """(coverage, phrase): the share of the query's word stems present in the passage (text or
+    heading), and 1.0 when the passage contains the whole query (or every quoted phrase) as written,
+    ignoring case and punctuation between the words."""
+    m = matcher(query)
+    if m.words is None:
+        return 0.0, 0.0
+    found = {match.lower() for match in m.words.findall(text)}
+    if heading_path:
+        found |= {match.lower() for match in m.words.findall(heading_path)}
+    coverage = len(found) / len(m.stems)
+    phrase = 1.0 if m.phrases and all(p.search(text) for p in m.phrases) else 0.0
     return coverage, phrase
 
 
 def highlight_spans(query: ParsedQuery, text: str) -> list[tuple[int, int]]:
-    """Character offsets of the words in ``text`` that match a query word (by stem)."""
-    wanted = query.stems
-    if not wanted:
+    """Character offsets ``[start, end)`` of the words in ``text`` that match a query word."""
+    m = matcher(query)
+    if m.words is None:
         return []
-    return [(m.start(), m.end()) for m in _TOKEN.finditer(text) if stem(m.group()) in wanted]
+    return [(match.start(), match.end()) for match in m.words.finditer(text)]
+
+
+# --- Candidate tiers ---------------------------------------------------------------------------
+
+# Passages are gathered in tiers so that a query made of common words never makes the database rank
+# tens of thousands of rows: every passage containing all the query's words (up to the first cap),
+# then passages containing at least two of them, then passages containing any. Each tier is capped;
+# the union is ranked by the engine. Passages with more of the query's words are the ones the
+# ranking would put first anyway, so the caps cost little quality (see bench/retrieval.py).
+TIER_CAPS = (800, 400, 120)
+MAX_PAIR_TERMS = 8
+
+
+def tiers(units: list, *, conjunction, disjunction) -> list:
+    """Match expressions, strictest first: all ``units`` (terms or phrases), any two, any one.
+
+    ``conjunction`` and ``disjunction`` combine a list of sub-expressions into one, so the same
+    logic builds FTS5 strings and PostgreSQL tsquery SQL.
+    """
+    units = list(dict.fromkeys(units))
+    if not units:
+        return []
+    expressions = []
+    if len(units) >= 2:
+        expressions.append(conjunction(units))
+    if len(units) >= 3:
+        head = units[:MAX_PAIR_TERMS]
+        expressions.append(
+            disjunction([conjunction([a, b]) for i, a in enumerate(head) for b in head[i + 1 :]])
+        )
+    expressions.append(disjunction(units))
+    return expressions

@@ -8,7 +8,10 @@ both databases.
 
 from __future__ import annotations
 
-from knowledge.search.query import ParsedQuery
+import datetime
+
+from knowledge.search.postgres import tier_caps
+from knowledge.search.query import ParsedQuery, tiers
 
 INSTALL_SQL = [
     """
@@ -62,35 +65,74 @@ def uninstall(schema_editor) -> None:
         schema_editor.execute(statement)
 
 
+def _filters(as_of: datetime.date | None, jurisdictions: list[str] | None) -> tuple[str, list]:
+    clauses = ["d.status IN ('ready', 'processing')"]
+    params: list = []
+    if as_of is not None:
+        clauses.append("(d.effective_from IS NULL OR d.effective_from <= %s)")
+        clauses.append("(d.effective_to IS NULL OR d.effective_to >= %s)")
+        params += [as_of.isoformat(), as_of.isoformat()]
+    if jurisdictions:
+        clauses.append(f"d.jurisdiction IN (''{', %s' * len(jurisdictions)})")
+        params += jurisdictions
+    return " AND ".join(clauses), params
+
+
 def candidates(
     cursor,
     *,
     query: ParsedQuery,
     config: str,
     knowledge_base_ids: list[int],
-    filters: str,
-    params: list,
+    as_of: datetime.date | None,
+    jurisdictions: list[str] | None,
     limit: int,
 ) -> list[tuple]:
-    """Rows (chunk id, document id, ordinal, text, page, heading path, title, kb id, score in [0, 1))."""
-    expression = query.fts5()
-    if not expression:
+    """Rows (chunk id, document id, ordinal, text, page, heading path, title, kb id, score in [0, 1)).
+
+    One query: capped candidate tiers (all words, two of them, any; see ``query.tiers``), then bm25
+    over their union only. Every word is quoted, so nothing the user types is read as FTS5 syntax.
+    """
+    units = ['"' + " ".join(p) + '"' for p in query.phrases] + [f'"{t}"' for t in query.content_terms]
+    expressions = tiers(
+        units,
+        conjunction=lambda parts: "(" + " AND ".join(parts) + ")",
+        disjunction=lambda parts: " OR ".join(parts),
+    )
+    if not expressions:
         return []
+    if query.excluded:
+        excluded = " OR ".join(f'"{w}"' for w in query.excluded)
+        expressions = [f"({e}) NOT ({excluded})" for e in expressions]
+    filters, params = _filters(as_of, jurisdictions)
     placeholders = ", ".join(["%s"] * len(knowledge_base_ids))
+    tier_sql, tier_params = [], []
+    for index, (expression, cap) in enumerate(zip(expressions, tier_caps(len(expressions)), strict=True)):
+        tier_sql.append(
+            f"""t{index} AS (
+                SELECT c.id FROM knowledge_chunk_fts
+                  JOIN knowledge_chunk c ON c.id = knowledge_chunk_fts.rowid
+                  JOIN knowledge_document d ON d.id = c.document_id
+                 WHERE knowledge_chunk_fts MATCH %s AND d.knowledge_base_id IN ({placeholders})
+                   AND {filters}
+                 LIMIT {int(cap)})"""
+        )
+        tier_params += [expression, *knowledge_base_ids, *params]
+    union = " UNION ".join(f"SELECT id FROM t{i}" for i in range(len(expressions)))
     cursor.execute(
         f"""
+        WITH {", ".join(tier_sql)}, candidates AS ({union})
         SELECT c.id, c.document_id, c.ordinal, c.text, c.page, c.heading_path, d.title,
                d.knowledge_base_id, bm25(knowledge_chunk_fts, 2.0, 1.0) AS rank
           FROM knowledge_chunk_fts
           JOIN knowledge_chunk c ON c.id = knowledge_chunk_fts.rowid
           JOIN knowledge_document d ON d.id = c.document_id
          WHERE knowledge_chunk_fts MATCH %s
-           AND d.knowledge_base_id IN ({placeholders})
-           AND {filters}
+           AND knowledge_chunk_fts.rowid IN (SELECT id FROM candidates)
          ORDER BY rank, c.id
          LIMIT %s
         """,
-        [expression, *knowledge_base_ids, *params, limit],
+        [*tier_params, expressions[-1], limit],
     )
     rows = cursor.fetchall()
     return [(*row[:8], (-row[8]) / (-row[8] + BM25_SCALE) if row[8] < 0 else 0.0) for row in rows]

@@ -192,4 +192,3 @@ def test_query_parser():
     assert parsed.phrases == [["place", "of", "supply"]]
     assert parsed.excluded == ["gaap"]
     assert parsed.fts5() == '("place of supply" OR "reverse" OR "x") NOT ("gaap")'
-    assert parsed.websearch() == '"place of supply" or reverse or x'

@@ -242,3 +242,29 @@ def test_database_task_backend_leaves_document_pending_until_a_worker_runs(kb, e
     services.document_process(document)
     document.refresh_from_db()
     assert document.status == DocumentStatus.READY
+
+
+def test_multi_file_upload_reports_each_file(kb, editor):
+    """One refused file does not stop the others; each outcome names its file and reason."""
+    first = services.document_create(knowledge_base=kb, actor=editor, file=upload("a.txt", b"Alpha."))
+    outcomes = services.document_create_many(
+        knowledge_base=kb,
+        actor=editor,
+        files=[
+            upload("b.md", b"# Beta\n\nBeta text."),
+            upload("empty.txt", b""),
+            upload("again.txt", b"Alpha."),
+            upload("c.docx", make_docx([("p", "Gamma.")])),
+        ],
+        jurisdiction="de",
+    )
+    assert [(o.filename, o.ok) for o in outcomes] == [
+        ("b.md", True),
+        ("empty.txt", False),
+        ("again.txt", False),
+        ("c.docx", True),
+    ]
+    assert outcomes[0].document.status == DocumentStatus.READY and outcomes[0].document.jurisdiction == "DE"
+    assert "empty" in outcomes[1].error
+    assert outcomes[2].duplicate_of == first and "already in the knowledge base" in outcomes[2].error
+    assert Document.objects.filter(knowledge_base=kb).count() == 3
