@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from agents.models import Execution, Feedback, LearningExample
@@ -13,6 +15,7 @@ from tests.factories import (
     AgentGuardrailFactory,
     ExecutionFactory,
     ExecutionStepFactory,
+    FeedbackFactory,
     MembershipFactory,
     PersonaFactory,
     UserFactory,
@@ -254,18 +257,27 @@ def test_console_page_query_count_does_not_grow_with_turns(
     editor_web, editor, agent, django_assert_max_num_queries
 ):
     """The page loads the conversation's turns, steps and feedback in a fixed number of queries."""
-    ids = []
-    for n in range(8):
-        execution = ExecutionFactory(agent=agent, actor_user=editor, source="console", input=f"Question {n}")
-        for ordinal in range(4):
-            ExecutionStepFactory(execution=execution, ordinal=ordinal)
-        ids.append(execution.pk)
-    session = editor_web.session
-    session["console_conversations"] = {str(agent.pk): ids}
-    session.save()
-    with django_assert_max_num_queries(14):
+
+    def conversation(turns: int) -> None:
+        ids = []
+        for n in range(turns):
+            execution = ExecutionFactory(agent=agent, actor_user=editor, source="console", input=f"Q{n}")
+            for ordinal in range(4):
+                ExecutionStepFactory(execution=execution, ordinal=ordinal)
+            FeedbackFactory(execution=execution, user=editor)
+            ids.append(execution.pk)
+        session = editor_web.session
+        session["console_conversations"] = {str(agent.pk): ids}
+        session.save()
+
+    conversation(1)
+    with CaptureQueriesContext(connection) as one_turn:
+        editor_web.get(INDEX, {"agent": agent.pk})
+    conversation(8)
+    with django_assert_max_num_queries(len(one_turn.captured_queries)):
         response = editor_web.get(INDEX, {"agent": agent.pk})
     assert response.text.count('id="turn-') == 8
+    assert len(one_turn.captured_queries) <= 14
 
 
 # --- feedback -----------------------------------------------------------------------------------------

@@ -192,3 +192,26 @@ def test_site_has_an_icon(signed_in_page, watcher):
     else:
         status = page.request.get("/favicon.ico").status
         assert status == 200, f"no <link rel=icon> in the admin pages and /favicon.ico answers {status}"
+
+
+def test_the_watcher_sees_csp_violations_and_console_errors(signed_in_page, watcher):
+    """The checks above can fail: an inline script, an inline style and a console error on an admin
+    page are each reported."""
+    page = signed_in_page
+    page.goto(reverse("admin:console:index"))
+    watcher.take()
+    page.evaluate(
+        """() => {
+        const script = document.createElement('script');
+        script.textContent = 'window.__inline = true';
+        document.body.appendChild(script);
+        document.body.insertAdjacentHTML('beforeend', '<p style="color: red">styled</p>');
+        console.error('an error the page logged');
+    }"""
+    )
+    page.wait_for_timeout(200)
+    problems = "\n".join(watcher.take())
+    assert "script-src" in problems
+    assert "style-src" in problems
+    assert "console error: an error the page logged" in problems
+    assert page.evaluate("window.__inline") is None
