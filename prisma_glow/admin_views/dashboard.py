@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 
 from django.db.models import Count, Q, Sum
@@ -97,7 +98,7 @@ def percentile(executions, field: str, fraction: float):
     count = values.count()
     if not count:
         return None
-    rank = max(0, min(count - 1, int(round(fraction * count + 0.5)) - 1))
+    rank = max(0, min(count - 1, math.ceil(fraction * count) - 1))
     return values.order_by(field).values_list(field, flat=True)[rank]
 
 

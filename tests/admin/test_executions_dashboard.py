@@ -1,0 +1,170 @@
+"""Dashboard, executions list and execution trace; query counts on the heavy pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from agents.models import Execution
+from tests.factories import (
+    AgentFactory,
+    ExecutionFactory,
+    ExecutionStepFactory,
+    FeedbackFactory,
+    PersonaFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def make_executions(org, count, *, agents=3):
+    agent_list = [AgentFactory(organization=org, status="active") for _ in range(agents)]
+    user = UserFactory(username=f"runner-{org.slug}")
+    rows = []
+    for i in range(count):
+        agent = agent_list[i % agents]
+        status = ["completed", "completed", "failed", "blocked"][i % 4]
+        rows.append(
+            Execution(
+                organization=org,
+                agent=agent,
+                input=f"Question {i}",
+                output="Answer",
+                status=status,
+                source=["api", "console"][i % 2],
+                tokens_in=100 + i,
+                tokens_out=20,
+                cost=Decimal("0.001"),
+                latency_ms=10 * (i + 1),
+                actor_user=user,
+                error="provider timed out after 30 s" if status == "failed" else "",
+            )
+        )
+    Execution.objects.bulk_create(rows)
+    return agent_list
+
+
+# --- Dashboard --------------------------------------------------------------------------------
+
+
+def test_dashboard_figures(owner_client, org, other_org):
+    """Priya's dashboard: agents by status and type, runs per day, p95 latency, cost, blocks, failures."""
+    agents = make_executions(org, 20)
+    AgentFactory(organization=org, status="draft", type="audit")
+    make_executions(other_org, 7)
+    blocked = Execution.objects.filter(organization=org, status="blocked").first()
+    ExecutionStepFactory(execution=blocked, kind="guardrail", name="Prompt injection", status="blocked")
+    response = owner_client.get("/admin/")
+    ctx = response.context
+    assert response.status_code == 200
+    assert ctx["month_runs"] == 20 and ctx["failed"] == 5 and ctx["blocked"] == 5
+    assert ctx["p95_latency_ms"] == 190  # nearest rank of 10, 20, … 200 ms
+    assert ctx["tokens_in"] == sum(100 + i for i in range(20)) and ctx["cost"] == Decimal("0.020")
+    assert ctx["guardrail_blocks"] == 1 and ctx["blocked_by"][0]["name"] == "Prompt injection"
+    assert ctx["agent_total"] == 4
+    assert ctx["chart"]["total"] == 20 and ctx["chart"]["bars"][-1].total == 20
+    assert len(ctx["recent_failures"]) == 8
+    html = response.content.decode()
+    assert "<svg" in html and 'class="pg-bar"' in html and "provider timed out after 30 s" in html
+    assert agents[0].name in html or "Active" in html
+
+
+def test_dashboard_chart_spreads_days(owner_client, org):
+    agent = AgentFactory(organization=org)
+    old = ExecutionFactory(agent=agent)
+    Execution.objects.filter(pk=old.pk).update(created_at=timezone.now() - dt.timedelta(days=3))
+    ExecutionFactory(agent=agent, status="failed")
+    bars = owner_client.get("/admin/").context["chart"]["bars"]
+    assert [b.total for b in bars[-4:]] == [1, 0, 0, 1]
+    assert bars[-1].failed == 1 and bars[-1].failed_height == bars[-1].height
+
+
+def test_dashboard_empty_states(owner_client, org):
+    html = owner_client.get("/admin/").content.decode()
+    assert "No executions in the last 14 days" in html and "Create your first agent" in html
+
+
+def test_dashboard_query_count_does_not_grow(owner_client, org, django_assert_max_num_queries):
+    make_executions(org, 200, agents=10)
+    with django_assert_max_num_queries(15):
+        assert owner_client.get("/admin/").status_code == 200
+
+
+# --- Registry ---------------------------------------------------------------------------------
+
+
+def test_registry_query_count_with_many_agents(owner_client, org, owner, django_assert_max_num_queries):
+    for i in range(60):
+        agent = AgentFactory(organization=org, owner=owner, status=["draft", "active"][i % 2])
+        if i % 10 == 0:
+            ExecutionFactory(agent=agent)
+    with django_assert_max_num_queries(12):
+        response = owner_client.get("/admin/agents/agent/")
+    assert response.status_code == 200 and response.context["cl"].result_count == 60
+
+
+# --- Executions -------------------------------------------------------------------------------
+
+
+def test_executions_filters(owner_client, org):
+    agents = make_executions(org, 12)
+    url = "/admin/agents/execution/"
+    assert owner_client.get(url).context["cl"].result_count == 12
+    assert owner_client.get(url, {"status__exact": "failed"}).context["cl"].result_count == 3
+    assert owner_client.get(url, {"source__exact": "console"}).context["cl"].result_count == 6
+    assert owner_client.get(url, {"agent": agents[0].pk}).context["cl"].result_count == 4
+    today = timezone.localdate()
+    response = owner_client.get(
+        url, {"created_at__year": today.year, "created_at__month": today.month, "created_at__day": today.day}
+    )
+    assert response.context["cl"].result_count == 12
+    html = owner_client.get(url, {"status__exact": "failed"}).content.decode()
+    assert "pg-badge-failed" in html
+
+
+def test_executions_list_query_count(owner_client, org, django_assert_max_num_queries):
+    make_executions(org, 120, agents=6)
+    with django_assert_max_num_queries(12):
+        response = owner_client.get("/admin/agents/execution/")
+    assert response.status_code == 200
+
+
+def test_execution_trace_shows_the_timeline(owner_client, world):
+    html = owner_client.get(world.pages()["execution"]).content.decode()
+    assert "Timeline (2 steps" in html and "Model call" in html and "The VAT is €190.00." in html
+    assert "👎" in html and "reverse charge" in html
+    assert html.index("1. Guardrail") < html.index("2. Model call")
+
+
+def test_execution_detail_query_count(owner_client, org, django_assert_max_num_queries):
+    agent = AgentFactory(organization=org)
+    persona = PersonaFactory(agent=agent, is_active=True)
+    execution = ExecutionFactory(agent=agent, persona=persona)
+    for i in range(40):
+        ExecutionStepFactory(
+            execution=execution, ordinal=i + 1, kind=["guardrail", "retrieval", "tool_call"][i % 3]
+        )
+    for _ in range(5):
+        FeedbackFactory(execution=execution, rating=1)
+    with django_assert_max_num_queries(10):
+        response = owner_client.get(f"/admin/agents/execution/{execution.pk}/change/")
+    assert response.status_code == 200 and response.content.decode().count("pg-step-head") == 40
+
+
+def test_executions_are_read_only(owner_client, world):
+    assert owner_client.get("/admin/agents/execution/add/").status_code == 403
+    response = owner_client.post(world.pages()["execution"].replace("change", "delete"), {"post": "yes"})
+    assert response.status_code == 403
+
+
+def test_agent_detail_query_count(owner_client, org, django_assert_max_num_queries):
+    agent = AgentFactory(organization=org)
+    PersonaFactory(agent=agent, is_active=True)
+    for _ in range(30):
+        ExecutionFactory(agent=agent)
+    with django_assert_max_num_queries(18):
+        assert owner_client.get(f"/admin/agents/agent/{agent.pk}/overview/").status_code == 200
