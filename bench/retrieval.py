@@ -134,7 +134,8 @@ def _report(results: dict[str, dict | None]) -> None:
         if not r:
             print(f"{engine}: FAILED (see output above)")
             continue
-        print(f"\n{engine} — {r['database']}")
+        print(f"\n{engine} — {r['database']}; machine load average {r['load'][0]} → {r['load'][1]} "
+              f"on {r['load'][2]} CPUs during the measurements")  # fmt: skip
         print(f"  corpus: {r['chunks']:,} distractor chunks in {r['documents']:,} documents "
               f"(+ {r['demo_chunks']} demo chunks); bulk insert + index {r['build_s']:.1f} s "
               f"({r['chunks'] / r['build_s']:,.0f} chunks/s)")  # fmt: skip
@@ -334,6 +335,7 @@ def child(args) -> dict:
                 samples.append((time.perf_counter() - t0) * 1000)
         return _percentiles(samples)
 
+    load_before = os.getloadavg()[0]
     latency = {
         EVAL_LATENCY: timed([corpus_kb], eval_queries),
         "random vocabulary queries, corpus": timed([corpus_kb], random_queries),
@@ -382,6 +384,7 @@ def child(args) -> dict:
         database += " " + sqlite3.sqlite_version
     return {
         "database": database,
+        "load": [round(load_before, 1), round(os.getloadavg()[0], 1), os.cpu_count()],
         "chunks": chunks,
         "documents": documents,
         "demo_chunks": demo_chunks,
