@@ -12,10 +12,11 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
+from django.db import DataError, IntegrityError
 from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404
 from rest_framework import exceptions, status
+from rest_framework.fields import get_error_detail
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -80,16 +81,38 @@ def _message(exc: exceptions.APIException, errors: dict[str, list[str]]) -> str:
     return str(exc.detail) if not isinstance(exc.detail, (dict, list)) else "; ".join(_flatten(exc.detail))
 
 
+# Validation errors whose every message has one of these codes are not "bad input" but a reference
+# to something the caller cannot see (404) or a clash with existing data (409).
+NOT_FOUND_CODES = {"does_not_exist"}
+CONFLICT_CODES = {"unique", "unique_together"}
+
+
+def _leaf_codes(codes) -> set[str]:
+    if isinstance(codes, dict):
+        return {c for v in codes.values() for c in _leaf_codes(v)}
+    if isinstance(codes, (list, tuple)):
+        return {c for v in codes for c in _leaf_codes(v)}
+    return {str(codes)}
+
+
+def _reclassify(exc: exceptions.ValidationError):
+    """A reference to an unknown (or another organisation's) object is a 404; a duplicate a 409."""
+    codes = _leaf_codes(exc.get_codes())
+    if codes and codes <= NOT_FOUND_CODES:
+        return exceptions.NotFound, "not_found"
+    if codes and codes <= CONFLICT_CODES:
+        return Conflict, "conflict"
+    return None, None
+
+
 def exception_handler(exc, context):
     """DRF exception handler producing the shared error shape for every error, Django's included."""
-    conflict_errors: dict[str, list[str]] = {}
     if isinstance(exc, ConflictError):
-        detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
-        conflict_errors = _field_errors(detail)
-        exc = Conflict("; ".join(_flatten(detail)))
-    elif isinstance(exc, DjangoValidationError):
-        detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
-        exc = exceptions.ValidationError(detail=detail)
+        detail = _field_errors(get_error_detail(exc))
+        response = error_response(409, "conflict", "; ".join(_flatten(detail))[:2000], detail)
+        return response
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(detail=get_error_detail(exc))
     elif isinstance(exc, (ProtectedError, RestrictedError)):
         exc = Conflict(
             "This object is still in use and cannot be deleted"
@@ -98,6 +121,11 @@ def exception_handler(exc, context):
         )
     elif isinstance(exc, IntegrityError):
         exc = Conflict("The change conflicts with existing data (a duplicate or a missing reference).")
+    elif isinstance(exc, DataError):
+        # A value the database cannot hold (out of range, too long…) that validation let through.
+        exc = exceptions.ValidationError(
+            {"non_field_errors": ["A value is out of the range the database can store."]}
+        )
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound("Not found.")
     elif isinstance(exc, DjangoPermissionDenied):
@@ -110,7 +138,15 @@ def exception_handler(exc, context):
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
-    errors = _field_errors(exc.detail) if isinstance(exc, exceptions.ValidationError) else conflict_errors
+    if isinstance(exc, exceptions.ValidationError):
+        errors = _field_errors(exc.detail)
+        status_class, code = _reclassify(exc)
+        if status_class is not None:
+            response.status_code = status_class.status_code
+            response.data = error_body(response.status_code, code, _message(exc, errors), errors)
+            return response
+    else:
+        errors = {}
     response.data = error_body(response.status_code, _code(exc), _message(exc, errors), errors)
     return response
 

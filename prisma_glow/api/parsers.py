@@ -15,18 +15,29 @@ from django.conf import settings
 from rest_framework import exceptions, parsers
 
 NUL = "\x00"
-NUL_MESSAGE = "The NUL character (\\u0000) is not allowed."
+NUL_MESSAGE = "The NUL character (\\u0000) and unpaired surrogates are not allowed."
+
+
+def _unstorable(text: str) -> bool:
+    """A NUL, or a lone UTF-16 surrogate (valid in JSON escapes, not encodable as UTF-8)."""
+    if NUL in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def find_nul(value, path: str = "") -> str | None:
-    """The path (``field``, ``items.2.name``) of the first string holding a NUL, or None."""
+    """The path (``field``, ``items.2.name``) of the first string that cannot be stored, or None."""
     if isinstance(value, str):
-        return path or "non_field_errors" if NUL in value else None
+        return path or "non_field_errors" if _unstorable(value) else None
     if isinstance(value, dict):
         for key, item in value.items():
             key_text = str(key)
             child = f"{path}.{key_text}" if path else key_text
-            if NUL in key_text:
+            if _unstorable(key_text):
                 return path or "non_field_errors"
             found = find_nul(item, child)
             if found:

@@ -24,6 +24,21 @@ class APIKeyAuthenticationScheme(OpenApiAuthenticationExtension):
         }
 
 
+class SessionAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "prisma_glow.api.authentication.SessionAuthentication"
+    name = "cookieAuth"
+
+    def get_security_definition(self, auto_schema):
+        from django.conf import settings
+
+        return {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": settings.SESSION_COOKIE_NAME,
+            "description": "The admin's session (staff signed in); unsafe methods need the CSRF token.",
+        }
+
+
 # --- Errors in every operation -----------------------------------------------------------------
 
 
@@ -106,6 +121,11 @@ class AutoSchema(SpectacularAutoSchema):
             codes += ["409"]
         if self.method in ("POST", "PUT", "PATCH"):
             codes += ["413", "415"]
+        for code, response in responses.items():
+            # An error declared by a view with a description only still has the shared shape.
+            if str(code).startswith(("4", "5")) and not response.get("content"):
+                error = self._get_response_for_code(ErrorSerializer, str(code), direction=direction)
+                response["content"] = error["content"]
         for code in codes:
             if code in responses:
                 continue
@@ -123,5 +143,81 @@ class AutoSchema(SpectacularAutoSchema):
             responses[code] = response
         return responses
 
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        content = super()._map_serializer_field(field, direction, bypass_extensions)
+        if (
+            isinstance(field, serializers.DecimalField)
+            and isinstance(content, dict)
+            and content.get("format") == "decimal"
+            and "pattern" in content
+        ):
+            content["pattern"] = decimal_pattern(field)
+        return content
 
-__all__ = ["APIKeyAuthenticationScheme", "AutoSchema", "ErrorSerializer"]
+
+def decimal_pattern(field: serializers.DecimalField) -> str:
+    """drf-spectacular's pattern for a decimal string also matches "", "-" and "."; this one needs a
+    digit, and no minus sign when the field's minimum is not negative."""
+    sign = "" if field.min_value is not None and field.min_value >= 0 else "-?"
+    places = field.decimal_places
+    whole = field.max_whole_digits
+    fraction = rf"(?:\.\d{{0,{places}}})?" if places else ""
+    if whole == 0:
+        return rf"^{sign}0?\.\d{{1,{places}}}$"
+    alternatives = rf"\d{{1,{whole}}}{fraction}" + (rf"|\.\d{{1,{places}}}" if places else "")
+    return rf"^{sign}(?:{alternatives})$"
+
+
+# --- Strings the database can store ---------------------------------------------------------------
+
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+# Required text: DRF strips surrounding whitespace, so it must hold something else too.
+NON_BLANK_PATTERN = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+
+
+def _forbid_nul(schema, components: dict, seen: set) -> None:
+    """Add the no-NUL pattern to every free-text string reachable from ``schema``."""
+    if not isinstance(schema, dict):
+        return
+    ref = schema.get("$ref")
+    if ref:
+        name = ref.rsplit("/", 1)[-1]
+        if name not in seen and name in components:
+            seen.add(name)
+            _forbid_nul(components[name], components, seen)
+        return
+    if schema.get("type") == "string" and not ({"enum", "pattern", "format", "const"} & set(schema)):
+        schema["pattern"] = NON_BLANK_PATTERN if schema.get("minLength", 0) >= 1 else NO_NUL_PATTERN
+    for key in ("properties", "patternProperties"):
+        for child in (schema.get(key) or {}).values():
+            _forbid_nul(child, components, seen)
+    for key in ("items", "additionalProperties", "not"):
+        _forbid_nul(schema.get(key), components, seen)
+    for key in ("allOf", "anyOf", "oneOf"):
+        for child in schema.get(key) or []:
+            _forbid_nul(child, components, seen)
+
+
+def postprocess_forbid_nul(result, generator, request, public):
+    """drf-spectacular postprocessing hook: request strings (bodies and parameters) may not hold NUL,
+    which PostgreSQL cannot store; the API rejects it with 400 and the schema says so."""
+    components = result.get("components", {}).get("schemas", {})
+    seen: set[str] = set()
+    for item in result.get("paths", {}).values():
+        for method, operation in item.items():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                _forbid_nul(parameter.get("schema"), components, seen)
+            for media in (operation.get("requestBody") or {}).get("content", {}).values():
+                _forbid_nul(media.get("schema"), components, seen)
+    return result
+
+
+__all__ = [
+    "APIKeyAuthenticationScheme",
+    "AutoSchema",
+    "ErrorSerializer",
+    "SessionAuthenticationScheme",
+    "postprocess_forbid_nul",
+]

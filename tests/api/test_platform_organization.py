@@ -57,7 +57,7 @@ def test_admin_cannot_update_owner_can(admin_user, owner, org):
 
 def test_update_validation(owner, org, other_org):
     client = client_for(owner)
-    assert_error(client.patch(URL, {"slug": "other-firm"}, format="json"), 400, fields=["slug"])
+    assert_error(client.patch(URL, {"slug": "other-firm"}, format="json"), 409, fields=["slug"])
     assert_error(
         client.put(URL, {"name": "", "slug": "not a slug"}, format="json"), 400, fields=["name", "slug"]
     )

@@ -18,7 +18,9 @@ class APIKeySerializer(serializers.ModelSerializer):
 
     prefix = serializers.SerializerMethodField(help_text="The key's public part, `pg_<prefix>`.")
     status = serializers.SerializerMethodField(help_text="`active`, `expired` or `revoked`.")
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SerializerMethodField(
+        help_text="Who created the key (null: a command or a key)."
+    )
     rotated_to = serializers.SerializerMethodField(help_text="The key that replaced this one, if rotated.")
 
     class Meta:
@@ -41,6 +43,10 @@ class APIKeySerializer(serializers.ModelSerializer):
 
     def get_prefix(self, obj: APIKey) -> str:
         return f"pg_{obj.prefix}"
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_created_by(self, obj: APIKey) -> str | None:
+        return obj.created_by.get_username() if obj.created_by_id else None
 
     def get_status(self, obj: APIKey) -> str:
         if obj.revoked_at is not None:
@@ -123,7 +129,9 @@ class MembershipCreateSerializer(serializers.Serializer):
 
         user = user_find(value)
         if user is None:
-            raise serializers.ValidationError("No active user has this username or e-mail address.")
+            raise serializers.ValidationError(
+                "No active user has this username or e-mail address.", code="does_not_exist"
+            )
         return user
 
 
