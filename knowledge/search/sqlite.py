@@ -106,18 +106,22 @@ def candidates(
         expressions = [f"({e}) NOT ({excluded})" for e in expressions]
     filters, params = _filters(as_of, jurisdictions)
     placeholders = ", ".join(["%s"] * len(knowledge_base_ids))
+    # A looser tier runs only when the stricter ones found fewer than ``limit`` candidates.
     tier_sql, tier_params = [], []
     for index, (expression, cap) in enumerate(zip(expressions, tier_caps(len(expressions)), strict=True)):
+        needed = ""
+        if index:
+            needed = " AND " + " + ".join(f"(SELECT count(*) FROM t{i})" for i in range(index)) + " < %s"
         tier_sql.append(
-            f"""t{index} AS (
+            f"""t{index} AS MATERIALIZED (
                 SELECT c.id FROM knowledge_chunk_fts
                   JOIN knowledge_chunk c ON c.id = knowledge_chunk_fts.rowid
                   JOIN knowledge_document d ON d.id = c.document_id
                  WHERE knowledge_chunk_fts MATCH %s AND d.knowledge_base_id IN ({placeholders})
-                   AND {filters}
+                   AND {filters}{needed}
                  LIMIT {int(cap)})"""
         )
-        tier_params += [expression, *knowledge_base_ids, *params]
+        tier_params += [expression, *knowledge_base_ids, *params] + ([limit] if index else [])
     union = " UNION ".join(f"SELECT id FROM t{i}" for i in range(len(expressions)))
     cursor.execute(
         f"""
