@@ -101,12 +101,14 @@ def _fast_password_hashing(settings):
 @pytest.fixture(scope="session")
 def browser():
     """One headless Chromium for the whole test process."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     # Playwright's sync API keeps an event loop in this thread; the ORM calls the tests make between
     # browser actions are ordinary synchronous code, so Django's async-safety guard does not apply.
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    # Generous for a loaded 2-core CI machine; a passing test never waits for it.
+    expect.set_options(timeout=15_000)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield browser
@@ -122,7 +124,7 @@ def watcher() -> Watcher:
 def context(browser, live_server, watcher):
     """A fresh browser context (cookies, storage) against the live server, watched for problems."""
     ctx = browser.new_context(base_url=live_server.url, viewport={"width": 1366, "height": 900})
-    ctx.set_default_timeout(10_000)
+    ctx.set_default_timeout(15_000)
     ctx.expose_binding("__pgReport", watcher.report)
     ctx.add_init_script(WATCH_SCRIPT)
     ctx.on("page", lambda page: _watch(page, watcher))
