@@ -102,7 +102,7 @@ def load(agent: Agent | int, persona=None) -> Loaded:
         agent_id=agent_id
     )
     if persona is None:
-        found = personas.filter(is_active=True).first()
+        found = personas.filter(is_active=True).order_by("-version").first()
         if found is None:
             name = agent.name if isinstance(agent, Agent) else Agent.objects.get(pk=agent_id).name
             raise AgentNotRunnable(
@@ -114,7 +114,7 @@ def load(agent: Agent | int, persona=None) -> Loaded:
             version = int(version)
         except (TypeError, ValueError):
             raise PersonaNotFound(f"Persona version {version!r} is not a number.")
-        found = personas.filter(version=version).first()
+        found = personas.filter(version=version).order_by("-version").first()
         if found is None:
             name = agent.name if isinstance(agent, Agent) else Agent.objects.get(pk=agent_id).name
             raise PersonaNotFound(f"The agent '{name}' has no persona version {version}.")
@@ -123,17 +123,21 @@ def load(agent: Agent | int, persona=None) -> Loaded:
         [agent],
         Prefetch(
             "tool_assignments",
-            queryset=AgentTool.objects.filter(enabled=True, tool__is_enabled=True).select_related("tool"),
+            queryset=AgentTool.objects.filter(enabled=True, tool__is_enabled=True)
+            .select_related("tool")
+            .order_by("order", "id"),
         ),
         Prefetch(
             "knowledge_assignments",
-            queryset=AgentKnowledge.objects.filter(enabled=True).select_related("knowledge_base"),
+            queryset=AgentKnowledge.objects.filter(enabled=True)
+            .select_related("knowledge_base")
+            .order_by("order", "id"),
         ),
         Prefetch(
             "guardrail_assignments",
-            queryset=AgentGuardrail.objects.filter(enabled=True, guardrail__enabled=True).select_related(
-                "guardrail"
-            ),
+            queryset=AgentGuardrail.objects.filter(enabled=True, guardrail__enabled=True)
+            .select_related("guardrail")
+            .order_by("order", "id"),
         ),
     )
     provider_row = agent.provider
