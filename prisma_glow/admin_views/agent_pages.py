@@ -84,43 +84,42 @@ ASSIGNMENT_KINDS = {
 }
 
 
-def assemble_system_message(agent: Agent, values: dict) -> str:
-    """The system message as the persona would present it to the model, for the editor's preview.
+class _PreviewPassage:
+    """Stands for the passages retrieved at each run, so the preview shows where they go."""
 
-    The persona's prompt, then its style (tone, audience, language), then what the agent brings
-    (enabled tools, knowledge bases to cite, approved examples). Retrieved passages and the user's
-    message are added per execution.
+    text = "(the passages retrieved for the question appear here at each run)"
+
+    def citation_label(self) -> str:
+        return "document, page, section"
+
+
+def assemble_messages(agent: Agent, values: dict) -> list[dict]:
+    """The messages the model would receive with the persona being edited, for the editor's preview.
+
+    Built by the runtime's own message assembly (``agents.runtime.pipeline``), with the agent's
+    enabled tools and knowledge and its approved examples, so the preview is what a run sends.
     """
-    parts = [values.get("system_prompt", "").strip() or "(no system prompt yet)"]
-    style = []
-    if values.get("tone"):
-        style.append(f"Tone: {values['tone']}.")
-    if values.get("audience"):
-        style.append(f"Audience: {values['audience']}.")
-    if values.get("language"):
-        style.append(f"Answer in the language “{values['language']}”.")
-    if style:
-        parts.append(" ".join(style))
-    tools = [a.tool for a in agent.tool_assignments.select_related("tool").filter(enabled=True)]
-    if tools:
-        parts.append(
-            "Tools you can call:\n"
-            + "\n".join(f"- {t.name}: {t.description or 'no description'}" for t in tools)
-        )
-    bases = [
-        a.knowledge_base.name
-        for a in agent.knowledge_assignments.select_related("knowledge_base").filter(enabled=True)
-    ]
-    if bases:
-        parts.append(
-            "Answer from the numbered passages retrieved from: "
-            + ", ".join(bases)
-            + ". Cite them as [1], [2]… and say so when they do not answer the question."
-        )
-    examples = agent.learning_examples.filter(status=LearningExampleStatus.APPROVED).count()
-    if examples:
-        parts.append(f"({examples} approved example{'s' if examples != 1 else ''} follow as few-shot turns.)")
-    return "\n\n".join(parts)
+    from types import SimpleNamespace
+
+    from agents.runtime import pipeline
+
+    persona = SimpleNamespace(
+        system_prompt=values.get("system_prompt") or "",
+        tone=values.get("tone") or "",
+        audience=values.get("audience") or "",
+        language=values.get("language") or "",
+    )
+    examples = list(
+        agent.learning_examples.filter(status=LearningExampleStatus.APPROVED)
+        .order_by("-created_at", "-id")
+        .values_list("input", "output")[: pipeline.MAX_LEARNING_EXAMPLES]
+    )
+    examples.reverse()
+    has_tools = agent.tool_assignments.filter(enabled=True).exists()
+    has_knowledge = agent.knowledge_assignments.filter(enabled=True).exists()
+    loaded = SimpleNamespace(persona=persona, examples=examples)
+    passages = [_PreviewPassage()] if has_knowledge else []
+    return pipeline._messages(loaded, "(the user's question)", passages, has_tools)
 
 
 class AgentPages:
@@ -482,7 +481,7 @@ class AgentPages:
             "persona": persona,
             "form": form,
             "used": used,
-            "preview": assemble_system_message(agent, preview_values),
+            "messages": assemble_messages(agent, preview_values),
             "preview_url": reverse("admin:agents_agent_persona_preview", args=[agent.pk]),
         }
         title = (
@@ -501,7 +500,7 @@ class AgentPages:
             return HttpResponseNotAllowed(["POST"])
         agent = self._agent(request, agent_id)
         values = {k: request.POST.get(k, "") for k in ("system_prompt", "tone", "audience", "language")}
-        context = {"preview": assemble_system_message(agent, values), "agent": agent}
+        context = {"messages": assemble_messages(agent, values), "agent": agent}
         return htmx_partial(
             request,
             "admin/agents/agent/persona_edit.html",

@@ -380,6 +380,9 @@ def test_persona_editor_validation(staff_client, org):
 
 
 def test_persona_preview_assembles_the_system_message(staff_client, world):
+    from agents import services
+
+    services.learning_example_approve(example=world.example, actor=None)
     url = f"/admin/agents/agent/{world.agent.pk}/personas/preview/"
     response = staff_client.post(
         url,
@@ -389,7 +392,9 @@ def test_persona_preview_assembles_the_system_message(staff_client, world):
     html = response.content.decode()
     assert response.status_code == 200 and "<html" not in html
     assert "You are &lt;b&gt;careful&lt;/b&gt;." in html and "Tone: warm." in html
-    assert world.tool.name in html and world.kb.name in html
+    assert "Answer in this language: de." in html
+    assert "cite them as [1], [2]" in html and "Use the tools" in html  # the agent has knowledge and tools
+    assert world.example.input.replace("'", "&#x27;") in html  # approved examples only
     assert staff_client.get(url).status_code == 405
 
 
