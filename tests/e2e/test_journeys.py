@@ -175,7 +175,11 @@ def test_console_streams_a_cited_answer_takes_feedback_and_opens_the_trace(
     assert LearningExample.objects.filter(source_feedback=feedback, status="proposed").exists()
 
     iban = "DE89 3704 0044 0532 0130 00"
-    message.fill(f"Please check the IBAN {iban} of our client.")
+    message.fill("Please check the IBAN")
+    message.press("Shift+Enter")  # a new line, not a send
+    message.press_sequentially(f"{iban} of our client.")
+    expect(message).to_have_value(f"Please check the IBAN\n{iban} of our client.")
+    expect(page.locator(".console-turn")).to_have_count(1)
     message.press("Enter")
     expect(page.locator(".console-turn:not(.console-turn--running)")).to_have_count(2)
     expect(page.locator(".console-turn").last).to_contain_text(iban)
