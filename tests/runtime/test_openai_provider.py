@@ -390,3 +390,34 @@ def test_servers_sending_arguments_as_objects_and_unindexed_stream_calls(remote)
     execution = execute(agent, "One VAT sum?", source="api")
     assert execution.status == "completed", execution.error
     assert execution.steps.get(kind="tool_call").output["output"]["vat"] == "0.70"
+
+
+def test_model_calls_an_http_tool(remote, httpserver, settings, org):
+    """An organisation's HTTP tool runs through the same loop: validated, called, recorded."""
+    from agents.models import AgentTool
+    from tests.factories import ToolFactory
+
+    settings.HTTP_TOOL_ALLOWED_HOSTS = ["127.0.0.1"]
+    rates = ToolFactory(
+        organization=org,
+        slug="fx-rate",
+        url_template=httpserver.url_for("/fx/{currency}").replace("%7B", "{").replace("%7D", "}"),
+        http_method="GET",
+        input_schema={
+            "type": "object",
+            "properties": {"currency": {"type": "string"}},
+            "required": ["currency"],
+        },
+    )
+    httpserver.expect_request("/fx/USD").respond_with_json({"rate": "1.0842"})
+    agent, model = remote(
+        completion(tool_calls=[("fx-rate", json.dumps({"currency": "USD"}))]), completion("1.0842 [1]")
+    )
+    AgentTool.objects.create(agent=agent, tool=rates, order=5)
+    execution = execute(agent, "EUR/USD today?", source="api")
+    assert execution.status == "completed", execution.error
+    step = execution.steps.get(kind="tool_call")
+    assert (
+        step.output["output"] == {"rate": "1.0842"} and step.output["details"]["http"]["status_code"] == 200
+    )
+    assert json.loads(model.bodies[1]["messages"][-1]["content"]) == {"rate": "1.0842"}

@@ -259,3 +259,14 @@ def test_live_stream_ends_with_the_appended_disclaimer(make_agent):
     deltas = "".join(e["data"]["text"] for e in events if e["event"] == "delta")
     assert deltas == events[-1]["data"]["output"]
     assert deltas.endswith(DISCLAIMER)
+
+
+def test_closing_the_stream_early_still_finishes_the_record(make_agent):
+    agent = make_agent(guards=None)
+    events = execute_stream(agent, QUESTION, source="api")
+    assert next(events)["event"] == "step"
+    events.close()
+    execution = Execution.objects.get()
+    assert execution.status == "failed"
+    assert execution.error == "the client closed the stream before the run finished"
+    assert execution.finished_at is not None and execution.steps.count() >= 1
