@@ -7,8 +7,9 @@ Run: ``.venv/bin/python bench/guardrails.py [--iterations N] [--show-errors]``
    that every kind runs. Prints p50 / p95 / p99 in milliseconds for the whole set and p95 per kind.
    Target: p95 ≤ 5 ms.
 2. Quality — the labelled lines of ``bench/data/guardrails_labelled.jsonl`` (the development set,
-   on which the detectors were tuned), ``bench/data/guardrails_holdout.jsonl`` (written afterwards;
-   one revision followed its misses) and ``bench/data/guardrails_holdout2.jsonl`` (never tuned on) (``injection``: bool,
+   on which the detectors were tuned), ``guardrails_holdout.jsonl`` and ``guardrails_holdout2.jsonl``
+   (each written after the previous round of tuning, then looked at), and ``guardrails_holdout3.jsonl``
+   (written last, never tuned on: the honest figure) (``injection``: bool,
    ``pii``: the entities present, ``style``: how the line is written). Prints precision and recall of
    the ``prompt_injection`` and ``pii`` checks with their default configuration, recall per PII entity
    and per writing style, and the share of benign lines (no injection, no identifier) on which neither
@@ -40,8 +41,12 @@ DATA = ROOT / "bench" / "data" / "guardrails_labelled.jsonl"
 # Written after the detectors were tuned on DATA. Its injection misses (recall 0.67 at first) led to
 # one round of broader signals, so it is no longer unseen.
 HOLDOUT = ROOT / "bench" / "data" / "guardrails_holdout.jsonl"
-# Written after that round and never used to change the detectors: the unbiased figure.
+# Written after that round. First measured at injection recall 0.56 / precision 0.93; a second,
+# generic round (sentence-level concepts, roles, authority claims) followed, so it is seen too.
 HOLDOUT2 = ROOT / "bench" / "data" / "guardrails_holdout2.jsonl"
+# Written last, including ordinary requests to an assistant ("ignore my last message…"), and never used
+# to change the detectors: the unbiased figure.
+HOLDOUT3 = ROOT / "bench" / "data" / "guardrails_holdout3.jsonl"
 
 DEFAULT_SET = [
     {"id": 1, "name": "PII", "kind": "pii", "action": "redact", "config": {}},
@@ -258,7 +263,7 @@ def main() -> None:
         "  100,000-character adversarial inputs (ms): " + ", ".join(f"{k} {v:.0f}" for k, v in worst.items())
     )
 
-    for path in (DATA, HOLDOUT, HOLDOUT2):
+    for path in (DATA, HOLDOUT, HOLDOUT2, HOLDOUT3):
         report_quality(path, args.show_errors)
 
 

@@ -3,9 +3,10 @@
 import django_filters
 
 from guardrails.models import Guardrail, GuardrailAction, GuardrailKind
+from prisma_glow.api.filters import FilterSet
 
 
-class GuardrailFilterSet(django_filters.FilterSet):
+class GuardrailFilterSet(FilterSet):
     kind = django_filters.MultipleChoiceFilter(choices=GuardrailKind.choices)
     action = django_filters.ChoiceFilter(choices=GuardrailAction.choices)
 

@@ -34,7 +34,7 @@ class GuardrailSerializer(serializers.ModelSerializer):
     applies_to_input = serializers.BooleanField(required=False, allow_null=True, default=None)
     applies_to_retrieval = serializers.BooleanField(required=False, allow_null=True, default=None)
     applies_to_output = serializers.BooleanField(required=False, allow_null=True, default=None)
-    config = serializers.JSONField(required=False, help_text="Settings for the kind (validated per kind).")
+    config = serializers.DictField(required=False, help_text="Settings for the kind (validated per kind).")
 
     class Meta:
         model = Guardrail

@@ -42,7 +42,8 @@ CONFUSABLES: dict[str, str] = {
     "đ": "d", "ħ": "h", "ŀ": "l", "ɑ": "a", "ɩ": "i", "ʀ": "r", "ʏ": "y", "ᴀ": "a", "ʙ": "b",
     "ᴄ": "c", "ᴅ": "d", "ᴇ": "e", "ɢ": "g", "ʜ": "h", "ɪ": "i", "ᴊ": "j", "ᴋ": "k", "ʟ": "l",
     "ᴍ": "m", "ɴ": "n", "ᴏ": "o", "ᴘ": "p", "ꜱ": "s", "ᴛ": "t", "ᴜ": "u", "ᴠ": "v", "ᴡ": "w",
-    "ᴢ": "z",
+    "ᴢ": "z", "ɨ": "i", "ƚ": "l", "ƀ": "b", "ɇ": "e", "ɉ": "j", "ʉ": "u", "ƶ": "z", "ȼ": "c", "ɍ": "r",
+    "ŧ": "t", "ꝁ": "k", "ɏ": "y", "ǥ": "g", "ɖ": "d", "ɗ": "d", "ɦ": "h", "ɱ": "m", "ɲ": "n", "ƥ": "p",
 }  # fmt: skip
 
 # Invisible characters that are not of category Cf (Hangul fillers, braille blank).
@@ -103,7 +104,7 @@ _LEET_RE = re.compile(r"[0134578@$!+€](?=[a-z])|[0134578](?<=[a-z][0134578])")
 # Letters spelt out one at a time with separators: "i g n o r e", "s.y.s.t.e.m", "p-r-o-m-p-t". The
 # character before the run is consumed rather than looked behind at: much faster to scan for.
 _SPACED_RE = re.compile(r"(?:^|[^a-z0-9])((?:[a-z][ .\-_*·/\\]{1,2}){3,}[a-z])(?![a-z0-9])")
-_SEPARATORS_RE = re.compile(r"[ .\-_*·/\\]")
+_SEPARATOR_RUN_RE = re.compile(r"([ .\-_*·/\\]+)")
 
 
 @dataclass(slots=True, eq=False)
@@ -204,10 +205,23 @@ def fold(text: str, *, leet: bool = True, join_spaced: bool = True) -> View:
         for match in _SPACED_RE.finditer(folded):
             parts.append(folded[pos : match.start(1)])
             new_origin.extend(origin[pos : match.start(1)])
-            for i in range(match.start(1), match.end(1)):
-                if not _SEPARATORS_RE.match(folded[i]):
-                    parts.append(folded[i])
-                    new_origin.append(origin[i])
+            run = match.group(1)
+            # The separator used between letters is the commonest one; any other separator (a double
+            # space after single ones, a space after dots) marks a break between words.
+            separators = _SEPARATOR_RUN_RE.findall(run)
+            usual = max(set(separators), key=separators.count)
+            offset = match.start(1)
+            for piece in _SEPARATOR_RUN_RE.split(run):
+                if piece is None:
+                    continue
+                if _SEPARATOR_RUN_RE.fullmatch(piece):
+                    if piece != usual:
+                        parts.append(" ")
+                        new_origin.append(origin[offset])
+                else:
+                    parts.append(piece)
+                    new_origin.extend(origin[offset : offset + len(piece)])
+                offset += len(piece)
             pos = match.end(1)
         parts.append(folded[pos:])
         new_origin.extend(origin[pos:])

@@ -45,7 +45,7 @@ _VERB_OVERRIDE = (
 _QUALIFIER = (
     r"(?:all|any|every|the|your|my|of|these|those|previous|prior|above|earlier|preceding|foregoing|"
     r"initial|original|system|developer|existing|current|given|old|default|standing|safety|content|"
-    r"security|ethical|firm'?s?|company|operator)"
+    r"security|ethical|firm'?s?|company|operator|compliance|usual|normal|standard|internal)"
 )
 _STRONG_QUALIFIER = (
     r"(?:all|any|every|your|previous|prior|above|earlier|preceding|foregoing|initial|original|system|"
@@ -105,7 +105,12 @@ SIGNAL_SPECS: list[SignalSpec] = [
                 _OVERRIDE_WORDS,
                 rf"{_VERB_OVERRIDE}\W*(?:all\W*)?(?:of\W*)?(?:the\W*|that\W*)?(?:above|foregoing|preceding|previous|"
                 r"prior)(?:\W*(?:text|content|message|messages|conversation|prompt))?\s*(?:and\b|[,.;:!]|$)",
-            )
+            ),
+            (
+                _OVERRIDE_WORDS,
+                rf"{_VERB_OVERRIDE}\W*(?:all\W*)?(?:of\W*)?(?:the\W*|my\W*|our\W*)?(?:last|previous|prior|above|earlier)\W*"
+                r"(?:few\W*|\d+\W*|two\W*|three\W*)?(?:messages|lines|paragraphs|turns|exchanges|replies|answers)",
+            ),
         ],
     ),
     (
@@ -179,7 +184,9 @@ SIGNAL_SPECS: list[SignalSpec] = [
         0.7,
         [
             (("you",), r"you\W*are\W*(?:no\W*longer|from\W*now\W*on)\b"),
-            (("from",), r"from\W*now\W*on\W*(?:you|your|act|respond|answer|behave)\b"),
+            (("from",), r"from\W*(?:now|here)\W*on\W*,?\W*(?:you|your|act|respond|answer|behave|reply)\b"),
+            (("switch", "swap", "change", "reverse"), r"(?:switch|swap|change|reverse)\W*roles\b"),
+            (("a", "another"), r"(?:a|another)\W*(?:different\W*|new\W*|secret\W*)?version\W*of\W*you\b"),
             (("pretend", "imagine"), r"(?:pretend|imagine)\W*(?:to\W*be|you\W*are|that\W*you|you\W*were)\b"),
             (("roleplay", "role"), r"(?:roleplay|role\W*play)\W*as\b"),
             (("your",), r"your\W*new\W*(?:role|persona|identity|name|task|instructions|goal|purpose|job)\b"),
@@ -239,6 +246,7 @@ SIGNAL_SPECS: list[SignalSpec] = [
             (
                 ("unfiltered", "uncensored", "unrestricted", "unaligned", "jailbroken", "unlocked"),
                 r"(?:unfiltered|uncensored|unrestricted|unaligned|jailbroken|unlocked)\W*(?:model|ai|assistant|mode|"
+                r"output|answers|responses|access|"
                 r"version|chatbot|llm|bot|gpt)",
             ),
         ],
@@ -304,7 +312,7 @@ SIGNAL_SPECS: list[SignalSpec] = [
                 ),
                 r"(?:new|updated|revised|real|actual|true|additional|important|secret|hidden|override)\W*"
                 r"(?:system\W*)?(?:instructions?|system prompt|prompt|directives?|orders|message|rules?|task|policy|"
-                r"mission|objective)\s*(?:[:\-]|are\b|is\b)",
+                r"mission|objective|priority|priorities|goal|mode)\s*(?:[:\-]|are\b|is\b)",
             ),
             (("instead",), r"instead\W*(?:you|your)\W*(?:will|must|should|shall|are to)\b"),
             (
@@ -315,7 +323,7 @@ SIGNAL_SPECS: list[SignalSpec] = [
                 ("follow", "obey"),
                 r"(?:follow|obey)\W*only\W*(?:my|these|the\W*following|our)\W*(?:commands|instructions|orders|rules)",
             ),
-            (("override",), r"override\s*:"),
+            (("override",), r"override\s*(?::|engaged|active|enabled|mode\b|accepted|granted|successful)"),
             (
                 ("obey", "follow", "execute"),
                 r"(?:obey|follow|execute)\W*(?:every|all|any)\W*(?:commands?|instructions?|orders?)\W*without",
@@ -335,6 +343,16 @@ SIGNAL_SPECS: list[SignalSpec] = [
                 r"(?:i\W*am|i'?m|as)\W*(?:your|the)\W*(?:developer|creator|system\W*administrator|admin|administrator|owner|operator|programmer)",
             ),
             (("i",), r"i\W*(?:authori[sz]e|permit|allow)\W*you\W*to"),
+            (
+                ("this",),
+                r"this\W*is\W*(?:the|your)\W*(?:system\W*administrator|administrator|admin|developer|operator|"
+                r"it\W*department|security\W*team|creator)",
+            ),
+            (
+                ("coming", "comes", "came", "sent"),
+                r"(?:coming|comes|came|sent)\W*(?:directly\W*)?from\W*(?:your|the)\W*(?:developer|creator|operator|"
+                r"administrator|admin|system|owner)s?\b",
+            ),
             (
                 ("i", "user"),
                 r"(?:user|i)\W*(?:has|have|am\W*granted|was\W*granted)\W*(?:full\W*)?(?:admin|administrator|"
@@ -359,7 +377,8 @@ SIGNAL_SPECS: list[SignalSpec] = [
             (("dear", "hey", "hello", "attention", "hi"), rf"(?:dear|hey|hello|hi|attention)\W*{_AI}\b"),
             (
                 _AI_WORDS,
-                rf"{_AI}\W*[:,]\W*(?:please\W*)?(?:ignore|disregard|when|you|do|always|never|tell)\b",
+                rf"{_AI}(?:\W*(?:system|reader|agent|tool)s?)?\W*[:,]\W*(?:please\W*)?"
+                r"(?:ignore|disregard|when|you|do|always|never|tell|say|state|from|before|after)\b",
             ),
             (_AI_WORDS, rf"{_AI}\W*(?:must|should|shall|is\W*to|needs\W*to|has\W*to)\b"),
             (
@@ -467,6 +486,33 @@ SIGNAL_SPECS: list[SignalSpec] = [
     ),
 ]
 
+# The same attack in the other languages of the firm's clients (French, German, Italian, Spanish, Dutch,
+# Portuguese): overriding the instructions, revealing the system prompt.
+SIGNAL_SPECS.append(
+    (
+        "override_instructions_other_language",
+        0.9,
+        [
+            (
+                ("ignorez", "oubliez", "ignoriere", "ignorieren", "vergiss", "vergessen", "ignora", "ignorare",
+                 "dimentica", "ignorar", "olvida", "negeer", "vergeet", "esquece", "esqueca"),
+                r"(?:ignorez|oubliez|ignoriere|ignorieren\W*sie|vergiss|vergessen\W*sie|ignora|ignorare|"
+                r"dimentica|ignorar|olvida|negeer|vergeet|esquec[ea])\W*(?:\w+\W+){0,3}"
+                r"(?:instructions|consignes|anweisungen|vorgaben|regeln|istruzioni|regole|instrucciones|reglas|"
+                r"instructies|regels|instrucoes|regras)",
+            ),
+            (
+                ("ignore", "oublie"),
+                r"(?:ignore|oublie)\W*(?:toutes\W*)?(?:les|tes|vos)\W*(?:\w+\W+){0,2}(?:instructions|consignes|regles)",
+            ),
+            (
+                ("prompt", "invite", "systemprompt", "mensaje", "messaggio"),
+                r"(?:prompt|invite|mensaje|messaggio)\W*(?:di|del|de|du)\W*(?:sistema|systeme)|systemprompt",
+            ),
+        ],
+    )
+)  # fmt: skip
+
 # Signals that are not introduced by a word: chat-template markers and fake conversation turns. Each is
 # (name, weight, needles, pattern, at_line_start): the pattern runs only if a needle occurs in the
 # normalised text; ``at_line_start`` requires only blanks or list/heading marks before it on its line.
@@ -513,8 +559,9 @@ SQUASHED_SIGNALS: list[tuple[str, float, tuple[str, ...], re.Pattern[str]]] = [
         1.0,
         ("ignor", "disregard", "forget", "bypass", "overrid", "overlook"),
         re.compile(
-            r"(?:ignore|disregard|forget|bypass|override|overlook)(?:all|any|every)?(?:the|your|my|of)*"
-            r"(?:previous|prior|above|earlier|preceding|system|initial|original)"
+            r"(?:ignore|disregard|forget|bypass|override|overlook)(?:all|any|every)?(?:the|of)*"
+            r"(?:your(?:previous|prior|above|earlier|preceding|system|initial|original)?|"
+            r"(?:my)?(?:previous|prior|above|earlier|preceding|system|initial|original))"
             r"(?:instructions?|prompts?|directives?|directions|guidelines|rules)"
         ),
     ),
@@ -525,7 +572,7 @@ SQUASHED_SIGNALS: list[tuple[str, float, tuple[str, ...], re.Pattern[str]]] = [
         re.compile(
             r"(?:show|reveal|print|repeat|display|output|leak|dump|disclose)(?:me|us)?(?:your|the)"
             r"(?:full|entire|hidden|secret|original|initial)?(?:systemprompt|initialprompt|hiddenprompt|"
-            r"systeminstructions|secretinstructions)"
+            r"systeminstructions|secretinstructions|systemmessage|hiddenmessage)"
         ),
     ),
     (
@@ -590,6 +637,7 @@ _CONCEPT_WORDS: dict[str, tuple[str, ...]] = {
         "unrestricted", "unfiltered", "uncensored", "admin", "administrator", "permission", "authoris*",
         "authoriz*", "testing", "disabled", "enable", "unlocked", "maintenance",
     ),
+    "received": ("received", "receive", "given", "got", "gave", "wrote", "written", "loaded", "programmed"),
     "prior": ("previous", "prior", "earlier", "above", "last", "preceding", "original", "initial"),
 }  # fmt: skip
 
@@ -598,6 +646,7 @@ CONCEPT_RULES: list[tuple[str, float, tuple[str, ...]]] = [
     ("override_own_instructions", 0.55, ("override", "instructions", "self")),
     ("override_prior_instructions", 0.55, ("override", "instructions", "prior")),
     ("disclose_own_instructions", 0.55, ("disclose", "instructions", "self")),
+    ("disclose_own_instructions", 0.55, ("disclose", "instructions", "received")),
     ("reply_without_limits", 0.5, ("you", "modal", "limits")),
     ("ai_told_to_act", 0.4, ("ai", "modal", "action")),
     ("privilege_escalation", 0.4, ("privilege", "you")),
