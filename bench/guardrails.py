@@ -9,7 +9,7 @@ Run: ``.venv/bin/python bench/guardrails.py [--iterations N] [--show-errors]``
 2. Quality — the labelled lines of ``bench/data/guardrails_labelled.jsonl`` (the development set,
    on which the detectors were tuned), ``guardrails_holdout.jsonl`` and ``guardrails_holdout2.jsonl``
    (each written after the previous round of tuning, then looked at), and ``guardrails_holdout3.jsonl``
-   (written last, never tuned on: the honest figure) (``injection``: bool,
+   (written last; see the note on HOLDOUT3 for its first, unbiased figure) (``injection``: bool,
    ``pii``: the entities present, ``style``: how the line is written). Prints precision and recall of
    the ``prompt_injection`` and ``pii`` checks with their default configuration, recall per PII entity
    and per writing style, and the share of benign lines (no injection, no identifier) on which neither
@@ -44,8 +44,10 @@ HOLDOUT = ROOT / "bench" / "data" / "guardrails_holdout.jsonl"
 # Written after that round. First measured at injection recall 0.56 / precision 0.93; a second,
 # generic round (sentence-level concepts, roles, authority claims) followed, so it is seen too.
 HOLDOUT2 = ROOT / "bench" / "data" / "guardrails_holdout2.jsonl"
-# Written last, including ordinary requests to an assistant ("ignore my last message…"), and never used
-# to change the detectors: the unbiased figure.
+# Written last, including ordinary requests to an assistant ("ignore my last message…"). First measured
+# at injection recall 0.36, precision 1.00 (PII 1.00 / 1.00): the honest figure for new phrasings. Its
+# misses then exposed evasion-handling bugs (dotted words lost their breaks, a look-alike letter, other
+# languages) that were fixed, so later figures on it are no longer unseen.
 HOLDOUT3 = ROOT / "bench" / "data" / "guardrails_holdout3.jsonl"
 
 DEFAULT_SET = [
