@@ -2,9 +2,11 @@
 
 Each entity has a candidate pattern; a candidate counts only when python-stdnum (or phonenumbers for
 telephone numbers) accepts it, so an arbitrary number with the right shape is not flagged. Numbers whose
-shape alone says little (a bare 9-digit SSN or EIN, a 10-digit UTR, a national telephone number without
-separators) also need a keyword before them ("SSN", "EIN", "UTR", "tel."…). EU VAT numbers are
-recognised with their country prefix (``DE136695976``, ``FR 40 303 265 045``).
+shape alone says little also need a keyword shortly before them: an EIN ("EIN", "employer
+identification", "tax ID"…), a UTR ("UTR", "taxpayer reference"…), an SSN written without separators
+("SSN"), a national telephone number written without separators ("tel.", "mobile", "call"…). EU VAT
+numbers are recognised with their country prefix (``DE136695976``, ``FR 40 303 265 045``); telephone
+numbers with ``+``/``00`` and a country code, or in the national format of ``phone_regions``.
 
 Findings overlap-resolve in the order of ``ENTITIES`` (an IBAN is not also reported as a card number).
 With the ``redact`` action each one becomes a typed placeholder (``[IBAN_1]``) — see the engine.

@@ -2,10 +2,22 @@
 assistant — typed by a user or hidden in a retrieved document (indirect injection).
 
 The text is normalised first (``normalize.fold``: case, accents, zero-width and look-alike characters,
-leetspeak, letters spelt out one by one). Weighted signals are then matched on that view, a few strong
-ones also on the letters-only view (words split by spaces or punctuation), and base64 fragments are
-decoded and scanned again. The score is ``1 - Π(1 - weight)`` over the distinct signals; the check
-triggers when it reaches ``threshold``. The verdict lists every signal with its weight and span.
+leetspeak, letters spelt out one by one). Then, each with a weight:
+
+- phrase signals (``SIGNAL_SPECS``), tried only where the normalised text has one of their first words,
+  so the text is scanned once for words whatever the number of signals;
+- concept signals (``CONCEPT_RULES``): concepts that co-occur in one sentence (an override verb, the
+  assistant's instructions, "your"…), which catch phrasings no fixed phrase foresaw;
+- markup signals (``SYMBOL_SIGNALS``): chat-template markers, fake conversation turns, image links
+  that leak data;
+- a few strong phrases on the letters-only view (words split by spaces or punctuation);
+- base64 fragments, decoded and scanned again.
+
+The score is ``1 - Π(1 - weight)`` over the distinct signals; the check triggers when it reaches
+``threshold``. The verdict lists every signal with its weight and span.
+
+What it is not: a model. Rules recognise the families of attack they describe, in many disguises, but
+a new phrasing may pass; ``bench/guardrails.py`` measures both on labelled and held-out lines.
 
 Configuration::
 
