@@ -15,6 +15,8 @@ import json
 import socket
 import string
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
@@ -79,15 +81,22 @@ def _allowed_entries() -> tuple[set[str], list[ipaddress._BaseNetwork]]:
     return hosts, networks
 
 
-def resolve_destination(host: str, port: int) -> str:
+_resolver = ThreadPoolExecutor(max_workers=4, thread_name_prefix="http-tool-dns")
+
+
+def resolve_destination(host: str, port: int, *, timeout: float = 5.0) -> str:
     """The address to connect to for ``host``: every resolved address must be public or allowed.
 
+    The lookup itself is bounded by ``timeout`` (the system resolver has no timeout of its own).
     Raises ``DestinationRefused`` naming the host and the kind of address.
     """
     allowed_hosts, allowed_networks = _allowed_entries()
     host_allowed = host.lower() in allowed_hosts
+    lookup = _resolver.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = lookup.result(timeout=max(0.001, timeout))
+    except FutureTimeout:
+        raise HttpToolError(f"Resolving the host {host!r} took longer than {timeout:g} s.")
     except (socket.gaierror, UnicodeError) as exc:
         raise HttpToolError(f"Cannot resolve the host {host!r}: {exc}.")
     addresses = []
@@ -202,7 +211,7 @@ def _send(method, url, rest, headers, record, cap, budget, deadline):
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise HttpToolError(f"Only http:// and https:// URLs can be called (got {url!r}).")
             port = parts.port or (443 if parts.scheme == "https" else 80)
-            address = resolve_destination(parts.hostname, port)
+            address = resolve_destination(parts.hostname, port, timeout=min(5.0, deadline - time.monotonic()))
             pinned_url, host_header, extensions = _pinned(url, address)
             remaining = deadline - time.monotonic()
             if remaining <= 0:

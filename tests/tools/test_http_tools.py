@@ -154,3 +154,17 @@ def test_refused_connection(allow_local):
     tool = ToolFactory(url_template=f"http://127.0.0.1:{port}/x", input_schema={"type": "object"})
     result = run_tool(tool, {})
     assert not result.ok and "failed" in result.error
+
+
+def test_slow_dns_is_bounded(monkeypatch):
+    from tools.http_executor import HttpToolError
+
+    def slow_lookup(*args, **kwargs):
+        time.sleep(0.5)
+        return []
+
+    monkeypatch.setattr("tools.http_executor.socket.getaddrinfo", slow_lookup)
+    started = time.monotonic()
+    with pytest.raises(HttpToolError, match="took longer than 0.1 s"):
+        resolve_destination("slow.example", 443, timeout=0.1)
+    assert time.monotonic() - started < 0.4
