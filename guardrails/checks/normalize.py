@@ -185,12 +185,12 @@ def _unleet(folded: str) -> str:
     return folded
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=8)
 def fold(text: str, *, leet: bool = True, join_spaced: bool = True) -> View:
     """The matching view (see the module docstring).
 
-    Memoised: the checks of one ``evaluate`` call share the view of the same text. A returned view must
-    be treated as read-only.
+    Memoised (a few texts only, so long texts are not kept): the checks of one ``evaluate`` call share the
+    view of the same text. A returned view must be treated as read-only.
     """
     view = _translate(text, _FOLD)
     folded = view.text
@@ -232,7 +232,7 @@ def fold(text: str, *, leet: bool = True, join_spaced: bool = True) -> View:
 _LETTERS_RE = re.compile(r"[a-z]+")
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=4)
 def squash(view: View) -> View:
     """Letters only: defeats words split by spaces, punctuation or line breaks (``ig nore``).
 
