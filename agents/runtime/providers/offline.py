@@ -186,6 +186,9 @@ def extract_answer(question: str, passages: list) -> tuple[str, list[int]]:
     cited: list[int] = []
     for number, passage in enumerate(passages[:MAX_PASSAGES], start=1):
         sentences = [s.strip() for s in SENTENCE.split(" ".join(_passage_text(passage).split())) if s.strip()]
+        if len(sentences) > 1 and sentences[0][:1].islower():
+            # A chunk that starts mid-sentence (the overlap with the previous chunk): quote whole sentences.
+            sentences = sentences[1:]
         scored = [(len(wanted & terms(s)), -i, s) for i, s in enumerate(sentences)]
         scored = [item for item in scored if item[0] > 0]
         if not scored:
