@@ -7,6 +7,7 @@ there is a body), so no view declares them by hand.
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+from drf_spectacular.plumbing import force_instance
 from rest_framework import serializers
 
 
@@ -143,6 +144,23 @@ class AutoSchema(SpectacularAutoSchema):
             responses[code] = response
         return responses
 
+    def map_parsers(self):
+        """The API speaks JSON: requests are declared as JSON only, plus multipart where a file is
+        uploaded. (Form encodings cannot express null, so declaring them would promise what a
+        nullable field cannot receive; they are still parsed, and checked for NUL, at runtime.)"""
+        media_types = super().map_parsers()
+        if "application/json" not in media_types or self._uploads_file():
+            return media_types
+        return ["application/json"]
+
+    def _uploads_file(self) -> bool:
+        try:
+            serializer = force_instance(self.get_request_serializer())
+            fields = serializer.fields if isinstance(serializer, serializers.Serializer) else {}
+        except Exception:  # a serializer that needs a real request: keep every media type
+            return True
+        return any(isinstance(f, serializers.FileField) for f in fields.values())
+
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
         content = super()._map_serializer_field(field, direction, bypass_extensions)
         if (
@@ -204,7 +222,7 @@ def postprocess_forbid_nul(result, generator, request, public):
     components = result.get("components", {}).get("schemas", {})
     seen: set[str] = set()
     for item in result.get("paths", {}).values():
-        for method, operation in item.items():
+        for operation in item.values():
             if not isinstance(operation, dict):
                 continue
             for parameter in operation.get("parameters", []):
