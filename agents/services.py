@@ -58,17 +58,30 @@ def _check_fields(fields: dict[str, Any], allowed: Iterable[str], what: str) -> 
         raise TypeError(f"Unknown {what} field(s): {', '.join(unknown)}")
 
 
-def _full_clean(instance: models.Model, extra: dict[str, list[str]] | None = None) -> None:
-    """``full_clean()``, merged with errors found beforehand, raised together."""
+def _full_clean(
+    instance: models.Model,
+    extra: dict[str, list[str]] | None = None,
+    conflicts: dict[str, list[str]] | None = None,
+) -> None:
+    """Validate ``instance`` in the order a caller can act on.
+
+    Field errors (``full_clean`` without constraints, merged with ``extra`` found beforehand) raise
+    ``ValidationError`` (400); then clashes with existing rows (``conflicts``: a duplicate name, an
+    assignment that exists) raise ``ConflictError`` (409); then the model's constraints are checked.
+    """
     errors = {k: list(v) for k, v in (extra or {}).items()}
     try:
-        instance.full_clean()
+        instance.full_clean(validate_unique=False, validate_constraints=False)
     except ValidationError as exc:
         for field, messages in exc.message_dict.items():
             errors.setdefault(field, [])
             errors[field].extend(m for m in messages if m not in errors[field])
     if errors:
         raise ValidationError(errors)
+    if conflicts:
+        raise ConflictError(conflicts)
+    instance.validate_unique()
+    instance.validate_constraints()
 
 
 def _unique_slug(model, organization, base: str, *, exclude_pk=None, fallback: str = "agent") -> str:
@@ -100,13 +113,8 @@ AGENT_FIELDS = (
 
 
 def _agent_errors(agent: Agent) -> dict[str, list[str]]:
-    """Rules that need the database: unique name, owner and provider inside the organisation."""
+    """Rules that need the database: owner and provider inside the organisation."""
     errors: dict[str, list[str]] = {}
-    others = Agent.objects.filter(organization_id=agent.organization_id).exclude(pk=agent.pk)
-    if agent.name and others.filter(name__iexact=agent.name).exists():
-        errors["name"] = [f"An agent named '{agent.name}' already exists in this organisation."]
-    if agent.slug and others.filter(slug=agent.slug).exists():
-        errors["slug"] = [f"An agent with the slug '{agent.slug}' already exists in this organisation."]
     if (
         agent.owner_id is not None
         and not Membership.objects.filter(
@@ -117,6 +125,17 @@ def _agent_errors(agent: Agent) -> dict[str, list[str]]:
     if agent.provider_id is not None and agent.provider.organization_id != agent.organization_id:
         errors["provider"] = ["The provider must belong to the agent's organisation."]
     return errors
+
+
+def _agent_conflicts(agent: Agent) -> dict[str, list[str]]:
+    """Another agent of the organisation with the same name or slug."""
+    conflicts: dict[str, list[str]] = {}
+    others = Agent.objects.filter(organization_id=agent.organization_id).exclude(pk=agent.pk)
+    if agent.name and others.filter(name__iexact=agent.name).exists():
+        conflicts["name"] = [f"An agent named '{agent.name}' already exists in this organisation."]
+    if agent.slug and others.filter(slug=agent.slug).exists():
+        conflicts["slug"] = [f"An agent with the slug '{agent.slug}' already exists in this organisation."]
+    return conflicts
 
 
 @transaction.atomic
@@ -132,7 +151,7 @@ def agent_create(*, organization, actor, ip: str | None = None, name: str, **fie
         )
         fields["owner"] = user if is_member else None
     agent = Agent(organization=organization, name=name, status=AgentStatus.DRAFT, **fields)
-    _full_clean(agent, _agent_errors(agent))
+    _full_clean(agent, _agent_errors(agent), _agent_conflicts(agent))
     agent.save()
     audit_record(
         organization=organization, action="agent.create", actor=actor, ip=ip, obj=agent, after=snapshot(agent)
@@ -150,7 +169,7 @@ def agent_update(*, agent: Agent, actor, ip: str | None = None, **fields: Any) -
         setattr(agent, key, value)
     if not agent.slug:
         agent.slug = _unique_slug(Agent, agent.organization_id, agent.name, exclude_pk=agent.pk)
-    _full_clean(agent, _agent_errors(agent))
+    _full_clean(agent, _agent_errors(agent), _agent_conflicts(agent))
     agent.save()
     after = snapshot(agent)
     if after != before:
@@ -345,10 +364,10 @@ def _assign(
         last = kind.model.objects.filter(agent=agent).aggregate(m=Max("order"))["m"]
         order = 0 if last is None else last + 1
     assignment = kind.model(agent=agent, order=order, **{kind.target: target}, **settings)
-    errors = _target_errors(kind, agent, target)
-    if not errors and kind.model.objects.filter(agent=agent, **{kind.target: target}).exists():
-        errors = {kind.target: [f"The {kind.label} '{target}' is already assigned to this agent."]}
-    _full_clean(assignment, errors)
+    conflicts = {}
+    if kind.model.objects.filter(agent=agent, **{kind.target: target}).exists():
+        conflicts = {kind.target: [f"The {kind.label} '{target}' is already assigned to this agent."]}
+    _full_clean(assignment, _target_errors(kind, agent, target), conflicts)
     assignment.save()
     audit_record(
         organization=agent.organization,
@@ -401,8 +420,11 @@ def _reorder(
     """Set ``order`` from the position in ``assignment_ids``, which must list every assignment once."""
     current = {a.pk: a for a in kind.model.objects.select_for_update().filter(agent=agent)}
     ids = list(assignment_ids)
-    if len(ids) != len(set(ids)) or set(ids) != set(current):
-        raise ValidationError(
+    if len(ids) != len(set(ids)):
+        raise ValidationError({"assignments": ["Each assignment id may appear only once."]})
+    if set(ids) != set(current):
+        # The list does not match the agent's assignments (one was added or removed meanwhile).
+        raise ConflictError(
             {
                 "assignments": [
                     f"List each of the agent's {len(current)} {kind.label} assignment id(s) exactly once."
@@ -522,11 +544,15 @@ PROVIDER_FIELDS = (
 
 
 def _provider_errors(provider: ModelProvider) -> dict[str, list[str]]:
+    if provider.kind == "openai_compatible" and not provider.base_url:
+        return {"base_url": ["An OpenAI-compatible provider needs a base URL."]}
+    return {}
+
+
+def _provider_conflicts(provider: ModelProvider) -> dict[str, list[str]]:
     others = ModelProvider.objects.filter(organization_id=provider.organization_id).exclude(pk=provider.pk)
     if provider.name and others.filter(name__iexact=provider.name).exists():
         return {"name": [f"A provider named '{provider.name}' already exists in this organisation."]}
-    if provider.kind == "openai_compatible" and not provider.base_url:
-        return {"base_url": ["An OpenAI-compatible provider needs a base URL."]}
     return {}
 
 
@@ -545,7 +571,7 @@ def provider_create(*, organization, actor, ip: str | None = None, name: str, **
     _check_fields(fields, PROVIDER_FIELDS, "provider")
     provider = ModelProvider(organization=organization, name=name, **fields)
     _take_over_default(provider)
-    _full_clean(provider, _provider_errors(provider))
+    _full_clean(provider, _provider_errors(provider), _provider_conflicts(provider))
     provider.save()
     audit_record(
         organization=organization,
@@ -567,7 +593,7 @@ def provider_update(*, provider: ModelProvider, actor, ip: str | None = None, **
     for key, value in fields.items():
         setattr(provider, key, value)
     _take_over_default(provider)
-    _full_clean(provider, _provider_errors(provider))
+    _full_clean(provider, _provider_errors(provider), _provider_conflicts(provider))
     provider.save()
     audit_record(
         organization=provider.organization,

@@ -75,23 +75,24 @@ def _unique_slug(organization, base: str, *, exclude_pk=None) -> str:
 
 
 def _validate(tool: Tool) -> None:
-    """Model validation plus the rules that need the database: unique names, no shadowed built-ins."""
-    errors: dict[str, list[str]] = {}
+    """Field errors first (400), then clashes with other tools (409: a taken name or slug, a built-in
+    tool's slug), then the model's constraints."""
+    tool.full_clean(validate_unique=False, validate_constraints=False)
+    conflicts: dict[str, list[str]] = {}
     same_org = Tool.objects.filter(organization=tool.organization).exclude(pk=tool.pk)
     if tool.name and same_org.filter(name__iexact=tool.name).exists():
-        errors["name"] = [f"A tool named '{tool.name}' already exists in this organisation."]
-    if (
+        conflicts["name"] = [f"A tool named '{tool.name}' already exists in this organisation."]
+    if tool.slug and same_org.filter(slug=tool.slug).exists():
+        conflicts["slug"] = [f"A tool with the slug '{tool.slug}' already exists in this organisation."]
+    elif (
         tool.slug
         and Tool.objects.filter(organization__isnull=True, slug=tool.slug).exclude(pk=tool.pk).exists()
     ):
-        errors["slug"] = [f"'{tool.slug}' is the slug of a built-in tool; choose another."]
-    try:
-        tool.full_clean()
-    except ValidationError as exc:
-        for field, messages in exc.message_dict.items():
-            errors.setdefault(field, []).extend(messages)
-    if errors:
-        raise ValidationError(errors)
+        conflicts["slug"] = [f"'{tool.slug}' is the slug of a built-in tool; choose another."]
+    if conflicts:
+        raise ConflictError(conflicts)
+    tool.validate_unique()
+    tool.validate_constraints()
 
 
 @transaction.atomic

@@ -1,4 +1,5 @@
-"""Filters of the agents API (django-filter)."""
+"""Filters of the agents API (django-filter), on the platform's strict filter types: ids within the
+bigint range, ISO 8601 date-times normalised to UTC."""
 
 import django_filters
 
@@ -14,26 +15,27 @@ from agents.models import (
     ModelProvider,
     ProviderKind,
 )
+from prisma_glow.api.filters import FilterSet, IdFilter, IsoDateTimeFilter
 
 
-class AgentFilterSet(django_filters.FilterSet):
+class AgentFilterSet(FilterSet):
     type = django_filters.MultipleChoiceFilter(choices=AgentType.choices)
     status = django_filters.MultipleChoiceFilter(choices=AgentStatus.choices)
-    owner = django_filters.NumberFilter(field_name="owner_id", label="Owner (user id)")
+    owner = IdFilter(field_name="owner_id", label="Owner (user id)")
 
     class Meta:
         model = Agent
         fields = ["type", "status", "owner"]
 
 
-class ExecutionFilterSet(django_filters.FilterSet):
-    agent = django_filters.NumberFilter(field_name="agent_id")
+class ExecutionFilterSet(FilterSet):
+    agent = IdFilter(field_name="agent_id")
     status = django_filters.MultipleChoiceFilter(choices=ExecutionStatus.choices)
     source = django_filters.MultipleChoiceFilter(choices=ExecutionSource.choices)
-    created_after = django_filters.IsoDateTimeFilter(
+    created_after = IsoDateTimeFilter(
         field_name="created_at", lookup_expr="gte", label="Created at or after (ISO 8601)"
     )
-    created_before = django_filters.IsoDateTimeFilter(
+    created_before = IsoDateTimeFilter(
         field_name="created_at", lookup_expr="lt", label="Created before (ISO 8601)"
     )
     is_test = django_filters.BooleanFilter()
@@ -43,8 +45,8 @@ class ExecutionFilterSet(django_filters.FilterSet):
         fields = ["agent", "status", "source", "is_test"]
 
 
-class LearningExampleFilterSet(django_filters.FilterSet):
-    agent = django_filters.NumberFilter(field_name="agent_id")
+class LearningExampleFilterSet(FilterSet):
+    agent = IdFilter(field_name="agent_id")
     status = django_filters.MultipleChoiceFilter(choices=LearningExampleStatus.choices)
 
     class Meta:
@@ -52,7 +54,7 @@ class LearningExampleFilterSet(django_filters.FilterSet):
         fields = ["agent", "status"]
 
 
-class ModelProviderFilterSet(django_filters.FilterSet):
+class ModelProviderFilterSet(FilterSet):
     kind = django_filters.ChoiceFilter(choices=ProviderKind.choices)
 
     class Meta:

@@ -25,7 +25,7 @@ from agents.models import (
 )
 from guardrails.models import Guardrail
 from knowledge.models import KnowledgeBase
-from tools.api.serializers import SafeJSONField
+from tools.api.serializers import JSONObjectField
 from tools.models import Tool
 
 
@@ -70,7 +70,9 @@ class AgentSerializer(serializers.ModelSerializer):
         max_length=80, required=False, allow_blank=True, help_text="Blank: derived from the name."
     )
     owner = MemberField(required=False, allow_null=True, help_text="A member of the organisation.")
-    owner_username = serializers.CharField(source="owner.username", read_only=True, default=None)
+    owner_username = serializers.CharField(
+        source="owner.username", read_only=True, default=None, allow_null=True
+    )
     provider = OrganizationRelatedField(
         queryset=ModelProvider.objects.all(),
         required=False,
@@ -116,7 +118,7 @@ class AgentToolSerializer(serializers.ModelSerializer):
     tool_name = serializers.CharField(source="tool.name", read_only=True)
     tool_slug = serializers.CharField(source="tool.slug", read_only=True)
     order = serializers.IntegerField(required=False, min_value=0, max_value=2_147_483_647)
-    settings = SafeJSONField(object_only=True, required=False)
+    settings = JSONObjectField(required=False)
 
     class Meta:
         model = AgentTool

@@ -53,18 +53,20 @@ def test_create_derives_slug_and_starts_as_draft(editor_client):
     assert body["active_persona_version"] is None
 
 
-def test_duplicate_name_400_with_message(org, editor_client):
+def test_duplicate_name_409_with_message(org, editor_client):
+    """A name already taken in the organisation clashes with the existing agent (409, on ``name``)."""
     AgentFactory(organization=org, name="VAT helper")
     response = editor_client.post("/api/v1/agents/", {"name": "VAT helper"}, format="json")
-    body = assert_error(response, 400, fields=("name",))
+    body = assert_error(response, 409, fields=("name",))
     assert body["errors"]["name"] == ["An agent named 'VAT helper' already exists in this organisation."]
 
 
 def test_other_organisations_provider_is_not_found(org, other_org, editor_client):
-    """A provider id of another organisation is refused like a missing one."""
+    """A provider id of another organisation is refused like a missing one (404 naming the field)."""
     foreign = ModelProviderFactory(organization=other_org)
     response = editor_client.post("/api/v1/agents/", {"name": "A", "provider": foreign.pk}, format="json")
-    assert_error(response, 400, fields=("provider",))
+    assert_error(response, 404, fields=("provider",))
+    assert not Agent.objects.filter(name="A").exists()
 
 
 def test_owner_must_be_a_member(org, other_org, editor, editor_client):
@@ -73,7 +75,7 @@ def test_owner_must_be_a_member(org, other_org, editor, editor_client):
     outsider = UserFactory(username="outsider")
     MembershipFactory(user=outsider, organization=other_org)
     response = editor_client.post("/api/v1/agents/", {"name": "A", "owner": outsider.pk}, format="json")
-    assert_error(response, 400, fields=("owner",))
+    assert_error(response, 404, fields=("owner",))
     response = editor_client.post("/api/v1/agents/", {"name": "B", "owner": editor.pk}, format="json")
     assert response.status_code == 201 and response.json()["owner_username"] == editor.username
 
@@ -109,8 +111,9 @@ def test_clone_copies_personas_and_assignments(org, editor_client):
     assert clone.status == "draft" and clone.personas.count() == 1 and clone.tool_assignments.count() == 1
     assert response.json()["active_persona_version"] == 1
     assert_error(
-        editor_client.post(f"/api/v1/agents/{agent.pk}/clone/", {"name": "Copy"}, format="json"), 400
+        editor_client.post(f"/api/v1/agents/{agent.pk}/clone/", {"name": "Copy"}, format="json"), 409
     )
+    assert_error(editor_client.post(f"/api/v1/agents/{agent.pk}/clone/", {"name": ""}, format="json"), 400)
 
 
 def test_clone_other_organisation_404(other_org, editor_client):

@@ -76,26 +76,29 @@ class TestAgentGuardrailAPI(_AssignmentTests):
     invalid_data = {"guardrail": "abc", "enabled": "maybe"}
 
 
-def test_assigning_another_organisations_tool_400(org, other_org, editor_client):
+def test_assigning_another_organisations_tool_is_refused(org, other_org, editor_client):
+    """Another organisation's tool is not found among the caller's (404 naming the field)."""
     agent = AgentFactory(organization=org)
     foreign = ToolFactory(organization=other_org)
     response = editor_client.post(f"/api/v1/agents/{agent.pk}/tools/", {"tool": foreign.pk}, format="json")
-    assert_error(response, 400, fields=("tool",))
+    assert_error(response, 404, fields=("tool",))
     assert not AgentTool.objects.filter(agent=agent).exists()
 
 
-def test_assigning_another_organisations_knowledge_base_and_guardrail_400(org, other_org, editor_client):
+def test_assigning_another_organisations_knowledge_base_and_guardrail_is_refused(
+    org, other_org, editor_client
+):
     agent = AgentFactory(organization=org)
     kb = KnowledgeBaseFactory(organization=other_org)
     guardrail = GuardrailFactory(organization=other_org)
     response = editor_client.post(
         f"/api/v1/agents/{agent.pk}/knowledge/", {"knowledge_base": kb.pk}, format="json"
     )
-    assert_error(response, 400, fields=("knowledge_base",))
+    assert_error(response, 404, fields=("knowledge_base",))
     response = editor_client.post(
         f"/api/v1/agents/{agent.pk}/guardrails/", {"guardrail": guardrail.pk}, format="json"
     )
-    assert_error(response, 400, fields=("guardrail",))
+    assert_error(response, 404, fields=("guardrail",))
 
 
 def test_builtin_tool_can_be_assigned_and_duplicates_are_refused(org, editor_client):
@@ -105,7 +108,7 @@ def test_builtin_tool_can_be_assigned_and_duplicates_are_refused(org, editor_cli
     response = editor_client.post(url, {"tool": builtin.pk}, format="json")
     assert response.status_code == 201, response.json()
     assert response.json()["tool_slug"] == "vat-calculator"
-    body = assert_error(editor_client.post(url, {"tool": builtin.pk}, format="json"), 400, fields=("tool",))
+    body = assert_error(editor_client.post(url, {"tool": builtin.pk}, format="json"), 409, fields=("tool",))
     assert "already assigned" in body["message"]
 
 
@@ -122,7 +125,8 @@ def test_new_assignments_are_appended_and_can_be_reordered(org, editor_client):
     response = editor_client.post(f"{url}reorder/", {"assignments": [ids[2], ids[0], ids[1]]}, format="json")
     assert response.status_code == 200, response.json()
     assert [r["id"] for r in results(editor_client.get(url))] == [ids[2], ids[0], ids[1]]
-    assert_error(editor_client.post(f"{url}reorder/", {"assignments": ids[:2]}, format="json"), 400)
+    assert_error(editor_client.post(f"{url}reorder/", {"assignments": ids[:2]}, format="json"), 409)
+    assert_error(editor_client.post(f"{url}reorder/", {"assignments": [*ids, ids[0]]}, format="json"), 400)
 
 
 def test_assignment_target_cannot_change(org, editor_client):

@@ -44,7 +44,7 @@ def test_another_organisations_agent_is_refused(other_org, editor_client):
     response = editor_client.post(
         "/api/v1/learning-examples/", {"agent": agent.pk, "input": "q", "output": "a"}, format="json"
     )
-    assert_error(response, 400, fields=("agent",))
+    assert_error(response, 404, fields=("agent",))
 
 
 def test_approve_reject_and_edit_sends_back_to_review(org, editor_client, viewer_client):

@@ -69,7 +69,7 @@ def test_builtin_slug_cannot_be_shadowed(editor_client, vat_calculator):
         {"name": "Mine", "slug": "vat-calculator", "url_template": "https://x.example"},
         format="json",
     )
-    assert_error(response, 400, fields=("slug",))
+    assert_error(response, 409, fields=("slug",))
 
 
 def test_input_schema_and_url_are_validated_on_write(org, editor_client):

@@ -2,10 +2,11 @@
 
 import django_filters
 
+from prisma_glow.api.filters import FilterSet
 from tools.models import Tool, ToolKind
 
 
-class ToolFilterSet(django_filters.FilterSet):
+class ToolFilterSet(FilterSet):
     kind = django_filters.ChoiceFilter(choices=ToolKind.choices)
     is_builtin = django_filters.BooleanFilter(
         field_name="organization", lookup_expr="isnull", label="Built-in"

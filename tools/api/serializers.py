@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from tools.models import Tool
@@ -38,15 +39,33 @@ class SafeJSONField(serializers.JSONField):
         return reject_nul(value)
 
 
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class JSONObjectField(SafeJSONField):
+    """A JSON object (declared as such in the schema), without NUL characters."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, object_only=True, **kwargs)
+
+
+@extend_schema_field({"type": "object", "additionalProperties": {"type": "string"}})
+class StringMapField(JSONObjectField):
+    """A JSON object whose values are strings (HTTP headers)."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not all(isinstance(v, str) for v in value.values()):
+            raise serializers.ValidationError("Every value must be a string.")
+        return value
+
+
 class ToolSerializer(serializers.ModelSerializer):
     """A tool. ``secret_headers`` is write-only (stored encrypted; ``has_secret_headers`` says if set).
     Built-in tools (``is_builtin``) are shared by every organisation and read-only."""
 
     is_builtin = serializers.SerializerMethodField()
-    input_schema = SafeJSONField(object_only=True, required=False)
-    headers = SafeJSONField(object_only=True, required=False)
-    secret_headers = SafeJSONField(
-        object_only=True,
+    input_schema = JSONObjectField(required=False, help_text="A JSON Schema for the arguments (an object).")
+    headers = StringMapField(required=False)
+    secret_headers = StringMapField(
         required=False,
         write_only=True,
         help_text='Header values kept secret, e.g. {"Authorization": "Bearer …"}; never returned.',
@@ -93,9 +112,7 @@ class ToolSerializer(serializers.ModelSerializer):
 
 
 class ToolTestSerializer(serializers.Serializer):
-    arguments = SafeJSONField(
-        object_only=True, help_text="The tool's arguments, checked against its input schema."
-    )
+    arguments = JSONObjectField(help_text="The tool's arguments, checked against its input schema.")
 
 
 class ToolResultSerializer(serializers.Serializer):
