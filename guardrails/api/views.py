@@ -12,6 +12,7 @@ from guardrails.api.filtersets import GuardrailFilterSet
 from guardrails.api.serializers import GuardrailCheckSerializer, GuardrailSerializer, VerdictSerializer
 from guardrails.engine import evaluate
 from guardrails.models import Guardrail
+from prisma_glow.api.parsers import JSONParser
 from prisma_glow.api.tenancy import request_ip
 from prisma_glow.api.viewsets import OrganizationScopedViewSet
 
@@ -55,6 +56,7 @@ class GuardrailViewSet(OrganizationScopedViewSet):
 
     queryset = Guardrail.objects.all()
     serializer_class = GuardrailSerializer
+    parser_classes = [JSONParser]
     filterset_class = GuardrailFilterSet
     search_fields = ["name", "description"]
     ordering_fields = ["name", "kind", "created_at", "updated_at"]

@@ -49,6 +49,9 @@ ENTITIES: dict[str, str] = {
     "phone": "PHONE",
 }
 DEFAULT_PHONE_REGIONS = ["GB", "US"]
+# National numbers of these regions count too when a telephone keyword announces them ("Tél. 01 42 68 53
+# 00"); unannounced, their formats are too close to reference numbers and dates.
+ANNOUNCED_PHONE_REGIONS = ["IE", "FR", "DE", "NL", "BE", "LU", "ES", "IT", "AT", "CH", "PT", "DK", "SE", "PL"]
 
 _NOT_ALNUM_BEFORE = r"(?<![A-Za-z0-9])"
 _NOT_ALNUM_AFTER = r"(?![A-Za-z0-9])"
@@ -110,7 +113,8 @@ _CONTEXT = {
     ),
     "phone": re.compile(
         r"\b(?:tel|telephone|phone|mobile|mob|cell|call|ring|text|sms|whatsapp|fax|contact|"
-        r"reach|number|t|m)\b\.?",
+        r"reach|(?:t|m)(?=\s*[:.])|t[ée]l[ée]phone|t[ée]l|portable|appele[rz]|telefon|telefoon|ruf|anrufen|handy|"
+        r"bel|mobiel|telefono|cellulare|chiam[ai]|tel[ée]fono|m[óo]vil|llam[ae]|telem[óo]vel)\b\.?",
         re.I,
     ),
 }
@@ -390,7 +394,12 @@ class PIICheck(Check):
                         context = self._has_context("phone", text, match.start())
                     if not context:
                         continue
-                if any(self._valid_phone(raw, region) for region in self.regions):
+                regions = self.regions
+                if context is None:
+                    context = self._has_context("phone", text, match.start())
+                if context:
+                    regions = regions + [r for r in ANNOUNCED_PHONE_REGIONS if r not in regions]
+                if any(self._valid_phone(raw, region) for region in regions):
                     spans.append((match.start(), match.start() + len(raw)))
                     break
         return spans

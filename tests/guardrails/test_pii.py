@@ -198,3 +198,11 @@ def test_redaction_never_leaves_a_detected_identifier(pairs, tail):
     for start, end, _ in found:
         assert text[start:end] not in verdict.text
     assert restore(verdict.text, verdict.redactions) == text
+
+
+def test_other_national_phone_formats_count_when_announced(pii):
+    """A French or German national number is flagged after a telephone keyword, not on its own."""
+    assert [e for *_, e in pii.find("Tél. 01 42 68 53 00")] == ["phone"]
+    assert [e for *_, e in pii.find("Ruf mich an: 030 901820")] == ["phone"]
+    assert pii.find("Order number 0301234567 shipped") == []
+    assert pii.find("Reference numbers 20241231-0001 to 20241231-0450") == []
