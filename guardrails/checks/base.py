@@ -57,6 +57,8 @@ class Check:
     actions: ClassVar[frozenset[str]]
     stages: ClassVar[frozenset[str]] = ALL_STAGES
     default_action: ClassVar[str] = "block"
+    # A valid configuration to start from (shown by the admin form and the API documentation).
+    example_config: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, config: Mapping[str, Any]):
         self.config = config

@@ -10,7 +10,7 @@ Configuration (a topic may also be a plain string, which is then its own only te
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from guardrails.checks.base import Check, ConfigError, Finding, get_bool, reject_unknown
 from guardrails.checks.terms import TermMatcher
@@ -22,6 +22,9 @@ MAX_TERMS = 200
 class BlockedTopicsCheck(Check):
     kind = "blocked_topics"
     actions = frozenset({"block", "warn"})
+    example_config: ClassVar[dict[str, Any]] = {
+        "topics": [{"name": "Investment advice", "terms": ["which shares to buy", "crypto tips"]}]
+    }
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:

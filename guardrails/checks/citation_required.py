@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from guardrails.checks.base import Check, ConfigError, Finding, get_bool, get_int, reject_unknown
 
@@ -64,6 +64,7 @@ class CitationRequiredCheck(Check):
     kind = "citation_required"
     actions = frozenset({"block", "warn"})
     stages = frozenset({"output"})
+    example_config: ClassVar[dict[str, Any]] = {"min_citations": 1, "max_uncited": None}
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:

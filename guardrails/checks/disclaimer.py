@@ -10,7 +10,7 @@ Configuration::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from guardrails.checks.base import Check, ConfigError, Finding, get_bool, reject_unknown
 from guardrails.checks.normalize import fold
@@ -23,6 +23,7 @@ class DisclaimerCheck(Check):
     actions = frozenset({"append"})
     stages = frozenset({"output"})
     default_action = "append"
+    example_config: ClassVar[dict[str, Any]] = {"text": "This is general information, not tax advice."}
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from jsonschema import exceptions as jsonschema_exceptions
 from jsonschema import validators
@@ -30,6 +30,9 @@ class JSONSchemaCheck(Check):
     kind = "json_schema"
     actions = frozenset({"block", "warn"})
     stages = frozenset({"output"})
+    example_config: ClassVar[dict[str, Any]] = {
+        "schema": {"type": "object", "required": ["answer"], "properties": {"answer": {"type": "string"}}}
+    }
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -72,7 +75,9 @@ class JSONSchemaCheck(Check):
         problems = []
         for error in sorted(self.validator.iter_errors(document), key=lambda e: list(e.path))[:MAX_ERRORS]:
             path = "/" + "/".join(str(p) for p in error.absolute_path)
-            problems.append({"path": path, "message": error.message})
+            # The message quotes the offending value: keep it short, it may hold part of the answer.
+            message = error.message if len(error.message) <= 200 else error.message[:197] + "..."
+            problems.append({"path": path, "message": message})
         if problems:
             summary = "; ".join(f"{p['path']}: {p['message']}" for p in problems[:3])
             return Finding(

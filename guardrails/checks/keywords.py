@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from guardrails.checks.base import (
     Check,
@@ -41,6 +41,7 @@ def validate_label(config: Mapping[str, Any], default: str, errors: list[str]) -
 class KeywordsCheck(Check):
     kind = "keywords"
     actions = frozenset({"block", "redact", "warn"})
+    example_config: ClassVar[dict[str, Any]] = {"keywords": ["project falcon"], "case_sensitive": False}
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ Configuration: ``{"max_chars": 4000}`` or ``{"max_tokens": 1000}`` (one of the t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from guardrails.checks.base import Check, ConfigError, Finding, get_int, reject_unknown
 
@@ -23,6 +23,7 @@ def estimate_tokens(text: str) -> int:
 class MaxLengthCheck(Check):
     kind = "max_length"
     actions = frozenset({"block", "warn"})
+    example_config: ClassVar[dict[str, Any]] = {"max_tokens": 2000}
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:

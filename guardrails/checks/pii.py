@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import phonenumbers
 from stdnum import iban as stdnum_iban
@@ -167,6 +167,11 @@ class PIICheck(Check):
     kind = "pii"
     actions = frozenset({"block", "redact", "warn"})
     default_action = "redact"
+    example_config: ClassVar[dict[str, Any]] = {
+        "entities": list(ENTITIES),
+        "allow": [],
+        "phone_regions": ["GB", "US"],
+    }
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:

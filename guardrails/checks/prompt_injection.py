@@ -32,7 +32,7 @@ import base64
 import binascii
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from guardrails.checks.base import (
     Check,
@@ -759,6 +759,7 @@ def _score(weights: list[float]) -> float:
 class PromptInjectionCheck(Check):
     kind = "prompt_injection"
     actions = frozenset({"block", "warn"})
+    example_config: ClassVar[dict[str, Any]] = {"threshold": 0.5, "decode_base64": True, "extra_phrases": []}
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ Configuration::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import regex
 
@@ -46,6 +46,7 @@ class RegexTimeout(Exception):
 class RegexCheck(Check):
     kind = "regex"
     actions = frozenset({"block", "redact", "warn"})
+    example_config: ClassVar[dict[str, Any]] = {"patterns": [r"\bCLT-\d{6}\b"], "label": "CLIENT_REF"}
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:

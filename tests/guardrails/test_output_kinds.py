@@ -158,3 +158,12 @@ def test_json_schema_configuration(config, message):
     with pytest.raises(ValidationError) as error:
         validate_config("json_schema", config, action="block")
     assert any(message in m for m in error.value.message_dict["config"])
+
+
+@pytest.mark.parametrize("kind", ["pii", "prompt_injection", "blocked_topics", "keywords", "regex", "max_length",
+                                  "citation_required", "disclaimer", "json_schema"])  # fmt: skip
+def test_every_kind_has_a_valid_example_configuration(kind):
+    from guardrails.checks import CHECKS
+
+    check = CHECKS[kind]
+    validate_config(kind, check.example_config, action=check.default_action)
