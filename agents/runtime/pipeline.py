@@ -474,7 +474,7 @@ def _pipeline(run: Run, input: str, model: str):
 
     # 4. Messages -------------------------------------------------------------------------------------
     tool_specs = [_tool_spec(tool) for tool in loaded.tools]
-    messages = _messages(loaded, text, passages, bool(tool_specs))
+    messages = build_messages(loaded, text, passages, bool(tool_specs))
     tools_by_name = {_function_name(tool): tool for tool in loaded.tools}
     output_guards = loaded.guardrails_for("output")
     # Deltas go out live unless an output guardrail may still block or redact the answer.
@@ -723,7 +723,12 @@ def _tool_spec(tool) -> dict:
     }
 
 
-def _messages(loaded: Loaded, text: str, passages: list, has_tools: bool) -> list[dict]:
+def build_messages(loaded, text: str, passages: list, has_tools: bool) -> list[dict]:
+    """The messages a run sends: persona (system), approved examples, numbered passages and the input.
+
+    ``loaded`` needs ``persona`` (system_prompt, tone, audience, language) and ``examples`` (pairs);
+    passages need ``text`` and ``citation_label()``. The admin's persona preview calls this too.
+    """
     persona = loaded.persona
     system = [persona.system_prompt.strip()]
     if persona.tone:
@@ -850,6 +855,9 @@ def _call_tool(run: Run, call, tools_by_name: dict):
         )
     )
     return {"role": "tool", "tool_call_id": call.id, "content": result.content_for_model()}
+
+
+_messages = build_messages  # the name the admin's persona preview imported first
 
 
 def _citations(answer: str, passages: list) -> list[dict]:
