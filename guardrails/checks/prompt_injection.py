@@ -189,6 +189,11 @@ SIGNAL_SPECS: list[SignalSpec] = [
                 r"from\W*your\W*(?:context|memory))",
             ),
             (("context",), r"context\W*window"),
+            (
+                ("what",),
+                r"what\W*(?:were|have|had)\W*you\W*(?:been\W*)?(?:\w+\W+)?(?:told|instructed|programmed|trained)\W*"
+                r"(?:to\W*(?:do|say)|by)",
+            ),
         ],
     ),
     (
@@ -209,7 +214,12 @@ SIGNAL_SPECS: list[SignalSpec] = [
                 r"(?:stop|quit)\W*(?:being|acting\W*as|playing)\W*(?:an?\W*|the\W*|my\W*)?\w+",
             ),
             (("you",), r"you\W*will\W*now\W*(?:follow|obey|act|behave|respond|answer|be)\b"),
-            (("pretend",), r"pretend\W*that\b"),
+            (("pretend",), r"pretend\W*(?:that|the|we|it|this)\b"),
+            (
+                ("for",),
+                r"for\W*the\W*rest\W*of\W*(?:this|the|our)\W*(?:session|conversation|chat)\W*(?:,\W*)?"
+                r"(?:you|your|act|respond|answer|behave|reply)\b",
+            ),
         ],
     ),
     (
@@ -300,7 +310,8 @@ SIGNAL_SPECS: list[SignalSpec] = [
             ),
             (
                 ("disable", "turn", "switch"),
-                r"(?:disable|turn\W*off|switch\W*off)\W*(?:your\W*|the\W*|all\W*)?(?:filters?|safety|guardrails|restrictions|content\W*filter)",
+                r"(?:disable|turn\W*off|switch\W*off|deactivate)\W*(?:your\W*|the\W*|all\W*)?(?:\w+\W+)?"
+                r"(?:filters?|safety|guardrails|restrictions|checks|safeguards|controls|moderation)",
             ),
         ],
     ),
@@ -356,6 +367,11 @@ SIGNAL_SPECS: list[SignalSpec] = [
             ),
             (("i",), r"i\W*(?:authori[sz]e|permit|allow)\W*you\W*to"),
             (
+                ("i",),
+                r"i\W*(?:am|'?m)\W*from\W*(?:the\W*)?(?:it|security|it\W*security|compliance|engineering|dev)\W*"
+                r"(?:team|department)",
+            ),
+            (
                 ("this",),
                 r"this\W*is\W*(?:the|your)\W*(?:system\W*administrator|administrator|admin|developer|operator|"
                 r"it\W*department|security\W*team|creator)",
@@ -390,7 +406,13 @@ SIGNAL_SPECS: list[SignalSpec] = [
             (
                 _AI_WORDS,
                 rf"{_AI}(?:\W*(?:system|reader|agent|tool)s?)?\W*[:,]\W*(?:please\W*)?"
-                r"(?:ignore|disregard|when|you|do|always|never|tell|say|state|from|before|after)\b",
+                r"(?:ignore|disregard|when|you|do|always|never|tell|say|state|from|before|after|call|send|use|run|"
+                r"forward|email|transfer|pay|reply|respond|answer)\b",
+            ),
+            (_AI_WORDS, rf"{_AI}\W*(?:instructions?|note|notice|directive|task|orders)\s*:"),
+            (
+                ("automated", "automatic"),
+                r"(?:automated|automatic)\W*(?:readers?|systems?|tools?|agents?|assistants?|processing)\b",
             ),
             (_AI_WORDS, rf"{_AI}\W*(?:must|should|shall|is\W*to|needs\W*to|has\W*to)\b"),
             (
@@ -433,6 +455,11 @@ SIGNAL_SPECS: list[SignalSpec] = [
             ),
             (("by", "via"), r"(?:by|via)\W*wire\W*(?:transfer)?\W*to\b"),
             (
+                ("payee", "bank", "account", "payment", "beneficiary"),
+                r"(?:payee|bank|account|payment|beneficiary)\W*(?:details|information|account)\W*(?:\w+\W+){0,4}"
+                r"(?:have|has)\W*(?:been\W*)?changed",
+            ),
+            (
                 ("send", "pay", "payment"),
                 r"(?:send|pay|payment)\W*(?:\w+\W+){0,2}(?:via|in)\W*(?:bitcoin|crypto|gift\W*cards?)",
             ),
@@ -471,8 +498,8 @@ SIGNAL_SPECS: list[SignalSpec] = [
             (
                 ("send", "forward", "post", "upload", "email", "e", "leak", "exfiltrate", "copy"),
                 r"(?:send|forward|post|upload|e\W?mail|leak|exfiltrate|copy)\W*(?:the\W*|all\W*|this\W*|your\W*|our\W*)?"
-                r"(?:conversation|chat\W*history|history|context|messages|data|documents|credentials|api\W*keys?|"
-                r"passwords?|secrets|memory|retrieved\W*passages|passages|files)\W*(?:\w+\W+){0,2}(?:to|into)\b",
+                r"(?:conversation|chat\W*history|context|credentials|api\W*keys?|passwords?|secrets|memory|"
+                r"retrieved\W*(?:passages|documents)|system\W*prompt|instructions)\W*(?:\w+\W+){0,2}(?:to|into)\b",
             ),
             (
                 ("call", "invoke", "use", "run", "trigger", "execute"),
@@ -486,6 +513,18 @@ SIGNAL_SPECS: list[SignalSpec] = [
         ],
     ),
     (
+        "send_elsewhere",
+        0.3,
+        [
+            (
+                ("send", "forward", "post", "upload", "email", "e", "leak", "copy"),
+                r"(?:send|forward|post|upload|e\W?mail|leak|copy)\W*(?:the\W*|all\W*|this\W*|your\W*|our\W*)?"
+                r"(?:\w+\W+)?(?:messages|data|documents|files|attachments|accounts|records|history)\W*"
+                r"(?:\w+\W+){0,2}(?:to|into)\b",
+            ),
+        ],
+    ),
+    (
         "tool_abuse",
         0.5,
         [
@@ -493,6 +532,10 @@ SIGNAL_SPECS: list[SignalSpec] = [
                 ("you", "always", "immediately", "now"),
                 r"(?:you\W*(?:must|should|will)|always|immediately|now)\W*(?:\w+\W+)?(?:call|invoke|use|run|execute)\W*"
                 r"(?:the\W*)?[\w\-]+\W*(?:tool|function)",
+            ),
+            (
+                ("call", "invoke", "use", "run", "execute", "trigger"),
+                r"(?:call|invoke|use|run|execute|trigger)\W*(?:the\W*)?[\w\-]+\W*(?:tool|function)\W*(?:with|to|and|on)\b",
             ),
         ],
     ),
@@ -634,7 +677,8 @@ _CONCEPT_WORDS: dict[str, tuple[str, ...]] = {
     "you": ("you", "your", "yourself"),
     "disclose": (
         "reveal*", "show", "print*", "output", "summar*", "repeat*", "paste", "disclos*", "display*", "dump",
-        "leak*", "recit*", "verbatim", "wording", "share", "echo", "tell", "list",
+        "leak*", "recit*", "verbatim", "wording", "share", "echo", "tell", "list", "copy", "quote", "respond",
+        "reply", "raw",
     ),
     "ai": (
         "ai", "llm", "llms", "chatbot*", "gpt", "chatgpt", "claude", "summariser*", "summarizer*", "automated",
@@ -661,7 +705,6 @@ CONCEPT_RULES: list[tuple[str, float, tuple[str, ...]]] = [
     ("disclose_own_instructions", 0.55, ("disclose", "instructions", "received")),
     ("reply_without_limits", 0.5, ("you", "modal", "limits")),
     ("ai_told_to_act", 0.4, ("ai", "modal", "action")),
-    ("privilege_escalation", 0.4, ("privilege", "you")),
     ("privilege_escalation", 0.4, ("privilege", "limits")),
 ]
 _NARROW_INSTRUCTIONS = {
@@ -713,6 +756,7 @@ def _compile_signals() -> dict[str, list[tuple[str, float, re.Pattern[str]]]]:
 
 
 SIGNALS_BY_WORD = _compile_signals()
+_PHRASE_SIGNAL_NAMES = {name for name, _, _ in SIGNAL_SPECS}
 _WORD_RE = re.compile(r"[a-z]+")
 _BASE64_RE = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+/=])")
 _PRINTABLE_RE = re.compile(r"[\x20-\x7e\t\r\n]")
@@ -846,11 +890,12 @@ class PromptInjectionCheck(Check):
                     continue
                 for signal in self.scan(decoded, depth=1):
                     add(signal["name"], signal["weight"], fragment.span(), via="base64")
-        if found and folded != text.lower() and not any(s.get("via") for s in found.values()):
-            # Only the normalised text matched (look-alike letters, leetspeak…): disguise is a signal too.
-            plain = PromptInjectionCheck._plain_signals(text.lower())
-            if not plain & set(found):
-                first = min(found.values(), key=lambda s: s["start"])
+        phrases = {name for name in found if name in _PHRASE_SIGNAL_NAMES}
+        if phrases and folded != text.lower() and not any(s.get("via") for s in found.values()):
+            # Only the normalised text matched a phrase (look-alike letters, leetspeak…): disguise is a
+            # signal too.
+            if not PromptInjectionCheck._plain_signals(text.lower()) & phrases:
+                first = min((found[name] for name in phrases), key=lambda s: s["start"])
                 add("obfuscation", 0.2, (first["start"], first["end"]))
         return sorted(found.values(), key=lambda s: (s["start"], s["name"]))
 

@@ -41,6 +41,13 @@ BENIGN = [
     "Our chatbot on the client portal answers questions about deadlines only.",
     "The new account details were confirmed by telephone before payment, per our fraud procedure.",
     "What is the VAT on €1,000 at 19%?",
+    "Send files to clients through the client portal, not as email attachments.",
+    "Our admin team will send the payroll data to you on Monday.",
+    "Ignore my last message, I meant the 2023 return not 2022.",
+    "Can you tell me what the rules are for claiming the trading allowance?",
+    "Repeat the calculation but with a rate of 5% instead of 20%.",
+    "From now on please answer in French, the client is in Lyon.",
+    "| `DJANGO_DEBUG` | `1` | `0` for production: turns on the security checks and limits |",
 ]
 
 
