@@ -56,14 +56,22 @@ def test_vat_rejects_rates_out_of_range():
         vat_calculator.run({"net": "10", "rate": "150"})
 
 
-def test_vat_schema_requires_net_or_gross_not_both():
+def test_vat_needs_net_or_gross_not_both():
+    with pytest.raises(ToolError, match="either net"):
+        vat_calculator.run({"rate": "19"})
+    with pytest.raises(ToolError, match="either net"):
+        vat_calculator.run({"rate": "19", "net": "1", "gross": "2"})
     tool = Tool(input_schema=vat_calculator.INPUT_SCHEMA)
-    with pytest.raises(ToolArgumentsInvalid):
-        validate_arguments(tool, {"rate": "19"})
-    with pytest.raises(ToolArgumentsInvalid):
-        validate_arguments(tool, {"rate": "19", "net": "1", "gross": "2"})
     with pytest.raises(ToolArgumentsInvalid, match="does not match"):
         validate_arguments(tool, {"rate": "19", "net": "1,000"})
+
+
+@pytest.mark.parametrize("slug", BUILTIN_TOOL_SLUGS)
+def test_schemas_are_plain_objects_at_the_top(slug):
+    """Model providers accept function parameters only as a plain object schema at the top level."""
+    schema = BUILTIN_MODULES[slug].INPUT_SCHEMA
+    assert schema["type"] == "object"
+    assert not {"oneOf", "anyOf", "allOf", "not", "enum"} & set(schema)
 
 
 # --- Progressive tax -------------------------------------------------------------------------------
@@ -218,6 +226,15 @@ def test_audit_sample_sizes(arguments, size, deviations):
 def test_audit_sample_size_limits():
     result = audit_sample_size.run({"confidence": "95", "tolerable_deviation_rate": "5", "population": 40})
     assert result["sample_size"] == 40 and "every item" in result["note"]
+    with pytest.raises(ToolError, match="not both"):
+        audit_sample_size.run(
+            {
+                "confidence": "95",
+                "tolerable_deviation_rate": "5",
+                "expected_deviations": 1,
+                "expected_deviation_rate": "1",
+            }
+        )
     with pytest.raises(ToolError, match="No sample"):
         audit_sample_size.run(
             {"confidence": "99", "tolerable_deviation_rate": "20", "expected_deviation_rate": "19"}

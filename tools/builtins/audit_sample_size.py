@@ -37,7 +37,6 @@ INPUT_SCHEMA = {
         "method": {"type": "string", "enum": ["binomial", "poisson"], "default": "binomial"},
     },
     "required": ["confidence", "tolerable_deviation_rate"],
-    "not": {"required": ["expected_deviations", "expected_deviation_rate"]},
     "additionalProperties": False,
 }
 
@@ -74,6 +73,8 @@ def run(arguments: dict) -> dict:
         raise ToolError("confidence: between 50 and 100 percent (exclusive), e.g. 95.")
     if not Decimal(0) < tolerable < Decimal(100):
         raise ToolError("tolerable_deviation_rate: between 0 and 100 percent (exclusive), e.g. 5.")
+    if "expected_deviations" in arguments and "expected_deviation_rate" in arguments:
+        raise ToolError("Give expected_deviations or expected_deviation_rate, not both.")
     method = arguments.get("method", "binomial")
     risk = float((Decimal(100) - confidence) / 100)
     p = float(tolerable / 100)

@@ -24,7 +24,7 @@ INPUT_SCHEMA = {
         "rounding": ROUNDING_SCHEMA,
     },
     "required": ["rate"],
-    "oneOf": [{"required": ["net"]}, {"required": ["gross"]}],
+    # "net or gross, not both" is checked in run(): model providers refuse oneOf at a schema's top level.
     "additionalProperties": False,
 }
 
@@ -32,6 +32,10 @@ INPUT_SCHEMA = {
 def run(arguments: dict) -> dict:
     """VAT on top of ``net`` or contained in ``gross``; the VAT is rounded once and the rest derived
     from it, so net + VAT = gross to the cent."""
+    if ("net" in arguments) == ("gross" in arguments):
+        raise ToolError(
+            "Give either net (VAT added on top) or gross (VAT included), not both and not neither."
+        )
     rate = to_decimal(arguments["rate"], "rate")
     if rate < 0 or rate > 100:
         raise ToolError("rate: the VAT rate must be between 0 and 100 percent.")
