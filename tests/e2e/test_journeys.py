@@ -117,7 +117,7 @@ def test_uploaded_documents_become_ready_with_chunk_counts(
         )
     )
     page.goto(reverse("admin:knowledge_knowledgebase_documents", args=[kb.pk]))
-    page.locator("input[type=file][name=files]").set_input_files([str(manual), str(memo)])
+    field(page, "Files").set_input_files([str(manual), str(memo)])
     page.get_by_role("button", name="Upload").click()
 
     documents = page.locator("#kb-documents tbody tr")
