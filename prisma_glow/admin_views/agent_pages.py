@@ -386,9 +386,9 @@ class AgentPages:
                 persona=by_number[diff_form.cleaned_data["b"]], other=by_number[diff_form.cleaned_data["a"]]
             )
             for change in diff["changes"]:
+                change["label"] = change["field"].replace("_", " ").capitalize()
                 change["lines"] = [
-                    {"text": line, "kind": "add" if line[:1] == "+" else "del" if line[:1] == "-" else "same"}
-                    for line in change["diff"].splitlines()[2:]
+                    {"text": line, "kind": _diff_line_kind(line)} for line in change["diff"].splitlines()[2:]
                 ]
         context = {
             "agent": agent,
@@ -481,7 +481,7 @@ class AgentPages:
             "persona": persona,
             "form": form,
             "used": used,
-            "messages": assemble_messages(agent, preview_values),
+            "prompt_messages": assemble_messages(agent, preview_values),
             "preview_url": reverse("admin:agents_agent_persona_preview", args=[agent.pk]),
         }
         title = (
@@ -500,7 +500,7 @@ class AgentPages:
             return HttpResponseNotAllowed(["POST"])
         agent = self._agent(request, agent_id)
         values = {k: request.POST.get(k, "") for k in ("system_prompt", "tone", "audience", "language")}
-        context = {"messages": assemble_messages(agent, values), "agent": agent}
+        context = {"prompt_messages": assemble_messages(agent, values), "agent": agent}
         return htmx_partial(
             request,
             "admin/agents/agent/persona_edit.html",
@@ -618,6 +618,12 @@ class AgentPages:
         return htmx_partial(
             request, "admin/agents/agent/assignments.html", context, partial="assignments", status=status
         )
+
+
+def _diff_line_kind(line: str) -> str:
+    if line.startswith("@@"):
+        return "hunk"
+    return {"+": "add", "-": "del"}.get(line[:1], "same")
 
 
 def _int(value):

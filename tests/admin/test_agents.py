@@ -355,7 +355,11 @@ def test_editing_a_used_persona_creates_the_next_version(staff_client, org):
     persona = PersonaFactory(agent=agent, is_active=True)
     ExecutionFactory(agent=agent, persona=persona)
     url = f"/admin/agents/agent/{agent.pk}/personas/{persona.pk}/edit/"
-    assert "saving creates the next version" in staff_client.get(url).content.decode()
+    page = staff_client.get(url).content.decode()
+    assert "saving creates the next version" in page
+    assert (
+        "{&#x27;role&#x27;" not in page and 'class="pg-message"' in page
+    )  # the preview is not a flash message
     response = staff_client.post(
         url, {**PERSONA, "system_prompt": "You are a careful VAT specialist, always citing."}, follow=True
     )
