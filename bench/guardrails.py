@@ -9,7 +9,8 @@ Run: ``.venv/bin/python bench/guardrails.py [--iterations N] [--show-errors]``
 2. Quality — the labelled lines of ``bench/data/guardrails_labelled.jsonl`` (the development set,
    on which the detectors were tuned), ``guardrails_holdout.jsonl`` and ``guardrails_holdout2.jsonl``
    (each written after the previous round of tuning, then looked at), and ``guardrails_holdout3.jsonl``
-   (written last; see the note on HOLDOUT3 for its first, unbiased figure) (``injection``: bool,
+   and ``guardrails_holdout4.jsonl`` (the notes on HOLDOUT3 and HOLDOUT4 give their first, unbiased
+   figures) (``injection``: bool,
    ``pii``: the entities present, ``style``: how the line is written). Prints precision and recall of
    the ``prompt_injection`` and ``pii`` checks with their default configuration, recall per PII entity
    and per writing style, and the share of benign lines (no injection, no identifier) on which neither
@@ -49,6 +50,12 @@ HOLDOUT2 = ROOT / "bench" / "data" / "guardrails_holdout2.jsonl"
 # misses then exposed evasion-handling bugs (dotted words lost their breaks, a look-alike letter, other
 # languages) that were fixed, so later figures on it are no longer unseen.
 HOLDOUT3 = ROOT / "bench" / "data" / "guardrails_holdout3.jsonl"
+# Written after all the tuning above (red-team phrasings, disguises, and ordinary requests that look like
+# them). First measured at injection recall 0.57, precision 0.94 (one benign line flagged), PII 1.00 /
+# 1.00: the honest figure for phrasings the rules did not foresee. A last generic round (hypothetical
+# framing, "raw mode", markdown instruction headers, notes to "AI tools", bypassing redaction, and a fix
+# for the false positive) followed.
+HOLDOUT4 = ROOT / "bench" / "data" / "guardrails_holdout4.jsonl"
 
 DEFAULT_SET = [
     {"id": 1, "name": "PII", "kind": "pii", "action": "redact", "config": {}},
@@ -265,7 +272,7 @@ def main() -> None:
         "  100,000-character adversarial inputs (ms): " + ", ".join(f"{k} {v:.0f}" for k, v in worst.items())
     )
 
-    for path in (DATA, HOLDOUT, HOLDOUT2, HOLDOUT3):
+    for path in (DATA, HOLDOUT, HOLDOUT2, HOLDOUT3, HOLDOUT4):
         report_quality(path, args.show_errors)
 
 

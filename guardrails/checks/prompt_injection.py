@@ -170,8 +170,13 @@ SIGNAL_SPECS: list[SignalSpec] = [
         [
             (
                 ("what",),
-                rf"what{_SEP}(?:is|are|was|were){_SEP}(?:your|the){_SEP}(?:{_SECRET}{_SEP})*"
+                rf"what{_SEP}(?:is|are|was|were){_SEP}(?:your{_SEP}(?:{_SECRET}{_SEP})*|the{_SEP}(?:{_SECRET}{_SEP})+)"
                 r"(?:system prompt|instructions|initial prompt|rules you (?:follow|were given))",
+            ),
+            (
+                ("what",),
+                r"what\W*(?:is|are|was|were)\W*the\W*(?:instructions|rules|guidelines|prompt)\W*(?:that\W*)?you\W*"
+                r"(?:got|received|were\W*given|have\W*been\W*given|follow|run\W*under)",
             ),
             (
                 ("what", "which"),
@@ -203,12 +208,22 @@ SIGNAL_SPECS: list[SignalSpec] = [
             (("you",), r"you\W*are\W*(?:no\W*longer|from\W*now\W*on)\b"),
             (("from",), r"from\W*(?:now|here)\W*on\W*,?\W*(?:you|your|act|respond|answer|behave|reply)\b"),
             (("switch", "swap", "change", "reverse"), r"(?:switch|swap|change|reverse)\W*roles\b"),
-            (("a", "another"), r"(?:a|another)\W*(?:different\W*|new\W*|secret\W*)?version\W*of\W*you\b"),
+            (("version",), r"version\W*of\W*you\b"),
             (("pretend", "imagine"), r"(?:pretend|imagine)\W*(?:to\W*be|you\W*are|that\W*you|you\W*were)\b"),
             (("roleplay", "role"), r"(?:roleplay|role\W*play)\W*as\b"),
             (("your",), r"your\W*new\W*(?:role|persona|identity|name|task|instructions|goal|purpose|job)\b"),
             (("switch", "change"), r"(?:switch|change)\W*(?:to|into)\W*\w+\W*mode\b"),
             (("let",), r"let'?s\W*play\W*a\W*game"),
+            (("new",), r"new\W*game\b"),
+            (
+                ("if", "what"),
+                r"(?:if|what\W*would\W*(?:you|your\W*answer)\W*(?:\w+\W+){0,2}if)\W*you\W*(?:were\W*not|weren'?t|"
+                r"did\W*not\W*have\W*to|didn'?t\W*have\W*to|had\W*no)\W*(?:\w+\W+){0,2}"
+                r"(?:required|obliged|bound|rules|restrictions|guidelines|filters|follow)",
+            ),
+            (("real",), r"real\W*(?:user|admin|operator|instructions?)\W*(?:is|are)\b"),
+            (("raw", "debug", "god", "admin", "root"), r"(?:raw|debug|admin|god|root)\W*mode\b"),
+            (("break", "drop"), r"(?:break|drop)\W*(?:out\W*of\W*)?(?:character|the\W*act|your\W*role)\b"),
             (
                 ("stop", "quit"),
                 r"(?:stop|quit)\W*(?:being|acting\W*as|playing)\W*(?:an?\W*|the\W*|my\W*)?\w+",
@@ -309,6 +324,11 @@ SIGNAL_SPECS: list[SignalSpec] = [
                 r"(?:no|without\W*any)\W*(?:limits|boundaries|filters)\b",
             ),
             (
+                ("bypass", "ignoring", "ignore", "skip", "disable", "circumvent", "without"),
+                r"(?:bypass|ignoring|ignore|skip|disable|circumvent|without)\W*(?:the\W*|any\W*|all\W*)?"
+                r"(?:redaction|confidentiality|anonymi[sz]ation|masking|privacy\W*(?:rules|checks)|data\W*protection)",
+            ),
+            (
                 ("disable", "turn", "switch"),
                 r"(?:disable|turn\W*off|switch\W*off|deactivate)\W*(?:your\W*|the\W*|all\W*)?(?:\w+\W+)?"
                 r"(?:filters?|safety|guardrails|restrictions|checks|safeguards|controls|moderation)",
@@ -402,6 +422,12 @@ SIGNAL_SPECS: list[SignalSpec] = [
                 rf"(?:note|message|instructions?|attention|notice)\W*(?:to|for)\W*(?:the\W*|any\W*|all\W*)?{_AI}\b",
             ),
             (("if",), rf"if\W*(?:you\W*are|an?)\W*(?:an?\W*)?{_AI}\b"),
+            (
+                ("if", "when", "while"),
+                r"(?:if|when|while)\W*you\W*(?:are|'re)?\W*(?:summari[sz]ing|processing|reading|analy[sz]ing|"
+                r"reviewing|parsing)\W*this\W*(?:document|report|file|page|text|email|letter|memo|contract)",
+            ),
+            (_AI_WORDS, rf"{_AI}\W*(?:reviewers?|readers?|tools?|systems?)\s*:"),
             (("dear", "hey", "hello", "attention", "hi"), rf"(?:dear|hey|hello|hi|attention)\W*{_AI}\b"),
             (
                 _AI_WORDS,
@@ -580,6 +606,23 @@ SYMBOL_SIGNALS: list[tuple[str, float, tuple[str, ...], re.Pattern[str], bool]] 
         False,
     ),
     ("fake_delimiter", 0.7, ("[",), re.compile(r"\[/?(?:inst|system|sys)\]"), False),
+    (
+        "fake_delimiter",
+        0.7,
+        ("instruction", "response", "assistant", "system"),
+        re.compile(r"#{2,}\s*(?:instruction|instructions|response|assistant|system)\s*:?"),
+        True,
+    ),
+    (
+        "addressed_to_ai",
+        0.65,
+        ("[", "(", "{"),
+        re.compile(
+            r"[\[({]\s*(?:\w+\W+){0,3}(?:ai|llm|assistants?|models?|bots?|agents?|language models?)\W*"
+            r"(?:tools?|readers?|systems?)?\s*[\])}]"
+        ),
+        False,
+    ),
     (
         "fake_delimiter",
         0.7,
