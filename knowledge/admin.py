@@ -13,6 +13,7 @@ from knowledge import services
 from knowledge.models import Document, KnowledgeBase
 from prisma_glow.admin_views import knowledge_pages
 from prisma_glow.admin_views.base import OrganizationScopedAdmin, adopt, client_ip
+from prisma_glow.admin_views.filters import OrganizationKnowledgeBaseFilter
 from prisma_glow.admin_views.scoping import get_admin_access
 
 
@@ -99,6 +100,26 @@ class KnowledgeBaseAdmin(OrganizationScopedAdmin):
             services.knowledge_base_delete, knowledge_base=obj, actor=request.user, ip=client_ip(request)
         )
 
+    def get_deleted_objects(self, objs, request):
+        # A summary, not one line per chunk (a knowledge base holds thousands); agents using the
+        # knowledge base protect it, as the service would refuse.
+        from agents.models import AgentKnowledge
+
+        ids = [o.pk for o in objs]
+        protected = [
+            f"{a.agent.name} uses {a.knowledge_base.name}"
+            for a in AgentKnowledge.objects.filter(knowledge_base_id__in=ids).select_related(
+                "agent", "knowledge_base"
+            )
+        ]
+        documents = Document.objects.filter(knowledge_base_id__in=ids)
+        counts = {
+            "knowledge bases": len(ids),
+            "documents": documents.count(),
+            "chunks": documents.aggregate(n=Sum("chunk_count"))["n"] or 0,
+        }
+        return [str(o) for o in objs], counts, set(), protected
+
     def response_add(self, request, obj, post_url_continue=None):
         if "_addanother" not in request.POST and "_continue" not in request.POST:
             return HttpResponseRedirect(reverse("admin:knowledge_knowledgebase_documents", args=[obj.pk]))
@@ -134,7 +155,7 @@ class DocumentAdmin(OrganizationScopedAdmin):
         "jurisdiction",
         "created_at",
     ]
-    list_filter = ["status", "jurisdiction"]
+    list_filter = ["status", OrganizationKnowledgeBaseFilter, "jurisdiction"]
     search_fields = ["title"]
     list_select_related = ["knowledge_base"]
     ordering = ["-created_at"]
@@ -150,6 +171,15 @@ class DocumentAdmin(OrganizationScopedAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         return knowledge_pages.document_detail(self, request, object_id)
+
+    def get_deleted_objects(self, objs, request):
+        # A summary instead of one line per chunk.
+        chunks = sum(o.chunk_count for o in objs)
+        return [str(o) for o in objs], {"documents": len(objs), "chunks": chunks}, set(), []
+
+    def response_delete(self, request, obj_display, obj_id):
+        self.message_user(request, f"The document “{obj_display}” was deleted.")
+        return HttpResponseRedirect(reverse("admin:knowledge_knowledgebase_changelist"))
 
     def delete_model(self, request, obj):
         self.call_service(services.document_delete, document=obj, actor=request.user, ip=client_ip(request))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.contrib.admin.options import ActionLocation
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
+from django.db.models import ProtectedError
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 
@@ -50,6 +51,9 @@ def as_validation_error(exc) -> ValidationError:
     """A service's refusal (ValidationError, API ``Conflict`` or PermissionDenied) as a ValidationError."""
     if isinstance(exc, ValidationError):
         return exc
+    if isinstance(exc, ProtectedError):
+        names = sorted({str(o) for o in exc.protected_objects})[:5]
+        return ValidationError(f"It is still in use ({', '.join(names)}); remove those uses first.")
     detail = getattr(exc, "detail", None) or str(exc)
     return ValidationError(str(detail))
 
@@ -58,7 +62,7 @@ def run_service(func, **kwargs):
     """Call a write service from a custom page: ``(result, None)`` or ``(None, ValidationError)``."""
     try:
         return func(**kwargs), None
-    except (ValidationError, Conflict, PermissionDenied) as exc:
+    except (ValidationError, Conflict, PermissionDenied, ProtectedError) as exc:
         return None, as_validation_error(exc)
 
 
@@ -161,7 +165,7 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
             return func(**kwargs)
         except ValidationError as exc:
             raise ServiceValidationError(exc) from exc
-        except Conflict as exc:
+        except (Conflict, ProtectedError) as exc:
             raise ServiceValidationError(as_validation_error(exc)) from exc
 
     def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):

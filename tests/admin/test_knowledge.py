@@ -229,3 +229,23 @@ def test_retrieval_tester_validation_and_scope(staff_client, org, other_org):
         and "greater than or equal to 1" in html
         and "Select a valid choice" in html
     )
+
+
+def test_deleting_summarises_chunks_and_protects_assigned_knowledge_bases(staff_client, world):
+    page = staff_client.get(f"/admin/knowledge/document/{world.document.pk}/delete/").content.decode()
+    assert "Chunks: 2" in page
+    kb_delete = f"/admin/knowledge/knowledgebase/{world.kb.pk}/delete/"
+    page = staff_client.get(kb_delete).content.decode()
+    assert "Cannot delete" in page and f"{world.agent.name} uses {world.kb.name}" in page
+    staff_client.post(kb_delete, {"post": "yes"})
+    assert KnowledgeBase.objects.filter(pk=world.kb.pk).exists()
+    world.knowledge_assignment.delete()
+    response = staff_client.post(kb_delete, {"post": "yes"})
+    assert response.status_code == 302 and not KnowledgeBase.objects.filter(pk=world.kb.pk).exists()
+
+
+def test_documents_list_filters_by_the_organisations_knowledge_bases(staff_client, world, other_world):
+    html = staff_client.get("/admin/knowledge/document/").content.decode()
+    assert world.kb.name in html and other_world.kb.name not in html
+    listing = staff_client.get(f"/admin/knowledge/document/?knowledge_base={world.kb.pk}")
+    assert listing.context["cl"].result_count == 1
