@@ -16,6 +16,7 @@ class PrismaGlowAdminSite(admin.AdminSite):
     site_header = "Prisma Glow"
     site_title = "Prisma Glow"
     index_title = "Dashboard"
+    site_url = None  # "/" is the admin itself; the header links to the console and the API docs
     index_template = "admin/dashboard.html"
 
     def get_urls(self):

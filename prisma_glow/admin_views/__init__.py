@@ -32,6 +32,11 @@ The twenty pages (for the browser tests; ``<id>`` is an object of the signed-in 
     Organisation ...................... /admin/tenancy/organization/<id>/change/
     Audit log ......................... /admin/audit/auditevent/  and  /admin/audit/auditevent/<id>/change/
 
+Browser notes: buttons with ``data-confirm`` (deprecate, remove an assignment, revoke a key, start the
+wizard over) ask with ``window.confirm`` first — accept the dialog in a browser test. The header links
+to the test console (``/admin/console/``) and the API docs; users with several memberships get an
+organisation ``<select name="organization">`` with a "Switch" button.
+
 Every page loads ``static/admin_ui/admin_ui.css`` and ``admin_ui.js`` and htmx from django-htmx's static
 files; no inline script or style. ``tests/admin/conftest.py::World.pages()`` lists the same URLs for
 a set of objects.
