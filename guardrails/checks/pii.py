@@ -128,6 +128,17 @@ _NINO_BAD_PREFIXES = {"BG", "GB", "NK", "KN", "TN", "NT", "ZZ"}
 _CARD_PREFIXES = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[47]|3[0689]|6(?:011|5|4[4-9]|22)|35|62|8[18])")
 
 
+def _merged(windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``windows`` (in text order) with overlapping ones joined, so no stretch is searched twice."""
+    merged: list[tuple[int, int]] = []
+    for start, end in windows:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
 def _compact(value: str) -> str:
     return re.sub(r"[^0-9A-Za-z]", "", value).upper()
 
@@ -239,7 +250,9 @@ class PIICheck(Check):
                 spans = self._emails(haystack)
             else:
                 fewest, before, after = _WINDOW[entity]
-                windows = [(max(0, s - before), min(length, e + after)) for s, e, n in runs if n >= fewest]
+                windows = _merged(
+                    [(max(0, s - before), min(length, e + after)) for s, e, n in runs if n >= fewest]
+                )
                 spans = sorted(set(self._finders[entity](haystack, windows))) if windows else []
             for start, end in spans:
                 if any(start < t_end and t_start < end for t_start, t_end in taken):
