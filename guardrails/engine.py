@@ -190,6 +190,8 @@ def evaluate(
     """
     if stage not in STAGES:
         raise ValueError(f"Unknown stage {stage!r}; expected one of {', '.join(STAGES)}.")
+    if not isinstance(text, str):
+        raise TypeError(f"evaluate() needs the text as a str, not {type(text).__name__}.")
     started = time.perf_counter()
     context = context or {}
     incoming: dict[str, str] = dict(context.get("redactions") or {})

@@ -116,9 +116,11 @@ def test_an_invalid_stored_configuration_fails_closed_for_block_and_is_recorded_
     assert not warn.blocked and warn.results[0].status == "error"
 
 
-def test_unknown_stage_is_refused():
+def test_unknown_stage_and_non_text_are_refused():
     with pytest.raises(ValueError, match="Unknown stage"):
         evaluate([], "x", stage="middle")
+    with pytest.raises(TypeError, match="needs the text as a str"):
+        evaluate([], None, stage="input")
 
 
 def test_verdict_dict_is_json_safe():
