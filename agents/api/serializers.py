@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.db.models import Q
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agents.models import (
@@ -151,12 +152,31 @@ class AgentGuardrailSerializer(serializers.ModelSerializer):
         fields = ["id", "guardrail", "guardrail_name", "guardrail_kind", "enabled", "order"]
 
 
+@extend_schema_field(
+    {
+        "type": "array",
+        "items": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+        "uniqueItems": True,
+        "maxItems": 1000,
+    }
+)
+class IdListField(serializers.ListField):
+    """A list of distinct ids."""
+
+    def __init__(self, **kwargs):
+        super().__init__(
+            child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), max_length=1000, **kwargs
+        )
+
+    def to_internal_value(self, data):
+        ids = super().to_internal_value(data)
+        if len(ids) != len(set(ids)):
+            raise serializers.ValidationError("Each id may appear only once.")
+        return ids
+
+
 class ReorderSerializer(serializers.Serializer):
-    assignments = serializers.ListField(
-        child=serializers.IntegerField(min_value=1),
-        max_length=1000,
-        help_text="Every assignment id of the agent, in the new order.",
-    )
+    assignments = IdListField(help_text="Every assignment id of the agent, once each, in the new order.")
 
 
 # --- Providers --------------------------------------------------------------------------------

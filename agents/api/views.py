@@ -49,6 +49,7 @@ from agents.models import (
 )
 from personas.models import Persona
 from prisma_glow.api.pagination import CreatedCursorPagination
+from prisma_glow.api.parsers import JSONParser
 from prisma_glow.api.tenancy import request_ip
 from prisma_glow.api.viewsets import OrganizationScopedMixin, OrganizationScopedViewSet
 
@@ -97,6 +98,7 @@ class AgentViewSet(ExecuteActionMixin, OrganizationScopedViewSet):
 
     queryset = _agents()
     serializer_class = AgentSerializer
+    parser_classes = [JSONParser]
     filterset_class = AgentFilterSet
     search_fields = ["name", "description"]
     ordering_fields = ["name", "type", "status", "created_at", "updated_at"]
@@ -276,6 +278,7 @@ class AgentToolViewSet(AssignmentViewSet):
 
     queryset = AgentTool.objects.select_related("tool").order_by("order", "id")
     serializer_class = AgentToolSerializer
+    parser_classes = [JSONParser]
     target_field = "tool"
     assign_service = staticmethod(services.agent_tool_assign)
     update_service = staticmethod(services.agent_tool_update)
@@ -292,6 +295,7 @@ class AgentKnowledgeViewSet(AssignmentViewSet):
 
     queryset = AgentKnowledge.objects.select_related("knowledge_base").order_by("order", "id")
     serializer_class = AgentKnowledgeSerializer
+    parser_classes = [JSONParser]
     target_field = "knowledge_base"
     assign_service = staticmethod(services.agent_knowledge_assign)
     update_service = staticmethod(services.agent_knowledge_update)
@@ -306,6 +310,7 @@ class AgentGuardrailViewSet(AssignmentViewSet):
 
     queryset = AgentGuardrail.objects.select_related("guardrail").order_by("order", "id")
     serializer_class = AgentGuardrailSerializer
+    parser_classes = [JSONParser]
     target_field = "guardrail"
     assign_service = staticmethod(services.agent_guardrail_assign)
     update_service = staticmethod(services.agent_guardrail_update)
@@ -348,6 +353,7 @@ class ModelProviderViewSet(OrganizationScopedViewSet):
 
     queryset = ModelProvider.objects.all()
     serializer_class = ModelProviderSerializer
+    parser_classes = [JSONParser]
     filterset_class = ModelProviderFilterSet
     search_fields = ["name", "default_model"]
     ordering_fields = ["name", "created_at"]
@@ -391,6 +397,7 @@ class ExecutionViewSet(OrganizationScopedMixin, viewsets.ReadOnlyModelViewSet):
 
     queryset = Execution.objects.select_related("agent", "persona").order_by("-created_at", "-id")
     serializer_class = ExecutionSerializer
+    parser_classes = [JSONParser]
     filterset_class = ExecutionFilterSet
     pagination_class = CreatedCursorPagination
     filter_backends = [
@@ -470,6 +477,7 @@ class LearningExampleViewSet(OrganizationScopedViewSet):
 
     queryset = LearningExample.objects.all()
     serializer_class = LearningExampleSerializer
+    parser_classes = [JSONParser]
     filterset_class = LearningExampleFilterSet
     search_fields = ["input", "output"]
     ordering_fields = ["created_at", "updated_at", "status"]

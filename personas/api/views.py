@@ -11,12 +11,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ErrorDetail
 from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 
 from personas import services
 from personas.api.serializers import PersonaDiffSerializer, PersonaSerializer
 from personas.models import Persona
+from prisma_glow.api.parsers import JSONParser
 from prisma_glow.api.tenancy import request_ip
 from prisma_glow.api.viewsets import OrganizationScopedMixin
 
@@ -78,6 +80,7 @@ class PersonaViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
 
     queryset = Persona.objects.all()
     serializer_class = PersonaSerializer
+    parser_classes = [JSONParser]
     organization_lookup = "agent__organization"
     lookup_field = "version"
     lookup_value_regex = "[0-9]+"
@@ -144,7 +147,11 @@ class PersonaViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
         "each changed field comes with a unified diff.",
         parameters=[
             VERSION_PATH,
-            OpenApiParameter("against", OpenApiTypes.INT, description="The version to compare with."),
+            OpenApiParameter(
+                "against",
+                {"type": "integer", "minimum": 1, "maximum": 2_147_483_647},
+                description="The version to compare with (default: the previous one).",
+            ),
         ],
         responses={200: PersonaDiffSerializer},
     )
@@ -163,9 +170,9 @@ class PersonaViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
                 raise serializers.ValidationError({"against": exc.detail})
             other = others.filter(version=number).first()
             if other is None:
-                raise serializers.ValidationError(
-                    {"against": [f"This agent has no persona version {number}."]}
-                )
+                # An unknown version is a missing object (404 naming the parameter), not bad input.
+                missing = ErrorDetail(f"This agent has no persona version {number}.", code="does_not_exist")
+                raise serializers.ValidationError({"against": [missing]})
         return Response(PersonaDiffSerializer(services.persona_diff(persona=persona, other=other)).data)
 
 

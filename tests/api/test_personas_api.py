@@ -108,7 +108,7 @@ def test_diff_against_a_version(org, viewer_client):
     assert "-Line two" in changes["system_prompt"]["diff"] and "+Line 2" in changes["system_prompt"]["diff"]
     default = viewer_client.get(_url(agent, 3, "diff/")).json()
     assert default["from_version"] == 2 and [c["field"] for c in default["changes"]] == ["tone"]
-    assert_error(viewer_client.get(_url(agent, 3, "diff/"), {"against": 9}), 400, fields=("against",))
+    assert_error(viewer_client.get(_url(agent, 3, "diff/"), {"against": 9}), 404, fields=("against",))
     assert_error(viewer_client.get(_url(agent, 3, "diff/"), {"against": "x"}), 400, fields=("against",))
 
 

@@ -97,18 +97,18 @@ class ToolSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["builtin_key", "created_at", "updated_at"]
-        extra_kwargs = {"url_template": {"required": False}}
+        extra_kwargs = {
+            "url_template": {
+                "required": True,
+                "help_text": "An http(s) URL; {name} placeholders take arguments.",
+            }
+        }
 
     def get_is_builtin(self, obj: Tool) -> bool:
         return obj.organization_id is None
 
     def get_has_secret_headers(self, obj: Tool) -> bool:
         return bool(obj.secret_headers)
-
-    def validate(self, attrs):
-        if self.instance is None and not attrs.get("url_template"):
-            raise serializers.ValidationError({"url_template": ["An HTTP tool needs a URL."]})
-        return attrs
 
 
 class ToolTestSerializer(serializers.Serializer):

@@ -9,6 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from prisma_glow.api.errors import error_response
+from prisma_glow.api.parsers import JSONParser
 from prisma_glow.api.tenancy import request_ip
 from prisma_glow.api.viewsets import OrganizationScopedViewSet
 from tools import services
@@ -59,6 +60,7 @@ class ToolViewSet(OrganizationScopedViewSet):
 
     queryset = Tool.objects.all()
     serializer_class = ToolSerializer
+    parser_classes = [JSONParser]
     filterset_class = ToolFilterSet
     search_fields = ["name", "slug", "description"]
     ordering_fields = ["name", "slug", "created_at", "updated_at"]
