@@ -5,8 +5,8 @@ Run: ``.venv/bin/python bench/execute.py [--chunks 100000] [--runs 300]``
 Without ``DATABASE_URL`` it starts a throwaway PostgreSQL cluster (``scripts/pg-cluster``), migrates it,
 and removes it afterwards. Setup: one active agent with 4 guardrails (PII redaction on input and
 output, prompt injection on input and retrieved passages, citations required, disclaimer), 2 knowledge
-bases holding ``--chunks`` chunks between them (default 100,000, synthetic tax prose, full-text
-indexed) and 3 built-in tools. Every run is a full ``agents.runtime.execute``: guardrails, retrieval,
+bases holding ``--chunks`` chunks between them (default 100,000: the demo guidance ingested for real,
+plus distractor chunks drawn from a Zipf vocabulary of its words and made-up words, full-text indexed) and 3 built-in tools. Every run is a full ``agents.runtime.execute``: guardrails, retrieval,
 prompt, offline engine (and a tool call for the calculation questions), output guardrails, and the
 execution, its steps and the audit event written to the database.
 
@@ -17,8 +17,10 @@ and the number of database queries per execution for each question (target: the 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -43,36 +45,29 @@ QUESTIONS = [
     "How are credit notes treated when the price is reduced after supply?",
 ]
 
-TOPICS = (
-    "reverse charge invoice supplier customer member state services goods intra-community supply "
-    "deduction input output taxable person place of supply consultancy electronic services consumer "
-    "registration threshold distance sales credit note recapitulative statement deadline penalty "
-    "exemption zero rate reduced rate standard rate import export customs warehouse triangulation "
-    "cars fuel entertainment staff canteen gifts samples records retention audit trail"
-).split()
-FILLER = (
-    "the a of and to in for is on that by with as at from this be are or an which it must shall may "
-    "under article directive according where when each any other such its their should has have been"
-).split()
+DEMO_DIR = ROOT / "agents" / "management" / "commands" / "demo_data"
+SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ber", "dan", "fel", "gor", "hal", "jun", "kir",
+             "lam", "mor", "nix", "pel", "quo", "ras", "sol", "tur", "ul", "ven", "wes", "xan", "yor", "zel"]  # fmt: skip
 
 
-def word_pool(rng: random.Random) -> list[str]:
-    """Real tax vocabulary plus a few thousand pseudo-words, so term frequencies look like real text."""
-    syllables = ["ka", "ve", "ro", "lin", "tar", "mes", "qui", "dor", "pha", "sen", "tu", "gle", "bri", "ox"]
-    pseudo = {"".join(rng.choice(syllables) for _ in range(rng.randint(2, 4))) for _ in range(4000)}
-    return sorted(pseudo)
+def vocabulary(rng: random.Random, texts: list[str]) -> tuple[list[str], list[float]]:
+    """The real words of the demo guidance mixed with 25,000 made-up words, Zipf-weighted (rank^-1.07),
+    so that distractor chunks share words with real questions the way a large library does."""
+    real = sorted({w for t in texts for w in re.findall(r"[A-Za-z][A-Za-z-]{2,}", t.lower())})
+    made_up: set[str] = set()
+    while len(made_up) < 25_000:
+        made_up.add("".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 4))))
+    words = real + sorted(made_up)
+    rng.shuffle(words)
+    return words, list(itertools.accumulate(1 / rank**1.07 for rank in range(1, len(words) + 1)))
 
 
-def paragraph(rng: random.Random, pool: list[str]) -> str:
-    sentences = []
-    for _ in range(rng.randint(3, 6)):
-        words = []
-        for _ in range(rng.randint(10, 22)):
-            roll = rng.random()
-            words.append(
-                rng.choice(TOPICS) if roll < 0.25 else rng.choice(FILLER) if roll < 0.6 else rng.choice(pool)
-            )
-        sentences.append(" ".join(words).capitalize() + ".")
+def paragraph(rng: random.Random, words: list[str], cum: list[float]) -> str:
+    sentences, length, target = [], 0, rng.randint(450, 1100)
+    while length < target:
+        sentence = " ".join(rng.choices(words, cum_weights=cum, k=rng.randint(7, 22)))
+        sentences.append(sentence[0].upper() + sentence[1:] + ".")
+        length += len(sentences[-1]) + 1
     return " ".join(sentences)
 
 
@@ -114,7 +109,6 @@ def build(chunks: int, rng: random.Random):
     agent = Agent.objects.filter(organization=org, slug="vat-adviser").first()
     if agent is not None:
         return agent
-    pool = word_pool(rng)
     with transaction.atomic():
         agent = Agent.objects.create(
             organization=org, name="VAT adviser", slug="vat-adviser", type="tax", status="active"
@@ -158,35 +152,48 @@ def build(chunks: int, rng: random.Random):
             AgentTool.objects.create(
                 agent=agent, tool=Tool.objects.get(organization=None, slug=slug), order=order
             )
-    per_kb = chunks // 2
+    from knowledge import services as knowledge_services
+
+    texts = [path.read_text(encoding="utf-8") for path in sorted(DEMO_DIR.glob("*.md"))]
+    words, cum = vocabulary(rng, texts)
     for index, name in enumerate(["EU VAT guidance", "Firm memos"]):
         kb = KnowledgeBase.objects.create(organization=org, name=name)
         AgentKnowledge.objects.create(agent=agent, knowledge_base=kb, order=index, top_k=4)
-        per_doc = 100
         started = time.perf_counter()
-        for first in range(0, per_kb, per_doc):
+        if index == 0:  # the firm's real guidance, through the real ingestion
+            for path, text in zip(sorted(DEMO_DIR.glob("*.md")), texts, strict=True):
+                # The immediate task backend (set in main) processes the document right here.
+                knowledge_services.document_create(knowledge_base=kb, actor=None, title=path.stem, text=text)
+        real = Chunk.objects.filter(document__knowledge_base=kb).count()
+        target = chunks // 2 - real
+        per_doc = 100
+        for first in range(0, target, per_doc):
             with transaction.atomic():
                 document = Document.objects.create(
                     knowledge_base=kb,
-                    title=f"{name} — part {first // per_doc + 1}",
+                    title=f"{name} — archive {first // per_doc + 1}",
                     source="text",
                     sha256=hashlib.sha256(f"{name}-{first}".encode()).hexdigest(),
                     status="ready",
-                    chunk_count=min(per_doc, per_kb - first),
+                    chunk_count=min(per_doc, target - first),
                 )
                 Chunk.objects.bulk_create(
                     [
                         Chunk(
                             document=document,
                             ordinal=i,
-                            text=paragraph(rng, pool),
+                            text=paragraph(rng, words, cum),
                             page=i // 3 + 1,
-                            token_count=80,
+                            token_count=150,
                         )
-                        for i in range(min(per_doc, per_kb - first))
+                        for i in range(min(per_doc, target - first))
                     ]
                 )
-        print(f"  {name}: {per_kb:,} chunks indexed in {time.perf_counter() - started:.1f} s", flush=True)
+        total = Chunk.objects.filter(document__knowledge_base=kb).count()
+        print(
+            f"  {name}: {total:,} chunks ({real} from the demo guidance) in {time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
     return agent
 
 
@@ -206,10 +213,14 @@ def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "prisma_glow.settings")
     os.environ.setdefault("PRISMA_GLOW_VAR_DIR", tempfile.mkdtemp(prefix="bench-execute-var-"))
     os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("DJANGO_TASKS_BACKEND", "django.tasks.backends.immediate.ImmediateBackend")
     try:
         import django
 
         django.setup()
+        import logging
+
+        logging.getLogger("django.tasks").setLevel(logging.WARNING)
         from django.core.management import call_command
         from django.db import connection
         from django.test.utils import CaptureQueriesContext
