@@ -240,9 +240,7 @@ class ExecutionAdmin(ReadOnlyAdmin):
         "source",
         "short_input",
         "latency",
-        "tokens",
         "cost",
-        "actor",
     ]
     list_display_links = ["created_at"]
     list_filter = [
@@ -254,7 +252,7 @@ class ExecutionAdmin(ReadOnlyAdmin):
     ]
     date_hierarchy = "created_at"
     search_fields = ["input", "output", "error"]
-    list_select_related = ["agent", "actor_user", "actor_api_key"]
+    list_select_related = ["agent"]
     ordering = ["-created_at", "-id"]
     show_full_result_count = False
 
@@ -269,18 +267,6 @@ class ExecutionAdmin(ReadOnlyAdmin):
     @admin.display(description="Latency", ordering="latency_ms")
     def latency(self, obj):
         return "—" if obj.latency_ms is None else f"{obj.latency_ms} ms"
-
-    @admin.display(description="Tokens")
-    def tokens(self, obj):
-        if obj.tokens_in is None and obj.tokens_out is None:
-            return "—"
-        return f"{obj.tokens_in or 0} / {obj.tokens_out or 0}"
-
-    @admin.display(description="Actor")
-    def actor(self, obj):
-        if obj.actor_api_key_id:
-            return f"API key {obj.actor_api_key.name}"
-        return obj.actor_user.get_username() if obj.actor_user_id else "system"
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         return execution_pages.execution_detail(self, request, object_id)

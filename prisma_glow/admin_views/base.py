@@ -8,6 +8,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, Validatio
 from django.db.models import ProtectedError
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.utils.text import capfirst
 
 from prisma_glow.admin_views.scoping import get_admin_access, scope_queryset
 from prisma_glow.api.errors import Conflict
@@ -113,6 +114,11 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
             queryset = db_field.remote_field.model._default_manager.all()
         kwargs["queryset"] = scope_queryset(queryset, request, all_for_superuser=False)
         return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def changelist_view(self, request, extra_context=None):
+        # "Agents" rather than Django's "Select agent to change".
+        extra_context = {"title": capfirst(self.opts.verbose_name_plural), **(extra_context or {})}
+        return super().changelist_view(request, extra_context)
 
     # --- rights ----------------------------------------------------------------------------------
     def has_module_permission(self, request):

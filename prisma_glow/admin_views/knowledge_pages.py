@@ -51,8 +51,12 @@ class UploadForm(forms.Form):
     text_title = forms.CharField(max_length=300, required=False, label="Or paste a text: title")
     text = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False, label="Text")
     jurisdiction = forms.CharField(max_length=20, required=False, help_text="e.g. EU, DE, UK; blank: any.")
-    effective_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    effective_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    effective_from = forms.DateField(
+        required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+    effective_to = forms.DateField(
+        required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
 
     def clean(self):
         data = super().clean()
@@ -67,8 +71,12 @@ class UploadForm(forms.Form):
 class DocumentForm(forms.Form):
     title = forms.CharField(max_length=300)
     jurisdiction = forms.CharField(max_length=20, required=False)
-    effective_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    effective_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    effective_from = forms.DateField(
+        required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+    effective_to = forms.DateField(
+        required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
 
     def clean(self):
         data = super().clean()
@@ -89,7 +97,9 @@ class SearchForm(forms.Form):
     top_k = forms.IntegerField(min_value=1, max_value=50, initial=5, label="Passages")
     min_score = forms.FloatField(min_value=0, initial=0, required=False, label="Minimum score")
     jurisdiction = forms.CharField(max_length=20, required=False)
-    as_of = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="As of")
+    as_of = forms.DateField(
+        required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"), label="As of"
+    )
 
     def __init__(self, *args, knowledge_bases, **kwargs):
         super().__init__(*args, **kwargs)

@@ -10,16 +10,19 @@ from prisma_glow.audit.models import AuditEvent
 
 
 def field_changes(before, after) -> list[dict]:
-    """Rows for a before/after table: every key of either side, changed ones flagged."""
+    """Rows for a before/after table: every key of either side; a side without the key is absent
+    (a creation has no before, a deletion no after), and changed rows are flagged."""
     before = before if isinstance(before, dict) else {}
     after = after if isinstance(after, dict) else {}
     keys = list(dict.fromkeys([*before.keys(), *after.keys()]))
     return [
         {
             "field": key,
-            "before": before.get(key, "—") if key in before else "—",
-            "after": after.get(key, "—") if key in after else "—",
-            "changed": before.get(key) != after.get(key),
+            "has_before": key in before,
+            "has_after": key in after,
+            "before": before.get(key),
+            "after": after.get(key),
+            "changed": (key in before) != (key in after) or before.get(key) != after.get(key),
         }
         for key in keys
     ]

@@ -256,6 +256,15 @@ class APIKeyAdmin(OrganizationScopedAdmin):
         adopt(obj, key)
         request._new_api_key = (key, full_key)
 
+    def add_view(self, request, form_url="", extra_context=None):
+        # Creating a key always ends on the page that shows its secret once.
+        extra_context = {
+            "show_save_and_add_another": False,
+            "show_save_and_continue": False,
+            **(extra_context or {}),
+        }
+        return super().add_view(request, form_url, extra_context)
+
     def response_add(self, request, obj, post_url_continue=None):
         key, full_key = request._new_api_key
         return self._secret_page(request, key, full_key, created=True)

@@ -288,3 +288,12 @@ def test_a_second_org_member_only_sees_their_audit_events(world, other_world):
     client = login(outsider)
     assert client.get(world.pages()["audit-event"]).status_code == 404
     assert client.get(other_world.pages()["audit-event"]).status_code == 200
+
+
+def test_audit_event_of_a_creation_has_no_before_side(staff_client, org, editor):
+    from agents import services
+
+    agent = services.agent_create(organization=org, actor=editor, name="Fresh agent")
+    event = AuditEvent.objects.get(action="agent.create", object_id=str(agent.pk))
+    html = staff_client.get(f"/admin/audit/auditevent/{event.pk}/change/").content.decode()
+    assert "Fresh agent" in html and "pg-add" in html and 'class="pg-del"' not in html
