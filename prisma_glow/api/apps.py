@@ -7,4 +7,9 @@ class ApiConfig(AppConfig):
     verbose_name = "REST API"
 
     def ready(self) -> None:
-        from prisma_glow.api import schema  # noqa: F401  (registers the authentication extension)
+        from prisma_glow.api import (
+            schema,  # noqa: F401  (registers the authentication extension)
+            strict,
+        )
+
+        strict.install()

@@ -161,6 +161,13 @@ class AutoSchema(SpectacularAutoSchema):
             return True
         return any(isinstance(f, serializers.FileField) for f in fields.values())
 
+    def _map_basic_serializer(self, serializer, direction):
+        content = super()._map_basic_serializer(serializer, direction)
+        # Request bodies are closed: unknown fields are refused (prisma_glow.api.strict).
+        if direction == "request" and not getattr(serializer, "allow_unknown_fields", False):
+            content["additionalProperties"] = False
+        return content
+
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
         content = super()._map_serializer_field(field, direction, bypass_extensions)
         if (
@@ -179,6 +186,14 @@ def decimal_pattern(field: serializers.DecimalField) -> str:
     sign = "" if field.min_value is not None and field.min_value >= 0 else "-?"
     places = field.decimal_places
     whole = field.max_whole_digits
+    maximum = field.max_value
+    if not sign and maximum is not None and maximum == int(maximum) and 0 < maximum <= 100 and places:
+        # A small whole maximum (a temperature of 0–2…): spell out the whole parts below it.
+        below = "|".join(str(i) for i in range(int(maximum)))
+        return (
+            rf"^(?:(?:{below})(?:\.\d{{0,{places}}})?|{int(maximum)}(?:\.0{{0,{places}}})?"
+            rf"|\.\d{{1,{places}}})$"
+        )
     fraction = rf"(?:\.\d{{0,{places}}})?" if places else ""
     if whole == 0:
         return rf"^{sign}0?\.\d{{1,{places}}}$"

@@ -245,3 +245,53 @@ def test_schema_documents_platform_operations(schema):
 def test_swagger_ui_served(db):
     response = Client().get("/api/v1/docs/")
     assert response.status_code == 200
+
+
+def test_unknown_fields_are_refused_not_dropped(raw):
+    """A field the endpoint does not know is a 400 naming it; nothing is created."""
+    from prisma_glow.tenancy.models import APIKey
+
+    before = APIKey.objects.count()
+    body = json.dumps({"name": "Portal", "scopes": ["read"], "scope": "admin"})
+    assert_error(raw.post(KEYS_URL, body, content_type="application/json"), 400, fields=["scope"])
+    assert APIKey.objects.count() == before
+
+
+def test_boolean_filters_are_strict(raw):
+    from prisma_glow.api.strict import StrictDjangoFilterBackend
+
+    class View:
+        filterset_class = None
+        filterset_fields = None
+
+    import django_filters
+    from django.test import RequestFactory
+    from rest_framework.request import Request
+
+    from prisma_glow.tenancy.models import APIKey
+
+    class KeyFilterSet(django_filters.FilterSet):
+        revoked = django_filters.BooleanFilter(field_name="revoked_at", lookup_expr="isnull", exclude=True)
+
+        class Meta:
+            model = APIKey
+            fields = ["revoked"]
+
+    View.filterset_class = KeyFilterSet
+    backend = StrictDjangoFilterBackend()
+    for value, ok in [("true", True), ("False", True), ("16091", False), ("", False), ("yes", False)]:
+        request = Request(RequestFactory().get("/", {"revoked": value}))
+        if ok:
+            backend.filter_queryset(request, APIKey.objects.all(), View())
+        else:
+            with pytest.raises(Exception) as excinfo:
+                backend.filter_queryset(request, APIKey.objects.all(), View())
+            assert excinfo.value.status_code == 400
+
+
+def test_schema_request_bodies_are_closed_and_json(schema):
+    assert schema["components"]["schemas"]["APIKeyCreateRequest"]["additionalProperties"] is False
+    name = schema["components"]["schemas"]["APIKeyCreateRequest"]["properties"]["name"]
+    assert "\\u0000" in name["pattern"]
+    body = schema["paths"]["/api/v1/api-keys/"]["post"]["requestBody"]["content"]
+    assert list(body) == ["application/json"]

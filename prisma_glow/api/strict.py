@@ -1,0 +1,62 @@
+"""Strict request handling shared by every serializer and filter of the API.
+
+"Nothing a user sends is lost or silently changed": a field a serializer does not know is a 400
+naming it rather than being dropped (a known read-only field, such as ``id`` echoed back from a
+GET, is ignored as before), and a boolean filter given something other
+than ``true`` / ``false`` is a 400 rather than being ignored. The schema says the same
+(``additionalProperties: false`` on request bodies; see ``prisma_glow.api.schema``).
+
+A serializer that takes free-form keys on purpose sets ``allow_unknown_fields = True``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from django_filters import BooleanFilter
+from django_filters.rest_framework import DjangoFilterBackend
+from rest_framework import exceptions, serializers
+
+UNKNOWN_FIELD_MESSAGE = "Unknown field: it is not accepted here."
+_original_to_internal_value = serializers.Serializer.to_internal_value
+
+
+def unknown_fields(serializer: serializers.Serializer, data) -> list[str]:
+    if not isinstance(data, Mapping) or getattr(serializer, "allow_unknown_fields", False):
+        return []
+    known = serializer.fields.keys()
+    return sorted(str(key) for key in data if key not in known)[:20]
+
+
+def strict_to_internal_value(self, data):
+    unknown = unknown_fields(self, data)
+    if unknown:
+        raise exceptions.ValidationError({name: [UNKNOWN_FIELD_MESSAGE] for name in unknown})
+    return _original_to_internal_value(self, data)
+
+
+def install() -> None:
+    """Make every DRF serializer reject unknown fields (called once from the API app's ready())."""
+    if serializers.Serializer.to_internal_value is not strict_to_internal_value:
+        serializers.Serializer.to_internal_value = strict_to_internal_value
+
+
+BOOLEAN_VALUES = {"true", "false"}
+
+
+class StrictDjangoFilterBackend(DjangoFilterBackend):
+    """django-filter's backend, refusing boolean filter values other than ``true`` / ``false``
+    (django-filter silently ignores them, which would list everything instead of a subset)."""
+
+    def get_filterset(self, request, queryset, view):
+        filterset = super().get_filterset(request, queryset, view)
+        if filterset is not None:
+            errors = {}
+            for name, filter_ in filterset.filters.items():
+                if isinstance(filter_, BooleanFilter) and name in request.query_params:
+                    values = request.query_params.getlist(name)
+                    if any(value.lower() not in BOOLEAN_VALUES for value in values):
+                        errors[name] = ["Give true or false."]
+            if errors:
+                raise exceptions.ValidationError(errors)
+        return filterset
