@@ -148,8 +148,12 @@ def test_add_agent_goes_to_the_wizard(staff_client):
 
 
 def test_registry_search_filters_and_sorting(staff_client, org, editor):
-    AgentFactory(organization=org, name="VAT adviser", type="tax", status="active", owner=editor)
+    vat = AgentFactory(organization=org, name="VAT adviser", type="tax", status="active", owner=editor)
     AgentFactory(organization=org, name="Audit sampler", type="audit", status="draft")
+    ExecutionFactory(agent=vat)
+    ExecutionFactory(agent=vat)
+    rows = staff_client.get("/admin/agents/agent/").context["cl"].result_list
+    assert {a.name: a.run_total for a in rows} == {"VAT adviser": 2, "Audit sampler": 0}
     html = staff_client.get("/admin/agents/agent/?q=vat").content.decode()
     assert "VAT adviser" in html and "Audit sampler" not in html
     html = staff_client.get("/admin/agents/agent/?type__exact=audit").content.decode()
