@@ -152,7 +152,7 @@ def page(context, request):
     yield page
     if getattr(request.node, "e2e_failed", False) and not page.is_closed():
         name = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name)
-        page.screenshot(path=str(SCREENSHOTS / f"FAILED-{name}.png"), full_page=True)
+        page.screenshot(path=str(SCREENSHOTS / f"FAILED-{name}.png"), full_page=True, caret="initial")
 
 
 @pytest.fixture
@@ -183,8 +183,11 @@ def signed_in_page(context, page, live_server, editor):
 
 
 def screenshot(page, name: str) -> Path:
+    """A full-page screenshot. ``caret="initial"``: Playwright's caret hiding would leave ``style=""``
+    on text fields, which htmx then copies while settling a swap — a CSP violation of the test's own
+    making."""
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=True, caret="initial")
     return path
 
 
