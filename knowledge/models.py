@@ -111,6 +111,9 @@ class Document(TimeStampedModel):
                 condition=Q(status__in=DocumentStatus.values), name="document_status_valid"
             ),
             models.CheckConstraint(
+                condition=Q(source__in=DocumentSource.values), name="document_source_valid"
+            ),
+            models.CheckConstraint(
                 condition=Q(effective_to__isnull=True)
                 | Q(effective_from__isnull=True)
                 | Q(effective_to__gte=F("effective_from")),

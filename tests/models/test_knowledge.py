@@ -74,6 +74,19 @@ def test_document_status_must_be_known(org):
     )
 
 
+def test_document_source_must_be_known(org):
+    """Documents come from an upload, a text or a URL."""
+    kb = KnowledgeBaseFactory(organization=org)
+    assert_db_rejects(
+        lambda: Document.objects.create(knowledge_base=kb, title="T", sha256="c" * 64, source="fax")
+    )
+    assert_invalid(
+        Document(knowledge_base=kb, title="T", sha256="c" * 64, source="fax"),
+        "Value 'fax' is not a valid choice.",
+        field="source",
+    )
+
+
 def test_effective_period_cannot_end_before_it_starts(org):
     """effective_to before effective_from is refused; an open-ended or one-day period is fine."""
     kb = KnowledgeBaseFactory(organization=org)
