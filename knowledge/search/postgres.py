@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime
 
-from knowledge.search.query import TIER_CAPS, ParsedQuery, tiers
+from knowledge.search.query import ParsedQuery, tier_caps, tiers
 
 INSTALL_SQL = [
     "ALTER TABLE knowledge_chunk ADD COLUMN search_vector tsvector",
@@ -107,11 +107,6 @@ def refresh_vectors(cursor, knowledge_base_id: int) -> None:
 def config_exists(cursor, name: str) -> bool:
     cursor.execute("SELECT 1 FROM pg_catalog.pg_ts_config WHERE cfgname = %s", [name])
     return cursor.fetchone() is not None
-
-
-def tier_caps(count: int) -> tuple[int, ...]:
-    """Caps for ``count`` tiers: a lone tier (one word) gets the largest cap."""
-    return (TIER_CAPS[0],) if count == 1 else (*TIER_CAPS[: count - 1], TIER_CAPS[-1])
 
 
 def candidates(

@@ -145,7 +145,8 @@ def parse_query(raw: str) -> ParsedQuery:
 class Matcher:
     stems: tuple[str, ...]
     words: re.Pattern | None
-    phrases: tuple[re.Pattern, ...]
+    phrases: tuple[re.Pattern, ...]  # what counts as "the exact phrase" for re-ranking
+    phrase_patterns: tuple[re.Pattern, ...]  # one per quoted phrase
 
 
 def _phrase_pattern(words: list[str]) -> re.Pattern:
@@ -167,7 +168,7 @@ def matcher(query: ParsedQuery) -> Matcher:
         phrases = (_phrase_pattern(query.all_words),)
     else:
         phrases = ()
-    result = Matcher(stems, words, phrases)
+    result = Matcher(stems, words, phrases, tuple(_phrase_pattern(p) for p in query.phrases))
     query._matcher = result
     return result
 
@@ -204,6 +205,11 @@ def highlight_spans(query: ParsedQuery, text: str) -> list[tuple[int, int]]:
 # ranking would put first anyway, so the caps cost little quality (see bench/retrieval.py).
 TIER_CAPS = (800, 400, 120)
 MAX_PAIR_TERMS = 8
+
+
+def tier_caps(count: int, caps: tuple[int, ...] = TIER_CAPS) -> tuple[int, ...]:
+    """Caps for ``count`` tiers: a lone tier (one word) gets the largest cap."""
+    return (caps[0],) if count == 1 else (*caps[: count - 1], caps[-1])
 
 
 def tiers(units: list, *, conjunction, disjunction) -> list:

@@ -9,9 +9,9 @@ both databases.
 from __future__ import annotations
 
 import datetime
+import math
 
-from knowledge.search.postgres import tier_caps
-from knowledge.search.query import ParsedQuery, tiers
+from knowledge.search.query import ParsedQuery, matcher, stem, tier_caps, tiers
 
 INSTALL_SQL = [
     """
@@ -50,7 +50,9 @@ UNINSTALL_SQL = [
     "DROP TABLE IF EXISTS knowledge_chunk_fts",
 ]
 
-# bm25 of a good match over a few thousand passages is typically 5-15; this maps it into [0, 1).
+# Smaller than PostgreSQL's: the candidates are scored in Python.
+SQLITE_TIER_CAPS = (300, 150, 60)
+# BM25 of a good match is typically 5-15; this maps it into [0, 1).
 BM25_SCALE = 8.0
 
 
@@ -90,10 +92,15 @@ def candidates(
 ) -> list[tuple]:
     """Rows (chunk id, document id, ordinal, text, page, heading path, title, kb id, score in [0, 1)).
 
-    One query: capped candidate tiers (all words, two of them, any; see ``query.tiers``), then bm25
-    over their union only. Every word is quoted, so nothing the user types is read as FTS5 syntax.
+    One query gathers the capped candidate tiers (all words, any two, any one; see ``query.tiers``)
+    with their rows, each unit's document frequency (FTS5 ``MATCH`` counts) and the corpus size; the
+    candidates are then scored with BM25 here. FTS5's own ``bm25()`` would score every row matching
+    the query before sorting, which for common words over 100,000 chunks takes far too long.
+    Every word is quoted, so nothing the user types is read as FTS5 syntax.
     """
-    units = ['"' + " ".join(p) + '"' for p in query.phrases] + [f'"{t}"' for t in query.content_terms]
+    phrase_units = ['"' + " ".join(p) + '"' for p in query.phrases]
+    term_units = [f'"{t}"' for t in query.content_terms]
+    units = list(dict.fromkeys(phrase_units + term_units))
     expressions = tiers(
         units,
         conjunction=lambda parts: "(" + " AND ".join(parts) + ")",
@@ -108,7 +115,9 @@ def candidates(
     placeholders = ", ".join(["%s"] * len(knowledge_base_ids))
     # A looser tier runs only when the stricter ones found fewer than ``limit`` candidates.
     tier_sql, tier_params = [], []
-    for index, (expression, cap) in enumerate(zip(expressions, tier_caps(len(expressions)), strict=True)):
+    for index, (expression, cap) in enumerate(
+        zip(expressions, tier_caps(len(expressions), SQLITE_TIER_CAPS), strict=True)
+    ):
         needed = ""
         if index:
             needed = " AND " + " + ".join(f"(SELECT count(*) FROM t{i})" for i in range(index)) + " < %s"
@@ -123,20 +132,66 @@ def candidates(
         )
         tier_params += [expression, *knowledge_base_ids, *params] + ([limit] if index else [])
     union = " UNION ".join(f"SELECT id FROM t{i}" for i in range(len(expressions)))
+    frequencies = ", ".join(
+        f"(SELECT count(*) FROM knowledge_chunk_fts WHERE knowledge_chunk_fts MATCH %s) AS df{i}"
+        for i in range(len(units))
+    )
     cursor.execute(
         f"""
-        WITH {", ".join(tier_sql)}, candidates AS ({union})
+        WITH {", ".join(tier_sql)}, candidates AS ({union}),
+             stats AS (SELECT (SELECT max(id) FROM knowledge_chunk) AS n, {frequencies})
         SELECT c.id, c.document_id, c.ordinal, c.text, c.page, c.heading_path, d.title,
-               d.knowledge_base_id, bm25(knowledge_chunk_fts, 2.0, 1.0) AS rank
-          FROM knowledge_chunk_fts
-          JOIN knowledge_chunk c ON c.id = knowledge_chunk_fts.rowid
+               d.knowledge_base_id, stats.*
+          FROM candidates
+          JOIN knowledge_chunk c ON c.id = candidates.id
           JOIN knowledge_document d ON d.id = c.document_id
-         WHERE knowledge_chunk_fts MATCH %s
-           AND knowledge_chunk_fts.rowid IN (SELECT id FROM candidates)
-         ORDER BY rank, c.id
-         LIMIT %s
+         CROSS JOIN stats
         """,
-        [*tier_params, expressions[-1], limit],
+        [*tier_params, *units],
     )
     rows = cursor.fetchall()
-    return [(*row[:8], (-row[8]) / (-row[8] + BM25_SCALE) if row[8] < 0 else 0.0) for row in rows]
+    if not rows:
+        return []
+    total = max(rows[0][8] or 1, 1)
+    frequencies_by_unit = dict(zip(units, rows[0][9:], strict=True))
+    scored = []
+    for row in rows:
+        raw = _bm25(query, row[3], row[5] or "", total, frequencies_by_unit)
+        scored.append((*row[:8], raw / (raw + BM25_SCALE) if raw > 0 else 0.0))
+    scored.sort(key=lambda r: (-r[8], r[0]))
+    return scored[:limit]
+
+
+BM25_K1 = 1.2
+BM25_B = 0.75
+AVERAGE_WORDS = 150  # words in a typical chunk (the default chunk size of 1,200 characters)
+HEADING_WEIGHT = 2.0
+
+
+def _bm25(query: ParsedQuery, text: str, heading: str, total: int, frequencies: dict[str, int]) -> float:
+    """BM25 of one passage: term frequencies from the query's matcher (stems and phrases), document
+    frequencies from the FTS5 index; heading matches count double."""
+    m = matcher(query)
+    length = max(1, len(text) // 6) / AVERAGE_WORDS
+    norm = BM25_K1 * (1 - BM25_B + BM25_B * length)
+    counts: dict[str, float] = {}
+    if m.words is not None:
+        for found in m.words.findall(text):
+            counts[found.lower()] = counts.get(found.lower(), 0) + 1
+        if heading:
+            for found in m.words.findall(heading):
+                counts[found.lower()] = counts.get(found.lower(), 0) + HEADING_WEIGHT
+    score = 0.0
+    for term in query.content_terms:
+        tf = counts.get(stem(term), 0)
+        if tf:
+            df = frequencies.get(f'"{term}"', 0) or 1
+            idf = math.log(1 + (total - df + 0.5) / (df + 0.5))
+            score += idf * tf * (BM25_K1 + 1) / (tf + norm)
+    for words, pattern in zip(query.phrases, m.phrase_patterns, strict=True):
+        tf = len(pattern.findall(text))
+        if tf:
+            df = frequencies.get('"' + " ".join(words) + '"', 0) or 1
+            idf = math.log(1 + (total - df + 0.5) / (df + 0.5))
+            score += idf * tf * (BM25_K1 + 1) / (tf + norm)
+    return score
