@@ -182,3 +182,10 @@ def test_agent_names_from_other_organisations_never_leak_into_the_dashboard(owne
     AgentFactory(organization=other_world.org, name="Secret merger bot", status="active")
     html = owner_client.get("/admin/").content.decode()
     assert "Secret merger bot" not in html
+
+
+def test_empty_lists_say_so(staff_client, org):
+    html = staff_client.get("/admin/guardrails/guardrail/").content.decode()
+    assert "No guardrails yet." in html and "/admin/guardrails/guardrail/add/" in html
+    html = staff_client.get("/admin/guardrails/guardrail/?q=zebra").content.decode()
+    assert "Nothing matches “zebra”" in html
