@@ -436,3 +436,71 @@ def test_agent_that_cannot_run_is_refused_with_the_reason(editor_web, agent):
     assert response.status_code == 409
     assert "has no active persona" in response.text
     assert not Execution.objects.exists()
+
+
+def test_streamed_answer_shows_the_requesters_pii_restored(editor_web, agent, httpserver):
+    """Journey 2 with a generative model (a local OpenAI-compatible server): the model sees
+    ``[IBAN_1]`` and answers with it, split across deltas; the console streams and shows the real
+    IBAN, while the provider never received it."""
+    from werkzeug import Response
+
+    from tests.factories import ModelProviderFactory
+
+    iban = "DE89 3704 0044 0532 0130 00"
+    received = []
+
+    def chunk(delta=None, finish=None, usage=None):
+        body = {
+            "id": "c1",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "gpt-test",
+            "choices": [],
+        }
+        if delta is not None or finish:
+            body["choices"] = [{"index": 0, "delta": delta or {}, "finish_reason": finish}]
+        if usage:
+            body["usage"] = usage
+        return f"data: {json.dumps(body)}\n\n"
+
+    def model(request):
+        received.append(request.get_data(as_text=True))
+        stream = "".join(
+            [
+                chunk({"role": "assistant", "content": "Payments go to "}),
+                chunk({"content": "[IBA"}),
+                chunk({"content": "N_1], as you asked."}),
+                chunk(finish="stop"),
+                chunk(usage={"prompt_tokens": 20, "completion_tokens": 8, "total_tokens": 28}),
+                "data: [DONE]\n\n",
+            ]
+        )
+        return Response(stream, content_type="text/event-stream")
+
+    httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_handler(model)
+    agent.provider = ModelProviderFactory(
+        organization=agent.organization,
+        kind="openai_compatible",
+        base_url=httpserver.url_for("/v1"),
+        api_key="sk-test",
+        default_model="gpt-test",
+        timeout_seconds=5,
+        max_retries=0,
+    )
+    agent.save(update_fields=["provider"])
+    AgentGuardrailFactory(
+        agent=agent,
+        guardrail__name="PII",
+        guardrail__kind="pii",
+        guardrail__action="redact",
+        guardrail__config={"entities": ["iban"]},
+    )
+    events = events_of(editor_web.post(RUN, {"agent": agent.pk, "message": f"Pay to {iban}."}, **STREAM))
+    execution = Execution.objects.get()
+    assert execution.status == "completed", execution.error
+    assert iban not in received[0] and "[IBAN_1]" in received[0]
+    streamed = "".join(data["text"] for name, data in events if name == "delta")
+    assert streamed == f"Payments go to {iban}, as you asked."
+    html = events[-1][1]["html"]
+    assert f"Payments go to {iban}, as you asked." in html
+    assert "Tokens 20 in / 8 out" in html
