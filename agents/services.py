@@ -31,6 +31,7 @@ from agents.models import (
     LearningExample,
     LearningExampleStatus,
     ModelProvider,
+    ProviderKind,
     Rating,
 )
 from personas.models import Persona
@@ -543,10 +544,13 @@ PROVIDER_FIELDS = (
 )
 
 
-def _provider_errors(provider: ModelProvider) -> dict[str, list[str]]:
-    if provider.kind == "openai_compatible" and not provider.base_url:
-        return {"base_url": ["An OpenAI-compatible provider needs a base URL."]}
-    return {}
+# An OpenAI-compatible provider created without a URL talks to OpenAI itself.
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+
+def _provider_defaults(provider: ModelProvider) -> None:
+    if provider.kind == ProviderKind.OPENAI_COMPATIBLE and not provider.base_url:
+        provider.base_url = OPENAI_BASE_URL
 
 
 def _provider_conflicts(provider: ModelProvider) -> dict[str, list[str]]:
@@ -567,11 +571,13 @@ def _take_over_default(provider: ModelProvider) -> None:
 
 @transaction.atomic
 def provider_create(*, organization, actor, ip: str | None = None, name: str, **fields: Any) -> ModelProvider:
-    """Create a model provider; ``api_key`` is stored encrypted. ``is_default`` takes the default over."""
+    """Create a model provider; ``api_key`` is stored encrypted. ``is_default`` takes the default over.
+    An OpenAI-compatible provider without ``base_url`` uses OpenAI's (``OPENAI_BASE_URL``)."""
     _check_fields(fields, PROVIDER_FIELDS, "provider")
     provider = ModelProvider(organization=organization, name=name, **fields)
     _take_over_default(provider)
-    _full_clean(provider, _provider_errors(provider), _provider_conflicts(provider))
+    _provider_defaults(provider)
+    _full_clean(provider, conflicts=_provider_conflicts(provider))
     provider.save()
     audit_record(
         organization=organization,
@@ -593,7 +599,8 @@ def provider_update(*, provider: ModelProvider, actor, ip: str | None = None, **
     for key, value in fields.items():
         setattr(provider, key, value)
     _take_over_default(provider)
-    _full_clean(provider, _provider_errors(provider), _provider_conflicts(provider))
+    _provider_defaults(provider)
+    _full_clean(provider, conflicts=_provider_conflicts(provider))
     provider.save()
     audit_record(
         organization=provider.organization,

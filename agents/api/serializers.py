@@ -210,6 +210,11 @@ class ModelProviderSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
+        extra_kwargs = {
+            "price_input_per_1k": {"min_value": 0},
+            "price_output_per_1k": {"min_value": 0},
+            "base_url": {"help_text": "Blank for an OpenAI-compatible provider: https://api.openai.com/v1."},
+        }
 
     def get_has_api_key(self, obj: ModelProvider) -> bool:
         return bool(obj.api_key)

@@ -66,11 +66,20 @@ def test_api_key_is_never_in_any_response_or_audit_event(org, admin_client_api):
     assert cleared.json()["has_api_key"] is False
 
 
-def test_remote_provider_needs_a_base_url(admin_client_api):
+def test_remote_provider_without_url_talks_to_openai(admin_client_api):
+    """An OpenAI-compatible provider created without a base URL uses OpenAI's."""
     response = admin_client_api.post(
         "/api/v1/model-providers/", {"name": "Remote", "kind": "openai_compatible"}, format="json"
     )
-    assert_error(response, 400, fields=("base_url",))
+    assert response.status_code == 201, response.json()
+    assert response.json()["base_url"] == "https://api.openai.com/v1"
+
+
+def test_negative_prices_400(admin_client_api):
+    response = admin_client_api.post(
+        "/api/v1/model-providers/", {"name": "Cheap", "price_input_per_1k": "-0.5"}, format="json"
+    )
+    assert_error(response, 400, fields=("price_input_per_1k",))
 
 
 def test_editor_reads_but_cannot_write(org, editor_client):

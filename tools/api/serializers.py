@@ -72,6 +72,12 @@ class ToolSerializer(serializers.ModelSerializer):
     )
     has_secret_headers = serializers.SerializerMethodField()
     slug = serializers.SlugField(max_length=80, required=False, allow_blank=True)
+    url_template = serializers.RegexField(
+        r"^https?://[^\s\x00]+$",
+        max_length=500,
+        help_text="An http(s) URL; {name} placeholders take arguments.",
+        error_messages={"invalid": "The URL must start with http:// or https:// and contain no spaces."},
+    )
     kind = serializers.CharField(read_only=True)
 
     class Meta:
@@ -97,12 +103,6 @@ class ToolSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["builtin_key", "created_at", "updated_at"]
-        extra_kwargs = {
-            "url_template": {
-                "required": True,
-                "help_text": "An http(s) URL; {name} placeholders take arguments.",
-            }
-        }
 
     def get_is_builtin(self, obj: Tool) -> bool:
         return obj.organization_id is None
