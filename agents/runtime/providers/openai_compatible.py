@@ -78,7 +78,7 @@ class OpenAICompatibleProvider(Provider):
             default_headers=headers or None,
             # Local servers (Ollama, llama.cpp) need no key, but the SDK insists on one.
             api_key=self.row.api_key or "no-key",
-            base_url=self.base_url,
+            base_url=self.base_url or None,  # blank: the SDK default (OpenAI)
             timeout=httpx2.Timeout(timeout, connect=min(timeout, 10.0)),
             max_retries=0,
             http_client=self._http_client or httpx2.Client(trust_env=False),
