@@ -177,6 +177,10 @@
               if (window.htmx) {
                 window.htmx.process(done);
               }
+              var clear = document.getElementById("console-clear");
+              if (clear) {
+                clear.hidden = false;
+              }
               var badge = done.querySelector(".console-badge");
               status.textContent = "Answer " + (badge ? badge.textContent.trim().toLowerCase() : "complete") + ".";
             } else if (name === "error") {

@@ -150,9 +150,11 @@ def page(context, request):
     """A page of the test's context; if the test fails, its last state is kept as a screenshot."""
     page = context.new_page()
     yield page
+    failed = SCREENSHOTS / f"FAILED-{re.sub(r'[^A-Za-z0-9_.-]+', '-', request.node.name)}.png"
     if getattr(request.node, "e2e_failed", False) and not page.is_closed():
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name)
-        page.screenshot(path=str(SCREENSHOTS / f"FAILED-{name}.png"), full_page=True, caret="initial")
+        page.screenshot(path=str(failed), full_page=True, caret="initial")
+    else:
+        failed.unlink(missing_ok=True)  # an earlier run's failure, now fixed
 
 
 @pytest.fixture

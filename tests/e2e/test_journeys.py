@@ -144,6 +144,7 @@ def test_console_streams_a_cited_answer_takes_feedback_and_opens_the_trace(
     page = signed_in_page
     firm = build_firm(org, editor)
     page.goto(reverse("admin:console:index") + f"?agent={firm.agent.pk}")
+    expect(page.get_by_role("button", name="New conversation")).to_be_hidden()
     page.evaluate(STREAM_OBSERVER)
 
     message = page.get_by_label("Message", exact=True)
@@ -157,6 +158,7 @@ def test_console_streams_a_cited_answer_takes_feedback_and_opens_the_trace(
     expect(turn).to_contain_text("This is general information, not tax advice.")
     expect(message).to_be_focused()
     expect(message).to_have_value("")
+    expect(page.get_by_role("button", name="New conversation")).to_be_visible()
 
     turn.locator(".console-trace > summary").click()
     expect(turn.locator(".console-step--retrieval")).to_contain_text("score")
