@@ -23,8 +23,8 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, connection, transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from schemathesis.generation.modes import GenerationMode
 from schemathesis import checks as schemathesis_checks
+from schemathesis.generation.modes import GenerationMode
 
 from tests.factories import APIKeyFactory, MembershipFactory, OrganizationFactory, UserFactory
 
