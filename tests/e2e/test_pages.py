@@ -84,6 +84,19 @@ def try_the_guardrail_before_saving(page) -> None:
     expect(page.locator("#guardrail-verdict")).to_contain_text("blocked")
 
 
+def create_an_api_key(page) -> None:
+    """API key creation: the secret is shown once, with a working copy button."""
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_label(_label("Name")).fill("Client portal (integration)")
+    page.get_by_role("checkbox", name=re.compile(r"^read", re.IGNORECASE)).check()
+    page.get_by_role("checkbox", name=re.compile(r"^execute", re.IGNORECASE)).check()
+    page.get_by_role("button", name="Save", exact=True).click()
+    secret = page.locator("#api-key-secret")
+    expect(secret).to_contain_text("pg_")
+    page.get_by_role("button", name="Copy").click()
+    assert page.evaluate("navigator.clipboard.readText()") == secret.inner_text().strip()
+
+
 # What a user does on the page after it loads (then it is checked, and screenshotted, again).
 INTERACTIONS: dict[str, Callable] = {
     "retrieval-tester": search_the_guidance,
@@ -92,6 +105,7 @@ INTERACTIONS: dict[str, Callable] = {
     "persona-editor": preview_a_persona,
     "tool-assignments": assign_a_tool,
     "guardrail-form": try_the_guardrail_before_saving,
+    "api-key-create": create_an_api_key,
 }
 
 
@@ -150,7 +164,7 @@ PAGES: list[Page] = [
     ),
     (20, "api-keys", lambda f: "/admin/tenancy/apikey/"),
     (20, "api-key-create", lambda f: "/admin/tenancy/apikey/add/"),
-    (20, "api-key", lambda f: f"/admin/tenancy/apikey/{APIKey.objects.get().pk}/change/"),
+    (20, "api-key", lambda f: f"/admin/tenancy/apikey/{APIKey.objects.get(name='Client portal').pk}/change/"),
     (20, "organisation", lambda f: f"/admin/tenancy/organization/{f.agent.organization_id}/change/"),
     (20, "audit-log", lambda f: "/admin/audit/auditevent/"),
     (
