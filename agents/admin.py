@@ -22,10 +22,7 @@ from django.utils.html import format_html
 from agents import services
 from agents.models import (
     Agent,
-    AgentStatus,
     Execution,
-    ExecutionSource,
-    ExecutionStatus,
     Feedback,
     LearningExample,
     LearningExampleStatus,
@@ -485,15 +482,3 @@ class ModelProviderAdmin(OrganizationScopedAdmin):
 
     def delete_model(self, request, obj):
         self.call_service(services.provider_delete, provider=obj, actor=request.user)
-
-
-__all__ = [
-    "AgentAdmin",
-    "ExecutionAdmin",
-    "FeedbackAdmin",
-    "LearningExampleAdmin",
-    "ModelProviderAdmin",
-    "AgentStatus",
-    "ExecutionSource",
-    "ExecutionStatus",
-]

@@ -15,7 +15,7 @@ from django.utils.html import format_html
 
 from prisma_glow.admin_views import tool_pages
 from prisma_glow.admin_views.agent_forms import JSONObjectField
-from prisma_glow.admin_views.base import OrganizationScopedAdmin, adopt, client_ip
+from prisma_glow.admin_views.base import OrganizationScopedAdmin, adopt
 from prisma_glow.admin_views.scoping import get_admin_access
 from tools import services
 from tools.models import Tool, ToolKind
@@ -194,6 +194,3 @@ class ToolAdmin(OrganizationScopedAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         context["schema_preview"] = json.dumps(obj.input_schema, indent=2) if obj is not None else ""
         return super().render_change_form(request, context, add, change, form_url, obj)
-
-
-__all__ = ["ToolAdmin", "client_ip"]

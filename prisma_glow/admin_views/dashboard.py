@@ -11,10 +11,8 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from agents.models import (
-    Agent,
     AgentStatus,
     AgentType,
-    Execution,
     ExecutionStatus,
     ExecutionStep,
     StepKind,
@@ -170,6 +168,3 @@ def dashboard_context(*, agents, executions, steps=None) -> dict:
         "blocked_by": blocked_by,
         "recent_failures": recent_failures,
     }
-
-
-__all__ = ["dashboard_context", "executions_chart", "percentile", "Agent", "Execution"]

@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Q, Sum
-from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 
 from knowledge.models import Document, DocumentStatus, KnowledgeBase
@@ -293,6 +293,3 @@ def retrieval_tester(model_admin, request):
     return htmx_partial(
         request, "admin/knowledge/knowledgebase/search.html", context, partial="passages", status=status
     )
-
-
-__all__ = ["knowledge_base_documents", "document_detail", "retrieval_tester", "HttpResponseNotAllowed"]

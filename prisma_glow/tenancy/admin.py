@@ -13,7 +13,6 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed
 from django.shortcuts import redirect
-from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
@@ -350,6 +349,3 @@ class APIKeyAdmin(OrganizationScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False  # revoke instead: the record stays for the audit trail
-
-
-__all__ = ["OrganizationAdmin", "MembershipAdmin", "APIKeyAdmin", "TemplateResponse"]
