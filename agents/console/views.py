@@ -38,6 +38,8 @@ from django.views.decorators.http import require_GET, require_POST
 from agents.console.forms import FeedbackForm, RunForm
 from agents.console.trace import present_step, present_turn
 from agents.models import Agent, AgentStatus, Execution, ExecutionSource, Feedback
+from agents.runtime import AgentNotRunnable, execute, execute_stream
+from agents.services import feedback_create
 from prisma_glow.admin_views.scoping import get_admin_access, scope_queryset, scoped_get
 from prisma_glow.tenancy.models import Role
 
@@ -161,9 +163,6 @@ def console(request):
 def run(request):
     """Run the chosen agent on the message: a Server-Sent Events stream, or a redirect without JS."""
     _require_runner(request)
-    from agents.runtime import execute, execute_stream
-    from agents.runtime.errors import AgentNotRunnable
-
     agents = _agents(request)
     agent_id = request.POST.get("agent", "").strip()
     agent = scoped_get(agents, request, pk=agent_id) if agent_id else None
@@ -232,8 +231,6 @@ def _stream(request, agent: Agent, events: Iterable[dict]) -> Iterator[str]:
 @require_POST
 def feedback(request, execution_id: int):
     """Record 👍 / 👎 (and a correction) on one of the organisation's executions, in place."""
-    from agents.services import feedback_create
-
     _require_runner(request)
     execution = scoped_get(
         Execution.objects.select_related("agent", "organization"), request, pk=execution_id
