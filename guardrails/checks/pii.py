@@ -102,14 +102,15 @@ _PHONE_NATIONAL_RE = re.compile(
 
 # Keywords that must come shortly before numbers whose shape alone is ambiguous.
 _CONTEXT = {
-    "us_ssn": re.compile(r"\b(?:ssn|social security|soc\.? sec)", re.I),
+    # (?!_): a placeholder such as [SSN_1] is not a keyword.
+    "us_ssn": re.compile(r"\b(?:ssn|social security|soc\.? sec)(?!_)", re.I),
     "us_ein": re.compile(
         r"\b(?:ein|fein|employer (?:identification|id)|federal tax (?:id|identification)|"
         r"tax id(?:entification)?|tin|irs (?:number|no))\b",
         re.I,
     ),
     "uk_utr": re.compile(
-        r"\b(?:utr|unique taxpayer|taxpayer ref|tax reference|self[- ]assessment|sa ref)", re.I
+        r"\b(?:utr|unique taxpayer|taxpayer ref|tax reference|self[- ]assessment|sa ref)(?!_)", re.I
     ),
     "phone": re.compile(
         r"\b(?:tel|telephone|phone|mobile|mob|cell|call|ring|text|sms|whatsapp|fax|contact|"
@@ -119,6 +120,7 @@ _CONTEXT = {
     ),
 }
 _CONTEXT_WINDOW = 40
+_GROUP_BREAK_RE = re.compile(r"[ .\-)]+")
 
 # NINO prefixes that HMRC never issues.
 _NINO_BAD_FIRST = set("DFIQUV")
@@ -337,51 +339,70 @@ class PIICheck(Check):
         return self._prefixed(_VAT_RE, text, windows, accept)
 
     @staticmethod
-    def _each(pattern: re.Pattern[str], text: str, windows: list[tuple[int, int]]):
-        for start, end in windows:
-            yield from pattern.finditer(text, start, end)
+    def _scan(
+        pattern: re.Pattern[str],
+        text: str,
+        windows: list[tuple[int, int]],
+        accept: Callable[[re.Match[str]], bool],
+    ) -> list[tuple[int, int]]:
+        """Matches of ``pattern`` in ``windows`` that ``accept`` confirms. After a rejected candidate the
+        search resumes at its next group of digits, so a number that fails its check (a reference, a
+        date) cannot swallow an identifier written right after it."""
+        spans: list[tuple[int, int]] = []
+        for window_start, window_end in windows:
+            position = window_start
+            while match := pattern.search(text, position, window_end):
+                if accept(match):
+                    spans.append(match.span())
+                    position = match.end()
+                    continue
+                separator = _GROUP_BREAK_RE.search(match.group(), 1)
+                position = match.start() + separator.end() if separator else match.end()
+        return spans
 
     def _cards(self, text: str, windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        spans = []
-        for match in self._each(_CARD_RE, text, windows):
+        def accept(match: re.Match[str]) -> bool:
             digits = _compact(match.group())
-            if 13 <= len(digits) <= 19 and _CARD_PREFIXES.match(digits) and luhn.is_valid(digits):
-                spans.append(match.span())
-        return spans
+            return 13 <= len(digits) <= 19 and bool(_CARD_PREFIXES.match(digits)) and luhn.is_valid(digits)
+
+        return self._scan(_CARD_RE, text, windows, accept)
 
     def _ssns(self, text: str, windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        spans = [m.span() for m in self._each(_SSN_RE, text, windows) if us_ssn.is_valid(_compact(m.group()))]
-        spans += [
-            m.span()
-            for m in self._each(_NINE_DIGITS_RE, text, windows)
-            if us_ssn.is_valid(m.group()) and self._has_context("us_ssn", text, m.start())
-        ]
-        return spans
+        spans = self._scan(_SSN_RE, text, windows, lambda m: us_ssn.is_valid(_compact(m.group())))
+        return spans + self._scan(
+            _NINE_DIGITS_RE,
+            text,
+            windows,
+            lambda m: us_ssn.is_valid(m.group()) and self._has_context("us_ssn", text, m.start()),
+        )
 
     def _eins(self, text: str, windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        return [
-            m.span()
-            for m in self._each(_EIN_RE, text, windows)
-            if us_ein.is_valid(_compact(m.group())) and self._has_context("us_ein", text, m.start())
-        ]
+        return self._scan(
+            _EIN_RE,
+            text,
+            windows,
+            lambda m: us_ein.is_valid(_compact(m.group())) and self._has_context("us_ein", text, m.start()),
+        )
 
     def _ninos(self, text: str, windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        spans = []
-        for match in self._each(_NINO_RE, text, windows):
-            compact = _compact(match.group())
-            prefix = compact[:2]
-            if prefix[0] in _NINO_BAD_FIRST or prefix[1] in _NINO_BAD_SECOND or prefix in _NINO_BAD_PREFIXES:
-                continue
-            spans.append(match.span())
-        return spans
+        def accept(match: re.Match[str]) -> bool:
+            prefix = _compact(match.group())[:2]
+            return not (
+                prefix[0] in _NINO_BAD_FIRST or prefix[1] in _NINO_BAD_SECOND or prefix in _NINO_BAD_PREFIXES
+            )
+
+        return self._scan(_NINO_RE, text, windows, accept)
 
     def _utrs(self, text: str, windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        return [
-            m.span()
-            for m in self._each(_UTR_RE, text, windows)
-            if gb_utr.is_valid(_compact(m.group()).strip("K"))
-            and self._has_context("uk_utr", text, m.start())
-        ]
+        return self._scan(
+            _UTR_RE,
+            text,
+            windows,
+            lambda m: (
+                gb_utr.is_valid(_compact(m.group()).strip("K"))
+                and self._has_context("uk_utr", text, m.start())
+            ),
+        )
 
     def _phones(self, text: str, windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
         spans: list[tuple[int, int]] = []
@@ -389,46 +410,66 @@ class PIICheck(Check):
         def overlaps(start: int, end: int) -> bool:
             return any(s < end and start < e for s, e in spans)
 
-        for match in self._each(_PHONE_INTL_RE, text, windows):
-            for raw in _shorter(match.group()):
-                number = "+" + raw[2:] if raw.startswith("00") else raw
-                if self._valid_phone(number, None):
-                    if not overlaps(match.start(), match.start() + len(raw)):
-                        spans.append((match.start(), match.start() + len(raw)))
-                    break
-        for match in self._each(_PHONE_NATIONAL_RE, text, windows):
-            if overlaps(*match.span()):
-                continue
-            context = None
-            for raw in _shorter(match.group()):
-                digits = re.sub(r"\D", "", raw)
-                if len(digits) < 9:
-                    break
-                # Without a country code the shape must look like a telephone number (separators,
-                # an area code in brackets) or a keyword must announce it.
-                formatted = raw[0] == "(" or (re.search(r"[ .\-]", raw) and len(digits) >= 10)
-                if not formatted:
-                    if context is None:
-                        context = self._has_context("phone", text, match.start())
-                    if not context:
-                        continue
-                regions = self.regions
-                if context is None:
-                    context = self._has_context("phone", text, match.start())
-                if context:
-                    regions = regions + [r for r in ANNOUNCED_PHONE_REGIONS if r not in regions]
-                if any(self._valid_phone(raw, region) for region in regions):
-                    spans.append((match.start(), match.start() + len(raw)))
-                    break
+        for window_start, window_end in windows:
+            for match in _PHONE_INTL_RE.finditer(text, window_start, window_end):
+                for raw in _shorter(match.group()):
+                    number = "+" + raw[2:] if raw.startswith("00") else raw
+                    if self._valid_phone(number, None):
+                        if not overlaps(match.start(), match.start() + len(raw)):
+                            spans.append((match.start(), match.start() + len(raw)))
+                        break
+        for window_start, window_end in windows:
+            position = window_start
+            while match := _PHONE_NATIONAL_RE.search(text, position, window_end):
+                found = None if overlaps(*match.span()) else self._national_phone(text, match)
+                if found is not None:
+                    spans.append(found)
+                    position = found[1]
+                    continue
+                # Not a number here: try again from the next group of digits (a reference or an
+                # identifier just before a telephone number must not hide it).
+                separator = _GROUP_BREAK_RE.search(match.group(), 1)
+                position = match.start() + separator.end() if separator else match.end()
         return spans
 
+    def _national_phone(self, text: str, match: re.Match[str]) -> tuple[int, int] | None:
+        """The telephone number written without a country code at ``match``, if it is one."""
+        context = None
+        for raw in _shorter(match.group()):
+            digits = re.sub(r"\D", "", raw)
+            if len(digits) < 9:
+                return None
+            # Without a country code the shape must look like a telephone number (separators, an
+            # area code in brackets) or a keyword must announce it.
+            formatted = raw[0] == "(" or (re.search(r"[ .\-]", raw) and len(digits) >= 10)
+            if context is None:
+                context = self._has_context("phone", text, match.start())
+            if not formatted and not context:
+                continue
+            regions = self.regions
+            if context:
+                regions = regions + [r for r in ANNOUNCED_PHONE_REGIONS if r not in regions]
+            if any(self._valid_phone(raw, region, national=True) for region in regions):
+                return match.start(), match.start() + len(raw)
+        return None
+
     @staticmethod
-    def _valid_phone(number: str, region: str | None) -> bool:
+    def _valid_phone(number: str, region: str | None, *, national: bool = False) -> bool:
+        """Whether ``number`` is a valid telephone number; with ``national``, also whether it is written
+        as the region writes its own numbers (with the trunk prefix: 020…, not 20…)."""
         try:
             parsed = phonenumbers.parse(number, region)
         except phonenumbers.NumberParseException:
             return False
-        return phonenumbers.is_valid_number(parsed)
+        if not phonenumbers.is_valid_number(parsed):
+            return False
+        if national:
+            written = re.sub(r"\D", "", number)
+            expected = re.sub(
+                r"\D", "", phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+            )
+            return written == expected
+        return True
 
     # --- Check ---------------------------------------------------------------------------------
 

@@ -206,3 +206,24 @@ def test_other_national_phone_formats_count_when_announced(pii):
     assert [e for *_, e in pii.find("Ruf mich an: 030 901820")] == ["phone"]
     assert pii.find("Order number 0301234567 shipped") == []
     assert pii.find("Reference numbers 20241231-0001 to 20241231-0450") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "entities"),
+    [
+        ("+44 20 7946 0958 4111 1111 1111 1111", ["phone", "card"]),
+        ("ref 001-01-0001 12000000 00 and 020 7946 0958", ["us_ssn", "phone"]),
+        ("SSN 536-22-8726 020 7946 0958", ["us_ssn", "phone"]),
+        ("[SSN_1] 536228726", []),
+    ],
+)
+def test_identifiers_next_to_other_numbers_are_all_found(pii, text, entities):
+    """A number that fails its check does not swallow the identifier after it, and a placeholder is not
+    a keyword ('[SSN_1]' does not announce a bare nine-digit number)."""
+    assert [e for *_, e in pii.find(text)] == entities
+
+
+def test_national_numbers_must_be_written_as_the_region_writes_them(pii):
+    """'1200 000000' is a valid GB number only when written with its trunk prefix: 01200 000000."""
+    assert pii.find("Account 1200 000000") == []
+    assert [e for *_, e in pii.find("Tel 01200 000000")] == ["phone"]
