@@ -134,7 +134,7 @@ class SearchRequestSerializer(serializers.Serializer):
 
 class MultiSearchRequestSerializer(SearchRequestSerializer):
     knowledge_bases = serializers.ListField(
-        child=serializers.IntegerField(min_value=1),
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
         required=False,
         max_length=100,
         help_text="Ids of the organisation's knowledge bases to search; empty or absent: all of them.",
