@@ -1,21 +1,56 @@
-"""An execution's page: summary, input and answer, and the timeline of its steps."""
+"""An execution's page: summary, input and answer, the timeline of its steps, and its feedback."""
 
 from __future__ import annotations
 
+from django import forms
+from django.contrib import messages
 from django.contrib.admin.utils import unquote
+from django.shortcuts import redirect
 
-from agents.models import Execution
-from prisma_glow.admin_views.base import render_admin_page
-from prisma_glow.admin_views.scoping import scoped_get
+from agents.models import Execution, Rating
+from prisma_glow.admin_views.base import add_errors_to_form, render_admin_page, run_service
+from prisma_glow.admin_views.scoping import get_admin_access, scoped_get
+
+
+class FeedbackForm(forms.Form):
+    rating = forms.TypedChoiceField(
+        choices=[(Rating.UP, "Good answer"), (Rating.DOWN, "Needs correction")],
+        coerce=int,
+        widget=forms.RadioSelect,
+    )
+    comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    correction = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        required=False,
+        help_text="What the answer should have been. With “Needs correction” it is proposed as a learning example.",
+    )
 
 
 def execution_detail(model_admin, request, object_id):
-    """Read-only trace of one execution; another organisation's execution answers 404."""
+    """Read-only trace of one execution, with a feedback form for editors; another organisation's
+    execution answers 404."""
+    from agents import services
+
     execution = scoped_get(
         Execution.objects.select_related("agent", "persona", "provider", "actor_user", "actor_api_key"),
         request,
         pk=unquote(str(object_id)),
     )
+    can_write = get_admin_access(request).has_role(model_admin.write_role)
+    form = FeedbackForm()
+    status = 200
+    if request.method == "POST":
+        model_admin.require_role(request)
+        form = FeedbackForm(request.POST)
+        if form.is_valid():
+            _, error = run_service(
+                services.feedback_create, execution=execution, actor=request.user, **form.cleaned_data
+            )
+            if error is None:
+                messages.success(request, "Thank you: the feedback was recorded.")
+                return redirect(request.path)
+            add_errors_to_form(form, error)
+        status = 400
     steps = list(execution.steps.order_by("ordinal"))
     feedback = list(execution.feedback.select_related("user").order_by("-created_at"))
     total_ms = sum(step.duration_ms for step in steps) or 0
@@ -26,12 +61,15 @@ def execution_detail(model_admin, request, object_id):
         "steps": steps,
         "feedback": feedback,
         "steps_ms": total_ms,
-        "original": execution,
+        "feedback_form": form,
+        "can_write": can_write,
     }
-    return render_admin_page(
+    response = render_admin_page(
         request,
         "admin/agents/execution/detail.html",
         context,
         title=f"Execution #{execution.pk} — {execution.agent.name}",
         model_admin=model_admin,
     )
+    response.status_code = status
+    return response

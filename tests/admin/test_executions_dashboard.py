@@ -168,3 +168,26 @@ def test_agent_detail_query_count(owner_client, org, django_assert_max_num_queri
         ExecutionFactory(agent=agent)
     with django_assert_max_num_queries(18):
         assert owner_client.get(f"/admin/agents/agent/{agent.pk}/overview/").status_code == 200
+
+
+def test_feedback_from_the_execution_page_proposes_a_learning_example(staff_client, world):
+    url = world.pages()["execution"]
+    response = staff_client.post(
+        url, {"rating": "-1", "comment": "Too vague", "correction": "Say who accounts for the VAT."}
+    )
+    assert response.status_code == 302
+    feedback = world.execution.feedback.order_by("-id").first()
+    assert feedback.comment == "Too vague" and feedback.user is not None
+    assert world.agent.learning_examples.filter(
+        output="Say who accounts for the VAT.", status="proposed"
+    ).exists()
+
+
+def test_feedback_form_validation(staff_client, viewer_admin_client, world):
+    url = world.pages()["execution"]
+    response = staff_client.post(url, {"rating": "5"})
+    assert response.status_code == 400 and "Select a valid choice" in response.content.decode()
+    response = staff_client.post(url, {"rating": "1", "correction": "Not with a thumbs up"})
+    assert response.status_code == 400 and "A correction goes with" in response.content.decode()
+    assert "Give feedback" not in viewer_admin_client.get(url).content.decode()
+    assert viewer_admin_client.post(url, {"rating": "1"}).status_code == 403
