@@ -52,7 +52,7 @@ def _decimal(value: Any) -> Decimal | None:
 # --- steps ----------------------------------------------------------------------------------------
 
 
-def _guardrail_results(data_in: dict, data_out: dict, name: str) -> list[dict]:
+def _guardrail_results(data_out: dict, name: str) -> list[dict]:
     """The verdicts of a guardrail step: a list of check results (one per guardrail)."""
     results = data_out.get("results")
     if not isinstance(results, list):
@@ -129,7 +129,7 @@ def present_step(step: ExecutionStep | dict) -> dict:
     }
     if kind == StepKind.GUARDRAIL:
         shown["stage"] = data_in.get("stage") or data_out.get("stage") or ""
-        shown["verdicts"] = _guardrail_results(data_in, data_out, name)
+        shown["verdicts"] = _guardrail_results(data_out, name)
     elif kind == StepKind.RETRIEVAL:
         shown["query"] = data_in.get("query", "")
         shown["passages"] = _passages(data_out)
