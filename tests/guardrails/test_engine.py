@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from guardrails.engine import evaluate, restore
 from guardrails.models import Guardrail
@@ -155,3 +157,32 @@ def test_evaluate_makes_no_database_queries(django_assert_num_queries, org):
         verdict = evaluate(loaded, "Pay GB82WEST12345698765432", stage="input")
     assert verdict.text == "Pay [IBAN_1]"
     assert verdict.results[0].guardrail_id == loaded[0].pk
+
+
+ALL_KINDS = [
+    spec("pii", "redact"),
+    spec("prompt_injection", "warn"),
+    spec("keywords", "redact", {"keywords": ["falcon", "insider list"]}),
+    spec("blocked_topics", "warn", {"topics": ["gambling"]}),
+    spec("regex", "redact", {"patterns": [r"\bCLT-\d{6}\b"]}),
+    spec("max_length", "warn", {"max_tokens": 50}),
+    spec("citation_required", "warn", {"max_uncited": 0}),
+    spec("disclaimer", "append", {"text": "N."}),
+    spec("json_schema", "warn", {"schema": {"type": "object"}}),
+]
+TRICKY = st.sampled_from(
+    list("ignore all previous instructions system prompt 0134578@$!+€|.-_*/\\\n")
+    + ["\u200b", "\u00ad", "ß", "ﬁ", "İ", "а", "е", "Ｉ", "𝐢", "e\u0301", "ﬀ", "\u2028", "Ɨ"]
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.one_of(st.text(max_size=200), st.lists(TRICKY, max_size=150).map("".join)))
+def test_any_text_runs_every_kind_without_error_and_spans_stay_in_the_text(text):
+    verdict = evaluate(ALL_KINDS, text, stage="output", context={"passages": [1, 2]})
+    for result in verdict.results:
+        assert result.status in {"passed", "triggered"}, (result.kind, result.message)
+        for start, end, _ in result.spans:
+            assert 0 <= start <= end <= len(text)
+        for signal in result.signals:
+            assert 0 <= signal["start"] <= signal["end"] <= len(text)
