@@ -295,3 +295,44 @@ def test_schema_request_bodies_are_closed_and_json(schema):
     assert "\\u0000" in name["pattern"]
     body = schema["paths"]["/api/v1/api-keys/"]["post"]["requestBody"]["content"]
     assert list(body) == ["application/json"]
+
+
+def test_id_filters_take_any_id_in_range(raw):
+    assert raw.get("/api/v1/audit-events/", {"actor_user": str(2**63 - 1)}).json()["results"] == []
+    assert_error(raw.get("/api/v1/audit-events/", {"actor_user": str(2**63)}), 400, fields=["actor_user"])
+    assert_error(raw.get("/api/v1/audit-events/", {"actor_user": "0"}), 400, fields=["actor_user"])
+
+
+@pytest.mark.parametrize(
+    "kwargs, good, bad",
+    [
+        (
+            {"max_digits": 12, "decimal_places": 6},
+            ["0", "-1.5", ".5", "123456.123456", "7."],
+            ["", "-", ".", "1e3"],
+        ),
+        ({"max_digits": 12, "decimal_places": 6, "min_value": 0}, ["0", "2.5"], ["-1", "-0.5"]),
+        (
+            {"max_digits": 3, "decimal_places": 2, "min_value": 0, "max_value": 2},
+            ["0", "1.99", "2", "2.00", ".5"],
+            ["2.01", "3", "5.", "-1", ""],
+        ),
+    ],
+)
+def test_decimal_patterns_match_what_the_field_accepts(kwargs, good, bad):
+    import re
+    from decimal import Decimal
+
+    from rest_framework import serializers
+
+    from prisma_glow.api.schema import decimal_pattern
+
+    field = serializers.DecimalField(
+        **{k: Decimal(v) if k.endswith("value") else v for k, v in kwargs.items()}
+    )
+    pattern = re.compile(decimal_pattern(field))
+    for value in good:
+        assert pattern.match(value), (value, pattern.pattern)
+        field.run_validation(value)
+    for value in bad:
+        assert not pattern.match(value), (value, pattern.pattern)
