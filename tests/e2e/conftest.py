@@ -1,7 +1,7 @@
 """Browser tests: Playwright drives Debian's Chromium against pytest-django's live server.
 
-One headless browser per test process (session scope; with ``pytest -n 2`` each xdist worker has
-its own browser, live server and test database); a fresh browser context per test. Every page
+One headless browser per test process (with ``pytest -n 2`` each xdist worker has its own
+browser, live server and test database); a fresh browser context per test. Every page
 the tests open is watched for console errors, uncaught exceptions and Content-Security-Policy
 violations (``Watcher``); screenshots go to ``test-artifacts/screenshots/``.
 
@@ -98,21 +98,33 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
-    """One headless Chromium for the whole test process."""
+    """One headless Chromium for the browser tests of this test process.
+
+    Package scope: Playwright's sync API keeps an asyncio loop running in this thread while it is
+    alive, so it is stopped as soon as the last browser test of the process has run, and the other
+    tests never see that loop (nor the async-safety switch below).
+    """
     from playwright.sync_api import expect, sync_playwright
 
-    # Playwright's sync API keeps an event loop in this thread; the ORM calls the tests make between
-    # browser actions are ordinary synchronous code, so Django's async-safety guard does not apply.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    # The ORM calls the tests make between browser actions are ordinary synchronous code; Django's
+    # async-safety guard only sees Playwright's loop.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     # Generous for a loaded 2-core CI machine; a passing test never waits for it.
     expect.set_options(timeout=15_000)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture
