@@ -1,7 +1,7 @@
 """``/api/v1/``: every app registers its viewsets on the one router here."""
 
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
 from agents.api import urls as agents_api
@@ -26,7 +26,7 @@ knowledge_api.register(router)  # knowledge bases, documents, chunks, search
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
     path("organization/", OrganizationView.as_view(), name="organization"),
     *router.urls,
 ]
