@@ -26,7 +26,7 @@ from agents.models import (
 )
 from guardrails.models import Guardrail
 from knowledge.models import KnowledgeBase
-from tools.api.serializers import JSONObjectField
+from tools.api.serializers import HTTP_URL_PATTERN, JSONObjectField, PatternStringField
 from tools.models import Tool
 
 
@@ -190,6 +190,16 @@ class ModelProviderSerializer(serializers.ModelSerializer):
         write_only=True, required=False, allow_blank=True, max_length=4000, trim_whitespace=True
     )
     has_api_key = serializers.SerializerMethodField()
+    base_url = PatternStringField(
+        rf"^(?:{HTTP_URL_PATTERN})?$",
+        url=True,
+        required=False,
+        error_messages={"invalid": "Enter a valid http(s) URL."},
+        allow_blank=True,
+        max_length=500,
+        help_text="The endpoint, e.g. http://127.0.0.1:11434/v1; blank for an OpenAI-compatible provider: "
+        "https://api.openai.com/v1.",
+    )
 
     class Meta:
         model = ModelProvider
@@ -213,7 +223,6 @@ class ModelProviderSerializer(serializers.ModelSerializer):
         extra_kwargs = {
             "price_input_per_1k": {"min_value": 0},
             "price_output_per_1k": {"min_value": 0},
-            "base_url": {"help_text": "Blank for an OpenAI-compatible provider: https://api.openai.com/v1."},
         }
 
     def get_has_api_key(self, obj: ModelProvider) -> bool:
