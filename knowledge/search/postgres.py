@@ -44,14 +44,17 @@ INSTALL_SQL = [
 
 # One capped tier of candidates (see ``query.tiers``). A function, so that it can run with sequential
 # scans disabled: with a LIMIT and a common word the planner otherwise prefers reading the table
-# and testing every row's vector, which is many times slower than the GIN index.
+# and testing every row's vector, which is many times slower than the GIN index. PL/pgSQL, so that
+# its plan is cached for the session (a SQL function would be planned again on every call).
 TIER_FUNCTION_SQL = """
 CREATE OR REPLACE FUNCTION knowledge_search_tier(
     q tsquery, kb_ids bigint[], as_of date, jurisdictions text[], excluded tsquery, cap integer
 ) RETURNS TABLE (id bigint)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET enable_seqscan = off
 AS $$
+BEGIN
+    RETURN QUERY
     SELECT c.id
       FROM knowledge_chunk c
       JOIN knowledge_document d ON d.id = c.document_id
@@ -62,7 +65,8 @@ AS $$
                               AND (d.effective_to IS NULL OR d.effective_to >= as_of)))
        AND (jurisdictions IS NULL OR d.jurisdiction = '' OR d.jurisdiction = ANY(jurisdictions))
        AND (excluded IS NULL OR NOT c.search_vector @@ excluded)
-     LIMIT cap
+     LIMIT cap;
+END
 $$
 """
 DROP_TIER_FUNCTION_SQL = (

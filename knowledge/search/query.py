@@ -184,7 +184,9 @@ def features(query: ParsedQuery, text: str, heading_path: str = "") -> tuple[flo
     if heading_path:
         found |= {match.lower() for match in m.words.findall(heading_path)}
     coverage = len(found) / len(m.stems)
-    phrase = 1.0 if m.phrases and all(p.search(text) for p in m.phrases) else 0.0
+    # The whole query as a phrase can only be there when all its words are (a cheap test first).
+    possible = bool(m.phrases) and (bool(query.phrases) or coverage == 1.0)
+    phrase = 1.0 if possible and all(p.search(text) for p in m.phrases) else 0.0
     return coverage, phrase
 
 
