@@ -1,5 +1,6 @@
-"""Every page of the staff admin in a real browser: it loads (HTTP 200), shows its heading, and
-produces no console error, no uncaught exception and no Content-Security-Policy violation.
+"""Every page of the staff admin in a real browser: it loads (HTTP 200), shows its heading, labels
+every form field, and produces no console error, no uncaught exception and no
+Content-Security-Policy violation.
 
 The twenty pages are those of issue 7 (URLs from ``prisma_glow.admin_views``' page map), each with
 the variants a user reaches (a filter, a diff, an add form…). Each is screenshotted to
@@ -188,6 +189,16 @@ def test_every_page_number_is_covered():
     assert sorted(n for numbers in GROUPS.values() for n in numbers) == list(range(1, 21))
 
 
+UNLABELLED_FIELDS = """
+() => Array.from(document.querySelectorAll(
+  'input:not([type=hidden]):not([type=submit]):not([type=button]):not([type=reset]), select, textarea'
+)).filter((el) => el.offsetParent !== null)
+  .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                  && !el.getAttribute('aria-labelledby') && !el.getAttribute('title'))
+  .map((el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + (el.name ? '[name=' + el.name + ']' : ''))
+"""
+
+
 def visit(page, watcher, number: int, name: str, url: str) -> list[str]:
     """Open one page; the problems seen there (an error status, console errors, CSP violations)."""
     problems = []
@@ -198,6 +209,9 @@ def visit(page, watcher, number: int, name: str, url: str) -> list[str]:
     page.wait_for_timeout(100)
     if page.locator("#content h1, #content h2").count() == 0:
         problems.append("no heading in #content")
+    unlabelled = page.evaluate(UNLABELLED_FIELDS)
+    if unlabelled:
+        problems.append(f"form fields without a label: {', '.join(unlabelled)}")
     screenshot(page, f"page-{number:02d}-{name}")
     interaction = INTERACTIONS.get(name)
     if interaction is not None and not problems:
