@@ -6,8 +6,9 @@ the tests open is watched for console errors, uncaught exceptions and Content-Se
 violations (``Watcher``); screenshots go to ``test-artifacts/screenshots/``.
 
 Background tasks (document processing) run for real: the ``task_worker`` fixture runs
-django-tasks-db's worker loop in a thread of the test process, against the test database, so
-uploads go through the same queue as in production and the page's live status is exercised.
+django-tasks-db's worker loop in a thread of the test process, against the test database, when the
+test starts it. Uploads go through the same queue as in production (``DJANGO_TASKS_BACKEND``'s
+default, the database backend), and the page's live status is seen changing from queued to ready.
 """
 
 from __future__ import annotations
@@ -205,34 +206,47 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
-@pytest.fixture
-def task_worker(live_server):
-    """django-tasks-db's worker loop in a thread, processing the live server's queued tasks."""
-    from django_tasks_db.management.commands.db_worker import Worker
+class TaskWorker:
+    """django-tasks-db's worker loop in a thread of the test process, started when the test says."""
 
-    worker = Worker(
-        queue_names=["*"],
-        interval=0.1,
-        batch=False,
-        backend_name="default",
-        startup_delay=False,
-        max_tasks=None,
-        worker_id="e2e-worker",
-        excluded_queue_names=[],
-    )
-    errors: list[BaseException] = []
+    def __init__(self):
+        from django_tasks_db.management.commands.db_worker import Worker
 
-    def run():
+        self.worker = Worker(
+            queue_names=["*"],
+            interval=0.1,
+            batch=False,
+            backend_name="default",
+            startup_delay=False,
+            max_tasks=None,
+            worker_id="e2e-worker",
+            excluded_queue_names=[],
+        )
+        self.errors: list[BaseException] = []
+        self.thread: threading.Thread | None = None
+
+    def _run(self) -> None:
         try:
-            worker.run()
+            self.worker.run()
         except BaseException as exc:  # reported by the fixture, not lost in the thread
-            errors.append(exc)
+            self.errors.append(exc)
         finally:
             connections.close_all()
 
-    thread = threading.Thread(target=run, name="e2e-task-worker", daemon=True)
-    thread.start()
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._run, name="e2e-task-worker", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.worker.running = False
+        if self.thread is not None:
+            self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def task_worker(live_server):
+    """A worker for the live server's queued tasks (``.start()`` it); stopped after the test."""
+    worker = TaskWorker()
     yield worker
-    worker.running = False
-    thread.join(timeout=10)
-    assert not errors, f"the task worker crashed: {errors[0]!r}"
+    worker.stop()
+    assert not worker.errors, f"the task worker crashed: {worker.errors[0]!r}"

@@ -101,8 +101,8 @@ def test_wizard_creates_a_draft_agent(signed_in_page, org, watcher):
 def test_uploaded_documents_become_ready_with_chunk_counts(
     signed_in_page, org, task_worker, tmp_path, watcher
 ):
-    """Journey 1: a PDF manual and a Word memo are uploaded together; the worker processes them and
-    the list, which refreshes by itself, shows both ready with their chunk counts."""
+    """Journey 1: a PDF manual and a Word memo are uploaded together and queued; once the worker
+    runs, the list (which refreshes by itself) shows both ready with their chunk counts."""
     page = signed_in_page
     kb = KnowledgeBaseFactory(organization=org, name="EU VAT guidance")
     manual = tmp_path / "vat-manual.pdf"
@@ -122,7 +122,13 @@ def test_uploaded_documents_become_ready_with_chunk_counts(
 
     documents = page.locator("#kb-documents tbody tr")
     expect(documents).to_have_count(2)
+    # Queued, not processed yet: the list says so and refreshes by itself.
+    expect(page.locator("#kb-documents")).to_contain_text("being processed")
+    expect(page.locator("#kb-documents .pg-badge-ready")).to_have_count(0)
+    page.evaluate("window.__sameDocument = true")
+    task_worker.start()
     expect(page.locator("#kb-documents .pg-badge-ready")).to_have_count(2, timeout=30_000)
+    assert page.evaluate("window.__sameDocument") is True  # updated in place, not reloaded
     assert (
         sorted(Document.objects.filter(knowledge_base=kb).values_list("status", flat=True)) == ["ready"] * 2
     )
