@@ -26,7 +26,13 @@ knowledge_api.register(router)  # knowledge bases, documents, chunks, search
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
+    path(
+        "docs/",
+        SpectacularSwaggerSplitView.as_view(
+            url_name="schema", template_name="prisma_glow_api/swagger_ui.html"
+        ),
+        name="swagger-ui",
+    ),
     path("organization/", OrganizationView.as_view(), name="organization"),
     *router.urls,
 ]

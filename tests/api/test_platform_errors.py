@@ -251,7 +251,8 @@ def test_swagger_ui_served_from_our_own_static_files(db):
     html = response.content.decode()
     scripts = re.findall(r'<script src="([^"]+)"', html)
     assert scripts and all(src.startswith("/") for src in scripts), scripts
-    assert "<script>" not in html  # no inline script (CSP script-src 'self')
+    assert "<script>" not in html and "<style>" not in html  # nothing inline (CSP allows only 'self')
+    assert "prisma_glow_api/swagger.css" in html
     init = Client().get("/api/v1/docs/?script=")
     assert init.status_code == 200 and init["Content-Type"].startswith("application/javascript")
 
