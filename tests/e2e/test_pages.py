@@ -272,3 +272,14 @@ def test_the_watcher_sees_csp_violations_and_console_errors(signed_in_page, watc
     assert "style-src" in problems
     assert "console error: an error the page logged" in problems
     assert page.evaluate("window.__inline") is None
+
+
+def test_api_docs_render_without_console_errors_or_csp_violations(signed_in_page, watcher):
+    """Journey 4: the Swagger UI linked from the admin header renders the API under the same CSP."""
+    page = signed_in_page
+    response = page.goto("/api/v1/docs/")
+    assert response.status == 200
+    expect(page.locator(".swagger-ui .opblock").first).to_be_visible()
+    page.wait_for_timeout(100)
+    screenshot(page, "api-docs")
+    assert watcher.take() == []
