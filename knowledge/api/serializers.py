@@ -5,15 +5,22 @@ Writes go through ``knowledge.services`` from the viewsets; these only validate 
 
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from knowledge.models import Chunk, Document, KnowledgeBase
 from knowledge.search import MAX_TOP_K
+from knowledge.services import POSTGRES_SEARCH_CONFIGS
 
 
 class KnowledgeBaseSerializer(serializers.ModelSerializer):
     """A knowledge base with its chunking and search settings and how many documents it holds."""
 
+    search_config = serializers.ChoiceField(
+        choices=sorted(POSTGRES_SEARCH_CONFIGS),
+        default="english",
+        help_text="PostgreSQL text-search configuration: the language whose stemming and stop words apply.",
+    )
     document_count = serializers.IntegerField(read_only=True, default=0)
     chunk_count = serializers.IntegerField(read_only=True, default=0)
 
@@ -106,6 +113,36 @@ class DocumentCreateSerializer(serializers.Serializer):
                 {"file": ["Send either a file (multipart upload) or a text, not both and not neither."]}
             )
         return attrs
+
+
+class _DocumentFieldsSerializer(serializers.Serializer):
+    title = serializers.CharField(
+        required=False, allow_blank=True, max_length=300, help_text="Blank: from the file name or first line."
+    )
+    jurisdiction = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=20,
+        help_text="e.g. EU, DE, US-NY; blank: applies everywhere.",
+    )
+    effective_from = serializers.DateField(required=False, allow_null=True)
+    effective_to = serializers.DateField(required=False, allow_null=True)
+
+
+class DocumentUploadSerializer(_DocumentFieldsSerializer):
+    """Schema of a multipart upload: a file (its content decides whether it can be ingested)."""
+
+    file = serializers.FileField(help_text="A .txt, .md, .html, .pdf or .docx file.")
+
+
+class DocumentTextSerializer(_DocumentFieldsSerializer):
+    """Schema of a JSON document: Markdown or plain text."""
+
+    text = serializers.CharField(
+        trim_whitespace=False, validators=[RegexValidator(r"^[^\x00]*[^\s\x00][^\x00]*$", "The text is empty.")],
+        help_text="Markdown or plain text.",
+    )  # fmt: skip
+    metadata = serializers.DictField(required=False, help_text="A JSON object.")
 
 
 class ChunkSerializer(serializers.ModelSerializer):

@@ -23,6 +23,8 @@ from knowledge.api.serializers import (
     ChunkSerializer,
     DocumentCreateSerializer,
     DocumentSerializer,
+    DocumentTextSerializer,
+    DocumentUploadSerializer,
     KnowledgeBaseSerializer,
     MultiSearchRequestSerializer,
     SearchRequestSerializer,
@@ -234,10 +236,7 @@ class KnowledgeBaseChildMixin(OrganizationScopedMixin):
         "and answers 409 naming the existing document when the same content is already in the knowledge "
         "base. Accepted documents start `pending` and are processed in the background: poll the document "
         "until `status` is `ready` (with `chunk_count`) or `failed` (with `error`).",
-        request={
-            "multipart/form-data": DocumentCreateSerializer,
-            "application/json": DocumentCreateSerializer,
-        },
+        request={"multipart/form-data": DocumentUploadSerializer, "application/json": DocumentTextSerializer},
         responses={201: DocumentSerializer},
         parameters=[KB_PATH],
         examples=[
