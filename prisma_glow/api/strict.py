@@ -7,6 +7,9 @@ than ``true`` / ``false`` is a 400 rather than being ignored. The schema says th
 (``additionalProperties: false`` on request bodies; see ``prisma_glow.api.schema``).
 
 A serializer that takes free-form keys on purpose sets ``allow_unknown_fields = True``.
+
+Text fields take text only: DRF's ``CharField`` would turn a JSON number into a string (``12`` →
+``"12"``), silently changing what was sent; here it is a 400.
 """
 
 from __future__ import annotations
@@ -35,10 +38,22 @@ def strict_to_internal_value(self, data):
     return _original_to_internal_value(self, data)
 
 
+_original_char_to_internal_value = serializers.CharField.to_internal_value
+
+
+def strict_char_to_internal_value(self, data):
+    if not isinstance(data, str):
+        raise exceptions.ValidationError("Not a valid string.", code="invalid")
+    return _original_char_to_internal_value(self, data)
+
+
 def install() -> None:
-    """Make every DRF serializer reject unknown fields (called once from the API app's ready())."""
+    """Make every DRF serializer reject unknown fields and non-text values for text fields (called
+    once from the API app's ready())."""
     if serializers.Serializer.to_internal_value is not strict_to_internal_value:
         serializers.Serializer.to_internal_value = strict_to_internal_value
+    if serializers.CharField.to_internal_value is not strict_char_to_internal_value:
+        serializers.CharField.to_internal_value = strict_char_to_internal_value
 
 
 BOOLEAN_VALUES = {"true", "false"}

@@ -346,3 +346,9 @@ def test_decimal_patterns_match_what_the_field_accepts(kwargs, good, bad):
         field.run_validation(value)
     for value in bad:
         assert not pattern.match(value), (value, pattern.pattern)
+
+
+def test_text_fields_take_text_only(owner):
+    """A number sent for a text field is a 400, not silently turned into a string."""
+    response = client_for(owner).put("/api/v1/organization/", {"name": 0.0, "slug": 0}, format="json")
+    assert_error(response, 400, fields=["name", "slug"])
