@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from django_filters import BooleanFilter
+from django_filters import BooleanFilter, CharFilter
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import exceptions, serializers
 
@@ -59,19 +59,33 @@ def install() -> None:
 BOOLEAN_VALUES = {"true", "false"}
 
 
+def _param_names(name: str, filter_) -> list[str]:
+    """The query parameters a filter reads (range filters read ``<name>_after`` / ``_before``…)."""
+    suffixes = getattr(filter_.field.widget, "suffixes", None)
+    if suffixes:
+        return [f"{name}_{suffix}" if suffix else name for suffix in suffixes]
+    return [name]
+
+
 class StrictDjangoFilterBackend(DjangoFilterBackend):
-    """django-filter's backend, refusing boolean filter values other than ``true`` / ``false``
-    (django-filter silently ignores them, which would list everything instead of a subset)."""
+    """django-filter's backend, refusing what django-filter would silently ignore (and so list
+    everything instead of a subset): a boolean other than ``true`` / ``false``, and an empty value for
+    a filter that is not free text (``?role=``, ``?agent=``, ``?created_after=``)."""
 
     def get_filterset(self, request, queryset, view):
         filterset = super().get_filterset(request, queryset, view)
         if filterset is not None:
             errors = {}
             for name, filter_ in filterset.filters.items():
-                if isinstance(filter_, BooleanFilter) and name in request.query_params:
-                    values = request.query_params.getlist(name)
-                    if any(value.lower() not in BOOLEAN_VALUES for value in values):
-                        errors[name] = ["Give true or false."]
+                for param in _param_names(name, filter_):
+                    if param not in request.query_params:
+                        continue
+                    values = request.query_params.getlist(param)
+                    if isinstance(filter_, BooleanFilter):
+                        if any(value.lower() not in BOOLEAN_VALUES for value in values):
+                            errors[param] = ["Give true or false."]
+                    elif not isinstance(filter_, CharFilter) and any(value == "" for value in values):
+                        errors[param] = ["Give a value, or leave the parameter out."]
             if errors:
                 raise exceptions.ValidationError(errors)
         return filterset

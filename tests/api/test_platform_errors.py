@@ -352,3 +352,12 @@ def test_text_fields_take_text_only(owner):
     """A number sent for a text field is a 400, not silently turned into a string."""
     response = client_for(owner).put("/api/v1/organization/", {"name": 0.0, "slug": 0}, format="json")
     assert_error(response, 400, fields=["name", "slug"])
+
+
+def test_empty_values_for_typed_filters_400(raw):
+    """``?role=`` would silently list every member: an empty choice, id or date is refused."""
+    for params in ({"role": ""},):
+        assert_error(raw.get("/api/v1/members/", params), 400, fields=list(params))
+    for params in ({"actor_user": ""}, {"at_after": ""}, {"at_before": ""}):
+        assert_error(raw.get("/api/v1/audit-events/", params), 400, fields=list(params))
+    assert raw.get("/api/v1/audit-events/", {"action": "", "actor": ""}).status_code == 200
