@@ -394,18 +394,7 @@ class ModelProviderForm(forms.ModelForm):
 
     class Meta:
         model = ModelProvider
-        fields = [
-            "name",
-            "kind",
-            "base_url",
-            "api_key",
-            "default_model",
-            "price_input_per_1k",
-            "price_output_per_1k",
-            "timeout_seconds",
-            "max_retries",
-            "is_default",
-        ]
+        fields = list(services.PROVIDER_FIELDS)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -39,19 +39,7 @@ class ToolForm(forms.ModelForm):
 
     class Meta:
         model = Tool
-        fields = [
-            "name",
-            "slug",
-            "description",
-            "input_schema",
-            "http_method",
-            "url_template",
-            "headers",
-            "secret_headers",
-            "timeout_seconds",
-            "max_response_bytes",
-            "is_enabled",
-        ]
+        fields = list(services.EDITABLE_FIELDS)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
