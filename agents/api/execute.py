@@ -39,8 +39,8 @@ class ExecuteRequestSerializer(serializers.Serializer):
 
 
 class EventStreamRenderer(renderers.BaseRenderer):
-    """Lets clients send ``Accept: text/event-stream``; errors before the stream starts are rendered
-    as one ``error`` event carrying the usual error body."""
+    """Lets clients send ``Accept: text/event-stream``. Errors before the stream starts are answered in
+    JSON, the API's one error shape (``APIGuardMiddleware`` converts the ``error`` event rendered here)."""
 
     media_type = "text/event-stream"
     format = "sse"
@@ -54,8 +54,21 @@ def sse(event: str, data) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False, default=str)}\n\n"
 
 
-def _truthy(value) -> bool:
-    return str(value).lower() in {"1", "true", "yes", "on"}
+TRUE_VALUES = {"1", "true", "yes", "on"}
+FALSE_VALUES = {"0", "false", "no", "off"}
+
+
+def _stream_requested(query_params) -> bool:
+    """``?stream=``: true or false; anything else is a 400 (like the boolean filters), rather than
+    silently answering in JSON a client that asked for a stream (``?stream=True ``, ``?stream=sse``)."""
+    if "stream" not in query_params:
+        return False
+    values = {value.lower() for value in query_params.getlist("stream")}
+    if values <= TRUE_VALUES:
+        return True
+    if values <= FALSE_VALUES:
+        return False
+    raise exceptions.ValidationError({"stream": ["Give true or false."]})
 
 
 class ExecuteActionMixin:
@@ -110,6 +123,7 @@ class ExecuteActionMixin:
     )
     def execute(self, request, pk=None):
         agent = self.get_object()
+        stream = _stream_requested(request.query_params)
         payload = ExecuteRequestSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         arguments = {
@@ -119,7 +133,6 @@ class ExecuteActionMixin:
             "is_test": False,
         }
         text = payload.validated_data["input"]
-        stream = _truthy(request.query_params.get("stream", ""))
         try:
             if stream:
                 events = execute_stream(agent, text, **arguments)

@@ -78,9 +78,20 @@ class APIGuardMiddleware:
         return None
 
     def jsonify(self, request, response):
-        """Django-level errors (no DRF view answered) come back as HTML: turn them into JSON."""
+        """Django-level errors (no DRF view answered) come back as HTML: turn them into JSON.
+
+        An error a DRF view rendered for ``Accept: text/event-stream`` (an ``error`` event) is answered
+        in JSON with the same body, so that a streaming client gets the real reason (the field errors of
+        a 400, the 404 of an unknown agent) in the API's one error shape, not a generic message."""
         if response.status_code < 400 or response.get("Content-Type", "").startswith("application/json"):
             return response
+        data = getattr(response, "data", None)
+        if isinstance(data, dict) and {"status", "code", "message", "errors"} <= data.keys():
+            converted = JsonResponse(data, status=response.status_code)
+            for header in ("WWW-Authenticate", "Retry-After", "Allow"):
+                if header in response:
+                    converted[header] = response[header]
+            return converted
         if response.status_code == 404:
             return json_error(404, "not_found", f"No API endpoint at {request.path[:200]}.")
         if response.status_code == 405:

@@ -107,8 +107,45 @@ def test_draft_agents_are_refused_with_the_reason(make_agent, execute_client):
         url(agent) + "?stream=true", VAT_QUESTION, format="json", HTTP_ACCEPT="text/event-stream"
     )
     assert streamed.status_code == 409
-    assert parse_sse(streamed.content)[0][0] == "error"
+    assert "draft" in streamed.json()["message"]
     assert not Execution.objects.exists()
+
+
+def test_stream_errors_keep_their_reason(vat_agent, execute_client):
+    """With ``Accept: text/event-stream`` a refused request is answered in the API's one JSON error
+    shape with its real reason: the field errors of a 400 and the 404 of an unknown agent are not
+    replaced by generic messages ("The request is malformed.", "No API endpoint at ...")."""
+    sse_headers = {"format": "json", "HTTP_ACCEPT": "text/event-stream"}
+    response = execute_client.post(url(vat_agent) + "?stream=true", {"input": 5}, **sse_headers)
+    assert response.status_code == 400 and response["Content-Type"] == "application/json"
+    body = response.json()
+    assert body["code"] == "invalid" and "input" in body["errors"]
+    response = execute_client.post(
+        url(vat_agent) + "?stream=true", {"input": "Hi", "persona": 9}, **sse_headers
+    )
+    assert response.status_code == 400 and "persona" in response.json()["errors"]
+    missing = f"/api/v1/agents/{vat_agent.pk + 1000}/execute/?stream=true"
+    response = execute_client.post(missing, VAT_QUESTION, **sse_headers)
+    assert response.status_code == 404
+    assert response.json() == {"status": 404, "code": "not_found", "message": "Not found.", "errors": {}}
+    response = client_for().post(url(vat_agent) + "?stream=true", VAT_QUESTION, **sse_headers)
+    assert response.status_code == 401 and response.json()["code"] == "not_authenticated"
+    assert response["WWW-Authenticate"].startswith("Api-Key")
+    assert not Execution.objects.exists()
+
+
+def test_stream_takes_true_or_false_only(vat_agent, execute_client):
+    """``?stream=`` other than true or false is a 400 before anything runs, not a silent JSON answer."""
+    for value in ("maybe", "sse", ""):
+        response = execute_client.post(url(vat_agent) + f"?stream={value}", VAT_QUESTION, format="json")
+        assert response.status_code == 400, value
+        assert response.json()["errors"] == {"stream": ["Give true or false."]}
+    assert not Execution.objects.exists()
+    response = execute_client.post(url(vat_agent) + "?stream=false", VAT_QUESTION, format="json")
+    assert response.status_code == 201 and response.json()["status"] == "completed"
+    response = execute_client.post(url(vat_agent) + "?stream=1", VAT_QUESTION, format="json")
+    assert response.status_code == 201 and response["Content-Type"].startswith("text/event-stream")
+    b"".join(response.streaming_content)
 
 
 def test_invalid_requests(vat_agent, execute_client):
