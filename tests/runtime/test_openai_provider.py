@@ -192,6 +192,27 @@ def test_timeout_fails_with_a_clear_reason(remote, httpserver):
     assert execution.finished_at is not None
 
 
+def test_a_server_trickling_its_answer_times_out_too(remote):
+    """httpx's read timeout applies to each read: a server sending a byte at a time would keep the
+    run going far past the provider's timeout. The timeout bounds the whole call."""
+    body = json.dumps(completion("late")).encode()
+
+    def trickle(_body):
+        def parts():
+            for i in range(len(body)):
+                time.sleep(0.05)
+                yield body[i : i + 1]
+
+        return Response(parts(), content_type="application/json", headers={"Content-Length": str(len(body))})
+
+    agent, _ = remote(trickle, timeout_seconds=1)
+    started = time.monotonic()
+    execution = execute(agent, "Anything?", source="api")
+    assert time.monotonic() - started < 2.5  # the full answer would take len(body) / 20 s (> 10 s)
+    assert execution.status == "failed"
+    assert execution.error == "provider timed out after 1 s"
+
+
 def test_refused_connection(org, make_agent):
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

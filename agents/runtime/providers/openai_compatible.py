@@ -56,6 +56,37 @@ def _status_reason(exc: openai.APIStatusError) -> str:
     return f"provider rejected the request (HTTP {status})" + (f": {detail}" if detail else "")
 
 
+class _DeadlineStream(httpx2.SyncByteStream):
+    def __init__(self, stream, deadline: float):
+        self._stream = stream
+        self._deadline = deadline
+
+    def __iter__(self):
+        for part in self._stream:
+            if time.monotonic() > self._deadline:
+                raise httpx2.ReadTimeout("the response took longer than the provider's timeout")
+            yield part
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class _DeadlineTransport(httpx2.BaseTransport):
+    """Fails a response body still arriving after ``deadline`` (``time.monotonic()``) with a timeout."""
+
+    def __init__(self, transport: httpx2.BaseTransport, deadline: float):
+        self._transport = transport
+        self._deadline = deadline
+
+    def handle_request(self, request):
+        response = self._transport.handle_request(request)
+        response.stream = _DeadlineStream(response.stream, self._deadline)
+        return response
+
+    def close(self) -> None:
+        self._transport.close()
+
+
 class OpenAICompatibleProvider(Provider):
     """One provider row (base URL, encrypted key, timeout, retries) behind the SDK."""
 
@@ -69,6 +100,8 @@ class OpenAICompatibleProvider(Provider):
         self._http_client = http_client
 
     def _client(self, timeout: float) -> openai.OpenAI:
+        """An SDK client whose calls end within ``timeout`` seconds overall: httpx's read timeout
+        applies to each read, so a server trickling its answer would otherwise outlast it."""
         headers = {}
         host = (urlsplit(self.base_url).hostname or "").lower()
         if self.row.api_key and host.endswith(AZURE_HOSTS):
@@ -81,7 +114,11 @@ class OpenAICompatibleProvider(Provider):
             base_url=self.base_url or None,  # blank: the SDK default (OpenAI)
             timeout=httpx2.Timeout(timeout, connect=min(timeout, 10.0)),
             max_retries=0,
-            http_client=self._http_client or httpx2.Client(trust_env=False),
+            http_client=self._http_client
+            or httpx2.Client(
+                trust_env=False,
+                transport=_DeadlineTransport(httpx2.HTTPTransport(), time.monotonic() + timeout),
+            ),
         )
 
     def _body(self, request: ModelRequest, stream: bool) -> dict:
