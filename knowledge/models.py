@@ -126,6 +126,20 @@ class Document(TimeStampedModel):
     def __str__(self) -> str:
         return self.title
 
+    # What the admin shows for a MIME type: "Word", not "application/vnd.openxmlformats-…".
+    TYPE_LABELS = {
+        "application/pdf": "PDF",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "Word",
+        "text/markdown": "Markdown",
+        "text/html": "HTML",
+        "text/plain": "Text",
+    }
+
+    @property
+    def type_label(self) -> str:
+        """A short, readable name of the file type (the MIME type itself when it is not a known one)."""
+        return self.TYPE_LABELS.get(self.mime_type.split(";")[0].strip().lower(), self.mime_type)
+
     def clean(self) -> None:
         if self.effective_from and self.effective_to and self.effective_to < self.effective_from:
             raise ValidationError(

@@ -167,6 +167,22 @@ def test_document_page_lists_chunks_and_edits_metadata(staff_client, world):
     )
 
 
+WORD = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+def test_document_types_are_shown_by_name_not_mime_type(staff_client, org):
+    """The status table says "Word" and "PDF"; the long MIME type is only a tooltip."""
+    kb = KnowledgeBaseFactory(organization=org)
+    memo = DocumentFactory(knowledge_base=kb, title="Memo", mime_type=WORD)
+    DocumentFactory(knowledge_base=kb, title="Manual", mime_type="application/pdf")
+    DocumentFactory(knowledge_base=kb, title="Odd", mime_type="application/x-unknown")
+    html = staff_client.get(f"/admin/knowledge/knowledgebase/{kb.pk}/documents/").content.decode()
+    assert f">{WORD}<" not in html and f'title="{WORD}">Word<' in html
+    assert ">PDF<" in html and ">application/x-unknown<" in html
+    html = staff_client.get(f"/admin/knowledge/document/{memo.pk}/change/").content.decode()
+    assert f'title="{WORD}">Word</span>' in html
+
+
 def test_document_page_polls_until_processed(staff_client, org):
     document = DocumentFactory(knowledge_base__organization=org, status="pending")
     url = f"/admin/knowledge/document/{document.pk}/change/"
