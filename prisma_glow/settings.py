@@ -168,6 +168,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "admin:login"
 
 LANGUAGE_CODE = "en-gb"
+# 24-hour times to the minute in the admin's lists ("28 Nov 2026 01:00", not "…, 1 a.m.").
+FORMAT_MODULE_PATH = "prisma_glow.formats"
 TIME_ZONE = os.environ.get("DJANGO_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True

@@ -297,3 +297,27 @@ def test_audit_event_of_a_creation_has_no_before_side(staff_client, org, editor)
     event = AuditEvent.objects.get(action="agent.create", object_id=str(agent.pk))
     html = staff_client.get(f"/admin/audit/auditevent/{event.pk}/change/").content.decode()
     assert "Fresh agent" in html and "pg-add" in html and 'class="pg-del"' not in html
+
+
+def test_admin_times_are_to_the_minute_on_a_24_hour_clock(staff_client, world):
+    """On the hour, en-GB's default says "1 a.m."; the audit partner needs "01:00", and "13:05" not "1:05 p.m."."""
+    import datetime
+
+    from django.utils import formats, timezone
+
+    for at, shown in (
+        (datetime.datetime(2026, 3, 2, 1, 0, tzinfo=datetime.UTC), "2 Mar 2026 01:00"),
+        (datetime.datetime(2026, 3, 2, 13, 5, tzinfo=datetime.UTC), "2 Mar 2026 13:05"),
+    ):
+        assert formats.localize(at) == shown
+    listing = staff_client.get("/admin/audit/auditevent/").content.decode()
+    assert formats.localize(timezone.localtime(world.audit_event.at)) in listing
+    assert "a.m." not in listing and "p.m." not in listing
+
+
+def test_audit_events_outside_a_request_have_no_address(org, editor):
+    """The request's address is only borrowed while it is served: a later event has none."""
+    from agents import services
+
+    services.agent_create(organization=org, actor=editor, name="From a script")
+    assert AuditEvent.objects.get(action="agent.create", object_repr="From a script").ip is None
