@@ -43,9 +43,14 @@ def audit_record(
     """Append an event to ``organization``'s hash chain.
 
     ``actor`` is a user, an ``APIKey``, or None (system). Call inside the transaction of the change it
-    records, so that the change and its audit row commit together.
+    records, so that the change and its audit row commit together. Without ``ip``, the address of the
+    request being served is recorded (``prisma_glow.audit.context``), if any.
     """
+    from prisma_glow.audit.context import current_ip
     from prisma_glow.tenancy.models import APIKey, Organization
+
+    if ip is None:
+        ip = current_ip.get()
 
     with transaction.atomic():
         if organization is not None:

@@ -290,7 +290,9 @@ def test_lifecycle_buttons(staff_client, org):
     staff_client.post(url + "activate/")
     agent.refresh_from_db()
     assert agent.status == "active"
-    assert AuditEvent.objects.filter(action="agent.activate", object_id=str(agent.pk)).exists()
+    # The audit partner sees where the change came from, as for the API's events.
+    event = AuditEvent.objects.get(action="agent.activate", object_id=str(agent.pk))
+    assert event.ip == "127.0.0.1"
     staff_client.post(url + "deprecate/")
     agent.refresh_from_db()
     assert agent.status == "deprecated"

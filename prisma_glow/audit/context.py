@@ -1,0 +1,27 @@
+"""The address of the request being served, for audit events whose caller did not pass ``ip``.
+
+The API views pass ``ip=request_ip(request)`` to every service; most admin pages call the same services
+without it, so their events (activating an agent, a new persona version…) had no address. The
+middleware sets it for the length of the request; work done outside a request (the task worker, a
+streamed answer produced after the view returned, management commands) still records none.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+
+from prisma_glow.api.tenancy import request_ip
+
+current_ip: ContextVar[str | None] = ContextVar("prisma_glow_audit_ip", default=None)
+
+
+class AuditRequestMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        token = current_ip.set(request_ip(request))
+        try:
+            return self.get_response(request)
+        finally:
+            current_ip.reset(token)
