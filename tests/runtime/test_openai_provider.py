@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 from decimal import Decimal
 
@@ -177,14 +178,22 @@ def test_streaming_deltas_tool_calls_and_usage(remote):
 
 
 def test_timeout_fails_with_a_clear_reason(remote, httpserver):
+    # The local server handles one request at a time: release the slow handler once the run has given
+    # up, or a later test's request would wait behind it and reach that test's handler late.
+    done = threading.Event()
+
     def slow(body):
-        time.sleep(2.5)
+        done.wait(2.5)
         return completion("late")
 
     agent, _ = remote(slow, timeout_seconds=1)
     started = time.monotonic()
-    execution = execute(agent, "Anything?", source="api")
-    assert time.monotonic() - started < 2.3  # well before the server answers
+    try:
+        execution = execute(agent, "Anything?", source="api")
+        elapsed = time.monotonic() - started
+    finally:
+        done.set()
+    assert elapsed < 2.3  # well before the server answers
     assert execution.status == "failed"
     assert execution.error == "provider timed out after 1 s"
     assert execution.steps.get(kind="model_call").status == "failed"
@@ -196,19 +205,27 @@ def test_a_server_trickling_its_answer_times_out_too(remote):
     """httpx's read timeout applies to each read: a server sending a byte at a time would keep the
     run going far past the provider's timeout. The timeout bounds the whole call."""
     body = json.dumps(completion("late")).encode()
+    # The local server answers one request at a time: stop trickling once the run has given up, so the
+    # next test's request is not queued behind this one (and retried as a timeout).
+    done = threading.Event()
 
     def trickle(_body):
         def parts():
             for i in range(len(body)):
-                time.sleep(0.05)
+                if done.wait(0.05):
+                    return
                 yield body[i : i + 1]
 
         return Response(parts(), content_type="application/json", headers={"Content-Length": str(len(body))})
 
     agent, _ = remote(trickle, timeout_seconds=1)
     started = time.monotonic()
-    execution = execute(agent, "Anything?", source="api")
-    assert time.monotonic() - started < 2.5  # the full answer would take len(body) / 20 s (> 10 s)
+    try:
+        execution = execute(agent, "Anything?", source="api")
+        elapsed = time.monotonic() - started
+    finally:
+        done.set()
+    assert elapsed < 2.5  # the full answer would take len(body) / 20 s (> 10 s)
     assert execution.status == "failed"
     assert execution.error == "provider timed out after 1 s"
 
