@@ -395,14 +395,20 @@ def test_recovers_without_restart(remote, httpserver):
 
 
 def test_the_agents_overall_timeout_caps_the_provider_timeout(remote):
+    done = threading.Event()  # released once the run has given up (see the timeout test above)
+
     def slow(body):
-        time.sleep(2.5)
+        done.wait(2.5)
         return completion("late")
 
     agent, _ = remote(slow, timeout_seconds=30, agent_fields={"timeout_seconds": 1})
     started = time.monotonic()
-    execution = execute(agent, "Anything?", source="api")
-    assert time.monotonic() - started < 2.3  # well before the server answers
+    try:
+        execution = execute(agent, "Anything?", source="api")
+        elapsed = time.monotonic() - started
+    finally:
+        done.set()
+    assert elapsed < 2.3  # well before the server answers
     assert execution.status == "failed" and execution.error == "provider timed out after 1 s"
 
 
