@@ -9,6 +9,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from prisma_glow.config_stamp import ConfigQuerySet
 from prisma_glow.crypto import EncryptedTextField
 from prisma_glow.models import TimeStampedModel
 
@@ -42,6 +43,10 @@ class ModelProvider(TimeStampedModel):
     )
     max_retries = models.PositiveSmallIntegerField(default=2, validators=[MaxValueValidator(10)])
     is_default = models.BooleanField(default=False)
+
+    #: Changes replace the organisation's configuration stamp (prisma_glow.config_stamp).
+    config_scope = "organization_id"
+    objects = ConfigQuerySet.as_manager()
 
     class Meta:
         ordering = ["name", "id"]
@@ -126,6 +131,10 @@ class Agent(TimeStampedModel):
         default=120, validators=[MinValueValidator(1), MaxValueValidator(900)]
     )
 
+    #: Changes replace the organisation's configuration stamp (prisma_glow.config_stamp).
+    config_scope = "organization_id"
+    objects = ConfigQuerySet.as_manager()
+
     class Meta:
         ordering = ["name", "id"]
         constraints = [
@@ -157,6 +166,10 @@ class AgentTool(models.Model):
     order = models.PositiveIntegerField(default=0)
     settings = models.JSONField(default=dict, blank=True)
 
+    #: Changes replace the organisation's configuration stamp (prisma_glow.config_stamp).
+    config_scope = "agent__organization_id"
+    objects = ConfigQuerySet.as_manager()
+
     class Meta:
         ordering = ["agent", "order", "id"]
         constraints = [
@@ -184,6 +197,10 @@ class AgentKnowledge(models.Model):
         default=5, validators=[MinValueValidator(1), MaxValueValidator(50)]
     )
     min_score = models.FloatField(default=0.0, validators=[MinValueValidator(0.0)])
+
+    #: Changes replace the organisation's configuration stamp (prisma_glow.config_stamp).
+    config_scope = "agent__organization_id"
+    objects = ConfigQuerySet.as_manager()
 
     class Meta:
         ordering = ["agent", "order", "id"]
@@ -215,6 +232,10 @@ class AgentGuardrail(models.Model):
     )
     enabled = models.BooleanField(default=True)
     order = models.PositiveIntegerField(default=0)
+
+    #: Changes replace the organisation's configuration stamp (prisma_glow.config_stamp).
+    config_scope = "agent__organization_id"
+    objects = ConfigQuerySet.as_manager()
 
     class Meta:
         ordering = ["agent", "order", "id"]
@@ -410,6 +431,10 @@ class LearningExample(TimeStampedModel):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+
+    #: Changes replace the organisation's configuration stamp (prisma_glow.config_stamp).
+    config_scope = "organization_id"
+    objects = ConfigQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from prisma_glow.config_stamp import ConfigQuerySet
 from prisma_glow.models import TimeStampedModel
 
 
@@ -52,6 +53,10 @@ class Guardrail(TimeStampedModel):
     applies_to_output = models.BooleanField(default=False)
     config = models.JSONField(default=dict, blank=True)
     enabled = models.BooleanField(default=True)
+
+    #: Changes replace the organisation's configuration stamp (prisma_glow.config_stamp).
+    config_scope = "organization_id"
+    objects = ConfigQuerySet.as_manager()
 
     class Meta:
         ordering = ["name", "id"]

@@ -8,6 +8,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
+from prisma_glow.config_stamp import ConfigQuerySet
 from prisma_glow.models import TimeStampedModel
 
 
@@ -32,6 +33,10 @@ class KnowledgeBase(TimeStampedModel):
         default="english",
         help_text="PostgreSQL text-search configuration (e.g. english, german).",
     )
+
+    #: Changes replace the organisation's configuration stamp (prisma_glow.config_stamp).
+    config_scope = "organization_id"
+    objects = ConfigQuerySet.as_manager()
 
     class Meta:
         ordering = ["name", "id"]

@@ -9,6 +9,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from prisma_glow.config_stamp import ConfigQuerySet
 from prisma_glow.models import TimeStampedModel
 
 
@@ -41,6 +42,10 @@ class Persona(TimeStampedModel):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+
+    #: Changes replace the organisation's configuration stamp (prisma_glow.config_stamp).
+    config_scope = "agent__organization_id"
+    objects = ConfigQuerySet.as_manager()
 
     class Meta:
         ordering = ["agent", "-version"]

@@ -7,6 +7,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from prisma_glow.config_stamp import ConfigQuerySet
 from prisma_glow.crypto import EncryptedTextField
 from prisma_glow.models import TimeStampedModel
 
@@ -54,6 +55,10 @@ class Tool(TimeStampedModel):
         default=256 * 1024, validators=[MinValueValidator(1), MaxValueValidator(10 * 1024 * 1024)]
     )
     is_enabled = models.BooleanField(default=True)
+
+    #: Changes replace the organisation's configuration stamp (prisma_glow.config_stamp).
+    config_scope = "organization_id"
+    objects = ConfigQuerySet.as_manager()
 
     class Meta:
         ordering = ["name", "id"]

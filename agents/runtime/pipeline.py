@@ -29,30 +29,21 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Prefetch, prefetch_related_objects
 from django.utils import timezone
 
 from agents.models import (
-    Agent,
-    AgentGuardrail,
-    AgentKnowledge,
-    AgentStatus,
-    AgentTool,
     Execution,
     ExecutionSource,
     ExecutionStatus,
     ExecutionStep,
-    LearningExample,
-    LearningExampleStatus,
-    ModelProvider,
     StepKind,
     StepStatus,
 )
-from agents.runtime.errors import AgentNotRunnable, ExecutionTimeout, PersonaNotFound, ProviderError
+from agents.runtime.errors import ExecutionTimeout, ProviderError
+from agents.runtime.loading import Loaded, check_runnable, load
 from agents.runtime.providers import ModelRequest, ModelResponse, Provider, cost_of, get_provider
 from agents.runtime.providers.base import parse_arguments
 from agents.runtime.serialize import execution_to_dict, step_to_dict
-from personas.models import Persona
 from prisma_glow.audit.services import audit_record
 from tools.registry import ToolArgumentsInvalid, run_tool, validate_arguments
 
@@ -60,8 +51,6 @@ logger = logging.getLogger(__name__)
 
 #: Longest input accepted (characters).
 MAX_INPUT_CHARS = 20_000
-#: Approved learning examples added to the prompt (most recent first).
-MAX_LEARNING_EXAMPLES = 5
 #: Tool calls the model may ask for in one round.
 MAX_TOOL_CALLS_PER_ROUND = 8
 #: Passages kept for the prompt, across all knowledge bases.
@@ -72,111 +61,6 @@ PLACEHOLDER_TAIL = re.compile(r"\[[A-Z0-9_]{0,40}$")
 
 class ToolCallRejected(Exception):
     """The model asked for a tool call that cannot be made (unknown tool, bad arguments, too many)."""
-
-
-# --- Loading -------------------------------------------------------------------------------------
-
-
-@dataclass
-class Loaded:
-    """Everything a run needs from the database, read up front."""
-
-    agent: Agent
-    persona: Persona
-    provider_row: ModelProvider | None
-    tools: list
-    knowledge: list[AgentKnowledge]
-    guardrails: list
-    examples: list[tuple[str, str]]
-
-    def guardrails_for(self, stage: str) -> list:
-        return [g for g in self.guardrails if g.applies_to(stage)]
-
-
-def load(agent: Agent | int, persona=None) -> Loaded:
-    """The agent with its active (or requested) persona, provider, enabled assignments and approved
-    examples, in a fixed number of queries whatever the number of assignments."""
-    agent_id = agent.pk if isinstance(agent, Agent) else int(agent)
-    # The persona row brings the agent, its organisation and provider along (one query).
-    personas = Persona.objects.select_related("agent__organization", "agent__provider").filter(
-        agent_id=agent_id
-    )
-    if persona is None:
-        found = personas.filter(is_active=True).order_by("-version").first()
-        if found is None:
-            name = agent.name if isinstance(agent, Agent) else Agent.objects.get(pk=agent_id).name
-            raise AgentNotRunnable(
-                f"The agent '{name}' has no active persona: activate a persona version first."
-            )
-    else:
-        version = persona.version if isinstance(persona, Persona) else persona
-        try:
-            version = int(version)
-        except (TypeError, ValueError):
-            raise PersonaNotFound(f"Persona version {version!r} is not a number.")
-        found = personas.filter(version=version).order_by("-version").first()
-        if found is None:
-            name = agent.name if isinstance(agent, Agent) else Agent.objects.get(pk=agent_id).name
-            raise PersonaNotFound(f"The agent '{name}' has no persona version {version}.")
-    agent = found.agent
-    prefetch_related_objects(
-        [agent],
-        Prefetch(
-            "tool_assignments",
-            queryset=AgentTool.objects.filter(enabled=True, tool__is_enabled=True)
-            .select_related("tool")
-            .order_by("order", "id"),
-        ),
-        Prefetch(
-            "knowledge_assignments",
-            queryset=AgentKnowledge.objects.filter(enabled=True)
-            .select_related("knowledge_base")
-            .order_by("order", "id"),
-        ),
-        Prefetch(
-            "guardrail_assignments",
-            queryset=AgentGuardrail.objects.filter(enabled=True, guardrail__enabled=True)
-            .select_related("guardrail")
-            .order_by("order", "id"),
-        ),
-    )
-    provider_row = agent.provider
-    if provider_row is None:
-        provider_row = ModelProvider.objects.filter(
-            organization_id=agent.organization_id, is_default=True
-        ).first()
-    examples = list(
-        LearningExample.objects.filter(agent=agent, status=LearningExampleStatus.APPROVED)
-        .order_by("-created_at", "-id")
-        .values_list("input", "output")[:MAX_LEARNING_EXAMPLES]
-    )
-    examples.reverse()
-    tools = [a.tool for a in agent.tool_assignments.all()]
-    # Another organisation's object must never take part, whatever an assignment says.
-    tools = [t for t in tools if t.organization_id in (None, agent.organization_id)]
-    knowledge = [
-        a
-        for a in agent.knowledge_assignments.all()
-        if a.knowledge_base.organization_id == agent.organization_id
-    ]
-    guardrails = [
-        a.guardrail
-        for a in agent.guardrail_assignments.all()
-        if a.guardrail.organization_id == agent.organization_id
-    ]
-    return Loaded(agent, found, provider_row, tools, knowledge, guardrails, examples)
-
-
-def check_runnable(loaded: Loaded, *, is_test: bool) -> None:
-    """Only active agents run for real; drafts (and deprecated agents) only as recorded tests."""
-    agent = loaded.agent
-    if agent.status == AgentStatus.ACTIVE or is_test:
-        return
-    if agent.status == AgentStatus.DRAFT:
-        raise AgentNotRunnable(
-            f"The agent '{agent.name}' is a draft: activate it to run it here, or test it in the console."
-        )
-    raise AgentNotRunnable(f"The agent '{agent.name}' is deprecated: activate it again to run it.")
 
 
 def _validate_input(text) -> str:
@@ -855,9 +739,6 @@ def _call_tool(run: Run, call, tools_by_name: dict):
         )
     )
     return {"role": "tool", "tool_call_id": call.id, "content": result.content_for_model()}
-
-
-_messages = build_messages  # the name the admin's persona preview imported first
 
 
 def _citations(answer: str, passages: list) -> list[dict]:

@@ -101,7 +101,7 @@ def assemble_messages(agent: Agent, values: dict) -> list[dict]:
     """
     from types import SimpleNamespace
 
-    from agents.runtime import pipeline
+    from agents.runtime import loading, pipeline
 
     persona = SimpleNamespace(
         system_prompt=values.get("system_prompt") or "",
@@ -112,14 +112,14 @@ def assemble_messages(agent: Agent, values: dict) -> list[dict]:
     examples = list(
         agent.learning_examples.filter(status=LearningExampleStatus.APPROVED)
         .order_by("-created_at", "-id")
-        .values_list("input", "output")[: pipeline.MAX_LEARNING_EXAMPLES]
+        .values_list("input", "output")[: loading.MAX_LEARNING_EXAMPLES]
     )
     examples.reverse()
     has_tools = agent.tool_assignments.filter(enabled=True).exists()
     has_knowledge = agent.knowledge_assignments.filter(enabled=True).exists()
     loaded = SimpleNamespace(persona=persona, examples=examples)
     passages = [_PreviewPassage()] if has_knowledge else []
-    return pipeline._messages(loaded, "(the user's question)", passages, has_tools)
+    return pipeline.build_messages(loaded, "(the user's question)", passages, has_tools)
 
 
 class AgentPages:

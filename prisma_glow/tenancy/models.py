@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from prisma_glow.config_stamp import new_stamp
 from prisma_glow.models import TimeStampedModel
 
 
@@ -23,6 +24,12 @@ class Organization(TimeStampedModel):
         max_length=60,
         unique=True,
         error_messages={"unique": "An organisation with this slug already exists."},
+    )
+    config_stamp = models.UUIDField(
+        default=new_stamp,
+        editable=False,
+        help_text="Replaced whenever the configuration of one of its agents changes "
+        "(prisma_glow.config_stamp); the runtime's cache of loaded agents is valid only under it.",
     )
 
     class Meta:
