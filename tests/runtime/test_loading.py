@@ -27,9 +27,7 @@ def stamp(org) -> object:
     return Organization.objects.values_list("config_stamp", flat=True).get(pk=org.pk)
 
 
-def test_second_load_costs_one_query_and_returns_the_kept_configuration(
-    vat_agent, django_assert_num_queries
-):
+def test_second_load_costs_one_query_and_returns_the_kept_configuration(vat_agent, django_assert_num_queries):
     loading.cache.clear()
     first = loading.load(vat_agent)
     with django_assert_num_queries(1):
