@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from prisma_glow.audit.models import AuditEvent
@@ -47,16 +47,15 @@ def audit_record(
     request being served is recorded (``prisma_glow.audit.context``), if any.
     """
     from prisma_glow.audit.context import current_ip
-    from prisma_glow.tenancy.models import APIKey, Organization
+    from prisma_glow.tenancy.models import APIKey
 
     if ip is None:
         ip = current_ip.get()
 
-    with transaction.atomic():
-        if organization is not None:
-            # Serialise appends per organisation so the chain never forks.
-            Organization.objects.select_for_update().filter(pk=organization.pk).first()
-        last = AuditEvent.objects.filter(organization=organization).order_by("-id").only("hash").first()
+    # Part of the caller's transaction when there is one (no savepoint: a failed append must fail the
+    # change it records), its own otherwise.
+    with transaction.atomic(savepoint=False):
+        prev_hash = _chain_head(organization)  # locks: events are stamped in chain order
         event = AuditEvent(
             organization=organization,
             action=action,
@@ -64,7 +63,7 @@ def audit_record(
             after=after,
             ip=ip,
             at=timezone.now(),
-            prev_hash=last.hash if last else "",
+            prev_hash=prev_hash,
         )
         if isinstance(actor, APIKey):
             event.actor_api_key = actor
@@ -82,6 +81,31 @@ def audit_record(
         event.hash = event.compute_hash()
         event.save()
     return event
+
+
+def _chain_head(organization) -> str:
+    """The hash of the organisation's last event ("" for the first), after locking the organisation's
+    row until the transaction ends, so that concurrent appends queue up and the chain never forks.
+
+    Two statements: under READ COMMITTED the second one sees what the previous lock holder committed
+    (one statement would read with the snapshot taken before it waited for the lock). SQLite has no
+    row locks: there every write transaction takes the database's write lock when it begins (see
+    DATABASES in settings).
+    """
+    from prisma_glow.tenancy.models import Organization
+
+    with connection.cursor() as cursor:
+        if organization is not None and connection.features.has_select_for_update:
+            cursor.execute(
+                f"SELECT 1 FROM {Organization._meta.db_table} WHERE id = %s FOR UPDATE", [organization.pk]
+            )
+        owner = "organization_id IS NULL" if organization is None else "organization_id = %s"
+        cursor.execute(
+            f"SELECT hash FROM {AuditEvent._meta.db_table} WHERE {owner} ORDER BY id DESC LIMIT 1",
+            [] if organization is None else [organization.pk],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else ""
 
 
 def audit_verify_chain(organization) -> list[int]:

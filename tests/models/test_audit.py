@@ -65,3 +65,28 @@ def test_organization_with_audit_events_cannot_be_deleted(org):
     with pytest.raises(ProtectedError), transaction.atomic():
         org.delete()
     assert AuditEvent.objects.filter(organization=org).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_appends_never_fork_the_chain():
+    """Appends from several connections at once queue on the organisation's row: one chain, no fork."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection, connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's; SQLite's in-memory test database is one connection")
+    org = OrganizationFactory()
+
+    def append(n: int) -> None:
+        try:
+            for i in range(5):
+                with transaction.atomic():
+                    audit_record(organization=org, action=f"thread.{n}.{i}")
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(append, range(4)))
+    assert AuditEvent.objects.filter(organization=org).count() == 20
+    assert audit_verify_chain(org) == []
