@@ -28,7 +28,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from agents.models import (
@@ -279,36 +279,8 @@ def _finish(run: Run, actor, status, output, error, citations) -> None:
     execution.finished_at = timezone.now()
     execution.redactions = json.dumps(run.redactions) if run.redactions else ""
     with transaction.atomic():
-        ExecutionStep.objects.bulk_create(
-            [
-                ExecutionStep(
-                    execution=execution,
-                    ordinal=s["ordinal"],
-                    kind=s["kind"],
-                    name=s["name"],
-                    input=s["input"],
-                    output=s["output"],
-                    status=s["status"],
-                    duration_ms=s["duration_ms"],
-                    started_at=s["started_at"],
-                )
-                for s in run.steps
-            ]
-        )
-        execution.save(
-            update_fields=[
-                "status",
-                "output",
-                "error",
-                "citations",
-                "tokens_in",
-                "tokens_out",
-                "cost",
-                "latency_ms",
-                "finished_at",
-                "redactions",
-            ]
-        )
+        _insert_steps(execution, run.steps)
+        _update_row(execution, FINAL_FIELDS)
         audit_record(
             organization=run.loaded.agent.organization,
             action="agent.execute",
@@ -327,6 +299,72 @@ def _finish(run: Run, actor, status, output, error, citations) -> None:
                 "latency_ms": execution.latency_ms,
             },
         )
+
+
+#: The execution's fields written when it ends.
+FINAL_FIELDS = (
+    "status",
+    "output",
+    "error",
+    "citations",
+    "tokens_in",
+    "tokens_out",
+    "cost",
+    "latency_ms",
+    "finished_at",
+    "redactions",
+)
+
+
+def _update_row(instance, names) -> None:
+    """``instance.save(update_fields=names)`` in one plain UPDATE (no signals: nothing listens to
+    executions), values prepared by the model's own fields."""
+    model = type(instance)
+    fields = [model._meta.get_field(name) for name in names]
+    assignments = ", ".join(f"{connection.ops.quote_name(f.column)} = %s" for f in fields)
+    params = [f.get_db_prep_save(f.pre_save(instance, add=False), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {connection.ops.quote_name(model._meta.db_table)} SET {assignments} "
+            f"WHERE {connection.ops.quote_name(model._meta.pk.column)} = %s",
+            [*params, instance.pk],
+        )
+
+
+#: The columns of a step row, in the order ``_insert_steps`` writes them (every column but the id).
+STEP_COLUMNS = (
+    "execution",
+    "ordinal",
+    "kind",
+    "name",
+    "input",
+    "output",
+    "status",
+    "duration_ms",
+    "started_at",
+)
+#: Rows per INSERT statement (SQLite allows 32,766 parameters per statement, older builds 999).
+STEP_ROWS_PER_INSERT = 100
+
+
+def _insert_steps(execution: Execution, steps: list[dict]) -> None:
+    """Write the steps with one multi-row INSERT (per 100 steps).
+
+    ``bulk_create`` does the same with about twice the Python work per run; the values are prepared by
+    the model's own fields (JSON, datetimes) exactly as it would.
+    """
+    fields = [ExecutionStep._meta.get_field(name) for name in STEP_COLUMNS]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    table = connection.ops.quote_name(ExecutionStep._meta.db_table)
+    with connection.cursor() as cursor:
+        for first in range(0, len(steps), STEP_ROWS_PER_INSERT):
+            batch = steps[first : first + STEP_ROWS_PER_INSERT]
+            params = []
+            for step in batch:
+                values = dict(step, execution=execution.pk)
+                params += [f.get_db_prep_save(values[f.name], connection) for f in fields]
+            cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(batch))}", params)
 
 
 def _pipeline(run: Run, input: str, model: str):

@@ -164,15 +164,21 @@ def candidates(
                         ELSE websearch_to_tsquery(%s::regconfig, %s::text) END AS excluded
         ),
         {", ".join(tier_sql)},
-        candidates AS ({" UNION ".join(f"SELECT id FROM t{i}" for i in range(len(tier_sql)))})
+        candidates AS ({" UNION ".join(f"SELECT id FROM t{i}" for i in range(len(tier_sql)))}),
+        ranked AS MATERIALIZED (
+            SELECT c.id, c.document_id, ts_rank(c.search_vector, {expressions[-1]}, 32) AS rank
+              FROM candidates
+              JOIN knowledge_chunk c ON c.id = candidates.id
+             CROSS JOIN u
+             ORDER BY rank DESC, c.id
+             LIMIT %s
+        )
         SELECT c.id, c.document_id, c.ordinal, c.text, c.page, c.heading_path, d.title,
-               d.knowledge_base_id, ts_rank(c.search_vector, {expressions[-1]}, 32) AS rank
-          FROM candidates
-          JOIN knowledge_chunk c ON c.id = candidates.id
-          JOIN knowledge_document d ON d.id = c.document_id
-         CROSS JOIN u
-         ORDER BY rank DESC, c.id
-         LIMIT %s
+               d.knowledge_base_id, ranked.rank
+          FROM ranked
+          JOIN knowledge_chunk c ON c.id = ranked.id
+          JOIN knowledge_document d ON d.id = ranked.document_id
+         ORDER BY ranked.rank DESC, c.id
         """,
         [config, units, excluded, config, excluded, *tier_params, limit],
     )

@@ -119,6 +119,13 @@ def test_pii_reaches_the_engine_as_placeholders(vat_agent):
         assert "3704 0044" not in str(step.input) + str(step.output)
     assert "[IBAN_1]" in str(execution.steps.get(kind="model_call").input["messages"])
     assert "DE89" not in execution.steps.get(kind="retrieval").input["query"]
+    # The placeholder map is stored encrypted, and reads back whole.
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT redactions FROM {Execution._meta.db_table} WHERE id = %s", [execution.pk])
+        assert "3704" not in cursor.fetchone()[0]
+    stored = Execution.objects.get(pk=execution.pk)
+    assert stored.redactions and "3704 0044" in stored.redactions
+    assert stored.status == "completed" and stored.finished_at is not None and stored.latency_ms >= 0
 
 
 def test_draft_agents_run_only_as_tests(make_agent):
@@ -278,3 +285,34 @@ def test_closing_the_stream_early_still_finishes_the_record(make_agent):
     assert execution.status == "failed"
     assert execution.error == "the client closed the stream before the run finished"
     assert execution.finished_at is not None and execution.steps.count() >= 1
+
+
+def test_steps_are_written_whole_in_batches(vat_agent):
+    """Every column of a step is written (a new column cannot be left out silently), also past one
+    INSERT statement's worth of rows."""
+    from django.utils import timezone
+
+    from agents.models import ExecutionStep
+    from agents.runtime import pipeline
+
+    assert set(pipeline.STEP_COLUMNS) == {f.name for f in ExecutionStep._meta.concrete_fields} - {"id"}
+    execution = execute(vat_agent, QUESTION, source="api")
+    count = pipeline.STEP_ROWS_PER_INSERT * 2 + 5
+    steps = [
+        {
+            "ordinal": 1000 + i,
+            "kind": "tool_call",
+            "name": f"Call {i}",
+            "input": {"n": i, "text": "é ' \" \\\\ %s"},
+            "output": {"ok": True},
+            "status": "ok",
+            "duration_ms": 1.5,
+            "started_at": timezone.now(),
+        }
+        for i in range(count)
+    ]
+    pipeline._insert_steps(execution, steps)
+    written = execution.steps.filter(ordinal__gte=1000).order_by("ordinal")
+    assert written.count() == count
+    last = written.last()
+    assert last.name == f"Call {count - 1}" and last.input == {"n": count - 1, "text": "é ' \" \\\\ %s"}
