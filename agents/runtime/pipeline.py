@@ -518,6 +518,7 @@ def _retrieve(run: Run, query: str):
         top_k=min(100, sum(a.top_k for a in loaded.knowledge)),
         as_of=timezone.localdate(),
         min_score=min(a.min_score for a in loaded.knowledge),
+        highlights=False,
     )
     # Each assignment's own top_k and minimum score.
     taken: dict[int, int] = {}

@@ -160,10 +160,12 @@ def search(
     jurisdiction: str | None = None,
     min_score: float = 0.0,
     organization=None,
+    highlights: bool = True,
 ) -> list[Passage]:
     """The ``top_k`` passages of ``knowledge_bases`` (instances or ids) that best answer ``query``.
 
-    Returns an empty list for an empty query or no knowledge bases. Costs one database query per
+    Returns an empty list for an empty query or no knowledge bases. ``highlights=False`` leaves
+    ``Passage.highlights`` empty (an agent run needs none). Costs one database query per
     distinct text-search configuration among the knowledge bases (plus one to load them when given ids).
     """
     parsed: ParsedQuery = parse_query(query)
@@ -210,8 +212,9 @@ def search(
         )
     passages.sort(key=lambda p: (-p.score, p.document_id, p.ordinal))
     passages = passages[:top_k]
-    for passage in passages:
-        passage.highlights = highlight_spans(parsed, passage.text)
+    if highlights:  # for people reading results; an agent run does not need them
+        for passage in passages:
+            passage.highlights = highlight_spans(parsed, passage.text)
     return passages
 
 

@@ -144,7 +144,8 @@ def parse_query(raw: str) -> ParsedQuery:
 @dataclass(frozen=True)
 class Matcher:
     stems: tuple[str, ...]
-    words: re.Pattern | None
+    words: re.Pattern | None  # on the text as written (highlights need its offsets)
+    lowercase_words: re.Pattern | None  # the same on lowercased text: faster, for re-ranking
     phrases: tuple[re.Pattern, ...]  # what counts as "the exact phrase" for re-ranking
     phrase_patterns: tuple[re.Pattern, ...]  # one per quoted phrase
 
@@ -157,18 +158,16 @@ def matcher(query: ParsedQuery) -> Matcher:
     if query._matcher is not None:
         return query._matcher
     stems = tuple(sorted(query.stems, key=len, reverse=True))
-    words = (
-        re.compile(r"(?<!\w)(" + "|".join(re.escape(s) for s in stems) + r")\w*", re.IGNORECASE)
-        if stems
-        else None
-    )
+    pattern = r"(?<!\w)(" + "|".join(re.escape(s) for s in stems) + r")\w*"
+    words = re.compile(pattern, re.IGNORECASE) if stems else None
+    lowercase_words = re.compile(pattern) if stems else None
     if query.phrases:
         phrases = tuple(_phrase_pattern(p) for p in query.phrases)
     elif len(query.all_words) >= 2:
         phrases = (_phrase_pattern(query.all_words),)
     else:
         phrases = ()
-    result = Matcher(stems, words, phrases, tuple(_phrase_pattern(p) for p in query.phrases))
+    result = Matcher(stems, words, lowercase_words, phrases, tuple(_phrase_pattern(p) for p in query.phrases))
     query._matcher = result
     return result
 
@@ -180,9 +179,9 @@ def features(query: ParsedQuery, text: str, heading_path: str = "") -> tuple[flo
     m = matcher(query)
     if m.words is None:
         return 0.0, 0.0
-    found = {match.lower() for match in m.words.findall(text)}
+    found = set(m.lowercase_words.findall(text.lower()))
     if heading_path:
-        found |= {match.lower() for match in m.words.findall(heading_path)}
+        found.update(m.lowercase_words.findall(heading_path.lower()))
     coverage = len(found) / len(m.stems)
     # The whole query as a phrase can only be there when all its words are (a cheap test first).
     possible = bool(m.phrases) and (bool(query.phrases) or coverage == 1.0)
