@@ -44,6 +44,7 @@ from agents.runtime.loading import Loaded, check_runnable, load
 from agents.runtime.providers import ModelRequest, ModelResponse, Provider, cost_of, get_provider
 from agents.runtime.providers.base import parse_arguments
 from agents.runtime.serialize import execution_to_dict, step_to_dict
+from prisma_glow.audit.context import current_ip
 from prisma_glow.audit.services import audit_record
 from tools.registry import ToolArgumentsInvalid, run_tool, validate_arguments
 
@@ -205,7 +206,7 @@ def prepare(agent, input, *, actor=None, source, persona=None, is_test=False):
 
 
 def run_events(
-    loaded: Loaded, input: str, *, actor=None, source, is_test=False, stream=False
+    loaded: Loaded, input: str, *, actor=None, source, is_test=False, stream=False, ip: str | None = None
 ) -> Iterator[dict]:
     """The pipeline as a generator of events; its return value is the finished ``Execution``."""
     agent = loaded.agent
@@ -254,18 +255,24 @@ def run_events(
         error = str(exc)
     except GeneratorExit:
         _finish(
-            run, actor, ExecutionStatus.FAILED, "", "the client closed the stream before the run finished", []
+            run,
+            actor,
+            ExecutionStatus.FAILED,
+            "",
+            "the client closed the stream before the run finished",
+            [],
+            ip=ip,
         )
         raise
     except Exception as exc:  # the record must end in a final state whatever went wrong
         logger.exception("Execution %s failed unexpectedly", execution.pk)
         error = f"internal error ({exc.__class__.__name__}); the failure was logged"
-    _finish(run, actor, status, output, error, citations)
+    _finish(run, actor, status, output, error, citations, ip=ip)
     yield _event("execution", execution_to_dict(execution, run.steps))
     return execution
 
 
-def _finish(run: Run, actor, status, output, error, citations) -> None:
+def _finish(run: Run, actor, status, output, error, citations, *, ip: str | None = None) -> None:
     """Write the execution's final state and all its steps at once, with the audit event."""
     execution = run.execution
     execution.status = status
@@ -285,6 +292,7 @@ def _finish(run: Run, actor, status, output, error, citations) -> None:
             organization=run.loaded.agent.organization,
             action="agent.execute",
             actor=actor,
+            ip=ip,
             obj=execution,
             after={
                 "agent": run.loaded.agent.pk,
@@ -826,7 +834,13 @@ def execute(
     """
     loaded = prepare(agent, input, actor=actor, source=source, persona=persona, is_test=is_test)
     events = run_events(
-        loaded, input, actor=actor, source=source, is_test=is_test, stream=on_event is not None
+        loaded,
+        input,
+        actor=actor,
+        source=source,
+        is_test=is_test,
+        stream=on_event is not None,
+        ip=current_ip.get(),
     )
     while True:
         try:
@@ -843,4 +857,7 @@ def execute_stream(
     """Like ``execute`` but returns the events as an iterator: steps and token deltas as they happen,
     the finished execution last. ``AgentNotRunnable`` is raised here, before the iterator exists."""
     loaded = prepare(agent, input, actor=actor, source=source, persona=persona, is_test=is_test)
-    return run_events(loaded, input, actor=actor, source=source, is_test=is_test, stream=True)
+    # The events are produced after the view has returned: the requester's address is read now.
+    return run_events(
+        loaded, input, actor=actor, source=source, is_test=is_test, stream=True, ip=current_ip.get()
+    )

@@ -2,8 +2,9 @@
 
 The API views pass ``ip=request_ip(request)`` to every service; most admin pages call the same services
 without it, so their events (activating an agent, a new persona version…) had no address. The
-middleware sets it for the length of the request; work done outside a request (the task worker, a
-streamed answer produced after the view returned, management commands) still records none.
+middleware sets it for the length of the request; a streamed agent run reads it when the stream is
+created (its events are produced after the view returned). Work done outside a request (the task
+worker, management commands) records none.
 """
 
 from __future__ import annotations

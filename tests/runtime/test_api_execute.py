@@ -76,6 +76,27 @@ def test_stream_sends_steps_deltas_then_the_execution(vat_agent, execute_client)
     assert len(final["steps"]) == names.count("step")
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_the_audit_event_records_the_client_address(vat_agent, execute_client, stream):
+    """Also for a streamed run, whose record is written after the view has returned."""
+    from prisma_glow.audit.models import AuditEvent
+
+    response = execute_client.post(
+        url(vat_agent) + ("?stream=true" if stream else ""),
+        VAT_QUESTION,
+        format="json",
+        HTTP_ACCEPT="text/event-stream" if stream else "application/json",
+        REMOTE_ADDR="203.0.113.7",
+    )
+    assert response.status_code == 201
+    if stream:
+        execution_id = parse_sse(b"".join(response.streaming_content))[-1][1]["id"]
+    else:
+        execution_id = response.json()["id"]
+    event = AuditEvent.objects.get(action="agent.execute", object_id=str(execution_id))
+    assert event.ip == "203.0.113.7"
+
+
 def test_members_need_the_editor_role(vat_agent, editor, viewer):
     assert client_for(editor).post(url(vat_agent), VAT_QUESTION, format="json").status_code == 201
     response = client_for(viewer).post(url(vat_agent), VAT_QUESTION, format="json")
