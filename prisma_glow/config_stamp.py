@@ -10,9 +10,11 @@ A model takes part by declaring ``config_scope``, the path from its rows to thei
 (``"organization_id"``, or ``"agent__organization_id"`` for rows that belong to an agent), and by using
 ``ConfigQuerySet`` as its manager. Every write path then replaces the stamp:
 
-- ``save()`` and ``delete()`` of an instance, including cascaded deletions (signals, connected by
-  ``connect_all`` for each model that declares a scope);
-- ``QuerySet.update()``, ``delete()``, ``bulk_create()`` and ``bulk_update()`` (``ConfigQuerySet``).
+- ``save()`` and ``delete()`` of an instance, ``QuerySet.delete()`` and cascaded deletions (signals,
+  connected by ``connect_all`` for each model that declares a scope; with receivers connected, Django
+  deletes these models row by row and sends the signal for each);
+- ``QuerySet.update()``, ``bulk_create()`` and ``bulk_update()``, which send no signals
+  (``ConfigQuerySet``).
 
 A row without an organisation (a built-in tool) belongs to every organisation: changing it replaces
 every stamp. UUIDs rather than counters, so that a reused primary key (SQLite reuses them) can never
@@ -94,17 +96,6 @@ class ConfigQuerySet(models.QuerySet):
         return rows
 
     update.alters_data = True
-
-    def delete(self):
-        # Deleting instance by instance sends post_delete for each (the receivers are connected), but a
-        # queryset that matches nothing, or a fast path, must not be relied on: replace it here too.
-        organizations = _organizations_of_rows(self)
-        result = super().delete()
-        if result[0]:
-            bump(organizations)
-        return result
-
-    delete.alters_data = True
 
     def bulk_create(self, objs, *args, **kwargs):
         objs = super().bulk_create(objs, *args, **kwargs)
