@@ -286,8 +286,7 @@ def _finish(run: Run, actor, status, output, error, citations, *, ip: str | None
     execution.finished_at = timezone.now()
     execution.redactions = json.dumps(run.redactions) if run.redactions else ""
     with transaction.atomic():
-        _insert_steps(execution, run.steps)
-        _update_row(execution, FINAL_FIELDS)
+        _write_record(execution, run.steps)
         audit_record(
             organization=run.loaded.agent.organization,
             action="agent.execute",
@@ -324,22 +323,20 @@ FINAL_FIELDS = (
 )
 
 
-def _update_row(instance, names) -> None:
-    """``instance.save(update_fields=names)`` in one plain UPDATE (no signals: nothing listens to
-    executions), values prepared by the model's own fields."""
-    model = type(instance)
-    fields = [model._meta.get_field(name) for name in names]
+def _final_update(execution: Execution) -> tuple[str, list]:
+    """The UPDATE that writes the execution's ``FINAL_FIELDS`` (values prepared by the model's fields,
+    as ``save(update_fields=…)`` would; no signal listens to executions)."""
+    fields = [Execution._meta.get_field(name) for name in FINAL_FIELDS]
     assignments = ", ".join(f"{connection.ops.quote_name(f.column)} = %s" for f in fields)
-    params = [f.get_db_prep_save(f.pre_save(instance, add=False), connection) for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {connection.ops.quote_name(model._meta.db_table)} SET {assignments} "
-            f"WHERE {connection.ops.quote_name(model._meta.pk.column)} = %s",
-            [*params, instance.pk],
-        )
+    params = [f.get_db_prep_save(f.pre_save(execution, add=False), connection) for f in fields]
+    sql = (
+        f"UPDATE {connection.ops.quote_name(Execution._meta.db_table)} SET {assignments} "
+        f"WHERE {connection.ops.quote_name(Execution._meta.pk.column)} = %s"
+    )
+    return sql, [*params, execution.pk]
 
 
-#: The columns of a step row, in the order ``_insert_steps`` writes them (every column but the id).
+#: The columns of a step row, in the order they are written (every column but the id).
 STEP_COLUMNS = (
     "execution",
     "ordinal",
@@ -355,24 +352,38 @@ STEP_COLUMNS = (
 STEP_ROWS_PER_INSERT = 100
 
 
-def _insert_steps(execution: Execution, steps: list[dict]) -> None:
-    """Write the steps with one multi-row INSERT (per 100 steps).
-
-    ``bulk_create`` does the same with about twice the Python work per run; the values are prepared by
-    the model's own fields (JSON, datetimes) exactly as it would.
-    """
+def _step_inserts(execution: Execution, steps: list[dict]) -> list[tuple[str, list]]:
+    """Multi-row INSERTs of the steps, 100 rows each, values prepared by the model's own fields."""
     fields = [ExecutionStep._meta.get_field(name) for name in STEP_COLUMNS]
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     table = connection.ops.quote_name(ExecutionStep._meta.db_table)
+    statements = []
+    for first in range(0, len(steps), STEP_ROWS_PER_INSERT):
+        batch = steps[first : first + STEP_ROWS_PER_INSERT]
+        params = []
+        for step in batch:
+            values = dict(step, execution=execution.pk)
+            params += [f.get_db_prep_save(values[f.name], connection) for f in fields]
+        statements.append((f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(batch))}", params))
+    return statements
+
+
+def _write_record(execution: Execution, steps: list[dict]) -> None:
+    """The steps and the execution's final state, as ``bulk_create`` and ``save`` would write them with
+    about half the Python work: on PostgreSQL in one statement (the INSERTs as data-modifying CTEs of
+    the UPDATE, one round trip), elsewhere one statement each."""
+    inserts = _step_inserts(execution, steps)
+    update, update_params = _final_update(execution)
     with connection.cursor() as cursor:
-        for first in range(0, len(steps), STEP_ROWS_PER_INSERT):
-            batch = steps[first : first + STEP_ROWS_PER_INSERT]
-            params = []
-            for step in batch:
-                values = dict(step, execution=execution.pk)
-                params += [f.get_db_prep_save(values[f.name], connection) for f in fields]
-            cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(batch))}", params)
+        if connection.vendor == "postgresql" and inserts:
+            ctes = ", ".join(f"steps_{i} AS ({sql})" for i, (sql, _) in enumerate(inserts))
+            cursor.execute(
+                f"WITH {ctes} {update}", [p for _, params in inserts for p in params] + update_params
+            )
+            return
+        for sql, params in [*inserts, (update, update_params)]:
+            cursor.execute(sql, params)
 
 
 def _pipeline(run: Run, input: str, model: str):

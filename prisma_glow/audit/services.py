@@ -88,22 +88,30 @@ def _chain_head(organization) -> str:
     row until the transaction ends, so that concurrent appends queue up and the chain never forks.
 
     Two statements: under READ COMMITTED the second one sees what the previous lock holder committed
-    (one statement would read with the snapshot taken before it waited for the lock). SQLite has no
-    row locks: there every write transaction takes the database's write lock when it begins (see
-    DATABASES in settings).
+    (one statement would read with the snapshot taken before it waited for the lock). On PostgreSQL
+    they travel together, in one round trip (each statement of a multi-statement query still takes
+    its own snapshot). SQLite has no row locks: there every write transaction takes the database's
+    write lock when it begins (see DATABASES in settings).
     """
     from prisma_glow.tenancy.models import Organization
 
+    events = AuditEvent._meta.db_table
+    if organization is None:
+        head = f"SELECT hash FROM {events} WHERE organization_id IS NULL ORDER BY id DESC LIMIT 1"
+        params: list = []
+    else:
+        head = f"SELECT hash FROM {events} WHERE organization_id = %s ORDER BY id DESC LIMIT 1"
+        params = [organization.pk]
+    lock = f"SELECT 1 FROM {Organization._meta.db_table} WHERE id = %s FOR UPDATE"
     with connection.cursor() as cursor:
-        if organization is not None and connection.features.has_select_for_update:
-            cursor.execute(
-                f"SELECT 1 FROM {Organization._meta.db_table} WHERE id = %s FOR UPDATE", [organization.pk]
-            )
-        owner = "organization_id IS NULL" if organization is None else "organization_id = %s"
-        cursor.execute(
-            f"SELECT hash FROM {AuditEvent._meta.db_table} WHERE {owner} ORDER BY id DESC LIMIT 1",
-            [] if organization is None else [organization.pk],
-        )
+        if organization is None or not connection.features.has_select_for_update:
+            cursor.execute(head, params)
+        elif connection.vendor == "postgresql":
+            cursor.execute(f"{lock}; {head}", [organization.pk, *params])
+            cursor.nextset()
+        else:
+            cursor.execute(lock, [organization.pk])
+            cursor.execute(head, params)
         row = cursor.fetchone()
     return row[0] if row else ""
 

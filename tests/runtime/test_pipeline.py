@@ -311,7 +311,7 @@ def test_steps_are_written_whole_in_batches(vat_agent):
         }
         for i in range(count)
     ]
-    pipeline._insert_steps(execution, steps)
+    pipeline._write_record(execution, steps)
     written = execution.steps.filter(ordinal__gte=1000).order_by("ordinal")
     assert written.count() == count
     last = written.last()
