@@ -106,7 +106,12 @@ class ExecuteActionMixin:
         ],
         request=ExecuteRequestSerializer,
         responses={
-            201: OpenApiResponse(ExecutionDetailSerializer, description="The execution, with its steps."),
+            (201, "application/json"): OpenApiResponse(
+                ExecutionDetailSerializer,
+                description="The execution, with its steps; with `?stream=true`, Server-Sent Events "
+                "(`text/event-stream`) ending with an `execution` event that carries the same body.",
+            ),
+            (201, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR),
             409: OpenApiResponse(description="The agent may not run (draft, deprecated, no active persona)."),
         },
         examples=[
