@@ -361,3 +361,9 @@ def test_empty_values_for_typed_filters_400(raw):
     for params in ({"actor_user": ""}, {"at_after": ""}, {"at_before": ""}):
         assert_error(raw.get("/api/v1/audit-events/", params), 400, fields=list(params))
     assert raw.get("/api/v1/audit-events/", {"action": "", "actor": ""}).status_code == 200
+
+
+def test_schema_describes_the_streamed_execution_as_an_event_stream(schema):
+    created = schema["paths"]["/api/v1/agents/{id}/execute/"]["post"]["responses"]["201"]["content"]
+    assert created["application/json"]["schema"] == {"$ref": "#/components/schemas/ExecutionDetail"}
+    assert created["text/event-stream"]["schema"] == {"type": "string"}
