@@ -142,6 +142,12 @@ class AutoSchema(SpectacularAutoSchema):
                     "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}
                 }
             responses[code] = response
+        for code, response in responses.items():
+            # Errors are always the JSON error shape, whatever the success answer's media types (an
+            # event stream, a file): APIGuardMiddleware converts the rest.
+            content = response.get("content") or {}
+            if str(code).startswith(("4", "5")) and "application/json" in content:
+                response["content"] = {"application/json": content["application/json"]}
         return responses
 
     def map_parsers(self):

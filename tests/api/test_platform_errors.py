@@ -367,3 +367,11 @@ def test_schema_describes_the_streamed_execution_as_an_event_stream(schema):
     created = schema["paths"]["/api/v1/agents/{id}/execute/"]["post"]["responses"]["201"]["content"]
     assert created["application/json"]["schema"] == {"$ref": "#/components/schemas/ExecutionDetail"}
     assert created["text/event-stream"]["schema"] == {"type": "string"}
+
+
+def test_errors_are_declared_as_json_only(schema):
+    """Errors are the JSON error shape even where the success answer is an event stream."""
+    for path, method, operation in _operations(schema):
+        for code, response in operation["responses"].items():
+            if code.startswith(("4", "5")) and "content" in response:
+                assert list(response["content"]) == ["application/json"], (method, path, code)
