@@ -251,16 +251,27 @@ def api_key_rotate(
     """Replace a key with a new secret (same name, scopes, expiry); return the new key and its value.
 
     The old key stays valid for ``grace`` (zero: it stops working at once) and is then rejected as
-    expired. A key already rotated, revoked or expired cannot be rotated (ConflictError).
+    expired. A predecessor still in the grace period of an earlier rotation stops working now: at
+    most two secrets of one key are ever valid, the newest and the one being phased out. A key
+    already rotated, revoked or expired cannot be rotated (ConflictError).
     """
     if grace < timedelta(0):
         raise ValidationError({"grace_seconds": "The grace period cannot be negative."})
     old = _lock_usable(api_key, "rotated")
     if APIKey.objects.filter(rotated_from=old).exists():
         raise ConflictError("This API key has already been rotated; rotate its successor.", code="conflict")
+    now = timezone.now()
+    ended_predecessors = []
+    predecessor = old.rotated_from
+    while predecessor is not None:
+        if predecessor.is_usable:
+            predecessor.expires_at = now
+            predecessor.save(update_fields=["expires_at", "updated_at"])
+            ended_predecessors.append(predecessor.pk)
+        predecessor = predecessor.rotated_from
     before = snapshot(old)
     previous_expiry = old.expires_at
-    cutoff = timezone.now() + grace
+    cutoff = now + grace
     old.expires_at = cutoff if old.expires_at is None else min(old.expires_at, cutoff)
     old.save(update_fields=["expires_at", "updated_at"])
     new, full_key = api_key_create(
@@ -278,7 +289,12 @@ def api_key_rotate(
         actor=actor,
         obj=old,
         before=before,
-        after={**snapshot(old), "rotated_to": new.pk, "grace_seconds": int(grace.total_seconds())},
+        after={
+            **snapshot(old),
+            "rotated_to": new.pk,
+            "grace_seconds": int(grace.total_seconds()),
+            "grace_ended_for": ended_predecessors,
+        },
         ip=ip,
     )
     return new, full_key

@@ -127,3 +127,17 @@ def test_user_find(db):
     assert services.user_find("gone@example.com") is None
     assert services.user_find("") is None
     assert Organization.objects.count() == 0
+
+
+def test_rotating_again_ends_the_grace_of_the_previous_secret(org, owner):
+    """At most two secrets of a key are valid: the newest and the one being phased out."""
+    first = APIKeyFactory(organization=org, scopes=["read"])
+    second, _ = services.api_key_rotate(api_key=first, actor=owner, grace=timedelta(days=7))
+    first.refresh_from_db()
+    assert first.is_usable
+    third, _ = services.api_key_rotate(api_key=second, actor=owner, grace=timedelta(hours=1))
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert not first.is_usable and second.is_usable and third.is_usable
+    event = AuditEvent.objects.filter(action="api_key.rotate", object_id=str(second.pk)).get()
+    assert event.after["grace_ended_for"] == [first.pk]
