@@ -45,7 +45,7 @@ from agents.runtime.providers import ModelRequest, ModelResponse, Provider, cost
 from agents.runtime.providers.base import parse_arguments
 from agents.runtime.serialize import execution_to_dict, step_to_dict
 from prisma_glow.audit.context import current_ip
-from prisma_glow.audit.services import audit_record
+from prisma_glow.audit.services import audit_append, audit_append_sql, audit_event
 from tools.registry import ToolArgumentsInvalid, run_tool, validate_arguments
 
 logger = logging.getLogger(__name__)
@@ -285,27 +285,26 @@ def _finish(run: Run, actor, status, output, error, citations, *, ip: str | None
     execution.latency_ms = int((time.monotonic() - run.started) * 1000)
     execution.finished_at = timezone.now()
     execution.redactions = json.dumps(run.redactions) if run.redactions else ""
-    with transaction.atomic():
-        _write_record(execution, run.steps)
-        audit_record(
-            organization=run.loaded.agent.organization,
-            action="agent.execute",
-            actor=actor,
-            ip=ip,
-            obj=execution,
-            after={
-                "agent": run.loaded.agent.pk,
-                "persona_version": run.loaded.persona.version,
-                "status": status,
-                "source": execution.source,
-                "is_test": execution.is_test,
-                "error": execution.error,
-                "tokens_in": execution.tokens_in,
-                "tokens_out": execution.tokens_out,
-                "cost": str(execution.cost) if execution.cost is not None else None,
-                "latency_ms": execution.latency_ms,
-            },
-        )
+    event = audit_event(
+        organization=run.loaded.agent.organization,
+        action="agent.execute",
+        actor=actor,
+        ip=ip,
+        obj=execution,
+        after={
+            "agent": run.loaded.agent.pk,
+            "persona_version": run.loaded.persona.version,
+            "status": status,
+            "source": execution.source,
+            "is_test": execution.is_test,
+            "error": execution.error,
+            "tokens_in": execution.tokens_in,
+            "tokens_out": execution.tokens_out,
+            "cost": str(execution.cost) if execution.cost is not None else None,
+            "latency_ms": execution.latency_ms,
+        },
+    )
+    _write_record(execution, run.steps, event)
 
 
 #: The execution's fields written when it ends.
@@ -369,21 +368,35 @@ def _step_inserts(execution: Execution, steps: list[dict]) -> list[tuple[str, li
     return statements
 
 
-def _write_record(execution: Execution, steps: list[dict]) -> None:
-    """The steps and the execution's final state, as ``bulk_create`` and ``save`` would write them with
-    about half the Python work: on PostgreSQL in one statement (the INSERTs as data-modifying CTEs of
-    the UPDATE, one round trip), elsewhere one statement each."""
+def _write_record(execution: Execution, steps: list[dict], event) -> None:
+    """The steps, the execution's final state and its audit event, in one transaction, as
+    ``bulk_create``, ``save`` and ``audit_record`` would write them with less than half the Python work.
+
+    On PostgreSQL it is one round trip: the lock that orders the organisation's audit chain, then one
+    statement whose data-modifying CTEs insert the steps and the audit event (linked and hashed by the
+    database, see ``audit_append_sql``) and whose body updates the execution. PostgreSQL runs the
+    statements of one query string as one transaction (or as part of the caller's). Elsewhere, one
+    statement each inside ``transaction.atomic``."""
     inserts = _step_inserts(execution, steps)
     update, update_params = _final_update(execution)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql" and inserts:
-            ctes = ", ".join(f"steps_{i} AS ({sql})" for i, (sql, _) in enumerate(inserts))
+    if connection.vendor == "postgresql":
+        append = audit_append_sql(event)
+        ctes = [f"steps_{i} AS ({sql})" for i, (sql, _) in enumerate(inserts)]
+        with connection.cursor() as cursor:
             cursor.execute(
-                f"WITH {ctes} {update}", [p for _, params in inserts for p in params] + update_params
+                f"{append.lock}; WITH {', '.join([*ctes, append.ctes])} {update}",
+                [
+                    *append.lock_params,
+                    *(p for _, params in inserts for p in params),
+                    *append.cte_params,
+                    *update_params,
+                ],
             )
-            return
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
         for sql, params in [*inserts, (update, update_params)]:
             cursor.execute(sql, params)
+        audit_append(event)
 
 
 def _pipeline(run: Run, input: str, model: str):

@@ -67,7 +67,10 @@ class AuditEvent(models.Model):
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit events are append-only.")
 
-    def compute_hash(self) -> str:
+    def hash_prefix(self) -> str:
+        """The hashed text up to the chain link: the event's canonical JSON (keys sorted, no spaces),
+        cut where the previous hash goes. ``prev_hash`` sorts last among the keys, so the text ends
+        ``"prev_hash":"<previous hash>"}`` and the database can complete it (``audit_append_sql``)."""
         payload = {
             "organization": self.organization_id,
             "actor_user": self.actor_user_id,
@@ -81,7 +84,10 @@ class AuditEvent(models.Model):
             "after": self.after,
             "ip": self.ip,
             "at": self.at.isoformat(),
-            "prev_hash": self.prev_hash,
         }
         data = json.dumps(payload, sort_keys=True, cls=DjangoJSONEncoder, separators=(",", ":"))
-        return hashlib.sha256(data.encode()).hexdigest()
+        return data[:-1] + ',"prev_hash":"'
+
+    def compute_hash(self) -> str:
+        """SHA-256 of the event's canonical JSON, previous hash included (hex digits, no escaping)."""
+        return hashlib.sha256(f'{self.hash_prefix()}{self.prev_hash}"}}'.encode()).hexdigest()

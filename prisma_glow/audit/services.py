@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -46,41 +47,100 @@ def audit_record(
     records, so that the change and its audit row commit together. Without ``ip``, the address of the
     request being served is recorded (``prisma_glow.audit.context``), if any.
     """
+    return audit_append(
+        audit_event(
+            organization=organization, action=action, actor=actor, obj=obj, before=before, after=after, ip=ip
+        )
+    )
+
+
+def audit_append(event: AuditEvent) -> AuditEvent:
+    """Link ``event`` (from ``audit_event``) to the head of its organisation's chain and save it."""
+    # Part of the caller's transaction when there is one (no savepoint: a failed append must fail the
+    # change it records), its own otherwise.
+    with transaction.atomic(savepoint=False):
+        event.prev_hash = _chain_head(event.organization)  # locks: events are stamped in chain order
+        event.at = timezone.now()
+        event.hash = event.compute_hash()
+        event.save()
+    return event
+
+
+def audit_event(
+    *,
+    organization,
+    action: str,
+    actor=None,
+    obj: models.Model | None = None,
+    before: dict | None = None,
+    after: dict | None = None,
+    ip: str | None = None,
+) -> AuditEvent:
+    """The event ``audit_record`` appends, unsaved and not yet linked (no ``prev_hash`` or ``hash``)."""
     from prisma_glow.audit.context import current_ip
     from prisma_glow.tenancy.models import APIKey
 
     if ip is None:
         ip = current_ip.get()
-
-    # Part of the caller's transaction when there is one (no savepoint: a failed append must fail the
-    # change it records), its own otherwise.
-    with transaction.atomic(savepoint=False):
-        prev_hash = _chain_head(organization)  # locks: events are stamped in chain order
-        event = AuditEvent(
-            organization=organization,
-            action=action,
-            before=before,
-            after=after,
-            ip=ip,
-            at=timezone.now(),
-            prev_hash=prev_hash,
-        )
-        if isinstance(actor, APIKey):
-            event.actor_api_key = actor
-            event.actor_label = f"API key {actor.name}"
-        elif actor is not None and getattr(actor, "is_authenticated", False):
-            event.actor_user = actor
-            event.actor_label = actor.get_username()
-        if obj is not None:
-            event.object_type = obj._meta.label_lower
-            event.object_id = str(obj.pk)
-            event.object_repr = str(obj)[:200]
-        # Normalise before/after through JSON so the stored value hashes the same when re-read.
-        event.before = json.loads(json.dumps(before, cls=DjangoJSONEncoder)) if before is not None else None
-        event.after = json.loads(json.dumps(after, cls=DjangoJSONEncoder)) if after is not None else None
-        event.hash = event.compute_hash()
-        event.save()
+    event = AuditEvent(organization=organization, action=action, ip=ip, at=timezone.now())
+    if isinstance(actor, APIKey):
+        event.actor_api_key = actor
+        event.actor_label = f"API key {actor.name}"
+    elif actor is not None and getattr(actor, "is_authenticated", False):
+        event.actor_user = actor
+        event.actor_label = actor.get_username()
+    if obj is not None:
+        event.object_type = obj._meta.label_lower
+        event.object_id = str(obj.pk)
+        event.object_repr = str(obj)[:200]
+    # Normalise before/after through JSON so the stored value hashes the same when re-read.
+    event.before = json.loads(json.dumps(before, cls=DjangoJSONEncoder)) if before is not None else None
+    event.after = json.loads(json.dumps(after, cls=DjangoJSONEncoder)) if after is not None else None
     return event
+
+
+@dataclass(frozen=True)
+class AppendSQL:
+    """An event appended by PostgreSQL itself, for callers that write their change and its audit row in
+    one round trip (the agent runtime). Send ``lock`` as an earlier statement than ``ctes``, in the
+    same transaction (e.g. ``"{lock}; WITH {ctes}, … <the change>"``, which PostgreSQL runs as one
+    transaction): the statement after the lock reads the chain head with a snapshot taken once the
+    lock is held (see ``_chain_head``), and computes the link and the hash (``sha256`` of
+    ``AuditEvent.hash_prefix()`` completed with the head) exactly as ``compute_hash`` does."""
+
+    lock: str
+    lock_params: list
+    ctes: str
+    cte_params: list
+
+
+def audit_append_sql(event: AuditEvent) -> AppendSQL:
+    """``event`` (from ``audit_event``, for an organisation) as the ``AppendSQL`` that appends it."""
+    from prisma_glow.tenancy.models import Organization
+
+    if connection.vendor != "postgresql" or event.organization_id is None:
+        raise ValueError("audit_append_sql is for organisation events on PostgreSQL; use audit_record.")
+    qn = connection.ops.quote_name
+    table = qn(AuditEvent._meta.db_table)
+    fields = [f for f in AuditEvent._meta.concrete_fields if f.name not in {"id", "prev_hash", "hash"}]
+    columns = ", ".join(qn(f.column) for f in [*fields, AuditEvent._meta.get_field("prev_hash")])
+    values = [f.get_db_prep_save(f.pre_save(event, add=True), connection) for f in fields]
+    placeholders = ", ".join(["%s"] * len(values))
+    head = (
+        f"audit_head AS (SELECT coalesce((SELECT hash FROM {table} WHERE organization_id = %s "
+        f"ORDER BY id DESC LIMIT 1), '') AS prev)"
+    )
+    insert = (
+        f"audit_insert AS (INSERT INTO {table} ({columns}, {qn('hash')}) VALUES ({placeholders}, "
+        f"(SELECT prev FROM audit_head), "
+        f"encode(sha256(convert_to(%s || (SELECT prev FROM audit_head) || '\"}}', 'UTF8')), 'hex')))"
+    )
+    return AppendSQL(
+        lock=f"SELECT 1 FROM {qn(Organization._meta.db_table)} WHERE id = %s FOR UPDATE",
+        lock_params=[event.organization_id],
+        ctes=f"{head}, {insert}",
+        cte_params=[event.organization_id, *values, event.hash_prefix()],
+    )
 
 
 def _chain_head(organization) -> str:

@@ -7,7 +7,13 @@ from django.db import transaction
 from django.db.models import ProtectedError
 
 from prisma_glow.audit.models import AuditEvent
-from prisma_glow.audit.services import audit_record, audit_verify_chain, snapshot
+from prisma_glow.audit.services import (
+    audit_append_sql,
+    audit_event,
+    audit_record,
+    audit_verify_chain,
+    snapshot,
+)
 from tests.factories import ModelProviderFactory, OrganizationFactory
 from tests.models.helpers import assert_db_rejects
 
@@ -81,8 +87,16 @@ def test_concurrent_appends_never_fork_the_chain():
     def append(n: int) -> None:
         try:
             for i in range(5):
-                with transaction.atomic():
-                    audit_record(organization=org, action=f"thread.{n}.{i}")
+                if n % 2:  # through the ORM
+                    with transaction.atomic():
+                        audit_record(organization=org, action=f"thread.{n}.{i}")
+                else:  # linked and hashed by the database, in one query string (the agent runtime's way)
+                    append = audit_append_sql(audit_event(organization=org, action=f"thread.{n}.{i}"))
+                    with connection.cursor() as cursor:
+                        cursor.execute(
+                            f"{append.lock}; WITH {append.ctes} SELECT 1",
+                            [*append.lock_params, *append.cte_params],
+                        )
         finally:
             connections.close_all()
 
@@ -90,3 +104,50 @@ def test_concurrent_appends_never_fork_the_chain():
         list(pool.map(append, range(4)))
     assert AuditEvent.objects.filter(organization=org).count() == 20
     assert audit_verify_chain(org) == []
+
+
+def test_hash_is_the_sha256_of_the_events_canonical_json(org, owner):
+    """The hash covers every field and the link, as sorted compact JSON: the formula existing chains
+    were written with (hash_prefix only splits it where the database completes it)."""
+    import hashlib
+    import json
+
+    first = audit_record(organization=org, action="agent.create", actor=owner, after={"name": "Ä", "n": 1})
+    event = audit_record(
+        organization=org, action="agent.update", actor=owner, before={"b": [1, None]}, ip="10.0.0.1"
+    )
+    payload = {
+        "organization": org.pk, "actor_user": owner.pk, "actor_api_key": None,
+        "actor_label": owner.get_username(), "action": "agent.update", "object_type": "", "object_id": "",
+        "object_repr": "", "before": {"b": [1, None]}, "after": None, "ip": "10.0.0.1",
+        "at": event.at.isoformat(), "prev_hash": first.hash,
+    }  # fmt: skip
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    assert event.hash == hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def test_database_computed_link_and_hash_match_pythons(org, owner):
+    """On PostgreSQL, an event appended by ``audit_append_sql`` is linked and hashed exactly as
+    ``audit_record`` would have done it, with non-ASCII text and every kind of field."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("audit_append_sql is PostgreSQL's")
+    first = audit_record(organization=org, action="agent.create", actor=owner)
+    event = audit_event(
+        organization=org, action="agent.execute", actor=owner, obj=org, ip="192.0.2.7",
+        after={"text": "Ünïcode ' \" \\ %s", "n": 1.5, "none": None},
+    )  # fmt: skip
+    append = audit_append_sql(event)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"{append.lock}; WITH {append.ctes} SELECT 1", [*append.lock_params, *append.cte_params]
+        )
+    stored = AuditEvent.objects.get(action="agent.execute")
+    assert stored.prev_hash == first.hash
+    event.prev_hash = first.hash
+    assert stored.hash == event.compute_hash() == stored.compute_hash()
+    assert stored.after == event.after and stored.actor_user == owner and str(stored.ip) == "192.0.2.7"
+    assert audit_verify_chain(org) == []
+    with pytest.raises(ValueError, match="organisation events"):
+        audit_append_sql(audit_event(organization=None, action="system.x"))

@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from agents.models import Execution, LearningExample
 from agents.runtime import AgentNotRunnable, PersonaNotFound, execute, execute_stream, loading
 from prisma_glow.audit.models import AuditEvent
+from prisma_glow.audit.services import audit_verify_chain
 from tests.factories import (
     AgentKnowledgeFactory,
     ChunkFactory,
@@ -49,6 +50,8 @@ def test_answer_from_passages_with_citations_and_disclaimer(vat_agent, editor):
     assert execution.actor_user == editor and execution.source == "api" and not execution.is_test
     event = AuditEvent.objects.get(action="agent.execute", object_id=str(execution.pk))
     assert event.after["status"] == "completed"
+    assert event.actor_user == editor and event.object_type == "agents.execution"
+    assert audit_verify_chain(execution.organization) == []
 
 
 def test_vat_question_calls_the_calculator(vat_agent):
@@ -298,6 +301,8 @@ def test_steps_are_written_whole_in_batches(vat_agent):
     assert set(pipeline.STEP_COLUMNS) == {f.name for f in ExecutionStep._meta.concrete_fields} - {"id"}
     execution = execute(vat_agent, QUESTION, source="api")
     count = pipeline.STEP_ROWS_PER_INSERT * 2 + 5
+    from prisma_glow.audit.services import audit_event
+
     steps = [
         {
             "ordinal": 1000 + i,
@@ -311,7 +316,8 @@ def test_steps_are_written_whole_in_batches(vat_agent):
         }
         for i in range(count)
     ]
-    pipeline._write_record(execution, steps)
+    event = audit_event(organization=vat_agent.organization, action="agent.execute", obj=execution)
+    pipeline._write_record(execution, steps, event)
     written = execution.steps.filter(ordinal__gte=1000).order_by("ordinal")
     assert written.count() == count
     last = written.last()
