@@ -44,6 +44,7 @@ from agents.runtime.loading import Loaded, check_runnable, load
 from agents.runtime.providers import ModelRequest, ModelResponse, Provider, cost_of, get_provider
 from agents.runtime.providers.base import parse_arguments
 from agents.runtime.serialize import execution_to_dict, step_to_dict
+from prisma_glow import db
 from prisma_glow.audit.context import current_ip
 from prisma_glow.audit.services import audit_append, audit_append_sql, audit_event
 from tools.registry import ToolArgumentsInvalid, run_tool, validate_arguments
@@ -219,7 +220,7 @@ def run_events(
         model = model or "offline-extractive"
     from prisma_glow.tenancy.models import APIKey
 
-    execution = Execution.objects.create(
+    execution = Execution(
         organization_id=agent.organization_id,
         agent=agent,
         persona=loaded.persona,
@@ -235,6 +236,7 @@ def run_events(
         else None,
         actor_api_key=actor if isinstance(actor, APIKey) else None,
     )
+    db.insert(execution)  # "running": a crash or a timeout from here on leaves a visible trace
     started = time.monotonic()
     run = Run(
         loaded=loaded,
@@ -322,19 +324,6 @@ FINAL_FIELDS = (
 )
 
 
-def _final_update(execution: Execution) -> tuple[str, list]:
-    """The UPDATE that writes the execution's ``FINAL_FIELDS`` (values prepared by the model's fields,
-    as ``save(update_fields=…)`` would; no signal listens to executions)."""
-    fields = [Execution._meta.get_field(name) for name in FINAL_FIELDS]
-    assignments = ", ".join(f"{connection.ops.quote_name(f.column)} = %s" for f in fields)
-    params = [f.get_db_prep_save(f.pre_save(execution, add=False), connection) for f in fields]
-    sql = (
-        f"UPDATE {connection.ops.quote_name(Execution._meta.db_table)} SET {assignments} "
-        f"WHERE {connection.ops.quote_name(Execution._meta.pk.column)} = %s"
-    )
-    return sql, [*params, execution.pk]
-
-
 #: The columns of a step row, in the order they are written (every column but the id).
 STEP_COLUMNS = (
     "execution",
@@ -378,7 +367,7 @@ def _write_record(execution: Execution, steps: list[dict], event) -> None:
     statements of one query string as one transaction (or as part of the caller's). Elsewhere, one
     statement each inside ``transaction.atomic``."""
     inserts = _step_inserts(execution, steps)
-    update, update_params = _final_update(execution)
+    update, update_params = db.update(execution, FINAL_FIELDS)
     if connection.vendor == "postgresql":
         append = audit_append_sql(event)
         ctes = [f"steps_{i} AS ({sql})" for i, (sql, _) in enumerate(inserts)]

@@ -11,6 +11,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from prisma_glow.audit.models import AuditEvent
+from prisma_glow.db import field_values
 
 
 def snapshot(instance: models.Model, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -124,7 +125,7 @@ def audit_append_sql(event: AuditEvent) -> AppendSQL:
     table = qn(AuditEvent._meta.db_table)
     fields = [f for f in AuditEvent._meta.concrete_fields if f.name not in {"id", "prev_hash", "hash"}]
     columns = ", ".join(qn(f.column) for f in [*fields, AuditEvent._meta.get_field("prev_hash")])
-    values = [f.get_db_prep_save(f.pre_save(event, add=True), connection) for f in fields]
+    values = field_values(event, fields, add=True)
     placeholders = ", ".join(["%s"] * len(values))
     head = (
         f"audit_head AS (SELECT coalesce((SELECT hash FROM {table} WHERE organization_id = %s "
