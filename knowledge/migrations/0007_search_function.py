@@ -1,0 +1,25 @@
+"""PostgreSQL: the whole candidate search as one PL/pgSQL function, ``knowledge_search``, whose plan
+is cached for the session instead of planned on every search (about 0.5 ms of each search at
+100,000 chunks). Same tiers, same ranking, same rows. Nothing on SQLite."""
+
+from django.db import migrations
+
+
+def forwards(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        from knowledge.search import postgres
+
+        postgres.install_search_function(schema_editor)
+
+
+def backwards(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        from knowledge.search import postgres
+
+        postgres.uninstall_search_function(schema_editor)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("knowledge", "0006_search_index_without_pending_list")]
+
+    operations = [migrations.RunPython(forwards, backwards, elidable=False)]
