@@ -101,6 +101,7 @@ def build(chunks: int, rng: random.Random):
 
     from agents.models import Agent, AgentGuardrail, AgentKnowledge, AgentTool
     from guardrails.models import Guardrail
+    from guardrails.screening import screen
     from knowledge.models import Chunk, Document, KnowledgeBase
     from personas.models import Persona
     from prisma_glow.tenancy.models import Organization
@@ -183,11 +184,14 @@ def build(chunks: int, rng: random.Random):
                         Chunk(
                             document=document,
                             ordinal=i,
-                            text=paragraph(rng, words, cum),
+                            text=text,
                             page=i // 3 + 1,
                             token_count=150,
+                            screening=screen(text),  # as ingestion stores it
                         )
-                        for i in range(min(per_doc, target - first))
+                        for i, text in enumerate(
+                            paragraph(rng, words, cum) for _ in range(min(per_doc, target - first))
+                        )
                     ]
                 )
         total = Chunk.objects.filter(document__knowledge_base=kb).count()

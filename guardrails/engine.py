@@ -185,8 +185,10 @@ def evaluate(
     """Apply ``guardrails`` in order to ``text`` at ``stage`` ("input", "retrieval" or "output").
 
     ``context`` may carry ``redactions`` (the mapping from earlier stages), ``passages`` (retrieved
-    passages, numbered from 1, for ``citation_required``) and ``restore`` (output stage: put the
-    incoming redacted values back into ``Verdict.text``). See the module docstring for the semantics.
+    passages, numbered from 1, for ``citation_required``), ``screening`` (retrieval stage: what was
+    stored with the passage at ingestion, see ``guardrails.screening``) and ``restore`` (output
+    stage: put the incoming redacted values back into ``Verdict.text``). See the module docstring for
+    the semantics.
     """
     if stage not in STAGES:
         raise ValueError(f"Unknown stage {stage!r}; expected one of {', '.join(STAGES)}.")

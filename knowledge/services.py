@@ -24,6 +24,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
+from guardrails.screening import screen
 from knowledge.ingest import DocumentKind, ParseError, UnsupportedDocument, chunk_blocks, detect, parse
 from knowledge.models import Chunk, Document, DocumentSource, DocumentStatus, KnowledgeBase
 from prisma_glow.api.errors import ConflictError
@@ -509,6 +510,7 @@ def document_process(document: Document | int) -> Document | None:
         )
         if not pieces:
             raise ParseError("No text could be extracted from the file.")
+        screenings = [screen(piece.text) for piece in pieces]  # before the transaction: it is CPU work
     except (ParseError, UnsupportedDocument, ValueError) as exc:
         _fail(document_id, str(exc))
         logger.info("Document %s failed to process: %s", document_id, exc)
@@ -530,8 +532,9 @@ def document_process(document: Document | int) -> Document | None:
                         token_count=piece.token_count,
                         page=piece.page,
                         heading_path=piece.heading_path,
+                        screening=screening,
                     )
-                    for ordinal, piece in enumerate(pieces)
+                    for ordinal, (piece, screening) in enumerate(zip(pieces, screenings, strict=True))
                 ],
                 batch_size=500,
             )

@@ -563,7 +563,10 @@ def _retrieve(run: Run, query: str):
             kept.append(passage)
             continue
         verdict = evaluate(
-            guards, passage.text, stage="retrieval", context={"redactions": dict(run.redactions)}
+            guards,
+            passage.text,
+            stage="retrieval",
+            context={"redactions": dict(run.redactions), "screening": passage.screening},
         )
         run.redactions.update(verdict.redactions or {})
         for result in verdict.results:

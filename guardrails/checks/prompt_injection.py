@@ -967,7 +967,13 @@ class PromptInjectionCheck(Check):
         return decoded
 
     def run(self, text: str, *, stage: str, context: Mapping[str, Any]) -> Finding:
-        signals = self.scan(text)
+        signals = None
+        if self.decode_base64 and self.extra is None:  # the default scan: stored with knowledge passages
+            from guardrails.screening import stored_signals
+
+            signals = stored_signals(context.get("screening"), text)
+        if signals is None:
+            signals = self.scan(text)
         score = _score([s["weight"] for s in signals])
         details = {"score": score, "threshold": self.threshold}
         if score >= self.threshold:

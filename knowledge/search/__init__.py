@@ -29,6 +29,7 @@ Filters:
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -58,6 +59,8 @@ class Passage:
     page: int | None = None
     heading_path: str = ""
     highlights: list[tuple[int, int]] = field(default_factory=list)
+    #: The guardrail screening stored with the chunk (``guardrails.screening``), for the retrieval stage.
+    screening: dict | None = field(default=None, repr=False)
 
     def citation_label(self) -> str:
         """``VAT manual, p. 12, § Reverse charge`` — title, page if known, innermost heading."""
@@ -192,7 +195,7 @@ def search(
                 limit=limit,
             )
     passages: list[Passage] = []
-    for chunk_id, document_id, ordinal, text, page, heading_path, title, kb_id, relevance in rows:
+    for chunk_id, document_id, ordinal, text, page, heading_path, title, kb_id, relevance, screening in rows:
         coverage, phrase = features(parsed, text, heading_path or "")
         score = ENGINE_WEIGHT * float(relevance) + COVERAGE_WEIGHT * coverage + PHRASE_WEIGHT * phrase
         if score < min_score:
@@ -208,10 +211,14 @@ def search(
                 score=score,
                 page=page,
                 heading_path=heading_path or "",
+                screening=screening,
             )
         )
     passages.sort(key=lambda p: (-p.score, p.document_id, p.ordinal))
     passages = passages[:top_k]
+    for passage in passages:
+        if isinstance(passage.screening, str):  # JSON text from the database, decoded only when kept
+            passage.screening = json.loads(passage.screening)
     if highlights:  # for people reading results; an agent run does not need them
         for passage in passages:
             passage.highlights = highlight_spans(parsed, passage.text)

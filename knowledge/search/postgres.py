@@ -80,7 +80,7 @@ CREATE OR REPLACE FUNCTION knowledge_search(
     lim integer, cap_all integer, cap_pairs integer, cap_any integer, max_pair_units integer
 ) RETURNS TABLE (
     id bigint, document_id bigint, ordinal integer, text text, page integer, heading_path text,
-    title text, knowledge_base_id bigint, rank real
+    title text, knowledge_base_id bigint, rank real, screening text
 )
 LANGUAGE plpgsql STABLE
 AS $$
@@ -132,7 +132,7 @@ BEGIN
          LIMIT lim
     )
     SELECT c.id, c.document_id, c.ordinal, c.text, c.page, c.heading_path::text, d.title::text,
-           d.knowledge_base_id, ranked.rank
+           d.knowledge_base_id, ranked.rank, c.screening::text
       FROM ranked
       JOIN knowledge_chunk c ON c.id = ranked.id
       JOIN knowledge_document d ON d.id = ranked.document_id
@@ -206,7 +206,8 @@ def candidates(
     jurisdictions: list[str] | None,
     limit: int,
 ) -> list[tuple]:
-    """Rows (chunk id, document id, ordinal, text, page, heading path, title, kb id, score in [0, 1)).
+    """Rows (chunk id, document id, ordinal, text, page, heading path, title, kb id, score in [0, 1),
+    screening as JSON text or None).
 
     One query, ``knowledge_search`` (see ``SEARCH_FUNCTION_SQL``): each word and quoted phrase of the
     query becomes ``websearch_to_tsquery(config, unit)``; the candidate tiers (all units, any two,

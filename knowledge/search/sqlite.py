@@ -90,7 +90,8 @@ def candidates(
     jurisdictions: list[str] | None,
     limit: int,
 ) -> list[tuple]:
-    """Rows (chunk id, document id, ordinal, text, page, heading path, title, kb id, score in [0, 1)).
+    """Rows (chunk id, document id, ordinal, text, page, heading path, title, kb id, score in [0, 1),
+    screening as JSON text or None).
 
     One query gathers the capped candidate tiers (all words, any two, any one; see ``query.tiers``)
     with their rows, each unit's document frequency (FTS5 ``MATCH`` counts) and the corpus size; the
@@ -141,7 +142,7 @@ def candidates(
         WITH {", ".join(tier_sql)}, candidates AS ({union}),
              stats AS (SELECT (SELECT max(id) FROM knowledge_chunk) AS n, {frequencies})
         SELECT c.id, c.document_id, c.ordinal, c.text, c.page, c.heading_path, d.title,
-               d.knowledge_base_id, stats.*
+               d.knowledge_base_id, c.screening, stats.*
           FROM candidates
           JOIN knowledge_chunk c ON c.id = candidates.id
           JOIN knowledge_document d ON d.id = c.document_id
@@ -152,12 +153,12 @@ def candidates(
     rows = cursor.fetchall()
     if not rows:
         return []
-    total = max(rows[0][8] or 1, 1)
-    frequencies_by_unit = dict(zip(units, rows[0][9:], strict=True))
+    total = max(rows[0][9] or 1, 1)
+    frequencies_by_unit = dict(zip(units, rows[0][10:], strict=True))
     scored = []
     for row in rows:
         raw = _bm25(query, row[3], row[5] or "", total, frequencies_by_unit)
-        scored.append((*row[:8], raw / (raw + BM25_SCALE) if raw > 0 else 0.0))
+        scored.append((*row[:8], raw / (raw + BM25_SCALE) if raw > 0 else 0.0, row[8]))
     scored.sort(key=lambda r: (-r[8], r[0]))
     return scored[:limit]
 

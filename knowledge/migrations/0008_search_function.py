@@ -20,6 +20,6 @@ def backwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("knowledge", "0006_search_index_without_pending_list")]
+    dependencies = [("knowledge", "0007_chunk_screening")]
 
     operations = [migrations.RunPython(forwards, backwards, elidable=False)]
