@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -336,8 +338,8 @@ def test_steps_are_written_whole_in_batches(vat_agent):
             "input": {"n": i, "text": "é ' \" \\\\ %s"},
             "output": {"ok": True},
             "status": "ok",
-            "duration_ms": 1.5,
-            "started_at": timezone.now(),
+            "duration_ms": 1.5 + i / 1000,
+            "started_at": timezone.now() + datetime.timedelta(microseconds=7 * i),
         }
         for i in range(count)
     ]
@@ -347,3 +349,20 @@ def test_steps_are_written_whole_in_batches(vat_agent):
     assert written.count() == count
     last = written.last()
     assert last.name == f"Call {count - 1}" and last.input == {"n": count - 1, "text": "é ' \" \\\\ %s"}
+    assert [(w.kind, w.name, w.input, w.output, w.status, w.duration_ms, w.started_at) for w in written] == [
+        (s["kind"], s["name"], s["input"], s["output"], s["status"], s["duration_ms"], s["started_at"])
+        for s in steps
+    ]  # every column, microseconds and time zone included
+
+
+def test_a_record_without_steps_is_written_with_its_audit_event(vat_agent):
+    from agents.runtime import pipeline
+    from prisma_glow.audit.services import audit_event
+
+    execution = execute(vat_agent, QUESTION, source="api")
+    execution.status, execution.output = "failed", "replaced"
+    event = audit_event(organization=vat_agent.organization, action="agent.execute", obj=execution)
+    pipeline._write_record(execution, [], event)
+    assert Execution.objects.get(pk=execution.pk).output == "replaced"
+    assert AuditEvent.objects.filter(action="agent.execute", object_id=str(execution.pk)).count() == 2
+    assert audit_verify_chain(vat_agent.organization) == []
