@@ -137,15 +137,15 @@ def parse_query(raw: str) -> ParsedQuery:
 
 
 # --- Re-ranking features and highlights --------------------------------------------------------
-# Both are regular expressions compiled once per query, so re-ranking a few dozen candidates costs
-# well under a millisecond: a word matches a query word when it starts with that word's stem.
+# A word matches a query word when it starts with that word's stem: ``Matcher.words`` finds them
+# (highlights), ``_stems_found`` finds the same without a regular expression (re-ranking, where
+# only which stems occur matters), so re-ranking a few dozen candidates costs a fraction of a ms.
 
 
 @dataclass(frozen=True)
 class Matcher:
     stems: tuple[str, ...]
     words: re.Pattern | None  # on the text as written (highlights need its offsets)
-    lowercase_words: re.Pattern | None  # the same on lowercased text: faster, for re-ranking
     phrases: tuple[re.Pattern, ...]  # what counts as "the exact phrase" for re-ranking
     phrase_patterns: tuple[re.Pattern, ...]  # one per quoted phrase
 
@@ -160,14 +160,13 @@ def matcher(query: ParsedQuery) -> Matcher:
     stems = tuple(sorted(query.stems, key=len, reverse=True))
     pattern = r"(?<!\w)(" + "|".join(re.escape(s) for s in stems) + r")\w*"
     words = re.compile(pattern, re.IGNORECASE) if stems else None
-    lowercase_words = re.compile(pattern) if stems else None
     if query.phrases:
         phrases = tuple(_phrase_pattern(p) for p in query.phrases)
     elif len(query.all_words) >= 2:
         phrases = (_phrase_pattern(query.all_words),)
     else:
         phrases = ()
-    result = Matcher(stems, words, lowercase_words, phrases, tuple(_phrase_pattern(p) for p in query.phrases))
+    result = Matcher(stems, words, phrases, tuple(_phrase_pattern(p) for p in query.phrases))
     query._matcher = result
     return result
 
@@ -179,14 +178,32 @@ def features(query: ParsedQuery, text: str, heading_path: str = "") -> tuple[flo
     m = matcher(query)
     if m.words is None:
         return 0.0, 0.0
-    found = set(m.lowercase_words.findall(text.lower()))
-    if heading_path:
-        found.update(m.lowercase_words.findall(heading_path.lower()))
+    found = _stems_found(text.lower(), m.stems)
+    if heading_path and len(found) < len(m.stems):
+        found |= _stems_found(heading_path.lower(), m.stems)
     coverage = len(found) / len(m.stems)
     # The whole query as a phrase can only be there when all its words are (a cheap test first).
     possible = bool(m.phrases) and (bool(query.phrases) or coverage == 1.0)
     phrase = 1.0 if possible and all(p.search(text) for p in m.phrases) else 0.0
     return coverage, phrase
+
+
+def _stems_found(lowered: str, stems: tuple[str, ...]) -> set[str]:
+    """The stems that ``Matcher.words`` finds in ``lowered`` (``set(findall(...))``), with ``str.find``
+    instead of the regular expression, three times faster: a stem counts where it starts a word (no
+    word character before it) and no longer stem starts at the same place (the expression tries the
+    stems longest first). ``stems`` are sorted longest first, as in ``Matcher``."""
+    found: set[str] = set()
+    for index, stem in enumerate(stems):
+        longer = stems[:index]
+        at = lowered.find(stem)
+        while at != -1:
+            before = lowered[at - 1] if at else ""
+            if not (before.isalnum() or before == "_") and not any(lowered.startswith(s, at) for s in longer):
+                found.add(stem)
+                break
+            at = lowered.find(stem, at + 1)
+    return found
 
 
 def highlight_spans(query: ParsedQuery, text: str) -> list[tuple[int, int]]:

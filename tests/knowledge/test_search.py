@@ -192,3 +192,28 @@ def test_query_parser():
     assert parsed.phrases == [["place", "of", "supply"]]
     assert parsed.excluded == ["gaap"]
     assert parsed.fts5() == '("place of supply" OR "reverse" OR "x") NOT ("gaap")'
+
+
+def test_reranking_finds_exactly_the_stems_the_highlighting_expression_finds():
+    """``_stems_found`` (str.find, for speed) agrees with the expression of ``Matcher.words`` applied to
+    lowercased text (case-sensitively) on random texts made of query words, their prefixes, word glue
+    and non-ASCII letters."""
+    import random
+    import re
+
+    from knowledge.search.query import _stems_found, matcher
+
+    rng = random.Random(20261128)
+    pieces = ["vat", "va", "v", "invoice", "invoic", "in", "charge", "ch", "servic", "é", "_", "x", "1", "-",
+              " ", ".", "Ä", "ß", "İ", "ǅ", "ſ", "\u212a", "\u00a0"]  # fmt: skip
+    words = ["vat", "invoice", "charges", "services", "in", "va", "supply", "İstanbul", "straße", "_a", "1st"]
+    checked = 0
+    for _ in range(5000):
+        m = matcher(parse_query(" ".join(rng.choices(words, k=rng.randint(1, 5)))))
+        if m.words is None:
+            continue
+        lowered = "".join(rng.choices(pieces, k=rng.randint(0, 40))).lower()
+        expected = set(re.compile(m.words.pattern).findall(lowered))
+        assert _stems_found(lowered, m.stems) == expected, (m.stems, lowered)
+        checked += 1
+    assert checked > 4000
