@@ -75,7 +75,8 @@ def count_tokens(text: str) -> int:
 
 
 def terms(text: str) -> set[str]:
-    return {w for w in (m.group(0).lower() for m in WORD.finditer(text)) if len(w) > 2 and w not in STOPWORDS}
+    """The lowercased words of ``text`` longer than two letters, stopwords left out."""
+    return {w for w in map(str.lower, set(WORD.findall(text))) if len(w) > 2} - STOPWORDS
 
 
 def _decimal(text: str) -> Decimal | None:
