@@ -65,3 +65,15 @@ def stored_signals(screening: Mapping[str, Any] | None, text: str, key: str = IN
 
 def is_current(screening: Mapping[str, Any] | None, text: str) -> bool:
     return stored_signals(screening, text) is not None
+
+
+def injection_summary(screening: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """For people: the stored prompt-injection signals of a passage, combined into the score the
+    check compares with its threshold (``{"score", "names"}``), or None when nothing was found (or
+    the passage was never screened)."""
+    from guardrails.checks.prompt_injection import combined_score
+
+    signals = (screening or {}).get(INJECTION) or []
+    if not signals:
+        return None
+    return {"score": combined_score([s["weight"] for s in signals]), "names": [s["name"] for s in signals]}

@@ -836,7 +836,8 @@ def _concept_signals(folded: str, words: list[str]) -> list[tuple[str, float, tu
     return hits
 
 
-def _score(weights: list[float]) -> float:
+def combined_score(weights: list[float]) -> float:
+    """Independent signals combined: 1 - the product of (1 - weight), in [0, 1]."""
     remaining = 1.0
     for weight in weights:
         remaining *= 1.0 - weight
@@ -974,7 +975,7 @@ class PromptInjectionCheck(Check):
             signals = stored_signals(context.get("screening"), text)
         if signals is None:
             signals = self.scan(text)
-        score = _score([s["weight"] for s in signals])
+        score = combined_score([s["weight"] for s in signals])
         details = {"score": score, "threshold": self.threshold}
         if score >= self.threshold:
             names = ", ".join(s["name"] for s in signals)

@@ -11,6 +11,7 @@ from django.db.models import Count, Q, Sum
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 
+from guardrails.screening import injection_summary
 from knowledge.models import Document, DocumentStatus, KnowledgeBase
 from prisma_glow.admin_views.base import add_errors_to_form, client_ip, run_service, validation_messages
 from prisma_glow.admin_views.htmx import htmx_partial, is_htmx
@@ -243,6 +244,14 @@ def document_detail(model_admin, request, object_id):
         response["HX-Refresh"] = "true"
         return response
     chunks = Paginator(document.chunks.order_by("ordinal"), CHUNKS_PER_PAGE).get_page(request.GET.get("page"))
+    for chunk in chunks:
+        chunk.injection = injection_summary(chunk.screening)
+    # Screened at ingestion: the passages the prompt-injection guardrail will flag or drop when retrieved.
+    suspicious = [
+        c.ordinal
+        for c in document.chunks.order_by("ordinal").only("ordinal", "screening")
+        if injection_summary(c.screening)
+    ]
     context = {
         **model_admin.admin_site.each_context(request),
         "opts": model_admin.opts,
@@ -250,6 +259,7 @@ def document_detail(model_admin, request, object_id):
         "document": document,
         "form": form,
         "chunks": chunks,
+        "suspicious": suspicious,
         "can_write": can_write,
     }
     return htmx_partial(
