@@ -100,6 +100,10 @@ def audit_event(
     return event
 
 
+#: Locks the organisation's row until the transaction ends: appends to its chain queue behind it.
+_LOCK_SQL = "SELECT 1 FROM {table} WHERE id = %s FOR UPDATE"
+
+
 @dataclass(frozen=True)
 class AppendSQL:
     """An event appended by PostgreSQL itself, for callers that write their change and its audit row in
@@ -137,7 +141,7 @@ def audit_append_sql(event: AuditEvent) -> AppendSQL:
         f"encode(sha256(convert_to(%s || (SELECT prev FROM audit_head) || '\"}}', 'UTF8')), 'hex')))"
     )
     return AppendSQL(
-        lock=f"SELECT 1 FROM {qn(Organization._meta.db_table)} WHERE id = %s FOR UPDATE",
+        lock=_LOCK_SQL.format(table=qn(Organization._meta.db_table)),
         lock_params=[event.organization_id],
         ctes=f"{head}, {insert}",
         cte_params=[event.organization_id, *values, event.hash_prefix()],
@@ -163,7 +167,7 @@ def _chain_head(organization) -> str:
     else:
         head = f"SELECT hash FROM {events} WHERE organization_id = %s ORDER BY id DESC LIMIT 1"
         params = [organization.pk]
-    lock = f"SELECT 1 FROM {Organization._meta.db_table} WHERE id = %s FOR UPDATE"
+    lock = _LOCK_SQL.format(table=connection.ops.quote_name(Organization._meta.db_table))
     with connection.cursor() as cursor:
         if organization is None or not connection.features.has_select_for_update:
             cursor.execute(head, params)
