@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime
 
-from knowledge.search.query import MAX_PAIR_TERMS, ParsedQuery, tier_caps, tiers
+from knowledge.search.query import MAX_PAIR_TERMS, TIER_KINDS, ParsedQuery, tier_caps, tiers
 
 INSTALL_SQL = [
     "ALTER TABLE knowledge_chunk ADD COLUMN search_vector tsvector",
@@ -70,14 +70,15 @@ END
 $$
 """
 # The whole search, tiers to ranked rows. PL/pgSQL, so that its plan is cached for the session: planning
-# the equivalent statement took about 0.5 ms of each search. The tiers are built exactly as
-# ``query.tiers`` builds them (left-associated ``&&`` and ``||``, pairs among the first
-# ``max_pair_units`` units), each looser tier only when the stricter ones found fewer than ``lim``
-# candidates: passages with more of the query's words are the ones the ranking puts first anyway.
+# the equivalent statement took about 0.5 ms of each search. The tiers are those of ``query.tiers``,
+# built with the same operators in the same order (left-associated ``&&`` and ``||``; the looser
+# tiers among the first ``max_pair_units`` units); ``caps`` holds one cap per kind in
+# ``query.TIER_KINDS`` order, 0 for a tier the query does not have. Each looser tier runs only when
+# the stricter ones found fewer than ``lim`` candidates.
 SEARCH_FUNCTION_SQL = """
 CREATE OR REPLACE FUNCTION knowledge_search(
     cfg regconfig, units text[], excluded text, kb_ids bigint[], as_of date, jurisdictions text[],
-    lim integer, cap_all integer, cap_pairs integer, cap_any integer, max_pair_units integer
+    lim integer, caps integer[], max_pair_units integer
 ) RETURNS TABLE (
     id bigint, document_id bigint, ordinal integer, text text, page integer, heading_path text,
     title text, knowledge_base_id bigint, rank real, screening text
@@ -89,7 +90,10 @@ DECLARE
     q tsquery[];
     n integer;
     m integer;
+    part tsquery;
     q_all tsquery;
+    q_but_one tsquery;
+    q_but_two tsquery;
     q_pairs tsquery;
     q_any tsquery;
     q_excluded tsquery;
@@ -106,27 +110,60 @@ BEGIN
         q_any := q_any || q[i];
     END LOOP;
     m := least(n, max_pair_units);
-    FOR i IN 1..m - 1 LOOP
-        FOR j IN i + 1..m LOOP
-            q_pairs := CASE WHEN q_pairs IS NULL THEN q[i] && q[j] ELSE q_pairs || (q[i] && q[j]) END;
+    IF caps[2] > 0 THEN  -- all but one
+        FOR a IN 1..m LOOP
+            part := NULL;
+            FOR i IN 1..m LOOP
+                CONTINUE WHEN i = a;
+                part := CASE WHEN part IS NULL THEN q[i] ELSE part && q[i] END;
+            END LOOP;
+            q_but_one := CASE WHEN q_but_one IS NULL THEN part ELSE q_but_one || part END;
         END LOOP;
-    END LOOP;
+    END IF;
+    IF caps[3] > 0 THEN  -- all but two
+        FOR a IN 1..m - 1 LOOP
+            FOR b IN a + 1..m LOOP
+                part := NULL;
+                FOR i IN 1..m LOOP
+                    CONTINUE WHEN i = a OR i = b;
+                    part := CASE WHEN part IS NULL THEN q[i] ELSE part && q[i] END;
+                END LOOP;
+                q_but_two := CASE WHEN q_but_two IS NULL THEN part ELSE q_but_two || part END;
+            END LOOP;
+        END LOOP;
+    END IF;
+    IF caps[4] > 0 THEN  -- any two
+        FOR a IN 1..m - 1 LOOP
+            FOR b IN a + 1..m LOOP
+                q_pairs := CASE WHEN q_pairs IS NULL THEN q[a] && q[b] ELSE q_pairs || (q[a] && q[b]) END;
+            END LOOP;
+        END LOOP;
+    END IF;
     IF excluded IS NOT NULL THEN
         q_excluded := websearch_to_tsquery(cfg, excluded);
     END IF;
     RETURN QUERY
     WITH t0 AS MATERIALIZED (
-        SELECT t.id FROM knowledge_search_tier(q_all, kb_ids, as_of, jurisdictions, q_excluded, cap_all) AS t
-         WHERE n >= 2
+        SELECT t.id FROM knowledge_search_tier(q_all, kb_ids, as_of, jurisdictions, q_excluded, caps[1]) AS t
+         WHERE caps[1] > 0
     ), t1 AS MATERIALIZED (
-        SELECT t.id FROM knowledge_search_tier(q_pairs, kb_ids, as_of, jurisdictions, q_excluded, cap_pairs) AS t
-         WHERE n >= 3 AND (SELECT count(*) FROM t0) < lim
+        SELECT t.id FROM knowledge_search_tier(q_but_one, kb_ids, as_of, jurisdictions, q_excluded, caps[2]) AS t
+         WHERE caps[2] > 0 AND (SELECT count(*) FROM t0) < lim
     ), t2 AS MATERIALIZED (
-        SELECT t.id FROM knowledge_search_tier(q_any, kb_ids, as_of, jurisdictions, q_excluded, cap_any) AS t
-         WHERE (SELECT count(*) FROM t0) + (SELECT count(*) FROM t1) < lim
+        SELECT t.id FROM knowledge_search_tier(q_but_two, kb_ids, as_of, jurisdictions, q_excluded, caps[3]) AS t
+         WHERE caps[3] > 0 AND (SELECT count(*) FROM t0) + (SELECT count(*) FROM t1) < lim
+    ), t3 AS MATERIALIZED (
+        SELECT t.id FROM knowledge_search_tier(q_pairs, kb_ids, as_of, jurisdictions, q_excluded, caps[4]) AS t
+         WHERE caps[4] > 0
+           AND (SELECT count(*) FROM t0) + (SELECT count(*) FROM t1) + (SELECT count(*) FROM t2) < lim
+    ), t4 AS MATERIALIZED (
+        SELECT t.id FROM knowledge_search_tier(q_any, kb_ids, as_of, jurisdictions, q_excluded, caps[5]) AS t
+         WHERE (SELECT count(*) FROM t0) + (SELECT count(*) FROM t1) + (SELECT count(*) FROM t2)
+               + (SELECT count(*) FROM t3) < lim
     ), ranked AS MATERIALIZED (
         SELECT c.id, c.document_id, ts_rank(c.search_vector, q_any, 32) AS rank
-          FROM (SELECT t0.id FROM t0 UNION SELECT t1.id FROM t1 UNION SELECT t2.id FROM t2) AS candidates
+          FROM (SELECT t0.id FROM t0 UNION SELECT t1.id FROM t1 UNION SELECT t2.id FROM t2
+                UNION SELECT t3.id FROM t3 UNION SELECT t4.id FROM t4) AS candidates
           JOIN knowledge_chunk c ON c.id = candidates.id
          ORDER BY rank DESC, c.id
          LIMIT lim
@@ -141,8 +178,8 @@ END
 $$
 """
 DROP_SEARCH_FUNCTION_SQL = (
-    "DROP FUNCTION IF EXISTS knowledge_search(regconfig, text[], text, bigint[], date, text[], integer, integer, "
-    "integer, integer, integer)"
+    "DROP FUNCTION IF EXISTS knowledge_search(regconfig, text[], text, bigint[], date, text[], integer, integer[], "
+    "integer)"
 )
 DROP_TIER_FUNCTION_SQL = (
     "DROP FUNCTION IF EXISTS knowledge_search_tier(tsquery, bigint[], date, text[], tsquery, integer)"
@@ -210,8 +247,8 @@ def candidates(
     screening as JSON text or None).
 
     One query, ``knowledge_search`` (see ``SEARCH_FUNCTION_SQL``): each word and quoted phrase of the
-    query becomes ``websearch_to_tsquery(config, unit)``; the candidate tiers (all units, any two,
-    any one; ``query.tiers``) combine them with the tsquery operators ``&&`` and ``||``; the union
+    query becomes ``websearch_to_tsquery(config, unit)``; the candidate tiers (all units, all but one
+    or two, any two, any one; ``query.tiers``) combine them with the tsquery operators ``&&`` and ``||``; the union
     of the capped tiers is ranked with ``ts_rank`` against the units OR-ed.
     """
     # Units hold only word characters and spaces (see ParsedQuery), so quoting a phrase is safe.
@@ -219,15 +256,13 @@ def candidates(
     units = list(dict.fromkeys(units))
     if not units:
         return []
-    # The caps of the tiers this many units make (all and any two only from two and three units on).
-    caps = tier_caps(len(tiers(units, conjunction=tuple, disjunction=tuple)))
-    cap_all = caps[0] if len(units) >= 2 else 0
-    cap_pairs = caps[1] if len(units) >= 3 else 0
+    kinds = [kind for kind, _ in tiers(units, conjunction=tuple, disjunction=tuple)]
+    caps = dict(zip(kinds, tier_caps(kinds), strict=True))
     excluded = " or ".join(w for w in query.excluded if w != "or") or None
     cursor.execute(
         "SELECT * FROM knowledge_search(%s::regconfig, %s::text[], %s::text, %s::bigint[], %s::date, "
-        "%s::text[], %s, %s, %s, %s, %s)",
+        "%s::text[], %s, %s::integer[], %s)",
         [config, units, excluded, list(knowledge_base_ids), as_of, jurisdictions, limit,
-         cap_all, cap_pairs, caps[-1], MAX_PAIR_TERMS],
+         [caps.get(kind, 0) for kind in TIER_KINDS], MAX_PAIR_TERMS],
     )  # fmt: skip
     return cursor.fetchall()

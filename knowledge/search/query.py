@@ -217,35 +217,64 @@ def highlight_spans(query: ParsedQuery, text: str) -> list[tuple[int, int]]:
 # --- Candidate tiers ---------------------------------------------------------------------------
 
 # Passages are gathered in tiers so that a query made of common words never makes the database rank
-# tens of thousands of rows: every passage containing all the query's words (up to the first cap),
-# then passages containing at least two of them, then passages containing any. Each tier is capped;
-# the union is ranked by the engine. Passages with more of the query's words are the ones the
-# ranking would put first anyway, so the caps cost little quality (see bench/retrieval.py).
-TIER_CAPS = (800, 400, 120)
+# tens of thousands of rows: every passage containing all the query's words, then those missing one
+# of them, then those missing two, then those containing any two, then any one — each looser tier
+# only when the stricter ones found too few, each capped; the union is ranked by the engine.
+#
+# A cap keeps the first rows the index returns, in the table's physical order, so a tier that
+# overflows its cap drops passages regardless of their relevance; documents stored later (usually
+# the newer ones) lose first. The tiers between "all" and "any two" exist for that: a passage that
+# has most of a long question's words sits in a small tier of its own instead of among thousands of
+# passages sharing two common words. bench/retrieval.py ingests the judged documents after the
+# distractor corpus, the unfavourable order, to measure it.
+TIER_KINDS = ("all", "all_but_one", "all_but_two", "pairs", "any")
+TIER_CAPS = {"all": 800, "all_but_one": 400, "all_but_two": 400, "pairs": 400, "any": 120}
+#: The looser tiers combine the first this many units (a longer question keeps them affordable).
 MAX_PAIR_TERMS = 8
 
 
-def tier_caps(count: int, caps: tuple[int, ...] = TIER_CAPS) -> tuple[int, ...]:
-    """Caps for ``count`` tiers: a lone tier (one word) gets the largest cap."""
-    return (caps[0],) if count == 1 else (*caps[: count - 1], caps[-1])
+def tier_caps(kinds: list[str], caps: dict[str, int] = TIER_CAPS) -> list[int]:
+    """The caps of the tiers ``kinds``: a lone tier (one word) gets the largest cap."""
+    if kinds == ["any"]:
+        return [caps["all"]]
+    return [caps[kind] for kind in kinds]
 
 
-def tiers(units: list, *, conjunction, disjunction) -> list:
-    """Match expressions, strictest first: all ``units`` (terms or phrases), any two, any one.
+def tiers(units: list, *, conjunction, disjunction) -> list[tuple[str, object]]:
+    """``(kind, match expression)`` of each tier, strictest first (``TIER_KINDS``): all ``units``
+    (terms or phrases); all but one and all but two of the first ``MAX_PAIR_TERMS`` (from four and
+    five units on: with fewer they are the pairs); any two of those (from three units on); any one.
 
     ``conjunction`` and ``disjunction`` combine a list of sub-expressions into one, so the same
-    logic builds FTS5 strings and PostgreSQL tsquery SQL.
+    logic builds FTS5 strings and PostgreSQL tsquery SQL (``postgres.SEARCH_FUNCTION_SQL`` builds the
+    same expressions in PL/pgSQL: keep them in step).
     """
     units = list(dict.fromkeys(units))
     if not units:
         return []
-    expressions = []
+    head = units[:MAX_PAIR_TERMS]
+    m = len(head)
+    result: list[tuple[str, object]] = []
     if len(units) >= 2:
-        expressions.append(conjunction(units))
-    if len(units) >= 3:
-        head = units[:MAX_PAIR_TERMS]
-        expressions.append(
-            disjunction([conjunction([a, b]) for i, a in enumerate(head) for b in head[i + 1 :]])
+        result.append(("all", conjunction(units)))
+    if m >= 4:
+        result.append(("all_but_one", disjunction([conjunction(head[:i] + head[i + 1 :]) for i in range(m)])))
+    if m >= 5:
+        result.append(
+            (
+                "all_but_two",
+                disjunction(
+                    [
+                        conjunction([u for k, u in enumerate(head) if k not in (i, j)])
+                        for i in range(m)
+                        for j in range(i + 1, m)
+                    ]
+                ),
+            )
         )
-    expressions.append(disjunction(units))
-    return expressions
+    if m >= 3:
+        result.append(
+            ("pairs", disjunction([conjunction([a, b]) for i, a in enumerate(head) for b in head[i + 1 :]]))
+        )
+    result.append(("any", disjunction(units)))
+    return result

@@ -51,7 +51,7 @@ UNINSTALL_SQL = [
 ]
 
 # Smaller than PostgreSQL's: the candidates are scored in Python.
-SQLITE_TIER_CAPS = (300, 150, 60)
+SQLITE_TIER_CAPS = {"all": 300, "all_but_one": 150, "all_but_two": 150, "pairs": 150, "any": 60}
 # BM25 of a good match is typically 5-15; this maps it into [0, 1).
 BM25_SCALE = 8.0
 
@@ -93,22 +93,24 @@ def candidates(
     """Rows (chunk id, document id, ordinal, text, page, heading path, title, kb id, score in [0, 1),
     screening as JSON text or None).
 
-    One query gathers the capped candidate tiers (all words, any two, any one; see ``query.tiers``)
-    with their rows, each unit's document frequency (FTS5 ``MATCH`` counts) and the corpus size; the
-    candidates are then scored with BM25 here. FTS5's own ``bm25()`` would score every row matching
+    One query gathers the capped candidate tiers (all words, all but one or two, any two, any one;
+    see ``query.tiers``) with their rows, each unit's document frequency (FTS5 ``MATCH`` counts) and
+    the corpus size; the candidates are then scored with BM25 here. FTS5's own ``bm25()`` would score every row matching
     the query before sorting, which for common words over 100,000 chunks takes far too long.
     Every word is quoted, so nothing the user types is read as FTS5 syntax.
     """
     phrase_units = ['"' + " ".join(p) + '"' for p in query.phrases]
     term_units = [f'"{t}"' for t in query.content_terms]
     units = list(dict.fromkeys(phrase_units + term_units))
-    expressions = tiers(
+    kinds_expressions = tiers(
         units,
         conjunction=lambda parts: "(" + " AND ".join(parts) + ")",
         disjunction=lambda parts: " OR ".join(parts),
     )
-    if not expressions:
+    if not kinds_expressions:
         return []
+    kinds = [kind for kind, _ in kinds_expressions]
+    expressions = [expression for _, expression in kinds_expressions]
     if query.excluded:
         excluded = " OR ".join(f'"{w}"' for w in query.excluded)
         expressions = [f"({e}) NOT ({excluded})" for e in expressions]
@@ -117,7 +119,7 @@ def candidates(
     # A looser tier runs only when the stricter ones found fewer than ``limit`` candidates.
     tier_sql, tier_params = [], []
     for index, (expression, cap) in enumerate(
-        zip(expressions, tier_caps(len(expressions), SQLITE_TIER_CAPS), strict=True)
+        zip(expressions, tier_caps(kinds, SQLITE_TIER_CAPS), strict=True)
     ):
         needed = ""
         if index:

@@ -217,3 +217,48 @@ def test_reranking_finds_exactly_the_stems_the_highlighting_expression_finds():
         assert _stems_found(lowered, m.stems) == expected, (m.stems, lowered)
         checked += 1
     assert checked > 4000
+
+
+def test_tiers_grow_looser_one_step_at_a_time():
+    from knowledge.search.query import tiers
+
+    def kinds(n):
+        return [k for k, _ in tiers([f"w{i}" for i in range(n)], conjunction=tuple, disjunction=list)]
+
+    assert kinds(1) == ["any"]
+    assert kinds(2) == ["all", "any"]
+    assert kinds(3) == ["all", "pairs", "any"]
+    assert kinds(4) == ["all", "all_but_one", "pairs", "any"]
+    assert kinds(5) == kinds(12) == ["all", "all_but_one", "all_but_two", "pairs", "any"]
+    by_kind = dict(tiers(["a", "b", "c", "d", "e"], conjunction=tuple, disjunction=list))
+    assert by_kind["all_but_one"] == [("b", "c", "d", "e"), ("a", "c", "d", "e"), ("a", "b", "d", "e"),
+                                      ("a", "b", "c", "e"), ("a", "b", "c", "d")]  # fmt: skip
+    assert len(by_kind["all_but_two"]) == 10 and all(len(c) == 3 for c in by_kind["all_but_two"])
+    # The looser tiers combine the first eight units; "all" and "any" every one.
+    long = dict(tiers([f"w{i}" for i in range(12)], conjunction=tuple, disjunction=list))
+    assert len(long["all"]) == 12 and len(long["any"]) == 12 and len(long["pairs"]) == 28
+
+
+def test_a_passage_with_most_of_a_long_question_is_found_behind_many_with_two_of_its_words(kb, monkeypatch):
+    """Tiers keep the first rows the index returns, in storage order. A passage stored after many
+    passages sharing two common words of the question, and holding all of its words but one, must
+    still be a candidate: it has a tier of its own (all but one) instead of competing for the capped
+    "any two" tier. (Caps made small here so that a few passages overflow them.)"""
+    from knowledge.search import query, sqlite
+
+    for caps in (query.TIER_CAPS, sqlite.SQLITE_TIER_CAPS):
+        for kind in caps:
+            monkeypatch.setitem(caps, kind, 5)
+    for i in range(30):
+        add(
+            kb,
+            f"Memo {i}: the VAT invoice was filed with the ledger entries for period {i}.",
+            title=f"Memo {i}",
+        )
+    add(
+        kb,
+        "An invoice without the customer's VAT number cannot apply the reverse charge: ask for a corrected one.",
+        title="Reverse charge invoices",
+    )
+    passages = search([kb], "invoice missing customer VAT number reverse charge")
+    assert passages and passages[0].document_title == "Reverse charge invoices"
