@@ -6,8 +6,8 @@ ranked :class:`Passage` objects with their citation data.
 How it works: the database's full-text index (``postgres.py``: stored tsvector + GIN,
 ``websearch_to_tsquery`` in the knowledge base's configuration, ``ts_rank``; ``sqlite.py``: FTS5 with
 Porter stemming, ``bm25``) gathers candidates in capped tiers — passages with all the query's words,
-then with any two, then with any one, each looser tier only when the stricter ones found too few — so
-a question made of common words never makes the database rank tens of thousands of rows; the engine
+then all but one, all but two, any two, any one, each looser tier only when the stricter ones found
+too few (``query.tiers``) — so a question made of common words never makes the database rank tens of thousands of rows; the engine
 ranks the candidates and its relevance is mapped to [0, 1). The best of them are re-ranked here with
 two features computed the same way on both engines — the share of the query's words the passage
 contains, and whether it contains the whole query (or each quoted phrase) as written — so the passage

@@ -248,8 +248,8 @@ def candidates(
 
     One query, ``knowledge_search`` (see ``SEARCH_FUNCTION_SQL``): each word and quoted phrase of the
     query becomes ``websearch_to_tsquery(config, unit)``; the candidate tiers (all units, all but one
-    or two, any two, any one; ``query.tiers``) combine them with the tsquery operators ``&&`` and ``||``; the union
-    of the capped tiers is ranked with ``ts_rank`` against the units OR-ed.
+    or two, any two, any one; ``query.tiers``) combine them with the tsquery operators ``&&`` and
+    ``||``; the union of the capped tiers is ranked with ``ts_rank`` against the units OR-ed.
     """
     # Units hold only word characters and spaces (see ParsedQuery), so quoting a phrase is safe.
     units = ['"' + " ".join(p) + '"' for p in query.phrases] + list(query.content_terms)
