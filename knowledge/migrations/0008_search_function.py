@@ -1,6 +1,6 @@
 """PostgreSQL: the whole candidate search as one PL/pgSQL function, ``knowledge_search``, whose plan
 is cached for the session instead of planned on every search (about 0.5 ms of each search at
-100,000 chunks). Same tiers, same ranking, same rows. Nothing on SQLite."""
+100,000 chunks), with the candidate tiers of ``knowledge.search.query.tiers``. Nothing on SQLite."""
 
 from django.db import migrations
 
