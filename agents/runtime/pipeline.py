@@ -161,7 +161,10 @@ class Run:
 
 
 def _json_safe(value):
-    return json.loads(json.dumps(value, default=str))
+    """``value`` as plain JSON data: other types as text, and NaN and infinities (which Python's parser
+    accepts from a tool's peer but JSON, and so the database, does not) as the text "NaN", "Infinity"
+    and "-Infinity"."""
+    return json.loads(json.dumps(value, default=str), parse_constant=str)
 
 
 def _event(kind: str, data) -> dict:

@@ -465,3 +465,25 @@ def test_model_calls_an_http_tool(remote, httpserver, settings, org):
         step.output["output"] == {"rate": "1.0842"} and step.output["details"]["http"]["status_code"] == 200
     )
     assert json.loads(model.bodies[1]["messages"][-1]["content"]) == {"rate": "1.0842"}
+
+
+def test_http_tool_answering_nan_is_recorded_not_a_crash(remote, httpserver, settings, org):
+    """Python's JSON parser accepts NaN and Infinity, which are not JSON: PostgreSQL's jsonb refuses
+    them. A peer sending them must not break the run's record; they are kept as text."""
+    from agents.models import AgentTool
+    from tests.factories import ToolFactory
+
+    settings.HTTP_TOOL_ALLOWED_HOSTS = ["127.0.0.1"]
+    rates = ToolFactory(
+        organization=org, slug="fx-rate", url_template=httpserver.url_for("/fx"), http_method="GET",
+        input_schema={"type": "object", "properties": {}},
+    )  # fmt: skip
+    httpserver.expect_request("/fx").respond_with_data(
+        '{"rate": NaN, "high": Infinity, "low": -Infinity}', content_type="application/json"
+    )
+    agent, _ = remote(completion(tool_calls=[("fx-rate", "{}")]), completion("No rate today."))
+    AgentTool.objects.create(agent=agent, tool=rates, order=5)
+    execution = execute(agent, "EUR/USD today?", source="api")
+    assert execution.status == "completed", execution.error
+    step = execution.steps.get(kind="tool_call")
+    assert step.output["output"] == {"rate": "NaN", "high": "Infinity", "low": "-Infinity"}
