@@ -6,6 +6,9 @@ Routed by ``agents.admin.AgentAdmin.get_urls``; rendered inside the admin chrome
 
 from __future__ import annotations
 
+import difflib
+import re
+
 from django.contrib import messages
 from django.db import transaction
 from django.db.models import Avg, Count, Q, Sum
@@ -387,9 +390,7 @@ class AgentPages:
             )
             for change in diff["changes"]:
                 change["label"] = change["field"].replace("_", " ").capitalize()
-                change["lines"] = [
-                    {"text": line, "kind": _diff_line_kind(line)} for line in change["diff"].splitlines()[2:]
-                ]
+                change["rows"] = side_by_side(change["before"], change["after"])
         context = {
             "agent": agent,
             "versions": versions,
@@ -620,10 +621,79 @@ class AgentPages:
         )
 
 
-def _diff_line_kind(line: str) -> str:
-    if line.startswith("@@"):
-        return "hunk"
-    return {"+": "add", "-": "del"}.get(line[:1], "same")
+#: Unchanged lines shown around a change in the side-by-side diff; longer unchanged runs are folded.
+DIFF_CONTEXT = 2
+
+
+def side_by_side(before: str, after: str, *, context: int = DIFF_CONTEXT) -> list[dict]:
+    """The two versions of a text as rows of a side-by-side diff: ``{"kind", "old_no", "old",
+    "new_no", "new"}`` with kind ``same``, ``change`` (a line replaced), ``del`` (only on the left),
+    ``add`` (only on the right) or ``fold`` (``count`` unchanged lines not shown); a ``change`` row
+    also has ``old_parts`` and ``new_parts``, its lines as ``(text, changed)`` word runs. Line numbers
+    count from 1; an empty text has no lines."""
+    old, new = before.splitlines(), after.splitlines()
+    rows: list[dict] = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+        if tag == "equal":
+            same = [
+                {"kind": "same", "old_no": i + 1, "old": old[i], "new_no": j + 1, "new": new[j]}
+                for i, j in zip(range(i1, i2), range(j1, j2), strict=True)
+            ]
+            first, last = i1 == 0, i2 == len(old)
+            keep_start = 0 if first else context
+            keep_end = 0 if last else context
+            if len(same) > keep_start + keep_end + 1:
+                folded = len(same) - keep_start - keep_end
+                same = [*same[:keep_start], {"kind": "fold", "count": folded}, *same[len(same) - keep_end :]]
+            rows += same
+            continue
+        for k in range(max(i2 - i1, j2 - j1)):
+            i, j = i1 + k, j1 + k
+            row = {"kind": "change", "old_no": None, "old": "", "new_no": None, "new": ""}
+            if i < i2:
+                row.update(old_no=i + 1, old=old[i])
+            if j < j2:
+                row.update(new_no=j + 1, new=new[j])
+            if i >= i2:
+                row["kind"] = "add"
+            elif j >= j2:
+                row["kind"] = "del"
+            else:
+                row["old_parts"], row["new_parts"] = _changed_words(row["old"], row["new"])
+            rows.append(row)
+    return rows
+
+
+_WORDS = re.compile(r"\s+|\w+|[^\w\s]")
+
+
+def _changed_words(old: str, new: str) -> tuple[list[tuple[str, bool]], list[tuple[str, bool]]]:
+    """Both lines of a changed row as ``(text, changed)`` parts, word by word, to mark what changed."""
+    a, b = _WORDS.findall(old), _WORDS.findall(new)
+    old_parts: list[tuple[str, bool]] = []
+    new_parts: list[tuple[str, bool]] = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if i2 > i1:
+            old_parts.append(("".join(a[i1:i2]), tag != "equal"))
+        if j2 > j1:
+            new_parts.append(("".join(b[j1:j2]), tag != "equal"))
+    return _merge_parts(old_parts), _merge_parts(new_parts)
+
+
+def _merge_parts(parts: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
+    """Adjacent parts of the same kind joined; a space between two changed parts counts as changed,
+    so that "senior VAT" is marked as one run rather than word by word."""
+    flags = [changed for _, changed in parts]
+    for k in range(1, len(parts) - 1):
+        if not flags[k] and parts[k][0].isspace() and flags[k - 1] and flags[k + 1]:
+            flags[k] = True
+    merged: list[tuple[str, bool]] = []
+    for (text, _), changed in zip(parts, flags, strict=True):
+        if merged and merged[-1][1] == changed:
+            merged[-1] = (merged[-1][0] + text, changed)
+        else:
+            merged.append((text, changed))
+    return merged
 
 
 def _int(value):

@@ -330,7 +330,10 @@ def test_clone(staff_client, org):
 def test_persona_versions_diff_and_activate(staff_client, world):
     url = world.pages()["persona-versions"]
     html = staff_client.get(f"{url}?a=1&b=2").content.decode()
-    assert "v1 → v2" in html and "senior VAT specialist" in html and "pg-add" in html
+    assert "v1 → v2" in html and 'You are a <mark class="pg-diff-mark">senior VAT specialist</mark>.' in html
+    # Side by side: each changed row holds the old line on the left and the new one on the right.
+    assert '<th colspan="2" scope="col">v1</th><th colspan="2" scope="col">v2</th>' in html
+    assert 'class="pg-row-change"' in html and "pg-old pg-del" in html and "pg-new pg-add" in html
     fragment = staff_client.get(f"{url}?a=1&b=2", headers={"HX-Request": "true"}).content.decode()
     assert fragment.lstrip().startswith('<div id="persona-diff">') and "<html" not in fragment
     same = staff_client.get(f"{url}?a=1&b=1")
