@@ -48,3 +48,22 @@ def test_update_writes_only_the_named_fields(vat_agent):
         cursor.execute(sql, params)
     stored = Execution.objects.get(pk=execution.pk)
     assert (stored.status, stored.cost, stored.output) == ("completed", Decimal("0.001234"), "")
+
+
+def test_step_json_is_compressed_with_lz4_on_postgresql():
+    """Migration agents 0004: the steps' large JSON columns use lz4 where the server has it."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("column compression is PostgreSQL's")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
+        )
+        if not cursor.fetchone()[0]:
+            pytest.skip("this PostgreSQL was built without lz4")
+        cursor.execute(
+            "SELECT attname, attcompression FROM pg_attribute WHERE attrelid = 'agents_executionstep'::regclass "
+            "AND attname IN ('input', 'output') ORDER BY attname"
+        )
+        assert cursor.fetchall() == [("input", "l"), ("output", "l")]
