@@ -42,10 +42,9 @@ INSTALL_SQL = [
     "CREATE INDEX knowledge_chunk_search_gin ON knowledge_chunk USING gin (search_vector)",
 ]
 
-# One capped tier of candidates (see ``query.tiers``). A function, so that it can run with sequential
-# scans disabled: with a LIMIT and a common word the planner otherwise prefers reading the table
-# and testing every row's vector, which is many times slower than the GIN index. PL/pgSQL, so that
-# its plan is cached for the session (a SQL function would be planned again on every call).
+# One capped tier of candidates, as searches gathered them until migration 0008 (which drops it: the
+# tiers are now part of ``knowledge_search``). Kept for migrations 0003 and 0005, which install it,
+# and for 0008's reversal.
 TIER_FUNCTION_SQL = """
 CREATE OR REPLACE FUNCTION knowledge_search_tier(
     q tsquery, kb_ids bigint[], as_of date, jurisdictions text[], excluded tsquery, cap integer
@@ -77,7 +76,32 @@ $$
 # the stricter ones found fewer than ``lim`` candidates. Sequential scans are off: the planner cannot
 # see that the tiers return a few dozen ids (it assumes 1,000 rows each) and, with five tiers, chose
 # to read the whole chunk table to join them (60 ms instead of 4 at 100,000 chunks).
-SEARCH_FUNCTION_SQL = """
+# One CTE per tier (``query.TIER_KINDS`` order): the chunks of searchable documents matching the tier's
+# query, up to its cap, gathered only while the stricter tiers hold fewer than ``lim`` candidates.
+# Written out in the function rather than calling ``knowledge_search_tier`` five times: a nested
+# function call cost about 0.1 ms each.
+_TIER_QUERIES = ("q_all", "q_but_one", "q_but_two", "q_pairs", "q_any")
+
+
+def _tier_cte(k: int, query: str) -> str:
+    stricter = " + ".join(f"(SELECT count(*) FROM t{i})" for i in range(k))
+    return f"""t{k} AS MATERIALIZED (
+        SELECT c.id FROM knowledge_chunk c JOIN knowledge_document d ON d.id = c.document_id
+         WHERE caps[{k + 1}] > 0{f" AND {stricter} < lim" if k else ""}
+           AND c.search_vector @@ {query}
+           AND d.knowledge_base_id = ANY(kb_ids)
+           AND d.status IN ('ready', 'processing')
+           AND (as_of IS NULL OR ((d.effective_from IS NULL OR d.effective_from <= as_of)
+                                  AND (d.effective_to IS NULL OR d.effective_to >= as_of)))
+           AND (jurisdictions IS NULL OR d.jurisdiction = '' OR d.jurisdiction = ANY(jurisdictions))
+           AND (q_excluded IS NULL OR NOT c.search_vector @@ q_excluded)
+         LIMIT caps[{k + 1}]
+    )"""
+
+
+_TIER_CTES = ",\n    ".join(_tier_cte(k, query) for k, query in enumerate(_TIER_QUERIES))
+SEARCH_FUNCTION_SQL = (
+    """
 CREATE OR REPLACE FUNCTION knowledge_search(
     cfg regconfig, units text[], excluded text, kb_ids bigint[], as_of date, jurisdictions text[],
     lim integer, caps integer[], max_pair_units integer
@@ -146,24 +170,9 @@ BEGIN
         q_excluded := websearch_to_tsquery(cfg, excluded);
     END IF;
     RETURN QUERY
-    WITH t0 AS MATERIALIZED (
-        SELECT t.id FROM knowledge_search_tier(q_all, kb_ids, as_of, jurisdictions, q_excluded, caps[1]) AS t
-         WHERE caps[1] > 0
-    ), t1 AS MATERIALIZED (
-        SELECT t.id FROM knowledge_search_tier(q_but_one, kb_ids, as_of, jurisdictions, q_excluded, caps[2]) AS t
-         WHERE caps[2] > 0 AND (SELECT count(*) FROM t0) < lim
-    ), t2 AS MATERIALIZED (
-        SELECT t.id FROM knowledge_search_tier(q_but_two, kb_ids, as_of, jurisdictions, q_excluded, caps[3]) AS t
-         WHERE caps[3] > 0 AND (SELECT count(*) FROM t0) + (SELECT count(*) FROM t1) < lim
-    ), t3 AS MATERIALIZED (
-        SELECT t.id FROM knowledge_search_tier(q_pairs, kb_ids, as_of, jurisdictions, q_excluded, caps[4]) AS t
-         WHERE caps[4] > 0
-           AND (SELECT count(*) FROM t0) + (SELECT count(*) FROM t1) + (SELECT count(*) FROM t2) < lim
-    ), t4 AS MATERIALIZED (
-        SELECT t.id FROM knowledge_search_tier(q_any, kb_ids, as_of, jurisdictions, q_excluded, caps[5]) AS t
-         WHERE (SELECT count(*) FROM t0) + (SELECT count(*) FROM t1) + (SELECT count(*) FROM t2)
-               + (SELECT count(*) FROM t3) < lim
-    ), ranked AS MATERIALIZED (
+    WITH """
+    + _TIER_CTES
+    + """, ranked AS MATERIALIZED (
         SELECT c.id, c.document_id, ts_rank(c.search_vector, q_any, 32) AS rank
           FROM (SELECT t0.id FROM t0 UNION SELECT t1.id FROM t1 UNION SELECT t2.id FROM t2
                 UNION SELECT t3.id FROM t3 UNION SELECT t4.id FROM t4) AS candidates
@@ -180,6 +189,7 @@ BEGIN
 END
 $$
 """
+)
 DROP_SEARCH_FUNCTION_SQL = (
     "DROP FUNCTION IF EXISTS knowledge_search(regconfig, text[], text, bigint[], date, text[], integer, integer[], "
     "integer)"
