@@ -27,7 +27,12 @@ class AuditEvent(models.Model):
     """
 
     organization = models.ForeignKey(
-        "tenancy.Organization", null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events"
+        "tenancy.Organization",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="audit_events",
+        db_index=False,  # the indexes below all begin with it
     )
     actor_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -52,6 +57,10 @@ class AuditEvent(models.Model):
     class Meta:
         ordering = ["-at", "-id"]
         indexes = [
+            # The chain head (an organisation's last event) in one index probe: found through the
+            # primary key instead, a quiet organisation's append read every event appended since by
+            # the others (67 ms after 300,000 of them).
+            models.Index(fields=["organization", "id"], name="audit_chain_idx"),
             models.Index(fields=["organization", "-at"]),
             models.Index(fields=["organization", "object_type", "object_id"]),
         ]

@@ -151,3 +151,31 @@ def test_database_computed_link_and_hash_match_pythons(org, owner):
     assert audit_verify_chain(org) == []
     with pytest.raises(ValueError, match="organisation events"):
         audit_append_sql(audit_event(organization=None, action="system.x"))
+
+
+def test_chain_head_of_a_quiet_organisation_is_one_index_probe(org, other_org):
+    """Finding an organisation's last event must not walk back over the events other organisations
+    appended since (through the primary key, that grew with the whole log)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the plan is PostgreSQL's")
+    audit_record(organization=org, action="quiet.first")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO audit_auditevent (organization_id, actor_label, action, object_type, object_id, "
+            "object_repr, at, prev_hash, hash) SELECT %s, '', 'busy', '', '', '', now(), '', md5(g::text) "
+            "|| md5((g + 1)::text) FROM generate_series(1, 5000) AS g",
+            [other_org.pk],
+        )
+        cursor.execute("ANALYZE audit_auditevent")
+        cursor.execute(
+            "EXPLAIN (ANALYZE, FORMAT JSON) SELECT hash FROM audit_auditevent WHERE organization_id = %s "
+            "ORDER BY id DESC LIMIT 1",
+            [org.pk],
+        )
+        plan = cursor.fetchone()[0]
+    plan = plan if isinstance(plan, list) else __import__("json").loads(plan)
+    scan = plan[0]["Plan"]["Plans"][0]
+    assert scan.get("Index Name") == "audit_chain_idx", scan
+    assert scan.get("Rows Removed by Filter", 0) == 0
