@@ -19,23 +19,38 @@ differ from a live scan. ``manage.py screen_chunks`` (re)screens what is missing
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import logging
+import sys
+import unicodedata
+from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from guardrails.checks import normalize, prompt_injection
+
+logger = logging.getLogger(__name__)
+
 INJECTION = "prompt_injection"
 
 
-@cache
-def version() -> str:
-    """The fingerprint of the injection detector: its source and its normaliser's."""
-    from guardrails.checks import normalize, prompt_injection
-
-    digest = hashlib.sha256()
-    for module in (prompt_injection, normalize):
-        digest.update(Path(module.__file__).read_bytes())
+def fingerprint(files: Iterable[Path]) -> str:
+    """A digest of ``files`` and of what else decides a scan: the Unicode tables the normaliser uses
+    (``unicodedata``) and the Python version (its regular expressions)."""
+    digest = hashlib.sha256(f"{unicodedata.unidata_version} {sys.version_info[:2]}".encode())
+    for path in files:
+        digest.update(Path(path).read_bytes())
     return digest.hexdigest()[:16]
+
+
+# Computed when the detector's modules are loaded, not on first use: a process still running the old
+# code after the files were replaced must keep reporting the old fingerprint.
+_VERSION = fingerprint([prompt_injection.__file__, normalize.__file__])
+
+
+def version() -> str:
+    """The fingerprint of the injection detector this process runs (see ``fingerprint``)."""
+    return _VERSION
 
 
 def digest(text: str) -> str:
@@ -49,9 +64,15 @@ def _default_detector():
     return build_check(INJECTION, {})
 
 
-def screen(text: str) -> dict[str, Any]:
-    """What is stored with a passage whose text is ``text``."""
-    return {"version": version(), "digest": digest(text), INJECTION: _default_detector().scan(text)}
+def screen(text: str) -> dict[str, Any] | None:
+    """What is stored with a passage whose text is ``text``; None if the detector failed on it (the
+    passage is then scanned live at the retrieval stage, where a failing check is recorded)."""
+    try:
+        signals = _default_detector().scan(text)
+    except Exception:  # noqa: BLE001 - screening is an optimisation: it must never fail an ingestion
+        logger.exception("Screening a passage failed; it will be scanned when retrieved")
+        return None
+    return {"version": version(), "digest": digest(text), INJECTION: signals}
 
 
 def stored_signals(screening: Mapping[str, Any] | None, text: str, key: str = INJECTION) -> list | None:
@@ -67,13 +88,15 @@ def is_current(screening: Mapping[str, Any] | None, text: str) -> bool:
     return stored_signals(screening, text) is not None
 
 
-def injection_summary(screening: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """For people: the stored prompt-injection signals of a passage, combined into the score the
-    check compares with its threshold (``{"score", "names"}``), or None when nothing was found (or
-    the passage was never screened)."""
-    from guardrails.checks.prompt_injection import combined_score
-
-    signals = (screening or {}).get(INJECTION) or []
+def injection_summary(screening: Mapping[str, Any] | None, text: str) -> dict[str, Any] | None:
+    """For people: the passage's stored prompt-injection signals combined into the score the check
+    compares with its threshold (``{"score", "names"}``), when that score reaches the default
+    threshold; None otherwise, and for a screening that does not describe ``text`` by the current
+    detector (never screened, or screened by an older detector)."""
+    signals = stored_signals(screening, text)
     if not signals:
         return None
-    return {"score": combined_score([s["weight"] for s in signals]), "names": [s["name"] for s in signals]}
+    score = prompt_injection.combined_score([s["weight"] for s in signals])
+    if score < prompt_injection.DEFAULT_THRESHOLD:
+        return None
+    return {"score": score, "names": [s["name"] for s in signals]}

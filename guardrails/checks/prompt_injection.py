@@ -836,6 +836,10 @@ def _concept_signals(folded: str, words: list[str]) -> list[tuple[str, float, tu
     return hits
 
 
+#: The score from which a text counts as an injection attempt, unless a guardrail sets its own.
+DEFAULT_THRESHOLD = 0.5
+
+
 def combined_score(weights: list[float]) -> float:
     """Independent signals combined: 1 - the product of (1 - weight), in [0, 1]."""
     remaining = 1.0
@@ -847,13 +851,17 @@ def combined_score(weights: list[float]) -> float:
 class PromptInjectionCheck(Check):
     kind = "prompt_injection"
     actions = frozenset({"block", "warn"})
-    example_config: ClassVar[dict[str, Any]] = {"threshold": 0.5, "decode_base64": True, "extra_phrases": []}
+    example_config: ClassVar[dict[str, Any]] = {
+        "threshold": DEFAULT_THRESHOLD,
+        "decode_base64": True,
+        "extra_phrases": [],
+    }
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
         errors: list[str] = []
         reject_unknown(config, {"threshold", "decode_base64", "extra_phrases"}, errors)
-        threshold = get_number(config, "threshold", 0.5, errors, minimum=0.05, maximum=1.0)
+        threshold = get_number(config, "threshold", DEFAULT_THRESHOLD, errors, minimum=0.05, maximum=1.0)
         decode = get_bool(config, "decode_base64", True, errors)
         phrases = get_string_list(config, "extra_phrases", errors, max_items=200)
         if errors:

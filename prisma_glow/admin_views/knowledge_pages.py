@@ -245,12 +245,12 @@ def document_detail(model_admin, request, object_id):
         return response
     chunks = Paginator(document.chunks.order_by("ordinal"), CHUNKS_PER_PAGE).get_page(request.GET.get("page"))
     for chunk in chunks:
-        chunk.injection = injection_summary(chunk.screening)
-    # Screened at ingestion: the passages the prompt-injection guardrail will flag or drop when retrieved.
+        chunk.injection = injection_summary(chunk.screening, chunk.text)
+    # Screened at ingestion: the passages scoring as injection attempts at the default threshold.
     suspicious = [
         c.ordinal
-        for c in document.chunks.order_by("ordinal").only("ordinal", "screening")
-        if injection_summary(c.screening)
+        for c in document.chunks.order_by("ordinal").only("ordinal", "text", "screening")
+        if injection_summary(c.screening, c.text)
     ]
     context = {
         **model_admin.admin_site.each_context(request),

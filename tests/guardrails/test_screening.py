@@ -88,13 +88,38 @@ def test_stored_signals_are_copies():
     assert stored["prompt_injection"][0]["name"] != "changed"
 
 
-def test_version_is_the_fingerprint_of_the_detectors_source():
-    import hashlib
-    from pathlib import Path
+def test_the_fingerprint_changes_with_any_byte_of_the_detector(tmp_path):
+    """Any change to the detector's files gives another fingerprint (so what was stored is not reused)."""
+    detector, normaliser = tmp_path / "prompt_injection.py", tmp_path / "normalize.py"
+    detector.write_text("SIGNALS = ['ignore previous instructions']\n")
+    normaliser.write_text("def fold(text): return text\n")
+    before = screening.fingerprint([detector, normaliser])
+    assert screening.fingerprint([detector, normaliser]) == before
+    normaliser.write_text("def fold(text): return text.lower()\n")
+    assert screening.fingerprint([detector, normaliser]) != before
 
+
+def test_this_process_fingerprint_is_taken_from_the_loaded_detector_files():
     from guardrails.checks import normalize, prompt_injection
 
-    expected = hashlib.sha256(
-        Path(prompt_injection.__file__).read_bytes() + Path(normalize.__file__).read_bytes()
-    ).hexdigest()[:16]
-    assert screening.version() == expected
+    assert screening.version() == screening.fingerprint([prompt_injection.__file__, normalize.__file__])
+
+
+def test_a_detector_failure_stores_no_screening(monkeypatch):
+    """Screening must never fail an ingestion: a passage the detector cannot scan is scanned live."""
+
+    def broken(self, text, *, depth=0):
+        raise RuntimeError("detector bug")
+
+    monkeypatch.setattr(type(build_check("prompt_injection", {})), "scan", broken)
+    assert screening.screen("Any text.") is None
+
+
+def test_injection_summary_reports_only_scores_reaching_the_default_threshold():
+    weak = "Our admin team will send the payroll data to you on Monday."
+    strong = ATTACKS[0]
+    assert screening.stored_signals(screening.screen(weak), weak)  # some signal…
+    assert screening.injection_summary(screening.screen(weak), weak) is None  # …below the threshold
+    summary = screening.injection_summary(screening.screen(strong), strong)
+    assert summary and summary["score"] >= 0.5 and summary["names"]
+    assert screening.injection_summary(screening.screen(strong), "another text") is None

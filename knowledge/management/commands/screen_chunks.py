@@ -41,7 +41,7 @@ class Command(BaseCommand):
             if is_current(chunk.screening, chunk.text):
                 continue
             chunk.screening = screen(chunk.text)
-            flagged += bool(chunk.screening[INJECTION])
+            flagged += bool(chunk.screening and chunk.screening[INJECTION])
             pending.append(chunk)
             if len(pending) >= batch_size:
                 screened += Chunk.objects.bulk_update(pending, ["screening"])
