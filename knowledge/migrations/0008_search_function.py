@@ -1,7 +1,9 @@
 """PostgreSQL: the whole candidate search as one PL/pgSQL function, ``knowledge_search``, whose plan
 is cached for the session instead of planned on every search (about 0.5 ms of each search at
-100,000 chunks), with the candidate tiers of ``knowledge.search.query.tiers`` written out in it. The
-per-tier function ``knowledge_search_tier`` it replaces is dropped. Nothing on SQLite."""
+100,000 chunks), with the candidate tiers of ``knowledge.search.query.tiers`` written out in it.
+The per-tier function ``knowledge_search_tier`` it replaces stays installed for this release, so
+that processes still running the previous code keep searching during a rolling deploy; a later
+migration drops it. Nothing on SQLite."""
 
 from django.db import migrations
 
@@ -11,14 +13,12 @@ def forwards(apps, schema_editor):
         from knowledge.search import postgres
 
         postgres.install_search_function(schema_editor)
-        postgres.uninstall_tier_function(schema_editor)
 
 
 def backwards(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
         from knowledge.search import postgres
 
-        postgres.install_tier_function(schema_editor)
         postgres.uninstall_search_function(schema_editor)
 
 

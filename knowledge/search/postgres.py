@@ -42,9 +42,9 @@ INSTALL_SQL = [
     "CREATE INDEX knowledge_chunk_search_gin ON knowledge_chunk USING gin (search_vector)",
 ]
 
-# One capped tier of candidates, as searches gathered them until migration 0008 (which drops it: the
-# tiers are now part of ``knowledge_search``). Kept for migrations 0003 and 0005, which install it,
-# and for 0008's reversal.
+# One capped tier of candidates, as searches gathered them before migration 0008 (the tiers are now
+# part of ``knowledge_search``). Installed by migrations 0003 and 0005 and left in place by 0008 for
+# processes still running the previous code during a rolling deploy; to be dropped by a later one.
 TIER_FUNCTION_SQL = """
 CREATE OR REPLACE FUNCTION knowledge_search_tier(
     q tsquery, kb_ids bigint[], as_of date, jurisdictions text[], excluded tsquery, cap integer
