@@ -24,6 +24,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -385,16 +386,22 @@ def _write_record(execution: Execution, steps: list[dict], event) -> None:
     statement whose data-modifying CTEs insert the steps (``_step_insert_from_json``) and the audit
     event (linked and hashed by the database, see ``audit_append_sql``) and whose body updates the
     execution. PostgreSQL runs the statements of one query string as one transaction (or as part of
-    the caller's). Elsewhere, one statement each inside ``transaction.atomic``."""
+    the caller's). Elsewhere (SQLite, or PostgreSQL with server-side binding, which takes one
+    statement per query), one statement each inside ``transaction.atomic``."""
     update, update_params = db.update(execution, FINAL_FIELDS)
-    if connection.vendor == "postgresql":
+    if db.multi_statement_queries():
         append = audit_append_sql(event)
         ctes, params = [append.ctes], [*append.lock_params]
         if steps:
             insert, insert_params = _step_insert_from_json(execution, steps)
             ctes.insert(0, f"steps AS ({insert})")
             params += insert_params
-        with connection.cursor() as cursor:
+        # Inside a caller's transaction, a savepoint: a failure here must not doom the caller's work
+        # (outside one, the query string is its own transaction and there is nothing to add).
+        with (
+            transaction.atomic() if connection.in_atomic_block else nullcontext(),
+            connection.cursor() as cursor,
+        ):
             cursor.execute(
                 f"{append.lock}; WITH {', '.join(ctes)} {update}",
                 [*params, *append.cte_params, *update_params],

@@ -11,7 +11,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from prisma_glow.audit.models import AuditEvent
-from prisma_glow.db import field_values
+from prisma_glow.db import field_values, multi_statement_queries
 
 
 def snapshot(instance: models.Model, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -83,6 +83,9 @@ def audit_event(
 
     if ip is None:
         ip = current_ip.get()
+    # As the column stores it (an IPv6 address in its canonical form), so that the hash, computed
+    # from this value, still matches when the event is read back.
+    ip = AuditEvent._meta.get_field("ip").get_prep_value(ip) if ip else ip
     event = AuditEvent(organization=organization, action=action, ip=ip, at=timezone.now())
     if isinstance(actor, APIKey):
         event.actor_api_key = actor
@@ -111,7 +114,9 @@ class AppendSQL:
     same transaction (e.g. ``"{lock}; WITH {ctes}, … <the change>"``, which PostgreSQL runs as one
     transaction): the statement after the lock reads the chain head with a snapshot taken once the
     lock is held (see ``_chain_head``), and computes the link and the hash (``sha256`` of
-    ``AuditEvent.hash_prefix()`` completed with the head) exactly as ``compute_hash`` does."""
+    ``AuditEvent.hash_prefix()`` completed with the head) exactly as ``compute_hash`` does. Its ``at``
+    is when the event was built, before any wait for the lock (``audit_append`` stamps it after), so
+    under contention ``at`` may run a few milliseconds behind the chain's order; ``id`` gives it."""
 
     lock: str
     lock_params: list
@@ -123,8 +128,11 @@ def audit_append_sql(event: AuditEvent) -> AppendSQL:
     """``event`` (from ``audit_event``, for an organisation) as the ``AppendSQL`` that appends it."""
     from prisma_glow.tenancy.models import Organization
 
-    if connection.vendor != "postgresql" or event.organization_id is None:
-        raise ValueError("audit_append_sql is for organisation events on PostgreSQL; use audit_record.")
+    if not multi_statement_queries() or event.organization_id is None:
+        raise ValueError(
+            "audit_append_sql is for organisation events on PostgreSQL with client-side binding; "
+            "use audit_record."
+        )
     qn = connection.ops.quote_name
     table = qn(AuditEvent._meta.db_table)
     fields = [f for f in AuditEvent._meta.concrete_fields if f.name not in {"id", "prev_hash", "hash"}]
@@ -171,7 +179,7 @@ def _chain_head(organization) -> str:
     with connection.cursor() as cursor:
         if organization is None or not connection.features.has_select_for_update:
             cursor.execute(head, params)
-        elif connection.vendor == "postgresql":
+        elif multi_statement_queries():
             cursor.execute(f"{lock}; {head}", [organization.pk, *params])
             cursor.nextset()
         else:

@@ -179,3 +179,19 @@ def test_chain_head_of_a_quiet_organisation_is_one_index_probe(org, other_org):
     scan = plan[0]["Plan"]["Plans"][0]
     assert scan.get("Index Name") == "audit_chain_idx", scan
     assert scan.get("Rows Removed by Filter", 0) == 0
+
+
+@pytest.mark.parametrize("ip", ["2001:DB8:0:0:0:0:0:1", "::FFFF:192.0.2.1", "192.0.2.10"])
+def test_an_ip_in_any_spelling_is_hashed_as_stored(org, ip):
+    """The column stores an IPv6 address in canonical form; the hash must cover that form, or the
+    chain would look broken once the event is read back."""
+    from django.db import connection
+
+    audit_record(organization=org, action="login", ip=ip)
+    if connection.vendor == "postgresql":
+        append = audit_append_sql(audit_event(organization=org, action="agent.execute", ip=ip))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"{append.lock}; WITH {append.ctes} SELECT 1", [*append.lock_params, *append.cte_params]
+            )
+    assert audit_verify_chain(org) == []
