@@ -93,6 +93,8 @@ def injection_summary(screening: Mapping[str, Any] | None, text: str) -> dict[st
     compares with its threshold (``{"score", "names"}``), when that score reaches the default
     threshold; None otherwise, and for a screening that does not describe ``text`` by the current
     detector (never screened, or screened by an older detector)."""
+    if not (screening or {}).get(INJECTION):  # most passages: nothing stored, no need to check the text
+        return None
     signals = stored_signals(screening, text)
     if not signals:
         return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime
 
-from knowledge.search.query import MAX_PAIR_TERMS, TIER_KINDS, ParsedQuery, tier_caps, tiers
+from knowledge.search.query import MAX_PAIR_TERMS, TIER_KINDS, ParsedQuery, tier_caps, tier_kinds
 
 INSTALL_SQL = [
     "ALTER TABLE knowledge_chunk ADD COLUMN search_vector tsvector",
@@ -269,7 +269,7 @@ def candidates(
     units = list(dict.fromkeys(units))
     if not units:
         return []
-    kinds = [kind for kind, _ in tiers(units, conjunction=tuple, disjunction=tuple)]
+    kinds = tier_kinds(len(units))
     caps = dict(zip(kinds, tier_caps(kinds), strict=True))
     excluded = " or ".join(w for w in query.excluded if w != "or") or None
     cursor.execute(

@@ -240,41 +240,39 @@ def tier_caps(kinds: list[str], caps: dict[str, int] = TIER_CAPS) -> list[int]:
     return [caps[kind] for kind in kinds]
 
 
+def tier_kinds(count: int) -> list[str]:
+    """The tiers (``TIER_KINDS``) a query of ``count`` distinct units has, strictest first: "all" from
+    two units on, "all_but_one" and "all_but_two" from four and five (with fewer they are the
+    pairs), "pairs" from three, "any" always (none for no unit)."""
+    if count < 1:
+        return []
+    m = min(count, MAX_PAIR_TERMS)
+    wanted = {"all": count >= 2, "all_but_one": m >= 4, "all_but_two": m >= 5, "pairs": m >= 3, "any": True}
+    return [kind for kind in TIER_KINDS if wanted[kind]]
+
+
 def tiers(units: list, *, conjunction, disjunction) -> list[tuple[str, object]]:
-    """``(kind, match expression)`` of each tier, strictest first (``TIER_KINDS``): all ``units``
-    (terms or phrases); all but one and all but two of the first ``MAX_PAIR_TERMS`` (from four and
-    five units on: with fewer they are the pairs); any two of those (from three units on); any one.
+    """``(kind, match expression)`` of each tier of ``tier_kinds``: all ``units`` (terms or phrases);
+    all but one, all but two, or any two of the first ``MAX_PAIR_TERMS``; any one.
 
     ``conjunction`` and ``disjunction`` combine a list of sub-expressions into one, so the same
     logic builds FTS5 strings and PostgreSQL tsquery SQL (``postgres.SEARCH_FUNCTION_SQL`` builds the
     same expressions in PL/pgSQL: keep them in step).
     """
     units = list(dict.fromkeys(units))
-    if not units:
-        return []
     head = units[:MAX_PAIR_TERMS]
+
+    def without(*left_out: int):
+        return conjunction([u for k, u in enumerate(head) if k not in left_out])
+
     m = len(head)
-    result: list[tuple[str, object]] = []
-    if len(units) >= 2:
-        result.append(("all", conjunction(units)))
-    if m >= 4:
-        result.append(("all_but_one", disjunction([conjunction(head[:i] + head[i + 1 :]) for i in range(m)])))
-    if m >= 5:
-        result.append(
-            (
-                "all_but_two",
-                disjunction(
-                    [
-                        conjunction([u for k, u in enumerate(head) if k not in (i, j)])
-                        for i in range(m)
-                        for j in range(i + 1, m)
-                    ]
-                ),
-            )
-        )
-    if m >= 3:
-        result.append(
-            ("pairs", disjunction([conjunction([a, b]) for i, a in enumerate(head) for b in head[i + 1 :]]))
-        )
-    result.append(("any", disjunction(units)))
-    return result
+    build = {
+        "all": lambda: conjunction(units),
+        "all_but_one": lambda: disjunction([without(i) for i in range(m)]),
+        "all_but_two": lambda: disjunction([without(i, j) for i in range(m) for j in range(i + 1, m)]),
+        "pairs": lambda: disjunction(
+            [conjunction([a, b]) for i, a in enumerate(head) for b in head[i + 1 :]]
+        ),
+        "any": lambda: disjunction(units),
+    }
+    return [(kind, build[kind]()) for kind in tier_kinds(len(units))]
