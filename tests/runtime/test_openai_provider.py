@@ -177,6 +177,18 @@ def test_streaming_deltas_tool_calls_and_usage(remote):
     assert tool_steps[0]["output"]["output"]["vat"] == "190.00"
 
 
+def run_then_release(agent, done: threading.Event):
+    """Run ``agent`` against a slow handler; (execution, seconds taken). ``done`` is set afterwards
+    whatever happened: the local server answers one request at a time, so the slow handler must stop
+    once the run has given up, or a later test's request would reach that test's handler late."""
+    started = time.monotonic()
+    try:
+        execution = execute(agent, "Anything?", source="api")
+        return execution, time.monotonic() - started
+    finally:
+        done.set()
+
+
 def test_timeout_fails_with_a_clear_reason(remote, httpserver):
     # The local server handles one request at a time: release the slow handler once the run has given
     # up, or a later test's request would wait behind it and reach that test's handler late.
@@ -187,12 +199,7 @@ def test_timeout_fails_with_a_clear_reason(remote, httpserver):
         return completion("late")
 
     agent, _ = remote(slow, timeout_seconds=1)
-    started = time.monotonic()
-    try:
-        execution = execute(agent, "Anything?", source="api")
-        elapsed = time.monotonic() - started
-    finally:
-        done.set()
+    execution, elapsed = run_then_release(agent, done)
     assert elapsed < 2.3  # well before the server answers
     assert execution.status == "failed"
     assert execution.error == "provider timed out after 1 s"
@@ -219,12 +226,7 @@ def test_a_server_trickling_its_answer_times_out_too(remote):
         return Response(parts(), content_type="application/json", headers={"Content-Length": str(len(body))})
 
     agent, _ = remote(trickle, timeout_seconds=1)
-    started = time.monotonic()
-    try:
-        execution = execute(agent, "Anything?", source="api")
-        elapsed = time.monotonic() - started
-    finally:
-        done.set()
+    execution, elapsed = run_then_release(agent, done)
     assert elapsed < 2.5  # the full answer would take len(body) / 20 s (> 10 s)
     assert execution.status == "failed"
     assert execution.error == "provider timed out after 1 s"
@@ -402,12 +404,7 @@ def test_the_agents_overall_timeout_caps_the_provider_timeout(remote):
         return completion("late")
 
     agent, _ = remote(slow, timeout_seconds=30, agent_fields={"timeout_seconds": 1})
-    started = time.monotonic()
-    try:
-        execution = execute(agent, "Anything?", source="api")
-        elapsed = time.monotonic() - started
-    finally:
-        done.set()
+    execution, elapsed = run_then_release(agent, done)
     assert elapsed < 2.3  # well before the server answers
     assert execution.status == "failed" and execution.error == "provider timed out after 1 s"
 
