@@ -79,14 +79,18 @@ $$
 # One CTE per tier (``query.TIER_KINDS`` order): the chunks of searchable documents matching the tier's
 # query, up to its cap, gathered only while the stricter tiers hold fewer than ``lim`` candidates.
 # Written out in the function rather than calling ``knowledge_search_tier`` five times: a nested
-# function call cost about 0.1 ms each.
+# function call cost about 0.1 ms each. Each tier row carries its rank (computed while the row is at
+# hand) and its document's title and knowledge base (the document is joined for the filters anyway), so
+# the union is ranked without reading every candidate a second time: only the ``lim`` best are read
+# again, for their text (migration 0009; about 0.3 ms of a search at 100,000 chunks).
 _TIER_QUERIES = ("q_all", "q_but_one", "q_but_two", "q_pairs", "q_any")
 
 
 def _tier_cte(k: int, query: str) -> str:
     stricter = " + ".join(f"(SELECT count(*) FROM t{i})" for i in range(k))
     return f"""t{k} AS MATERIALIZED (
-        SELECT c.id FROM knowledge_chunk c JOIN knowledge_document d ON d.id = c.document_id
+        SELECT c.id, c.document_id, d.title, d.knowledge_base_id, ts_rank(c.search_vector, q_any, 32) AS rank
+          FROM knowledge_chunk c JOIN knowledge_document d ON d.id = c.document_id
          WHERE caps[{k + 1}] > 0{f" AND {stricter} < lim" if k else ""}
            AND c.search_vector @@ {query}
            AND d.knowledge_base_id = ANY(kb_ids)
@@ -173,18 +177,15 @@ BEGIN
     WITH """
     + _TIER_CTES
     + """, ranked AS MATERIALIZED (
-        SELECT c.id, c.document_id, ts_rank(c.search_vector, q_any, 32) AS rank
-          FROM (SELECT t0.id FROM t0 UNION SELECT t1.id FROM t1 UNION SELECT t2.id FROM t2
-                UNION SELECT t3.id FROM t3 UNION SELECT t4.id FROM t4) AS candidates
-          JOIN knowledge_chunk c ON c.id = candidates.id
-         ORDER BY rank DESC, c.id
+        SELECT candidates.* FROM (SELECT * FROM t0 UNION SELECT * FROM t1 UNION SELECT * FROM t2
+                                  UNION SELECT * FROM t3 UNION SELECT * FROM t4) AS candidates
+         ORDER BY candidates.rank DESC, candidates.id
          LIMIT lim
     )
-    SELECT c.id, c.document_id, c.ordinal, c.text, c.page, c.heading_path::text, d.title::text,
-           d.knowledge_base_id, ranked.rank, c.screening::text
+    SELECT c.id, c.document_id, c.ordinal, c.text, c.page, c.heading_path::text, ranked.title::text,
+           ranked.knowledge_base_id, ranked.rank, c.screening::text
       FROM ranked
       JOIN knowledge_chunk c ON c.id = ranked.id
-      JOIN knowledge_document d ON d.id = ranked.document_id
      ORDER BY ranked.rank DESC, c.id;
 END
 $$
