@@ -5,11 +5,14 @@ enabled tools, knowledge bases and guardrails in order, and its approved learnin
 
 Reading all that costs six queries; runs of the same agent are far more frequent than changes to it,
 so each process keeps what it loaded (``LoadedCache``), keyed by the agent and the persona version
-asked for, together with the organisation's configuration stamp at the time. Before every run one
-query reads the current stamp; any change to a row that makes up the configuration has replaced it
-(``prisma_glow.config_stamp``), and the entry is loaded again. A run therefore never uses a persona,
-guardrail, tool or assignment that has changed since: the stamp is read in the run's own
-database connection, after the change committed.
+asked for, together with the organisation's configuration stamp at the time. Any change to a row that
+makes up the configuration replaces the stamp (``prisma_glow.config_stamp``), and the entry is loaded
+again. ``load`` reads the current stamp first (one query); a run does not even spend that: it uses the
+kept entry (``kept``) only if the INSERT of its running row, which checks the stamp in the same
+statement (``stamp_unchanged``), succeeds, and loads as ``load`` does otherwise
+(``agents.runtime.pipeline.start``). A run therefore never uses a persona, guardrail, tool or
+assignment that has changed since: the stamp is read in the run's own database connection, after the
+change committed.
 
 What is cached is shared by the runs of a process and must not be changed by them: ``Loaded`` is
 frozen and its collections are tuples.
@@ -75,6 +78,14 @@ class LoadedCache:
             self._entries.move_to_end(key)
             return entry[1]
 
+    def peek(self, key) -> tuple[object, Loaded] | None:
+        """The entry under ``key`` as (stamp it was loaded under, Loaded), whatever the current stamp."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            return entry
+
     def put(self, key, stamp, loaded: Loaded) -> None:
         with self._lock:
             self._entries[key] = (stamp, loaded)
@@ -115,6 +126,23 @@ def current_stamp(agent_id: int):
         )
         row = cursor.fetchone()
     return row[0] if row else None
+
+
+def kept(agent: Agent | int, persona=None) -> tuple[object, Loaded] | None:
+    """What this process keeps for the agent and persona version, as (stamp, Loaded), without a query:
+    current only while ``stamp_unchanged`` holds."""
+    agent_id = agent.pk if isinstance(agent, Agent) else int(agent)
+    return cache.peek((agent_id, _persona_version(persona)))
+
+
+def stamp_unchanged(organization_id: int, stamp) -> tuple[str, list]:
+    """An SQL condition (and its parameters) true while ``stamp`` is the organisation's stamp."""
+    from prisma_glow.tenancy.models import Organization
+
+    return (
+        f"EXISTS (SELECT 1 FROM {Organization._meta.db_table} WHERE id = %s AND config_stamp = %s)",
+        [organization_id, stamp],
+    )
 
 
 def load(agent: Agent | int, persona=None) -> Loaded:
@@ -204,10 +232,15 @@ def load_from_database(agent: Agent | int, agent_id: int, version: int | None) -
     return Loaded(agent, found, provider_row, tools, knowledge, guardrails, tuple(examples))
 
 
-def check_runnable(loaded: Loaded, *, is_test: bool) -> None:
+def runnable(loaded: Loaded, *, is_test: bool) -> bool:
     """Only active agents run for real; drafts (and deprecated agents) only as recorded tests."""
+    return loaded.agent.status == AgentStatus.ACTIVE or is_test
+
+
+def check_runnable(loaded: Loaded, *, is_test: bool) -> None:
+    """``runnable``, or ``AgentNotRunnable`` saying why not."""
     agent = loaded.agent
-    if agent.status == AgentStatus.ACTIVE or is_test:
+    if runnable(loaded, is_test=is_test):
         return
     if agent.status == AgentStatus.DRAFT:
         raise AgentNotRunnable(

@@ -1,6 +1,7 @@
 """The execution pipeline (DESIGN §3): one agent run, from the input to a persisted, audited trace.
 
-1. load the agent, its persona, provider, assignments and approved examples (a fixed number of queries)
+1. load the agent, its persona, provider, assignments and approved examples (kept by the process while
+   the organisation's configuration stamp is unchanged; ``start``), then record the run as running
 2. input guardrails, in order — a block ends the run as ``blocked``; the provider is never called
 3. retrieval from the assigned knowledge bases (as of today); every passage passes the
    retrieval-stage guardrails: a passage they block is dropped, one they flag is kept but marked and
@@ -41,8 +42,9 @@ from agents.models import (
     StepKind,
     StepStatus,
 )
+from agents.runtime import loading
 from agents.runtime.errors import ExecutionTimeout, ProviderError
-from agents.runtime.loading import Loaded, check_runnable, load
+from agents.runtime.loading import Loaded, check_runnable, load, runnable, stamp_unchanged
 from agents.runtime.providers import ModelRequest, ModelResponse, Provider, cost_of, get_provider
 from agents.runtime.providers.base import parse_arguments
 from agents.runtime.serialize import execution_to_dict, step_to_dict
@@ -108,9 +110,10 @@ class Run:
     loaded: Loaded
     execution: Execution
     provider: Provider
-    stream: bool
+    actor: Any
     deadline: float
     started: float
+    stream: bool = False
     steps: list[dict] = field(default_factory=list)
     redactions: dict[str, str] = field(default_factory=dict)
     tokens_in: int | None = 0
@@ -201,20 +204,33 @@ class _Restorer:
         return restore(text, self.redactions) if self.redactions else text
 
 
-def prepare(agent, input, *, actor=None, source, persona=None, is_test=False):
-    """Load and check everything that can refuse the run, before anything is recorded."""
+def start(agent, input, *, actor=None, source, persona=None, is_test=False) -> Run:
+    """Check everything that can refuse the run, then record it as ``running``: from here on a crash or
+    a timeout leaves a visible trace.
+
+    The configuration this process keeps for the agent (``loading.kept``) is used if the organisation's
+    stamp is still the one it was loaded under, which the INSERT of the running row checks itself: one
+    query. Otherwise (the agent's first run in this process, a change since, or a refusal by the kept
+    configuration, which only the current one may confirm) the configuration is loaded as of the
+    current stamp (``loading.load``) and checked before the row is inserted."""
     _validate_input(input)
     if source not in ExecutionSource.values:
         raise ValueError(f"Unknown execution source {source!r}.")
+    kept = loading.kept(agent, persona)
+    if kept is not None:
+        stamp, loaded = kept
+        if runnable(loaded, is_test=is_test):
+            run = _new_run(loaded, input, actor=actor, source=source, is_test=is_test)
+            if db.insert(run.execution, only_if=stamp_unchanged(loaded.agent.organization_id, stamp)):
+                return _started(run)
     loaded = load(agent, persona)
     check_runnable(loaded, is_test=is_test)
-    return loaded
+    run = _new_run(loaded, input, actor=actor, source=source, is_test=is_test)
+    db.insert(run.execution)
+    return _started(run)
 
 
-def run_events(
-    loaded: Loaded, input: str, *, actor=None, source, is_test=False, stream=False, ip: str | None = None
-) -> Iterator[dict]:
-    """The pipeline as a generator of events; its return value is the finished ``Execution``."""
+def _new_run(loaded: Loaded, input: str, *, actor, source, is_test) -> Run:
     agent = loaded.agent
     provider_row = loaded.provider_row
     provider = get_provider(provider_row)
@@ -241,21 +257,29 @@ def run_events(
         else None,
         actor_api_key=actor if isinstance(actor, APIKey) else None,
     )
-    db.insert(execution)  # "running": a crash or a timeout from here on leaves a visible trace
-    started = time.monotonic()
-    run = Run(
-        loaded=loaded,
-        execution=execution,
-        provider=provider,
-        stream=stream,
-        deadline=started + agent.timeout_seconds,
-        started=started,
-    )
+    return Run(loaded=loaded, execution=execution, provider=provider, actor=actor, deadline=0.0, started=0.0)
+
+
+def _started(run: Run) -> Run:
+    run.started = time.monotonic()
+    run.deadline = run.started + run.loaded.agent.timeout_seconds
+    return run
+
+
+def run_events(run: Run, input: str, *, stream=False, ip: str | None = None) -> Iterator[dict | None]:
+    """The pipeline of a started run (``start``) as a generator of events; its return value is the
+    finished ``Execution``. Its first item is ``None``: the caller takes it at once, so that closing
+    the generator at any later point (a client gone) records the run as failed, never leaves it
+    ``running``."""
+    run.stream = stream
+    execution = run.execution
+    actor = run.actor
     status, output, error, citations = ExecutionStatus.FAILED, "", "", []
     try:
-        status, output, error, citations = yield from _pipeline(run, input, model)
+        yield None
+        status, output, error, citations = yield from _pipeline(run, input, execution.model)
     except ExecutionTimeout:
-        error = f"agent timed out after {agent.timeout_seconds} s"
+        error = f"agent timed out after {run.loaded.agent.timeout_seconds} s"
     except ProviderError as exc:
         error = exc.reason
     except ToolCallRejected as exc:
@@ -873,16 +897,9 @@ def execute(
     ``ValidationError`` for an empty or oversized input. With ``on_event`` the provider streams and
     every event (step, delta, execution) is passed to it as it happens.
     """
-    loaded = prepare(agent, input, actor=actor, source=source, persona=persona, is_test=is_test)
-    events = run_events(
-        loaded,
-        input,
-        actor=actor,
-        source=source,
-        is_test=is_test,
-        stream=on_event is not None,
-        ip=current_ip.get(),
-    )
+    run = start(agent, input, actor=actor, source=source, persona=persona, is_test=is_test)
+    events = run_events(run, input, stream=on_event is not None, ip=current_ip.get())
+    next(events)
     while True:
         try:
             event = next(events)
@@ -896,9 +913,10 @@ def execute_stream(
     agent, input: str, *, actor=None, source: str, persona=None, is_test: bool = False
 ) -> Iterator[dict]:
     """Like ``execute`` but returns the events as an iterator: steps and token deltas as they happen,
-    the finished execution last. ``AgentNotRunnable`` is raised here, before the iterator exists."""
-    loaded = prepare(agent, input, actor=actor, source=source, persona=persona, is_test=is_test)
+    the finished execution last. ``AgentNotRunnable`` is raised here, before the iterator exists; the
+    run is recorded as running when this returns."""
+    run = start(agent, input, actor=actor, source=source, persona=persona, is_test=is_test)
     # The events are produced after the view has returned: the requester's address is read now.
-    return run_events(
-        loaded, input, actor=actor, source=source, is_test=is_test, stream=True, ip=current_ip.get()
-    )
+    events = run_events(run, input, stream=True, ip=current_ip.get())
+    next(events)
+    return events

@@ -21,12 +21,13 @@ def _execution(agent, **extra) -> Execution:
     )  # fmt: skip
 
 
-def test_insert_writes_what_save_writes(vat_agent):
+@pytest.mark.parametrize("only_if", [None, ("1 = %s", [1])], ids=["plain", "conditional"])
+def test_insert_writes_what_save_writes(vat_agent, only_if):
     by_orm = Execution.objects.create(**model_to_dict(_execution(vat_agent), exclude=["id"]) | {
         "agent": vat_agent, "persona": vat_agent.personas.get(is_active=True), "organization": vat_agent.organization,
     })  # fmt: skip
     by_insert = _execution(vat_agent)
-    db.insert(by_insert)
+    assert db.insert(by_insert, only_if=only_if)
     assert by_insert.pk and by_insert.pk != by_orm.pk and not by_insert._state.adding
     assert by_insert.created_at is not None  # auto_now_add stamped
     stored = Execution.objects.get(pk=by_insert.pk)
@@ -35,6 +36,20 @@ def test_insert_writes_what_save_writes(vat_agent):
         k: v for k, v in model_to_dict(by_orm).items() if k not in skip
     }
     assert stored.created_at == by_insert.created_at
+
+
+def test_a_conditional_insert_whose_condition_fails_inserts_nothing(vat_agent):
+    from agents.runtime.loading import current_stamp, stamp_unchanged
+    from prisma_glow.config_stamp import bump
+
+    stale = current_stamp(vat_agent.pk)
+    bump([vat_agent.organization_id])
+    execution = _execution(vat_agent)
+    assert not db.insert(execution, only_if=stamp_unchanged(vat_agent.organization_id, stale))
+    assert execution.pk is None and execution._state.adding and not Execution.objects.exists()
+    current = current_stamp(vat_agent.pk)
+    assert db.insert(execution, only_if=stamp_unchanged(vat_agent.organization_id, current))
+    assert Execution.objects.get().pk == execution.pk
 
 
 def test_update_writes_only_the_named_fields(vat_agent):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from agents import services as agent_services
-from agents.models import AgentGuardrail, AgentKnowledge, AgentTool, ModelProvider
+from agents.models import Agent, AgentGuardrail, AgentKnowledge, AgentTool, Execution, ModelProvider
 from agents.runtime import AgentNotRunnable, execute, loading
 from guardrails.models import Guardrail
 from personas import services as persona_services
@@ -165,11 +165,42 @@ def test_a_change_is_seen_by_the_next_run(vat_agent, editor, change):
     assert check(loading.load(vat_agent))
 
 
+@pytest.mark.parametrize("change", CHANGES, ids=[c.__name__.strip("_") for c in CHANGES])
+def test_a_run_after_a_change_runs_with_it(vat_agent, editor, change):
+    """A run checks the kept configuration's stamp in the INSERT of its running row: after a change the
+    INSERT inserts nothing, and the run loads the configuration again and is recorded once."""
+    execute(vat_agent, "What is the VAT on €100 at 20%?", source="api")
+    check = change(vat_agent, editor)
+    assert not check(loading.kept(vat_agent)[1])
+    execution = execute(vat_agent, "What is the VAT on €100 at 20%?", source="api")
+    assert execution.status == "completed", execution.error
+    assert check(loading.kept(vat_agent)[1])
+    assert Execution.objects.filter(agent=vat_agent).count() == 2
+
+
+def test_a_run_sends_the_edited_persona(vat_agent, editor):
+    execute(vat_agent, "What is the VAT on €100 at 20%?", source="api")
+    _persona_edited(vat_agent, editor)
+    execution = execute(vat_agent, "What is the VAT on €100 at 20%?", source="api")
+    messages = execution.steps.filter(kind="model_call").order_by("ordinal").first().input["messages"]
+    assert messages[0]["content"].startswith("You are the firm's VAT partner.")
+
+
 def test_a_deprecated_agent_stops_running_at_once(vat_agent, editor):
     assert execute(vat_agent, "What is the VAT on €100 at 20%?", source="api").status == "completed"
     agent_services.agent_deprecate(agent=vat_agent, actor=editor)
     with pytest.raises(AgentNotRunnable, match="deprecated"):
         execute(vat_agent, "What is the VAT on €100 at 20%?", source="api")
+    assert Execution.objects.filter(agent=vat_agent).count() == 1  # the refused run left no record
+
+
+def test_a_refusal_by_the_kept_configuration_is_confirmed_on_the_current_one(vat_agent, editor):
+    """A draft tested in the console is kept as a draft; once activated elsewhere, the API runs it."""
+    Agent.objects.filter(pk=vat_agent.pk).update(status="draft")
+    assert execute(vat_agent, "What is the VAT on €100 at 20%?", source="console", is_test=True).is_test
+    assert loading.kept(vat_agent)[1].agent.status == "draft"
+    agent_services.agent_activate(agent=vat_agent, actor=editor)
+    assert execute(vat_agent, "What is the VAT on €100 at 20%?", source="api").status == "completed"
 
 
 def test_a_change_in_one_organisation_keeps_the_others_entries(vat_agent, other_org):

@@ -288,11 +288,11 @@ def test_query_count_is_constant(make_agent, org, django_assert_max_num_queries)
     warm.add(_count(big, "What is the VAT on €1,000 at 19%?", cold=False))
     assert len(cold) == 1 and len(warm) == 1
     if connection.vendor == "postgresql":
-        # The stamp check, the running row, the search, the record; inside a transaction (as here,
-        # in a test) the record also takes a savepoint (SAVEPOINT and RELEASE).
-        assert warm == {4 + (2 if connection.in_atomic_block else 0)}
-    # Loaded: the stamp check alone, instead of persona, three assignment lists, provider and examples.
-    assert warm.pop() == cold.pop() - 6
+        # The running row (which checks the stamp), the search, the record; inside a transaction (as
+        # here, in a test) the record also takes a savepoint (SAVEPOINT and RELEASE).
+        assert warm == {3 + (2 if connection.in_atomic_block else 0)}
+    # Kept: no query at all, instead of the stamp, persona, three assignment lists, provider and examples.
+    assert warm.pop() == cold.pop() - 7
     with django_assert_max_num_queries(_count(big, QUESTION, cold=False)):
         execute(big, "What is the VAT on €250 at 7%?", source="api")
     assert builtin("vat-calculator").assignments.count() == 2
@@ -306,6 +306,19 @@ def test_live_stream_ends_with_the_appended_disclaimer(make_agent):
     deltas = "".join(e["data"]["text"] for e in events if e["event"] == "delta")
     assert deltas == events[-1]["data"]["output"]
     assert deltas.endswith(DISCLAIMER)
+
+
+def test_a_stream_closed_before_its_first_event_still_finishes_the_record(make_agent):
+    """The run is recorded as running when ``execute_stream`` returns: a client gone before the first
+    event (the iterator closed, or dropped, unread) must not leave it running."""
+    agent = make_agent(guards=None)
+    execute_stream(agent, QUESTION, source="api").close()
+    events = execute_stream(agent, QUESTION, source="api")
+    del events
+    assert (
+        list(Execution.objects.values_list("status", "error"))
+        == [("failed", "the client closed the stream before the run finished")] * 2
+    )
 
 
 def test_closing_the_stream_early_still_finishes_the_record(make_agent):
