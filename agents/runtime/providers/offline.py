@@ -12,6 +12,7 @@ The same input always gives the same output.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
@@ -32,7 +33,6 @@ STOPWORDS = frozenset(
 )
 WORD = re.compile(r"[^\W_]+", re.UNICODE)
 SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(§])")
-TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 # --- Calculation requests the engine recognises --------------------------------------------------
 
@@ -70,8 +70,10 @@ VALIDATE_HINT = re.compile(r"\b(valid|validate|check|verify|correct)\b", re.IGNO
 
 
 def count_tokens(text: str) -> int:
-    """Words and punctuation marks: the offline engine's unit of 'tokens' in the usage figures."""
-    return len(TOKEN.findall(text or ""))
+    """The offline engine's token count in the usage figures: an estimate, about four characters per
+    token for English prose, as for the chunks' token counts (``knowledge.ingest.chunker``). The engine
+    has no tokenizer; counting words and punctuation marks instead cost 0.3 ms of every run."""
+    return math.ceil(len(text) / 4) if text else 0
 
 
 def terms(text: str) -> set[str]:
@@ -258,11 +260,11 @@ class OfflineProvider(Provider):
         return self._response(request, text, [], "stop")
 
     def _response(self, request, content, calls, finish) -> ModelResponse:
-        prompt = "\n".join(str(m.get("content") or "") for m in request.messages)
+        prompt = sum(count_tokens(str(m.get("content") or "")) for m in request.messages)
         return ModelResponse(
             content=content,
             tool_calls=calls,
-            tokens_in=count_tokens(prompt),
+            tokens_in=prompt,
             tokens_out=count_tokens(content) + sum(count_tokens(c.arguments) for c in calls),
             finish_reason=finish,
             model="offline-extractive",
