@@ -50,12 +50,3 @@ def update(instance: models.Model, names) -> tuple[str, list]:
     assignments = ", ".join(f"{qn(f.column)} = %s" for f in fields)
     sql = f"UPDATE {qn(meta.db_table)} SET {assignments} WHERE {qn(meta.pk.column)} = %s"
     return sql, [*field_values(instance, fields, add=False), instance.pk]
-
-
-def multi_statement_queries() -> bool:
-    """Whether one ``cursor.execute`` may carry several statements: PostgreSQL with Django's default
-    client-side binding (sent with the simple query protocol). With ``OPTIONS["server_side_binding"]``
-    each query is one statement."""
-    return connection.vendor == "postgresql" and not connection.settings_dict.get("OPTIONS", {}).get(
-        "server_side_binding"
-    )

@@ -406,30 +406,24 @@ def _write_record(execution: Execution, steps: list[dict], event) -> None:
     """The steps, the execution's final state and its audit event, in one transaction, as
     ``bulk_create``, ``save`` and ``audit_record`` would write them with less than half the Python work.
 
-    On PostgreSQL it is one round trip: the lock that orders the organisation's audit chain, then one
-    statement whose data-modifying CTEs insert the steps (``_step_insert_from_json``) and the audit
-    event (linked and hashed by the database, see ``audit_append_sql``) and whose body updates the
-    execution. PostgreSQL runs the statements of one query string as one transaction (or as part of
-    the caller's). Elsewhere (SQLite, or PostgreSQL with server-side binding, which takes one
-    statement per query), one statement each inside ``transaction.atomic``."""
+    On PostgreSQL it is one statement, one round trip: its data-modifying CTEs insert the steps
+    (``_step_insert_from_json``) and the audit event (locked, linked and hashed by the database, see
+    ``audit_append_sql``), and its body updates the execution. On SQLite, one statement each inside
+    ``transaction.atomic``."""
     update, update_params = db.update(execution, FINAL_FIELDS)
-    if db.multi_statement_queries():
+    if connection.vendor == "postgresql":
         append = audit_append_sql(event)
-        ctes, params = [append.ctes], [*append.lock_params]
+        ctes, params = [append.ctes], []
         if steps:
-            insert, insert_params = _step_insert_from_json(execution, steps)
+            insert, params = _step_insert_from_json(execution, steps)
             ctes.insert(0, f"steps AS ({insert})")
-            params += insert_params
         # Inside a caller's transaction, a savepoint: a failure here must not doom the caller's work
-        # (outside one, the query string is its own transaction and there is nothing to add).
+        # (outside one, the statement is its own transaction and there is nothing to add).
         with (
             transaction.atomic() if connection.in_atomic_block else nullcontext(),
             connection.cursor() as cursor,
         ):
-            cursor.execute(
-                f"{append.lock}; WITH {', '.join(ctes)} {update}",
-                [*params, *append.cte_params, *update_params],
-            )
+            cursor.execute(f"WITH {', '.join(ctes)} {update}", [*params, *append.params, *update_params])
         return
     with transaction.atomic(), connection.cursor() as cursor:
         for sql, params in [*_step_inserts(execution, steps), (update, update_params)]:

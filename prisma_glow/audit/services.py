@@ -11,7 +11,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from prisma_glow.audit.models import AuditEvent
-from prisma_glow.db import field_values, multi_statement_queries
+from prisma_glow.db import field_values
 
 
 def snapshot(instance: models.Model, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -103,88 +103,80 @@ def audit_event(
     return event
 
 
-#: Locks the organisation's row until the transaction ends: appends to its chain queue behind it.
-_LOCK_SQL = "SELECT 1 FROM {table} WHERE id = %s FOR UPDATE"
+#: PostgreSQL: ``audit_chain_head(organization id)`` locks the organisation's row until the transaction
+#: ends, so that appends to its chain queue up and the chain never forks, then returns the hash of its
+#: last event ("" for the first). A VOLATILE function takes a new snapshot for each of its statements:
+#: the head is read once the lock is held, and sees what the previous lock holder committed, even when
+#: the call sits inside a larger statement (whose own snapshot was taken before the wait). Installed
+#: by migration audit 0003.
+CHAIN_HEAD_FUNCTION_SQL = """
+CREATE OR REPLACE FUNCTION audit_chain_head(org bigint) RETURNS varchar
+LANGUAGE plpgsql VOLATILE
+AS $$
+BEGIN
+    PERFORM 1 FROM tenancy_organization WHERE id = org FOR UPDATE;
+    RETURN coalesce(
+        (SELECT hash FROM audit_auditevent WHERE organization_id = org ORDER BY id DESC LIMIT 1), ''
+    );
+END
+$$
+"""
+DROP_CHAIN_HEAD_FUNCTION_SQL = "DROP FUNCTION IF EXISTS audit_chain_head(bigint)"
 
 
 @dataclass(frozen=True)
 class AppendSQL:
     """An event appended by PostgreSQL itself, for callers that write their change and its audit row in
-    one round trip (the agent runtime). Send ``lock`` as an earlier statement than ``ctes``, in the
-    same transaction (e.g. ``"{lock}; WITH {ctes}, … <the change>"``, which PostgreSQL runs as one
-    transaction): the statement after the lock reads the chain head with a snapshot taken once the
-    lock is held (see ``_chain_head``), and computes the link and the hash (``sha256`` of
-    ``AuditEvent.hash_prefix()`` completed with the head) exactly as ``compute_hash`` does. Its ``at``
-    is when the event was built, before any wait for the lock (``audit_append`` stamps it after), so
-    under contention ``at`` may run a few milliseconds behind the chain's order; ``id`` gives it."""
+    one statement (the agent runtime): ``"WITH {ctes}, … <the change>"``. The ``audit_head`` CTE calls
+    ``audit_chain_head`` (the lock, then the head); ``audit_insert`` links the event to the head and
+    computes its hash (``sha256`` of ``AuditEvent.hash_prefix()`` completed with the head) exactly as
+    ``compute_hash`` does. Its ``at`` is when the event was built, before any wait for the lock
+    (``audit_append`` stamps it after), so under contention ``at`` may run a few milliseconds behind
+    the chain's order; ``id`` gives it."""
 
-    lock: str
-    lock_params: list
     ctes: str
-    cte_params: list
+    params: list
 
 
 def audit_append_sql(event: AuditEvent) -> AppendSQL:
     """``event`` (from ``audit_event``, for an organisation) as the ``AppendSQL`` that appends it."""
-    from prisma_glow.tenancy.models import Organization
-
-    if not multi_statement_queries() or event.organization_id is None:
-        raise ValueError(
-            "audit_append_sql is for organisation events on PostgreSQL with client-side binding; "
-            "use audit_record."
-        )
+    if connection.vendor != "postgresql" or event.organization_id is None:
+        raise ValueError("audit_append_sql is for organisation events on PostgreSQL; use audit_record.")
     qn = connection.ops.quote_name
     table = qn(AuditEvent._meta.db_table)
     fields = [f for f in AuditEvent._meta.concrete_fields if f.name not in {"id", "prev_hash", "hash"}]
     columns = ", ".join(qn(f.column) for f in [*fields, AuditEvent._meta.get_field("prev_hash")])
     values = field_values(event, fields, add=True)
     placeholders = ", ".join(["%s"] * len(values))
-    head = (
-        f"audit_head AS (SELECT coalesce((SELECT hash FROM {table} WHERE organization_id = %s "
-        f"ORDER BY id DESC LIMIT 1), '') AS prev)"
-    )
+    head = "audit_head AS MATERIALIZED (SELECT audit_chain_head(%s) AS prev)"
+    # Selected FROM the head, so that the event's id is drawn once the lock is held: ids follow the
+    # chain (with VALUES and scalar subqueries, the id could be drawn before the wait for the lock).
     insert = (
-        f"audit_insert AS (INSERT INTO {table} ({columns}, {qn('hash')}) VALUES ({placeholders}, "
-        f"(SELECT prev FROM audit_head), "
-        f"encode(sha256(convert_to(%s || (SELECT prev FROM audit_head) || '\"}}', 'UTF8')), 'hex')))"
+        f"audit_insert AS (INSERT INTO {table} ({columns}, {qn('hash')}) SELECT {placeholders}, "
+        f"audit_head.prev, encode(sha256(convert_to(%s || audit_head.prev || '\"}}', 'UTF8')), 'hex') "
+        f"FROM audit_head)"
     )
-    return AppendSQL(
-        lock=_LOCK_SQL.format(table=qn(Organization._meta.db_table)),
-        lock_params=[event.organization_id],
-        ctes=f"{head}, {insert}",
-        cte_params=[event.organization_id, *values, event.hash_prefix()],
-    )
+    return AppendSQL(ctes=f"{head}, {insert}", params=[event.organization_id, *values, event.hash_prefix()])
 
 
 def _chain_head(organization) -> str:
     """The hash of the organisation's last event ("" for the first), after locking the organisation's
-    row until the transaction ends, so that concurrent appends queue up and the chain never forks.
-
-    Two statements: under READ COMMITTED the second one sees what the previous lock holder committed
-    (one statement would read with the snapshot taken before it waited for the lock). On PostgreSQL
-    they travel together, in one round trip (each statement of a multi-statement query still takes
-    its own snapshot). SQLite has no row locks: there every write transaction takes the database's
-    write lock when it begins (see DATABASES in settings).
-    """
-    from prisma_glow.tenancy.models import Organization
-
+    row until the transaction ends, so that concurrent appends queue up and the chain never forks
+    (PostgreSQL: ``audit_chain_head``). SQLite has no row locks: there every write transaction takes
+    the database's write lock when it begins (see DATABASES in settings)."""
     events = AuditEvent._meta.db_table
-    if organization is None:
-        head = f"SELECT hash FROM {events} WHERE organization_id IS NULL ORDER BY id DESC LIMIT 1"
-        params: list = []
-    else:
-        head = f"SELECT hash FROM {events} WHERE organization_id = %s ORDER BY id DESC LIMIT 1"
-        params = [organization.pk]
-    lock = _LOCK_SQL.format(table=connection.ops.quote_name(Organization._meta.db_table))
     with connection.cursor() as cursor:
-        if organization is None or not connection.features.has_select_for_update:
-            cursor.execute(head, params)
-        elif multi_statement_queries():
-            cursor.execute(f"{lock}; {head}", [organization.pk, *params])
-            cursor.nextset()
+        if organization is None:
+            cursor.execute(
+                f"SELECT hash FROM {events} WHERE organization_id IS NULL ORDER BY id DESC LIMIT 1"
+            )
+        elif connection.vendor == "postgresql":
+            cursor.execute("SELECT audit_chain_head(%s)", [organization.pk])
         else:
-            cursor.execute(lock, [organization.pk])
-            cursor.execute(head, params)
+            cursor.execute(
+                f"SELECT hash FROM {events} WHERE organization_id = %s ORDER BY id DESC LIMIT 1",
+                [organization.pk],
+            )
         row = cursor.fetchone()
     return row[0] if row else ""
 

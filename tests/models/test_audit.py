@@ -90,13 +90,10 @@ def test_concurrent_appends_never_fork_the_chain():
                 if n % 2:  # through the ORM
                     with transaction.atomic():
                         audit_record(organization=org, action=f"thread.{n}.{i}")
-                else:  # linked and hashed by the database, in one query string (the agent runtime's way)
+                else:  # locked, linked and hashed by the database in one statement (the agent runtime's way)
                     append = audit_append_sql(audit_event(organization=org, action=f"thread.{n}.{i}"))
                     with connection.cursor() as cursor:
-                        cursor.execute(
-                            f"{append.lock}; WITH {append.ctes} SELECT 1",
-                            [*append.lock_params, *append.cte_params],
-                        )
+                        cursor.execute(f"WITH {append.ctes} SELECT 1", append.params)
         finally:
             connections.close_all()
 
@@ -140,9 +137,7 @@ def test_database_computed_link_and_hash_match_pythons(org, owner):
     )  # fmt: skip
     append = audit_append_sql(event)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"{append.lock}; WITH {append.ctes} SELECT 1", [*append.lock_params, *append.cte_params]
-        )
+        cursor.execute(f"WITH {append.ctes} SELECT 1", append.params)
     stored = AuditEvent.objects.get(action="agent.execute")
     assert stored.prev_hash == first.hash
     event.prev_hash = first.hash
@@ -191,7 +186,5 @@ def test_an_ip_in_any_spelling_is_hashed_as_stored(org, ip):
     if connection.vendor == "postgresql":
         append = audit_append_sql(audit_event(organization=org, action="agent.execute", ip=ip))
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"{append.lock}; WITH {append.ctes} SELECT 1", [*append.lock_params, *append.cte_params]
-            )
+            cursor.execute(f"WITH {append.ctes} SELECT 1", append.params)
     assert audit_verify_chain(org) == []

@@ -386,16 +386,29 @@ def test_a_record_without_steps_is_written_with_its_audit_event(vat_agent):
     assert audit_verify_chain(vat_agent.organization) == []
 
 
-def test_with_server_side_binding_the_record_is_written_statement_by_statement(vat_agent, monkeypatch):
-    """PostgreSQL with OPTIONS["server_side_binding"] takes one statement per query: the record then
-    goes statement by statement in a transaction, with the same result."""
+@pytest.fixture
+def server_side_binding(monkeypatch):
+    """A database connection opened with OPTIONS["server_side_binding"] (PostgreSQL), for one test."""
     from django.db import connection
 
-    from prisma_glow import db
+    if connection.vendor != "postgresql":
+        pytest.skip("server-side binding is an option of PostgreSQL's driver")
+    monkeypatch.setitem(connection.settings_dict, "OPTIONS", {**connection.settings_dict["OPTIONS"],
+                                                               "server_side_binding": True})  # fmt: skip
+    connection.close()
+    yield
+    monkeypatch.undo()
+    connection.close()
 
-    monkeypatch.setitem(connection.settings_dict.setdefault("OPTIONS", {}), "server_side_binding", True)
-    assert not db.multi_statement_queries()
+
+@pytest.mark.django_db(transaction=True)
+def test_with_server_side_binding_the_record_is_written_the_same(vat_agent, server_side_binding):
+    """With parameters bound on the server, the record's single statement is written the same."""
+    from django.db import connection
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
     execution = execute(vat_agent, QUESTION, source="api")
+    assert connection.connection.cursor_factory is ServerBindingCursor
     assert execution.status == "completed" and execution.steps.count() == 8
     assert AuditEvent.objects.filter(action="agent.execute", object_id=str(execution.pk)).exists()
     assert audit_verify_chain(vat_agent.organization) == []
