@@ -47,7 +47,7 @@ from agents.runtime.errors import ExecutionTimeout, ProviderError
 from agents.runtime.loading import Loaded, check_runnable, load, runnable, stamp_unchanged
 from agents.runtime.providers import ModelRequest, ModelResponse, Provider, cost_of, get_provider
 from agents.runtime.providers.base import parse_arguments
-from agents.runtime.serialize import execution_to_dict, step_to_dict
+from agents.runtime.serialize import JSONText, execution_to_dict, json_value, step_to_dict
 from prisma_glow import db
 from prisma_glow.audit.context import current_ip
 from prisma_glow.audit.services import audit_append, audit_append_sql, audit_event
@@ -146,8 +146,8 @@ class Run:
             "status": status,
             "duration_ms": max(0.0, round(float(duration_ms), 3)),
             "started_at": started_at or timezone.now(),
-            "input": _json_safe(input or {}),
-            "output": _json_safe(output or {}),
+            "input": _json_text(input or {}),
+            "output": _json_text(output or {}),
         }
         self.steps.append(data)
         return data
@@ -164,19 +164,26 @@ class Run:
         return cost
 
 
-def _json_safe(value):
-    """``value`` as plain JSON data: other types as text, and NaN and infinities (which Python's parser
-    accepts from a tool's peer but JSON, and so the database, does not) as the text "NaN", "Infinity"
-    and "-Infinity"."""
-    return json.loads(json.dumps(value, default=str), parse_constant=str)
+def _json_text(value) -> JSONText:
+    """``value`` serialised as JSON, once, as the record stores it (and events decode it): other types
+    as text, and NaN and infinities (which Python's parser accepts from a tool's peer but JSON, and so
+    the database, does not) as the text "NaN", "Infinity" and "-Infinity"."""
+    try:
+        return JSONText(json.dumps(value, default=str, allow_nan=False))
+    except ValueError:  # NaN or an infinity in there
+        return JSONText(json.dumps(json.loads(json.dumps(value, default=str), parse_constant=str)))
 
 
 def _event(kind: str, data) -> dict:
     return {"event": kind, "data": data}
 
 
-def _step_event(step: dict) -> dict:
-    return _event("step", step_to_dict(step))
+#: What ``_step_event`` yields when nobody listens to the events (``execute`` without ``on_event``).
+_UNHEARD = _event("step", None)
+
+
+def _step_event(run: Run, step: dict) -> dict:
+    return _event("step", step_to_dict(step)) if run.stream else _UNHEARD
 
 
 class _Restorer:
@@ -299,7 +306,8 @@ def run_events(run: Run, input: str, *, stream=False, ip: str | None = None) -> 
         logger.exception("Execution %s failed unexpectedly", execution.pk)
         error = f"internal error ({exc.__class__.__name__}); the failure was logged"
     _finish(run, actor, status, output, error, citations, ip=ip)
-    yield _event("execution", execution_to_dict(execution, run.steps))
+    if run.stream:
+        yield _event("execution", execution_to_dict(execution, run.steps))
     return execution
 
 
@@ -381,25 +389,35 @@ def _step_inserts(execution: Execution, steps: list[dict]) -> list[tuple[str, li
         params = []
         for step in batch:
             values = dict(step, execution=execution.pk)
-            params += [f.get_db_prep_save(values[f.name], connection) for f in fields]
+            params += [f.get_db_prep_save(json_value(values[f.name]), connection) for f in fields]
         statements.append((f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(batch))}", params))
     return statements
 
 
 def _step_insert_from_json(execution: Execution, steps: list[dict]) -> tuple[str, list]:
     """PostgreSQL: one INSERT of all the steps from a single JSON parameter (``jsonb_to_recordset``,
-    typed by the model's columns), instead of nine parameters a step for the client to quote. Step
-    values are already JSON (``Run.step``) but for the start time, sent in ISO 8601 with its offset."""
+    typed by the model's columns), instead of nine parameters a step for the client to quote. The
+    steps' input and output are already JSON (``Run.step``) and go in as they are; the start time in
+    ISO 8601 with its offset."""
     qn = connection.ops.quote_name
     fields = [ExecutionStep._meta.get_field(name) for name in STEP_COLUMNS if name != "execution"]
     columns = ", ".join(qn(f.column) for f in fields)
     definition = ", ".join(f"{qn(f.column)} {f.db_type(connection)}" for f in fields)
-    rows = [{f.column: step[f.name] for f in fields} for step in steps]
+    plain = [f for f in fields if f.name not in ("input", "output")]
+    rows = []
+    for step in steps:
+        head = json.dumps({f.column: step[f.name] for f in plain}, default=datetime.datetime.isoformat)
+        tail = "".join(f', "{f.column}": {_as_json(step[f.name])}' for f in fields if f not in plain)
+        rows.append(f"{head[:-1]}{tail}}}")
     sql = (
         f"INSERT INTO {qn(ExecutionStep._meta.db_table)} ({qn('execution_id')}, {columns}) "
         f"SELECT %s, {columns} FROM jsonb_to_recordset(%s::jsonb) AS steps({definition})"
     )
-    return sql, [execution.pk, json.dumps(rows, default=datetime.datetime.isoformat)]
+    return sql, [execution.pk, f"[{', '.join(rows)}]"]
+
+
+def _as_json(value) -> str:
+    return value if isinstance(value, JSONText) else json.dumps(value, default=str)
 
 
 def _write_record(execution: Execution, steps: list[dict], event) -> None:
@@ -447,7 +465,7 @@ def _pipeline(run: Run, input: str, model: str):
         run.redactions.update(verdict.redactions or {})
         text = verdict.text
         for result in verdict.results:
-            yield _step_event(_guardrail_step(run, "input", result, verdict, started_at))
+            yield _step_event(run, _guardrail_step(run, "input", result, verdict, started_at))
         if verdict.blocked:
             return ExecutionStatus.BLOCKED, "", _blocked_reason(verdict), []
     run.remaining()
@@ -517,7 +535,7 @@ def _pipeline(run: Run, input: str, model: str):
             context={"redactions": dict(run.redactions), "passages": passages},
         )
         for result in verdict.results:
-            yield _step_event(_guardrail_step(run, "output", result, verdict, started_at))
+            yield _step_event(run, _guardrail_step(run, "output", result, verdict, started_at))
         if verdict.blocked:
             return ExecutionStatus.BLOCKED, "", _blocked_reason(verdict), []
         answer = verdict.text
@@ -669,7 +687,7 @@ def _retrieve(run: Run, query: str):
         duration_ms=search_ms,
         started_at=started_at,
     )
-    yield _step_event(step)
+    yield _step_event(run, step)
     for guardrail_id, entry in per_guard.items():
         result = entry["result"]
         status = (
@@ -678,6 +696,7 @@ def _retrieve(run: Run, query: str):
             else (StepStatus.WARNED if entry["triggered"] else StepStatus.OK)
         )
         yield _step_event(
+            run,
             run.step(
                 StepKind.GUARDRAIL,
                 f"{result.name} (retrieval)",
@@ -692,7 +711,7 @@ def _retrieve(run: Run, query: str):
                 status=status,
                 duration_ms=entry["duration_ms"],
                 started_at=started_at,
-            )
+            ),
         )
     return kept
 
@@ -781,7 +800,7 @@ def _call_model(run: Run, request: ModelRequest, live: bool):
             duration_ms=(time.perf_counter() - t0) * 1000,
             started_at=started_at,
         )
-        yield _step_event(step)
+        yield _step_event(run, step)
         raise
     if response is None:
         raise ProviderError("provider returned no answer")
@@ -796,7 +815,7 @@ def _call_model(run: Run, request: ModelRequest, live: bool):
         duration_ms=(time.perf_counter() - t0) * 1000,
         started_at=started_at,
     )
-    yield _step_event(step)
+    yield _step_event(run, step)
     return response
 
 
@@ -821,6 +840,7 @@ def _call_tool(run: Run, call, tools_by_name: dict):
                 problem = f"the model called '{tool.slug}' with arguments that are not valid JSON"
     if problem:
         yield _step_event(
+            run,
             run.step(
                 StepKind.TOOL_CALL,
                 name,
@@ -828,12 +848,13 @@ def _call_tool(run: Run, call, tools_by_name: dict):
                 output={"error": problem},
                 status=StepStatus.FAILED,
                 started_at=started_at,
-            )
+            ),
         )
         raise ToolCallRejected(problem)
     record_input["arguments"] = json.loads(json.dumps(arguments, default=lambda d: f"{d:f}"))
     result = run_tool(tool, arguments, timeout=run.remaining())
     yield _step_event(
+        run,
         run.step(
             StepKind.TOOL_CALL,
             name,
@@ -842,7 +863,7 @@ def _call_tool(run: Run, call, tools_by_name: dict):
             status=StepStatus.OK if result.ok else StepStatus.FAILED,
             duration_ms=result.duration_ms,
             started_at=started_at,
-        )
+        ),
     )
     return {"role": "tool", "tool_call_id": call.id, "content": result.content_for_model()}
 

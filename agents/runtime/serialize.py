@@ -3,7 +3,19 @@ command line's source. Never contains PII originals beyond what the requester se
 
 from __future__ import annotations
 
+import json
+
 from django.core.serializers.json import DjangoJSONEncoder
+
+
+class JSONText(str):
+    """A value already serialised as JSON (the pipeline serialises each step's input and output once,
+    as the record stores them)."""
+
+
+def json_value(value):
+    """``value`` as data: decoded when it is ``JSONText``."""
+    return json.loads(value) if isinstance(value, JSONText) else value
 
 
 def _iso(value):
@@ -15,6 +27,8 @@ def step_to_dict(step) -> dict:
     if isinstance(step, dict):
         data = dict(step)
         data["started_at"] = _iso(data.get("started_at"))
+        data["input"] = json_value(data.get("input"))
+        data["output"] = json_value(data.get("output"))
         return data
     return {
         "ordinal": step.ordinal,

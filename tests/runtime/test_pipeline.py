@@ -231,6 +231,27 @@ def test_stream_events_steps_deltas_then_execution(make_agent):
     assert final["status"] == "completed"
     assert "".join(e["data"]["text"] for e in events if e["event"] == "delta") == final["output"]
     assert [s["ordinal"] for s in final["steps"]] == [1, 2]
+    # Each step's input and output, in its event and in the final execution, are what was recorded.
+    stored = {s.ordinal: (s.input, s.output) for s in Execution.objects.get(pk=final["id"]).steps.all()}
+    streamed = [e["data"] for e in events if e["event"] == "step"]
+    assert {s["ordinal"]: (s["input"], s["output"]) for s in streamed} == stored
+    assert {s["ordinal"]: (s["input"], s["output"]) for s in final["steps"]} == stored
+    assert isinstance(stored[1][1], dict) and stored[1][1]
+
+
+def test_events_are_built_only_for_a_listener(vat_agent):
+    """``execute`` without ``on_event`` yields no step or execution data to build; with it, every event."""
+    from agents.runtime import pipeline
+
+    run = pipeline.start(vat_agent, QUESTION, source="api")
+    events = [e for e in pipeline.run_events(run, QUESTION) if e is not None]
+    assert events and all(e["data"] is None for e in events)
+    seen = []
+    execution = execute(vat_agent, QUESTION, source="api", on_event=seen.append)
+    assert seen[-1]["event"] == "execution" and seen[-1]["data"]["id"] == execution.pk
+    assert all(e["data"] for e in seen) and execution.steps.count() == len(
+        [e for e in seen if e["event"] == "step"]
+    )
 
 
 def test_stream_is_buffered_when_output_guardrails_may_redact(vat_agent):
