@@ -263,6 +263,23 @@ def test_stream_is_buffered_when_output_guardrails_may_redact(vat_agent):
     assert "".join(e["data"]["text"] for e in events if e["event"] == "delta") == events[-1]["data"]["output"]
 
 
+def test_knowledge_bases_in_two_languages_are_searched_each(make_agent, org):
+    """One search statement per text-search configuration, each with its own tsquery."""
+    agent = make_agent(guards=None, tools=())
+    german = KnowledgeBaseFactory(organization=org, name="Umsatzsteuer", search_config="german")
+    document = DocumentFactory(knowledge_base=german, title="Handbuch")
+    ChunkFactory(document=document, ordinal=0, text="Die Steuerschuldnerschaft des Leistungsempfängers gilt.")
+    AgentKnowledgeFactory(agent=agent, knowledge_base=german)
+    execute(agent, QUESTION, source="api")  # loads the configuration
+    with CaptureQueriesContext(connection) as ctx:
+        execution = execute(agent, "Steuerschuldnerschaft reverse charge", source="api")
+    assert execution.status == "completed", execution.error
+    titles = {p["document_title"] for p in execution.steps.get(kind="retrieval").output["passages"]}
+    assert titles == {"VAT manual", "Handbuch"}
+    if connection.vendor == "postgresql":
+        assert sum("knowledge_search" in q["sql"] for q in ctx.captured_queries) == 2
+
+
 def test_unexpected_error_leaves_a_failed_record(vat_agent, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
