@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -394,25 +395,36 @@ def _step_inserts(execution: Execution, steps: list[dict]) -> list[tuple[str, li
     return statements
 
 
+@cache
+def _step_insert_sql(vendor: str) -> tuple[str, tuple, tuple]:
+    """(the INSERT of ``_step_insert_from_json``, the fields written as they are, the JSON fields)."""
+    qn = connection.ops.quote_name
+    fields = [ExecutionStep._meta.get_field(name) for name in STEP_COLUMNS if name != "execution"]
+    columns = ", ".join(qn(f.column) for f in fields)
+    definition = ", ".join(f"{qn(f.column)} {f.db_type(connection)}" for f in fields)
+    sql = (
+        f"INSERT INTO {qn(ExecutionStep._meta.db_table)} ({qn('execution_id')}, {columns}) "
+        f"SELECT %s, {columns} FROM jsonb_to_recordset(%s::jsonb) AS steps({definition})"
+    )
+    json_fields = ("input", "output")
+    return (
+        sql,
+        tuple(f for f in fields if f.name not in json_fields),
+        tuple(f for f in fields if f.name in json_fields),
+    )
+
+
 def _step_insert_from_json(execution: Execution, steps: list[dict]) -> tuple[str, list]:
     """PostgreSQL: one INSERT of all the steps from a single JSON parameter (``jsonb_to_recordset``,
     typed by the model's columns), instead of nine parameters a step for the client to quote. The
     steps' input and output are already JSON (``Run.step``) and go in as they are; the start time in
     ISO 8601 with its offset."""
-    qn = connection.ops.quote_name
-    fields = [ExecutionStep._meta.get_field(name) for name in STEP_COLUMNS if name != "execution"]
-    columns = ", ".join(qn(f.column) for f in fields)
-    definition = ", ".join(f"{qn(f.column)} {f.db_type(connection)}" for f in fields)
-    plain = [f for f in fields if f.name not in ("input", "output")]
+    sql, plain, json_fields = _step_insert_sql(connection.vendor)
     rows = []
     for step in steps:
         head = json.dumps({f.column: step[f.name] for f in plain}, default=datetime.datetime.isoformat)
-        tail = "".join(f', "{f.column}": {_as_json(step[f.name])}' for f in fields if f not in plain)
+        tail = "".join(f', "{f.column}": {_as_json(step[f.name])}' for f in json_fields)
         rows.append(f"{head[:-1]}{tail}}}")
-    sql = (
-        f"INSERT INTO {qn(ExecutionStep._meta.db_table)} ({qn('execution_id')}, {columns}) "
-        f"SELECT %s, {columns} FROM jsonb_to_recordset(%s::jsonb) AS steps({definition})"
-    )
     return sql, [execution.pk, f"[{', '.join(rows)}]"]
 
 
