@@ -55,15 +55,22 @@ def insert(instance: models.Model, *, only_if: tuple[str, list] | None = None) -
 
 
 @cache
-def _update_sql(model: type[models.Model], vendor: str, names: tuple[str, ...]) -> tuple[str, tuple]:
+def _update_sql(
+    model: type[models.Model], vendor: str, names: tuple[str, ...], source: str | None
+) -> tuple[str, tuple]:
     meta = model._meta
     fields = tuple(meta.get_field(name) for name in names)
     qn = connection.ops.quote_name
+    table = qn(meta.db_table)
     assignments = ", ".join(f"{qn(f.column)} = %s" for f in fields)
-    return f"UPDATE {qn(meta.db_table)} SET {assignments} WHERE {qn(meta.pk.column)} = %s", fields
+    joined = f" FROM {source}" if source else ""
+    return f"UPDATE {table} SET {assignments}{joined} WHERE {table}.{qn(meta.pk.column)} = %s", fields
 
 
-def update(instance: models.Model, names) -> tuple[str, list]:
-    """The UPDATE of ``instance``'s fields ``names`` (as ``save(update_fields=names)``), to execute."""
-    sql, fields = _update_sql(type(instance), connection.vendor, tuple(names))
+def update(instance: models.Model, names, *, source: str | None = None) -> tuple[str, list]:
+    """The UPDATE of ``instance``'s fields ``names`` (as ``save(update_fields=names)``), to execute.
+
+    ``source``: a relation (a CTE's name) the UPDATE joins (``FROM source``), so that it is read before
+    the row is locked."""
+    sql, fields = _update_sql(type(instance), connection.vendor, tuple(names), source)
     return sql, [*field_values(instance, fields, add=False), instance.pk]

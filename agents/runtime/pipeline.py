@@ -440,8 +440,13 @@ def _write_record(execution: Execution, steps: list[dict], event) -> None:
     (``_step_insert_from_json``) and the audit event (locked, linked and hashed by the database, see
     ``audit_append_sql``), and its body updates the execution. On SQLite, one statement each inside
     ``transaction.atomic``."""
-    update, update_params = db.update(execution, FINAL_FIELDS)
     if connection.vendor == "postgresql":
+        # The UPDATE joins the audit head, so the organisation's lock (taken by the head) comes before
+        # the execution's row lock, in the order every other audited change takes them. Without the
+        # join PostgreSQL ran the UPDATE first and the data-modifying CTEs after it: a transaction that
+        # held the organisation lock and then touched the execution (deleting the provider it ran
+        # with sets its provider to NULL) deadlocked with the record, which left the run "running".
+        update, update_params = db.update(execution, FINAL_FIELDS, source="audit_head")
         append = audit_append_sql(event)
         ctes, params = [append.ctes], []
         if steps:
@@ -455,6 +460,7 @@ def _write_record(execution: Execution, steps: list[dict], event) -> None:
         ):
             cursor.execute(f"WITH {', '.join(ctes)} {update}", [*params, *append.params, *update_params])
         return
+    update, update_params = db.update(execution, FINAL_FIELDS)
     with transaction.atomic(), connection.cursor() as cursor:
         for sql, params in [*_step_inserts(execution, steps), (update, update_params)]:
             cursor.execute(sql, params)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import time
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from agents.models import Execution, LearningExample
@@ -449,4 +450,52 @@ def test_with_server_side_binding_the_record_is_written_the_same(vat_agent, serv
     assert connection.connection.cursor_factory is ServerBindingCursor
     assert execution.status == "completed" and execution.steps.count() == 8
     assert AuditEvent.objects.filter(action="agent.execute", object_id=str(execution.pk)).exists()
+    assert audit_verify_chain(vat_agent.organization) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_record_locks_the_organisation_before_the_execution(vat_agent):
+    """A transaction that holds the organisation's audit lock and then changes the execution (deleting
+    the provider a run used sets its provider to NULL) must not deadlock with the run's record: the
+    record takes the organisation's lock first, as every audited change does."""
+    import threading
+
+    from django.db import connections
+
+    from agents.runtime import pipeline
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's")
+    run = pipeline.start(vat_agent, QUESTION, source="api")
+    locked, outcome = threading.Event(), {}
+
+    def audited_change():
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT audit_chain_head(%s)", [vat_agent.organization_id])
+                    locked.set()
+                    time.sleep(0.5)  # the run's record starts meanwhile, and waits
+                    cursor.execute(
+                        "UPDATE agents_execution SET provider_id = NULL WHERE id = %s", [run.execution.pk]
+                    )
+            outcome["change"] = "committed"
+        except Exception as exc:  # a deadlock is reported to one of the two
+            outcome["change"] = repr(exc)
+        finally:
+            connections.close_all()
+
+    other = threading.Thread(target=audited_change)
+    other.start()
+    assert locked.wait(5)
+    events = pipeline.run_events(run, QUESTION)
+    try:
+        for _ in events:
+            pass
+    except Exception as exc:
+        outcome["run"] = repr(exc)
+    other.join()
+    assert outcome == {"change": "committed"}
+    execution = Execution.objects.get(pk=run.execution.pk)
+    assert execution.status == "completed" and execution.steps.count() == 8
     assert audit_verify_chain(vat_agent.organization) == []
