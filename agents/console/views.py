@@ -38,7 +38,7 @@ from django.views.decorators.http import require_GET, require_POST
 from agents.console.forms import FeedbackForm, RunForm
 from agents.console.trace import present_step, present_turn
 from agents.models import Agent, AgentStatus, Execution, ExecutionSource, Feedback
-from agents.runtime import AgentNotRunnable, execute, execute_stream
+from agents.runtime import AgentNotRunnable, execute, execute_stream, stream_body
 from agents.services import feedback_create
 from prisma_glow.admin_views.scoping import get_admin_access, scope_queryset, scoped_get
 from prisma_glow.tenancy.models import Role
@@ -193,7 +193,9 @@ def run(request):
         events = execute_stream(agent, message, **options)
     except AgentNotRunnable as exc:
         return _fragment(request, "agents/console/_errors.html", {"run_error": str(exc)}, status=409)
-    response = StreamingHttpResponse(_stream(request, agent, events), content_type="text/event-stream")
+    response = StreamingHttpResponse(
+        stream_body(_stream(request, agent, events), events), content_type="text/event-stream"
+    )
     response["Cache-Control"] = "no-cache, no-transform"
     response["X-Accel-Buffering"] = "no"
     return response

@@ -22,4 +22,11 @@ def execute_stream(agent, input, *, actor=None, source, persona=None, is_test=Fa
     return _execute_stream(agent, input, actor=actor, source=source, persona=persona, is_test=is_test)
 
 
-__all__ = ["AgentNotRunnable", "PersonaNotFound", "ProviderError", "execute", "execute_stream"]
+def stream_body(body, events):
+    """See ``agents.runtime.pipeline.StreamBody``."""
+    from agents.runtime.pipeline import StreamBody
+
+    return StreamBody(body, events)
+
+
+__all__ = ["AgentNotRunnable", "PersonaNotFound", "ProviderError", "execute", "execute_stream", "stream_body"]

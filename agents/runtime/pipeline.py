@@ -942,6 +942,26 @@ def execute(
             on_event(event)
 
 
+class StreamBody:
+    """What a view streams: ``body``, the response's text built from a run's ``events``. Django calls
+    ``close()`` when it is done with the response, whether the client read it or not; that also
+    closes ``events``, so a run whose client left before reading anything is recorded as failed then,
+    on the thread that served it, rather than whenever the generator is collected."""
+
+    def __init__(self, body: Iterator[str], events: Iterator[dict]):
+        self.body, self.events = body, events
+
+    def __iter__(self):
+        return iter(self.body)
+
+    def close(self) -> None:
+        try:
+            if hasattr(self.body, "close"):
+                self.body.close()
+        finally:
+            self.events.close()
+
+
 def execute_stream(
     agent, input: str, *, actor=None, source: str, persona=None, is_test: bool = False
 ) -> Iterator[dict]:

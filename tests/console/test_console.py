@@ -20,6 +20,7 @@ from tests.factories import (
     PersonaFactory,
     UserFactory,
 )
+from tests.streams import close_unread
 
 pytestmark = pytest.mark.django_db
 
@@ -161,6 +162,17 @@ def test_running_another_organisations_agent_is_404(editor_web, other_agent):
 
 
 # --- running ------------------------------------------------------------------------------------------
+
+
+def test_a_stream_the_client_left_unread_ends_the_run_as_failed(editor_web, agent):
+    """The run is recorded when the response starts; Django closes a response the client left unread,
+    and that ends the run, at once."""
+    response = editor_web.post(RUN, {"agent": agent.pk, "message": "Who accounts for VAT?"}, **STREAM)
+    assert Execution.objects.get().status == "running"
+    close_unread(response)
+    assert list(Execution.objects.values_list("status", "error")) == [
+        ("failed", "the client closed the stream before the run finished")
+    ]
 
 
 def test_draft_agent_streams_a_test_run_and_keeps_the_turn(editor_web, editor, agent):

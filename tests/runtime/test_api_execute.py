@@ -9,6 +9,7 @@ import pytest
 from agents.models import Execution
 from tests.conftest import client_for
 from tests.factories import APIKeyFactory
+from tests.streams import close_unread
 
 pytestmark = pytest.mark.django_db
 
@@ -74,6 +75,22 @@ def test_stream_sends_steps_deltas_then_the_execution(vat_agent, execute_client)
     assert final["status"] == "completed" and "€190.00" in final["output"]
     assert "".join(d["text"] for n, d in events if n == "delta") == final["output"]
     assert len(final["steps"]) == names.count("step")
+
+
+def test_a_stream_the_client_left_unread_ends_the_run_as_failed(vat_agent, execute_client):
+    """The run is recorded before the response starts; Django closes a response the client left
+    unread (a client gone), and that ends the run, at once rather than when the garbage collector
+    gets to it."""
+    from agents.models import Execution
+
+    response = execute_client.post(
+        url(vat_agent) + "?stream=true", VAT_QUESTION, format="json", HTTP_ACCEPT="text/event-stream"
+    )
+    assert response.status_code == 201 and Execution.objects.get().status == "running"
+    close_unread(response)
+    assert list(Execution.objects.values_list("status", "error")) == [
+        ("failed", "the client closed the stream before the run finished")
+    ]
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
