@@ -32,7 +32,7 @@ from functools import cache
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from agents.models import (
@@ -167,12 +167,26 @@ class Run:
 
 def _json_text(value) -> JSONText:
     """``value`` serialised as JSON, once, as the record stores it (and events decode it): other types
-    as text, and NaN and infinities (which Python's parser accepts from a tool's peer but JSON, and so
-    the database, does not) as the text "NaN", "Infinity" and "-Infinity"."""
+    as text, NaN and infinities (which Python's parser accepts from a tool's peer but JSON, and so
+    the database, does not) as the text "NaN", "Infinity" and "-Infinity", and NUL characters (which
+    PostgreSQL refuses in text and JSON) as U+FFFD."""
     try:
-        return JSONText(json.dumps(value, default=str, allow_nan=False))
+        text = json.dumps(value, default=str, allow_nan=False)
     except ValueError:  # NaN or an infinity in there
-        return JSONText(json.dumps(json.loads(json.dumps(value, default=str), parse_constant=str)))
+        text = json.dumps(json.loads(json.dumps(value, default=str), parse_constant=str))
+    if "\\u0000" in text:  # rare; a literal backslash before "u0000" lands here too, unchanged
+        text = json.dumps(_without_nul(json.loads(text)))
+    return JSONText(text)
+
+
+def _without_nul(value):
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    return value
 
 
 def _event(kind: str, data) -> dict:
@@ -316,8 +330,8 @@ def _finish(run: Run, actor, status, output, error, citations, *, ip: str | None
     """Write the execution's final state and all its steps at once, with the audit event."""
     execution = run.execution
     execution.status = status
-    execution.output = output
-    execution.error = error[:2000]
+    execution.output = _without_nul(output)
+    execution.error = _without_nul(error[:2000])
     execution.citations = citations
     execution.tokens_in = run.tokens_in
     execution.tokens_out = run.tokens_out
@@ -325,7 +339,23 @@ def _finish(run: Run, actor, status, output, error, citations, *, ip: str | None
     execution.latency_ms = int((time.monotonic() - run.started) * 1000)
     execution.finished_at = timezone.now()
     execution.redactions = json.dumps(run.redactions) if run.redactions else ""
-    event = audit_event(
+    try:
+        _write_record(execution, run.steps, _execute_event(run, actor, ip))
+    except DatabaseError as exc:
+        # A value the database refuses must not leave the run "running": it ends failed, with the
+        # reason, without the steps and the answer that could not be stored.
+        logger.exception("Execution %s: its record could not be written", execution.pk)
+        execution.status, execution.output, execution.citations = ExecutionStatus.FAILED, "", []
+        execution.error = (
+            f"the run's record could not be written ({exc.__class__.__name__}); the failure was logged"
+        )
+        _write_record(execution, [], _execute_event(run, actor, ip))
+
+
+def _execute_event(run: Run, actor, ip: str | None):
+    """The audit event of the finished run."""
+    execution = run.execution
+    return audit_event(
         organization=run.loaded.agent.organization,
         action="agent.execute",
         actor=actor,
@@ -334,7 +364,7 @@ def _finish(run: Run, actor, status, output, error, citations, *, ip: str | None
         after={
             "agent": run.loaded.agent.pk,
             "persona_version": run.loaded.persona.version,
-            "status": status,
+            "status": execution.status,
             "source": execution.source,
             "is_test": execution.is_test,
             "error": execution.error,
@@ -344,7 +374,6 @@ def _finish(run: Run, actor, status, output, error, citations, *, ip: str | None
             "latency_ms": execution.latency_ms,
         },
     )
-    _write_record(execution, run.steps, event)
 
 
 #: The execution's fields written when it ends.

@@ -484,3 +484,26 @@ def test_http_tool_answering_nan_is_recorded_not_a_crash(remote, httpserver, set
     assert execution.status == "completed", execution.error
     step = execution.steps.get(kind="tool_call")
     assert step.output["output"] == {"rate": "NaN", "high": "Infinity", "low": "-Infinity"}
+
+
+def test_nul_characters_from_a_tool_or_the_model_are_recorded_not_a_crash(remote, httpserver, settings, org):
+    """PostgreSQL refuses NUL in text and in JSON: a NUL from a tool's peer or in the model's answer is
+    stored as U+FFFD instead of breaking the run's record."""
+    from agents.models import AgentTool
+    from tests.factories import ToolFactory
+
+    settings.HTTP_TOOL_ALLOWED_HOSTS = ["127.0.0.1"]
+    notes = ToolFactory(
+        organization=org, slug="notes", url_template=httpserver.url_for("/notes"), http_method="GET",
+        input_schema={"type": "object", "properties": {}},
+    )  # fmt: skip
+    httpserver.expect_request("/notes").respond_with_data(
+        '{"note": "a\\u0000b"}', content_type="application/json"
+    )
+    agent, _ = remote(completion(tool_calls=[("notes", "{}")]), completion("The note\u0000 says b."))
+    AgentTool.objects.create(agent=agent, tool=notes, order=5)
+    execution = execute(agent, "What does the note say?", source="api")
+    assert execution.status == "completed", execution.error
+    execution.refresh_from_db()
+    assert execution.output.startswith("The note\ufffd says b.")
+    assert execution.steps.get(kind="tool_call").output["output"] == {"note": "a\ufffdb"}

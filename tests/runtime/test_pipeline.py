@@ -281,6 +281,31 @@ def test_knowledge_bases_in_two_languages_are_searched_each(make_agent, org):
         assert sum("knowledge_search" in q["sql"] for q in ctx.captured_queries) == 2
 
 
+def test_a_record_the_database_refuses_still_ends_the_run_as_failed(vat_agent, monkeypatch):
+    """Whatever the database refuses in the record, the run ends failed with the reason (and its audit
+    event), never stays running."""
+    from django.db import DatabaseError
+
+    from agents.runtime import pipeline
+
+    write, calls = pipeline._write_record, []
+
+    def refused_once(execution, steps, event):
+        calls.append(len(steps))
+        if len(calls) == 1:
+            raise DatabaseError("invalid input syntax")
+        return write(execution, steps, event)
+
+    monkeypatch.setattr(pipeline, "_write_record", refused_once)
+    execution = execute(vat_agent, QUESTION, source="api")
+    execution.refresh_from_db()
+    assert calls[0] > 0 and calls[1:] == [0]
+    assert execution.status == "failed" and execution.output == "" and execution.finished_at is not None
+    assert execution.error == "the run's record could not be written (DatabaseError); the failure was logged"
+    event = AuditEvent.objects.get(action="agent.execute", object_id=str(execution.pk))
+    assert event.after["status"] == "failed" and audit_verify_chain(vat_agent.organization) == []
+
+
 def test_unexpected_error_leaves_a_failed_record(vat_agent, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
