@@ -471,6 +471,7 @@ def test_with_server_side_binding_the_record_is_written_the_same(vat_agent, serv
     from django.db import connection
     from django.db.backends.postgresql.base import ServerBindingCursor
 
+    execute(vat_agent, QUESTION, source="api")  # loads the configuration; the second run keeps it
     execution = execute(vat_agent, QUESTION, source="api")
     assert connection.connection.cursor_factory is ServerBindingCursor
     assert execution.status == "completed" and execution.steps.count() == 8
