@@ -464,23 +464,30 @@ def test_model_calls_an_http_tool(remote, httpserver, settings, org):
     assert json.loads(model.bodies[1]["messages"][-1]["content"]) == {"rate": "1.0842"}
 
 
-def test_http_tool_answering_nan_is_recorded_not_a_crash(remote, httpserver, settings, org):
-    """Python's JSON parser accepts NaN and Infinity, which are not JSON: PostgreSQL's jsonb refuses
-    them. A peer sending them must not break the run's record; they are kept as text."""
+def _run_with_http_tool(remote, httpserver, settings, org, *, body: str, answer: str):
+    """A run whose model calls a GET tool answered by a local peer with ``body`` (JSON), then says
+    ``answer``."""
     from agents.models import AgentTool
     from tests.factories import ToolFactory
 
     settings.HTTP_TOOL_ALLOWED_HOSTS = ["127.0.0.1"]
-    rates = ToolFactory(
-        organization=org, slug="fx-rate", url_template=httpserver.url_for("/fx"), http_method="GET",
+    tool = ToolFactory(
+        organization=org, slug="peer", url_template=httpserver.url_for("/peer"), http_method="GET",
         input_schema={"type": "object", "properties": {}},
     )  # fmt: skip
-    httpserver.expect_request("/fx").respond_with_data(
-        '{"rate": NaN, "high": Infinity, "low": -Infinity}', content_type="application/json"
-    )
-    agent, _ = remote(completion(tool_calls=[("fx-rate", "{}")]), completion("No rate today."))
-    AgentTool.objects.create(agent=agent, tool=rates, order=5)
-    execution = execute(agent, "EUR/USD today?", source="api")
+    httpserver.expect_request("/peer").respond_with_data(body, content_type="application/json")
+    agent, _ = remote(completion(tool_calls=[("peer", "{}")]), completion(answer))
+    AgentTool.objects.create(agent=agent, tool=tool, order=5)
+    return execute(agent, "What does the peer say?", source="api")
+
+
+def test_http_tool_answering_nan_is_recorded_not_a_crash(remote, httpserver, settings, org):
+    """Python's JSON parser accepts NaN and Infinity, which are not JSON: PostgreSQL's jsonb refuses
+    them. A peer sending them must not break the run's record; they are kept as text."""
+    execution = _run_with_http_tool(
+        remote, httpserver, settings, org,
+        body='{"rate": NaN, "high": Infinity, "low": -Infinity}', answer="No rate today.",
+    )  # fmt: skip
     assert execution.status == "completed", execution.error
     step = execution.steps.get(kind="tool_call")
     assert step.output["output"] == {"rate": "NaN", "high": "Infinity", "low": "-Infinity"}
@@ -489,20 +496,9 @@ def test_http_tool_answering_nan_is_recorded_not_a_crash(remote, httpserver, set
 def test_nul_characters_from_a_tool_or_the_model_are_recorded_not_a_crash(remote, httpserver, settings, org):
     """PostgreSQL refuses NUL in text and in JSON: a NUL from a tool's peer or in the model's answer is
     stored as U+FFFD instead of breaking the run's record."""
-    from agents.models import AgentTool
-    from tests.factories import ToolFactory
-
-    settings.HTTP_TOOL_ALLOWED_HOSTS = ["127.0.0.1"]
-    notes = ToolFactory(
-        organization=org, slug="notes", url_template=httpserver.url_for("/notes"), http_method="GET",
-        input_schema={"type": "object", "properties": {}},
-    )  # fmt: skip
-    httpserver.expect_request("/notes").respond_with_data(
-        '{"note": "a\\u0000b"}', content_type="application/json"
+    execution = _run_with_http_tool(
+        remote, httpserver, settings, org, body='{"note": "a\\u0000b"}', answer="The note\u0000 says b."
     )
-    agent, _ = remote(completion(tool_calls=[("notes", "{}")]), completion("The note\u0000 says b."))
-    AgentTool.objects.create(agent=agent, tool=notes, order=5)
-    execution = execute(agent, "What does the note say?", source="api")
     assert execution.status == "completed", execution.error
     execution.refresh_from_db()
     assert execution.output.startswith("The note\ufffd says b.")
