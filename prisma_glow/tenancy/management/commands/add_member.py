@@ -42,6 +42,4 @@ class Command(BaseCommand):
             )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages))
-        self.stdout.write(
-            f"Added {found.get_username()} to {organization.slug} as {membership.role}."
-        )
+        self.stdout.write(f"Added {found.get_username()} to {organization.slug} as {membership.role}.")
