@@ -276,7 +276,7 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     if env_bool("DJANGO_DISABLE_SSL_REDIRECT_FOR_HEALTH", False):
-        SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+        SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz)$"]
 
 # Strict Content-Security-Policy: no inline script or style anywhere; everything self-hosted.
 CONTENT_SECURITY_POLICY = {
