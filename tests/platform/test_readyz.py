@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import socket
 
 import pytest
+import redis
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.test import Client
 from django_tasks_db.models import DBTaskResult
@@ -75,6 +77,17 @@ def test_database_down_is_503_and_the_next_probe_reconnects(settings):
     assert response.status_code == 503
     assert json.loads(response.content) == _unavailable("database", "tasks")
     assert _readyz(client) == ALL_OK
+
+
+def test_ready_with_a_real_redis_cache(db, settings):
+    """The production cache: the probe key goes to Redis, comes back and is removed."""
+    url = os.environ.get("TEST_REDIS_URL")
+    if not url:
+        pytest.skip("TEST_REDIS_URL is not set (scripts/test starts redis-server and sets it)")
+    settings.TASKS = DB_BACKEND
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}}
+    assert _readyz() == ALL_OK
+    assert redis.Redis.from_url(url).keys("*readyz*") == []
 
 
 def test_cache_unreachable_is_503(db, settings):
