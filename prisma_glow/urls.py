@@ -1,18 +1,14 @@
 from django.conf import settings
 from django.contrib import admin
-from django.http import JsonResponse
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-
-def healthz(request):
-    """Liveness probe for load balancers: answers without touching the database."""
-    return JsonResponse({"status": "ok"})
-
+from prisma_glow.health import healthz, readyz
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("prisma_glow.api.urls")),
 ]

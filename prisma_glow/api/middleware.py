@@ -2,7 +2,8 @@
 
 Before the view: a NUL character in the path, the query string or a header, a malformed
 ``Content-Length`` (400), or a body larger than the limit (413) is answered at once, without reading
-the body. After the view: Django's own HTML 404/405/500 pages under ``/api/`` become JSON errors.
+the body. After the view: Django's own HTML 404/405/500 pages under ``/api/`` become JSON errors,
+and every response, errors and new keys' secrets included, gets ``Cache-Control: no-store``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from urllib.parse import unquote_to_bytes
 
 from django.conf import settings
 from django.http import JsonResponse
+from django.utils.cache import add_never_cache_headers
 
 from prisma_glow.api.errors import error_body
 
@@ -52,10 +54,11 @@ class APIGuardMiddleware:
         if not request.path_info.startswith(API_PREFIX):
             return self.get_response(request)
         rejected = self.check(request)
-        if rejected is not None:
-            return rejected
-        response = self.get_response(request)
-        return self.jsonify(request, response)
+        response = rejected if rejected is not None else self.jsonify(request, self.get_response(request))
+        # Every API answer is one caller's data (a new key's secret among them) or an error about their
+        # request: no browser, proxy or CDN may keep a copy.
+        add_never_cache_headers(response)
+        return response
 
     def check(self, request):
         problem = _has_nul(request)

@@ -82,17 +82,23 @@ class OrganizationAdmin(OrganizationScopedAdmin):
 
 class MembershipAddForm(forms.ModelForm):
     user_identifier = forms.CharField(
-        label="User", max_length=254, help_text="Username or e-mail address of an existing staff account."
+        label="User",
+        max_length=254,
+        help_text="Username or e-mail address of an existing staff account that belongs to no other "
+        "organisation.",
     )
 
     class Meta:
         model = Membership
         fields = ["role"]
 
+    organization = None  # set per request by MembershipAdmin.get_form
+
     def clean_user_identifier(self):
-        user = services.user_find(self.cleaned_data["user_identifier"])
+        # Another organisation's user is refused exactly like an unknown one (services.membership_add).
+        user = services.user_find(self.cleaned_data["user_identifier"], organization=self.organization)
         if user is None:
-            raise forms.ValidationError("No active user has that username or e-mail address.")
+            raise forms.ValidationError(services.USER_NOT_ADDABLE_MESSAGE)
         self.found_user = user
         return self.cleaned_data["user_identifier"]
 
@@ -123,7 +129,10 @@ class MembershipAdmin(OrganizationScopedAdmin):
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         kwargs["form"] = MembershipChangeForm if obj is not None else MembershipAddForm
-        return super().get_form(request, obj, change, **kwargs)
+        form_class = super().get_form(request, obj, change, **kwargs)
+        if obj is None:
+            form_class.organization = get_admin_access(request).organization
+        return form_class
 
     def get_fields(self, request, obj=None):
         return ["role"] if obj is not None else ["user_identifier", "role"]

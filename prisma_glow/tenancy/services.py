@@ -17,6 +17,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import BooleanField, Case, Exists, OuterRef, Q, When
 from django.utils import timezone
 
 from prisma_glow.api.errors import ConflictError
@@ -88,18 +89,65 @@ def _owner_count(organization: Organization) -> int:
     )
 
 
+# Until invitations exist, a member is added without their consent: organisations add only users
+# who belong to no other organisation. Unknown and foreign users get this same message, so that
+# nothing tells which accounts exist in other firms.
+USER_NOT_ADDABLE_MESSAGE = (
+    "No user with this username or e-mail address can be added. Check the spelling; someone who "
+    "already belongs to another organisation can only be added by a site administrator "
+    "(manage.py add_member)."
+)
+
+
+def _not_addable() -> ValidationError:
+    # The code makes the API answer 404 (prisma_glow.api.errors.NOT_FOUND_CODES), like an unknown user.
+    return ValidationError({"user": ValidationError(USER_NOT_ADDABLE_MESSAGE, code="does_not_exist")})
+
+
+def _addable_users(organization: Organization | None, *, allow_members_elsewhere: bool):
+    """Active users who may be added to ``organization``: its members (who answer "already a
+    member") and users of no other organisation; everyone active with ``allow_members_elsewhere``."""
+    users = get_user_model().objects.filter(is_active=True)
+    if allow_members_elsewhere:
+        return users
+    memberships = Membership.objects.filter(user=OuterRef("pk"))
+    if organization is None:
+        return users.exclude(Exists(memberships))
+    here = memberships.filter(organization=organization)
+    elsewhere = memberships.exclude(organization=organization)
+    return users.filter(Exists(here) | ~Exists(elsewhere))
+
+
 @transaction.atomic
 def membership_add(
-    *, organization: Organization, actor, user, role: str = Role.VIEWER, ip: str | None = None
+    *,
+    organization: Organization,
+    actor,
+    user,
+    role: str = Role.VIEWER,
+    ip: str | None = None,
+    allow_members_elsewhere: bool = False,
 ) -> Membership:
     """Make ``user`` a member of ``organization`` with ``role``.
 
-    Raises ConflictError when the user is already a member.
+    Raises ConflictError when the user is already a member, and the same ValidationError as for an
+    unknown user (``USER_NOT_ADDABLE_MESSAGE``) when the user is inactive or belongs to another
+    organisation, unless the user adds themself (the founder of a new organisation) or the system
+    (``actor=None``, e.g. ``manage.py add_member``) passes ``allow_members_elsewhere=True``.
     """
+    if allow_members_elsewhere and actor is not None:
+        raise ValueError("Only the system (actor=None) may add a user who belongs to another organisation.")
     if Membership.objects.filter(organization=organization, user=user).exists():
         raise ConflictError(
             {"user": f"{user.get_username()} is already a member of {organization.name}."}, code="conflict"
         )
+    adds_themself = getattr(actor, "pk", None) == user.pk and isinstance(actor, get_user_model())
+    if not adds_themself and not (
+        _addable_users(organization, allow_members_elsewhere=allow_members_elsewhere)
+        .filter(pk=user.pk)
+        .exists()
+    ):
+        raise _not_addable()
     membership = Membership(organization=organization, user=user, role=role)
     membership.full_clean()
     membership.save()
@@ -165,18 +213,36 @@ def membership_remove(*, membership: Membership, actor, ip: str | None = None) -
     membership.delete()
 
 
-def user_find(identifier: str):
-    """The active user whose username or e-mail address (case-insensitive) is ``identifier``, or None."""
-    User = get_user_model()
+def user_find(identifier: str, *, organization: Organization | None, allow_members_elsewhere: bool = False):
+    """The user whose username or e-mail address (case-insensitive) is ``identifier`` and who may be
+    added to ``organization``, or None.
+
+    Only active users who are members of ``organization`` already or of no other organisation are
+    found, so that an unknown user and another firm's user look the same (see ``membership_add``);
+    ``allow_members_elsewhere`` (the system's commands) finds any active user. An e-mail address
+    shared by several users finds none of them. One query whatever the answer.
+    """
     identifier = identifier.strip()
     if not identifier:
         return None
-    users = User.objects.filter(is_active=True)
-    user = users.filter(username=identifier).first()
-    if user is None and "@" in identifier:
-        matches = list(users.filter(email__iexact=identifier)[:2])
-        user = matches[0] if len(matches) == 1 else None
-    return user
+    by_email = Q(email__iexact=identifier) if "@" in identifier else Q(pk__in=[])
+    addable = _addable_users(organization, allow_members_elsewhere=allow_members_elsewhere)
+    candidates = list(
+        get_user_model()
+        .objects.filter(Q(username=identifier) | by_email, is_active=True)
+        .annotate(
+            is_username=Case(
+                When(username=identifier, then=True), default=False, output_field=BooleanField()
+            ),
+            addable=Exists(addable.filter(pk=OuterRef("pk"))),
+        )
+        .order_by("-is_username", "pk")[:3]
+    )
+    if candidates and candidates[0].is_username:
+        user = candidates[0]
+    else:
+        user = candidates[0] if len(candidates) == 1 else None  # an address shared by several: none
+    return user if user is not None and user.addable else None
 
 
 # --- API keys -----------------------------------------------------------------------------------

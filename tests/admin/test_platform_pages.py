@@ -95,7 +95,7 @@ def test_member_form_validation(admin_role_client, org, editor):
     response = admin_role_client.post(
         "/admin/tenancy/membership/add/", {"user_identifier": "nobody", "role": "editor"}
     )
-    assert "No active user has that username" in response.content.decode()
+    assert "No user with this username or e-mail address can be added" in response.content.decode()
     response = admin_role_client.post(
         "/admin/tenancy/membership/add/", {"user_identifier": editor.username, "role": "editor"}
     )

@@ -74,9 +74,44 @@ class TestMembershipAPI(APIResourceTests):
         assert (event.before["role"], event.after["role"]) == ("viewer", "admin")
         assert event.actor_user.username.startswith("api-admin")
 
-    def test_a_user_of_another_organisation_can_be_added_but_not_seen_before(self):
-        """Membership is per organisation: a user in another firm is added as a new membership."""
-        foreign = MembershipFactory(organization=self.other_org, role="owner")
-        response = self.writer().post(URL, {"user": foreign.user.username, "role": "viewer"}, format="json")
-        assert response.status_code == 201
+    def test_another_organisations_user_is_answered_exactly_like_an_unknown_one(self):
+        """Finding 8: a user of another firm is not attached; by username or e-mail address the answer
+        is the same 404, word for word, as for a name or an address nobody has."""
+        foreign = MembershipFactory(
+            organization=self.other_org,
+            role="owner",
+            user=UserFactory(username="rival", email="Rival@Other.example"),
+        )
+        for client in (self.client_as("owner"), self.client_as("admin"), self.client_as(scopes=["admin"])):
+            bodies = []
+            for identifier in ("rival", "rival@other.example", "nobody-here", "nobody@other.example"):
+                response = client.post(URL, {"user": identifier, "role": "viewer"}, format="json")
+                bodies.append(assert_error(response, 404, fields=["user"]))
+                assert "rival" not in response.content.decode().lower()
+            assert all(body == bodies[0] for body in bodies), bodies
+            assert "another organisation" in bodies[0]["message"]
+        assert not Membership.objects.filter(organization=self.org, user=foreign.user).exists()
         assert Membership.objects.get(pk=foreign.pk).role == "owner"
+        assert not AuditEvent.objects.filter(organization=self.org, action="membership.add").exists()
+
+    def test_a_user_of_no_organisation_is_added_and_audited(self):
+        """A user who belongs to no organisation (e.g. just created by the site operator) is added."""
+        newcomer = UserFactory(username="newcomer", email="newcomer@example.com")
+        response = self.client_as("admin").post(URL, {"user": "newcomer@example.com"}, format="json")
+        assert response.status_code == 201, response.json()
+        membership = Membership.objects.get(organization=self.org, user=newcomer)
+        assert AuditEvent.objects.filter(action="membership.add", object_id=str(membership.pk)).exists()
+
+    def test_a_member_who_also_belongs_elsewhere_is_already_a_member_409(self):
+        """A colleague who also belongs to another firm answers 409 like every member, so that the
+        answer does not tell that they belong elsewhere."""
+        colleague = MembershipFactory(organization=self.org, role="viewer")
+        MembershipFactory(organization=self.other_org, user=colleague.user, role="editor")
+        response = self.client_as("admin").post(URL, {"user": colleague.user.username}, format="json")
+        assert_error(response, 409, fields=["user"])
+
+    def test_an_inactive_user_is_answered_like_an_unknown_one(self):
+        UserFactory(username="left-the-firm", is_active=False)
+        client = self.client_as("admin")
+        unknown = assert_error(client.post(URL, {"user": "no-such-user"}, format="json"), 404)
+        assert assert_error(client.post(URL, {"user": "left-the-firm"}, format="json"), 404) == unknown

@@ -7,9 +7,11 @@ import secrets
 import stat
 import subprocess
 import sys
+from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,23 +37,74 @@ def _settings(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return _run(["-c", f"from prisma_glow import settings; {code}"], env)
 
 
+def _production(tmp_path, **extra: str) -> dict[str, str]:
+    return {
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
+        "DJANGO_ALLOWED_HOSTS": "example.com",
+        "PRISMA_GLOW_VAR_DIR": str(tmp_path),
+        **extra,
+    }
+
+
 def test_check_deploy_is_clean_in_production_mode(tmp_path):
-    """With DEBUG off, a strong secret key and a host name, the deployment checks report nothing."""
+    """With DEBUG off, a strong secret key, a host name and a shared cache, the deployment checks
+    report nothing and silence nothing (the check does not connect to Redis)."""
     result = _manage(
         "check",
         "--deploy",
         "--fail-level",
         "WARNING",
-        env={
-            "DJANGO_DEBUG": "0",
-            "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
-            "DJANGO_ALLOWED_HOSTS": "example.com",
-            "PRISMA_GLOW_VAR_DIR": str(tmp_path),
-        },
+        env=_production(tmp_path, REDIS_URL="redis://127.0.0.1:1/0"),
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues (0 silenced)." in result.stdout
     assert "WARNING" not in result.stderr
+
+
+def test_check_deploy_warns_that_rate_limits_count_per_process_without_redis(tmp_path):
+    """Without REDIS_URL, production's deployment check fails at WARNING level and says what to set."""
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=_production(tmp_path))
+    assert result.returncode != 0
+    output = " ".join((result.stdout + result.stderr).split())
+    assert "(prisma_glow.W001)" in output
+    assert "rate limits count per process" in output and "Set REDIS_URL" in output
+    assert "(0 silenced)" in output
+
+
+def test_development_check_is_quiet_without_redis(tmp_path):
+    """`make run` and the tests (DEBUG on, no REDIS_URL) get no warning from `manage.py check`."""
+    result = _manage("check", "--fail-level", "WARNING", env={"PRISMA_GLOW_VAR_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+def _check_output(*, deploy: bool) -> str:
+    out, err = StringIO(), StringIO()
+    call_command("check", deploy=deploy, stdout=out, stderr=err)
+    return out.getvalue() + err.getvalue()
+
+
+LOCMEM = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+DUMMY = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+REDIS = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://h:6379/0"}
+}
+
+
+def test_rate_limit_cache_check_is_a_deployment_check(settings, db):
+    """The warning comes with --deploy only, for a per-process or dummy cache, not for Redis, and not
+    when rate limits are off."""
+    settings.CACHES = LOCMEM
+    assert "prisma_glow.W001" not in _check_output(deploy=False)
+    assert "rate limits count per process" in _check_output(deploy=True)
+    settings.CACHES = DUMMY
+    assert "rate limits never count" in _check_output(deploy=True)
+    settings.CACHES = REDIS
+    assert "prisma_glow.W001" not in _check_output(deploy=True)
+    settings.CACHES = LOCMEM
+    settings.RATELIMIT_ENABLE = False
+    assert "prisma_glow.W001" not in _check_output(deploy=True)
 
 
 def test_production_mode_refuses_to_start_without_a_secret_key(tmp_path):

@@ -122,10 +122,10 @@ def test_api_key_revoke(org, owner):
 def test_user_find(db):
     user = UserFactory(username="priya", email="Priya@Example.com")
     UserFactory(username="inactive", email="gone@example.com", is_active=False)
-    assert services.user_find("priya") == user
-    assert services.user_find(" priya@example.COM ") == user
-    assert services.user_find("gone@example.com") is None
-    assert services.user_find("") is None
+    assert services.user_find("priya", organization=None) == user
+    assert services.user_find(" priya@example.COM ", organization=None) == user
+    assert services.user_find("gone@example.com", organization=None) is None
+    assert services.user_find("", organization=None) is None
     assert Organization.objects.count() == 0
 
 

@@ -407,7 +407,15 @@ class Command(BaseCommand):
                 f"The user '{username}' exists but is not staff; choose another PRISMA_GLOW_DEMO_USERNAME."
             )
         if not Membership.objects.filter(organization=organization, user=user).exists():
-            membership_add(organization=organization, actor=None, user=user, role=Role.OWNER)
+            # The operator's command may make an existing login (PRISMA_GLOW_DEMO_USERNAME) owner
+            # of a second demo firm.
+            membership_add(
+                organization=organization,
+                actor=None,
+                user=user,
+                role=Role.OWNER,
+                allow_members_elsewhere=True,
+            )
             self._note("membership")
         return user, password
 

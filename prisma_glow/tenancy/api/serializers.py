@@ -119,19 +119,25 @@ class MembershipSerializer(serializers.ModelSerializer):
 
 
 class MembershipCreateSerializer(serializers.Serializer):
-    """Add an existing user (by username or e-mail address) with a role."""
+    """Add an existing user (by username or e-mail address) with a role.
 
-    user = serializers.CharField(max_length=254, help_text="The user's username or e-mail address.")
+    Needs ``context["organization"]``. A user who belongs to another organisation cannot be added
+    yet and is answered exactly like an unknown one (404), so the API tells no one which accounts
+    exist in other firms.
+    """
+
+    user = serializers.CharField(
+        max_length=254,
+        help_text="The username or e-mail address of a user who belongs to no other organisation.",
+    )
     role = serializers.ChoiceField(choices=Role.choices, default=Role.VIEWER)
 
     def validate_user(self, value: str):
-        from prisma_glow.tenancy.services import user_find
+        from prisma_glow.tenancy.services import USER_NOT_ADDABLE_MESSAGE, user_find
 
-        user = user_find(value)
+        user = user_find(value, organization=self.context["organization"])
         if user is None:
-            raise serializers.ValidationError(
-                "No active user has this username or e-mail address.", code="does_not_exist"
-            )
+            raise serializers.ValidationError(USER_NOT_ADDABLE_MESSAGE, code="does_not_exist")
         return user
 
 

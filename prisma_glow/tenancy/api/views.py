@@ -128,7 +128,8 @@ class APIKeyViewSet(
     create=extend_schema(
         summary="Add a member",
         description="Adds an existing user, found by username or e-mail address. Only an owner may add "
-        "an owner. A user who is already a member answers 409.",
+        "an owner. A user who is already a member answers 409. A user who belongs to another "
+        "organisation cannot be added and answers 404, exactly like an unknown user.",
         request=MembershipCreateSerializer,
         responses={201: MembershipSerializer},
         examples=[OpenApiExample("Add an editor", value={"user": "mira@example.com", "role": "editor"})],
@@ -159,7 +160,9 @@ class MembershipViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
             raise PermissionDenied("Only an owner can grant, change or remove the owner role.")
 
     def create(self, request, *args, **kwargs):
-        serializer = MembershipCreateSerializer(data=request.data)
+        serializer = MembershipCreateSerializer(
+            data=request.data, context={"organization": self.organization}
+        )
         serializer.is_valid(raise_exception=True)
         self._require_owner_for(serializer.validated_data["role"])
         membership = services.membership_add(

@@ -1,0 +1,41 @@
+"""Prisma Glow's own system checks (registered in ``prisma_glow.apps``).
+
+``manage.py check --deploy`` warns about settings that are fine for one development process and
+wrong in production. django-ratelimit's own checks are not used: it is a library here, not an
+installed app, and they would also call Django's built-in Redis cache "not officially supported".
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.checks import Tags, register
+from django.core.checks import Warning as CheckWarning
+
+# Cache backends whose counts other processes never see, and what that does to rate limits.
+UNSHARED_CACHES = {
+    "django.core.cache.backends.locmem.LocMemCache": "count per process",
+    "django.core.cache.backends.dummy.DummyCache": "never count (the dummy cache stores nothing)",
+}
+
+
+@register(Tags.security, deploy=True)
+def check_rate_limit_cache(app_configs=None, **kwargs):
+    """With several web processes, a per-process cache multiplies every rate limit by their number
+    (2 gunicorn workers: 1,200 requests a minute where 600 are configured)."""
+    if not getattr(settings, "RATELIMIT_ENABLE", True):
+        return []
+    cache_name = getattr(settings, "RATELIMIT_USE_CACHE", "default")
+    backend = settings.CACHES.get(cache_name, {}).get("BACKEND", "")
+    effect = UNSHARED_CACHES.get(backend)
+    if effect is None:
+        return []
+    return [
+        CheckWarning(
+            f"The '{cache_name}' cache ({backend.rsplit('.', 1)[-1]}) is not shared between processes, "
+            f"so the API's rate limits {effect}: with several web processes a caller gets the limit "
+            "once per process.",
+            hint="Set REDIS_URL (redis://host:6379/0) so that every process counts in one shared cache, "
+            "or DJANGO_RATELIMIT_ENABLE=0 if the limits are enforced in front of the application.",
+            id="prisma_glow.W001",
+        )
+    ]
