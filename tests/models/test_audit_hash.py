@@ -210,7 +210,14 @@ def test_the_hash_version_is_covered_by_the_hash(org):
 
 @pytest.mark.parametrize(
     ("token", "named"),
-    [("NaN", "NaN"), ("Infinity", "Infinity"), ("-Infinity", "-Infinity"), ("1e999", "1e999")],
+    [
+        ("NaN", "NaN"),
+        ("Infinity", "Infinity"),
+        ("-Infinity", "-Infinity"),
+        ("1e999", "1e999"),
+        ("-" + "9" * 4301, "4301 digits; the limit is 4300"),
+    ],
+    ids=["nan", "inf", "-inf", "1e999", "4301-digits"],
 )
 def test_the_api_refuses_numbers_json_cannot_carry(org, editor_client, token, named):
     body = (
