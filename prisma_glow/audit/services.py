@@ -152,7 +152,8 @@ class AppendSQL:
     ``FROM audit_head``) so that the organisation is locked before the rows it changes: PostgreSQL runs
     data-modifying CTEs that nothing reads after the main statement. ``audit_insert`` links the event to the head and
     computes its hash (``sha256`` of ``AuditEvent.hash_prefix()`` completed with the head) exactly as
-    ``compute_hash`` does. Its ``at`` is when the event was built, before any wait for the lock
+    ``compute_hash`` does: the canonical text, numbers included, is written by Python for the event's
+    ``hash_version``; SQL only appends the link. Its ``at`` is when the event was built, before any wait for the lock
     (``audit_append`` stamps it after), so under contention ``at`` may run a few milliseconds behind
     the chain's order; ``id`` gives it."""
 

@@ -205,6 +205,16 @@ def test_the_hash_version_is_covered_by_the_hash(org):
     assert audit_verify_chain(org) == [event.pk]
 
 
+def test_the_api_shows_each_events_hash_version(org, admin_client_api):
+    """An outside verifier needs the formula of each event: the API gives its hash version."""
+    _store_version_1(org, action="old.one", after={"n": 1}, prev_hash="")
+    audit_record(organization=org, action="new.one", after={"n": 1e300})
+    response = admin_client_api.get("/api/v1/audit-events/", {"ordering": "at"})
+    assert response.status_code == 200, response.json()
+    versions = {row["action"]: row["hash_version"] for row in response.json()["results"]}
+    assert versions == {"old.one": 1, "new.one": 2}
+
+
 # --- values JSON cannot carry --------------------------------------------------------------------------
 
 
