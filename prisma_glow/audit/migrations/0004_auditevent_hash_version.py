@@ -4,7 +4,9 @@ Every event written before this migration was hashed the version 1 way (``json.d
 so the new column is 1 for them — and stays the database default, for a row written without it by
 code that predates it while a deployment rolls out. New events are written with version 2 (canonical
 numbers, ``prisma_glow.audit.canonical``) by the application. On PostgreSQL, adding a column with a
-constant default rewrites nothing: the existing rows read the default.
+constant default rewrites nothing: the existing rows read the default. Reversed, the column is dropped:
+events written with version 2 would then be checked the version 1 way, and flagged unless their JSON
+writes the same both ways.
 """
 
 from django.db import migrations, models
