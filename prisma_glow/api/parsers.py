@@ -2,7 +2,10 @@
 
 PostgreSQL refuses the NUL character in text columns; a NUL anywhere in a request body (a value or a
 key, at any depth) is therefore a 400 naming the field, never a 500 from the database. Invalid JSON,
-bytes that are not UTF-8 and JSON constants such as ``NaN`` are 400 too.
+bytes that are not UTF-8, and numbers JSON cannot carry (``NaN``, ``Infinity``, a number past a float's
+range, an integer longer than Python reads back) are 400 too, with a message that names them: nothing
+is stored that the database would give back otherwise, or that the audit log could not hash (see
+``prisma_glow.audit.canonical``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import math
 
 from django.conf import settings
 from rest_framework import exceptions, parsers
+
+from prisma_glow.audit.canonical import MAX_INT_DIGITS
 
 NUL = "\x00"
 NUL_MESSAGE = "The NUL character (\\u0000) and unpaired surrogates are not allowed."
@@ -58,14 +63,21 @@ def reject_nul(value) -> None:
 
 
 def _reject_constant(name: str):
-    raise ValueError(f"{name} is not valid JSON")
+    raise ValueError(f"{name} is not valid JSON (JSON numbers are finite: no NaN or Infinity)")
 
 
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
-        raise ValueError(f"the number {text[:40]} is out of range")
+        raise ValueError(f"the number {text[:40]} is out of range (the largest is about 1.8e308)")
     return value
+
+
+def _bounded_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        raise ValueError(f"an integer has {digits} digits; the limit is {MAX_INT_DIGITS}")
+    return int(text)
 
 
 class JSONParser(parsers.JSONParser):
@@ -79,7 +91,9 @@ class JSONParser(parsers.JSONParser):
             text = codecs.decode(raw, encoding) if isinstance(raw, bytes) else raw
             if not text.strip():
                 raise ValueError("the request body is empty")
-            data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+            data = json.loads(
+                text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_bounded_int
+            )
         except (ValueError, LookupError, RecursionError) as exc:
             raise exceptions.ParseError(f"JSON parse error: {str(exc)[:200]}")
         reject_nul(data)

@@ -9,6 +9,13 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
+from prisma_glow.audit.canonical import canonical_json
+
+#: The hash version of new events. 1: ``json.dumps`` of the event (numbers as Python writes them, which
+#: PostgreSQL's jsonb may give back otherwise); 2: ``canonical_json``, numbers by their value, and the
+#: version itself hashed (see ``prisma_glow.audit.canonical``).
+HASH_VERSION = 2
+
 
 class AuditEventQuerySet(models.QuerySet):
     def update(self, **kwargs):
@@ -51,6 +58,14 @@ class AuditEvent(models.Model):
     at = models.DateTimeField(db_index=True)
     prev_hash = models.CharField(max_length=64, blank=True)
     hash = models.CharField(max_length=64, unique=True)
+    # db_default 1: rows written without it (before migration 0004 added it, or by code that predates
+    # it during a deployment) were hashed the version 1 way.
+    hash_version = models.PositiveSmallIntegerField(
+        default=HASH_VERSION,
+        db_default=1,
+        editable=False,
+        help_text="How the hash was computed (1: before canonical numbers; 2: canonical JSON).",
+    )
 
     objects = AuditEventQuerySet.as_manager()
 
@@ -79,7 +94,8 @@ class AuditEvent(models.Model):
     def hash_prefix(self) -> str:
         """The hashed text up to the chain link: the event's canonical JSON (keys sorted, no spaces),
         cut where the previous hash goes. ``prev_hash`` sorts last among the keys, so the text ends
-        ``"prev_hash":"<previous hash>"}`` and the database can complete it (``audit_append_sql``)."""
+        ``"prev_hash":"<previous hash>"}`` and the database can complete it (``audit_append_sql``).
+        Written as the event's ``hash_version`` says, so events hashed before version 2 still verify."""
         payload = {
             "organization": self.organization_id,
             "actor_user": self.actor_user_id,
@@ -94,7 +110,13 @@ class AuditEvent(models.Model):
             "ip": self.ip,
             "at": self.at.isoformat(),
         }
-        data = json.dumps(payload, sort_keys=True, cls=DjangoJSONEncoder, separators=(",", ":"))
+        if self.hash_version == 1:
+            data = json.dumps(payload, sort_keys=True, cls=DjangoJSONEncoder, separators=(",", ":"))
+        elif self.hash_version == 2:
+            payload["hash_version"] = 2
+            data = canonical_json(payload)
+        else:
+            raise ValueError(f"Unknown audit hash version {self.hash_version!r}.")
         return data[:-1] + ',"prev_hash":"'
 
     def compute_hash(self) -> str:

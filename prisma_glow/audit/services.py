@@ -6,10 +6,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from prisma_glow.audit.canonical import json_problem
 from prisma_glow.audit.models import AuditEvent
 from prisma_glow.db import field_values
 
@@ -29,7 +31,23 @@ def snapshot(instance: models.Model, *, exclude: tuple[str, ...] = ()) -> dict[s
         if isinstance(field, EncryptedTextField) or field.name in {"hashed_secret", "password"}:
             value = "(set)" if value else ""
         data[field.attname if field.is_relation else field.name] = value
-    return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+    return as_stored(data)
+
+
+def as_stored(value):
+    """``value`` as a JSON column stores it and gives it back (through ``DjangoJSONEncoder``: dates,
+    decimals, UUIDs as text), so that an event hashes the same when it is read back. A value JSON
+    cannot carry (NaN, an infinity, an integer too long to read back) raises ``ValidationError``
+    naming the field (the top-level key) and where in it: it could not be stored, nor hashed."""
+    try:
+        return json.loads(json.dumps(value, cls=DjangoJSONEncoder, allow_nan=False))
+    except ValueError:
+        found = json_problem(value)
+        if found is None:
+            raise
+        where, what = found
+        field = where.split(".", 1)[0] if isinstance(value, dict) and where else "non_field_errors"
+        raise ValidationError({field: [f"{what}: {where}." if where else f"{what}."]}) from None
 
 
 def audit_record(
@@ -98,8 +116,8 @@ def audit_event(
         event.object_id = str(obj.pk)
         event.object_repr = str(obj)[:200]
     # Normalise before/after through JSON so the stored value hashes the same when re-read.
-    event.before = json.loads(json.dumps(before, cls=DjangoJSONEncoder)) if before is not None else None
-    event.after = json.loads(json.dumps(after, cls=DjangoJSONEncoder)) if after is not None else None
+    event.before = as_stored(before) if before is not None else None
+    event.after = as_stored(after) if after is not None else None
     return event
 
 
@@ -134,7 +152,8 @@ class AppendSQL:
     ``FROM audit_head``) so that the organisation is locked before the rows it changes: PostgreSQL runs
     data-modifying CTEs that nothing reads after the main statement. ``audit_insert`` links the event to the head and
     computes its hash (``sha256`` of ``AuditEvent.hash_prefix()`` completed with the head) exactly as
-    ``compute_hash`` does. Its ``at`` is when the event was built, before any wait for the lock
+    ``compute_hash`` does: the canonical text, numbers included, is written by Python for the event's
+    ``hash_version``; SQL only appends the link. Its ``at`` is when the event was built, before any wait for the lock
     (``audit_append`` stamps it after), so under contention ``at`` may run a few milliseconds behind
     the chain's order; ``id`` gives it."""
 

@@ -104,22 +104,23 @@ def test_concurrent_appends_never_fork_the_chain():
 
 
 def test_hash_is_the_sha256_of_the_events_canonical_json(org, owner):
-    """The hash covers every field and the link, as sorted compact JSON: the formula existing chains
-    were written with (hash_prefix only splits it where the database completes it)."""
+    """The hash covers every field, the hash version and the link, as sorted compact JSON with numbers
+    by their value (hash version 2; hash_prefix only splits it where the database completes it)."""
     import hashlib
-    import json
 
     first = audit_record(organization=org, action="agent.create", actor=owner, after={"name": "Ä", "n": 1})
     event = audit_record(
-        organization=org, action="agent.update", actor=owner, before={"b": [1, None]}, ip="10.0.0.1"
-    )
-    payload = {
-        "organization": org.pk, "actor_user": owner.pk, "actor_api_key": None,
-        "actor_label": owner.get_username(), "action": "agent.update", "object_type": "", "object_id": "",
-        "object_repr": "", "before": {"b": [1, None]}, "after": None, "ip": "10.0.0.1",
-        "at": event.at.isoformat(), "prev_hash": first.hash,
-    }  # fmt: skip
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        organization=org, action="agent.update", actor=owner, before={"b": [1, None, 1.5e300, 2.0, -0.0]},
+        ip="10.0.0.1",
+    )  # fmt: skip
+    assert event.hash_version == 2
+    canonical = (
+        '{"action":"agent.update","actor_api_key":null,"actor_label":"' + owner.get_username()
+        + '","actor_user":' + str(owner.pk) + ',"after":null,"at":"' + event.at.isoformat()
+        + '","before":{"b":[1,null,15' + "0" * 299 + ',2,0]},"hash_version":2,"ip":"10.0.0.1",'
+        + '"object_id":"","object_repr":"","object_type":"","organization":' + str(org.pk)
+        + ',"prev_hash":"' + first.hash + '"}'
+    )  # fmt: skip
     assert event.hash == hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -27,6 +27,7 @@ class AuditEventSerializer(serializers.ModelSerializer):
             "ip",
             "prev_hash",
             "hash",
+            "hash_version",
         ]
         read_only_fields = fields
 
