@@ -152,7 +152,9 @@ def _rule_allows(access: Principal, name: str) -> Decision:
         return Decision(False, "You are not a member of this organisation.")
     if rank(access.role) >= rank(rule.role):
         return Decision(True)
-    return Decision(False, f"Your role ({access.role}) cannot {rule.summary}; it needs {rule.role} or higher.")
+    return Decision(
+        False, f"Your role ({access.role}) cannot {rule.summary}; it needs {rule.role} or higher."
+    )
 
 
 def decide(access: Principal, operation: str, obj=None, **context) -> Decision:
@@ -218,7 +220,10 @@ DOORS: tuple[Door, ...] = (
     Door("admin:agents_agent_persona_edit", "persona.add", ("agent-persona-list", "create")),
     Door("admin:agents_agent_persona_preview", "persona.add", ("agent-persona-list", "create"), "POST"),
     Door(
-        "admin:agents_agent_persona_activate", "persona.change", ("agent-persona-activate", "activate"), "POST"
+        "admin:agents_agent_persona_activate",
+        "persona.change",
+        ("agent-persona-activate", "activate"),
+        "POST",
     ),
     # Assignments.
     Door("admin:agents_agent_assignments", "assignment.view", ("agent-tool-list", "list")),
@@ -232,12 +237,18 @@ DOORS: tuple[Door, ...] = (
     Door("admin:agents_feedback_change", "execution.view", ("execution-detail", "retrieve")),
     Door("admin:agents_feedback_history", "execution.view", ("execution-detail", "retrieve")),
     # Learning examples.
-    Door("admin:agents_learningexample_changelist", "learning_example.view", ("learning-example-list", "list")),
     Door(
-        "admin:agents_learningexample_change", "learning_example.view", ("learning-example-detail", "retrieve")
+        "admin:agents_learningexample_changelist", "learning_example.view", ("learning-example-list", "list")
     ),
     Door(
-        "admin:agents_learningexample_history", "learning_example.view", ("learning-example-detail", "retrieve")
+        "admin:agents_learningexample_change",
+        "learning_example.view",
+        ("learning-example-detail", "retrieve"),
+    ),
+    Door(
+        "admin:agents_learningexample_history",
+        "learning_example.view",
+        ("learning-example-detail", "retrieve"),
     ),
     Door("admin:agents_learningexample_add", "learning_example.add", ("learning-example-list", "create")),
     Door(
@@ -247,7 +258,9 @@ DOORS: tuple[Door, ...] = (
         "POST",
     ),
     Door(
-        "admin:agents_learningexample_delete", "learning_example.delete", ("learning-example-detail", "destroy")
+        "admin:agents_learningexample_delete",
+        "learning_example.delete",
+        ("learning-example-detail", "destroy"),
     ),
     Door(
         "admin:agents_learningexample_changelist",
@@ -280,13 +293,22 @@ DOORS: tuple[Door, ...] = (
     Door("admin:guardrails_guardrail_change", "guardrail.view", ("guardrail-detail", "retrieve")),
     Door("admin:guardrails_guardrail_history", "guardrail.view", ("guardrail-detail", "retrieve")),
     Door("admin:guardrails_guardrail_add", "guardrail.add", ("guardrail-list", "create")),
-    Door("admin:guardrails_guardrail_change", "guardrail.change", ("guardrail-detail", "partial_update"), "POST"),
+    Door(
+        "admin:guardrails_guardrail_change",
+        "guardrail.change",
+        ("guardrail-detail", "partial_update"),
+        "POST",
+    ),
     Door("admin:guardrails_guardrail_delete", "guardrail.delete", ("guardrail-detail", "destroy")),
     Door("admin:guardrails_guardrail_test", "guardrail.check", ("guardrail-check", "check"), "POST"),
     # Knowledge.
     Door("admin:knowledge_knowledgebase_changelist", "knowledge_base.view", ("knowledge-base-list", "list")),
-    Door("admin:knowledge_knowledgebase_change", "knowledge_base.view", ("knowledge-base-detail", "retrieve")),
-    Door("admin:knowledge_knowledgebase_history", "knowledge_base.view", ("knowledge-base-detail", "retrieve")),
+    Door(
+        "admin:knowledge_knowledgebase_change", "knowledge_base.view", ("knowledge-base-detail", "retrieve")
+    ),
+    Door(
+        "admin:knowledge_knowledgebase_history", "knowledge_base.view", ("knowledge-base-detail", "retrieve")
+    ),
     Door("admin:knowledge_knowledgebase_add", "knowledge_base.add", ("knowledge-base-list", "create")),
     Door(
         "admin:knowledge_knowledgebase_change",
@@ -294,9 +316,13 @@ DOORS: tuple[Door, ...] = (
         ("knowledge-base-detail", "partial_update"),
         "POST",
     ),
-    Door("admin:knowledge_knowledgebase_delete", "knowledge_base.delete", ("knowledge-base-detail", "destroy")),
     Door(
-        "admin:knowledge_knowledgebase_search", "knowledge_base.search", ("knowledge-base-search-all", "search_all")
+        "admin:knowledge_knowledgebase_delete", "knowledge_base.delete", ("knowledge-base-detail", "destroy")
+    ),
+    Door(
+        "admin:knowledge_knowledgebase_search",
+        "knowledge_base.search",
+        ("knowledge-base-search-all", "search_all"),
     ),
     Door(
         "admin:knowledge_knowledgebase_documents", "document.view", ("knowledge-base-document-list", "list")
@@ -326,7 +352,12 @@ DOORS: tuple[Door, ...] = (
     Door("admin:tenancy_membership_change", "membership.view", ("member-detail", "retrieve")),
     Door("admin:tenancy_membership_history", "membership.view", ("member-detail", "retrieve")),
     Door("admin:tenancy_membership_add", "membership.add", ("member-list", "create")),
-    Door("admin:tenancy_membership_change", "membership.change_role", ("member-detail", "partial_update"), "POST"),
+    Door(
+        "admin:tenancy_membership_change",
+        "membership.change_role",
+        ("member-detail", "partial_update"),
+        "POST",
+    ),
     Door("admin:tenancy_membership_delete", "membership.remove", ("member-detail", "destroy")),
     Door("admin:tenancy_apikey_changelist", "api_key.view", ("api-key-list", "list")),
     Door("admin:tenancy_apikey_change", "api_key.view", ("api-key-detail", "retrieve")),

@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Model, Q, QuerySet
 from django.http import Http404
 
+from prisma_glow import policy
 from prisma_glow.tenancy.models import ROLE_RANK, Membership, Organization, Role
 
 SESSION_KEY = "admin_organization_id"
@@ -53,6 +54,8 @@ class AdminAccess:
     role: str | None
     is_superuser: bool
     organizations: list[Organization] = field(default_factory=list)
+    # A ``prisma_glow.policy.Principal``: the staff UI acts for people, never for an API key.
+    api_key = None
 
     def has_role(self, minimum: str) -> bool:
         if self.is_superuser:
@@ -60,6 +63,10 @@ class AdminAccess:
         if self.role is None:
             return False
         return ROLE_RANK[Role(self.role)] >= ROLE_RANK[Role(minimum)]
+
+    def may(self, operation: str, obj=None, **context) -> bool:
+        """Whether ``prisma_glow.policy`` allows this user ``operation`` (on ``obj``)."""
+        return policy.allows(self, operation, obj, **context)
 
     @property
     def can_view(self) -> bool:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from rest_framework import exceptions
 
+from prisma_glow import policy
 from prisma_glow.tenancy.models import ROLE_RANK, APIKey, Membership, Organization, Role, Scope
 
 ORG_HEADER = "HTTP_X_ORGANIZATION"
@@ -36,8 +37,6 @@ class Access:
 
     def may(self, operation: str, obj=None, **context) -> bool:
         """Whether ``prisma_glow.policy`` allows this caller ``operation`` (on ``obj``)."""
-        from prisma_glow import policy
-
         return policy.allows(self, operation, obj, **context)
 
     @property

@@ -12,7 +12,7 @@ from tests.factories import AgentFactory, MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
-ADMIN_ONLY = {"api-keys", "api-key"}
+ADMIN_ONLY = {"api-keys", "api-key", "audit-log", "audit-event"}
 WRITE_PAGES = {"persona-editor", "persona-new", "tool-test"}
 
 
@@ -40,7 +40,7 @@ def test_every_page_answers_200_to_the_owner_and_is_csp_clean(owner_client, worl
 
 
 def test_editor_sees_domain_pages_but_not_api_keys(staff_client, world):
-    """An editor opens every domain page; API keys are for admins (403)."""
+    """An editor opens every domain page; API keys and the audit log are for admins (403), as in the API."""
     for name, url in world.pages().items():
         expected = 403 if name in ADMIN_ONLY else 200
         assert staff_client.get(url).status_code == expected, name

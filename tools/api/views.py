@@ -91,9 +91,7 @@ class ToolViewSet(OrganizationScopedViewSet):
         )
 
     def perform_destroy(self, instance):
-        services.tool_delete(
-            tool=instance, actor=self.access.actor, ip=request_ip(self.request)
-        )
+        services.tool_delete(tool=instance, actor=self.access.actor, ip=request_ip(self.request))
 
     @extend_schema(
         summary="Test a tool",
