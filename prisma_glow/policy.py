@@ -187,13 +187,14 @@ def grantable_roles(access: Principal) -> list[str]:
 # --- The doors ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Door:
-    """A staff-UI page or action (admin URL name, and method when it matters), the operation it
-    performs, and the API route and action that perform the same operation (``None``: admin only)."""
+    """A staff-UI page (admin URL name; the method when it matters; the bulk action of a changelist),
+    the operation it performs, and the API route and action that perform the same operation."""
 
     admin: str
     operation: str
     api: tuple[str, str] | None = None
     method: str = "GET"
+    admin_action: str = ""
 
 
 DOORS: tuple[Door, ...] = (
@@ -211,6 +212,20 @@ DOORS: tuple[Door, ...] = (
     Door("admin:agents_agent_lifecycle", "agent.change", ("agent-activate", "activate"), "POST"),
     Door("admin:agents_agent_lifecycle", "agent.change", ("agent-deprecate", "deprecate"), "POST"),
     Door("admin:agents_agent_clone", "agent.add", ("agent-clone", "clone"), "POST"),
+    Door(
+        "admin:agents_agent_changelist",
+        "agent.change",
+        ("agent-activate", "activate"),
+        "POST",
+        admin_action="activate_selected",
+    ),
+    Door(
+        "admin:agents_agent_changelist",
+        "agent.change",
+        ("agent-deprecate", "deprecate"),
+        "POST",
+        admin_action="deprecate_selected",
+    ),
     Door("admin:console:index", "agent.view", ("agent-list", "list")),
     Door("admin:console:run", "agent.execute", ("agent-execute", "execute"), "POST"),
     Door("admin:console:feedback", "execution.feedback", ("execution-feedback", "feedback"), "POST"),
@@ -267,6 +282,14 @@ DOORS: tuple[Door, ...] = (
         "learning_example.change",
         ("learning-example-approve", "approve"),
         "POST",
+        admin_action="approve_selected",
+    ),
+    Door(
+        "admin:agents_learningexample_changelist",
+        "learning_example.change",
+        ("learning-example-reject", "reject"),
+        "POST",
+        admin_action="reject_selected",
     ),
     # Model providers.
     Door("admin:agents_modelprovider_changelist", "model_provider.view", ("model-provider-list", "list")),
@@ -445,7 +468,6 @@ API_ONLY: dict[tuple[str, str], str] = {
     ("agent-guardrail-detail", "destroy"): "assignments page",
     ("agent-guardrail-reorder", "reorder"): "assignments page",
     ("learning-example-detail", "update"): "the admin's change form is a partial update",
-    ("learning-example-reject", "reject"): "the learning examples' bulk action, like approve",
     ("model-provider-detail", "update"): "the admin's change form is a partial update",
     ("tool-detail", "update"): "the admin's change form is a partial update",
     ("guardrail-detail", "update"): "the admin's change form is a partial update",
