@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from rest_framework import exceptions
 
 from prisma_glow import policy
-from prisma_glow.tenancy.models import ROLE_RANK, APIKey, Membership, Organization, Role, Scope
+from prisma_glow.tenancy.models import APIKey, Membership, Organization, Role, Scope
 
 ORG_HEADER = "HTTP_X_ORGANIZATION"
 
@@ -26,14 +26,6 @@ class Access:
 
     # A site superuser acting through the API acts with their membership's role, like anyone else.
     is_superuser = False
-
-    def has_role(self, minimum: str) -> bool:
-        if self.role is None:
-            return False
-        return ROLE_RANK[Role(self.role)] >= ROLE_RANK[Role(minimum)]
-
-    def has_scope(self, scope: str) -> bool:
-        return self.api_key is not None and self.api_key.has_scope(scope)
 
     def may(self, operation: str, obj=None, **context) -> bool:
         """Whether ``prisma_glow.policy`` allows this caller ``operation`` (on ``obj``)."""
