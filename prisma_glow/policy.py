@@ -408,7 +408,7 @@ ADMIN_ONLY: dict[str, str] = {
     "admin:switch_organization": "choosing among one's own memberships (the API's X-Organization header)",
     "admin:console:clear": "forgets the console's conversation kept in the session",
     # Site administration: superusers only (Django's permissions, no organisation).
-    "admin:auth_user_changelist": "superusers only",
+    "admin:auth_user_changelist": "superusers only (Django's own model permissions, no organisation)",
     "admin:auth_user_add": "superusers only",
     "admin:auth_user_change": "superusers only",
     "admin:auth_user_delete": "superusers only",

@@ -253,3 +253,58 @@ def policy_access(role: str):
     from types import SimpleNamespace
 
     return SimpleNamespace(role=role, api_key=None, is_superuser=False)
+
+
+@pytest.mark.parametrize("role", ["admin", "owner"])
+def test_both_doors_agree_on_everything_that_touches_an_owner(role, org, world):
+    """Making an owner, demoting or removing one: applied for an owner through either door, refused
+    to an admin through either door (finding 2 of the security review: the admin applied them)."""
+    from prisma_glow.tenancy.models import Membership
+
+    user = world.owner if role == "owner" else UserFactory(username="door-admin")
+    if role != "owner":
+        MembershipFactory(user=user, organization=org, role="admin")
+    second_owner = MembershipFactory(
+        user=UserFactory(username="second-owner"), organization=org, role="owner"
+    )
+    newcomer = UserFactory(username="newcomer")
+    web = Client()
+    web.force_login(user)
+    api = APIClient()
+    api.force_authenticate(user=user)
+    member_url = f"/admin/tenancy/membership/{second_owner.pk}"
+    attempts = {
+        "add an owner": (
+            lambda: web.post(
+                "/admin/tenancy/membership/add/", {"user_identifier": "newcomer", "role": "owner"}
+            ),
+            lambda: api.post("/api/v1/members/", {"user": "newcomer", "role": "owner"}, format="json"),
+            lambda: Membership.objects.filter(user=newcomer, role="owner").exists(),
+        ),
+        "promote to owner": (
+            lambda: web.post(f"/admin/tenancy/membership/{world.target.pk}/change/", {"role": "owner"}),
+            lambda: api.patch(f"/api/v1/members/{world.target.pk}/", {"role": "owner"}, format="json"),
+            lambda: Membership.objects.get(pk=world.target.pk).role == "owner",
+        ),
+        "demote an owner": (
+            lambda: web.post(f"{member_url}/change/", {"role": "viewer"}),
+            lambda: api.patch(f"/api/v1/members/{second_owner.pk}/", {"role": "viewer"}, format="json"),
+            lambda: Membership.objects.get(pk=second_owner.pk).role == "viewer",
+        ),
+        "remove an owner": (
+            lambda: web.post(f"{member_url}/delete/", {"post": "yes"}),
+            lambda: api.delete(f"/api/v1/members/{second_owner.pk}/"),
+            lambda: not Membership.objects.filter(pk=second_owner.pk).exists(),
+        ),
+    }
+    for name, (through_admin, through_api, applied) in attempts.items():
+        outcomes = []
+        for attempt in (through_admin, through_api):
+            with transaction.atomic():
+                response = attempt()
+                outcomes.append((applied(), response.status_code))
+                transaction.set_rollback(True)
+        (admin_applied, admin_status), (api_applied, api_status) = outcomes
+        assert admin_applied == api_applied == (role == "owner"), (name, outcomes)
+        if role != "owner":
+            assert api_status == 403 and admin_status in (200, 403), (name, outcomes)
