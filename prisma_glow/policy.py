@@ -142,7 +142,7 @@ def _rule_allows(access: Principal, name: str) -> Decision:
     rule = OPERATIONS[name]
     if access.api_key is not None:
         if rule.scope is None:
-            return Decision(False, f"An API key cannot {rule.summary}; only an owner, signed in, can.")
+            return Decision(False, f"An API key cannot {rule.summary}; a signed-in {rule.role} must do it.")
         if access.api_key.has_scope(rule.scope):
             return Decision(True)
         return Decision(False, f"This API key lacks the '{rule.scope}' scope needed to {rule.summary}.")

@@ -67,7 +67,7 @@ def test_anything_touching_an_owner_is_for_owners_alone():
         "Your role (admin) cannot grant, change or remove the owner role; it needs owner or higher."
     )
     assert policy.decide(admin_key, "membership.add", role="owner").reason == (
-        "An API key cannot grant, change or remove the owner role; only an owner, signed in, can."
+        "An API key cannot grant, change or remove the owner role; a signed-in owner must do it."
     )
     assert policy.allows(owner, "membership.add", role="owner")
     assert policy.allows(owner, "membership.change_role", owners, role="viewer")
