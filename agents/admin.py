@@ -33,7 +33,6 @@ from prisma_glow.admin_views import agent_pages, execution_pages
 from prisma_glow.admin_views.base import OrganizationScopedAdmin, adopt
 from prisma_glow.admin_views.filters import OrganizationAgentFilter, OwnerFilter
 from prisma_glow.admin_views.scoping import get_admin_access
-from prisma_glow.tenancy.models import Role
 
 
 def badge(value: str, label: str | None = None) -> str:
@@ -71,6 +70,7 @@ class AgentAdmin(OrganizationScopedAdmin):
     list_select_related = ["owner", "provider"]
     ordering = ["name"]
     actions = ["activate_selected", "deprecate_selected", "export_csv"]
+    policy_resource = "agent"
     change_form_template = "admin/agents/agent/change_form.html"
     change_list_template = "admin/agents/agent/change_list.html"
 
@@ -107,7 +107,7 @@ class AgentAdmin(OrganizationScopedAdmin):
     # --- bulk actions ----------------------------------------------------------------------
     @admin.action(description="Activate selected agents")
     def activate_selected(self, request, queryset):
-        self.require_role(request)
+        self.require(request, "agent.change")
         self.run_action(
             request,
             queryset,
@@ -117,7 +117,7 @@ class AgentAdmin(OrganizationScopedAdmin):
 
     @admin.action(description="Deprecate selected agents")
     def deprecate_selected(self, request, queryset):
-        self.require_role(request)
+        self.require(request, "agent.change")
         self.run_action(
             request,
             queryset,
@@ -152,7 +152,7 @@ class AgentAdmin(OrganizationScopedAdmin):
 
     def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
         actions = super().get_actions(request, action_location=action_location)
-        if not get_admin_access(request).has_role(self.write_role):
+        if not self.allows(request, "agent.change"):
             actions.pop("activate_selected", None)
             actions.pop("deprecate_selected", None)
         return actions
@@ -160,7 +160,7 @@ class AgentAdmin(OrganizationScopedAdmin):
     # --- writes ------------------------------------------------------------------------------
     def add_view(self, request, form_url="", extra_context=None):
         # New agents are made with the wizard (persona, tools, knowledge, guardrails in one go).
-        self.require_role(request)
+        self.require(request, "agent.add")
         return HttpResponseRedirect(reverse("admin:agents_agent_wizard"))
 
     def save_model(self, request, obj, form, change):
@@ -225,6 +225,8 @@ class AgentAdmin(OrganizationScopedAdmin):
 
 class ReadOnlyAdmin(OrganizationScopedAdmin):
     """Records written by the runtime: readable by every member, changed by nobody here."""
+
+    policy_resource = "execution"
 
     def has_add_permission(self, request):
         return False
@@ -315,6 +317,7 @@ class LearningExampleAdmin(OrganizationScopedAdmin):
     search_fields = ["input", "output"]
     list_select_related = ["agent", "created_by"]
     actions = ["approve_selected", "reject_selected"]
+    policy_resource = "learning_example"
 
     @admin.display(description="Input")
     def short_input(self, obj):
@@ -333,7 +336,7 @@ class LearningExampleAdmin(OrganizationScopedAdmin):
 
     @admin.action(description="Approve selected examples")
     def approve_selected(self, request, queryset):
-        self.require_role(request)
+        self.require(request, "learning_example.change")
         self.run_action(
             request,
             queryset,
@@ -343,7 +346,7 @@ class LearningExampleAdmin(OrganizationScopedAdmin):
 
     @admin.action(description="Reject selected examples")
     def reject_selected(self, request, queryset):
-        self.require_role(request)
+        self.require(request, "learning_example.change")
         self.run_action(
             request,
             queryset,
@@ -353,7 +356,7 @@ class LearningExampleAdmin(OrganizationScopedAdmin):
 
     def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
         actions = super().get_actions(request, action_location=action_location)
-        if not get_admin_access(request).has_role(self.write_role):
+        if not self.allows(request, "learning_example.change"):
             return {}
         return actions
 
@@ -422,7 +425,7 @@ class ModelProviderAdmin(OrganizationScopedAdmin):
     """Where model calls go. Admins manage them; the API key is write-only."""
 
     form = ModelProviderForm
-    write_role = Role.ADMIN
+    policy_resource = "model_provider"
     list_display = [
         "name",
         "kind",

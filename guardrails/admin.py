@@ -54,6 +54,7 @@ class GuardrailAdmin(OrganizationScopedAdmin):
     search_fields = ["name", "description"]
     ordering = ["name"]
     change_form_template = "admin/guardrails/guardrail/change_form.html"
+    policy_resource = "guardrail"
 
     def get_queryset(self, request):
         from django.db.models import Count

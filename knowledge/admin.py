@@ -35,6 +35,7 @@ class KnowledgeBaseAdmin(OrganizationScopedAdmin):
     """Knowledge bases; each one's page lists its documents and takes uploads."""
 
     form = KnowledgeBaseForm
+    policy_resource = "knowledge_base"
     list_display = [
         "name_link",
         "description",
@@ -145,6 +146,8 @@ class KnowledgeBaseAdmin(OrganizationScopedAdmin):
 @admin.register(Document)
 class DocumentAdmin(OrganizationScopedAdmin):
     """Every document of the organisation; uploads happen on a knowledge base's page."""
+
+    policy_resource = "document"
 
     list_display = [
         "title",

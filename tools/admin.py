@@ -96,6 +96,7 @@ class ToolAdmin(OrganizationScopedAdmin):
     search_fields = ["name", "slug", "description"]
     ordering = ["name"]
     change_form_template = "admin/tools/tool/change_form.html"
+    policy_resource = "tool"  # the policy keeps built-in tools read-only
 
     def get_queryset(self, request):
         from django.db.models import Count
@@ -121,16 +122,6 @@ class ToolAdmin(OrganizationScopedAdmin):
     @admin.display(description="")
     def test_link(self, obj):
         return format_html('<a href="{}">Test</a>', reverse("admin:tools_tool_test", args=[obj.pk]))
-
-    def has_change_permission(self, request, obj=None):
-        if obj is not None and obj.organization_id is None:
-            return False  # built-in tools are read-only
-        return super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        if obj is not None and obj.organization_id is None:
-            return False
-        return super().has_delete_permission(request, obj)
 
     def get_fields(self, request, obj=None):
         fields = list(super().get_fields(request, obj))

@@ -74,7 +74,7 @@ def _stream_requested(query_params) -> bool:
 class ExecuteActionMixin:
     """Adds the ``execute`` action to the agent viewset."""
 
-    action_permissions = {"execute": ("editor", "execute")}
+    operations = {"execute": "agent.execute"}
 
     def _execution_payload(self, execution_id: int) -> dict:
         execution = (

@@ -103,6 +103,13 @@ class AgentViewSet(ExecuteActionMixin, OrganizationScopedViewSet):
     search_fields = ["name", "description"]
     ordering_fields = ["name", "type", "status", "created_at", "updated_at"]
     ordering = ["name", "id"]
+    policy_resource = "agent"
+    operations = {
+        **ExecuteActionMixin.operations,
+        "activate": "agent.change",
+        "deprecate": "agent.change",
+        "clone": "agent.add",
+    }
 
     def _fresh(self, agent: Agent) -> Agent:
         return self.get_queryset().get(pk=agent.pk)
@@ -205,6 +212,8 @@ class AssignmentViewSet(AgentChildMixin, viewsets.ModelViewSet):
     filter_backends: list = []
     target_field = ""
     assign_service = update_service = unassign_service = reorder_service = None
+    policy_resource = "assignment"
+    operations = {"reorder": "assignment.change"}
 
     def perform_create(self, serializer):
         data = dict(serializer.validated_data)
@@ -358,8 +367,7 @@ class ModelProviderViewSet(OrganizationScopedViewSet):
     search_fields = ["name", "default_model"]
     ordering_fields = ["name", "created_at"]
     ordering = ["name", "id"]
-    write_role = "admin"
-    write_scope = "admin"
+    policy_resource = "model_provider"
 
     def perform_create(self, serializer):
         serializer.instance = services.provider_create(
@@ -406,7 +414,8 @@ class ExecutionViewSet(OrganizationScopedMixin, viewsets.ReadOnlyModelViewSet):
         if backend.__name__ != "OrderingFilter"
     ]
     search_fields = ["input", "output"]
-    action_permissions = {"feedback": ("viewer", "execute")}
+    policy_resource = "execution"
+    operations = {"feedback": "execution.feedback"}
 
     def get_queryset(self):
         queryset = super().get_queryset()
@@ -482,6 +491,8 @@ class LearningExampleViewSet(OrganizationScopedViewSet):
     search_fields = ["input", "output"]
     ordering_fields = ["created_at", "updated_at", "status"]
     ordering = ["-created_at", "-id"]
+    policy_resource = "learning_example"
+    operations = {"approve": "learning_example.change", "reject": "learning_example.change"}
 
     def perform_create(self, serializer):
         serializer.instance = services.learning_example_create(

@@ -40,8 +40,8 @@ from agents.console.trace import present_step, present_turn
 from agents.models import Agent, AgentStatus, Execution, ExecutionSource, Feedback
 from agents.runtime import AgentNotRunnable, execute, execute_stream, stream_body
 from agents.services import feedback_create
+from prisma_glow.admin_views.base import admin_require
 from prisma_glow.admin_views.scoping import get_admin_access, scope_queryset, scoped_get
-from prisma_glow.tenancy.models import Role
 
 logger = logging.getLogger(__name__)
 
@@ -59,11 +59,10 @@ def _require_member(request):
     return access
 
 
-def _require_runner(request):
-    access = _require_member(request)
-    if not access.has_role(Role.EDITOR):
-        raise PermissionDenied("Viewers can read the console but cannot run agents or give feedback.")
-    return access
+def _require(request, operation: str) -> None:
+    """The console asks ``prisma_glow.policy`` like every other door (403 with its reason)."""
+    _require_member(request)
+    admin_require(request, operation)
 
 
 def _agents(request):
@@ -129,7 +128,7 @@ def _page(request, *, agent: Agent | None, form: RunForm, status: int = 200, err
         "agent": agent,
         "form": form,
         "turns": _turns(request, agent) if agent is not None else [],
-        "can_run": access.has_role(Role.EDITOR),
+        "can_run": access.may("agent.execute"),
         "run_error": error,
         "is_test_run": agent is not None and agent.status != AgentStatus.ACTIVE,
     }
@@ -150,7 +149,7 @@ def _fragment(request, template: str, context: dict, status: int) -> HttpRespons
 @require_GET
 def console(request):
     """The console page: agent picker, persona version, the conversation so far and the message box."""
-    _require_member(request)
+    _require(request, "agent.view")
     agent = None
     agent_id = request.GET.get("agent", "").strip()
     if agent_id:
@@ -162,7 +161,7 @@ def console(request):
 @require_POST
 def run(request):
     """Run the chosen agent on the message: a Server-Sent Events stream, or a redirect without JS."""
-    _require_runner(request)
+    _require(request, "agent.execute")
     agents = _agents(request)
     agent_id = request.POST.get("agent", "").strip()
     agent = scoped_get(agents, request, pk=agent_id) if agent_id else None
@@ -233,7 +232,7 @@ def _stream(request, agent: Agent, events: Iterable[dict]) -> Iterator[str]:
 @require_POST
 def feedback(request, execution_id: int):
     """Record 👍 / 👎 (and a correction) on one of the organisation's executions, in place."""
-    _require_runner(request)
+    _require(request, "execution.feedback")
     execution = scoped_get(
         Execution.objects.select_related("agent", "organization"), request, pk=execution_id
     )

@@ -61,7 +61,8 @@ class GuardrailViewSet(OrganizationScopedViewSet):
     search_fields = ["name", "description"]
     ordering_fields = ["name", "kind", "created_at", "updated_at"]
     ordering = ["name", "id"]
-    action_permissions = {"check": ("editor", "execute")}
+    policy_resource = "guardrail"
+    operations = {"check": "guardrail.check"}
 
     def perform_create(self, serializer):
         serializer.instance = services.guardrail_create(

@@ -116,7 +116,12 @@ class KnowledgeBaseViewSet(OrganizationScopedViewSet):
     ordering_fields = ["name", "created_at", "updated_at"]
     ordering = ["name", "id"]
     lookup_value_regex = "[0-9]+"
-    action_permissions = {"search": ("viewer", "read"), "search_all": ("viewer", "read")}
+    policy_resource = "knowledge_base"
+    operations = {
+        "search": "knowledge_base.search",
+        "search_all": "knowledge_base.search",
+        "reindex": "knowledge_base.change",
+    }
 
     def _fresh(self, knowledge_base: KnowledgeBase) -> KnowledgeBase:
         return self.get_queryset().get(pk=knowledge_base.pk)
@@ -270,6 +275,8 @@ class DocumentViewSet(
     """The documents of one knowledge base."""
 
     queryset = Document.objects.all()
+    policy_resource = "document"
+    operations = {"reindex": "document.change"}
     serializer_class = DocumentSerializer
     organization_lookup = "knowledge_base__organization"
     filterset_class = DocumentFilterSet
@@ -331,6 +338,7 @@ class ChunkViewSet(KnowledgeBaseChildMixin, viewsets.ReadOnlyModelViewSet):
     """The passages (chunks) of one document."""
 
     queryset = Chunk.objects.all()
+    operations = {"list": "document.view", "retrieve": "document.view"}
     serializer_class = ChunkSerializer
     organization_lookup = "document__knowledge_base__organization"
     filter_backends: list = []

@@ -88,6 +88,8 @@ class PersonaViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
     search_fields = ["name", "system_prompt"]
     ordering_fields = ["version", "created_at"]
     ordering = ["-version"]
+    policy_resource = "persona"
+    operations = {"activate": "persona.change", "diff": "persona.view"}
 
     @property
     def agent(self):

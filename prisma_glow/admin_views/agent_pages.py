@@ -140,8 +140,11 @@ class AgentPages:
     def _page(self, request, template, context, *, title):
         return render_admin_page(request, template, context, title=title, model_admin=self.admin)
 
-    def _require_write(self, request):
-        self.admin.require_role(request)
+    def _require(self, request, operation: str, obj=None) -> None:
+        self.admin.require(request, operation, obj)
+
+    def _allows(self, request, operation: str, obj=None) -> bool:
+        return self.admin.allows(request, operation, obj)
 
     # --- wizard --------------------------------------------------------------------------------
     def _wizard_data(self, request) -> dict:
@@ -171,7 +174,7 @@ class AgentPages:
         return steps
 
     def wizard_start(self, request):
-        self._require_write(request)
+        self._require(request, "agent.add")
         data = self._wizard_data(request)
         for name in STEP_NAMES[:-1]:
             if name not in data:
@@ -179,7 +182,7 @@ class AgentPages:
         return redirect("admin:agents_agent_wizard_step", step="review")
 
     def wizard_reset(self, request):
-        self._require_write(request)
+        self._require(request, "agent.add")
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         request.session.pop(WIZARD_SESSION_KEY, None)
@@ -187,7 +190,7 @@ class AgentPages:
         return redirect("admin:agents_agent_wizard_step", step="basics")
 
     def wizard_step(self, request, step):
-        self._require_write(request)
+        self._require(request, "agent.add")
         if step not in STEP_NAMES:
             raise Http404("No such step.")
         if step == "review":
@@ -324,7 +327,7 @@ class AgentPages:
             ),
             "metrics": metrics,
             "clone_form": CloneForm(initial={"name": f"{agent.name} (copy)"}),
-            "can_write": get_admin_access(request).has_role(self.admin.write_role),
+            "can_write": self._allows(request, "agent.change", agent),
             "console_url": reverse("admin:index") + f"console/?agent={agent.pk}",
         }
         return self._page(request, "admin/agents/agent/detail.html", context, title=agent.name)
@@ -332,7 +335,7 @@ class AgentPages:
     def lifecycle(self, request, agent_id, transition):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        self._require_write(request)
+        self._require(request, "agent.change")
         agent = self._agent(request, agent_id)
         service = {
             "activate": agent_services.agent_activate,
@@ -352,7 +355,7 @@ class AgentPages:
     def clone(self, request, agent_id):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        self._require_write(request)
+        self._require(request, "agent.add")
         agent = self._agent(request, agent_id)
         form = CloneForm(request.POST)
         if not form.is_valid():
@@ -396,7 +399,7 @@ class AgentPages:
             "versions": versions,
             "diff_form": diff_form,
             "diff": diff,
-            "can_write": get_admin_access(request).has_role(self.admin.write_role),
+            "can_write": self._allows(request, "persona.add"),
         }
         status = 400 if diff_form.is_bound and diff_form.errors else 200
         response = htmx_partial(
@@ -416,7 +419,7 @@ class AgentPages:
     def persona_activate(self, request, agent_id, persona_id):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        self._require_write(request)
+        self._require(request, "persona.change")
         agent = self._agent(request, agent_id)
         persona = scoped_get(Persona.objects.filter(agent=agent), request, pk=persona_id)
         _, error = run_service(persona_services.persona_activate, persona=persona, actor=request.user)
@@ -428,7 +431,8 @@ class AgentPages:
         return redirect("admin:agents_agent_personas", agent_id=agent.pk)
 
     def persona_edit(self, request, agent_id, persona_id=None):
-        self._require_write(request)
+        # Editing saves a new version: the API's persona creation.
+        self._require(request, "persona.add")
         agent = self._agent(request, agent_id)
         persona = None
         if persona_id is not None:
@@ -499,6 +503,7 @@ class AgentPages:
         """The assembled system message for what is typed in the editor (HTMX, on input)."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
+        self._require(request, "persona.add")
         agent = self._agent(request, agent_id)
         values = {k: request.POST.get(k, "") for k in ("system_prompt", "tone", "audience", "language")}
         context = {"prompt_messages": assemble_messages(agent, values), "agent": agent}
@@ -515,13 +520,16 @@ class AgentPages:
             raise Http404("Unknown kind of assignment.")
         spec = ASSIGNMENT_KINDS[kind]
         agent = self._agent(request, agent_id)
-        can_write = get_admin_access(request).has_role(self.admin.write_role)
+        can_write = self._allows(request, "assignment.change")
         add_form = None
         row_errors: dict[int, list[str]] = {}
         status = 200
         if request.method == "POST":
-            self._require_write(request)
             action = request.POST.get("action")
+            operation = {"add": "assignment.add", "remove": "assignment.delete"}.get(
+                action, "assignment.change"
+            )
+            self._require(request, operation)
             rows = {a.pk: a for a in getattr(agent, spec["related"]).all()}
             error = None
             if action == "add":

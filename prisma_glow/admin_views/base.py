@@ -10,9 +10,9 @@ from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils.text import capfirst
 
+from prisma_glow import policy
 from prisma_glow.admin_views.scoping import get_admin_access, scope_queryset
 from prisma_glow.api.errors import Conflict
-from prisma_glow.tenancy.models import Role
 
 
 class ServiceValidationError(Exception):
@@ -77,18 +77,32 @@ def client_ip(request) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
+def admin_decide(request, operation: str, obj=None, **context) -> policy.Decision:
+    """The policy's answer for the staff user of ``request`` (``prisma_glow.policy.decide``)."""
+    return policy.decide(get_admin_access(request), operation, obj, **context)
+
+
+def admin_require(request, operation: str, obj=None, **context) -> None:
+    """PermissionDenied (Django's 403 page) with the policy's reason unless ``operation`` is allowed."""
+    decision = admin_decide(request, operation, obj, **context)
+    if not decision:
+        raise PermissionDenied(decision.reason)
+
+
 class OrganizationScopedAdmin(admin.ModelAdmin):
-    """A ModelAdmin limited to the request's organisation, with role-based rights.
+    """A ModelAdmin limited to the request's organisation, with rights from ``prisma_glow.policy``.
 
     Querysets, foreign-key choices and object lookups are scoped (``scoping.scope_queryset``);
-    another organisation's object answers 404. Viewers read; ``write_role`` (editor by default,
-    admin for providers, keys and members) may add, change and delete. Subclasses write through the
+    another organisation's object answers 404. Each admin names its ``policy_resource``: viewing,
+    adding, changing and deleting are the operations ``<resource>.view`` / ``.add`` / ``.change`` /
+    ``.delete`` unless ``policy_operations`` names others (``{"change": "membership.change_role"}``),
+    asked with the object, so the admin and the API answer alike. Subclasses write through the
     domain services in ``save_model`` / ``delete_model``; a ValidationError a service raises there
     is shown beside the form's fields instead of failing the request.
     """
 
-    write_role: str = Role.EDITOR
-    view_role: str = Role.VIEWER
+    policy_resource: str = ""
+    policy_operations: dict[str, str] = {}
     list_per_page = 50
 
     # --- scoping ---------------------------------------------------------------------------------
@@ -121,24 +135,30 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
     # --- rights ----------------------------------------------------------------------------------
+    def operation(self, kind: str) -> str:
+        """The policy operation for ``kind`` (view, add, change, delete) on this admin's model."""
+        return self.policy_operations.get(kind) or f"{self.policy_resource}.{kind}"
+
+    def allows(self, request, operation: str, obj=None, **context) -> bool:
+        return admin_decide(request, operation, obj, **context).allowed
+
+    def require(self, request, operation: str, obj=None, **context) -> None:
+        admin_require(request, operation, obj, **context)
+
     def has_module_permission(self, request):
-        return get_admin_access(request).has_role(self.view_role)
+        return self.allows(request, self.operation("view"))
 
     def has_view_permission(self, request, obj=None):
-        return get_admin_access(request).has_role(self.view_role)
+        return self.allows(request, self.operation("view"), obj)
 
     def has_add_permission(self, request):
-        return get_admin_access(request).has_role(self.write_role)
+        return self.allows(request, self.operation("add"))
 
     def has_change_permission(self, request, obj=None):
-        return get_admin_access(request).has_role(self.write_role)
+        return self.allows(request, self.operation("change"), obj)
 
     def has_delete_permission(self, request, obj=None):
-        return get_admin_access(request).has_role(self.write_role)
-
-    def require_role(self, request, role: str | None = None) -> None:
-        if not get_admin_access(request).has_role(role or self.write_role):
-            raise PermissionDenied("Your role in this organisation does not allow this.")
+        return self.allows(request, self.operation("delete"), obj)
 
     # --- writes through services ---------------------------------------------------------------
     def get_form(self, request, obj=None, change=False, **kwargs):

@@ -9,7 +9,7 @@ from django.shortcuts import redirect
 
 from agents.models import Execution, Rating
 from prisma_glow.admin_views.base import add_errors_to_form, render_admin_page, run_service
-from prisma_glow.admin_views.scoping import get_admin_access, scoped_get
+from prisma_glow.admin_views.scoping import scoped_get
 
 
 class FeedbackForm(forms.Form):
@@ -36,11 +36,11 @@ def execution_detail(model_admin, request, object_id):
         request,
         pk=unquote(str(object_id)),
     )
-    can_write = get_admin_access(request).has_role(model_admin.write_role)
+    can_write = model_admin.allows(request, "execution.feedback", execution)
     form = FeedbackForm()
     status = 200
     if request.method == "POST":
-        model_admin.require_role(request)
+        model_admin.require(request, "execution.feedback", execution)
         form = FeedbackForm(request.POST)
         if form.is_valid():
             _, error = run_service(

@@ -71,6 +71,7 @@ def guardrail_test(model_admin, request, guardrail_id):
     errors: list[str] = []
     status = 200
     if request.method == "POST":
+        model_admin.require(request, "guardrail.check")
         form = GuardrailTestForm(request.POST)
         if form.is_valid():
             try:

@@ -124,11 +124,11 @@ def knowledge_base_documents(model_admin, request, kb_id):
     from knowledge import services
 
     kb = scoped_get(KnowledgeBase.objects.all(), request, pk=kb_id)
-    can_write = get_admin_access(request).has_role(model_admin.write_role)
+    can_write = model_admin.allows(request, "document.add")
     status = 200
     form = UploadForm()
     if request.method == "POST":
-        model_admin.require_role(request)
+        model_admin.require(request, "document.add")
         form = UploadForm(request.POST, request.FILES)
         if form.is_valid():
             data = form.cleaned_data
@@ -202,7 +202,7 @@ def document_detail(model_admin, request, object_id):
     document = scoped_get(
         Document.objects.select_related("knowledge_base", "uploaded_by"), request, pk=object_id
     )
-    can_write = get_admin_access(request).has_role(model_admin.write_role)
+    can_write = model_admin.allows(request, "document.change", document)
     status = 200
     initial = {
         "title": document.title,
@@ -212,7 +212,7 @@ def document_detail(model_admin, request, object_id):
     }
     form = DocumentForm(initial=initial)
     if request.method == "POST":
-        model_admin.require_role(request)
+        model_admin.require(request, "document.change", document)
         if "_reindex" in request.POST:
             _, error = run_service(
                 services.document_reindex, document=document, actor=request.user, ip=client_ip(request)
@@ -271,6 +271,7 @@ def retrieval_tester(model_admin, request):
     """Ask a question of the knowledge bases; see the ranked passages with the matched terms marked."""
     from knowledge.search import search
 
+    model_admin.require(request, "knowledge_base.search")
     knowledge_bases = scope_queryset(KnowledgeBase.objects.order_by("name"), request, all_for_superuser=False)
     passages = None
     status = 200

@@ -1,7 +1,7 @@
-"""Organisation scoping and role checks for the staff UI, in one place.
+"""Organisation scoping for the staff UI, in one place.
 
 Every ModelAdmin and custom page asks this module which organisation the request acts for and
-what the user's role there is. Superusers see every organisation's rows; everyone else sees only the
+what the user's role there is (what that role may do is ``prisma_glow.policy``'s answer). Superusers see every organisation's rows; everyone else sees only the
 organisation currently selected (one of their memberships, chosen with the switcher). Objects
 outside that scope are simply not in the querysets, so their pages answer 404.
 """
@@ -14,7 +14,8 @@ from django.contrib.auth import get_user_model
 from django.db.models import Model, Q, QuerySet
 from django.http import Http404
 
-from prisma_glow.tenancy.models import ROLE_RANK, Membership, Organization, Role
+from prisma_glow import policy
+from prisma_glow.tenancy.models import Membership, Organization, Role
 
 SESSION_KEY = "admin_organization_id"
 
@@ -53,13 +54,12 @@ class AdminAccess:
     role: str | None
     is_superuser: bool
     organizations: list[Organization] = field(default_factory=list)
+    # A ``prisma_glow.policy.Principal``: the staff UI acts for people, never for an API key.
+    api_key = None
 
-    def has_role(self, minimum: str) -> bool:
-        if self.is_superuser:
-            return True
-        if self.role is None:
-            return False
-        return ROLE_RANK[Role(self.role)] >= ROLE_RANK[Role(minimum)]
+    def may(self, operation: str, obj=None, **context) -> bool:
+        """Whether ``prisma_glow.policy`` allows this user ``operation`` (on ``obj``)."""
+        return policy.allows(self, operation, obj, **context)
 
     @property
     def can_view(self) -> bool:

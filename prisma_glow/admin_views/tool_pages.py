@@ -124,7 +124,7 @@ def tool_test(model_admin, request, tool_id):
     """Run a tool with arguments typed into a form made from its schema; show the result."""
     from tools.registry import ToolArgumentsInvalid, run_tool
 
-    model_admin.require_role(request)
+    model_admin.require(request, "tool.test")
     tool = scoped_get(Tool.objects.all(), request, pk=tool_id)
     schema = tool.input_schema or {"type": "object"}
     result = None

@@ -1,45 +1,96 @@
-"""Role and scope checks, declared on each viewset.
+"""The API's door onto ``prisma_glow.policy``: each viewset says which operation each action performs.
 
-A viewset says which role (for members) and which scope (for API keys) each kind of request needs:
+A viewset names its resource and, for actions beyond the standard ones, the operation::
 
-    read_role = "viewer";  read_scope = "read"       # GET, HEAD, OPTIONS
-    write_role = "editor"; write_scope = "write"     # POST, PUT, PATCH, DELETE
-    action_permissions = {"execute": ("editor", "execute"), "rotate": ("admin", "admin")}
+    policy_resource = "agent"                     # list/retrieve → agent.view, create → agent.add,
+                                                  # update/partial_update → agent.change, destroy → agent.delete
+    operations = {"execute": "agent.execute", "activate": "agent.change"}
 
-Objects of another organisation never reach this check: the scoped queryset answers 404 first.
+The permission class asks the policy before the action runs (with no object) and again for the object
+(``get_object``), so object rules apply (built-in tools are read-only). Rules that depend on what is
+asked (the role a member is given) are checked by the action with ``require(...)``. An action no
+declaration covers is refused. Objects of another organisation never reach this check: the scoped
+queryset answers 404 first.
 """
 
 from __future__ import annotations
 
-from rest_framework import permissions
+from rest_framework import exceptions, permissions
 
+from prisma_glow import policy
 from prisma_glow.api.tenancy import get_access
 
+STANDARD_ACTIONS = {
+    "list": "view",
+    "retrieve": "view",
+    "create": "add",
+    "update": "change",
+    "partial_update": "change",
+    "destroy": "delete",
+}
 
-def required_rights(view, request) -> tuple[str, str]:
-    action = getattr(view, "action", None)
-    specific = getattr(view, "action_permissions", {}) or {}
-    if action in specific:
-        return specific[action]
-    if request.method in permissions.SAFE_METHODS:
-        return getattr(view, "read_role", "viewer"), getattr(view, "read_scope", "read")
-    return getattr(view, "write_role", "editor"), getattr(view, "write_scope", "write")
+
+def operation_for(view, action: str | None) -> str | None:
+    """The policy operation ``view`` performs for ``action`` (a viewset action, or an HTTP method in
+    lower case for a plain API view), or None when nothing declares one."""
+    declared = getattr(view, "operations", {}) or {}
+    if action in declared:
+        return declared[action]
+    resource = getattr(view, "policy_resource", None)
+    if resource and action in STANDARD_ACTIONS:
+        return f"{resource}.{STANDARD_ACTIONS[action]}"
+    return None
+
+
+UNROUTED = "(method not allowed)"
+
+
+def request_operation(view, request) -> str | None:
+    """The operation of this request; ``UNROUTED`` when no action answers its method (DRF answers 405
+    without running anything)."""
+    method = request.method.lower()
+    if hasattr(view, "action_map"):  # a viewset
+        action = view.action
+        if action is None and method == "options":
+            return operation_for(view, "list") or operation_for(view, "retrieve")
+        if action is None:
+            return UNROUTED
+        return operation_for(view, action)
+    if method in ("head", "options"):
+        method = "get"
+    if not hasattr(view, method):
+        return UNROUTED
+    return operation_for(view, method)
+
+
+def require(request, operation: str, obj=None, **context) -> None:
+    """Raise the API's 403 with the policy's reason unless the caller may perform ``operation``."""
+    decision = policy.decide(get_access(request), operation, obj, **context)
+    if not decision:
+        raise exceptions.PermissionDenied(decision.reason)
 
 
 class OrganizationRolePermission(permissions.BasePermission):
-    """Authenticated, acting for an organisation, with the role or scope the view asks for."""
+    """Authenticated, acting for an organisation, and allowed the view's operation by the policy."""
 
     message = "Your role or API key scope does not allow this."
+
+    def _decide(self, request, view, obj=None) -> bool:
+        operation = request_operation(view, request)
+        if operation is None:
+            self.message = "This action declares no permission; it is refused."
+            return False
+        if operation == UNROUTED:
+            return True
+        decision = policy.decide(get_access(request), operation, obj)
+        if not decision:
+            self.message = decision.reason
+        return decision.allowed
 
     def has_permission(self, request, view) -> bool:
         if not request.user or not request.user.is_authenticated:
             return False
-        access = get_access(request)
-        role, scope = required_rights(view, request)
-        if access.allows(role=role, scope=scope):
-            return True
-        if access.api_key is not None:
-            self.message = f"This API key lacks the '{scope}' scope needed here."
-        else:
-            self.message = f"Your role ({access.role}) cannot do this; it needs {role} or higher."
-        return False
+        return self._decide(request, view)
+
+    def has_object_permission(self, request, view, obj) -> bool:
+        return self._decide(request, view, obj)

@@ -89,7 +89,7 @@ ERROR_EXAMPLES = {
     "403": {
         "status": 403,
         "code": "permission_denied",
-        "message": "This API key lacks the 'write' scope needed here.",
+        "message": "This API key lacks the 'write' scope needed to change agents.",
         "errors": {},
     },
     "404": {"status": 404, "code": "not_found", "message": "Not found.", "errors": {}},

@@ -7,33 +7,29 @@ from dataclasses import dataclass
 
 from rest_framework import exceptions
 
-from prisma_glow.tenancy.models import ROLE_RANK, APIKey, Membership, Organization, Role, Scope
+from prisma_glow import policy
+from prisma_glow.tenancy.models import APIKey, Membership, Organization, Role, Scope
 
 ORG_HEADER = "HTTP_X_ORGANIZATION"
 
 
 @dataclass(frozen=True)
 class Access:
-    """The caller's organisation and rights: a member's role, or an API key's scopes."""
+    """The caller's organisation and rights: a member's role, or an API key's scopes.
+
+    A ``prisma_glow.policy.Principal``: the policy decides what it may do."""
 
     organization: Organization
     role: str | None = None
     api_key: APIKey | None = None
     user: object | None = None
 
-    def has_role(self, minimum: str) -> bool:
-        if self.role is None:
-            return False
-        return ROLE_RANK[Role(self.role)] >= ROLE_RANK[Role(minimum)]
+    # A site superuser acting through the API acts with their membership's role, like anyone else.
+    is_superuser = False
 
-    def has_scope(self, scope: str) -> bool:
-        return self.api_key is not None and self.api_key.has_scope(scope)
-
-    def allows(self, *, role: str, scope: str) -> bool:
-        """A member needs ``role`` (or higher); a key needs ``scope`` (or ``admin``)."""
-        if self.api_key is not None:
-            return self.has_scope(scope)
-        return self.has_role(role)
+    def may(self, operation: str, obj=None, **context) -> bool:
+        """Whether ``prisma_glow.policy`` allows this caller ``operation`` (on ``obj``)."""
+        return policy.allows(self, operation, obj, **context)
 
     @property
     def actor(self):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import viewsets
 
+from prisma_glow.api import permissions
 from prisma_glow.api.tenancy import Access, get_access
 
 
@@ -12,7 +13,8 @@ class OrganizationScopedMixin:
 
     Set ``organization_lookup`` to the path from the model to its organisation
     (``"organization"``, ``"knowledge_base__organization"``, ``"agent__organization"``…). Objects of
-    other organisations are simply not in the queryset, so they answer 404.
+    other organisations are simply not in the queryset, so they answer 404. Set ``policy_resource``
+    (and ``operations`` for custom actions) to say what each action does (``prisma_glow.api.permissions``).
     """
 
     organization_lookup = "organization"
@@ -24,6 +26,11 @@ class OrganizationScopedMixin:
     @property
     def organization(self):
         return self.access.organization
+
+    def require(self, operation: str, obj=None, **context) -> None:
+        """403 with the policy's reason unless the caller may ``operation`` (for rules that depend on
+        what is asked, such as the role a member is given)."""
+        permissions.require(self.request, operation, obj, **context)
 
     def get_queryset(self):
         queryset = super().get_queryset()

@@ -38,6 +38,7 @@ class AuditEventAdmin(OrganizationScopedAdmin):
     date_hierarchy = "at"
     ordering = ["-at", "-id"]
     show_full_result_count = False
+    policy_resource = "audit"  # audit.view: admins, like the API
 
     def has_add_permission(self, request):
         return False
@@ -49,6 +50,7 @@ class AuditEventAdmin(OrganizationScopedAdmin):
         return False
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
+        self.require(request, "audit.view")
         event = scoped_get(AuditEvent.objects.all(), request, pk=object_id)
         history = (
             AuditEvent.objects.filter(

@@ -10,13 +10,13 @@ import datetime as dt
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
 
+from prisma_glow import policy
 from prisma_glow.admin_views.base import (
     OrganizationScopedAdmin,
     adopt,
@@ -34,9 +34,11 @@ from prisma_glow.tenancy.models import APIKey, Membership, Organization, Role, S
 
 @admin.register(Organization)
 class OrganizationAdmin(OrganizationScopedAdmin):
-    """The organisation's name and slug (admins); superusers see and create every organisation."""
+    """The organisation's name and slug (owners change them, like the API); superusers see and
+    create every organisation."""
 
-    write_role = Role.ADMIN
+    policy_resource = "organization"
+    policy_operations = {"change": "organization.update"}
     list_display = ["name", "slug", "member_count", "created_at"]
     fields = ["name", "slug"]
     search_fields = ["name", "slug"]
@@ -59,6 +61,7 @@ class OrganizationAdmin(OrganizationScopedAdmin):
     def save_model(self, request, obj, form, change):
         data = {k: form.cleaned_data[k] for k in ("name", "slug")}
         if change:
+            self.require(request, "organization.update", obj)
             result = self.call_service(
                 services.organization_update,
                 organization=obj,
@@ -80,7 +83,21 @@ class OrganizationAdmin(OrganizationScopedAdmin):
 # --- Members ----------------------------------------------------------------------------------
 
 
-class MembershipAddForm(forms.ModelForm):
+class RoleChoicesForm(forms.ModelForm):
+    """Offers only the roles the signed-in user may give (``policy.grantable_roles``); a posted role
+    outside them is refused as an invalid choice."""
+
+    grantable_roles: list[str] = list(Role.values)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "role" in self.fields:
+            self.fields["role"].choices = [
+                (v, label) for v, label in Role.choices if v in self.grantable_roles
+            ]
+
+
+class MembershipAddForm(RoleChoicesForm):
     user_identifier = forms.CharField(
         label="User",
         max_length=254,
@@ -103,7 +120,7 @@ class MembershipAddForm(forms.ModelForm):
         return self.cleaned_data["user_identifier"]
 
 
-class MembershipChangeForm(forms.ModelForm):
+class MembershipChangeForm(RoleChoicesForm):
     class Meta:
         model = Membership
         fields = ["role"]
@@ -111,9 +128,15 @@ class MembershipChangeForm(forms.ModelForm):
 
 @admin.register(Membership)
 class MembershipAdmin(OrganizationScopedAdmin):
-    """Who belongs to the organisation, and with which role (admins manage them)."""
+    """Who belongs to the organisation, and with which role. Admins manage members; only owners give,
+    change or take away the owner role, or touch an owner's membership (``prisma_glow.policy``)."""
 
-    write_role = Role.ADMIN
+    policy_resource = "membership"
+    policy_operations = {
+        "add": "membership.add",
+        "change": "membership.change_role",
+        "delete": "membership.remove",
+    }
     list_display = ["user", "email", "role_badge", "organization", "created_at"]
     list_filter = ["role"]
     search_fields = ["user__username", "user__email", "user__first_name", "user__last_name"]
@@ -128,7 +151,10 @@ class MembershipAdmin(OrganizationScopedAdmin):
         return format_html('<span class="pg-badge pg-badge-kind">{}</span>', obj.get_role_display())
 
     def get_form(self, request, obj=None, change=False, **kwargs):
-        kwargs["form"] = MembershipChangeForm if obj is not None else MembershipAddForm
+        base = MembershipChangeForm if obj is not None else MembershipAddForm
+        kwargs["form"] = type(
+            base.__name__, (base,), {"grantable_roles": policy.grantable_roles(get_admin_access(request))}
+        )
         form_class = super().get_form(request, obj, change, **kwargs)
         if obj is None:
             form_class.organization = get_admin_access(request).organization
@@ -146,7 +172,10 @@ class MembershipAdmin(OrganizationScopedAdmin):
         return [(None, {"fields": ["user_identifier", "role"]})]
 
     def save_model(self, request, obj, form, change):
+        # The form offers only grantable roles; the policy is asked again with what is saved.
         if change:
+            before = Membership.objects.get(pk=obj.pk)
+            self.require(request, "membership.change_role", before, role=form.cleaned_data["role"])
             result = self.call_service(
                 services.membership_update,
                 membership=obj,
@@ -155,6 +184,7 @@ class MembershipAdmin(OrganizationScopedAdmin):
                 ip=client_ip(request),
             )
         else:
+            self.require(request, "membership.add", role=form.cleaned_data["role"])
             result = self.call_service(
                 services.membership_add,
                 organization=get_admin_access(request).organization,
@@ -166,6 +196,7 @@ class MembershipAdmin(OrganizationScopedAdmin):
         adopt(obj, result)
 
     def delete_model(self, request, obj):
+        self.require(request, "membership.remove", obj)
         self.call_service(
             services.membership_remove, membership=obj, actor=request.user, ip=client_ip(request)
         )
@@ -219,8 +250,8 @@ def key_state(key: APIKey) -> str:
 class APIKeyAdmin(OrganizationScopedAdmin):
     """API keys: created with the secret shown once, rotated with a grace period, revoked."""
 
-    write_role = Role.ADMIN
-    view_role = Role.ADMIN
+    policy_resource = "api_key"
+    policy_operations = {"add": "api_key.manage", "change": "api_key.manage", "delete": "api_key.manage"}
     form = APIKeyCreateForm
     list_display = [
         "name",
@@ -249,7 +280,7 @@ class APIKeyAdmin(OrganizationScopedAdmin):
         return format_html('<span class="pg-badge pg-badge-{}">{}</span>', state, state)
 
     def has_change_permission(self, request, obj=None):
-        return False  # keys are rotated or revoked, never edited
+        return False  # keys are rotated or revoked, never edited (api_key.manage)
 
     def save_model(self, request, obj, form, change):
         key, full_key = self.call_service(
@@ -290,8 +321,7 @@ class APIKeyAdmin(OrganizationScopedAdmin):
         return response
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        if not self.has_view_permission(request):
-            raise PermissionDenied("Only the organisation's admins see its API keys.")
+        self.require(request, "api_key.view")
         key = scoped_get(APIKey.objects.select_related("created_by", "rotated_from"), request, pk=object_id)
         successor = APIKey.objects.filter(rotated_from=key).first()
         context = {
@@ -299,7 +329,7 @@ class APIKeyAdmin(OrganizationScopedAdmin):
             "state": key_state(key),
             "successor": successor,
             "rotate_form": RotateForm(),
-            "can_write": get_admin_access(request).has_role(self.write_role),
+            "can_write": self.allows(request, "api_key.manage", key),
         }
         return render_admin_page(
             request, "admin/tenancy/apikey/detail.html", context, title=str(key), model_admin=self
@@ -308,7 +338,7 @@ class APIKeyAdmin(OrganizationScopedAdmin):
     def rotate_view(self, request, key_id):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        self.require_role(request)
+        self.require(request, "api_key.manage")
         key = scoped_get(APIKey.objects.all(), request, pk=key_id)
         form = RotateForm(request.POST)
         if not form.is_valid():
@@ -333,7 +363,7 @@ class APIKeyAdmin(OrganizationScopedAdmin):
     def revoke_view(self, request, key_id):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        self.require_role(request)
+        self.require(request, "api_key.manage")
         key = scoped_get(APIKey.objects.all(), request, pk=key_id)
         _, error = run_service(
             services.api_key_revoke, api_key=key, actor=request.user, ip=client_ip(request)

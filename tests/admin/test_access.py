@@ -12,7 +12,7 @@ from tests.factories import AgentFactory, MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
-ADMIN_ONLY = {"api-keys", "api-key"}
+ADMIN_ONLY = {"api-keys", "api-key", "audit-log", "audit-event"}
 WRITE_PAGES = {"persona-editor", "persona-new", "tool-test"}
 
 
@@ -40,7 +40,7 @@ def test_every_page_answers_200_to_the_owner_and_is_csp_clean(owner_client, worl
 
 
 def test_editor_sees_domain_pages_but_not_api_keys(staff_client, world):
-    """An editor opens every domain page; API keys are for admins (403)."""
+    """An editor opens every domain page; API keys and the audit log are for admins (403), as in the API."""
     for name, url in world.pages().items():
         expected = 403 if name in ADMIN_ONLY else 200
         assert staff_client.get(url).status_code == expected, name
@@ -189,3 +189,108 @@ def test_empty_lists_say_so(staff_client, org):
     assert "No guardrails yet." in html and "/admin/guardrails/guardrail/add/" in html
     html = staff_client.get("/admin/guardrails/guardrail/?q=zebra").content.decode()
     assert "Nothing matches “zebra”" in html
+
+
+# --- One policy for both doors: the escalations of the security review (issue 13, finding 2) ------------
+
+
+def _membership(user, org):
+    from prisma_glow.tenancy.models import Membership
+
+    return Membership.objects.get(user=user, organization=org)
+
+
+def test_an_admin_cannot_promote_themself_to_owner(admin_role_client, admin_user, org):
+    """The role menu offers an admin no "owner", and a posted "owner" is refused and not applied."""
+    own = _membership(admin_user, org)
+    url = f"/admin/tenancy/membership/{own.pk}/change/"
+    form = admin_role_client.get(url).content.decode()
+    assert 'value="admin"' in form and 'value="owner"' not in form
+    response = admin_role_client.post(url, {"role": "owner"})
+    assert response.status_code == 200 and "Select a valid choice" in response.content.decode()
+    own.refresh_from_db()
+    assert own.role == "admin"
+
+
+def test_an_admin_cannot_demote_or_delete_the_owner(admin_role_client, owner, org):
+    """An owner's membership is read-only to an admin: a change or a deletion is a 403."""
+    owners = _membership(owner, org)
+    change = f"/admin/tenancy/membership/{owners.pk}/change/"
+    assert admin_role_client.get(change).status_code == 200  # read-only view
+    assert admin_role_client.post(change, {"role": "viewer"}).status_code == 403
+    delete = f"/admin/tenancy/membership/{owners.pk}/delete/"
+    assert admin_role_client.get(delete).status_code == 403
+    assert admin_role_client.post(delete, {"post": "yes"}).status_code == 403
+    owners.refresh_from_db()
+    assert owners.role == "owner"
+
+
+def test_an_admin_cannot_add_an_owner_but_adds_an_editor(admin_role_client, org):
+    """The add form offers roles up to admin; "owner" is refused, a lower role is added."""
+    from prisma_glow.tenancy.models import Membership
+
+    newcomer = UserFactory(username="newcomer")
+    form = admin_role_client.get("/admin/tenancy/membership/add/").content.decode()
+    assert 'value="owner"' not in form and 'value="editor"' in form
+    response = admin_role_client.post(
+        "/admin/tenancy/membership/add/", {"user_identifier": "newcomer", "role": "owner"}
+    )
+    assert response.status_code == 200 and "Select a valid choice" in response.content.decode()
+    assert not Membership.objects.filter(user=newcomer).exists()
+    response = admin_role_client.post(
+        "/admin/tenancy/membership/add/", {"user_identifier": "newcomer", "role": "editor"}
+    )
+    assert response.status_code == 302
+    assert Membership.objects.get(user=newcomer, organization=org).role == "editor"
+
+
+def test_an_admin_cannot_rename_the_organisation(admin_role_client, org):
+    """The organisation page is read-only to an admin; a POST is a 403 and changes nothing."""
+    url = f"/admin/tenancy/organization/{org.pk}/change/"
+    page = admin_role_client.get(url)
+    assert page.status_code == 200 and 'name="name"' not in page.content.decode()
+    assert admin_role_client.post(url, {"name": "Taken over", "slug": "taken"}).status_code == 403
+    org.refresh_from_db()
+    assert (org.name, org.slug) == ("Demo Firm", "demo-firm")
+
+
+def test_the_owner_manages_owners_and_the_organisation(owner_client, owner, admin_user, org):
+    """What an admin is refused, the owner does: promote to owner, demote, rename."""
+    admins = _membership(admin_user, org)
+    url = f"/admin/tenancy/membership/{admins.pk}/change/"
+    assert 'value="owner"' in owner_client.get(url).content.decode()
+    assert owner_client.post(url, {"role": "owner"}).status_code == 302
+    admins.refresh_from_db()
+    assert admins.role == "owner"
+    assert owner_client.post(url, {"role": "editor"}).status_code == 302
+    admins.refresh_from_db()
+    assert admins.role == "editor"
+    response = owner_client.post(
+        f"/admin/tenancy/organization/{org.pk}/change/", {"name": "Demo Firm LLP", "slug": "demo-firm"}
+    )
+    assert response.status_code == 302
+
+
+def test_the_audit_log_needs_the_admin_role_as_in_the_api(
+    viewer_admin_client, staff_client, admin_role_client, world
+):
+    """Viewers and editors get the admin's 403 page for the log and its events; admins read them."""
+    for client in (viewer_admin_client, staff_client):
+        assert client.get("/admin/audit/auditevent/").status_code == 403
+        assert client.get(world.pages()["audit-event"]).status_code == 403
+    assert admin_role_client.get("/admin/audit/auditevent/").status_code == 200
+    assert admin_role_client.get(world.pages()["audit-event"]).status_code == 200
+
+
+def test_another_organisations_members_and_organisation_answer_404(
+    owner_client, admin_role_client, other_world
+):
+    """The policy is asked after scoping: another organisation's rows stay 404 for every role."""
+    member = f"/admin/tenancy/membership/{other_world.membership.pk}"
+    for client in (owner_client, admin_role_client):
+        assert client.get(f"{member}/change/").status_code == 404
+        assert client.post(f"{member}/change/", {"role": "viewer"}).status_code == 404
+        assert client.post(f"{member}/delete/", {"post": "yes"}).status_code == 404
+        assert client.get(f"/admin/tenancy/organization/{other_world.org.pk}/change/").status_code == 404
+    other_world.membership.refresh_from_db()
+    assert other_world.membership.role == "owner"

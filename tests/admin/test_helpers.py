@@ -62,7 +62,7 @@ def test_selected_organisation_falls_back_when_membership_is_gone(owner, org, ot
     request.user = owner
     request.session = {SESSION_KEY: other_org.pk}
     access = get_admin_access(request)
-    assert access.organization == other_org and access.role == "viewer" and not access.has_role("editor")
+    assert access.organization == other_org and access.role == "viewer" and not access.may("agent.change")
 
 
 def test_side_by_side_pairs_lines_and_folds_long_unchanged_runs():

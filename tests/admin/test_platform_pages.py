@@ -194,16 +194,20 @@ def test_editors_cannot_see_or_create_keys(staff_client, org):
 # --- Organisation -----------------------------------------------------------------------------
 
 
-def test_organisation_settings(admin_role_client, staff_client, org):
+def test_organisation_settings(owner_client, admin_role_client, staff_client, org):
+    """The owner renames the organisation; admins and editors are refused, as in the API."""
     url = f"/admin/tenancy/organization/{org.pk}/change/"
-    response = admin_role_client.post(url, {"name": "Demo Firm LLP", "slug": "demo-firm"})
+    response = owner_client.post(url, {"name": "Demo Firm LLP", "slug": "demo-firm"})
     assert response.status_code == 302
     org.refresh_from_db()
     assert org.name == "Demo Firm LLP"
-    response = admin_role_client.post(url, {"name": "", "slug": "bad slug!"})
+    response = owner_client.post(url, {"name": "", "slug": "bad slug!"})
     html = response.content.decode()
     assert "This field is required" in html and "valid “slug”" in html
-    assert staff_client.post(url, {"name": "Hijack", "slug": "demo-firm"}).status_code == 403
+    for client in (admin_role_client, staff_client):
+        assert client.post(url, {"name": "Hijack", "slug": "demo-firm"}).status_code == 403
+    org.refresh_from_db()
+    assert org.name == "Demo Firm LLP"
 
 
 # --- Feedback and learning examples -----------------------------------------------------------
@@ -268,14 +272,14 @@ def test_feedback_list_links_to_executions(staff_client, world):
 # --- Audit log --------------------------------------------------------------------------------
 
 
-def test_audit_log_is_read_only_with_before_and_after(staff_client, world):
-    html = staff_client.get(world.pages()["audit-event"]).content.decode()
+def test_audit_log_is_read_only_with_before_and_after(admin_role_client, world):
+    html = admin_role_client.get(world.pages()["audit-event"]).content.decode()
     assert "agent.update" in html and "pg-del" in html and "pg-add" in html and world.agent.name in html
-    listing = staff_client.get("/admin/audit/auditevent/?action__exact=agent.update").content.decode()
+    listing = admin_role_client.get("/admin/audit/auditevent/?action__exact=agent.update").content.decode()
     assert world.agent.name in listing
-    assert staff_client.get("/admin/audit/auditevent/add/").status_code == 403
+    assert admin_role_client.get("/admin/audit/auditevent/add/").status_code == 403
     assert (
-        staff_client.post(
+        admin_role_client.post(
             world.pages()["audit-event"].replace("change", "delete"), {"post": "yes"}
         ).status_code
         == 403
@@ -284,22 +288,22 @@ def test_audit_log_is_read_only_with_before_and_after(staff_client, world):
 
 def test_a_second_org_member_only_sees_their_audit_events(world, other_world):
     outsider = UserFactory(username="auditor")
-    MembershipFactory(user=outsider, organization=other_world.org, role="viewer")
+    MembershipFactory(user=outsider, organization=other_world.org, role="admin")
     client = login(outsider)
     assert client.get(world.pages()["audit-event"]).status_code == 404
     assert client.get(other_world.pages()["audit-event"]).status_code == 200
 
 
-def test_audit_event_of_a_creation_has_no_before_side(staff_client, org, editor):
+def test_audit_event_of_a_creation_has_no_before_side(admin_role_client, org, editor):
     from agents import services
 
     agent = services.agent_create(organization=org, actor=editor, name="Fresh agent")
     event = AuditEvent.objects.get(action="agent.create", object_id=str(agent.pk))
-    html = staff_client.get(f"/admin/audit/auditevent/{event.pk}/change/").content.decode()
+    html = admin_role_client.get(f"/admin/audit/auditevent/{event.pk}/change/").content.decode()
     assert "Fresh agent" in html and "pg-add" in html and 'class="pg-del"' not in html
 
 
-def test_admin_times_are_to_the_minute_on_a_24_hour_clock(staff_client, world):
+def test_admin_times_are_to_the_minute_on_a_24_hour_clock(admin_role_client, world):
     """On the hour, en-GB's default says "1 a.m."; the audit partner needs "01:00", and "13:05" not "1:05 p.m."."""
     import datetime
 
@@ -310,7 +314,7 @@ def test_admin_times_are_to_the_minute_on_a_24_hour_clock(staff_client, world):
         (datetime.datetime(2026, 3, 2, 13, 5, tzinfo=datetime.UTC), "2 Mar 2026 13:05"),
     ):
         assert formats.localize(at) == shown
-    listing = staff_client.get("/admin/audit/auditevent/").content.decode()
+    listing = admin_role_client.get("/admin/audit/auditevent/").content.decode()
     assert formats.localize(timezone.localtime(world.audit_event.at)) in listing
     assert "a.m." not in listing and "p.m." not in listing
 

@@ -108,11 +108,12 @@ def test_viewer_sees_the_console_but_cannot_run(viewer_web, agent):
     assert not Execution.objects.exists()
 
 
-def test_viewer_cannot_give_feedback(viewer_web, agent):
+def test_viewer_gives_feedback_as_through_the_api(viewer_web, agent):
+    """Viewers cannot run agents but may rate a run (``execution.feedback``, as in the API)."""
     execution = ExecutionFactory(agent=agent)
     response = viewer_web.post(feedback_url(execution), {"rating": 1}, **HTMX)
-    assert response.status_code == 403
-    assert not Feedback.objects.exists()
+    assert response.status_code == 200
+    assert Feedback.objects.filter(execution=execution, rating=1).exists()
 
 
 def test_run_only_accepts_post(editor_web, agent):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Q
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
-from rest_framework import exceptions, status
+from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -65,18 +65,14 @@ class ToolViewSet(OrganizationScopedViewSet):
     search_fields = ["name", "slug", "description"]
     ordering_fields = ["name", "slug", "created_at", "updated_at"]
     ordering = ["name", "id"]
-    action_permissions = {"test": ("editor", "execute")}
+    policy_resource = "tool"
+    operations = {"test": "tool.test"}
 
     def get_queryset(self):
         # Built-in tools (no organisation) are visible to every organisation.
         return Tool.objects.filter(Q(organization=self.organization) | Q(organization__isnull=True)).order_by(
             "name", "id"
         )
-
-    def _writable(self, tool: Tool) -> Tool:
-        if tool.organization_id is None:
-            raise exceptions.PermissionDenied(services.BUILTIN_READ_ONLY)
-        return tool
 
     def perform_create(self, serializer):
         serializer.instance = services.tool_create(
@@ -88,16 +84,14 @@ class ToolViewSet(OrganizationScopedViewSet):
 
     def perform_update(self, serializer):
         serializer.instance = services.tool_update(
-            tool=self._writable(serializer.instance),
+            tool=serializer.instance,
             actor=self.access.actor,
             ip=request_ip(self.request),
             **serializer.validated_data,
         )
 
     def perform_destroy(self, instance):
-        services.tool_delete(
-            tool=self._writable(instance), actor=self.access.actor, ip=request_ip(self.request)
-        )
+        services.tool_delete(tool=instance, actor=self.access.actor, ip=request_ip(self.request))
 
     @extend_schema(
         summary="Test a tool",

@@ -8,7 +8,6 @@ from prisma_glow.api.viewsets import OrganizationScopedReadOnlyViewSet
 from prisma_glow.audit.api.filters import AuditEventFilterSet
 from prisma_glow.audit.api.serializers import AuditEventSerializer
 from prisma_glow.audit.models import AuditEvent
-from prisma_glow.tenancy.models import Role
 
 
 @extend_schema_view(
@@ -32,4 +31,4 @@ class AuditEventViewSet(OrganizationScopedReadOnlyViewSet):
         if backend is not OrderingFilter
     ]
     search_fields = ["object_repr", "actor_label", "action"]
-    read_role = Role.ADMIN
+    policy_resource = "audit"

@@ -7,7 +7,6 @@ from datetime import timedelta
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
@@ -24,7 +23,7 @@ from prisma_glow.tenancy.api.serializers import (
     MembershipUpdateSerializer,
     OrganizationSerializer,
 )
-from prisma_glow.tenancy.models import APIKey, Membership, Role
+from prisma_glow.tenancy.models import APIKey, Membership
 
 # --- API keys ---------------------------------------------------------------------------------
 
@@ -55,10 +54,13 @@ class APIKeyViewSet(
     filterset_fields = ["name"]
     search_fields = ["name", "prefix"]
     ordering_fields = ["created_at", "name", "last_used_at", "expires_at"]
-    read_role = Role.ADMIN
-    read_scope = "admin"
-    write_role = Role.ADMIN
-    write_scope = "admin"
+    operations = {
+        "list": "api_key.view",
+        "retrieve": "api_key.view",
+        "create": "api_key.manage",
+        "rotate": "api_key.manage",
+        "revoke": "api_key.manage",
+    }
 
     @extend_schema(
         summary="Create an API key",
@@ -151,20 +153,21 @@ class MembershipViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
     filterset_fields = ["role"]
     search_fields = ["user__username", "user__email", "user__first_name", "user__last_name"]
     ordering_fields = ["created_at", "role", "user__username"]
-    write_role = Role.ADMIN
-    write_scope = "admin"
-
-    def _require_owner_for(self, *roles: str) -> None:
-        """Granting, changing or removing the owner role needs an owner (a key never can)."""
-        if Role.OWNER in roles and self.access.role != Role.OWNER:
-            raise PermissionDenied("Only an owner can grant, change or remove the owner role.")
+    operations = {
+        "list": "membership.view",
+        "retrieve": "membership.view",
+        "create": "membership.add",
+        "update": "membership.change_role",
+        "partial_update": "membership.change_role",
+        "destroy": "membership.remove",
+    }
 
     def create(self, request, *args, **kwargs):
         serializer = MembershipCreateSerializer(
             data=request.data, context={"organization": self.organization}
         )
         serializer.is_valid(raise_exception=True)
-        self._require_owner_for(serializer.validated_data["role"])
+        self.require("membership.add", role=serializer.validated_data["role"])
         membership = services.membership_add(
             organization=self.organization,
             actor=self.access.actor,
@@ -178,15 +181,14 @@ class MembershipViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
         serializer = MembershipUpdateSerializer(data=request.data, partial=kwargs.get("partial", False))
         serializer.is_valid(raise_exception=True)
         role = serializer.validated_data.get("role", membership.role)
-        self._require_owner_for(role, membership.role)
+        self.require("membership.change_role", membership, role=role)
         membership = services.membership_update(
             membership=membership, actor=self.access.actor, role=role, ip=request_ip(request)
         )
         return Response(MembershipSerializer(membership).data)
 
     def destroy(self, request, *args, **kwargs):
-        membership = self.get_object()
-        self._require_owner_for(membership.role)
+        membership = self.get_object()  # the policy refuses an owner's membership to a non-owner
         services.membership_remove(membership=membership, actor=self.access.actor, ip=request_ip(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -207,8 +209,11 @@ class OrganizationView(mixins.RetrieveModelMixin, mixins.UpdateModelMixin, Gener
     """The caller's organisation: anyone reads it; the owner renames it."""
 
     serializer_class = OrganizationSerializer
-    write_role = Role.OWNER
-    write_scope = "admin"
+    operations = {
+        "get": "organization.view",
+        "put": "organization.update",
+        "patch": "organization.update",
+    }
 
     def get_queryset(self):
         from prisma_glow.tenancy.models import Organization

@@ -1,0 +1,483 @@
+"""Who may do what: one permission policy for every door (the API, the staff UI, the console).
+
+Every operation a person or an API key can perform has a name (``agent.change``,
+``membership.grant_owner``…) and one row in ``OPERATIONS``: the least member role it needs and the
+API-key scope that allows it (``None``: no key ever may). Rules that depend on the object or on what
+is asked live in ``OBJECT_RULES``: a rule looks at the object and the request's context and names a
+further operation that must also be allowed (touching an owner needs ``membership.grant_owner``), or
+refuses outright (built-in tools are read-only).
+
+Both doors ask the same function::
+
+    decision = policy.decide(access, "membership.change_role", obj=membership, role="owner")
+    if not decision: raise PermissionDenied(decision.reason)
+
+``access`` is anything with ``role``, ``api_key`` and ``is_superuser`` (the API's ``Access``, the
+admin's ``AdminAccess``). ``DOORS`` maps every page and action of the staff UI to the operation it
+performs and to the API route that performs the same one; ``ADMIN_ONLY`` and ``API_ONLY`` list the
+rest, so that a new page or route nobody classified fails ``tests/platform/test_policy_doors.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from prisma_glow.tenancy.models import ROLE_RANK, Role, Scope
+
+
+class Principal(Protocol):
+    """What the policy needs to know about a caller (``Access`` and ``AdminAccess`` both are one)."""
+
+    role: str | None
+    api_key: Any
+    is_superuser: bool
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The least member role, and the API-key scope (``None``: never a key), an operation needs."""
+
+    role: str
+    scope: str | None
+    summary: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An answer with its reason; true when allowed. The reason is the 403's message."""
+
+    allowed: bool
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+VIEWER, EDITOR, ADMIN_ROLE, OWNER = Role.VIEWER, Role.EDITOR, Role.ADMIN, Role.OWNER
+READ, WRITE, EXECUTE, ADMIN = Scope.READ, Scope.WRITE, Scope.EXECUTE, Scope.ADMIN
+
+
+def _crud(resource: str, noun: str, *, view=(VIEWER, READ), write=(EDITOR, WRITE)) -> dict[str, Rule]:
+    return {
+        f"{resource}.view": Rule(*view, f"read {noun}"),
+        f"{resource}.add": Rule(*write, f"create {noun}"),
+        f"{resource}.change": Rule(*write, f"change {noun}"),
+        f"{resource}.delete": Rule(*write, f"delete {noun}"),
+    }
+
+
+# --- The operations ---------------------------------------------------------------------------
+OPERATIONS: dict[str, Rule] = {
+    # Agents and what hangs off them.
+    **_crud("agent", "agents"),
+    "agent.execute": Rule(EDITOR, EXECUTE, "run agents"),
+    **_crud("persona", "personas"),
+    **_crud("assignment", "an agent's tool, knowledge and guardrail assignments"),
+    "execution.view": Rule(VIEWER, READ, "read executions"),
+    "execution.feedback": Rule(VIEWER, EXECUTE, "give feedback on executions"),
+    **_crud("learning_example", "learning examples"),
+    **_crud("model_provider", "model providers", write=(ADMIN_ROLE, ADMIN)),
+    # Tools, guardrails, knowledge.
+    **_crud("tool", "tools"),
+    "tool.test": Rule(EDITOR, EXECUTE, "test tools"),
+    **_crud("guardrail", "guardrails"),
+    "guardrail.check": Rule(EDITOR, EXECUTE, "test guardrails"),
+    **_crud("knowledge_base", "knowledge bases"),
+    "knowledge_base.search": Rule(VIEWER, READ, "search knowledge bases"),
+    **_crud("document", "documents"),
+    # The organisation, its members and keys, its audit log.
+    "organization.view": Rule(VIEWER, READ, "read the organisation"),
+    "organization.update": Rule(OWNER, ADMIN, "change the organisation's name and slug"),
+    "membership.view": Rule(VIEWER, READ, "read the members"),
+    "membership.add": Rule(ADMIN_ROLE, ADMIN, "add members"),
+    "membership.change_role": Rule(ADMIN_ROLE, ADMIN, "change members' roles"),
+    "membership.remove": Rule(ADMIN_ROLE, ADMIN, "remove members"),
+    "membership.grant_owner": Rule(OWNER, None, "grant, change or remove the owner role"),
+    "api_key.view": Rule(ADMIN_ROLE, ADMIN, "read the API keys"),
+    "api_key.manage": Rule(ADMIN_ROLE, ADMIN, "create, rotate and revoke API keys"),
+    "audit.view": Rule(ADMIN_ROLE, READ, "read the audit log"),
+}
+
+
+# --- Rules that depend on the object or on what is asked ----------------------------------------
+Check = Callable[[Any, dict], "str | Decision | None"]
+
+
+def _touches_owner(obj, context: dict) -> str | None:
+    """Granting the owner role, or changing or removing an owner's membership, is for owners."""
+    roles = {getattr(obj, "role", None), context.get("role")}
+    return "membership.grant_owner" if Role.OWNER in roles else None
+
+
+BUILTIN_TOOL_READ_ONLY = (
+    "Built-in tools are provided by Prisma Glow and are read-only; create an HTTP tool instead."
+)
+
+
+def _builtin_tool(obj, context: dict) -> Decision | None:
+    if obj is not None and getattr(obj, "organization_id", 0) is None:
+        return Decision(False, BUILTIN_TOOL_READ_ONLY)
+    return None
+
+
+# operation → checks; a check returns None (no further condition), the name of an operation that
+# must also be allowed, or a refusal.
+OBJECT_RULES: dict[str, tuple[Check, ...]] = {
+    "membership.add": (_touches_owner,),
+    "membership.change_role": (_touches_owner,),
+    "membership.remove": (_touches_owner,),
+    "tool.change": (_builtin_tool,),
+    "tool.delete": (_builtin_tool,),
+}
+
+
+# --- The decision ---------------------------------------------------------------------------------
+def rank(role: str | None) -> int:
+    return ROLE_RANK[Role(role)] if role else 0
+
+
+def _rule_allows(access: Principal, name: str) -> Decision:
+    rule = OPERATIONS[name]
+    if access.api_key is not None:
+        if rule.scope is None:
+            return Decision(False, f"An API key cannot {rule.summary}; a signed-in {rule.role} must do it.")
+        if access.api_key.has_scope(rule.scope):
+            return Decision(True)
+        return Decision(False, f"This API key lacks the '{rule.scope}' scope needed to {rule.summary}.")
+    if getattr(access, "is_superuser", False):
+        return Decision(True)
+    if access.role is None:
+        return Decision(False, "You are not a member of this organisation.")
+    if rank(access.role) >= rank(rule.role):
+        return Decision(True)
+    return Decision(
+        False, f"Your role ({access.role}) cannot {rule.summary}; it needs {rule.role} or higher."
+    )
+
+
+def decide(access: Principal, operation: str, obj=None, **context) -> Decision:
+    """May ``access`` perform ``operation`` (on ``obj``, with ``context`` such as ``role=``)?"""
+    if operation not in OPERATIONS:
+        raise KeyError(f"Unknown operation {operation!r}: declare it in prisma_glow.policy.OPERATIONS.")
+    decision = _rule_allows(access, operation)
+    if not decision:
+        return decision
+    for check in OBJECT_RULES.get(operation, ()):
+        outcome = check(obj, context)
+        if isinstance(outcome, Decision) and not outcome:
+            return outcome
+        if isinstance(outcome, str):
+            further = _rule_allows(access, outcome)
+            if not further:
+                return further
+    return Decision(True)
+
+
+def allows(access: Principal, operation: str, obj=None, **context) -> bool:
+    return decide(access, operation, obj, **context).allowed
+
+
+def grantable_roles(access: Principal) -> list[str]:
+    """The roles ``access`` may give a member (every role but owner unless it may grant owner)."""
+    return [role for role in Role.values if allows(access, "membership.add", role=role)]
+
+
+# --- The doors ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Door:
+    """A staff-UI page (admin URL name; the method when it matters; the bulk action of a changelist),
+    the operation it performs, and the API route and action that perform the same operation."""
+
+    admin: str
+    operation: str
+    api: tuple[str, str] | None = None
+    method: str = "GET"
+    admin_action: str = ""
+
+
+DOORS: tuple[Door, ...] = (
+    # Agents.
+    Door("admin:agents_agent_changelist", "agent.view", ("agent-list", "list")),
+    Door("admin:agents_agent_detail", "agent.view", ("agent-detail", "retrieve")),
+    Door("admin:agents_agent_change", "agent.view", ("agent-detail", "retrieve")),
+    Door("admin:agents_agent_history", "agent.view", ("agent-detail", "retrieve")),
+    Door("admin:agents_agent_change", "agent.change", ("agent-detail", "partial_update"), "POST"),
+    Door("admin:agents_agent_add", "agent.add", ("agent-list", "create")),
+    Door("admin:agents_agent_wizard", "agent.add", ("agent-list", "create")),
+    Door("admin:agents_agent_wizard_step", "agent.add", ("agent-list", "create")),
+    Door("admin:agents_agent_wizard_reset", "agent.add", ("agent-list", "create"), "POST"),
+    Door("admin:agents_agent_delete", "agent.delete", ("agent-detail", "destroy")),
+    Door("admin:agents_agent_lifecycle", "agent.change", ("agent-activate", "activate"), "POST"),
+    Door("admin:agents_agent_lifecycle", "agent.change", ("agent-deprecate", "deprecate"), "POST"),
+    Door("admin:agents_agent_clone", "agent.add", ("agent-clone", "clone"), "POST"),
+    Door(
+        "admin:agents_agent_changelist",
+        "agent.change",
+        ("agent-activate", "activate"),
+        "POST",
+        admin_action="activate_selected",
+    ),
+    Door(
+        "admin:agents_agent_changelist",
+        "agent.change",
+        ("agent-deprecate", "deprecate"),
+        "POST",
+        admin_action="deprecate_selected",
+    ),
+    Door("admin:console:index", "agent.view", ("agent-list", "list")),
+    Door("admin:console:run", "agent.execute", ("agent-execute", "execute"), "POST"),
+    Door("admin:console:feedback", "execution.feedback", ("execution-feedback", "feedback"), "POST"),
+    # Personas.
+    Door("admin:agents_agent_personas", "persona.view", ("agent-persona-list", "list")),
+    Door("admin:agents_agent_persona_new", "persona.add", ("agent-persona-list", "create")),
+    Door("admin:agents_agent_persona_edit", "persona.add", ("agent-persona-list", "create")),
+    Door("admin:agents_agent_persona_preview", "persona.add", ("agent-persona-list", "create"), "POST"),
+    Door(
+        "admin:agents_agent_persona_activate",
+        "persona.change",
+        ("agent-persona-activate", "activate"),
+        "POST",
+    ),
+    # Assignments.
+    Door("admin:agents_agent_assignments", "assignment.view", ("agent-tool-list", "list")),
+    Door("admin:agents_agent_assignments", "assignment.add", ("agent-tool-list", "create"), "POST"),
+    # Executions and feedback.
+    Door("admin:agents_execution_changelist", "execution.view", ("execution-list", "list")),
+    Door("admin:agents_execution_change", "execution.view", ("execution-detail", "retrieve")),
+    Door("admin:agents_execution_history", "execution.view", ("execution-detail", "retrieve")),
+    Door("admin:agents_execution_change", "execution.feedback", ("execution-feedback", "feedback"), "POST"),
+    Door("admin:agents_feedback_changelist", "execution.view", ("execution-detail", "retrieve")),
+    Door("admin:agents_feedback_change", "execution.view", ("execution-detail", "retrieve")),
+    Door("admin:agents_feedback_history", "execution.view", ("execution-detail", "retrieve")),
+    # Learning examples.
+    Door(
+        "admin:agents_learningexample_changelist", "learning_example.view", ("learning-example-list", "list")
+    ),
+    Door(
+        "admin:agents_learningexample_change",
+        "learning_example.view",
+        ("learning-example-detail", "retrieve"),
+    ),
+    Door(
+        "admin:agents_learningexample_history",
+        "learning_example.view",
+        ("learning-example-detail", "retrieve"),
+    ),
+    Door("admin:agents_learningexample_add", "learning_example.add", ("learning-example-list", "create")),
+    Door(
+        "admin:agents_learningexample_change",
+        "learning_example.change",
+        ("learning-example-detail", "partial_update"),
+        "POST",
+    ),
+    Door(
+        "admin:agents_learningexample_delete",
+        "learning_example.delete",
+        ("learning-example-detail", "destroy"),
+    ),
+    Door(
+        "admin:agents_learningexample_changelist",
+        "learning_example.change",
+        ("learning-example-approve", "approve"),
+        "POST",
+        admin_action="approve_selected",
+    ),
+    Door(
+        "admin:agents_learningexample_changelist",
+        "learning_example.change",
+        ("learning-example-reject", "reject"),
+        "POST",
+        admin_action="reject_selected",
+    ),
+    # Model providers.
+    Door("admin:agents_modelprovider_changelist", "model_provider.view", ("model-provider-list", "list")),
+    Door("admin:agents_modelprovider_change", "model_provider.view", ("model-provider-detail", "retrieve")),
+    Door("admin:agents_modelprovider_history", "model_provider.view", ("model-provider-detail", "retrieve")),
+    Door("admin:agents_modelprovider_add", "model_provider.add", ("model-provider-list", "create")),
+    Door(
+        "admin:agents_modelprovider_change",
+        "model_provider.change",
+        ("model-provider-detail", "partial_update"),
+        "POST",
+    ),
+    Door("admin:agents_modelprovider_delete", "model_provider.delete", ("model-provider-detail", "destroy")),
+    # Tools.
+    Door("admin:tools_tool_changelist", "tool.view", ("tool-list", "list")),
+    Door("admin:tools_tool_change", "tool.view", ("tool-detail", "retrieve")),
+    Door("admin:tools_tool_history", "tool.view", ("tool-detail", "retrieve")),
+    Door("admin:tools_tool_add", "tool.add", ("tool-list", "create")),
+    Door("admin:tools_tool_change", "tool.change", ("tool-detail", "partial_update"), "POST"),
+    Door("admin:tools_tool_delete", "tool.delete", ("tool-detail", "destroy")),
+    Door("admin:tools_tool_test", "tool.test", ("tool-test", "test")),
+    # Guardrails.
+    Door("admin:guardrails_guardrail_changelist", "guardrail.view", ("guardrail-list", "list")),
+    Door("admin:guardrails_guardrail_change", "guardrail.view", ("guardrail-detail", "retrieve")),
+    Door("admin:guardrails_guardrail_history", "guardrail.view", ("guardrail-detail", "retrieve")),
+    Door("admin:guardrails_guardrail_add", "guardrail.add", ("guardrail-list", "create")),
+    Door(
+        "admin:guardrails_guardrail_change",
+        "guardrail.change",
+        ("guardrail-detail", "partial_update"),
+        "POST",
+    ),
+    Door("admin:guardrails_guardrail_delete", "guardrail.delete", ("guardrail-detail", "destroy")),
+    Door("admin:guardrails_guardrail_test", "guardrail.check", ("guardrail-check", "check"), "POST"),
+    # Knowledge.
+    Door("admin:knowledge_knowledgebase_changelist", "knowledge_base.view", ("knowledge-base-list", "list")),
+    Door(
+        "admin:knowledge_knowledgebase_change", "knowledge_base.view", ("knowledge-base-detail", "retrieve")
+    ),
+    Door(
+        "admin:knowledge_knowledgebase_history", "knowledge_base.view", ("knowledge-base-detail", "retrieve")
+    ),
+    Door("admin:knowledge_knowledgebase_add", "knowledge_base.add", ("knowledge-base-list", "create")),
+    Door(
+        "admin:knowledge_knowledgebase_change",
+        "knowledge_base.change",
+        ("knowledge-base-detail", "partial_update"),
+        "POST",
+    ),
+    Door(
+        "admin:knowledge_knowledgebase_delete", "knowledge_base.delete", ("knowledge-base-detail", "destroy")
+    ),
+    Door(
+        "admin:knowledge_knowledgebase_search",
+        "knowledge_base.search",
+        ("knowledge-base-search-all", "search_all"),
+    ),
+    Door(
+        "admin:knowledge_knowledgebase_documents", "document.view", ("knowledge-base-document-list", "list")
+    ),
+    Door(
+        "admin:knowledge_knowledgebase_documents",
+        "document.add",
+        ("knowledge-base-document-list", "create"),
+        "POST",
+    ),
+    Door("admin:knowledge_document_changelist", "document.view", ("knowledge-base-document-list", "list")),
+    Door("admin:knowledge_document_change", "document.view", ("knowledge-base-document-detail", "retrieve")),
+    Door("admin:knowledge_document_history", "document.view", ("knowledge-base-document-detail", "retrieve")),
+    Door(
+        "admin:knowledge_document_change",
+        "document.change",
+        ("knowledge-base-document-reindex", "reindex"),
+        "POST",
+    ),
+    Door("admin:knowledge_document_delete", "document.delete", ("knowledge-base-document-detail", "destroy")),
+    # The organisation, members, keys, audit.
+    Door("admin:tenancy_organization_changelist", "organization.view", ("organization", "get")),
+    Door("admin:tenancy_organization_change", "organization.view", ("organization", "get")),
+    Door("admin:tenancy_organization_history", "organization.view", ("organization", "get")),
+    Door("admin:tenancy_organization_change", "organization.update", ("organization", "patch"), "POST"),
+    Door("admin:tenancy_membership_changelist", "membership.view", ("member-list", "list")),
+    Door("admin:tenancy_membership_change", "membership.view", ("member-detail", "retrieve")),
+    Door("admin:tenancy_membership_history", "membership.view", ("member-detail", "retrieve")),
+    Door("admin:tenancy_membership_add", "membership.add", ("member-list", "create")),
+    Door(
+        "admin:tenancy_membership_change",
+        "membership.change_role",
+        ("member-detail", "partial_update"),
+        "POST",
+    ),
+    Door("admin:tenancy_membership_delete", "membership.remove", ("member-detail", "destroy")),
+    Door("admin:tenancy_apikey_changelist", "api_key.view", ("api-key-list", "list")),
+    Door("admin:tenancy_apikey_change", "api_key.view", ("api-key-detail", "retrieve")),
+    Door("admin:tenancy_apikey_history", "api_key.view", ("api-key-detail", "retrieve")),
+    Door("admin:tenancy_apikey_add", "api_key.manage", ("api-key-list", "create")),
+    Door("admin:tenancy_apikey_rotate", "api_key.manage", ("api-key-rotate", "rotate"), "POST"),
+    Door("admin:tenancy_apikey_revoke", "api_key.manage", ("api-key-revoke", "revoke"), "POST"),
+    Door("admin:audit_auditevent_changelist", "audit.view", ("audit-event-list", "list")),
+    Door("admin:audit_auditevent_change", "audit.view", ("audit-event-detail", "retrieve")),
+    Door("admin:audit_auditevent_history", "audit.view", ("audit-event-detail", "retrieve")),
+)
+
+# Staff-UI pages with no API counterpart, and why (their operation, when they perform one, is in DOORS
+# or in the ModelAdmin's has_*_permission).
+ADMIN_ONLY: dict[str, str] = {
+    "admin:index": "the dashboard: every member, figures of their organisation only",
+    "admin:login": "signing in",
+    "admin:logout": "signing out",
+    "admin:password_change": "a user's own password",
+    "admin:password_change_done": "a user's own password",
+    "admin:jsi18n": "the admin's translations",
+    "admin:autocomplete": "Django's autocomplete: answers through the ModelAdmins' own permissions",
+    "admin:view_on_site": "Django's redirect to an object's public page (none here)",
+    "admin:app_list": "an app's index: lists only the models the user may view",
+    "admin:switch_organization": "choosing among one's own memberships (the API's X-Organization header)",
+    "admin:console:clear": "forgets the console's conversation kept in the session",
+    # Site administration: superusers only (Django's permissions, no organisation).
+    "admin:auth_user_changelist": "superusers only (Django's own model permissions, no organisation)",
+    "admin:auth_user_add": "superusers only",
+    "admin:auth_user_change": "superusers only",
+    "admin:auth_user_delete": "superusers only",
+    "admin:auth_user_history": "superusers only",
+    "admin:auth_user_password_change": "superusers only",
+    "admin:auth_group_changelist": "superusers only",
+    "admin:auth_group_add": "superusers only",
+    "admin:auth_group_change": "superusers only",
+    "admin:auth_group_delete": "superusers only",
+    "admin:auth_group_history": "superusers only",
+    "admin:django_tasks_database_dbtaskresult_changelist": "superusers only",
+    "admin:django_tasks_database_dbtaskresult_add": "superusers only",
+    "admin:django_tasks_database_dbtaskresult_change": "superusers only",
+    "admin:django_tasks_database_dbtaskresult_delete": "superusers only",
+    "admin:django_tasks_database_dbtaskresult_history": "superusers only",
+    "admin:tenancy_organization_add": "superusers only (manage.py or the admin create organisations)",
+    "admin:tenancy_organization_delete": "nobody: an organisation with history cannot be deleted",
+    # Pages whose model is written only by the runtime: nobody adds, changes or deletes them.
+    "admin:agents_execution_add": "nobody: executions are written by the runtime",
+    "admin:agents_execution_delete": "nobody: executions are the record of what ran",
+    "admin:agents_feedback_add": "nobody: feedback is given on an execution",
+    "admin:agents_feedback_delete": "nobody: feedback is part of the record",
+    "admin:knowledge_document_add": "documents are uploaded on their knowledge base's page",
+    "admin:tenancy_apikey_delete": "nobody: keys are revoked, never deleted",
+    "admin:audit_auditevent_add": "nobody: the audit log is append-only",
+    "admin:audit_auditevent_delete": "nobody: the audit log is append-only",
+}
+
+# API routes (route name, action) with no staff-UI counterpart, and why.
+API_ONLY: dict[tuple[str, str], str] = {
+    ("api-root", "get"): "the API's index of routes",
+    ("schema", "get"): "the OpenAPI schema",
+    ("swagger-ui", "get"): "the API's documentation page",
+    ("agent-detail", "update"): "the admin's change form is a partial update",
+    ("agent-persona-detail", "retrieve"): "the admin shows versions on the personas page",
+    ("agent-persona-detail", "update"): "personas are versioned: the admin saves a new version",
+    ("agent-persona-detail", "partial_update"): "personas are versioned: the admin saves a new version",
+    ("agent-persona-detail", "destroy"): "the admin keeps every version",
+    ("agent-persona-diff", "diff"): "the personas page's ?a=&b= comparison",
+    ("agent-tool-detail", "retrieve"): "assignments page",
+    ("agent-tool-detail", "update"): "assignments page",
+    ("agent-tool-detail", "partial_update"): "assignments page",
+    ("agent-tool-detail", "destroy"): "assignments page",
+    ("agent-tool-reorder", "reorder"): "assignments page",
+    ("agent-knowledge-list", "list"): "assignments page",
+    ("agent-knowledge-list", "create"): "assignments page",
+    ("agent-knowledge-detail", "retrieve"): "assignments page",
+    ("agent-knowledge-detail", "update"): "assignments page",
+    ("agent-knowledge-detail", "partial_update"): "assignments page",
+    ("agent-knowledge-detail", "destroy"): "assignments page",
+    ("agent-knowledge-reorder", "reorder"): "assignments page",
+    ("agent-guardrail-list", "list"): "assignments page",
+    ("agent-guardrail-list", "create"): "assignments page",
+    ("agent-guardrail-detail", "retrieve"): "assignments page",
+    ("agent-guardrail-detail", "update"): "assignments page",
+    ("agent-guardrail-detail", "partial_update"): "assignments page",
+    ("agent-guardrail-detail", "destroy"): "assignments page",
+    ("agent-guardrail-reorder", "reorder"): "assignments page",
+    ("learning-example-detail", "update"): "the admin's change form is a partial update",
+    ("model-provider-detail", "update"): "the admin's change form is a partial update",
+    ("tool-detail", "update"): "the admin's change form is a partial update",
+    ("guardrail-detail", "update"): "the admin's change form is a partial update",
+    ("knowledge-base-detail", "update"): "the admin's change form is a partial update",
+    ("knowledge-base-search", "search"): "the retrieval tester searches chosen knowledge bases",
+    ("knowledge-base-reindex", "reindex"): "a document's page reindexes one document",
+    ("knowledge-base-document-detail", "update"): "a document's page",
+    ("knowledge-base-document-detail", "partial_update"): "a document's page",
+    ("knowledge-base-document-chunk-list", "list"): "a document's page lists its chunks",
+    ("knowledge-base-document-chunk-detail", "retrieve"): "a document's page lists its chunks",
+    ("organization", "put"): "the admin's change form is a partial update",
+    ("member-detail", "update"): "the admin's change form is a partial update",
+}
