@@ -132,6 +132,22 @@ def test_every_htmx_element_of_the_templates_carries_the_page_token():
     assert with_htmx >= 9  # the testers, the editor, the lists that refresh, the console feedback
 
 
+def test_no_python_module_of_the_project_marks_a_string_safe():
+    """Markup built in Python comes from format_html / format_html_join (which escape their
+    arguments), never from mark_safe or SafeString over a string that may hold user text."""
+    base = Path(settings.BASE_DIR)
+    packages = ["prisma_glow", "agents", "personas", "tools", "guardrails", "knowledge"]
+    pattern = re.compile(r"\bmark_safe\(|\bSafeString\(|\bformat_html\(\s*f[\"']|\.allow_tags\b")
+    modules = [p for package in packages for p in (base / package).rglob("*.py")]
+    assert len(modules) > 50
+    offenders = {
+        str(p.relative_to(base)): pattern.findall(p.read_text(encoding="utf-8"))
+        for p in modules
+        if pattern.search(p.read_text(encoding="utf-8"))
+    }
+    assert offenders == {}
+
+
 # --- Functions that build markup ---------------------------------------------------------------
 HOSTILE = [HTMX_DIV, IMG, FORM, '"><script>alert(1)</script>', "<mark>fake</mark>"]
 
