@@ -124,7 +124,9 @@ def mark_spans(text, spans):
 
 
 def htmx_token(request) -> str:
-    """The session's htmx token ("" without a session: nothing is trusted then)."""
+    """The session's htmx token ("" without a session: nothing is trusted then). The session key,
+    and so the token, stays the same for the session's life with the database (the default) or
+    cache session engines."""
     session = getattr(request, "session", None)
     key = getattr(session, "session_key", None) if session is not None else None
     if not key:

@@ -523,6 +523,22 @@ def test_htmx_fragments_show_the_firms_markup_as_inert_text(poisoned, owner):
     assert failures == {}
 
 
+def test_the_htmx_token_belongs_to_the_session(owner, editor):
+    """Each session has its own token (32 hex digits), the same on every page of the session;
+    without a session there is none, and admin_ui.js then trusts no element."""
+    first, second = login(owner), login(editor)
+    token = session_token(first)
+    assert re.fullmatch(r"[0-9a-f]{32}", token)
+    assert session_token(first) == token != session_token(second)
+    assert token != first.session.session_key
+    assert htmx_token(SimpleNamespace()) == "" == htmx_token(None)
+    page = first.get("/admin/").content.decode()
+    assert f'<meta name="pg-htmx" content="{token}">' in page
+    assert (
+        f'<meta name="pg-htmx" content="{session_token(second)}">' in second.get("/admin/").content.decode()
+    )
+
+
 def test_the_checker_sees_an_unprotected_payload(owner, org):
     """The page check is not blind: raw markup, an htmx element without the token or inside user
     content, and user text outside hx-disable are all reported."""
