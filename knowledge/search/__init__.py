@@ -34,7 +34,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db import connection
-from django.utils.html import escape
+from django.utils.html import escape, format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from knowledge.search.query import ParsedQuery, features, highlight_spans, parse_query
 
@@ -73,16 +74,17 @@ class Passage:
             label += f", § {self.heading_path.split(HEADING_SEPARATOR)[-1]}"
         return label
 
-    def highlighted_html(self) -> str:
-        """The passage text, HTML-escaped, with matched words wrapped in ``<mark>``."""
-        out: list[str] = []
+    def highlighted_html(self) -> SafeString:
+        """The passage text, HTML-escaped, with matched words wrapped in ``<mark>``: built with
+        ``format_html`` from escaped parts, so the only markup is the ``<mark>`` written here."""
+        out: list[SafeString] = []
         last = 0
         for start, end in self.highlights:
             out.append(escape(self.text[last:start]))
-            out.append(f"<mark>{escape(self.text[start:end])}</mark>")
+            out.append(format_html("<mark>{}</mark>", self.text[start:end]))
             last = end
         out.append(escape(self.text[last:]))
-        return "".join(out)
+        return format_html_join("", "{}", ((part,) for part in out))
 
     def to_dict(self) -> dict:
         return {

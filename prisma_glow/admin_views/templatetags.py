@@ -7,8 +7,9 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from django import template
-from django.utils.html import escape
-from django.utils.safestring import mark_safe
+from django.utils.crypto import salted_hmac
+from django.utils.html import escape, format_html, format_html_join
+from django.utils.safestring import SafeString
 
 register = template.Library()
 
@@ -67,28 +68,34 @@ def get_item(mapping, key):
         return None
 
 
-def highlight_spans(text: str, spans) -> str:
-    """Escape ``text`` and wrap each ``(start, end, label)`` span in ``<mark>`` (overlaps merged)."""
+def highlight_spans(text: str, spans) -> SafeString:
+    """``text`` with each ``(start, end, label)`` span wrapped in ``<mark>`` (overlaps merged).
+
+    Every part, text and label alike, goes through ``format_html``: the result is markup only
+    where this function wrote it, whatever ``text`` contains."""
     cleaned = sorted(
         (max(0, int(s[0])), min(len(text), int(s[1])), str(s[2]) if len(s) > 2 else "")
         for s in spans or []
         if s is not None and len(s) >= 2 and int(s[1]) > int(s[0])
     )
-    parts, cursor = [], 0
+    parts: list[SafeString] = []
+    cursor = 0
     for start, end, label in cleaned:
         if start < cursor:
             start = cursor
         if start >= end:
             continue
         parts.append(escape(text[cursor:start]))
-        title = f' title="{escape(label)}"' if label else ""
-        parts.append(f'<mark class="pg-mark"{title}>{escape(text[start:end])}</mark>')
+        if label:
+            parts.append(format_html('<mark class="pg-mark" title="{}">{}</mark>', label, text[start:end]))
+        else:
+            parts.append(format_html('<mark class="pg-mark">{}</mark>', text[start:end]))
         cursor = end
     parts.append(escape(text[cursor:]))
-    return mark_safe("".join(parts))
+    return format_html_join("", "{}", ((part,) for part in parts))
 
 
-def highlight_terms(text: str, query: str) -> str:
+def highlight_terms(text: str, query: str) -> SafeString:
     """Escape ``text`` and mark every occurrence of the query's words (three letters or more)."""
     words = sorted({w for w in re.findall(r"\w{3,}", query or "", flags=re.UNICODE)}, key=len, reverse=True)
     if not words:
@@ -106,3 +113,35 @@ def highlight(text, query):
 @register.simple_tag
 def mark_spans(text, spans):
     return highlight_spans(text or "", spans)
+
+
+# --- Where an htmx request may come from ------------------------------------------------------
+# admin_ui.js sends an htmx request (with the CSRF header) only for an element that carries
+# ``data-pg-htmx`` with this page's token and is not inside user content (``hx-disable``). The token
+# is a keyed hash of the session: stored content (a description, a document, an answer) is written
+# before the page it appears on is rendered and cannot know it, so markup that slipped into a page
+# still could not make the signed-in user's browser send a request.
+
+
+def htmx_token(request) -> str:
+    """The session's htmx token ("" without a session: nothing is trusted then). The session key,
+    and so the token, stays the same for the session's life with the database (the default) or
+    cache session engines."""
+    session = getattr(request, "session", None)
+    key = getattr(session, "session_key", None) if session is not None else None
+    if not key:
+        return ""
+    return salted_hmac("prisma_glow.admin_views.htmx-origin", key, algorithm="sha256").hexdigest()[:32]
+
+
+@register.simple_tag(takes_context=True)
+def pg_htmx_token(context) -> str:
+    """The token for the page's ``<meta name="pg-htmx">``."""
+    return htmx_token(context.get("request"))
+
+
+@register.simple_tag(takes_context=True)
+def pg_htmx(context) -> SafeString:
+    """``data-pg-htmx="<token>"``: marks an element of the product's own templates that issues htmx
+    requests (every element with ``hx-get``/``hx-post``… carries it; a test checks)."""
+    return format_html('data-pg-htmx="{}"', htmx_token(context.get("request")))

@@ -47,8 +47,10 @@ class DecimalNumberField(forms.CharField):
 
 def schema_field(name: str, prop: dict, required: bool) -> forms.Field:
     """The form field for one property of a JSON Schema (type, enum, description, bounds)."""
-    label = prop.get("title") or name
-    help_text = prop.get("description", "")
+    # Title and description are the tool author's text: plain strings, escaped where they are shown
+    # (templates/admin/pg/fields.html renders help texts escaped, inside an hx-disable container).
+    label = str(prop.get("title") or name)
+    help_text = str(prop.get("description") or "")
     common = {"required": required, "label": label, "help_text": help_text}
     kind = prop.get("type")
     if isinstance(kind, list):

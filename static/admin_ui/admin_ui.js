@@ -2,15 +2,41 @@
 (function () {
   "use strict";
 
+  // Where user content is shown (names, descriptions, documents, answers, traces…): htmx processes
+  // nothing inside these containers, and no request may come from them.
+  var USER_CONTENT = "[hx-disable], [data-hx-disable]";
+
+  // The page's htmx token (templates/admin/base_site.html). Read once, from the head: a meta tag
+  // inside the body could only come from content, and comes after this one in the document.
+  var tokenMeta = document.head ? document.head.querySelector("meta[name='pg-htmx']") : null;
+  var pageToken = tokenMeta ? tokenMeta.getAttribute("content") || "" : "";
+
   function csrfToken() {
     var match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
     if (match) { return decodeURIComponent(match[1]); }
-    var input = document.querySelector("input[name=csrfmiddlewaretoken]");
-    return input ? input.value : "";
+    var inputs = document.querySelectorAll("input[name=csrfmiddlewaretoken]");
+    for (var i = 0; i < inputs.length; i++) {
+      if (!inputs[i].closest(USER_CONTENT)) { return inputs[i].value; }
+    }
+    return "";
   }
 
-  // Every htmx request carries the CSRF token, like Django's own forms.
+  // True when the element that issues an htmx request comes from the product's own templates: it
+  // carries this page's token in data-pg-htmx (the {% pg_htmx %} tag) and is not inside user content.
+  function fromProduct(elt) {
+    return Boolean(
+      pageToken && elt && elt.getAttribute && elt.closest &&
+      elt.getAttribute("data-pg-htmx") === pageToken && !elt.closest(USER_CONTENT)
+    );
+  }
+
+  // An htmx request from anything else is cancelled before it is sent; those from the product's
+  // elements carry the CSRF token, like Django's own forms.
   document.addEventListener("htmx:configRequest", function (event) {
+    if (!fromProduct(event.detail.elt)) {
+      event.preventDefault();
+      return;
+    }
     event.detail.headers["X-CSRFToken"] = csrfToken();
   });
 
