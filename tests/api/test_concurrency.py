@@ -107,3 +107,83 @@ def test_eight_threads_writing_to_one_agent_get_no_500():
         events_before + created_personas + created_tools
     )
     assert audit_verify_chain(organization) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_runs_keep_working_while_the_agent_is_being_changed():
+    """Four threads run the agent while four change it (personas, built-in tool assignments): the
+    runs' records (which lock the organisation through the audit head) and the writes (organisation,
+    then agent) queue without deadlock; every run completes, every write succeeds or is a duplicate."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises writers (IMMEDIATE transactions); row-lock deadlocks are PostgreSQL's")
+    from agents.models import Execution
+    from tests.factories import PersonaFactory
+    from tools.models import Tool
+
+    agent = AgentFactory(status="active")
+    PersonaFactory(agent=agent, is_active=True)
+    organization = agent.organization
+    editor = UserFactory(username="concurrent-editor")
+    MembershipFactory(user=editor, organization=organization, role="editor")
+    runner_key = APIKeyFactory(organization=organization, scopes=["read", "execute"])
+    builtins = list(Tool.objects.filter(organization__isnull=True, is_enabled=True).order_by("slug"))
+    assert builtins
+
+    barrier = threading.Barrier(THREADS)
+    answers: list[tuple[str, int, dict]] = []
+    lock = threading.Lock()
+
+    def worker(index: int) -> None:
+        client = APIClient()
+        runs = index % 2 == 1
+        if runs:
+            client.credentials(HTTP_AUTHORIZATION=f"Api-Key {runner_key.plaintext}")
+        else:
+            client.force_authenticate(user=editor)
+        try:
+            barrier.wait(timeout=30)
+            for n in range(REQUESTS_PER_THREAD):
+                if runs:
+                    what = "run"
+                    response = client.post(
+                        f"/api/v1/agents/{agent.pk}/execute/",
+                        {"input": "What is the VAT on €1,000 at 19%?"},
+                        format="json",
+                    )
+                elif n % 2:
+                    what = "tool"
+                    tool = builtins[(index + n) % len(builtins)]
+                    response = client.post(
+                        f"/api/v1/agents/{agent.pk}/tools/", {"tool": tool.pk}, format="json"
+                    )
+                else:
+                    what = "persona"
+                    response = client.post(
+                        f"/api/v1/agents/{agent.pk}/personas/",
+                        {"name": f"Thread {index} #{n}", "system_prompt": "Answer VAT questions."},
+                        format="json",
+                    )
+                with lock:
+                    answers.append((what, response.status_code, response.json()))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=180)
+    assert not any(thread.is_alive() for thread in threads)
+
+    assert len(answers) == THREADS * REQUESTS_PER_THREAD
+    statuses = Counter((what, status) for what, status, _ in answers)
+    assert all(
+        (what == "run" and status == 201)
+        or (what != "run" and status == 201)
+        or (what == "tool" and status == 409)
+        for what, status, _ in answers
+    ), statuses
+    runs = [body for what, _, body in answers if what == "run"]
+    assert len(runs) == 32 and {body["status"] for body in runs} == {"completed"}
+    assert Execution.objects.filter(agent=agent, status="completed").count() == 32
+    assert audit_verify_chain(organization) == []
