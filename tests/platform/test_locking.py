@@ -257,17 +257,23 @@ def test_the_api_answers_503_busy_when_the_attempts_are_spent(editor, org, setti
     assert AuditEvent.objects.filter(organization=org).count() == events
 
 
-def test_the_admin_shows_a_message_for_a_deadlock_in_its_own_transaction(editor, org):
+@pytest.mark.parametrize("htmx", [False, True], ids=["form", "htmx"])
+def test_the_admin_shows_a_message_for_a_deadlock_in_its_own_transaction(editor, org, htmx):
     """The admin's delete page runs the service inside the admin's transaction (no retry possible):
-    the deadlock sends the user back to the page with a message, not a 500."""
+    the deadlock sends the user back to the page with a message, not a 500 — a form post by a 303 to
+    the page, an HTMX request by a 503 asking HTMX to reload it."""
     agent = AgentFactory(organization=org)
     client = Client()
     client.force_login(editor)
     url = f"/admin/agents/agent/{agent.pk}/delete/"
+    headers = {"HX-Request": "true"} if htmx else {}
     with _persona_deadlock(agent) as partner:
-        response = client.post(url, {"post": "yes"})
+        response = client.post(url, {"post": "yes"}, headers=headers)
     assert partner.outcome == "committed"
-    assert response.status_code == 303 and response["Location"] == url
+    if htmx:
+        assert response.status_code == 503 and response["HX-Refresh"] == "true"
+    else:
+        assert response.status_code == 303 and response["Location"] == url
     page = client.get(url)
     assert page.status_code == 200
     assert "could not be applied; nothing was changed. Try again" in page.content.decode()
