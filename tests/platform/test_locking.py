@@ -176,14 +176,16 @@ def _other_connection_can(sql: str, params: list) -> bool:
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute(sql + " NOWAIT", params)
             result["ok"] = True
-        except OperationalError:
+        except OperationalError as exc:
             result["ok"] = False
+            result["busy"] = is_busy(exc)  # lock_not_available: a busy row, not a server error
         finally:
             connection.close()
 
     thread = threading.Thread(target=probe)
     thread.start()
     thread.join(10)
+    assert result.get("busy", True)
     return result["ok"]
 
 
