@@ -37,6 +37,7 @@ from agents.models import (
 from personas.models import Persona
 from prisma_glow.api.errors import ConflictError
 from prisma_glow.audit.services import audit_record, snapshot
+from prisma_glow.locking import lock_for_write, retry_on_conflict
 from prisma_glow.tenancy.models import Membership
 
 # --- Helpers ----------------------------------------------------------------------------------
@@ -139,10 +140,12 @@ def _agent_conflicts(agent: Agent) -> dict[str, list[str]]:
     return conflicts
 
 
+@retry_on_conflict
 @transaction.atomic
 def agent_create(*, organization, actor, ip: str | None = None, name: str, **fields: Any) -> Agent:
     """Create a draft agent. The slug is derived from the name when not given (made unique)."""
     _check_fields(fields, AGENT_FIELDS, "agent")
+    lock_for_write(organization=organization)
     if not fields.get("slug"):
         fields["slug"] = _unique_slug(Agent, organization, name)
     if "owner" not in fields:
@@ -160,11 +163,13 @@ def agent_create(*, organization, actor, ip: str | None = None, name: str, **fie
     return agent
 
 
+@retry_on_conflict
 @transaction.atomic
 def agent_update(*, agent: Agent, actor, ip: str | None = None, **fields: Any) -> Agent:
     """Edit an agent's settings (not its status: use ``agent_activate`` / ``agent_deprecate``)."""
     _check_fields(fields, AGENT_FIELDS, "agent")
-    agent = Agent.objects.select_for_update().get(pk=agent.pk)
+    lock_for_write(organization=agent.organization_id)
+    agent = Agent.objects.select_for_update().get(pk=agent.pk)  # FOR UPDATE: the slug may change
     before = snapshot(agent)
     for key, value in fields.items():
         setattr(agent, key, value)
@@ -186,9 +191,11 @@ def agent_update(*, agent: Agent, actor, ip: str | None = None, **fields: Any) -
     return agent
 
 
+@retry_on_conflict
 @transaction.atomic
 def agent_delete(*, agent: Agent, actor, ip: str | None = None) -> None:
     """Delete an agent that has never run. One with executions keeps its records: deprecate it."""
+    lock_for_write(organization=agent.organization_id, agent=agent, agent_key_change=True)
     count = Execution.objects.filter(agent=agent).count()
     if count:
         raise ConflictError(
@@ -206,10 +213,16 @@ def agent_delete(*, agent: Agent, actor, ip: str | None = None) -> None:
     agent.delete()
 
 
+@retry_on_conflict
 @transaction.atomic
 def agent_activate(*, agent: Agent, actor, ip: str | None = None) -> Agent:
     """Put an agent live (from draft or deprecated). It needs an active persona (``Conflict`` otherwise)."""
-    agent = Agent.objects.select_for_update().select_related("organization").get(pk=agent.pk)
+    lock_for_write(organization=agent.organization_id)
+    agent = (
+        Agent.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("organization")
+        .get(pk=agent.pk)
+    )
     if agent.status == AgentStatus.ACTIVE:
         return agent
     if not Persona.objects.filter(agent=agent, is_active=True).exists():
@@ -231,10 +244,16 @@ def agent_activate(*, agent: Agent, actor, ip: str | None = None) -> Agent:
     return agent
 
 
+@retry_on_conflict
 @transaction.atomic
 def agent_deprecate(*, agent: Agent, actor, ip: str | None = None) -> Agent:
     """Retire an agent: it stops running through the API; its history stays readable."""
-    agent = Agent.objects.select_for_update().select_related("organization").get(pk=agent.pk)
+    lock_for_write(organization=agent.organization_id)
+    agent = (
+        Agent.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("organization")
+        .get(pk=agent.pk)
+    )
     if agent.status == AgentStatus.DEPRECATED:
         return agent
     before = snapshot(agent)
@@ -252,11 +271,13 @@ def agent_deprecate(*, agent: Agent, actor, ip: str | None = None) -> Agent:
     return agent
 
 
+@retry_on_conflict
 @transaction.atomic
 def agent_clone(*, agent: Agent, actor, ip: str | None = None, name: str, slug: str = "") -> Agent:
     """Copy an agent as a new draft: its settings, every persona version (as fresh, unused versions
     with the same numbers and the same active one) and its tool, knowledge and guardrail assignments.
     Executions, feedback and learning examples stay with the original."""
+    lock_for_write(organization=agent.organization_id)
     source = Agent.objects.select_related("organization").get(pk=agent.pk)
     clone = agent_create(
         organization=source.organization,
@@ -350,6 +371,12 @@ def _target_errors(kind: _Kind, agent: Agent, target) -> dict[str, list[str]]:
     return {}
 
 
+def _lock_agent_of(row) -> None:
+    """Lock the organisation, then the agent, of a row that belongs to an agent (an assignment, a
+    learning example), before the row itself."""
+    lock_for_write(organization=row.agent.organization_id, agent=row.agent)
+
+
 def _assign(
     kind: _Kind,
     *,
@@ -361,6 +388,7 @@ def _assign(
     **settings: Any,
 ):
     _check_fields(settings, kind.settings_fields, f"{kind.label} assignment")
+    lock_for_write(organization=agent.organization_id, agent=agent)
     if order is None:
         last = kind.model.objects.filter(agent=agent).aggregate(m=Max("order"))["m"]
         order = 0 if last is None else last + 1
@@ -383,8 +411,11 @@ def _assign(
 
 def _assignment_update(kind: _Kind, *, assignment, actor, ip: str | None = None, **fields: Any):
     _check_fields(fields, kind.settings_fields, f"{kind.label} assignment")
+    _lock_agent_of(assignment)
     assignment = (
-        kind.model.objects.select_for_update().select_related("agent__organization").get(pk=assignment.pk)
+        kind.model.objects.select_for_update(of=("self",))
+        .select_related("agent__organization")
+        .get(pk=assignment.pk)
     )
     before = snapshot(assignment)
     for key, value in fields.items():
@@ -404,6 +435,7 @@ def _assignment_update(kind: _Kind, *, assignment, actor, ip: str | None = None,
 
 
 def _unassign(kind: _Kind, *, assignment, actor, ip: str | None = None) -> None:
+    _lock_agent_of(assignment)
     audit_record(
         organization=assignment.agent.organization,
         action=f"{kind.action}.unassign",
@@ -419,6 +451,7 @@ def _reorder(
     kind: _Kind, *, agent: Agent, actor, ip: str | None = None, assignment_ids: Sequence[int]
 ) -> list:
     """Set ``order`` from the position in ``assignment_ids``, which must list every assignment once."""
+    lock_for_write(organization=agent.organization_id, agent=agent)
     current = {a.pk: a for a in kind.model.objects.select_for_update().filter(agent=agent)}
     ids = list(assignment_ids)
     if len(ids) != len(set(ids)):
@@ -448,6 +481,7 @@ def _reorder(
     return [current[pk] for pk in ids]
 
 
+@retry_on_conflict
 @transaction.atomic
 def agent_tool_assign(
     *, agent: Agent, tool, actor, ip: str | None = None, order: int | None = None, **settings: Any
@@ -456,17 +490,20 @@ def agent_tool_assign(
     return _assign(TOOL, agent=agent, target=tool, actor=actor, ip=ip, order=order, **settings)
 
 
+@retry_on_conflict
 @transaction.atomic
 def agent_tool_update(*, assignment: AgentTool, actor, ip: str | None = None, **fields: Any) -> AgentTool:
     """Change a tool assignment's ``enabled``, ``order`` or ``settings``."""
     return _assignment_update(TOOL, assignment=assignment, actor=actor, ip=ip, **fields)
 
 
+@retry_on_conflict
 @transaction.atomic
 def agent_tool_unassign(*, assignment: AgentTool, actor, ip: str | None = None) -> None:
     _unassign(TOOL, assignment=assignment, actor=actor, ip=ip)
 
 
+@retry_on_conflict
 @transaction.atomic
 def agent_tool_reorder(
     *, agent: Agent, actor, ip: str | None = None, assignment_ids: Sequence[int]
@@ -474,6 +511,7 @@ def agent_tool_reorder(
     return _reorder(TOOL, agent=agent, actor=actor, ip=ip, assignment_ids=assignment_ids)
 
 
+@retry_on_conflict
 @transaction.atomic
 def agent_knowledge_assign(
     *, agent: Agent, knowledge_base, actor, ip: str | None = None, order: int | None = None, **settings: Any
@@ -482,6 +520,7 @@ def agent_knowledge_assign(
     return _assign(KNOWLEDGE, agent=agent, target=knowledge_base, actor=actor, ip=ip, order=order, **settings)
 
 
+@retry_on_conflict
 @transaction.atomic
 def agent_knowledge_update(
     *, assignment: AgentKnowledge, actor, ip: str | None = None, **fields: Any
@@ -489,11 +528,13 @@ def agent_knowledge_update(
     return _assignment_update(KNOWLEDGE, assignment=assignment, actor=actor, ip=ip, **fields)
 
 
+@retry_on_conflict
 @transaction.atomic
 def agent_knowledge_unassign(*, assignment: AgentKnowledge, actor, ip: str | None = None) -> None:
     _unassign(KNOWLEDGE, assignment=assignment, actor=actor, ip=ip)
 
 
+@retry_on_conflict
 @transaction.atomic
 def agent_knowledge_reorder(
     *, agent: Agent, actor, ip: str | None = None, assignment_ids: Sequence[int]
@@ -501,6 +542,7 @@ def agent_knowledge_reorder(
     return _reorder(KNOWLEDGE, agent=agent, actor=actor, ip=ip, assignment_ids=assignment_ids)
 
 
+@retry_on_conflict
 @transaction.atomic
 def agent_guardrail_assign(
     *, agent: Agent, guardrail, actor, ip: str | None = None, order: int | None = None, **settings: Any
@@ -509,6 +551,7 @@ def agent_guardrail_assign(
     return _assign(GUARDRAIL, agent=agent, target=guardrail, actor=actor, ip=ip, order=order, **settings)
 
 
+@retry_on_conflict
 @transaction.atomic
 def agent_guardrail_update(
     *, assignment: AgentGuardrail, actor, ip: str | None = None, **fields: Any
@@ -516,11 +559,13 @@ def agent_guardrail_update(
     return _assignment_update(GUARDRAIL, assignment=assignment, actor=actor, ip=ip, **fields)
 
 
+@retry_on_conflict
 @transaction.atomic
 def agent_guardrail_unassign(*, assignment: AgentGuardrail, actor, ip: str | None = None) -> None:
     _unassign(GUARDRAIL, assignment=assignment, actor=actor, ip=ip)
 
 
+@retry_on_conflict
 @transaction.atomic
 def agent_guardrail_reorder(
     *, agent: Agent, actor, ip: str | None = None, assignment_ids: Sequence[int]
@@ -569,11 +614,13 @@ def _take_over_default(provider: ModelProvider) -> None:
         ).update(is_default=False)
 
 
+@retry_on_conflict
 @transaction.atomic
 def provider_create(*, organization, actor, ip: str | None = None, name: str, **fields: Any) -> ModelProvider:
     """Create a model provider; ``api_key`` is stored encrypted. ``is_default`` takes the default over.
     An OpenAI-compatible provider without ``base_url`` uses OpenAI's (``OPENAI_BASE_URL``)."""
     _check_fields(fields, PROVIDER_FIELDS, "provider")
+    lock_for_write(organization=organization)
     provider = ModelProvider(organization=organization, name=name, **fields)
     _take_over_default(provider)
     _provider_defaults(provider)
@@ -590,11 +637,17 @@ def provider_create(*, organization, actor, ip: str | None = None, name: str, **
     return provider
 
 
+@retry_on_conflict
 @transaction.atomic
 def provider_update(*, provider: ModelProvider, actor, ip: str | None = None, **fields: Any) -> ModelProvider:
     """Edit a provider. Leave ``api_key`` out to keep the stored key; pass "" to clear it."""
     _check_fields(fields, PROVIDER_FIELDS, "provider")
-    provider = ModelProvider.objects.select_for_update().select_related("organization").get(pk=provider.pk)
+    lock_for_write(organization=provider.organization_id)
+    provider = (
+        ModelProvider.objects.select_for_update(of=("self",))
+        .select_related("organization")
+        .get(pk=provider.pk)
+    )
     before = snapshot(provider)
     for key, value in fields.items():
         setattr(provider, key, value)
@@ -614,9 +667,11 @@ def provider_update(*, provider: ModelProvider, actor, ip: str | None = None, **
     return provider
 
 
+@retry_on_conflict
 @transaction.atomic
 def provider_delete(*, provider: ModelProvider, actor, ip: str | None = None) -> None:
     """Delete a provider no agent uses (``Conflict`` otherwise); past executions keep their figures."""
+    lock_for_write(organization=provider.organization_id)
     in_use = Agent.objects.filter(provider=provider).count()
     if in_use:
         raise ConflictError(
@@ -636,6 +691,7 @@ def provider_delete(*, provider: ModelProvider, actor, ip: str | None = None) ->
 # --- Feedback and learning examples -----------------------------------------------------------
 
 
+@retry_on_conflict
 @transaction.atomic
 def feedback_create(
     *,
@@ -648,6 +704,7 @@ def feedback_create(
 ) -> Feedback:
     """Record a 👍 / 👎 on an execution. A 👎 with a correction proposes a learning example
     (the execution's input and the corrected answer) for review."""
+    lock_for_write(organization=execution.organization_id)
     feedback = Feedback(
         execution=execution,
         rating=rating,
@@ -684,6 +741,7 @@ def feedback_create(
 LEARNING_FIELDS = ("input", "output")
 
 
+@retry_on_conflict
 @transaction.atomic
 def learning_example_create(
     *,
@@ -696,6 +754,7 @@ def learning_example_create(
     source_feedback: Feedback | None = None,
 ) -> LearningExample:
     """Add an example (input and ideal answer) to an agent; proposed until someone approves it."""
+    lock_for_write(organization=agent.organization_id, agent=agent)
     example = LearningExample(
         organization_id=agent.organization_id,
         agent=agent,
@@ -718,13 +777,19 @@ def learning_example_create(
     return example
 
 
+@retry_on_conflict
 @transaction.atomic
 def learning_example_update(
     *, example: LearningExample, actor, ip: str | None = None, **fields: Any
 ) -> LearningExample:
     """Edit an example's input or answer. An edited approved example goes back to review."""
     _check_fields(fields, LEARNING_FIELDS, "learning example")
-    example = LearningExample.objects.select_for_update().select_related("organization").get(pk=example.pk)
+    _lock_agent_of(example)
+    example = (
+        LearningExample.objects.select_for_update(of=("self",))
+        .select_related("organization")
+        .get(pk=example.pk)
+    )
     before = snapshot(example)
     changed = False
     for key, value in fields.items():
@@ -752,7 +817,12 @@ def learning_example_update(
 def _learning_example_set_status(
     example: LearningExample, actor, status: str, ip: str | None = None
 ) -> LearningExample:
-    example = LearningExample.objects.select_for_update().select_related("organization").get(pk=example.pk)
+    _lock_agent_of(example)
+    example = (
+        LearningExample.objects.select_for_update(of=("self",))
+        .select_related("organization")
+        .get(pk=example.pk)
+    )
     if example.status == status:
         return example
     before = snapshot(example)
@@ -770,19 +840,23 @@ def _learning_example_set_status(
     return example
 
 
+@retry_on_conflict
 @transaction.atomic
 def learning_example_approve(*, example: LearningExample, actor, ip: str | None = None) -> LearningExample:
     """Approve an example: from now on it is shown to the agent's model as a few-shot example."""
     return _learning_example_set_status(example, actor, LearningExampleStatus.APPROVED, ip=ip)
 
 
+@retry_on_conflict
 @transaction.atomic
 def learning_example_reject(*, example: LearningExample, actor, ip: str | None = None) -> LearningExample:
     return _learning_example_set_status(example, actor, LearningExampleStatus.REJECTED, ip=ip)
 
 
+@retry_on_conflict
 @transaction.atomic
 def learning_example_delete(*, example: LearningExample, actor, ip: str | None = None) -> None:
+    _lock_agent_of(example)
     audit_record(
         organization=example.organization,
         action="learning_example.delete",

@@ -14,6 +14,7 @@ from guardrails.checks import CHECKS
 from guardrails.models import Guardrail
 from prisma_glow.api.errors import ConflictError
 from prisma_glow.audit.services import audit_record, snapshot
+from prisma_glow.locking import lock_for_write, retry_on_conflict
 
 GUARDRAIL_EDITABLE_FIELDS = (
     "name",
@@ -39,6 +40,7 @@ def default_stages(kind: str) -> dict[str, bool]:
     return {"applies_to_input": True, "applies_to_retrieval": False, "applies_to_output": False}
 
 
+@retry_on_conflict
 @transaction.atomic
 def guardrail_create(
     *,
@@ -57,6 +59,7 @@ def guardrail_create(
 ) -> Guardrail:
     """Create a guardrail. ``action`` defaults to the kind's usual one (block; redact for PII; append for
     a disclaimer); the stages, when none is given, to ``default_stages(kind)``."""
+    lock_for_write(organization=organization)
     stages = {
         "applies_to_input": applies_to_input,
         "applies_to_retrieval": applies_to_retrieval,
@@ -92,12 +95,14 @@ def guardrail_create(
     return guardrail
 
 
+@retry_on_conflict
 @transaction.atomic
 def guardrail_update(*, guardrail: Guardrail, actor, ip: str | None = None, **changes: Any) -> Guardrail:
     """Change any of ``GUARDRAIL_EDITABLE_FIELDS``; the whole guardrail is validated again."""
     unknown = sorted(set(changes) - set(GUARDRAIL_EDITABLE_FIELDS))
     if unknown:
         raise TypeError(f"guardrail_update() got unexpected field(s): {', '.join(unknown)}")
+    lock_for_write(organization=guardrail.organization_id)
     guardrail = Guardrail.objects.select_for_update().get(pk=guardrail.pk)
     before = snapshot(guardrail)
     for field, value in changes.items():
@@ -116,10 +121,12 @@ def guardrail_update(*, guardrail: Guardrail, actor, ip: str | None = None, **ch
     return guardrail
 
 
+@retry_on_conflict
 @transaction.atomic
 def guardrail_delete(*, guardrail: Guardrail, actor, ip: str | None = None) -> None:
     """Delete a guardrail. One still assigned to an agent cannot be deleted (``ConflictError``): unassign
     or disable it first."""
+    lock_for_write(organization=guardrail.organization_id)
     guardrail = Guardrail.objects.select_for_update().get(pk=guardrail.pk)
     agents = list(guardrail.assignments.values_list("agent__name", flat=True)[:5])
     if agents:

@@ -29,6 +29,7 @@ from knowledge.ingest import DocumentKind, ParseError, UnsupportedDocument, chun
 from knowledge.models import Chunk, Document, DocumentSource, DocumentStatus, KnowledgeBase
 from prisma_glow.api.errors import ConflictError
 from prisma_glow.audit.services import audit_record, snapshot
+from prisma_glow.locking import lock_for_write, retry_on_conflict
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ def _validate_search_config(name: str) -> None:
         )
 
 
+@retry_on_conflict
 def knowledge_base_create(
     *,
     organization,
@@ -120,6 +122,7 @@ def knowledge_base_create(
     knowledge_base.full_clean()
     _validate_search_config(knowledge_base.search_config)
     with transaction.atomic():
+        lock_for_write(organization=organization)
         knowledge_base.save()
         audit_record(
             organization=organization,
@@ -150,6 +153,7 @@ def knowledge_base_update(
     if knowledge_base.search_config != before["search_config"]:
         _validate_search_config(knowledge_base.search_config)
     with transaction.atomic():
+        lock_for_write(organization=knowledge_base.organization_id)
         knowledge_base.save()
         after = snapshot(knowledge_base)
         audit_record(
@@ -172,6 +176,7 @@ def knowledge_base_update(
     return knowledge_base
 
 
+@retry_on_conflict
 def knowledge_base_delete(*, knowledge_base: KnowledgeBase, actor, ip: str | None = None) -> None:
     """Delete a knowledge base with its documents and their files (audited).
 
@@ -179,6 +184,7 @@ def knowledge_base_delete(*, knowledge_base: KnowledgeBase, actor, ip: str | Non
     """
     files = [d.file.name for d in knowledge_base.documents.exclude(file="").only("file")]
     with transaction.atomic():
+        lock_for_write(organization=knowledge_base.organization_id)
         audit_record(
             organization=knowledge_base.organization,
             action="knowledge_base.delete",
@@ -191,9 +197,11 @@ def knowledge_base_delete(*, knowledge_base: KnowledgeBase, actor, ip: str | Non
         transaction.on_commit(lambda: _delete_files(files))
 
 
+@retry_on_conflict
 def knowledge_base_reindex(*, knowledge_base: KnowledgeBase, actor, ip: str | None = None) -> KnowledgeBase:
     """Re-process every document of the knowledge base in the background (audited)."""
     with transaction.atomic():
+        lock_for_write(organization=knowledge_base.organization_id)
         audit_record(
             organization=knowledge_base.organization,
             action="knowledge_base.reindex",
@@ -327,6 +335,7 @@ def document_create(
     stored_name = f"{stored_name}-{sha256[:12]}{_EXTENSIONS[kind]}"
     try:
         with transaction.atomic():
+            lock_for_write(organization=knowledge_base.organization_id)
             document.file.save(stored_name, ContentFile(data), save=False)
             document.save()
             audit_record(
@@ -410,6 +419,7 @@ def document_update(*, document: Document, actor, ip: str | None = None, **chang
         setattr(document, name, value)
     document.full_clean(exclude=["file"])
     with transaction.atomic():
+        lock_for_write(organization=document.knowledge_base.organization_id)
         document.save()
         audit_record(
             organization=document.knowledge_base.organization,
@@ -423,9 +433,11 @@ def document_update(*, document: Document, actor, ip: str | None = None, **chang
     return document
 
 
+@retry_on_conflict
 def document_reindex(*, document: Document, actor, ip: str | None = None) -> Document:
     """Process the document again (audited): parse, chunk and replace its index."""
     with transaction.atomic():
+        lock_for_write(organization=document.knowledge_base.organization_id)
         audit_record(
             organization=document.knowledge_base.organization,
             action="document.reindex",
@@ -438,10 +450,12 @@ def document_reindex(*, document: Document, actor, ip: str | None = None) -> Doc
     return document
 
 
+@retry_on_conflict
 def document_delete(*, document: Document, actor, ip: str | None = None) -> None:
     """Delete a document, its chunks (and so its index entries) and its stored file (audited)."""
     name = document.file.name if document.file else ""
     with transaction.atomic():
+        lock_for_write(organization=document.knowledge_base.organization_id)
         audit_record(
             organization=document.knowledge_base.organization,
             action="document.delete",

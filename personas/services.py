@@ -18,6 +18,7 @@ from django.db.models import Max
 from personas.models import Persona
 from prisma_glow.api.errors import ConflictError
 from prisma_glow.audit.services import audit_record, snapshot
+from prisma_glow.locking import lock_for_write, retry_on_conflict
 
 # The fields a caller may set; everything else (agent, version, is_active, created_by) is managed here.
 EDITABLE_FIELDS: tuple[str, ...] = (
@@ -38,8 +39,9 @@ def _actor_user(actor):
 
 
 def _lock_agent(agent) -> None:
-    """Serialise version numbering and activation per agent (a row lock; SQLite serialises writes)."""
-    type(agent)._default_manager.select_for_update().filter(pk=agent.pk).first()
+    """Serialise version numbering and activation per agent: the organisation's row, then the agent's,
+    in the order every write takes them (``lock_for_write``; SQLite serialises writes)."""
+    lock_for_write(organization=agent.organization_id, agent=agent)
 
 
 def _check_fields(fields: dict[str, Any]) -> None:
@@ -63,6 +65,7 @@ def _deactivate_others(persona: Persona) -> None:
     )
 
 
+@retry_on_conflict
 @transaction.atomic
 def persona_create(
     *,
@@ -109,6 +112,7 @@ def persona_create(
     return persona
 
 
+@retry_on_conflict
 @transaction.atomic
 def persona_update(*, persona: Persona, actor, ip: str | None = None, **fields: Any) -> Persona:
     """Edit a persona; returns the persona that now holds the edit.
@@ -164,6 +168,7 @@ def persona_update(*, persona: Persona, actor, ip: str | None = None, **fields: 
     return persona
 
 
+@retry_on_conflict
 @transaction.atomic
 def persona_activate(*, persona: Persona, actor, ip: str | None = None) -> Persona:
     """Make ``persona`` the agent's active version; the previously active one is deactivated."""
@@ -188,6 +193,7 @@ def persona_activate(*, persona: Persona, actor, ip: str | None = None) -> Perso
     return persona
 
 
+@retry_on_conflict
 @transaction.atomic
 def persona_delete(*, persona: Persona, actor, ip: str | None = None) -> None:
     """Delete an unused persona version.

@@ -19,6 +19,12 @@ A model takes part by declaring ``config_scope``, the path from its rows to thei
 A row without an organisation (a built-in tool) belongs to every organisation: changing it replaces
 every stamp. UUIDs rather than counters, so that a reused primary key (SQLite reuses them) can never
 meet a stale entry under a stamp that happens to match.
+
+Replacing the stamp UPDATEs the organisation's row, which locks it until the transaction ends (``FOR
+NO KEY UPDATE``: the stamp is no key). Services lock that row first of all
+(``prisma_glow.locking.lock_for_write``), so the lock is already theirs when a signal gets here; a
+write path that does not lock first takes it here, late, and risks the deadlocks that lock order
+prevents.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 
-from django.db import models
+from django.db import connection, models
 from django.db.models.signals import post_delete, post_save
 
 #: Stands for "every organisation" (a change to a row that has no organisation).
@@ -43,12 +49,19 @@ def bump(organization_ids) -> None:
     from prisma_glow.tenancy.models import Organization
 
     organizations = Organization.objects.all()
+    several = organization_ids is EVERY_ORGANIZATION
     if organization_ids is not EVERY_ORGANIZATION:
         if isinstance(organization_ids, Iterable) and not isinstance(organization_ids, models.QuerySet):
-            organization_ids = [pk for pk in organization_ids if pk is not None]
+            organization_ids = sorted({pk for pk in organization_ids if pk is not None})
             if not organization_ids:
                 return
+            several = len(organization_ids) > 1
         organizations = organizations.filter(pk__in=organization_ids)
+    if several and connection.in_atomic_block and connection.features.has_select_for_update:
+        # Rows in id order, as every other writer of several organisations takes them (an UPDATE
+        # locks them in whatever order its plan visits them). One organisation's writes lock it
+        # first of all (prisma_glow.locking), so this UPDATE takes no lock they do not hold.
+        list(organizations.select_for_update(no_key=True).order_by("pk").values("pk"))
     organizations.update(config_stamp=new_stamp())
 
 

@@ -97,6 +97,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "prisma_glow.audit.context.AuditRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "prisma_glow.locking.BusyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -145,6 +146,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# How many times a write service runs when its transaction loses a deadlock or a serialisation
+# failure before the API answers 503 (prisma_glow.locking.retry_on_conflict).
+DB_WRITE_ATTEMPTS = env_int("PRISMA_GLOW_WRITE_ATTEMPTS", 3)
 
 # --- Cache (Redis when REDIS_URL is set; rate limits need a shared cache in production) ------
 REDIS_URL = os.environ.get("REDIS_URL", "")

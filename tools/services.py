@@ -17,6 +17,7 @@ from django.utils.text import slugify
 
 from prisma_glow.api.errors import ConflictError
 from prisma_glow.audit.services import audit_record, snapshot
+from prisma_glow.locking import lock_for_write, retry_on_conflict
 from tools.models import Tool, ToolKind
 
 EDITABLE_FIELDS: tuple[str, ...] = (
@@ -95,6 +96,7 @@ def _validate(tool: Tool) -> None:
     tool.validate_constraints()
 
 
+@retry_on_conflict
 @transaction.atomic
 def tool_create(
     *,
@@ -109,6 +111,7 @@ def tool_create(
 ) -> Tool:
     """Create an organisation's HTTP tool (its input schema is checked as a JSON Schema)."""
     _check_fields(fields)
+    lock_for_write(organization=organization)
     if kind != ToolKind.HTTP:
         raise ValidationError(
             {"kind": "An organisation's tools are HTTP tools; built-in tools are provided."}
@@ -131,12 +134,14 @@ def tool_create(
     return tool
 
 
+@retry_on_conflict
 @transaction.atomic
 def tool_update(*, tool: Tool, actor, ip: str | None = None, **fields: Any) -> Tool:
     """Edit an organisation's tool. Built-in tools raise ``PermissionDenied``."""
     _check_fields(fields)
     if tool.organization_id is None:
         raise PermissionDenied(BUILTIN_READ_ONLY)
+    lock_for_write(organization=tool.organization_id)
     tool = Tool.objects.select_for_update(of=("self",)).select_related("organization").get(pk=tool.pk)
     if "secret_headers" in fields:
         fields["secret_headers"] = _secret_headers_text(fields["secret_headers"])
@@ -159,11 +164,13 @@ def tool_update(*, tool: Tool, actor, ip: str | None = None, **fields: Any) -> T
     return tool
 
 
+@retry_on_conflict
 @transaction.atomic
 def tool_delete(*, tool: Tool, actor, ip: str | None = None) -> None:
     """Delete an organisation's tool that no agent uses (``Conflict`` otherwise)."""
     if tool.organization_id is None:
         raise PermissionDenied(BUILTIN_READ_ONLY)
+    lock_for_write(organization=tool.organization_id)
     in_use = tool.assignments.count()
     if in_use:
         raise ConflictError(

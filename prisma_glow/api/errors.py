@@ -40,6 +40,18 @@ class ConflictError(DjangoValidationError):
     revoked, in use…). The API answers 409; admin forms show it like any validation error."""
 
 
+BUSY_MESSAGE = (
+    "Other changes to this organisation were being saved at the same moment and this one could not "
+    "be applied; nothing was changed. Try again in a moment."
+)
+
+
+class BusyError(ConflictError):
+    """A valid write the database could not apply now: it kept losing deadlocks or serialisation
+    failures (``prisma_glow.locking.retry_on_conflict``). The API answers 503 ``busy`` with
+    ``Retry-After``; admin forms show it like any refusal."""
+
+
 def _flatten(detail) -> list[str]:
     if isinstance(detail, dict):
         return [m for v in detail.values() for m in _flatten(v)]
@@ -107,6 +119,14 @@ def _reclassify(exc: exceptions.ValidationError):
 
 def exception_handler(exc, context):
     """DRF exception handler producing the shared error shape for every error, Django's included."""
+    from prisma_glow.locking import is_busy
+
+    if is_busy(exc):
+        # A deadlock that outlasted the service's retries (BusyError), or one raised where no
+        # service owned the transaction to retry it: try again, not a server error.
+        response = error_response(503, "busy", BUSY_MESSAGE)
+        response["Retry-After"] = "1"
+        return response
     if isinstance(exc, ConflictError):
         detail = _field_errors(get_error_detail(exc))
         response = error_response(409, "conflict", "; ".join(_flatten(detail))[:2000], detail)

@@ -1,8 +1,8 @@
 """drf-spectacular customisation: the API-key scheme and the shared error responses.
 
 ``AutoSchema`` (``REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"]``) adds the ``Error`` component to every
-operation for each status it can answer (400, 401, 403, 404, 429; 409 on writes; 413 and 415 where
-there is a body), so no view declares them by hand.
+operation for each status it can answer (400, 401, 403, 404, 429; 409 and 503 on writes; 413 and 415
+where there is a body), so no view declares them by hand.
 """
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -49,7 +49,7 @@ class ErrorSerializer(serializers.Serializer):
     status = serializers.IntegerField(help_text="The HTTP status, repeated.")
     code = serializers.CharField(
         help_text="A stable machine-readable code: `invalid`, `parse_error`, `not_authenticated`, "
-        "`authentication_failed`, `permission_denied`, `not_found`, `conflict`, `throttled`…"
+        "`authentication_failed`, `permission_denied`, `not_found`, `conflict`, `throttled`, `busy`…"
     )
     message = serializers.CharField(help_text="A sentence for people.")
     errors = serializers.DictField(
@@ -72,6 +72,8 @@ ERROR_DESCRIPTIONS = {
     "413": "The request body is larger than the limit.",
     "415": "Unsupported content type.",
     "429": "Rate limit exceeded; retry after the number of seconds in the `Retry-After` header.",
+    "503": "Busy: concurrent changes to the organisation kept this one from being applied (nothing was "
+    "changed); retry after the number of seconds in the `Retry-After` header.",
 }
 ERROR_EXAMPLES = {
     "400": {
@@ -99,6 +101,13 @@ ERROR_EXAMPLES = {
         "message": "This object is still in use and cannot be deleted.",
         "errors": {},
     },
+    "503": {
+        "status": 503,
+        "code": "busy",
+        "message": "Other changes to this organisation were being saved at the same moment and this one "
+        "could not be applied; nothing was changed. Try again in a moment.",
+        "errors": {},
+    },
     "429": {
         "status": 429,
         "code": "throttled",
@@ -119,7 +128,7 @@ class AutoSchema(SpectacularAutoSchema):
             return responses
         codes = list(ALWAYS)
         if self.method in ("POST", "PUT", "PATCH", "DELETE"):
-            codes += ["409"]
+            codes += ["409", "503"]
         if self.method in ("POST", "PUT", "PATCH"):
             codes += ["413", "415"]
         for code, response in responses.items():
@@ -137,7 +146,7 @@ class AutoSchema(SpectacularAutoSchema):
                     content["examples"] = {
                         "Error": {"value": ERROR_EXAMPLES[code], "summary": ERROR_DESCRIPTIONS[code][:60]}
                     }
-            if code == "429":
+            if code in ("429", "503"):
                 response["headers"] = {
                     "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}
                 }
