@@ -9,8 +9,8 @@ import time
 import pytest
 from werkzeug import Response
 
+from prisma_glow.outbound import DestinationRefused, LookupFailed, http_tool_policy
 from tests.factories import ToolFactory
-from tools.http_executor import DestinationRefused, resolve_destination
 from tools.registry import run_tool
 
 pytestmark = pytest.mark.django_db
@@ -111,7 +111,7 @@ def test_redirect_to_a_private_destination_is_refused(httpserver, settings):
     )
     result = run_tool(http_tool(httpserver), {"currency": "EUR"})
     assert not result.ok
-    assert "link-local address (169.254.169.254)" in result.error
+    assert "169.254.169.254 is a link-local address" in result.error
 
 
 def test_redirects_within_allowed_hosts_are_followed(httpserver, allow_local):
@@ -129,21 +129,21 @@ def test_redirects_within_allowed_hosts_are_followed(httpserver, allow_local):
         ("192.168.0.1", "private"),
         ("169.254.169.254", "link-local"),
         ("::1", "loopback"),
-        ("0.0.0.0", "private"),
-        ("100.64.0.1", "non-public"),
+        ("0.0.0.0", "unspecified"),
+        ("100.64.0.1", "shared-address-space"),
     ],
 )
 def test_non_public_addresses_are_refused(settings, host, kind):
     settings.HTTP_TOOL_ALLOWED_HOSTS = []
     with pytest.raises(DestinationRefused, match=kind):
-        resolve_destination(host, 80)
+        http_tool_policy().resolve(host, 80)
 
 
 def test_allow_list_accepts_networks(settings):
     settings.HTTP_TOOL_ALLOWED_HOSTS = ["10.0.0.0/8"]
-    assert resolve_destination("10.1.2.3", 80) == "10.1.2.3"
+    assert http_tool_policy().resolve("10.1.2.3", 80) == ["10.1.2.3"]
     with pytest.raises(DestinationRefused):
-        resolve_destination("192.168.1.1", 80)
+        http_tool_policy().resolve("192.168.1.1", 80)
 
 
 def test_refused_connection(allow_local):
@@ -157,14 +157,12 @@ def test_refused_connection(allow_local):
 
 
 def test_slow_dns_is_bounded(monkeypatch):
-    from tools.http_executor import HttpToolError
-
     def slow_lookup(*args, **kwargs):
         time.sleep(1.5)
         return []
 
-    monkeypatch.setattr("tools.http_executor.socket.getaddrinfo", slow_lookup)
+    monkeypatch.setattr("prisma_glow.outbound.socket.getaddrinfo", slow_lookup)
     started = time.monotonic()
-    with pytest.raises(HttpToolError, match="took longer than 0.1 s"):
-        resolve_destination("slow.example", 443, timeout=0.1)
+    with pytest.raises(LookupFailed, match="took longer than 0.1 s"):
+        http_tool_policy().resolve("slow.example", 443, timeout=0.1)
     assert time.monotonic() - started < 1.2
