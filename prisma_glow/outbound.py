@@ -282,9 +282,14 @@ class OutboundPolicy:
 _resolver = ThreadPoolExecutor(max_workers=4, thread_name_prefix="outbound-dns")
 
 
+def system_lookup(host: str, port: int) -> list:
+    """The system resolver's TCP answers for ``host:port`` (``getaddrinfo``)."""
+    return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+
+
 def _lookup(host: str, port: int, timeout: float):
-    """``getaddrinfo`` bounded by ``timeout`` (the system resolver has no timeout of its own)."""
-    lookup = _resolver.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    """``system_lookup`` bounded by ``timeout`` (the system resolver has no timeout of its own)."""
+    lookup = _resolver.submit(system_lookup, host, port)
     try:
         return lookup.result(timeout=max(0.001, timeout))
     except FutureTimeout:

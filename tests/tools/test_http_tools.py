@@ -157,11 +157,11 @@ def test_refused_connection(allow_local):
 
 
 def test_slow_dns_is_bounded(monkeypatch):
-    def slow_lookup(*args, **kwargs):
+    def slow_lookup(host, port):
         time.sleep(1.5)
         return []
 
-    monkeypatch.setattr("prisma_glow.outbound.socket.getaddrinfo", slow_lookup)
+    monkeypatch.setattr("prisma_glow.outbound.system_lookup", slow_lookup)
     started = time.monotonic()
     with pytest.raises(LookupFailed, match="took longer than 0.1 s"):
         http_tool_policy().resolve("slow.example", 443, timeout=0.1)
