@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 import httpcore2
 import httpx2
 from django.conf import settings
+from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -323,6 +324,32 @@ def http_tool_policy() -> OutboundPolicy:
 
 def provider_policy() -> OutboundPolicy:
     return OutboundPolicy.from_setting("PROVIDER_ALLOWED_HOSTS", "PRISMA_GLOW_PROVIDER_ALLOWED_HOSTS")
+
+
+ALLOW_LISTS = {
+    "HTTP_TOOL_ALLOWED_HOSTS": "PRISMA_GLOW_HTTP_TOOL_ALLOWED_HOSTS",
+    "PROVIDER_ALLOWED_HOSTS": "PRISMA_GLOW_PROVIDER_ALLOWED_HOSTS",
+}
+
+
+@checks.register(checks.Tags.security)
+def check_allow_lists(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """``manage.py check`` (and every command that runs it) names a malformed allow-list entry,
+    rather than each outbound call failing on it."""
+    errors: list[checks.CheckMessage] = []
+    for name, env_name in ALLOW_LISTS.items():
+        try:
+            OutboundPolicy.from_setting(name, env_name)
+        except ImproperlyConfigured as exc:
+            errors.append(
+                checks.Error(
+                    str(exc),
+                    hint="Entries are host names, IP addresses or CIDR networks, each optionally with "
+                    "a port: localhost:11434, 10.0.0.0/8, [::1]:8080.",
+                    id="prisma_glow.E101",
+                )
+            )
+    return errors
 
 
 # --- Pinned connections ---------------------------------------------------------------------------

@@ -301,3 +301,15 @@ def test_a_lookup_failure_is_a_connect_error():
     with guarded_client(OutboundPolicy([])) as client:
         with pytest.raises(httpx2.ConnectError, match="Cannot resolve the host"):
             client.get("http://no-such-host.invalid/")
+
+
+def test_the_system_check_names_a_malformed_entry(settings):
+    from prisma_glow.outbound import check_allow_lists
+
+    settings.PROVIDER_ALLOWED_HOSTS = ["localhost:11434", "http://ollama:11434"]
+    settings.HTTP_TOOL_ALLOWED_HOSTS = ["10.0.0.0/8"]
+    errors = check_allow_lists()
+    assert [e.id for e in errors] == ["prisma_glow.E101"]
+    assert "PRISMA_GLOW_PROVIDER_ALLOWED_HOSTS" in errors[0].msg and "http://ollama:11434" in errors[0].msg
+    settings.PROVIDER_ALLOWED_HOSTS = ["localhost:11434"]
+    assert check_allow_lists() == []

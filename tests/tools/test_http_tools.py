@@ -166,3 +166,34 @@ def test_slow_dns_is_bounded(monkeypatch):
     with pytest.raises(LookupFailed, match="took longer than 0.1 s"):
         http_tool_policy().resolve("slow.example", 443, timeout=0.1)
     assert time.monotonic() - started < 1.2
+
+
+def test_a_refused_tool_says_nothing_of_the_port(httpserver, settings):
+    """The tool's result goes to the model and the trace: a refused destination reads the same whether
+    a service listens on the port or not (the guard refuses before connecting)."""
+    settings.HTTP_TOOL_ALLOWED_HOSTS = []
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    closed = sock.getsockname()[1]
+    sock.close()
+    errors = []
+    for port in (httpserver.port, closed):
+        tool = ToolFactory(url_template=f"http://127.0.0.1:{port}/x", input_schema={"type": "object"})
+        result = run_tool(tool, {})
+        assert not result.ok
+        errors.append(result.error)
+    assert errors[0] == errors[1]
+    assert errors[0].startswith(
+        "Refused: 127.0.0.1 is a loopback address: not allowed by the outbound policy"
+    )
+    assert len(httpserver.log) == 0
+
+
+def test_an_allow_list_entry_with_a_port_allows_that_port_only(httpserver, settings):
+    httpserver.expect_request("/rates/EUR").respond_with_json({"rate": "1"})
+    settings.HTTP_TOOL_ALLOWED_HOSTS = [f"{httpserver.host}:{httpserver.port + 1}"]
+    result = run_tool(http_tool(httpserver), {"currency": "EUR"})
+    assert not result.ok and "not allowed by the outbound policy" in result.error
+    settings.HTTP_TOOL_ALLOWED_HOSTS = [f"{httpserver.host}:{httpserver.port}"]
+    result = run_tool(http_tool(httpserver), {"currency": "EUR"})
+    assert result.ok and result.output == {"rate": "1"}
