@@ -26,7 +26,7 @@ import ipaddress
 import re
 import socket
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -418,18 +418,7 @@ def guarded_client(policy: OutboundPolicy, **kwargs: Any) -> httpx2.Client:
     return httpx2.Client(transport=GuardedTransport(policy), trust_env=False, **kwargs)
 
 
-def refusal_in(exc: BaseException | None) -> DestinationRefused | None:
-    """The ``DestinationRefused`` behind ``exc`` (following causes and contexts), if any."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, DestinationRefused):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
-
-
-__all__: Sequence[str] = [
+__all__ = [
     "AllowEntry",
     "DestinationRefused",
     "GuardedBackend",
@@ -442,7 +431,8 @@ __all__: Sequence[str] = [
     "guarded_client",
     "http_tool_policy",
     "parse_entry",
+    "check_allow_lists",
     "provider_policy",
-    "refusal_in",
+    "system_lookup",
     "url_destination",
 ]

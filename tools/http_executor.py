@@ -207,8 +207,9 @@ def _send(method, url, rest, headers, record, cap, budget, deadline):
             except httpx2.TimeoutException:
                 raise HttpToolError(f"The tool timed out after {budget:g} s.")
             except httpx2.HTTPError as exc:
+                detail = str(exc).rstrip(".")
                 raise HttpToolError(
-                    f"The request to {parts.hostname} failed: {exc.__class__.__name__}: {exc}."
+                    f"The request to {parts.hostname} failed: {exc.__class__.__name__}: {detail}."
                 )
             try:
                 if response.is_redirect:

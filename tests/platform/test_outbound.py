@@ -313,3 +313,77 @@ def test_the_system_check_names_a_malformed_entry(settings):
     assert "PRISMA_GLOW_PROVIDER_ALLOWED_HOSTS" in errors[0].msg and "http://ollama:11434" in errors[0].msg
     settings.PROVIDER_ALLOWED_HOSTS = ["localhost:11434"]
     assert check_allow_lists() == []
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """A real HTTPS server on 127.0.0.1 whose self-signed certificate names ``pinned.example`` only."""
+    import datetime
+    import http.server
+    import ssl
+    import threading
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pinned.example")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("pinned.example")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b'{"host": "%s"}' % self.headers["Host"].encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1], ssl.create_default_context(cafile=str(cert_file))
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_tls_through_a_pinned_connection_verifies_the_urls_host_name(tls_server, monkeypatch):
+    """The socket goes to the checked address while TLS checks the certificate against the URL's
+    name: the right name passes, and the same server reached by its address fails verification."""
+    from prisma_glow.outbound import GuardedTransport
+
+    port, trust = tls_server
+    FlipResolver(monkeypatch, "127.0.0.1")
+    policy = OutboundPolicy([f"pinned.example:{port}", f"127.0.0.1:{port}"])
+    with httpx2.Client(transport=GuardedTransport(policy, verify=trust)) as client:
+        assert client.get(f"https://pinned.example:{port}/").json() == {"host": f"pinned.example:{port}"}
+        with pytest.raises(httpx2.ConnectError, match="CERTIFICATE_VERIFY_FAILED|IP address mismatch"):
+            client.get(f"https://127.0.0.1:{port}/")
