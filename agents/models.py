@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -77,6 +78,20 @@ class ModelProvider(TimeStampedModel):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """An OpenAI-compatible provider's ``base_url`` must pass the outbound guard with the
+        providers' allow-list (``PROVIDER_ALLOWED_HOSTS``): a literal internal address, or a name
+        resolving to one now, is refused. A name that does not resolve yet passes; each call checks
+        again (``agents.runtime.providers.openai_compatible``)."""
+        from prisma_glow import outbound
+
+        if self.kind != ProviderKind.OPENAI_COMPATIBLE or not self.base_url:
+            return
+        try:
+            outbound.provider_policy().check_url(self.base_url)
+        except outbound.DestinationRefused as exc:
+            raise ValidationError({"base_url": str(exc)}) from exc
 
 
 # --- Agents -----------------------------------------------------------------------------------

@@ -208,9 +208,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", 5 * 
 KNOWLEDGE_MAX_UPLOAD_BYTES = env_int("PRISMA_GLOW_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2.5 * 1024 * 1024
 
-# Destinations that HTTP tools may reach although they are private, loopback or link-local
-# (comma-separated hosts or CIDR ranges). Empty: only public addresses.
+# The outbound guard (prisma_glow/outbound.py): destinations that may be reached although they are
+# private, loopback, link-local… Comma-separated host names, IPs or CIDR networks, each optionally
+# with a port ("localhost:11434", "10.0.0.0/8", "[::1]:8080"); an entry with a port allows only that
+# port. Empty: only public addresses. HTTP tools and model providers have one list each.
 HTTP_TOOL_ALLOWED_HOSTS = env_list("PRISMA_GLOW_HTTP_TOOL_ALLOWED_HOSTS")
+PROVIDER_ALLOWED_HOSTS = env_list("PRISMA_GLOW_PROVIDER_ALLOWED_HOSTS")
 
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -1,28 +1,26 @@
 """Calling HTTP tools: URL template, headers (secret ones decrypted only here), JSON body or query
-from the arguments, a timeout, a response size cap and an SSRF guard.
+from the arguments, a timeout, a response size cap and the platform's outbound guard.
 
-The guard resolves the host and refuses any destination that is not a public address (private,
-loopback, link-local, reserved, multicast…) unless ``settings.HTTP_TOOL_ALLOWED_HOSTS`` names the
-host or a network containing the address. The connection then goes to the address that was checked
-(the URL's host only travels in the Host header and TLS SNI), so a second DNS answer cannot swap in
-a private address. Redirects are followed by hand, at most ``MAX_REDIRECTS``, each hop checked again.
+Every connection goes through ``prisma_glow.outbound`` with the allow-list
+``settings.HTTP_TOOL_ALLOWED_HOSTS``: the host is resolved and every address checked before
+anything is sent, and the socket goes to a checked address, so a second DNS answer cannot swap in a
+private one. A refusal happens before any connection, so it says nothing about whether a port is
+open. Redirects are followed by hand, at most ``MAX_REDIRECTS``, each hop through the guard again.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import socket
+import re
 import string
 import time
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 import httpx2
-from django.conf import settings
+
+from prisma_glow import outbound
 
 MAX_REDIRECTS = 3
 USER_AGENT = "PrismaGlow-HTTP-Tool/1.0"
@@ -39,7 +37,7 @@ class HttpToolError(Exception):
 
 
 class DestinationRefused(HttpToolError):
-    """The SSRF guard refused the destination."""
+    """The outbound guard refused the destination."""
 
 
 @dataclass
@@ -64,74 +62,68 @@ class HttpCallRecord:
         }
 
 
-# --- Destination checks ---------------------------------------------------------------------------
-
-
-def _allowed_entries() -> tuple[set[str], list[ipaddress._BaseNetwork]]:
-    hosts: set[str] = set()
-    networks: list[ipaddress._BaseNetwork] = []
-    for entry in getattr(settings, "HTTP_TOOL_ALLOWED_HOSTS", []) or []:
-        entry = entry.strip().lower()
-        if not entry:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
-        except ValueError:
-            hosts.add(entry)
-    return hosts, networks
-
-
-_resolver = ThreadPoolExecutor(max_workers=4, thread_name_prefix="http-tool-dns")
-
-
-def resolve_destination(host: str, port: int, *, timeout: float = 5.0) -> str:
-    """The address to connect to for ``host``: every resolved address must be public or allowed.
-
-    The lookup itself is bounded by ``timeout`` (the system resolver has no timeout of its own).
-    Raises ``DestinationRefused`` naming the host and the kind of address.
-    """
-    allowed_hosts, allowed_networks = _allowed_entries()
-    host_allowed = host.lower() in allowed_hosts
-    lookup = _resolver.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
-    try:
-        infos = lookup.result(timeout=max(0.001, timeout))
-    except FutureTimeout:
-        raise HttpToolError(f"Resolving the host {host!r} took longer than {timeout:g} s.")
-    except (socket.gaierror, UnicodeError) as exc:
-        raise HttpToolError(f"Cannot resolve the host {host!r}: {exc}.")
-    addresses = []
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            address = address.ipv4_mapped
-        addresses.append(address)
-    if not addresses:
-        raise HttpToolError(f"The host {host!r} has no address.")
-    for address in addresses:
-        if address.is_global and not address.is_multicast:
-            continue
-        if host_allowed or any(address in network for network in allowed_networks):
-            continue
-        if address.is_loopback:
-            kind = "a loopback"
-        elif address.is_link_local:
-            kind = "a link-local"
-        elif address.is_private:
-            kind = "a private"
-        else:
-            kind = "a non-public"
-        raise DestinationRefused(
-            f"Refused: {host} resolves to {kind} address ({address}); HTTP tools may only reach public "
-            "addresses unless HTTP_TOOL_ALLOWED_HOSTS names the destination."
-        )
-    return str(addresses[0])
-
-
 # --- Building the request ---------------------------------------------------------------------------
 
 
+_PLACEHOLDER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_AUTHORITY_END = re.compile(r"https?://[^/?#]*[/?#]", re.IGNORECASE)
+
+
+def url_template_problem(url_template: str) -> str | None:
+    """Why ``url_template`` cannot be used (a sentence a person can act on), or None.
+
+    Placeholders are plain ``{name}`` argument names; ``{{`` and ``}}`` stand for literal braces.
+    The scheme, host and port are fixed: an argument may fill the path, query or fragment only, since
+    a model choosing the host would choose where the call goes.
+    """
+    try:
+        parsed = list(string.Formatter().parse(url_template))
+    except ValueError:
+        return (
+            "The URL template has an unbalanced brace: write {name} for an argument and {{ or }} for a "
+            "literal brace."
+        )
+    prefix: list[str] = []
+    templated = False
+    for literal, name, spec, conversion in parsed:
+        if not templated:
+            prefix.append(literal)
+        if name is None:
+            continue
+        templated = True
+        if name == "":
+            return "The URL template has an empty placeholder {}: name the argument, e.g. {currency}."
+        if not _PLACEHOLDER.fullmatch(name):
+            return (
+                f"The placeholder {{{name}}} is not an argument name: use letters, digits and _ "
+                "(not starting with a digit)."
+            )
+        if spec or conversion:
+            return f"The placeholder {{{name}}} may not carry a format or conversion: write {{{name}}}."
+    start = "".join(prefix)
+    if not start.lower().startswith(("http://", "https://")):
+        return "The URL must start with http:// or https://."
+    if templated and not _AUTHORITY_END.match(start):
+        return (
+            "The host and port of the URL cannot come from an argument: arguments may only fill the path, "
+            "query or fragment (after the first /, ? or #)."
+        )
+    example = url_template.format(**{name: "x" for _, name, _, _ in parsed if name})
+    try:
+        parts = urlsplit(example)
+        parts.port  # noqa: B018 - raises ValueError for an invalid port
+    except ValueError as exc:
+        return f"The URL is not valid: {exc}."
+    if not parts.hostname:
+        return "The URL has no host."
+    return None
+
+
 def template_fields(url_template: str) -> list[str]:
-    """The ``{name}`` placeholders of a URL template, in order."""
+    """The ``{name}`` placeholders of a URL template, in order; ``HttpToolError`` if it is unusable."""
+    problem = url_template_problem(url_template)
+    if problem:
+        raise HttpToolError(f"{problem} Edit the tool.")
     return [name for _, name, _, _ in string.Formatter().parse(url_template) if name]
 
 
@@ -146,10 +138,7 @@ def render_url(url_template: str, arguments: dict[str, Any]) -> tuple[str, set[s
         value = arguments[name]
         text = value if isinstance(value, str) else json.dumps(value)
         values[name] = quote(text, safe="")
-    try:
-        return url_template.format(**values), used
-    except (IndexError, KeyError, ValueError) as exc:
-        raise HttpToolError(f"The URL template is malformed: {exc}.")
+    return url_template.format(**values), used
 
 
 def tool_headers(tool) -> dict[str, str]:
@@ -165,18 +154,6 @@ def tool_headers(tool) -> dict[str, str]:
             raise HttpToolError("The tool's secret headers are not a JSON object; edit the tool.")
         headers.update({str(k): str(v) for k, v in secret.items()})
     return headers
-
-
-def _pinned(url: str, address: str) -> tuple[str, str, dict]:
-    """``url`` with its host replaced by ``address``; the Host header value and request extensions."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc_host = f"[{address}]" if ":" in address else address
-    netloc = netloc_host + (f":{parts.port}" if parts.port else "")
-    pinned = parts._replace(netloc=netloc).geturl()
-    host_header = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
-    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-    return pinned, host_header, extensions
 
 
 # --- The call -------------------------------------------------------------------------------------
@@ -205,14 +182,11 @@ def call_http_tool(
 
 
 def _send(method, url, rest, headers, record, cap, budget, deadline):
-    with httpx2.Client(trust_env=False, follow_redirects=False) as client:
+    with outbound.guarded_client(outbound.http_tool_policy(), follow_redirects=False) as client:
         for hop in range(MAX_REDIRECTS + 1):
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise HttpToolError(f"Only http:// and https:// URLs can be called (got {url!r}).")
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-            address = resolve_destination(parts.hostname, port, timeout=min(5.0, deadline - time.monotonic()))
-            pinned_url, host_header, extensions = _pinned(url, address)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise HttpToolError(f"The tool timed out after {budget:g} s.")
@@ -221,21 +195,21 @@ def _send(method, url, rest, headers, record, cap, budget, deadline):
                 kwargs["json"] = rest
             elif rest:
                 kwargs["params"] = {k: v if isinstance(v, str) else json.dumps(v) for k, v in rest.items()}
-            request = client.build_request(
-                method,
-                pinned_url,
-                headers={**headers, "Host": host_header},
-                timeout=httpx2.Timeout(remaining),
-                extensions=extensions,
-                **kwargs,
-            )
             try:
+                request = client.build_request(
+                    method, url, headers=headers, timeout=httpx2.Timeout(remaining), **kwargs
+                )
                 response = client.send(request, stream=True)
+            except outbound.DestinationRefused as exc:
+                raise DestinationRefused(f"Refused: {exc}") from exc
+            except httpx2.InvalidURL as exc:
+                raise HttpToolError(f"Not a valid URL ({url!r}): {exc}.")
             except httpx2.TimeoutException:
                 raise HttpToolError(f"The tool timed out after {budget:g} s.")
             except httpx2.HTTPError as exc:
+                detail = str(exc).rstrip(".")
                 raise HttpToolError(
-                    f"The request to {parts.hostname} failed: {exc.__class__.__name__}: {exc}."
+                    f"The request to {parts.hostname} failed: {exc.__class__.__name__}: {detail}."
                 )
             try:
                 if response.is_redirect:

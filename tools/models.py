@@ -115,9 +115,9 @@ class Tool(TimeStampedModel):
             raise ValidationError({"headers": "Headers must be a JSON object of strings."})
         if self.kind == ToolKind.HTTP and not self.url_template:
             raise ValidationError({"url_template": "An HTTP tool needs a URL."})
-        if (
-            self.kind == ToolKind.HTTP
-            and self.url_template
-            and not self.url_template.startswith(("http://", "https://"))
-        ):
-            raise ValidationError({"url_template": "The URL must start with http:// or https://."})
+        if self.kind == ToolKind.HTTP and self.url_template:
+            from tools.http_executor import url_template_problem
+
+            problem = url_template_problem(self.url_template)
+            if problem:
+                raise ValidationError({"url_template": problem})

@@ -20,6 +20,12 @@ def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def local_ollama_allowed(settings):
+    """The local model server of ``create_data`` is named by the providers' allow-list."""
+    settings.PROVIDER_ALLOWED_HOSTS = ["127.0.0.1:11434"]
+
+
 class TestModelProviderAPI(APIResourceTests):
     model = ModelProvider
     factory = ModelProviderFactory

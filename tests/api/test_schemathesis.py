@@ -43,9 +43,15 @@ EXCLUDED_CHECKS: dict[str, dict[str, str]] = {
         "positive_data_acceptance": "config is validated per kind (guardrails.checks.validate_config, "
         "e.g. max_length needs max_chars or max_tokens); the schema gives config as a free object."
     },
+    "POST /api/v1/model-providers/": {
+        "positive_data_acceptance": "base_url must pass the outbound policy (public addresses unless "
+        "PRISMA_GLOW_PROVIDER_ALLOWED_HOSTS names them, judged on what the name resolves to), which "
+        "depends on settings and DNS (400; tested in tests/runtime/test_provider_outbound.py)."
+    },
     "POST /api/v1/tools/": {
         "positive_data_acceptance": "input_schema must itself be a valid JSON Schema (checked against "
-        "the meta-schema), which OpenAPI 3.0 cannot state."
+        "the meta-schema), which OpenAPI 3.0 cannot state; url_template's placeholders must be "
+        "balanced argument names outside the host (tests/tools/test_url_template.py)."
     },
     "POST /api/v1/tools/{id}/test/": {
         "positive_data_acceptance": "arguments are validated against the stored tool's own input_schema, "

@@ -453,10 +453,11 @@ def test_agent_that_cannot_run_is_refused_with_the_reason(editor_web, agent):
     assert not Execution.objects.exists()
 
 
-def test_streamed_answer_shows_the_requesters_pii_restored(editor_web, agent, httpserver):
+def test_streamed_answer_shows_the_requesters_pii_restored(editor_web, agent, httpserver, settings):
     """Journey 2 with a generative model (a local OpenAI-compatible server): the model sees
     ``[IBAN_1]`` and answers with it, split across deltas; the console streams and shows the real
     IBAN, while the provider never received it."""
+    settings.PROVIDER_ALLOWED_HOSTS = [f"{httpserver.host}:{httpserver.port}"]
     from werkzeug import Response
 
     from tests.factories import ModelProviderFactory

@@ -81,8 +81,9 @@ def test_provider_kind_must_be_known(org):
     )
 
 
-def test_remote_provider_needs_a_base_url(org):
+def test_remote_provider_needs_a_base_url(org, settings):
     """An OpenAI-compatible provider without a base URL is refused; an offline one needs none."""
+    settings.PROVIDER_ALLOWED_HOSTS = ["127.0.0.1:11434"]
     assert_db_rejects(
         lambda: ModelProvider.objects.create(
             organization=org, name="P", kind="openai_compatible", base_url=""

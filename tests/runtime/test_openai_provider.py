@@ -80,8 +80,10 @@ class FakeModel:
 
 
 @pytest.fixture
-def remote(httpserver, org, make_agent):
-    """``remote(*replies, **provider_fields)`` → (agent, fake model) with an OpenAI-compatible provider."""
+def remote(httpserver, org, make_agent, settings):
+    """``remote(*replies, **provider_fields)`` → (agent, fake model) with an OpenAI-compatible provider
+    on the local server, which the providers' allow-list names with its port."""
+    settings.PROVIDER_ALLOWED_HOSTS = [f"{httpserver.host}:{httpserver.port}"]
 
     def build(*replies, guards=None, agent_fields=None, **fields):
         provider = ModelProviderFactory(
@@ -232,18 +234,24 @@ def test_a_server_trickling_its_answer_times_out_too(remote):
     assert execution.error == "provider timed out after 1 s"
 
 
-def test_refused_connection(org, make_agent):
+def test_refused_connection(org, make_agent, settings, caplog):
+    """A refused connection is retried; the user reads "provider unreachable", the log the cause."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
+    settings.PROVIDER_ALLOWED_HOSTS = [f"127.0.0.1:{port}"]
     provider = ModelProviderFactory(
-        organization=org, kind="openai_compatible", base_url=f"http://127.0.0.1:{port}/v1", max_retries=1
+        organization=org,
+        name="Local vLLM",
+        kind="openai_compatible",
+        base_url=f"http://127.0.0.1:{port}/v1",
+        max_retries=1,
     )
     execution = execute(make_agent(provider=provider, guards=None), "Anything?", source="api")
     assert execution.status == "failed"
-    assert execution.error.startswith(f"provider unreachable at http://127.0.0.1:{port}/v1")
-    assert execution.error.endswith("after 2 attempts")
+    assert execution.error == "provider unreachable (Local vLLM), after 2 attempts"
+    assert "Connection refused" in caplog.text and f"http://127.0.0.1:{port}/v1" in caplog.text
 
 
 def test_401_is_not_retried(remote):
@@ -257,11 +265,28 @@ def test_401_is_not_retried(remote):
     assert len(model.bodies) == 1
 
 
+def provider_error(status, message="oops"):
+    """An error the way OpenAI-compatible servers answer one."""
+    body = {"error": {"message": message, "type": "server_error"}}
+    return Response(json.dumps(body), status=status, content_type="application/json")
+
+
 def test_500_is_retried_then_fails(remote):
-    agent, model = remote(Response("oops", status=500), max_retries=2)
+    agent, model = remote(provider_error(500), max_retries=2)
     execution = execute(agent, "Anything?", source="api")
     assert execution.status == "failed"
     assert execution.error == "provider error (HTTP 500), after 3 attempts"
+    assert len(model.bodies) == 3
+
+
+def test_a_500_page_that_is_no_provider_answer_is_retried_as_unreachable(remote):
+    """A 5xx whose body is not an OpenAI-compatible error (a proxy's page, another service) is still
+    retried; the user is told the provider is unreachable, without the status or the page."""
+    agent, model = remote(Response("oops", status=500), max_retries=2, name="Firm LLM")
+    execution = execute(agent, "Anything?", source="api")
+    assert execution.status == "failed"
+    assert execution.error == "provider unreachable (Firm LLM), after 3 attempts"
+    assert execution.steps.get(kind="model_call").output["status_code"] is None
     assert len(model.bodies) == 3
 
 
@@ -275,7 +300,7 @@ def test_429_then_success(remote):
 
 
 def test_409_is_not_retried_although_the_sdk_would(remote):
-    agent, model = remote(Response("conflict", status=409), max_retries=2)
+    agent, model = remote(provider_error(409, "conflict"), max_retries=2)
     execution = execute(agent, "Anything?", source="api")
     assert execution.status == "failed" and "HTTP 409" in execution.error
     assert len(model.bodies) == 1

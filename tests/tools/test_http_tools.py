@@ -9,8 +9,8 @@ import time
 import pytest
 from werkzeug import Response
 
+from prisma_glow.outbound import DestinationRefused, LookupFailed, http_tool_policy
 from tests.factories import ToolFactory
-from tools.http_executor import DestinationRefused, resolve_destination
 from tools.registry import run_tool
 
 pytestmark = pytest.mark.django_db
@@ -111,7 +111,7 @@ def test_redirect_to_a_private_destination_is_refused(httpserver, settings):
     )
     result = run_tool(http_tool(httpserver), {"currency": "EUR"})
     assert not result.ok
-    assert "link-local address (169.254.169.254)" in result.error
+    assert "169.254.169.254 is a link-local address" in result.error
 
 
 def test_redirects_within_allowed_hosts_are_followed(httpserver, allow_local):
@@ -129,21 +129,21 @@ def test_redirects_within_allowed_hosts_are_followed(httpserver, allow_local):
         ("192.168.0.1", "private"),
         ("169.254.169.254", "link-local"),
         ("::1", "loopback"),
-        ("0.0.0.0", "private"),
-        ("100.64.0.1", "non-public"),
+        ("0.0.0.0", "unspecified"),
+        ("100.64.0.1", "shared-address-space"),
     ],
 )
 def test_non_public_addresses_are_refused(settings, host, kind):
     settings.HTTP_TOOL_ALLOWED_HOSTS = []
     with pytest.raises(DestinationRefused, match=kind):
-        resolve_destination(host, 80)
+        http_tool_policy().resolve(host, 80)
 
 
 def test_allow_list_accepts_networks(settings):
     settings.HTTP_TOOL_ALLOWED_HOSTS = ["10.0.0.0/8"]
-    assert resolve_destination("10.1.2.3", 80) == "10.1.2.3"
+    assert http_tool_policy().resolve("10.1.2.3", 80) == ["10.1.2.3"]
     with pytest.raises(DestinationRefused):
-        resolve_destination("192.168.1.1", 80)
+        http_tool_policy().resolve("192.168.1.1", 80)
 
 
 def test_refused_connection(allow_local):
@@ -157,14 +157,43 @@ def test_refused_connection(allow_local):
 
 
 def test_slow_dns_is_bounded(monkeypatch):
-    from tools.http_executor import HttpToolError
-
-    def slow_lookup(*args, **kwargs):
+    def slow_lookup(host, port):
         time.sleep(1.5)
         return []
 
-    monkeypatch.setattr("tools.http_executor.socket.getaddrinfo", slow_lookup)
+    monkeypatch.setattr("prisma_glow.outbound.system_lookup", slow_lookup)
     started = time.monotonic()
-    with pytest.raises(HttpToolError, match="took longer than 0.1 s"):
-        resolve_destination("slow.example", 443, timeout=0.1)
+    with pytest.raises(LookupFailed, match="took longer than 0.1 s"):
+        http_tool_policy().resolve("slow.example", 443, timeout=0.1)
     assert time.monotonic() - started < 1.2
+
+
+def test_a_refused_tool_says_nothing_of_the_port(httpserver, settings):
+    """The tool's result goes to the model and the trace: a refused destination reads the same whether
+    a service listens on the port or not (the guard refuses before connecting)."""
+    settings.HTTP_TOOL_ALLOWED_HOSTS = []
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    closed = sock.getsockname()[1]
+    sock.close()
+    errors = []
+    for port in (httpserver.port, closed):
+        tool = ToolFactory(url_template=f"http://127.0.0.1:{port}/x", input_schema={"type": "object"})
+        result = run_tool(tool, {})
+        assert not result.ok
+        errors.append(result.error)
+    assert errors[0] == errors[1]
+    assert errors[0].startswith(
+        "Refused: 127.0.0.1 is a loopback address: not allowed by the outbound policy"
+    )
+    assert len(httpserver.log) == 0
+
+
+def test_an_allow_list_entry_with_a_port_allows_that_port_only(httpserver, settings):
+    httpserver.expect_request("/rates/EUR").respond_with_json({"rate": "1"})
+    settings.HTTP_TOOL_ALLOWED_HOSTS = [f"{httpserver.host}:{httpserver.port + 1}"]
+    result = run_tool(http_tool(httpserver), {"currency": "EUR"})
+    assert not result.ok and "not allowed by the outbound policy" in result.error
+    settings.HTTP_TOOL_ALLOWED_HOSTS = [f"{httpserver.host}:{httpserver.port}"]
+    result = run_tool(http_tool(httpserver), {"currency": "EUR"})
+    assert result.ok and result.output == {"rate": "1"}

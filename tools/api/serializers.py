@@ -123,7 +123,8 @@ class ToolSerializer(serializers.ModelSerializer):
     url_template = PatternStringField(
         r"^https?://[^\s\x00]+$",
         max_length=500,
-        help_text="An http(s) URL; {name} placeholders take arguments.",
+        help_text="An http(s) URL; {name} placeholders take arguments in the path, query or fragment (never "
+        "the host or port); {{ and }} are literal braces.",
         error_messages={"invalid": "The URL must start with http:// or https:// and contain no spaces."},
     )
     kind = serializers.CharField(read_only=True)

@@ -11,11 +11,21 @@ call is retried, up to the provider's ``max_retries``, only after a connection e
 HTTP 408, 429 or 5xx, with a short exponential back-off (``Retry-After`` honoured up to a few
 seconds), and never past the time the execution has left. The API key is decrypted only to build the
 client and never appears in a trace or an error.
+
+Every connection goes through the platform's outbound guard (``prisma_glow.outbound``) with the
+providers' allow-list (``settings.PROVIDER_ALLOWED_HOSTS``): the host is resolved and checked at each
+call and the socket pinned to a checked address. Redirects are not followed (the SDK follows none
+with the client given here; a 3xx is an unreachable provider). The user is told
+"provider unreachable (<name>)" whatever stands behind a failed connection or a non-provider answer
+(refused, disconnected, a 404 page of some other service) so that errors cannot map internal
+services; the cause goes to the log. A refusal by the guard says so, since the allow-list is the
+firm's own configuration.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -25,6 +35,9 @@ import openai
 
 from agents.runtime.errors import ProviderError
 from agents.runtime.providers.base import ModelRequest, ModelResponse, Provider, ToolCall
+from prisma_glow import outbound
+
+logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({408, 429})
 AZURE_HOSTS = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
@@ -34,6 +47,24 @@ BACKOFF_MAX = 4.0
 
 def _seconds(value: float) -> str:
     return f"{round(value, 1):g} s"
+
+
+def _provider_answered(exc: openai.APIStatusError) -> bool:
+    """Whether an error response comes from an OpenAI-compatible server: a JSON object with an
+    ``error`` (OpenAI, Azure, vLLM, llama.cpp, Ollama all answer so). Anything else (an HTML page,
+    another service's JSON, a redirect) is some other service at that address."""
+    try:
+        payload = json.loads(exc.response.content or b"")
+    except (ValueError, httpx2.ResponseNotRead):
+        return False
+    return isinstance(payload, dict) and isinstance(payload.get("error"), (dict, str))
+
+
+def _body_excerpt(response: httpx2.Response) -> str:
+    try:
+        return response.text[:200]
+    except httpx2.ResponseNotRead:
+        return "(body not read)"
 
 
 def _status_reason(exc: openai.APIStatusError) -> str:
@@ -117,7 +148,10 @@ class OpenAICompatibleProvider(Provider):
             http_client=self._http_client
             or httpx2.Client(
                 trust_env=False,
-                transport=_DeadlineTransport(httpx2.HTTPTransport(), time.monotonic() + timeout),
+                follow_redirects=False,
+                transport=_DeadlineTransport(
+                    outbound.GuardedTransport(outbound.provider_policy()), time.monotonic() + timeout
+                ),
             ),
         )
 
@@ -151,17 +185,33 @@ class OpenAICompatibleProvider(Provider):
             except openai.APITimeoutError:
                 client.close()
                 raise ProviderError(f"provider timed out after {_seconds(request.timeout)}")
+            except outbound.DestinationRefused as exc:
+                # Raised by the guard before any connection: not retried, and the same whatever
+                # listens (or not) at the refused address.
+                client.close()
+                self._log_unreachable(f"refused by the outbound guard: {exc}")
+                raise ProviderError(
+                    f"{self._unreachable()}: its address is not allowed by the outbound policy"
+                )
             except openai.APIConnectionError as exc:
                 client.close()
-                error = ProviderError(
-                    f"provider unreachable at {self.base_url} (connection failed: {exc.__cause__ or exc})",
-                    retryable=True,
-                )
+                self._log_unreachable(f"connection failed: {exc.__cause__ or exc}")
+                error = ProviderError(self._unreachable(), retryable=True)
                 retry_after = None
             except openai.APIStatusError as exc:
                 client.close()
                 retryable = exc.status_code in RETRY_STATUSES or exc.status_code >= 500
-                error = ProviderError(_status_reason(exc), status_code=exc.status_code, retryable=retryable)
+                if _provider_answered(exc):
+                    error = ProviderError(
+                        _status_reason(exc), status_code=exc.status_code, retryable=retryable
+                    )
+                else:
+                    # Neither the status nor the body reaches the user: they would tell services apart.
+                    self._log_unreachable(
+                        f"HTTP {exc.status_code} that is not an OpenAI-compatible answer: "
+                        f"{_body_excerpt(exc.response)!r}"
+                    )
+                    error = ProviderError(self._unreachable(), retryable=retryable)
                 retry_after = _retry_after(exc.response)
             except openai.APIResponseValidationError:
                 client.close()
@@ -179,6 +229,19 @@ class OpenAICompatibleProvider(Provider):
             if time.monotonic() + pause >= deadline:
                 raise error
             time.sleep(pause)
+
+    def _unreachable(self) -> str:
+        return f"provider unreachable ({self.row.name})"
+
+    def _log_unreachable(self, cause: str) -> None:
+        logger.warning(
+            "Provider %s (id %s, organisation %s) unreachable at %s: %s",
+            self.row.name,
+            self.row.pk,
+            self.row.organization_id,
+            self.base_url,
+            cause,
+        )
 
     def stream(self, request: ModelRequest, *, stream: bool = True) -> Iterator[str | ModelResponse]:
         started = time.monotonic()
