@@ -33,7 +33,5 @@ def check_lease_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage
             )
         )
     if settings.WORKER_MAX_ATTEMPTS < 1:
-        errors.append(
-            checks.Error("PRISMA_GLOW_WORKER_MAX_ATTEMPTS must be at least 1.", id="worker.E002")
-        )
+        errors.append(checks.Error("PRISMA_GLOW_WORKER_MAX_ATTEMPTS must be at least 1.", id="worker.E002"))
     return errors

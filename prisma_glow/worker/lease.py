@@ -53,7 +53,9 @@ class TakeoverReport:
     failed: list[str] = field(default_factory=list)
 
 
-def heartbeat_beat(*, worker_id: str, backend_name: str, queues: str, started_at, using: str = "default") -> None:
+def heartbeat_beat(
+    *, worker_id: str, backend_name: str, queues: str, started_at, using: str = "default"
+) -> None:
     """Record that ``worker_id`` is alive now (creating its row on the first beat)."""
     now = timezone.now()
     beats = WorkerHeartbeat.objects.using(using)
@@ -149,7 +151,9 @@ def abandoned_tasks_take_over(*, tasks: QuerySet[DBTaskResult] | None = None) ->
     with exclusive_transaction(tasks.db):
         # A task claimed less than a lease ago is not even looked at: its worker beat when it claimed it.
         candidates = list(
-            tasks.running().filter(started_at__lte=cutoff).select_for_update(skip_locked=True)[:TAKEOVER_BATCH]
+            tasks.running()
+            .filter(started_at__lte=cutoff)
+            .select_for_update(skip_locked=True)[:TAKEOVER_BATCH]
         )
         if not candidates:
             return report
@@ -205,10 +209,15 @@ def stale_heartbeats_remove(*, using: str = "default") -> int:
 
 def send_task_finished(db_task_result: DBTaskResult, *, sender: Any) -> None:
     """Send ``task_finished``; a receiver that raises is logged, not allowed to stop the worker."""
-    for receiver, response in task_finished.send_robust(sender=sender, task_result=db_task_result.task_result):
+    for receiver, response in task_finished.send_robust(
+        sender=sender, task_result=db_task_result.task_result
+    ):
         if isinstance(response, Exception):
             logger.error(
-                "task_finished receiver %r failed for task id=%s", receiver, db_task_result.pk, exc_info=response
+                "task_finished receiver %r failed for task id=%s",
+                receiver,
+                db_task_result.pk,
+                exc_info=response,
             )
 
 

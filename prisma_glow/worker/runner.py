@@ -235,7 +235,9 @@ class LeasedWorker(Worker):
             backend = task.get_backend()
             task_started.send(sender=backend, task_result=task_result)
             if task.takes_context:
-                value = task.call(TaskContext(task_result=task_result), *task_result.args, **task_result.kwargs)
+                value = task.call(
+                    TaskContext(task_result=task_result), *task_result.args, **task_result.kwargs
+                )
             else:
                 value = task.call(*task_result.args, **task_result.kwargs)
         except DATABASE_ERRORS as exc:
