@@ -285,7 +285,12 @@ class LeasedWorker(Worker):
         recorded = task_result_finish(db_task_result, error=outcome.error)
         self.pending = None
         if recorded:
-            send_task_failed(db_task_result)
+            # django-tasks-db sends the signal inside its ``except``: Django's log_task_finished then
+            # logs the task's traceback from sys.exc_info(). Raised again here for the same log.
+            try:
+                raise outcome.error
+            except BaseException:
+                send_task_failed(db_task_result)
         else:
             self._log_taken_over(db_task_result)
 

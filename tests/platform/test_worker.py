@@ -29,7 +29,8 @@ from prisma_glow.worker.lease import (
     task_result_finish,
 )
 from prisma_glow.worker.models import WorkerHeartbeat
-from tests.platform.worker_tasks import wait_for_release
+from prisma_glow.worker.runner import LeasedWorker
+from tests.platform.worker_tasks import add, fail, wait_for_release
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -184,6 +185,36 @@ def test_takeover_is_limited_to_the_given_tasks():
     abandoned_tasks_take_over(tasks=DBTaskResult.objects.filter(queue_name="other"))
     task.refresh_from_db()
     assert task.status == TaskResultStatus.RUNNING
+
+
+# --- the worker ------------------------------------------------------------------------------------
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_records_outcomes_and_signals_as_django_tasks_db_does(finished_signals):
+    """A task that returns is SUCCESSFUL with its value, one that raises is FAILED with its traceback;
+    ``task_finished`` carries the same senders as django-tasks-db's worker (the backend for a success,
+    its class for a failure). A worker that stops cleanly removes its heartbeat."""
+    succeeded, raised = add.enqueue(2, 3), fail.enqueue("no good")
+    worker = LeasedWorker(
+        queue_names=["*"],
+        interval=0,
+        batch=True,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id="batch-worker",
+        excluded_queue_names=[],
+    )
+
+    worker.run()
+
+    ok, bad = DBTaskResult.objects.get(pk=succeeded.id), DBTaskResult.objects.get(pk=raised.id)
+    assert (ok.status, ok.return_value, ok.worker_ids) == (TaskResultStatus.SUCCESSFUL, 5, ["batch-worker"])
+    assert (bad.status, bad.exception_class_path) == (TaskResultStatus.FAILED, "builtins.ValueError")
+    assert "ValueError: no good" in bad.traceback
+    senders = {str(result.id): sender for sender, result in finished_signals}
+    assert isinstance(senders[str(succeeded.id)], DatabaseBackend)
+    assert senders[str(raised.id)] is DatabaseBackend
+    assert not WorkerHeartbeat.objects.exists()
 
 
 # --- fencing ---------------------------------------------------------------------------------------

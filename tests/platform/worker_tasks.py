@@ -29,6 +29,16 @@ def wait_for_release(directory: str, name: str) -> dict:
     return {"pid": os.getpid()}
 
 
+@task
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@task
+def fail(message: str) -> None:
+    raise ValueError(message)
+
+
 @receiver(task_finished, dispatch_uid="worker-tests-signal-log")
 def log_task_finished(sender, task_result, **kwargs) -> None:
     path = os.environ.get("WORKER_TEST_SIGNAL_LOG")
