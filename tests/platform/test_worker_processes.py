@@ -24,8 +24,11 @@ from tests.platform.worker_tasks import wait_for_release
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parents[2]
-HEARTBEAT = 0.2
-LEASE = 1.2
+HEARTBEAT = 0.25
+LEASE = 2.0
+# A worker process starts in about a second; on a loaded machine (several test runs sharing two
+# cores) it has taken over twenty.
+STARTUP_TIMEOUT = 90.0
 
 
 @pytest.fixture(autouse=True)
@@ -83,6 +86,7 @@ class Workers:
         self.wait_for(
             lambda: WorkerHeartbeat.objects.filter(pk__in=worker_ids).count() == len(worker_ids),
             f"workers {worker_ids} to start beating",
+            timeout=STARTUP_TIMEOUT,
         )
 
     def kill(self, worker_id: str) -> None:
@@ -96,7 +100,7 @@ class Workers:
     def logs(self) -> str:
         return "\n".join(f"--- {worker_id}\n{self.log(worker_id)}" for worker_id in self.processes)
 
-    def wait_for(self, predicate, what: str, timeout: float = 20.0):
+    def wait_for(self, predicate, what: str, timeout: float = 30.0):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if value := predicate():
@@ -157,8 +161,9 @@ def test_a_killed_workers_task_is_taken_over_by_the_other_worker_and_completes(w
     row = task_row(result)
     assert row.worker_ids == [runner, other]
     assert pids[1] == workers.processes[other].pid == row.return_value["pid"]
-    # Taken over once the lease lapsed, not before, and promptly after (a few heartbeats).
-    assert LEASE * 0.5 < taken_over_after < LEASE + 3, taken_over_after
+    # Taken over once the lease lapsed (the last beat was at most a heartbeat before the kill), not
+    # before, and promptly after.
+    assert LEASE - 2 * HEARTBEAT < taken_over_after < LEASE + 10, taken_over_after
     assert "back in the queue after attempt 1 of 3" in workers.log(other)
 
 
@@ -220,7 +225,8 @@ def test_the_worker_survives_a_database_outage_and_carries_on(workers, tmp_path)
     while time.monotonic() < outage_end:
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND application_name = %s",
                 ["glow-test-worker-db"],
             )
             terminated += cursor.fetchone()[0]
