@@ -30,7 +30,7 @@ from prisma_glow.worker.lease import (
 )
 from prisma_glow.worker.models import WorkerHeartbeat
 from prisma_glow.worker.runner import LeasedWorker
-from tests.platform.worker_tasks import add, fail, wait_for_release
+from tests.platform.worker_tasks import add, fail, lose_connection, wait_for_release
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -188,13 +188,9 @@ def test_takeover_is_limited_to_the_given_tasks():
 
 
 # --- the worker ------------------------------------------------------------------------------------
-@pytest.mark.django_db(transaction=True)
-def test_the_worker_records_outcomes_and_signals_as_django_tasks_db_does(finished_signals):
-    """A task that returns is SUCCESSFUL with its value, one that raises is FAILED with its traceback;
-    ``task_finished`` carries the same senders as django-tasks-db's worker (the backend for a success,
-    its class for a failure). A worker that stops cleanly removes its heartbeat."""
-    succeeded, raised = add.enqueue(2, 3), fail.enqueue("no good")
-    worker = LeasedWorker(
+def batch_worker() -> LeasedWorker:
+    """A worker that runs the queued tasks, then stops (``db_worker --batch``)."""
+    return LeasedWorker(
         queue_names=["*"],
         interval=0,
         batch=True,
@@ -205,7 +201,14 @@ def test_the_worker_records_outcomes_and_signals_as_django_tasks_db_does(finishe
         excluded_queue_names=[],
     )
 
-    worker.run()
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_records_outcomes_and_signals_as_django_tasks_db_does(finished_signals):
+    """A task that returns is SUCCESSFUL with its value, one that raises is FAILED with its traceback;
+    ``task_finished`` carries the same senders as django-tasks-db's worker (the backend for a success,
+    its class for a failure). A worker that stops cleanly removes its heartbeat."""
+    succeeded, raised = add.enqueue(2, 3), fail.enqueue("no good")
+    batch_worker().run()
 
     ok, bad = DBTaskResult.objects.get(pk=succeeded.id), DBTaskResult.objects.get(pk=raised.id)
     assert (ok.status, ok.return_value, ok.worker_ids) == (TaskResultStatus.SUCCESSFUL, 5, ["batch-worker"])
@@ -215,6 +218,21 @@ def test_the_worker_records_outcomes_and_signals_as_django_tasks_db_does(finishe
     assert isinstance(senders[str(succeeded.id)], DatabaseBackend)
     assert senders[str(raised.id)] is DatabaseBackend
     assert not WorkerHeartbeat.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_that_loses_its_database_connection_is_retried_a_bounded_number_of_times(finished_signals):
+    """A task failing on a lost connection goes back to the queue; on the last attempt it fails with
+    that error and ``task_finished`` is sent once."""
+    result = lose_connection.enqueue()
+
+    batch_worker().run()
+
+    row = DBTaskResult.objects.get(pk=result.id)
+    assert row.status == TaskResultStatus.FAILED
+    assert row.worker_ids == ["batch-worker"] * 3
+    assert row.exception_class_path == "django.db.utils.OperationalError"
+    assert [str(r.id) for _, r in finished_signals] == [str(result.id)]
 
 
 # --- fencing ---------------------------------------------------------------------------------------

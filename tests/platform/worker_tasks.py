@@ -39,6 +39,14 @@ def fail(message: str) -> None:
     raise ValueError(message)
 
 
+@task
+def lose_connection() -> None:
+    """Fails the way a task does when the database goes away under it."""
+    from django.db import OperationalError
+
+    raise OperationalError("server closed the connection unexpectedly")
+
+
 @receiver(task_finished, dispatch_uid="worker-tests-signal-log")
 def log_task_finished(sender, task_result, **kwargs) -> None:
     path = os.environ.get("WORKER_TEST_SIGNAL_LOG")
