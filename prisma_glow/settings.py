@@ -76,6 +76,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "csp",
+    # Before django_tasks_db: its db_worker command (with a lease) replaces django-tasks-db's.
+    "prisma_glow.worker",
     "django_tasks_db",
     "prisma_glow.tenancy",
     "prisma_glow.audit",
@@ -168,6 +170,14 @@ API_AUTH_FAILURE_RATE_LIMIT = os.environ.get("PRISMA_GLOW_API_AUTH_FAILURE_RATE"
 # --- Background tasks (django.tasks) ---------------------------------------------------------
 TASKS_BACKEND = os.environ.get("DJANGO_TASKS_BACKEND", "django_tasks_db.DatabaseBackend")
 TASKS = {"default": {"BACKEND": TASKS_BACKEND}}
+# The worker's lease (prisma_glow/worker): each db_worker beats every WORKER_HEARTBEAT_SECONDS; a
+# running task whose worker has not beaten for WORKER_LEASE_SECONDS is taken over by another worker
+# and run again, up to WORKER_MAX_ATTEMPTS claims in all, then failed with the reason. After a lost
+# database connection the worker retries after 0.5 s, doubling up to WORKER_RECONNECT_MAX_SECONDS.
+WORKER_HEARTBEAT_SECONDS = float(os.environ.get("PRISMA_GLOW_WORKER_HEARTBEAT_SECONDS") or 5)
+WORKER_LEASE_SECONDS = float(os.environ.get("PRISMA_GLOW_WORKER_LEASE_SECONDS") or 60)
+WORKER_MAX_ATTEMPTS = env_int("PRISMA_GLOW_WORKER_MAX_ATTEMPTS", 3)
+WORKER_RECONNECT_MAX_SECONDS = float(os.environ.get("PRISMA_GLOW_WORKER_RECONNECT_MAX_SECONDS") or 30)
 
 # --- Auth --------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

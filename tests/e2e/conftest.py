@@ -207,12 +207,13 @@ def screenshot(page, name: str) -> Path:
 
 
 class TaskWorker:
-    """django-tasks-db's worker loop in a thread of the test process, started when the test says."""
+    """The worker ``manage.py db_worker`` runs (with its heartbeat thread) in a thread of the test
+    process, started when the test says."""
 
     def __init__(self):
-        from django_tasks_db.management.commands.db_worker import Worker
+        from prisma_glow.worker.runner import LeasedWorker
 
-        self.worker = Worker(
+        self.worker = LeasedWorker(
             queue_names=["*"],
             interval=0.1,
             batch=False,
