@@ -385,7 +385,8 @@ def parse_pdf(data: bytes, limits: IngestLimits | None = None) -> ParsedDocument
     content the pages unpack to and the text they yield are added up page by page and stopped at
     the limit.
     """
-    from pypdf import PdfReader, apply_configuration, get_configuration
+    from pypdf import get_configuration
+    from pypdf.errors import LimitReachedError
 
     from knowledge.ingest.limits import IngestLimits, LimitExceeded, human_size
 
@@ -402,6 +403,21 @@ def parse_pdf(data: bytes, limits: IngestLimits | None = None) -> ParsedDocument
             "stream_decoding_work_maximum_length",
         )
     }
+    try:
+        return _parse_pdf_bounded(data, limits, bounded)
+    except LimitReachedError as exc:
+        raise LimitExceeded(
+            f"The PDF is over a safety limit of the PDF reader ({exc}); what a file may unpack to is "
+            f"limited to {human_size(budget)}. Split it into smaller documents or print it to a new PDF."
+        ) from exc
+
+
+def _parse_pdf_bounded(data: bytes, limits: IngestLimits, bounded: dict) -> ParsedDocument:
+    from pypdf import PdfReader, apply_configuration
+
+    from knowledge.ingest.limits import LimitExceeded, human_size
+
+    budget = limits.max_uncompressed_bytes
     with apply_configuration(**bounded):
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):

@@ -14,6 +14,7 @@ import threading
 import time
 import tracemalloc
 import zipfile
+import zlib
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -166,7 +167,41 @@ def test_pdf_whose_compressed_pages_unpack_past_the_limit_fails(kb, editor, sett
     ), document.error
 
 
-def test_page_count_in_the_message_uses_thousands_separators():
+def pdf_with_stream_bomb(unpacked: int) -> bytes:
+    """A one-page PDF whose content stream is ``unpacked`` spaces, Flate-compressed (a PDF bomb)."""
+    stream = zlib.compress(b" " * unpacked, 9)
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
+    ]
+    out = bytearray(b"%PDF-1.7\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def test_pdf_stream_bomb_is_stopped_by_the_reader_bound(kb, editor, settings):
+    """One Flate stream that unpacks past the limit stops the reader there, not in memory later."""
+    settings.KNOWLEDGE_MAX_UNCOMPRESSED_BYTES = 1 * MB
+    data = pdf_with_stream_bomb(50 * MB)
+    assert len(data) < 100 * 1024
+    document = services.document_create(knowledge_base=kb, actor=editor, file=upload("bomb.pdf", data))
+    assert document.status == DocumentStatus.FAILED
+    assert document.error.startswith("The PDF is over a safety limit of the PDF reader (")
+    assert document.error.endswith(
+        "what a file may unpack to is limited to 1 MB. Split it into smaller documents or print it to a new PDF."
+    )
+
+
+def test_isolated_parse_refuses_too_many_pages_and_sizes_read_well():
     data = make_pdf(["x"] * 3)
     with pytest.raises(LimitExceeded, match=r"^The PDF has 3 pages; the limit is 2\."):
         parse_and_chunk_isolated(
