@@ -9,14 +9,17 @@ returns plain data, so no database connection is ever forked.
 
 Children come from a ``forkserver`` started once per worker process, which imports the parsers and
 their libraries up front (``PRELOAD``), so each document costs a fork, not an interpreter start.
-The child also limits its own CPU time (``RLIMIT_CPU``) to the time limit plus a little, so a stuck
-parser dies even if the worker that started it was killed first.
+A child whose worker dies (even by ``kill -9``) exits at once: it watches a pipe only the worker
+holds open. It also limits its own CPU time (``RLIMIT_CPU``) to the time limit plus a little, in case
+a library holds the interpreter so that the watcher cannot run.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import resource
+import threading
 from dataclasses import dataclass
 
 from knowledge.ingest.chunker import ChunkData, chunk_blocks
@@ -67,7 +70,18 @@ def parse_and_chunk(
     return ParsedChunks(chunks, parsed.page_count)
 
 
-def _child(connection, data, kind, limits, chunk_size, chunk_overlap) -> None:
+def _exit_when_worker_dies(lifeline) -> None:
+    """Block on the worker's end of the lifeline; its end closes when the worker ends, even by
+    ``kill -9``, and then this child has nobody to answer: it exits at once."""
+    try:
+        lifeline.recv()
+    except (EOFError, OSError):
+        pass
+    os._exit(1)
+
+
+def _child(connection, lifeline, data, kind, limits, chunk_size, chunk_overlap) -> None:
+    threading.Thread(target=_exit_when_worker_dies, args=(lifeline,), daemon=True).start()
     cpu = int(limits.timeout) + 5
     try:
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
@@ -106,14 +120,16 @@ def parse_and_chunk_isolated(
     context = _get_context()
     timeout = limits.timeout if timeout is None else timeout
     receiver, sender = context.Pipe(duplex=False)
+    lifeline, keepalive = context.Pipe(duplex=False)  # only this process holds ``keepalive``
     process = context.Process(
         target=_child,
-        args=(sender, data, str(DocumentKind(kind)), limits, chunk_size, chunk_overlap),
+        args=(sender, lifeline, data, str(DocumentKind(kind)), limits, chunk_size, chunk_overlap),
         name="knowledge-parse",
         daemon=True,
     )
     process.start()
     sender.close()
+    lifeline.close()
     outcome = None
     try:
         if receiver.poll(max(timeout, 0)):
@@ -125,6 +141,7 @@ def parse_and_chunk_isolated(
             raise LimitExceeded(limits.timeout_message())
     finally:
         receiver.close()
+        keepalive.close()
         if process.is_alive():
             process.kill()
         process.join(5)

@@ -10,11 +10,14 @@ import os
 import re
 import signal
 import struct
+import subprocess
+import sys
 import threading
 import time
 import tracemalloc
 import zipfile
 import zlib
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -265,6 +268,60 @@ def test_isolated_parse_reports_parse_errors_and_results():
         parse_and_chunk_isolated(
             b"%PDF-1.4\n garbage", DocumentKind.PDF, limits=IngestLimits(), chunk_size=600, chunk_overlap=80
         )
+
+
+def _process_table() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, state) of every process, from /proc (Linux)."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            table[int(entry)] = (int(fields[1]), fields[0])
+    return table
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads the process table from /proc")
+def test_parser_exits_when_its_worker_is_killed():
+    """A worker killed with SIGKILL while its child parses leaves no parser running on: the child
+    watches a pipe only the worker holds and exits when it closes."""
+    code = (
+        "from knowledge.ingest.isolation import parse_and_chunk_isolated\n"
+        "from knowledge.ingest.limits import IngestLimits\n"
+        "html = b'<html><body>' + b'<p>Sampling rules apply.</p>' * 600_000 + b'</body></html>'\n"
+        "parse_and_chunk_isolated(html, 'text/html', limits=IngestLimits(), chunk_size=600, chunk_overlap=80)\n"
+    )
+    worker = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2])
+    parsers: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not parsers and time.monotonic() < deadline and worker.poll() is None:
+            time.sleep(0.2)
+            table = _process_table()
+            servers = [pid for pid, (parent, _) in table.items() if parent == worker.pid]
+            parsers = [pid for pid, (parent, _) in table.items() if parent in servers]
+        assert parsers, "the parser child never started"
+        worker.kill()
+        worker.wait()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            table = _process_table()
+            running = [pid for pid in parsers if pid in table and table[pid][1] != "Z"]
+            if not running:
+                break
+            time.sleep(0.2)
+        assert not running, "the parser outlived its worker"
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        for pid in parsers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 # --- Never stuck in processing -----------------------------------------------------------------
