@@ -126,7 +126,13 @@ class Document(TimeStampedModel):
                 violation_error_message="The end of the effective period cannot be before its start.",
             ),
         ]
-        indexes = [models.Index(fields=["knowledge_base", "status"])]
+        indexes = [
+            models.Index(fields=["knowledge_base", "status"]),
+            # Every processing task looks for documents stuck in processing (services.document_fail_stuck).
+            models.Index(
+                fields=["updated_at"], condition=Q(status="processing"), name="document_processing_since"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.title

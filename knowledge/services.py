@@ -13,6 +13,7 @@ import datetime
 import hashlib
 import logging
 import re
+import time
 from dataclasses import dataclass
 from pathlib import PurePath
 
@@ -25,7 +26,9 @@ from django.utils import timezone
 from django.utils.text import get_valid_filename
 
 from guardrails.screening import screen
-from knowledge.ingest import DocumentKind, ParseError, UnsupportedDocument, chunk_blocks, detect, parse
+from knowledge.ingest import DocumentKind, ParseError, UnsupportedDocument, detect
+from knowledge.ingest.isolation import parse_and_chunk_isolated
+from knowledge.ingest.limits import IngestLimits, LimitExceeded, check_declared_sizes
 from knowledge.models import Chunk, Document, DocumentSource, DocumentStatus, KnowledgeBase
 from prisma_glow.api.errors import ConflictError
 from prisma_glow.audit.services import audit_record, snapshot
@@ -72,6 +75,29 @@ def _document_snapshot(document: Document) -> dict:
 
 def max_upload_bytes() -> int:
     return int(getattr(settings, "KNOWLEDGE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024))
+
+
+def ingest_limits() -> IngestLimits:
+    """The ingestion limits from the settings (``KNOWLEDGE_MAX_UNCOMPRESSED_BYTES`` and the others;
+    see the README), read at each use so that a test or an operator's change applies at once."""
+    defaults = IngestLimits()
+    return IngestLimits(
+        max_uncompressed_bytes=int(
+            getattr(settings, "KNOWLEDGE_MAX_UNCOMPRESSED_BYTES", defaults.max_uncompressed_bytes)
+        ),
+        max_compression_ratio=float(
+            getattr(settings, "KNOWLEDGE_MAX_COMPRESSION_RATIO", defaults.max_compression_ratio)
+        ),
+        max_pages=int(getattr(settings, "KNOWLEDGE_MAX_PAGES", defaults.max_pages)),
+        max_chunks=int(getattr(settings, "KNOWLEDGE_MAX_CHUNKS", defaults.max_chunks)),
+        timeout=float(getattr(settings, "KNOWLEDGE_PROCESSING_TIMEOUT", defaults.timeout)),
+    )
+
+
+#: How long past the processing time limit a document may stay ``processing`` before
+#: :func:`document_fail_stuck` decides that its worker is gone: storing and screening the passages
+#: comes after the time-limited parse.
+STUCK_MARGIN = datetime.timedelta(minutes=2)
 
 
 def _human_size(size: int) -> str:
@@ -296,8 +322,14 @@ def document_create(
         source = DocumentSource.UPLOAD
         try:
             kind = detect(data, filename)
+            if kind == DocumentKind.DOCX:
+                # What the archive declares is known at once; what it really unpacks to is counted
+                # when it is processed (declared sizes can lie).
+                check_declared_sizes(data, ingest_limits())
         except UnsupportedDocument as exc:
             raise ValidationError({"file": str(exc)}, code="unsupported")
+        except LimitExceeded as exc:
+            raise ValidationError({"file": str(exc)}, code="limit")
     else:
         data = text.encode("utf-8")
         if len(data) > max_upload_bytes():
@@ -505,9 +537,13 @@ def document_process(document: Document | int) -> Document | None:
     """Parse, chunk and index a document now (what the background task runs).
 
     On success the document's chunks are replaced in one transaction and it becomes ``ready``; if
-    the file cannot be parsed it becomes ``failed`` with the reason in ``error`` and has no chunks.
-    Returns the refreshed document, or None when it no longer exists.
+    the file cannot be parsed, or is over an ingestion limit (:func:`ingest_limits`: unpacked size,
+    compression ratio, pages, passages, processing time), it becomes ``failed`` with the reason in
+    ``error`` and has no chunks. Parsing and chunking run in a child process that is killed at the
+    time limit (``knowledge.ingest.isolation``), so a parser stuck inside a library cannot hold the
+    worker. Returns the refreshed document, or None when it no longer exists.
     """
+    started = time.monotonic()
     document_id = document.pk if isinstance(document, Document) else int(document)
     updated = Document.objects.filter(pk=document_id).update(
         status=DocumentStatus.PROCESSING, error="", updated_at=timezone.now()
@@ -516,15 +552,25 @@ def document_process(document: Document | int) -> Document | None:
         return None
     document = Document.objects.select_related("knowledge_base").get(pk=document_id)
     knowledge_base = document.knowledge_base
+    limits = ingest_limits()
     try:
         data = _read_source(document)
-        parsed = parse(data, document.mime_type or detect(data, document.file.name))
-        pieces = chunk_blocks(
-            parsed.blocks, size=knowledge_base.chunk_size, overlap=knowledge_base.chunk_overlap
+        parsed = parse_and_chunk_isolated(
+            data,
+            document.mime_type or detect(data, document.file.name),
+            limits=limits,
+            chunk_size=knowledge_base.chunk_size,
+            chunk_overlap=knowledge_base.chunk_overlap,
+            timeout=limits.timeout - (time.monotonic() - started),
         )
+        pieces = parsed.chunks
         if not pieces:
             raise ParseError("No text could be extracted from the file.")
-        screenings = [screen(piece.text) for piece in pieces]  # before the transaction: it is CPU work
+        screenings = []  # before the transaction: it is CPU work, and it counts against the time limit
+        for piece in pieces:
+            if time.monotonic() - started > limits.timeout:
+                raise LimitExceeded(limits.timeout_message())
+            screenings.append(screen(piece.text))
     except (ParseError, UnsupportedDocument, ValueError) as exc:
         _fail(document_id, str(exc))
         logger.info("Document %s failed to process: %s", document_id, exc)
@@ -566,3 +612,51 @@ def document_process(document: Document | int) -> Document | None:
         _fail(document_id, f"Indexing failed: {type(exc).__name__}: {exc}"[:2000])
         return Document.objects.filter(pk=document_id).first()
     return Document.objects.select_related("knowledge_base").get(pk=document_id)
+
+
+def document_fail_stuck(*, now: datetime.datetime | None = None) -> list[int]:
+    """Fail every document ``processing`` for longer than the processing time limit plus
+    :data:`STUCK_MARGIN`: its worker died (killed, out of memory, machine lost) without finishing.
+
+    The document ends ``failed`` with the reason and without passages, as after any failure, and
+    can be reindexed. Run by every ``process_document`` task before it starts and by
+    ``manage.py fail_stuck_documents``; returns the ids of the documents it failed.
+    """
+    limits = ingest_limits()
+    allowed = datetime.timedelta(seconds=limits.timeout) + STUCK_MARGIN
+    cutoff = (now or timezone.now()) - allowed
+    failed: list[int] = []
+    stuck = Document.objects.filter(status=DocumentStatus.PROCESSING, updated_at__lt=cutoff)
+    for document_id in stuck.values_list("pk", flat=True):
+        reason = (
+            f"Processing stopped without finishing: the document was still processing after "
+            f"{allowed.total_seconds():g} s (the limit is {limits.timeout:g} s), so the worker that "
+            "processed it stopped. Reindex the document to try again."
+        )
+        if _fail_if(document_id, reason, DocumentStatus.PROCESSING, updated_before=cutoff):
+            failed.append(document_id)
+            logger.warning("Document %s was stuck in processing; marked failed", document_id)
+    return failed
+
+
+def document_fail_unfinished(*, document_id: int, reason: str) -> bool:
+    """Fail a document still ``pending`` or ``processing`` whose processing task itself failed
+    (its worker was stopped, or the task queue gave up on it); a ``ready`` or ``failed`` document
+    is left as it is. Returns whether it was failed."""
+    done = _fail_if(document_id, reason, DocumentStatus.PENDING, DocumentStatus.PROCESSING)
+    if done:
+        logger.warning("Document %s failed with its processing task: %s", document_id, reason)
+    return done
+
+
+def _fail_if(document_id: int, reason: str, *statuses: str, updated_before=None) -> bool:
+    """:func:`_fail` the document only while it is in one of ``statuses`` (and, with
+    ``updated_before``, unchanged since then): a worker that finishes meanwhile wins."""
+    with transaction.atomic():
+        rows = Document.objects.select_for_update().filter(pk=document_id, status__in=statuses)
+        if updated_before is not None:
+            rows = rows.filter(updated_at__lt=updated_before)
+        if not list(rows.values_list("pk", flat=True)[:1]):
+            return False
+        _fail(document_id, reason)
+    return True

@@ -216,6 +216,15 @@ STORAGES = {
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", 5 * 1024 * 1024)
 # Upper bound for one uploaded document (knowledge ingestion); 20 MB by default.
 KNOWLEDGE_MAX_UPLOAD_BYTES = env_int("PRISMA_GLOW_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
+# Ingestion limits (knowledge/ingest/limits.py): a document over any of them ends `failed` with the
+# reason. What a file may unpack to (a .docx is a ZIP; PDF streams are compressed), the compression
+# ratio (unpacked / file size), PDF pages, passages made, and seconds to parse and chunk it (a hard
+# limit: the parser runs in a child process that is killed when it is over).
+KNOWLEDGE_MAX_UNCOMPRESSED_BYTES = env_int("PRISMA_GLOW_INGEST_MAX_UNCOMPRESSED_BYTES", 200 * 1024 * 1024)
+KNOWLEDGE_MAX_COMPRESSION_RATIO = env_int("PRISMA_GLOW_INGEST_MAX_COMPRESSION_RATIO", 100)
+KNOWLEDGE_MAX_PAGES = env_int("PRISMA_GLOW_INGEST_MAX_PAGES", 2000)
+KNOWLEDGE_MAX_CHUNKS = env_int("PRISMA_GLOW_INGEST_MAX_CHUNKS", 20000)
+KNOWLEDGE_PROCESSING_TIMEOUT = env_int("PRISMA_GLOW_INGEST_TIMEOUT", 300)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2.5 * 1024 * 1024
 
 # The outbound guard (prisma_glow/outbound.py): destinations that may be reached although they are

@@ -16,6 +16,10 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from knowledge.ingest.limits import IngestLimits
 
 
 class DocumentKind(StrEnum):
@@ -171,11 +175,26 @@ def _check_pdf_encryption(data: bytes) -> None:
 # --- Parsing --------------------------------------------------------------------------------
 
 
-def parse(data: bytes, kind: DocumentKind | str) -> ParsedDocument:
-    """Parse ``data`` of the given kind into blocks; raises :class:`ParseError` when unreadable."""
+def parse(data: bytes, kind: DocumentKind | str, limits: IngestLimits | None = None) -> ParsedDocument:
+    """Parse ``data`` of the given kind into blocks; raises :class:`ParseError` when unreadable and
+    :class:`~knowledge.ingest.limits.LimitExceeded` when over ``limits`` (the defaults when None).
+
+    A .docx is checked as an archive (declared and real unpacked size, compression ratio) before
+    the Word parser opens it; a PDF's page count is checked before any page is read, and what its
+    pages unpack to and yield is counted page by page.
+    """
+    from knowledge.ingest.limits import IngestLimits, LimitExceeded, check_archive, human_size
+
     kind = DocumentKind(kind)
+    limits = limits or IngestLimits()
+    if len(data) > limits.max_uncompressed_bytes:
+        raise LimitExceeded(
+            f"The file is {human_size(len(data))}; the limit is {human_size(limits.max_uncompressed_bytes)}."
+        )
     try:
-        parsed = _PARSERS[kind](data)
+        if kind == DocumentKind.DOCX:
+            check_archive(data, limits, what="Word file")
+        parsed = parse_pdf(data, limits) if kind == DocumentKind.PDF else _PARSERS[kind](data)
     except ParseError:
         raise
     except UnsupportedDocument as exc:
@@ -358,25 +377,78 @@ def _pdf_outline_pages(reader) -> list[tuple[int, int, str]]:
     return entries
 
 
-def parse_pdf(data: bytes) -> ParsedDocument:
-    """Text of each page with its page number; bookmarks (if any) become headings."""
-    from pypdf import PdfReader
+def parse_pdf(data: bytes, limits: IngestLimits | None = None) -> ParsedDocument:
+    """Text of each page with its page number; bookmarks (if any) become headings.
 
-    reader = PdfReader(io.BytesIO(data))
-    if reader.is_encrypted and not reader.decrypt(""):
-        raise ParseError("This PDF is password-protected (encrypted).")
-    outline = sorted(_pdf_outline_pages(reader), key=lambda e: e[0])
-    blocks: list[Block] = []
-    pages = reader.pages
-    o = 0
-    for number, page in enumerate(pages, start=1):
-        while o < len(outline) and outline[o][0] <= number:
-            _, level, title = outline[o]
-            blocks.append(Block(title, level, number))
-            o += 1
-        text = page.extract_text() or ""
-        blocks.extend(_pdf_paragraphs(text, number))
-    return ParsedDocument(blocks, page_count=len(pages))
+    The page count is checked before any page is read. A PDF's streams are compressed too, so no
+    single stream may unpack past the size limit (pypdf's own bounds, lowered to it), and the
+    content the pages unpack to and the text they yield are added up page by page and stopped at
+    the limit.
+    """
+    from pypdf import get_configuration
+    from pypdf.errors import LimitReachedError
+
+    from knowledge.ingest.limits import IngestLimits, LimitExceeded, human_size
+
+    limits = limits or IngestLimits()
+    budget = limits.max_uncompressed_bytes
+    current = get_configuration()
+    bounded = {
+        name: min(budget, getattr(current, name))
+        for name in (
+            "zlib_maximum_output_length",
+            "lzw_maximum_output_length",
+            "run_length_maximum_output_length",
+            "array_based_stream_maximum_output_length",
+            "stream_decoding_work_maximum_length",
+        )
+    }
+    try:
+        return _parse_pdf_bounded(data, limits, bounded)
+    except LimitReachedError as exc:
+        raise LimitExceeded(
+            f"The PDF is over a safety limit of the PDF reader ({exc}); what a file may unpack to is "
+            f"limited to {human_size(budget)}. Split it into smaller documents or print it to a new PDF."
+        ) from exc
+
+
+def _parse_pdf_bounded(data: bytes, limits: IngestLimits, bounded: dict) -> ParsedDocument:
+    from pypdf import PdfReader, apply_configuration
+
+    from knowledge.ingest.limits import LimitExceeded, human_size
+
+    budget = limits.max_uncompressed_bytes
+    with apply_configuration(**bounded):
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise ParseError("This PDF is password-protected (encrypted).")
+        pages = reader.pages
+        page_count = len(pages)
+        if page_count > limits.max_pages:
+            raise LimitExceeded(
+                f"The PDF has {page_count:,} pages; the limit is {limits.max_pages:,}. "
+                "Split it into smaller documents."
+            )
+        outline = sorted(_pdf_outline_pages(reader), key=lambda e: e[0])
+        blocks: list[Block] = []
+        unpacked = 0
+        o = 0
+        for number, page in enumerate(pages, start=1):
+            while o < len(outline) and outline[o][0] <= number:
+                _, level, title = outline[o]
+                blocks.append(Block(title, level, number))
+                o += 1
+            contents = page.get_contents()
+            unpacked += len(contents.get_data()) if contents is not None else 0
+            text = page.extract_text() or ""
+            unpacked += len(text)
+            if unpacked > budget:
+                raise LimitExceeded(
+                    f"The PDF unpacks to more than {human_size(budget)} (by page {number:,}); "
+                    f"the limit is {human_size(budget)}. Split it into smaller documents."
+                )
+            blocks.extend(_pdf_paragraphs(text, number))
+    return ParsedDocument(blocks, page_count=page_count)
 
 
 def _pdf_paragraphs(text: str, page: int) -> list[Block]:

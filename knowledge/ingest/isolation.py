@@ -1,0 +1,158 @@
+"""Parsing and chunking in a child process with a hard time limit.
+
+A parser can get stuck inside a library (pypdf, lxml, python-docx) where no check of ours runs, and
+it holds its memory until it returns. So ``document_process`` hands the file's bytes to a child
+process, which parses and chunks them under :class:`~knowledge.ingest.limits.IngestLimits` and sends
+back the passages; when the child has not answered within the time limit it is killed (SIGKILL),
+and the document fails with the reason. The child never touches the database: it gets bytes and
+returns plain data, so no database connection is ever forked.
+
+Children come from a ``forkserver`` started once per worker process, which imports the parsers and
+their libraries up front (``PRELOAD``), so each document costs a fork, not an interpreter start.
+A child whose worker dies (even by ``kill -9``) exits at once: it watches a pipe only the worker
+holds open. It also limits its own CPU time (``RLIMIT_CPU``) to the time limit plus a little, in case
+a library holds the interpreter so that the watcher cannot run.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import resource
+import threading
+from dataclasses import dataclass
+
+from knowledge.ingest.chunker import ChunkData, chunk_blocks
+from knowledge.ingest.limits import IngestLimits, LimitExceeded
+from knowledge.ingest.parsers import DocumentKind, ParseError, parse
+
+PRELOAD = [
+    "knowledge.ingest.isolation",
+    "knowledge.ingest.parsers",
+    "knowledge.ingest.chunker",
+    "pypdf",
+    "docx",
+    "bs4",
+    "lxml.etree",
+]
+
+_context = None
+
+
+def _get_context():
+    global _context
+    if _context is None:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(PRELOAD)
+        _context = context
+    return _context
+
+
+@dataclass(frozen=True)
+class ParsedChunks:
+    """What the child sends back: the passages and the page count (PDF)."""
+
+    chunks: list[ChunkData]
+    page_count: int | None
+
+
+def parse_and_chunk(
+    data: bytes, kind: DocumentKind | str, *, limits: IngestLimits, chunk_size: int, chunk_overlap: int
+) -> ParsedChunks:
+    """Parse and chunk in this process (what the child runs); raises ParseError / LimitExceeded."""
+    parsed = parse(data, kind, limits)
+    chunks = chunk_blocks(parsed.blocks, size=chunk_size, overlap=chunk_overlap)
+    if len(chunks) > limits.max_chunks:
+        raise LimitExceeded(
+            f"The file would make {len(chunks):,} passages; the limit is {limits.max_chunks:,}. "
+            "Split it into smaller documents, or use a larger chunk size for this knowledge base."
+        )
+    return ParsedChunks(chunks, parsed.page_count)
+
+
+def _exit_when_worker_dies(lifeline) -> None:
+    """Block on the worker's end of the lifeline; its end closes when the worker ends, even by
+    ``kill -9``, and then this child has nobody to answer: it exits at once."""
+    try:
+        lifeline.recv()
+    except (EOFError, OSError):
+        pass
+    os._exit(1)
+
+
+def _child(connection, lifeline, data, kind, limits, chunk_size, chunk_overlap) -> None:
+    threading.Thread(target=_exit_when_worker_dies, args=(lifeline,), daemon=True).start()
+    cpu = int(limits.timeout) + 5
+    try:
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+    except (ValueError, OSError):
+        pass  # a lower hard limit already applies
+    try:
+        result = parse_and_chunk(
+            data, kind, limits=limits, chunk_size=chunk_size, chunk_overlap=chunk_overlap
+        )
+        outcome = ("ok", result)
+    except LimitExceeded as exc:
+        outcome = ("limit", str(exc))
+    except ParseError as exc:
+        outcome = ("error", str(exc))
+    except MemoryError:
+        outcome = ("error", "The file needs more memory to process than the server allows.")
+    except Exception as exc:  # noqa: BLE001 - the parent reports any failure as a parse failure
+        outcome = ("error", f"The file could not be processed: {type(exc).__name__}: {exc}"[:500])
+    try:
+        connection.send(outcome)
+    finally:
+        connection.close()
+
+
+def parse_and_chunk_isolated(
+    data: bytes,
+    kind: DocumentKind | str,
+    *,
+    limits: IngestLimits,
+    chunk_size: int,
+    chunk_overlap: int,
+    timeout: float | None = None,
+) -> ParsedChunks:
+    """:func:`parse_and_chunk` in a child process killed after ``timeout`` seconds (the limits'
+    time limit by default). Raises ParseError / LimitExceeded with the reason to show."""
+    context = _get_context()
+    timeout = limits.timeout if timeout is None else timeout
+    receiver, sender = context.Pipe(duplex=False)
+    lifeline, keepalive = context.Pipe(duplex=False)  # only this process holds ``keepalive``
+    process = context.Process(
+        target=_child,
+        args=(sender, lifeline, data, str(DocumentKind(kind)), limits, chunk_size, chunk_overlap),
+        name="knowledge-parse",
+        daemon=True,
+    )
+    process.start()
+    sender.close()
+    lifeline.close()
+    outcome = None
+    try:
+        if receiver.poll(max(timeout, 0)):
+            try:
+                outcome = receiver.recv()
+            except EOFError:
+                outcome = None  # the child died without answering
+        else:
+            raise LimitExceeded(limits.timeout_message())
+    finally:
+        receiver.close()
+        keepalive.close()
+        if process.is_alive():
+            process.kill()
+        process.join(5)
+    if outcome is None:
+        raise ParseError(
+            f"The parser stopped without an answer (exit code {process.exitcode}): the file is damaged "
+            "or needs more memory or time than the server allows."
+        )
+    status, value = outcome
+    if status == "ok":
+        return value
+    if status == "limit":
+        raise LimitExceeded(value)
+    raise ParseError(value)
