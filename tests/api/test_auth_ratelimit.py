@@ -108,6 +108,8 @@ def test_unreachable_cache_lets_requests_through(settings, org, viewer):
 class ExecuteLikeViewSet(viewsets.ViewSet):
     """Stands for an agent viewset: ``run`` has the stricter execute limit, ``ping`` the general one."""
 
+    operations = {"run": "agent.execute", "ping": "agent.view"}
+
     @execute_rate_limit
     @action(detail=False, methods=["post"])
     def run(self, request):

@@ -204,7 +204,10 @@ def test_when_every_attempt_loses_its_worker_the_task_fails_with_the_reason(work
     reason = f"the worker running it stopped (no heartbeat for {LEASE:g} s); gave up after 2 attempts"
     assert row.exception_class_path == "prisma_glow.worker.lease.WorkerLostError"
     assert reason in row.traceback
-    [signal_line] = [json.loads(line) for line in (tmp_path / "task_finished.jsonl").read_text().splitlines()]
+    # The survivor records FAILED, then sends the signal: its receiver's line may land just after.
+    signal_log = tmp_path / "task_finished.jsonl"
+    workers.wait_for(signal_log.exists, "task_finished in the survivor")
+    [signal_line] = [json.loads(line) for line in signal_log.read_text().splitlines()]
     assert signal_line["id"] == str(result.id)
     assert signal_line["status"] == "FAILED"
     assert signal_line["sender"] == "django_tasks_db.backend.DatabaseBackend"

@@ -252,7 +252,8 @@ def test_internal_services_all_read_provider_unreachable(httpserver, make_agent,
     assert set(errors.values()) == {"provider unreachable (Internal)"}, errors
     assert hang_up.accepted == 1 and len(httpserver.log) == 1
     assert "Connection refused" in caplog.text
-    assert "Server disconnected" in caplog.text
+    # A hang-up reads as either, depending on whether the server closed before reading the whole request.
+    assert "Server disconnected" in caplog.text or "Connection reset by peer" in caplog.text
     assert "HTTP 404" in caplog.text and "No API endpoint" in caplog.text
 
 
