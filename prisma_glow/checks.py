@@ -1,5 +1,8 @@
 """Prisma Glow's own system checks (registered in ``prisma_glow.apps``).
 
+The outbound allow-lists are checked at start-up, so a malformed entry is named once rather than
+failing each outbound call.
+
 ``manage.py check --deploy`` warns about settings that are fine for one development process and
 wrong in production. django-ratelimit's own checks are not used: it is a library here, not an
 installed app, and they would also call Django's built-in Redis cache "not officially supported".
@@ -8,8 +11,12 @@ installed app, and they would also call Django's built-in Redis cache "not offic
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.checks import Error as CheckError
 from django.core.checks import Tags, register
 from django.core.checks import Warning as CheckWarning
+from django.core.exceptions import ImproperlyConfigured
+
+from prisma_glow.outbound import ALLOW_LISTS, OutboundPolicy
 
 # Cache backends whose counts other processes never see, and what that does to rate limits.
 UNSHARED_CACHES = {
@@ -39,3 +46,23 @@ def check_rate_limit_cache(app_configs=None, **kwargs):
             id="prisma_glow.W001",
         )
     ]
+
+
+@register(Tags.security)
+def check_allow_lists(app_configs=None, **kwargs) -> list:
+    """``manage.py check`` (and every command that runs it) names a malformed allow-list entry,
+    rather than each outbound call failing on it."""
+    errors: list = []
+    for name, env_name in ALLOW_LISTS.items():
+        try:
+            OutboundPolicy.from_setting(name, env_name)
+        except ImproperlyConfigured as exc:
+            errors.append(
+                CheckError(
+                    str(exc),
+                    hint="Entries are host names, IP addresses or CIDR networks, each optionally with "
+                    "a port: localhost:11434, 10.0.0.0/8, [::1]:8080.",
+                    id="prisma_glow.E101",
+                )
+            )
+    return errors

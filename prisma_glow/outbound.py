@@ -36,7 +36,6 @@ from urllib.parse import urlsplit
 import httpcore2
 import httpx2
 from django.conf import settings
-from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -332,26 +331,6 @@ ALLOW_LISTS = {
 }
 
 
-@checks.register(checks.Tags.security)
-def check_allow_lists(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    """``manage.py check`` (and every command that runs it) names a malformed allow-list entry,
-    rather than each outbound call failing on it."""
-    errors: list[checks.CheckMessage] = []
-    for name, env_name in ALLOW_LISTS.items():
-        try:
-            OutboundPolicy.from_setting(name, env_name)
-        except ImproperlyConfigured as exc:
-            errors.append(
-                checks.Error(
-                    str(exc),
-                    hint="Entries are host names, IP addresses or CIDR networks, each optionally with "
-                    "a port: localhost:11434, 10.0.0.0/8, [::1]:8080.",
-                    id="prisma_glow.E101",
-                )
-            )
-    return errors
-
-
 # --- Pinned connections ---------------------------------------------------------------------------
 
 
@@ -431,7 +410,6 @@ __all__ = [
     "guarded_client",
     "http_tool_policy",
     "parse_entry",
-    "check_allow_lists",
     "provider_policy",
     "system_lookup",
     "url_destination",

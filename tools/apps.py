@@ -13,6 +13,4 @@ class ToolsConfig(AppConfig):
     name = "tools"
 
     def ready(self) -> None:
-        from prisma_glow import outbound  # noqa: F401 - registers the allow-list system check
-
         post_migrate.connect(_sync_builtin_tools, sender=self, dispatch_uid="tools.sync_builtin_tools")

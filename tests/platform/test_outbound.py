@@ -304,7 +304,7 @@ def test_a_lookup_failure_is_a_connect_error():
 
 
 def test_the_system_check_names_a_malformed_entry(settings):
-    from prisma_glow.outbound import check_allow_lists
+    from prisma_glow.checks import check_allow_lists
 
     settings.PROVIDER_ALLOWED_HOSTS = ["localhost:11434", "http://ollama:11434"]
     settings.HTTP_TOOL_ALLOWED_HOSTS = ["10.0.0.0/8"]
