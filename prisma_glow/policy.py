@@ -89,7 +89,7 @@ OPERATIONS: dict[str, Rule] = {
     **_crud("document", "documents"),
     # The organisation, its members and keys, its audit log.
     "organization.view": Rule(VIEWER, READ, "read the organisation"),
-    "organization.update": Rule(OWNER, ADMIN, "change the organisation's name and slug"),
+    "organization.update": Rule(OWNER, None, "change the organisation's name and slug"),
     "membership.view": Rule(VIEWER, READ, "read the members"),
     "membership.add": Rule(ADMIN_ROLE, ADMIN, "add members"),
     "membership.change_role": Rule(ADMIN_ROLE, ADMIN, "change members' roles"),
@@ -97,7 +97,7 @@ OPERATIONS: dict[str, Rule] = {
     "membership.grant_owner": Rule(OWNER, None, "grant, change or remove the owner role"),
     "api_key.view": Rule(ADMIN_ROLE, ADMIN, "read the API keys"),
     "api_key.manage": Rule(ADMIN_ROLE, ADMIN, "create, rotate and revoke API keys"),
-    "audit.view": Rule(ADMIN_ROLE, READ, "read the audit log"),
+    "audit.view": Rule(ADMIN_ROLE, ADMIN, "read the audit log"),
 }
 
 
@@ -202,7 +202,7 @@ DOORS: tuple[Door, ...] = (
     Door("admin:agents_agent_changelist", "agent.view", ("agent-list", "list")),
     Door("admin:agents_agent_detail", "agent.view", ("agent-detail", "retrieve")),
     Door("admin:agents_agent_change", "agent.view", ("agent-detail", "retrieve")),
-    Door("admin:agents_agent_history", "agent.view", ("agent-detail", "retrieve")),
+    Door("admin:agents_agent_history", "audit.view", ("audit-event-list", "list")),
     Door("admin:agents_agent_change", "agent.change", ("agent-detail", "partial_update"), "POST"),
     Door("admin:agents_agent_add", "agent.add", ("agent-list", "create")),
     Door("admin:agents_agent_wizard", "agent.add", ("agent-list", "create")),
@@ -246,11 +246,11 @@ DOORS: tuple[Door, ...] = (
     # Executions and feedback.
     Door("admin:agents_execution_changelist", "execution.view", ("execution-list", "list")),
     Door("admin:agents_execution_change", "execution.view", ("execution-detail", "retrieve")),
-    Door("admin:agents_execution_history", "execution.view", ("execution-detail", "retrieve")),
+    Door("admin:agents_execution_history", "audit.view", ("audit-event-list", "list")),
     Door("admin:agents_execution_change", "execution.feedback", ("execution-feedback", "feedback"), "POST"),
     Door("admin:agents_feedback_changelist", "execution.view", ("execution-detail", "retrieve")),
     Door("admin:agents_feedback_change", "execution.view", ("execution-detail", "retrieve")),
-    Door("admin:agents_feedback_history", "execution.view", ("execution-detail", "retrieve")),
+    Door("admin:agents_feedback_history", "audit.view", ("audit-event-list", "list")),
     # Learning examples.
     Door(
         "admin:agents_learningexample_changelist", "learning_example.view", ("learning-example-list", "list")
@@ -260,11 +260,7 @@ DOORS: tuple[Door, ...] = (
         "learning_example.view",
         ("learning-example-detail", "retrieve"),
     ),
-    Door(
-        "admin:agents_learningexample_history",
-        "learning_example.view",
-        ("learning-example-detail", "retrieve"),
-    ),
+    Door("admin:agents_learningexample_history", "audit.view", ("audit-event-list", "list")),
     Door("admin:agents_learningexample_add", "learning_example.add", ("learning-example-list", "create")),
     Door(
         "admin:agents_learningexample_change",
@@ -294,7 +290,7 @@ DOORS: tuple[Door, ...] = (
     # Model providers.
     Door("admin:agents_modelprovider_changelist", "model_provider.view", ("model-provider-list", "list")),
     Door("admin:agents_modelprovider_change", "model_provider.view", ("model-provider-detail", "retrieve")),
-    Door("admin:agents_modelprovider_history", "model_provider.view", ("model-provider-detail", "retrieve")),
+    Door("admin:agents_modelprovider_history", "audit.view", ("audit-event-list", "list")),
     Door("admin:agents_modelprovider_add", "model_provider.add", ("model-provider-list", "create")),
     Door(
         "admin:agents_modelprovider_change",
@@ -306,7 +302,7 @@ DOORS: tuple[Door, ...] = (
     # Tools.
     Door("admin:tools_tool_changelist", "tool.view", ("tool-list", "list")),
     Door("admin:tools_tool_change", "tool.view", ("tool-detail", "retrieve")),
-    Door("admin:tools_tool_history", "tool.view", ("tool-detail", "retrieve")),
+    Door("admin:tools_tool_history", "audit.view", ("audit-event-list", "list")),
     Door("admin:tools_tool_add", "tool.add", ("tool-list", "create")),
     Door("admin:tools_tool_change", "tool.change", ("tool-detail", "partial_update"), "POST"),
     Door("admin:tools_tool_delete", "tool.delete", ("tool-detail", "destroy")),
@@ -314,7 +310,7 @@ DOORS: tuple[Door, ...] = (
     # Guardrails.
     Door("admin:guardrails_guardrail_changelist", "guardrail.view", ("guardrail-list", "list")),
     Door("admin:guardrails_guardrail_change", "guardrail.view", ("guardrail-detail", "retrieve")),
-    Door("admin:guardrails_guardrail_history", "guardrail.view", ("guardrail-detail", "retrieve")),
+    Door("admin:guardrails_guardrail_history", "audit.view", ("audit-event-list", "list")),
     Door("admin:guardrails_guardrail_add", "guardrail.add", ("guardrail-list", "create")),
     Door(
         "admin:guardrails_guardrail_change",
@@ -329,9 +325,7 @@ DOORS: tuple[Door, ...] = (
     Door(
         "admin:knowledge_knowledgebase_change", "knowledge_base.view", ("knowledge-base-detail", "retrieve")
     ),
-    Door(
-        "admin:knowledge_knowledgebase_history", "knowledge_base.view", ("knowledge-base-detail", "retrieve")
-    ),
+    Door("admin:knowledge_knowledgebase_history", "audit.view", ("audit-event-list", "list")),
     Door("admin:knowledge_knowledgebase_add", "knowledge_base.add", ("knowledge-base-list", "create")),
     Door(
         "admin:knowledge_knowledgebase_change",
@@ -358,7 +352,7 @@ DOORS: tuple[Door, ...] = (
     ),
     Door("admin:knowledge_document_changelist", "document.view", ("knowledge-base-document-list", "list")),
     Door("admin:knowledge_document_change", "document.view", ("knowledge-base-document-detail", "retrieve")),
-    Door("admin:knowledge_document_history", "document.view", ("knowledge-base-document-detail", "retrieve")),
+    Door("admin:knowledge_document_history", "audit.view", ("audit-event-list", "list")),
     Door(
         "admin:knowledge_document_change",
         "document.change",
@@ -369,11 +363,11 @@ DOORS: tuple[Door, ...] = (
     # The organisation, members, keys, audit.
     Door("admin:tenancy_organization_changelist", "organization.view", ("organization", "get")),
     Door("admin:tenancy_organization_change", "organization.view", ("organization", "get")),
-    Door("admin:tenancy_organization_history", "organization.view", ("organization", "get")),
+    Door("admin:tenancy_organization_history", "audit.view", ("audit-event-list", "list")),
     Door("admin:tenancy_organization_change", "organization.update", ("organization", "patch"), "POST"),
     Door("admin:tenancy_membership_changelist", "membership.view", ("member-list", "list")),
     Door("admin:tenancy_membership_change", "membership.view", ("member-detail", "retrieve")),
-    Door("admin:tenancy_membership_history", "membership.view", ("member-detail", "retrieve")),
+    Door("admin:tenancy_membership_history", "audit.view", ("audit-event-list", "list")),
     Door("admin:tenancy_membership_add", "membership.add", ("member-list", "create")),
     Door(
         "admin:tenancy_membership_change",
@@ -384,13 +378,13 @@ DOORS: tuple[Door, ...] = (
     Door("admin:tenancy_membership_delete", "membership.remove", ("member-detail", "destroy")),
     Door("admin:tenancy_apikey_changelist", "api_key.view", ("api-key-list", "list")),
     Door("admin:tenancy_apikey_change", "api_key.view", ("api-key-detail", "retrieve")),
-    Door("admin:tenancy_apikey_history", "api_key.view", ("api-key-detail", "retrieve")),
+    Door("admin:tenancy_apikey_history", "audit.view", ("audit-event-list", "list")),
     Door("admin:tenancy_apikey_add", "api_key.manage", ("api-key-list", "create")),
     Door("admin:tenancy_apikey_rotate", "api_key.manage", ("api-key-rotate", "rotate"), "POST"),
     Door("admin:tenancy_apikey_revoke", "api_key.manage", ("api-key-revoke", "revoke"), "POST"),
     Door("admin:audit_auditevent_changelist", "audit.view", ("audit-event-list", "list")),
     Door("admin:audit_auditevent_change", "audit.view", ("audit-event-detail", "retrieve")),
-    Door("admin:audit_auditevent_history", "audit.view", ("audit-event-detail", "retrieve")),
+    Door("admin:audit_auditevent_history", "audit.view", ("audit-event-list", "list")),
 )
 
 # Staff-UI pages with no API counterpart, and why (their operation, when they perform one, is in DOORS

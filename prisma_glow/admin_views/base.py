@@ -148,6 +148,12 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
     def has_module_permission(self, request):
         return self.allows(request, self.operation("view"))
 
+    def history_view(self, request, object_id, extra_context=None):
+        # The history page shows who changed what and when: a change log, which needs what the audit
+        # log needs (a viewer reading an object does not read who edited it).
+        self.require(request, "audit.view")
+        return super().history_view(request, object_id, extra_context)
+
     def has_view_permission(self, request, obj=None):
         return self.allows(request, self.operation("view"), obj)
 

@@ -182,6 +182,7 @@ class MembershipAdmin(OrganizationScopedAdmin):
                 actor=request.user,
                 role=form.cleaned_data["role"],
                 ip=client_ip(request),
+                access=get_admin_access(request),
             )
         else:
             self.require(request, "membership.add", role=form.cleaned_data["role"])
@@ -198,7 +199,11 @@ class MembershipAdmin(OrganizationScopedAdmin):
     def delete_model(self, request, obj):
         self.require(request, "membership.remove", obj)
         self.call_service(
-            services.membership_remove, membership=obj, actor=request.user, ip=client_ip(request)
+            services.membership_remove,
+            membership=obj,
+            actor=request.user,
+            ip=client_ip(request),
+            access=get_admin_access(request),
         )
 
 

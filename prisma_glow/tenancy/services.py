@@ -15,11 +15,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import BooleanField, Case, Exists, OuterRef, Q, When
 from django.utils import timezone
 
+from prisma_glow import policy
 from prisma_glow.api.errors import ConflictError
 from prisma_glow.audit.services import audit_record, snapshot
 from prisma_glow.tenancy.models import APIKey, Membership, Organization, Role, Scope
@@ -162,12 +163,29 @@ def membership_add(
     return membership
 
 
+def _require_on_locked(access, operation: str, membership: Membership, **context) -> None:
+    """The door asked the policy about the row it had read; the row may have changed since (another
+    owner promoted the member meanwhile). Asked again about the locked row, so an admin never demotes
+    or removes someone who has just become an owner."""
+    if access is None:
+        return
+    decision = policy.decide(access, operation, membership, **context)
+    if not decision:
+        raise PermissionDenied(decision.reason)
+
+
 @transaction.atomic
-def membership_update(*, membership: Membership, actor, role: str, ip: str | None = None) -> Membership:
-    """Change a member's role. Demoting the organisation's last owner raises ConflictError."""
+def membership_update(
+    *, membership: Membership, actor, role: str, ip: str | None = None, access=None
+) -> Membership:
+    """Change a member's role. Demoting the organisation's last owner raises ConflictError.
+
+    ``access`` (the caller's ``Access`` or ``AdminAccess``) has the permission policy asked again about
+    the locked row; ``None`` for the system (management commands)."""
     membership = (
         Membership.objects.select_for_update().select_related("user", "organization").get(pk=membership.pk)
     )
+    _require_on_locked(access, "membership.change_role", membership, role=role)
     before = snapshot(membership)
     if membership.role == Role.OWNER and role != Role.OWNER and _owner_count(membership.organization) <= 1:
         raise ConflictError(
@@ -190,11 +208,14 @@ def membership_update(*, membership: Membership, actor, role: str, ip: str | Non
 
 
 @transaction.atomic
-def membership_remove(*, membership: Membership, actor, ip: str | None = None) -> None:
-    """Remove a member. Removing the organisation's last owner raises ConflictError."""
+def membership_remove(*, membership: Membership, actor, ip: str | None = None, access=None) -> None:
+    """Remove a member. Removing the organisation's last owner raises ConflictError.
+
+    ``access``: as for ``membership_update``."""
     membership = (
         Membership.objects.select_for_update().select_related("user", "organization").get(pk=membership.pk)
     )
+    _require_on_locked(access, "membership.remove", membership)
     if membership.role == Role.OWNER and _owner_count(membership.organization) <= 1:
         raise ConflictError(
             "This is the organisation's last owner and cannot be removed: make another member owner first.",

@@ -294,3 +294,19 @@ def test_another_organisations_members_and_organisation_answer_404(
         assert client.get(f"/admin/tenancy/organization/{other_world.org.pk}/change/").status_code == 404
     other_world.membership.refresh_from_db()
     assert other_world.membership.role == "owner"
+
+
+def test_history_pages_are_a_change_log_and_need_what_the_audit_log_needs(
+    viewer_admin_client, staff_client, admin_role_client, world
+):
+    """An object's history names who changed which fields and when: viewers and editors, who may not
+    read the audit log in either door, get the admin's 403 page; admins read it."""
+    agent_history = world.pages()["agent-settings"].replace("/change/", "/history/")
+    membership_history = (
+        f"/admin/tenancy/membership/{world.org.memberships.order_by('pk').first().pk}/history/"
+    )
+    for client in (viewer_admin_client, staff_client):
+        assert client.get(agent_history).status_code == 403
+        assert client.get(membership_history).status_code == 403
+    assert admin_role_client.get(agent_history).status_code == 200
+    assert admin_role_client.get(membership_history).status_code == 200

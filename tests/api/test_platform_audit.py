@@ -18,6 +18,7 @@ class TestAuditEventAPI(ReadOnlyAPIResourceTests):
     model = AuditEvent
     url = URL
     read_role = "admin"
+    read_scope = "admin"
 
     def make_object(self, organization, parent=None):
         agent = AgentFactory(organization=organization)
@@ -37,6 +38,14 @@ class TestAuditEventAPI(ReadOnlyAPIResourceTests):
         assert_error(client.patch(f"{URL}{event.pk}/", {"action": "x"}, format="json"), 405)
         assert_error(client.delete(f"{URL}{event.pk}/"), 405)
 
+    def test_a_read_or_execute_key_cannot_read_the_audit_log(self):
+        """The log holds members' e-mail addresses, addresses and every setting's before and after: a
+        client portal's read/execute key reads agents and runs them, not the firm's audit trail."""
+        self.make_object(self.org)
+        response = self.client_as(scopes=["read", "write", "execute"]).get(URL)
+        assert_error(response, 403)
+        assert "'admin' scope" in response.json()["message"]
+
     def test_filters(self):
         agent = AgentFactory(organization=self.org)
         key = APIKeyFactory(organization=self.org, scopes=["write"])
@@ -45,7 +54,7 @@ class TestAuditEventAPI(ReadOnlyAPIResourceTests):
         )
         by_key = audit_record(organization=self.org, action="agent.update", actor=key, obj=agent)
         other = audit_record(organization=self.org, action="persona.update", actor=None)
-        client = self.client_as(scopes=["read"])
+        client = self.client_as(scopes=["admin"])
 
         def ids(**params):
             response = client.get(URL, params)

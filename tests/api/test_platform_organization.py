@@ -1,4 +1,4 @@
-"""The current organisation: every member reads it; only an owner (or an admin key) renames it."""
+"""The current organisation: every member reads it; only a signed-in owner renames it."""
 
 from __future__ import annotations
 
@@ -48,6 +48,12 @@ def test_admin_cannot_update_owner_can(admin_user, owner, org):
         ),
         403,
     )
+    # An admin could otherwise make an admin-scoped key and rename the organisation through it.
+    admin_key = APIKeyFactory(organization=org, scopes=["admin"]).plaintext
+    response = client_for(key=admin_key).patch(URL, {"name": "Renamed"}, format="json")
+    assert_error(response, 403)
+    org.refresh_from_db()
+    assert org.name == "Demo Firm"
     response = client_for(owner).patch(URL, {"name": "Demo Firm LLP"}, format="json")
     assert response.status_code == 200
     assert response.json()["name"] == "Demo Firm LLP"

@@ -22,6 +22,39 @@ def key(*scopes):
     return Access(organization=Organization(name="Demo", slug="demo"), api_key=APIKey(scopes=list(scopes)))
 
 
+# Written out from docs/api.md's table and the security issue, not read from ``policy.OPERATIONS``: a
+# wrong row there (an admin key renaming the organisation, a read key reading the audit log) fails here.
+# operation: (least member role, API-key scope, or None when no key may)
+EXPECTED = {
+    "agent.view": ("viewer", "read"),
+    "agent.change": ("editor", "write"),
+    "agent.execute": ("editor", "execute"),
+    "execution.view": ("viewer", "read"),
+    "execution.feedback": ("viewer", "execute"),
+    "tool.change": ("editor", "write"),
+    "guardrail.delete": ("editor", "write"),
+    "knowledge_base.delete": ("editor", "write"),
+    "model_provider.view": ("viewer", "read"),
+    "model_provider.change": ("admin", "admin"),
+    "api_key.view": ("admin", "admin"),
+    "api_key.manage": ("admin", "admin"),
+    "membership.view": ("viewer", "read"),
+    "membership.add": ("admin", "admin"),
+    "membership.change_role": ("admin", "admin"),
+    "membership.remove": ("admin", "admin"),
+    "membership.grant_owner": ("owner", None),
+    "organization.view": ("viewer", "read"),
+    "organization.update": ("owner", None),
+    "audit.view": ("admin", "admin"),
+}
+
+
+@pytest.mark.parametrize("operation", sorted(EXPECTED))
+def test_the_table_says_what_the_documentation_says(operation):
+    role, scope = EXPECTED[operation]
+    assert (policy.OPERATIONS[operation].role, policy.OPERATIONS[operation].scope) == (role, scope)
+
+
 @pytest.mark.parametrize("operation", sorted(policy.OPERATIONS))
 def test_each_operation_needs_its_role_or_scope(operation):
     """Members from the operation's role up are allowed, those below refused; a key needs the scope

@@ -6,7 +6,7 @@ from datetime import timedelta
 from unittest import mock
 
 import pytest
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
 from prisma_glow.api.errors import ConflictError
@@ -141,3 +141,25 @@ def test_rotating_again_ends_the_grace_of_the_previous_secret(org, owner):
     assert not first.is_usable and second.is_usable and third.is_usable
     event = AuditEvent.objects.filter(action="api_key.rotate", object_id=str(second.pk)).get()
     assert event.after["grace_ended_for"] == [first.pk]
+
+
+def test_the_policy_is_asked_again_about_the_locked_membership(org, owner):
+    """An admin's door read an editor's membership; an owner promoted that member meanwhile. The
+    demotion or removal the admin then sends is refused on the locked row, and nothing changes."""
+    from prisma_glow.admin_views.scoping import AdminAccess
+
+    admin = AdminAccess(organization=org, role="admin", is_superuser=False)
+    read_by_the_door = MembershipFactory(
+        user=UserFactory(username="promoted"), organization=org, role="editor"
+    )
+    services.membership_update(membership=read_by_the_door, actor=owner, role="owner")  # meanwhile
+    with pytest.raises(PermissionDenied, match="owner"):
+        services.membership_update(membership=read_by_the_door, actor=None, role="viewer", access=admin)
+    with pytest.raises(PermissionDenied, match="owner"):
+        services.membership_remove(membership=read_by_the_door, actor=None, access=admin)
+    read_by_the_door.refresh_from_db()
+    assert read_by_the_door.role == "owner"
+    # An owner's access may; the system (access=None) is not asked.
+    owner_access = AdminAccess(organization=org, role="owner", is_superuser=False)
+    services.membership_update(membership=read_by_the_door, actor=owner, role="editor", access=owner_access)
+    services.membership_remove(membership=read_by_the_door, actor=None)

@@ -19,7 +19,7 @@ from prisma_glow.audit.models import AuditEvent
     retrieve=extend_schema(summary="Retrieve an audit event"),
 )
 class AuditEventViewSet(OrganizationScopedReadOnlyViewSet):
-    """The organisation's audit log. Members need the admin role; keys the read scope."""
+    """The organisation's audit log. Members need the admin role; keys the admin scope."""
 
     queryset = AuditEvent.objects.all()
     serializer_class = AuditEventSerializer

@@ -183,13 +183,19 @@ class MembershipViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
         role = serializer.validated_data.get("role", membership.role)
         self.require("membership.change_role", membership, role=role)
         membership = services.membership_update(
-            membership=membership, actor=self.access.actor, role=role, ip=request_ip(request)
+            membership=membership,
+            actor=self.access.actor,
+            role=role,
+            ip=request_ip(request),
+            access=self.access,
         )
         return Response(MembershipSerializer(membership).data)
 
     def destroy(self, request, *args, **kwargs):
         membership = self.get_object()  # the policy refuses an owner's membership to a non-owner
-        services.membership_remove(membership=membership, actor=self.access.actor, ip=request_ip(request))
+        services.membership_remove(
+            membership=membership, actor=self.access.actor, ip=request_ip(request), access=self.access
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -200,9 +206,13 @@ class MembershipViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
     get=extend_schema(
         summary="The organisation the caller acts for", description="With the caller's role or scopes."
     ),
-    put=extend_schema(summary="Update the organisation", description="Owners only (or a key with `admin`)."),
+    put=extend_schema(
+        summary="Update the organisation",
+        description="Owners only, signed in: no API key may change the organisation.",
+    ),
     patch=extend_schema(
-        summary="Update the organisation", description="Owners only (or a key with `admin`)."
+        summary="Update the organisation",
+        description="Owners only, signed in: no API key may change the organisation.",
     ),
 )
 class OrganizationView(mixins.RetrieveModelMixin, mixins.UpdateModelMixin, GenericAPIView):
