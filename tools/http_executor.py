@@ -141,19 +141,40 @@ def render_url(url_template: str, arguments: dict[str, Any]) -> tuple[str, set[s
     return url_template.format(**values), used
 
 
+def secret_headers(tool) -> dict[str, str]:
+    """The tool's decrypted secret headers (an empty dict when it has none)."""
+    if not tool.secret_headers:
+        return {}
+    try:
+        secret = json.loads(tool.secret_headers)
+    except ValueError:
+        raise HttpToolError("The tool's secret headers are not a JSON object; edit the tool.")
+    if not isinstance(secret, dict):
+        raise HttpToolError("The tool's secret headers are not a JSON object; edit the tool.")
+    return {str(k): str(v) for k, v in secret.items()}
+
+
 def tool_headers(tool) -> dict[str, str]:
     """Plain headers merged with the decrypted secret headers (the latter win)."""
     headers = {"User-Agent": USER_AGENT, "Accept": "application/json, text/plain;q=0.9, */*;q=0.1"}
     headers.update(tool.headers or {})
-    if tool.secret_headers:
-        try:
-            secret = json.loads(tool.secret_headers)
-        except ValueError:
-            raise HttpToolError("The tool's secret headers are not a JSON object; edit the tool.")
-        if not isinstance(secret, dict):
-            raise HttpToolError("The tool's secret headers are not a JSON object; edit the tool.")
-        headers.update({str(k): str(v) for k, v in secret.items()})
+    headers.update(secret_headers(tool))
     return headers
+
+
+# Headers that carry credentials whatever the tool calls them; with the tool's secret headers, they
+# are sent to the tool's own origin only, never after a redirect to another one (as browsers and
+# httpx's own redirect handling do for Authorization).
+CREDENTIAL_HEADERS = {"authorization", "cookie", "proxy-authorization"}
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    return (
+        parts.scheme,
+        (parts.hostname or "").lower(),
+        parts.port or (443 if parts.scheme == "https" else 80),
+    )
 
 
 # --- The call -------------------------------------------------------------------------------------
@@ -173,15 +194,18 @@ def call_http_tool(
     url, used = render_url(tool.url_template, arguments)
     rest = {k: v for k, v in arguments.items() if k not in used}
     headers = tool_headers(tool)
+    credentials = CREDENTIAL_HEADERS | {name.lower() for name in secret_headers(tool)}
     record = HttpCallRecord(method=method, url=url, header_names=sorted(headers))
     try:
-        return _send(method, url, rest, headers, record, int(tool.max_response_bytes), budget, deadline)
+        return _send(
+            method, url, rest, headers, credentials, record, int(tool.max_response_bytes), budget, deadline
+        )
     except HttpToolError as exc:
         exc.record = record
         raise
 
 
-def _send(method, url, rest, headers, record, cap, budget, deadline):
+def _send(method, url, rest, headers, credentials, record, cap, budget, deadline):
     with outbound.guarded_client(outbound.http_tool_policy(), follow_redirects=False) as client:
         for hop in range(MAX_REDIRECTS + 1):
             parts = urlsplit(url)
@@ -216,12 +240,21 @@ def _send(method, url, rest, headers, record, cap, budget, deadline):
                     location = response.headers.get("location", "")
                     if hop == MAX_REDIRECTS:
                         raise HttpToolError(f"Too many redirects (more than {MAX_REDIRECTS}).")
-                    url = urljoin(url, location)
+                    target = urljoin(url, location)
+                    if urlsplit(url).scheme == "https" and urlsplit(target).scheme == "http":
+                        raise HttpToolError(
+                            f"The tool's server redirected from https to plain http ({target}); refused."
+                        )
+                    if _origin(target) != _origin(url):
+                        headers = {k: v for k, v in headers.items() if k.lower() not in credentials}
+                    url = target
                     record.redirects.append(url)
                     if response.status_code == 303 or (
                         response.status_code in (301, 302) and method == "POST"
                     ):
                         method, rest = "GET", {}
+                    elif method not in BODY_METHODS:
+                        rest = {}  # the query went with the first request; the Location is the server's
                     continue
                 record.status_code = response.status_code
                 body = bytearray()

@@ -197,3 +197,48 @@ def test_an_allow_list_entry_with_a_port_allows_that_port_only(httpserver, setti
     settings.HTTP_TOOL_ALLOWED_HOSTS = [f"{httpserver.host}:{httpserver.port}"]
     result = run_tool(http_tool(httpserver), {"currency": "EUR"})
     assert result.ok and result.output == {"rate": "1"}
+
+
+@pytest.fixture
+def second_server():
+    from pytest_httpserver import HTTPServer
+
+    server = HTTPServer(host="127.0.0.1", port=0)
+    server.start()
+    yield server
+    server.clear()
+    if server.is_running():
+        server.stop()
+
+
+def test_credentials_never_follow_a_redirect_to_another_origin(httpserver, second_server, allow_local):
+    """The model chooses the path: a vendor's open redirect must not hand the firm's token to another
+    server. Secret headers, Authorization and Cookie go to the tool's own origin only; plain headers
+    still follow, and the query is not added again to the server's Location."""
+    other = f"http://localhost:{second_server.port}/landing?from=vendor"
+    httpserver.expect_request("/rates/EUR").respond_with_data("", status=302, headers={"Location": other})
+    second_server.expect_request("/landing").respond_with_json({"landed": True})
+    tool = http_tool(
+        httpserver,
+        http_method="GET",
+        headers={"X-Plain": "yes", "Cookie": "session=plain-but-sensitive"},
+        secret_headers=json.dumps({"Authorization": "Bearer s3cret", "X-Api-Key": "k3y"}),
+    )
+    result = run_tool(tool, {"currency": "EUR", "amount": "10"})
+    assert result.ok and result.output == {"landed": True}
+    [(first, _)] = httpserver.log
+    assert first.headers["Authorization"] == "Bearer s3cret" and first.args["amount"] == "10"
+    [(landed, _)] = second_server.log
+    assert "Authorization" not in landed.headers and "X-Api-Key" not in landed.headers
+    assert "Cookie" not in landed.headers and landed.headers["X-Plain"] == "yes"
+    assert landed.args.to_dict() == {"from": "vendor"}
+
+
+def test_credentials_follow_a_redirect_within_the_origin(httpserver, allow_local):
+    httpserver.expect_request("/rates/EUR").respond_with_data("", status=307, headers={"Location": "/v2/EUR"})
+    httpserver.expect_request("/v2/EUR", method="POST").respond_with_json({"ok": True})
+    tool = http_tool(httpserver, secret_headers=json.dumps({"Authorization": "Bearer s3cret"}))
+    result = run_tool(tool, {"currency": "EUR", "amount": "10"})
+    assert result.ok
+    [_, (second, _)] = httpserver.log
+    assert second.headers["Authorization"] == "Bearer s3cret" and json.loads(second.data) == {"amount": "10"}
