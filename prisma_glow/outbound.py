@@ -25,9 +25,10 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import threading
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
@@ -279,17 +280,27 @@ class OutboundPolicy:
             pass
 
 
-_resolver = ThreadPoolExecutor(max_workers=4, thread_name_prefix="outbound-dns")
-
-
 def system_lookup(host: str, port: int) -> list:
     """The system resolver's TCP answers for ``host:port`` (``getaddrinfo``)."""
     return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
 
 
 def _lookup(host: str, port: int, timeout: float):
-    """``system_lookup`` bounded by ``timeout`` (the system resolver has no timeout of its own)."""
-    lookup = _resolver.submit(system_lookup, host, port)
+    """``system_lookup`` bounded by ``timeout`` (the system resolver has no timeout of its own).
+
+    Each lookup has a daemon thread of its own: ``getaddrinfo`` cannot be cancelled, so a thread given
+    up on stays blocked until the resolver's own timeout. In a shared pool a few names whose name
+    server drops queries (any editor can save a tool or provider with such a name) would fill it and
+    make every organisation's calls wait; here they only cost their own threads."""
+    lookup: Future = Future()
+
+    def resolve() -> None:
+        try:
+            lookup.set_result(system_lookup(host, port))
+        except BaseException as exc:  # handed to the caller below
+            lookup.set_exception(exc)
+
+    threading.Thread(target=resolve, name="outbound-dns", daemon=True).start()
     try:
         return lookup.result(timeout=max(0.001, timeout))
     except FutureTimeout:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
+import time
 
 import httpx2
 import pytest
@@ -387,3 +389,29 @@ def test_tls_through_a_pinned_connection_verifies_the_urls_host_name(tls_server,
         assert client.get(f"https://pinned.example:{port}/").json() == {"host": f"pinned.example:{port}"}
         with pytest.raises(httpx2.ConnectError, match="CERTIFICATE_VERIFY_FAILED|IP address mismatch"):
             client.get(f"https://127.0.0.1:{port}/")
+
+
+def test_names_whose_lookups_hang_do_not_hold_up_other_lookups(monkeypatch):
+    """``getaddrinfo`` cannot be cancelled: lookups given up on stay blocked. Eight of them (more than
+    any small shared pool) must not make another organisation's lookup wait."""
+    from prisma_glow import outbound
+
+    released = threading.Event()
+    real_lookup = outbound.system_lookup
+
+    def lookup(host, port):
+        if host.endswith(".hang.example"):
+            released.wait(30)
+        return real_lookup(host, port)
+
+    monkeypatch.setattr("prisma_glow.outbound.system_lookup", lookup)
+    policy = OutboundPolicy(["localhost"])
+    try:
+        for n in range(8):
+            with pytest.raises(LookupFailed, match="took longer"):
+                policy.resolve(f"n{n}.hang.example", 443, timeout=0.05)
+        started = time.monotonic()
+        assert policy.resolve("localhost", 80, timeout=5)
+        assert time.monotonic() - started < 2
+    finally:
+        released.set()
