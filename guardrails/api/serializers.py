@@ -3,27 +3,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rest_framework import serializers
 
 from guardrails.models import Guardrail, GuardrailAction, Stage
+from prisma_glow.api.fields import check_json_value
 
 MAX_CHECK_CHARS = 200_000
-
-
-def _reject_nul(value: Any) -> Any:
-    """PostgreSQL cannot store NUL characters in JSON: refuse them anywhere in the configuration."""
-    if isinstance(value, str) and "\x00" in value:
-        raise serializers.ValidationError("NUL characters are not allowed.")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _reject_nul(key)
-            _reject_nul(item)
-    elif isinstance(value, list):
-        for item in value:
-            _reject_nul(item)
-    return value
 
 
 class GuardrailSerializer(serializers.ModelSerializer):
@@ -57,7 +42,7 @@ class GuardrailSerializer(serializers.ModelSerializer):
     def validate_config(self, value):
         if not isinstance(value, dict):
             raise serializers.ValidationError("The configuration must be a JSON object.")
-        return _reject_nul(value)
+        return check_json_value(value)
 
     def validate(self, attrs):
         if self.instance is not None:

@@ -11,6 +11,7 @@ from rest_framework import serializers
 from knowledge.models import Chunk, Document, KnowledgeBase
 from knowledge.search import MAX_TOP_K
 from knowledge.services import POSTGRES_SEARCH_CONFIGS
+from prisma_glow.api.fields import JSONValueField
 
 
 class KnowledgeBaseSerializer(serializers.ModelSerializer):
@@ -100,7 +101,7 @@ class DocumentCreateSerializer(serializers.Serializer):
     )
     effective_from = serializers.DateField(required=False, allow_null=True)
     effective_to = serializers.DateField(required=False, allow_null=True)
-    metadata = serializers.JSONField(required=False)
+    metadata = JSONValueField(required=False)
 
     def validate_metadata(self, value):
         if not isinstance(value, dict):

@@ -17,42 +17,17 @@ import math
 from django.conf import settings
 from rest_framework import exceptions, parsers
 
-from prisma_glow.audit.canonical import MAX_INT_DIGITS
+from prisma_glow.audit.canonical import MAX_INT_DIGITS, UNSTORABLE_TEXT, json_problem
 
-NUL = "\x00"
-NUL_MESSAGE = "The NUL character (\\u0000) and unpaired surrogates are not allowed."
-
-
-def _unstorable(text: str) -> bool:
-    """A NUL, or a lone UTF-16 surrogate (valid in JSON escapes, not encodable as UTF-8)."""
-    if NUL in text:
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
+NUL_MESSAGE = UNSTORABLE_TEXT
 
 
 def find_nul(value, path: str = "") -> str | None:
-    """The path (``field``, ``items.2.name``) of the first string that cannot be stored, or None."""
-    if isinstance(value, str):
-        return path or "non_field_errors" if _unstorable(value) else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            key_text = str(key)
-            child = f"{path}.{key_text}" if path else key_text
-            if _unstorable(key_text):
-                return path or "non_field_errors"
-            found = find_nul(item, child)
-            if found:
-                return found
-    elif isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            found = find_nul(item, f"{path}.{index}" if path else "non_field_errors")
-            if found:
-                return found
-    return None
+    """The path (``field``, ``items.2.name``) of the first string or key that cannot be stored, or None."""
+    found = json_problem(value, path)
+    if found is None or found[1] != UNSTORABLE_TEXT.rstrip("."):
+        return None
+    return found[0] or "non_field_errors"
 
 
 def reject_nul(value) -> None:
@@ -60,6 +35,18 @@ def reject_nul(value) -> None:
     if path is not None:
         field = path.split(".", 1)[0]
         raise exceptions.ValidationError({field: [NUL_MESSAGE]})
+
+
+def reject_unstorable(value) -> None:
+    """A 400 naming the field for anything a JSON column could not hold (``json_problem``): a NUL or an
+    unpaired surrogate, nesting past the limit (numbers were refused while parsing)."""
+    found = json_problem(value)
+    if found is None:
+        return
+    where, what = found
+    field = where.split(".", 1)[0] or "non_field_errors"
+    message = NUL_MESSAGE if what == UNSTORABLE_TEXT.rstrip(".") else f"{what} ({where or 'the body'})."
+    raise exceptions.ValidationError({field: [message]})
 
 
 def _reject_constant(name: str):
@@ -80,6 +67,14 @@ def _bounded_int(text: str) -> int:
     return int(text)
 
 
+def loads_strict(text: str):
+    """``json.loads`` that refuses NaN, the infinities, floats past their range and integers too long to
+    read back (``ValueError`` with a message that names them)."""
+    return json.loads(
+        text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_bounded_int
+    )
+
+
 class JSONParser(parsers.JSONParser):
     """Strict JSON: UTF-8 only, no NaN/Infinity, no NUL characters in strings."""
 
@@ -91,12 +86,10 @@ class JSONParser(parsers.JSONParser):
             text = codecs.decode(raw, encoding) if isinstance(raw, bytes) else raw
             if not text.strip():
                 raise ValueError("the request body is empty")
-            data = json.loads(
-                text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_bounded_int
-            )
+            data = loads_strict(text)
         except (ValueError, LookupError, RecursionError) as exc:
             raise exceptions.ParseError(f"JSON parse error: {str(exc)[:200]}")
-        reject_nul(data)
+        reject_unstorable(data)
         return data
 
 

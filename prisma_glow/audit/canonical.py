@@ -85,28 +85,59 @@ def _write(value, out) -> None:
         raise TypeError(f"{type(value).__name__} is not JSON")
 
 
+#: Deepest nesting a stored JSON value may have. ``json.loads`` reads about 1,500 levels, but the checks,
+#: the audit snapshot and the canonical writer walk values recursively; no configuration needs more.
+MAX_JSON_DEPTH = 100
+
+UNSTORABLE_TEXT = "The NUL character (\\u0000) and unpaired surrogates are not allowed."
+
+
+def unstorable_text(text: str) -> bool:
+    """A NUL (PostgreSQL refuses it in text and jsonb) or a lone UTF-16 surrogate (valid as a JSON
+    escape, not encodable as UTF-8, so no database stores it as sent)."""
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def json_problem(value, path: str = "") -> tuple[str, str] | None:
-    """(where, what) of the first value in ``value`` that JSON cannot carry — NaN, an infinity, an
-    integer longer than ``MAX_INT_DIGITS`` digits — or None. ``where`` is a dotted path (``a.b.2``)."""
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return path, _not_a_number(value)
-    elif isinstance(value, Decimal):
-        if not value.is_finite():
-            return path, _not_a_number(value)
-    elif isinstance(value, int) and not isinstance(value, bool):
-        if abs(value) >= _INT_LIMIT:
-            return path, f"integers are limited to {MAX_INT_DIGITS} digits"
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            found = json_problem(item, f"{path}.{key}" if path else str(key))
-            if found:
-                return found
-    elif isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            found = json_problem(item, f"{path}.{index}" if path else str(index))
-            if found:
-                return found
+    """(where, what) of the first thing in ``value`` a JSON column cannot hold the same on both databases
+    — NaN, an infinity, an integer longer than ``MAX_INT_DIGITS`` digits, a NUL or an unpaired surrogate
+    in a string or a key, nesting deeper than ``MAX_JSON_DEPTH`` — or None. ``where`` is a dotted path
+    (``a.b.2``). Iterative, so no input can exhaust the stack."""
+    stack = [(value, path, 0)]
+    while stack:
+        item, where, depth = stack.pop()
+        if isinstance(item, str):
+            if unstorable_text(item):
+                return where, UNSTORABLE_TEXT.rstrip(".")
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return where, _not_a_number(item)
+        elif isinstance(item, Decimal):
+            if not item.is_finite():
+                return where, _not_a_number(item)
+        elif isinstance(item, int) and not isinstance(item, bool):
+            if abs(item) >= _INT_LIMIT:
+                return where, f"integers are limited to {MAX_INT_DIGITS} digits"
+        elif isinstance(item, (dict, list, tuple)):
+            if depth >= MAX_JSON_DEPTH:
+                return where, f"JSON is limited to {MAX_JSON_DEPTH} levels of nesting"
+            if isinstance(item, dict):
+                children = []
+                for key, child in item.items():
+                    if isinstance(key, str) and unstorable_text(key):
+                        return where, UNSTORABLE_TEXT.rstrip(".")
+                    children.append((child, f"{where}.{key}" if where else str(key), depth + 1))
+            else:
+                children = [
+                    (child, f"{where}.{i}" if where else str(i), depth + 1) for i, child in enumerate(item)
+                ]
+            stack.extend(reversed(children))
     return None
 
 

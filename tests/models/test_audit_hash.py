@@ -279,3 +279,65 @@ def test_every_json_column_refuses_numbers_json_cannot_carry():
         with pytest.raises(ValidationError, match="NaN is not a JSON number"):
             field.run_validators({"a": [float("nan")]})
         field.run_validators(EXTREMES)  # extreme but finite: accepted
+
+
+# --- text and shapes no JSON column holds the same on both databases ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    ['{"a": "\\ud800"}', '{"\\u0000": 1}', '{"a": "x\\u0000y"}', '{"n": NaN}', "[" * 150 + "]" * 150],
+    ids=["lone-surrogate", "nul-key", "nul-value", "nan", "too-deep"],
+)
+def test_json_sent_as_form_text_is_checked_like_a_json_body(org, editor_client, metadata):
+    """A document's metadata arrives as text beside its file: parsed as strictly as a JSON body, so an
+    unpaired surrogate or a NUL is a 400 naming the field, never a stored row whose every later read
+    fails (SQLite) or a database error (PostgreSQL)."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from knowledge.models import Document, KnowledgeBase
+
+    kb = KnowledgeBase.objects.create(organization=org, name="Manuals")
+    response = editor_client.post(
+        f"/api/v1/knowledge-bases/{kb.pk}/documents/",
+        {"file": SimpleUploadedFile("memo.txt", b"A memo."), "metadata": metadata},
+        format="multipart",
+    )
+    assert "metadata" in assert_error(response, 400)["errors"]
+    assert not Document.objects.exists()
+    assert audit_verify_chain(org) == []
+
+
+def test_nesting_past_the_limit_is_a_400_not_a_crash(org, editor_client):
+    """json.loads reads about 1,500 levels; the checks and the audit log walk values recursively. Past
+    100 levels the API answers 400 naming the limit, whether the body is deeper or not."""
+    for depth in (101, 990):
+        schema = '{"type": "object", "x": ' + "[" * depth + "]" * depth + "}"
+        body = f'{{"name": "T{depth}", "url_template": "https://x.example", "input_schema": {schema}}}'
+        response = editor_client.generic("POST", "/api/v1/tools/", body, content_type="application/json")
+        assert "100 levels" in str(assert_error(response, 400)["errors"])
+    assert not Tool.objects.filter(organization=org).exists()
+
+
+@pytest.mark.parametrize("bad", ["\ud800", "a\x00b"], ids=["lone-surrogate", "nul"])
+def test_every_json_column_refuses_text_no_database_stores(org, owner, bad):
+    """The model validator covers doors other than the API (the admin's forms): a ValidationError
+    naming where, before anything is written."""
+    schema = {"type": "object", "properties": {"n": {"type": "string", "default": bad}}}
+    with pytest.raises(ValidationError) as caught:
+        tool_create(
+            organization=org, actor=owner, name="T", url_template="https://x.example", input_schema=schema
+        )
+    assert "properties.n.default" in caught.value.message_dict["input_schema"][0]
+    assert not Tool.objects.filter(organization=org).exists()
+
+
+def test_an_unknown_hash_version_is_reported_not_raised(org):
+    """Whoever edits an event's version to one the code does not know must not stop verification of
+    the whole log: that event is reported as broken, and the others still checked."""
+    first = audit_record(organization=org, action="x", after={"n": 1})
+    second = audit_record(organization=org, action="y", after={"n": 2})
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE audit_auditevent SET hash_version = 7 WHERE id = %s", [first.pk])
+    assert audit_verify_chain(org) == [first.pk]
+    assert second.pk not in audit_verify_chain(org)

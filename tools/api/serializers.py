@@ -3,43 +3,18 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from django.core.validators import URLValidator
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from prisma_glow.api.fields import JSONValueField
 from tools.models import Tool
 
 
-def reject_nul(value: Any, path: str = "") -> Any:
-    """Refuse NUL characters anywhere in a JSON value (PostgreSQL cannot store them)."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise serializers.ValidationError(f"{path or 'value'}: NUL characters are not allowed.")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            reject_nul(key, path)
-            reject_nul(item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            reject_nul(item, f"{path}[{index}]")
-    return value
-
-
-class SafeJSONField(serializers.JSONField):
-    """A JSON field that refuses NUL characters; ``object_only`` also requires a JSON object."""
-
-    def __init__(self, *args, object_only: bool = False, **kwargs):
-        self.object_only = object_only
-        super().__init__(*args, **kwargs)
-
-    def to_internal_value(self, data):
-        value = super().to_internal_value(data)
-        if self.object_only and not isinstance(value, dict):
-            raise serializers.ValidationError("Expected a JSON object.")
-        return reject_nul(value)
+class SafeJSONField(JSONValueField):
+    """A JSON field that refuses what a JSON column cannot hold; ``object_only`` requires an object."""
 
 
 # What Django's URLValidator accepts, as a JSON Schema pattern (a host name with a top-level domain,
