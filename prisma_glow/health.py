@@ -107,3 +107,22 @@ def readyz(request):
     )
     add_never_cache_headers(response)
     return response
+
+
+PROBES: dict[str, Callable] = {"/healthz": healthz, "/readyz": readyz}
+
+
+class ProbeMiddleware:
+    """Answers the probes first, before anything reads the Host header.
+
+    A load balancer or an orchestrator addresses an instance by its own address (``Host: 10.0.3.7:8000``),
+    which ``ALLOWED_HOSTS`` rightly does not name: further down, ``CommonMiddleware`` would answer 400
+    and every probe would fail on a healthy instance. The probes read nothing from the request, so
+    answering them for any Host gives nothing away."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        probe = PROBES.get(request.path_info)
+        return probe(request) if probe is not None else self.get_response(request)

@@ -90,6 +90,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "prisma_glow.health.ProbeMiddleware",  # /healthz and /readyz for any Host (load balancers)
     "django.middleware.security.SecurityMiddleware",
     "prisma_glow.api.middleware.APIGuardMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -301,8 +302,6 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    if env_bool("DJANGO_DISABLE_SSL_REDIRECT_FOR_HEALTH", False):
-        SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz)$"]
 
 # Strict Content-Security-Policy: no inline script or style anywhere; everything self-hosted.
 CONTENT_SECURITY_POLICY = {
