@@ -377,6 +377,12 @@ class PoisonedWorld:
             "audit-log": "/admin/audit/auditevent/",
             "audit-event": f"/admin/audit/auditevent/{self.audit_event.pk}/change/",
             "console": f"/admin/console/?agent={a}",
+            # Django's own pages, which name the firm's objects too.
+            "tool-delete": f"/admin/tools/tool/{self.tool.pk}/delete/",
+            "guardrail-delete": f"/admin/guardrails/guardrail/{self.guardrail.pk}/delete/",
+            "knowledge-base-delete": f"/admin/knowledge/knowledgebase/{self.kb.pk}/delete/",
+            "provider-delete": f"/admin/agents/modelprovider/{self.provider.pk}/delete/",
+            "tool-history": f"/admin/tools/tool/{self.tool.pk}/history/",
         }
         return pages
 
