@@ -97,6 +97,20 @@ class Tool(TimeStampedModel):
     def is_builtin(self) -> bool:
         return self.kind == ToolKind.BUILTIN
 
+    def _check_destination(self) -> None:
+        """The host is fixed (``url_template_problem``), so the outbound guard can judge it when the
+        tool is saved, as a provider's ``base_url`` is: a literal internal address, or a name resolving
+        to one now, is refused unless ``HTTP_TOOL_ALLOWED_HOSTS`` allows it. Each call checks again."""
+        import string
+
+        from prisma_glow import outbound
+
+        fields = [name for _, name, _, _ in string.Formatter().parse(self.url_template) if name]
+        try:
+            outbound.http_tool_policy().check_url(self.url_template.format(**dict.fromkeys(fields, "x")))
+        except outbound.DestinationRefused as exc:
+            raise ValidationError({"url_template": str(exc)}) from exc
+
     def clean(self) -> None:
         from jsonschema import Draft202012Validator
         from jsonschema.exceptions import SchemaError
@@ -121,3 +135,4 @@ class Tool(TimeStampedModel):
             problem = url_template_problem(self.url_template)
             if problem:
                 raise ValidationError({"url_template": problem})
+            self._check_destination()

@@ -43,7 +43,7 @@ GOOD_TEMPLATES = [
     "https://rates.example.com:8443/ecb/{currency}?on={date}#{section}",
     "https://rates.example.com?currency={currency}",
     "https://rates.example.com/{{literal}}/{currency}",
-    "http://[2001:db8::1]:8080/{path}",
+    "http://[2606:4700:4700::1111]:8080/{path}",
 ]
 
 
@@ -110,3 +110,22 @@ def test_a_stored_bad_template_is_a_clean_error_in_the_tool_test(
     page = login(editor).post(f"/admin/tools/tool/{tool.pk}/test/", {"raw_json": '{"currency": "EUR"}'})
     assert page.status_code == 200
     assert problem in page.content.decode()
+
+
+@pytest.mark.parametrize(
+    "url_template",
+    ["http://169.254.169.254/latest/meta-data/{x}", "http://127.0.0.1:8080/{x}", "http://[::ffff:10.0.0.1]/"],
+    ids=["metadata", "loopback", "mapped-private"],
+)
+def test_a_fixed_internal_host_is_refused_when_the_tool_is_saved(editor_client, org, url_template):
+    """As for a provider's base_url: the host cannot come from an argument, so the guard judges it at
+    save time, not only when a run calls the tool."""
+    body = {"name": "Metadata", "url_template": url_template, "input_schema": {"type": "object"}}
+    response = editor_client.post("/api/v1/tools/", body, format="json")
+    assert "url_template" in assert_error(response, 400)["errors"]
+
+
+def test_an_allowed_internal_host_is_accepted(editor_client, org, settings):
+    settings.HTTP_TOOL_ALLOWED_HOSTS = ["127.0.0.1:8080"]
+    body = {"name": "Rates", "url_template": "http://127.0.0.1:8080/{x}", "input_schema": {"type": "object"}}
+    assert editor_client.post("/api/v1/tools/", body, format="json").status_code == 201
