@@ -5,7 +5,9 @@ an audit event (actor, action, before, after). The API, the admin and the manage
 call these, so each operation has one code path whichever door it comes through.
 
 ``actor`` is a user, an ``APIKey`` or None (the system, e.g. a management command).
-State conflicts (the last owner, a key already revoked…) raise ``ConflictError`` — a Django
+Each locks the organisation first (``prisma_glow.locking.lock_for_write``), as every audited write does,
+and is retried when it loses a deadlock anyway. State conflicts (the last owner, a key already
+revoked…) raise ``ConflictError`` — a Django
 ``ValidationError`` that the API answers with 409 and admin forms show like any validation error.
 """
 
@@ -23,6 +25,7 @@ from django.utils import timezone
 from prisma_glow import policy
 from prisma_glow.api.errors import ConflictError
 from prisma_glow.audit.services import audit_record, snapshot
+from prisma_glow.locking import lock_for_write, retry_on_conflict
 from prisma_glow.tenancy.models import APIKey, Membership, Organization, Role, Scope
 
 # --- Organisations ------------------------------------------------------------------------------
@@ -52,6 +55,7 @@ def organization_create(
 ORGANIZATION_EDITABLE_FIELDS = ("name", "slug")
 
 
+@retry_on_conflict
 @transaction.atomic
 def organization_update(
     *, organization: Organization, actor, ip: str | None = None, **changes: Any
@@ -119,6 +123,7 @@ def _addable_users(organization: Organization | None, *, allow_members_elsewhere
     return users.filter(Exists(here) | ~Exists(elsewhere))
 
 
+@retry_on_conflict
 @transaction.atomic
 def membership_add(
     *,
@@ -138,6 +143,7 @@ def membership_add(
     """
     if allow_members_elsewhere and actor is not None:
         raise ValueError("Only the system (actor=None) may add a user who belongs to another organisation.")
+    lock_for_write(organization=organization)
     if Membership.objects.filter(organization=organization, user=user).exists():
         raise ConflictError(
             {"user": f"{user.get_username()} is already a member of {organization.name}."}, code="conflict"
@@ -174,6 +180,7 @@ def _require_on_locked(access, operation: str, membership: Membership, **context
         raise PermissionDenied(decision.reason)
 
 
+@retry_on_conflict
 @transaction.atomic
 def membership_update(
     *, membership: Membership, actor, role: str, ip: str | None = None, access=None
@@ -182,8 +189,11 @@ def membership_update(
 
     ``access`` (the caller's ``Access`` or ``AdminAccess``) has the permission policy asked again about
     the locked row; ``None`` for the system (management commands)."""
+    lock_for_write(organization=membership.organization_id)
     membership = (
-        Membership.objects.select_for_update().select_related("user", "organization").get(pk=membership.pk)
+        Membership.objects.select_for_update(of=("self",))
+        .select_related("user", "organization")
+        .get(pk=membership.pk)
     )
     _require_on_locked(access, "membership.change_role", membership, role=role)
     before = snapshot(membership)
@@ -207,13 +217,17 @@ def membership_update(
     return membership
 
 
+@retry_on_conflict
 @transaction.atomic
 def membership_remove(*, membership: Membership, actor, ip: str | None = None, access=None) -> None:
     """Remove a member. Removing the organisation's last owner raises ConflictError.
 
     ``access``: as for ``membership_update``."""
+    lock_for_write(organization=membership.organization_id)
     membership = (
-        Membership.objects.select_for_update().select_related("user", "organization").get(pk=membership.pk)
+        Membership.objects.select_for_update(of=("self",))
+        .select_related("user", "organization")
+        .get(pk=membership.pk)
     )
     _require_on_locked(access, "membership.remove", membership)
     if membership.role == Role.OWNER and _owner_count(membership.organization) <= 1:
@@ -275,6 +289,7 @@ def _user_or_none(actor):
     return actor
 
 
+@retry_on_conflict
 @transaction.atomic
 def api_key_create(
     *,
@@ -287,6 +302,7 @@ def api_key_create(
     rotated_from: APIKey | None = None,
 ) -> tuple[APIKey, str]:
     """Create a key; return it with its full value ``pg_<prefix>.<secret>`` (shown once, never stored)."""
+    lock_for_write(organization=organization)
     full_key, prefix, hashed = APIKey.generate()
     api_key = APIKey(
         organization=organization,
@@ -323,7 +339,8 @@ def _normalise_scopes(scopes):
 
 
 def _lock_usable(api_key: APIKey, verb: str) -> APIKey:
-    api_key = APIKey.objects.select_for_update().select_related("organization").get(pk=api_key.pk)
+    lock_for_write(organization=api_key.organization_id)
+    api_key = APIKey.objects.select_for_update(of=("self",)).select_related("organization").get(pk=api_key.pk)
     if api_key.revoked_at is not None:
         raise ConflictError(f"This API key has been revoked and cannot be {verb}.", code="conflict")
     if api_key.expires_at is not None and api_key.expires_at <= timezone.now():
@@ -331,6 +348,7 @@ def _lock_usable(api_key: APIKey, verb: str) -> APIKey:
     return api_key
 
 
+@retry_on_conflict
 @transaction.atomic
 def api_key_rotate(
     *, api_key: APIKey, actor, grace: timedelta = timedelta(0), ip: str | None = None
@@ -387,10 +405,12 @@ def api_key_rotate(
     return new, full_key
 
 
+@retry_on_conflict
 @transaction.atomic
 def api_key_revoke(*, api_key: APIKey, actor, ip: str | None = None) -> APIKey:
     """Revoke a key at once. Revoking a key that is already revoked raises ConflictError."""
-    api_key = APIKey.objects.select_for_update().select_related("organization").get(pk=api_key.pk)
+    lock_for_write(organization=api_key.organization_id)
+    api_key = APIKey.objects.select_for_update(of=("self",)).select_related("organization").get(pk=api_key.pk)
     if api_key.revoked_at is not None:
         raise ConflictError("This API key is already revoked.", code="conflict")
     before = snapshot(api_key)
