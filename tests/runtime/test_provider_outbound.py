@@ -225,11 +225,19 @@ class HangUpServer:
         self.sock.close()
 
 
-def test_internal_services_all_read_provider_unreachable(httpserver, make_agent, org, settings, caplog):
-    """Finding 7: a closed port, a service that hangs up and a web service answering 404 were told
-    apart by their errors. Now the user reads the same sentence; the log has each cause."""
+@pytest.mark.parametrize("retries", [0, 2], ids=["no-retries", "retries"])
+def test_internal_services_all_read_provider_unreachable(
+    httpserver, make_agent, org, settings, caplog, retries
+):
+    """Finding 7: a closed port, a service that hangs up, a web service answering 404 and another
+    service's JSON error were told apart by their errors (and, with retries, by the number of
+    attempts). Now the user reads the same sentence; the log has each cause."""
     httpserver.expect_request("/v1/chat/completions").respond_with_response(
         Response("404: No API endpoint matches this path", status=404, content_type="text/plain")
+    )
+    httpserver.expect_request("/search/chat/completions").respond_with_json(
+        {"error": {"root_cause": [], "type": "index_not_found_exception", "reason": "no such index"}},
+        status=404,
     )
     hang_up = HangUpServer()
     refused = closed_port()
@@ -241,8 +249,9 @@ def test_internal_services_all_read_provider_unreachable(httpserver, make_agent,
             ("refused", f"http://127.0.0.1:{refused}/v1"),
             ("disconnected", f"http://127.0.0.1:{hang_up.port}/v1"),
             ("not found", httpserver.url_for("/v1")),
+            ("search", httpserver.url_for("/search")),
         ]:
-            execution = run(make_agent, org, base_url, name=f"Internal {name}")
+            execution = run(make_agent, org, base_url, name=f"Internal {name}", max_retries=retries)
             assert execution.status == "failed"
             errors[name] = execution.error.replace(f"Internal {name}", "Internal")
             step = execution.steps.get(kind="model_call")
@@ -250,11 +259,12 @@ def test_internal_services_all_read_provider_unreachable(httpserver, make_agent,
     finally:
         hang_up.close()
     assert set(errors.values()) == {"provider unreachable (Internal)"}, errors
-    assert hang_up.accepted == 1 and len(httpserver.log) == 1
+    assert hang_up.accepted == 1 + retries
     assert "Connection refused" in caplog.text
     # A hang-up reads as either, depending on whether the server closed before reading the whole request.
     assert "Server disconnected" in caplog.text or "Connection reset by peer" in caplog.text
     assert "HTTP 404" in caplog.text and "No API endpoint" in caplog.text
+    assert "index_not_found_exception" in caplog.text
 
 
 def test_a_provider_error_in_the_openai_shape_is_still_reported(httpserver, make_agent, org, settings):

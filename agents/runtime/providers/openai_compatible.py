@@ -51,13 +51,15 @@ def _seconds(value: float) -> str:
 
 def _provider_answered(exc: openai.APIStatusError) -> bool:
     """Whether an error response comes from an OpenAI-compatible server: a JSON object with an
-    ``error`` (OpenAI, Azure, vLLM, llama.cpp, Ollama all answer so). Anything else (an HTML page,
-    another service's JSON, a redirect) is some other service at that address."""
+    ``error``: a string (Ollama) or an object with a ``message`` (OpenAI, Azure, vLLM, llama.cpp).
+    Anything else (an HTML page, another service's JSON such as Elasticsearch's ``{"error": {"reason"…}}``,
+    a redirect) is some other service at that address."""
     try:
         payload = json.loads(exc.response.content or b"")
     except (ValueError, httpx2.ResponseNotRead):
         return False
-    return isinstance(payload, dict) and isinstance(payload.get("error"), (dict, str))
+    error = payload.get("error") if isinstance(payload, dict) else None
+    return isinstance(error, str) or (isinstance(error, dict) and isinstance(error.get("message"), str))
 
 
 def _body_excerpt(response: httpx2.Response) -> str:
@@ -220,7 +222,9 @@ class OpenAICompatibleProvider(Provider):
                 client.close()
                 raise ProviderError(f"provider returned a malformed response ({exc.__class__.__name__})")
             if not error.retryable or attempt > self.max_retries:
-                if attempt > 1:
+                # The number of attempts tells a provider's 5xx from its 4xx; for an unreachable
+                # address it would tell a closed port (retried) from another service (not retried).
+                if attempt > 1 and error.reason != self._unreachable():
                     error.reason += f", after {attempt} attempts"
                 raise error
             pause = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (attempt - 1))
