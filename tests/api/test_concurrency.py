@@ -30,6 +30,16 @@ TOOLS = 12
 DOCUMENTED_REFUSALS = {409}
 
 
+def run_in_threads(worker, *, timeout: float) -> None:
+    """``worker(index)`` in ``THREADS`` threads at once; each has its own database connection."""
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    assert not any(thread.is_alive() for thread in threads)
+
+
 @pytest.fixture(autouse=True)
 def _fast_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -81,12 +91,7 @@ def test_eight_threads_writing_to_one_agent_get_no_500():
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads)
+    run_in_threads(worker, timeout=120)
 
     assert len(answers) == THREADS * REQUESTS_PER_THREAD
     statuses = Counter(status for _, status, _ in answers)
@@ -168,12 +173,7 @@ def test_runs_keep_working_while_the_agent_is_being_changed():
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=180)
-    assert not any(thread.is_alive() for thread in threads)
+    run_in_threads(worker, timeout=180)
 
     assert len(answers) == THREADS * REQUESTS_PER_THREAD
     statuses = Counter((what, status) for what, status, _ in answers)
@@ -235,12 +235,7 @@ def test_concurrent_member_and_key_changes_get_no_error():
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads)
+    run_in_threads(worker, timeout=120)
     statuses = Counter((what, status, body) for what, status, body in answers if status >= 400)
     # A key revoked by a neighbour before its own rotation is a documented 409; nothing else fails.
     assert {status for what, status, _ in answers if what != "rotate"} == {200}, statuses
