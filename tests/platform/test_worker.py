@@ -10,6 +10,7 @@ import configparser
 import json
 import os
 import socket
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 import yaml
 from django.core.management import call_command, get_commands
 from django.core.management.base import CommandError
+from django.db import OperationalError, connection, connections
 from django.tasks import TaskResultStatus
 from django.tasks.signals import task_finished
 from django.utils import timezone
@@ -420,6 +422,34 @@ def test_worker_health_command_exits_non_zero_without_a_live_worker(capsys):
     capsys.readouterr()
     call_command("worker_health", "--this-host", "--json")
     assert json.loads(capsys.readouterr().out)["local_workers"] == 1
+
+
+# --- database connections ---------------------------------------------------------------------------
+@pytest.mark.django_db
+def test_a_postgresql_server_that_never_answers_fails_the_connection_instead_of_hanging():
+    """On PostgreSQL, connections carry a connect timeout and TCP keepalives (a half-open link fails in
+    about a minute); a server that accepts the TCP connection and never answers makes the connection
+    fail after connect_timeout. SQLite's options are left as they were."""
+    options = connection.settings_dict["OPTIONS"]
+    if connection.vendor != "postgresql":
+        assert not {"connect_timeout", "keepalives"} & set(options)
+        return
+    assert options["connect_timeout"] == 10
+    assert (options["keepalives"], options["keepalives_count"]) == (1, 3)
+    assert options["keepalives_idle"] + 3 * options["keepalives_interval"] == 60
+    assert options["tcp_user_timeout"] == 60_000
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        settings_dict = {**connection.settings_dict, "HOST": "127.0.0.1", "PORT": str(port)}
+        settings_dict["OPTIONS"] = {**options, "connect_timeout": 1}
+        wrapper = type(connections["default"])(settings_dict)  # a throwaway, unregistered connection
+        began = time.monotonic()
+        try:
+            with pytest.raises(OperationalError):
+                wrapper.ensure_connection()
+        finally:
+            wrapper.close()
+        assert time.monotonic() - began < 5
 
 
 # --- wiring ----------------------------------------------------------------------------------------
