@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import Count, Min, Q
+from django.db.models.functions import Now
 from django.tasks import task_backends
 from django.utils import timezone
 from django_tasks_db.backend import DatabaseBackend
@@ -49,8 +50,9 @@ def health(*, backend_name: str = "default") -> QueueHealth:
     if not isinstance(task_backends[backend_name], DatabaseBackend):
         return QueueHealth(needs_worker=False)
     now = timezone.now()
+    # Beats are on the database's clock (prisma_glow.worker.lease), and so is the cutoff.
     live = WorkerHeartbeat.objects.filter(
-        backend_name=backend_name, beat_at__gte=now - timedelta(seconds=settings.WORKER_LEASE_SECONDS)
+        backend_name=backend_name, beat_at__gte=Now() - timedelta(seconds=settings.WORKER_LEASE_SECONDS)
     ).aggregate(
         live=Count("pk"),
         local=Count("pk", filter=Q(host=socket.gethostname()[:255])),

@@ -8,8 +8,15 @@ last worker has not beaten for ``WORKER_LEASE_SECONDS`` back to READY, or, once 
 normal failure does. A task whose worker is alive is never taken over, however long it runs.
 
 The number of attempts is ``len(worker_ids)``: every claim appends the claiming worker's id, so no
-extra state is needed. Clocks: like django-tasks-db's ``run_after``, times come from the workers'
-clocks, which must be in sync (NTP) to well within the lease.
+extra state is needed. Clocks: ``beat_at``, a heartbeat's ``started_at`` and the takeover's cutoff
+come from the database's clock (``Now()``), so liveness never depends on the workers' clocks
+agreeing. A task's ``started_at`` is django-tasks-db's claim time (the claiming worker's clock); it
+only narrows the candidates (a task claimed within the lease is not looked at), and a worker beats
+before it claims anything.
+
+A worker id names one running process: a worker restarted under the same id (``--worker-id
+"$HOSTNAME"`` in a container) takes back, at startup, the RUNNING tasks its previous life left
+(:func:`own_tasks_take_back`), since its fresh beats would otherwise keep them alive for ever.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
 from django.db.models import QuerySet
+from django.db.models.functions import Now
 from django.tasks import TaskResultStatus
 from django.tasks.signals import task_finished
 from django.utils import timezone
@@ -53,25 +61,27 @@ class TakeoverReport:
     failed: list[str] = field(default_factory=list)
 
 
-def heartbeat_beat(
-    *, worker_id: str, backend_name: str, queues: str, started_at, using: str = "default"
-) -> None:
-    """Record that ``worker_id`` is alive now (creating its row on the first beat)."""
-    now = timezone.now()
-    beats = WorkerHeartbeat.objects.using(using)
-    if not beats.filter(worker_id=worker_id).update(beat_at=now):
-        beats.update_or_create(
-            worker_id=worker_id,
-            defaults={"beat_at": now},
-            create_defaults={
-                "beat_at": now,
-                "pid": os.getpid(),
-                "host": socket.gethostname()[:255],
-                "backend_name": backend_name,
-                "queues": queues[:255],
-                "started_at": started_at,
-            },
-        )
+def heartbeat_start(*, worker_id: str, backend_name: str, queues: str, using: str = "default") -> None:
+    """A worker's first beat: its row describes this process (pid, host, queues, start now), replacing
+    whatever a previous process with the same id left. Times are the database's."""
+    WorkerHeartbeat.objects.using(using).update_or_create(
+        worker_id=worker_id,
+        defaults={
+            "beat_at": Now(),
+            "pid": os.getpid(),
+            "host": socket.gethostname()[:255],
+            "backend_name": backend_name,
+            "queues": queues[:255],
+            "started_at": Now(),
+        },
+    )
+
+
+def heartbeat_beat(*, worker_id: str, backend_name: str, queues: str, using: str = "default") -> None:
+    """Record that ``worker_id`` is alive now, on the database's clock (writing its whole row again
+    if it has gone, e.g. swept while the worker was cut off)."""
+    if not WorkerHeartbeat.objects.using(using).filter(worker_id=worker_id).update(beat_at=Now()):
+        heartbeat_start(worker_id=worker_id, backend_name=backend_name, queues=queues, using=using)
 
 
 def heartbeat_remove(*, worker_id: str, using: str = "default") -> None:
@@ -140,14 +150,14 @@ def abandoned_tasks_take_over(*, tasks: QuerySet[DBTaskResult] | None = None) ->
     ``task_finished`` is sent after the commit, as for any failed task. The rows are locked with
     ``SELECT … FOR UPDATE SKIP LOCKED`` (an exclusive transaction on SQLite), so two workers never
     both take the same task, and a worker recording its own task's outcome (which locks the row)
-    is never raced.
+    is never raced. "Stopped" is judged on the database's clock: no beat since ``Now() - lease``.
+    The caller decides whether it may take over at all (the runner waits until it has itself been
+    beating for a lease).
     """
     tasks = DBTaskResult.objects.all() if tasks is None else tasks
-    lease = timedelta(seconds=settings.WORKER_LEASE_SECONDS)
-    max_attempts = settings.WORKER_MAX_ATTEMPTS
+    cutoff = Now() - timedelta(seconds=settings.WORKER_LEASE_SECONDS)
     report = TakeoverReport()
     failed: list[DBTaskResult] = []
-    cutoff = timezone.now() - lease
     with exclusive_transaction(tasks.db):
         # A task claimed less than a lease ago is not even looked at: its worker beat when it claimed it.
         candidates = list(
@@ -164,45 +174,80 @@ def abandoned_tasks_take_over(*, tasks: QuerySet[DBTaskResult] | None = None) ->
             .values_list("worker_id", flat=True)
         )
         for task in candidates:
-            if runners[task.pk] in alive:
-                continue
-            attempts = len(task.worker_ids)
-            if attempts >= max_attempts:
-                task_result_finish(task, error=WorkerLostError(lost_reason(attempts=attempts)))
-                failed.append(task)
-                report.failed.append(str(task.pk))
-                logger.error(
-                    "Task id=%s path=%s: worker %s stopped (no heartbeat for %g s); failed after %d attempts",
-                    task.pk,
-                    task.task_path,
-                    runners[task.pk],
-                    lease.total_seconds(),
-                    attempts,
-                )
-            else:
-                task_result_requeue(task)
-                report.requeued.append(str(task.pk))
-                logger.warning(
-                    "Task id=%s path=%s: worker %s stopped (no heartbeat for %g s); back in the queue "
-                    "after attempt %d of %d",
-                    task.pk,
-                    task.task_path,
-                    runners[task.pk],
-                    lease.total_seconds(),
-                    attempts,
-                    max_attempts,
-                )
+            if runners[task.pk] not in alive:
+                _abandoned_task_settle(task, runner=runners[task.pk], report=report, failed=failed)
     for task in failed:
         send_task_failed(task)
     return report
 
 
+def own_tasks_take_back(*, worker_id: str, tasks: QuerySet[DBTaskResult] | None = None) -> TakeoverReport:
+    """At a worker's start, the RUNNING tasks among ``tasks`` last claimed under its own id belong to
+    a previous process with that id (killed, then restarted with the same ``--worker-id``): they are
+    abandoned, and settled exactly as :func:`abandoned_tasks_take_over` would (back to READY, or
+    FAILED with the same reason and ``task_finished`` once the attempts are spent), without waiting
+    for a lease: the new process's beats would otherwise keep them RUNNING for ever.
+    """
+    tasks = DBTaskResult.objects.all() if tasks is None else tasks
+    report = TakeoverReport()
+    failed: list[DBTaskResult] = []
+    # The last claimant is the JSON list's last element, which neither database indexes: the few
+    # RUNNING rows are read and matched here, then locked.
+    mine = [pk for pk, ids in tasks.running().values_list("pk", "worker_ids") if ids and ids[-1] == worker_id]
+    if not mine:
+        return report
+    with exclusive_transaction(tasks.db):
+        for task in tasks.running().filter(pk__in=mine).select_for_update(skip_locked=True):
+            if task.worker_ids and task.worker_ids[-1] == worker_id:
+                _abandoned_task_settle(task, runner=worker_id, report=report, failed=failed, restarted=True)
+    for task in failed:
+        send_task_failed(task)
+    return report
+
+
+def _abandoned_task_settle(
+    task: DBTaskResult,
+    *,
+    runner: str,
+    report: TakeoverReport,
+    failed: list[DBTaskResult],
+    restarted: bool = False,
+) -> None:
+    """Requeue a locked task whose worker stopped, or fail it when its attempts are spent."""
+    lease = settings.WORKER_LEASE_SECONDS
+    max_attempts = settings.WORKER_MAX_ATTEMPTS
+    how = "was restarted" if restarted else f"stopped (no heartbeat for {lease:g} s)"
+    attempts = len(task.worker_ids)
+    if attempts >= max_attempts:
+        task_result_finish(task, error=WorkerLostError(lost_reason(attempts=attempts)))
+        failed.append(task)
+        report.failed.append(str(task.pk))
+        logger.error(
+            "Task id=%s path=%s: worker %s %s; failed after %d attempts",
+            task.pk,
+            task.task_path,
+            runner,
+            how,
+            attempts,
+        )
+    else:
+        task_result_requeue(task)
+        report.requeued.append(str(task.pk))
+        logger.warning(
+            "Task id=%s path=%s: worker %s %s; back in the queue after attempt %d of %d",
+            task.pk,
+            task.task_path,
+            runner,
+            how,
+            attempts,
+            max_attempts,
+        )
+
+
 def stale_heartbeats_remove(*, using: str = "default") -> int:
     """Delete the rows of workers that stopped beating a day ago or more."""
     deleted, _ = (
-        WorkerHeartbeat.objects.using(using)
-        .filter(beat_at__lt=timezone.now() - STALE_HEARTBEAT_RETENTION)
-        .delete()
+        WorkerHeartbeat.objects.using(using).filter(beat_at__lt=Now() - STALE_HEARTBEAT_RETENTION).delete()
     )
     return deleted
 

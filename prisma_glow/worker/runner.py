@@ -7,7 +7,11 @@ restart stops background work until someone notices). :class:`LeasedWorker` adds
 
 - a **heartbeat** thread (:class:`LeaseKeeper`) that refreshes this worker's ``WorkerHeartbeat``
   every ``WORKER_HEARTBEAT_SECONDS`` and takes over the tasks of workers that stopped beating
-  (``prisma_glow.worker.lease``), even while this worker is busy with a long task;
+  (``prisma_glow.worker.lease``), even while this worker is busy with a long task, but only once
+  it has itself been beating without a break for a lease: after an outage, the first worker back
+  would otherwise find every other worker's beat stale and take over tasks they are still running;
+- a **fresh start**: the first beat rewrites the row (pid, host, start), and the RUNNING tasks left
+  under this worker's id by a previous process with the same id are put back (or failed) at once;
 - **fenced outcomes**: a task's result is recorded only if the task is still this worker's claim,
   so a worker whose lease lapsed (cut off from the database longer than the lease) cannot overwrite
   the run that replaced it;
@@ -30,7 +34,6 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections
 from django.tasks import TaskContext
 from django.tasks.signals import task_started
-from django.utils import timezone
 from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
@@ -38,6 +41,8 @@ from prisma_glow.worker.lease import (
     abandoned_tasks_take_over,
     heartbeat_beat,
     heartbeat_remove,
+    heartbeat_start,
+    own_tasks_take_back,
     send_task_failed,
     send_task_finished,
     stale_heartbeats_remove,
@@ -81,14 +86,24 @@ class Outcome:
 
 
 class LeaseKeeper:
-    """A thread that beats for its worker and takes over the tasks of workers that stopped."""
+    """A thread that beats for its worker and takes over the tasks of workers that stopped.
 
-    def __init__(self, worker: LeasedWorker) -> None:
+    It takes over only after beating without a break for ``WORKER_LEASE_SECONDS``: every beat
+    succeeded, none more than a lease after the one before (durations on this process's monotonic
+    ``clock``). A worker back from an outage, or from a pause, thereby gives the other workers a
+    lease to beat again before it judges them; the ones still silent then really stopped.
+    """
+
+    def __init__(self, worker: LeasedWorker, *, clock=time.monotonic) -> None:
         self.worker = worker
+        self.clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._database_down = False
         self._last_sweep = 0.0
+        # The monotonic times of the first beat of the current unbroken run of beats, and of the last.
+        self.beating_since: float | None = None
+        self._last_beat: float | None = None
 
     def start(self) -> None:
         if self._thread is None:
@@ -114,7 +129,9 @@ class LeaseKeeper:
         once per outage and the pass is tried again at the next beat."""
         try:
             self.worker.beat()
-            abandoned_tasks_take_over(tasks=self.worker.task_queryset())
+            self._beaten()
+            if self.may_take_over():
+                abandoned_tasks_take_over(tasks=self.worker.task_queryset())
             if time.monotonic() - self._last_sweep > STALE_SWEEP_SECONDS:
                 stale_heartbeats_remove()
                 self._last_sweep = time.monotonic()
@@ -127,14 +144,33 @@ class LeaseKeeper:
                     settings.WORKER_HEARTBEAT_SECONDS,
                 )
             self._database_down = True
+            self.beating_since = self._last_beat = None
             close_connections()
             return
         except Exception:
             logger.exception("Worker %s: heartbeat pass failed", self.worker.worker_id)
             return
         if self._database_down:
-            logger.info("Worker %s: heartbeat resumed", self.worker.worker_id)
+            logger.info(
+                "Worker %s: heartbeat resumed; taking over other workers' tasks again in %g s",
+                self.worker.worker_id,
+                settings.WORKER_LEASE_SECONDS,
+            )
             self._database_down = False
+
+    def _beaten(self) -> None:
+        """Note a successful beat; one more than a lease after the previous starts a new run."""
+        now = self.clock()
+        if self._last_beat is None or now - self._last_beat > settings.WORKER_LEASE_SECONDS:
+            self.beating_since = now
+        self._last_beat = now
+
+    def may_take_over(self) -> bool:
+        """Whether this worker has been beating without a break for at least a lease."""
+        return (
+            self.beating_since is not None
+            and self.clock() - self.beating_since >= settings.WORKER_LEASE_SECONDS
+        )
 
 
 class LeasedWorker(Worker):
@@ -142,8 +178,9 @@ class LeasedWorker(Worker):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.started_at = timezone.now()
         self.keeper = LeaseKeeper(self)
+        # Set once the first beat and the take-back of a previous life's tasks are done.
+        self.started = False
         # The outcome of the last task, until it is recorded.
         self.pending: Outcome | None = None
 
@@ -159,11 +196,26 @@ class LeasedWorker(Worker):
 
     def beat(self) -> None:
         heartbeat_beat(
-            worker_id=self.worker_id,
-            backend_name=self.backend_name,
-            queues=",".join(self.queue_names),
-            started_at=self.started_at,
+            worker_id=self.worker_id, backend_name=self.backend_name, queues=",".join(self.queue_names)
         )
+
+    def start(self) -> None:
+        """The first beat (this process's row, replacing a previous one's), then the tasks a previous
+        process with this id left RUNNING go back to the queue (or fail, attempts spent)."""
+        heartbeat_start(
+            worker_id=self.worker_id, backend_name=self.backend_name, queues=",".join(self.queue_names)
+        )
+        report = own_tasks_take_back(worker_id=self.worker_id, tasks=self.task_queryset())
+        if report.requeued or report.failed:
+            logger.warning(
+                "Worker %s: a previous process with this id left %d task(s) running; %d back in the "
+                "queue, %d failed",
+                self.worker_id,
+                len(report.requeued) + len(report.failed),
+                len(report.requeued),
+                len(report.failed),
+            )
+        self.started = True
 
     # --- the loop --------------------------------------------------------------------------------
     def run(self) -> None:
@@ -174,7 +226,10 @@ class LeasedWorker(Worker):
                 try:
                     # The first beat is written before any task is claimed, so a claimed task's
                     # worker always has a heartbeat row.
-                    self.beat()
+                    if self.started:
+                        self.beat()
+                    else:
+                        self.start()
                     if self.pending is not None:
                         self.settle()
                     if delay:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import configparser
 import json
+import os
+import socket
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +18,7 @@ import pytest
 import yaml
 from django.core.management import call_command, get_commands
 from django.core.management.base import CommandError
+from django.db import OperationalError, connection, connections
 from django.tasks import TaskResultStatus
 from django.tasks.signals import task_finished
 from django.utils import timezone
@@ -26,10 +30,12 @@ from prisma_glow.worker.apps import check_lease_settings
 from prisma_glow.worker.lease import (
     abandoned_tasks_take_over,
     heartbeat_beat,
+    heartbeat_start,
+    own_tasks_take_back,
     task_result_finish,
 )
 from prisma_glow.worker.models import WorkerHeartbeat
-from prisma_glow.worker.runner import LeasedWorker
+from prisma_glow.worker.runner import LeasedWorker, LeaseKeeper
 from tests.platform.worker_tasks import add, fail, lose_connection, wait_for_release
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +61,7 @@ def running_task(*, worker_ids: list[str], started_ago: float) -> DBTaskResult:
 
 
 def beat(worker_id: str, *, ago: float = 0.0) -> None:
-    heartbeat_beat(worker_id=worker_id, backend_name="default", queues="*", started_at=timezone.now())
+    heartbeat_beat(worker_id=worker_id, backend_name="default", queues="*")
     WorkerHeartbeat.objects.filter(pk=worker_id).update(beat_at=timezone.now() - timedelta(seconds=ago))
 
 
@@ -187,6 +193,118 @@ def test_takeover_is_limited_to_the_given_tasks():
     assert task.status == TaskResultStatus.RUNNING
 
 
+# --- a worker restarted under the same id -----------------------------------------------------------
+@pytest.mark.django_db
+def test_a_starting_worker_rewrites_the_row_a_previous_process_with_its_id_left():
+    """pid, host and start are this process's, and the times are the database's (not the row's old
+    ones); a later beat only moves beat_at."""
+    heartbeat_start(worker_id="box", backend_name="default", queues="*")
+    long_ago = timezone.now() - timedelta(hours=2)
+    WorkerHeartbeat.objects.filter(pk="box").update(
+        pid=1, host="old-box", started_at=long_ago, beat_at=long_ago
+    )
+
+    heartbeat_start(worker_id="box", backend_name="default", queues="*")
+
+    row = WorkerHeartbeat.objects.get(pk="box")
+    assert (row.pid, row.host) == (os.getpid(), socket.gethostname())
+    assert row.started_at > long_ago + timedelta(hours=1) and row.beat_at > long_ago + timedelta(hours=1)
+    WorkerHeartbeat.objects.filter(pk="box").update(pid=1)
+    heartbeat_beat(worker_id="box", backend_name="default", queues="*")
+    assert WorkerHeartbeat.objects.get(pk="box").pid == 1
+
+
+@pytest.mark.django_db
+def test_a_restarted_worker_takes_back_the_tasks_its_previous_process_left(finished_signals):
+    """Tasks last claimed under the worker's own id go back to the queue at once (however fresh its
+    beat), or fail with the takeover's reason and signal when their attempts are spent; tasks of
+    other workers, or that it claimed before another worker, are not touched."""
+    beat("box")
+    mine = running_task(worker_ids=["box"], started_ago=1)
+    spent = running_task(worker_ids=["box", "other", "box"], started_ago=1)
+    others = running_task(worker_ids=["box", "other"], started_ago=300)
+    other_queue = running_task(worker_ids=["box"], started_ago=1)
+    DBTaskResult.objects.filter(pk=other_queue.pk).update(queue_name="elsewhere")
+
+    report = own_tasks_take_back(worker_id="box", tasks=DBTaskResult.objects.filter(queue_name="default"))
+
+    assert report.requeued == [str(mine.pk)] and report.failed == [str(spent.pk)]
+    statuses = dict(DBTaskResult.objects.values_list("pk", "status"))
+    assert statuses[mine.pk] == TaskResultStatus.READY
+    assert statuses[spent.pk] == TaskResultStatus.FAILED
+    assert statuses[others.pk] == statuses[other_queue.pk] == TaskResultStatus.RUNNING
+    spent.refresh_from_db()
+    assert spent.exception_class_path == "prisma_glow.worker.lease.WorkerLostError"
+    assert (
+        "the worker running it stopped (no heartbeat for 60 s); gave up after 3 attempts" in spent.traceback
+    )
+    [(sender, result)] = finished_signals
+    assert sender is DatabaseBackend and str(result.id) == str(spent.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_started_under_the_id_of_a_killed_one_runs_its_task_again():
+    """The previous process claimed the task and died; the new one, same id, runs it (second attempt)."""
+    result = add.enqueue(1, 2)
+    DBTaskResult.objects.get(pk=result.id).claim("batch-worker")
+
+    batch_worker().run()
+
+    row = DBTaskResult.objects.get(pk=result.id)
+    assert (row.status, row.return_value) == (TaskResultStatus.SUCCESSFUL, 3)
+    assert row.worker_ids == ["batch-worker", "batch-worker"]
+
+
+# --- the takeover waits until its worker has beaten for a lease ------------------------------------
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.django_db
+def test_a_worker_takes_over_only_after_beating_without_a_break_for_a_lease():
+    """Back from an outage longer than the lease, a worker finds every other beat stale: it takes
+    nothing over until it has beaten for a lease; by then a live worker has beaten again (its task
+    stays) and a dead one has not (its task is taken over). A gap longer than the lease between
+    two beats starts the wait again."""
+    beat("live", ago=90)
+    beat("dead", ago=90)
+    live_task = running_task(worker_ids=["live"], started_ago=300)
+    dead_task = running_task(worker_ids=["dead"], started_ago=300)
+    clock = FakeClock()
+    keeper = LeaseKeeper(batch_worker(), clock=clock)
+
+    def status(task):
+        task.refresh_from_db()
+        return task.status
+
+    keeper.beat()  # the first beat after reconnecting
+    assert not keeper.may_take_over()
+    assert status(live_task) == status(dead_task) == TaskResultStatus.RUNNING
+    for _ in range(11):  # beats every 5 s, up to 55 s
+        clock.now += 5
+        keeper.beat()
+    assert status(dead_task) == TaskResultStatus.RUNNING
+    beat("live")  # the live worker is back too
+    clock.now += 5  # 60 s of beats
+    keeper.beat()
+    assert keeper.may_take_over()
+    assert status(live_task) == TaskResultStatus.RUNNING
+    assert status(dead_task) == TaskResultStatus.READY
+
+    # Paused (or cut off) for longer than a lease: the run of beats starts again.
+    DBTaskResult.objects.filter(pk=dead_task.pk).update(status=TaskResultStatus.RUNNING)
+    clock.now += 61
+    keeper.beat()
+    assert not keeper.may_take_over() and status(dead_task) == TaskResultStatus.RUNNING
+    clock.now += 60
+    keeper.beat()
+    assert status(dead_task) == TaskResultStatus.READY
+
+
 # --- the worker ------------------------------------------------------------------------------------
 def batch_worker() -> LeasedWorker:
     """A worker that runs the queued tasks, then stops (``db_worker --batch``)."""
@@ -304,6 +422,34 @@ def test_worker_health_command_exits_non_zero_without_a_live_worker(capsys):
     capsys.readouterr()
     call_command("worker_health", "--this-host", "--json")
     assert json.loads(capsys.readouterr().out)["local_workers"] == 1
+
+
+# --- database connections ---------------------------------------------------------------------------
+@pytest.mark.django_db
+def test_a_postgresql_server_that_never_answers_fails_the_connection_instead_of_hanging():
+    """On PostgreSQL, connections carry a connect timeout and TCP keepalives (a half-open link fails in
+    about a minute); a server that accepts the TCP connection and never answers makes the connection
+    fail after connect_timeout. SQLite's options are left as they were."""
+    options = connection.settings_dict["OPTIONS"]
+    if connection.vendor != "postgresql":
+        assert not {"connect_timeout", "keepalives"} & set(options)
+        return
+    assert options["connect_timeout"] == 10
+    assert (options["keepalives"], options["keepalives_count"]) == (1, 3)
+    assert options["keepalives_idle"] + 3 * options["keepalives_interval"] == 60
+    assert options["tcp_user_timeout"] == 60_000
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        settings_dict = {**connection.settings_dict, "HOST": "127.0.0.1", "PORT": str(port)}
+        settings_dict["OPTIONS"] = {**options, "connect_timeout": 1}
+        wrapper = type(connections["default"])(settings_dict)  # a throwaway, unregistered connection
+        began = time.monotonic()
+        try:
+            with pytest.raises(OperationalError):
+                wrapper.ensure_connection()
+        finally:
+            wrapper.close()
+        assert time.monotonic() - began < 5
 
 
 # --- wiring ----------------------------------------------------------------------------------------

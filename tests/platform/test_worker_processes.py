@@ -167,6 +167,43 @@ def test_a_killed_workers_task_is_taken_over_by_the_other_worker_and_completes(w
     assert "back in the queue after attempt 1 of 3" in workers.log(other)
 
 
+def test_a_worker_restarted_under_the_same_id_runs_its_killed_predecessors_task_again(workers, tmp_path):
+    """``--worker-id "$HOSTNAME"`` in a container: worker-a is SIGKILLed mid-task and restarted under
+    the same id, beside worker-b. The new worker-a's beats do not keep the dead run RUNNING: its row
+    names the new process, the task goes back to the queue at its start and runs again."""
+    workers.start("worker-a")
+    workers.wait_until_beating("worker-a")
+    first_start = WorkerHeartbeat.objects.get(pk="worker-a").started_at
+    result = wait_for_release.enqueue(str(tmp_path), "job")
+    workers.wait_for(lambda: started(tmp_path, "job"), "the task to start")
+    workers.kill("worker-a")
+
+    restarted = workers.start("worker-a")
+    workers.start("worker-b")
+    workers.wait_for(
+        lambda: "Starting worker worker_id=worker-a" in workers.log("worker-a"),
+        "the restarted worker to start",
+        timeout=STARTUP_TIMEOUT,
+    )
+    workers.wait_until_beating("worker-b")
+    pids = workers.wait_for(
+        lambda: len(started(tmp_path, "job")) == 2 and started(tmp_path, "job"),
+        "the task to run again",
+        timeout=5 * LEASE,
+    )
+    (tmp_path / "job.release").touch()
+    workers.wait_for(lambda: task_row(result).status == TaskResultStatus.SUCCESSFUL, "the task to succeed")
+
+    row = task_row(result)
+    assert row.worker_ids[0] == "worker-a" and len(row.worker_ids) == 2
+    assert pids[1] == workers.processes[row.worker_ids[1]].pid == row.return_value["pid"]
+    heartbeat = WorkerHeartbeat.objects.get(pk="worker-a")
+    assert heartbeat.pid == restarted.pid and heartbeat.started_at > first_start
+    assert "a previous process with this id left 1 task(s) running; 1 back in the queue" in workers.log(
+        "worker-a"
+    )
+
+
 def test_a_live_workers_task_that_outlasts_the_lease_is_not_taken_over(workers, tmp_path):
     """The task runs three leases long on a live worker while another worker idles: it runs once."""
     workers.start("worker-a")
