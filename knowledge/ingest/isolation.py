@@ -19,6 +19,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import resource
+import signal
 import threading
 from dataclasses import dataclass
 
@@ -80,13 +81,33 @@ def _exit_when_worker_dies(lifeline) -> None:
     os._exit(1)
 
 
+def _limit_self(limits: IngestLimits) -> None:
+    """Bound this child: CPU time, address space (``RLIMIT_AS``: an allocation past it fails, and
+    Python raises MemoryError), and first in line for the kernel's out-of-memory killer, so that
+    when the machine runs short it is this child that is killed, not the worker or the web server."""
+    cpu = int(limits.timeout) + 5
+    for which, value in (
+        (resource.RLIMIT_CPU, (cpu, cpu + 5)),
+        (resource.RLIMIT_AS, (limits.max_memory,) * 2),
+    ):
+        try:
+            soft, hard = value
+            current = resource.getrlimit(which)[1]
+            if current != resource.RLIM_INFINITY:
+                soft, hard = min(soft, current), min(hard, current)
+            resource.setrlimit(which, (soft, hard))
+        except (ValueError, OSError):
+            pass  # a lower limit already applies
+    try:
+        with open("/proc/self/oom_score_adj", "w") as handle:
+            handle.write("1000")
+    except OSError:
+        pass  # not Linux
+
+
 def _child(connection, lifeline, data, kind, limits, chunk_size, chunk_overlap) -> None:
     threading.Thread(target=_exit_when_worker_dies, args=(lifeline,), daemon=True).start()
-    cpu = int(limits.timeout) + 5
-    try:
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
-    except (ValueError, OSError):
-        pass  # a lower hard limit already applies
+    _limit_self(limits)
     try:
         result = parse_and_chunk(
             data, kind, limits=limits, chunk_size=chunk_size, chunk_overlap=chunk_overlap
@@ -97,11 +118,15 @@ def _child(connection, lifeline, data, kind, limits, chunk_size, chunk_overlap) 
     except ParseError as exc:
         outcome = ("error", str(exc))
     except MemoryError:
-        outcome = ("error", "The file needs more memory to process than the server allows.")
+        outcome = ("limit", limits.memory_message())
     except Exception as exc:  # noqa: BLE001 - the parent reports any failure as a parse failure
         outcome = ("error", f"The file could not be processed: {type(exc).__name__}: {exc}"[:500])
     try:
-        connection.send(outcome)
+        try:
+            connection.send(outcome)
+        except MemoryError:  # the passages are parsed, but pickling them is over the limit
+            outcome = None
+            connection.send(("limit", limits.memory_message()))
     finally:
         connection.close()
 
@@ -136,7 +161,8 @@ def parse_and_chunk_isolated(
             try:
                 outcome = receiver.recv()
             except EOFError:
-                outcome = None  # the child died without answering
+                outcome = None  # the child died without answering: see how, before killing it
+                process.join(5)
         else:
             raise LimitExceeded(limits.timeout_message())
     finally:
@@ -146,6 +172,12 @@ def parse_and_chunk_isolated(
             process.kill()
         process.join(5)
     if outcome is None:
+        if process.exitcode == -signal.SIGKILL:
+            # Not by us (we kill only after an answer or at the time limit): the kernel's
+            # out-of-memory killer, which picks this child first (``oom_score_adj``).
+            raise LimitExceeded(limits.memory_message())
+        if process.exitcode == -signal.SIGXCPU:
+            raise LimitExceeded(limits.timeout_message())
         raise ParseError(
             f"The parser stopped without an answer (exit code {process.exitcode}): the file is damaged "
             "or needs more memory or time than the server allows."
