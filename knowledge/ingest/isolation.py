@@ -11,7 +11,10 @@ Children come from a ``forkserver`` started once per worker process, which impor
 their libraries up front (``PRELOAD``), so each document costs a fork, not an interpreter start.
 A child whose worker dies (even by ``kill -9``) exits at once: it watches a pipe only the worker
 holds open. It also limits its own CPU time (``RLIMIT_CPU``) to the time limit plus a little, in case
-a library holds the interpreter so that the watcher cannot run.
+a library holds the interpreter so that the watcher cannot run, and its memory (``RLIMIT_AS``) to the
+memory limit: the upload limit does not bound what parsing costs (``<p>a</p>`` repeated needs about
+135 times the file's size). A child over it, or killed by the kernel for memory, fails the document
+with :meth:`~knowledge.ingest.limits.IngestLimits.memory_message`.
 """
 
 from __future__ import annotations
