@@ -108,9 +108,30 @@ def _limit_self(limits: IngestLimits) -> None:
         pass  # not Linux
 
 
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether the failure ``exc``, or what caused it, is an allocation that failed: MemoryError, or
+    libxml2's ``ERR_NO_MEMORY``, which lxml reports as a syntax error ("unknown error")."""
+    import lxml.etree
+
+    cause: BaseException | None = exc
+    for _ in range(10):
+        if cause is None:
+            break
+        if isinstance(cause, MemoryError):
+            return True
+        if (
+            isinstance(cause, lxml.etree.Error)
+            and getattr(cause, "code", None) == lxml.etree.ErrorTypes.ERR_NO_MEMORY
+        ):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def _child(connection, lifeline, data, kind, limits, chunk_size, chunk_overlap) -> None:
     threading.Thread(target=_exit_when_worker_dies, args=(lifeline,), daemon=True).start()
     _limit_self(limits)
+    failure: BaseException | None = None
     try:
         result = parse_and_chunk(
             data, kind, limits=limits, chunk_size=chunk_size, chunk_overlap=chunk_overlap
@@ -118,17 +139,22 @@ def _child(connection, lifeline, data, kind, limits, chunk_size, chunk_overlap) 
         outcome = ("ok", result)
     except LimitExceeded as exc:
         outcome = ("limit", str(exc))
-    except ParseError as exc:
-        outcome = ("error", str(exc))
     except MemoryError:
         outcome = ("limit", limits.memory_message())
+    except ParseError as exc:
+        failure, outcome = exc, ("error", str(exc))
     except Exception as exc:  # noqa: BLE001 - the parent reports any failure as a parse failure
+        failure = exc
         outcome = ("error", f"The file could not be processed: {type(exc).__name__}: {exc}"[:500])
+    if failure is not None and _out_of_memory(failure):
+        # A library that ran out of memory reported it its own way.
+        result = failure = None
+        outcome = ("limit", limits.memory_message())
     try:
         try:
             connection.send(outcome)
         except MemoryError:  # the passages are parsed, but pickling them is over the limit
-            outcome = None
+            result = outcome = None
             connection.send(("limit", limits.memory_message()))
     finally:
         connection.close()

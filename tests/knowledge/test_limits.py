@@ -237,6 +237,28 @@ def test_document_over_the_memory_limit_fails_with_the_reason(editor_client, kb,
     assert document.status == DocumentStatus.READY
 
 
+def test_word_file_of_tiny_paragraphs_over_the_memory_limit_fails_with_the_reason(kb, editor, settings):
+    """libxml2 reports a failed allocation as a syntax error (``ERR_NO_MEMORY``), not MemoryError:
+    a .docx of 600,000 empty-looking paragraphs still ends with the memory reason."""
+    settings.KNOWLEDGE_MAX_MEMORY_BYTES = 200 * MB
+    settings.KNOWLEDGE_MAX_COMPRESSION_RATIO = 10**6  # let the archive through to the parser
+    source = zipfile.ZipFile(io.BytesIO(make_docx([("p", "x")])))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for info in source.infolist():
+            part = source.read(info)
+            if info.filename == "word/document.xml":
+                part = part.replace(
+                    b"<w:body>", b"<w:body>" + b"<w:p><w:r><w:t>a</w:t></w:r></w:p>" * 600_000
+                )
+            archive.writestr(info, part)
+    document = services.document_create(
+        knowledge_base=kb, actor=editor, file=upload("tiny.docx", buffer.getvalue())
+    )
+    assert document.status == DocumentStatus.FAILED
+    assert document.error == MEMORY_REASON
+
+
 def test_ordinary_documents_need_a_fraction_of_the_memory_limit(kb, editor, settings):
     """A 40-page PDF, a 40-page Word memo and 2 MB of HTML process under a 300 MB limit (the
     preloaded parsers themselves take about 150 MB of address space), far below the 2 GB default."""
