@@ -91,6 +91,10 @@ def ingest_limits() -> IngestLimits:
         max_pages=int(getattr(settings, "KNOWLEDGE_MAX_PAGES", defaults.max_pages)),
         max_chunks=int(getattr(settings, "KNOWLEDGE_MAX_CHUNKS", defaults.max_chunks)),
         timeout=float(getattr(settings, "KNOWLEDGE_PROCESSING_TIMEOUT", defaults.timeout)),
+        max_memory=int(getattr(settings, "KNOWLEDGE_MAX_MEMORY_BYTES", defaults.max_memory)),
+        max_archive_members=int(
+            getattr(settings, "KNOWLEDGE_MAX_ARCHIVE_MEMBERS", defaults.max_archive_members)
+        ),
     )
 
 
@@ -321,7 +325,7 @@ def document_create(
         data, filename = _read_upload(file)
         source = DocumentSource.UPLOAD
         try:
-            kind = detect(data, filename)
+            kind = detect(data, filename, ingest_limits())
             if kind == DocumentKind.DOCX:
                 # What the archive declares is known at once; what it really unpacks to is counted
                 # when it is processed (declared sizes can lie).

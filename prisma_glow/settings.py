@@ -243,6 +243,11 @@ KNOWLEDGE_MAX_COMPRESSION_RATIO = env_int("PRISMA_GLOW_INGEST_MAX_COMPRESSION_RA
 KNOWLEDGE_MAX_PAGES = env_int("PRISMA_GLOW_INGEST_MAX_PAGES", 2000)
 KNOWLEDGE_MAX_CHUNKS = env_int("PRISMA_GLOW_INGEST_MAX_CHUNKS", 20000)
 KNOWLEDGE_PROCESSING_TIMEOUT = env_int("PRISMA_GLOW_INGEST_TIMEOUT", 300)
+# Memory (address space, RLIMIT_AS) of the child that parses one document: ordinary documents need
+# under 250 MB of it; the default leaves room for a large .docx near the unpacked-size limit.
+KNOWLEDGE_MAX_MEMORY_BYTES = env_int("PRISMA_GLOW_INGEST_MAX_MEMORY", 2 * 1024 * 1024 * 1024)
+# Most members a ZIP archive (.docx) may hold, counted from its end record before it is opened.
+KNOWLEDGE_MAX_ARCHIVE_MEMBERS = env_int("PRISMA_GLOW_INGEST_MAX_ARCHIVE_MEMBERS", 5000)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2.5 * 1024 * 1024
 
 # The outbound guard (prisma_glow/outbound.py): destinations that may be reached although they are

@@ -11,7 +11,10 @@ Children come from a ``forkserver`` started once per worker process, which impor
 their libraries up front (``PRELOAD``), so each document costs a fork, not an interpreter start.
 A child whose worker dies (even by ``kill -9``) exits at once: it watches a pipe only the worker
 holds open. It also limits its own CPU time (``RLIMIT_CPU``) to the time limit plus a little, in case
-a library holds the interpreter so that the watcher cannot run.
+a library holds the interpreter so that the watcher cannot run, and its memory (``RLIMIT_AS``) to the
+memory limit: the upload limit does not bound what parsing costs (``<p>a</p>`` repeated needs about
+135 times the file's size). A child over it, or killed by the kernel for memory, fails the document
+with :meth:`~knowledge.ingest.limits.IngestLimits.memory_message`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import resource
+import signal
 import threading
 from dataclasses import dataclass
 
@@ -80,13 +84,54 @@ def _exit_when_worker_dies(lifeline) -> None:
     os._exit(1)
 
 
+def _limit_self(limits: IngestLimits) -> None:
+    """Bound this child: CPU time, address space (``RLIMIT_AS``: an allocation past it fails, and
+    Python raises MemoryError), and first in line for the kernel's out-of-memory killer, so that
+    when the machine runs short it is this child that is killed, not the worker or the web server."""
+    cpu = int(limits.timeout) + 5
+    for which, value in (
+        (resource.RLIMIT_CPU, (cpu, cpu + 5)),
+        (resource.RLIMIT_AS, (limits.max_memory,) * 2),
+    ):
+        try:
+            soft, hard = value
+            current = resource.getrlimit(which)[1]
+            if current != resource.RLIM_INFINITY:
+                soft, hard = min(soft, current), min(hard, current)
+            resource.setrlimit(which, (soft, hard))
+        except (ValueError, OSError):
+            pass  # a lower limit already applies
+    try:
+        with open("/proc/self/oom_score_adj", "w") as handle:
+            handle.write("1000")
+    except OSError:
+        pass  # not Linux
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether the failure ``exc``, or what caused it, is an allocation that failed: MemoryError, or
+    libxml2's ``ERR_NO_MEMORY``, which lxml reports as a syntax error ("unknown error")."""
+    import lxml.etree
+
+    cause: BaseException | None = exc
+    for _ in range(10):
+        if cause is None:
+            break
+        if isinstance(cause, MemoryError):
+            return True
+        if (
+            isinstance(cause, lxml.etree.Error)
+            and getattr(cause, "code", None) == lxml.etree.ErrorTypes.ERR_NO_MEMORY
+        ):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def _child(connection, lifeline, data, kind, limits, chunk_size, chunk_overlap) -> None:
     threading.Thread(target=_exit_when_worker_dies, args=(lifeline,), daemon=True).start()
-    cpu = int(limits.timeout) + 5
-    try:
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
-    except (ValueError, OSError):
-        pass  # a lower hard limit already applies
+    _limit_self(limits)
+    failure: BaseException | None = None
     try:
         result = parse_and_chunk(
             data, kind, limits=limits, chunk_size=chunk_size, chunk_overlap=chunk_overlap
@@ -94,14 +139,23 @@ def _child(connection, lifeline, data, kind, limits, chunk_size, chunk_overlap) 
         outcome = ("ok", result)
     except LimitExceeded as exc:
         outcome = ("limit", str(exc))
-    except ParseError as exc:
-        outcome = ("error", str(exc))
     except MemoryError:
-        outcome = ("error", "The file needs more memory to process than the server allows.")
+        outcome = ("limit", limits.memory_message())
+    except ParseError as exc:
+        failure, outcome = exc, ("error", str(exc))
     except Exception as exc:  # noqa: BLE001 - the parent reports any failure as a parse failure
+        failure = exc
         outcome = ("error", f"The file could not be processed: {type(exc).__name__}: {exc}"[:500])
+    if failure is not None and _out_of_memory(failure):
+        # A library that ran out of memory reported it its own way.
+        result = failure = None
+        outcome = ("limit", limits.memory_message())
     try:
-        connection.send(outcome)
+        try:
+            connection.send(outcome)
+        except MemoryError:  # the passages are parsed, but pickling them is over the limit
+            result = outcome = None
+            connection.send(("limit", limits.memory_message()))
     finally:
         connection.close()
 
@@ -136,7 +190,8 @@ def parse_and_chunk_isolated(
             try:
                 outcome = receiver.recv()
             except EOFError:
-                outcome = None  # the child died without answering
+                outcome = None  # the child died without answering: see how, before killing it
+                process.join(5)
         else:
             raise LimitExceeded(limits.timeout_message())
     finally:
@@ -146,6 +201,12 @@ def parse_and_chunk_isolated(
             process.kill()
         process.join(5)
     if outcome is None:
+        if process.exitcode == -signal.SIGKILL:
+            # Not by us (we kill only after an answer or at the time limit): the kernel's
+            # out-of-memory killer, which picks this child first (``oom_score_adj``).
+            raise LimitExceeded(limits.memory_message())
+        if process.exitcode == -signal.SIGXCPU:
+            raise LimitExceeded(limits.timeout_message())
         raise ParseError(
             f"The parser stopped without an answer (exit code {process.exitcode}): the file is damaged "
             "or needs more memory or time than the server allows."

@@ -32,10 +32,18 @@ class IngestLimits:
     max_pages: int = 2000
     max_chunks: int = 20000
     timeout: float = 300.0
+    max_memory: int = 2 * 1024 * 1024 * 1024
+    max_archive_members: int = 5000
 
     def timeout_message(self) -> str:
         return (
             f"The file took longer than {self.timeout:g} s to process; the limit is {self.timeout:g} s. "
+            "Split it into smaller documents."
+        )
+
+    def memory_message(self) -> str:
+        return (
+            f"Processing the file needed more memory than the limit allows ({human_size(self.max_memory)}). "
             "Split it into smaller documents."
         )
 
@@ -71,11 +79,51 @@ def _ratio_too_high(unpacked: int, packed: int, limits: IngestLimits, *, more_th
     )
 
 
+_END = struct.Struct("<4s4H2LH")  # end of central directory record
+_END_SIGNATURE = b"PK\x05\x06"
+_END64_LOCATOR = struct.Struct("<4sLQL")
+_END64 = struct.Struct("<4sQ2H2L4Q")
+_DIRECTORY_SIGNATURE = b"PK\x01\x02"
+
+
+def archive_member_count(data: bytes) -> int | None:
+    """How many members a ZIP archive holds, from its end-of-central-directory record (ZIP64 too),
+    without building a :class:`zipfile.ZipFile` (which makes an object per member). The count a
+    record declares can lie, so entry signatures in the directory it points to are counted as well
+    and the larger number is returned. None when no end record is found (not a readable archive)."""
+    position = data.rfind(_END_SIGNATURE, max(0, len(data) - _END.size - 65535))
+    if position < 0 or position + _END.size > len(data):
+        return None
+    fields = _END.unpack_from(data, position)
+    count, directory_size, directory_end = fields[4], fields[5], position
+    locator = position - _END64_LOCATOR.size
+    if locator >= 0 and data[locator : locator + 4] == b"PK\x06\x07":
+        record = locator - _END64.size
+        if record >= 0 and data[record : record + 4] == b"PK\x06\x06":
+            fields64 = _END64.unpack_from(data, record)
+            count, directory_size, directory_end = fields64[7], fields64[8], record
+    directory_start = max(0, directory_end - directory_size)
+    return max(count, data.count(_DIRECTORY_SIGNATURE, directory_start, directory_end))
+
+
+def check_member_count(data: bytes, limits: IngestLimits) -> None:
+    """Refuse a ZIP archive with more members than ``limits.max_archive_members``, before anything
+    builds a ZipFile for it (20 MB of empty members is 225,000 of them: 2 s and 118 MB to list)."""
+    count = archive_member_count(data)
+    if count is not None and count > limits.max_archive_members:
+        raise LimitExceeded(
+            f"The file is an archive of {count:,} parts; the limit is {limits.max_archive_members:,}. "
+            "A Word file has a few dozen; save it again from its application."
+        )
+
+
 def check_declared_sizes(data: bytes, limits: IngestLimits) -> None:
-    """Refuse a ZIP archive whose central directory already declares more than the limits allow.
+    """Refuse a ZIP archive with too many members, or whose central directory already declares
+    more than the limits allow.
 
     Reads only the directory (nothing is decompressed), so it is cheap enough to run at upload.
     """
+    check_member_count(data, limits)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             declared = sum(info.file_size for info in archive.infolist())

@@ -105,11 +105,13 @@ def _looks_binary(data: bytes) -> bool:
     return bool(_BINARY_BYTES.search(sample))
 
 
-def detect(data: bytes, filename: str = "") -> DocumentKind:
+def detect(data: bytes, filename: str = "", limits: IngestLimits | None = None) -> DocumentKind:
     """Recognise the format of an upload from its content and name, or refuse it.
 
     Raises :class:`UnsupportedDocument` for empty files, unsupported or unrecognisable types and
-    password-protected PDF or Word files.
+    password-protected PDF or Word files, and :class:`~knowledge.ingest.limits.LimitExceeded` for a
+    ZIP archive with more members than ``limits`` allow (the defaults when None), counted before
+    its directory is read.
     """
     if not data or not data.strip():
         raise UnsupportedDocument("The file is empty.")
@@ -125,6 +127,9 @@ def detect(data: bytes, filename: str = "") -> DocumentKind:
             )
         raise UnsupportedDocument(f"Unsupported file type: upload {SUPPORTED_DESCRIPTION}.")
     if data.startswith(b"PK\x03\x04"):
+        from knowledge.ingest.limits import IngestLimits, check_member_count
+
+        check_member_count(data, limits or IngestLimits())
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
                 if "word/document.xml" in archive.namelist():
@@ -195,8 +200,8 @@ def parse(data: bytes, kind: DocumentKind | str, limits: IngestLimits | None = N
         if kind == DocumentKind.DOCX:
             check_archive(data, limits, what="Word file")
         parsed = parse_pdf(data, limits) if kind == DocumentKind.PDF else _PARSERS[kind](data)
-    except ParseError:
-        raise
+    except (ParseError, MemoryError):
+        raise  # MemoryError: over the child's memory limit, reported as such (isolation.py)
     except UnsupportedDocument as exc:
         raise ParseError(str(exc)) from exc
     except Exception as exc:  # noqa: BLE001 - any library failure is a parse failure of this file

@@ -28,7 +28,13 @@ from django.utils import timezone
 from knowledge import services
 from knowledge.ingest import DocumentKind, ParseError
 from knowledge.ingest.isolation import parse_and_chunk_isolated
-from knowledge.ingest.limits import IngestLimits, LimitExceeded, check_archive, human_size
+from knowledge.ingest.limits import (
+    IngestLimits,
+    LimitExceeded,
+    archive_member_count,
+    check_archive,
+    human_size,
+)
 from knowledge.models import Chunk, Document, DocumentStatus
 from tests.api.base import assert_error, fast_password_hashing  # noqa: F401  (a fixture)
 from tests.knowledge.conftest import make_docx, make_pdf
@@ -141,6 +147,174 @@ def test_ordinary_docx_passes_the_archive_check(kb, editor):
     check_archive(data, IngestLimits())
     document = services.document_create(knowledge_base=kb, actor=editor, file=upload("memo.docx", data))
     assert document.status == DocumentStatus.READY
+
+
+def docx_with_members(extra: int) -> bytes:
+    """A real .docx (python-docx) with ``extra`` more empty members, as a bomb of many parts is."""
+    source = zipfile.ZipFile(io.BytesIO(make_docx([("h1", "Memo"), ("p", "Short memo text.")])))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for info in source.infolist():
+            archive.writestr(info, source.read(info))
+        for n in range(extra):
+            archive.writestr(f"customXml/part{n}.xml", b"")
+    return buffer.getvalue()
+
+
+def test_archive_with_too_many_members_is_refused_at_upload(editor_client, kb, settings):
+    """The member count is read from the archive's end record, before any ZipFile lists it: the
+    upload answers 400 with the count and the limit, and nothing is stored."""
+    settings.KNOWLEDGE_MAX_ARCHIVE_MEMBERS = 50
+    data = docx_with_members(60)
+    count = len(zipfile.ZipFile(io.BytesIO(data)).infolist())
+    assert count > 60
+    response = editor_client.post(documents_url(kb), {"file": upload("parts.docx", data)}, format="multipart")
+    body = assert_error(response, 400, fields=["file"])
+    assert body["errors"]["file"] == [
+        f"The file is an archive of {count} parts; the limit is 50. "
+        "A Word file has a few dozen; save it again from its application."
+    ]
+    assert not Document.objects.exists()
+    settings.KNOWLEDGE_MAX_ARCHIVE_MEMBERS = 5000
+    response = editor_client.post(documents_url(kb), {"file": upload("parts.docx", data)}, format="multipart")
+    assert response.status_code == 201 and response.json()["status"] == "ready", response.json()
+
+
+def test_archive_whose_end_record_lies_about_its_count_is_still_refused(kb, editor, settings):
+    """An end record that declares 1 member: the entries of the directory it points to are counted."""
+    settings.KNOWLEDGE_MAX_ARCHIVE_MEMBERS = 50
+    data = bytearray(docx_with_members(60))
+    end = data.rfind(b"PK\x05\x06")
+    data[end + 8 : end + 12] = struct.pack("<HH", 1, 1)  # entries on this disk, entries in total
+    assert archive_member_count(bytes(data)) > 60
+    with pytest.raises(ValidationError, match=r"The file is an archive of \d+ parts; the limit is 50\."):
+        services.document_create(knowledge_base=kb, actor=editor, file=upload("liar.docx", bytes(data)))
+    with pytest.raises(LimitExceeded, match=r"the limit is 50\."):
+        check_archive(bytes(data), IngestLimits(max_archive_members=50))
+
+
+def test_member_count_reads_zip64_end_records_and_ignores_other_files():
+    """Past 65,535 members the count lives in the ZIP64 end record; a file that is no archive has none."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for n in range(70_000):
+            archive.writestr(f"{n}", b"")
+    data = buffer.getvalue()
+    assert b"PK\x06\x06" in data[-200:]
+    assert archive_member_count(data) == 70_000
+    assert archive_member_count(b"%PDF-1.7 not an archive") is None
+    assert archive_member_count(docx_with_members(0)) == len(
+        zipfile.ZipFile(io.BytesIO(docx_with_members(0))).namelist()
+    )
+
+
+# --- Memory -------------------------------------------------------------------------------------
+
+
+def html_needing_memory(size: int) -> bytes:
+    """``<p>a</p>`` repeated: each 8 bytes become a tag, a string and a passage in the parse, so
+    the parser needs about 135 times the file's size in memory."""
+    return b"<html><body>" + b"<p>a</p>" * (size // 8) + b"</body></html>"
+
+
+MEMORY_REASON = (
+    "Processing the file needed more memory than the limit allows (200 MB). Split it into smaller documents."
+)
+
+
+def test_document_over_the_memory_limit_fails_with_the_reason(editor_client, kb, editor, settings):
+    """A 3 MB HTML that needs about 400 MB to parse, under a 200 MB limit: the child's allocation
+    fails (RLIMIT_AS), the document ends failed with the reason, and this process carries on."""
+    settings.KNOWLEDGE_MAX_MEMORY_BYTES = 200 * MB
+    data = html_needing_memory(3 * MB)
+    response = editor_client.post(documents_url(kb), {"file": upload("dense.html", data)}, format="multipart")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["status"] == "failed" and body["chunk_count"] == 0
+    assert body["error"] == MEMORY_REASON
+    assert not Chunk.objects.exists()
+    document = services.document_create(knowledge_base=kb, actor=editor, text="# Memo\n\nStill working.")
+    assert document.status == DocumentStatus.READY
+
+
+def test_word_file_of_tiny_paragraphs_over_the_memory_limit_fails_with_the_reason(kb, editor, settings):
+    """libxml2 reports a failed allocation as a syntax error (``ERR_NO_MEMORY``), not MemoryError:
+    a .docx of 600,000 empty-looking paragraphs still ends with the memory reason."""
+    settings.KNOWLEDGE_MAX_MEMORY_BYTES = 200 * MB
+    settings.KNOWLEDGE_MAX_COMPRESSION_RATIO = 10**6  # let the archive through to the parser
+    source = zipfile.ZipFile(io.BytesIO(make_docx([("p", "x")])))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for info in source.infolist():
+            part = source.read(info)
+            if info.filename == "word/document.xml":
+                part = part.replace(
+                    b"<w:body>", b"<w:body>" + b"<w:p><w:r><w:t>a</w:t></w:r></w:p>" * 600_000
+                )
+            archive.writestr(info, part)
+    document = services.document_create(
+        knowledge_base=kb, actor=editor, file=upload("tiny.docx", buffer.getvalue())
+    )
+    assert document.status == DocumentStatus.FAILED
+    assert document.error == MEMORY_REASON
+
+
+def test_ordinary_documents_need_a_fraction_of_the_memory_limit(kb, editor, settings):
+    """A 40-page PDF, a 40-page Word memo and 2 MB of HTML process under a 300 MB limit (the
+    preloaded parsers themselves take about 150 MB of address space), far below the 2 GB default."""
+    assert IngestLimits().max_memory == 2 * 1024 * MB
+    settings.KNOWLEDGE_MAX_MEMORY_BYTES = 300 * MB
+    para = "The reverse charge applies to services between businesses; the customer accounts for VAT. "
+    files = {
+        "report.pdf": make_pdf([para * 25 for _ in range(40)]),
+        "memo.docx": make_docx([("h1" if n % 10 == 0 else "p", f"{n}. " + para * 4) for n in range(400)]),
+        "guide.html": (
+            "<html><body>"
+            + "".join(f"<h2>Part {n}</h2><p>{para * 5}</p>" for n in range(4000))
+            + "</body></html>"
+        ).encode(),
+    }
+    for name, data in files.items():
+        document = services.document_create(knowledge_base=kb, actor=editor, file=upload(name, data))
+        assert document.status == DocumentStatus.READY, (name, document.error)
+        assert document.chunk_count > 100
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads the process table from /proc")
+def test_parser_killed_by_the_kernel_reports_the_memory_reason():
+    """The kernel's out-of-memory killer ends a process with SIGKILL, and picks the parser first
+    (its ``oom_score_adj`` is 1000): a child killed so ends with the memory reason, not a crash."""
+    limits = IngestLimits(timeout=60)  # 2 GB: this parse needs far less, so only the kill ends it
+    outcome: list = []
+
+    def parse_slowly():
+        try:
+            parse_and_chunk_isolated(
+                slow_html(), "text/html", limits=limits, chunk_size=600, chunk_overlap=80
+            )
+        except Exception as exc:  # noqa: BLE001 - the test looks at what came back
+            outcome.append(exc)
+
+    thread = threading.Thread(target=parse_slowly)
+    thread.start()
+    parsers: list[int] = []
+    adjusted = ""
+    deadline = time.monotonic() + 30
+    while adjusted != "1000" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        table = _process_table()
+        servers = [pid for pid, (parent, _) in table.items() if parent == os.getpid()]
+        parsers = [pid for pid, (parent, _) in table.items() if parent in servers]
+        if len(parsers) == 1:
+            with open(f"/proc/{parsers[0]}/oom_score_adj") as handle:
+                adjusted = handle.read().strip()
+    assert adjusted == "1000", (parsers, adjusted)
+    os.kill(parsers[0], signal.SIGKILL)
+    thread.join(30)
+    assert len(outcome) == 1 and isinstance(outcome[0], LimitExceeded), outcome
+    assert str(outcome[0]) == (
+        "Processing the file needed more memory than the limit allows (2 GB). Split it into smaller documents."
+    )
 
 
 # --- PDF ----------------------------------------------------------------------------------------
