@@ -2,9 +2,17 @@ from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
 
-def _sync_builtin_tools(sender, using="default", **kwargs):
-    """After ``migrate``: the built-in Tool rows exist and match ``tools.builtins`` in this database."""
+def _sync_builtin_tools(sender, using="default", apps=None, **kwargs):
+    """After ``migrate``: the built-in Tool rows exist and match ``tools.builtins`` in this database.
+
+    Not after migrating back past the tools table (``migrate tools zero``): there is none to fill."""
     from tools.builtins import sync_builtin_tools
+
+    if apps is not None:
+        try:
+            apps.get_model("tools", "Tool")
+        except LookupError:
+            return
 
     sync_builtin_tools(using=using)
 

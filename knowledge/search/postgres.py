@@ -13,73 +13,10 @@ import datetime
 
 from knowledge.search.query import MAX_PAIR_TERMS, TIER_KINDS, ParsedQuery, tier_caps, tier_kinds
 
-INSTALL_SQL = [
-    "ALTER TABLE knowledge_chunk ADD COLUMN search_vector tsvector",
-    """
-    CREATE FUNCTION knowledge_chunk_search_vector() RETURNS trigger AS $$
-    DECLARE
-        cfg regconfig;
-    BEGIN
-        SELECT kb.search_config::regconfig INTO cfg
-          FROM knowledge_document d
-          JOIN knowledge_knowledgebase kb ON kb.id = d.knowledge_base_id
-         WHERE d.id = NEW.document_id;
-        cfg := coalesce(cfg, 'simple'::regconfig);
-        NEW.search_vector :=
-            setweight(to_tsvector(cfg, coalesce(NEW.heading_path, '')), 'A')
-            || setweight(to_tsvector(cfg, coalesce(NEW.text, '')), 'B');
-        RETURN NEW;
-    END
-    $$ LANGUAGE plpgsql
-    """,
-    """
-    CREATE TRIGGER knowledge_chunk_search_vector_trg
-    BEFORE INSERT OR UPDATE OF text, heading_path, document_id ON knowledge_chunk
-    FOR EACH ROW EXECUTE FUNCTION knowledge_chunk_search_vector()
-    """,
-    # Fill the vector of rows that existed before this migration.
-    "UPDATE knowledge_chunk SET heading_path = heading_path",
-    "CREATE INDEX knowledge_chunk_search_gin ON knowledge_chunk USING gin (search_vector)",
-]
-
-# One capped tier of candidates, as searches gathered them before migration 0008 (the tiers are now
-# part of ``knowledge_search``). Installed by migrations 0003 and 0005 and left in place by 0008 for
-# processes still running the previous code during a rolling deploy; to be dropped by a later one.
-TIER_FUNCTION_SQL = """
-CREATE OR REPLACE FUNCTION knowledge_search_tier(
-    q tsquery, kb_ids bigint[], as_of date, jurisdictions text[], excluded tsquery, cap integer
-) RETURNS TABLE (id bigint)
-LANGUAGE plpgsql STABLE
-SET enable_seqscan = off
-AS $$
-BEGIN
-    RETURN QUERY
-    SELECT c.id
-      FROM knowledge_chunk c
-      JOIN knowledge_document d ON d.id = c.document_id
-     WHERE c.search_vector @@ q
-       AND d.knowledge_base_id = ANY(kb_ids)
-       AND d.status IN ('ready', 'processing')
-       AND (as_of IS NULL OR ((d.effective_from IS NULL OR d.effective_from <= as_of)
-                              AND (d.effective_to IS NULL OR d.effective_to >= as_of)))
-       AND (jurisdictions IS NULL OR d.jurisdiction = '' OR d.jurisdiction = ANY(jurisdictions))
-       AND (excluded IS NULL OR NOT c.search_vector @@ excluded)
-     LIMIT cap;
-END
-$$
-"""
-# The whole search, tiers to ranked rows. PL/pgSQL, so that its plan is cached for the session: planning
-# the equivalent statement took about 0.5 ms of each search. The tiers are those of ``query.tiers``,
-# built with the same operators in the same order (left-associated ``&&`` and ``||``; the looser
-# tiers among the first ``max_pair_units`` units); ``caps`` holds one cap per kind in
-# ``query.TIER_KINDS`` order, 0 for a tier the query does not have. Each looser tier runs only when
-# the stricter ones found fewer than ``lim`` candidates. Sequential scans are off: the planner cannot
-# see that the tiers return a few dozen ids (it assumes 1,000 rows each) and, with five tiers, chose
-# to read the whole chunk table to join them (60 ms instead of 4 at 100,000 chunks).
-# One CTE per tier (``query.TIER_KINDS`` order): the chunks of searchable documents matching the tier's
-# query, up to its cap, gathered only while the stricter tiers hold fewer than ``lim`` candidates.
-# Written out in the function rather than calling ``knowledge_search_tier`` five times: a nested
-# function call cost about 0.1 ms each. Each tier row carries its rank (computed while the row is at
+# The live definition of ``knowledge_search``. Migrations carry their SQL literally (0009 is the latest
+# to install it); ``tests/platform/test_migrations.py`` keeps this equal to it, so a change here comes
+# with a new migration. The tiers are written out in the function rather than calling the former
+# ``knowledge_search_tier`` five times: a nested function call cost about 0.1 ms each. Each tier row carries its rank (computed while the row is at
 # hand) and its document's title and knowledge base (the document is joined for the filters anyway), so
 # the union is ranked without reading every candidate a second time: only the ``lim`` best are read
 # again, for their text (migration 0009; about 0.3 ms of a search at 100,000 chunks).
@@ -191,46 +128,6 @@ END
 $$
 """
 )
-DROP_SEARCH_FUNCTION_SQL = (
-    "DROP FUNCTION IF EXISTS knowledge_search(regconfig, text[], text, bigint[], date, text[], integer, integer[], "
-    "integer)"
-)
-DROP_TIER_FUNCTION_SQL = (
-    "DROP FUNCTION IF EXISTS knowledge_search_tier(tsquery, bigint[], date, text[], tsquery, integer)"
-)
-
-UNINSTALL_SQL = [
-    "DROP INDEX IF EXISTS knowledge_chunk_search_gin",
-    "DROP TRIGGER IF EXISTS knowledge_chunk_search_vector_trg ON knowledge_chunk",
-    "DROP FUNCTION IF EXISTS knowledge_chunk_search_vector()",
-    "ALTER TABLE knowledge_chunk DROP COLUMN IF EXISTS search_vector",
-]
-
-
-def install(schema_editor) -> None:
-    for statement in INSTALL_SQL:
-        schema_editor.execute(statement)
-
-
-def uninstall(schema_editor) -> None:
-    for statement in UNINSTALL_SQL:
-        schema_editor.execute(statement)
-
-
-def install_tier_function(schema_editor) -> None:
-    schema_editor.execute(TIER_FUNCTION_SQL)
-
-
-def uninstall_tier_function(schema_editor) -> None:
-    schema_editor.execute(DROP_TIER_FUNCTION_SQL)
-
-
-def install_search_function(schema_editor) -> None:
-    schema_editor.execute(SEARCH_FUNCTION_SQL)
-
-
-def uninstall_search_function(schema_editor) -> None:
-    schema_editor.execute(DROP_SEARCH_FUNCTION_SQL)
 
 
 def refresh_vectors(cursor, knowledge_base_id: int) -> None:

@@ -13,58 +13,10 @@ import math
 
 from knowledge.search.query import ParsedQuery, matcher, stem, tier_caps, tiers
 
-INSTALL_SQL = [
-    """
-    CREATE VIRTUAL TABLE knowledge_chunk_fts USING fts5(
-        heading_path, text, content='knowledge_chunk', content_rowid='id',
-        tokenize='porter unicode61 remove_diacritics 2'
-    )
-    """,
-    """
-    CREATE TRIGGER knowledge_chunk_fts_ai AFTER INSERT ON knowledge_chunk BEGIN
-        INSERT INTO knowledge_chunk_fts(rowid, heading_path, text)
-        VALUES (new.id, new.heading_path, new.text);
-    END
-    """,
-    """
-    CREATE TRIGGER knowledge_chunk_fts_ad AFTER DELETE ON knowledge_chunk BEGIN
-        INSERT INTO knowledge_chunk_fts(knowledge_chunk_fts, rowid, heading_path, text)
-        VALUES ('delete', old.id, old.heading_path, old.text);
-    END
-    """,
-    """
-    CREATE TRIGGER knowledge_chunk_fts_au AFTER UPDATE ON knowledge_chunk BEGIN
-        INSERT INTO knowledge_chunk_fts(knowledge_chunk_fts, rowid, heading_path, text)
-        VALUES ('delete', old.id, old.heading_path, old.text);
-        INSERT INTO knowledge_chunk_fts(rowid, heading_path, text)
-        VALUES (new.id, new.heading_path, new.text);
-    END
-    """,
-    "INSERT INTO knowledge_chunk_fts(knowledge_chunk_fts) VALUES ('rebuild')",
-]
-
-UNINSTALL_SQL = [
-    "DROP TRIGGER IF EXISTS knowledge_chunk_fts_ai",
-    "DROP TRIGGER IF EXISTS knowledge_chunk_fts_ad",
-    "DROP TRIGGER IF EXISTS knowledge_chunk_fts_au",
-    "DROP TABLE IF EXISTS knowledge_chunk_fts",
-]
-
 # Smaller than PostgreSQL's: the candidates are scored in Python.
 SQLITE_TIER_CAPS = {"all": 300, "all_but_one": 150, "all_but_two": 150, "pairs": 150, "any": 60}
 # BM25 of a good match is typically 5-15; this maps it into [0, 1).
 BM25_SCALE = 8.0
-
-
-def install(schema_editor) -> None:
-    """Create (or recreate) the FTS5 table and its triggers and index the existing chunks."""
-    for statement in UNINSTALL_SQL + INSTALL_SQL:
-        schema_editor.execute(statement)
-
-
-def uninstall(schema_editor) -> None:
-    for statement in UNINSTALL_SQL:
-        schema_editor.execute(statement)
 
 
 def _filters(as_of: datetime.date | None, jurisdictions: list[str] | None) -> tuple[str, list]:

@@ -121,29 +121,6 @@ def audit_event(
     return event
 
 
-#: PostgreSQL: ``audit_chain_head(organization id)`` locks the organisation's row until the transaction
-#: ends, so that appends to its chain queue up and the chain never forks, then returns the hash of its
-#: last event ("" for the first). Under READ COMMITTED (Django's default) a VOLATILE function takes a
-#: new snapshot for each of its statements: the head is read once the lock is held, and sees what the
-#: previous lock holder committed, even when the call sits inside a larger statement (whose own
-#: snapshot was taken before the wait). ``FOR NO KEY UPDATE``: appends queue behind each other, but
-#: not the foreign-key checks of rows inserted for the organisation (a run's execution row).
-#: Installed by migration audit 0003.
-CHAIN_HEAD_FUNCTION_SQL = """
-CREATE OR REPLACE FUNCTION audit_chain_head(org bigint) RETURNS varchar
-LANGUAGE plpgsql VOLATILE
-AS $$
-BEGIN
-    PERFORM 1 FROM tenancy_organization WHERE id = org FOR NO KEY UPDATE;
-    RETURN coalesce(
-        (SELECT hash FROM audit_auditevent WHERE organization_id = org ORDER BY id DESC LIMIT 1), ''
-    );
-END
-$$
-"""
-DROP_CHAIN_HEAD_FUNCTION_SQL = "DROP FUNCTION IF EXISTS audit_chain_head(bigint)"
-
-
 @dataclass(frozen=True)
 class AppendSQL:
     """An event appended by PostgreSQL itself, for callers that write their change and its audit row in
