@@ -1,7 +1,7 @@
 """Configuration stamps: how a process knows that what it cached about an organisation's agents is current.
 
 The runtime keeps, per process, what it loads for an agent before a run (persona, provider, tools,
-knowledge bases, guardrails, approved examples; ``agents.runtime.config``), so that a run costs one
+knowledge bases, guardrails, approved examples; ``agents.runtime.loading``), so that a run costs one
 small query instead of half a dozen. Each organisation has a ``config_stamp`` (a UUID) that is
 replaced, in the same transaction, whenever a row that makes up a run's configuration changes; a
 cached entry is used only while the stamp it was loaded under is still the organisation's stamp.

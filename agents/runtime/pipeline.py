@@ -80,7 +80,7 @@ def _validate_input(text) -> str:
     return text
 
 
-# --- Guardrail glue (helper D's engine) ----------------------------------------------------------
+# --- Guardrail glue ----------------------------------------------------------
 
 
 def _result_dict(result) -> dict:

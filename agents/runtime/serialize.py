@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 
-from django.core.serializers.json import DjangoJSONEncoder
-
 
 class JSONText(str):
     """A value already serialised as JSON (the pipeline serialises each step's input and output once,
@@ -69,6 +67,3 @@ def execution_to_dict(execution, steps=None) -> dict:
         "finished_at": _iso(execution.finished_at),
         "steps": [step_to_dict(step) for step in steps],
     }
-
-
-JSONEncoder = DjangoJSONEncoder

@@ -22,7 +22,7 @@ The twenty pages (for the browser tests; ``<id>`` is an object of the signed-in 
 14. Retrieval tester .................. /admin/knowledge/knowledgebase/search/
 15. Guardrails ........................ /admin/guardrails/guardrail/
 16. Guardrail form and tester ......... /admin/guardrails/guardrail/<id>/change/  and  /admin/guardrails/guardrail/<id>/test/
-17. Test console (helper F2) .......... /admin/console/
+17. Test console ....................... /admin/console/
 18. Executions ........................ /admin/agents/execution/
 19. Execution detail (timeline) ....... /admin/agents/execution/<id>/change/
 20. Feedback and learning examples .... /admin/agents/feedback/  and  /admin/agents/learningexample/

@@ -60,14 +60,6 @@ def pretty_json(value) -> str:
         return str(value)
 
 
-@register.filter
-def get_item(mapping, key):
-    try:
-        return mapping[key]
-    except (KeyError, IndexError, TypeError):
-        return None
-
-
 def highlight_spans(text: str, spans) -> SafeString:
     """``text`` with each ``(start, end, label)`` span wrapped in ``<mark>`` (overlaps merged).
 
@@ -108,11 +100,6 @@ def highlight_terms(text: str, query: str) -> SafeString:
 @register.simple_tag
 def highlight(text, query):
     return highlight_terms(text or "", query or "")
-
-
-@register.simple_tag
-def mark_spans(text, spans):
-    return highlight_spans(text or "", spans)
 
 
 # --- Where an htmx request may come from ------------------------------------------------------

@@ -116,7 +116,6 @@ ERROR_EXAMPLES = {
     },
 }
 ALWAYS = ("400", "401", "403", "404", "429")
-WITH_BODY = ("409", "413", "415")
 
 
 class AutoSchema(SpectacularAutoSchema):
