@@ -1,7 +1,7 @@
 """Staff pages for agents, executions, providers and the learning loop.
 
 Lists and forms are Django admin ModelAdmins scoped to the organisation; the agent's own pages
-(wizard, detail, personas, assignments) live in ``prisma_glow.admin_views.agent_pages`` and are
+(wizard, detail, personas, assignments) live in ``prisma_glow.admin.agent_pages`` and are
 routed here through ``get_urls()``. Every write goes through ``agents.services`` /
 ``personas.services``.
 """
@@ -29,10 +29,10 @@ from agents.models import (
     ModelProvider,
     ProviderKind,
 )
-from prisma_glow.admin_views import agent_pages, execution_pages
-from prisma_glow.admin_views.base import OrganizationScopedAdmin, adopt
-from prisma_glow.admin_views.filters import OrganizationAgentFilter, OwnerFilter
-from prisma_glow.admin_views.scoping import get_admin_access
+from prisma_glow.admin import agent_pages, execution_pages
+from prisma_glow.admin.base import OrganizationScopedAdmin, adopt
+from prisma_glow.admin.filters import OrganizationAgentFilter, OwnerFilter
+from prisma_glow.admin.scoping import get_admin_access
 
 
 def badge(value: str, label: str | None = None) -> str:

@@ -9,10 +9,10 @@ from django.utils.html import format_html
 
 from guardrails import services
 from guardrails.models import Guardrail
-from prisma_glow.admin_views import guardrail_pages
-from prisma_glow.admin_views.agent_forms import JSONObjectField
-from prisma_glow.admin_views.base import OrganizationScopedAdmin, adopt, client_ip
-from prisma_glow.admin_views.scoping import get_admin_access
+from prisma_glow.admin import guardrail_pages
+from prisma_glow.admin.base import OrganizationScopedAdmin, adopt, client_ip
+from prisma_glow.admin.forms import JSONObjectField
+from prisma_glow.admin.scoping import get_admin_access
 
 
 class GuardrailForm(forms.ModelForm):

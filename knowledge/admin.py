@@ -11,10 +11,10 @@ from django.utils.html import format_html
 
 from knowledge import services
 from knowledge.models import Document, KnowledgeBase
-from prisma_glow.admin_views import knowledge_pages
-from prisma_glow.admin_views.base import OrganizationScopedAdmin, adopt, client_ip
-from prisma_glow.admin_views.filters import OrganizationKnowledgeBaseFilter
-from prisma_glow.admin_views.scoping import get_admin_access
+from prisma_glow.admin import knowledge_pages
+from prisma_glow.admin.base import OrganizationScopedAdmin, adopt, client_ip
+from prisma_glow.admin.filters import OrganizationKnowledgeBaseFilter
+from prisma_glow.admin.scoping import get_admin_access
 
 
 class KnowledgeBaseForm(forms.ModelForm):

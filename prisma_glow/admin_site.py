@@ -1,8 +1,8 @@
 """The staff UI: a customised AdminSite (dashboard, organisation-scoped pages, test console).
 
 The index is a dashboard of the selected organisation. Every page is scoped by
-``prisma_glow.admin_views.scoping``; users with several memberships switch organisation from the
-header. The page map (for the browser tests) is in ``prisma_glow.admin_views``.
+``prisma_glow.admin.scoping``; users with several memberships switch organisation from the
+header. The page map (for the browser tests) is in ``prisma_glow.admin``.
 """
 
 from django.contrib import admin, messages
@@ -32,7 +32,7 @@ class PrismaGlowAdminSite(admin.AdminSite):
         return custom + super().get_urls()
 
     def each_context(self, request):
-        from prisma_glow.admin_views.scoping import get_admin_access
+        from prisma_glow.admin.scoping import get_admin_access
 
         context = super().each_context(request)
         access = get_admin_access(request)
@@ -43,8 +43,8 @@ class PrismaGlowAdminSite(admin.AdminSite):
     def index(self, request, extra_context=None):
         """The dashboard: agents, executions per day, latency, tokens and cost, guardrail blocks."""
         from agents.models import Agent, Execution, ExecutionStep
-        from prisma_glow.admin_views.dashboard import dashboard_context
-        from prisma_glow.admin_views.scoping import get_admin_access
+        from prisma_glow.admin.dashboard import dashboard_context
+        from prisma_glow.admin.scoping import get_admin_access
 
         access = get_admin_access(request)
         context = {**self.each_context(request), "title": self.index_title, "subtitle": None}
@@ -66,7 +66,7 @@ class PrismaGlowAdminSite(admin.AdminSite):
 
     def switch_organization(self, request):
         """Select which of the user's organisations the admin shows (POST, from the header)."""
-        from prisma_glow.admin_views.scoping import SESSION_KEY, get_admin_access
+        from prisma_glow.admin.scoping import SESSION_KEY, get_admin_access
 
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])

@@ -123,7 +123,7 @@ TEMPLATES = [
                 "csp.context_processors.nonce",
             ],
             # Template tags of the staff UI (prisma_glow is not an app, so they are named here).
-            "libraries": {"admin_ui": "prisma_glow.admin_views.templatetags"},
+            "libraries": {"admin_ui": "prisma_glow.admin.templatetags"},
         },
     },
 ]

@@ -13,10 +13,10 @@ from django.contrib import admin
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from prisma_glow.admin_views import tool_pages
-from prisma_glow.admin_views.agent_forms import JSONObjectField
-from prisma_glow.admin_views.base import OrganizationScopedAdmin, adopt
-from prisma_glow.admin_views.scoping import get_admin_access
+from prisma_glow.admin import tool_pages
+from prisma_glow.admin.base import OrganizationScopedAdmin, adopt
+from prisma_glow.admin.forms import JSONObjectField
+from prisma_glow.admin.scoping import get_admin_access
 from tools import services
 from tools.models import Tool, ToolKind
 

@@ -40,8 +40,8 @@ from agents.console.trace import present_step, present_turn
 from agents.models import Agent, AgentStatus, Execution, ExecutionSource, Feedback
 from agents.runtime import AgentNotRunnable, execute, execute_stream, stream_body
 from agents.services import feedback_create
-from prisma_glow.admin_views.base import admin_require
-from prisma_glow.admin_views.scoping import get_admin_access, scope_queryset, scoped_get
+from prisma_glow.admin.base import admin_require
+from prisma_glow.admin.scoping import get_admin_access, scope_queryset, scoped_get
 
 logger = logging.getLogger(__name__)
 

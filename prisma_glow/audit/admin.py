@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from prisma_glow.admin_views.base import OrganizationScopedAdmin, render_admin_page
-from prisma_glow.admin_views.scoping import scoped_get
+from prisma_glow.admin.base import OrganizationScopedAdmin, render_admin_page
+from prisma_glow.admin.scoping import scoped_get
 from prisma_glow.audit.models import AuditEvent
 
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from prisma_glow import policy
-from prisma_glow.admin_views.base import (
+from prisma_glow.admin.base import (
     OrganizationScopedAdmin,
     adopt,
     client_ip,
@@ -25,7 +25,7 @@ from prisma_glow.admin_views.base import (
     run_service,
     validation_messages,
 )
-from prisma_glow.admin_views.scoping import get_admin_access, scoped_get
+from prisma_glow.admin.scoping import get_admin_access, scoped_get
 from prisma_glow.tenancy import services
 from prisma_glow.tenancy.models import APIKey, Membership, Organization, Role, Scope
 

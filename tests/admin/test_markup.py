@@ -23,7 +23,7 @@ from django.apps import apps
 from django.conf import settings
 from django.template.loader import render_to_string
 
-from prisma_glow.admin_views.templatetags import highlight_spans, highlight_terms, htmx_token
+from prisma_glow.admin.templatetags import highlight_spans, highlight_terms, htmx_token
 from tests.admin.conftest import login
 
 # --- Payloads ----------------------------------------------------------------------------------
@@ -217,7 +217,7 @@ def test_passage_highlighted_html_escapes(hostile):
 @pytest.mark.parametrize("hostile", HOSTILE)
 def test_persona_diff_renders_escaped(hostile):
     """The persona diff marks changed words in the template, around escaped text."""
-    from prisma_glow.admin_views.agent_pages import side_by_side
+    from prisma_glow.admin.agent_pages import side_by_side
 
     rows = side_by_side(f"You are {hostile} calm.", f"You are {hostile} careful.\n{hostile}")
     html = render_to_string(
@@ -240,7 +240,7 @@ def test_tool_schema_texts_become_plain_help_texts_and_labels():
     strings (never SafeString), whatever their JSON type."""
     from django.utils.safestring import SafeData
 
-    from prisma_glow.admin_views.tool_pages import schema_field
+    from prisma_glow.admin.tool_pages import schema_field
 
     field = schema_field("x", {"type": "string", "title": SHORT, "description": HTMX_DIV}, False)
     assert (field.label, field.help_text) == (SHORT, HTMX_DIV)

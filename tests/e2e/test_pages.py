@@ -2,7 +2,7 @@
 every form field, and produces no console error, no uncaught exception and no
 Content-Security-Policy violation.
 
-The twenty pages are those of issue 7 (URLs from ``prisma_glow.admin_views``' page map), each with
+The twenty pages are those of issue 7 (URLs from ``prisma_glow.admin``' page map), each with
 the variants a user reaches (a filter, a diff, an add form…). Each is screenshotted to
 ``test-artifacts/screenshots/page-NN-<name>.png``. The pages are visited in three groups (one
 world built per group) so two test processes share the work; a group reports every failing page

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from prisma_glow import policy
-from prisma_glow.admin_views.scoping import AdminAccess
+from prisma_glow.admin.scoping import AdminAccess
 from prisma_glow.api.tenancy import Access
 from prisma_glow.tenancy.models import APIKey, Membership, Organization
 

@@ -146,7 +146,7 @@ def test_rotating_again_ends_the_grace_of_the_previous_secret(org, owner):
 def test_the_policy_is_asked_again_about_the_locked_membership(org, owner):
     """An admin's door read an editor's membership; an owner promoted that member meanwhile. The
     demotion or removal the admin then sends is refused on the locked row, and nothing changes."""
-    from prisma_glow.admin_views.scoping import AdminAccess
+    from prisma_glow.admin.scoping import AdminAccess
 
     admin = AdminAccess(organization=org, role="admin", is_superuser=False)
     read_by_the_door = MembershipFactory(

@@ -11,7 +11,7 @@ from django.template.response import TemplateResponse
 from django.utils.text import capfirst
 
 from prisma_glow import policy
-from prisma_glow.admin_views.scoping import get_admin_access, scope_queryset
+from prisma_glow.admin.scoping import get_admin_access, scope_queryset
 from prisma_glow.api.errors import Conflict
 
 

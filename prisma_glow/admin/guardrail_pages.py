@@ -12,9 +12,9 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from guardrails.models import Guardrail, GuardrailAction, GuardrailKind, Stage
-from prisma_glow.admin_views.htmx import htmx_partial
-from prisma_glow.admin_views.scoping import scoped_get
-from prisma_glow.admin_views.templatetags import highlight_spans
+from prisma_glow.admin.htmx import htmx_partial
+from prisma_glow.admin.scoping import scoped_get
+from prisma_glow.admin.templatetags import highlight_spans
 
 
 class GuardrailTestForm(forms.Form):

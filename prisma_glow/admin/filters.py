@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from prisma_glow.admin_views.scoping import organization_users, scope_queryset
+from prisma_glow.admin.scoping import organization_users, scope_queryset
 
 
 class OwnerFilter(admin.SimpleListFilter):

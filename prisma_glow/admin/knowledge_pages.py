@@ -13,9 +13,9 @@ from django.shortcuts import redirect
 
 from guardrails.screening import injection_summary
 from knowledge.models import Document, DocumentStatus, KnowledgeBase
-from prisma_glow.admin_views.base import add_errors_to_form, client_ip, run_service, validation_messages
-from prisma_glow.admin_views.htmx import htmx_partial, is_htmx
-from prisma_glow.admin_views.scoping import get_admin_access, scope_queryset, scoped_get
+from prisma_glow.admin.base import add_errors_to_form, client_ip, run_service, validation_messages
+from prisma_glow.admin.htmx import htmx_partial, is_htmx
+from prisma_glow.admin.scoping import get_admin_access, scope_queryset, scoped_get
 
 DOCUMENTS_PER_PAGE = 50
 CHUNKS_PER_PAGE = 50

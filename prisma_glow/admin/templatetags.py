@@ -118,7 +118,7 @@ def htmx_token(request) -> str:
     key = getattr(session, "session_key", None) if session is not None else None
     if not key:
         return ""
-    return salted_hmac("prisma_glow.admin_views.htmx-origin", key, algorithm="sha256").hexdigest()[:32]
+    return salted_hmac("prisma_glow.admin.htmx-origin", key, algorithm="sha256").hexdigest()[:32]
 
 
 @register.simple_tag(takes_context=True)

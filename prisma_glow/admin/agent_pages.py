@@ -22,7 +22,7 @@ from agents import services as agent_services
 from agents.models import Agent, AgentStatus, Execution, ExecutionStatus, Feedback, LearningExampleStatus
 from personas import services as persona_services
 from personas.models import Persona
-from prisma_glow.admin_views.agent_forms import (
+from prisma_glow.admin.agent_forms import (
     AssignmentAddForm,
     AssignmentSettingsForm,
     BasicsForm,
@@ -35,15 +35,15 @@ from prisma_glow.admin_views.agent_forms import (
     ToolsStepForm,
     target_queryset,
 )
-from prisma_glow.admin_views.base import (
+from prisma_glow.admin.base import (
     add_errors_to_form,
     render_admin_page,
     run_service,
     validation_messages,
 )
-from prisma_glow.admin_views.dashboard import percentile
-from prisma_glow.admin_views.htmx import htmx_partial
-from prisma_glow.admin_views.scoping import get_admin_access, scoped_get
+from prisma_glow.admin.dashboard import percentile
+from prisma_glow.admin.htmx import htmx_partial
+from prisma_glow.admin.scoping import get_admin_access, scoped_get
 
 WIZARD_SESSION_KEY = "agent_wizard"
 WIZARD_STEPS = [

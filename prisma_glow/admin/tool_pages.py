@@ -8,9 +8,9 @@ from decimal import Decimal, InvalidOperation
 from django import forms
 from django.core.exceptions import ValidationError
 
-from prisma_glow.admin_views.agent_forms import JSONObjectField
-from prisma_glow.admin_views.htmx import htmx_partial
-from prisma_glow.admin_views.scoping import scoped_get
+from prisma_glow.admin.forms import JSONObjectField
+from prisma_glow.admin.htmx import htmx_partial
+from prisma_glow.admin.scoping import scoped_get
 from tools.models import Tool
 
 

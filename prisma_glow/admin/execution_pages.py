@@ -8,8 +8,8 @@ from django.contrib.admin.utils import unquote
 from django.shortcuts import redirect
 
 from agents.models import Execution, Rating
-from prisma_glow.admin_views.base import add_errors_to_form, render_admin_page, run_service
-from prisma_glow.admin_views.scoping import scoped_get
+from prisma_glow.admin.base import add_errors_to_form, render_admin_page, run_service
+from prisma_glow.admin.scoping import scoped_get
 
 
 class FeedbackForm(forms.Form):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 
 from django import forms
@@ -11,7 +10,8 @@ from agents.models import Agent, AgentType, ModelProvider
 from guardrails.models import Guardrail
 from knowledge.models import KnowledgeBase
 from personas.models import Persona
-from prisma_glow.admin_views.scoping import get_admin_access, organization_users, scope_queryset
+from prisma_glow.admin.forms import JSONObjectField
+from prisma_glow.admin.scoping import get_admin_access, organization_users, scope_queryset
 from tools.models import Tool
 
 
@@ -178,29 +178,6 @@ class PersonaDiffForm(forms.Form):
 
 
 # --- Assignments ------------------------------------------------------------------------------
-
-
-class JSONObjectField(forms.CharField):
-    """A JSON object typed into a textarea; errors say where the JSON is wrong."""
-
-    widget = forms.Textarea(attrs={"rows": 3, "class": "pg-code"})
-
-    def prepare_value(self, value):
-        if isinstance(value, (dict, list)):
-            return json.dumps(value, indent=2, ensure_ascii=False)
-        return value
-
-    def to_python(self, value):
-        value = (value or "").strip()
-        if not value:
-            return {}
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).")
-        if not isinstance(parsed, dict):
-            raise forms.ValidationError("Give a JSON object, e.g. {}.")
-        return parsed
 
 
 class AssignmentSettingsForm(forms.Form):
