@@ -29,7 +29,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("prisma_glow", "agents", "personas", "tools", "guardrails", "knowledge")
-DEMO_DATA = "agents/management/commands/demo_data/"
 #: Variables of the suite's environment the installed product must not inherit.
 NOT_INHERITED = (
     "PYTHONPATH",
@@ -53,6 +52,7 @@ django.setup()
 
 import agents, guardrails, knowledge, personas, prisma_glow, tools
 from django.contrib.staticfiles import finders
+from django.core.management import get_commands, load_command_class
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.template import TemplateDoesNotExist
@@ -69,6 +69,7 @@ for name in names["templates"]:
     except TemplateDoesNotExist:
         templates[name] = None
 executor = MigrationExecutor(connection)
+seed_demo = sys.modules[type(load_command_class(get_commands()["seed_demo"], "seed_demo")).__module__]
 setup_test_environment()
 print(json.dumps({
     "modules": {m.__name__: m.__file__ for m in (prisma_glow, agents, personas, tools, guardrails, knowledge)},
@@ -77,6 +78,7 @@ print(json.dumps({
     "unapplied": [f"{m.app_label}.{m.name}" for m, _ in executor.migration_plan(executor.loader.graph.leaf_nodes())],
     "documents": {s: Document.objects.filter(status=s).count() for s in DocumentStatus.values},
     "chunks": Chunk.objects.count(),
+    "demo_data_dir": str(seed_demo.DATA_DIR),
     "login_page": Client().get("/admin/login/").status_code,
 }))
 """
@@ -242,7 +244,6 @@ def test_the_wheel_holds_every_file_under_the_packages_and_nothing_else(product)
     shipped = {name for name in product["wheel"] if not name.split("/", 1)[0].endswith(".dist-info")}
     assert sorted(expected - shipped) == [], "missing from the wheel"
     assert sorted(shipped - expected) == [], "in the wheel but not in the repository's packages"
-    assert {path for path in expected if path.startswith(DEMO_DATA)}
 
 
 def test_the_installed_wheel_checks_migrates_and_seeds_from_outside_the_repository(product):
@@ -257,7 +258,10 @@ def test_the_installed_wheel_checks_migrates_and_seeds_from_outside_the_reposito
         assert _installed_here(product, path), f"{module} imported from {path}"
     assert probe["unapplied"] == []
     # seed_demo read every demo document from the installed package and processed it.
-    demo_files = [p for p in _tracked_files() if p.startswith(DEMO_DATA)]
+    demo_data = Path(probe["demo_data_dir"]).resolve()
+    assert _installed_here(product, str(demo_data)), demo_data
+    prefix = demo_data.relative_to(Path(product["site_packages"]).resolve()).as_posix() + "/"
+    demo_files = [path for path in _tracked_files() if path.startswith(prefix)]
     assert probe["documents"]["ready"] == len(demo_files) > 0, probe["documents"]
     assert probe["chunks"] > 0
     assert probe["login_page"] == 200
