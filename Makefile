@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 HOST ?= 127.0.0.1
 
-.PHONY: run test venv dev-venv migrate seed worker lint format bench system-deps clean
+.PHONY: run test venv dev-venv migrate seed worker lint lint-imports format bench system-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || { python=$$(scripts/find-python) && echo "Creating $(VENV) with $$python" && "$$python" -m venv $(VENV); }
@@ -42,6 +42,10 @@ test: dev-venv
 lint: dev-venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+## The import contracts in pyproject.toml ([tool.importlinter]): the layers, checked.
+lint-imports: dev-venv
+	$(VENV)/bin/lint-imports
 
 format: dev-venv
 	$(VENV)/bin/ruff check --fix .
