@@ -29,7 +29,7 @@ from django.db import DatabaseError, transaction
 from agents.models import Execution, ExecutionStatus, ExecutionStep
 from prisma_glow.audit.services import audit_record
 
-logger = logging.getLogger("agents.runtime.pipeline")
+logger = logging.getLogger(__name__)
 
 #: The execution's fields written when it ends.
 FINAL_FIELDS = (
