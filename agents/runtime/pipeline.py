@@ -48,6 +48,8 @@ from agents.runtime.providers import ModelRequest, ModelResponse, Provider, cost
 from agents.runtime.providers.base import parse_arguments
 from agents.runtime.serialize import execution_to_dict, json_safe, step_to_dict
 from agents.selectors import RunConfiguration
+from guardrails.engine import evaluate, restore
+from knowledge.search import search
 from prisma_glow.tenancy.models import APIKey
 from tools.registry import ToolArgumentsInvalid, run_tool, validate_arguments
 
@@ -124,6 +126,8 @@ class Run:
         duration_ms=0.0,
         started_at=None,
     ) -> ExecutionStep:
+        """A new step of the run, its input and output as JSON data (``json_safe``), written with the
+        record when the run ends (``record.record_finish``)."""
         step = ExecutionStep(
             execution=self.execution,
             ordinal=len(self.steps) + 1,
@@ -170,8 +174,6 @@ class _Restorer:
         self.pending = ""
 
     def feed(self, text: str) -> str:
-        from guardrails.engine import restore
-
         text = self.pending + text
         match = PLACEHOLDER_TAIL.search(text) if self.redactions else None
         if match:
@@ -181,8 +183,6 @@ class _Restorer:
         return restore(text, self.redactions) if self.redactions else text
 
     def flush(self) -> str:
-        from guardrails.engine import restore
-
         text, self.pending = self.pending, ""
         return restore(text, self.redactions) if self.redactions else text
 
@@ -280,8 +280,6 @@ def _finish(run: Run, status, output, error, citations) -> None:
 
 def _pipeline(run: Run, input: str, model: str):
     """Steps 2–6; returns (status, output, error, citations)."""
-    from guardrails.engine import evaluate, restore
-
     loaded = run.loaded
     agent = loaded.agent
 
@@ -416,9 +414,6 @@ def _guardrail_step(run: Run, stage: str, result, verdict, started_at) -> Execut
 
 def _retrieve(run: Run, query: str):
     """Search the assigned knowledge bases in one call, then screen the passages."""
-    from guardrails.engine import evaluate
-    from knowledge.search import search
-
     loaded = run.loaded
     started_at = timezone.now()
     t0 = time.perf_counter()
