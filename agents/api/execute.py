@@ -76,12 +76,8 @@ class ExecuteActionMixin:
 
     operations = {"execute": "agent.execute"}
 
-    def _execution_payload(self, execution_id: int) -> dict:
-        execution = (
-            Execution.objects.select_related("agent", "persona")
-            .prefetch_related("steps")
-            .get(pk=execution_id, organization=self.organization)
-        )
+    def _execution_payload(self, execution: Execution) -> dict:
+        """The answer: the finished execution and its steps as the run holds them (nothing read back)."""
         return ExecutionDetailSerializer(execution, context=self.get_serializer_context()).data
 
     @extend_schema(
@@ -148,19 +144,13 @@ class ExecuteActionMixin:
         except AgentNotRunnable as exc:
             raise Conflict(str(exc))
         if not stream:
-            execution = (
-                Execution.objects.select_related("agent", "persona")
-                .prefetch_related("steps")
-                .get(pk=execution.pk)
-            )
-            data = ExecutionDetailSerializer(execution, context=self.get_serializer_context()).data
-            return Response(data, status=status.HTTP_201_CREATED)
+            return Response(self._execution_payload(execution), status=status.HTTP_201_CREATED)
 
         def body():
             for event in events:
                 data = event["data"]
                 if event["event"] == "execution":
-                    data = self._execution_payload(data["id"])
+                    data = self._execution_payload(events.execution)
                 yield sse(event["event"], data)
 
         response = StreamingHttpResponse(

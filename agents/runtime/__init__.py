@@ -1,5 +1,6 @@
 """The agent runtime: ``execute`` / ``execute_stream`` run an agent through the pipeline
-(``pipeline.py``) with a model provider (``providers/``), its tools, knowledge and guardrails."""
+(``pipeline.py``; its record ``record.py``, its stream ``streaming.py``) with a model provider
+(``providers/``), its tools, knowledge and guardrails."""
 
 from __future__ import annotations
 
@@ -16,15 +17,15 @@ def execute(agent, input, *, actor=None, source, persona=None, is_test=False, on
 
 
 def execute_stream(agent, input, *, actor=None, source, persona=None, is_test=False):
-    """See ``agents.runtime.pipeline.execute_stream``."""
-    from agents.runtime.pipeline import execute_stream as _execute_stream
+    """See ``agents.runtime.streaming.execute_stream``."""
+    from agents.runtime.streaming import execute_stream as _execute_stream
 
     return _execute_stream(agent, input, actor=actor, source=source, persona=persona, is_test=is_test)
 
 
 def stream_body(body, events):
-    """See ``agents.runtime.pipeline.StreamBody``."""
-    from agents.runtime.pipeline import StreamBody
+    """See ``agents.runtime.streaming.StreamBody``."""
+    from agents.runtime.streaming import StreamBody
 
     return StreamBody(body, events)
 

@@ -11,28 +11,26 @@
 5. provider call and a bounded tool loop: arguments parsed and validated before any call, every call
    a step, tools run with the time the run has left
 6. output guardrails (block / redact / append / citations), then the requester's own PII restored
-7. the execution and all its steps written in one transaction, with an audit event
+7. the execution and all its steps written in one transaction, with an audit event (``record.py``)
 
-The pipeline is a generator of events (``{"event": "step" | "delta" | "execution", "data": …}``):
-``execute`` drains it, ``execute_stream`` hands it to the caller (Server-Sent Events).
+This module orchestrates; the record is ``record.py``, the JSON ``serialize.py``, the stream handed
+to a view ``streaming.py``. The pipeline is a generator of events (``{"event": "step" | "delta" |
+"execution", "data": …}``): ``execute`` drains it, ``streaming.execute_stream`` hands it to the caller
+(Server-Sent Events).
 """
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import re
 import time
 from collections.abc import Callable, Iterator
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import cache
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from agents.models import (
@@ -43,15 +41,16 @@ from agents.models import (
     StepKind,
     StepStatus,
 )
-from agents.runtime import loading
+from agents.runtime import record
 from agents.runtime.errors import ExecutionTimeout, ProviderError
-from agents.runtime.loading import Loaded, check_runnable, load, runnable, stamp_unchanged
+from agents.runtime.loading import check_runnable, load
 from agents.runtime.providers import ModelRequest, ModelResponse, Provider, cost_of, get_provider
 from agents.runtime.providers.base import parse_arguments
-from agents.runtime.serialize import JSONText, execution_to_dict, json_value, step_to_dict
-from prisma_glow import db
-from prisma_glow.audit.context import current_ip
-from prisma_glow.audit.services import audit_append, audit_append_sql, audit_event
+from agents.runtime.serialize import execution_to_dict, json_safe, step_to_dict
+from agents.selectors import RunConfiguration
+from guardrails.engine import evaluate, restore
+from knowledge.search import search
+from prisma_glow.tenancy.models import APIKey
 from tools.registry import ToolArgumentsInvalid, run_tool, validate_arguments
 
 logger = logging.getLogger(__name__)
@@ -83,19 +82,6 @@ def _validate_input(text) -> str:
 # --- Guardrail glue ----------------------------------------------------------
 
 
-def _result_dict(result) -> dict:
-    if hasattr(result, "to_dict"):
-        return result.to_dict()
-    return {
-        "guardrail_id": getattr(result, "guardrail_id", None),
-        "name": getattr(result, "name", ""),
-        "kind": getattr(result, "kind", ""),
-        "action": getattr(result, "action", ""),
-        "triggered": getattr(result, "triggered", False),
-        "message": getattr(result, "message", ""),
-    }
-
-
 def _is_flag(result) -> bool:
     """A triggered check whose action marks the text as suspect (not a redaction or a disclaimer)."""
     return bool(result.triggered) and result.action not in ("redact", "append")
@@ -108,14 +94,14 @@ def _is_flag(result) -> bool:
 class Run:
     """The state of one execution while it runs."""
 
-    loaded: Loaded
+    loaded: RunConfiguration
     execution: Execution
     provider: Provider
     actor: Any
     deadline: float
     started: float
     stream: bool = False
-    steps: list[dict] = field(default_factory=list)
+    steps: list[ExecutionStep] = field(default_factory=list)
     redactions: dict[str, str] = field(default_factory=dict)
     tokens_in: int | None = 0
     tokens_out: int | None = 0
@@ -139,19 +125,22 @@ class Run:
         status=StepStatus.OK,
         duration_ms=0.0,
         started_at=None,
-    ) -> dict:
-        data = {
-            "ordinal": len(self.steps) + 1,
-            "kind": kind,
-            "name": name[:200],
-            "status": status,
-            "duration_ms": max(0.0, round(float(duration_ms), 3)),
-            "started_at": started_at or timezone.now(),
-            "input": _json_text(input or {}),
-            "output": _json_text(output or {}),
-        }
-        self.steps.append(data)
-        return data
+    ) -> ExecutionStep:
+        """A new step of the run, its input and output as JSON data (``json_safe``), written with the
+        record when the run ends (``record.record_finish``)."""
+        step = ExecutionStep(
+            execution=self.execution,
+            ordinal=len(self.steps) + 1,
+            kind=kind,
+            name=name[:200],
+            status=status,
+            duration_ms=max(0.0, round(float(duration_ms), 3)),
+            started_at=started_at or timezone.now(),
+            input=json_safe(input or {}),
+            output=json_safe(output or {}),
+        )
+        self.steps.append(step)
+        return step
 
     def add_usage(self, response: ModelResponse) -> Decimal | None:
         cost = cost_of(response, self.loaded.provider_row)
@@ -165,30 +154,6 @@ class Run:
         return cost
 
 
-def _json_text(value) -> JSONText:
-    """``value`` serialised as JSON, once, as the record stores it (and events decode it): other types
-    as text, NaN and infinities (which Python's parser accepts from a tool's peer but JSON, and so
-    the database, does not) as the text "NaN", "Infinity" and "-Infinity", and NUL characters (which
-    PostgreSQL refuses in text and JSON) as U+FFFD."""
-    try:
-        text = json.dumps(value, default=str, allow_nan=False)
-    except ValueError:  # NaN or an infinity in there
-        text = json.dumps(json.loads(json.dumps(value, default=str), parse_constant=str))
-    if "\\u0000" in text:  # rare; a literal backslash before "u0000" lands here too, unchanged
-        text = json.dumps(_without_nul(json.loads(text)))
-    return JSONText(text)
-
-
-def _without_nul(value):
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, list):
-        return [_without_nul(v) for v in value]
-    if isinstance(value, dict):
-        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
-    return value
-
-
 def _event(kind: str, data) -> dict:
     return {"event": kind, "data": data}
 
@@ -197,7 +162,7 @@ def _event(kind: str, data) -> dict:
 _UNHEARD = _event("step", None)
 
 
-def _step_event(run: Run, step: dict) -> dict:
+def _step_event(run: Run, step: ExecutionStep) -> dict:
     return _event("step", step_to_dict(step)) if run.stream else _UNHEARD
 
 
@@ -209,8 +174,6 @@ class _Restorer:
         self.pending = ""
 
     def feed(self, text: str) -> str:
-        from guardrails.engine import restore
-
         text = self.pending + text
         match = PLACEHOLDER_TAIL.search(text) if self.redactions else None
         if match:
@@ -220,8 +183,6 @@ class _Restorer:
         return restore(text, self.redactions) if self.redactions else text
 
     def flush(self) -> str:
-        from guardrails.engine import restore
-
         text, self.pending = self.pending, ""
         return restore(text, self.redactions) if self.redactions else text
 
@@ -230,29 +191,22 @@ def start(agent, input, *, actor=None, source, persona=None, is_test=False) -> R
     """Check everything that can refuse the run, then record it as ``running``: from here on a crash or
     a timeout leaves a visible trace.
 
-    The configuration this process keeps for the agent (``loading.kept``) is used if the organisation's
-    stamp is still the one it was loaded under, which the INSERT of the running row checks itself: one
-    query. Otherwise (the agent's first run in this process, a change since, or a refusal by the kept
-    configuration, which only the current one may confirm) the configuration is loaded as of the
-    current stamp (``loading.load``) and checked before the row is inserted."""
+    The configuration is the one this process keeps for the agent if the organisation's stamp is still
+    the one it was loaded under (one query), else it is loaded again (``loading.load``); it is checked
+    before the row is inserted."""
     _validate_input(input)
     if source not in ExecutionSource.values:
         raise ValueError(f"Unknown execution source {source!r}.")
-    kept = loading.kept(agent, persona)
-    if kept is not None:
-        stamp, loaded = kept
-        if runnable(loaded, is_test=is_test):
-            run = _new_run(loaded, input, actor=actor, source=source, is_test=is_test)
-            if db.insert(run.execution, only_if=stamp_unchanged(loaded.agent.organization_id, stamp)):
-                return _started(run)
     loaded = load(agent, persona)
     check_runnable(loaded, is_test=is_test)
     run = _new_run(loaded, input, actor=actor, source=source, is_test=is_test)
-    db.insert(run.execution)
-    return _started(run)
+    record.record_start(run.execution)
+    run.started = time.monotonic()
+    run.deadline = run.started + loaded.agent.timeout_seconds
+    return run
 
 
-def _new_run(loaded: Loaded, input: str, *, actor, source, is_test) -> Run:
+def _new_run(loaded: RunConfiguration, input: str, *, actor, source, is_test) -> Run:
     agent = loaded.agent
     provider_row = loaded.provider_row
     provider = get_provider(provider_row)
@@ -261,8 +215,6 @@ def _new_run(loaded: Loaded, input: str, *, actor, source, is_test) -> Run:
     )
     if provider.kind == "offline":
         model = model or "offline-extractive"
-    from prisma_glow.tenancy.models import APIKey
-
     execution = Execution(
         organization_id=agent.organization_id,
         agent=agent,
@@ -282,20 +234,13 @@ def _new_run(loaded: Loaded, input: str, *, actor, source, is_test) -> Run:
     return Run(loaded=loaded, execution=execution, provider=provider, actor=actor, deadline=0.0, started=0.0)
 
 
-def _started(run: Run) -> Run:
-    run.started = time.monotonic()
-    run.deadline = run.started + run.loaded.agent.timeout_seconds
-    return run
-
-
-def run_events(run: Run, input: str, *, stream=False, ip: str | None = None) -> Iterator[dict | None]:
+def run_events(run: Run, input: str, *, stream=False) -> Iterator[dict | None]:
     """The pipeline of a started run (``start``) as a generator of events; its return value is the
     finished ``Execution``. Its first item is ``None``: the caller takes it at once, so that closing
     the generator at any later point (a client gone) records the run as failed, never leaves it
     ``running``."""
     run.stream = stream
     execution = run.execution
-    actor = run.actor
     status, output, error, citations = ExecutionStatus.FAILED, "", "", []
     try:
         yield None
@@ -307,199 +252,34 @@ def run_events(run: Run, input: str, *, stream=False, ip: str | None = None) -> 
     except ToolCallRejected as exc:
         error = str(exc)
     except GeneratorExit:
-        _finish(
-            run,
-            actor,
-            ExecutionStatus.FAILED,
-            "",
-            "the client closed the stream before the run finished",
-            [],
-            ip=ip,
-        )
+        _finish(run, ExecutionStatus.FAILED, "", "the client closed the stream before the run finished", [])
         raise
     except Exception as exc:  # the record must end in a final state whatever went wrong
         logger.exception("Execution %s failed unexpectedly", execution.pk)
         error = f"internal error ({exc.__class__.__name__}); the failure was logged"
-    _finish(run, actor, status, output, error, citations, ip=ip)
+    _finish(run, status, output, error, citations)
     if run.stream:
-        yield _event("execution", execution_to_dict(execution, run.steps))
+        yield _event("execution", execution_to_dict(execution))
     return execution
 
 
-def _finish(run: Run, actor, status, output, error, citations, *, ip: str | None = None) -> None:
-    """Write the execution's final state and all its steps at once, with the audit event."""
+def _finish(run: Run, status, output, error, citations) -> None:
+    """The execution's final state, recorded with all its steps (``record.record_finish``)."""
     execution = run.execution
     execution.status = status
-    execution.output = _without_nul(output)
-    execution.error = _without_nul(error[:2000])
+    execution.output = output
+    execution.error = error
     execution.citations = citations
     execution.tokens_in = run.tokens_in
     execution.tokens_out = run.tokens_out
     execution.cost = run.cost
     execution.latency_ms = int((time.monotonic() - run.started) * 1000)
     execution.finished_at = timezone.now()
-    execution.redactions = json.dumps(run.redactions) if run.redactions else ""
-    try:
-        _write_record(execution, run.steps, _execute_event(run, actor, ip))
-    except DatabaseError as exc:
-        # A value the database refuses must not leave the run "running": it ends failed, with the
-        # reason, without the steps and the answer that could not be stored.
-        logger.exception("Execution %s: its record could not be written", execution.pk)
-        execution.status, execution.output, execution.citations = ExecutionStatus.FAILED, "", []
-        execution.error = (
-            f"the run's record could not be written ({exc.__class__.__name__}); the failure was logged"
-        )
-        _write_record(execution, [], _execute_event(run, actor, ip))
-
-
-def _execute_event(run: Run, actor, ip: str | None):
-    """The audit event of the finished run."""
-    execution = run.execution
-    return audit_event(
-        organization=run.loaded.agent.organization,
-        action="agent.execute",
-        actor=actor,
-        ip=ip,
-        obj=execution,
-        after={
-            "agent": run.loaded.agent.pk,
-            "persona_version": run.loaded.persona.version,
-            "status": execution.status,
-            "source": execution.source,
-            "is_test": execution.is_test,
-            "error": execution.error,
-            "tokens_in": execution.tokens_in,
-            "tokens_out": execution.tokens_out,
-            "cost": str(execution.cost) if execution.cost is not None else None,
-            "latency_ms": execution.latency_ms,
-        },
-    )
-
-
-#: The execution's fields written when it ends.
-FINAL_FIELDS = (
-    "status",
-    "output",
-    "error",
-    "citations",
-    "tokens_in",
-    "tokens_out",
-    "cost",
-    "latency_ms",
-    "finished_at",
-    "redactions",
-)
-
-
-#: The columns of a step row, in the order they are written (every column but the id).
-STEP_COLUMNS = (
-    "execution",
-    "ordinal",
-    "kind",
-    "name",
-    "input",
-    "output",
-    "status",
-    "duration_ms",
-    "started_at",
-)
-#: Rows per INSERT statement (SQLite allows 32,766 parameters per statement, older builds 999).
-STEP_ROWS_PER_INSERT = 100
-
-
-def _step_inserts(execution: Execution, steps: list[dict]) -> list[tuple[str, list]]:
-    """Multi-row INSERTs of the steps, 100 rows each, values prepared by the model's own fields."""
-    fields = [ExecutionStep._meta.get_field(name) for name in STEP_COLUMNS]
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    table = connection.ops.quote_name(ExecutionStep._meta.db_table)
-    statements = []
-    for first in range(0, len(steps), STEP_ROWS_PER_INSERT):
-        batch = steps[first : first + STEP_ROWS_PER_INSERT]
-        params = []
-        for step in batch:
-            values = dict(step, execution=execution.pk)
-            params += [f.get_db_prep_save(json_value(values[f.name]), connection) for f in fields]
-        statements.append((f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(batch))}", params))
-    return statements
-
-
-@cache
-def _step_insert_sql(vendor: str) -> tuple[str, tuple, tuple]:
-    """(the INSERT of ``_step_insert_from_json``, the fields written as they are, the JSON fields)."""
-    qn = connection.ops.quote_name
-    fields = [ExecutionStep._meta.get_field(name) for name in STEP_COLUMNS if name != "execution"]
-    columns = ", ".join(qn(f.column) for f in fields)
-    definition = ", ".join(f"{qn(f.column)} {f.db_type(connection)}" for f in fields)
-    sql = (
-        f"INSERT INTO {qn(ExecutionStep._meta.db_table)} ({qn('execution_id')}, {columns}) "
-        f"SELECT %s, {columns} FROM jsonb_to_recordset(%s::jsonb) AS steps({definition})"
-    )
-    json_fields = ("input", "output")
-    return (
-        sql,
-        tuple(f for f in fields if f.name not in json_fields),
-        tuple(f for f in fields if f.name in json_fields),
-    )
-
-
-def _step_insert_from_json(execution: Execution, steps: list[dict]) -> tuple[str, list]:
-    """PostgreSQL: one INSERT of all the steps from a single JSON parameter (``jsonb_to_recordset``,
-    typed by the model's columns), instead of nine parameters a step for the client to quote. The
-    steps' input and output are already JSON (``Run.step``) and go in as they are; the start time in
-    ISO 8601 with its offset."""
-    sql, plain, json_fields = _step_insert_sql(connection.vendor)
-    rows = []
-    for step in steps:
-        head = json.dumps({f.column: step[f.name] for f in plain}, default=datetime.datetime.isoformat)
-        tail = "".join(f', "{f.column}": {_as_json(step[f.name])}' for f in json_fields)
-        rows.append(f"{head[:-1]}{tail}}}")
-    return sql, [execution.pk, f"[{', '.join(rows)}]"]
-
-
-def _as_json(value) -> str:
-    return value if isinstance(value, JSONText) else json.dumps(value, default=str)
-
-
-def _write_record(execution: Execution, steps: list[dict], event) -> None:
-    """The steps, the execution's final state and its audit event, in one transaction, as
-    ``bulk_create``, ``save`` and ``audit_record`` would write them with less than half the Python work.
-
-    On PostgreSQL it is one statement, one round trip: its data-modifying CTEs insert the steps
-    (``_step_insert_from_json``) and the audit event (locked, linked and hashed by the database, see
-    ``audit_append_sql``), and its body updates the execution. On SQLite, one statement each inside
-    ``transaction.atomic``."""
-    if connection.vendor == "postgresql":
-        # The UPDATE joins the audit head, so the organisation's lock (taken by the head) comes before
-        # the execution's row lock, in the order every other audited change takes them. Without the
-        # join PostgreSQL ran the UPDATE first and the data-modifying CTEs after it: a transaction that
-        # held the organisation lock and then touched the execution (deleting the provider it ran
-        # with sets its provider to NULL) deadlocked with the record, which left the run "running".
-        update, update_params = db.update(execution, FINAL_FIELDS, source="audit_head")
-        append = audit_append_sql(event)
-        ctes, params = [append.ctes], []
-        if steps:
-            insert, params = _step_insert_from_json(execution, steps)
-            ctes.insert(0, f"steps AS ({insert})")
-        # Inside a caller's transaction, a savepoint: a failure here must not doom the caller's work
-        # (outside one, the statement is its own transaction and there is nothing to add).
-        with (
-            transaction.atomic() if connection.in_atomic_block else nullcontext(),
-            connection.cursor() as cursor,
-        ):
-            cursor.execute(f"WITH {', '.join(ctes)} {update}", [*params, *append.params, *update_params])
-        return
-    update, update_params = db.update(execution, FINAL_FIELDS)
-    with transaction.atomic(), connection.cursor() as cursor:
-        for sql, params in [*_step_inserts(execution, steps), (update, update_params)]:
-            cursor.execute(sql, params)
-        audit_append(event)
+    record.record_finish(execution, run.steps, actor=run.actor, redactions=run.redactions)
 
 
 def _pipeline(run: Run, input: str, model: str):
     """Steps 2–6; returns (status, output, error, citations)."""
-    from guardrails.engine import evaluate, restore
-
     loaded = run.loaded
     agent = loaded.agent
 
@@ -607,7 +387,7 @@ def _blocked_reason(verdict) -> str:
     return f"Blocked by the guardrail '{blocker.name}': {message}"
 
 
-def _guardrail_step(run: Run, stage: str, result, verdict, started_at) -> dict:
+def _guardrail_step(run: Run, stage: str, result, verdict, started_at) -> ExecutionStep:
     blocked = verdict.blocked and verdict.blocked_by is result
     if blocked:
         status = StepStatus.BLOCKED
@@ -625,7 +405,7 @@ def _guardrail_step(run: Run, stage: str, result, verdict, started_at) -> dict:
             "kind": result.kind,
             "action": result.action,
         },
-        output=_result_dict(result),
+        output=result.to_dict(),
         status=status,
         duration_ms=getattr(result, "duration_ms", 0.0) or 0.0,
         started_at=started_at,
@@ -634,9 +414,6 @@ def _guardrail_step(run: Run, stage: str, result, verdict, started_at) -> dict:
 
 def _retrieve(run: Run, query: str):
     """Search the assigned knowledge bases in one call, then screen the passages."""
-    from guardrails.engine import evaluate
-    from knowledge.search import search
-
     loaded = run.loaded
     started_at = timezone.now()
     t0 = time.perf_counter()
@@ -960,7 +737,7 @@ def execute(
     every event (step, delta, execution) is passed to it as it happens.
     """
     run = start(agent, input, actor=actor, source=source, persona=persona, is_test=is_test)
-    events = run_events(run, input, stream=on_event is not None, ip=current_ip.get())
+    events = run_events(run, input, stream=on_event is not None)
     next(events)
     while True:
         try:
@@ -969,36 +746,3 @@ def execute(
             return stop.value
         if on_event is not None:
             on_event(event)
-
-
-class StreamBody:
-    """What a view streams: ``body``, the response's text built from a run's ``events``. Django calls
-    ``close()`` when it is done with the response, whether the client read it or not; that also
-    closes ``events``, so a run whose client left before reading anything is recorded as failed then,
-    on the thread that served it, rather than whenever the generator is collected."""
-
-    def __init__(self, body: Iterator[str], events: Iterator[dict]):
-        self.body, self.events = body, events
-
-    def __iter__(self):
-        return iter(self.body)
-
-    def close(self) -> None:
-        try:
-            if hasattr(self.body, "close"):
-                self.body.close()
-        finally:
-            self.events.close()
-
-
-def execute_stream(
-    agent, input: str, *, actor=None, source: str, persona=None, is_test: bool = False
-) -> Iterator[dict]:
-    """Like ``execute`` but returns the events as an iterator: steps and token deltas as they happen,
-    the finished execution last. ``AgentNotRunnable`` is raised here, before the iterator exists; the
-    run is recorded as running when this returns."""
-    run = start(agent, input, actor=actor, source=source, persona=persona, is_test=is_test)
-    # The events are produced after the view has returned: the requester's address is read now.
-    events = run_events(run, input, stream=True, ip=current_ip.get())
-    next(events)
-    return events

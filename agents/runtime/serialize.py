@@ -1,19 +1,20 @@
-"""The JSON form of an execution and its steps: the API's answer, the stream's last event and the
-command line's source. Never contains PII originals beyond what the requester sent and sees."""
+"""JSON for the run: the values a step records (``json_safe``), and the JSON form of an execution and
+its steps (the API's answer, the stream's last event and the command line's source). Never contains
+PII originals beyond what the requester sent and sees."""
 
 from __future__ import annotations
 
 import json
 
 
-class JSONText(str):
-    """A value already serialised as JSON (the pipeline serialises each step's input and output once,
-    as the record stores them)."""
-
-
-def json_value(value):
-    """``value`` as data: decoded when it is ``JSONText``."""
-    return json.loads(value) if isinstance(value, JSONText) else value
+def json_safe(value):
+    """``value`` as data a JSON column stores and gives back unchanged: other types as text, NaN and
+    infinities (which Python's parser accepts from a tool's peer but JSON, and so the database, does
+    not) as the text "NaN", "Infinity" and "-Infinity"."""
+    try:
+        return json.loads(json.dumps(value, default=str, allow_nan=False))
+    except ValueError:  # NaN or an infinity in there
+        return json.loads(json.dumps(value, default=str), parse_constant=str)
 
 
 def _iso(value):
@@ -21,13 +22,7 @@ def _iso(value):
 
 
 def step_to_dict(step) -> dict:
-    """One ``ExecutionStep`` (model instance or the pipeline's pending dict) as JSON-safe data."""
-    if isinstance(step, dict):
-        data = dict(step)
-        data["started_at"] = _iso(data.get("started_at"))
-        data["input"] = json_value(data.get("input"))
-        data["output"] = json_value(data.get("output"))
-        return data
+    """One ``ExecutionStep`` as JSON-safe data."""
     return {
         "ordinal": step.ordinal,
         "kind": step.kind,
@@ -41,9 +36,10 @@ def step_to_dict(step) -> dict:
 
 
 def execution_to_dict(execution, steps=None) -> dict:
-    """``execution`` with its ``steps`` (given, or read from the database)."""
+    """``execution`` with its ``steps`` (given, or ``execution.steps.all()``: those the run holds, see
+    ``agents.runtime.record``, else read from the database)."""
     if steps is None:
-        steps = list(execution.steps.all())
+        steps = execution.steps.all()
     return {
         "id": execution.pk,
         "agent": execution.agent_id,

@@ -91,10 +91,9 @@ class AuditEvent(models.Model):
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit events are append-only.")
 
-    def hash_prefix(self) -> str:
-        """The hashed text up to the chain link: the event's canonical JSON (keys sorted, no spaces),
-        cut where the previous hash goes. ``prev_hash`` sorts last among the keys, so the text ends
-        ``"prev_hash":"<previous hash>"}`` and the database can complete it (``audit_append_sql``).
+    def compute_hash(self) -> str:
+        """The event's hash — the one function that computes it, for every hash version: SHA-256 (hex
+        digits) of the event's canonical JSON, keys sorted, no spaces, ``prev_hash`` (the link) included.
         Written as the event's ``hash_version`` says, so events hashed before version 2 still verify."""
         payload = {
             "organization": self.organization_id,
@@ -109,6 +108,7 @@ class AuditEvent(models.Model):
             "after": self.after,
             "ip": self.ip,
             "at": self.at.isoformat(),
+            "prev_hash": self.prev_hash,
         }
         if self.hash_version == 1:
             data = json.dumps(payload, sort_keys=True, cls=DjangoJSONEncoder, separators=(",", ":"))
@@ -117,8 +117,4 @@ class AuditEvent(models.Model):
             data = canonical_json(payload)
         else:
             raise ValueError(f"Unknown audit hash version {self.hash_version!r}.")
-        return data[:-1] + ',"prev_hash":"'
-
-    def compute_hash(self) -> str:
-        """SHA-256 of the event's canonical JSON, previous hash included (hex digits, no escaping)."""
-        return hashlib.sha256(f'{self.hash_prefix()}{self.prev_hash}"}}'.encode()).hexdigest()
+        return hashlib.sha256(data.encode()).hexdigest()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -13,7 +12,6 @@ from django.utils import timezone
 
 from prisma_glow.audit.canonical import json_problem
 from prisma_glow.audit.models import AuditEvent
-from prisma_glow.db import field_values
 
 
 def snapshot(instance: models.Model, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -119,44 +117,6 @@ def audit_event(
     event.before = as_stored(before) if before is not None else None
     event.after = as_stored(after) if after is not None else None
     return event
-
-
-@dataclass(frozen=True)
-class AppendSQL:
-    """An event appended by PostgreSQL itself, for callers that write their change and its audit row in
-    one statement (the agent runtime): ``"WITH {ctes}, … <the change>"``. The ``audit_head`` CTE calls
-    ``audit_chain_head`` (the lock, then the head). The change must read ``audit_head`` (e.g. an UPDATE
-    ``FROM audit_head``) so that the organisation is locked before the rows it changes: PostgreSQL runs
-    data-modifying CTEs that nothing reads after the main statement. ``audit_insert`` links the event to the head and
-    computes its hash (``sha256`` of ``AuditEvent.hash_prefix()`` completed with the head) exactly as
-    ``compute_hash`` does: the canonical text, numbers included, is written by Python for the event's
-    ``hash_version``; SQL only appends the link. Its ``at`` is when the event was built, before any wait for the lock
-    (``audit_append`` stamps it after), so under contention ``at`` may run a few milliseconds behind
-    the chain's order; ``id`` gives it."""
-
-    ctes: str
-    params: list
-
-
-def audit_append_sql(event: AuditEvent) -> AppendSQL:
-    """``event`` (from ``audit_event``, for an organisation) as the ``AppendSQL`` that appends it."""
-    if connection.vendor != "postgresql" or event.organization_id is None:
-        raise ValueError("audit_append_sql is for organisation events on PostgreSQL; use audit_record.")
-    qn = connection.ops.quote_name
-    table = qn(AuditEvent._meta.db_table)
-    fields = [f for f in AuditEvent._meta.concrete_fields if f.name not in {"id", "prev_hash", "hash"}]
-    columns = ", ".join(qn(f.column) for f in [*fields, AuditEvent._meta.get_field("prev_hash")])
-    values = field_values(event, fields, add=True)
-    placeholders = ", ".join(["%s"] * len(values))
-    head = "audit_head AS MATERIALIZED (SELECT audit_chain_head(%s) AS prev)"
-    # Selected FROM the head, so that the event's id is drawn once the lock is held: ids follow the
-    # chain (with VALUES and scalar subqueries, the id could be drawn before the wait for the lock).
-    insert = (
-        f"audit_insert AS (INSERT INTO {table} ({columns}, {qn('hash')}) SELECT {placeholders}, "
-        f"audit_head.prev, encode(sha256(convert_to(%s || audit_head.prev || '\"}}', 'UTF8')), 'hex') "
-        f"FROM audit_head)"
-    )
-    return AppendSQL(ctes=f"{head}, {insert}", params=[event.organization_id, *values, event.hash_prefix()])
 
 
 def _chain_head(organization) -> str:

@@ -7,13 +7,7 @@ from django.db import transaction
 from django.db.models import ProtectedError
 
 from prisma_glow.audit.models import AuditEvent
-from prisma_glow.audit.services import (
-    audit_append_sql,
-    audit_event,
-    audit_record,
-    audit_verify_chain,
-    snapshot,
-)
+from prisma_glow.audit.services import audit_record, audit_verify_chain, snapshot
 from tests.factories import ModelProviderFactory, OrganizationFactory
 from tests.models.helpers import assert_db_rejects
 
@@ -87,13 +81,11 @@ def test_concurrent_appends_never_fork_the_chain():
     def append(n: int) -> None:
         try:
             for i in range(5):
-                if n % 2:  # through the ORM
+                if n % 2:  # inside the caller's transaction
                     with transaction.atomic():
                         audit_record(organization=org, action=f"thread.{n}.{i}")
-                else:  # locked, linked and hashed by the database in one statement (the agent runtime's way)
-                    append = audit_append_sql(audit_event(organization=org, action=f"thread.{n}.{i}"))
-                    with connection.cursor() as cursor:
-                        cursor.execute(f"WITH {append.ctes} SELECT 1", append.params)
+                else:  # in its own (as the agent runtime's record, see tests/runtime)
+                    audit_record(organization=org, action=f"thread.{n}.{i}")
         finally:
             connections.close_all()
 
@@ -105,7 +97,7 @@ def test_concurrent_appends_never_fork_the_chain():
 
 def test_hash_is_the_sha256_of_the_events_canonical_json(org, owner):
     """The hash covers every field, the hash version and the link, as sorted compact JSON with numbers
-    by their value (hash version 2; hash_prefix only splits it where the database completes it)."""
+    by their value (hash version 2, ``AuditEvent.compute_hash``)."""
     import hashlib
 
     first = audit_record(organization=org, action="agent.create", actor=owner, after={"name": "Ä", "n": 1})
@@ -122,31 +114,6 @@ def test_hash_is_the_sha256_of_the_events_canonical_json(org, owner):
         + ',"prev_hash":"' + first.hash + '"}'
     )  # fmt: skip
     assert event.hash == hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def test_database_computed_link_and_hash_match_pythons(org, owner):
-    """On PostgreSQL, an event appended by ``audit_append_sql`` is linked and hashed exactly as
-    ``audit_record`` would have done it, with non-ASCII text and every kind of field."""
-    from django.db import connection
-
-    if connection.vendor != "postgresql":
-        pytest.skip("audit_append_sql is PostgreSQL's")
-    first = audit_record(organization=org, action="agent.create", actor=owner)
-    event = audit_event(
-        organization=org, action="agent.execute", actor=owner, obj=org, ip="192.0.2.7",
-        after={"text": "Ünïcode ' \" \\ %s", "n": 1.5, "none": None},
-    )  # fmt: skip
-    append = audit_append_sql(event)
-    with connection.cursor() as cursor:
-        cursor.execute(f"WITH {append.ctes} SELECT 1", append.params)
-    stored = AuditEvent.objects.get(action="agent.execute")
-    assert stored.prev_hash == first.hash
-    event.prev_hash = first.hash
-    assert stored.hash == event.compute_hash() == stored.compute_hash()
-    assert stored.after == event.after and stored.actor_user == owner and str(stored.ip) == "192.0.2.7"
-    assert audit_verify_chain(org) == []
-    with pytest.raises(ValueError, match="organisation events"):
-        audit_append_sql(audit_event(organization=None, action="system.x"))
 
 
 def test_chain_head_of_a_quiet_organisation_is_one_index_probe(org, other_org):
@@ -181,11 +148,6 @@ def test_chain_head_of_a_quiet_organisation_is_one_index_probe(org, other_org):
 def test_an_ip_in_any_spelling_is_hashed_as_stored(org, ip):
     """The column stores an IPv6 address in canonical form; the hash must cover that form, or the
     chain would look broken once the event is read back."""
-    from django.db import connection
-
     audit_record(organization=org, action="login", ip=ip)
-    if connection.vendor == "postgresql":
-        append = audit_append_sql(audit_event(organization=org, action="agent.execute", ip=ip))
-        with connection.cursor() as cursor:
-            cursor.execute(f"WITH {append.ctes} SELECT 1", append.params)
+    audit_record(organization=org, action="agent.execute", ip=ip)
     assert audit_verify_chain(org) == []

@@ -217,3 +217,22 @@ def test_pii_is_restored_for_the_requester_only(vat_agent, execute_client):
     assert data["input"].endswith(f"{iban} a valid IBAN for the reverse charge?")
     model_calls = [s for s in data["steps"] if s["kind"] == "model_call"]
     assert model_calls and all("3704" not in json.dumps(s["input"]) for s in model_calls)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_the_answer_built_from_the_run_is_what_the_executions_endpoint_reads_back(
+    vat_agent, execute_client, stream
+):
+    """The answer is built from what the run holds, not read back: it is exactly the stored execution
+    and its steps, as ``GET /api/v1/executions/{id}/`` gives them."""
+    response = execute_client.post(
+        url(vat_agent) + ("?stream=true" if stream else ""),
+        VAT_QUESTION,
+        format="json",
+        HTTP_ACCEPT="text/event-stream" if stream else "application/json",
+    )
+    assert response.status_code == 201
+    answer = parse_sse(b"".join(response.streaming_content))[-1][1] if stream else response.json()
+    stored = execute_client.get(f"/api/v1/executions/{answer['id']}/").json()
+    assert answer == stored
+    assert len(answer["steps"]) == 10 and answer["status"] == "completed"  # with the tool call

@@ -1,5 +1,5 @@
-"""The run's record (one statement on PostgreSQL, ``audit_append_sql``) hashes its audit event the
-version 2 way, in a chain that carries extreme numbers."""
+"""The run's record (``agents.runtime.record``) hashes its audit event the version 2 way, in a chain
+that carries extreme numbers."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ pytestmark = pytest.mark.django_db
 
 
 def test_an_agent_run_after_extreme_events_keeps_the_chain_verified(vat_agent, editor):
-    """The run's record (one statement on PostgreSQL) appends a version 2 event after events carrying
-    extreme numbers; the whole chain verifies."""
+    """The run's record appends a version 2 event after events carrying extreme numbers; the whole
+    chain verifies."""
     audit_record(organization=vat_agent.organization, action="x.extremes", after=EXTREMES)
     execution = execute(vat_agent, "What must an invoice show?", actor=editor, source="api")
     assert execution.status == "completed", execution.error

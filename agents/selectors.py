@@ -1,0 +1,138 @@
+"""Reads of the agents app (HackSoft style: keyword-only ``<entity>_<verb>`` functions), shared by the
+API, the admin and the runtime so that each read is written once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Prefetch, prefetch_related_objects
+
+from agents.models import (
+    Agent,
+    AgentGuardrail,
+    AgentKnowledge,
+    AgentTool,
+    LearningExample,
+    LearningExampleStatus,
+    ModelProvider,
+)
+from agents.runtime.errors import AgentNotRunnable, PersonaNotFound
+from personas.models import Persona
+
+#: Approved learning examples added to the prompt (most recent first).
+MAX_LEARNING_EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class RunConfiguration:
+    """Everything a run of an agent needs from the database, read up front. Shared by the runs of a
+    process (``agents.runtime.loading`` keeps it): frozen, its collections are tuples."""
+
+    agent: Agent
+    persona: Persona
+    provider_row: ModelProvider | None
+    tools: tuple
+    knowledge: tuple[AgentKnowledge, ...]
+    guardrails: tuple
+    examples: tuple[tuple[str, str], ...]
+
+    def guardrails_for(self, stage: str) -> list:
+        return [g for g in self.guardrails if g.applies_to(stage)]
+
+
+def persona_version_number(persona: Persona | int | str | None) -> int | None:
+    """The persona version asked for (a ``Persona``, a number, or None for the active one), as a number;
+    ``PersonaNotFound`` when it is not one."""
+    if persona is None:
+        return None
+    version = persona.version if isinstance(persona, Persona) else persona
+    try:
+        return int(version)
+    except (TypeError, ValueError):
+        raise PersonaNotFound(f"Persona version {version!r} is not a number.")
+
+
+def agent_run_configuration(*, agent: Agent | int, persona: Persona | int | None = None) -> RunConfiguration:
+    """The configuration a run of ``agent`` uses, read now from the database (uncached: the runtime
+    keeps it per process, see ``agents.runtime.loading.load``).
+
+    ``agent``: an ``Agent`` or its id. ``persona``: a persona version (a ``Persona`` or its version
+    number) of this agent; None for the active one. Returns the agent (its organisation and provider
+    loaded), the persona, the provider (the agent's, else the organisation's default, else None: the
+    offline engine), the enabled tools, knowledge assignments and guardrails in assignment order (only
+    the agent's organisation's, built-in tools included), and the last ``MAX_LEARNING_EXAMPLES``
+    approved learning examples as (input, output) pairs, oldest first. Six queries whatever the
+    number of assignments.
+
+    Raises ``AgentNotRunnable`` when the agent has no active persona (and none was asked for),
+    ``PersonaNotFound`` when the version asked for does not exist or is not a number. Whether the
+    agent may run (its status) is the caller's to check (``agents.runtime.loading.check_runnable``).
+    """
+    agent_id = agent.pk if isinstance(agent, Agent) else int(agent)
+    version = persona_version_number(persona)
+    # The persona row brings the agent, its organisation and provider along (one query).
+    personas = Persona.objects.select_related("agent__organization", "agent__provider").filter(
+        agent_id=agent_id
+    )
+    if version is None:
+        found = personas.filter(is_active=True).order_by("-version").first()
+        if found is None:
+            name = agent.name if isinstance(agent, Agent) else Agent.objects.get(pk=agent_id).name
+            raise AgentNotRunnable(
+                f"The agent '{name}' has no active persona: activate a persona version first."
+            )
+    else:
+        found = personas.filter(version=version).order_by("-version").first()
+        if found is None:
+            name = agent.name if isinstance(agent, Agent) else Agent.objects.get(pk=agent_id).name
+            raise PersonaNotFound(f"The agent '{name}' has no persona version {version}.")
+    agent = found.agent
+    prefetch_related_objects(
+        [agent],
+        Prefetch(
+            "tool_assignments",
+            queryset=AgentTool.objects.filter(enabled=True, tool__is_enabled=True)
+            .select_related("tool")
+            .order_by("order", "id"),
+        ),
+        Prefetch(
+            "knowledge_assignments",
+            queryset=AgentKnowledge.objects.filter(enabled=True)
+            .select_related("knowledge_base")
+            .order_by("order", "id"),
+        ),
+        Prefetch(
+            "guardrail_assignments",
+            queryset=AgentGuardrail.objects.filter(enabled=True, guardrail__enabled=True)
+            .select_related("guardrail")
+            .order_by("order", "id"),
+        ),
+    )
+    provider_row = agent.provider
+    if provider_row is None:
+        provider_row = ModelProvider.objects.filter(
+            organization_id=agent.organization_id, is_default=True
+        ).first()
+    examples = list(
+        LearningExample.objects.filter(agent=agent, status=LearningExampleStatus.APPROVED)
+        .order_by("-created_at", "-id")
+        .values_list("input", "output")[:MAX_LEARNING_EXAMPLES]
+    )
+    examples.reverse()
+    # Another organisation's object must never take part, whatever an assignment says.
+    tools = tuple(
+        a.tool
+        for a in agent.tool_assignments.all()
+        if a.tool.organization_id in (None, agent.organization_id)
+    )
+    knowledge = tuple(
+        a
+        for a in agent.knowledge_assignments.all()
+        if a.knowledge_base.organization_id == agent.organization_id
+    )
+    guardrails = tuple(
+        a.guardrail
+        for a in agent.guardrail_assignments.all()
+        if a.guardrail.organization_id == agent.organization_id
+    )
+    return RunConfiguration(agent, found, provider_row, tools, knowledge, guardrails, tuple(examples))
