@@ -74,6 +74,9 @@ def adopt(obj, result) -> None:
 
 
 def client_ip(request) -> str | None:
+    # Deprecated: the audit events take the request's address from ``prisma_glow.audit.context``
+    # (its middleware). Kept only for prisma_glow/tenancy/admin.py and the agent pages until the
+    # #14 branches that drop ``ip=`` from them are merged; then this goes.
     return request.META.get("REMOTE_ADDR") or None
 
 
