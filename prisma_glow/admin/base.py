@@ -239,9 +239,7 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
 
 def render_admin_page(request, template: str, context: dict, *, title: str, model_admin=None):
     """A custom page inside the admin chrome: site context, title, app label for the breadcrumbs."""
-    from django.contrib.admin import site
-
-    ctx = {**site.each_context(request), "title": title, **context}
+    ctx = {**admin.site.each_context(request), "title": title, **context}
     if model_admin is not None:
         ctx.setdefault("opts", model_admin.opts)
         ctx.setdefault("app_label", model_admin.opts.app_label)
