@@ -138,5 +138,7 @@ def test_every_organisation_owned_model_declares_its_path_to_the_organisation():
             f.many_to_one and f.related_model is Organization for f in model._meta.get_fields()
         ):
             assert model._meta.label_lower in declared, model
-    shared = [m._meta.label_lower for m in apps.get_models() if getattr(m, "organization_shared_when_null", 0)]
+    shared = [
+        m._meta.label_lower for m in apps.get_models() if getattr(m, "organization_shared_when_null", 0)
+    ]
     assert shared == ["tools.tool"]
