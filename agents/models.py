@@ -45,6 +45,8 @@ class ModelProvider(TimeStampedModel):
     max_retries = models.PositiveSmallIntegerField(default=2, validators=[MaxValueValidator(10)])
     is_default = models.BooleanField(default=False)
 
+    #: How a row reaches its organisation (scoping of the staff UI and the API).
+    organization_path = "organization"
     #: Changes replace the organisation's configuration stamp (prisma_glow.config_stamp).
     config_scope = "organization_id"
     objects = ConfigQuerySet.as_manager()
@@ -146,6 +148,8 @@ class Agent(TimeStampedModel):
         default=120, validators=[MinValueValidator(1), MaxValueValidator(900)]
     )
 
+    #: How a row reaches its organisation (scoping of the staff UI and the API).
+    organization_path = "organization"
     #: Changes replace the organisation's configuration stamp (prisma_glow.config_stamp).
     config_scope = "organization_id"
     objects = ConfigQuerySet.as_manager()
@@ -181,6 +185,8 @@ class AgentTool(models.Model):
     order = models.PositiveIntegerField(default=0)
     settings = models.JSONField(default=dict, blank=True)
 
+    #: How a row reaches its organisation (scoping of the staff UI and the API).
+    organization_path = "agent__organization"
     #: Changes replace the organisation's configuration stamp (prisma_glow.config_stamp).
     config_scope = "agent__organization_id"
     objects = ConfigQuerySet.as_manager()
@@ -213,6 +219,8 @@ class AgentKnowledge(models.Model):
     )
     min_score = models.FloatField(default=0.0, validators=[MinValueValidator(0.0)])
 
+    #: How a row reaches its organisation (scoping of the staff UI and the API).
+    organization_path = "agent__organization"
     #: Changes replace the organisation's configuration stamp (prisma_glow.config_stamp).
     config_scope = "agent__organization_id"
     objects = ConfigQuerySet.as_manager()
@@ -248,6 +256,8 @@ class AgentGuardrail(models.Model):
     enabled = models.BooleanField(default=True)
     order = models.PositiveIntegerField(default=0)
 
+    #: How a row reaches its organisation (scoping of the staff UI and the API).
+    organization_path = "agent__organization"
     #: Changes replace the organisation's configuration stamp (prisma_glow.config_stamp).
     config_scope = "agent__organization_id"
     objects = ConfigQuerySet.as_manager()
@@ -324,6 +334,9 @@ class Execution(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    #: How a row reaches its organisation (scoping of the staff UI and the API).
+    organization_path = "organization"
+
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
@@ -374,6 +387,9 @@ class ExecutionStep(models.Model):
     duration_ms = models.FloatField(default=0, validators=[MinValueValidator(0)])
     started_at = models.DateTimeField()
 
+    #: How a row reaches its organisation (scoping of the staff UI and the API).
+    organization_path = "execution__organization"
+
     class Meta:
         ordering = ["execution", "ordinal"]
         constraints = [
@@ -409,6 +425,9 @@ class Feedback(models.Model):
         "tenancy.APIKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    #: How a row reaches its organisation (scoping of the staff UI and the API).
+    organization_path = "execution__organization"
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -447,6 +466,8 @@ class LearningExample(TimeStampedModel):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
 
+    #: How a row reaches its organisation (scoping of the staff UI and the API).
+    organization_path = "organization"
     #: Changes replace the organisation's configuration stamp (prisma_glow.config_stamp).
     config_scope = "organization_id"
     objects = ConfigQuerySet.as_manager()

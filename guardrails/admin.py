@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
+from django.db.models import Count
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from guardrails import services
+from guardrails import admin_pages, services
 from guardrails.models import Guardrail
-from prisma_glow.admin import guardrail_pages
-from prisma_glow.admin.base import OrganizationScopedAdmin, adopt, client_ip
+from prisma_glow.admin.base import OrganizationScopedAdmin, adopt
 from prisma_glow.admin.forms import JSONObjectField
 from prisma_glow.admin.scoping import get_admin_access
 
@@ -57,8 +57,6 @@ class GuardrailAdmin(OrganizationScopedAdmin):
     policy_resource = "guardrail"
 
     def get_queryset(self, request):
-        from django.db.models import Count
-
         return super().get_queryset(request).annotate(assignment_count=Count("assignments"))
 
     @admin.display(description="Action", ordering="action")
@@ -86,29 +84,26 @@ class GuardrailAdmin(OrganizationScopedAdmin):
         if change:
             changed = {k: v for k, v in fields.items() if k in form.changed_data}
             result = self.call_service(
-                services.guardrail_update, guardrail=obj, actor=request.user, ip=client_ip(request), **changed
+                services.guardrail_update, guardrail=obj, actor=request.user, **changed
             )
         else:
             result = self.call_service(
                 services.guardrail_create,
                 organization=get_admin_access(request).organization,
                 actor=request.user,
-                ip=client_ip(request),
                 **fields,
             )
         adopt(obj, result)
 
     def delete_model(self, request, obj):
-        self.call_service(services.guardrail_delete, guardrail=obj, actor=request.user, ip=client_ip(request))
+        self.call_service(services.guardrail_delete, guardrail=obj, actor=request.user)
 
     def get_urls(self):
         view = self.admin_site.admin_view
         custom = [
             path(
                 "<int:guardrail_id>/test/",
-                view(
-                    lambda request, guardrail_id: guardrail_pages.guardrail_test(self, request, guardrail_id)
-                ),
+                view(lambda request, guardrail_id: admin_pages.guardrail_test(self, request, guardrail_id)),
                 name="guardrails_guardrail_test",
             )
         ]
@@ -116,5 +111,5 @@ class GuardrailAdmin(OrganizationScopedAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
-            context["tester_form"] = guardrail_pages.GuardrailTestForm()
+            context["tester_form"] = admin_pages.GuardrailTestForm()
         return super().render_change_form(request, context, add, change, form_url, obj)

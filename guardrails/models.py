@@ -54,6 +54,8 @@ class Guardrail(TimeStampedModel):
     config = models.JSONField(default=dict, blank=True)
     enabled = models.BooleanField(default=True)
 
+    #: How a row reaches its organisation (scoping of the staff UI and the API).
+    organization_path = "organization"
     #: Changes replace the organisation's configuration stamp (prisma_glow.config_stamp).
     config_scope = "organization_id"
     objects = ConfigQuerySet.as_manager()

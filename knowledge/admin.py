@@ -9,12 +9,27 @@ from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from knowledge import services
+from knowledge import admin_pages, services
 from knowledge.models import Document, KnowledgeBase
-from prisma_glow.admin import knowledge_pages
-from prisma_glow.admin.base import OrganizationScopedAdmin, adopt, client_ip
-from prisma_glow.admin.filters import OrganizationKnowledgeBaseFilter
-from prisma_glow.admin.scoping import get_admin_access
+from prisma_glow.admin.base import OrganizationScopedAdmin, adopt
+from prisma_glow.admin.scoping import get_admin_access, scope_queryset
+
+
+class OrganizationKnowledgeBaseFilter(admin.SimpleListFilter):
+    """Documents by knowledge base, among the organisation's knowledge bases."""
+
+    title = "knowledge base"
+    parameter_name = "knowledge_base"
+
+    def lookups(self, request, model_admin):
+        bases = scope_queryset(KnowledgeBase.objects.order_by("name"), request, all_for_superuser=False)
+        return [(str(pk), name) for pk, name in bases.values_list("pk", "name")]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value and value.isdigit():
+            return queryset.filter(knowledge_base_id=int(value))
+        return queryset
 
 
 class KnowledgeBaseForm(forms.ModelForm):
@@ -83,7 +98,6 @@ class KnowledgeBaseAdmin(OrganizationScopedAdmin):
                 services.knowledge_base_update,
                 knowledge_base=obj,
                 actor=request.user,
-                ip=client_ip(request),
                 **changed,
             )
         else:
@@ -91,28 +105,24 @@ class KnowledgeBaseAdmin(OrganizationScopedAdmin):
                 services.knowledge_base_create,
                 organization=get_admin_access(request).organization,
                 actor=request.user,
-                ip=client_ip(request),
                 **data,
             )
         adopt(obj, result)
 
     def delete_model(self, request, obj):
-        self.call_service(
-            services.knowledge_base_delete, knowledge_base=obj, actor=request.user, ip=client_ip(request)
-        )
+        self.call_service(services.knowledge_base_delete, knowledge_base=obj, actor=request.user)
 
     def get_deleted_objects(self, objs, request):
         # A summary, not one line per chunk (a knowledge base holds thousands); agents using the
-        # knowledge base protect it, as the service would refuse.
-        from agents.models import AgentKnowledge
-
+        # knowledge base protect it, as the service would refuse. The assignments are read through
+        # their reverse relation ("assignments", declared by the agents app): knowledge imports no agents.
         ids = [o.pk for o in objs]
-        protected = [
-            f"{a.agent.name} uses {a.knowledge_base.name}"
-            for a in AgentKnowledge.objects.filter(knowledge_base_id__in=ids).select_related(
-                "agent", "knowledge_base"
-            )
-        ]
+        uses = (
+            KnowledgeBase.objects.filter(pk__in=ids, assignments__isnull=False)
+            .order_by("assignments__pk")
+            .values_list("assignments__agent__name", "name")
+        )
+        protected = [f"{agent} uses {name}" for agent, name in uses]
         documents = Document.objects.filter(knowledge_base_id__in=ids)
         counts = {
             "knowledge bases": len(ids),
@@ -131,12 +141,12 @@ class KnowledgeBaseAdmin(OrganizationScopedAdmin):
         custom = [
             path(
                 "search/",
-                view(lambda request: knowledge_pages.retrieval_tester(self, request)),
+                view(lambda request: admin_pages.retrieval_tester(self, request)),
                 name="knowledge_knowledgebase_search",
             ),
             path(
                 "<int:kb_id>/documents/",
-                view(lambda request, kb_id: knowledge_pages.knowledge_base_documents(self, request, kb_id)),
+                view(lambda request, kb_id: admin_pages.knowledge_base_documents(self, request, kb_id)),
                 name="knowledge_knowledgebase_documents",
             ),
         ]
@@ -173,7 +183,7 @@ class DocumentAdmin(OrganizationScopedAdmin):
         return False
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        return knowledge_pages.document_detail(self, request, object_id)
+        return admin_pages.document_detail(self, request, object_id)
 
     def get_deleted_objects(self, objs, request):
         # A summary instead of one line per chunk.
@@ -185,4 +195,4 @@ class DocumentAdmin(OrganizationScopedAdmin):
         return HttpResponseRedirect(reverse("admin:knowledge_knowledgebase_changelist"))
 
     def delete_model(self, request, obj):
-        self.call_service(services.document_delete, document=obj, actor=request.user, ip=client_ip(request))
+        self.call_service(services.document_delete, document=obj, actor=request.user)

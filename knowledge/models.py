@@ -34,6 +34,8 @@ class KnowledgeBase(TimeStampedModel):
         help_text="PostgreSQL text-search configuration (e.g. english, german).",
     )
 
+    #: How a row reaches its organisation (scoping of the staff UI and the API).
+    organization_path = "organization"
     #: Changes replace the organisation's configuration stamp (prisma_glow.config_stamp).
     config_scope = "organization_id"
     objects = ConfigQuerySet.as_manager()
@@ -103,6 +105,9 @@ class Document(TimeStampedModel):
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+
+    #: How a row reaches its organisation (scoping of the staff UI and the API).
+    organization_path = "knowledge_base__organization"
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -174,6 +179,9 @@ class Chunk(models.Model):
     # The guardrail screening of ``text`` made when the chunk was stored (``guardrails.screening``):
     # the retrieval stage reuses it instead of scanning the passage again on every run.
     screening = models.JSONField(null=True, blank=True, editable=False)
+
+    #: How a row reaches its organisation (scoping of the staff UI and the API).
+    organization_path = "document__knowledge_base__organization"
 
     class Meta:
         ordering = ["document", "ordinal"]

@@ -43,6 +43,8 @@ class Persona(TimeStampedModel):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
 
+    #: How a row reaches its organisation (scoping of the staff UI and the API).
+    organization_path = "agent__organization"
     #: Changes replace the organisation's configuration stamp (prisma_glow.config_stamp).
     config_scope = "agent__organization_id"
     objects = ConfigQuerySet.as_manager()

@@ -15,6 +15,9 @@ import dj_database_url
 from csp.constants import NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# The platform's own templates and static files live in the package (prisma_glow is not an installed
+# app: its admin is django.contrib.admin's), so a wheel carries them; each app carries its own.
+PACKAGE_DIR = Path(__file__).resolve().parent
 VAR_DIR = Path(os.environ.get("PRISMA_GLOW_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
@@ -113,7 +116,10 @@ ASGI_APPLICATION = "prisma_glow.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        # Before the apps' templates: the platform's admin/base_site.html, change_form.html… replace
+        # django.contrib.admin's. A top-level templates/ of a checkout is still read while it exists.
+        "DIRS": [PACKAGE_DIR / "templates"]
+        + ([BASE_DIR / "templates"] if (BASE_DIR / "templates").is_dir() else []),
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -219,7 +225,7 @@ if DEBUG:
     # WhiteNoise warns on every request handler it builds when STATIC_ROOT does not exist yet
     # (development and tests never run collectstatic); production images create it by collecting.
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)
-STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
+STATICFILES_DIRS = [PACKAGE_DIR / "static"]
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.environ.get("DJANGO_MEDIA_ROOT", VAR_DIR / "media"))
 STORAGES = {

@@ -10,14 +10,16 @@ import json
 
 from django import forms
 from django.contrib import admin
+from django.db.models import Count
 from django.urls import path, reverse
 from django.utils.html import format_html
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
 
-from prisma_glow.admin import tool_pages
 from prisma_glow.admin.base import OrganizationScopedAdmin, adopt
 from prisma_glow.admin.forms import JSONObjectField
 from prisma_glow.admin.scoping import get_admin_access
-from tools import services
+from tools import admin_pages, services
 from tools.models import Tool, ToolKind
 
 
@@ -53,9 +55,6 @@ class ToolForm(forms.ModelForm):
             ].help_text = "Secret headers are stored (hidden). Type new ones to replace them."
 
     def clean_input_schema(self):
-        from jsonschema import Draft202012Validator
-        from jsonschema.exceptions import SchemaError
-
         schema = self.cleaned_data.get("input_schema") or {}
         try:
             Draft202012Validator.check_schema(schema or {"type": "object"})
@@ -99,8 +98,6 @@ class ToolAdmin(OrganizationScopedAdmin):
     policy_resource = "tool"  # the policy keeps built-in tools read-only
 
     def get_queryset(self, request):
-        from django.db.models import Count
-
         return super().get_queryset(request).annotate(assignment_count=Count("assignments"))
 
     @admin.display(description="Kind", ordering="kind")
@@ -164,7 +161,7 @@ class ToolAdmin(OrganizationScopedAdmin):
         custom = [
             path(
                 "<int:tool_id>/test/",
-                view(lambda request, tool_id: tool_pages.tool_test(self, request, tool_id)),
+                view(lambda request, tool_id: admin_pages.tool_test(self, request, tool_id)),
                 name="tools_tool_test",
             )
         ]

@@ -56,6 +56,10 @@ class Tool(TimeStampedModel):
     )
     is_enabled = models.BooleanField(default=True)
 
+    #: How a row reaches its organisation (scoping of the staff UI and the API).
+    organization_path = "organization"
+    #: Built-in tools (no organisation) are shared by every organisation (read-only for members).
+    organization_shared_when_null = True
     #: Changes replace the organisation's configuration stamp (prisma_glow.config_stamp).
     config_scope = "organization_id"
     objects = ConfigQuerySet.as_manager()

@@ -1,8 +1,11 @@
-"""The staff UI's pages beyond plain ModelAdmins (wizard, detail pages, testers) and their helpers.
+"""The staff UI's base, used by every app's pages: the organisation-scoped ModelAdmin (``base``),
+scoping and roles (``scoping``), the HTMX helper (``htmx``), generic form fields (``forms``), generic
+list filters (``filters``) and the template tags (``templatetags``).
 
-Scoping and roles live in ``scoping`` and ``base``; the HTMX helper in ``htmx``. Pages are routed by
-the ModelAdmins' ``get_urls()`` (``agents/admin.py``, ``tools/admin.py``, ``knowledge/admin.py``,
-``guardrails/admin.py``, ``prisma_glow/tenancy/admin.py``, ``prisma_glow/audit/admin.py``).
+Each app owns its pages: its ModelAdmins in ``<app>/admin.py`` route them (``get_urls()``), the page
+views and their forms are in ``<app>/admin_pages.py``, the templates in
+``<app>/templates/admin/<app>/`` (``tools``, ``guardrails``, ``knowledge``…; the platform's own,
+such as ``admin/base_site.html``, in ``prisma_glow/templates/``).
 
 The twenty pages (for the browser tests; ``<id>`` is an object of the signed-in user's organisation):
 
@@ -37,7 +40,7 @@ wizard over) ask with ``window.confirm`` first — accept the dialog in a browse
 to the test console (``/admin/console/``) and the API docs; users with several memberships get an
 organisation ``<select name="organization">`` with a "Switch" button.
 
-Every page loads ``static/admin_ui/admin_ui.css`` and ``admin_ui.js`` and htmx from django-htmx's static
+Every page loads ``prisma_glow/static/admin_ui/admin_ui.css`` and ``admin_ui.js`` and htmx from django-htmx's static
 files; no inline script or style. ``tests/admin/conftest.py::World.pages()`` lists the same URLs for
 a set of objects.
 """

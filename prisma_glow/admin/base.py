@@ -74,6 +74,9 @@ def adopt(obj, result) -> None:
 
 
 def client_ip(request) -> str | None:
+    # Deprecated: the audit events take the request's address from ``prisma_glow.audit.context``
+    # (its middleware). Kept only for prisma_glow/tenancy/admin.py and the agent pages until the
+    # #14 branches that drop ``ip=`` from them are merged; then this goes.
     return request.META.get("REMOTE_ADDR") or None
 
 
@@ -236,9 +239,7 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
 
 def render_admin_page(request, template: str, context: dict, *, title: str, model_admin=None):
     """A custom page inside the admin chrome: site context, title, app label for the breadcrumbs."""
-    from django.contrib.admin import site
-
-    ctx = {**site.each_context(request), "title": title, **context}
+    ctx = {**admin.site.each_context(request), "title": title, **context}
     if model_admin is not None:
         ctx.setdefault("opts", model_admin.opts)
         ctx.setdefault("app_label", model_admin.opts.app_label)

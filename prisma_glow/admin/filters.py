@@ -43,22 +43,3 @@ class OrganizationAgentFilter(admin.SimpleListFilter):
         if value and value.isdigit():
             return queryset.filter(agent_id=int(value))
         return queryset
-
-
-class OrganizationKnowledgeBaseFilter(admin.SimpleListFilter):
-    """Documents by knowledge base, among the organisation's knowledge bases."""
-
-    title = "knowledge base"
-    parameter_name = "knowledge_base"
-
-    def lookups(self, request, model_admin):
-        from knowledge.models import KnowledgeBase
-
-        bases = scope_queryset(KnowledgeBase.objects.order_by("name"), request, all_for_superuser=False)
-        return [(str(pk), name) for pk, name in bases.values_list("pk", "name")]
-
-    def queryset(self, request, queryset):
-        value = self.value()
-        if value and value.isdigit():
-            return queryset.filter(knowledge_base_id=int(value))
-        return queryset

@@ -4,6 +4,12 @@ Every ModelAdmin and custom page asks this module which organisation the request
 what the user's role there is (what that role may do is ``prisma_glow.policy``'s answer). Superusers see every organisation's rows; everyone else sees only the
 organisation currently selected (one of their memberships, chosen with the switcher). Objects
 outside that scope are simply not in the querysets, so their pages answer 404.
+
+Each organisation-owned model declares how its rows reach their organisation, as it declares its
+``config_scope``: ``organization_path = "agent__organization"`` (``"pk"`` for the organisation
+itself), and ``organization_shared_when_null = True`` when rows without an organisation are shared
+by every organisation (built-in tools, read-only for members). A model without ``organization_path``
+is not organisation-owned.
 """
 
 from __future__ import annotations
@@ -19,31 +25,10 @@ from prisma_glow.tenancy.models import Membership, Organization, Role
 
 SESSION_KEY = "admin_organization_id"
 
-# Path from each model to its organisation. A model absent here is not organisation-owned.
-ORGANIZATION_PATHS: dict[str, str] = {
-    "agents.agent": "organization",
-    "agents.modelprovider": "organization",
-    "agents.agenttool": "agent__organization",
-    "agents.agentknowledge": "agent__organization",
-    "agents.agentguardrail": "agent__organization",
-    "agents.execution": "organization",
-    "agents.executionstep": "execution__organization",
-    "agents.feedback": "execution__organization",
-    "agents.learningexample": "organization",
-    "personas.persona": "agent__organization",
-    "tools.tool": "organization",
-    "guardrails.guardrail": "organization",
-    "knowledge.knowledgebase": "organization",
-    "knowledge.document": "knowledge_base__organization",
-    "knowledge.chunk": "document__knowledge_base__organization",
-    "tenancy.organization": "pk",
-    "tenancy.membership": "organization",
-    "tenancy.apikey": "organization",
-    "audit.auditevent": "organization",
-}
 
-# Models whose rows with no organisation are shared by every organisation (read-only for members).
-SHARED_WHEN_NULL = {"tools.tool"}
+def organization_path(model) -> str | None:
+    """The path from ``model``'s rows to their organisation (its ``organization_path``), or None."""
+    return getattr(model, "organization_path", None)
 
 
 @dataclass
@@ -105,14 +90,14 @@ def get_admin_access(request) -> AdminAccess:
 def scope_queryset(queryset: QuerySet, request, *, all_for_superuser: bool = True) -> QuerySet:
     """Limit ``queryset`` to the request's organisation (superusers: everything, by default)."""
     access = get_admin_access(request)
-    label = queryset.model._meta.label_lower
-    if label == "auth.user":
+    model = queryset.model
+    if model is get_user_model():
         if access.is_superuser and all_for_superuser:
             return queryset
         if access.organization is None:
             return queryset.none()
         return queryset.filter(memberships__organization=access.organization).distinct()
-    path = ORGANIZATION_PATHS.get(label)
+    path = organization_path(model)
     if path is None:
         return queryset
     if access.is_superuser and all_for_superuser:
@@ -120,7 +105,7 @@ def scope_queryset(queryset: QuerySet, request, *, all_for_superuser: bool = Tru
     if access.organization is None:
         return queryset.none()
     condition = Q(**{path: access.organization.pk if path == "pk" else access.organization})
-    if label in SHARED_WHEN_NULL:
+    if getattr(model, "organization_shared_when_null", False):
         condition |= Q(**{f"{path}__isnull": True})
     return queryset.filter(condition)
 

@@ -11,13 +11,14 @@ from prisma_glow.api.tenancy import Access, get_access
 class OrganizationScopedMixin:
     """Scopes ``queryset`` to the caller's organisation through ``organization_lookup``.
 
-    Set ``organization_lookup`` to the path from the model to its organisation
-    (``"organization"``, ``"knowledge_base__organization"``, ``"agent__organization"``…). Objects of
+    ``organization_lookup`` is the path from the model to its organisation; by default the one the
+    model declares (its ``organization_path``: ``"organization"``, ``"knowledge_base__organization"``,
+    ``"agent__organization"``…). Objects of
     other organisations are simply not in the queryset, so they answer 404. Set ``policy_resource``
     (and ``operations`` for custom actions) to say what each action does (``prisma_glow.api.permissions``).
     """
 
-    organization_lookup = "organization"
+    organization_lookup: str | None = None  # None: the model's ``organization_path``
 
     @property
     def access(self) -> Access:
@@ -34,7 +35,8 @@ class OrganizationScopedMixin:
 
     def get_queryset(self):
         queryset = super().get_queryset()
-        return queryset.filter(**{self.organization_lookup: self.organization})
+        lookup = self.organization_lookup or queryset.model.organization_path
+        return queryset.filter(**{lookup: self.organization})
 
     def get_serializer_context(self):
         context = super().get_serializer_context()

@@ -67,6 +67,8 @@ class AuditEvent(models.Model):
         help_text="How the hash was computed (1: before canonical numbers; 2: canonical JSON).",
     )
 
+    #: How a row reaches its organisation (scoping of the staff UI and the API).
+    organization_path = "organization"
     objects = AuditEventQuerySet.as_manager()
 
     class Meta:

@@ -32,6 +32,9 @@ class Organization(TimeStampedModel):
         "(prisma_glow.config_stamp); the runtime's cache of loaded agents is valid only under it.",
     )
 
+    #: How a row reaches its organisation: it is one (scoping of the staff UI).
+    organization_path = "pk"
+
     class Meta:
         ordering = ["name"]
 
@@ -56,6 +59,9 @@ class Membership(TimeStampedModel):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+
+    #: How a row reaches its organisation (scoping of the staff UI and the API).
+    organization_path = "organization"
 
     class Meta:
         ordering = ["organization", "user"]
@@ -123,6 +129,8 @@ class APIKey(TimeStampedModel):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="rotated_to"
     )
 
+    #: How a row reaches its organisation (scoping of the staff UI and the API).
+    organization_path = "organization"
     objects = APIKeyQuerySet.as_manager()
 
     class Meta:

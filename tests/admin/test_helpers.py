@@ -91,3 +91,54 @@ def test_side_by_side_pairs_lines_and_folds_long_unchanged_runs():
     removed = side_by_side("A\nB", "")
     assert [(r["kind"], r["old"], r["new_no"]) for r in removed] == [("del", "A", None), ("del", "B", None)]
     assert side_by_side("", "") == [] and side_by_side("0.2", "0.7")[0]["kind"] == "change"
+
+
+def test_every_organisation_owned_model_declares_its_path_to_the_organisation():
+    """Scoping (staff UI and API) reads each model's ``organization_path``: every model of the project
+    with a relation to an organisation declares one, and each path ends at the organisation."""
+    from django.apps import apps
+
+    from prisma_glow.tenancy.models import Organization
+
+    ours = {"agents", "personas", "tools", "guardrails", "knowledge", "tenancy", "audit"}
+    declared = {
+        m._meta.label_lower: m.organization_path
+        for m in apps.get_models()
+        if getattr(m, "organization_path", None)
+    }
+    assert declared == {
+        "agents.agent": "organization",
+        "agents.modelprovider": "organization",
+        "agents.agenttool": "agent__organization",
+        "agents.agentknowledge": "agent__organization",
+        "agents.agentguardrail": "agent__organization",
+        "agents.execution": "organization",
+        "agents.executionstep": "execution__organization",
+        "agents.feedback": "execution__organization",
+        "agents.learningexample": "organization",
+        "personas.persona": "agent__organization",
+        "tools.tool": "organization",
+        "guardrails.guardrail": "organization",
+        "knowledge.knowledgebase": "organization",
+        "knowledge.document": "knowledge_base__organization",
+        "knowledge.chunk": "document__knowledge_base__organization",
+        "tenancy.organization": "pk",
+        "tenancy.membership": "organization",
+        "tenancy.apikey": "organization",
+        "audit.auditevent": "organization",
+    }
+    for label, path in declared.items():
+        target = apps.get_model(label)
+        if path != "pk":
+            for name in path.split("__"):
+                target = target._meta.get_field(name).related_model
+        assert target is Organization, label
+    for model in apps.get_models():
+        if model._meta.app_label in ours and any(
+            f.many_to_one and f.related_model is Organization for f in model._meta.get_fields()
+        ):
+            assert model._meta.label_lower in declared, model
+    shared = [
+        m._meta.label_lower for m in apps.get_models() if getattr(m, "organization_shared_when_null", 0)
+    ]
+    assert shared == ["tools.tool"]

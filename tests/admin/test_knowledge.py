@@ -286,3 +286,26 @@ def test_document_page_shows_the_passages_screened_as_injected(staff_client, org
     clean = DocumentFactory(knowledge_base=kb, title="Clean")
     html = staff_client.get(f"/admin/knowledge/document/{clean.pk}/change/").content.decode()
     assert "instructions to an AI" not in html and "Injection signals" not in html
+
+
+def test_knowledge_pages_record_the_request_address_in_the_audit_log(staff_client, org, immediate_tasks):
+    """No page passes an address: each upload (document_create_many, one event per stored file), the
+    pasted text, a document's edit and its reprocessing get the request's from the audit context."""
+    kb = KnowledgeBaseFactory(organization=org)
+    address = {"REMOTE_ADDR": "198.51.100.4"}
+    url = f"/admin/knowledge/knowledgebase/{kb.pk}/documents/"
+    files = [SimpleUploadedFile("memo.md", MEMO), SimpleUploadedFile("empty.txt", b"")]
+    response = staff_client.post(url, {"files": files, "text": MANUAL.decode()}, **address)
+    assert response.status_code == 400 and "empty.txt: the file is empty" in response.content.decode().lower()
+    memo = kb.documents.get(source="upload")
+    detail = f"/admin/knowledge/document/{memo.pk}/change/"
+    staff_client.post(detail, {"title": "Gifts memo", "jurisdiction": "DE"}, **address)
+    staff_client.post(detail, {"_reindex": "1"}, **address)
+    events = AuditEvent.objects.filter(action__startswith="document.").order_by("id")
+    assert [e.action for e in events] == [
+        "document.create",
+        "document.create",
+        "document.update",
+        "document.reindex",
+    ]
+    assert {e.ip for e in events} == {"198.51.100.4"}

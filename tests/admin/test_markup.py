@@ -86,8 +86,8 @@ def test_the_walk_covers_every_template_dir_of_the_project():
     """The walk sees the project's templates (including an app's own templates folder), not
     Django's or another package's."""
     names = {p.relative_to(settings.BASE_DIR).as_posix() for p in project_templates()}
-    assert "templates/admin/pg/fields.html" in names
-    assert "templates/admin/knowledge/knowledgebase/search.html" in names
+    assert "prisma_glow/templates/admin/pg/fields.html" in names
+    assert "knowledge/templates/admin/knowledge/knowledgebase/search.html" in names
     assert "prisma_glow/api/templates/prisma_glow_api/swagger_ui.html" in names
     assert not any("site-packages" in n or n.startswith("..") for n in names)
     assert len(names) >= 30
@@ -240,7 +240,7 @@ def test_tool_schema_texts_become_plain_help_texts_and_labels():
     strings (never SafeString), whatever their JSON type."""
     from django.utils.safestring import SafeData
 
-    from prisma_glow.admin.tool_pages import schema_field
+    from tools.admin_pages import schema_field
 
     field = schema_field("x", {"type": "string", "title": SHORT, "description": HTMX_DIV}, False)
     assert (field.label, field.help_text) == (SHORT, HTMX_DIV)

@@ -253,3 +253,20 @@ def test_guardrail_change_form_embeds_the_tester(staff_client, org):
     assert (
         f'hx-post="/admin/guardrails/guardrail/{guardrail.pk}/test/"' in html and 'id="tester-text"' in html
     )
+
+
+def test_guardrail_pages_record_the_request_address_in_the_audit_log(staff_client, org):
+    """The guardrail admin passes no address: the audit context (middleware) gives every event the
+    request's, on create, change and delete alike."""
+    address = {"REMOTE_ADDR": "203.0.113.7"}
+    staff_client.post("/admin/guardrails/guardrail/add/", guardrail_data(), **address)
+    guardrail = Guardrail.objects.get(organization=org)
+    url = f"/admin/guardrails/guardrail/{guardrail.pk}/"
+    staff_client.post(f"{url}change/", guardrail_data(name="No wire fraud (EU)"), **address)
+    staff_client.post(f"{url}delete/", {"post": "yes"}, **address)
+    events = AuditEvent.objects.filter(action__startswith="guardrail.").order_by("id")
+    assert [(e.action, e.ip) for e in events] == [
+        ("guardrail.create", "203.0.113.7"),
+        ("guardrail.update", "203.0.113.7"),
+        ("guardrail.delete", "203.0.113.7"),
+    ]

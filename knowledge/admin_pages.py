@@ -11,9 +11,12 @@ from django.db.models import Count, Q, Sum
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 
+# TODO(#14 screening hook): knowledge must not import guardrails; switch to the screening hook at merge.
 from guardrails.screening import injection_summary
+from knowledge import services
 from knowledge.models import Document, DocumentStatus, KnowledgeBase
-from prisma_glow.admin.base import add_errors_to_form, client_ip, run_service, validation_messages
+from knowledge.search import search
+from prisma_glow.admin.base import add_errors_to_form, run_service, validation_messages
 from prisma_glow.admin.htmx import htmx_partial, is_htmx
 from prisma_glow.admin.scoping import get_admin_access, scope_queryset, scoped_get
 
@@ -35,8 +38,8 @@ class MultipleFileField(forms.FileField):
         super().__init__(*args, **kwargs)
 
     def clean(self, data, initial=None):
-        # Each file is checked by ``document_create`` (type, size, empty, duplicate), which reports
-        # the problem per file; one bad file must not reject the others.
+        # Each file is checked by ``document_create_many`` (type, size, empty, duplicate), which
+        # reports the problem per file; one bad file must not reject the others.
         files = [f for f in (data if isinstance(data, (list, tuple)) else [data]) if f]
         if self.required and not files:
             raise ValidationError(self.error_messages["required"], code="required")
@@ -120,9 +123,11 @@ def _documents_context(request, kb):
 
 
 def knowledge_base_documents(model_admin, request, kb_id):
-    """Upload several documents at once and watch them get processed (the table polls while busy)."""
-    from knowledge import services
+    """Upload several documents at once and watch them get processed (the table polls while busy).
 
+    Each file is stored on its own (``services.document_create_many``): the refused ones are listed
+    with their reasons and the others are kept.
+    """
     kb = scoped_get(KnowledgeBase.objects.all(), request, pk=kb_id)
     can_write = model_admin.allows(request, "document.add")
     status = 200
@@ -138,27 +143,19 @@ def knowledge_base_documents(model_admin, request, kb_id):
                 "effective_to": data.get("effective_to"),
             }
             added, refused = [], []
-            for upload in data["files"]:
-                doc, error = run_service(
-                    services.document_create,
-                    knowledge_base=kb,
-                    actor=request.user,
-                    ip=client_ip(request),
-                    file=upload,
-                    **common,
-                )
-                if error is None:
-                    added.append(doc.title)
+            outcomes = services.document_create_many(
+                knowledge_base=kb, actor=request.user, files=data["files"], **common
+            )
+            for outcome in outcomes:
+                if outcome.ok:
+                    added.append(outcome.document.title)
                 else:
-                    refused.append(
-                        f"{upload.name}: {' '.join(m.split(': ', 1)[-1] for m in validation_messages(error))}"
-                    )
+                    refused.append(f"{outcome.filename}: {outcome.error}")
             if (data.get("text") or "").strip():
                 doc, error = run_service(
                     services.document_create,
                     knowledge_base=kb,
                     actor=request.user,
-                    ip=client_ip(request),
                     text=data["text"],
                     title=data.get("text_title") or None,
                     **common,
@@ -197,8 +194,6 @@ def knowledge_base_documents(model_admin, request, kb_id):
 
 def document_detail(model_admin, request, object_id):
     """A document: its status and metadata (editable), and its chunks, paginated."""
-    from knowledge import services
-
     document = scoped_get(
         Document.objects.select_related("knowledge_base", "uploaded_by"), request, pk=object_id
     )
@@ -214,9 +209,7 @@ def document_detail(model_admin, request, object_id):
     if request.method == "POST":
         model_admin.require(request, "document.change", document)
         if "_reindex" in request.POST:
-            _, error = run_service(
-                services.document_reindex, document=document, actor=request.user, ip=client_ip(request)
-            )
+            _, error = run_service(services.document_reindex, document=document, actor=request.user)
             if error is None:
                 messages.success(request, "The document is being processed again.")
             else:
@@ -230,7 +223,6 @@ def document_detail(model_admin, request, object_id):
                 services.document_update,
                 document=document,
                 actor=request.user,
-                ip=client_ip(request),
                 **changes,
             )
             if error is None:
@@ -269,8 +261,6 @@ def document_detail(model_admin, request, object_id):
 
 def retrieval_tester(model_admin, request):
     """Ask a question of the knowledge bases; see the ranked passages with the matched terms marked."""
-    from knowledge.search import search
-
     model_admin.require(request, "knowledge_base.search")
     knowledge_bases = scope_queryset(KnowledgeBase.objects.order_by("name"), request, all_for_superuser=False)
     passages = None

@@ -12,6 +12,7 @@ from prisma_glow.admin.forms import JSONObjectField
 from prisma_glow.admin.htmx import htmx_partial
 from prisma_glow.admin.scoping import scoped_get
 from tools.models import Tool
+from tools.registry import ToolArgumentsInvalid, run_tool
 
 
 class JSONValueField(forms.CharField):
@@ -48,7 +49,7 @@ class DecimalNumberField(forms.CharField):
 def schema_field(name: str, prop: dict, required: bool) -> forms.Field:
     """The form field for one property of a JSON Schema (type, enum, description, bounds)."""
     # Title and description are the tool author's text: plain strings, escaped where they are shown
-    # (templates/admin/pg/fields.html renders help texts escaped, inside an hx-disable container).
+    # (prisma_glow/templates/admin/pg/fields.html renders help texts escaped, inside an hx-disable container).
     label = str(prop.get("title") or name)
     help_text = str(prop.get("description") or "")
     common = {"required": required, "label": label, "help_text": help_text}
@@ -124,8 +125,6 @@ def collect_arguments(form) -> dict:
 
 def tool_test(model_admin, request, tool_id):
     """Run a tool with arguments typed into a form made from its schema; show the result."""
-    from tools.registry import ToolArgumentsInvalid, run_tool
-
     model_admin.require(request, "tool.test")
     tool = scoped_get(Tool.objects.all(), request, pk=tool_id)
     schema = tool.input_schema or {"type": "object"}

@@ -11,6 +11,8 @@ import json
 from django import forms
 from django.core.exceptions import ValidationError
 
+from guardrails.checks import validate_config
+from guardrails.engine import evaluate
 from guardrails.models import Guardrail, GuardrailAction, GuardrailKind, Stage
 from prisma_glow.admin.htmx import htmx_partial
 from prisma_glow.admin.scoping import scoped_get
@@ -47,8 +49,6 @@ def _edited_guardrail(guardrail: Guardrail, data: dict):
         raise ValidationError({"config": f"Not valid JSON: {exc.msg}."})
     if not isinstance(config, dict):
         raise ValidationError({"config": "The configuration must be a JSON object."})
-    from guardrails.checks import validate_config
-
     action = data.get("action") or guardrail.action
     validated = validate_config(data["kind"], config, action=action)
     return {
@@ -63,8 +63,6 @@ def _edited_guardrail(guardrail: Guardrail, data: dict):
 
 def guardrail_test(model_admin, request, guardrail_id):
     """Check a text against one guardrail at a stage; show the verdict with the spans marked."""
-    from guardrails.engine import evaluate
-
     guardrail = scoped_get(Guardrail.objects.all(), request, pk=guardrail_id)
     verdict = None
     marked = ""
