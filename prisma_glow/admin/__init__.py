@@ -1,7 +1,8 @@
 """The staff UI's pages beyond plain ModelAdmins (wizard, detail pages, testers) and their helpers.
 
 Scoping and roles live in ``scoping`` and ``base``; the HTMX helper in ``htmx``. Pages are routed by
-the ModelAdmins' ``get_urls()`` (``agents/admin.py``, ``tools/admin.py``, ``knowledge/admin.py``,
+the ModelAdmins' ``get_urls()`` (``agents/admin/``, which also holds the agents' pages, forms and
+dashboard panel; ``tools/admin.py``, ``knowledge/admin.py``,
 ``guardrails/admin.py``, ``prisma_glow/tenancy/admin.py``, ``prisma_glow/audit/admin.py``).
 
 The twenty pages (for the browser tests; ``<id>`` is an object of the signed-in user's organisation):

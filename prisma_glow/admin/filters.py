@@ -26,25 +26,6 @@ class OwnerFilter(admin.SimpleListFilter):
         return queryset
 
 
-class OrganizationAgentFilter(admin.SimpleListFilter):
-    """Rows by agent, among the organisation's agents."""
-
-    title = "agent"
-    parameter_name = "agent"
-
-    def lookups(self, request, model_admin):
-        from agents.models import Agent
-
-        agents = scope_queryset(Agent.objects.order_by("name"), request, all_for_superuser=False)
-        return [(str(pk), name) for pk, name in agents.values_list("pk", "name")]
-
-    def queryset(self, request, queryset):
-        value = self.value()
-        if value and value.isdigit():
-            return queryset.filter(agent_id=int(value))
-        return queryset
-
-
 class OrganizationKnowledgeBaseFilter(admin.SimpleListFilter):
     """Documents by knowledge base, among the organisation's knowledge bases."""
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import difflib
 import re
+from types import SimpleNamespace
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Avg, Count, Q, Sum
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
@@ -19,10 +21,8 @@ from django.utils import timezone
 from django.utils.datastructures import MultiValueDict
 
 from agents import services as agent_services
-from agents.models import Agent, AgentStatus, Execution, ExecutionStatus, Feedback, LearningExampleStatus
-from personas import services as persona_services
-from personas.models import Persona
-from prisma_glow.admin.agent_forms import (
+from agents.admin.dashboard import percentile
+from agents.admin.forms import (
     AssignmentAddForm,
     AssignmentSettingsForm,
     BasicsForm,
@@ -35,13 +35,16 @@ from prisma_glow.admin.agent_forms import (
     ToolsStepForm,
     target_queryset,
 )
+from agents.models import Agent, AgentStatus, Execution, ExecutionStatus, Feedback, LearningExampleStatus
+from agents.runtime import loading, pipeline
+from personas import services as persona_services
+from personas.models import Persona
 from prisma_glow.admin.base import (
     add_errors_to_form,
     render_admin_page,
     run_service,
     validation_messages,
 )
-from prisma_glow.admin.dashboard import percentile
 from prisma_glow.admin.htmx import htmx_partial
 from prisma_glow.admin.scoping import get_admin_access, scoped_get
 
@@ -102,10 +105,6 @@ def assemble_messages(agent: Agent, values: dict) -> list[dict]:
     Built by the runtime's own message assembly (``agents.runtime.pipeline``), with the agent's
     enabled tools and knowledge and its approved examples, so the preview is what a run sends.
     """
-    from types import SimpleNamespace
-
-    from agents.runtime import loading, pipeline
-
     persona = SimpleNamespace(
         system_prompt=values.get("system_prompt") or "",
         tone=values.get("tone") or "",
@@ -717,8 +716,6 @@ def _target(assignment, spec):
 
 def _persona_error(error):
     """Map persona model field names onto the editor's field names."""
-    from django.core.exceptions import ValidationError
-
     if hasattr(error, "error_dict") and "name" in error.error_dict:
         mapped = dict(error.error_dict)
         mapped["persona_name"] = mapped.pop("name")

@@ -1,4 +1,5 @@
-"""Forms of the agent pages: the creation wizard's steps, the persona editor, assignments."""
+"""Forms of the agents' staff pages: the ModelAdmins' forms, the creation wizard's steps, the persona
+editor, assignments."""
 
 from __future__ import annotations
 
@@ -6,13 +7,76 @@ from decimal import Decimal
 
 from django import forms
 
-from agents.models import Agent, AgentType, ModelProvider
+from agents import services
+from agents.models import Agent, AgentType, LearningExample, ModelProvider, ProviderKind
 from guardrails.models import Guardrail
 from knowledge.models import KnowledgeBase
 from personas.models import Persona
 from prisma_glow.admin.forms import JSONObjectField
 from prisma_glow.admin.scoping import get_admin_access, organization_users, scope_queryset
 from tools.models import Tool
+
+# --- ModelAdmin forms -------------------------------------------------------------------------
+
+
+class AgentForm(forms.ModelForm):
+    class Meta:
+        model = Agent
+        fields = [
+            "name",
+            "slug",
+            "type",
+            "description",
+            "owner",
+            "provider",
+            "model",
+            "max_tool_rounds",
+            "timeout_seconds",
+        ]
+
+
+class LearningExampleForm(forms.ModelForm):
+    class Meta:
+        model = LearningExample
+        fields = ["agent", "input", "output"]
+
+
+class ModelProviderForm(forms.ModelForm):
+    """The API key is write-only: never shown, left blank to keep the stored one."""
+
+    api_key = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Write-only. Leave blank to keep the stored key.",
+    )
+    clear_api_key = forms.BooleanField(required=False, label="Remove the stored API key")
+
+    class Meta:
+        model = ModelProvider
+        fields = list(services.PROVIDER_FIELDS)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial["api_key"] = ""
+        if self.instance.pk and self.instance.api_key and "api_key" in self.fields:
+            self.fields["api_key"].help_text = "A key is stored (hidden). Type a new one to replace it."
+
+    def clean(self):
+        data = super().clean()
+        if data.get("kind") == ProviderKind.OPENAI_COMPATIBLE and not data.get("base_url"):
+            self.add_error("base_url", "An OpenAI-compatible provider needs a base URL.")
+        return data
+
+    def _post_clean(self):
+        # Keep the stored key on the instance during model validation when none was typed.
+        typed = self.cleaned_data.get("api_key")
+        stored = self.instance.api_key
+        super()._post_clean()
+        if not typed:
+            self.instance.api_key = stored
+
+
+# --- Wizard and page forms -------------------------------------------------------------------
 
 
 class ScopedForm(forms.Form):
