@@ -74,9 +74,6 @@ class ModelProviderForm(forms.ModelForm):
             self.instance.api_key = stored
 
 
-# --- Wizard and page forms -------------------------------------------------------------------
-
-
 class ScopedForm(forms.Form):
     """A form whose choices are limited to the request's organisation (``request`` keyword)."""
 
