@@ -1,15 +1,44 @@
-"""The staff UI: a customised AdminSite (dashboard, organisation-scoped pages, test console).
+"""The staff UI: a customised AdminSite (dashboard, organisation-scoped pages, switching organisation).
 
-The index is a dashboard of the selected organisation. Every page is scoped by
-``prisma_glow.admin.scoping``; users with several memberships switch organisation from the
-header. The page map (for the browser tests) is in ``prisma_glow.admin``.
+The index is a dashboard of the selected organisation, made of the panels apps contribute
+(``register_dashboard_panel``); apps mount their own pages beside the model pages with
+``register_urls`` (the agents app's test console, /admin/console/). Apps do both from their
+``admin`` module, which the admin's autodiscovery imports before any URL is resolved, so this
+module imports no app. Every page is scoped by ``prisma_glow.admin.scoping``; users with several
+memberships switch organisation from the header.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 from django.contrib import admin, messages
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import include, path, reverse
+from django.urls import path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+
+from prisma_glow.admin.scoping import SESSION_KEY, get_admin_access
+
+
+@dataclass(frozen=True)
+class DashboardPanel:
+    """One section of the dashboard.
+
+    ``context(request, organization)`` returns the variables ``template`` reads; the site calls it only
+    when the user may view ``organization``, and merges the variables into the index's context (a
+    name another panel or the site already uses is refused: prefix them by panel). ``template`` is
+    included in the index's page in ``order`` (then registration order); it loads its own tag
+    libraries. Panels run on every visit of the index: keep their queries few and constant.
+    """
+
+    name: str
+    template: str
+    context: Callable[[Any, Any], dict]
+    order: int = 100
 
 
 class PrismaGlowAdminSite(admin.AdminSite):
@@ -19,10 +48,38 @@ class PrismaGlowAdminSite(admin.AdminSite):
     site_url = None  # "/" is the admin itself; the header links to the console and the API docs
     index_template = "admin/dashboard.html"
 
+    def __init__(self, name="admin"):
+        super().__init__(name)
+        self._dashboard_panels: dict[str, DashboardPanel] = {}
+        self._app_urls: list = []
+
+    # --- what apps contribute ------------------------------------------------------------------
+    def register_dashboard_panel(
+        self, name: str, *, template: str, context: Callable[[Any, Any], dict], order: int = 100
+    ) -> DashboardPanel:
+        """Add a panel to the dashboard (see ``DashboardPanel``); a name is registered once."""
+        if name in self._dashboard_panels:
+            raise ImproperlyConfigured(f"A dashboard panel named {name!r} is already registered.")
+        panel = DashboardPanel(name=name, template=template, context=context, order=order)
+        self._dashboard_panels[name] = panel
+        return panel
+
+    def unregister_dashboard_panel(self, name: str) -> None:
+        self._dashboard_panels.pop(name)
+
+    def dashboard_panels(self) -> list[DashboardPanel]:
+        """The registered panels in page order."""
+        return sorted(self._dashboard_panels.values(), key=lambda panel: panel.order)
+
+    def register_urls(self, urlpatterns: list) -> None:
+        """Mount an app's own pages under the site's root (before the model pages), e.g.
+        ``site.register_urls([path("console/", include("agents.console.urls"))])``."""
+        self._app_urls.extend(urlpatterns)
+
+    # --- pages ---------------------------------------------------------------------------------
     def get_urls(self):
-        # The test console lives in agents/console/ and is mounted under /admin/console/.
         custom = [
-            path("console/", include("agents.console.urls")),
+            *self._app_urls,
             path(
                 "switch-organization/",
                 self.admin_view(self.switch_organization),
@@ -32,8 +89,6 @@ class PrismaGlowAdminSite(admin.AdminSite):
         return custom + super().get_urls()
 
     def each_context(self, request):
-        from prisma_glow.admin.scoping import get_admin_access
-
         context = super().each_context(request)
         access = get_admin_access(request)
         context["admin_access"] = access
@@ -41,23 +96,22 @@ class PrismaGlowAdminSite(admin.AdminSite):
         return context
 
     def index(self, request, extra_context=None):
-        """The dashboard: agents, executions per day, latency, tokens and cost, guardrail blocks."""
-        from agents.models import Agent, Execution, ExecutionStep
-        from prisma_glow.admin.dashboard import dashboard_context
-        from prisma_glow.admin.scoping import get_admin_access
-
+        """The dashboard: the registered panels, for the selected organisation."""
         access = get_admin_access(request)
         context = {**self.each_context(request), "title": self.index_title, "subtitle": None}
         if access.organization is not None and access.can_view:
             # The dashboard always describes one organisation, superusers included.
-            org = access.organization
-            context.update(
-                dashboard_context(
-                    agents=Agent.objects.filter(organization=org),
-                    executions=Execution.objects.filter(organization=org),
-                    steps=ExecutionStep.objects.filter(execution__organization=org),
-                )
-            )
+            panels = self.dashboard_panels()
+            for panel in panels:
+                values = panel.context(request, access.organization)
+                clash = sorted(context.keys() & values.keys())
+                if clash:
+                    raise ImproperlyConfigured(
+                        f"Dashboard panel {panel.name!r} sets {', '.join(clash)}, already set by the "
+                        "site or another panel; give its variables a prefix of its own."
+                    )
+                context.update(values)
+            context["dashboard_panels"] = panels
             context["has_dashboard"] = True
         context["app_list"] = self.get_app_list(request)
         context.update(extra_context or {})
@@ -66,8 +120,6 @@ class PrismaGlowAdminSite(admin.AdminSite):
 
     def switch_organization(self, request):
         """Select which of the user's organisations the admin shows (POST, from the header)."""
-        from prisma_glow.admin.scoping import SESSION_KEY, get_admin_access
-
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         access = get_admin_access(request)

@@ -117,9 +117,8 @@ TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         # Before the apps' templates: the platform's admin/base_site.html, change_form.html… replace
-        # django.contrib.admin's. A top-level templates/ of a checkout is still read while it exists.
-        "DIRS": [PACKAGE_DIR / "templates"]
-        + ([BASE_DIR / "templates"] if (BASE_DIR / "templates").is_dir() else []),
+        # django.contrib.admin's.
+        "DIRS": [PACKAGE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from prisma_glow.admin.scoping import organization_users, scope_queryset
+from prisma_glow.admin.scoping import organization_users
 
 
 class OwnerFilter(admin.SimpleListFilter):
@@ -26,20 +26,3 @@ class OwnerFilter(admin.SimpleListFilter):
         return queryset
 
 
-class OrganizationAgentFilter(admin.SimpleListFilter):
-    """Rows by agent, among the organisation's agents."""
-
-    title = "agent"
-    parameter_name = "agent"
-
-    def lookups(self, request, model_admin):
-        from agents.models import Agent
-
-        agents = scope_queryset(Agent.objects.order_by("name"), request, all_for_superuser=False)
-        return [(str(pk), name) for pk, name in agents.values_list("pk", "name")]
-
-    def queryset(self, request, queryset):
-        value = self.value()
-        if value and value.isdigit():
-            return queryset.filter(agent_id=int(value))
-        return queryset

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.test import RequestFactory
 
+from agents.admin.dashboard import percentile
 from agents.models import Execution
-from prisma_glow.admin.dashboard import percentile
 from prisma_glow.admin.scoping import SESSION_KEY, get_admin_access
 from prisma_glow.admin.templatetags import duration_ms, highlight_spans, highlight_terms, money
 from tests.factories import ExecutionFactory, MembershipFactory
@@ -66,7 +66,7 @@ def test_selected_organisation_falls_back_when_membership_is_gone(owner, org, ot
 
 
 def test_side_by_side_pairs_lines_and_folds_long_unchanged_runs():
-    from prisma_glow.admin.agent_pages import side_by_side
+    from agents.admin.pages import side_by_side
 
     before = "\n".join(["You are a VAT specialist."] + [f"Rule {i}." for i in range(1, 9)] + ["Be brief."])
     after = "\n".join(

@@ -217,7 +217,7 @@ def test_passage_highlighted_html_escapes(hostile):
 @pytest.mark.parametrize("hostile", HOSTILE)
 def test_persona_diff_renders_escaped(hostile):
     """The persona diff marks changed words in the template, around escaped text."""
-    from prisma_glow.admin.agent_pages import side_by_side
+    from agents.admin.pages import side_by_side
 
     rows = side_by_side(f"You are {hostile} calm.", f"You are {hostile} careful.\n{hostile}")
     html = render_to_string(

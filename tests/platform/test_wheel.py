@@ -117,7 +117,6 @@ def _shipped(folder: str, *, in_packages: bool) -> dict[str, str]:
     return found
 
 
-TOP_LEVEL_DIRS = [name for name in ("templates", "static") if (ROOT / name).is_dir()]
 
 
 def _run(argv: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> dict:
@@ -283,11 +282,6 @@ def test_the_installed_wheel_finds_the_templates_and_static_files_of_the_package
     assert _not_found(product, in_packages=True) == []
 
 
-# Lead: remove this marker once the templates and static files have moved into the packages.
-@pytest.mark.skipif(
-    bool(TOP_LEVEL_DIRS),
-    reason="until templates move into packages (lead merges): top-level " + ", ".join(TOP_LEVEL_DIRS),
-)
 def test_the_installed_wheel_finds_every_template_and_static_file_the_repository_ships(product):
     """No template or static file lives outside a package: a wheel could not carry it."""
     assert _not_found(product, in_packages=False) == []

@@ -1,4 +1,6 @@
-"""The dashboard's figures: a fixed, small number of aggregate queries whatever the data size."""
+"""The agents' dashboard panel (the admin index): a fixed, small number of aggregate queries whatever
+the data size. Registered with the site in ``agents.admin``; rendered by
+``admin/agents/dashboard_panel.html``."""
 
 from __future__ import annotations
 
@@ -11,8 +13,10 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from agents.models import (
+    Agent,
     AgentStatus,
     AgentType,
+    Execution,
     ExecutionStatus,
     ExecutionStep,
     StepKind,
@@ -168,3 +172,13 @@ def dashboard_context(*, agents, executions, steps=None) -> dict:
         "blocked_by": blocked_by,
         "recent_failures": recent_failures,
     }
+
+
+def dashboard_panel(request, organization) -> dict:
+    """The panel's context for ``organization`` (the site asks only when the user may view it): agents,
+    executions per day, latency, tokens and cost, guardrail blocks, recent failures."""
+    return dashboard_context(
+        agents=Agent.objects.filter(organization=organization),
+        executions=Execution.objects.filter(organization=organization),
+        steps=ExecutionStep.objects.filter(execution__organization=organization),
+    )

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import difflib
 import re
+from types import SimpleNamespace
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Avg, Count, Q, Sum
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
@@ -19,29 +21,29 @@ from django.utils import timezone
 from django.utils.datastructures import MultiValueDict
 
 from agents import services as agent_services
-from agents.models import Agent, AgentStatus, Execution, ExecutionStatus, Feedback, LearningExampleStatus
-from personas import services as persona_services
-from personas.models import Persona
-from prisma_glow.admin.agent_forms import (
+from agents.admin.assignments import ASSIGNMENT_KINDS
+from agents.admin.dashboard import percentile
+from agents.admin.forms import (
     AssignmentAddForm,
     AssignmentSettingsForm,
     BasicsForm,
     CloneForm,
-    GuardrailsStepForm,
-    KnowledgeStepForm,
     PersonaDiffForm,
     PersonaEditorForm,
     PersonaStepForm,
-    ToolsStepForm,
+    assignment_step_form,
     target_queryset,
 )
+from agents.models import Agent, AgentStatus, Execution, ExecutionStatus, Feedback, LearningExampleStatus
+from agents.runtime import loading, pipeline
+from personas import services as persona_services
+from personas.models import Persona
 from prisma_glow.admin.base import (
     add_errors_to_form,
     render_admin_page,
     run_service,
     validation_messages,
 )
-from prisma_glow.admin.dashboard import percentile
 from prisma_glow.admin.htmx import htmx_partial
 from prisma_glow.admin.scoping import get_admin_access, scoped_get
 
@@ -49,42 +51,10 @@ WIZARD_SESSION_KEY = "agent_wizard"
 WIZARD_STEPS = [
     ("basics", "Basics", BasicsForm),
     ("persona", "Persona", PersonaStepForm),
-    ("tools", "Tools", ToolsStepForm),
-    ("knowledge", "Knowledge", KnowledgeStepForm),
-    ("guardrails", "Guardrails", GuardrailsStepForm),
+    *((kind.key, kind.label, assignment_step_form(kind)) for kind in ASSIGNMENT_KINDS.values()),
     ("review", "Review", None),
 ]
 STEP_NAMES = [name for name, _, _ in WIZARD_STEPS]
-
-ASSIGNMENT_KINDS = {
-    "tools": {
-        "label": "Tools",
-        "related": "tool_assignments",
-        "target": "tool",
-        "assign": agent_services.agent_tool_assign,
-        "update": agent_services.agent_tool_update,
-        "unassign": agent_services.agent_tool_unassign,
-        "reorder": agent_services.agent_tool_reorder,
-    },
-    "knowledge": {
-        "label": "Knowledge",
-        "related": "knowledge_assignments",
-        "target": "knowledge_base",
-        "assign": agent_services.agent_knowledge_assign,
-        "update": agent_services.agent_knowledge_update,
-        "unassign": agent_services.agent_knowledge_unassign,
-        "reorder": agent_services.agent_knowledge_reorder,
-    },
-    "guardrails": {
-        "label": "Guardrails",
-        "related": "guardrail_assignments",
-        "target": "guardrail",
-        "assign": agent_services.agent_guardrail_assign,
-        "update": agent_services.agent_guardrail_update,
-        "unassign": agent_services.agent_guardrail_unassign,
-        "reorder": agent_services.agent_guardrail_reorder,
-    },
-}
 
 
 class _PreviewPassage:
@@ -102,10 +72,6 @@ def assemble_messages(agent: Agent, values: dict) -> list[dict]:
     Built by the runtime's own message assembly (``agents.runtime.pipeline``), with the agent's
     enabled tools and knowledge and its approved examples, so the preview is what a run sends.
     """
-    from types import SimpleNamespace
-
-    from agents.runtime import loading, pipeline
-
     persona = SimpleNamespace(
         system_prompt=values.get("system_prompt") or "",
         tone=values.get("tone") or "",
@@ -282,12 +248,9 @@ class AgentPages:
             activate=True,
             **persona_values,
         )
-        for tool in forms_by_step["tools"].cleaned_data["tools"]:
-            agent_services.agent_tool_assign(agent=agent, tool=tool, actor=actor)
-        for kb in forms_by_step["knowledge"].cleaned_data["knowledge_bases"]:
-            agent_services.agent_knowledge_assign(agent=agent, knowledge_base=kb, actor=actor)
-        for guardrail in forms_by_step["guardrails"].cleaned_data["guardrails"]:
-            agent_services.agent_guardrail_assign(agent=agent, guardrail=guardrail, actor=actor)
+        for kind in ASSIGNMENT_KINDS.values():
+            for target in forms_by_step[kind.key].cleaned_data[kind.choices_field]:
+                kind.assign(agent=agent, actor=actor, **{kind.target: target})
         return agent
 
     # --- detail --------------------------------------------------------------------------------
@@ -530,7 +493,7 @@ class AgentPages:
                 action, "assignment.change"
             )
             self._require(request, operation)
-            rows = {a.pk: a for a in getattr(agent, spec["related"]).all()}
+            rows = {a.pk: a for a in getattr(agent, spec.related).all()}
             error = None
             if action == "add":
                 add_form = AssignmentAddForm(
@@ -540,7 +503,7 @@ class AgentPages:
                     data = dict(add_form.cleaned_data)
                     target = data.pop("target")
                     _, error = run_service(
-                        spec["assign"], agent=agent, actor=request.user, **{spec["target"]: target}, **data
+                        spec.assign, agent=agent, actor=request.user, **{spec.target: target}, **data
                     )
                     if error is None:
                         messages.success(request, f"“{target}” was assigned.")
@@ -558,7 +521,7 @@ class AgentPages:
                     form = AssignmentSettingsForm(request.POST, kind=kind)
                     if form.is_valid():
                         _, error = run_service(
-                            spec["update"], assignment=assignment, actor=request.user, **form.cleaned_data
+                            spec.update, assignment=assignment, actor=request.user, **form.cleaned_data
                         )
                         if error is None:
                             messages.success(request, f"Settings of “{_target(assignment, spec)}” saved.")
@@ -567,7 +530,7 @@ class AgentPages:
                         row_errors[assignment.pk] = error_lines
                         status = 400
                 elif action == "remove":
-                    _, error = run_service(spec["unassign"], assignment=assignment, actor=request.user)
+                    _, error = run_service(spec.unassign, assignment=assignment, actor=request.user)
                     if error is None:
                         messages.success(request, f"“{_target(assignment, spec)}” was removed.")
                 elif action in ("up", "down"):
@@ -578,7 +541,7 @@ class AgentPages:
                     if 0 <= j < len(ids):
                         ids[i], ids[j] = ids[j], ids[i]
                         _, error = run_service(
-                            spec["reorder"], agent=agent, actor=request.user, assignment_ids=ids
+                            spec.reorder, agent=agent, actor=request.user, assignment_ids=ids
                         )
                 else:
                     raise Http404("Unknown action.")
@@ -587,9 +550,7 @@ class AgentPages:
                     status = 400
             if status == 200 and not getattr(request, "htmx", False):
                 return HttpResponseRedirect(request.path)
-        assignments = list(
-            getattr(agent, spec["related"]).select_related(spec["target"]).order_by("order", "id")
-        )
+        assignments = list(getattr(agent, spec.related).select_related(spec.target).order_by("order", "id"))
         rows = [
             {
                 "assignment": a,
@@ -615,11 +576,11 @@ class AgentPages:
         context = {
             **self.admin.admin_site.each_context(request),
             "opts": self.admin.opts,
-            "title": f"{agent.name}: {spec['label'].lower()}",
+            "title": f"{agent.name}: {spec.label.lower()}",
             "agent": agent,
             "kind": kind,
-            "kinds": [(k, v["label"]) for k, v in ASSIGNMENT_KINDS.items()],
-            "label": spec["label"],
+            "kinds": [(k, v.label) for k, v in ASSIGNMENT_KINDS.items()],
+            "label": spec.label,
             "rows": rows,
             "add_form": add_form,
             "can_write": can_write,
@@ -712,13 +673,11 @@ def _int(value):
 
 
 def _target(assignment, spec):
-    return getattr(assignment, spec["target"])
+    return getattr(assignment, spec.target)
 
 
 def _persona_error(error):
     """Map persona model field names onto the editor's field names."""
-    from django.core.exceptions import ValidationError
-
     if hasattr(error, "error_dict") and "name" in error.error_dict:
         mapped = dict(error.error_dict)
         mapped["persona_name"] = mapped.pop("name")

@@ -1,25 +1,31 @@
 """Staff pages for agents, executions, providers and the learning loop.
 
-Lists and forms are Django admin ModelAdmins scoped to the organisation; the agent's own pages
-(wizard, detail, personas, assignments) live in ``prisma_glow.admin.agent_pages`` and are
-routed here through ``get_urls()``. Every write goes through ``agents.services`` /
-``personas.services``.
+Lists and forms are Django admin ModelAdmins scoped to the organisation (this module); the agent's
+own pages (wizard, detail, persona versions and editor, assignments) are in ``pages`` with their
+forms in ``forms``, the execution trace in ``executions``, the dashboard panel in ``dashboard`` and
+list filters in ``filters``, all routed here (``get_urls()``). This module also gives the site the
+dashboard panel and mounts the test console (``agents.console``) at /admin/console/. Every write
+goes through ``agents.services`` / ``personas.services``.
 """
 
 from __future__ import annotations
 
 import csv
 
-from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import ActionLocation
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpResponse, HttpResponseRedirect
-from django.urls import path, reverse
+from django.urls import include, path, reverse
 from django.utils.html import format_html
 
 from agents import services
+from agents.admin.dashboard import dashboard_panel
+from agents.admin.executions import execution_detail
+from agents.admin.filters import OrganizationAgentFilter
+from agents.admin.forms import AgentForm, LearningExampleForm, ModelProviderForm
+from agents.admin.pages import AgentPages
 from agents.models import (
     Agent,
     Execution,
@@ -27,11 +33,9 @@ from agents.models import (
     LearningExample,
     LearningExampleStatus,
     ModelProvider,
-    ProviderKind,
 )
-from prisma_glow.admin import agent_pages, execution_pages
 from prisma_glow.admin.base import OrganizationScopedAdmin, adopt
-from prisma_glow.admin.filters import OrganizationAgentFilter, OwnerFilter
+from prisma_glow.admin.filters import OwnerFilter
 from prisma_glow.admin.scoping import get_admin_access
 
 
@@ -40,22 +44,6 @@ def badge(value: str, label: str | None = None) -> str:
 
 
 # --- Agents -----------------------------------------------------------------------------------
-
-
-class AgentForm(forms.ModelForm):
-    class Meta:
-        model = Agent
-        fields = [
-            "name",
-            "slug",
-            "type",
-            "description",
-            "owner",
-            "provider",
-            "model",
-            "max_tool_rounds",
-            "timeout_seconds",
-        ]
 
 
 @admin.register(Agent)
@@ -182,7 +170,7 @@ class AgentAdmin(OrganizationScopedAdmin):
     # --- custom pages ------------------------------------------------------------------------
     def get_urls(self):
         view = self.admin_site.admin_view
-        pages = agent_pages.AgentPages(self)
+        pages = AgentPages(self)
         custom = [
             path("wizard/", view(pages.wizard_start), name="agents_agent_wizard"),
             path("wizard/reset/", view(pages.wizard_reset), name="agents_agent_wizard_reset"),
@@ -278,7 +266,7 @@ class ExecutionAdmin(ReadOnlyAdmin):
         return "—" if obj.latency_ms is None else f"{obj.latency_ms} ms"
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        return execution_pages.execution_detail(self, request, object_id)
+        return execution_detail(self, request, object_id)
 
 
 @admin.register(Feedback)
@@ -299,12 +287,6 @@ class FeedbackAdmin(ReadOnlyAdmin):
     def execution_link(self, obj):
         url = reverse("admin:agents_execution_change", args=[obj.execution_id])
         return format_html('<a href="{}">{} #{}</a>', url, obj.execution.agent.name, obj.execution_id)
-
-
-class LearningExampleForm(forms.ModelForm):
-    class Meta:
-        model = LearningExample
-        fields = ["agent", "input", "output"]
 
 
 @admin.register(LearningExample)
@@ -385,41 +367,6 @@ class LearningExampleAdmin(OrganizationScopedAdmin):
 # --- Providers --------------------------------------------------------------------------------
 
 
-class ModelProviderForm(forms.ModelForm):
-    """The API key is write-only: never shown, left blank to keep the stored one."""
-
-    api_key = forms.CharField(
-        required=False,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Write-only. Leave blank to keep the stored key.",
-    )
-    clear_api_key = forms.BooleanField(required=False, label="Remove the stored API key")
-
-    class Meta:
-        model = ModelProvider
-        fields = list(services.PROVIDER_FIELDS)
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.initial["api_key"] = ""
-        if self.instance.pk and self.instance.api_key and "api_key" in self.fields:
-            self.fields["api_key"].help_text = "A key is stored (hidden). Type a new one to replace it."
-
-    def clean(self):
-        data = super().clean()
-        if data.get("kind") == ProviderKind.OPENAI_COMPATIBLE and not data.get("base_url"):
-            self.add_error("base_url", "An OpenAI-compatible provider needs a base URL.")
-        return data
-
-    def _post_clean(self):
-        # Keep the stored key on the instance during model validation when none was typed.
-        typed = self.cleaned_data.get("api_key")
-        stored = self.instance.api_key
-        super()._post_clean()
-        if not typed:
-            self.instance.api_key = stored
-
-
 @admin.register(ModelProvider)
 class ModelProviderAdmin(OrganizationScopedAdmin):
     """Where model calls go. Admins manage them; the API key is write-only."""
@@ -474,3 +421,11 @@ class ModelProviderAdmin(OrganizationScopedAdmin):
 
     def delete_model(self, request, obj):
         self.call_service(services.provider_delete, provider=obj, actor=request.user)
+
+
+# --- What the agents app adds to the site ----------------------------------------------------
+
+admin.site.register_dashboard_panel(
+    "agents", template="admin/agents/dashboard_panel.html", context=dashboard_panel, order=10
+)
+admin.site.register_urls([path("console/", include("agents.console.urls"))])

@@ -1,4 +1,5 @@
-"""Forms of the agent pages: the creation wizard's steps, the persona editor, assignments."""
+"""Forms of the agents' staff pages: the ModelAdmins' forms, the creation wizard's steps, the persona
+editor, assignments."""
 
 from __future__ import annotations
 
@@ -6,13 +7,71 @@ from decimal import Decimal
 
 from django import forms
 
-from agents.models import Agent, AgentType, ModelProvider
-from guardrails.models import Guardrail
-from knowledge.models import KnowledgeBase
+from agents import services
+from agents.admin.assignments import ASSIGNMENT_KINDS, AssignmentKind
+from agents.models import Agent, AgentType, LearningExample, ModelProvider, ProviderKind
 from personas.models import Persona
 from prisma_glow.admin.forms import JSONObjectField
 from prisma_glow.admin.scoping import get_admin_access, organization_users, scope_queryset
-from tools.models import Tool
+
+# --- ModelAdmin forms -------------------------------------------------------------------------
+
+
+class AgentForm(forms.ModelForm):
+    class Meta:
+        model = Agent
+        fields = [
+            "name",
+            "slug",
+            "type",
+            "description",
+            "owner",
+            "provider",
+            "model",
+            "max_tool_rounds",
+            "timeout_seconds",
+        ]
+
+
+class LearningExampleForm(forms.ModelForm):
+    class Meta:
+        model = LearningExample
+        fields = ["agent", "input", "output"]
+
+
+class ModelProviderForm(forms.ModelForm):
+    """The API key is write-only: never shown, left blank to keep the stored one."""
+
+    api_key = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Write-only. Leave blank to keep the stored key.",
+    )
+    clear_api_key = forms.BooleanField(required=False, label="Remove the stored API key")
+
+    class Meta:
+        model = ModelProvider
+        fields = list(services.PROVIDER_FIELDS)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial["api_key"] = ""
+        if self.instance.pk and self.instance.api_key and "api_key" in self.fields:
+            self.fields["api_key"].help_text = "A key is stored (hidden). Type a new one to replace it."
+
+    def clean(self):
+        data = super().clean()
+        if data.get("kind") == ProviderKind.OPENAI_COMPATIBLE and not data.get("base_url"):
+            self.add_error("base_url", "An OpenAI-compatible provider needs a base URL.")
+        return data
+
+    def _post_clean(self):
+        # Keep the stored key on the instance during model validation when none was typed.
+        typed = self.cleaned_data.get("api_key")
+        stored = self.instance.api_key
+        super()._post_clean()
+        if not typed:
+            self.instance.api_key = stored
 
 
 class ScopedForm(forms.Form):
@@ -102,38 +161,26 @@ class PersonaStepForm(ScopedForm, PersonaFields):
     pass
 
 
-class ToolsStepForm(ScopedForm):
-    tools = forms.ModelMultipleChoiceField(queryset=None, required=False, widget=forms.CheckboxSelectMultiple)
+class AssignmentStepForm(ScopedForm):
+    """A wizard step choosing what to assign of one kind (``kind``, set by ``assignment_step_form``)."""
+
+    kind: AssignmentKind
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["tools"].queryset = self.scoped(Tool.objects.filter(is_enabled=True).order_by("name"))
-        self.fields["tools"].label_from_instance = lambda t: f"{t.name} ({t.get_kind_display()})"
+        field = self.fields[self.kind.choices_field]
+        field.queryset = self.scoped(self.kind.offered().order_by("name"))
+        if self.kind.describe is not None:
+            field.label_from_instance = self.kind.describe
 
 
-class KnowledgeStepForm(ScopedForm):
-    knowledge_bases = forms.ModelMultipleChoiceField(
-        queryset=None, required=False, widget=forms.CheckboxSelectMultiple, label="Knowledge bases"
+def assignment_step_form(kind: AssignmentKind) -> type[AssignmentStepForm]:
+    """The wizard step's form for ``kind``: one multiple-choice field named ``kind.choices_field``."""
+    field = forms.ModelMultipleChoiceField(
+        queryset=None, required=False, widget=forms.CheckboxSelectMultiple, label=kind.choices_label
     )
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["knowledge_bases"].queryset = self.scoped(KnowledgeBase.objects.order_by("name"))
-
-
-class GuardrailsStepForm(ScopedForm):
-    guardrails = forms.ModelMultipleChoiceField(
-        queryset=None, required=False, widget=forms.CheckboxSelectMultiple
-    )
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["guardrails"].queryset = self.scoped(
-            Guardrail.objects.filter(enabled=True).order_by("name")
-        )
-        self.fields["guardrails"].label_from_instance = lambda g: (
-            f"{g.name} — {g.get_kind_display()}, {g.get_action_display().lower()}"
-        )
+    name = f"{kind.key.capitalize()}StepForm"
+    return type(name, (AssignmentStepForm,), {"kind": kind, kind.choices_field: field})
 
 
 # --- Persona editor ---------------------------------------------------------------------------
@@ -190,16 +237,10 @@ class AssignmentSettingsForm(forms.Form):
     top_k = forms.IntegerField(min_value=1, max_value=50, initial=5, label="Passages (top k)")
     min_score = forms.FloatField(min_value=0.0, initial=0.0, label="Minimum score")
 
-    KIND_FIELDS = {
-        "tools": ("enabled", "settings"),
-        "knowledge": ("enabled", "top_k", "min_score"),
-        "guardrails": ("enabled",),
-    }
-
     def __init__(self, *args, kind: str, **kwargs):
         super().__init__(*args, **kwargs)
         for name in list(self.fields):
-            if name != "target" and name not in self.KIND_FIELDS[kind]:
+            if name != "target" and name not in ASSIGNMENT_KINDS[kind].settings_fields:
                 del self.fields[name]
 
 
@@ -214,10 +255,5 @@ class AssignmentAddForm(AssignmentSettingsForm):
 
 def target_queryset(kind: str, request, agent):
     """What may be assigned: the organisation's (and built-in) items not assigned yet."""
-    if kind == "tools":
-        qs = Tool.objects.filter(is_enabled=True).exclude(assignments__agent=agent)
-    elif kind == "knowledge":
-        qs = KnowledgeBase.objects.exclude(assignments__agent=agent)
-    else:
-        qs = Guardrail.objects.filter(enabled=True).exclude(assignments__agent=agent)
+    qs = ASSIGNMENT_KINDS[kind].offered().exclude(assignments__agent=agent)
     return scope_queryset(qs.order_by("name"), request, all_for_superuser=False)

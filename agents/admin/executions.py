@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.contrib.admin.utils import unquote
 from django.shortcuts import redirect
 
+from agents import services
 from agents.models import Execution, Rating
 from prisma_glow.admin.base import add_errors_to_form, render_admin_page, run_service
 from prisma_glow.admin.scoping import scoped_get
@@ -29,8 +30,6 @@ class FeedbackForm(forms.Form):
 def execution_detail(model_admin, request, object_id):
     """Read-only trace of one execution, with a feedback form for editors; another organisation's
     execution answers 404."""
-    from agents import services
-
     execution = scoped_get(
         Execution.objects.select_related("agent", "persona", "provider", "actor_user", "actor_api_key"),
         request,
