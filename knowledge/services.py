@@ -25,11 +25,11 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
-from guardrails.screening import screen
 from knowledge.ingest import DocumentKind, ParseError, UnsupportedDocument, detect
 from knowledge.ingest.isolation import parse_and_chunk_isolated
 from knowledge.ingest.limits import IngestLimits, LimitExceeded, check_declared_sizes
 from knowledge.models import Chunk, Document, DocumentSource, DocumentStatus, KnowledgeBase
+from knowledge.screening import passage_screen
 from prisma_glow.api.errors import ConflictError
 from prisma_glow.audit.services import audit_record, snapshot
 from prisma_glow.locking import lock_for_write, retry_on_conflict
@@ -574,7 +574,7 @@ def document_process(document: Document | int) -> Document | None:
         for piece in pieces:
             if time.monotonic() - started > limits.timeout:
                 raise LimitExceeded(limits.timeout_message())
-            screenings.append(screen(piece.text))
+            screenings.append(passage_screen(text=piece.text))
     except (ParseError, UnsupportedDocument, ValueError) as exc:
         _fail(document_id, str(exc))
         logger.info("Document %s failed to process: %s", document_id, exc)
