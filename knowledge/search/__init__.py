@@ -64,7 +64,7 @@ class Passage:
     page: int | None = None
     heading_path: str = ""
     highlights: list[tuple[int, int]] = field(default_factory=list)
-    #: The guardrail screening stored with the chunk (``guardrails.screening``), for the retrieval stage.
+    #: The screening stored with the chunk (``knowledge.screening``), for the retrieval stage.
     screening: dict | None = field(default=None, repr=False)
 
     def citation_label(self) -> str:
