@@ -14,6 +14,10 @@ the fingerprint of the detector's current source (so any change to the detector 
 stored result at once, without anyone having to remember to bump a number). Anything else — no
 screening, an older detector, other settings — falls back to scanning the text, so results never
 differ from a live scan. ``manage.py screen_chunks`` (re)screens what is missing or stale.
+
+Knowledge does not import this module: it offers a screening hook (``knowledge.screening``), and
+``GuardrailsConfig.ready()`` registers ``SCREENER`` there. The retrieval stage's check
+(``checks.prompt_injection``) reads stored screenings with ``stored_signals`` directly.
 """
 
 from __future__ import annotations
@@ -102,3 +106,21 @@ def injection_summary(screening: Mapping[str, Any] | None, text: str) -> dict[st
     if score < prompt_injection.DEFAULT_THRESHOLD:
         return None
     return {"score": score, "names": [s["name"] for s in signals]}
+
+
+def has_signals(screening: Mapping[str, Any] | None) -> bool:
+    """Whether ``screening`` holds any prompt-injection signal (whatever its weight)."""
+    return bool((screening or {}).get(INJECTION))
+
+
+class _KnowledgeScreener:
+    """This detector as knowledge's screening hook (``knowledge.screening.Screener``) sees it."""
+
+    screen = staticmethod(screen)
+    is_current = staticmethod(is_current)
+    has_signals = staticmethod(has_signals)
+    summary = staticmethod(injection_summary)
+
+
+#: Registered with knowledge by ``GuardrailsConfig.ready()``.
+SCREENER = _KnowledgeScreener()

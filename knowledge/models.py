@@ -176,8 +176,9 @@ class Chunk(models.Model):
     token_count = models.PositiveIntegerField(default=0)
     page = models.PositiveIntegerField(null=True, blank=True)
     heading_path = models.CharField(max_length=500, blank=True)
-    # The guardrail screening of ``text`` made when the chunk was stored (``guardrails.screening``):
-    # the retrieval stage reuses it instead of scanning the passage again on every run.
+    # The screening of ``text`` made when the chunk was stored, by the screener registered with
+    # ``knowledge.screening`` (the guardrails app's prompt-injection detector); None when there is
+    # none. The retrieval stage reuses it instead of scanning the passage again on every run.
     screening = models.JSONField(null=True, blank=True, editable=False)
 
     #: How a row reaches its organisation (scoping of the staff UI and the API).

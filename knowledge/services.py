@@ -25,11 +25,12 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
-from guardrails.screening import screen
 from knowledge.ingest import DocumentKind, ParseError, UnsupportedDocument, detect
 from knowledge.ingest.isolation import parse_and_chunk_isolated
 from knowledge.ingest.limits import IngestLimits, LimitExceeded, check_declared_sizes
 from knowledge.models import Chunk, Document, DocumentSource, DocumentStatus, KnowledgeBase
+from knowledge.screening import passage_screen
+from knowledge.search import postgres
 from prisma_glow.api.errors import ConflictError
 from prisma_glow.audit.services import audit_record, snapshot
 from prisma_glow.locking import lock_for_write, retry_on_conflict
@@ -117,8 +118,6 @@ def _human_size(size: int) -> str:
 
 def _validate_search_config(name: str) -> None:
     if connection.vendor == "postgresql":
-        from knowledge.search import postgres
-
         with connection.cursor() as cursor:
             ok = postgres.config_exists(cursor, name)
     else:
@@ -196,8 +195,6 @@ def knowledge_base_update(
             after=after,
         )
         if after["search_config"] != before["search_config"] and connection.vendor == "postgresql":
-            from knowledge.search import postgres
-
             with connection.cursor() as cursor:
                 postgres.refresh_vectors(cursor, knowledge_base.pk)
         if (after["chunk_size"], after["chunk_overlap"]) != (before["chunk_size"], before["chunk_overlap"]):
@@ -509,7 +506,7 @@ def _enqueue_processing(document: Document) -> None:
     """Queue the processing task. Called inside the caller's transaction: with the database task
     backend the task row commits together with the document, so a worker never sees one without the
     other; with the immediate backend (tests) the document is processed right here."""
-    from knowledge.tasks import process_document
+    from knowledge.tasks import process_document  # the tasks call these services: the one lazy side
 
     process_document.enqueue(document_id=document.pk)
 
@@ -574,7 +571,7 @@ def document_process(document: Document | int) -> Document | None:
         for piece in pieces:
             if time.monotonic() - started > limits.timeout:
                 raise LimitExceeded(limits.timeout_message())
-            screenings.append(screen(piece.text))
+            screenings.append(passage_screen(text=piece.text))
     except (ParseError, UnsupportedDocument, ValueError) as exc:
         _fail(document_id, str(exc))
         logger.info("Document %s failed to process: %s", document_id, exc)

@@ -18,14 +18,14 @@ import logging
 from django.tasks import task
 from django.tasks.base import TaskResultStatus
 
+from knowledge.services import document_fail_stuck, document_fail_unfinished, document_process
+
 logger = logging.getLogger(__name__)
 
 
 @task
 def process_document(document_id: int) -> dict:
     """Parse, chunk and index one document; returns its final status."""
-    from knowledge.services import document_fail_stuck, document_process
-
     document_fail_stuck()
     document = document_process(document_id)
     if document is None:
@@ -62,8 +62,6 @@ def fail_document_of_failed_task(sender, task_result, **kwargs) -> None:
         document_id = task_result.args[0]
     if document_id is None:
         return
-    from knowledge.services import document_fail_unfinished
-
     try:
         document_fail_unfinished(document_id=int(document_id), reason=_failure_reason(task_result))
     except Exception:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import time
 
-from django.db.models import Count, Sum, Value
-from django.db.models.functions import Coalesce
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -32,6 +30,7 @@ from knowledge.api.serializers import (
 )
 from knowledge.models import Chunk, Document, KnowledgeBase
 from knowledge.search import search
+from knowledge.selectors import knowledge_base_list_with_counts
 from prisma_glow.api.tenancy import request_ip
 from prisma_glow.api.viewsets import OrganizationScopedMixin, OrganizationScopedViewSet
 
@@ -75,13 +74,6 @@ def _run_search(knowledge_bases, data: dict, organization) -> dict:
 # --- Knowledge bases ----------------------------------------------------------------------------
 
 
-def _knowledge_bases():
-    return KnowledgeBase.objects.annotate(
-        document_count=Count("documents", distinct=True),
-        chunk_count=Coalesce(Sum("documents__chunk_count"), Value(0)),
-    )
-
-
 @extend_schema_view(
     list=extend_schema(summary="List knowledge bases", description="`search` looks in name and description."),
     retrieve=extend_schema(summary="Retrieve a knowledge base"),
@@ -110,7 +102,7 @@ def _knowledge_bases():
 class KnowledgeBaseViewSet(OrganizationScopedViewSet):
     """The organisation's knowledge bases."""
 
-    queryset = _knowledge_bases()
+    queryset = knowledge_base_list_with_counts()
     serializer_class = KnowledgeBaseSerializer
     search_fields = ["name", "description"]
     ordering_fields = ["name", "created_at", "updated_at"]

@@ -16,7 +16,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 
-from knowledge.ingest.parsers import ParseError
+from knowledge.ingest.errors import ParseError
 
 
 class LimitExceeded(ParseError):

@@ -16,10 +16,15 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from knowledge.ingest.limits import IngestLimits
+from knowledge.ingest.errors import ParseError, UnsupportedDocument
+from knowledge.ingest.limits import (
+    IngestLimits,
+    LimitExceeded,
+    check_archive,
+    check_member_count,
+    human_size,
+)
 
 
 class DocumentKind(StrEnum):
@@ -43,14 +48,6 @@ SUPPORTED_EXTENSIONS = {
     ".docx": DocumentKind.DOCX,
 }
 SUPPORTED_DESCRIPTION = "plain text (.txt), Markdown (.md), HTML (.html), PDF (.pdf) or Word (.docx)"
-
-
-class UnsupportedDocument(ValueError):
-    """The upload cannot be ingested (type, emptiness, encryption); the message says why."""
-
-
-class ParseError(ValueError):
-    """A file of a supported type could not be read; the message is shown on the failed document."""
 
 
 @dataclass(frozen=True)
@@ -127,8 +124,6 @@ def detect(data: bytes, filename: str = "", limits: IngestLimits | None = None) 
             )
         raise UnsupportedDocument(f"Unsupported file type: upload {SUPPORTED_DESCRIPTION}.")
     if data.startswith(b"PK\x03\x04"):
-        from knowledge.ingest.limits import IngestLimits, check_member_count
-
         check_member_count(data, limits or IngestLimits())
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -188,8 +183,6 @@ def parse(data: bytes, kind: DocumentKind | str, limits: IngestLimits | None = N
     the Word parser opens it; a PDF's page count is checked before any page is read, and what its
     pages unpack to and yield is counted page by page.
     """
-    from knowledge.ingest.limits import IngestLimits, LimitExceeded, check_archive, human_size
-
     kind = DocumentKind(kind)
     limits = limits or IngestLimits()
     if len(data) > limits.max_uncompressed_bytes:
@@ -393,8 +386,6 @@ def parse_pdf(data: bytes, limits: IngestLimits | None = None) -> ParsedDocument
     from pypdf import get_configuration
     from pypdf.errors import LimitReachedError
 
-    from knowledge.ingest.limits import IngestLimits, LimitExceeded, human_size
-
     limits = limits or IngestLimits()
     budget = limits.max_uncompressed_bytes
     current = get_configuration()
@@ -419,8 +410,6 @@ def parse_pdf(data: bytes, limits: IngestLimits | None = None) -> ParsedDocument
 
 def _parse_pdf_bounded(data: bytes, limits: IngestLimits, bounded: dict) -> ParsedDocument:
     from pypdf import PdfReader, apply_configuration
-
-    from knowledge.ingest.limits import LimitExceeded, human_size
 
     budget = limits.max_uncompressed_bytes
     with apply_configuration(**bounded):

@@ -18,6 +18,8 @@ with the exact phrase comes first and scores mean about the same on both databas
 Filters:
 - only documents whose index is committed (status ready, or processing while being re-indexed:
   their previous chunks stay searchable until the new ones replace them in one transaction);
+  this filter and the tiers are written once, in ``candidates.py``, and both engines' SQL is built
+  from them;
 - ``as_of`` (a date): leaves out documents not in force that day (``effective_from`` after it, or
   ``effective_to`` before it; an open end counts as in force);
 - ``jurisdiction`` (e.g. ``"DE"``, ``"US-NY"``): documents of that jurisdiction, of its parent
@@ -37,13 +39,15 @@ from django.db import connection
 from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from knowledge.ingest.chunker import HEADING_SEPARATOR
+from knowledge.models import KnowledgeBase
+from knowledge.search import postgres, sqlite
 from knowledge.search.query import ParsedQuery, features, highlight_spans, parse_query
 
 ENGINE_WEIGHT = 0.5
 COVERAGE_WEIGHT = 0.3
 PHRASE_WEIGHT = 0.2
 MAX_TOP_K = 100
-SEARCHABLE_STATUSES = ("ready", "processing")
 
 
 @dataclass
@@ -60,7 +64,7 @@ class Passage:
     page: int | None = None
     heading_path: str = ""
     highlights: list[tuple[int, int]] = field(default_factory=list)
-    #: The guardrail screening stored with the chunk (``guardrails.screening``), for the retrieval stage.
+    #: The screening stored with the chunk (``knowledge.screening``), for the retrieval stage.
     screening: dict | None = field(default=None, repr=False)
 
     def citation_label(self) -> str:
@@ -69,8 +73,6 @@ class Passage:
         if self.page:
             label += f", p. {self.page}"
         if self.heading_path:
-            from knowledge.ingest.chunker import HEADING_SEPARATOR
-
             label += f", § {self.heading_path.split(HEADING_SEPARATOR)[-1]}"
         return label
 
@@ -105,20 +107,14 @@ class Passage:
 
 def _backend():
     if connection.vendor == "postgresql":
-        from knowledge.search import postgres
-
         return postgres
     if connection.vendor == "sqlite":
-        from knowledge.search import sqlite
-
         return sqlite
     raise NotImplementedError(f"Knowledge search does not support the {connection.vendor} database.")
 
 
 def _knowledge_base_configs(knowledge_bases, organization) -> dict[str, list[int]]:
     """Knowledge base ids grouped by text-search configuration (one database query at most)."""
-    from knowledge.models import KnowledgeBase
-
     if isinstance(knowledge_bases, KnowledgeBase):
         knowledge_bases = [knowledge_bases]
     items = list(knowledge_bases)

@@ -11,41 +11,46 @@ from __future__ import annotations
 
 import datetime
 
-from knowledge.search.query import MAX_PAIR_TERMS, TIER_KINDS, ParsedQuery, tier_caps, tier_kinds
+from knowledge.search.candidates import document_filter, tier_ctes
+from knowledge.search.query import ParsedQuery, tier_caps, tiers
 
-# The live definition of ``knowledge_search``. Migrations carry their SQL literally (0009 is the latest
-# to install it); ``tests/platform/test_migrations.py`` keeps this equal to it, so a change here comes
-# with a new migration. The tiers are written out in the function rather than calling the former
-# ``knowledge_search_tier`` five times: a nested function call cost about 0.1 ms each. Each tier row carries its rank (computed while the row is at
-# hand) and its document's title and knowledge base (the document is joined for the filters anyway), so
-# the union is ranked without reading every candidate a second time: only the ``lim`` best are read
-# again, for their text (migration 0009; about 0.3 ms of a search at 100,000 chunks).
-_TIER_QUERIES = ("q_all", "q_but_one", "q_but_two", "q_pairs", "q_any")
+# The live definition of ``knowledge_search``, generated from the rules written once in
+# ``knowledge.search.candidates`` (the document filter, the capped tiers) and ``query.tiers`` (which
+# units each tier combines: Python sends the combinations as ``plan``, so PL/pgSQL only evaluates
+# them). Migrations carry their SQL literally (0012 is the latest to install it);
+# ``tests/platform/test_migrations.py`` keeps this equal to it, so a change here comes with a new
+# migration. Each tier row carries its rank (computed while the row is at hand) and its document's
+# title and knowledge base (the document is joined for the filters anyway), so the union is ranked
+# without reading every candidate a second time: only the ``lim`` best are read again, for their text
+# (about 0.3 ms of a search at 100,000 chunks). Tiers written out in one function rather than a
+# function called per tier: a nested call cost about 0.1 ms each.
+TIER_COUNT = 5  # at most, see query.tier_kinds
 
-
-def _tier_cte(k: int, query: str) -> str:
-    stricter = " + ".join(f"(SELECT count(*) FROM t{i})" for i in range(k))
-    return f"""t{k} AS MATERIALIZED (
-        SELECT c.id, c.document_id, d.title, d.knowledge_base_id, ts_rank(c.search_vector, q_any, 32) AS rank
-          FROM knowledge_chunk c JOIN knowledge_document d ON d.id = c.document_id
-         WHERE caps[{k + 1}] > 0{f" AND {stricter} < lim" if k else ""}
-           AND c.search_vector @@ {query}
-           AND d.knowledge_base_id = ANY(kb_ids)
-           AND d.status IN ('ready', 'processing')
-           AND (as_of IS NULL OR ((d.effective_from IS NULL OR d.effective_from <= as_of)
-                                  AND (d.effective_to IS NULL OR d.effective_to >= as_of)))
-           AND (jurisdictions IS NULL OR d.jurisdiction = '' OR d.jurisdiction = ANY(jurisdictions))
-           AND (q_excluded IS NULL OR NOT c.search_vector @@ q_excluded)
-         LIMIT caps[{k + 1}]
-    )"""
-
-
-_TIER_CTES = ",\n    ".join(_tier_cte(k, query) for k, query in enumerate(_TIER_QUERIES))
+_TIER_CTES = tier_ctes(
+    TIER_COUNT,
+    select=(
+        "SELECT c.id, c.document_id, d.title, d.knowledge_base_id, ts_rank(c.search_vector, q_any, 32) AS rank\n"
+        "          FROM knowledge_chunk c JOIN knowledge_document d ON d.id = c.document_id"
+    ),
+    conditions=lambda k: [
+        f"caps[{k + 1}] > 0",
+        f"c.search_vector @@ tq[{k + 1}]",
+        "d.knowledge_base_id = ANY(kb_ids)",
+        document_filter(
+            as_of="as_of",
+            jurisdictions="jurisdictions",
+            is_one_of=lambda column, values: f"{column} = ANY({values})",
+        ).replace("\n", "\n        "),
+        "(q_excluded IS NULL OR NOT c.search_vector @@ q_excluded)",
+    ],
+    cap=lambda k: f"caps[{k + 1}]",
+    limit="lim",
+)
 SEARCH_FUNCTION_SQL = (
     """
 CREATE OR REPLACE FUNCTION knowledge_search(
     cfg regconfig, units text[], excluded text, kb_ids bigint[], as_of date, jurisdictions text[],
-    lim integer, caps integer[], max_pair_units integer
+    lim integer, plan integer[], caps integer[]
 ) RETURNS TABLE (
     id bigint, document_id bigint, ordinal integer, text text, page integer, heading_path text,
     title text, knowledge_base_id bigint, rank real, screening text
@@ -57,12 +62,10 @@ AS $$
 DECLARE
     q tsquery[];
     n integer;
-    m integer;
+    k integer;
     part tsquery;
-    q_all tsquery;
-    q_but_one tsquery;
-    q_but_two tsquery;
-    q_pairs tsquery;
+    tier tsquery;
+    tq tsquery[] := '{}';
     q_any tsquery;
     q_excluded tsquery;
 BEGIN
@@ -71,51 +74,33 @@ BEGIN
     IF n = 0 THEN
         RETURN;
     END IF;
-    q_all := q[1];
-    q_any := q[1];
+    q_any := q[1];  -- what every candidate is ranked against
     FOR i IN 2..n LOOP
-        q_all := q_all && q[i];
         q_any := q_any || q[i];
     END LOOP;
-    m := least(n, max_pair_units);
-    IF caps[2] > 0 THEN  -- all but one
-        FOR a IN 1..m LOOP
+    -- The tiers: plan lists, per tier, groups of unit numbers ended by 0 (a group's units AND-ed,
+    -- the groups OR-ed), each tier ended by -1.
+    FOREACH k IN ARRAY plan LOOP
+        IF k > 0 THEN
+            part := CASE WHEN part IS NULL THEN q[k] ELSE part && q[k] END;
+        ELSIF k = 0 THEN
+            tier := CASE WHEN tier IS NULL THEN part ELSE tier || part END;
             part := NULL;
-            FOR i IN 1..m LOOP
-                CONTINUE WHEN i = a;
-                part := CASE WHEN part IS NULL THEN q[i] ELSE part && q[i] END;
-            END LOOP;
-            q_but_one := CASE WHEN q_but_one IS NULL THEN part ELSE q_but_one || part END;
-        END LOOP;
-    END IF;
-    IF caps[3] > 0 THEN  -- all but two
-        FOR a IN 1..m - 1 LOOP
-            FOR b IN a + 1..m LOOP
-                part := NULL;
-                FOR i IN 1..m LOOP
-                    CONTINUE WHEN i = a OR i = b;
-                    part := CASE WHEN part IS NULL THEN q[i] ELSE part && q[i] END;
-                END LOOP;
-                q_but_two := CASE WHEN q_but_two IS NULL THEN part ELSE q_but_two || part END;
-            END LOOP;
-        END LOOP;
-    END IF;
-    IF caps[4] > 0 THEN  -- any two
-        FOR a IN 1..m - 1 LOOP
-            FOR b IN a + 1..m LOOP
-                q_pairs := CASE WHEN q_pairs IS NULL THEN q[a] && q[b] ELSE q_pairs || (q[a] && q[b]) END;
-            END LOOP;
-        END LOOP;
-    END IF;
+        ELSE
+            tq := array_append(tq, tier);
+            tier := NULL;
+        END IF;
+    END LOOP;
     IF excluded IS NOT NULL THEN
         q_excluded := websearch_to_tsquery(cfg, excluded);
     END IF;
     RETURN QUERY
     WITH """
-    + _TIER_CTES
+    + ",\n    ".join(_TIER_CTES)
     + """, ranked AS MATERIALIZED (
-        SELECT candidates.* FROM (SELECT * FROM t0 UNION SELECT * FROM t1 UNION SELECT * FROM t2
-                                  UNION SELECT * FROM t3 UNION SELECT * FROM t4) AS candidates
+        SELECT candidates.* FROM ("""
+    + " UNION ".join(f"SELECT * FROM t{k}" for k in range(TIER_COUNT))
+    + """) AS candidates
          ORDER BY candidates.rank DESC, candidates.id
          LIMIT lim
     )
@@ -128,6 +113,23 @@ END
 $$
 """
 )
+
+
+def tier_plan(unit_count: int) -> tuple[list[str], list[int]]:
+    """The tiers of a query of ``unit_count`` units as ``knowledge_search`` reads them: their kinds, and
+    ``plan`` (per tier, groups of 1-based unit numbers each ended by 0, the tier ended by -1)."""
+    plan: list[int] = []
+    kinds = []
+    for kind, expression in tiers(
+        list(range(1, unit_count + 1)),
+        conjunction=tuple,
+        disjunction=lambda parts: [part if isinstance(part, tuple) else (part,) for part in parts],
+    ):
+        kinds.append(kind)
+        for group in [expression] if isinstance(expression, tuple) else expression:
+            plan += [*group, 0]
+        plan.append(-1)
+    return kinds, plan
 
 
 def refresh_vectors(cursor, knowledge_base_id: int) -> None:
@@ -167,13 +169,12 @@ def candidates(
     units = list(dict.fromkeys(units))
     if not units:
         return []
-    kinds = tier_kinds(len(units))
-    caps = dict(zip(kinds, tier_caps(kinds), strict=True))
+    kinds, plan = tier_plan(len(units))
     excluded = " or ".join(w for w in query.excluded if w != "or") or None
     cursor.execute(
         "SELECT * FROM knowledge_search(%s::regconfig, %s::text[], %s::text, %s::bigint[], %s::date, "
-        "%s::text[], %s, %s::integer[], %s)",
-        [config, units, excluded, list(knowledge_base_ids), as_of, jurisdictions, limit,
-         [caps.get(kind, 0) for kind in TIER_KINDS], MAX_PAIR_TERMS],
+        "%s::text[], %s, %s::integer[], %s::integer[])",
+        [config, units, excluded, list(knowledge_base_ids), as_of, jurisdictions, limit, plan,
+         tier_caps(kinds)],
     )  # fmt: skip
     return cursor.fetchall()

@@ -255,9 +255,9 @@ def tiers(units: list, *, conjunction, disjunction) -> list[tuple[str, object]]:
     """``(kind, match expression)`` of each tier of ``tier_kinds``: all ``units`` (terms or phrases);
     all but one, all but two, or any two of the first ``MAX_PAIR_TERMS``; any one.
 
-    ``conjunction`` and ``disjunction`` combine a list of sub-expressions into one, so the same
-    logic builds FTS5 strings and PostgreSQL tsquery SQL (``postgres.SEARCH_FUNCTION_SQL`` builds the
-    same expressions in PL/pgSQL: keep them in step).
+    ``conjunction`` and ``disjunction`` combine a list of sub-expressions into one: SQLite builds its
+    FTS5 match strings with them, PostgreSQL the plan of unit numbers that ``knowledge_search``
+    evaluates (``postgres.tier_plan``). This is the only place the tiers are defined.
     """
     units = list(dict.fromkeys(units))
     head = units[:MAX_PAIR_TERMS]

@@ -9,27 +9,16 @@ both databases.
 from __future__ import annotations
 
 import datetime
+import json
 import math
 
+from knowledge.search.candidates import document_filter, tier_ctes
 from knowledge.search.query import ParsedQuery, matcher, stem, tier_caps, tiers
 
 # Smaller than PostgreSQL's: the candidates are scored in Python.
 SQLITE_TIER_CAPS = {"all": 300, "all_but_one": 150, "all_but_two": 150, "pairs": 150, "any": 60}
 # BM25 of a good match is typically 5-15; this maps it into [0, 1).
 BM25_SCALE = 8.0
-
-
-def _filters(as_of: datetime.date | None, jurisdictions: list[str] | None) -> tuple[str, list]:
-    clauses = ["d.status IN ('ready', 'processing')"]
-    params: list = []
-    if as_of is not None:
-        clauses.append("(d.effective_from IS NULL OR d.effective_from <= %s)")
-        clauses.append("(d.effective_to IS NULL OR d.effective_to >= %s)")
-        params += [as_of.isoformat(), as_of.isoformat()]
-    if jurisdictions:
-        clauses.append(f"d.jurisdiction IN (''{', %s' * len(jurisdictions)})")
-        params += jurisdictions
-    return " AND ".join(clauses), params
 
 
 def candidates(
@@ -66,34 +55,44 @@ def candidates(
     if query.excluded:
         excluded = " OR ".join(f'"{w}"' for w in query.excluded)
         expressions = [f"({e}) NOT ({excluded})" for e in expressions]
-    filters, params = _filters(as_of, jurisdictions)
-    placeholders = ", ".join(["%s"] * len(knowledge_base_ids))
-    # A looser tier runs only when the stricter ones found fewer than ``limit`` candidates.
-    tier_sql, tier_params = [], []
-    for index, (expression, cap) in enumerate(
-        zip(expressions, tier_caps(kinds, SQLITE_TIER_CAPS), strict=True)
-    ):
-        needed = ""
-        if index:
-            needed = " AND " + " + ".join(f"(SELECT count(*) FROM t{i})" for i in range(index)) + " < %s"
-        tier_sql.append(
-            f"""t{index} AS MATERIALIZED (
-                SELECT c.id FROM knowledge_chunk_fts
-                  JOIN knowledge_chunk c ON c.id = knowledge_chunk_fts.rowid
-                  JOIN knowledge_document d ON d.id = c.document_id
-                 WHERE knowledge_chunk_fts MATCH %s AND d.knowledge_base_id IN ({placeholders})
-                   AND {filters}{needed}
-                 LIMIT {int(cap)})"""
-        )
-        tier_params += [expression, *knowledge_base_ids, *params] + ([limit] if index else [])
+    caps = tier_caps(kinds, SQLITE_TIER_CAPS)
+    filters = document_filter(
+        as_of="%(as_of)s",
+        jurisdictions="%(jurisdictions)s",
+        is_one_of=lambda column, values: f"{column} IN (SELECT value FROM json_each({values}))",
+    )
+    kb_placeholders = ", ".join(f"%(kb{i})s" for i in range(len(knowledge_base_ids)))
+    ctes = tier_ctes(
+        len(expressions),
+        select=(
+            "SELECT c.id FROM knowledge_chunk_fts\n"
+            "          JOIN knowledge_chunk c ON c.id = knowledge_chunk_fts.rowid\n"
+            "          JOIN knowledge_document d ON d.id = c.document_id"
+        ),
+        conditions=lambda k: [
+            f"knowledge_chunk_fts MATCH %(tier{k})s",
+            f"d.knowledge_base_id IN ({kb_placeholders})",
+            filters,
+        ],
+        cap=lambda k: str(int(caps[k])),
+        limit="%(limit)s",
+    )
+    params = {
+        **{f"tier{k}": expression for k, expression in enumerate(expressions)},
+        **{f"kb{i}": kb_id for i, kb_id in enumerate(knowledge_base_ids)},
+        **{f"unit{i}": unit for i, unit in enumerate(units)},
+        "as_of": as_of.isoformat() if as_of is not None else None,
+        "jurisdictions": json.dumps(jurisdictions) if jurisdictions else None,
+        "limit": limit,
+    }
     union = " UNION ".join(f"SELECT id FROM t{i}" for i in range(len(expressions)))
     frequencies = ", ".join(
-        f"(SELECT count(*) FROM knowledge_chunk_fts WHERE knowledge_chunk_fts MATCH %s) AS df{i}"
+        f"(SELECT count(*) FROM knowledge_chunk_fts WHERE knowledge_chunk_fts MATCH %(unit{i})s) AS df{i}"
         for i in range(len(units))
     )
     cursor.execute(
         f"""
-        WITH {", ".join(tier_sql)}, candidates AS ({union}),
+        WITH {", ".join(ctes)}, candidates AS ({union}),
              stats AS (SELECT (SELECT max(id) FROM knowledge_chunk) AS n, {frequencies})
         SELECT c.id, c.document_id, c.ordinal, c.text, c.page, c.heading_path, d.title,
                d.knowledge_base_id, c.screening, stats.*
@@ -102,7 +101,7 @@ def candidates(
           JOIN knowledge_document d ON d.id = c.document_id
          CROSS JOIN stats
         """,
-        [*tier_params, *units],
+        params,
     )
     rows = cursor.fetchall()
     if not rows:

@@ -262,3 +262,43 @@ def test_a_passage_with_most_of_a_long_question_is_found_behind_many_with_two_of
     )
     passages = search([kb], "invoice missing customer VAT number reverse charge")
     assert passages and passages[0].document_title == "Reverse charge invoices"
+
+
+def test_the_searchable_statuses_are_ready_and_processing_on_both_engines(kb):
+    """The document filter's statuses come from ``DocumentStatus``: a document being re-indexed keeps
+    its previous chunks searchable; pending and failed ones are never searched."""
+    from knowledge.models import DocumentStatus
+    from knowledge.search.candidates import SEARCHABLE_STATUSES
+
+    assert set(SEARCHABLE_STATUSES) == {DocumentStatus.READY, DocumentStatus.PROCESSING}
+    for status in DocumentStatus:
+        document = DocumentFactory(knowledge_base=kb, status=status, title=status.label)
+        ChunkFactory(document=document, text="Depreciation of fixed assets.")
+    assert sorted(p.document_title for p in search([kb], "depreciation")) == ["Processing", "Ready"]
+
+
+def test_the_postgresql_tier_plan_is_the_tiers_of_the_query():
+    """``knowledge_search`` evaluates the tiers Python sends (``tier_plan``), so PostgreSQL and SQLite
+    gather candidates by the same combinations of units: decoding the plan gives ``query.tiers``."""
+    from knowledge.search.postgres import tier_plan
+    from knowledge.search.query import tiers
+
+    for count in range(1, 13):
+        kinds, plan = tier_plan(count)
+        decoded, tier, group = [], [], []
+        for number in plan:
+            if number > 0:
+                group.append(number)
+            elif number == 0:
+                tier.append(tuple(group))
+                group = []
+            else:
+                decoded.append(tier)
+                tier = []
+        expected = tiers(
+            list(range(1, count + 1)),
+            conjunction=tuple,
+            disjunction=lambda parts: [p if isinstance(p, tuple) else (p,) for p in parts],
+        )
+        assert kinds == [kind for kind, _ in expected]
+        assert decoded == [[e] if isinstance(e, tuple) else e for _, e in expected]

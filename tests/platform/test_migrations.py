@@ -55,7 +55,7 @@ def test_the_live_search_function_is_the_one_the_latest_migration_installs():
 
     from knowledge.search.postgres import SEARCH_FUNCTION_SQL
 
-    latest = import_module("knowledge.migrations.0009_search_rank_in_tiers")
+    latest = import_module("knowledge.migrations.0012_search_function_from_rules")
     assert SEARCH_FUNCTION_SQL == latest.SEARCH_FUNCTION_SQL
 
 

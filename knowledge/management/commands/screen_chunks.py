@@ -1,5 +1,6 @@
-"""``python manage.py screen_chunks [--organization SLUG]``: store the guardrail screening of every chunk
-that has none, or one made by an older detector (``guardrails.screening``).
+"""``python manage.py screen_chunks [--organization SLUG]``: store the screening of every chunk that has
+none, or one made by an older detector, through knowledge's screening hook (``knowledge.screening``;
+the guardrails app registers its prompt-injection detector there).
 
 Ingestion screens new chunks itself; run this after upgrading (the detector's fingerprint changes with
 its code, and agent runs scan unscreened passages live, which is slower but gives the same verdicts).
@@ -11,8 +12,13 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from guardrails.screening import INJECTION, is_current, screen
 from knowledge.models import Chunk
+from knowledge.screening import (
+    passage_screen,
+    registered,
+    screening_has_signals,
+    screening_is_current,
+)
 from prisma_glow.tenancy.models import Organization
 
 
@@ -26,6 +32,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        if registered() is None:
+            raise CommandError(
+                "No screener is registered with knowledge (install the guardrails app): chunks stay "
+                "unscreened and are scanned when an agent run retrieves them."
+            )
         chunks = Chunk.objects.order_by("pk").only("pk", "text", "screening")
         if options["organization"]:
             organization = Organization.objects.filter(slug=options["organization"]).first()
@@ -38,10 +49,10 @@ class Command(BaseCommand):
         pending: list[Chunk] = []
         for chunk in chunks.iterator(chunk_size=2000):
             checked += 1
-            if is_current(chunk.screening, chunk.text):
+            if screening_is_current(screening=chunk.screening, text=chunk.text):
                 continue
-            chunk.screening = screen(chunk.text)
-            flagged += bool(chunk.screening and chunk.screening[INJECTION])
+            chunk.screening = passage_screen(text=chunk.text)
+            flagged += screening_has_signals(screening=chunk.screening)
             pending.append(chunk)
             if len(pending) >= batch_size:
                 screened += Chunk.objects.bulk_update(pending, ["screening"])

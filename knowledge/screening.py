@@ -1,0 +1,71 @@
+"""The screening hook: how knowledge screens passages when they are stored, without knowing who screens.
+
+Ingestion stores a screening with each chunk (``Chunk.screening``) so that the retrieval stage of an
+agent run can reuse it instead of scanning the passage on every run. What a screening holds, and
+whether a stored one still describes a passage, is the screener's business: knowledge stores it,
+asks the screener about it, and shows its one-line summary to staff. The guardrails app registers its
+prompt-injection screener here from its ``AppConfig.ready()`` (``guardrails.screening.SCREENER``),
+through the app registry (``apps.get_app_config("knowledge").register_screener``), so that neither
+app imports the other.
+
+With nothing registered (knowledge installed without guardrails) chunks are stored unscreened
+(``screening`` None), ``screening_is_current`` is False, ``screening_summary`` is None, and
+``manage.py screen_chunks`` refuses to run; an agent run's retrieval stage scans such passages live,
+as it does any passage without a current screening, so the verdicts are the same, only slower.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+
+class Screener(Protocol):
+    """What a screener offers knowledge (``guardrails.screening.SCREENER`` is the one in use)."""
+
+    def screen(self, text: str) -> dict[str, Any] | None:
+        """The screening to store with a passage whose text is ``text``; None if it failed."""
+
+    def is_current(self, screening: Mapping[str, Any] | None, text: str) -> bool:
+        """Whether ``screening`` describes exactly ``text`` as the screener in use would screen it."""
+
+    def has_signals(self, screening: Mapping[str, Any] | None) -> bool:
+        """Whether ``screening`` found anything at all (any signal, whatever its weight)."""
+
+    def summary(self, screening: Mapping[str, Any] | None, text: str) -> dict[str, Any] | None:
+        """For staff: ``{"score", "names"}`` when a current screening of ``text`` is worth flagging."""
+
+
+_screener: Screener | None = None
+
+
+def register(screener: Screener | None) -> None:
+    """Make ``screener`` the one ingestion uses (None: none). The last registration wins."""
+    global _screener
+    _screener = screener
+
+
+def registered() -> Screener | None:
+    return _screener
+
+
+def passage_screen(*, text: str) -> dict[str, Any] | None:
+    """The screening to store with a passage (``Chunk.screening``); None when no screener is registered
+    or the screener failed on it (the passage is then scanned live when retrieved)."""
+    return _screener.screen(text) if _screener is not None else None
+
+
+def screening_is_current(*, screening: Mapping[str, Any] | None, text: str) -> bool:
+    """Whether the stored ``screening`` of a passage whose text is ``text`` is up to date (False with
+    no screener registered: nothing could make it current)."""
+    return _screener is not None and _screener.is_current(screening, text)
+
+
+def screening_has_signals(*, screening: Mapping[str, Any] | None) -> bool:
+    return _screener is not None and _screener.has_signals(screening)
+
+
+def screening_summary(*, screening: Mapping[str, Any] | None, text: str) -> dict[str, Any] | None:
+    """The one-line summary of a chunk's stored screening for the staff pages (``{"score", "names"}``
+    when it is current and worth flagging), or None."""
+    return _screener.summary(screening, text) if _screener is not None else None
