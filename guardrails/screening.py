@@ -16,7 +16,7 @@ screening, an older detector, other settings — falls back to scanning the text
 differ from a live scan. ``manage.py screen_chunks`` (re)screens what is missing or stale.
 
 Knowledge does not import this module: it offers a screening hook (``knowledge.screening``), and
-``GuardrailsConfig.ready()`` registers ``SCREENER`` there. The retrieval stage's check
+``AgentsConfig.ready()`` registers ``SCREENER`` there. The retrieval stage's check
 (``checks.prompt_injection``) reads stored screenings with ``stored_signals`` directly.
 """
 
@@ -122,5 +122,5 @@ class _KnowledgeScreener:
     summary = staticmethod(injection_summary)
 
 
-#: Registered with knowledge by ``GuardrailsConfig.ready()``.
+#: Registered with knowledge by ``AgentsConfig.ready()``.
 SCREENER = _KnowledgeScreener()

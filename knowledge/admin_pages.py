@@ -11,10 +11,9 @@ from django.db.models import Count, Q, Sum
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 
-# TODO(#14 screening hook): knowledge must not import guardrails; switch to the screening hook at merge.
-from guardrails.screening import injection_summary
 from knowledge import services
 from knowledge.models import Document, DocumentStatus, KnowledgeBase
+from knowledge.screening import screening_summary
 from knowledge.search import search
 from prisma_glow.admin.base import add_errors_to_form, run_service, validation_messages
 from prisma_glow.admin.htmx import htmx_partial, is_htmx
@@ -237,12 +236,12 @@ def document_detail(model_admin, request, object_id):
         return response
     chunks = Paginator(document.chunks.order_by("ordinal"), CHUNKS_PER_PAGE).get_page(request.GET.get("page"))
     for chunk in chunks:
-        chunk.injection = injection_summary(chunk.screening, chunk.text)
+        chunk.injection = screening_summary(screening=chunk.screening, text=chunk.text)
     # Screened at ingestion: the passages scoring as injection attempts at the default threshold.
     suspicious = [
         c.ordinal
         for c in document.chunks.order_by("ordinal").only("ordinal", "text", "screening")
-        if injection_summary(c.screening, c.text)
+        if screening_summary(screening=c.screening, text=c.text)
     ]
     context = {
         **model_admin.admin_site.each_context(request),

@@ -1,7 +1,5 @@
 from django.apps import AppConfig
 
-from knowledge import screening
-
 
 class KnowledgeConfig(AppConfig):
     name = "knowledge"
@@ -14,8 +12,3 @@ class KnowledgeConfig(AppConfig):
         task_finished.connect(
             fail_document_of_failed_task, dispatch_uid="knowledge.fail_document_of_failed_task"
         )
-
-    def register_screener(self, screener: screening.Screener | None) -> None:
-        """The screening hook as other apps reach it (``knowledge.screening``): an app that screens
-        passages registers here from its own ``ready()``, without importing knowledge."""
-        screening.register(screener)

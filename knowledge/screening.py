@@ -3,10 +3,9 @@
 Ingestion stores a screening with each chunk (``Chunk.screening``) so that the retrieval stage of an
 agent run can reuse it instead of scanning the passage on every run. What a screening holds, and
 whether a stored one still describes a passage, is the screener's business: knowledge stores it,
-asks the screener about it, and shows its one-line summary to staff. The guardrails app registers its
-prompt-injection screener here from its ``AppConfig.ready()`` (``guardrails.screening.SCREENER``),
-through the app registry (``apps.get_app_config("knowledge").register_screener``), so that neither
-app imports the other.
+asks the screener about it, and shows its one-line summary to staff. The agents app, which composes
+the apps below it, registers guardrails' prompt-injection screener here from its ``AppConfig.ready()``
+(``guardrails.screening.SCREENER``), so that knowledge and guardrails never import each other.
 
 With nothing registered (knowledge installed without guardrails) chunks are stored unscreened
 (``screening`` None), ``screening_is_current`` is False, ``screening_summary`` is None, and

@@ -24,5 +24,3 @@ class OwnerFilter(admin.SimpleListFilter):
         if value and value.isdigit():
             return queryset.filter(owner_id=int(value))
         return queryset
-
-

@@ -46,7 +46,7 @@ class LengthScreener:
         return {"score": 1.0, "names": ["length"]} if self.is_current(stored, text) else None
 
 
-def test_the_guardrails_app_registers_its_detector_when_django_starts():
+def test_the_agents_app_registers_the_guardrails_detector_when_django_starts():
     assert screening.registered() is guardrails_screening.SCREENER
 
 

@@ -117,8 +117,6 @@ def _shipped(folder: str, *, in_packages: bool) -> dict[str, str]:
     return found
 
 
-
-
 def _run(argv: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> dict:
     started, cpu = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(

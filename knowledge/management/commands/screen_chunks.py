@@ -1,6 +1,6 @@
 """``python manage.py screen_chunks [--organization SLUG]``: store the screening of every chunk that has
 none, or one made by an older detector, through knowledge's screening hook (``knowledge.screening``;
-the guardrails app registers its prompt-injection detector there).
+the agents app registers guardrails' prompt-injection detector there).
 
 Ingestion screens new chunks itself; run this after upgrading (the detector's fingerprint changes with
 its code, and agent runs scan unscreened passages live, which is slower but gives the same verdicts).
