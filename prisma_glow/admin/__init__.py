@@ -2,8 +2,9 @@
 scoping and roles (``scoping``), the HTMX helper (``htmx``), generic form fields (``forms``), generic
 list filters (``filters``) and the template tags (``templatetags``).
 
-Each app owns its pages: its ModelAdmins in ``<app>/admin.py`` route them (``get_urls()``), the page
-views and their forms are in ``<app>/admin_pages.py``, the templates in
+Each app owns its pages, in its ``admin`` package: the ModelAdmins in ``<app>/admin/__init__.py``
+route them (``get_urls()``), the page views and their forms are in ``<app>/admin/pages.py`` (agents,
+with more pages, splits them further: ``forms``, ``executions``, ``dashboard``…), the templates in
 ``<app>/templates/admin/<app>/`` (``tools``, ``guardrails``, ``knowledge``…; the platform's own,
 such as ``admin/base_site.html``, in ``prisma_glow/templates/``).
 

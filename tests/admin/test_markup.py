@@ -240,7 +240,7 @@ def test_tool_schema_texts_become_plain_help_texts_and_labels():
     strings (never SafeString), whatever their JSON type."""
     from django.utils.safestring import SafeData
 
-    from tools.admin_pages import schema_field
+    from tools.admin.pages import schema_field
 
     field = schema_field("x", {"type": "string", "title": SHORT, "description": HTMX_DIV}, False)
     assert (field.label, field.help_text) == (SHORT, HTMX_DIV)

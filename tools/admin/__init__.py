@@ -19,7 +19,8 @@ from jsonschema.exceptions import SchemaError
 from prisma_glow.admin.base import OrganizationScopedAdmin, adopt
 from prisma_glow.admin.forms import JSONObjectField
 from prisma_glow.admin.scoping import get_admin_access
-from tools import admin_pages, services
+from tools import services
+from tools.admin import pages as admin_pages
 from tools.models import Tool, ToolKind
 
 

@@ -9,7 +9,8 @@ from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from knowledge import admin_pages, services
+from knowledge import services
+from knowledge.admin import pages as admin_pages
 from knowledge.models import Document, KnowledgeBase
 from prisma_glow.admin.base import OrganizationScopedAdmin, adopt
 from prisma_glow.admin.scoping import get_admin_access, scope_queryset

@@ -8,7 +8,8 @@ from django.db.models import Count
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from guardrails import admin_pages, services
+from guardrails import services
+from guardrails.admin import pages as admin_pages
 from guardrails.models import Guardrail
 from prisma_glow.admin.base import OrganizationScopedAdmin, adopt
 from prisma_glow.admin.forms import JSONObjectField
