@@ -27,6 +27,10 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+# Whatever database the suite runs on, the installed product runs on its own SQLite: once per run
+# (make test runs it in the PostgreSQL pass).
+pytestmark = pytest.mark.packaging
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("prisma_glow", "agents", "personas", "tools", "guardrails", "knowledge")
 #: Variables of the suite's environment the installed product must not inherit.
