@@ -50,7 +50,6 @@ from agents.models import (
 from personas.models import Persona
 from prisma_glow.api.pagination import CreatedCursorPagination
 from prisma_glow.api.parsers import JSONParser
-from prisma_glow.api.tenancy import request_ip
 from prisma_glow.api.viewsets import OrganizationScopedMixin, OrganizationScopedViewSet
 
 AGENT_PATH = OpenApiParameter(
@@ -118,7 +117,6 @@ class AgentViewSet(ExecuteActionMixin, OrganizationScopedViewSet):
         agent = services.agent_create(
             organization=self.organization,
             actor=self.access.actor,
-            ip=request_ip(self.request),
             **serializer.validated_data,
         )
         serializer.instance = self._fresh(agent)
@@ -127,13 +125,12 @@ class AgentViewSet(ExecuteActionMixin, OrganizationScopedViewSet):
         agent = services.agent_update(
             agent=serializer.instance,
             actor=self.access.actor,
-            ip=request_ip(self.request),
             **serializer.validated_data,
         )
         serializer.instance = self._fresh(agent)
 
     def perform_destroy(self, instance):
-        services.agent_delete(agent=instance, actor=self.access.actor, ip=request_ip(self.request))
+        services.agent_delete(agent=instance, actor=self.access.actor)
 
     @extend_schema(
         summary="Activate an agent",
@@ -144,9 +141,7 @@ class AgentViewSet(ExecuteActionMixin, OrganizationScopedViewSet):
     )
     @action(detail=True, methods=["post"])
     def activate(self, request, pk=None):
-        agent = services.agent_activate(
-            agent=self.get_object(), actor=self.access.actor, ip=request_ip(self.request)
-        )
+        agent = services.agent_activate(agent=self.get_object(), actor=self.access.actor)
         return Response(self.get_serializer(self._fresh(agent)).data)
 
     @extend_schema(
@@ -157,9 +152,7 @@ class AgentViewSet(ExecuteActionMixin, OrganizationScopedViewSet):
     )
     @action(detail=True, methods=["post"])
     def deprecate(self, request, pk=None):
-        agent = services.agent_deprecate(
-            agent=self.get_object(), actor=self.access.actor, ip=request_ip(self.request)
-        )
+        agent = services.agent_deprecate(agent=self.get_object(), actor=self.access.actor)
         return Response(self.get_serializer(self._fresh(agent)).data)
 
     @extend_schema(
@@ -175,9 +168,7 @@ class AgentViewSet(ExecuteActionMixin, OrganizationScopedViewSet):
         source = self.get_object()
         payload = AgentCloneSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        clone = services.agent_clone(
-            agent=source, actor=self.access.actor, ip=request_ip(self.request), **payload.validated_data
-        )
+        clone = services.agent_clone(agent=source, actor=self.access.actor, **payload.validated_data)
         return Response(self.get_serializer(self._fresh(clone)).data, status=status.HTTP_201_CREATED)
 
 
@@ -221,7 +212,6 @@ class AssignmentViewSet(AgentChildMixin, viewsets.ModelViewSet):
         serializer.instance = type(self).assign_service(
             agent=self.agent,
             actor=self.access.actor,
-            ip=request_ip(self.request),
             **{self.target_field: target},
             **data,
         )
@@ -236,11 +226,11 @@ class AssignmentViewSet(AgentChildMixin, viewsets.ModelViewSet):
                 {self.target_field: ["An assignment cannot change its target; unassign and assign again."]}
             )
         serializer.instance = type(self).update_service(
-            assignment=serializer.instance, actor=self.access.actor, ip=request_ip(self.request), **data
+            assignment=serializer.instance, actor=self.access.actor, **data
         )
 
     def perform_destroy(self, instance):
-        type(self).unassign_service(assignment=instance, actor=self.access.actor, ip=request_ip(self.request))
+        type(self).unassign_service(assignment=instance, actor=self.access.actor)
 
     @action(detail=False, methods=["post"])
     def reorder(self, request, agent_pk=None):
@@ -249,7 +239,6 @@ class AssignmentViewSet(AgentChildMixin, viewsets.ModelViewSet):
         assignments = type(self).reorder_service(
             agent=self.agent,
             actor=self.access.actor,
-            ip=request_ip(self.request),
             assignment_ids=payload.validated_data["assignments"],
         )
         ids = [a.pk for a in assignments]
@@ -373,7 +362,6 @@ class ModelProviderViewSet(OrganizationScopedViewSet):
         serializer.instance = services.provider_create(
             organization=self.organization,
             actor=self.access.actor,
-            ip=request_ip(self.request),
             **serializer.validated_data,
         )
 
@@ -381,12 +369,11 @@ class ModelProviderViewSet(OrganizationScopedViewSet):
         serializer.instance = services.provider_update(
             provider=serializer.instance,
             actor=self.access.actor,
-            ip=request_ip(self.request),
             **serializer.validated_data,
         )
 
     def perform_destroy(self, instance):
-        services.provider_delete(provider=instance, actor=self.access.actor, ip=request_ip(self.request))
+        services.provider_delete(provider=instance, actor=self.access.actor)
 
 
 # --- Executions -------------------------------------------------------------------------------
@@ -457,7 +444,6 @@ class ExecutionViewSet(OrganizationScopedMixin, viewsets.ReadOnlyModelViewSet):
         feedback = services.feedback_create(
             execution=execution,
             actor=self.access.actor,
-            ip=request_ip(self.request),
             **serializer.validated_data,
         )
         return Response(FeedbackSerializer(feedback).data, status=status.HTTP_201_CREATED)
@@ -496,20 +482,18 @@ class LearningExampleViewSet(OrganizationScopedViewSet):
 
     def perform_create(self, serializer):
         serializer.instance = services.learning_example_create(
-            actor=self.access.actor, ip=request_ip(self.request), **serializer.validated_data
+            actor=self.access.actor, **serializer.validated_data
         )
 
     def perform_update(self, serializer):
         data = dict(serializer.validated_data)
         data.pop("agent", None)
         serializer.instance = services.learning_example_update(
-            example=serializer.instance, actor=self.access.actor, ip=request_ip(self.request), **data
+            example=serializer.instance, actor=self.access.actor, **data
         )
 
     def perform_destroy(self, instance):
-        services.learning_example_delete(
-            example=instance, actor=self.access.actor, ip=request_ip(self.request)
-        )
+        services.learning_example_delete(example=instance, actor=self.access.actor)
 
     @extend_schema(
         summary="Approve a learning example",
@@ -519,9 +503,7 @@ class LearningExampleViewSet(OrganizationScopedViewSet):
     )
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
-        example = services.learning_example_approve(
-            example=self.get_object(), actor=self.access.actor, ip=request_ip(self.request)
-        )
+        example = services.learning_example_approve(example=self.get_object(), actor=self.access.actor)
         return Response(self.get_serializer(example).data)
 
     @extend_schema(
@@ -529,9 +511,7 @@ class LearningExampleViewSet(OrganizationScopedViewSet):
     )
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
-        example = services.learning_example_reject(
-            example=self.get_object(), actor=self.access.actor, ip=request_ip(self.request)
-        )
+        example = services.learning_example_reject(example=self.get_object(), actor=self.access.actor)
         return Response(self.get_serializer(example).data)
 
 

@@ -32,7 +32,6 @@ from knowledge.api.serializers import (
 )
 from knowledge.models import Chunk, Document, KnowledgeBase
 from knowledge.search import search
-from prisma_glow.api.tenancy import request_ip
 from prisma_glow.api.viewsets import OrganizationScopedMixin, OrganizationScopedViewSet
 
 KB_PATH = OpenApiParameter(
@@ -130,7 +129,6 @@ class KnowledgeBaseViewSet(OrganizationScopedViewSet):
         knowledge_base = services.knowledge_base_create(
             organization=self.organization,
             actor=self.access.actor,
-            ip=request_ip(self.request),
             **serializer.validated_data,
         )
         serializer.instance = self._fresh(knowledge_base)
@@ -139,15 +137,12 @@ class KnowledgeBaseViewSet(OrganizationScopedViewSet):
         knowledge_base = services.knowledge_base_update(
             knowledge_base=serializer.instance,
             actor=self.access.actor,
-            ip=request_ip(self.request),
             **serializer.validated_data,
         )
         serializer.instance = self._fresh(knowledge_base)
 
     def perform_destroy(self, instance):
-        services.knowledge_base_delete(
-            knowledge_base=instance, actor=self.access.actor, ip=request_ip(self.request)
-        )
+        services.knowledge_base_delete(knowledge_base=instance, actor=self.access.actor)
 
     @extend_schema(
         summary="Search a knowledge base",
@@ -202,7 +197,7 @@ class KnowledgeBaseViewSet(OrganizationScopedViewSet):
     @action(detail=True, methods=["post"])
     def reindex(self, request, pk=None):
         knowledge_base = services.knowledge_base_reindex(
-            knowledge_base=self.get_object(), actor=self.access.actor, ip=request_ip(self.request)
+            knowledge_base=self.get_object(), actor=self.access.actor
         )
         return Response(
             self.get_serializer(self._fresh(knowledge_base)).data, status=status.HTTP_202_ACCEPTED
@@ -294,7 +289,6 @@ class DocumentViewSet(
         document = services.document_create(
             knowledge_base=self.knowledge_base,
             actor=self.access.actor,
-            ip=request_ip(request),
             **payload.validated_data,
         )
         return Response(self.get_serializer(document).data, status=status.HTTP_201_CREATED)
@@ -303,12 +297,11 @@ class DocumentViewSet(
         serializer.instance = services.document_update(
             document=serializer.instance,
             actor=self.access.actor,
-            ip=request_ip(self.request),
             **serializer.validated_data,
         )
 
     def perform_destroy(self, instance):
-        services.document_delete(document=instance, actor=self.access.actor, ip=request_ip(self.request))
+        services.document_delete(document=instance, actor=self.access.actor)
 
     @extend_schema(
         summary="Re-process a document",
@@ -320,9 +313,7 @@ class DocumentViewSet(
     )
     @action(detail=True, methods=["post"])
     def reindex(self, request, knowledge_base_pk=None, pk=None):
-        document = services.document_reindex(
-            document=self.get_object(), actor=self.access.actor, ip=request_ip(request)
-        )
+        document = services.document_reindex(document=self.get_object(), actor=self.access.actor)
         return Response(self.get_serializer(document).data, status=status.HTTP_202_ACCEPTED)
 
 

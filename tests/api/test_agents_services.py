@@ -9,8 +9,8 @@ from agents import services
 from agents.models import AgentStatus, LearningExample, LearningExampleStatus
 from personas.models import Persona
 from personas.services import persona_activate, persona_create, persona_delete, persona_diff, persona_update
-from prisma_glow.api.errors import ConflictError as Conflict
 from prisma_glow.audit.models import AuditEvent
+from prisma_glow.exceptions import ConflictError as Conflict
 from tests.factories import (
     AgentFactory,
     ExecutionFactory,
