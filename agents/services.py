@@ -11,7 +11,9 @@ Errors: ``django.core.exceptions.ValidationError`` for bad input (400 in the API
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -326,26 +328,37 @@ def _persona_fields() -> tuple[str, ...]:
 
 
 # --- Assignments ------------------------------------------------------------------------------
-# One implementation for the three kinds of assignment; the public functions name the kind.
+# One implementation for the three kinds of assignment (tools, knowledge bases, guardrails), each
+# described by an ``AssignmentKind``; the API, the admin and the commands call the same four services.
 
 
-class _Kind:
-    def __init__(self, model, target: str, label: str, settings_fields: tuple[str, ...]):
-        self.model, self.target, self.label, self.settings_fields = model, target, label, settings_fields
+@dataclass(frozen=True)
+class AssignmentKind:
+    """One kind of thing assigned to an agent: its through model, the field that names the assigned
+    object (``target``), a label for messages and the settings a caller may change."""
+
+    model: type[models.Model]
+    target: str
+    label: str
+    settings_fields: tuple[str, ...]
 
     @property
     def action(self) -> str:
+        """The prefix of its audit actions (``agenttool.assign``…)."""
         return self.model._meta.model_name
 
 
-TOOL = _Kind(AgentTool, "tool", "tool", ("enabled", "order", "settings"))
-KNOWLEDGE = _Kind(
+TOOL = AssignmentKind(AgentTool, "tool", "tool", ("enabled", "order", "settings"))
+KNOWLEDGE = AssignmentKind(
     AgentKnowledge, "knowledge_base", "knowledge base", ("enabled", "order", "top_k", "min_score")
 )
-GUARDRAIL = _Kind(AgentGuardrail, "guardrail", "guardrail", ("enabled", "order"))
+GUARDRAIL = AssignmentKind(AgentGuardrail, "guardrail", "guardrail", ("enabled", "order"))
+ASSIGNMENT_KINDS: dict[type[models.Model], AssignmentKind] = {
+    k.model: k for k in (TOOL, KNOWLEDGE, GUARDRAIL)
+}
 
 
-def _target_errors(kind: _Kind, agent: Agent, target) -> dict[str, list[str]]:
+def _target_errors(kind: AssignmentKind, agent: Agent, target) -> dict[str, list[str]]:
     organization_id = getattr(target, "organization_id", None)
     if kind is TOOL and organization_id is None:
         if not target.is_enabled:
@@ -362,21 +375,24 @@ def _lock_agent_of(row) -> None:
     lock_for_write(organization=row.agent.organization_id, agent=row.agent)
 
 
-def _assign(
-    kind: _Kind,
-    *,
-    agent: Agent,
-    target,
-    actor,
-    order: int | None = None,
-    **settings: Any,
-):
-    _check_fields(settings, kind.settings_fields, f"{kind.label} assignment")
+@retry_on_conflict
+@transaction.atomic
+def assignment_create(
+    *, kind: AssignmentKind, agent: Agent, actor, order: int | None = None, **values: Any
+) -> models.Model:
+    """Assign the object named by ``values[kind.target]`` (``tool=``, ``knowledge_base=``,
+    ``guardrail=``) to ``agent``, with the kind's settings; appended last unless ``order`` is given.
+    A tool may be the organisation's own or a built-in one; anything else must belong to the agent's
+    organisation."""
+    if kind.target not in values:
+        raise TypeError(f"assignment_create() needs {kind.target}=")
+    target = values.pop(kind.target)
+    _check_fields(values, kind.settings_fields, f"{kind.label} assignment")
     lock_for_write(organization=agent.organization_id, agent=agent)
     if order is None:
         last = kind.model.objects.filter(agent=agent).aggregate(m=Max("order"))["m"]
         order = 0 if last is None else last + 1
-    assignment = kind.model(agent=agent, order=order, **{kind.target: target}, **settings)
+    assignment = kind.model(agent=agent, order=order, **{kind.target: target}, **values)
     conflicts = {}
     if kind.model.objects.filter(agent=agent, **{kind.target: target}).exists():
         conflicts = {kind.target: [f"The {kind.label} '{target}' is already assigned to this agent."]}
@@ -392,7 +408,11 @@ def _assign(
     return assignment
 
 
-def _assignment_update(kind: _Kind, *, assignment, actor, **fields: Any):
+@retry_on_conflict
+@transaction.atomic
+def assignment_update(*, assignment, actor, **fields: Any):
+    """Change an assignment's settings (``enabled``, ``order`` and its kind's own, e.g. ``top_k``)."""
+    kind = ASSIGNMENT_KINDS[type(assignment)]
     _check_fields(fields, kind.settings_fields, f"{kind.label} assignment")
     _lock_agent_of(assignment)
     assignment = (
@@ -410,7 +430,11 @@ def _assignment_update(kind: _Kind, *, assignment, actor, **fields: Any):
     )
 
 
-def _unassign(kind: _Kind, *, assignment, actor) -> None:
+@retry_on_conflict
+@transaction.atomic
+def assignment_delete(*, assignment, actor) -> None:
+    """Unassign: the assigned object stays, the agent no longer uses it."""
+    kind = ASSIGNMENT_KINDS[type(assignment)]
     _lock_agent_of(assignment)
     audit_record(
         organization=assignment.agent.organization,
@@ -422,8 +446,11 @@ def _unassign(kind: _Kind, *, assignment, actor) -> None:
     assignment.delete()
 
 
-def _reorder(kind: _Kind, *, agent: Agent, actor, assignment_ids: Sequence[int]) -> list:
-    """Set ``order`` from the position in ``assignment_ids``, which must list every assignment once."""
+@retry_on_conflict
+@transaction.atomic
+def assignment_reorder(*, kind: AssignmentKind, agent: Agent, actor, assignment_ids: Sequence[int]) -> list:
+    """Set ``order`` from the position in ``assignment_ids``, which must list every assignment of the
+    kind once."""
     lock_for_write(organization=agent.organization_id, agent=agent)
     current = {a.pk: a for a in kind.model.objects.select_for_update().filter(agent=agent)}
     ids = list(assignment_ids)
@@ -453,84 +480,20 @@ def _reorder(kind: _Kind, *, agent: Agent, actor, assignment_ids: Sequence[int])
     return [current[pk] for pk in ids]
 
 
-@retry_on_conflict
-@transaction.atomic
-def agent_tool_assign(*, agent: Agent, tool, actor, order: int | None = None, **settings: Any) -> AgentTool:
-    """Assign a tool (the organisation's own or a built-in one); appended last unless ``order`` is given."""
-    return _assign(TOOL, agent=agent, target=tool, actor=actor, order=order, **settings)
-
-
-@retry_on_conflict
-@transaction.atomic
-def agent_tool_update(*, assignment: AgentTool, actor, **fields: Any) -> AgentTool:
-    """Change a tool assignment's ``enabled``, ``order`` or ``settings``."""
-    return _assignment_update(TOOL, assignment=assignment, actor=actor, **fields)
-
-
-@retry_on_conflict
-@transaction.atomic
-def agent_tool_unassign(*, assignment: AgentTool, actor) -> None:
-    _unassign(TOOL, assignment=assignment, actor=actor)
-
-
-@retry_on_conflict
-@transaction.atomic
-def agent_tool_reorder(*, agent: Agent, actor, assignment_ids: Sequence[int]) -> list[AgentTool]:
-    return _reorder(TOOL, agent=agent, actor=actor, assignment_ids=assignment_ids)
-
-
-@retry_on_conflict
-@transaction.atomic
-def agent_knowledge_assign(
-    *, agent: Agent, knowledge_base, actor, order: int | None = None, **settings: Any
-) -> AgentKnowledge:
-    """Assign a knowledge base of the agent's organisation, with ``top_k`` and ``min_score``."""
-    return _assign(KNOWLEDGE, agent=agent, target=knowledge_base, actor=actor, order=order, **settings)
-
-
-@retry_on_conflict
-@transaction.atomic
-def agent_knowledge_update(*, assignment: AgentKnowledge, actor, **fields: Any) -> AgentKnowledge:
-    return _assignment_update(KNOWLEDGE, assignment=assignment, actor=actor, **fields)
-
-
-@retry_on_conflict
-@transaction.atomic
-def agent_knowledge_unassign(*, assignment: AgentKnowledge, actor) -> None:
-    _unassign(KNOWLEDGE, assignment=assignment, actor=actor)
-
-
-@retry_on_conflict
-@transaction.atomic
-def agent_knowledge_reorder(*, agent: Agent, actor, assignment_ids: Sequence[int]) -> list[AgentKnowledge]:
-    return _reorder(KNOWLEDGE, agent=agent, actor=actor, assignment_ids=assignment_ids)
-
-
-@retry_on_conflict
-@transaction.atomic
-def agent_guardrail_assign(
-    *, agent: Agent, guardrail, actor, order: int | None = None, **settings: Any
-) -> AgentGuardrail:
-    """Assign a guardrail of the agent's organisation; guardrails run in ``order``."""
-    return _assign(GUARDRAIL, agent=agent, target=guardrail, actor=actor, order=order, **settings)
-
-
-@retry_on_conflict
-@transaction.atomic
-def agent_guardrail_update(*, assignment: AgentGuardrail, actor, **fields: Any) -> AgentGuardrail:
-    return _assignment_update(GUARDRAIL, assignment=assignment, actor=actor, **fields)
-
-
-@retry_on_conflict
-@transaction.atomic
-def agent_guardrail_unassign(*, assignment: AgentGuardrail, actor) -> None:
-    _unassign(GUARDRAIL, assignment=assignment, actor=actor)
-
-
-@retry_on_conflict
-@transaction.atomic
-def agent_guardrail_reorder(*, agent: Agent, actor, assignment_ids: Sequence[int]) -> list[AgentGuardrail]:
-    return _reorder(GUARDRAIL, agent=agent, actor=actor, assignment_ids=assignment_ids)
+# The same services under each kind's name, for callers that deal with one kind
+# (``agent_tool_assign(agent=…, tool=…, actor=…)``).
+agent_tool_assign = functools.partial(assignment_create, kind=TOOL)
+agent_tool_update = assignment_update
+agent_tool_unassign = assignment_delete
+agent_tool_reorder = functools.partial(assignment_reorder, kind=TOOL)
+agent_knowledge_assign = functools.partial(assignment_create, kind=KNOWLEDGE)
+agent_knowledge_update = assignment_update
+agent_knowledge_unassign = assignment_delete
+agent_knowledge_reorder = functools.partial(assignment_reorder, kind=KNOWLEDGE)
+agent_guardrail_assign = functools.partial(assignment_create, kind=GUARDRAIL)
+agent_guardrail_update = assignment_update
+agent_guardrail_unassign = assignment_delete
+agent_guardrail_reorder = functools.partial(assignment_reorder, kind=GUARDRAIL)
 
 
 # --- Providers --------------------------------------------------------------------------------

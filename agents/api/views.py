@@ -39,9 +39,6 @@ from agents.api.serializers import (
 )
 from agents.models import (
     Agent,
-    AgentGuardrail,
-    AgentKnowledge,
-    AgentTool,
     Execution,
     ExecutionStep,
     LearningExample,
@@ -195,48 +192,44 @@ class AgentChildMixin(OrganizationScopedMixin):
 
 
 class AssignmentViewSet(AgentChildMixin, viewsets.ModelViewSet):
-    """Common behaviour of the three assignment resources; subclasses name their services."""
+    """The three assignment resources in one: a subclass names its ``kind``
+    (``agents.services.AssignmentKind``) and serializer; rows, writes and reordering follow from it."""
 
+    kind: services.AssignmentKind
     pagination_class = None
+    parser_classes = [JSONParser]
     ordering_fields = ["order", "id"]
     ordering = ["order", "id"]
     filter_backends: list = []
-    target_field = ""
-    assign_service = update_service = unassign_service = reorder_service = None
     policy_resource = "assignment"
     operations = {"reorder": "assignment.change"}
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:
+            cls.queryset = cls.kind.model.objects.select_related(cls.kind.target).order_by("order", "id")
+
     def perform_create(self, serializer):
-        data = dict(serializer.validated_data)
-        target = data.pop(self.target_field)
-        serializer.instance = type(self).assign_service(
-            agent=self.agent,
-            actor=self.access.actor,
-            **{self.target_field: target},
-            **data,
+        serializer.instance = services.assignment_create(
+            kind=self.kind, agent=self.agent, actor=self.access.actor, **serializer.validated_data
         )
 
     def perform_update(self, serializer):
         data = dict(serializer.validated_data)
-        target = data.pop(self.target_field, None)
-        if target is not None and target.pk != getattr(serializer.instance, f"{self.target_field}_id"):
-            from rest_framework.exceptions import ValidationError
-
-            raise ValidationError(
-                {self.target_field: ["An assignment cannot change its target; unassign and assign again."]}
-            )
-        serializer.instance = type(self).update_service(
+        data.pop(self.kind.target, None)  # the serializer refuses a change of target
+        serializer.instance = services.assignment_update(
             assignment=serializer.instance, actor=self.access.actor, **data
         )
 
     def perform_destroy(self, instance):
-        type(self).unassign_service(assignment=instance, actor=self.access.actor)
+        services.assignment_delete(assignment=instance, actor=self.access.actor)
 
     @action(detail=False, methods=["post"])
     def reorder(self, request, agent_pk=None):
         payload = ReorderSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        assignments = type(self).reorder_service(
+        assignments = services.assignment_reorder(
+            kind=self.kind,
             agent=self.agent,
             actor=self.access.actor,
             assignment_ids=payload.validated_data["assignments"],
@@ -274,14 +267,8 @@ def _assignment_schema(label: str, serializer, example: dict):
 class AgentToolViewSet(AssignmentViewSet):
     """``/agents/{agent_pk}/tools/``: the tools the agent may call."""
 
-    queryset = AgentTool.objects.select_related("tool").order_by("order", "id")
+    kind = services.TOOL
     serializer_class = AgentToolSerializer
-    parser_classes = [JSONParser]
-    target_field = "tool"
-    assign_service = staticmethod(services.agent_tool_assign)
-    update_service = staticmethod(services.agent_tool_update)
-    unassign_service = staticmethod(services.agent_tool_unassign)
-    reorder_service = staticmethod(services.agent_tool_reorder)
 
 
 @extend_schema(parameters=[AGENT_PATH])
@@ -291,14 +278,8 @@ class AgentToolViewSet(AssignmentViewSet):
 class AgentKnowledgeViewSet(AssignmentViewSet):
     """``/agents/{agent_pk}/knowledge/``: the knowledge bases the agent searches."""
 
-    queryset = AgentKnowledge.objects.select_related("knowledge_base").order_by("order", "id")
+    kind = services.KNOWLEDGE
     serializer_class = AgentKnowledgeSerializer
-    parser_classes = [JSONParser]
-    target_field = "knowledge_base"
-    assign_service = staticmethod(services.agent_knowledge_assign)
-    update_service = staticmethod(services.agent_knowledge_update)
-    unassign_service = staticmethod(services.agent_knowledge_unassign)
-    reorder_service = staticmethod(services.agent_knowledge_reorder)
 
 
 @extend_schema(parameters=[AGENT_PATH])
@@ -306,14 +287,8 @@ class AgentKnowledgeViewSet(AssignmentViewSet):
 class AgentGuardrailViewSet(AssignmentViewSet):
     """``/agents/{agent_pk}/guardrails/``: the guardrails the agent runs, in order."""
 
-    queryset = AgentGuardrail.objects.select_related("guardrail").order_by("order", "id")
+    kind = services.GUARDRAIL
     serializer_class = AgentGuardrailSerializer
-    parser_classes = [JSONParser]
-    target_field = "guardrail"
-    assign_service = staticmethod(services.agent_guardrail_assign)
-    update_service = staticmethod(services.agent_guardrail_update)
-    unassign_service = staticmethod(services.agent_guardrail_unassign)
-    reorder_service = staticmethod(services.agent_guardrail_reorder)
 
 
 # --- Providers --------------------------------------------------------------------------------
