@@ -187,7 +187,6 @@ def agent_update(*, agent: Agent, actor, **fields: Any) -> Agent:
         action="agent.update",
         fields=fields,
         validate=validate,
-        audit_unchanged=False,
     )
 
 

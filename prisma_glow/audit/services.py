@@ -215,7 +215,6 @@ def audited_update[M: models.Model](
     snapshot_of: Callable[[M], dict[str, Any]] = snapshot,
     before_extra: dict[str, Any] | None = None,
     after_extra: dict[str, Any] | None = None,
-    audit_unchanged: bool = True,
 ) -> M:
     """Change a stored row and record it: what every update service does.
 
@@ -223,9 +222,8 @@ def audited_update[M: models.Model](
     default; a service's own check that also derives values — a slug, a default — or None for a
     transition the service has already checked), saves the columns that changed (``auto_now``
     columns included) and appends ``action`` to ``organization``'s audit log with the state before
-    and after (``before_extra`` / ``after_extra`` merged in). ``audit_unchanged=False`` records
-    nothing when the snapshots are equal. Runs in the caller's transaction (its own without one):
-    call it once the rows are locked (``prisma_glow.locking.lock_for_write``).
+    and after (``before_extra`` / ``after_extra`` merged in). Runs in the caller's transaction (its
+    own without one): call it once the rows are locked (``prisma_glow.locking.lock_for_write``).
     """
     concrete = [f for f in instance._meta.concrete_fields if not f.primary_key]
     stored = {f.attname: f.value_from_object(instance) for f in concrete}
@@ -241,14 +239,12 @@ def audited_update[M: models.Model](
     ]
     with transaction.atomic(savepoint=False):
         instance.save(update_fields=changed)
-        after = snapshot_of(instance)
-        if audit_unchanged or after != before:
-            audit_record(
-                organization=organization,
-                action=action,
-                actor=actor,
-                obj=instance,
-                before=before | (before_extra or {}),
-                after=after | (after_extra or {}),
-            )
+        audit_record(
+            organization=organization,
+            action=action,
+            actor=actor,
+            obj=instance,
+            before=before | (before_extra or {}),
+            after=snapshot_of(instance) | (after_extra or {}),
+        )
     return instance
