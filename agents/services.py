@@ -37,10 +37,11 @@ from agents.models import (
     Rating,
 )
 from personas.models import Persona
+from personas.services import EDITABLE_FIELDS as PERSONA_FIELDS
 from prisma_glow.audit.services import audit_record, audited_update, snapshot
 from prisma_glow.exceptions import ConflictError
 from prisma_glow.locking import lock_for_write, retry_on_conflict
-from prisma_glow.tenancy.models import Membership
+from prisma_glow.tenancy.models import APIKey, Membership
 
 # --- Helpers ----------------------------------------------------------------------------------
 
@@ -51,8 +52,6 @@ def _actor_user(actor):
 
 
 def _actor_api_key(actor):
-    from prisma_glow.tenancy.models import APIKey
-
     return actor if isinstance(actor, APIKey) else None
 
 
@@ -285,7 +284,7 @@ def agent_clone(*, agent: Agent, actor, name: str, slug: str = "") -> Agent:
             version=p.version,
             is_active=p.is_active,
             created_by=_actor_user(actor),
-            **{f: getattr(p, f) for f in _persona_fields()},
+            **{f: getattr(p, f) for f in PERSONA_FIELDS},
         )
         for p in source.personas.order_by("version")
     ]
@@ -318,12 +317,6 @@ def agent_clone(*, agent: Agent, actor, name: str, slug: str = "") -> Agent:
         after=snapshot(clone) | {"persona_versions": [p.version for p in personas]},
     )
     return clone
-
-
-def _persona_fields() -> tuple[str, ...]:
-    from personas.services import EDITABLE_FIELDS
-
-    return EDITABLE_FIELDS
 
 
 # --- Assignments ------------------------------------------------------------------------------
