@@ -341,27 +341,23 @@ def api_key_rotate(*, api_key: APIKey, actor, grace: timedelta = timedelta(0)) -
             predecessor.save(update_fields=["expires_at", "updated_at"])
             ended_predecessors.append(predecessor.pk)
         predecessor = predecessor.rotated_from
-    before = snapshot(old)
-    previous_expiry = old.expires_at
-    cutoff = now + grace
-    old.expires_at = cutoff if old.expires_at is None else min(old.expires_at, cutoff)
-    old.save(update_fields=["expires_at", "updated_at"])
     new, full_key = api_key_create(
         organization=old.organization,
         actor=actor,
         name=old.name,
         scopes=list(old.scopes),
-        expires_at=previous_expiry,
+        expires_at=old.expires_at,
         rotated_from=old,
     )
-    audit_record(
+    cutoff = now + grace
+    audited_update(
+        old,
         organization=old.organization,
-        action="api_key.rotate",
         actor=actor,
-        obj=old,
-        before=before,
-        after={
-            **snapshot(old),
+        action="api_key.rotate",
+        fields={"expires_at": cutoff if old.expires_at is None else min(old.expires_at, cutoff)},
+        validate=None,
+        after_extra={
             "rotated_to": new.pk,
             "grace_seconds": int(grace.total_seconds()),
             "grace_ended_for": ended_predecessors,
