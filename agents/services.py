@@ -6,12 +6,13 @@ an API key or None for the system), runs in one transaction, validates with ``fu
 appends an audit event with the object's state before and after.
 
 Errors: ``django.core.exceptions.ValidationError`` for bad input (400 in the API) and
-``prisma_glow.api.errors.Conflict`` when the request clashes with the current state (409).
+``prisma_glow.exceptions.ConflictError`` when the request clashes with the current state (409).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -35,10 +36,11 @@ from agents.models import (
     Rating,
 )
 from personas.models import Persona
-from prisma_glow.api.errors import ConflictError
-from prisma_glow.audit.services import audit_record, snapshot
+from personas.services import EDITABLE_FIELDS as PERSONA_FIELDS
+from prisma_glow.audit.services import audit_record, audited_update, snapshot
+from prisma_glow.exceptions import ConflictError
 from prisma_glow.locking import lock_for_write, retry_on_conflict
-from prisma_glow.tenancy.models import Membership
+from prisma_glow.tenancy.models import APIKey, Membership
 
 # --- Helpers ----------------------------------------------------------------------------------
 
@@ -49,8 +51,6 @@ def _actor_user(actor):
 
 
 def _actor_api_key(actor):
-    from prisma_glow.tenancy.models import APIKey
-
     return actor if isinstance(actor, APIKey) else None
 
 
@@ -142,7 +142,7 @@ def _agent_conflicts(agent: Agent) -> dict[str, list[str]]:
 
 @retry_on_conflict
 @transaction.atomic
-def agent_create(*, organization, actor, ip: str | None = None, name: str, **fields: Any) -> Agent:
+def agent_create(*, organization, actor, name: str, **fields: Any) -> Agent:
     """Create a draft agent. The slug is derived from the name when not given (made unique)."""
     _check_fields(fields, AGENT_FIELDS, "agent")
     lock_for_write(organization=organization)
@@ -158,42 +158,39 @@ def agent_create(*, organization, actor, ip: str | None = None, name: str, **fie
     _full_clean(agent, _agent_errors(agent), _agent_conflicts(agent))
     agent.save()
     audit_record(
-        organization=organization, action="agent.create", actor=actor, ip=ip, obj=agent, after=snapshot(agent)
+        organization=organization, action="agent.create", actor=actor, obj=agent, after=snapshot(agent)
     )
     return agent
 
 
 @retry_on_conflict
 @transaction.atomic
-def agent_update(*, agent: Agent, actor, ip: str | None = None, **fields: Any) -> Agent:
+def agent_update(*, agent: Agent, actor, **fields: Any) -> Agent:
     """Edit an agent's settings (not its status: use ``agent_activate`` / ``agent_deprecate``)."""
     _check_fields(fields, AGENT_FIELDS, "agent")
     lock_for_write(organization=agent.organization_id)
-    agent = Agent.objects.select_for_update().get(pk=agent.pk)  # FOR UPDATE: the slug may change
-    before = snapshot(agent)
-    for key, value in fields.items():
-        setattr(agent, key, value)
-    if not agent.slug:
-        agent.slug = _unique_slug(Agent, agent.organization_id, agent.name, exclude_pk=agent.pk)
-    _full_clean(agent, _agent_errors(agent), _agent_conflicts(agent))
-    agent.save()
-    after = snapshot(agent)
-    if after != before:
-        audit_record(
-            organization=agent.organization,
-            action="agent.update",
-            actor=actor,
-            ip=ip,
-            obj=agent,
-            before=before,
-            after=after,
-        )
-    return agent
+    agent = (  # FOR UPDATE: the slug may change
+        Agent.objects.select_for_update(of=("self",)).select_related("organization").get(pk=agent.pk)
+    )
+
+    def validate(agent: Agent) -> None:
+        if not agent.slug:
+            agent.slug = _unique_slug(Agent, agent.organization_id, agent.name, exclude_pk=agent.pk)
+        _full_clean(agent, _agent_errors(agent), _agent_conflicts(agent))
+
+    return audited_update(
+        agent,
+        organization=agent.organization,
+        actor=actor,
+        action="agent.update",
+        fields=fields,
+        validate=validate,
+    )
 
 
 @retry_on_conflict
 @transaction.atomic
-def agent_delete(*, agent: Agent, actor, ip: str | None = None) -> None:
+def agent_delete(*, agent: Agent, actor) -> None:
     """Delete an agent that has never run. One with executions keeps its records: deprecate it."""
     lock_for_write(organization=agent.organization_id, agent=agent, agent_key_change=True)
     count = Execution.objects.filter(agent=agent).count()
@@ -206,7 +203,6 @@ def agent_delete(*, agent: Agent, actor, ip: str | None = None) -> None:
         organization=agent.organization,
         action="agent.delete",
         actor=actor,
-        ip=ip,
         obj=agent,
         before=snapshot(agent),
     )
@@ -215,8 +211,8 @@ def agent_delete(*, agent: Agent, actor, ip: str | None = None) -> None:
 
 @retry_on_conflict
 @transaction.atomic
-def agent_activate(*, agent: Agent, actor, ip: str | None = None) -> Agent:
-    """Put an agent live (from draft or deprecated). It needs an active persona (``Conflict`` otherwise)."""
+def agent_activate(*, agent: Agent, actor) -> Agent:
+    """Put an agent live (from draft or deprecated). It needs an active persona (``ConflictError`` otherwise)."""
     lock_for_write(organization=agent.organization_id)
     agent = (
         Agent.objects.select_for_update(no_key=True, of=("self",))
@@ -229,24 +225,19 @@ def agent_activate(*, agent: Agent, actor, ip: str | None = None) -> Agent:
         raise ConflictError(
             f"The agent '{agent.name}' has no active persona; create or activate a persona version first."
         )
-    before = snapshot(agent)
-    agent.status = AgentStatus.ACTIVE
-    agent.save(update_fields=["status", "updated_at"])
-    audit_record(
+    return audited_update(
+        agent,
         organization=agent.organization,
-        action="agent.activate",
         actor=actor,
-        ip=ip,
-        obj=agent,
-        before=before,
-        after=snapshot(agent),
+        action="agent.activate",
+        fields={"status": AgentStatus.ACTIVE},
+        validate=None,
     )
-    return agent
 
 
 @retry_on_conflict
 @transaction.atomic
-def agent_deprecate(*, agent: Agent, actor, ip: str | None = None) -> Agent:
+def agent_deprecate(*, agent: Agent, actor) -> Agent:
     """Retire an agent: it stops running through the API; its history stays readable."""
     lock_for_write(organization=agent.organization_id)
     agent = (
@@ -256,24 +247,19 @@ def agent_deprecate(*, agent: Agent, actor, ip: str | None = None) -> Agent:
     )
     if agent.status == AgentStatus.DEPRECATED:
         return agent
-    before = snapshot(agent)
-    agent.status = AgentStatus.DEPRECATED
-    agent.save(update_fields=["status", "updated_at"])
-    audit_record(
+    return audited_update(
+        agent,
         organization=agent.organization,
-        action="agent.deprecate",
         actor=actor,
-        ip=ip,
-        obj=agent,
-        before=before,
-        after=snapshot(agent),
+        action="agent.deprecate",
+        fields={"status": AgentStatus.DEPRECATED},
+        validate=None,
     )
-    return agent
 
 
 @retry_on_conflict
 @transaction.atomic
-def agent_clone(*, agent: Agent, actor, ip: str | None = None, name: str, slug: str = "") -> Agent:
+def agent_clone(*, agent: Agent, actor, name: str, slug: str = "") -> Agent:
     """Copy an agent as a new draft: its settings, every persona version (as fresh, unused versions
     with the same numbers and the same active one) and its tool, knowledge and guardrail assignments.
     Executions, feedback and learning examples stay with the original."""
@@ -282,7 +268,6 @@ def agent_clone(*, agent: Agent, actor, ip: str | None = None, name: str, slug: 
     clone = agent_create(
         organization=source.organization,
         actor=actor,
-        ip=ip,
         name=name,
         slug=slug,
         type=source.type,
@@ -298,7 +283,7 @@ def agent_clone(*, agent: Agent, actor, ip: str | None = None, name: str, slug: 
             version=p.version,
             is_active=p.is_active,
             created_by=_actor_user(actor),
-            **{f: getattr(p, f) for f in _persona_fields()},
+            **{f: getattr(p, f) for f in PERSONA_FIELDS},
         )
         for p in source.personas.order_by("version")
     ]
@@ -326,7 +311,6 @@ def agent_clone(*, agent: Agent, actor, ip: str | None = None, name: str, slug: 
         organization=clone.organization,
         action="agent.clone",
         actor=actor,
-        ip=ip,
         obj=clone,
         before={"source_agent_id": source.pk, "source_name": source.name},
         after=snapshot(clone) | {"persona_versions": [p.version for p in personas]},
@@ -334,33 +318,38 @@ def agent_clone(*, agent: Agent, actor, ip: str | None = None, name: str, slug: 
     return clone
 
 
-def _persona_fields() -> tuple[str, ...]:
-    from personas.services import EDITABLE_FIELDS
-
-    return EDITABLE_FIELDS
-
-
 # --- Assignments ------------------------------------------------------------------------------
-# One implementation for the three kinds of assignment; the public functions name the kind.
+# One implementation for the three kinds of assignment (tools, knowledge bases, guardrails), each
+# described by an ``AssignmentKind``; the API, the admin and the commands call the same four services.
 
 
-class _Kind:
-    def __init__(self, model, target: str, label: str, settings_fields: tuple[str, ...]):
-        self.model, self.target, self.label, self.settings_fields = model, target, label, settings_fields
+@dataclass(frozen=True)
+class AssignmentKind:
+    """One kind of thing assigned to an agent: its through model, the field that names the assigned
+    object (``target``), a label for messages and the settings a caller may change."""
+
+    model: type[models.Model]
+    target: str
+    label: str
+    settings_fields: tuple[str, ...]
 
     @property
     def action(self) -> str:
+        """The prefix of its audit actions (``agenttool.assign``…)."""
         return self.model._meta.model_name
 
 
-TOOL = _Kind(AgentTool, "tool", "tool", ("enabled", "order", "settings"))
-KNOWLEDGE = _Kind(
+TOOL = AssignmentKind(AgentTool, "tool", "tool", ("enabled", "order", "settings"))
+KNOWLEDGE = AssignmentKind(
     AgentKnowledge, "knowledge_base", "knowledge base", ("enabled", "order", "top_k", "min_score")
 )
-GUARDRAIL = _Kind(AgentGuardrail, "guardrail", "guardrail", ("enabled", "order"))
+GUARDRAIL = AssignmentKind(AgentGuardrail, "guardrail", "guardrail", ("enabled", "order"))
+ASSIGNMENT_KINDS: dict[type[models.Model], AssignmentKind] = {
+    k.model: k for k in (TOOL, KNOWLEDGE, GUARDRAIL)
+}
 
 
-def _target_errors(kind: _Kind, agent: Agent, target) -> dict[str, list[str]]:
+def _target_errors(kind: AssignmentKind, agent: Agent, target) -> dict[str, list[str]]:
     organization_id = getattr(target, "organization_id", None)
     if kind is TOOL and organization_id is None:
         if not target.is_enabled:
@@ -377,22 +366,24 @@ def _lock_agent_of(row) -> None:
     lock_for_write(organization=row.agent.organization_id, agent=row.agent)
 
 
-def _assign(
-    kind: _Kind,
-    *,
-    agent: Agent,
-    target,
-    actor,
-    ip: str | None = None,
-    order: int | None = None,
-    **settings: Any,
-):
-    _check_fields(settings, kind.settings_fields, f"{kind.label} assignment")
+@retry_on_conflict
+@transaction.atomic
+def assignment_create(
+    *, kind: AssignmentKind, agent: Agent, actor, order: int | None = None, **values: Any
+) -> models.Model:
+    """Assign the object named by ``values[kind.target]`` (``tool=``, ``knowledge_base=``,
+    ``guardrail=``) to ``agent``, with the kind's settings; appended last unless ``order`` is given.
+    A tool may be the organisation's own or a built-in one; anything else must belong to the agent's
+    organisation."""
+    if kind.target not in values:
+        raise TypeError(f"assignment_create() needs {kind.target}=")
+    target = values.pop(kind.target)
+    _check_fields(values, kind.settings_fields, f"{kind.label} assignment")
     lock_for_write(organization=agent.organization_id, agent=agent)
     if order is None:
         last = kind.model.objects.filter(agent=agent).aggregate(m=Max("order"))["m"]
         order = 0 if last is None else last + 1
-    assignment = kind.model(agent=agent, order=order, **{kind.target: target}, **settings)
+    assignment = kind.model(agent=agent, order=order, **{kind.target: target}, **values)
     conflicts = {}
     if kind.model.objects.filter(agent=agent, **{kind.target: target}).exists():
         conflicts = {kind.target: [f"The {kind.label} '{target}' is already assigned to this agent."]}
@@ -402,14 +393,17 @@ def _assign(
         organization=agent.organization,
         action=f"{kind.action}.assign",
         actor=actor,
-        ip=ip,
         obj=assignment,
         after=snapshot(assignment),
     )
     return assignment
 
 
-def _assignment_update(kind: _Kind, *, assignment, actor, ip: str | None = None, **fields: Any):
+@retry_on_conflict
+@transaction.atomic
+def assignment_update(*, assignment, actor, **fields: Any):
+    """Change an assignment's settings (``enabled``, ``order`` and its kind's own, e.g. ``top_k``)."""
+    kind = ASSIGNMENT_KINDS[type(assignment)]
     _check_fields(fields, kind.settings_fields, f"{kind.label} assignment")
     _lock_agent_of(assignment)
     assignment = (
@@ -417,40 +411,37 @@ def _assignment_update(kind: _Kind, *, assignment, actor, ip: str | None = None,
         .select_related("agent__organization")
         .get(pk=assignment.pk)
     )
-    before = snapshot(assignment)
-    for key, value in fields.items():
-        setattr(assignment, key, value)
-    _full_clean(assignment)
-    assignment.save()
-    audit_record(
+    return audited_update(
+        assignment,
         organization=assignment.agent.organization,
-        action=f"{kind.action}.update",
         actor=actor,
-        ip=ip,
-        obj=assignment,
-        before=before,
-        after=snapshot(assignment),
+        action=f"{kind.action}.update",
+        fields=fields,
+        validate=_full_clean,
     )
-    return assignment
 
 
-def _unassign(kind: _Kind, *, assignment, actor, ip: str | None = None) -> None:
+@retry_on_conflict
+@transaction.atomic
+def assignment_delete(*, assignment, actor) -> None:
+    """Unassign: the assigned object stays, the agent no longer uses it."""
+    kind = ASSIGNMENT_KINDS[type(assignment)]
     _lock_agent_of(assignment)
     audit_record(
         organization=assignment.agent.organization,
         action=f"{kind.action}.unassign",
         actor=actor,
-        ip=ip,
         obj=assignment,
         before=snapshot(assignment),
     )
     assignment.delete()
 
 
-def _reorder(
-    kind: _Kind, *, agent: Agent, actor, ip: str | None = None, assignment_ids: Sequence[int]
-) -> list:
-    """Set ``order`` from the position in ``assignment_ids``, which must list every assignment once."""
+@retry_on_conflict
+@transaction.atomic
+def assignment_reorder(*, kind: AssignmentKind, agent: Agent, actor, assignment_ids: Sequence[int]) -> list:
+    """Set ``order`` from the position in ``assignment_ids``, which must list every assignment of the
+    kind once."""
     lock_for_write(organization=agent.organization_id, agent=agent)
     current = {a.pk: a for a in kind.model.objects.select_for_update().filter(agent=agent)}
     ids = list(assignment_ids)
@@ -473,104 +464,11 @@ def _reorder(
         organization=agent.organization,
         action=f"{kind.action}.reorder",
         actor=actor,
-        ip=ip,
         obj=agent,
         before={"order": before},
         after={"order": {str(pk): i for i, pk in enumerate(ids)}},
     )
     return [current[pk] for pk in ids]
-
-
-@retry_on_conflict
-@transaction.atomic
-def agent_tool_assign(
-    *, agent: Agent, tool, actor, ip: str | None = None, order: int | None = None, **settings: Any
-) -> AgentTool:
-    """Assign a tool (the organisation's own or a built-in one); appended last unless ``order`` is given."""
-    return _assign(TOOL, agent=agent, target=tool, actor=actor, ip=ip, order=order, **settings)
-
-
-@retry_on_conflict
-@transaction.atomic
-def agent_tool_update(*, assignment: AgentTool, actor, ip: str | None = None, **fields: Any) -> AgentTool:
-    """Change a tool assignment's ``enabled``, ``order`` or ``settings``."""
-    return _assignment_update(TOOL, assignment=assignment, actor=actor, ip=ip, **fields)
-
-
-@retry_on_conflict
-@transaction.atomic
-def agent_tool_unassign(*, assignment: AgentTool, actor, ip: str | None = None) -> None:
-    _unassign(TOOL, assignment=assignment, actor=actor, ip=ip)
-
-
-@retry_on_conflict
-@transaction.atomic
-def agent_tool_reorder(
-    *, agent: Agent, actor, ip: str | None = None, assignment_ids: Sequence[int]
-) -> list[AgentTool]:
-    return _reorder(TOOL, agent=agent, actor=actor, ip=ip, assignment_ids=assignment_ids)
-
-
-@retry_on_conflict
-@transaction.atomic
-def agent_knowledge_assign(
-    *, agent: Agent, knowledge_base, actor, ip: str | None = None, order: int | None = None, **settings: Any
-) -> AgentKnowledge:
-    """Assign a knowledge base of the agent's organisation, with ``top_k`` and ``min_score``."""
-    return _assign(KNOWLEDGE, agent=agent, target=knowledge_base, actor=actor, ip=ip, order=order, **settings)
-
-
-@retry_on_conflict
-@transaction.atomic
-def agent_knowledge_update(
-    *, assignment: AgentKnowledge, actor, ip: str | None = None, **fields: Any
-) -> AgentKnowledge:
-    return _assignment_update(KNOWLEDGE, assignment=assignment, actor=actor, ip=ip, **fields)
-
-
-@retry_on_conflict
-@transaction.atomic
-def agent_knowledge_unassign(*, assignment: AgentKnowledge, actor, ip: str | None = None) -> None:
-    _unassign(KNOWLEDGE, assignment=assignment, actor=actor, ip=ip)
-
-
-@retry_on_conflict
-@transaction.atomic
-def agent_knowledge_reorder(
-    *, agent: Agent, actor, ip: str | None = None, assignment_ids: Sequence[int]
-) -> list[AgentKnowledge]:
-    return _reorder(KNOWLEDGE, agent=agent, actor=actor, ip=ip, assignment_ids=assignment_ids)
-
-
-@retry_on_conflict
-@transaction.atomic
-def agent_guardrail_assign(
-    *, agent: Agent, guardrail, actor, ip: str | None = None, order: int | None = None, **settings: Any
-) -> AgentGuardrail:
-    """Assign a guardrail of the agent's organisation; guardrails run in ``order``."""
-    return _assign(GUARDRAIL, agent=agent, target=guardrail, actor=actor, ip=ip, order=order, **settings)
-
-
-@retry_on_conflict
-@transaction.atomic
-def agent_guardrail_update(
-    *, assignment: AgentGuardrail, actor, ip: str | None = None, **fields: Any
-) -> AgentGuardrail:
-    return _assignment_update(GUARDRAIL, assignment=assignment, actor=actor, ip=ip, **fields)
-
-
-@retry_on_conflict
-@transaction.atomic
-def agent_guardrail_unassign(*, assignment: AgentGuardrail, actor, ip: str | None = None) -> None:
-    _unassign(GUARDRAIL, assignment=assignment, actor=actor, ip=ip)
-
-
-@retry_on_conflict
-@transaction.atomic
-def agent_guardrail_reorder(
-    *, agent: Agent, actor, ip: str | None = None, assignment_ids: Sequence[int]
-) -> list[AgentGuardrail]:
-    return _reorder(GUARDRAIL, agent=agent, actor=actor, ip=ip, assignment_ids=assignment_ids)
 
 
 # --- Providers --------------------------------------------------------------------------------
@@ -616,7 +514,7 @@ def _take_over_default(provider: ModelProvider) -> None:
 
 @retry_on_conflict
 @transaction.atomic
-def provider_create(*, organization, actor, ip: str | None = None, name: str, **fields: Any) -> ModelProvider:
+def provider_create(*, organization, actor, name: str, **fields: Any) -> ModelProvider:
     """Create a model provider; ``api_key`` is stored encrypted. ``is_default`` takes the default over.
     An OpenAI-compatible provider without ``base_url`` uses OpenAI's (``OPENAI_BASE_URL``)."""
     _check_fields(fields, PROVIDER_FIELDS, "provider")
@@ -630,7 +528,6 @@ def provider_create(*, organization, actor, ip: str | None = None, name: str, **
         organization=organization,
         action="provider.create",
         actor=actor,
-        ip=ip,
         obj=provider,
         after=snapshot(provider),
     )
@@ -639,7 +536,7 @@ def provider_create(*, organization, actor, ip: str | None = None, name: str, **
 
 @retry_on_conflict
 @transaction.atomic
-def provider_update(*, provider: ModelProvider, actor, ip: str | None = None, **fields: Any) -> ModelProvider:
+def provider_update(*, provider: ModelProvider, actor, **fields: Any) -> ModelProvider:
     """Edit a provider. Leave ``api_key`` out to keep the stored key; pass "" to clear it."""
     _check_fields(fields, PROVIDER_FIELDS, "provider")
     lock_for_write(organization=provider.organization_id)
@@ -648,29 +545,26 @@ def provider_update(*, provider: ModelProvider, actor, ip: str | None = None, **
         .select_related("organization")
         .get(pk=provider.pk)
     )
-    before = snapshot(provider)
-    for key, value in fields.items():
-        setattr(provider, key, value)
-    _take_over_default(provider)
-    _provider_defaults(provider)
-    _full_clean(provider, conflicts=_provider_conflicts(provider))
-    provider.save()
-    audit_record(
+
+    def validate(provider: ModelProvider) -> None:
+        _take_over_default(provider)
+        _provider_defaults(provider)
+        _full_clean(provider, conflicts=_provider_conflicts(provider))
+
+    return audited_update(
+        provider,
         organization=provider.organization,
-        action="provider.update",
         actor=actor,
-        ip=ip,
-        obj=provider,
-        before=before,
-        after=snapshot(provider),
+        action="provider.update",
+        fields=fields,
+        validate=validate,
     )
-    return provider
 
 
 @retry_on_conflict
 @transaction.atomic
-def provider_delete(*, provider: ModelProvider, actor, ip: str | None = None) -> None:
-    """Delete a provider no agent uses (``Conflict`` otherwise); past executions keep their figures."""
+def provider_delete(*, provider: ModelProvider, actor) -> None:
+    """Delete a provider no agent uses (``ConflictError`` otherwise); past executions keep their figures."""
     lock_for_write(organization=provider.organization_id)
     in_use = Agent.objects.filter(provider=provider).count()
     if in_use:
@@ -681,7 +575,6 @@ def provider_delete(*, provider: ModelProvider, actor, ip: str | None = None) ->
         organization=provider.organization,
         action="provider.delete",
         actor=actor,
-        ip=ip,
         obj=provider,
         before=snapshot(provider),
     )
@@ -697,7 +590,6 @@ def feedback_create(
     *,
     execution: Execution,
     actor,
-    ip: str | None = None,
     rating: int,
     comment: str = "",
     correction: str = "",
@@ -722,7 +614,6 @@ def feedback_create(
         organization=execution.organization,
         action="feedback.create",
         actor=actor,
-        ip=ip,
         obj=feedback,
         after=snapshot(feedback),
     )
@@ -730,7 +621,6 @@ def feedback_create(
         learning_example_create(
             agent=execution.agent,
             actor=actor,
-            ip=ip,
             input=execution.input,
             output=feedback.correction,
             source_feedback=feedback,
@@ -747,7 +637,6 @@ def learning_example_create(
     *,
     agent: Agent,
     actor,
-    ip: str | None = None,
     input: str,
     output: str,
     status: str = LearningExampleStatus.PROPOSED,
@@ -770,7 +659,6 @@ def learning_example_create(
         organization=agent.organization,
         action="learning_example.create",
         actor=actor,
-        ip=ip,
         obj=example,
         after=snapshot(example),
     )
@@ -779,9 +667,7 @@ def learning_example_create(
 
 @retry_on_conflict
 @transaction.atomic
-def learning_example_update(
-    *, example: LearningExample, actor, ip: str | None = None, **fields: Any
-) -> LearningExample:
+def learning_example_update(*, example: LearningExample, actor, **fields: Any) -> LearningExample:
     """Edit an example's input or answer. An edited approved example goes back to review."""
     _check_fields(fields, LEARNING_FIELDS, "learning example")
     _lock_agent_of(example)
@@ -790,33 +676,22 @@ def learning_example_update(
         .select_related("organization")
         .get(pk=example.pk)
     )
-    before = snapshot(example)
-    changed = False
-    for key, value in fields.items():
-        if getattr(example, key) != value:
-            setattr(example, key, value)
-            changed = True
+    changed = {key: value for key, value in fields.items() if getattr(example, key) != value}
     if not changed:
         return example
     if example.status == LearningExampleStatus.APPROVED:
-        example.status = LearningExampleStatus.PROPOSED
-    _full_clean(example)
-    example.save()
-    audit_record(
+        changed["status"] = LearningExampleStatus.PROPOSED
+    return audited_update(
+        example,
         organization=example.organization,
-        action="learning_example.update",
         actor=actor,
-        ip=ip,
-        obj=example,
-        before=before,
-        after=snapshot(example),
+        action="learning_example.update",
+        fields=changed,
+        validate=_full_clean,
     )
-    return example
 
 
-def _learning_example_set_status(
-    example: LearningExample, actor, status: str, ip: str | None = None
-) -> LearningExample:
+def _learning_example_set_status(example: LearningExample, actor, status: str) -> LearningExample:
     _lock_agent_of(example)
     example = (
         LearningExample.objects.select_for_update(of=("self",))
@@ -825,43 +700,37 @@ def _learning_example_set_status(
     )
     if example.status == status:
         return example
-    before = snapshot(example)
-    example.status = status
-    example.save(update_fields=["status", "updated_at"])
-    audit_record(
+    return audited_update(
+        example,
         organization=example.organization,
-        action=f"learning_example.{'approve' if status == LearningExampleStatus.APPROVED else 'reject'}",
         actor=actor,
-        ip=ip,
-        obj=example,
-        before=before,
-        after=snapshot(example),
+        action=f"learning_example.{'approve' if status == LearningExampleStatus.APPROVED else 'reject'}",
+        fields={"status": status},
+        validate=None,
     )
-    return example
 
 
 @retry_on_conflict
 @transaction.atomic
-def learning_example_approve(*, example: LearningExample, actor, ip: str | None = None) -> LearningExample:
+def learning_example_approve(*, example: LearningExample, actor) -> LearningExample:
     """Approve an example: from now on it is shown to the agent's model as a few-shot example."""
-    return _learning_example_set_status(example, actor, LearningExampleStatus.APPROVED, ip=ip)
+    return _learning_example_set_status(example, actor, LearningExampleStatus.APPROVED)
 
 
 @retry_on_conflict
 @transaction.atomic
-def learning_example_reject(*, example: LearningExample, actor, ip: str | None = None) -> LearningExample:
-    return _learning_example_set_status(example, actor, LearningExampleStatus.REJECTED, ip=ip)
+def learning_example_reject(*, example: LearningExample, actor) -> LearningExample:
+    return _learning_example_set_status(example, actor, LearningExampleStatus.REJECTED)
 
 
 @retry_on_conflict
 @transaction.atomic
-def learning_example_delete(*, example: LearningExample, actor, ip: str | None = None) -> None:
+def learning_example_delete(*, example: LearningExample, actor) -> None:
     _lock_agent_of(example)
     audit_record(
         organization=example.organization,
         action="learning_example.delete",
         actor=actor,
-        ip=ip,
         obj=example,
         before=snapshot(example),
     )

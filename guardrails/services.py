@@ -12,8 +12,8 @@ from django.db import transaction
 
 from guardrails.checks import CHECKS
 from guardrails.models import Guardrail
-from prisma_glow.api.errors import ConflictError
-from prisma_glow.audit.services import audit_record, snapshot
+from prisma_glow.audit.services import audit_record, audited_update, snapshot
+from prisma_glow.exceptions import ConflictError
 from prisma_glow.locking import lock_for_write, retry_on_conflict
 
 GUARDRAIL_EDITABLE_FIELDS = (
@@ -55,7 +55,6 @@ def guardrail_create(
     applies_to_retrieval: bool | None = None,
     applies_to_output: bool | None = None,
     enabled: bool = True,
-    ip: str | None = None,
 ) -> Guardrail:
     """Create a guardrail. ``action`` defaults to the kind's usual one (block; redact for PII; append for
     a disclaimer); the stages, when none is given, to ``default_stages(kind)``."""
@@ -90,40 +89,31 @@ def guardrail_create(
         actor=actor,
         obj=guardrail,
         after=snapshot(guardrail),
-        ip=ip,
     )
     return guardrail
 
 
 @retry_on_conflict
 @transaction.atomic
-def guardrail_update(*, guardrail: Guardrail, actor, ip: str | None = None, **changes: Any) -> Guardrail:
+def guardrail_update(*, guardrail: Guardrail, actor, **changes: Any) -> Guardrail:
     """Change any of ``GUARDRAIL_EDITABLE_FIELDS``; the whole guardrail is validated again."""
     unknown = sorted(set(changes) - set(GUARDRAIL_EDITABLE_FIELDS))
     if unknown:
         raise TypeError(f"guardrail_update() got unexpected field(s): {', '.join(unknown)}")
     lock_for_write(organization=guardrail.organization_id)
     guardrail = Guardrail.objects.select_for_update().get(pk=guardrail.pk)
-    before = snapshot(guardrail)
-    for field, value in changes.items():
-        setattr(guardrail, field, value)
-    guardrail.full_clean()
-    guardrail.save()
-    audit_record(
+    return audited_update(
+        guardrail,
         organization=guardrail.organization,
-        action="guardrail.update",
         actor=actor,
-        obj=guardrail,
-        before=before,
-        after=snapshot(guardrail),
-        ip=ip,
+        action="guardrail.update",
+        fields=changes,
     )
-    return guardrail
 
 
 @retry_on_conflict
 @transaction.atomic
-def guardrail_delete(*, guardrail: Guardrail, actor, ip: str | None = None) -> None:
+def guardrail_delete(*, guardrail: Guardrail, actor) -> None:
     """Delete a guardrail. One still assigned to an agent cannot be deleted (``ConflictError``): unassign
     or disable it first."""
     lock_for_write(organization=guardrail.organization_id)
@@ -142,6 +132,5 @@ def guardrail_delete(*, guardrail: Guardrail, actor, ip: str | None = None) -> N
         actor=actor,
         obj=guardrail,
         before=before,
-        ip=ip,
     )
     guardrail.delete()

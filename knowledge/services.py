@@ -31,8 +31,8 @@ from knowledge.ingest.limits import IngestLimits, LimitExceeded, check_declared_
 from knowledge.models import Chunk, Document, DocumentSource, DocumentStatus, KnowledgeBase
 from knowledge.screening import passage_screen
 from knowledge.search import postgres
-from prisma_glow.api.errors import ConflictError
-from prisma_glow.audit.services import audit_record, snapshot
+from prisma_glow.audit.services import audit_record, audited_update, snapshot
+from prisma_glow.exceptions import ConflictError
 from prisma_glow.locking import lock_for_write, retry_on_conflict
 
 logger = logging.getLogger(__name__)
@@ -138,7 +138,6 @@ def knowledge_base_create(
     chunk_size: int | None = None,
     chunk_overlap: int | None = None,
     search_config: str = "english",
-    ip: str | None = None,
 ) -> KnowledgeBase:
     """Create a knowledge base in ``organization`` (audited)."""
     knowledge_base = KnowledgeBase(
@@ -157,16 +156,13 @@ def knowledge_base_create(
             organization=organization,
             action="knowledge_base.create",
             actor=actor,
-            ip=ip,
             obj=knowledge_base,
             after=snapshot(knowledge_base),
         )
     return knowledge_base
 
 
-def knowledge_base_update(
-    *, knowledge_base: KnowledgeBase, actor, ip: str | None = None, **changes
-) -> KnowledgeBase:
+def knowledge_base_update(*, knowledge_base: KnowledgeBase, actor, **changes) -> KnowledgeBase:
     """Change a knowledge base (audited).
 
     A new search configuration rebuilds the index vectors at once (PostgreSQL); a new chunk size or
@@ -176,24 +172,23 @@ def knowledge_base_update(
     if unknown:
         raise ValidationError(f"Unknown knowledge base field(s): {', '.join(sorted(unknown))}.")
     before = snapshot(knowledge_base)
-    for name, value in changes.items():
-        setattr(knowledge_base, name, value)
-    knowledge_base.full_clean()
-    if knowledge_base.search_config != before["search_config"]:
-        _validate_search_config(knowledge_base.search_config)
+
+    def validate(knowledge_base: KnowledgeBase) -> None:
+        knowledge_base.full_clean()
+        if knowledge_base.search_config != before["search_config"]:
+            _validate_search_config(knowledge_base.search_config)
+
     with transaction.atomic():
         lock_for_write(organization=knowledge_base.organization_id)
-        knowledge_base.save()
-        after = snapshot(knowledge_base)
-        audit_record(
+        audited_update(
+            knowledge_base,
             organization=knowledge_base.organization,
-            action="knowledge_base.update",
             actor=actor,
-            ip=ip,
-            obj=knowledge_base,
-            before=before,
-            after=after,
+            action="knowledge_base.update",
+            fields=changes,
+            validate=validate,
         )
+        after = snapshot(knowledge_base)
         if after["search_config"] != before["search_config"] and connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 postgres.refresh_vectors(cursor, knowledge_base.pk)
@@ -204,7 +199,7 @@ def knowledge_base_update(
 
 
 @retry_on_conflict
-def knowledge_base_delete(*, knowledge_base: KnowledgeBase, actor, ip: str | None = None) -> None:
+def knowledge_base_delete(*, knowledge_base: KnowledgeBase, actor) -> None:
     """Delete a knowledge base with its documents and their files (audited).
 
     Raises ``ProtectedError`` while an agent still uses it.
@@ -216,7 +211,6 @@ def knowledge_base_delete(*, knowledge_base: KnowledgeBase, actor, ip: str | Non
             organization=knowledge_base.organization,
             action="knowledge_base.delete",
             actor=actor,
-            ip=ip,
             obj=knowledge_base,
             before=snapshot(knowledge_base),
         )
@@ -225,7 +219,7 @@ def knowledge_base_delete(*, knowledge_base: KnowledgeBase, actor, ip: str | Non
 
 
 @retry_on_conflict
-def knowledge_base_reindex(*, knowledge_base: KnowledgeBase, actor, ip: str | None = None) -> KnowledgeBase:
+def knowledge_base_reindex(*, knowledge_base: KnowledgeBase, actor) -> KnowledgeBase:
     """Re-process every document of the knowledge base in the background (audited)."""
     with transaction.atomic():
         lock_for_write(organization=knowledge_base.organization_id)
@@ -233,7 +227,6 @@ def knowledge_base_reindex(*, knowledge_base: KnowledgeBase, actor, ip: str | No
             organization=knowledge_base.organization,
             action="knowledge_base.reindex",
             actor=actor,
-            ip=ip,
             obj=knowledge_base,
         )
         for document in knowledge_base.documents.only("pk"):
@@ -307,7 +300,6 @@ def document_create(
     effective_from: datetime.date | None = None,
     effective_to: datetime.date | None = None,
     metadata: dict | None = None,
-    ip: str | None = None,
 ) -> Document:
     """Add a document from an uploaded ``file`` or from ``text`` (Markdown or plain), then enqueue its
     processing (audited).
@@ -375,7 +367,6 @@ def document_create(
                 organization=knowledge_base.organization,
                 action="document.create",
                 actor=actor,
-                ip=ip,
                 obj=document,
                 after=_document_snapshot(document),
             )
@@ -411,7 +402,6 @@ def document_create_many(
     jurisdiction: str = "",
     effective_from: datetime.date | None = None,
     effective_to: datetime.date | None = None,
-    ip: str | None = None,
 ) -> list[UploadOutcome]:
     """Add several uploaded files at once (the admin's multi-file upload).
 
@@ -429,7 +419,6 @@ def document_create_many(
                 jurisdiction=jurisdiction,
                 effective_from=effective_from,
                 effective_to=effective_to,
-                ip=ip,
             )
         except DuplicateDocument as exc:
             outcomes.append(UploadOutcome(filename, error=" ".join(exc.messages), duplicate_of=exc.existing))
@@ -440,34 +429,28 @@ def document_create_many(
     return outcomes
 
 
-def document_update(*, document: Document, actor, ip: str | None = None, **changes) -> Document:
+def document_update(*, document: Document, actor, **changes) -> Document:
     """Change a document's title, jurisdiction, effective dates or metadata (audited)."""
     unknown = set(changes) - set(DOCUMENT_FIELDS)
     if unknown:
         raise ValidationError(f"These document fields cannot be changed: {', '.join(sorted(unknown))}.")
-    before = _document_snapshot(document)
-    for name, value in changes.items():
-        if name == "jurisdiction":
-            value = (value or "").strip().upper()
-        setattr(document, name, value)
-    document.full_clean(exclude=["file"])
+    if "jurisdiction" in changes:
+        changes["jurisdiction"] = (changes["jurisdiction"] or "").strip().upper()
     with transaction.atomic():
         lock_for_write(organization=document.knowledge_base.organization_id)
-        document.save()
-        audit_record(
+        return audited_update(
+            document,
             organization=document.knowledge_base.organization,
-            action="document.update",
             actor=actor,
-            ip=ip,
-            obj=document,
-            before=before,
-            after=_document_snapshot(document),
+            action="document.update",
+            fields=changes,
+            validate=lambda document: document.full_clean(exclude=["file"]),
+            snapshot_of=_document_snapshot,
         )
-    return document
 
 
 @retry_on_conflict
-def document_reindex(*, document: Document, actor, ip: str | None = None) -> Document:
+def document_reindex(*, document: Document, actor) -> Document:
     """Process the document again (audited): parse, chunk and replace its index."""
     with transaction.atomic():
         lock_for_write(organization=document.knowledge_base.organization_id)
@@ -475,7 +458,6 @@ def document_reindex(*, document: Document, actor, ip: str | None = None) -> Doc
             organization=document.knowledge_base.organization,
             action="document.reindex",
             actor=actor,
-            ip=ip,
             obj=document,
         )
         _enqueue_processing(document)
@@ -484,7 +466,7 @@ def document_reindex(*, document: Document, actor, ip: str | None = None) -> Doc
 
 
 @retry_on_conflict
-def document_delete(*, document: Document, actor, ip: str | None = None) -> None:
+def document_delete(*, document: Document, actor) -> None:
     """Delete a document, its chunks (and so its index entries) and its stored file (audited)."""
     name = document.file.name if document.file else ""
     with transaction.atomic():
@@ -493,7 +475,6 @@ def document_delete(*, document: Document, actor, ip: str | None = None) -> None
             organization=document.knowledge_base.organization,
             action="document.delete",
             actor=actor,
-            ip=ip,
             obj=document,
             before=_document_snapshot(document),
         )

@@ -16,8 +16,8 @@ from django.db import transaction
 from django.db.models import Max
 
 from personas.models import Persona
-from prisma_glow.api.errors import ConflictError
-from prisma_glow.audit.services import audit_record, snapshot
+from prisma_glow.audit.services import audit_record, audited_update, snapshot
+from prisma_glow.exceptions import ConflictError
 from prisma_glow.locking import lock_for_write, retry_on_conflict
 
 # The fields a caller may set; everything else (agent, version, is_active, created_by) is managed here.
@@ -71,7 +71,6 @@ def persona_create(
     *,
     agent,
     actor,
-    ip: str | None = None,
     name: str,
     system_prompt: str,
     activate: bool | None = None,
@@ -105,7 +104,6 @@ def persona_create(
         organization=agent.organization,
         action="persona.create",
         actor=actor,
-        ip=ip,
         obj=persona,
         after=snapshot(persona),
     )
@@ -114,7 +112,7 @@ def persona_create(
 
 @retry_on_conflict
 @transaction.atomic
-def persona_update(*, persona: Persona, actor, ip: str | None = None, **fields: Any) -> Persona:
+def persona_update(*, persona: Persona, actor, **fields: Any) -> Persona:
     """Edit a persona; returns the persona that now holds the edit.
 
     An unused version is edited in place. A version used by an execution is immutable: the edit
@@ -127,8 +125,8 @@ def persona_update(*, persona: Persona, actor, ip: str | None = None, **fields: 
     changed = {k: v for k, v in fields.items() if _normalise(getattr(persona, k)) != _normalise(v)}
     if not changed:
         return persona
-    before = snapshot(persona)
     if persona_is_used(persona):
+        before = snapshot(persona)
         values = {f: getattr(persona, f) for f in EDITABLE_FIELDS} | changed
         successor = Persona(
             agent=persona.agent,
@@ -146,60 +144,44 @@ def persona_update(*, persona: Persona, actor, ip: str | None = None, **fields: 
             organization=persona.agent.organization,
             action="persona.create",
             actor=actor,
-            ip=ip,
             obj=successor,
             before=before,
             after=snapshot(successor),
         )
         return successor
-    for key, value in changed.items():
-        setattr(persona, key, value)
-    persona.full_clean()
-    persona.save()
-    audit_record(
-        organization=persona.agent.organization,
-        action="persona.update",
-        actor=actor,
-        ip=ip,
-        obj=persona,
-        before=before,
-        after=snapshot(persona),
+    return audited_update(
+        persona, organization=persona.agent.organization, actor=actor, action="persona.update", fields=changed
     )
-    return persona
 
 
 @retry_on_conflict
 @transaction.atomic
-def persona_activate(*, persona: Persona, actor, ip: str | None = None) -> Persona:
+def persona_activate(*, persona: Persona, actor) -> Persona:
     """Make ``persona`` the agent's active version; the previously active one is deactivated."""
     _lock_agent(persona.agent)
     persona.refresh_from_db()
     if persona.is_active:
         return persona
     previous = Persona.objects.filter(agent_id=persona.agent_id, is_active=True).first()
-    before = snapshot(persona)
     _deactivate_others(persona)
-    persona.is_active = True
-    persona.save(update_fields=["is_active", "updated_at"])
-    audit_record(
+    return audited_update(
+        persona,
         organization=persona.agent.organization,
-        action="persona.activate",
         actor=actor,
-        ip=ip,
-        obj=persona,
-        before=before | {"previous_active_version": previous.version if previous else None},
-        after=snapshot(persona),
+        action="persona.activate",
+        fields={"is_active": True},
+        validate=None,
+        before_extra={"previous_active_version": previous.version if previous else None},
     )
-    return persona
 
 
 @retry_on_conflict
 @transaction.atomic
-def persona_delete(*, persona: Persona, actor, ip: str | None = None) -> None:
+def persona_delete(*, persona: Persona, actor) -> None:
     """Delete an unused persona version.
 
     A version an execution has used stays (the trace needs it), and the active version of an active
-    agent stays (the agent would have nothing to run): both raise ``Conflict``.
+    agent stays (the agent would have nothing to run): both raise ``ConflictError``.
     """
     _lock_agent(persona.agent)
     if persona_is_used(persona):
@@ -214,9 +196,7 @@ def persona_delete(*, persona: Persona, actor, ip: str | None = None) -> None:
         )
     before = snapshot(persona)
     organization = persona.agent.organization
-    audit_record(
-        organization=organization, action="persona.delete", actor=actor, ip=ip, obj=persona, before=before
-    )
+    audit_record(organization=organization, action="persona.delete", actor=actor, obj=persona, before=before)
     persona.delete()
 
 

@@ -45,7 +45,8 @@ from django.contrib import messages
 from django.db import DatabaseError, connection
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 
-from prisma_glow.api.errors import BUSY_MESSAGE, BusyError, error_body
+from prisma_glow.api.errors import error_body
+from prisma_glow.exceptions import BUSY_MESSAGE, BusyError
 
 logger = logging.getLogger("prisma_glow.locking")
 

@@ -15,8 +15,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils.text import slugify
 
-from prisma_glow.api.errors import ConflictError
-from prisma_glow.audit.services import audit_record, snapshot
+from prisma_glow.audit.services import audit_record, audited_update, snapshot
+from prisma_glow.exceptions import ConflictError
 from prisma_glow.locking import lock_for_write, retry_on_conflict
 from tools.models import Tool, ToolKind
 
@@ -102,7 +102,6 @@ def tool_create(
     *,
     organization,
     actor,
-    ip: str | None = None,
     name: str,
     url_template: str,
     slug: str = "",
@@ -128,15 +127,13 @@ def tool_create(
     )
     _validate(tool)
     tool.save()
-    audit_record(
-        organization=organization, action="tool.create", actor=actor, ip=ip, obj=tool, after=snapshot(tool)
-    )
+    audit_record(organization=organization, action="tool.create", actor=actor, obj=tool, after=snapshot(tool))
     return tool
 
 
 @retry_on_conflict
 @transaction.atomic
-def tool_update(*, tool: Tool, actor, ip: str | None = None, **fields: Any) -> Tool:
+def tool_update(*, tool: Tool, actor, **fields: Any) -> Tool:
     """Edit an organisation's tool. Built-in tools raise ``PermissionDenied``."""
     _check_fields(fields)
     if tool.organization_id is None:
@@ -145,29 +142,26 @@ def tool_update(*, tool: Tool, actor, ip: str | None = None, **fields: Any) -> T
     tool = Tool.objects.select_for_update(of=("self",)).select_related("organization").get(pk=tool.pk)
     if "secret_headers" in fields:
         fields["secret_headers"] = _secret_headers_text(fields["secret_headers"])
-    before = snapshot(tool)
-    for key, value in fields.items():
-        setattr(tool, key, value)
-    if not tool.slug:
-        tool.slug = _unique_slug(tool.organization, tool.name, exclude_pk=tool.pk)
-    _validate(tool)
-    tool.save()
-    audit_record(
+
+    def validate(tool: Tool) -> None:
+        if not tool.slug:
+            tool.slug = _unique_slug(tool.organization, tool.name, exclude_pk=tool.pk)
+        _validate(tool)
+
+    return audited_update(
+        tool,
         organization=tool.organization,
-        action="tool.update",
         actor=actor,
-        ip=ip,
-        obj=tool,
-        before=before,
-        after=snapshot(tool),
+        action="tool.update",
+        fields=fields,
+        validate=validate,
     )
-    return tool
 
 
 @retry_on_conflict
 @transaction.atomic
-def tool_delete(*, tool: Tool, actor, ip: str | None = None) -> None:
-    """Delete an organisation's tool that no agent uses (``Conflict`` otherwise)."""
+def tool_delete(*, tool: Tool, actor) -> None:
+    """Delete an organisation's tool that no agent uses (``ConflictError`` otherwise)."""
     if tool.organization_id is None:
         raise PermissionDenied(BUILTIN_READ_ONLY)
     lock_for_write(organization=tool.organization_id)
@@ -180,7 +174,6 @@ def tool_delete(*, tool: Tool, actor, ip: str | None = None) -> None:
         organization=tool.organization,
         action="tool.delete",
         actor=actor,
-        ip=ip,
         obj=tool,
         before=snapshot(tool),
     )

@@ -8,7 +8,7 @@ from decimal import Decimal
 from django import forms
 
 from agents import services
-from agents.admin.assignments import ASSIGNMENT_KINDS, AssignmentKind
+from agents.admin.assignments import ASSIGNMENT_PAGES, AssignmentPage
 from agents.models import Agent, AgentType, LearningExample, ModelProvider, ProviderKind
 from personas.models import Persona
 from prisma_glow.admin.forms import JSONObjectField
@@ -164,7 +164,7 @@ class PersonaStepForm(ScopedForm, PersonaFields):
 class AssignmentStepForm(ScopedForm):
     """A wizard step choosing what to assign of one kind (``kind``, set by ``assignment_step_form``)."""
 
-    kind: AssignmentKind
+    kind: AssignmentPage
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -174,7 +174,7 @@ class AssignmentStepForm(ScopedForm):
             field.label_from_instance = self.kind.describe
 
 
-def assignment_step_form(kind: AssignmentKind) -> type[AssignmentStepForm]:
+def assignment_step_form(kind: AssignmentPage) -> type[AssignmentStepForm]:
     """The wizard step's form for ``kind``: one multiple-choice field named ``kind.choices_field``."""
     field = forms.ModelMultipleChoiceField(
         queryset=None, required=False, widget=forms.CheckboxSelectMultiple, label=kind.choices_label
@@ -240,7 +240,7 @@ class AssignmentSettingsForm(forms.Form):
     def __init__(self, *args, kind: str, **kwargs):
         super().__init__(*args, **kwargs)
         for name in list(self.fields):
-            if name != "target" and name not in ASSIGNMENT_KINDS[kind].settings_fields:
+            if name != "target" and name not in ASSIGNMENT_PAGES[kind].settings_fields:
                 del self.fields[name]
 
 
@@ -255,5 +255,5 @@ class AssignmentAddForm(AssignmentSettingsForm):
 
 def target_queryset(kind: str, request, agent):
     """What may be assigned: the organisation's (and built-in) items not assigned yet."""
-    qs = ASSIGNMENT_KINDS[kind].offered().exclude(assignments__agent=agent)
+    qs = ASSIGNMENT_PAGES[kind].offered().exclude(assignments__agent=agent)
     return scope_queryset(qs.order_by("name"), request, all_for_superuser=False)

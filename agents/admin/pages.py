@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.datastructures import MultiValueDict
 
 from agents import services as agent_services
-from agents.admin.assignments import ASSIGNMENT_KINDS
+from agents.admin.assignments import ASSIGNMENT_PAGES
 from agents.admin.dashboard import percentile
 from agents.admin.forms import (
     AssignmentAddForm,
@@ -51,7 +51,7 @@ WIZARD_SESSION_KEY = "agent_wizard"
 WIZARD_STEPS = [
     ("basics", "Basics", BasicsForm),
     ("persona", "Persona", PersonaStepForm),
-    *((kind.key, kind.label, assignment_step_form(kind)) for kind in ASSIGNMENT_KINDS.values()),
+    *((kind.key, kind.label, assignment_step_form(kind)) for kind in ASSIGNMENT_PAGES.values()),
     ("review", "Review", None),
 ]
 STEP_NAMES = [name for name, _, _ in WIZARD_STEPS]
@@ -248,9 +248,11 @@ class AgentPages:
             activate=True,
             **persona_values,
         )
-        for kind in ASSIGNMENT_KINDS.values():
+        for kind in ASSIGNMENT_PAGES.values():
             for target in forms_by_step[kind.key].cleaned_data[kind.choices_field]:
-                kind.assign(agent=agent, actor=actor, **{kind.target: target})
+                agent_services.assignment_create(
+                    kind=kind.kind, agent=agent, actor=actor, **{kind.target: target}
+                )
         return agent
 
     # --- detail --------------------------------------------------------------------------------
@@ -479,9 +481,9 @@ class AgentPages:
 
     # --- assignments ---------------------------------------------------------------------------
     def assignments(self, request, agent_id, kind):
-        if kind not in ASSIGNMENT_KINDS:
+        if kind not in ASSIGNMENT_PAGES:
             raise Http404("Unknown kind of assignment.")
-        spec = ASSIGNMENT_KINDS[kind]
+        spec = ASSIGNMENT_PAGES[kind]
         agent = self._agent(request, agent_id)
         can_write = self._allows(request, "assignment.change")
         add_form = None
@@ -503,7 +505,12 @@ class AgentPages:
                     data = dict(add_form.cleaned_data)
                     target = data.pop("target")
                     _, error = run_service(
-                        spec.assign, agent=agent, actor=request.user, **{spec.target: target}, **data
+                        agent_services.assignment_create,
+                        kind=spec.kind,
+                        agent=agent,
+                        actor=request.user,
+                        **{spec.target: target},
+                        **data,
                     )
                     if error is None:
                         messages.success(request, f"“{target}” was assigned.")
@@ -521,7 +528,10 @@ class AgentPages:
                     form = AssignmentSettingsForm(request.POST, kind=kind)
                     if form.is_valid():
                         _, error = run_service(
-                            spec.update, assignment=assignment, actor=request.user, **form.cleaned_data
+                            agent_services.assignment_update,
+                            assignment=assignment,
+                            actor=request.user,
+                            **form.cleaned_data,
                         )
                         if error is None:
                             messages.success(request, f"Settings of “{_target(assignment, spec)}” saved.")
@@ -530,7 +540,9 @@ class AgentPages:
                         row_errors[assignment.pk] = error_lines
                         status = 400
                 elif action == "remove":
-                    _, error = run_service(spec.unassign, assignment=assignment, actor=request.user)
+                    _, error = run_service(
+                        agent_services.assignment_delete, assignment=assignment, actor=request.user
+                    )
                     if error is None:
                         messages.success(request, f"“{_target(assignment, spec)}” was removed.")
                 elif action in ("up", "down"):
@@ -541,7 +553,11 @@ class AgentPages:
                     if 0 <= j < len(ids):
                         ids[i], ids[j] = ids[j], ids[i]
                         _, error = run_service(
-                            spec.reorder, agent=agent, actor=request.user, assignment_ids=ids
+                            agent_services.assignment_reorder,
+                            kind=spec.kind,
+                            agent=agent,
+                            actor=request.user,
+                            assignment_ids=ids,
                         )
                 else:
                     raise Http404("Unknown action.")
@@ -579,7 +595,7 @@ class AgentPages:
             "title": f"{agent.name}: {spec.label.lower()}",
             "agent": agent,
             "kind": kind,
-            "kinds": [(k, v.label) for k, v in ASSIGNMENT_KINDS.items()],
+            "kinds": [(k, v.label) for k, v in ASSIGNMENT_PAGES.items()],
             "label": spec.label,
             "rows": rows,
             "add_form": add_form,

@@ -112,13 +112,33 @@ class AgentCloneSerializer(serializers.Serializer):
 # --- Assignments ------------------------------------------------------------------------------
 
 
-class AgentToolSerializer(serializers.ModelSerializer):
+class AssignmentSerializer(serializers.ModelSerializer):
+    """What the three assignment serializers share: ``order`` (blank on create: appended last) and
+    a target (``target_field``) that an update may repeat but not change."""
+
+    target_field = ""
+    order = serializers.IntegerField(required=False, min_value=0, max_value=2_147_483_647)
+
+    def validate(self, attrs):
+        target = attrs.get(self.target_field)
+        if (
+            self.instance is not None
+            and target is not None
+            and target.pk != getattr(self.instance, f"{self.target_field}_id")
+        ):
+            raise serializers.ValidationError(
+                {self.target_field: ["An assignment cannot change its target; unassign and assign again."]}
+            )
+        return attrs
+
+
+class AgentToolSerializer(AssignmentSerializer):
     """A tool assigned to an agent. ``order`` blank on create: appended last."""
 
+    target_field = "tool"
     tool = OrganizationRelatedField(queryset=Tool.objects.all(), include_shared=True)
     tool_name = serializers.CharField(source="tool.name", read_only=True)
     tool_slug = serializers.CharField(source="tool.slug", read_only=True)
-    order = serializers.IntegerField(required=False, min_value=0, max_value=2_147_483_647)
     settings = JSONObjectField(required=False)
 
     class Meta:
@@ -126,12 +146,12 @@ class AgentToolSerializer(serializers.ModelSerializer):
         fields = ["id", "tool", "tool_name", "tool_slug", "enabled", "order", "settings"]
 
 
-class AgentKnowledgeSerializer(serializers.ModelSerializer):
+class AgentKnowledgeSerializer(AssignmentSerializer):
     """A knowledge base assigned to an agent, with its retrieval settings."""
 
+    target_field = "knowledge_base"
     knowledge_base = OrganizationRelatedField(queryset=KnowledgeBase.objects.all())
     knowledge_base_name = serializers.CharField(source="knowledge_base.name", read_only=True)
-    order = serializers.IntegerField(required=False, min_value=0, max_value=2_147_483_647)
 
     class Meta:
         model = AgentKnowledge
@@ -139,13 +159,13 @@ class AgentKnowledgeSerializer(serializers.ModelSerializer):
         extra_kwargs = {"min_score": {"max_value": 1e6}}
 
 
-class AgentGuardrailSerializer(serializers.ModelSerializer):
+class AgentGuardrailSerializer(AssignmentSerializer):
     """A guardrail assigned to an agent; enabled guardrails run in ``order``."""
 
+    target_field = "guardrail"
     guardrail = OrganizationRelatedField(queryset=Guardrail.objects.all())
     guardrail_name = serializers.CharField(source="guardrail.name", read_only=True)
     guardrail_kind = serializers.CharField(source="guardrail.kind", read_only=True)
-    order = serializers.IntegerField(required=False, min_value=0, max_value=2_147_483_647)
 
     class Meta:
         model = AgentGuardrail

@@ -39,9 +39,6 @@ from agents.api.serializers import (
 )
 from agents.models import (
     Agent,
-    AgentGuardrail,
-    AgentKnowledge,
-    AgentTool,
     Execution,
     ExecutionStep,
     LearningExample,
@@ -50,7 +47,6 @@ from agents.models import (
 from personas.models import Persona
 from prisma_glow.api.pagination import CreatedCursorPagination
 from prisma_glow.api.parsers import JSONParser
-from prisma_glow.api.tenancy import request_ip
 from prisma_glow.api.viewsets import OrganizationScopedMixin, OrganizationScopedViewSet
 
 AGENT_PATH = OpenApiParameter(
@@ -118,7 +114,6 @@ class AgentViewSet(ExecuteActionMixin, OrganizationScopedViewSet):
         agent = services.agent_create(
             organization=self.organization,
             actor=self.access.actor,
-            ip=request_ip(self.request),
             **serializer.validated_data,
         )
         serializer.instance = self._fresh(agent)
@@ -127,13 +122,12 @@ class AgentViewSet(ExecuteActionMixin, OrganizationScopedViewSet):
         agent = services.agent_update(
             agent=serializer.instance,
             actor=self.access.actor,
-            ip=request_ip(self.request),
             **serializer.validated_data,
         )
         serializer.instance = self._fresh(agent)
 
     def perform_destroy(self, instance):
-        services.agent_delete(agent=instance, actor=self.access.actor, ip=request_ip(self.request))
+        services.agent_delete(agent=instance, actor=self.access.actor)
 
     @extend_schema(
         summary="Activate an agent",
@@ -144,9 +138,7 @@ class AgentViewSet(ExecuteActionMixin, OrganizationScopedViewSet):
     )
     @action(detail=True, methods=["post"])
     def activate(self, request, pk=None):
-        agent = services.agent_activate(
-            agent=self.get_object(), actor=self.access.actor, ip=request_ip(self.request)
-        )
+        agent = services.agent_activate(agent=self.get_object(), actor=self.access.actor)
         return Response(self.get_serializer(self._fresh(agent)).data)
 
     @extend_schema(
@@ -157,9 +149,7 @@ class AgentViewSet(ExecuteActionMixin, OrganizationScopedViewSet):
     )
     @action(detail=True, methods=["post"])
     def deprecate(self, request, pk=None):
-        agent = services.agent_deprecate(
-            agent=self.get_object(), actor=self.access.actor, ip=request_ip(self.request)
-        )
+        agent = services.agent_deprecate(agent=self.get_object(), actor=self.access.actor)
         return Response(self.get_serializer(self._fresh(agent)).data)
 
     @extend_schema(
@@ -175,9 +165,7 @@ class AgentViewSet(ExecuteActionMixin, OrganizationScopedViewSet):
         source = self.get_object()
         payload = AgentCloneSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        clone = services.agent_clone(
-            agent=source, actor=self.access.actor, ip=request_ip(self.request), **payload.validated_data
-        )
+        clone = services.agent_clone(agent=source, actor=self.access.actor, **payload.validated_data)
         return Response(self.get_serializer(self._fresh(clone)).data, status=status.HTTP_201_CREATED)
 
 
@@ -204,52 +192,46 @@ class AgentChildMixin(OrganizationScopedMixin):
 
 
 class AssignmentViewSet(AgentChildMixin, viewsets.ModelViewSet):
-    """Common behaviour of the three assignment resources; subclasses name their services."""
+    """The three assignment resources in one: a subclass names its ``kind``
+    (``agents.services.AssignmentKind``) and serializer; rows, writes and reordering follow from it."""
 
+    kind: services.AssignmentKind
     pagination_class = None
+    parser_classes = [JSONParser]
     ordering_fields = ["order", "id"]
     ordering = ["order", "id"]
     filter_backends: list = []
-    target_field = ""
-    assign_service = update_service = unassign_service = reorder_service = None
     policy_resource = "assignment"
     operations = {"reorder": "assignment.change"}
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:
+            cls.queryset = cls.kind.model.objects.select_related(cls.kind.target).order_by("order", "id")
+
     def perform_create(self, serializer):
-        data = dict(serializer.validated_data)
-        target = data.pop(self.target_field)
-        serializer.instance = type(self).assign_service(
-            agent=self.agent,
-            actor=self.access.actor,
-            ip=request_ip(self.request),
-            **{self.target_field: target},
-            **data,
+        serializer.instance = services.assignment_create(
+            kind=self.kind, agent=self.agent, actor=self.access.actor, **serializer.validated_data
         )
 
     def perform_update(self, serializer):
         data = dict(serializer.validated_data)
-        target = data.pop(self.target_field, None)
-        if target is not None and target.pk != getattr(serializer.instance, f"{self.target_field}_id"):
-            from rest_framework.exceptions import ValidationError
-
-            raise ValidationError(
-                {self.target_field: ["An assignment cannot change its target; unassign and assign again."]}
-            )
-        serializer.instance = type(self).update_service(
-            assignment=serializer.instance, actor=self.access.actor, ip=request_ip(self.request), **data
+        data.pop(self.kind.target, None)  # the serializer refuses a change of target
+        serializer.instance = services.assignment_update(
+            assignment=serializer.instance, actor=self.access.actor, **data
         )
 
     def perform_destroy(self, instance):
-        type(self).unassign_service(assignment=instance, actor=self.access.actor, ip=request_ip(self.request))
+        services.assignment_delete(assignment=instance, actor=self.access.actor)
 
     @action(detail=False, methods=["post"])
     def reorder(self, request, agent_pk=None):
         payload = ReorderSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        assignments = type(self).reorder_service(
+        assignments = services.assignment_reorder(
+            kind=self.kind,
             agent=self.agent,
             actor=self.access.actor,
-            ip=request_ip(self.request),
             assignment_ids=payload.validated_data["assignments"],
         )
         ids = [a.pk for a in assignments]
@@ -285,14 +267,8 @@ def _assignment_schema(label: str, serializer, example: dict):
 class AgentToolViewSet(AssignmentViewSet):
     """``/agents/{agent_pk}/tools/``: the tools the agent may call."""
 
-    queryset = AgentTool.objects.select_related("tool").order_by("order", "id")
+    kind = services.TOOL
     serializer_class = AgentToolSerializer
-    parser_classes = [JSONParser]
-    target_field = "tool"
-    assign_service = staticmethod(services.agent_tool_assign)
-    update_service = staticmethod(services.agent_tool_update)
-    unassign_service = staticmethod(services.agent_tool_unassign)
-    reorder_service = staticmethod(services.agent_tool_reorder)
 
 
 @extend_schema(parameters=[AGENT_PATH])
@@ -302,14 +278,8 @@ class AgentToolViewSet(AssignmentViewSet):
 class AgentKnowledgeViewSet(AssignmentViewSet):
     """``/agents/{agent_pk}/knowledge/``: the knowledge bases the agent searches."""
 
-    queryset = AgentKnowledge.objects.select_related("knowledge_base").order_by("order", "id")
+    kind = services.KNOWLEDGE
     serializer_class = AgentKnowledgeSerializer
-    parser_classes = [JSONParser]
-    target_field = "knowledge_base"
-    assign_service = staticmethod(services.agent_knowledge_assign)
-    update_service = staticmethod(services.agent_knowledge_update)
-    unassign_service = staticmethod(services.agent_knowledge_unassign)
-    reorder_service = staticmethod(services.agent_knowledge_reorder)
 
 
 @extend_schema(parameters=[AGENT_PATH])
@@ -317,14 +287,8 @@ class AgentKnowledgeViewSet(AssignmentViewSet):
 class AgentGuardrailViewSet(AssignmentViewSet):
     """``/agents/{agent_pk}/guardrails/``: the guardrails the agent runs, in order."""
 
-    queryset = AgentGuardrail.objects.select_related("guardrail").order_by("order", "id")
+    kind = services.GUARDRAIL
     serializer_class = AgentGuardrailSerializer
-    parser_classes = [JSONParser]
-    target_field = "guardrail"
-    assign_service = staticmethod(services.agent_guardrail_assign)
-    update_service = staticmethod(services.agent_guardrail_update)
-    unassign_service = staticmethod(services.agent_guardrail_unassign)
-    reorder_service = staticmethod(services.agent_guardrail_reorder)
 
 
 # --- Providers --------------------------------------------------------------------------------
@@ -373,7 +337,6 @@ class ModelProviderViewSet(OrganizationScopedViewSet):
         serializer.instance = services.provider_create(
             organization=self.organization,
             actor=self.access.actor,
-            ip=request_ip(self.request),
             **serializer.validated_data,
         )
 
@@ -381,12 +344,11 @@ class ModelProviderViewSet(OrganizationScopedViewSet):
         serializer.instance = services.provider_update(
             provider=serializer.instance,
             actor=self.access.actor,
-            ip=request_ip(self.request),
             **serializer.validated_data,
         )
 
     def perform_destroy(self, instance):
-        services.provider_delete(provider=instance, actor=self.access.actor, ip=request_ip(self.request))
+        services.provider_delete(provider=instance, actor=self.access.actor)
 
 
 # --- Executions -------------------------------------------------------------------------------
@@ -457,7 +419,6 @@ class ExecutionViewSet(OrganizationScopedMixin, viewsets.ReadOnlyModelViewSet):
         feedback = services.feedback_create(
             execution=execution,
             actor=self.access.actor,
-            ip=request_ip(self.request),
             **serializer.validated_data,
         )
         return Response(FeedbackSerializer(feedback).data, status=status.HTTP_201_CREATED)
@@ -496,20 +457,18 @@ class LearningExampleViewSet(OrganizationScopedViewSet):
 
     def perform_create(self, serializer):
         serializer.instance = services.learning_example_create(
-            actor=self.access.actor, ip=request_ip(self.request), **serializer.validated_data
+            actor=self.access.actor, **serializer.validated_data
         )
 
     def perform_update(self, serializer):
         data = dict(serializer.validated_data)
         data.pop("agent", None)
         serializer.instance = services.learning_example_update(
-            example=serializer.instance, actor=self.access.actor, ip=request_ip(self.request), **data
+            example=serializer.instance, actor=self.access.actor, **data
         )
 
     def perform_destroy(self, instance):
-        services.learning_example_delete(
-            example=instance, actor=self.access.actor, ip=request_ip(self.request)
-        )
+        services.learning_example_delete(example=instance, actor=self.access.actor)
 
     @extend_schema(
         summary="Approve a learning example",
@@ -519,9 +478,7 @@ class LearningExampleViewSet(OrganizationScopedViewSet):
     )
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
-        example = services.learning_example_approve(
-            example=self.get_object(), actor=self.access.actor, ip=request_ip(self.request)
-        )
+        example = services.learning_example_approve(example=self.get_object(), actor=self.access.actor)
         return Response(self.get_serializer(example).data)
 
     @extend_schema(
@@ -529,9 +486,7 @@ class LearningExampleViewSet(OrganizationScopedViewSet):
     )
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
-        example = services.learning_example_reject(
-            example=self.get_object(), actor=self.access.actor, ip=request_ip(self.request)
-        )
+        example = services.learning_example_reject(example=self.get_object(), actor=self.access.actor)
         return Response(self.get_serializer(example).data)
 
 

@@ -13,7 +13,6 @@ from guardrails.api.serializers import GuardrailCheckSerializer, GuardrailSerial
 from guardrails.engine import evaluate
 from guardrails.models import Guardrail
 from prisma_glow.api.parsers import JSONParser
-from prisma_glow.api.tenancy import request_ip
 from prisma_glow.api.viewsets import OrganizationScopedViewSet
 
 
@@ -68,7 +67,6 @@ class GuardrailViewSet(OrganizationScopedViewSet):
         serializer.instance = services.guardrail_create(
             organization=self.organization,
             actor=self.access.actor,
-            ip=request_ip(self.request),
             **serializer.validated_data,
         )
 
@@ -76,12 +74,11 @@ class GuardrailViewSet(OrganizationScopedViewSet):
         serializer.instance = services.guardrail_update(
             guardrail=serializer.instance,
             actor=self.access.actor,
-            ip=request_ip(self.request),
             **serializer.validated_data,
         )
 
     def perform_destroy(self, instance):
-        services.guardrail_delete(guardrail=instance, actor=self.access.actor, ip=request_ip(self.request))
+        services.guardrail_delete(guardrail=instance, actor=self.access.actor)
 
     @extend_schema(
         summary="Check a text with a guardrail",

@@ -31,7 +31,6 @@ from knowledge.api.serializers import (
 from knowledge.models import Chunk, Document, KnowledgeBase
 from knowledge.search import search
 from knowledge.selectors import knowledge_base_list_with_counts
-from prisma_glow.api.tenancy import request_ip
 from prisma_glow.api.viewsets import OrganizationScopedMixin, OrganizationScopedViewSet
 
 KB_PATH = OpenApiParameter(
@@ -122,7 +121,6 @@ class KnowledgeBaseViewSet(OrganizationScopedViewSet):
         knowledge_base = services.knowledge_base_create(
             organization=self.organization,
             actor=self.access.actor,
-            ip=request_ip(self.request),
             **serializer.validated_data,
         )
         serializer.instance = self._fresh(knowledge_base)
@@ -131,15 +129,12 @@ class KnowledgeBaseViewSet(OrganizationScopedViewSet):
         knowledge_base = services.knowledge_base_update(
             knowledge_base=serializer.instance,
             actor=self.access.actor,
-            ip=request_ip(self.request),
             **serializer.validated_data,
         )
         serializer.instance = self._fresh(knowledge_base)
 
     def perform_destroy(self, instance):
-        services.knowledge_base_delete(
-            knowledge_base=instance, actor=self.access.actor, ip=request_ip(self.request)
-        )
+        services.knowledge_base_delete(knowledge_base=instance, actor=self.access.actor)
 
     @extend_schema(
         summary="Search a knowledge base",
@@ -194,7 +189,7 @@ class KnowledgeBaseViewSet(OrganizationScopedViewSet):
     @action(detail=True, methods=["post"])
     def reindex(self, request, pk=None):
         knowledge_base = services.knowledge_base_reindex(
-            knowledge_base=self.get_object(), actor=self.access.actor, ip=request_ip(self.request)
+            knowledge_base=self.get_object(), actor=self.access.actor
         )
         return Response(
             self.get_serializer(self._fresh(knowledge_base)).data, status=status.HTTP_202_ACCEPTED
@@ -286,7 +281,6 @@ class DocumentViewSet(
         document = services.document_create(
             knowledge_base=self.knowledge_base,
             actor=self.access.actor,
-            ip=request_ip(request),
             **payload.validated_data,
         )
         return Response(self.get_serializer(document).data, status=status.HTTP_201_CREATED)
@@ -295,12 +289,11 @@ class DocumentViewSet(
         serializer.instance = services.document_update(
             document=serializer.instance,
             actor=self.access.actor,
-            ip=request_ip(self.request),
             **serializer.validated_data,
         )
 
     def perform_destroy(self, instance):
-        services.document_delete(document=instance, actor=self.access.actor, ip=request_ip(self.request))
+        services.document_delete(document=instance, actor=self.access.actor)
 
     @extend_schema(
         summary="Re-process a document",
@@ -312,9 +305,7 @@ class DocumentViewSet(
     )
     @action(detail=True, methods=["post"])
     def reindex(self, request, knowledge_base_pk=None, pk=None):
-        document = services.document_reindex(
-            document=self.get_object(), actor=self.access.actor, ip=request_ip(request)
-        )
+        document = services.document_reindex(document=self.get_object(), actor=self.access.actor)
         return Response(self.get_serializer(document).data, status=status.HTTP_202_ACCEPTED)
 
 

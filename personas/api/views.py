@@ -19,7 +19,6 @@ from personas import services
 from personas.api.serializers import PersonaDiffSerializer, PersonaSerializer
 from personas.models import Persona
 from prisma_glow.api.parsers import JSONParser
-from prisma_glow.api.tenancy import request_ip
 from prisma_glow.api.viewsets import OrganizationScopedMixin
 
 AGENT_PATH = OpenApiParameter(
@@ -112,7 +111,6 @@ class PersonaViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
         persona = services.persona_create(
             agent=self.agent,
             actor=self.access.actor,
-            ip=request_ip(self.request),
             **serializer.validated_data,
         )
         serializer.instance = self._fresh(persona)
@@ -120,13 +118,11 @@ class PersonaViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
     def perform_update(self, serializer):
         data = dict(serializer.validated_data)
         data.pop("activate", None)
-        persona = services.persona_update(
-            persona=serializer.instance, actor=self.access.actor, ip=request_ip(self.request), **data
-        )
+        persona = services.persona_update(persona=serializer.instance, actor=self.access.actor, **data)
         serializer.instance = self._fresh(persona)
 
     def perform_destroy(self, instance):
-        services.persona_delete(persona=instance, actor=self.access.actor, ip=request_ip(self.request))
+        services.persona_delete(persona=instance, actor=self.access.actor)
 
     @extend_schema(
         summary="Activate a persona version",
@@ -138,9 +134,7 @@ class PersonaViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
     )
     @action(detail=True, methods=["post"])
     def activate(self, request, agent_pk=None, version=None):
-        persona = services.persona_activate(
-            persona=self.get_object(), actor=self.access.actor, ip=request_ip(self.request)
-        )
+        persona = services.persona_activate(persona=self.get_object(), actor=self.access.actor)
         return Response(self.get_serializer(self._fresh(persona)).data)
 
     @extend_schema(

@@ -12,7 +12,6 @@ from django.utils.text import capfirst
 
 from prisma_glow import policy
 from prisma_glow.admin.scoping import get_admin_access, scope_queryset
-from prisma_glow.api.errors import Conflict
 
 
 class ServiceValidationError(Exception):
@@ -49,7 +48,7 @@ def add_errors_to_form(form, error: ValidationError) -> None:
 
 
 def as_validation_error(exc) -> ValidationError:
-    """A service's refusal (ValidationError, API ``Conflict`` or PermissionDenied) as a ValidationError."""
+    """A service's refusal (ValidationError, ConflictError, PermissionDenied, ProtectedError) as a ValidationError."""
     if isinstance(exc, ValidationError):
         return exc
     if isinstance(exc, ProtectedError):
@@ -63,7 +62,7 @@ def run_service(func, **kwargs):
     """Call a write service from a custom page: ``(result, None)`` or ``(None, ValidationError)``."""
     try:
         return func(**kwargs), None
-    except (ValidationError, Conflict, PermissionDenied, ProtectedError) as exc:
+    except (ValidationError, PermissionDenied, ProtectedError) as exc:
         return None, as_validation_error(exc)
 
 
@@ -71,13 +70,6 @@ def adopt(obj, result) -> None:
     """Make the admin's form instance the row a service saved (for the admin's log and redirect)."""
     obj.pk = result.pk
     obj.refresh_from_db()
-
-
-def client_ip(request) -> str | None:
-    # Deprecated: the audit events take the request's address from ``prisma_glow.audit.context``
-    # (its middleware). Kept only for prisma_glow/tenancy/admin.py and the agent pages until the
-    # #14 branches that drop ``ip=`` from them are merged; then this goes.
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def admin_decide(request, operation: str, obj=None, **context) -> policy.Decision:
@@ -200,7 +192,7 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
             return func(**kwargs)
         except ValidationError as exc:
             raise ServiceValidationError(exc) from exc
-        except (Conflict, ProtectedError) as exc:
+        except ProtectedError as exc:
             raise ServiceValidationError(as_validation_error(exc)) from exc
 
     def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
@@ -229,7 +221,7 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
             try:
                 func(obj, **kwargs)
                 done += 1
-            except (ValidationError, Conflict) as exc:
+            except ValidationError as exc:
                 refused.append(f"{obj}: {'; '.join(validation_messages(as_validation_error(exc)))}")
         if done:
             self.message_user(request, f"{done} {self.opts.verbose_name_plural} {verb}.", messages.SUCCESS)

@@ -20,6 +20,8 @@ from rest_framework.fields import get_error_detail
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from prisma_glow.exceptions import BUSY_MESSAGE, ConflictError
+
 
 class Conflict(exceptions.APIException):
     """The request is valid but clashes with the current state (in use, duplicate, wrong status)."""
@@ -33,23 +35,6 @@ class RequestTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "The request body is larger than the limit."
     default_code = "request_too_large"
-
-
-class ConflictError(DjangoValidationError):
-    """Raised by services when a valid request clashes with the current state (last owner, already
-    revoked, in use…). The API answers 409; admin forms show it like any validation error."""
-
-
-BUSY_MESSAGE = (
-    "Other changes to this organisation were being saved at the same moment and this one could not "
-    "be applied; nothing was changed. Try again in a moment."
-)
-
-
-class BusyError(ConflictError):
-    """A valid write the database could not apply now: it kept losing deadlocks or serialisation
-    failures (``prisma_glow.locking.retry_on_conflict``). The API answers 503 ``busy`` with
-    ``Retry-After``; admin forms show it like any refusal."""
 
 
 def _flatten(detail) -> list[str]:
@@ -128,6 +113,7 @@ def exception_handler(exc, context):
         response["Retry-After"] = "1"
         return response
     if isinstance(exc, ConflictError):
+        # A domain refusal (prisma_glow.exceptions): the request clashes with the current state.
         detail = _field_errors(get_error_detail(exc))
         response = error_response(409, "conflict", "; ".join(_flatten(detail))[:2000], detail)
         return response

@@ -1,10 +1,9 @@
-"""The address of the request being served, for audit events whose caller did not pass ``ip``.
+"""The address of the request being served: the one way a client's address reaches an audit event.
 
-The API views pass ``ip=request_ip(request)`` to every service; most admin pages call the same services
-without it, so their events (activating an agent, a new persona version…) had no address. The
-middleware sets it for the length of the request; a streamed agent run reads it when the stream is
-created (its events are produced after the view returned). Work done outside a request (the task
-worker, management commands) records none.
+Services take no address: ``audit_record`` reads it here, whichever door (API, admin page) called the
+service. The middleware sets it for the length of the request; a streamed agent run reads it when the
+stream is created (its events are produced after the view returned). Work done outside a request (the
+task worker, management commands) records none.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -154,3 +155,56 @@ def audit_verify_chain(organization) -> list[int]:
             broken.append(event.id)
         prev = event.hash
     return broken
+
+
+# --- Audited updates ------------------------------------------------------------------------------
+
+
+def _full_clean(instance: models.Model) -> None:
+    instance.full_clean()
+
+
+def audited_update[M: models.Model](
+    instance: M,
+    *,
+    organization,
+    actor,
+    action: str,
+    fields: Mapping[str, Any] | None = None,
+    validate: Callable[[M], object] | None = _full_clean,
+    snapshot_of: Callable[[M], dict[str, Any]] = snapshot,
+    before_extra: dict[str, Any] | None = None,
+    after_extra: dict[str, Any] | None = None,
+) -> M:
+    """Change a stored row and record it: what every update service does.
+
+    Takes ``snapshot_of(instance)``, sets ``fields``, runs ``validate(instance)`` (``full_clean`` by
+    default; a service's own check that also derives values — a slug, a default — or None for a
+    transition the service has already checked), saves the columns that changed (``auto_now``
+    columns included) and appends ``action`` to ``organization``'s audit log with the state before
+    and after (``before_extra`` / ``after_extra`` merged in). Runs in the caller's transaction (its
+    own without one): call it once the rows are locked (``prisma_glow.locking.lock_for_write``).
+    """
+    concrete = [f for f in instance._meta.concrete_fields if not f.primary_key]
+    stored = {f.attname: f.value_from_object(instance) for f in concrete}
+    before = snapshot_of(instance)
+    for name, value in (fields or {}).items():
+        setattr(instance, name, value)
+    if validate is not None:
+        validate(instance)
+    changed = [
+        f.name
+        for f in concrete
+        if getattr(f, "auto_now", False) or f.value_from_object(instance) != stored[f.attname]
+    ]
+    with transaction.atomic(savepoint=False):
+        instance.save(update_fields=changed)
+        audit_record(
+            organization=organization,
+            action=action,
+            actor=actor,
+            obj=instance,
+            before=before | (before_extra or {}),
+            after=snapshot_of(instance) | (after_extra or {}),
+        )
+    return instance

@@ -20,7 +20,6 @@ from prisma_glow import policy
 from prisma_glow.admin.base import (
     OrganizationScopedAdmin,
     adopt,
-    client_ip,
     render_admin_page,
     run_service,
     validation_messages,
@@ -66,7 +65,6 @@ class OrganizationAdmin(OrganizationScopedAdmin):
                 services.organization_update,
                 organization=obj,
                 actor=request.user,
-                ip=client_ip(request),
                 **data,
             )
         else:
@@ -74,7 +72,6 @@ class OrganizationAdmin(OrganizationScopedAdmin):
                 services.organization_create,
                 actor=request.user,
                 owner=request.user,
-                ip=client_ip(request),
                 **data,
             )
         adopt(obj, result)
@@ -181,7 +178,6 @@ class MembershipAdmin(OrganizationScopedAdmin):
                 membership=obj,
                 actor=request.user,
                 role=form.cleaned_data["role"],
-                ip=client_ip(request),
                 access=get_admin_access(request),
             )
         else:
@@ -192,7 +188,6 @@ class MembershipAdmin(OrganizationScopedAdmin):
                 actor=request.user,
                 user=form.found_user,
                 role=form.cleaned_data["role"],
-                ip=client_ip(request),
             )
         adopt(obj, result)
 
@@ -202,7 +197,6 @@ class MembershipAdmin(OrganizationScopedAdmin):
             services.membership_remove,
             membership=obj,
             actor=request.user,
-            ip=client_ip(request),
             access=get_admin_access(request),
         )
 
@@ -295,7 +289,6 @@ class APIKeyAdmin(OrganizationScopedAdmin):
             name=form.cleaned_data["name"],
             scopes=form.cleaned_data["scopes"],
             expires_at=form.cleaned_data.get("expires_at"),
-            ip=client_ip(request),
         )
         adopt(obj, key)
         request._new_api_key = (key, full_key)
@@ -356,7 +349,6 @@ class APIKeyAdmin(OrganizationScopedAdmin):
             api_key=key,
             actor=request.user,
             grace=dt.timedelta(minutes=form.cleaned_data["grace_minutes"]),
-            ip=client_ip(request),
         )
         if error is not None:
             for line in validation_messages(error):
@@ -370,9 +362,7 @@ class APIKeyAdmin(OrganizationScopedAdmin):
             return HttpResponseNotAllowed(["POST"])
         self.require(request, "api_key.manage")
         key = scoped_get(APIKey.objects.all(), request, pk=key_id)
-        _, error = run_service(
-            services.api_key_revoke, api_key=key, actor=request.user, ip=client_ip(request)
-        )
+        _, error = run_service(services.api_key_revoke, api_key=key, actor=request.user)
         if error is None:
             messages.success(request, f"The key “{key.name}” was revoked; it no longer authenticates.")
         else:
@@ -389,7 +379,7 @@ class APIKeyAdmin(OrganizationScopedAdmin):
         return custom + super().get_urls()
 
     def delete_model(self, request, obj):
-        self.call_service(services.api_key_revoke, api_key=obj, actor=request.user, ip=client_ip(request))
+        self.call_service(services.api_key_revoke, api_key=obj, actor=request.user)
 
     def has_delete_permission(self, request, obj=None):
         return False  # revoke instead: the record stays for the audit trail

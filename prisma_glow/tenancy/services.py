@@ -23,8 +23,8 @@ from django.db.models import BooleanField, Case, Exists, OuterRef, Q, When
 from django.utils import timezone
 
 from prisma_glow import policy
-from prisma_glow.api.errors import ConflictError
-from prisma_glow.audit.services import audit_record, snapshot
+from prisma_glow.audit.services import audit_record, audited_update, snapshot
+from prisma_glow.exceptions import ConflictError
 from prisma_glow.locking import lock_for_write, retry_on_conflict
 from prisma_glow.tenancy.models import APIKey, Membership, Organization, Role, Scope
 
@@ -32,9 +32,7 @@ from prisma_glow.tenancy.models import APIKey, Membership, Organization, Role, S
 
 
 @transaction.atomic
-def organization_create(
-    *, name: str, slug: str, actor=None, owner=None, ip: str | None = None
-) -> Organization:
+def organization_create(*, name: str, slug: str, actor=None, owner=None) -> Organization:
     """Create an organisation; ``owner`` (a user), when given, becomes its first owner."""
     organization = Organization(name=name, slug=slug)
     organization.full_clean()
@@ -45,10 +43,9 @@ def organization_create(
         actor=actor,
         obj=organization,
         after=snapshot(organization),
-        ip=ip,
     )
     if owner is not None:
-        membership_add(organization=organization, actor=actor, user=owner, role=Role.OWNER, ip=ip)
+        membership_add(organization=organization, actor=actor, user=owner, role=Role.OWNER)
     return organization
 
 
@@ -57,29 +54,15 @@ ORGANIZATION_EDITABLE_FIELDS = ("name", "slug")
 
 @retry_on_conflict
 @transaction.atomic
-def organization_update(
-    *, organization: Organization, actor, ip: str | None = None, **changes: Any
-) -> Organization:
+def organization_update(*, organization: Organization, actor, **changes: Any) -> Organization:
     """Change the organisation's ``name`` and/or ``slug`` (the only editable fields)."""
     unknown = sorted(set(changes) - set(ORGANIZATION_EDITABLE_FIELDS))
     if unknown:
         raise TypeError(f"organization_update() got unexpected field(s): {', '.join(unknown)}")
     organization = Organization.objects.select_for_update().get(pk=organization.pk)
-    before = snapshot(organization)
-    for field, value in changes.items():
-        setattr(organization, field, value)
-    organization.full_clean()
-    organization.save()
-    audit_record(
-        organization=organization,
-        action="organization.update",
-        actor=actor,
-        obj=organization,
-        before=before,
-        after=snapshot(organization),
-        ip=ip,
+    return audited_update(
+        organization, organization=organization, actor=actor, action="organization.update", fields=changes
     )
-    return organization
 
 
 # --- Memberships --------------------------------------------------------------------------------
@@ -131,7 +114,6 @@ def membership_add(
     actor,
     user,
     role: str = Role.VIEWER,
-    ip: str | None = None,
     allow_members_elsewhere: bool = False,
 ) -> Membership:
     """Make ``user`` a member of ``organization`` with ``role``.
@@ -164,7 +146,6 @@ def membership_add(
         actor=actor,
         obj=membership,
         after=snapshot(membership),
-        ip=ip,
     )
     return membership
 
@@ -182,9 +163,7 @@ def _require_on_locked(access, operation: str, membership: Membership, **context
 
 @retry_on_conflict
 @transaction.atomic
-def membership_update(
-    *, membership: Membership, actor, role: str, ip: str | None = None, access=None
-) -> Membership:
+def membership_update(*, membership: Membership, actor, role: str, access=None) -> Membership:
     """Change a member's role. Demoting the organisation's last owner raises ConflictError.
 
     ``access`` (the caller's ``Access`` or ``AdminAccess``) has the permission policy asked again about
@@ -196,30 +175,23 @@ def membership_update(
         .get(pk=membership.pk)
     )
     _require_on_locked(access, "membership.change_role", membership, role=role)
-    before = snapshot(membership)
     if membership.role == Role.OWNER and role != Role.OWNER and _owner_count(membership.organization) <= 1:
         raise ConflictError(
             {"role": "This is the organisation's last owner: make another member owner first."},
             code="conflict",
         )
-    membership.role = role
-    membership.full_clean()
-    membership.save()
-    audit_record(
+    return audited_update(
+        membership,
         organization=membership.organization,
-        action="membership.update",
         actor=actor,
-        obj=membership,
-        before=before,
-        after=snapshot(membership),
-        ip=ip,
+        action="membership.update",
+        fields={"role": role},
     )
-    return membership
 
 
 @retry_on_conflict
 @transaction.atomic
-def membership_remove(*, membership: Membership, actor, ip: str | None = None, access=None) -> None:
+def membership_remove(*, membership: Membership, actor, access=None) -> None:
     """Remove a member. Removing the organisation's last owner raises ConflictError.
 
     ``access``: as for ``membership_update``."""
@@ -243,7 +215,6 @@ def membership_remove(*, membership: Membership, actor, ip: str | None = None, a
         actor=actor,
         obj=membership,
         before=before,
-        ip=ip,
     )
     membership.delete()
 
@@ -298,7 +269,6 @@ def api_key_create(
     name: str,
     scopes: list[str],
     expires_at: datetime | None = None,
-    ip: str | None = None,
     rotated_from: APIKey | None = None,
 ) -> tuple[APIKey, str]:
     """Create a key; return it with its full value ``pg_<prefix>.<secret>`` (shown once, never stored)."""
@@ -324,7 +294,6 @@ def api_key_create(
         actor=actor,
         obj=api_key,
         after=snapshot(api_key),
-        ip=ip,
     )
     return api_key, full_key
 
@@ -350,9 +319,7 @@ def _lock_usable(api_key: APIKey, verb: str) -> APIKey:
 
 @retry_on_conflict
 @transaction.atomic
-def api_key_rotate(
-    *, api_key: APIKey, actor, grace: timedelta = timedelta(0), ip: str | None = None
-) -> tuple[APIKey, str]:
+def api_key_rotate(*, api_key: APIKey, actor, grace: timedelta = timedelta(0)) -> tuple[APIKey, str]:
     """Replace a key with a new secret (same name, scopes, expiry); return the new key and its value.
 
     The old key stays valid for ``grace`` (zero: it stops working at once) and is then rejected as
@@ -374,55 +341,44 @@ def api_key_rotate(
             predecessor.save(update_fields=["expires_at", "updated_at"])
             ended_predecessors.append(predecessor.pk)
         predecessor = predecessor.rotated_from
-    before = snapshot(old)
-    previous_expiry = old.expires_at
-    cutoff = now + grace
-    old.expires_at = cutoff if old.expires_at is None else min(old.expires_at, cutoff)
-    old.save(update_fields=["expires_at", "updated_at"])
     new, full_key = api_key_create(
         organization=old.organization,
         actor=actor,
         name=old.name,
         scopes=list(old.scopes),
-        expires_at=previous_expiry,
-        ip=ip,
+        expires_at=old.expires_at,
         rotated_from=old,
     )
-    audit_record(
+    cutoff = now + grace
+    audited_update(
+        old,
         organization=old.organization,
-        action="api_key.rotate",
         actor=actor,
-        obj=old,
-        before=before,
-        after={
-            **snapshot(old),
+        action="api_key.rotate",
+        fields={"expires_at": cutoff if old.expires_at is None else min(old.expires_at, cutoff)},
+        validate=None,
+        after_extra={
             "rotated_to": new.pk,
             "grace_seconds": int(grace.total_seconds()),
             "grace_ended_for": ended_predecessors,
         },
-        ip=ip,
     )
     return new, full_key
 
 
 @retry_on_conflict
 @transaction.atomic
-def api_key_revoke(*, api_key: APIKey, actor, ip: str | None = None) -> APIKey:
+def api_key_revoke(*, api_key: APIKey, actor) -> APIKey:
     """Revoke a key at once. Revoking a key that is already revoked raises ConflictError."""
     lock_for_write(organization=api_key.organization_id)
     api_key = APIKey.objects.select_for_update(of=("self",)).select_related("organization").get(pk=api_key.pk)
     if api_key.revoked_at is not None:
         raise ConflictError("This API key is already revoked.", code="conflict")
-    before = snapshot(api_key)
-    api_key.revoked_at = timezone.now()
-    api_key.save(update_fields=["revoked_at", "updated_at"])
-    audit_record(
+    return audited_update(
+        api_key,
         organization=api_key.organization,
-        action="api_key.revoke",
         actor=actor,
-        obj=api_key,
-        before=before,
-        after=snapshot(api_key),
-        ip=ip,
+        action="api_key.revoke",
+        fields={"revoked_at": timezone.now()},
+        validate=None,
     )
-    return api_key

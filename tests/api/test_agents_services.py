@@ -9,8 +9,8 @@ from agents import services
 from agents.models import AgentStatus, LearningExample, LearningExampleStatus
 from personas.models import Persona
 from personas.services import persona_activate, persona_create, persona_delete, persona_diff, persona_update
-from prisma_glow.api.errors import ConflictError as Conflict
 from prisma_glow.audit.models import AuditEvent
+from prisma_glow.exceptions import ConflictError as Conflict
 from tests.factories import (
     AgentFactory,
     ExecutionFactory,
@@ -108,11 +108,19 @@ def test_agent_clone_copies_personas_and_assignments(org, editor):
     agent = AgentFactory(organization=org, status="active")
     PersonaFactory(agent=agent, version=1)
     PersonaFactory(agent=agent, version=2, is_active=True)
-    services.agent_tool_assign(agent=agent, tool=ToolFactory(organization=org), actor=editor)
-    services.agent_knowledge_assign(
-        agent=agent, knowledge_base=KnowledgeBaseFactory(organization=org), actor=editor, top_k=3
+    services.assignment_create(
+        kind=services.TOOL, agent=agent, tool=ToolFactory(organization=org), actor=editor
     )
-    services.agent_guardrail_assign(agent=agent, guardrail=GuardrailFactory(organization=org), actor=editor)
+    services.assignment_create(
+        kind=services.KNOWLEDGE,
+        agent=agent,
+        knowledge_base=KnowledgeBaseFactory(organization=org),
+        actor=editor,
+        top_k=3,
+    )
+    services.assignment_create(
+        kind=services.GUARDRAIL, agent=agent, guardrail=GuardrailFactory(organization=org), actor=editor
+    )
     clone = services.agent_clone(agent=agent, actor=editor, name="VAT helper (copy)")
     assert clone.status == AgentStatus.DRAFT and clone.slug == "vat-helper-copy"
     assert [(p.version, p.is_active) for p in clone.personas.order_by("version")] == [(1, False), (2, True)]
@@ -125,12 +133,14 @@ def test_assigning_another_organisations_tool_is_refused(org, other_org, editor)
     """Tools of other organisations cannot be assigned; built-in tools can."""
     agent = AgentFactory(organization=org)
     with pytest.raises(ValidationError) as exc:
-        services.agent_tool_assign(agent=agent, tool=ToolFactory(organization=other_org), actor=editor)
+        services.assignment_create(
+            kind=services.TOOL, agent=agent, tool=ToolFactory(organization=other_org), actor=editor
+        )
     assert "tool" in exc.value.message_dict
     builtin = Tool.objects.filter(organization__isnull=True).first() or ToolFactory(
         organization=None, kind="builtin", builtin_key="vat", url_template="", slug="vat-test-builtin"
     )
-    assert services.agent_tool_assign(agent=agent, tool=builtin, actor=editor).order == 0
+    assert services.assignment_create(kind=services.TOOL, agent=agent, tool=builtin, actor=editor).order == 0
 
 
 def test_feedback_with_correction_proposes_a_learning_example(org, editor):
@@ -151,7 +161,7 @@ def test_tools_builtin_read_only_and_in_use_protected(org, editor):
     assert tool.slug == "rates"
     tool = tool_update(tool=tool, actor=editor, description="Exchange rates", secret_headers={"X-Key": "s"})
     agent = AgentFactory(organization=org)
-    services.agent_tool_assign(agent=agent, tool=tool, actor=editor)
+    services.assignment_create(kind=services.TOOL, agent=agent, tool=tool, actor=editor)
     with pytest.raises(Conflict):
         tool_delete(tool=tool, actor=editor)
     builtin = ToolFactory(

@@ -375,3 +375,32 @@ def test_errors_are_declared_as_json_only(schema):
         for code, response in operation["responses"].items():
             if code.startswith(("4", "5")) and "content" in response:
                 assert list(response["content"]) == ["application/json"], (method, path, code)
+
+
+def test_domain_exceptions_map_to_the_error_body():
+    """Services raise ``prisma_glow.exceptions``; the API's handler alone turns them into HTTP."""
+    from prisma_glow.api.errors import exception_handler
+    from prisma_glow.exceptions import BUSY_MESSAGE, BusyError, ConflictError
+
+    response = exception_handler(ConflictError({"user": "Already a member."}, code="conflict"), {})
+    assert response.status_code == 409
+    assert response.data == {
+        "status": 409,
+        "code": "conflict",
+        "message": "Already a member.",
+        "errors": {"user": ["Already a member."]},
+    }
+    response = exception_handler(BusyError(BUSY_MESSAGE, code="busy"), {})
+    assert response.status_code == 503 and response["Retry-After"] == "1"
+    assert response.data == {"status": 503, "code": "busy", "message": BUSY_MESSAGE, "errors": {}}
+
+
+def test_domain_exceptions_know_nothing_of_http():
+    import ast
+
+    import prisma_glow.exceptions as module
+
+    tree = ast.parse(open(module.__file__, encoding="utf-8").read())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert imported == {"__future__", "django.core.exceptions"}

@@ -8,8 +8,8 @@ from django.core.exceptions import ValidationError
 from agents.models import AgentGuardrail
 from guardrails.models import Guardrail
 from guardrails.services import guardrail_create, guardrail_delete, guardrail_update
-from prisma_glow.api.errors import ConflictError
 from prisma_glow.audit.models import AuditEvent
+from prisma_glow.exceptions import ConflictError
 from tests.factories import AgentFactory, GuardrailFactory
 
 pytestmark = pytest.mark.django_db

@@ -18,9 +18,9 @@ from django.test import Client
 
 from agents.models import Agent
 from personas.models import Persona
-from prisma_glow.api.errors import BusyError
 from prisma_glow.audit.models import AuditEvent
 from prisma_glow.audit.services import audit_verify_chain
+from prisma_glow.exceptions import BusyError
 from prisma_glow.locking import is_busy, is_retryable_conflict, lock_for_write, retry_on_conflict
 from prisma_glow.tenancy.models import Organization
 from tests.conftest import client_for

@@ -9,9 +9,9 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
-from prisma_glow.api.errors import ConflictError
 from prisma_glow.audit.models import AuditEvent
 from prisma_glow.audit.services import audit_verify_chain
+from prisma_glow.exceptions import ConflictError
 from prisma_glow.tenancy import services
 from prisma_glow.tenancy.models import APIKey, Membership, Organization
 from tests.factories import APIKeyFactory, MembershipFactory, UserFactory
@@ -65,7 +65,7 @@ def test_last_owner_is_guarded(org, owner):
 def test_a_failing_audit_rolls_the_change_back(org, owner):
     """Change and audit row commit together: if the audit write fails, the change is undone."""
     membership = MembershipFactory(organization=org, role="viewer")
-    with mock.patch("prisma_glow.tenancy.services.audit_record", side_effect=RuntimeError("disk full")):
+    with mock.patch("prisma_glow.audit.services.audit_record", side_effect=RuntimeError("disk full")):
         with pytest.raises(RuntimeError):
             services.membership_update(membership=membership, actor=owner, role="admin")
     membership.refresh_from_db()

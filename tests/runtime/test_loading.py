@@ -114,7 +114,9 @@ def _knowledge_base_reconfigured(agent, editor):
 
 def _knowledge_assigned_through_the_service(agent, editor):
     kb = KnowledgeBaseFactory(organization=agent.organization, name="Transfer pricing")
-    agent_services.agent_knowledge_assign(agent=agent, knowledge_base=kb, actor=editor)
+    agent_services.assignment_create(
+        kind=agent_services.KNOWLEDGE, agent=agent, knowledge_base=kb, actor=editor
+    )
     return lambda loaded: "Transfer pricing" in [a.knowledge_base.name for a in loaded.knowledge]
 
 

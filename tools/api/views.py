@@ -10,7 +10,6 @@ from rest_framework.response import Response
 
 from prisma_glow.api.errors import error_response
 from prisma_glow.api.parsers import JSONParser
-from prisma_glow.api.tenancy import request_ip
 from prisma_glow.api.viewsets import OrganizationScopedViewSet
 from tools import services
 from tools.api.filtersets import ToolFilterSet
@@ -78,7 +77,6 @@ class ToolViewSet(OrganizationScopedViewSet):
         serializer.instance = services.tool_create(
             organization=self.organization,
             actor=self.access.actor,
-            ip=request_ip(self.request),
             **serializer.validated_data,
         )
 
@@ -86,12 +84,11 @@ class ToolViewSet(OrganizationScopedViewSet):
         serializer.instance = services.tool_update(
             tool=serializer.instance,
             actor=self.access.actor,
-            ip=request_ip(self.request),
             **serializer.validated_data,
         )
 
     def perform_destroy(self, instance):
-        services.tool_delete(tool=instance, actor=self.access.actor, ip=request_ip(self.request))
+        services.tool_delete(tool=instance, actor=self.access.actor)
 
     @extend_schema(
         summary="Test a tool",

@@ -28,11 +28,12 @@ from django.db import transaction
 
 from agents.models import Agent, AgentGuardrail, AgentKnowledge, AgentTool, ModelProvider
 from agents.services import (
+    GUARDRAIL,
+    KNOWLEDGE,
+    TOOL,
     agent_activate,
     agent_create,
-    agent_guardrail_assign,
-    agent_knowledge_assign,
-    agent_tool_assign,
+    assignment_create,
     provider_create,
 )
 from guardrails.models import Guardrail
@@ -507,15 +508,15 @@ class Command(BaseCommand):
             self._note("personas")
         for slug in spec.tools:
             if not AgentTool.objects.filter(agent=agent, tool=tools[slug]).exists():
-                agent_tool_assign(agent=agent, tool=tools[slug], actor=None)
+                assignment_create(kind=TOOL, agent=agent, tool=tools[slug], actor=None)
         for kb_name in spec.knowledge:
             kb = knowledge_bases[kb_name]
             if not AgentKnowledge.objects.filter(agent=agent, knowledge_base=kb).exists():
-                agent_knowledge_assign(agent=agent, knowledge_base=kb, actor=None, top_k=4)
+                assignment_create(kind=KNOWLEDGE, agent=agent, knowledge_base=kb, actor=None, top_k=4)
         for guardrail_name in spec.guardrails:
             guardrail = guardrails[guardrail_name]
             if not AgentGuardrail.objects.filter(agent=agent, guardrail=guardrail).exists():
-                agent_guardrail_assign(agent=agent, guardrail=guardrail, actor=None)
+                assignment_create(kind=GUARDRAIL, agent=agent, guardrail=guardrail, actor=None)
         if created and spec.active:
             # Only an agent created by this run is put live: a status someone changed later stays.
             agent_activate(agent=agent, actor=None)

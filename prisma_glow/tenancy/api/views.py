@@ -10,7 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
-from prisma_glow.api.tenancy import get_access, request_ip
+from prisma_glow.api.tenancy import get_access
 from prisma_glow.api.viewsets import OrganizationScopedMixin
 from prisma_glow.tenancy import services
 from prisma_glow.tenancy.api.serializers import (
@@ -81,7 +81,6 @@ class APIKeyViewSet(
         api_key, full_key = services.api_key_create(
             organization=self.organization,
             actor=self.access.actor,
-            ip=request_ip(request),
             **serializer.validated_data,
         )
         return Response(_created(api_key, full_key), status=status.HTTP_201_CREATED)
@@ -103,7 +102,6 @@ class APIKeyViewSet(
             api_key=api_key,
             actor=self.access.actor,
             grace=timedelta(seconds=serializer.validated_data["grace_seconds"]),
-            ip=request_ip(request),
         )
         return Response(_created(new, full_key), status=status.HTTP_201_CREATED)
 
@@ -115,9 +113,7 @@ class APIKeyViewSet(
     )
     @action(detail=True, methods=["post"])
     def revoke(self, request, pk=None):
-        api_key = services.api_key_revoke(
-            api_key=self.get_object(), actor=self.access.actor, ip=request_ip(request)
-        )
+        api_key = services.api_key_revoke(api_key=self.get_object(), actor=self.access.actor)
         return Response(APIKeySerializer(self.get_queryset().get(pk=api_key.pk)).data)
 
 
@@ -171,7 +167,6 @@ class MembershipViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
         membership = services.membership_add(
             organization=self.organization,
             actor=self.access.actor,
-            ip=request_ip(request),
             **serializer.validated_data,
         )
         return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
@@ -186,16 +181,13 @@ class MembershipViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
             membership=membership,
             actor=self.access.actor,
             role=role,
-            ip=request_ip(request),
             access=self.access,
         )
         return Response(MembershipSerializer(membership).data)
 
     def destroy(self, request, *args, **kwargs):
         membership = self.get_object()  # the policy refuses an owner's membership to a non-owner
-        services.membership_remove(
-            membership=membership, actor=self.access.actor, ip=request_ip(request), access=self.access
-        )
+        services.membership_remove(membership=membership, actor=self.access.actor, access=self.access)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -253,6 +245,5 @@ class OrganizationView(mixins.RetrieveModelMixin, mixins.UpdateModelMixin, Gener
         serializer.instance = services.organization_update(
             organization=serializer.instance,
             actor=access.actor,
-            ip=request_ip(self.request),
             **serializer.validated_data,
         )

@@ -1,0 +1,28 @@
+"""The domain's own refusals, raised by services and understood by every door.
+
+They are Django ``ValidationError`` subclasses, so admin forms and pages show them like any
+validation error (``prisma_glow.admin.base``); the API maps each to its error body and status in one
+place (``prisma_glow.api.errors.exception_handler``): ``ConflictError`` 409 ``conflict``,
+``BusyError`` 503 ``busy`` with ``Retry-After``. Nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+
+
+class ConflictError(ValidationError):
+    """A valid request that clashes with the current state (last owner, already revoked, in use…).
+    The API answers 409; admin forms show it like any validation error."""
+
+
+BUSY_MESSAGE = (
+    "Other changes to this organisation were being saved at the same moment and this one could not "
+    "be applied; nothing was changed. Try again in a moment."
+)
+
+
+class BusyError(ConflictError):
+    """A valid write the database could not apply now: it kept losing deadlocks or serialisation
+    failures (``prisma_glow.locking.retry_on_conflict``). The API answers 503 ``busy`` with
+    ``Retry-After``; admin forms show it like any refusal."""
