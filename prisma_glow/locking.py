@@ -30,7 +30,7 @@ service owns the outermost transaction: called inside a caller's transaction (a 
 another, the admin's own ``transaction.atomic`` around ``save_model``), it runs once and the error
 goes to the owner of that transaction. When the attempts are spent, ``BusyError``: the API answers
 503 ``busy`` with ``Retry-After`` (``prisma_glow.api.errors``), the admin shows the message
-(``BusyMiddleware`` for errors that reach the view's owner).
+(``prisma_glow.middleware.BusyMiddleware`` for errors that reach the view's owner).
 """
 
 from __future__ import annotations
@@ -41,11 +41,8 @@ import random
 import time
 
 from django.conf import settings
-from django.contrib import messages
 from django.db import DatabaseError, connection
-from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 
-from prisma_glow.api.errors import error_body
 from prisma_glow.exceptions import BUSY_MESSAGE, BusyError
 
 logger = logging.getLogger("prisma_glow.locking")
@@ -160,44 +157,3 @@ def retry_on_conflict(func=None, *, attempts: int | None = None):
         return wrapper
 
     return decorate(func) if func is not None else decorate
-
-
-# --- Doors ---------------------------------------------------------------------------------------
-
-
-class BusyMiddleware:
-    """A write that stayed busy (``is_busy``) is not a server error.
-
-    Under ``/api/`` (outside DRF's exception handler, which answers it itself): the JSON 503 ``busy``.
-    Elsewhere (the admin, whose change forms run their services inside the admin's own transaction,
-    so that the service cannot retry): the message, shown on the page the user came from — a form
-    post is redirected back to its page (303), an HTMX request gets a 503 that reloads the page.
-    """
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        return self.get_response(request)
-
-    def process_exception(self, request, exception):
-        if not is_busy(exception):
-            return None
-        logger.warning("Busy database on %s %s: %s", request.method, request.path, exception)
-        if request.path_info.startswith("/api/"):
-            response = JsonResponse(error_body(503, "busy", BUSY_MESSAGE), status=503)
-            response["Retry-After"] = "1"
-            return response
-        if request.method in ("GET", "HEAD"):
-            response = HttpResponse(BUSY_MESSAGE, status=503, content_type="text/plain; charset=utf-8")
-            response["Retry-After"] = "1"
-            return response
-        messages.error(request, BUSY_MESSAGE, fail_silently=True)
-        if getattr(request, "htmx", False):
-            response = HttpResponse(BUSY_MESSAGE, status=503, content_type="text/plain; charset=utf-8")
-            response["Retry-After"] = "1"
-            response["HX-Refresh"] = "true"  # reload the page, which shows the message
-            return response
-        response = HttpResponseRedirect(request.get_full_path())
-        response.status_code = 303  # back to the form, as a GET
-        return response

@@ -103,7 +103,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "prisma_glow.audit.context.AuditRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "prisma_glow.locking.BusyMiddleware",
+    "prisma_glow.middleware.BusyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",

@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from prisma_glow.exceptions import BUSY_MESSAGE, ConflictError
+from prisma_glow.locking import is_busy
 
 
 class Conflict(exceptions.APIException):
@@ -104,8 +105,6 @@ def _reclassify(exc: exceptions.ValidationError):
 
 def exception_handler(exc, context):
     """DRF exception handler producing the shared error shape for every error, Django's included."""
-    from prisma_glow.locking import is_busy
-
     if is_busy(exc):
         # A deadlock that outlasted the service's retries (BusyError), or one raised where no
         # service owned the transaction to retry it: try again, not a server error.

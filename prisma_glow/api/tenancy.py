@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 from rest_framework import exceptions
@@ -68,14 +67,4 @@ def get_access(request) -> Access:
     return access
 
 
-def request_ip(request) -> str | None:
-    """The client's address for audit events (``REMOTE_ADDR``; a proxy must set it, e.g. gunicorn's
-    ``--forwarded-allow-ips``), or None when it is not a valid IP address."""
-    value = request.META.get("REMOTE_ADDR", "")
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return None
-
-
-__all__ = ["Access", "get_access", "request_ip", "Role", "Scope"]
+__all__ = ["Access", "get_access", "Role", "Scope"]

@@ -8,11 +8,20 @@ task worker, management commands) records none.
 
 from __future__ import annotations
 
+import ipaddress
 from contextvars import ContextVar
 
-from prisma_glow.api.tenancy import request_ip
-
 current_ip: ContextVar[str | None] = ContextVar("prisma_glow_audit_ip", default=None)
+
+
+def request_ip(request) -> str | None:
+    """The client's address for audit events (``REMOTE_ADDR``; a proxy must set it, e.g. gunicorn's
+    ``--forwarded-allow-ips``), or None when it is not a valid IP address."""
+    value = request.META.get("REMOTE_ADDR", "")
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
 
 
 class AuditRequestMiddleware:

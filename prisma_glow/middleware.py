@@ -1,0 +1,53 @@
+"""Middleware of the doors (the API and the staff UI) that the domain must not know about: how a write
+that stayed busy (``prisma_glow.locking``) is answered."""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib import messages
+from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
+
+from prisma_glow.api.errors import error_body
+from prisma_glow.exceptions import BUSY_MESSAGE
+from prisma_glow.locking import is_busy
+
+logger = logging.getLogger("prisma_glow.locking")
+
+
+class BusyMiddleware:
+    """A write that stayed busy (``is_busy``) is not a server error.
+
+    Under ``/api/`` (outside DRF's exception handler, which answers it itself): the JSON 503 ``busy``.
+    Elsewhere (the admin, whose change forms run their services inside the admin's own transaction,
+    so that the service cannot retry): the message, shown on the page the user came from — a form
+    post is redirected back to its page (303), an HTMX request gets a 503 that reloads the page.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not is_busy(exception):
+            return None
+        logger.warning("Busy database on %s %s: %s", request.method, request.path, exception)
+        if request.path_info.startswith("/api/"):
+            response = JsonResponse(error_body(503, "busy", BUSY_MESSAGE), status=503)
+            response["Retry-After"] = "1"
+            return response
+        if request.method in ("GET", "HEAD"):
+            response = HttpResponse(BUSY_MESSAGE, status=503, content_type="text/plain; charset=utf-8")
+            response["Retry-After"] = "1"
+            return response
+        messages.error(request, BUSY_MESSAGE, fail_silently=True)
+        if getattr(request, "htmx", False):
+            response = HttpResponse(BUSY_MESSAGE, status=503, content_type="text/plain; charset=utf-8")
+            response["Retry-After"] = "1"
+            response["HX-Refresh"] = "true"  # reload the page, which shows the message
+            return response
+        response = HttpResponseRedirect(request.get_full_path())
+        response.status_code = 303  # back to the form, as a GET
+        return response
