@@ -1,4 +1,8 @@
-"""Shared fixtures: organisations, members of each role, API keys and authenticated clients."""
+"""Shared fixtures: organisations, members of each role, API keys and authenticated clients.
+
+The staff UI's fixtures (test clients signed in as each role, ``world``) are in ``tests/support/admin.py``,
+loaded for every test: each app's tests include its admin pages.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,15 @@ import pytest
 from rest_framework.test import APIClient
 
 from tests.factories import APIKeyFactory, MembershipFactory, OrganizationFactory, UserFactory
+
+pytest_plugins = ["tests.support.admin"]
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Factories' users hash a password, and the production hasher costs ~0.5 s a user: MD5 in tests
+    (a speed setting, not a security one)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from playwright.sync_api import expect
 from rest_framework.test import APIClient
 
 from prisma_glow.tenancy.models import Membership
-from tests.admin.test_markup import ADD_OWNER, FORM, HTMX_DIV, IMG, LONG, PoisonedWorld
 from tests.e2e.conftest import screenshot, sign_in
 from tests.factories import (
     AgentFactory,
@@ -26,6 +25,7 @@ from tests.factories import (
     PersonaFactory,
     UserFactory,
 )
+from tests.platform.test_admin_markup import ADD_OWNER, FORM, HTMX_DIV, IMG, LONG, PoisonedWorld
 from tools.models import Tool
 
 pytestmark = pytest.mark.e2e

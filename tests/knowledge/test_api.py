@@ -9,15 +9,15 @@ from knowledge import services
 from knowledge.models import Chunk, Document, KnowledgeBase
 from prisma_glow.audit.models import AuditEvent
 from prisma_glow.tenancy.models import Role, Scope
-from tests.api.base import (  # noqa: F401  (fast_password_hashing is a fixture)
+from tests.factories import AgentKnowledgeFactory, ChunkFactory, DocumentFactory, KnowledgeBaseFactory
+from tests.knowledge.conftest import make_docx, make_pdf
+from tests.support.api import (  # noqa: F401  (fast_password_hashing is a fixture)
     APIResourceTests,
     ReadOnlyAPIResourceTests,
     assert_error,
     fast_password_hashing,
     results,
 )
-from tests.factories import AgentKnowledgeFactory, ChunkFactory, DocumentFactory, KnowledgeBaseFactory
-from tests.knowledge.conftest import make_docx, make_pdf
 
 pytestmark = pytest.mark.django_db
 

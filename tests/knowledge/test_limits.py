@@ -36,8 +36,8 @@ from knowledge.ingest.limits import (
     human_size,
 )
 from knowledge.models import Chunk, Document, DocumentStatus
-from tests.api.base import assert_error, fast_password_hashing  # noqa: F401  (a fixture)
 from tests.knowledge.conftest import make_docx, make_pdf
+from tests.support.api import assert_error, fast_password_hashing  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.django_db
 

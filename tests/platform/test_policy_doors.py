@@ -13,8 +13,8 @@ from rest_framework.test import APIClient
 
 from prisma_glow import policy
 from prisma_glow.api.permissions import operation_for
-from tests.admin.conftest import World
 from tests.factories import MembershipFactory, UserFactory
+from tests.support.admin import World
 
 ROLES = ["viewer", "editor", "admin", "owner"]
 METHODS = {"list": "get", "retrieve": "get", "create": "post", "update": "put", "partial_update": "patch"}

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.admin.conftest import login
-from tests.api.base import assert_error
 from tests.factories import ToolFactory
+from tests.support.admin import login
+from tests.support.api import assert_error
 from tools.http_executor import url_template_problem
 from tools.models import Tool
 
