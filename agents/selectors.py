@@ -86,7 +86,17 @@ def agent_run_configuration(*, agent: Agent | int, persona: Persona | int | None
         if found is None:
             name = agent.name if isinstance(agent, Agent) else Agent.objects.get(pk=agent_id).name
             raise PersonaNotFound(f"The agent '{name}' has no persona version {version}.")
-    agent = found.agent
+    return _configuration(found.agent, found)
+
+
+def agent_run_configuration_with_persona(*, agent: Agent, persona) -> RunConfiguration:
+    """The configuration a run of ``agent`` would use with ``persona`` in place of its own: the persona
+    editor's preview, for a persona being edited (not saved; any object with ``system_prompt``,
+    ``tone``, ``audience`` and ``language``), so that the preview shows what a run sends. Five queries."""
+    return _configuration(agent, persona)
+
+
+def _configuration(agent: Agent, persona) -> RunConfiguration:
     prefetch_related_objects(
         [agent],
         Prefetch(
@@ -135,4 +145,4 @@ def agent_run_configuration(*, agent: Agent | int, persona: Persona | int | None
         for a in agent.guardrail_assignments.all()
         if a.guardrail.organization_id == agent.organization_id
     )
-    return RunConfiguration(agent, found, provider_row, tools, knowledge, guardrails, tuple(examples))
+    return RunConfiguration(agent, persona, provider_row, tools, knowledge, guardrails, tuple(examples))

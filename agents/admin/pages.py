@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.datastructures import MultiValueDict
 
+from agents import selectors
 from agents import services as agent_services
 from agents.admin.assignments import ASSIGNMENT_PAGES
 from agents.admin.dashboard import percentile
@@ -34,8 +35,8 @@ from agents.admin.forms import (
     assignment_step_form,
     target_queryset,
 )
-from agents.models import Agent, AgentStatus, Execution, ExecutionStatus, Feedback, LearningExampleStatus
-from agents.runtime import loading, pipeline
+from agents.models import Agent, AgentStatus, Execution, ExecutionStatus, Feedback
+from agents.runtime import pipeline
 from personas import services as persona_services
 from personas.models import Persona
 from prisma_glow.admin.base import (
@@ -69,8 +70,8 @@ class _PreviewPassage:
 def assemble_messages(agent: Agent, values: dict) -> list[dict]:
     """The messages the model would receive with the persona being edited, for the editor's preview.
 
-    Built by the runtime's own message assembly (``agents.runtime.pipeline``), with the agent's
-    enabled tools and knowledge and its approved examples, so the preview is what a run sends.
+    The run's own configuration (``agents.selectors``) with the edited persona in place of the agent's,
+    put together by the runtime's own message assembly, so the preview is what a run sends.
     """
     persona = SimpleNamespace(
         system_prompt=values.get("system_prompt") or "",
@@ -78,17 +79,11 @@ def assemble_messages(agent: Agent, values: dict) -> list[dict]:
         audience=values.get("audience") or "",
         language=values.get("language") or "",
     )
-    examples = list(
-        agent.learning_examples.filter(status=LearningExampleStatus.APPROVED)
-        .order_by("-created_at", "-id")
-        .values_list("input", "output")[: loading.MAX_LEARNING_EXAMPLES]
+    configuration = selectors.agent_run_configuration_with_persona(agent=agent, persona=persona)
+    passages = [_PreviewPassage()] if configuration.knowledge else []
+    return pipeline.build_messages(
+        configuration, "(the user's question)", passages, bool(configuration.tools)
     )
-    examples.reverse()
-    has_tools = agent.tool_assignments.filter(enabled=True).exists()
-    has_knowledge = agent.knowledge_assignments.filter(enabled=True).exists()
-    loaded = SimpleNamespace(persona=persona, examples=examples)
-    passages = [_PreviewPassage()] if has_knowledge else []
-    return pipeline.build_messages(loaded, "(the user's question)", passages, has_tools)
 
 
 class AgentPages:

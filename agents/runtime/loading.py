@@ -23,15 +23,9 @@ from collections import OrderedDict
 
 from agents.models import Agent, AgentStatus
 from agents.runtime.errors import AgentNotRunnable
-from agents.selectors import (
-    MAX_LEARNING_EXAMPLES,
-    RunConfiguration,
-    agent_run_configuration,
-    persona_version_number,
-)
+from agents.selectors import RunConfiguration, agent_run_configuration, persona_version_number
 
 __all__ = [
-    "MAX_LEARNING_EXAMPLES",
     "LoadedCache",
     "cache",
     "check_runnable",
