@@ -10,6 +10,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from prisma_glow import outbound
 from prisma_glow.config_stamp import ConfigQuerySet
 from prisma_glow.crypto import EncryptedTextField
 from prisma_glow.models import TimeStampedModel
@@ -86,8 +87,6 @@ class ModelProvider(TimeStampedModel):
         providers' allow-list (``PROVIDER_ALLOWED_HOSTS``): a literal internal address, or a name
         resolving to one now, is refused. A name that does not resolve yet passes; each call checks
         again (``agents.runtime.providers.openai_compatible``)."""
-        from prisma_glow import outbound
-
         if self.kind != ProviderKind.OPENAI_COMPATIBLE or not self.base_url:
             return
         try:

@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from guardrails.checks import CHECKS, validate_config
 from prisma_glow.config_stamp import ConfigQuerySet
 from prisma_glow.models import TimeStampedModel
 
@@ -91,8 +92,6 @@ class Guardrail(TimeStampedModel):
 
     def clean(self) -> None:
         """Validate ``config`` for the kind, the action and the stages (``guardrails.checks``)."""
-        from guardrails.checks import CHECKS, validate_config
-
         if not isinstance(self.config, dict):
             raise ValidationError({"config": "The configuration must be a JSON object."})
         errors: dict[str, list[str]] = {}

@@ -7,6 +7,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from prisma_glow import outbound
 from prisma_glow.config_stamp import ConfigQuerySet
 from prisma_glow.crypto import EncryptedTextField
 from prisma_glow.models import TimeStampedModel
@@ -106,8 +107,6 @@ class Tool(TimeStampedModel):
         tool is saved, as a provider's ``base_url`` is: a literal internal address, or a name resolving
         to one now, is refused unless ``HTTP_TOOL_ALLOWED_HOSTS`` allows it. Each call checks again."""
         import string
-
-        from prisma_glow import outbound
 
         fields = [name for _, name, _, _ in string.Formatter().parse(self.url_template) if name]
         try:

@@ -42,6 +42,6 @@ to the test console (``/admin/console/``) and the API docs; users with several m
 organisation ``<select name="organization">`` with a "Switch" button.
 
 Every page loads ``prisma_glow/static/admin_ui/admin_ui.css`` and ``admin_ui.js`` and htmx from django-htmx's static
-files; no inline script or style. ``tests/admin/conftest.py::World.pages()`` lists the same URLs for
+files; no inline script or style. ``tests/support/admin.py::World.pages()`` lists the same URLs for
 a set of objects.
 """

@@ -23,6 +23,8 @@ from django_ratelimit.core import get_usage
 from rest_framework import exceptions
 from rest_framework.throttling import BaseThrottle
 
+from prisma_glow.tenancy.models import APIKey
+
 logger = logging.getLogger("prisma_glow.api")
 
 DEFAULT_RATES = {
@@ -38,8 +40,6 @@ def rate_for(setting: str) -> str | None:
 
 def caller_key(group, request) -> str:
     """The identity a limit counts against: the API key, else the user, else the client IP."""
-    from prisma_glow.tenancy.models import APIKey
-
     auth = getattr(request, "auth", None)
     if isinstance(auth, APIKey):
         return f"key:{auth.prefix}"

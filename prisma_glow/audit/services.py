@@ -12,7 +12,10 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from prisma_glow.audit.canonical import json_problem
+from prisma_glow.audit.context import current_ip
 from prisma_glow.audit.models import AuditEvent
+from prisma_glow.crypto import EncryptedTextField
+from prisma_glow.tenancy.models import APIKey
 
 
 def snapshot(instance: models.Model, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -20,8 +23,6 @@ def snapshot(instance: models.Model, *, exclude: tuple[str, ...] = ()) -> dict[s
 
     Secret fields (encrypted columns, hashes) are replaced by a marker so they never reach the log.
     """
-    from prisma_glow.crypto import EncryptedTextField
-
     data: dict[str, Any] = {}
     for field in instance._meta.concrete_fields:
         if field.name in exclude:
@@ -95,9 +96,6 @@ def audit_event(
     ip: str | None = None,
 ) -> AuditEvent:
     """The event ``audit_record`` appends, unsaved and not yet linked (no ``prev_hash`` or ``hash``)."""
-    from prisma_glow.audit.context import current_ip
-    from prisma_glow.tenancy.models import APIKey
-
     if ip is None:
         ip = current_ip.get()
     # As the column stores it (an IPv6 address in its canonical form), so that the hash, computed

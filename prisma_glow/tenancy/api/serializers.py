@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from prisma_glow.tenancy.models import APIKey, Membership, Organization, Role, Scope
+from prisma_glow.tenancy.services import USER_NOT_ADDABLE_MESSAGE, user_find
 
 MAX_GRACE = timedelta(days=30)
 
@@ -133,8 +134,6 @@ class MembershipCreateSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices, default=Role.VIEWER)
 
     def validate_user(self, value: str):
-        from prisma_glow.tenancy.services import USER_NOT_ADDABLE_MESSAGE, user_find
-
         user = user_find(value, organization=self.context["organization"])
         if user is None:
             raise serializers.ValidationError(USER_NOT_ADDABLE_MESSAGE, code="does_not_exist")

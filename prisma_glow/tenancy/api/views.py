@@ -23,7 +23,7 @@ from prisma_glow.tenancy.api.serializers import (
     MembershipUpdateSerializer,
     OrganizationSerializer,
 )
-from prisma_glow.tenancy.models import APIKey, Membership
+from prisma_glow.tenancy.models import APIKey, Membership, Organization
 
 # --- API keys ---------------------------------------------------------------------------------
 
@@ -218,8 +218,6 @@ class OrganizationView(mixins.RetrieveModelMixin, mixins.UpdateModelMixin, Gener
     }
 
     def get_queryset(self):
-        from prisma_glow.tenancy.models import Organization
-
         return Organization.objects.filter(pk=get_access(self.request).organization.pk)
 
     def get_object(self):
