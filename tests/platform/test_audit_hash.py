@@ -6,8 +6,12 @@ stored."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import re
+import tokenize
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.apps import apps
@@ -318,3 +322,20 @@ def test_an_unknown_hash_version_is_reported_not_raised(org):
         cursor.execute("UPDATE audit_auditevent SET hash_version = 7 WHERE id = %s", [first.pk])
     assert audit_verify_chain(org) == [first.pk]
     assert second.pk not in audit_verify_chain(org)
+
+
+def test_no_sql_in_the_project_computes_a_hash():
+    """``AuditEvent.compute_hash`` is the one place the audit hash is computed: no SQL string of the
+    product (frozen migrations apart, which are history) calls a hashing function."""
+    root = Path(__file__).resolve().parents[2]
+    hashing = re.compile(r"\b(sha224|sha256|sha384|sha512|md5|digest|hmac|crypt)\s*\(", re.IGNORECASE)
+    found = []
+    for package in ("prisma_glow", "agents", "personas", "tools", "guardrails", "knowledge"):
+        for path in (root / package).rglob("*.py"):
+            if "migrations" in path.parts:
+                continue
+            tokens = tokenize.generate_tokens(io.StringIO(path.read_text()).readline)
+            for token in tokens:
+                if token.type == tokenize.STRING and hashing.search(token.string):
+                    found.append(f"{path.relative_to(root)}:{token.start[0]}")
+    assert found == []
