@@ -46,7 +46,7 @@ from agents.runtime.errors import ExecutionTimeout, ProviderError
 from agents.runtime.loading import check_runnable, load
 from agents.runtime.providers import ModelRequest, ModelResponse, Provider, cost_of, get_provider
 from agents.runtime.providers.base import parse_arguments
-from agents.runtime.serialize import execution_to_dict, json_safe, step_to_dict
+from agents.runtime.serialize import execution_to_dict, json_safe, step_to_dict, without_nul
 from agents.selectors import RunConfiguration
 from guardrails.engine import evaluate, restore
 from knowledge.search import search
@@ -126,18 +126,19 @@ class Run:
         duration_ms=0.0,
         started_at=None,
     ) -> ExecutionStep:
-        """A new step of the run, its input and output as JSON data (``json_safe``), written with the
-        record when the run ends (``record.record_finish``)."""
+        """A new step of the run, its input and output as JSON data (``json_safe``) and, like its name,
+        without NUL characters (``without_nul``: what its streamed event shows is what is stored),
+        written with the record when the run ends (``record.record_finish``)."""
         step = ExecutionStep(
             execution=self.execution,
             ordinal=len(self.steps) + 1,
             kind=kind,
-            name=name[:200],
+            name=without_nul(name[:200]),
             status=status,
             duration_ms=max(0.0, round(float(duration_ms), 3)),
             started_at=started_at or timezone.now(),
-            input=json_safe(input or {}),
-            output=json_safe(output or {}),
+            input=without_nul(json_safe(input or {})),
+            output=without_nul(json_safe(output or {})),
         )
         self.steps.append(step)
         return step

@@ -10,13 +10,15 @@ provider to NULL) therefore queues behind the record, or the record behind it, i
 deadlocking with it. (A one-statement version of this record, written by hand in SQL, saved about
 0.2 ms at p95 in ``bench/execute.py``: not worth the second implementation it needed.)
 
-PostgreSQL refuses the NUL character in text and JSON: it is stored as U+FFFD. If the database still
+PostgreSQL refuses the NUL character in text and JSON: it is stored as U+FFFD (``without_nul``: a
+step's name, input and output when the step is made, so its streamed event says what is stored; the
+answer and the error here). If the database still
 refuses the record, the run ends ``failed`` with that reason, without the steps and the answer that
 could not be stored, rather than staying ``running``.
 
-The request's address for the audit event is ``prisma_glow.audit.context.current_ip``, read here:
-a streamed run is produced in the context captured when its stream was created
-(``agents.runtime.streaming``).
+The request's address for the audit event is ``prisma_glow.audit.context.current_ip``, which
+``audit_record`` reads: a streamed run is produced in the context captured when its stream was
+created (``agents.runtime.streaming``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import logging
 from django.db import DatabaseError, transaction
 
 from agents.models import Execution, ExecutionStatus, ExecutionStep
+from agents.runtime.serialize import without_nul
 from prisma_glow.audit.services import audit_record
 
 logger = logging.getLogger(__name__)
@@ -46,18 +49,6 @@ FINAL_FIELDS = (
 )
 
 
-def without_nul(value):
-    """``value`` (text, or JSON data) with every NUL character, which PostgreSQL refuses in text and
-    JSON, replaced by U+FFFD."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd") if "\x00" in value else value
-    if isinstance(value, list):
-        return [without_nul(v) for v in value]
-    if isinstance(value, dict):
-        return {without_nul(k): without_nul(v) for k, v in value.items()}
-    return value
-
-
 def record_start(execution: Execution) -> None:
     """Insert the ``running`` execution, so that a run in progress (or one that crashes) is visible."""
     execution.save(force_insert=True)
@@ -72,8 +63,6 @@ def record_finish(
     execution.output = without_nul(execution.output)
     execution.error = without_nul(execution.error[:2000])
     execution.redactions = json.dumps(redactions) if redactions else ""
-    for step in steps:
-        step.input, step.output = without_nul(step.input), without_nul(step.output)
     try:
         _write(execution, steps, actor=actor)
     except DatabaseError as exc:

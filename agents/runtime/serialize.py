@@ -7,6 +7,18 @@ from __future__ import annotations
 import json
 
 
+def without_nul(value):
+    """``value`` (text, or JSON data) with every NUL character, which PostgreSQL refuses in text and
+    JSON, replaced by U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, list):
+        return [without_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    return value
+
+
 def json_safe(value):
     """``value`` as data a JSON column stores and gives back unchanged: other types as text, NaN and
     infinities (which Python's parser accepts from a tool's peer but JSON, and so the database, does

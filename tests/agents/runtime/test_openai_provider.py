@@ -531,3 +531,39 @@ def test_nul_characters_from_a_tool_or_the_model_are_recorded_not_a_crash(remote
     execution.refresh_from_db()
     assert execution.output.startswith("The note\ufffd says b.")
     assert execution.steps.get(kind="tool_call").output["output"] == {"note": "a\ufffdb"}
+
+
+def test_a_nul_in_a_step_is_replaced_when_the_step_is_made(remote, httpserver, settings, org):
+    """A streamed step event shows what is stored: a NUL from a tool's peer is U+FFFD in both."""
+    from agents.models import AgentTool
+    from tests.factories import ToolFactory
+
+    settings.HTTP_TOOL_ALLOWED_HOSTS = ["127.0.0.1"]
+    tool = ToolFactory(
+        organization=org, slug="peer", url_template=httpserver.url_for("/peer"), http_method="GET",
+        input_schema={"type": "object", "properties": {}},
+    )  # fmt: skip
+    httpserver.expect_request("/peer").respond_with_data(
+        '{"note": "a\\u0000b"}', content_type="application/json"
+    )
+    calls_peer = Response(
+        chunk({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_p", "type": "function", "function": {"name": "peer", "arguments": "{}"}}]})
+        + chunk(finish="tool_calls") + "data: [DONE]\n\n",
+        content_type="text/event-stream",
+    )  # fmt: skip
+    answers = Response(
+        chunk({"role": "assistant", "content": "Done."}) + chunk(finish="stop") + "data: [DONE]\n\n",
+        content_type="text/event-stream",
+    )
+    agent, _ = remote(calls_peer, answers)
+    AgentTool.objects.create(agent=agent, tool=tool, order=5)
+    events = []
+    execution = execute(agent, "What does the peer say?", source="api", on_event=events.append)
+    assert execution.status == "completed", execution.error
+    streamed = {e["data"]["ordinal"]: e["data"] for e in events if e["event"] == "step"}
+    stored = {s.ordinal: s for s in execution.steps.order_by("ordinal")}
+    assert "\x00" not in json.dumps(list(streamed.values()), ensure_ascii=False)
+    for ordinal, step in stored.items():
+        assert (streamed[ordinal]["name"], streamed[ordinal]["output"]) == (step.name, step.output)
+    (call,) = [s for s in stored.values() if s.kind == "tool_call"]
+    assert call.output["output"] == {"note": "a\ufffdb"}
