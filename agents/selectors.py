@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from django.db.models import Prefetch, prefetch_related_objects
 
+from agents.exceptions import AgentNotRunnable, PersonaNotFound
 from agents.models import (
     Agent,
     AgentGuardrail,
@@ -16,7 +17,6 @@ from agents.models import (
     LearningExampleStatus,
     ModelProvider,
 )
-from agents.runtime.errors import AgentNotRunnable, PersonaNotFound
 from personas.models import Persona
 
 #: Approved learning examples added to the prompt (most recent first).

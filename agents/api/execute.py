@@ -18,7 +18,7 @@ from rest_framework.response import Response
 
 from agents.api.serializers import ExecutionDetailSerializer
 from agents.models import Execution, ExecutionSource
-from agents.runtime import AgentNotRunnable, PersonaNotFound, execute, execute_stream, stream_body
+from agents.runtime import AgentNotRunnable, PersonaNotFound, StreamBody, execute, execute_stream
 from agents.runtime.pipeline import MAX_INPUT_CHARS
 from prisma_glow.api.errors import Conflict
 from prisma_glow.api.throttling import execute_rate_limit
@@ -154,7 +154,7 @@ class ExecuteActionMixin:
                 yield sse(event["event"], data)
 
         response = StreamingHttpResponse(
-            stream_body(body(), events), status=status.HTTP_201_CREATED, content_type="text/event-stream"
+            StreamBody(body(), events), status=status.HTTP_201_CREATED, content_type="text/event-stream"
         )
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"

@@ -38,7 +38,7 @@ from django.views.decorators.http import require_GET, require_POST
 from agents.console.forms import FeedbackForm, RunForm
 from agents.console.trace import present_step, present_turn
 from agents.models import Agent, AgentStatus, Execution, ExecutionSource, Feedback
-from agents.runtime import AgentNotRunnable, execute, execute_stream, stream_body
+from agents.runtime import AgentNotRunnable, StreamBody, execute, execute_stream
 from agents.services import feedback_create
 from prisma_glow.admin.base import admin_require
 from prisma_glow.admin.scoping import get_admin_access, scope_queryset, scoped_get
@@ -193,7 +193,7 @@ def run(request):
     except AgentNotRunnable as exc:
         return _fragment(request, "agents/console/_errors.html", {"run_error": str(exc)}, status=409)
     response = StreamingHttpResponse(
-        stream_body(_stream(request, agent, events), events), content_type="text/event-stream"
+        StreamBody(_stream(request, agent, events), events), content_type="text/event-stream"
     )
     response["Cache-Control"] = "no-cache, no-transform"
     response["X-Accel-Buffering"] = "no"
@@ -219,7 +219,8 @@ def _stream(request, agent: Agent, events: Iterable[dict]) -> Iterator[str]:
         logger.exception("Console run of agent %s failed", agent.pk)
         yield _sse("error", {"message": "The run failed unexpectedly. The server log has the details."})
         return
-    execution = Execution.objects.filter(pk=execution_id, organization_id=agent.organization_id).first()
+    # The run holds its execution and steps as recorded: nothing to read back.
+    execution = events.execution if execution_id is not None else None
     if execution is None:
         yield _sse("error", {"message": "The run ended without an execution record."})
         return

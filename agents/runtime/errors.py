@@ -1,17 +1,11 @@
-"""Errors of the execution pipeline."""
+"""Errors of the execution pipeline (the refusals before a run, shared with the selectors, are in
+``agents.exceptions``)."""
 
 from __future__ import annotations
 
+from agents.exceptions import AgentNotRunnable, PersonaNotFound
 
-class AgentNotRunnable(Exception):
-    """The agent may not run as asked (draft through the API, no persona, unknown persona version…).
-
-    Raised before anything is recorded; the message says why and what to do.
-    """
-
-
-class PersonaNotFound(AgentNotRunnable):
-    """The requested persona version does not exist for the agent."""
+__all__ = ["AgentNotRunnable", "PersonaNotFound", "ProviderError", "ExecutionTimeout"]
 
 
 class ProviderError(Exception):

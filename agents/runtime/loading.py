@@ -30,7 +30,6 @@ __all__ = [
     "cache",
     "check_runnable",
     "current_stamp",
-    "kept",
     "load",
     "runnable",
 ]
@@ -55,15 +54,6 @@ class LoadedCache:
             self._entries.move_to_end(key)
             return entry[1]
 
-    def peek(self, key) -> tuple[object, RunConfiguration] | None:
-        """The entry under ``key`` as (stamp it was loaded under, configuration), whatever the current
-        stamp."""
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None:
-                self._entries.move_to_end(key)
-            return entry
-
     def put(self, key, stamp, loaded: RunConfiguration) -> None:
         with self._lock:
             self._entries[key] = (stamp, loaded)
@@ -85,13 +75,6 @@ cache = LoadedCache()
 def current_stamp(agent_id: int):
     """The configuration stamp of the agent's organisation (None when the agent does not exist)."""
     return Agent.objects.filter(pk=agent_id).values_list("organization__config_stamp", flat=True).first()
-
-
-def kept(agent: Agent | int, persona=None) -> tuple[object, RunConfiguration] | None:
-    """What this process keeps for the agent and persona version, as (stamp it was loaded under,
-    RunConfiguration), without a query and whatever the current stamp (``load`` checks it)."""
-    agent_id = agent.pk if isinstance(agent, Agent) else int(agent)
-    return cache.peek((agent_id, persona_version_number(persona)))
 
 
 def load(agent: Agent | int, persona=None) -> RunConfiguration:

@@ -464,7 +464,7 @@ def server_side_binding(monkeypatch):
 
 @pytest.mark.django_db(transaction=True)
 def test_with_server_side_binding_the_record_is_written_the_same(vat_agent, server_side_binding):
-    """With parameters bound on the server, the record's single statement is written the same."""
+    """With parameters bound on the server, the record is written the same."""
     from django.db import connection
     from django.db.backends.postgresql.base import ServerBindingCursor
 

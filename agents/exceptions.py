@@ -1,0 +1,15 @@
+"""The agents app's refusals, raised by its selectors and its runtime alike (below both: neither
+imports the other for them)."""
+
+from __future__ import annotations
+
+
+class AgentNotRunnable(Exception):
+    """The agent may not run as asked (draft through the API, no persona, unknown persona version…).
+
+    Raised before anything is recorded; the message says why and what to do.
+    """
+
+
+class PersonaNotFound(AgentNotRunnable):
+    """The requested persona version does not exist for the agent."""
