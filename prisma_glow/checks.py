@@ -11,11 +11,14 @@ installed app, and they would also call Django's built-in Redis cache "not offic
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib import admin
 from django.core.checks import Error as CheckError
 from django.core.checks import Tags, register
 from django.core.checks import Warning as CheckWarning
 from django.core.exceptions import ImproperlyConfigured
 
+from prisma_glow.admin.base import OrganizationScopedAdmin
+from prisma_glow.admin.scoping import organization_path
 from prisma_glow.outbound import ALLOW_LISTS, OutboundPolicy
 
 # Cache backends whose counts other processes never see, and what that does to rate limits.
@@ -66,3 +69,20 @@ def check_allow_lists(app_configs=None, **kwargs) -> list:
                 )
             )
     return errors
+
+
+@register(Tags.security, Tags.admin)
+def check_admin_scoping(app_configs=None, **kwargs):
+    """An organisation-scoped ModelAdmin scopes its rows by the model's ``organization_path``: a model
+    without one would list every organisation's rows to every member."""
+    return [
+        CheckError(
+            f"{model._meta.label} is shown by {type(model_admin).__name__}, an organisation-scoped "
+            "admin, but declares no organization_path: its pages would show every organisation's rows.",
+            hint='Declare how its rows reach their organisation, e.g. organization_path = "agent__organization".',
+            obj=model_admin,
+            id="prisma_glow.E102",
+        )
+        for model, model_admin in admin.site._registry.items()
+        if isinstance(model_admin, OrganizationScopedAdmin) and organization_path(model) is None
+    ]

@@ -133,12 +133,45 @@ def test_every_organisation_owned_model_declares_its_path_to_the_organisation():
             for name in path.split("__"):
                 target = target._meta.get_field(name).related_model
         assert target is Organization, label
-    for model in apps.get_models():
-        if model._meta.app_label in ours and any(
-            f.many_to_one and f.related_model is Organization for f in model._meta.get_fields()
-        ):
-            assert model._meta.label_lower in declared, model
+    # Every model of ours that points at an organisation, directly or through a model that belongs to
+    # one (a chunk through its document…), declares its path: otherwise nothing scopes its rows.
+    owned = {Organization}
+    changed = True
+    while changed:
+        changed = False
+        for model in apps.get_models():
+            if model in owned or model._meta.app_label not in ours:
+                continue
+            if any(
+                (f.many_to_one or f.one_to_one) and f.concrete and f.related_model in owned
+                for f in model._meta.get_fields()
+            ):
+                owned.add(model)
+                changed = True
+    missing = sorted(
+        m._meta.label_lower for m in owned - {Organization} if m._meta.label_lower not in declared
+    )
+    assert missing == []
     shared = [
         m._meta.label_lower for m in apps.get_models() if getattr(m, "organization_shared_when_null", 0)
     ]
     assert shared == ["tools.tool"]
+
+
+def test_an_organisation_scoped_admin_of_a_model_without_a_path_is_an_error():
+    """``manage.py check`` names a ModelAdmin whose model declares no ``organization_path``: its pages
+    would list every organisation's rows to every member."""
+    from django.contrib import admin
+
+    from agents.models import Agent
+    from prisma_glow.checks import check_admin_scoping
+
+    assert check_admin_scoping() == []
+    path = Agent.organization_path
+    try:
+        del Agent.organization_path
+        errors = check_admin_scoping()
+    finally:
+        Agent.organization_path = path
+    assert [(e.id, e.obj) for e in errors] == [("prisma_glow.E102", admin.site._registry[Agent])]
+    assert "agents.Agent" in errors[0].msg
