@@ -5,7 +5,7 @@ sends a message and watches the answer stream in, followed by the execution's tr
 the conversation's turns (the ids of the user's console executions, in the session) and takes
 feedback on each answer in place.
 
-Streaming: ``run`` answers ``Accept: text/event-stream`` requests (``static/console/console.js``
+Streaming: ``run`` answers ``Accept: text/event-stream`` requests (``agents/static/console/console.js``
 posts the form with ``fetch``) with Server-Sent Events built from ``agents.runtime.execute_stream``:
 
 - ``step``  — ``{"html"}``: one trace step, rendered, as the runtime records it;
