@@ -18,12 +18,6 @@ from tests.support.api import APIResourceTests, assert_error, results
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """Test users get a cheap password hash (the default one costs ~0.5 s per user)."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 class TestAgentAPI(APIResourceTests):
     model = Agent
     factory = AgentFactory

@@ -20,12 +20,6 @@ from tools.models import Tool
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """Test users get a cheap password hash (the default one costs ~0.5 s per user)."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 class _AssignmentTests(APIResourceTests):
     organization_lookup = "agent__organization"
     parent_lookup = "agent"

@@ -20,12 +20,6 @@ from tests.support.api import ReadOnlyAPIResourceTests, assert_error, results
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """Test users get a cheap password hash (the default one costs ~0.5 s per user)."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 class TestExecutionAPI(ReadOnlyAPIResourceTests):
     model = Execution
     url = "/api/v1/executions/"

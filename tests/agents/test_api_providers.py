@@ -15,12 +15,6 @@ SECRET = "sk-test-very-secret-4242"
 
 
 @pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """Test users get a cheap password hash (the default one costs ~0.5 s per user)."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def local_ollama_allowed(settings):
     """The local model server of ``create_data`` is named by the providers' allow-list."""
     settings.PROVIDER_ALLOWED_HOSTS = ["127.0.0.1:11434"]

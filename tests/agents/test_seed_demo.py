@@ -26,7 +26,6 @@ def _isolated_files(settings, tmp_path, monkeypatch):
     """Login files and uploaded documents go to a temporary directory; no credentials from the env."""
     settings.VAR_DIR = tmp_path / "var"
     settings.MEDIA_ROOT = tmp_path / "media"
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only
     monkeypatch.delenv("PRISMA_GLOW_DEMO_USERNAME", raising=False)
     monkeypatch.delenv("PRISMA_GLOW_DEMO_PASSWORD", raising=False)
 

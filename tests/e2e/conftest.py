@@ -93,12 +93,6 @@ def _postgresql_only():
         pytest.skip("browser tests run on PostgreSQL only (set DATABASE_URL)")
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    """Users are created for each test: no slow key derivation (the live server shares settings)."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture(scope="package")
 def browser():
     """One headless Chromium for the browser tests of this test process.

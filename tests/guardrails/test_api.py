@@ -11,12 +11,6 @@ from tests.support.api import APIResourceTests, assert_error
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """Test users get a cheap password hash (the default one costs ~0.5 s per user)."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 class TestGuardrailAPI(APIResourceTests):
     model = Guardrail
     factory = GuardrailFactory

@@ -15,7 +15,6 @@ def _knowledge_settings(settings, tmp_path):
     and keep uploaded files out of the shared media directory."""
     settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
     settings.MEDIA_ROOT = tmp_path / "media"
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast test users
     return settings
 
 

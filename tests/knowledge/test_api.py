@@ -11,11 +11,10 @@ from prisma_glow.audit.models import AuditEvent
 from prisma_glow.tenancy.models import Role, Scope
 from tests.factories import AgentKnowledgeFactory, ChunkFactory, DocumentFactory, KnowledgeBaseFactory
 from tests.knowledge.conftest import make_docx, make_pdf
-from tests.support.api import (  # noqa: F401  (fast_password_hashing is a fixture)
+from tests.support.api import (
     APIResourceTests,
     ReadOnlyAPIResourceTests,
     assert_error,
-    fast_password_hashing,
     results,
 )
 

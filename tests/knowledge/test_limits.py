@@ -37,7 +37,7 @@ from knowledge.ingest.limits import (
 )
 from knowledge.models import Chunk, Document, DocumentStatus
 from tests.knowledge.conftest import make_docx, make_pdf
-from tests.support.api import assert_error, fast_password_hashing  # noqa: F401  (a fixture)
+from tests.support.api import assert_error
 
 pytestmark = pytest.mark.django_db
 

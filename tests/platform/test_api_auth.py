@@ -12,9 +12,7 @@ from django.utils import timezone
 from prisma_glow.tenancy.models import APIKey
 from tests.conftest import client_for
 from tests.factories import APIKeyFactory, UserFactory
-from tests.support.api import assert_error, fast_password_hashing  # noqa: F401  (fixture)
-
-pytestmark = pytest.mark.usefixtures("fast_password_hashing")
+from tests.support.api import assert_error
 
 URL = "/api/v1/organization/"
 

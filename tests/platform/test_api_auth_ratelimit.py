@@ -15,9 +15,7 @@ from rest_framework.test import APIRequestFactory, force_authenticate
 from prisma_glow.api.throttling import execute_rate_limit
 from tests.conftest import client_for
 from tests.factories import APIKeyFactory, MembershipFactory, UserFactory
-from tests.support.api import assert_error, fast_password_hashing  # noqa: F401  (fixture)
-
-pytestmark = pytest.mark.usefixtures("fast_password_hashing")
+from tests.support.api import assert_error
 
 URL = "/api/v1/organization/"
 

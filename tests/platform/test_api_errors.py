@@ -9,9 +9,7 @@ from django.test import Client
 
 from tests.conftest import client_for
 from tests.factories import APIKeyFactory
-from tests.support.api import assert_error, fast_password_hashing  # noqa: F401  (fixture)
-
-pytestmark = pytest.mark.usefixtures("fast_password_hashing")
+from tests.support.api import assert_error
 
 KEYS_URL = "/api/v1/api-keys/"
 

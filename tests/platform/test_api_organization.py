@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
-
 from prisma_glow.audit.models import AuditEvent
 from tests.conftest import client_for
 from tests.factories import APIKeyFactory, MembershipFactory, OrganizationFactory, UserFactory
-from tests.support.api import assert_error, fast_password_hashing  # noqa: F401  (fixture)
+from tests.support.api import assert_error
 
 URL = "/api/v1/organization/"
-pytestmark = pytest.mark.usefixtures("fast_password_hashing")
 
 
 def test_anonymous_401(org):

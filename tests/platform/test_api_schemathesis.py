@@ -94,7 +94,6 @@ def fuzz_key(db, settings):
     declared on every operation and is tested against Redis in test_auth_ratelimit.py.
     """
     settings.RATELIMIT_ENABLE = False
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     org = OrganizationFactory(name="Fuzz Firm", slug="fuzz-firm")
     MembershipFactory(organization=org, user=UserFactory(username="fuzz-owner"), role="owner")
     return APIKeyFactory(organization=org, scopes=["read", "write", "execute", "admin"])

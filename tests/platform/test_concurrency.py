@@ -40,11 +40,6 @@ def run_in_threads(worker, *, timeout: float) -> None:
     assert not any(thread.is_alive() for thread in threads)
 
 
-@pytest.fixture(autouse=True)
-def _fast_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.mark.django_db(transaction=True)
 def test_eight_threads_writing_to_one_agent_get_no_500():
     """64 concurrent persona creations and tool assignments on one agent, each thread on its own

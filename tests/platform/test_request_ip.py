@@ -17,11 +17,6 @@ pytestmark = pytest.mark.django_db
 ADDRESS = "203.0.113.9"
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def _requests(org):
     """(method, path, body, audit action) for a write of each app, and of the platform."""
     agent = AgentFactory(organization=org)

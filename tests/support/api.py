@@ -54,16 +54,6 @@ ERROR_KEYS = {"status", "code", "message", "errors"}
 ROLES_ASCENDING = sorted(ROLE_RANK, key=ROLE_RANK.get)
 
 
-FAST_PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def fast_password_hashing(settings):
-    """Users made by the factories hash a password; the production hasher takes ~0.5 s per user.
-    Import it into a test module and use it (``pytestmark = pytest.mark.usefixtures(...)``)."""
-    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
-
-
 def assert_error(response, status: int, *, fields: tuple[str, ...] | list[str] = ()) -> dict:
     """Assert ``response`` is an error of ``status`` in the shared shape, naming ``fields``."""
     assert response.status_code == status, (response.status_code, _body(response))
@@ -132,9 +122,7 @@ class APITestBase:
     update_method: str = "patch"
 
     @pytest.fixture(autouse=True)
-    def _api_setup(self, settings, org, other_org, django_assert_max_num_queries):
-        # Users made by the factories hash a password; the production hasher takes ~0.5 s each.
-        settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
+    def _api_setup(self, org, other_org, django_assert_max_num_queries):
         self.org = org
         self.other_org = other_org
         self.assert_max_queries = django_assert_max_num_queries

@@ -11,12 +11,6 @@ from tools.models import Tool
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """Test users get a cheap password hash (the default one costs ~0.5 s per user)."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def vat_calculator(db):
     """The built-in VAT calculator (registered after migrate for every database)."""

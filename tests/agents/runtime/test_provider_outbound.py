@@ -27,11 +27,6 @@ PROVIDERS = "/api/v1/model-providers/"
 LOG = "agents.runtime.providers.openai_compatible"
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def provider_data(base_url, **fields):
     return {"name": "Local model", "kind": "openai_compatible", "base_url": base_url, **fields}
 
