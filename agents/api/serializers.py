@@ -8,7 +8,6 @@ organisation, so another organisation's id is simply "not found".
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from django.db.models import Q
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -26,30 +25,21 @@ from agents.models import (
 )
 from guardrails.models import Guardrail
 from knowledge.models import KnowledgeBase
+from prisma_glow.models import organization_q
 from tools.api.serializers import HTTP_URL_PATTERN, JSONObjectField, PatternStringField
 from tools.models import Tool
 
 
 class OrganizationRelatedField(serializers.PrimaryKeyRelatedField):
-    """A primary key resolved only among the caller's organisation's rows.
-
-    ``include_shared`` also accepts rows without an organisation (built-in tools).
-    """
-
-    def __init__(self, *args, organization_lookup: str = "organization", include_shared: bool = False, **kw):
-        self.organization_lookup = organization_lookup
-        self.include_shared = include_shared
-        super().__init__(*args, **kw)
+    """A primary key resolved only among the caller's organisation's rows (and the rows its model
+    shares with every organisation, such as built-in tools): ``prisma_glow.models.organization_q``."""
 
     def get_queryset(self):
         queryset = super().get_queryset()
         organization = self.context.get("organization")
         if organization is None:
             return queryset.none()
-        condition = Q(**{self.organization_lookup: organization})
-        if self.include_shared:
-            condition |= Q(**{f"{self.organization_lookup}__isnull": True})
-        return queryset.filter(condition)
+        return queryset.filter(organization_q(queryset.model, organization))
 
 
 class MemberField(serializers.PrimaryKeyRelatedField):
@@ -136,7 +126,7 @@ class AgentToolSerializer(AssignmentSerializer):
     """A tool assigned to an agent. ``order`` blank on create: appended last."""
 
     target_field = "tool"
-    tool = OrganizationRelatedField(queryset=Tool.objects.all(), include_shared=True)
+    tool = OrganizationRelatedField(queryset=Tool.objects.all())
     tool_name = serializers.CharField(source="tool.name", read_only=True)
     tool_slug = serializers.CharField(source="tool.slug", read_only=True)
     settings = JSONObjectField(required=False)

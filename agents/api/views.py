@@ -176,8 +176,6 @@ class AgentChildMixin(OrganizationScopedMixin):
     """A resource nested under ``/agents/{agent_pk}/``: the agent is looked up in the caller's
     organisation first (404 otherwise), then rows are limited to that agent."""
 
-    organization_lookup = "agent__organization"
-
     @property
     def agent(self) -> Agent:
         if not hasattr(self, "_agent"):

@@ -265,7 +265,6 @@ class DocumentViewSet(
     policy_resource = "document"
     operations = {"reindex": "document.change"}
     serializer_class = DocumentSerializer
-    organization_lookup = "knowledge_base__organization"
     filterset_class = DocumentFilterSet
     search_fields = ["title"]
     ordering_fields = ["title", "status", "created_at", "updated_at", "chunk_count"]
@@ -323,7 +322,6 @@ class ChunkViewSet(KnowledgeBaseChildMixin, viewsets.ReadOnlyModelViewSet):
     queryset = Chunk.objects.all()
     operations = {"list": "document.view", "retrieve": "document.view"}
     serializer_class = ChunkSerializer
-    organization_lookup = "document__knowledge_base__organization"
     filter_backends: list = []
     ordering = ["ordinal"]
 

@@ -80,7 +80,6 @@ class PersonaViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
     queryset = Persona.objects.all()
     serializer_class = PersonaSerializer
     parser_classes = [JSONParser]
-    organization_lookup = "agent__organization"
     lookup_field = "version"
     lookup_value_regex = "[0-9]+"
     filterset_fields = ["is_active"]

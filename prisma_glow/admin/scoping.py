@@ -17,10 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
-from django.db.models import Model, Q, QuerySet
+from django.db.models import Model, QuerySet
 from django.http import Http404
 
 from prisma_glow import policy
+from prisma_glow.models import organization_q
 from prisma_glow.tenancy.models import Membership, Organization, Role
 
 SESSION_KEY = "admin_organization_id"
@@ -104,10 +105,7 @@ def scope_queryset(queryset: QuerySet, request, *, all_for_superuser: bool = Tru
         return queryset
     if access.organization is None:
         return queryset.none()
-    condition = Q(**{path: access.organization.pk if path == "pk" else access.organization})
-    if getattr(model, "organization_shared_when_null", False):
-        condition |= Q(**{f"{path}__isnull": True})
-    return queryset.filter(condition)
+    return queryset.filter(organization_q(model, access.organization))
 
 
 def scoped_get(model_or_queryset, request, **lookup) -> Model:

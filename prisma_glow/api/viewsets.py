@@ -6,19 +6,15 @@ from rest_framework import viewsets
 
 from prisma_glow.api import permissions
 from prisma_glow.api.tenancy import Access, get_access
+from prisma_glow.models import organization_q
 
 
 class OrganizationScopedMixin:
-    """Scopes ``queryset`` to the caller's organisation through ``organization_lookup``.
-
-    ``organization_lookup`` is the path from the model to its organisation; by default the one the
-    model declares (its ``organization_path``: ``"organization"``, ``"knowledge_base__organization"``,
-    ``"agent__organization"``…). Objects of
-    other organisations are simply not in the queryset, so they answer 404. Set ``policy_resource``
-    (and ``operations`` for custom actions) to say what each action does (``prisma_glow.api.permissions``).
+    """Scopes ``queryset`` to the caller's organisation, by the path its model declares
+    (``prisma_glow.models.organization_q``). Objects of other organisations are simply not in the
+    queryset, so they answer 404. Set ``policy_resource`` (and ``operations`` for custom actions) to
+    say what each action does (``prisma_glow.api.permissions``).
     """
-
-    organization_lookup: str | None = None  # None: the model's ``organization_path``
 
     @property
     def access(self) -> Access:
@@ -35,8 +31,7 @@ class OrganizationScopedMixin:
 
     def get_queryset(self):
         queryset = super().get_queryset()
-        lookup = self.organization_lookup or queryset.model.organization_path
-        return queryset.filter(**{lookup: self.organization})
+        return queryset.filter(organization_q(queryset.model, self.organization))
 
     def get_serializer_context(self):
         context = super().get_serializer_context()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.db.models import Q
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.decorators import action
@@ -66,12 +65,6 @@ class ToolViewSet(OrganizationScopedViewSet):
     ordering = ["name", "id"]
     policy_resource = "tool"
     operations = {"test": "tool.test"}
-
-    def get_queryset(self):
-        # Built-in tools (no organisation) are visible to every organisation.
-        return Tool.objects.filter(Q(organization=self.organization) | Q(organization__isnull=True)).order_by(
-            "name", "id"
-        )
 
     def perform_create(self, serializer):
         serializer.instance = services.tool_create(
