@@ -2,7 +2,7 @@
 
 The index is a dashboard of the selected organisation, made of the panels apps contribute
 (``register_dashboard_panel``); apps mount their own pages beside the model pages with
-``register_urls`` (the agents app's test console, /admin/console/). Apps do both from their
+``register_urls`` (the agents app's test console, /admin/console/, with its link in the header). Apps do both from their
 ``admin`` module, which the admin's autodiscovery imports before any URL is resolved, so this
 module imports no app. Every page is scoped by ``prisma_glow.admin.scoping``; users with several
 memberships switch organisation from the header.
@@ -52,6 +52,7 @@ class PrismaGlowAdminSite(admin.AdminSite):
         super().__init__(name)
         self._dashboard_panels: dict[str, DashboardPanel] = {}
         self._app_urls: list = []
+        self._header_links: list[tuple[str, str]] = []
 
     # --- what apps contribute ------------------------------------------------------------------
     def register_dashboard_panel(
@@ -71,10 +72,14 @@ class PrismaGlowAdminSite(admin.AdminSite):
         """The registered panels in page order."""
         return sorted(self._dashboard_panels.values(), key=lambda panel: panel.order)
 
-    def register_urls(self, urlpatterns: list) -> None:
+    def register_urls(self, urlpatterns: list, *, header_link: tuple[str, str] | None = None) -> None:
         """Mount an app's own pages under the site's root (before the model pages), e.g.
-        ``site.register_urls([path("console/", include("agents.console.urls"))])``."""
+        ``site.register_urls([path("console/", include("agents.console.urls"))],
+        header_link=("Test console", "admin:console:index"))``; ``header_link`` (label, URL name) puts
+        a link to them in every page's header, for users who may view the organisation."""
         self._app_urls.extend(urlpatterns)
+        if header_link is not None:
+            self._header_links.append(header_link)
 
     # --- pages ---------------------------------------------------------------------------------
     def get_urls(self):
@@ -93,6 +98,7 @@ class PrismaGlowAdminSite(admin.AdminSite):
         access = get_admin_access(request)
         context["admin_access"] = access
         context["current_organization"] = access.organization
+        context["header_links"] = [(label, reverse(name)) for label, name in self._header_links]
         return context
 
     def index(self, request, extra_context=None):

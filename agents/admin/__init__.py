@@ -428,4 +428,6 @@ class ModelProviderAdmin(OrganizationScopedAdmin):
 admin.site.register_dashboard_panel(
     "agents", template="admin/agents/dashboard_panel.html", context=dashboard_panel, order=10
 )
-admin.site.register_urls([path("console/", include("agents.console.urls"))])
+admin.site.register_urls(
+    [path("console/", include("agents.console.urls"))], header_link=("Test console", "admin:console:index")
+)

@@ -101,3 +101,20 @@ def test_the_admin_site_module_imports_no_app():
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)) and ast.get_docstring(node):
             node.body = node.body[1:]
     assert "agents" not in ast.unparse(tree)
+
+
+def test_the_header_links_to_the_pages_apps_register(staff_client, viewer_admin_client):
+    """The test console is the agents app's: it puts its link in the header through the site, and the
+    platform's header template names no app's page."""
+    assert ("Test console", "/admin/console/") in [
+        (label, url) for label, url in staff_client.get("/admin/").context["header_links"]
+    ]
+    for client in (staff_client, viewer_admin_client):
+        assert '<a href="/admin/console/">Test console</a>' in client.get("/admin/").content.decode()
+    base_site = Path(settings.PACKAGE_DIR, "templates", "admin", "base_site.html").read_text()
+    assert "console" not in base_site
+
+
+def test_a_user_without_an_organisation_gets_no_app_links():
+    client = login(UserFactory(is_staff=True))
+    assert "Test console" not in client.get("/admin/").content.decode()
