@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
-from django.db.models import Count, Sum
+from django.db.models import Sum
 from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -12,6 +12,7 @@ from django.utils.html import format_html
 from knowledge import services
 from knowledge.admin import pages as admin_pages
 from knowledge.models import Document, KnowledgeBase
+from knowledge.selectors import knowledge_base_list_with_counts
 from prisma_glow.admin.base import OrganizationScopedAdmin, adopt
 from prisma_glow.admin.scoping import get_admin_access, scope_queryset
 
@@ -66,24 +67,20 @@ class KnowledgeBaseAdmin(OrganizationScopedAdmin):
     change_list_template = "admin/knowledge/knowledgebase/change_list.html"
 
     def get_queryset(self, request):
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(doc_count=Count("documents"), chunk_sum=Sum("documents__chunk_count"))
-        )
+        return knowledge_base_list_with_counts(queryset=super().get_queryset(request))
 
     @admin.display(description="Name", ordering="name")
     def name_link(self, obj):
         url = reverse("admin:knowledge_knowledgebase_documents", args=[obj.pk])
         return format_html('<a href="{}"><strong>{}</strong></a>', url, obj.name)
 
-    @admin.display(description="Documents", ordering="doc_count")
+    @admin.display(description="Documents", ordering="document_count")
     def document_total(self, obj):
-        return obj.doc_count
+        return obj.document_count
 
-    @admin.display(description="Chunks", ordering="chunk_sum")
+    @admin.display(description="Chunks", ordering="chunk_count")
     def chunk_total(self, obj):
-        return obj.chunk_sum or 0
+        return obj.chunk_count
 
     @admin.display(description="")
     def settings_link(self, obj):
