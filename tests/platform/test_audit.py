@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from django.db import transaction
-from django.test.utils import CaptureQueriesContext
 from django.db.models import ProtectedError
+from django.test.utils import CaptureQueriesContext
 
 from prisma_glow.audit.context import current_ip
 from prisma_glow.audit.models import AuditEvent

@@ -203,7 +203,8 @@ def test_the_organisation_lock_is_as_strong_as_the_stamp_and_audit_locks_and_no_
         assert _other_connection_can(key_share, [org_id])
         assert not _other_connection_can(LOCK_ORG, [org_id])
         config_stamp.bump([org_id])
-        audit_record(organization=agent.organization, action="agent.update", obj=agent)  # locks, reads the head
+        # The audit path (lock_for_write again, then the chain head, then the event's INSERT):
+        audit_record(organization=agent.organization, action="agent.update", obj=agent)
         assert _other_connection_can(key_share, [org_id])  # no upgrade to FOR UPDATE happened
         # The agent: other writers wait, a run's row (FOR KEY SHARE on its agent) does not.
         assert not _other_connection_can(LOCK_AGENT.replace("FOR UPDATE", "FOR NO KEY UPDATE"), [agent.pk])
