@@ -4,7 +4,7 @@
 organisation's row first, then the agent's, then the rows it changes: ``lock_for_write`` at the start
 of the service's transaction. The organisation's row is where these writes meet anyway: the
 configuration stamp is replaced in the same transaction (``config_stamp.bump``, an UPDATE of the row)
-and ``audit_record`` locks it to append to the chain (``audit_chain_head``). Taken at the end, after the
+and ``audit_record`` locks it (``lock_for_write``) to append to the chain. Taken at the end, after the
 agent's row and the changed rows, those locks made two writes to one agent wait on each other — one
 holding the agent and waiting for the organisation, the other holding the organisation and waiting,
 at its commit, for the agent (foreign-key checks are deferred to the commit) — and PostgreSQL broke

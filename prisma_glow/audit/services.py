@@ -8,13 +8,14 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, models, transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from prisma_glow.audit.canonical import json_problem
 from prisma_glow.audit.context import current_ip
 from prisma_glow.audit.models import AuditEvent
 from prisma_glow.crypto import EncryptedTextField
+from prisma_glow.locking import lock_for_write
 from prisma_glow.tenancy.models import APIKey
 
 
@@ -58,50 +59,31 @@ def audit_record(
     obj: models.Model | None = None,
     before: dict | None = None,
     after: dict | None = None,
-    ip: str | None = None,
 ) -> AuditEvent:
     """Append an event to ``organization``'s hash chain.
 
     ``actor`` is a user, an ``APIKey``, or None (system). Call inside the transaction of the change it
-    records, so that the change and its audit row commit together. Without ``ip``, the address of the
-    request being served is recorded (``prisma_glow.audit.context``), if any.
+    records, so that the change and its audit row commit together. The address recorded is that of the
+    request being served (``prisma_glow.audit.context``), if any: services take none.
     """
-    return audit_append(
-        audit_event(
-            organization=organization, action=action, actor=actor, obj=obj, before=before, after=after, ip=ip
-        )
-    )
-
-
-def audit_append(event: AuditEvent) -> AuditEvent:
-    """Link ``event`` (from ``audit_event``) to the head of its organisation's chain and save it."""
+    event = _event(organization=organization, action=action, actor=actor, obj=obj, before=before, after=after)
     # Part of the caller's transaction when there is one (no savepoint: a failed append must fail the
     # change it records), its own otherwise.
     with transaction.atomic(savepoint=False):
-        event.prev_hash = _chain_head(event.organization)  # locks: events are stamped in chain order
+        event.prev_hash = _chain_head(organization)  # locks: events are stamped in chain order
         event.at = timezone.now()
         event.hash = event.compute_hash()
         event.save()
     return event
 
 
-def audit_event(
-    *,
-    organization,
-    action: str,
-    actor=None,
-    obj: models.Model | None = None,
-    before: dict | None = None,
-    after: dict | None = None,
-    ip: str | None = None,
-) -> AuditEvent:
+def _event(*, organization, action: str, actor, obj, before, after) -> AuditEvent:
     """The event ``audit_record`` appends, unsaved and not yet linked (no ``prev_hash`` or ``hash``)."""
-    if ip is None:
-        ip = current_ip.get()
+    ip = current_ip.get()
     # As the column stores it (an IPv6 address in its canonical form), so that the hash, computed
     # from this value, still matches when the event is read back.
     ip = AuditEvent._meta.get_field("ip").get_prep_value(ip) if ip else ip
-    event = AuditEvent(organization=organization, action=action, ip=ip, at=timezone.now())
+    event = AuditEvent(organization=organization, action=action, ip=ip)
     if isinstance(actor, APIKey):
         event.actor_api_key = actor
         event.actor_label = f"API key {actor.name}"
@@ -120,24 +102,20 @@ def audit_event(
 
 def _chain_head(organization) -> str:
     """The hash of the organisation's last event ("" for the first), after locking the organisation's
-    row until the transaction ends, so that concurrent appends queue up and the chain never forks
-    (PostgreSQL: ``audit_chain_head``). SQLite has no row locks: there every write transaction takes
-    the database's write lock when it begins (see DATABASES in settings)."""
-    events = AuditEvent._meta.db_table
-    with connection.cursor() as cursor:
-        if organization is None:
-            cursor.execute(
-                f"SELECT hash FROM {events} WHERE organization_id IS NULL ORDER BY id DESC LIMIT 1"
-            )
-        elif connection.vendor == "postgresql":
-            cursor.execute("SELECT audit_chain_head(%s)", [organization.pk])
-        else:
-            cursor.execute(
-                f"SELECT hash FROM {events} WHERE organization_id = %s ORDER BY id DESC LIMIT 1",
-                [organization.pk],
-            )
-        row = cursor.fetchone()
-    return row[0] if row else ""
+    row until the transaction ends, so that concurrent appends queue up and the chain never forks.
+
+    Two statements: the lock (``lock_for_write``: the row ``FOR NO KEY UPDATE``, so rows inserted for
+    the organisation do not wait for it), then the read. Under READ COMMITTED each statement takes a
+    new snapshot, so the read, begun once the lock is granted, sees every event committed by the
+    append that held the lock before. SQLite has no row locks: there every write transaction takes the
+    database's write lock when it begins (see DATABASES in settings). Events without an organisation
+    have no row to lock: their head is read without a lock, as it always was."""
+    if organization is None:
+        events = AuditEvent.objects.filter(organization__isnull=True)
+    else:
+        lock_for_write(organization=organization)
+        events = AuditEvent.objects.filter(organization=organization)
+    return events.order_by("-id").values_list("hash", flat=True).first() or ""
 
 
 def audit_verify_chain(organization) -> list[int]:

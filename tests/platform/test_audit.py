@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 from django.db.models import ProtectedError
+from django.test.utils import CaptureQueriesContext
 
+from prisma_glow.audit.context import current_ip
 from prisma_glow.audit.models import AuditEvent
-from prisma_glow.audit.services import audit_record, audit_verify_chain, snapshot
+from prisma_glow.audit.services import _chain_head, audit_record, audit_verify_chain, snapshot
 from tests.factories import ModelProviderFactory, OrganizationFactory
 from tests.support.models import assert_db_rejects
 
@@ -101,10 +103,13 @@ def test_hash_is_the_sha256_of_the_events_canonical_json(org, owner):
     import hashlib
 
     first = audit_record(organization=org, action="agent.create", actor=owner, after={"name": "Ä", "n": 1})
-    event = audit_record(
-        organization=org, action="agent.update", actor=owner, before={"b": [1, None, 1.5e300, 2.0, -0.0]},
-        ip="10.0.0.1",
-    )  # fmt: skip
+    token = current_ip.set("10.0.0.1")  # the request's address, as the middleware sets it
+    try:
+        event = audit_record(
+            organization=org, action="agent.update", actor=owner, before={"b": [1, None, 1.5e300, 2.0, -0.0]}
+        )
+    finally:
+        current_ip.reset(token)
     assert event.hash_version == 2
     canonical = (
         '{"action":"agent.update","actor_api_key":null,"actor_label":"' + owner.get_username()
@@ -132,11 +137,13 @@ def test_chain_head_of_a_quiet_organisation_is_one_index_probe(org, other_org):
             [other_org.pk],
         )
         cursor.execute("ANALYZE audit_auditevent")
-        cursor.execute(
-            "EXPLAIN (ANALYZE, FORMAT JSON) SELECT hash FROM audit_auditevent WHERE organization_id = %s "
-            "ORDER BY id DESC LIMIT 1",
-            [org.pk],
-        )
+    # The statement audit_record itself runs to read the head: the lock first, then the read.
+    with transaction.atomic(), CaptureQueriesContext(connection) as ctx:
+        assert _chain_head(org) != ""
+    lock, read = (q["sql"] for q in ctx.captured_queries if "SAVEPOINT" not in q["sql"])
+    assert "tenancy_organization" in lock and "FOR NO KEY UPDATE" in lock and "audit_auditevent" in read
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {read}")
         plan = cursor.fetchone()[0]
     plan = plan if isinstance(plan, list) else __import__("json").loads(plan)
     scan = plan[0]["Plan"]["Plans"][0]
@@ -148,6 +155,24 @@ def test_chain_head_of_a_quiet_organisation_is_one_index_probe(org, other_org):
 def test_an_ip_in_any_spelling_is_hashed_as_stored(org, ip):
     """The column stores an IPv6 address in canonical form; the hash must cover that form, or the
     chain would look broken once the event is read back."""
-    audit_record(organization=org, action="login", ip=ip)
-    audit_record(organization=org, action="agent.execute", ip=ip)
+    token = current_ip.set(ip)  # the request's address, as the middleware sets it
+    try:
+        audit_record(organization=org, action="login")
+        audit_record(organization=org, action="agent.execute")
+    finally:
+        current_ip.reset(token)
+    assert audit_verify_chain(org) == []
+
+
+def test_the_address_comes_only_from_the_request_context(org):
+    """``audit_record`` takes no address: the request context (``current_ip``) is the one way in."""
+    with pytest.raises(TypeError):
+        audit_record(organization=org, action="login", ip="192.0.2.10")
+    token = current_ip.set("192.0.2.10")
+    try:
+        event = audit_record(organization=org, action="login")
+    finally:
+        current_ip.reset(token)
+    assert event.ip == "192.0.2.10"
+    assert audit_record(organization=org, action="logout").ip is None
     assert audit_verify_chain(org) == []

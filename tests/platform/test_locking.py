@@ -19,7 +19,7 @@ from django.test import Client
 from agents.models import Agent
 from personas.models import Persona
 from prisma_glow.audit.models import AuditEvent
-from prisma_glow.audit.services import audit_verify_chain
+from prisma_glow.audit.services import audit_record, audit_verify_chain
 from prisma_glow.exceptions import BusyError
 from prisma_glow.locking import is_busy, is_retryable_conflict, lock_for_write, retry_on_conflict
 from prisma_glow.tenancy.models import Organization
@@ -203,8 +203,8 @@ def test_the_organisation_lock_is_as_strong_as_the_stamp_and_audit_locks_and_no_
         assert _other_connection_can(key_share, [org_id])
         assert not _other_connection_can(LOCK_ORG, [org_id])
         config_stamp.bump([org_id])
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT audit_chain_head(%s)", [org_id])
+        # The audit path (lock_for_write again, then the chain head, then the event's INSERT):
+        audit_record(organization=agent.organization, action="agent.update", obj=agent)
         assert _other_connection_can(key_share, [org_id])  # no upgrade to FOR UPDATE happened
         # The agent: other writers wait, a run's row (FOR KEY SHARE on its agent) does not.
         assert not _other_connection_can(LOCK_AGENT.replace("FOR UPDATE", "FOR NO KEY UPDATE"), [agent.pk])

@@ -101,3 +101,14 @@ def test_every_migration_applies_forward_and_back_to_zero_on_postgresql(tmp_path
         connection.close()
         with connection.cursor() as cursor:
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.django_db
+def test_the_audit_chain_head_function_is_dropped():
+    """Audit 0005 drops 0003's ``audit_chain_head``: ``audit_record`` locks the organisation through the
+    ORM and reads the head by a plain SELECT (issue 14), and no hand-written function is left behind."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the function was PostgreSQL's")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regprocedure('audit_chain_head(bigint)')")
+        assert cursor.fetchone()[0] is None

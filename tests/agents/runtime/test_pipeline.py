@@ -355,12 +355,13 @@ def test_query_count_is_constant(make_agent, org, django_assert_max_num_queries)
     warm.add(_count(big, "What is the VAT on €1,000 at 19%?", cold=False))
     assert len(cold) == 1 and len(warm) == 1
     if connection.vendor == "postgresql":
-        # 7 (was 3 when the running row and the record were hand-written statements, issue 14: the plain
-        # path costs 4 more round trips, about 0.2 ms): the stamp, the running row, the search, and the
-        # record — the audit chain's head (which locks the organisation first), the audit event, the
-        # steps (one bulk INSERT), the execution's UPDATE. Inside a transaction (as here, in a test)
-        # the record also takes a savepoint (SAVEPOINT and RELEASE).
-        assert warm == {7 + (2 if connection.in_atomic_block else 0)}
+        # 8 (was 3 when the running row and the record were hand-written statements, issue 14: the plain
+        # path costs 5 more round trips): the stamp, the running row, the search, and the record — the
+        # organisation's lock (lock_for_write) and, as a statement of its own, the audit chain's head
+        # (7 while one PL/pgSQL function, audit_chain_head, did both), the audit event, the steps (one
+        # bulk INSERT), the execution's UPDATE. Inside a transaction (as here, in a test) the record
+        # also takes a savepoint (SAVEPOINT and RELEASE).
+        assert warm == {8 + (2 if connection.in_atomic_block else 0)}
     # Kept: only the stamp, instead of the stamp, persona, three assignment lists, provider and examples.
     assert warm.pop() == cold.pop() - 6
     with django_assert_max_num_queries(_count(big, QUESTION, cold=False)):
@@ -486,6 +487,7 @@ def test_the_record_locks_the_organisation_before_the_execution(vat_agent):
     from django.db import connections
 
     from agents.runtime import pipeline
+    from prisma_glow.locking import lock_for_write
 
     if connection.vendor != "postgresql":
         pytest.skip("row locks are PostgreSQL's")
@@ -495,8 +497,8 @@ def test_the_record_locks_the_organisation_before_the_execution(vat_agent):
     def audited_change():
         try:
             with transaction.atomic():
+                lock_for_write(organization=vat_agent.organization_id)  # the lock audit_record takes
                 with connection.cursor() as cursor:
-                    cursor.execute("SELECT audit_chain_head(%s)", [vat_agent.organization_id])
                     locked.set()
                     time.sleep(0.5)  # the run's record starts meanwhile, and waits
                     cursor.execute(
