@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from drf_spectacular.generators import SchemaGenerator
 
@@ -41,3 +45,25 @@ def test_the_api_schema_describes_the_default():
     schema = SchemaGenerator().get_schema(request=None, public=True)
     field = schema["components"]["schemas"]["Persona"]["properties"]["max_tokens"]
     assert "1024" in field["description"] and "PRISMA_GLOW_DEFAULT_MAX_TOKENS" in field["description"]
+
+
+@pytest.mark.parametrize(("value", "ok"), [("0", False), ("128001", False), ("4096", True)])
+def test_the_setting_is_checked_at_startup(value, ok, tmp_path):
+    """A default outside what a persona may set stops the settings from loading, with the reason."""
+    env = {**os.environ, "PRISMA_GLOW_DEFAULT_MAX_TOKENS": value, "PRISMA_GLOW_VAR_DIR": str(tmp_path)}
+    code = "from django.conf import settings; print(settings.DEFAULT_MAX_TOKENS)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], env={**env, "DJANGO_SETTINGS_MODULE": "prisma_glow.settings"},
+        capture_output=True, text=True, cwd=settings_dir(), timeout=60,
+    )  # fmt: skip
+    if ok:
+        assert result.returncode == 0 and result.stdout.strip() == value
+    else:
+        assert result.returncode != 0
+        assert "PRISMA_GLOW_DEFAULT_MAX_TOKENS must be between 1 and 128000" in result.stderr
+
+
+def settings_dir():
+    import prisma_glow
+
+    return os.path.dirname(os.path.dirname(prisma_glow.__file__))
