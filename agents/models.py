@@ -367,8 +367,13 @@ class StepKind(models.TextChoices):
 
 
 class StepStatus(models.TextChoices):
+    """``blocked``: a guardrail ended the run. ``dropped`` / ``flagged``: a retrieval guardrail withheld
+    passages from the model, or let them through marked as suspect; the run goes on."""
+
     OK = "ok", "OK"
     WARNED = "warned", "Warned"
+    FLAGGED = "flagged", "Flagged"
+    DROPPED = "dropped", "Dropped"
     BLOCKED = "blocked", "Blocked"
     FAILED = "failed", "Failed"
 

@@ -13,6 +13,12 @@ from prisma_glow.config_stamp import ConfigQuerySet
 from prisma_glow.models import TimeStampedModel
 
 
+def default_max_tokens() -> int:
+    """The answer length (tokens) used for a persona without its own ``max_tokens``: the setting
+    ``PRISMA_GLOW_DEFAULT_MAX_TOKENS`` (1,024 unless configured)."""
+    return int(settings.DEFAULT_MAX_TOKENS)
+
+
 class Persona(TimeStampedModel):
     """One version of an agent's persona (system prompt, tone, audience, model settings).
 
@@ -73,3 +79,8 @@ class Persona(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.name} v{self.version}"
+
+    @property
+    def effective_max_tokens(self) -> int:
+        """``max_tokens``, or the default (``default_max_tokens``) when the persona sets none."""
+        return self.max_tokens or default_max_tokens()

@@ -190,6 +190,15 @@ API_RATE_LIMIT = os.environ.get("PRISMA_GLOW_API_RATE", "600/m")
 API_EXECUTE_RATE_LIMIT = os.environ.get("PRISMA_GLOW_API_EXECUTE_RATE", "60/m")
 API_AUTH_FAILURE_RATE_LIMIT = os.environ.get("PRISMA_GLOW_API_AUTH_FAILURE_RATE", "60/m")
 
+# --- Agent runtime --------------------------------------------------------------------------------
+# The answer length (tokens) sent to the provider for a persona without its own max_tokens, so a
+# small local model cannot generate until its context is full. Between 1 and 128000, as on personas.
+DEFAULT_MAX_TOKENS = env_int("PRISMA_GLOW_DEFAULT_MAX_TOKENS", 1024)
+if not 1 <= DEFAULT_MAX_TOKENS <= 128000:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("PRISMA_GLOW_DEFAULT_MAX_TOKENS must be between 1 and 128000.")
+
 # --- Background tasks (django.tasks) ---------------------------------------------------------
 TASKS_BACKEND = os.environ.get("DJANGO_TASKS_BACKEND", "django_tasks_db.DatabaseBackend")
 TASKS = {"default": {"BACKEND": TASKS_BACKEND}}

@@ -8,7 +8,8 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Func, IntegerField, Q, Sum
+from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -104,6 +105,17 @@ def percentile(executions, field: str, fraction: float):
     return values.order_by(field).values_list(field, flat=True)[rank]
 
 
+class JSONArrayLength(Func):
+    """The length of a JSON array (NULL when the value is missing): ``json_array_length`` in SQLite,
+    ``jsonb_array_length`` in PostgreSQL."""
+
+    function = "json_array_length"
+    output_field = IntegerField()
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return self.as_sql(compiler, connection, function="jsonb_array_length", **extra_context)
+
+
 def dashboard_context(*, agents, executions, steps=None) -> dict:
     """Everything the dashboard shows, from already-scoped ``agents`` and ``executions`` querysets."""
     now = timezone.localtime()
@@ -137,9 +149,11 @@ def dashboard_context(*, agents, executions, steps=None) -> dict:
     )
     if steps is None:
         steps = ExecutionStep.objects.filter(execution__in=month.values("pk"))
-    guardrail_blocks = steps.filter(
-        kind=StepKind.GUARDRAIL, status=StepStatus.BLOCKED, execution__created_at__gte=month_start
-    ).count()
+    # Passages withheld from the model inside runs that went on: each knowledge search lists them.
+    dropped_passages = steps.filter(
+        kind=StepKind.RETRIEVAL, status=StepStatus.DROPPED, execution__created_at__gte=month_start
+    ).aggregate(n=Sum(JSONArrayLength(KeyTransform("dropped", "output"))))["n"]
+    # The guardrails that ended runs (``blocked`` steps; a dropped passage is not one).
     blocked_by = list(
         steps.filter(
             kind=StepKind.GUARDRAIL, status=StepStatus.BLOCKED, execution__created_at__gte=month_start
@@ -168,7 +182,7 @@ def dashboard_context(*, agents, executions, steps=None) -> dict:
         "cost": totals["cost"] or 0,
         "blocked": totals["blocked"],
         "failed": totals["failed"],
-        "guardrail_blocks": guardrail_blocks,
+        "dropped_passages": dropped_passages or 0,
         "blocked_by": blocked_by,
         "recent_failures": recent_failures,
     }
@@ -176,7 +190,7 @@ def dashboard_context(*, agents, executions, steps=None) -> dict:
 
 def dashboard_panel(request, organization) -> dict:
     """The panel's context for ``organization`` (the site asks only when the user may view it): agents,
-    executions per day, latency, tokens and cost, guardrail blocks, recent failures."""
+    executions per day, latency, tokens and cost, blocked runs and dropped passages, recent failures."""
     return dashboard_context(
         agents=Agent.objects.filter(organization=organization),
         executions=Execution.objects.filter(organization=organization),

@@ -6,9 +6,10 @@ from django import forms
 from django.contrib import messages
 from django.contrib.admin.utils import unquote
 from django.shortcuts import redirect
+from django.template.defaultfilters import pluralize
 
 from agents import services
-from agents.models import Execution, Rating
+from agents.models import Execution, Rating, StepKind, StepStatus
 from prisma_glow.admin.base import add_errors_to_form, render_admin_page, run_service
 from prisma_glow.admin.scoping import scoped_get
 
@@ -25,6 +26,27 @@ class FeedbackForm(forms.Form):
         required=False,
         help_text="What the answer should have been. With “Needs correction” it is proposed as a learning example.",
     )
+
+
+def _step_note(step) -> str:
+    """What a retrieval guardrail did to the passages, in words: ``dropped`` / ``flagged`` steps are
+    not a blocked run, and the timeline says so."""
+    if step.status not in (StepStatus.DROPPED, StepStatus.FLAGGED):
+        return ""
+    output = step.output if isinstance(step.output, dict) else {}
+    if step.kind == StepKind.RETRIEVAL:
+        dropped = output.get("dropped") if isinstance(output.get("dropped"), list) else []
+        passages = output.get("passages") if isinstance(output.get("passages"), list) else []
+        flagged = sum(1 for p in passages if isinstance(p, dict) and p.get("flagged"))
+    else:
+        hits = len(output.get("passages") or []) if isinstance(output.get("passages"), list) else 0
+        dropped, flagged = ([None] * hits, 0) if step.status == StepStatus.DROPPED else ([], hits)
+    parts = []
+    if dropped:
+        parts.append(f"{len(dropped)} passage{pluralize(len(dropped))} withheld from the model")
+    if flagged:
+        parts.append(f"{flagged} passage{pluralize(flagged)} flagged (tools withheld)")
+    return "; ".join(parts) + "; the run went on." if parts else ""
 
 
 def execution_detail(model_admin, request, object_id):
@@ -55,6 +77,7 @@ def execution_detail(model_admin, request, object_id):
     total_ms = sum(step.duration_ms for step in steps) or 0
     for step in steps:
         step.share = round(100 * step.duration_ms / total_ms) if total_ms else 0
+        step.note = _step_note(step)
     context = {
         "execution": execution,
         "steps": steps,

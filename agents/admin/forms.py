@@ -11,6 +11,7 @@ from agents import services
 from agents.admin.assignments import ASSIGNMENT_PAGES, AssignmentPage
 from agents.models import Agent, AgentType, LearningExample, ModelProvider, ProviderKind
 from personas.models import Persona
+from personas.models import default_max_tokens as personas_default_max_tokens
 from prisma_glow.admin.forms import JSONObjectField
 from prisma_glow.admin.scoping import get_admin_access, organization_users, scope_queryset
 
@@ -136,6 +137,17 @@ class PersonaFields(forms.Form):
     )
     max_tokens = forms.IntegerField(min_value=1, max_value=128000, required=False, label="Max tokens")
     model_override = forms.CharField(max_length=120, required=False, help_text="Blank: the agent's model.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The default is a setting (PRISMA_GLOW_DEFAULT_MAX_TOKENS), read when the form is built.
+        default = personas_default_max_tokens()
+        field = self.fields["max_tokens"]
+        field.widget.attrs["placeholder"] = str(default)
+        field.help_text = (
+            f"Longest answer the model may give, in tokens. Blank: the default of {default:,} "
+            "(PRISMA_GLOW_DEFAULT_MAX_TOKENS)."
+        )
 
     def clean_system_prompt(self):
         text = self.cleaned_data["system_prompt"].strip()

@@ -246,6 +246,13 @@ class ExecutionStepSerializer(serializers.ModelSerializer):
     class Meta:
         model = ExecutionStep
         fields = ["ordinal", "kind", "name", "status", "input", "output", "duration_ms", "started_at"]
+        extra_kwargs = {
+            "status": {
+                "help_text": "`blocked`: a guardrail ended the run. `dropped` / `flagged`: a retrieval "
+                "guardrail withheld passages from the model or let them through marked as suspect (tools "
+                "withheld); the run went on. `warned`: a check triggered without consequence."
+            }
+        }
 
 
 class ExecutionSerializer(serializers.ModelSerializer):

@@ -52,8 +52,9 @@ def _decimal(value: Any) -> Decimal | None:
 # --- steps ----------------------------------------------------------------------------------------
 
 
-def _guardrail_results(data_out: dict, name: str) -> list[dict]:
-    """The verdicts of a guardrail step: a list of check results (one per guardrail)."""
+def _guardrail_results(data_out: dict, name: str, status: str = "") -> list[dict]:
+    """The verdicts of a guardrail step: a list of check results (one per guardrail). A retrieval
+    guardrail's hits are the passages it dropped (``status`` ``dropped``) or flagged."""
     results = data_out.get("results")
     if not isinstance(results, list):
         results = [data_out] if data_out else []
@@ -65,7 +66,8 @@ def _guardrail_results(data_out: dict, name: str) -> list[dict]:
         hits = result.get("passages") if "results" not in data_out else None
         if not message and isinstance(hits, list) and hits:
             documents = sorted({str(h.get("document", "")) for h in hits if isinstance(h, dict)})
-            message = f"flagged {len(hits)} passage(s) from {', '.join(documents)}"
+            verb = "dropped" if status == StepStatus.DROPPED else "flagged"
+            message = f"{verb} {len(hits)} passage(s) from {', '.join(documents)}"
         shown.append(
             {
                 "name": result.get("name") or name,
@@ -110,6 +112,14 @@ def _passages(data_out: dict) -> list[dict]:
     return shown
 
 
+def _dropped(data_out: dict) -> list[str]:
+    """The titles of the passages a retrieval guardrail withheld from the model."""
+    dropped = data_out.get("dropped")
+    if not isinstance(dropped, list):
+        return []
+    return [str(p.get("document_title") or "a passage") for p in dropped if isinstance(p, dict)]
+
+
 def present_step(step: ExecutionStep | dict) -> dict:
     """What one trace step shows: kind, name, status, timing and the kind's own details."""
     kind = _get(step, "kind", "") or ""
@@ -129,10 +139,11 @@ def present_step(step: ExecutionStep | dict) -> dict:
     }
     if kind == StepKind.GUARDRAIL:
         shown["stage"] = data_in.get("stage") or data_out.get("stage") or ""
-        shown["verdicts"] = _guardrail_results(data_out, name)
+        shown["verdicts"] = _guardrail_results(data_out, name, status)
     elif kind == StepKind.RETRIEVAL:
         shown["query"] = data_in.get("query", "")
         shown["passages"] = _passages(data_out)
+        shown["dropped"] = _dropped(data_out)
     elif kind == StepKind.MODEL_CALL:
         usage = _as_dict(data_out.get("usage"))
         shown["model"] = data_in.get("model") or data_out.get("model") or ""

@@ -508,18 +508,21 @@ def _retrieve(run: Run, query: str):
             "dropped": [{"chunk_id": p.chunk_id, "document_title": p.document_title} for p in dropped],
             "tools_withheld": run.tools_withheld,
         },
-        status=StepStatus.WARNED if (dropped or flagged) else StepStatus.OK,
+        status=StepStatus.DROPPED if dropped else (StepStatus.FLAGGED if flagged else StepStatus.OK),
         duration_ms=search_ms,
         started_at=started_at,
     )
     yield _step_event(run, step)
     for guardrail_id, entry in per_guard.items():
         result = entry["result"]
-        status = (
-            StepStatus.BLOCKED
-            if entry["blocked"]
-            else (StepStatus.WARNED if entry["triggered"] else StepStatus.OK)
-        )
+        # A retrieval guardrail never blocks the run: it drops passages or flags them (a redaction
+        # that changed a passage is only a warning).
+        if entry["blocked"]:
+            status = StepStatus.DROPPED
+        elif entry["triggered"]:
+            status = StepStatus.WARNED if result.action in ("redact", "append") else StepStatus.FLAGGED
+        else:
+            status = StepStatus.OK
         yield _step_event(
             run,
             run.step(

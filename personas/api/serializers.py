@@ -43,7 +43,14 @@ class PersonaSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["agent", "version", "is_active", "created_by", "created_at", "updated_at"]
-        extra_kwargs = {"system_prompt": {"max_length": 100_000}}
+        extra_kwargs = {
+            "system_prompt": {"max_length": 100_000},
+            "max_tokens": {
+                "help_text": "Longest answer the model may give, in tokens (1 to 128000). Null: the "
+                "server's default, 1024 unless PRISMA_GLOW_DEFAULT_MAX_TOKENS says otherwise; it is sent "
+                "to the provider with every request."
+            },
+        }
 
 
 class PersonaChangeSerializer(serializers.Serializer):

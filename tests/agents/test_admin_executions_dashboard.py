@@ -64,13 +64,65 @@ def test_dashboard_figures(owner_client, org, other_org):
     assert ctx["month_runs"] == 20 and ctx["failed"] == 5 and ctx["blocked"] == 5
     assert ctx["p95_latency_ms"] == 190  # nearest rank of 10, 20, … 200 ms
     assert ctx["tokens_in"] == sum(100 + i for i in range(20)) and ctx["cost"] == Decimal("0.020")
-    assert ctx["guardrail_blocks"] == 1 and ctx["blocked_by"][0]["name"] == "Prompt injection"
+    assert ctx["dropped_passages"] == 0 and ctx["blocked_by"][0]["name"] == "Prompt injection"
     assert ctx["agent_total"] == 4
     assert ctx["chart"]["total"] == 20 and ctx["chart"]["bars"][-1].total == 20
     assert len(ctx["recent_failures"]) == 8
     html = response.content.decode()
     assert "<svg" in html and 'class="pg-bar"' in html and "provider timed out after 30 s" in html
     assert agents[0].name in html or "Active" in html
+
+
+def _dropping_run(agent, titles):
+    """A completed run whose retrieval guardrail dropped one passage per title, as the runtime records it."""
+    execution = ExecutionFactory(agent=agent, status="completed")
+    ExecutionStepFactory(
+        execution=execution,
+        ordinal=1,
+        kind="retrieval",
+        name="Knowledge search",
+        status="dropped",
+        output={
+            "passages": [],
+            "dropped": [{"chunk_id": i, "document_title": t} for i, t in enumerate(titles)],
+        },
+    )
+    ExecutionStepFactory(
+        execution=execution,
+        ordinal=2,
+        kind="guardrail",
+        name="Prompt injection (retrieval)",
+        status="dropped",
+        input={"stage": "retrieval", "action": "block"},
+        output={"triggered": True, "passages": [{"document": t} for t in titles]},
+    )
+    return execution
+
+
+def test_dashboard_counts_blocked_runs_and_dropped_passages_apart(owner_client, org, other_org):
+    """Issue 15 finding 4: five passages dropped inside completed runs and one blocked run are "1 blocked
+    run" and "5 dropped passages", not "6 guardrail blocks"."""
+    agent = AgentFactory(organization=org, status="active")
+    _dropping_run(agent, ["Client upload", "Memo"])
+    _dropping_run(agent, ["Memo", "Note", "Letter"])
+    blocked = ExecutionFactory(agent=agent, status="blocked")
+    ExecutionStepFactory(
+        execution=blocked,
+        kind="guardrail",
+        name="Prompt injection",
+        status="blocked",
+        input={"stage": "input"},
+    )
+    _dropping_run(AgentFactory(organization=other_org), ["Elsewhere"] * 4)  # another organisation's
+    old = _dropping_run(agent, ["Last month"])
+    Execution.objects.filter(pk=old.pk).update(created_at=timezone.now() - dt.timedelta(days=40))
+    response = owner_client.get("/admin/")
+    ctx = response.context
+    assert ctx["blocked"] == 1 and ctx["dropped_passages"] == 5
+    assert ctx["blocked_by"] == [{"name": "Prompt injection", "n": 1}]
+    html = response.content.decode()
+    assert "Runs blocked by a guardrail" in html and "Passages dropped (runs went on)" in html
+    assert "Guardrail blocks" not in html
 
 
 def test_dashboard_chart_spreads_days(owner_client, org):
@@ -89,7 +141,9 @@ def test_dashboard_empty_states(owner_client, org):
 
 
 def test_dashboard_query_count_does_not_grow(owner_client, org, django_assert_max_num_queries):
-    make_executions(org, 200, agents=10)
+    agents = make_executions(org, 200, agents=10)
+    for _ in range(20):
+        _dropping_run(agents[0], ["Memo", "Note"])
     with django_assert_max_num_queries(15):
         assert owner_client.get("/admin/").status_code == 200
 

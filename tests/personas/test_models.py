@@ -57,7 +57,7 @@ def test_version_starts_at_one():
     ("value", "message"), [(0, "greater than or equal to 1"), (128001, "less than or equal to 128000")]
 )
 def test_max_tokens_bounds(value, message):
-    """max_tokens is between 1 and 128,000 (or blank: the provider's default)."""
+    """max_tokens is between 1 and 128,000 (or blank: the default, PRISMA_GLOW_DEFAULT_MAX_TOKENS)."""
     assert_invalid(_persona(AgentFactory(), max_tokens=value), message, field="max_tokens")
     _persona(AgentFactory(), max_tokens=None).full_clean()
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from personas.models import default_max_tokens
+
 
 @dataclass
 class ToolCall:
@@ -33,7 +35,8 @@ class ToolCall:
 @dataclass
 class ModelRequest:
     """One model call. ``question`` and ``passages`` (already redacted) are for the offline engine,
-    which reads them instead of parsing the messages; remote providers send ``messages`` only."""
+    which reads them instead of parsing the messages; remote providers send ``messages`` only.
+    ``max_tokens`` left out (or None) is the default of ``PRISMA_GLOW_DEFAULT_MAX_TOKENS``."""
 
     messages: list[dict]
     model: str = ""
@@ -43,6 +46,12 @@ class ModelRequest:
     timeout: float = 30.0
     question: str = ""
     passages: list[Any] = field(default_factory=list)
+
+    def __post_init__(self):
+        # Every request is bounded: a persona without max_tokens gets the documented default, so a
+        # small local model cannot generate until its context is full.
+        if not self.max_tokens:
+            self.max_tokens = default_max_tokens()
 
     def trace(self) -> dict:
         """The request as recorded in the trace (what the provider receives, after redaction)."""

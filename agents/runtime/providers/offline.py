@@ -281,6 +281,9 @@ class OfflineProvider(Provider):
         return self._response(request, text, [], "stop")
 
     def _response(self, request, content, calls, finish) -> ModelResponse:
+        if request.max_tokens and count_tokens(content) > request.max_tokens:
+            # The answer is cut at the requested length (by the same estimate), as a model would.
+            content, finish = content[: request.max_tokens * 4].rstrip(), "length"
         prompt = sum(count_tokens(str(m.get("content") or "")) for m in request.messages)
         return ModelResponse(
             content=content,

@@ -163,8 +163,7 @@ class OpenAICompatibleProvider(Provider):
             body["tools"] = request.tools
         if request.temperature is not None:
             body["temperature"] = request.temperature
-        if request.max_tokens:
-            body["max_tokens"] = request.max_tokens
+        body["max_tokens"] = request.max_tokens  # always set (ModelRequest fills in the default)
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}

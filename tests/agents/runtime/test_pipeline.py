@@ -96,7 +96,8 @@ def test_injected_passage_is_dropped_and_never_reaches_the_model(vat_agent, vat_
     assert execution.status == "completed"
     retrieval = execution.steps.get(kind="retrieval")
     assert [p["document_title"] for p in retrieval.output["dropped"]] == ["Client upload"]
-    assert retrieval.status == "warned"
+    assert retrieval.status == "dropped"
+    assert execution.steps.get(kind="guardrail", name="Prompt injection (retrieval)").status == "dropped"
     model_call = execution.steps.get(kind="model_call")
     assert "wire funds" not in str(model_call.input["messages"])
     assert not execution.steps.filter(kind="tool_call").exists()
