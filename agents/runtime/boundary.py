@@ -188,12 +188,12 @@ class Boundary:
 
 
 def hits_label(what: str, n: int, hits) -> str:
-    """How a step names a part: ``learning example 2``, ``passage 3 (VAT manual)``, ``tool result``."""
+    """How a step names a part: ``learning example 2``, ``passage of VAT manual (chunk 7)``, ``tool result``."""
     if what == "learning examples":
         return f"learning example {n}"
     if what == "retrieved passages":
         passage = next(h[2] for h in hits if h[0] == n)
-        return f"passage {n} ({passage.document_title})"
+        return f"passage of {passage.document_title} (chunk {passage.chunk_id})"
     return what
 
 

@@ -313,9 +313,6 @@ def _pipeline(run: Run, input: str, model: str):
     passages = []
     if loaded.knowledge:
         passages = yield from _retrieve(run, text)
-        passages, steps = boundary.passages(run, passages, already=_ids(loaded.guardrails_for("retrieval")))
-        for step in steps:
-            yield _step_event(run, step)
     run.remaining()
 
     # 4. Messages (the parts screened by the privacy boundary) ---------------------------------------
@@ -497,6 +494,10 @@ def _retrieve(run: Run, query: str):
         if any(_is_flag(r) for r in verdict.results):
             flagged.append(passage)
         kept.append(passage)
+    # The privacy boundary: the PII guardrails that did not run on the passages above.
+    sent, boundary_steps = run.boundary.passages(run, kept, already=_ids(guards))
+    withheld = [p for p in kept if p not in sent]
+    kept = sent
     if flagged:
         run.tools_withheld = f"{len(flagged)} retrieved passage(s) were flagged by a guardrail"
 
@@ -523,13 +524,22 @@ def _retrieve(run: Run, query: str):
                 for i, p in enumerate(kept, start=1)
             ],
             "dropped": [{"chunk_id": p.chunk_id, "document_title": p.document_title} for p in dropped],
+            "withheld": [{"chunk_id": p.chunk_id, "document_title": p.document_title} for p in withheld],
             "tools_withheld": run.tools_withheld,
         },
         status=StepStatus.WARNED if (dropped or flagged) else StepStatus.OK,
         duration_ms=search_ms,
         started_at=started_at,
     )
+    # The boundary's step follows the search's in the trace.
+    for boundary_step in boundary_steps:
+        run.steps.remove(boundary_step)
+        run.steps.append(boundary_step)
+    for ordinal, each in enumerate(run.steps, start=1):
+        each.ordinal = ordinal
     yield _step_event(run, step)
+    for boundary_step in boundary_steps:
+        yield _step_event(run, boundary_step)
     for guardrail_id, entry in per_guard.items():
         result = entry["result"]
         status = (
