@@ -180,7 +180,8 @@ class Boundary:
                 "parts": found,
                 "message": _summary(what, withheld, flagged, redacted),
             },
-            status=StepStatus.WARNED,
+            # A blocked input ends the run (the pipeline); a withheld part leaves it going.
+            status=StepStatus.BLOCKED if what == "input" and withheld else StepStatus.WARNED,
             duration_ms=(time.perf_counter() - t0) * 1000,
             started_at=started_at,
         )

@@ -7,7 +7,9 @@
    retrieval-stage guardrails: a passage they block is dropped, one they flag is kept but marked and
    no tool is offered for the rest of the run, so an instruction planted in a document cannot
    trigger a tool call
-4. messages = persona + approved learning examples + numbered passages + input (PII as placeholders)
+4. messages = persona + approved learning examples + numbered passages + input, composed and sent by
+   the privacy boundary (``boundary.py``): the agent's PII guardrails screen the input, the passages,
+   the examples and every tool result before a provider sees them
 5. provider call and a bounded tool loop: arguments parsed and validated before any call, every call
    a step, tools run with the time the run has left
 6. output guardrails (block / redact / append / citations), then the requester's own PII restored

@@ -240,3 +240,15 @@ def test_a_pii_guardrail_of_the_retrieval_stage_guards_every_path(boundary_run):
     assert _leaks(bodies) == []
     assert set(_boundary_steps(execution)) >= {"input", "learning examples"}
     assert VALUES["input"]["iban"] in execution.output
+
+
+def test_a_blocking_pii_guardrail_of_the_retrieval_stage_blocks_an_input_holding_an_identifier(
+    boundary_run,
+):
+    execution, bodies = boundary_run(
+        "block", holding("input"), applies_to_input=False, applies_to_retrieval=True
+    )
+    assert execution.status == "blocked" and "PII block" in execution.error
+    assert bodies == []
+    step = _boundary_steps(execution)["input"]
+    assert step.status == "blocked" and _leaks([step.output]) == []
