@@ -11,14 +11,15 @@ import json
 import re
 
 import pytest
+from werkzeug import Response
 
 from agents.models import AgentTool, LearningExampleStatus
-from agents.runtime import execute
+from agents.runtime import execute, execute_stream
 from agents.runtime.boundary import WITHHELD_TOOL_RESULT
 from guardrails.checks import build_check
 from guardrails.checks.pii import ENTITIES
 from tests.agents.runtime.conftest import guardrail
-from tests.agents.runtime.test_openai_provider import completion, remote  # noqa: F401 (the fixture)
+from tests.agents.runtime.test_openai_provider import chunk, completion, remote  # noqa: F401 (the fixture)
 from tests.factories import ChunkFactory, DocumentFactory, LearningExampleFactory, ToolFactory
 
 pytestmark = pytest.mark.django_db
@@ -114,10 +115,9 @@ def boundary_run(remote, httpserver, settings, org, vat_kb):  # noqa: F811 (the 
     )  # fmt: skip
     httpserver.expect_request("/register").respond_with_json({"customer": holding("tool")})
 
-    def run(action, text=CLEAN_INPUT, **pii_fields):
-        agent, model = remote(
-            completion(tool_calls=[("client-register", "{}")]), _echo_placeholders, guards=None
-        )
+    def run(action, text=CLEAN_INPUT, replies=None, stream=False, **pii_fields):
+        replies = replies or (completion(tool_calls=[("client-register", "{}")]), _echo_placeholders)
+        agent, model = remote(*replies, guards=None)
         AgentTool.objects.create(agent=agent, tool=tool, order=5)
         LearningExampleFactory(
             agent=agent,
@@ -127,6 +127,8 @@ def boundary_run(remote, httpserver, settings, org, vat_kb):  # noqa: F811 (the 
         )
         if action is not None:
             guardrail(agent, 0, name=f"PII {action}", kind="pii", action=action, config={}, **pii_fields)
+        if stream:
+            return list(execute_stream(agent, text, source="api")), model.bodies
         execution = execute(agent, text, source="api")
         return execution, model.bodies
 
@@ -252,3 +254,39 @@ def test_a_blocking_pii_guardrail_of_the_retrieval_stage_blocks_an_input_holding
     assert bodies == []
     step = _boundary_steps(execution)["input"]
     assert step.status == "blocked" and _leaks([step.output]) == []
+
+
+def _streamed(*pieces, tool_call=False):
+    if tool_call:
+        call = {"index": 0, "id": "call_1", "type": "function",
+                "function": {"name": "client-register", "arguments": "{}"}}  # fmt: skip
+        body = chunk({"role": "assistant", "tool_calls": [call]}) + chunk(finish="tool_calls")
+    else:
+        body = "".join(chunk({"content": p}) for p in pieces) + chunk(finish="stop")
+    return Response(body + "data: [DONE]\n\n", content_type="text/event-stream")
+
+
+def test_a_streamed_answer_shows_the_requester_the_values_of_every_path(boundary_run):
+    """Deltas go out live (no output guardrail may block); a placeholder split across provider chunks
+    is restored whole, whether it stands for the requester's value or a passage's or a tool's."""
+
+    def answer(body):
+        question = next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
+        passage_iban = re.search(r"IBAN (\[IBAN_\d+\]), card", question)
+        tool_iban = re.findall(r"\[IBAN_\d+\]", body["messages"][-1]["content"])[0]
+        text = f"Accounts: [IBAN_1], {passage_iban.group(1)} and {tool_iban}."
+        return _streamed(text[:12], text[12:20], text[20:])
+
+    events, bodies = boundary_run(
+        "redact", VALUES["input"]["iban"] + " " + CLEAN_INPUT, stream=True,
+        replies=(_streamed(tool_call=True), answer),
+    )  # fmt: skip
+    assert _leaks(bodies) == []
+    final = events[-1]["data"]
+    assert final["status"] == "completed", final["error"]
+    expected = (
+        f"Accounts: {VALUES['input']['iban']}, {VALUES['passage']['iban']} and {VALUES['tool']['iban']}."
+    )
+    assert final["output"] == expected
+    deltas = [e["data"]["text"] for e in events if e["event"] == "delta"]
+    assert len(deltas) > 1 and "".join(deltas) == expected
