@@ -78,9 +78,6 @@ class Boundary:
         self.guards = guards
         self.redactions = redactions
 
-    def __bool__(self) -> bool:
-        return bool(self.guards)
-
     def screen(self, text: str, *, stage: str = "input", guards=None) -> Screened:
         guards = self.guards if guards is None else guards
         if not guards or not text:
@@ -102,7 +99,7 @@ class Boundary:
             return text, [], None
         started_at, t0 = timezone.now(), time.perf_counter()
         screened = self.screen(text, guards=guards)
-        steps = self._step(run, "input", [(1, screened, None)], started_at, t0)
+        steps = self._step(run, "input", [("input", [screened])], started_at, t0)
         return (text if screened.text is None else screened.text), steps, screened.withheld_by
 
     def examples(self, run, pairs) -> tuple[list, list]:
@@ -116,7 +113,7 @@ class Boundary:
             question, answer = self.screen(example_input), self.screen(example_output)
             if question.text is not None and answer.text is not None:
                 kept.append((question.text, answer.text))
-            hits.append((n, question, answer))
+            hits.append((f"learning example {n}", [question, answer]))
         return kept, self._step(run, "learning examples", hits, started_at, t0)
 
     def passages(self, run, passages, *, already) -> tuple[list, list]:
@@ -127,12 +124,12 @@ class Boundary:
             return list(passages), []
         started_at, t0 = timezone.now(), time.perf_counter()
         kept, hits = [], []
-        for n, passage in enumerate(passages, start=1):
+        for passage in passages:
             screened = self.screen(passage.text, stage="retrieval", guards=guards)
             if screened.text is not None:
                 passage.text = screened.text
                 kept.append(passage)
-            hits.append((n, screened, passage))
+            hits.append((f"passage of {passage.document_title} (chunk {passage.chunk_id})", [screened]))
         return kept, self._step(run, "retrieved passages", hits, started_at, t0)
 
     def tool_result(self, run, content: str, *, tool: str) -> tuple[str, list]:
@@ -141,20 +138,20 @@ class Boundary:
             return content, []
         started_at, t0 = timezone.now(), time.perf_counter()
         screened = self.screen(content)
-        steps = self._step(run, f"tool result of {tool}", [(1, screened, tool)], started_at, t0)
+        what = f"tool result of {tool}"
+        steps = self._step(run, what, [(what, [screened])], started_at, t0)
         return (WITHHELD_TOOL_RESULT if screened.text is None else screened.text), steps
 
     def _step(self, run, what: str, hits, started_at, t0) -> list:
-        """The guardrail step (a list of one, or empty) for the screening of ``what`` when a guardrail found something: the
-        parts redacted, withheld (and by which guardrail) or flagged. Never the values."""
+        """The guardrail step for the screening of ``what`` (a list of one, or empty when no guardrail
+        found anything): the parts (``hits``: (label, screenings)) redacted, withheld (by which guardrail,
+        and why) or flagged. Never the values."""
         found = []
         names: dict[Any, str] = {}
-        for n, *screenings in hits:
-            screenings = [s for s in screenings if isinstance(s, Screened)]
+        for label, screenings in hits:
             hit = [r for s in screenings for r in s.triggered]
             if not hit:
                 continue
-            label = hits_label(what, n, hits)
             entry = {"part": label, "findings": sorted({r.message for r in hit})}
             blocker = next((s.withheld_by for s in screenings if s.withheld_by is not None), None)
             if blocker is not None:
@@ -186,16 +183,6 @@ class Boundary:
             started_at=started_at,
         )
         return [step]
-
-
-def hits_label(what: str, n: int, hits) -> str:
-    """How a step names a part: ``learning example 2``, ``passage of VAT manual (chunk 7)``, ``tool result``."""
-    if what == "learning examples":
-        return f"learning example {n}"
-    if what == "retrieved passages":
-        passage = next(h[2] for h in hits if h[0] == n)
-        return f"passage of {passage.document_title} (chunk {passage.chunk_id})"
-    return what
 
 
 def _summary(what: str, withheld, flagged, redacted) -> str:
