@@ -367,8 +367,9 @@ class StepKind(models.TextChoices):
 
 
 class StepStatus(models.TextChoices):
-    """``blocked``: a guardrail ended the run. ``dropped`` / ``flagged``: a retrieval guardrail withheld
-    passages from the model, or let them through marked as suspect; the run goes on."""
+    """``blocked``: a guardrail ended the run. ``dropped`` / ``flagged``: a retrieval guardrail, or the
+    privacy boundary (``agents.runtime.boundary``), withheld parts from the model, or let them through
+    marked; the run goes on."""
 
     OK = "ok", "OK"
     WARNED = "warned", "Warned"

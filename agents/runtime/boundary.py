@@ -177,12 +177,20 @@ class Boundary:
                 "parts": found,
                 "message": _summary(what, withheld, flagged, redacted),
             },
-            # A blocked input ends the run (the pipeline); a withheld part leaves it going.
-            status=StepStatus.BLOCKED if what == "input" and withheld else StepStatus.WARNED,
+            status=_status(what, withheld, flagged),
             duration_ms=(time.perf_counter() - t0) * 1000,
             started_at=started_at,
         )
         return [step]
+
+
+def _status(what: str, withheld, flagged) -> str:
+    """A blocked input ends the run (the pipeline): ``blocked``. A part withheld while the run goes on
+    is ``dropped``, one sent with its identifiers (warn) ``flagged``, as at retrieval; placeholders
+    alone, ``warned``."""
+    if withheld:
+        return StepStatus.BLOCKED if what == "input" else StepStatus.DROPPED
+    return StepStatus.FLAGGED if flagged else StepStatus.WARNED
 
 
 def _summary(what: str, withheld, flagged, redacted) -> str:

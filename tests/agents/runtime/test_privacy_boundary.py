@@ -199,7 +199,7 @@ def test_block_withholds_the_example_passage_and_tool_result_and_the_run_goes_on
     passages = steps["retrieved passages"].output
     assert len(passages["withheld"]) == 1 and passages["withheld"][0].startswith("passage of Client file")
     assert steps["tool result of Client register"].output["withheld"] == ["tool result of Client register"]
-    assert all(s.status == "warned" for s in steps.values())
+    assert all(s.status == "dropped" for s in steps.values())  # withheld; the run went on
     # The search lists the passages sent, numbered as the model saw them, and the one withheld.
     retrieval = execution.steps.get(kind="retrieval").output
     assert "Client file" not in [p["document_title"] for p in retrieval["passages"]]
@@ -221,7 +221,7 @@ def test_warn_sends_the_identifiers_and_flags_the_steps(boundary_run):
     steps = _boundary_steps(execution)
     assert set(steps) >= {"learning examples", "retrieved passages"}
     for step in steps.values():
-        assert step.status == "warned" and step.output["flagged"] and step.output["withheld"] == []
+        assert step.status == "flagged" and step.output["flagged"] and step.output["withheld"] == []
         assert "sent with client identifiers (warn)" in step.output["message"]
 
 
