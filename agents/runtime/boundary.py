@@ -2,8 +2,11 @@
 
 Everything a provider receives is put together here (``compose``) from parts that have passed the
 agent's PII guardrails (``Boundary.screen``), and sent from here (``send``: the only caller of
-``Provider.stream``), after a last sweep that replaces any value the run has already redacted wherever
-it still appears verbatim. The pipeline screens each part as it enters the conversation:
+``Provider.stream``), after a last sweep (``Boundary.sweep``) over every string of the request: values
+the run has redacted are replaced wherever they still appear, and the redacting and blocking PII
+guardrails redact whatever no part's screening covered (the persona, document titles and headings,
+tool descriptions and schemas, arguments the model echoes). The pipeline screens each part as it
+enters the conversation:
 
 - the user's input: the input-stage guardrails, as before (``pipeline``); the numbering of
   placeholders starts there;
@@ -11,8 +14,7 @@ it still appears verbatim. The pipeline screens each part as it enters the conve
   the PII guardrails that did not already run on them at the retrieval stage) and every tool result
   fed back to the model (``Boundary.tool_result``).
 
-The PII guardrails are those assigned to the agent that apply before the model (at the input or the
-retrieval stage). Their action decides for each part: ``redact`` sends placeholders numbered across the
+The PII guardrails are all those assigned to the agent, whatever their stages. Their action decides for each part: ``redact`` sends placeholders numbered across the
 whole run (the same value keeps its placeholder wherever it appears, and the run's mapping, kept
 encrypted with the execution, restores it in the answer the requester sees); ``block`` withholds the
 part (the run goes on without it; an input that holds an identifier still ends the run, in the
@@ -41,8 +43,9 @@ WITHHELD_TOOL_RESULT = (
 
 
 def pii_guardrails(loaded) -> list[dict[str, Any]]:
-    """The agent's PII guardrails that apply before the model (input or retrieval stage), in order, as
-    stage-free specifications the engine runs on any part (``guardrails.engine._spec`` mappings)."""
+    """The agent's PII guardrails, whatever stages they are assigned to (an agent with a PII guardrail
+    sends no client identifier, by any path), in order, as stage-free specifications the engine runs
+    on any part (``guardrails.engine._spec`` mappings)."""
     return [
         {
             "id": g.pk,
@@ -53,7 +56,7 @@ def pii_guardrails(loaded) -> list[dict[str, Any]]:
             "enabled": g.enabled,
         }
         for g in loaded.guardrails
-        if g.kind == "pii" and (g.applies_to_input or g.applies_to_retrieval)
+        if g.kind == "pii"
     ]
 
 
@@ -64,6 +67,8 @@ class Screened:
     text: str | None
     results: list = field(default_factory=list)
     withheld_by: Any = None
+    #: The placeholders this screening made, entered in the run's mapping only if the part is sent.
+    redactions: dict[str, str] = field(default_factory=dict)
 
     @property
     def triggered(self) -> list:
@@ -77,16 +82,61 @@ class Boundary:
     def __init__(self, guards: list[dict[str, Any]], redactions: dict[str, str]):
         self.guards = guards
         self.redactions = redactions
+        # The last sweep (``sweep``) redacts with every guardrail that does not send identifiers.
+        self._sweeping = [{**g, "action": "redact"} for g in guards if g["action"] != "warn"]
+        self._swept_texts: dict[str, str] = {}
 
-    def screen(self, text: str, *, stage: str = "input", guards=None) -> Screened:
+    def screen(self, text: str, *, stage: str = "input", guards=None, pending=None) -> Screened:
+        """``text`` through the guardrails; nothing enters the run's mapping yet (``commit`` does, for a
+        part that is sent: a withheld part's values must never come back through a placeholder).
+        ``pending``: placeholders of the same part not committed yet, so that numbering goes on."""
         guards = self.guards if guards is None else guards
         if not guards or not text:
             return Screened(text)
-        verdict = evaluate(guards, text, stage=stage, context={"redactions": dict(self.redactions)})
+        known = {**self.redactions, **(pending or {})}
+        verdict = evaluate(guards, text, stage=stage, context={"redactions": known})
         if verdict.blocked:
             return Screened(None, verdict.results, verdict.blocked_by)
-        self.redactions.update(verdict.redactions or {})
-        return Screened(verdict.text, verdict.results)
+        made = {k: v for k, v in (verdict.redactions or {}).items() if k not in known}
+        return Screened(verdict.text, verdict.results, redactions=made)
+
+    def sweep(self, value):
+        """``value`` (a string, or lists and dicts of them) as it may leave for the provider: every value
+        the run has redacted replaced by its placeholder wherever it still appears, then the redacting
+        and blocking PII guardrails run over each string as redaction (a ``warn`` guardrail sends
+        identifiers by design). The last gate, for what no part's screening covers: the persona,
+        document titles and headings, tool descriptions and schemas, arguments the model echoes."""
+        if isinstance(value, str):
+            return self._swept(value)
+        if isinstance(value, list):
+            return [self.sweep(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self.sweep(v) for k, v in value.items()}
+        return value
+
+    def _swept(self, text: str) -> str:
+        if not text or not (self.redactions or self._sweeping):
+            return text
+        done = self._swept_texts.get(text)
+        if done is not None:
+            return done
+        result = text
+        for value, placeholder in sorted(
+            ((v, k) for k, v in self.redactions.items() if v), key=lambda p: -len(p[0])
+        ):
+            if value in result:
+                result = result.replace(value, placeholder)
+        if self._sweeping:
+            screened = self.screen(result, guards=self._sweeping)
+            self.commit(screened)
+            result = screened.text
+        self._swept_texts[text] = result
+        return result
+
+    def commit(self, *screenings: Screened) -> None:
+        """Enter the placeholders of parts that are sent in the run's mapping."""
+        for screened in screenings:
+            self.redactions.update(screened.redactions)
 
     # --- The parts --------------------------------------------------------------------------------
 
@@ -99,6 +149,7 @@ class Boundary:
             return text, [], None
         started_at, t0 = timezone.now(), time.perf_counter()
         screened = self.screen(text, guards=guards)
+        self.commit(screened)
         steps = self._step(run, "input", [("input", [screened])], started_at, t0)
         return (text if screened.text is None else screened.text), steps, screened.withheld_by
 
@@ -110,8 +161,10 @@ class Boundary:
         started_at, t0 = timezone.now(), time.perf_counter()
         kept, hits = [], []
         for n, (example_input, example_output) in enumerate(pairs, start=1):
-            question, answer = self.screen(example_input), self.screen(example_output)
+            question = self.screen(example_input)
+            answer = self.screen(example_output, pending=question.redactions)
             if question.text is not None and answer.text is not None:
+                self.commit(question, answer)
                 kept.append((question.text, answer.text))
             hits.append((f"learning example {n}", [question, answer]))
         return kept, self._step(run, "learning examples", hits, started_at, t0)
@@ -127,6 +180,7 @@ class Boundary:
         for passage in passages:
             screened = self.screen(passage.text, stage="retrieval", guards=guards)
             if screened.text is not None:
+                self.commit(screened)
                 passage.text = screened.text
                 kept.append(passage)
             hits.append((f"passage of {passage.document_title} (chunk {passage.chunk_id})", [screened]))
@@ -138,6 +192,7 @@ class Boundary:
             return content, []
         started_at, t0 = timezone.now(), time.perf_counter()
         screened = self.screen(content)
+        self.commit(screened)
         what = f"tool result of {tool}"
         steps = self._step(run, what, [(what, [screened])], started_at, t0)
         return (WITHHELD_TOOL_RESULT if screened.text is None else screened.text), steps
@@ -245,26 +300,11 @@ def compose(loaded, text: str, passages: list, has_tools: bool, examples=None) -
     return messages
 
 
-def seal(messages: list[dict], redactions: dict[str, str]) -> list[dict]:
-    """The messages with every value the run has redacted replaced by its placeholder wherever it still
-    appears verbatim (longest first): what no screened path let through stays out too."""
-    if not redactions:
-        return messages
-    pairs = sorted(((v, k) for k, v in redactions.items() if v), key=lambda p: -len(p[0]))
-    sealed = []
-    for message in messages:
-        content = message.get("content")
-        if isinstance(content, str):
-            for value, placeholder in pairs:
-                if value in content:
-                    content = content.replace(value, placeholder)
-            message = {**message, "content": content}
-        sealed.append(message)
-    return sealed
-
-
-def send(provider, request: ModelRequest, *, stream: bool, redactions: dict[str, str]) -> Iterator:
-    """The one call into a provider: the request's messages sealed (``seal``), then the provider's
-    stream (text deltas, then one ``ModelResponse``)."""
-    request.messages = seal(request.messages, redactions)
+def send(provider, request: ModelRequest, *, stream: bool, boundary: Boundary) -> Iterator:
+    """The one call into a provider: every string of the request — messages (the persona, document
+    titles and headings in the passages' labels, tool-call arguments) and tool definitions — swept by
+    ``Boundary.sweep`` first, then the provider's stream (text deltas, then one ``ModelResponse``)."""
+    request.messages = boundary.sweep(request.messages)
+    if request.tools:
+        request.tools = boundary.sweep(request.tools)
     yield from provider.stream(request, stream=stream)

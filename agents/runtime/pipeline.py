@@ -470,7 +470,8 @@ def _retrieve(run: Run, query: str):
             stage="retrieval",
             context={"redactions": dict(run.redactions), "screening": passage.screening},
         )
-        run.redactions.update(verdict.redactions or {})
+        if not verdict.blocked:  # a dropped passage's values never enter the run's mapping
+            run.redactions.update(verdict.redactions or {})
         for result in verdict.results:
             entry = per_guard.setdefault(
                 result.guardrail_id,
@@ -605,7 +606,7 @@ def _call_model(run: Run, request: ModelRequest, live: bool):
     run.streamed = ""
     response = None
     try:
-        for item in send(run.provider, request, stream=run.stream, redactions=run.redactions):
+        for item in send(run.provider, request, stream=run.stream, boundary=run.boundary):
             if isinstance(item, ModelResponse):
                 response = item
             elif restorer is not None:
