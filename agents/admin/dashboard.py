@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Func, IntegerField, Q, Sum
 from django.db.models.fields.json import KeyTransform
-from django.db.models.functions import TruncDate
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from agents.models import (
@@ -149,10 +149,16 @@ def dashboard_context(*, agents, executions, steps=None) -> dict:
     )
     if steps is None:
         steps = ExecutionStep.objects.filter(execution__in=month.values("pk"))
-    # Passages withheld from the model inside runs that went on: each knowledge search lists them.
+    # Passages withheld from the model inside runs that went on: each knowledge search lists those a
+    # retrieval guardrail dropped and those the privacy boundary withheld.
     dropped_passages = steps.filter(
         kind=StepKind.RETRIEVAL, status=StepStatus.DROPPED, execution__created_at__gte=month_start
-    ).aggregate(n=Sum(JSONArrayLength(KeyTransform("dropped", "output"))))["n"]
+    ).aggregate(
+        n=Sum(
+            Coalesce(JSONArrayLength(KeyTransform("dropped", "output")), 0)
+            + Coalesce(JSONArrayLength(KeyTransform("withheld", "output")), 0)
+        )
+    )["n"]
     # The guardrails that ended runs (``blocked`` steps; a dropped passage is not one).
     blocked_by = list(
         steps.filter(

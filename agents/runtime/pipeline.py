@@ -530,7 +530,9 @@ def _retrieve(run: Run, query: str):
             "withheld": [{"chunk_id": p.chunk_id, "document_title": p.document_title} for p in withheld],
             "tools_withheld": run.tools_withheld,
         },
-        status=StepStatus.DROPPED if dropped else (StepStatus.FLAGGED if flagged else StepStatus.OK),
+        status=StepStatus.DROPPED
+        if dropped or withheld
+        else (StepStatus.FLAGGED if flagged else StepStatus.OK),
         duration_ms=search_ms,
         started_at=started_at,
     )

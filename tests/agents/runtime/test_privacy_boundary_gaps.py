@@ -131,3 +131,22 @@ def test_dropped_passage_value_restored(remote, vat_kb):  # noqa: F811 (the impo
     )
     e = execute(agent, "Reverse charge invoice: what is [IBAN_1]?", source="api")
     assert IBAN not in e.output
+
+
+def test_a_passage_the_boundary_withholds_counts_as_dropped(remote, vat_kb, org):  # noqa: F811 (the imported fixture)
+    from agents.admin.dashboard import dashboard_context
+    from agents.models import Agent, Execution
+
+    doc = DocumentFactory(knowledge_base=vat_kb, title="Client file")
+    ChunkFactory(
+        document=doc, ordinal=0, page=1, text=f"Reverse charge invoice for the client paying from {IBAN}."
+    )
+    agent, model = remote(completion("ok [1]"))
+    pii(agent, "block")
+    e = execute(agent, Q, source="api")
+    search = e.steps.get(kind="retrieval")
+    assert search.status == "dropped" and len(search.output["withheld"]) == 1
+    ctx = dashboard_context(
+        agents=Agent.objects.filter(organization=org), executions=Execution.objects.filter(organization=org)
+    )
+    assert ctx["dropped_passages"] == 1
