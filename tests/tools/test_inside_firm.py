@@ -137,7 +137,9 @@ def _form(tool, **overrides):
 def test_the_admin_form_explains_and_saves_the_field(register, staff_client):
     page = staff_client.get(f"/admin/tools/tool/{register.pk}/change/").content.decode()
     assert 'name="inside_firm"' in page and "receives the real values" in page
-    response = staff_client.post(f"/admin/tools/tool/{register.pk}/change/", _form(register, inside_firm="on"))
+    response = staff_client.post(
+        f"/admin/tools/tool/{register.pk}/change/", _form(register, inside_firm="on")
+    )
     assert response.status_code == 302, response.content[:2000]
     register.refresh_from_db()
     assert register.inside_firm is True
