@@ -12,7 +12,8 @@ enters the conversation:
   placeholders starts there;
 - approved learning examples (``Boundary.examples``), retrieved passages (``Boundary.passages``:
   the PII guardrails that did not already run on them at the retrieval stage) and every tool result
-  fed back to the model (``Boundary.tool_result``).
+  fed back to the model (``Boundary.tool_result``: a value the run knows, which a tool inside the firm
+  received restored, becomes its placeholder again in any spelling, ``mask_known``).
 
 The PII guardrails are all those assigned to the agent, whatever their stages. Their action decides for each part: ``redact`` sends placeholders numbered across the
 whole run (the same value keeps its placeholder wherever it appears, and the run's mapping, kept

@@ -11,7 +11,8 @@
    the privacy boundary (``boundary.py``): the agent's PII guardrails screen the input, the passages,
    the examples and every tool result before a provider sees them
 5. provider call and a bounded tool loop: arguments parsed and validated before any call, every call
-   a step, tools run with the time the run has left
+   a step, tools run with the time the run has left; a tool inside the firm gets the values behind
+   the run's placeholders, and its result reaches the model with the same placeholders
 6. output guardrails (block / redact / append / citations), then the requester's own PII restored
 7. the execution and all its steps written in one transaction, with an audit event (``record.py``)
 
