@@ -27,6 +27,8 @@ pytestmark = pytest.mark.django_db
 VAT_NUMBER = "DE136695976"
 IBAN = "DE89370400440532013000"
 IBAN_TYPED = "DE89 3704 0044 0532 0130 00"
+#: An account the client register returns that the requester never typed.
+PREVIOUS_IBAN = "GB29NWBK60161331926819"
 
 
 def _placeholder(body, label: str) -> str:
@@ -129,7 +131,7 @@ def client_register(httpserver, settings, org):
 
     def handler(request):
         received.append(request.args.get("iban", ""))
-        body = {"iban": request.args.get("iban", ""), "holder": "the client", "status": "active"}
+        body = {"iban": request.args.get("iban", ""), "previous": PREVIOUS_IBAN, "status": "active"}
         return Response(json.dumps(body), content_type="application/json")
 
     httpserver.expect_request("/register").respond_with_handler(handler)
@@ -155,12 +157,14 @@ def test_an_http_tool_gets_the_real_value_only_when_inside_the_firm(remote, clie
     assert execution.status == "completed", execution.error
     assert received == [IBAN if inside_firm else "[IBAN_1]"]
     # Either way the provider never had the IBAN, and read the same placeholder back.
-    assert IBAN not in _sent(model.bodies)
-    assert json.loads(model.bodies[1]["messages"][-1]["content"])["iban"] == "[IBAN_1]"
+    assert IBAN not in _sent(model.bodies) and PREVIOUS_IBAN not in _sent(model.bodies)
+    read = json.loads(model.bodies[1]["messages"][-1]["content"])
+    assert read["iban"] == "[IBAN_1]" and read["previous"] == "[IBAN_2]"
     step = _tool_step(execution)
     assert step.input["arguments"] == {"iban": "[IBAN_1]"}
     assert ("placeholders_restored" in step.input) is inside_firm
-    assert IBAN not in json.dumps(step.output)
+    # The step records the result as the model read it.
+    assert step.output["output"] == read
     assert IBAN in execution.output
 
 
@@ -180,6 +184,26 @@ def test_arguments_are_validated_as_the_tool_receives_them_and_the_error_keeps_t
     assert step.status == "failed" and IBAN not in json.dumps(step.output)
     event = AuditEvent.objects.get(action="agent.execute", object_id=str(execution.pk))
     assert IBAN not in json.dumps(event.after)
+
+
+def test_a_withheld_tool_result_is_recorded_without_its_identifiers(remote, client_register):  # noqa: F811
+    """With ``block`` the result holding an identifier is withheld: the model reads a notice, the step
+    records the result redacted, and the withheld value enters no mapping."""
+    agent, model = remote(
+        completion(tool_calls=[("client-register", json.dumps({"iban": "unknown"}))]),
+        _echo_tool_result,
+        guards=None,
+    )
+    guardrail(agent, 0, name="PII", kind="pii", action="block", config={})
+    client_register(agent, inside_firm=True)
+    execution = execute(agent, "Is the client's account still active?", source="api")
+    assert execution.status == "completed", execution.error
+    assert PREVIOUS_IBAN not in _sent(model.bodies)
+    assert "withheld" in model.bodies[1]["messages"][-1]["content"]
+    step = _tool_step(execution)
+    assert PREVIOUS_IBAN not in json.dumps(step.output)
+    assert step.output["output"]["previous"] == "[IBAN_1]"
+    assert execution.redactions == ""
 
 
 # --- The offline engine ------------------------------------------------------------------------
