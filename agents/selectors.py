@@ -52,6 +52,26 @@ def persona_version_number(persona: Persona | int | str | None) -> int | None:
         raise PersonaNotFound(f"Persona version {version!r} is not a number.")
 
 
+#: What the agent's page and the console say of an agent without a PII guardrail.
+IDENTIFIERS_SENT_NOTICE = (
+    "This agent has no PII guardrail: client identifiers are sent to the provider as typed. "
+    "Assign a PII guardrail (redact, block or warn) to screen everything the agent sends."
+)
+
+
+def agent_screens_identifiers(*, agent: Agent) -> bool:
+    """Whether a run of ``agent`` passes the privacy boundary's PII screening: an enabled PII guardrail
+    of its organisation is assigned (enabled), whatever its stages and action — the rule of
+    ``agents.runtime.boundary.pii_guardrails``, read in one query."""
+    return AgentGuardrail.objects.filter(
+        agent=agent,
+        enabled=True,
+        guardrail__enabled=True,
+        guardrail__kind="pii",
+        guardrail__organization_id=agent.organization_id,
+    ).exists()
+
+
 def agent_run_configuration(*, agent: Agent | int, persona: Persona | int | None = None) -> RunConfiguration:
     """The configuration a run of ``agent`` uses, read now from the database (uncached: the runtime
     keeps it per process, see ``agents.runtime.loading.load``).

@@ -32,6 +32,9 @@ class Tool(TimeStampedModel):
     ``organization`` is null for the built-in tools offered to every organisation (registered from
     ``tools.builtins``); HTTP tools always belong to one organisation. ``secret_headers`` is a JSON
     object of header values stored encrypted (e.g. ``{"Authorization": "Bearer …"}``).
+    ``inside_firm``: the tool may receive the client identifiers a run has redacted (the runtime
+    restores the placeholders in its arguments); built-in tools run in-process and always do
+    (``receives_identifiers``), their rows are marked so by ``tools.builtins.sync_builtin_tools``.
     """
 
     organization = models.ForeignKey(
@@ -56,6 +59,14 @@ class Tool(TimeStampedModel):
         default=256 * 1024, validators=[MinValueValidator(1), MaxValueValidator(10 * 1024 * 1024)]
     )
     is_enabled = models.BooleanField(default=True)
+    inside_firm = models.BooleanField(
+        "inside the firm",
+        default=False,
+        help_text="The tool runs on the firm's own systems. When an agent redacts client identifiers, a "
+        "tool inside the firm receives the real values (an IBAN, a VAT number) in place of the "
+        "placeholders the model writes ([IBAN_1]); a tool outside the firm receives the placeholders. "
+        "Built-in tools run inside Prisma Glow and always receive the real values.",
+    )
 
     #: How a row reaches its organisation (scoping of the staff UI and the API).
     organization_path = "organization"
@@ -101,6 +112,12 @@ class Tool(TimeStampedModel):
     @property
     def is_builtin(self) -> bool:
         return self.kind == ToolKind.BUILTIN
+
+    @property
+    def receives_identifiers(self) -> bool:
+        """Whether the runtime gives this tool the real values behind a run's placeholders: built-in
+        tools (they run in-process) and HTTP tools marked inside the firm."""
+        return self.kind == ToolKind.BUILTIN or self.inside_firm
 
     def _check_destination(self) -> None:
         """The host is fixed (``url_template_problem``), so the outbound guard can judge it when the

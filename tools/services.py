@@ -32,6 +32,7 @@ EDITABLE_FIELDS: tuple[str, ...] = (
     "timeout_seconds",
     "max_response_bytes",
     "is_enabled",
+    "inside_firm",
 )
 
 BUILTIN_READ_ONLY = (

@@ -34,6 +34,9 @@ def _step_note(step) -> str:
     if step.status not in (StepStatus.DROPPED, StepStatus.FLAGGED):
         return ""
     output = step.output if isinstance(step.output, dict) else {}
+    stage = step.input.get("stage") if isinstance(step.input, dict) else None
+    if step.kind == StepKind.GUARDRAIL and stage == "input":
+        return "the input was sent as typed and flagged (warn); the run went on."
     if step.kind == StepKind.RETRIEVAL:
         dropped = output.get("dropped") if isinstance(output.get("dropped"), list) else []
         passages = output.get("passages") if isinstance(output.get("passages"), list) else []

@@ -289,6 +289,9 @@ class AgentPages:
             "clone_form": CloneForm(initial={"name": f"{agent.name} (copy)"}),
             "can_write": self._allows(request, "agent.change", agent),
             "console_url": reverse("admin:index") + f"console/?agent={agent.pk}",
+            "identifiers_notice": ""
+            if selectors.agent_screens_identifiers(agent=agent)
+            else selectors.IDENTIFIERS_SENT_NOTICE,
         }
         return self._page(request, "admin/agents/agent/detail.html", context, title=agent.name)
 

@@ -39,6 +39,7 @@ from agents.console.forms import FeedbackForm, RunForm
 from agents.console.trace import present_step, present_turn
 from agents.models import Agent, AgentStatus, Execution, ExecutionSource, Feedback
 from agents.runtime import AgentNotRunnable, StreamBody, execute, execute_stream
+from agents.selectors import IDENTIFIERS_SENT_NOTICE, agent_screens_identifiers
 from agents.services import feedback_create
 from prisma_glow.admin.base import admin_require
 from prisma_glow.admin.scoping import get_admin_access, scope_queryset, scoped_get
@@ -131,6 +132,9 @@ def _page(request, *, agent: Agent | None, form: RunForm, status: int = 200, err
         "can_run": access.may("agent.execute"),
         "run_error": error,
         "is_test_run": agent is not None and agent.status != AgentStatus.ACTIVE,
+        "identifiers_notice": IDENTIFIERS_SENT_NOTICE
+        if agent is not None and not agent_screens_identifiers(agent=agent)
+        else "",
     }
     return TemplateResponse(request, "agents/console/console.html", context, status=status)
 

@@ -12,7 +12,8 @@ enters the conversation:
   placeholders starts there;
 - approved learning examples (``Boundary.examples``), retrieved passages (``Boundary.passages``:
   the PII guardrails that did not already run on them at the retrieval stage) and every tool result
-  fed back to the model (``Boundary.tool_result``).
+  fed back to the model (``Boundary.tool_result``: a value the run knows, which a tool inside the firm
+  received restored, becomes its placeholder again in any spelling, ``mask_known``).
 
 The PII guardrails are all those assigned to the agent, whatever their stages. Their action decides for each part: ``redact`` sends placeholders numbered across the
 whole run (the same value keeps its placeholder wherever it appears, and the run's mapping, kept
@@ -25,10 +26,13 @@ the parts are sent as they are.
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from django.utils import timezone
 
@@ -40,6 +44,35 @@ from guardrails.engine import evaluate
 WITHHELD_TOOL_RESULT = (
     "The tool's result was withheld: it holds client identifiers that may not be sent to the model."
 )
+
+
+#: What may separate the characters of an identifier written another way ("DE89 3704…", "DE89-3704…").
+_SEPARATOR = r"[\s\-]?"
+
+
+@lru_cache(maxsize=1024)
+def _known_pattern(value: str) -> re.Pattern[str]:
+    """``value`` wherever it appears, whatever its case and its spaces or hyphens (a tool returns an IBAN
+    typed "DE89 3704 …" as "DE89370400440532013000"), and URL-quoted (an HTTP tool's recorded URL)."""
+    compact = re.sub(r"[\s\-]", "", value)
+    forms = {re.escape(value), re.escape(quote(value, safe="")), re.escape(quote_plus(value))}
+    if len(compact) >= 6:
+        forms.add(_SEPARATOR.join(re.escape(c) for c in compact))
+    alternatives = "|".join(sorted(forms, key=len, reverse=True))
+    return re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])", re.IGNORECASE)
+
+
+def mask_known(text: str, redactions: Mapping[str, str]) -> str:
+    """``text`` with every value of the run's mapping replaced by its placeholder, in any of its
+    spellings (``_known_pattern``): a value the model knows as ``[VAT_1]`` comes back from a tool as
+    ``[VAT_1]``, never as a second placeholder or verbatim."""
+    if not text or not redactions:
+        return text
+    for value, placeholder in sorted(
+        ((v, k) for k, v in redactions.items() if v and v.strip()), key=lambda p: -len(p[0])
+    ):
+        text = _known_pattern(value).sub(lambda _match, placeholder=placeholder: placeholder, text)
+    return text
 
 
 def pii_guardrails(loaded) -> list[dict[str, Any]]:
@@ -187,7 +220,11 @@ class Boundary:
         return kept, self._step(run, "retrieved passages", hits, started_at, t0)
 
     def tool_result(self, run, content: str, *, tool: str) -> tuple[str, list]:
-        """A tool's result as the model will read it (a notice when it is withheld), and the steps."""
+        """A tool's result as the model will read it (a notice when it is withheld), and the steps.
+        The values the run already knows go back to their placeholders first, whatever their spelling
+        (a tool given the real values restored from ``[VAT_1]`` answers with them), so the model reads
+        the same placeholder it wrote; the PII guardrails then screen the rest."""
+        content = mask_known(content, self.redactions)
         if not self.guards:
             return content, []
         started_at, t0 = timezone.now(), time.perf_counter()
@@ -196,6 +233,23 @@ class Boundary:
         what = f"tool result of {tool}"
         steps = self._step(run, what, [(what, [screened])], started_at, t0)
         return (WITHHELD_TOOL_RESULT if screened.text is None else screened.text), steps
+
+    def trace(self, value):
+        """``value`` (a string, or lists and dicts of them) as a step may record it: what the model may
+        read. Every value the run knows becomes its placeholder (``mask_known``) and the redacting and
+        blocking PII guardrails redact the rest, without entering anything in the run's mapping (a
+        withheld tool result's values must not come back through a placeholder). A tool's recorded
+        result therefore holds no identifier the provider never had."""
+        if isinstance(value, list):
+            return [self.trace(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self.trace(v) for k, v in value.items()}
+        if not isinstance(value, str) or not value:
+            return value
+        value = mask_known(value, self.redactions)
+        if self._sweeping:
+            value = self.screen(value, guards=self._sweeping).text or value
+        return value
 
     def _step(self, run, what: str, hits, started_at, t0) -> list:
         """The guardrail step for the screening of ``what`` (a list of one, or empty when no guardrail

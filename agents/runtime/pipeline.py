@@ -11,7 +11,8 @@
    the privacy boundary (``boundary.py``): the agent's PII guardrails screen the input, the passages,
    the examples and every tool result before a provider sees them
 5. provider call and a bounded tool loop: arguments parsed and validated before any call, every call
-   a step, tools run with the time the run has left
+   a step, tools run with the time the run has left; a tool inside the firm gets the values behind
+   the run's placeholders, and its result reaches the model with the same placeholders
 6. output guardrails (block / redact / append / citations), then the requester's own PII restored
 7. the execution and all its steps written in one transaction, with an audit event (``record.py``)
 
@@ -45,7 +46,7 @@ from agents.models import (
     StepStatus,
 )
 from agents.runtime import record
-from agents.runtime.boundary import Boundary, compose, pii_guardrails, send
+from agents.runtime.boundary import Boundary, compose, mask_known, pii_guardrails, send
 from agents.runtime.errors import ExecutionTimeout, ProviderError
 from agents.runtime.loading import check_runnable, load
 from agents.runtime.providers import ModelRequest, ModelResponse, Provider, cost_of, get_provider
@@ -67,6 +68,8 @@ MAX_TOOL_CALLS_PER_ROUND = 8
 MAX_PASSAGES = 20
 CITATION = re.compile(r"\[(\d{1,3})\]")
 PLACEHOLDER_TAIL = re.compile(r"\[[A-Z0-9_]{0,40}$")
+#: A placeholder as the model may write it (``[VAT_1]``, ``[vat_1]``).
+PLACEHOLDER = re.compile(r"\[[A-Za-z][A-Za-z0-9_]*_\d+\]")
 
 
 class ToolCallRejected(Exception):
@@ -410,9 +413,14 @@ def _guardrail_step(run: Run, stage: str, result, verdict, started_at) -> Execut
         status = StepStatus.BLOCKED
     elif getattr(result, "status", "") == "error":
         status = StepStatus.FAILED
-    else:
+    elif not result.triggered or result.action == "append":
         # An appended disclaimer is the guardrail doing its job, not a warning.
-        status = StepStatus.WARNED if result.triggered and result.action != "append" else StepStatus.OK
+        status = StepStatus.OK
+    elif stage == "input" and result.action == "warn":
+        # ``warn`` sends the input as typed and flags the step (as the boundary and retrieval do).
+        status = StepStatus.FLAGGED
+    else:
+        status = StepStatus.WARNED
     return run.step(
         StepKind.GUARDRAIL,
         f"{result.name} ({stage})",
@@ -651,22 +659,34 @@ def _call_model(run: Run, request: ModelRequest, live: bool):
 
 
 def _call_tool(run: Run, call, tools_by_name: dict):
-    """Validate and run one tool call; every call is a step. Returns the tool message for the model."""
+    """Validate and run one tool call; every call is a step. Returns the tool message for the model.
+
+    The model writes the run's placeholders (``[VAT_1]``) where it means a client identifier. A tool
+    that runs inside the firm (``Tool.receives_identifiers``: every built-in tool, and HTTP tools marked
+    ``inside_firm``) gets the real values in their place; any other tool gets the placeholders. The
+    arguments are validated as the tool receives them. The step records the arguments as the model
+    wrote them (placeholders, and the list of those restored, never the values) and the result as the
+    model reads it (``Boundary.trace``); the result goes back to the model through the boundary
+    (``Boundary.tool_result``), where a value the model knows as ``[VAT_1]`` is ``[VAT_1]`` again."""
     started_at = timezone.now()
     tool = tools_by_name.get(call.name)
     name = tool.name if tool is not None else call.name
     record_input: dict = {"tool": call.name, "call_id": call.id, "arguments_raw": call.arguments[:5000]}
     problem = None
-    arguments = None
+    arguments = given = None
     if tool is None:
         problem = f"the model called the tool '{call.name[:80]}', which is not assigned to this agent"
     else:
         try:
             arguments = parse_arguments(call.arguments)
-            validate_arguments(tool, arguments)
+            given, restored = _tool_arguments(run, tool, arguments)
+            if restored:
+                record_input["placeholders_restored"] = restored
+            validate_arguments(tool, given)
         except ValueError as exc:
             if isinstance(exc, ToolArgumentsInvalid):
-                problem = f"the model called '{tool.slug}' with invalid arguments: {exc}"
+                # The schema's messages quote the values: a restored one goes back to its placeholder.
+                problem = f"the model called '{tool.slug}' with invalid arguments: {mask_known(str(exc), run.redactions)}"
             else:
                 problem = f"the model called '{tool.slug}' with arguments that are not valid JSON"
     if problem:
@@ -683,25 +703,51 @@ def _call_tool(run: Run, call, tools_by_name: dict):
         )
         raise ToolCallRejected(problem)
     record_input["arguments"] = json.loads(json.dumps(arguments, default=lambda d: f"{d:f}"))
-    result = run_tool(tool, arguments, timeout=run.remaining())
-    yield _step_event(
-        run,
-        run.step(
-            StepKind.TOOL_CALL,
-            name,
-            input=record_input,
-            output=result.to_dict(),
-            status=StepStatus.OK if result.ok else StepStatus.FAILED,
-            duration_ms=result.duration_ms,
-            started_at=started_at,
-        ),
+    result = run_tool(tool, given, timeout=run.remaining())
+    step = run.step(
+        StepKind.TOOL_CALL,
+        name,
+        input=record_input,
+        status=StepStatus.OK if result.ok else StepStatus.FAILED,
+        duration_ms=result.duration_ms,
+        started_at=started_at,
     )
     content = result.content_for_model()
+    boundary_steps: list = []
+    output = result.to_dict()
     if run.boundary is not None:
-        content, steps = run.boundary.tool_result(run, content, tool=name)
-        for step in steps:
-            yield _step_event(run, step)
+        content, boundary_steps = run.boundary.tool_result(run, content, tool=name)
+        output = run.boundary.trace(output)
+    step.output = without_nul(json_safe(output))
+    yield _step_event(run, step)
+    for each in boundary_steps:
+        yield _step_event(run, each)
     return {"role": "tool", "tool_call_id": call.id, "content": content}
+
+
+def _tool_arguments(run: Run, tool, arguments):
+    """The arguments ``tool`` receives and the placeholders restored in them: the values behind the
+    run's placeholders for a tool inside the firm, the arguments as the model wrote them otherwise."""
+    if not run.redactions or not tool.receives_identifiers:
+        return arguments, []
+    known = {key.upper(): key for key in run.redactions}
+    used: set[str] = set()
+
+    def walk(value):
+        if isinstance(value, str):
+            found = {known[m.upper()] for m in PLACEHOLDER.findall(value) if m.upper() in known}
+            if not found:
+                return value
+            used.update(found)
+            return restore(value, run.redactions)
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        return value
+
+    given = walk(arguments)
+    return given, sorted(used)
 
 
 def _citations(answer: str, passages: list) -> list[dict]:

@@ -89,10 +89,11 @@ class ToolAdmin(OrganizationScopedAdmin):
         "short_description",
         "origin",
         "is_enabled",
+        "inside_firm",
         "assigned",
         "test_link",
     ]
-    list_filter = ["kind", "is_enabled"]
+    list_filter = ["kind", "is_enabled", "inside_firm"]
     search_fields = ["name", "slug", "description"]
     ordering = ["name"]
     change_form_template = "admin/tools/tool/change_form.html"

@@ -83,7 +83,8 @@ class StringMapField(JSONObjectField):
 
 class ToolSerializer(serializers.ModelSerializer):
     """A tool. ``secret_headers`` is write-only (stored encrypted; ``has_secret_headers`` says if set).
-    Built-in tools (``is_builtin``) are shared by every organisation and read-only."""
+    Built-in tools (``is_builtin``) are shared by every organisation and read-only. ``inside_firm``: the
+    tool receives the client identifiers behind a run's placeholders (always true for built-in tools)."""
 
     is_builtin = serializers.SerializerMethodField()
     input_schema = JSONObjectField(required=False, help_text="A JSON Schema for the arguments (an object).")
@@ -123,6 +124,7 @@ class ToolSerializer(serializers.ModelSerializer):
             "timeout_seconds",
             "max_response_bytes",
             "is_enabled",
+            "inside_firm",
             "created_at",
             "updated_at",
         ]

@@ -65,6 +65,8 @@ def sync_builtin_tools(using: str = "default") -> int:
             "input_schema": module.INPUT_SCHEMA,
             "builtin_key": slug,
             "url_template": "",
+            # Built-in tools run in-process: they receive the values behind a run's placeholders.
+            "inside_firm": True,
         }
         tool = existing.get(slug)
         if tool is None:

@@ -66,6 +66,10 @@ IBAN_CANDIDATE = re.compile(r"\b([A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){2,7}(?:\s?[A-Z0
 VAT_ID_CANDIDATE = re.compile(
     r"\b((?:AT|BE|BG|CY|CZ|DE|DK|EE|EL|ES|FI|FR|HR|HU|IE|IT|LT|LU|LV|MT|NL|PL|PT|RO|SE|SI|SK|XI)[A-Z0-9]{8,12})\b"
 )
+# The placeholders a PII guardrail puts in place of an IBAN or a VAT number (``guardrails.checks.pii``):
+# the run gives the validator the real value behind them.
+IBAN_PLACEHOLDER = re.compile(r"\[IBAN_\d+\]", re.IGNORECASE)
+VAT_ID_PLACEHOLDER = re.compile(r"\[VAT_\d+\]", re.IGNORECASE)
 VALIDATE_HINT = re.compile(r"\b(valid|validate|check|verify|correct)\b", re.IGNORECASE)
 
 
@@ -121,7 +125,11 @@ def _first(match) -> str | None:
 
 
 def plan_tool_call(question: str, tool_names: set[str]) -> tuple[str, dict] | None:
-    """The built-in tool call a question clearly asks for, as (tool name, arguments), or None."""
+    """The built-in tool call a question clearly asks for, as (tool name, arguments), or None.
+
+    An IBAN or a VAT number the agent's PII guardrail redacted reaches the engine as its placeholder
+    (``[IBAN_1]``, ``[VAT_1]``): the engine passes the placeholder, which the run restores for the
+    validator (``pipeline._call_tool``), as a model would."""
     match = VAT_QUESTION.search(question)
     if match and "vat-calculator" in tool_names:
         amount = _decimal(match.group("amount"))
@@ -159,9 +167,12 @@ def plan_tool_call(question: str, tool_names: set[str]) -> tuple[str, dict] | No
         match = IBAN_CANDIDATE.search(question)
         if match and len(match.group(1).replace(" ", "")) >= 15:
             return "vat-iban-validator", {"value": match.group(1), "kind": "iban"}
-        match = VAT_ID_CANDIDATE.search(question)
+        match = IBAN_PLACEHOLDER.search(question)
         if match:
-            return "vat-iban-validator", {"value": match.group(1), "kind": "vat"}
+            return "vat-iban-validator", {"value": match.group(), "kind": "iban"}
+        match = VAT_ID_CANDIDATE.search(question) or VAT_ID_PLACEHOLDER.search(question)
+        if match:
+            return "vat-iban-validator", {"value": match.group(), "kind": "vat"}
     return None
 
 
