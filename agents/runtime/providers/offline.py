@@ -535,7 +535,7 @@ def extract_answer(question: str, passages: list) -> tuple[str, list[int]]:
         score += HEADING_WEIGHT * sum(weight.get(t, 0) for t in heading)
         for asked, named in zip(question_facets, _facets(own), strict=True):
             if asked - named and named - asked:
-                score *= OTHER_CASE_FACTOR  # about another case: another country, not the question's
+                score *= OTHER_CASE_FACTOR  # about another case than the question's
                 break
         candidates.append(_Candidate(score, number, position, unit))
     if not candidates:
