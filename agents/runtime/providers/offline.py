@@ -273,11 +273,6 @@ def terms(text: str, lang: str | None = None) -> set[str]:
     return found
 
 
-def overlap(wanted: set[str], sentence: str) -> int:
-    """How many of the terms ``wanted`` (from ``terms``) ``sentence`` holds."""
-    return len(wanted & terms(sentence))
-
-
 def _decimal(text: str) -> Decimal | None:
     try:
         return Decimal(re.sub(r"[,\s]", "", text))
