@@ -112,17 +112,25 @@ def test_any_cut_into_pieces_gives_the_whole_answers_result(cuts):
 
 
 def test_the_guardrail_counts_the_same_citations_before_and_after_renumbering():
-    """Checked against the passages as numbered for the model, the renumbered answer against the
-    passages in their new order: the same citations, the same invalid ones."""
+    """Checked against the passages as numbered for the model, and the renumbered answer against the
+    passages as shown: the same citations, the same invalid ones."""
     check = CitationRequiredCheck(CitationRequiredCheck.validate_config({"min_citations": 1}))
-    text, cited = renumber(ANSWER, PASSAGES)
-    by_passage = {c["passage"]: c["n"] for c in cited}
-    reordered = [PASSAGES[number - 1] for number in sorted(by_passage, key=by_passage.get)]
-    reordered += [p for i, p in enumerate(PASSAGES, start=1) if i not in by_passage]
+    renumberer = Renumberer(PASSAGES)
+    text = renumberer.feed(ANSWER) + renumberer.flush()
+    shown = renumberer.passages_as_shown()
+    assert [p.chunk_id for p in shown] == [102, 104, 105, 103, 101]
     before = check.run(ANSWER, stage="output", context={"passages": PASSAGES}).details
-    after = check.run(text, stage="output", context={"passages": reordered}).details
-    assert len(before["cited"]) == len(after["cited"]) == len(cited) == 4
+    after = check.run(text, stage="output", context={"passages": shown}).details
+    assert before["cited"] == [2, 3, 4, 5] and after["cited"] == [1, 2, 3, 4]
     assert before["invalid"] == after["invalid"] == [0, 9]
+    assert [shown[c["n"] - 1] for c in renumberer.citations()] == [
+        PASSAGES[c["passage"] - 1] for c in renumberer.citations()
+    ]
+    only_second = Renumberer(PASSAGES)
+    only_second.feed("Only [2].")
+    assert check.run(
+        "Only [1].", stage="output", context={"passages": only_second.passages_as_shown()}
+    ).details["cited"] == [1]
 
 
 # --- In runs against a real local OpenAI-compatible server ------------------------------------------
