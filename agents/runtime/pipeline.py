@@ -47,6 +47,7 @@ from agents.models import (
 )
 from agents.runtime import record
 from agents.runtime.boundary import Boundary, compose, mask_known, pii_guardrails, send
+from agents.runtime.citations import Renumberer, renumber
 from agents.runtime.errors import ExecutionTimeout, ProviderError
 from agents.runtime.loading import check_runnable, load
 from agents.runtime.providers import ModelRequest, ModelResponse, Provider, cost_of, get_provider
@@ -66,7 +67,6 @@ MAX_INPUT_CHARS = 20_000
 MAX_TOOL_CALLS_PER_ROUND = 8
 #: Passages kept for the prompt, across all knowledge bases.
 MAX_PASSAGES = 20
-CITATION = re.compile(r"\[(\d{1,3})\]")
 PLACEHOLDER_TAIL = re.compile(r"\[[A-Z0-9_]{0,40}$")
 #: A placeholder as the model may write it (``[VAT_1]``, ``[vat_1]``).
 PLACEHOLDER = re.compile(r"\[[A-Za-z][A-Za-z0-9_]*_\d+\]")
@@ -388,7 +388,8 @@ def _pipeline(run: Run, input: str, model: str):
         answer = verdict.text
         # New placeholders from the output stage stay: they hide what the model produced, not the requester's data.
         run.redactions.update(verdict.redactions or {})
-    citations = _citations(answer, passages)
+    # Checked above against the passages as numbered for the model; shown numbered 1…n as cited.
+    answer, citations = renumber(answer, passages)
     final = restore(answer, restore_map) if restore_map else answer
     if run.stream and not live:
         for piece in re.findall(r"\S+\s*|\s+", final):
@@ -613,6 +614,8 @@ def _call_model(run: Run, request: ModelRequest, live: bool):
     started_at = timezone.now()
     t0 = time.perf_counter()
     restorer = _Restorer(run.redactions) if live else None
+    # Live text is shown with its citations numbered 1…n, as the final answer is (``citations``).
+    renumberer = Renumberer(request.passages) if live else None
     run.streamed = ""
     response = None
     try:
@@ -620,12 +623,12 @@ def _call_model(run: Run, request: ModelRequest, live: bool):
             if isinstance(item, ModelResponse):
                 response = item
             elif restorer is not None:
-                piece = restorer.feed(item)
+                piece = renumberer.feed(restorer.feed(item))
                 if piece:
                     run.streamed += piece
                     yield _event("delta", {"text": piece})
         if restorer is not None:
-            tail = restorer.flush()
+            tail = renumberer.feed(restorer.flush()) + renumberer.flush()
             if tail:
                 run.streamed += tail
                 yield _event("delta", {"text": tail})
@@ -748,31 +751,6 @@ def _tool_arguments(run: Run, tool, arguments):
 
     given = walk(arguments)
     return given, sorted(used)
-
-
-def _citations(answer: str, passages: list) -> list[dict]:
-    cited = []
-    seen = set()
-    for match in CITATION.finditer(answer):
-        number = int(match.group(1))
-        if number in seen or not 1 <= number <= len(passages):
-            continue
-        seen.add(number)
-        p = passages[number - 1]
-        cited.append(
-            {
-                "n": number,
-                "chunk_id": p.chunk_id,
-                "document_id": p.document_id,
-                "document_title": p.document_title,
-                "knowledge_base_id": p.knowledge_base_id,
-                "page": p.page,
-                "heading_path": p.heading_path,
-                "citation": p.citation_label(),
-                "score": round(p.score, 4),
-            }
-        )
-    return sorted(cited, key=lambda c: c["n"])
 
 
 # --- Entry points --------------------------------------------------------------------------------

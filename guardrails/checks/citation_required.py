@@ -21,7 +21,8 @@ from typing import Any, ClassVar
 
 from guardrails.checks.base import Check, ConfigError, Finding, get_bool, get_int, reject_unknown
 
-_MARKER_RE = re.compile(
+# A citation marker; the runtime renumbers the same markers (``agents.runtime.citations``).
+MARKER_RE = re.compile(
     r"\[(?:\^|(?:passage|source|doc|document|ref)\s*#?\s*)?(\d{1,3}(?:\s*(?:[,;]|[-–])\s*\d{1,3})*)\]",
     re.I,
 )
@@ -91,7 +92,7 @@ class CitationRequiredCheck(Check):
         cited: set[int] = set()
         invalid: set[int] = set()
         spans = []
-        for match in _MARKER_RE.finditer(text):
+        for match in MARKER_RE.finditer(text):
             numbers = _numbers(match.group(1))
             good = {n for n in numbers if 1 <= n <= available}
             cited |= good
@@ -101,7 +102,7 @@ class CitationRequiredCheck(Check):
         min_words = self.config["min_sentence_words"]
         for start, end in sentences(text):
             body = text[start:end]
-            if len(body.split()) < min_words or ("[" in body and _MARKER_RE.search(body)):
+            if len(body.split()) < min_words or ("[" in body and MARKER_RE.search(body)):
                 continue
             if len(_WORD_RE.findall(body)) >= min_words:
                 uncited.append((start, end, "uncited"))
