@@ -31,6 +31,7 @@ class AgentFilterSet(FilterSet):
 
 class ExecutionFilterSet(FilterSet):
     agent = IdFilter(field_name="agent_id")
+    conversation = IdFilter(field_name="conversation_id", label="Conversation (its turns)")
     status = django_filters.MultipleChoiceFilter(choices=ExecutionStatus.choices)
     source = django_filters.MultipleChoiceFilter(choices=ExecutionSource.choices)
     created_after = IsoDateTimeFilter(
@@ -43,7 +44,7 @@ class ExecutionFilterSet(FilterSet):
 
     class Meta:
         model = Execution
-        fields = ["agent", "status", "source", "is_test"]
+        fields = ["agent", "conversation", "status", "source", "is_test"]
 
 
 class ConversationFilterSet(FilterSet):

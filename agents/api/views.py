@@ -359,8 +359,8 @@ class ModelProviderViewSet(OrganizationScopedViewSet):
 @extend_schema_view(
     list=extend_schema(
         summary="List executions",
-        description="Newest first, cursor-paginated. Filter by `agent`, `status`, `source`, `is_test` and "
-        "`created_after` / `created_before` (ISO 8601).",
+        description="Newest first, cursor-paginated. Filter by `agent`, `conversation`, `status`, `source`, "
+        "`is_test` and `created_after` / `created_before` (ISO 8601).",
     ),
     retrieve=extend_schema(summary="Retrieve an execution with its trace (steps in order)"),
 )

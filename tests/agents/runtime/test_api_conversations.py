@@ -186,6 +186,8 @@ def test_conversations_are_listed_with_their_turns(agent, viewer_client, org, ed
     assert [t["turn"] for t in turns["results"]] == [1, 2, 3]
     assert [t["input"] for t in turns["results"]] == ["Q1", "Q2", "Q3"]
     assert all(t["conversation"] == conversation.pk for t in turns["results"])
+    executions = viewer_client.get("/api/v1/executions/", {"conversation": conversation.pk}).json()
+    assert sorted(e["turn"] for e in executions["results"]) == [1, 2, 3]
 
 
 def test_another_organisations_conversation_is_a_404(agent, viewer_client, other_org):
@@ -195,8 +197,11 @@ def test_another_organisations_conversation_is_a_404(agent, viewer_client, other
     assert viewer_client.get("/api/v1/conversations/").json()["results"] == []
 
 
-def test_rights_to_read_conversations(agent, api_client, org):
+def test_rights_to_read_conversations(agent, api_client, org, viewer_client):
     conversation = ConversationFactory(agent=agent)
+    # A viewer reads conversations but may not run, so may not continue one either.
+    response = viewer_client.post(execute_url(agent), {"input": QUESTION, "conversation": conversation.pk})
+    _error(response, 403)
     assert api_client.get("/api/v1/conversations/").status_code in (401, 403)
     assert api_client.get(turns_url(conversation)).status_code in (401, 403)
     no_read = client_for(key=APIKeyFactory(organization=org, name="Runner", scopes=["execute"]).plaintext)
