@@ -311,6 +311,11 @@ class ExecutionDetailSerializer(ExecutionSerializer):
 # --- Conversations ----------------------------------------------------------------------------
 
 
+class ConversationTurnSerializer(ExecutionSerializer):
+    """A turn of a conversation: the execution as listed. (Its own name: the turns are page-numbered,
+    the executions list is cursor-paginated, and each page shape is a schema component of its own.)"""
+
+
 class ConversationSerializer(serializers.ModelSerializer):
     """A conversation with one agent; its turns are executions (``/conversations/{id}/turns/``)."""
 

@@ -33,6 +33,7 @@ from agents.api.serializers import (
     AgentSerializer,
     AgentToolSerializer,
     ConversationSerializer,
+    ConversationTurnSerializer,
     ExecutionDetailSerializer,
     ExecutionSerializer,
     FeedbackSerializer,
@@ -441,7 +442,7 @@ class ExecutionViewSet(OrganizationScopedMixin, viewsets.ReadOnlyModelViewSet):
         summary="List a conversation's turns",
         description="Its executions in turn order (1, 2, …), as the executions list shows them; each "
         "one's trace is at `/executions/{id}/`. Page-numbered.",
-        responses={200: ExecutionSerializer(many=True)},
+        responses={200: ConversationTurnSerializer(many=True)},
     ),
 )
 class ConversationViewSet(OrganizationScopedMixin, viewsets.ReadOnlyModelViewSet):
@@ -474,7 +475,7 @@ class ConversationViewSet(OrganizationScopedMixin, viewsets.ReadOnlyModelViewSet
             .order_by("turn")
         )
         page = self.paginate_queryset(turns)
-        serializer = ExecutionSerializer(page, many=True, context=self.get_serializer_context())
+        serializer = ConversationTurnSerializer(page, many=True, context=self.get_serializer_context())
         return self.get_paginated_response(serializer.data)
 
 
