@@ -159,3 +159,38 @@ def test_continuing_costs_a_few_statements_whatever_the_history(make_agent):
         assert any(
             "FOR UPDATE" in q["sql"] and "agents_conversation" in q["sql"] for q in turn.captured_queries
         )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_turns_asked_at_once_one_starts_the_other_is_refused(make_agent):
+    """Two connections continue one conversation at the same moment (PostgreSQL, real row locks): the
+    first records turn 2 (running), the second is refused — never two turns 2, never two runs."""
+    import threading
+
+    from agents.runtime.pipeline import start
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's")
+    agent = make_agent(guards=None)
+    conversation = execute(agent, QUESTION, source="api", conversation=NEW).conversation
+    barrier, results = threading.Barrier(2), []
+
+    def ask():
+        try:
+            barrier.wait(timeout=10)
+            results.append(start(agent, QUESTION, source="api", conversation=conversation).execution.turn)
+        except ConversationBusy:
+            results.append("busy")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(results, key=str) == [2, "busy"]
+    assert list(conversation.turns.order_by("turn").values_list("turn", "status")) == [
+        (1, "completed"),
+        (2, "running"),
+    ]
