@@ -278,6 +278,43 @@ class AgentGuardrail(models.Model):
 # --- Executions -------------------------------------------------------------------------------
 
 
+class Conversation(models.Model):
+    """A thread of runs of one agent: each turn is an execution (``Execution.conversation``, numbered by
+    ``Execution.turn``), and the earlier turns go to the model with the next question, through the
+    privacy boundary (``agents.runtime.boundary``).
+
+    ``title`` is the first question with every client identifier replaced by its kind
+    (``conversation_title``): it is the conversation's name in lists and in the audit log, which must
+    never hold a raw identifier.
+    """
+
+    organization = models.ForeignKey(
+        "tenancy.Organization", on_delete=models.CASCADE, related_name="conversations"
+    )
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="conversations")
+    title = models.CharField(max_length=120, blank=True)
+    started_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_by_api_key = models.ForeignKey(
+        "tenancy.APIKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    #: How a row reaches its organisation (scoping of the staff UI and the API).
+    organization_path = "organization"
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["organization", "-created_at"], name="conversation_org_created"),
+            models.Index(fields=["agent", "-created_at"], name="conversation_agent_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title or 'Conversation'} (#{self.pk})"
+
+
 class ExecutionStatus(models.TextChoices):
     RUNNING = "running", "Running"
     COMPLETED = "completed", "Completed"
@@ -298,6 +335,8 @@ class Execution(models.Model):
     ``tokens_in`` / ``tokens_out`` are null when the provider reported no usage. ``redactions`` maps
     PII placeholders to originals, encrypted, so the answer can be restored for the requester while
     the provider never sees them. ``is_test`` marks runs of draft agents from the console.
+    ``conversation`` / ``turn``: the conversation the run belongs to and its place in it (null for runs
+    outside one, and for those recorded before conversations existed).
     """
 
     organization = models.ForeignKey(
@@ -332,6 +371,11 @@ class Execution(models.Model):
     redactions = EncryptedTextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    conversation = models.ForeignKey(
+        Conversation, null=True, blank=True, on_delete=models.PROTECT, related_name="turns"
+    )
+    #: The execution's place in its conversation (1, 2, …); null without a conversation.
+    turn = models.PositiveIntegerField(null=True, blank=True)
 
     #: How a row reaches its organisation (scoping of the staff UI and the API).
     organization_path = "organization"
@@ -347,6 +391,17 @@ class Execution(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(cost__isnull=True) | Q(cost__gte=0), name="execution_cost_non_negative"
+            ),
+            models.UniqueConstraint(
+                fields=["conversation", "turn"],
+                condition=Q(conversation__isnull=False),
+                name="execution_unique_turn",
+                violation_error_message="This turn of the conversation already exists.",
+            ),
+            models.CheckConstraint(
+                condition=Q(conversation__isnull=True, turn__isnull=True)
+                | Q(conversation__isnull=False, turn__gte=1),
+                name="execution_turn_with_conversation",
             ),
         ]
         indexes = [

@@ -251,6 +251,9 @@ DOORS: tuple[Door, ...] = (
     Door("admin:agents_feedback_changelist", "execution.view", ("execution-detail", "retrieve")),
     Door("admin:agents_feedback_change", "execution.view", ("execution-detail", "retrieve")),
     Door("admin:agents_feedback_history", "audit.view", ("audit-event-list", "list")),
+    Door("admin:agents_conversation_changelist", "execution.view", ("conversation-list", "list")),
+    Door("admin:agents_conversation_change", "execution.view", ("conversation-detail", "retrieve")),
+    Door("admin:agents_conversation_history", "audit.view", ("audit-event-list", "list")),
     # Learning examples.
     Door(
         "admin:agents_learningexample_changelist", "learning_example.view", ("learning-example-list", "list")
@@ -425,6 +428,8 @@ ADMIN_ONLY: dict[str, str] = {
     "admin:agents_execution_delete": "nobody: executions are the record of what ran",
     "admin:agents_feedback_add": "nobody: feedback is given on an execution",
     "admin:agents_feedback_delete": "nobody: feedback is part of the record",
+    "admin:agents_conversation_add": "nobody: a conversation is started by its first run",
+    "admin:agents_conversation_delete": "nobody: conversations are part of the record",
     "admin:knowledge_document_add": "documents are uploaded on their knowledge base's page",
     "admin:tenancy_apikey_delete": "nobody: keys are revoked, never deleted",
     "admin:audit_auditevent_add": "nobody: the audit log is append-only",
@@ -436,6 +441,7 @@ API_ONLY: dict[tuple[str, str], str] = {
     ("api-root", "get"): "the API's index of routes",
     ("schema", "get"): "the OpenAPI schema",
     ("swagger-ui", "get"): "the API's documentation page",
+    ("conversation-turns", "turns"): "the conversation's page lists its turns (with the conversation)",
     ("agent-detail", "update"): "the admin's change form is a partial update",
     ("agent-persona-detail", "retrieve"): "the admin shows versions on the personas page",
     ("agent-persona-detail", "update"): "personas are versioned: the admin saves a new version",

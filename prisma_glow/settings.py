@@ -199,6 +199,16 @@ if not 1 <= DEFAULT_MAX_TOKENS <= 128000:
 
     raise ImproperlyConfigured("PRISMA_GLOW_DEFAULT_MAX_TOKENS must be between 1 and 128000.")
 
+# Conversations: how much of a conversation's history goes to the model with the next question — its
+# last completed turns, at most this many, and only whole turns within this many characters (questions
+# and answers together; the newest first). 0 turns sends no history.
+CONVERSATION_HISTORY_TURNS = env_int("PRISMA_GLOW_CONVERSATION_HISTORY_TURNS", 10)
+CONVERSATION_HISTORY_CHARS = env_int("PRISMA_GLOW_CONVERSATION_HISTORY_CHARS", 16000)
+if CONVERSATION_HISTORY_TURNS < 0 or CONVERSATION_HISTORY_CHARS < 0:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("The conversation history limits cannot be negative.")
+
 # --- Background tasks (django.tasks) ---------------------------------------------------------
 TASKS_BACKEND = os.environ.get("DJANGO_TASKS_BACKEND", "django_tasks_db.DatabaseBackend")
 TASKS = {"default": {"BACKEND": TASKS_BACKEND}}

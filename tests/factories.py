@@ -13,6 +13,7 @@ from agents.models import (
     AgentGuardrail,
     AgentKnowledge,
     AgentTool,
+    Conversation,
     Execution,
     ExecutionStep,
     Feedback,
@@ -192,6 +193,15 @@ class AgentGuardrailFactory(factory.django.DjangoModelFactory):
     guardrail = factory.SubFactory(
         GuardrailFactory, organization=factory.SelfAttribute("..agent.organization")
     )
+
+
+class ConversationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Conversation
+
+    agent = factory.SubFactory(AgentFactory)
+    organization = factory.SelfAttribute("agent.organization")
+    title = "What is the VAT on €1,000 at 19%?"
 
 
 class ExecutionFactory(factory.django.DjangoModelFactory):

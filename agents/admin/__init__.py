@@ -18,7 +18,7 @@ from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import include, path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from agents import services
 from agents.admin.dashboard import dashboard_panel
@@ -28,6 +28,7 @@ from agents.admin.forms import AgentForm, LearningExampleForm, ModelProviderForm
 from agents.admin.pages import AgentPages
 from agents.models import (
     Agent,
+    Conversation,
     Execution,
     Feedback,
     LearningExample,
@@ -267,6 +268,54 @@ class ExecutionAdmin(ReadOnlyAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         return execution_detail(self, request, object_id)
+
+
+@admin.register(Conversation)
+class ConversationAdmin(ReadOnlyAdmin):
+    """Conversations with the agents, read like their executions: each turn links to its trace. The
+    title masks client identifiers (``conversation_title``); the turns' texts are on their pages."""
+
+    list_display = ["created_at", "title", "agent", "turn_count", "started_by"]
+    list_display_links = ["created_at", "title"]
+    list_filter = [OrganizationAgentFilter, ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["title"]
+    list_select_related = ["agent", "started_by_user", "started_by_api_key"]
+    ordering = ["-created_at", "-id"]
+    show_full_result_count = False
+    fields = ["title", "agent", "started_by", "created_at", "turn_list"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(turn_total=Count("turns"))
+
+    @admin.display(description="Turns", ordering="turn_total")
+    def turn_count(self, obj):
+        return obj.turn_total
+
+    @admin.display(description="Started by")
+    def started_by(self, obj):
+        if obj.started_by_api_key_id:
+            return f"API key {obj.started_by_api_key.name}"
+        return obj.started_by_user or "—"
+
+    @admin.display(description="Turns")
+    def turn_list(self, obj):
+        turns = obj.turns.order_by("turn").only("pk", "turn", "status", "created_at")
+        items = format_html_join(
+            "",
+            '<li><a href="{}">Turn {}</a> <span class="pg-badge pg-badge-{}">{}</span> {}</li>',
+            (
+                (
+                    reverse("admin:agents_execution_change", args=[t.pk]),
+                    t.turn,
+                    t.status,
+                    t.get_status_display(),
+                    t.created_at.strftime("%Y-%m-%d %H:%M"),
+                )
+                for t in turns
+            ),
+        )
+        return format_html("<ol>{}</ol>", items) if items else "—"
 
 
 @admin.register(Feedback)

@@ -3,6 +3,14 @@
 ``ExecuteActionMixin`` is one of ``AgentViewSet``'s bases. Members need the editor role, API keys the
 ``execute`` scope; the stricter execute rate limit applies. Only active agents run here (409 with the
 reason otherwise): drafts are tested in the admin console.
+
+Conversations: every run through the API is a turn of one. Without ``conversation`` the run starts a
+new one (its id is ``conversation`` in the answer); with it, the run continues that conversation and
+its earlier turns go to the model (``agents.runtime.conversations``). The conversation must be one of
+the caller's organisation (otherwise the same 400 as an unknown id: nothing says it exists) and of
+this agent (400 naming its agent). A member who may run agents (editor or above) may continue any of
+the organisation's conversations, as they may read its executions in full; an API key only the
+conversations it started (403). A turn asked while the previous one is still running is a 409.
 """
 
 from __future__ import annotations
@@ -17,8 +25,16 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from agents.api.serializers import ExecutionDetailSerializer
-from agents.models import Execution, ExecutionSource
-from agents.runtime import AgentNotRunnable, PersonaNotFound, StreamBody, execute, execute_stream
+from agents.models import Conversation, Execution, ExecutionSource
+from agents.runtime import (
+    AgentNotRunnable,
+    ConversationBusy,
+    PersonaNotFound,
+    StreamBody,
+    execute,
+    execute_stream,
+)
+from agents.runtime.conversations import NEW
 from agents.runtime.pipeline import MAX_INPUT_CHARS
 from prisma_glow.api.errors import Conflict
 from prisma_glow.api.throttling import execute_rate_limit
@@ -30,6 +46,14 @@ class ExecuteRequestSerializer(serializers.Serializer):
     input = serializers.CharField(max_length=MAX_INPUT_CHARS, trim_whitespace=False)
     persona = serializers.IntegerField(
         required=False, allow_null=True, min_value=1, help_text="A persona version number of this agent."
+    )
+    conversation = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=2**63 - 1,
+        help_text="The id of a conversation with this agent to continue (its earlier turns go to the "
+        "model). Leave it out to start a new conversation; its id is in the answer.",
     )
 
     def validate_input(self, value: str) -> str:
@@ -76,6 +100,36 @@ class ExecuteActionMixin:
 
     operations = {"execute": "agent.execute"}
 
+    def _conversation(self, agent, conversation_id: int | None):
+        """The conversation the run continues (see the module's docstring), or ``NEW``."""
+        if conversation_id is None:
+            return NEW
+        conversation = (
+            Conversation.objects.filter(organization=self.organization, pk=conversation_id)
+            .select_related("agent")
+            .first()
+        )
+        if conversation is None:
+            raise exceptions.ValidationError(
+                {"conversation": [f"No conversation {conversation_id} in your organisation."]}
+            )
+        if conversation.agent_id != agent.pk:
+            raise exceptions.ValidationError(
+                {
+                    "conversation": [
+                        f"Conversation {conversation_id} is with the agent '{conversation.agent.name}': "
+                        "continue it with that agent, or leave `conversation` out to start a new one."
+                    ]
+                }
+            )
+        key = self.access.api_key
+        if key is not None and conversation.started_by_api_key_id != key.pk:
+            raise exceptions.PermissionDenied(
+                "An API key continues only the conversations it started; leave `conversation` out "
+                "to start a new one."
+            )
+        return conversation
+
     def _execution_payload(self, execution: Execution) -> dict:
         """The answer: the finished execution and its steps as the run holds them (nothing read back)."""
         return ExecutionDetailSerializer(execution, context=self.get_serializer_context()).data
@@ -87,6 +141,12 @@ class ExecuteActionMixin:
             "status `completed`, `blocked` (a guardrail stopped it; `error` says which) or `failed` "
             "(`error` gives the reason, e.g. `provider timed out after 30 s`). Draft and deprecated "
             "agents answer 409. `persona` picks a persona version (default: the active one).\n\n"
+            "Every run is a turn of a conversation: without `conversation` a new one starts (its id is "
+            "`conversation` in the answer, `turn` is 1); with the id of one of this agent's "
+            "conversations the run continues it, and its earlier completed turns go to the model "
+            "(through the privacy boundary, like everything sent). An unknown id, or another "
+            "organisation's, is a 400; another agent's conversation a 400; an API key may continue only "
+            "the conversations it started (403); a turn asked while the previous one runs, a 409.\n\n"
             "With `?stream=true` the answer is `text/event-stream`: `step` events as each step "
             'finishes, `delta` events (`{"text": …}`) as the answer is produced, and a final '
             "`execution` event with the same body as the JSON answer.\n\n"
@@ -108,12 +168,22 @@ class ExecuteActionMixin:
                 "(`text/event-stream`) ending with an `execution` event that carries the same body.",
             ),
             (201, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR),
-            409: OpenApiResponse(description="The agent may not run (draft, deprecated, no active persona)."),
+            400: OpenApiResponse(description="Invalid input, persona or conversation."),
+            403: OpenApiResponse(description="An API key continuing a conversation it did not start."),
+            409: OpenApiResponse(
+                description="The agent may not run (draft, deprecated, no active persona), or the "
+                "conversation's previous turn is still running."
+            ),
         },
         examples=[
             OpenApiExample(
                 "Question", request_only=True, value={"input": "What is the VAT on €1,000 at 19%?"}
-            )
+            ),
+            OpenApiExample(
+                "Follow-up in a conversation",
+                request_only=True,
+                value={"input": "And at 7%?", "conversation": 42},
+            ),
         ],
     )
     @execute_rate_limit
@@ -132,6 +202,7 @@ class ExecuteActionMixin:
             "source": ExecutionSource.API,
             "persona": payload.validated_data.get("persona"),
             "is_test": False,
+            "conversation": self._conversation(agent, payload.validated_data.get("conversation")),
         }
         text = payload.validated_data["input"]
         try:
@@ -141,7 +212,7 @@ class ExecuteActionMixin:
                 execution = execute(agent, text, **arguments)
         except PersonaNotFound as exc:
             raise exceptions.ValidationError({"persona": [str(exc)]})
-        except AgentNotRunnable as exc:
+        except (AgentNotRunnable, ConversationBusy) as exc:
             raise Conflict(str(exc))
         if not stream:
             return Response(self._execution_payload(execution), status=status.HTTP_201_CREATED)

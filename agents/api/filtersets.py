@@ -7,6 +7,7 @@ from agents.models import (
     Agent,
     AgentStatus,
     AgentType,
+    Conversation,
     Execution,
     ExecutionSource,
     ExecutionStatus,
@@ -30,6 +31,7 @@ class AgentFilterSet(FilterSet):
 
 class ExecutionFilterSet(FilterSet):
     agent = IdFilter(field_name="agent_id")
+    conversation = IdFilter(field_name="conversation_id", label="Conversation (its turns)")
     status = django_filters.MultipleChoiceFilter(choices=ExecutionStatus.choices)
     source = django_filters.MultipleChoiceFilter(choices=ExecutionSource.choices)
     created_after = IsoDateTimeFilter(
@@ -42,7 +44,23 @@ class ExecutionFilterSet(FilterSet):
 
     class Meta:
         model = Execution
-        fields = ["agent", "status", "source", "is_test"]
+        fields = ["agent", "conversation", "status", "source", "is_test"]
+
+
+class ConversationFilterSet(FilterSet):
+    agent = IdFilter(field_name="agent_id")
+    started_by_user = IdFilter(field_name="started_by_user_id", label="Started by (user id)")
+    started_by_api_key = IdFilter(field_name="started_by_api_key_id", label="Started by (API key id)")
+    created_after = IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="gte", label="Created at or after (ISO 8601)"
+    )
+    created_before = IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="lt", label="Created before (ISO 8601)"
+    )
+
+    class Meta:
+        model = Conversation
+        fields = ["agent", "started_by_user", "started_by_api_key"]
 
 
 class LearningExampleFilterSet(FilterSet):

@@ -16,6 +16,7 @@ from agents.models import (
     AgentGuardrail,
     AgentKnowledge,
     AgentTool,
+    Conversation,
     Execution,
     ExecutionStep,
     Feedback,
@@ -285,10 +286,16 @@ class ExecutionSerializer(serializers.ModelSerializer):
             "actor_user",
             "actor_api_key",
             "citations",
+            "conversation",
+            "turn",
             "created_at",
             "finished_at",
         ]
         read_only_fields = fields
+        extra_kwargs = {
+            "conversation": {"help_text": "The conversation this run is a turn of (null for older runs)."},
+            "turn": {"help_text": "The run's place in its conversation: 1, 2, …"},
+        }
 
 
 class ExecutionDetailSerializer(ExecutionSerializer):
@@ -299,6 +306,43 @@ class ExecutionDetailSerializer(ExecutionSerializer):
     class Meta(ExecutionSerializer.Meta):
         fields = [*ExecutionSerializer.Meta.fields, "steps"]
         read_only_fields = fields
+
+
+# --- Conversations ----------------------------------------------------------------------------
+
+
+class ConversationTurnSerializer(ExecutionSerializer):
+    """A turn of a conversation: the execution as listed. (Its own name: the turns are page-numbered,
+    the executions list is cursor-paginated, and each page shape is a schema component of its own.)"""
+
+
+class ConversationSerializer(serializers.ModelSerializer):
+    """A conversation with one agent; its turns are executions (``/conversations/{id}/turns/``)."""
+
+    agent_name = serializers.CharField(source="agent.name", read_only=True)
+    turn_count = serializers.IntegerField(read_only=True, help_text="Turns so far, whatever their status.")
+    last_turn_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Conversation
+        fields = [
+            "id",
+            "agent",
+            "agent_name",
+            "title",
+            "started_by_user",
+            "started_by_api_key",
+            "turn_count",
+            "last_turn_at",
+            "created_at",
+        ]
+        read_only_fields = fields
+        extra_kwargs = {
+            "title": {
+                "help_text": "The first question, with every client identifier replaced by its kind "
+                "(`[IBAN]`)."
+            }
+        }
 
 
 class FeedbackSerializer(serializers.ModelSerializer):

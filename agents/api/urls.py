@@ -5,6 +5,7 @@ from agents.api.views import (
     AgentKnowledgeViewSet,
     AgentToolViewSet,
     AgentViewSet,
+    ConversationViewSet,
     ExecutionViewSet,
     LearningExampleViewSet,
     ModelProviderViewSet,
@@ -22,5 +23,6 @@ def register(router) -> None:
     router.register(f"{AGENT}/knowledge", AgentKnowledgeViewSet, basename="agent-knowledge")
     router.register(f"{AGENT}/guardrails", AgentGuardrailViewSet, basename="agent-guardrail")
     router.register("executions", ExecutionViewSet, basename="execution")
+    router.register("conversations", ConversationViewSet, basename="conversation")
     router.register("learning-examples", LearningExampleViewSet, basename="learning-example")
     router.register("model-providers", ModelProviderViewSet, basename="model-provider")

@@ -1,5 +1,6 @@
 """``/api/v1/``: agents (+ activate, deprecate, clone), their tool / knowledge / guardrail
-assignments, model providers, executions (+ feedback) and learning examples.
+assignments, model providers, executions (+ feedback), conversations (+ their turns) and learning
+examples.
 
 The viewsets are thin: scoping comes from ``OrganizationScopedViewSet``, writes go through
 ``agents.services`` (audited), and querysets load related rows up front so a list costs the same
@@ -8,7 +9,7 @@ number of queries whatever its length.
 
 from __future__ import annotations
 
-from django.db.models import OuterRef, Prefetch, Subquery
+from django.db.models import Count, Max, OuterRef, Prefetch, Subquery
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
@@ -20,6 +21,7 @@ from agents import services
 from agents.api.execute import ExecuteActionMixin
 from agents.api.filtersets import (
     AgentFilterSet,
+    ConversationFilterSet,
     ExecutionFilterSet,
     LearningExampleFilterSet,
     ModelProviderFilterSet,
@@ -30,6 +32,8 @@ from agents.api.serializers import (
     AgentKnowledgeSerializer,
     AgentSerializer,
     AgentToolSerializer,
+    ConversationSerializer,
+    ConversationTurnSerializer,
     ExecutionDetailSerializer,
     ExecutionSerializer,
     FeedbackSerializer,
@@ -39,13 +43,14 @@ from agents.api.serializers import (
 )
 from agents.models import (
     Agent,
+    Conversation,
     Execution,
     ExecutionStep,
     LearningExample,
     ModelProvider,
 )
 from personas.models import Persona
-from prisma_glow.api.pagination import CreatedCursorPagination
+from prisma_glow.api.pagination import CreatedCursorPagination, StandardPagination
 from prisma_glow.api.parsers import JSONParser
 from prisma_glow.api.viewsets import OrganizationScopedMixin, OrganizationScopedViewSet
 
@@ -355,8 +360,8 @@ class ModelProviderViewSet(OrganizationScopedViewSet):
 @extend_schema_view(
     list=extend_schema(
         summary="List executions",
-        description="Newest first, cursor-paginated. Filter by `agent`, `status`, `source`, `is_test` and "
-        "`created_after` / `created_before` (ISO 8601).",
+        description="Newest first, cursor-paginated. Filter by `agent`, `conversation`, `status`, `source`, "
+        "`is_test` and `created_after` / `created_before` (ISO 8601).",
     ),
     retrieve=extend_schema(summary="Retrieve an execution with its trace (steps in order)"),
 )
@@ -420,6 +425,58 @@ class ExecutionViewSet(OrganizationScopedMixin, viewsets.ReadOnlyModelViewSet):
             **serializer.validated_data,
         )
         return Response(FeedbackSerializer(feedback).data, status=status.HTTP_201_CREATED)
+
+
+# --- Conversations ----------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List conversations",
+        description="Newest first, cursor-paginated. Filter by `agent`, `started_by_user`, "
+        "`started_by_api_key` and `created_after` / `created_before` (ISO 8601). A conversation is "
+        "started by a run without `conversation` (`POST /agents/{id}/execute/`).",
+    ),
+    retrieve=extend_schema(summary="Retrieve a conversation"),
+    turns=extend_schema(
+        summary="List a conversation's turns",
+        description="Its executions in turn order (1, 2, …), as the executions list shows them; each "
+        "one's trace is at `/executions/{id}/`. Page-numbered.",
+        responses={200: ConversationTurnSerializer(many=True)},
+    ),
+)
+class ConversationViewSet(OrganizationScopedMixin, viewsets.ReadOnlyModelViewSet):
+    """Conversations with the organisation's agents, read like the executions they are made of: the
+    same rights (``execution.view``), the same scoping (another organisation's answers 404)."""
+
+    queryset = (
+        Conversation.objects.select_related("agent")
+        .annotate(turn_count=Count("turns"), last_turn_at=Max("turns__created_at"))
+        .order_by("-created_at", "-id")
+    )
+    serializer_class = ConversationSerializer
+    parser_classes = [JSONParser]
+    filterset_class = ConversationFilterSet
+    pagination_class = CreatedCursorPagination
+    filter_backends = [
+        backend
+        for backend in viewsets.ReadOnlyModelViewSet.filter_backends
+        if backend.__name__ != "OrderingFilter"
+    ]
+    search_fields = ["title"]
+    operations = {"list": "execution.view", "retrieve": "execution.view", "turns": "execution.view"}
+
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=StandardPagination)
+    def turns(self, request, pk=None):
+        conversation = self.get_object()
+        turns = (
+            Execution.objects.filter(conversation=conversation)
+            .select_related("agent", "persona")
+            .order_by("turn")
+        )
+        page = self.paginate_queryset(turns)
+        serializer = ConversationTurnSerializer(page, many=True, context=self.get_serializer_context())
+        return self.get_paginated_response(serializer.data)
 
 
 # --- Learning examples ------------------------------------------------------------------------
@@ -493,6 +550,7 @@ __all__ = [
     "AgentKnowledgeViewSet",
     "AgentToolViewSet",
     "AgentViewSet",
+    "ConversationViewSet",
     "ExecutionViewSet",
     "LearningExampleViewSet",
     "ModelProviderViewSet",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from agents.models import Agent, Rating
+from agents.models import Agent, Conversation, Rating
 from personas.models import Persona
 
 MESSAGE_MAX_LENGTH = 20_000
@@ -16,6 +16,9 @@ class RunForm(forms.Form):
 
     ``agents`` is the queryset the user may pick from (their organisation's agents); a persona must
     be a version of the chosen agent. A blank persona means the agent's active version.
+    ``conversation`` (hidden) is the conversation the message continues, one of the organisation's
+    (``conversations``) with the chosen agent; blank: the one the console keeps for the agent, or a new
+    one.
     """
 
     agent = forms.ModelChoiceField(queryset=Agent.objects.none(), widget=forms.HiddenInput)
@@ -32,10 +35,18 @@ class RunForm(forms.Form):
         help_text="Enter sends; Shift+Enter starts a new line.",
         error_messages={"required": "Type a message to send."},
     )
+    conversation = forms.ModelChoiceField(
+        queryset=Conversation.objects.none(), required=False, widget=forms.HiddenInput
+    )
 
-    def __init__(self, *args, agents, agent: Agent | None = None, **kwargs):
+    def __init__(self, *args, agents, agent: Agent | None = None, conversations=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["agent"].queryset = agents
+        if conversations is not None:
+            self.fields["conversation"].queryset = conversations
+        self.fields["conversation"].error_messages["invalid_choice"] = (
+            "This conversation is not one of your organisation's: start a new conversation."
+        )
         self.fields["agent"].error_messages["invalid_choice"] = "Choose one of your organisation's agents."
         personas = Persona.objects.filter(agent=agent) if agent is not None else Persona.objects.all()
         self.fields["persona"].queryset = personas.order_by("-version")
@@ -54,6 +65,11 @@ class RunForm(forms.Form):
         agent, persona = cleaned.get("agent"), cleaned.get("persona")
         if agent is not None and persona is not None and persona.agent_id != agent.pk:
             self.add_error("persona", "This persona version belongs to another agent.")
+        conversation = cleaned.get("conversation")
+        if agent is not None and conversation is not None and conversation.agent_id != agent.pk:
+            self.add_error(
+                "conversation", "This conversation is with another agent: start a new conversation."
+            )
         return cleaned
 
 

@@ -1,8 +1,12 @@
 """The admin's live test console.
 
 A staff member picks one of their organisation's agents (``?agent=ID``) and a persona version,
-sends a message and watches the answer stream in, followed by the execution's trace. The page keeps
-the conversation's turns (the ids of the user's console executions, in the session) and takes
+sends a message and watches the answer stream in, followed by the execution's trace. Successive
+messages continue one conversation (``agents.runtime.conversations``: the model reads the earlier
+turns, through the privacy boundary): the form posts its id (``conversation``, hidden), and the session
+keeps the id of the user's current conversation with each agent, so a form posted before the first
+turn had one (a streamed first turn does not reload the page) continues it too. "New conversation"
+forgets it: the next message starts another. The page shows the conversation's turns and takes
 feedback on each answer in place.
 
 Streaming: ``run`` answers ``Accept: text/event-stream`` requests (``agents/static/console/console.js``
@@ -37,8 +41,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from agents.console.forms import FeedbackForm, RunForm
 from agents.console.trace import present_step, present_turn
-from agents.models import Agent, AgentStatus, Execution, ExecutionSource, Feedback
-from agents.runtime import AgentNotRunnable, StreamBody, execute, execute_stream
+from agents.models import Agent, AgentStatus, Conversation, Execution, ExecutionSource, Feedback
+from agents.runtime import AgentNotRunnable, ConversationBusy, StreamBody, execute, execute_stream
+from agents.runtime.conversations import NEW
 from agents.selectors import IDENTIFIERS_SENT_NOTICE, agent_screens_identifiers
 from agents.services import feedback_create
 from prisma_glow.admin.base import admin_require
@@ -46,7 +51,9 @@ from prisma_glow.admin.scoping import get_admin_access, scope_queryset, scoped_g
 
 logger = logging.getLogger(__name__)
 
+#: The session's {agent id: id of the user's current conversation with it}.
 SESSION_KEY = "console_conversations"
+#: Turns shown (the conversation's latest).
 MAX_TURNS = 30
 
 
@@ -85,15 +92,23 @@ def _console_url(agent: Agent | None, anchor: str = "") -> str:
     return url + (f"#{anchor}" if anchor else "")
 
 
-def _conversation(request, agent: Agent) -> list[int]:
-    return list(request.session.get(SESSION_KEY, {}).get(str(agent.pk), []))
+def _conversations(request):
+    return scope_queryset(Conversation.objects.all(), request)
+
+
+def _conversation(request, agent: Agent) -> Conversation | None:
+    """The user's current conversation with ``agent`` (kept in the session), if it is still one of the
+    organisation's with this agent."""
+    kept = request.session.get(SESSION_KEY, {}).get(str(agent.pk))
+    if not isinstance(kept, int):  # none, or the list of execution ids sessions held before
+        return None
+    return _conversations(request).filter(pk=kept, agent=agent).first()
 
 
 def _remember(request, agent: Agent, execution: Execution) -> None:
-    """Add ``execution`` to the user's conversation with ``agent`` (ids only: no text in the session)."""
+    """Keep ``execution``'s conversation as the user's current one with ``agent`` (an id only)."""
     conversations = dict(request.session.get(SESSION_KEY, {}))
-    ids = [i for i in conversations.get(str(agent.pk), []) if i != execution.pk] + [execution.pk]
-    conversations[str(agent.pk)] = ids[-MAX_TURNS:]
+    conversations[str(agent.pk)] = execution.conversation_id
     request.session[SESSION_KEY] = conversations
 
 
@@ -104,14 +119,11 @@ def _turn_queryset(request):
     )
 
 
-def _turns(request, agent: Agent) -> list[dict]:
-    ids = _conversation(request, agent)
-    if not ids:
+def _turns(request, conversation: Conversation | None) -> list[dict]:
+    if conversation is None:
         return []
-    executions = _turn_queryset(request).filter(
-        pk__in=ids, agent=agent, organization_id=agent.organization_id, actor_user=request.user
-    )
-    return [present_turn(e) for e in sorted(executions, key=lambda e: (e.created_at, e.pk))]
+    executions = _turn_queryset(request).filter(conversation=conversation).order_by("-turn")[:MAX_TURNS]
+    return [present_turn(e) for e in reversed(executions)]
 
 
 def _render_turn(request, execution: Execution) -> str:
@@ -119,7 +131,15 @@ def _render_turn(request, execution: Execution) -> str:
     return render_to_string("agents/console/_turn.html", {"turn": present_turn(execution)}, request=request)
 
 
-def _page(request, *, agent: Agent | None, form: RunForm, status: int = 200, error: str = ""):
+def _page(
+    request,
+    *,
+    agent: Agent | None,
+    form: RunForm,
+    status: int = 200,
+    error: str = "",
+    conversation: Conversation | None = None,
+):
     access = get_admin_access(request)
     agents = list(_agents(request))
     context = {
@@ -128,7 +148,8 @@ def _page(request, *, agent: Agent | None, form: RunForm, status: int = 200, err
         "agents": agents,
         "agent": agent,
         "form": form,
-        "turns": _turns(request, agent) if agent is not None else [],
+        "conversation": conversation,
+        "turns": _turns(request, conversation),
         "can_run": access.may("agent.execute"),
         "run_error": error,
         "is_test_run": agent is not None and agent.status != AgentStatus.ACTIVE,
@@ -154,12 +175,18 @@ def _fragment(request, template: str, context: dict, status: int) -> HttpRespons
 def console(request):
     """The console page: agent picker, persona version, the conversation so far and the message box."""
     _require(request, "agent.view")
-    agent = None
+    agent = conversation = None
     agent_id = request.GET.get("agent", "").strip()
     if agent_id:
         agent = scoped_get(_agents(request), request, pk=agent_id)
-    form = RunForm(agents=_agents(request), agent=agent)
-    return _page(request, agent=agent, form=form)
+        conversation = _conversation(request, agent)
+    form = RunForm(
+        agents=_agents(request),
+        agent=agent,
+        conversations=_conversations(request),
+        initial={"conversation": conversation.pk if conversation else None},
+    )
+    return _page(request, agent=agent, form=form, conversation=conversation)
 
 
 @require_POST
@@ -169,24 +196,27 @@ def run(request):
     agents = _agents(request)
     agent_id = request.POST.get("agent", "").strip()
     agent = scoped_get(agents, request, pk=agent_id) if agent_id else None
-    form = RunForm(request.POST, agents=agents, agent=agent)
+    form = RunForm(request.POST, agents=agents, agent=agent, conversations=_conversations(request))
+    current = _conversation(request, agent) if agent is not None else None
     if not form.is_valid():
         if _wants_fragment(request):
             return _fragment(request, "agents/console/_errors.html", {"form": form}, status=400)
-        return _page(request, agent=agent, form=form, status=400)
+        return _page(request, agent=agent, form=form, status=400, conversation=current)
 
     agent, persona, message = (form.cleaned_data[k] for k in ("agent", "persona", "message"))
+    conversation = form.cleaned_data["conversation"] or current
     options = {
         "actor": request.user,
         "source": ExecutionSource.CONSOLE,
         "persona": persona,
         "is_test": agent.status != AgentStatus.ACTIVE,
+        "conversation": conversation or NEW,
     }
     if not _wants_stream(request):
         try:
             execution = execute(agent, message, **options)
-        except AgentNotRunnable as exc:
-            return _page(request, agent=agent, form=form, status=409, error=str(exc))
+        except (AgentNotRunnable, ConversationBusy) as exc:
+            return _page(request, agent=agent, form=form, status=409, error=str(exc), conversation=current)
         _remember(request, agent, execution)
         return HttpResponseRedirect(_console_url(agent, f"turn-{execution.pk}"))
 
@@ -194,7 +224,7 @@ def run(request):
         # The runtime refuses an agent that may not run before recording anything (and before the
         # iterator exists): the answer can still be an ordinary error response.
         events = execute_stream(agent, message, **options)
-    except AgentNotRunnable as exc:
+    except (AgentNotRunnable, ConversationBusy) as exc:
         return _fragment(request, "agents/console/_errors.html", {"run_error": str(exc)}, status=409)
     response = StreamingHttpResponse(
         StreamBody(_stream(request, agent, events), events), content_type="text/event-stream"
@@ -267,7 +297,8 @@ def feedback(request, execution_id: int):
 
 @require_POST
 def clear(request):
-    """Start a new conversation with the agent (the executions stay in the execution log)."""
+    """Start a new conversation with the agent: the next message starts one (the earlier
+    conversation and its executions stay in the records)."""
     _require_member(request)
     agent = scoped_get(_agents(request), request, pk=request.POST.get("agent", ""))
     conversations = dict(request.session.get(SESSION_KEY, {}))

@@ -4,8 +4,16 @@
 
 from __future__ import annotations
 
-from agents.runtime.errors import AgentNotRunnable, PersonaNotFound, ProviderError
+from agents.runtime.errors import AgentNotRunnable, ConversationBusy, PersonaNotFound, ProviderError
 from agents.runtime.pipeline import execute
 from agents.runtime.streaming import StreamBody, execute_stream
 
-__all__ = ["AgentNotRunnable", "PersonaNotFound", "ProviderError", "StreamBody", "execute", "execute_stream"]
+__all__ = [
+    "AgentNotRunnable",
+    "ConversationBusy",
+    "PersonaNotFound",
+    "ProviderError",
+    "StreamBody",
+    "execute",
+    "execute_stream",
+]

@@ -11,9 +11,10 @@ enters the conversation:
 - the user's input: the input-stage guardrails, as before (``pipeline``); the numbering of
   placeholders starts there;
 - approved learning examples (``Boundary.examples``), retrieved passages (``Boundary.passages``:
-  the PII guardrails that did not already run on them at the retrieval stage) and every tool result
-  fed back to the model (``Boundary.tool_result``: a value the run knows, which a tool inside the firm
-  received restored, becomes its placeholder again in any spelling, ``mask_known``).
+  the PII guardrails that did not already run on them at the retrieval stage), the earlier turns of
+  the run's conversation (``Boundary.history``: stored as the requester typed and saw them) and every
+  tool result fed back to the model (``Boundary.tool_result``: a value the run knows, which a tool
+  inside the firm received restored, becomes its placeholder again in any spelling, ``mask_known``).
 
 The PII guardrails are all those assigned to the agent, whatever their stages. Their action decides for each part: ``redact`` sends placeholders numbered across the
 whole run (the same value keeps its placeholder wherever it appears, and the run's mapping, kept
@@ -202,6 +203,24 @@ class Boundary:
             hits.append((f"learning example {n}", [question, answer]))
         return kept, self._step(run, "learning examples", hits, started_at, t0)
 
+    def history(self, run, turns) -> tuple[list, list]:
+        """The conversation's earlier turns to send, screened as (question, answer) pairs like the
+        examples (a withheld question or answer withholds the turn), and the steps recorded (one when
+        something was found). A value already sent keeps its placeholder, so the requester's answer
+        restores it whichever turn it came from."""
+        if not self.guards or not turns:
+            return list(turns), []
+        started_at, t0 = timezone.now(), time.perf_counter()
+        kept, hits = [], []
+        for n, (question_text, answer_text) in enumerate(turns, start=1):
+            question = self.screen(question_text)
+            answer = self.screen(answer_text, pending=question.redactions)
+            if question.text is not None and answer.text is not None:
+                self.commit(question, answer)
+                kept.append((question.text, answer.text))
+            hits.append((f"earlier turn {n}", [question, answer]))
+        return kept, self._step(run, "earlier turns", hits, started_at, t0)
+
     def passages(self, run, passages, *, already) -> tuple[list, list]:
         """The passages to send, screened by the PII guardrails that did not run on them at the
         retrieval stage (``already``: the ids of those that did), and the steps recorded."""
@@ -316,8 +335,10 @@ def _summary(what: str, withheld, flagged, redacted) -> str:
 # --- The messages and the call ----------------------------------------------------------------------
 
 
-def compose(loaded, text: str, passages: list, has_tools: bool, examples=None) -> list[dict]:
-    """The messages a run sends: persona (system), approved examples, numbered passages and the input.
+def compose(loaded, text: str, passages: list, has_tools: bool, examples=None, history=()) -> list[dict]:
+    """The messages a run sends: persona (system), approved examples, the conversation's earlier turns
+    (``history``: (question, answer) pairs, oldest first, as the boundary kept them), numbered passages
+    and the input.
 
     ``loaded`` needs ``persona`` (system_prompt, tone, audience, language) and ``examples`` (pairs,
     used when ``examples`` is not given: the run passes the ones the boundary kept); passages need
@@ -343,6 +364,9 @@ def compose(loaded, text: str, passages: list, has_tools: bool, examples=None) -
     for example_input, example_output in loaded.examples if examples is None else examples:
         messages.append({"role": "user", "content": example_input})
         messages.append({"role": "assistant", "content": example_output})
+    for question, answer in history:
+        messages.append({"role": "user", "content": question})
+        messages.append({"role": "assistant", "content": answer})
     if passages:
         numbered = "\n\n".join(
             f"[{i}] ({p.citation_label()})\n{p.text}" for i, p in enumerate(passages, start=1)

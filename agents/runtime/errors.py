@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from agents.exceptions import AgentNotRunnable, PersonaNotFound
 
-__all__ = ["AgentNotRunnable", "PersonaNotFound", "ProviderError", "ExecutionTimeout"]
+__all__ = ["AgentNotRunnable", "ConversationBusy", "PersonaNotFound", "ProviderError", "ExecutionTimeout"]
 
 
 class ProviderError(Exception):
@@ -20,3 +20,8 @@ class ProviderError(Exception):
 
 class ExecutionTimeout(Exception):
     """The agent's overall time limit was reached."""
+
+
+class ConversationBusy(Exception):
+    """The conversation's previous turn is still running: turns of one conversation run one at a time
+    (the next one needs its answer). Nothing is recorded."""

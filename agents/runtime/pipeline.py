@@ -7,9 +7,10 @@
    retrieval-stage guardrails: a passage they block is dropped, one they flag is kept but marked and
    no tool is offered for the rest of the run, so an instruction planted in a document cannot
    trigger a tool call
-4. messages = persona + approved learning examples + numbered passages + input, composed and sent by
-   the privacy boundary (``boundary.py``): the agent's PII guardrails screen the input, the passages,
-   the examples and every tool result before a provider sees them
+4. messages = persona + approved learning examples + the conversation's earlier turns + numbered
+   passages + input, composed and sent by the privacy boundary (``boundary.py``): the agent's PII
+   guardrails screen the input, the passages, the examples, the earlier turns and every tool result
+   before a provider sees them
 5. provider call and a bounded tool loop: arguments parsed and validated before any call, every call
    a step, tools run with the time the run has left; a tool inside the firm gets the values behind
    the run's placeholders, and its result reaches the model with the same placeholders
@@ -45,7 +46,7 @@ from agents.models import (
     StepKind,
     StepStatus,
 )
-from agents.runtime import record
+from agents.runtime import conversations, record
 from agents.runtime.boundary import Boundary, compose, mask_known, pii_guardrails, send
 from agents.runtime.citations import Renumberer, renumber
 from agents.runtime.errors import ExecutionTimeout, ProviderError
@@ -117,6 +118,8 @@ class Run:
     streamed: str = ""
     #: The privacy boundary (``boundary.py``): the run's PII guardrails over everything sent.
     boundary: Boundary | None = None
+    #: The conversation's earlier turns to send, (question, answer) as stored (``conversations``).
+    history: list[tuple[str, str]] = field(default_factory=list)
 
     def remaining(self) -> float:
         left = self.deadline - time.monotonic()
@@ -197,20 +200,30 @@ class _Restorer:
         return restore(text, self.redactions) if self.redactions else text
 
 
-def start(agent, input, *, actor=None, source, persona=None, is_test=False) -> Run:
+def start(agent, input, *, actor=None, source, persona=None, is_test=False, conversation=None) -> Run:
     """Check everything that can refuse the run, then record it as ``running``: from here on a crash or
     a timeout leaves a visible trace.
 
     The configuration is the one this process keeps for the agent if the organisation's stamp is still
     the one it was loaded under (one query), else it is loaded again (``loading.load``); it is checked
-    before the row is inserted."""
+    before the row is inserted.
+
+    ``conversation``: None, a run on its own; ``conversations.NEW``, the first turn of a new
+    conversation (one more INSERT); a ``Conversation`` of this agent (checked by the caller), its next
+    turn, with its earlier turns sent to the model (``conversations.begin_turn``; ``ConversationBusy``
+    while its last turn is still running)."""
     _validate_input(input)
     if source not in ExecutionSource.values:
         raise ValueError(f"Unknown execution source {source!r}.")
     loaded = load(agent, persona)
     check_runnable(loaded, is_test=is_test)
     run = _new_run(loaded, input, actor=actor, source=source, is_test=is_test)
-    record.record_start(run.execution)
+    if conversation is None:
+        record.record_start(run.execution)
+    else:
+        if conversation != conversations.NEW and conversation.agent_id != loaded.agent.pk:
+            raise ValueError("A conversation continues with its own agent only.")
+        run.history = conversations.begin_turn(run.execution, conversation, actor=actor)
     run.started = time.monotonic()
     run.deadline = run.started + loaded.agent.timeout_seconds
     return run
@@ -324,8 +337,11 @@ def _pipeline(run: Run, input: str, model: str):
     examples, steps = boundary.examples(run, loaded.examples)
     for step in steps:
         yield _step_event(run, step)
+    history, steps = boundary.history(run, run.history)
+    for step in steps:
+        yield _step_event(run, step)
     tool_specs = [_tool_spec(tool) for tool in loaded.tools]
-    messages = compose(loaded, text, passages, bool(tool_specs), examples)
+    messages = compose(loaded, text, passages, bool(tool_specs), examples, history=history)
     tools_by_name = {_function_name(tool): tool for tool in loaded.tools}
     output_guards = loaded.guardrails_for("output")
     # Deltas go out live unless an output guardrail may still block or redact the answer.
@@ -765,14 +781,17 @@ def execute(
     persona=None,
     is_test: bool = False,
     on_event: Callable[[dict], None] | None = None,
+    conversation=None,
 ) -> Execution:
     """Run ``agent`` on ``input`` and return the finished ``Execution`` (steps saved).
 
     Raises ``AgentNotRunnable`` (nothing recorded) when the agent may not run as asked, and Django's
     ``ValidationError`` for an empty or oversized input. With ``on_event`` the provider streams and
-    every event (step, delta, execution) is passed to it as it happens.
+    every event (step, delta, execution) is passed to it as it happens. ``conversation``: see ``start``.
     """
-    run = start(agent, input, actor=actor, source=source, persona=persona, is_test=is_test)
+    run = start(
+        agent, input, actor=actor, source=source, persona=persona, is_test=is_test, conversation=conversation
+    )
     events = run_events(run, input, stream=on_event is not None)
     next(events)
     while True:

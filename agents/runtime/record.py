@@ -99,6 +99,8 @@ def _write(execution: Execution, steps: list[ExecutionStep], *, actor) -> None:
                 "tokens_out": execution.tokens_out,
                 "cost": str(execution.cost) if execution.cost is not None else None,
                 "latency_ms": execution.latency_ms,
+                "conversation": execution.conversation_id,
+                "turn": execution.turn,
             },
         )
         ExecutionStep.objects.bulk_create(steps)

@@ -71,6 +71,8 @@ def execution_to_dict(execution, steps=None) -> dict:
         "latency_ms": execution.latency_ms,
         "source": execution.source,
         "is_test": execution.is_test,
+        "conversation": execution.conversation_id,
+        "turn": execution.turn,
         "created_at": _iso(execution.created_at),
         "finished_at": _iso(execution.finished_at),
         "steps": [step_to_dict(step) for step in steps],

@@ -37,12 +37,14 @@ class RunStream:
 
 
 def execute_stream(
-    agent, input: str, *, actor=None, source: str, persona=None, is_test: bool = False
+    agent, input: str, *, actor=None, source: str, persona=None, is_test: bool = False, conversation=None
 ) -> RunStream:
     """Like ``agents.runtime.pipeline.execute`` but returns the events as an iterator: steps and token
-    deltas as they happen, the finished execution last. ``AgentNotRunnable`` is raised here, before the
-    iterator exists; the run is recorded as running when this returns."""
-    run = start(agent, input, actor=actor, source=source, persona=persona, is_test=is_test)
+    deltas as they happen, the finished execution last. ``AgentNotRunnable`` (and ``ConversationBusy``)
+    is raised here, before the iterator exists; the run is recorded as running when this returns."""
+    run = start(
+        agent, input, actor=actor, source=source, persona=persona, is_test=is_test, conversation=conversation
+    )
     events = run_events(run, input, stream=True)
     next(events)
     return RunStream(run.execution, events)

@@ -117,6 +117,7 @@ def _admin_kwargs(door: policy.Door, world) -> dict:
     objects = {
         "agents_agent": world.agent,
         "agents_execution": world.execution,
+        "agents_conversation": world.conversation,
         "agents_feedback": world.feedback,
         "agents_learningexample": world.example,
         "agents_modelprovider": world.provider,
@@ -156,6 +157,7 @@ def _api_url(door: policy.Door, world) -> str:
         "agent-persona": world.persona.version,
         "agent-tool": world.tool_assignment.pk,
         "execution": world.execution.pk,
+        "conversation": world.conversation.pk,
         "learning-example": world.example.pk,
         "model-provider": world.provider.pk,
         "tool": world.tool.pk,

@@ -62,6 +62,7 @@ class World:
             AgentToolFactory,
             APIKeyFactory,
             ChunkFactory,
+            ConversationFactory,
             DocumentFactory,
             ExecutionFactory,
             ExecutionStepFactory,
@@ -105,6 +106,9 @@ class World:
         self.feedback = FeedbackFactory(
             execution=self.execution, rating=-1, correction="Say 'reverse charge'."
         )
+        self.conversation = ConversationFactory(agent=self.agent, organization=org)
+        self.execution.conversation, self.execution.turn = self.conversation, 1
+        self.execution.save(update_fields=["conversation", "turn"])
         self.example = LearningExampleFactory(agent=self.agent, organization=org)
         self.api_key = APIKeyFactory(organization=org, name=f"Portal {org.slug}")
         self.membership = owner_user.memberships.get(organization=org)
@@ -146,6 +150,8 @@ class World:
             "executions": "/admin/agents/execution/",
             "execution": f"/admin/agents/execution/{self.execution.pk}/change/",
             "feedback": "/admin/agents/feedback/",
+            "conversations": "/admin/agents/conversation/",
+            "conversation": f"/admin/agents/conversation/{self.conversation.pk}/change/",
             "learning-examples": "/admin/agents/learningexample/",
             "learning-example": f"/admin/agents/learningexample/{self.example.pk}/change/",
             "providers": "/admin/agents/modelprovider/",

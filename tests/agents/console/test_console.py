@@ -12,7 +12,9 @@ from django.urls import reverse
 from agents.models import Execution, Feedback, LearningExample
 from tests.agents.console.conftest import signed_in
 from tests.factories import (
+    AgentFactory,
     AgentGuardrailFactory,
+    ConversationFactory,
     ExecutionFactory,
     ExecutionStepFactory,
     FeedbackFactory,
@@ -256,16 +258,22 @@ def test_new_conversation_clears_the_turns_but_keeps_the_executions(editor_web, 
     assert Execution.objects.filter(pk=execution.pk).exists()
 
 
-def test_turns_of_other_users_are_not_shown(editor_web, editor, agent, org):
-    """The conversation shows the user's own console runs even if a session lists another id."""
-    colleague = UserFactory(username="colleague")
-    MembershipFactory(user=colleague, organization=org, role="editor")
-    theirs = ExecutionFactory(agent=agent, actor_user=colleague, source="console", input="Their secret")
-    session = editor_web.session
-    session["console_conversations"] = {str(agent.pk): [theirs.pk]}
-    session.save()
-    page = editor_web.get(INDEX, {"agent": agent.pk})
-    assert "Their secret" not in page.text
+def test_turns_of_another_organisation_or_agent_are_not_shown(editor_web, editor, agent, org, other_org):
+    """A session naming another organisation's conversation, or one with another agent, shows nothing
+    (and an old session's list of execution ids is ignored)."""
+    foreign = ConversationFactory(agent=AgentFactory(organization=other_org, name="Theirs", slug="theirs"))
+    ExecutionFactory(agent=foreign.agent, conversation=foreign, turn=1, input="Their secret")
+    other_agent = AgentFactory(organization=org, name="Other", slug="other")
+    elsewhere = ConversationFactory(agent=other_agent)
+    ExecutionFactory(agent=other_agent, conversation=elsewhere, turn=1, input="Other agent's turn")
+    mine = ExecutionFactory(agent=agent, actor_user=editor, source="console", input="Old session turn")
+    for kept in (foreign.pk, elsewhere.pk, [mine.pk]):
+        session = editor_web.session
+        session["console_conversations"] = {str(agent.pk): kept}
+        session.save()
+        page = editor_web.get(INDEX, {"agent": agent.pk})
+        assert page.status_code == 200
+        assert 'id="turn-' not in page.text
 
 
 def test_console_page_query_count_does_not_grow_with_turns(
@@ -274,15 +282,21 @@ def test_console_page_query_count_does_not_grow_with_turns(
     """The page loads the conversation's turns, steps and feedback in a fixed number of queries."""
 
     def conversation(turns: int) -> None:
-        ids = []
+        thread = ConversationFactory(agent=agent, started_by_user=editor)
         for n in range(turns):
-            execution = ExecutionFactory(agent=agent, actor_user=editor, source="console", input=f"Q{n}")
+            execution = ExecutionFactory(
+                agent=agent,
+                actor_user=editor,
+                source="console",
+                input=f"Q{n}",
+                conversation=thread,
+                turn=n + 1,
+            )
             for ordinal in range(4):
                 ExecutionStepFactory(execution=execution, ordinal=ordinal)
             FeedbackFactory(execution=execution, user=editor)
-            ids.append(execution.pk)
         session = editor_web.session
-        session["console_conversations"] = {str(agent.pk): ids}
+        session["console_conversations"] = {str(agent.pk): thread.pk}
         session.save()
 
     conversation(1)

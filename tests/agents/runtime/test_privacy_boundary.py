@@ -1,5 +1,6 @@
 """The privacy boundary: with a PII guardrail, no client identifier reaches the provider by any path —
-the input, an approved learning example, a retrieved passage, a tool result fed back to the model.
+the input, an approved learning example, a retrieved passage, a tool result fed back to the model, an
+earlier turn of the conversation the run continues.
 
 A real local OpenAI-compatible server records every request body; the HTTP tool is answered by a real
 local peer. Each place holds identifiers of every kind the PII check supports (its own values, so a
@@ -13,14 +14,21 @@ import re
 import pytest
 from werkzeug import Response
 
-from agents.models import AgentTool, LearningExampleStatus
+from agents.models import AgentTool, ExecutionStatus, LearningExampleStatus
 from agents.runtime import execute, execute_stream
 from agents.runtime.boundary import WITHHELD_TOOL_RESULT
 from guardrails.checks import build_check
 from guardrails.checks.pii import ENTITIES
 from tests.agents.runtime.conftest import guardrail
 from tests.agents.runtime.test_openai_provider import chunk, completion, remote  # noqa: F401 (the fixture)
-from tests.factories import ChunkFactory, DocumentFactory, LearningExampleFactory, ToolFactory
+from tests.factories import (
+    ChunkFactory,
+    ConversationFactory,
+    DocumentFactory,
+    ExecutionFactory,
+    LearningExampleFactory,
+    ToolFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -70,6 +78,17 @@ VALUES = {
         "uk_utr": "2112233445",
         "eu_vat": "NL 004495445B01",
     },
+    "turn": {
+        "email": "erika.lange@example.com",
+        "phone": "+44 20 7946 0456",
+        "iban": "ES9121000418450200051332",
+        "card": "6011 1111 1111 1117",
+        "us_ssn": "512-43-8899",
+        "us_ein": "95-3456789",
+        "uk_nino": "TB 23 45 67 C",
+        "uk_utr": "3300000006",
+        "eu_vat": "ATU13585627",
+    },
 }
 
 
@@ -84,6 +103,9 @@ def holding(place: str) -> str:
 CLEAN_INPUT = "What do we hold on the client file for the reverse charge?"
 PASSAGE = "Client file for the reverse charge. " + holding("passage") + " Old account DE89370400440532013000."
 PLACEHOLDER = re.compile(r"\[[A-Z]+_\d+\]")
+#: The conversation's earlier turn, as stored: what the requester typed and saw.
+EARLIER_QUESTION = "Please keep the client's details on file. " + holding("turn")
+EARLIER_ANSWER = f"Kept on file: IBAN {VALUES['turn']['iban']}, mail {VALUES['turn']['email']}."
 
 
 def test_every_place_holds_every_supported_kind():
@@ -105,7 +127,8 @@ def _echo_placeholders(body):
 def boundary_run(remote, httpserver, settings, org, vat_kb):  # noqa: F811 (the imported fixture)
     """``boundary_run(action, input, **pii_fields)`` → (execution, recorded bodies): an agent whose PII
     guardrail has ``action`` (None: no PII guardrail), with an approved example, a passage and an HTTP
-    tool whose results hold identifiers; the model calls the tool, then answers with what it saw."""
+    tool whose results hold identifiers; the run continues a conversation whose earlier turn holds
+    identifiers too; the model calls the tool, then answers with what it saw."""
     settings.HTTP_TOOL_ALLOWED_HOSTS = ["127.0.0.1"]
     document = DocumentFactory(knowledge_base=vat_kb, title="Client file")
     ChunkFactory(document=document, ordinal=0, page=1, heading_path="Reverse charge", text=PASSAGE)
@@ -125,11 +148,18 @@ def boundary_run(remote, httpserver, settings, org, vat_kb):  # noqa: F811 (the 
             input="Is this client's record complete? " + holding("example"),
             output="Yes: the record is complete.",
         )
+        conversation = ConversationFactory(agent=agent, title="Client details")
+        ExecutionFactory(
+            agent=agent, conversation=conversation, turn=1, status=ExecutionStatus.COMPLETED,
+            input=EARLIER_QUESTION, output=EARLIER_ANSWER,
+        )  # fmt: skip
         if action is not None:
             guardrail(agent, 0, name=f"PII {action}", kind="pii", action=action, config={}, **pii_fields)
         if stream:
-            return list(execute_stream(agent, text, source="api")), model.bodies
-        execution = execute(agent, text, source="api")
+            events = list(execute_stream(agent, text, source="api", conversation=conversation))
+            return events, model.bodies
+        execution = execute(agent, text, source="api", conversation=conversation)
+        assert execution.turn == 2
         return execution, model.bodies
 
     return run
@@ -161,17 +191,25 @@ def test_redact_sends_no_identifier_by_any_path_and_the_requester_sees_them_back
     # The example, the passage and (second call) the tool result went, as placeholders.
     assert "Is this client's record complete? Mail [EMAIL_" in first[1]["content"]
     assert "Client file for the reverse charge. Mail [EMAIL_" in first[-1]["content"]
+    # The earlier turn went before the question, as placeholders; its answer's values keep the
+    # placeholders they have in its question.
+    assert [m["role"] for m in first[3:5]] == ["user", "assistant"]
+    assert first[3]["content"].startswith("Please keep the client's details on file. Mail [EMAIL_")
+    turn_iban = re.search(r"IBAN (\[IBAN_\d+\]), card", first[3]["content"]).group(1)
+    assert first[4]["content"].startswith(f"Kept on file: IBAN {turn_iban}, mail [EMAIL_")
     tool_message = bodies[1]["messages"][-1]
     assert tool_message["role"] == "tool" and "[IBAN_" in json.loads(tool_message["content"])["customer"]
-    # Numbered across the run: the input's IBAN is [IBAN_1] in the passage too; 4 IBANs, 4 placeholders.
+    # Numbered across the run: the input's IBAN is [IBAN_1] in the passage too; 5 IBANs, 5 placeholders.
     assert "Old account [IBAN_1]." in first[-1]["content"]
-    assert set(re.findall(r"\[IBAN_\d+\]", _sent(bodies))) == {f"[IBAN_{n}]" for n in range(1, 5)}
+    assert set(re.findall(r"\[IBAN_\d+\]", _sent(bodies))) == {f"[IBAN_{n}]" for n in range(1, 6)}
     # The requester sees every value back, whichever path it came by.
     for place in VALUES:
         for value in VALUES[place].values():
             assert value in execution.output, (place, value)
     steps = _boundary_steps(execution)
-    assert set(steps) == {"learning examples", "retrieved passages", "tool result of Client register"}
+    assert set(steps) == {
+        "learning examples", "earlier turns", "retrieved passages", "tool result of Client register"
+    }  # fmt: skip
     for step in steps.values():
         assert step.status == "warned" and step.output["withheld"] == [] and step.output["redacted"]
         assert "sent with the identifiers as placeholders" in step.output["message"]
@@ -186,12 +224,15 @@ def test_block_withholds_the_example_passage_and_tool_result_and_the_run_goes_on
     assert execution.status == "completed", execution.error
     assert _leaks(bodies) == []
     first = bodies[0]["messages"]
-    assert [m["role"] for m in first] == ["system", "user"]  # the example withheld
+    assert [m["role"] for m in first] == ["system", "user"]  # the example and the earlier turn withheld
     assert "Client file" not in first[-1]["content"]  # the passage withheld, the others sent
     assert "[1] (VAT manual" in first[-1]["content"]
     assert bodies[1]["messages"][-1]["content"] == WITHHELD_TOOL_RESULT
     steps = _boundary_steps(execution)
-    assert set(steps) == {"learning examples", "retrieved passages", "tool result of Client register"}
+    assert set(steps) == {
+        "learning examples", "earlier turns", "retrieved passages", "tool result of Client register"
+    }  # fmt: skip
+    assert steps["earlier turns"].output["withheld"] == ["earlier turn 1"]
     example = steps["learning examples"].output
     assert example["withheld"] == ["learning example 1"]
     assert "Withheld by the guardrail 'PII block'" in example["parts"][0]["reason"]
@@ -219,7 +260,7 @@ def test_warn_sends_the_identifiers_and_flags_the_steps(boundary_run):
     assert execution.status == "completed", execution.error
     assert sorted(_leaks(bodies)) == sorted(v for place in VALUES for v in VALUES[place].values())
     steps = _boundary_steps(execution)
-    assert set(steps) >= {"learning examples", "retrieved passages"}
+    assert set(steps) >= {"learning examples", "earlier turns", "retrieved passages"}
     for step in steps.values():
         assert step.status == "flagged" and step.output["flagged"] and step.output["withheld"] == []
         assert "sent with client identifiers (warn)" in step.output["message"]
@@ -240,7 +281,7 @@ def test_a_pii_guardrail_of_the_retrieval_stage_guards_every_path(boundary_run):
     )
     assert execution.status == "completed", execution.error
     assert _leaks(bodies) == []
-    assert set(_boundary_steps(execution)) >= {"input", "learning examples"}
+    assert set(_boundary_steps(execution)) >= {"input", "learning examples", "earlier turns"}
     assert VALUES["input"]["iban"] in execution.output
 
 
