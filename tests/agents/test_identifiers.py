@@ -307,6 +307,12 @@ def test_admin_lists_mask_and_pages_show_values_by_the_rule(org, editor, viewer)
     assert IBAN not in page and IBAN_MASKED in page
 
 
+def test_dashboard_masks_the_errors_of_recent_failures(org, editor):
+    ExecutionFactory(agent=AgentFactory(organization=org), status="failed", error=f"The tool refused {IBAN}.")
+    page = login(editor).get("/admin/").content.decode()
+    assert f"The tool refused {IBAN_MASKED}." in page and IBAN not in page
+
+
 def test_admin_edit_of_an_example_is_stored_redacted(org, editor):
     agent = AgentFactory(organization=org)
     example = services.learning_example_create(agent=agent, actor=None, input=QUESTION, output="Yes.")
