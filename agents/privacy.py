@@ -54,17 +54,21 @@ def _is_requester(obj, *, user, api_key) -> bool:
     user_id = getattr(user, "pk", None) if getattr(user, "is_authenticated", False) else None
     if user_id is None and api_key is None:
         return False
-    runs = [obj] if hasattr(obj, "actor_api_key_id") else []
-    if not runs:  # a learning example
+    if _stores_placeholders(obj):  # a learning example: its author, or the run it corrects
         if user_id is not None and obj.created_by_id == user_id:
             return True
-        if obj.source_feedback_id is not None:
-            runs = [obj.source_feedback.execution]
-    return any(
-        (user_id is not None and run.actor_user_id == user_id)
-        or (api_key is not None and run.actor_api_key_id == api_key.pk)
-        for run in runs
+        if obj.source_feedback_id is None:
+            return False
+        obj = obj.source_feedback.execution
+    return (user_id is not None and obj.actor_user_id == user_id) or (
+        api_key is not None and obj.actor_api_key_id == api_key.pk
     )
+
+
+def _stores_placeholders(obj) -> bool:
+    """A learning example is stored redacted; an execution keeps the input as typed and the answer
+    restored (a placeholder the requester typed stays as typed)."""
+    return obj._meta.model_name == "learningexample"
 
 
 def identifier_mapping(obj) -> dict[str, str]:
@@ -82,12 +86,13 @@ def parse_mapping(raw: str) -> dict[str, str]:
 
 
 def shown_text(obj, text: str, *, visible: bool, mapping: Mapping[str, str] | None = None) -> str:
-    """One of ``obj``'s texts as this viewer sees it: placeholders restored to the real values when
-    ``visible``, else every identifier masked (placeholders of ``obj``'s mapping too)."""
+    """One of ``obj``'s texts as this viewer sees it: with the real values when ``visible`` (a learning
+    example's placeholders restored), else with every identifier masked, those of ``obj``'s mapping
+    included."""
     if not text:
         return text
     mapping = identifier_mapping(obj) if mapping is None else mapping
-    full = restore(text, mapping)
+    full = restore(text, mapping) if _stores_placeholders(obj) else text
     return full if visible else mask_text(full, known=mapping.values())
 
 

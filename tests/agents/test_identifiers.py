@@ -170,6 +170,15 @@ def test_execution_detail_shows_values_to_editors_and_the_requester_only(org, ed
         assert IBAN not in json.dumps(body) and CLIENT_REF not in json.dumps(body)
 
 
+def test_an_execution_shows_a_typed_placeholder_as_typed(org, editor):
+    """An execution keeps the input as typed: a placeholder the requester wrote is not replaced."""
+    run = _run(org)
+    Execution.objects.filter(pk=run.pk).update(input="What does [IBAN_1] stand for?")
+    assert client_for(editor).get(f"/api/v1/executions/{run.pk}/").json()["input"] == (
+        "What does [IBAN_1] stand for?"
+    )
+
+
 def test_execution_detail_for_an_api_key_requester(org):
     key = APIKeyFactory(organization=org)
     run = _run(org, actor_api_key=key)
