@@ -10,6 +10,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from agents.privacy import shown_text
 from prisma_glow import outbound
 from prisma_glow.config_stamp import ConfigQuerySet
 from prisma_glow.crypto import EncryptedTextField
@@ -508,7 +509,12 @@ class LearningExampleStatus(models.TextChoices):
 
 class LearningExample(TimeStampedModel):
     """An input and its ideal answer for an agent. Approved examples are added to the prompt as
-    few-shot examples; corrections from feedback arrive as proposed examples for review."""
+    few-shot examples; corrections from feedback arrive as proposed examples for review.
+
+    ``input`` and ``output`` are stored with client identifiers as placeholders (``[IBAN_1]``);
+    ``redactions`` maps them to the values, encrypted, as ``Execution.redactions`` does. Who sees the
+    values is ``agents.privacy``'s rule; the name (``__str__``, written to the audit log) masks them.
+    """
 
     organization = models.ForeignKey(
         "tenancy.Organization", on_delete=models.CASCADE, related_name="learning_examples"
@@ -525,6 +531,7 @@ class LearningExample(TimeStampedModel):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    redactions = EncryptedTextField(blank=True, default="")
 
     #: How a row reaches its organisation (scoping of the staff UI and the API).
     organization_path = "organization"
@@ -542,4 +549,5 @@ class LearningExample(TimeStampedModel):
         indexes = [models.Index(fields=["agent", "status"])]
 
     def __str__(self) -> str:
-        return f"{self.agent}: {self.input[:60]}"
+        # The name goes into the append-only audit log: identifiers masked, never the values.
+        return f"{self.agent}: {shown_text(self, self.input, visible=False)[:60]}"

@@ -17,6 +17,8 @@ from agents.models import (
     LearningExampleStatus,
     ModelProvider,
 )
+from agents.privacy import parse_mapping
+from guardrails.engine import restore
 from personas.models import Persona
 
 #: Approved learning examples added to the prompt (most recent first).
@@ -143,11 +145,17 @@ def _configuration(agent: Agent, persona) -> RunConfiguration:
         provider_row = ModelProvider.objects.filter(
             organization_id=agent.organization_id, is_default=True
         ).first()
-    examples = list(
-        LearningExample.objects.filter(agent=agent, status=LearningExampleStatus.APPROVED)
-        .order_by("-created_at", "-id")
-        .values_list("input", "output")[:MAX_LEARNING_EXAMPLES]
-    )
+    # Stored redacted, each with its own mapping: restored here, so that the privacy boundary
+    # (``Boundary.examples``) screens the real values into the run's own placeholder numbering.
+    examples = [
+        (restore(question, mapping), restore(answer, mapping))
+        for question, answer, mapping in (
+            (q, a, parse_mapping(r))
+            for q, a, r in LearningExample.objects.filter(agent=agent, status=LearningExampleStatus.APPROVED)
+            .order_by("-created_at", "-id")
+            .values_list("input", "output", "redactions")[:MAX_LEARNING_EXAMPLES]
+        )
+    ]
     examples.reverse()
     # Another organisation's object must never take part, whatever an assignment says.
     tools = tuple(

@@ -11,6 +11,7 @@ Errors: ``django.core.exceptions.ValidationError`` for bad input (400 in the API
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,9 @@ from agents.models import (
     ProviderKind,
     Rating,
 )
+from agents.privacy import identifier_mapping
+from guardrails.engine import restore
+from guardrails.masking import mask_text, redact_texts
 from personas.models import Persona
 from personas.services import EDITABLE_FIELDS as PERSONA_FIELDS
 from prisma_glow.audit.services import audit_record, audited_update, snapshot
@@ -610,12 +614,16 @@ def feedback_create(
         errors["correction"] = ["A correction goes with a 👎 (rating -1)."]
     _full_clean(feedback, errors)
     feedback.save()
+    # The log is append-only: the comment and correction go into it with identifiers masked.
+    after = snapshot(feedback)
+    known = identifier_mapping(execution).values()
+    after.update({key: mask_text(after[key], known=known) for key in ("comment", "correction")})
     audit_record(
         organization=execution.organization,
         action="feedback.create",
         actor=actor,
         obj=feedback,
-        after=snapshot(feedback),
+        after=after,
     )
     if rating == Rating.DOWN and feedback.correction.strip():
         learning_example_create(
@@ -642,13 +650,19 @@ def learning_example_create(
     status: str = LearningExampleStatus.PROPOSED,
     source_feedback: Feedback | None = None,
 ) -> LearningExample:
-    """Add an example (input and ideal answer) to an agent; proposed until someone approves it."""
+    """Add an example (input and ideal answer) to an agent; proposed until someone approves it.
+
+    Stored redacted: client identifiers become placeholders, their values go into the encrypted
+    ``redactions`` (with those the source run's own mapping knows, for an example from feedback)."""
     lock_for_write(organization=agent.organization_id, agent=agent)
+    known = identifier_mapping(source_feedback.execution) if source_feedback is not None else {}
+    (input, output), mapping = redact_texts([input, output], known=known)
     example = LearningExample(
         organization_id=agent.organization_id,
         agent=agent,
         input=input,
         output=output,
+        redactions=json.dumps(mapping) if mapping else "",
         status=status,
         source_feedback=source_feedback,
         created_by=_actor_user(actor),
@@ -668,7 +682,9 @@ def learning_example_create(
 @retry_on_conflict
 @transaction.atomic
 def learning_example_update(*, example: LearningExample, actor, **fields: Any) -> LearningExample:
-    """Edit an example's input or answer. An edited approved example goes back to review."""
+    """Edit an example's input or answer (given with the real values, as an authorised viewer sees
+    them). An edited approved example goes back to review. The edited example is redacted again:
+    the values it held keep their kind even where the detectors would not find them."""
     _check_fields(fields, LEARNING_FIELDS, "learning example")
     _lock_agent_of(example)
     example = (
@@ -676,9 +692,19 @@ def learning_example_update(*, example: LearningExample, actor, **fields: Any) -
         .select_related("organization")
         .get(pk=example.pk)
     )
-    changed = {key: value for key, value in fields.items() if getattr(example, key) != value}
-    if not changed:
+    known = identifier_mapping(example)
+    full = {key: restore(getattr(example, key), known) for key in LEARNING_FIELDS}
+    if all(full[key] == value for key, value in fields.items()):
         return example
+    full.update(fields)
+    (question, answer), mapping = redact_texts([full["input"], full["output"]], known=known)
+    changed: dict[str, Any] = {
+        key: value
+        for key, value in (("input", question), ("output", answer))
+        if getattr(example, key) != value
+    }
+    if mapping != known:
+        changed["redactions"] = json.dumps(mapping) if mapping else ""
     if example.status == LearningExampleStatus.APPROVED:
         changed["status"] = LearningExampleStatus.PROPOSED
     return audited_update(

@@ -35,6 +35,7 @@ from agents.models import (
     LearningExampleStatus,
     ModelProvider,
 )
+from agents.privacy import identifier_mapping, may_see_identifiers, shown_text
 from prisma_glow.admin.base import OrganizationScopedAdmin, adopt
 from prisma_glow.admin.filters import OwnerFilter
 from prisma_glow.admin.scoping import get_admin_access
@@ -260,7 +261,9 @@ class ExecutionAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Input")
     def short_input(self, obj):
-        return (obj.input[:80] + "…") if len(obj.input) > 80 else obj.input
+        # A list: client identifiers masked whoever looks (agents.privacy).
+        text = shown_text(obj, obj.input, visible=False)
+        return (text[:80] + "…") if len(text) > 80 else text
 
     @admin.display(description="Latency", ordering="latency_ms")
     def latency(self, obj):
@@ -322,11 +325,27 @@ class ConversationAdmin(ReadOnlyAdmin):
 class FeedbackAdmin(ReadOnlyAdmin):
     """Thumbs up and down from the console and the API, with corrections."""
 
-    list_display = ["created_at", "rating_badge", "execution_link", "comment", "correction", "user"]
+    list_display = [
+        "created_at",
+        "rating_badge",
+        "execution_link",
+        "masked_comment",
+        "masked_correction",
+        "user",
+    ]
     list_display_links = None
     list_filter = ["rating"]
     search_fields = ["comment", "correction"]
     list_select_related = ["execution__agent", "user"]
+
+    # A list: client identifiers masked whoever looks (agents.privacy), with those the run knows.
+    @admin.display(description="Comment")
+    def masked_comment(self, obj):
+        return shown_text(obj.execution, obj.comment, visible=False)
+
+    @admin.display(description="Correction")
+    def masked_correction(self, obj):
+        return shown_text(obj.execution, obj.correction, visible=False)
 
     @admin.display(description="Rating", ordering="rating")
     def rating_badge(self, obj):
@@ -352,7 +371,23 @@ class LearningExampleAdmin(OrganizationScopedAdmin):
 
     @admin.display(description="Input")
     def short_input(self, obj):
-        return (obj.input[:90] + "…") if len(obj.input) > 90 else obj.input
+        # A list: client identifiers masked whoever looks (agents.privacy).
+        text = shown_text(obj, obj.input, visible=False)
+        return (text[:90] + "…") if len(text) > 90 else text
+
+    def get_object(self, request, object_id, from_field=None):
+        """The example as this member sees it on its own page: the real values for an editor (or
+        above) and its author, masked for everyone else (in memory; the service saves edits redacted
+        again)."""
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            visible = may_see_identifiers(
+                get_admin_access(request), obj, opened_alone=True, user=request.user
+            )
+            mapping = identifier_mapping(obj)
+            obj.input = shown_text(obj, obj.input, visible=visible, mapping=mapping)
+            obj.output = shown_text(obj, obj.output, visible=visible, mapping=mapping)
+        return obj
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj):

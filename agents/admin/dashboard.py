@@ -23,6 +23,7 @@ from agents.models import (
     StepKind,
     StepStatus,
 )
+from guardrails.masking import mask_text
 
 CHART_DAYS = 14
 CHART_WIDTH = 560
@@ -174,6 +175,9 @@ def dashboard_context(*, agents, executions, steps=None) -> dict:
         .only("id", "status", "error", "created_at", "source", "agent__id", "agent__name")
         .order_by("-created_at", "-id")[:8]
     )
+    for failure in recent_failures:
+        # A panel is a list: client identifiers masked (docs/security.md), by the detectors alone.
+        failure.error = mask_text(failure.error)
     return {
         "agent_matrix": matrix,
         "agent_statuses": status_totals,

@@ -10,8 +10,9 @@ from django.template.defaultfilters import pluralize
 
 from agents import services
 from agents.models import Execution, Rating, StepKind, StepStatus
+from agents.privacy import identifier_mapping, may_see_identifiers, shown_data, shown_text
 from prisma_glow.admin.base import add_errors_to_form, render_admin_page, run_service
-from prisma_glow.admin.scoping import scoped_get
+from prisma_glow.admin.scoping import get_admin_access, scoped_get
 
 
 class FeedbackForm(forms.Form):
@@ -77,6 +78,9 @@ def execution_detail(model_admin, request, object_id):
         status = 400
     steps = list(execution.steps.order_by("ordinal"))
     feedback = list(execution.feedback.select_related("user").order_by("-created_at"))
+    visible = may_see_identifiers(get_admin_access(request), execution, opened_alone=True, user=request.user)
+    if not visible:
+        _mask(execution, steps, feedback)
     total_ms = sum(step.duration_ms for step in steps) or 0
     for step in steps:
         step.share = round(100 * step.duration_ms / total_ms) if total_ms else 0
@@ -88,6 +92,7 @@ def execution_detail(model_admin, request, object_id):
         "steps_ms": total_ms,
         "feedback_form": form,
         "can_write": can_write,
+        "identifiers_masked": not visible,
     }
     response = render_admin_page(
         request,
@@ -98,3 +103,21 @@ def execution_detail(model_admin, request, object_id):
     )
     response.status_code = status
     return response
+
+
+def _mask(execution, steps, feedback) -> None:
+    """The page as a member who may not see client identifiers sees it (``agents.privacy``): every
+    identifier of the input, the answer, the error, the citations, the trace and the feedback masked,
+    on the objects in memory (nothing is saved)."""
+    mapping = identifier_mapping(execution)
+    for name in ("input", "output", "error"):
+        setattr(
+            execution, name, shown_text(execution, getattr(execution, name), visible=False, mapping=mapping)
+        )
+    execution.citations = shown_data(execution, execution.citations, visible=False)
+    for step in steps:
+        step.input = shown_data(execution, step.input, visible=False)
+        step.output = shown_data(execution, step.output, visible=False)
+    for item in feedback:
+        item.comment = shown_text(execution, item.comment, visible=False, mapping=mapping)
+        item.correction = shown_text(execution, item.correction, visible=False, mapping=mapping)

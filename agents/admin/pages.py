@@ -36,6 +36,7 @@ from agents.admin.forms import (
     target_queryset,
 )
 from agents.models import Agent, AgentStatus, Execution, ExecutionStatus, Feedback
+from agents.privacy import shown_text
 from agents.runtime import pipeline
 from personas import services as persona_services
 from personas.models import Persona
@@ -282,7 +283,7 @@ class AgentPages:
             "tool_assignments": list(agent.tool_assignments.select_related("tool")),
             "knowledge_assignments": list(agent.knowledge_assignments.select_related("knowledge_base")),
             "guardrail_assignments": list(agent.guardrail_assignments.select_related("guardrail")),
-            "recent_executions": list(
+            "recent_executions": _masked_inputs(
                 executions.select_related("persona").order_by("-created_at", "-id")[:10]
             ),
             "metrics": metrics,
@@ -697,3 +698,12 @@ def _persona_error(error):
         mapped["persona_name"] = mapped.pop("name")
         return ValidationError(mapped)
     return error
+
+
+def _masked_inputs(executions) -> list:
+    """``executions`` as a list shows them: each input with its client identifiers masked
+    (``agents.privacy``), in memory."""
+    rows = list(executions)
+    for execution in rows:
+        execution.input = shown_text(execution, execution.input, visible=False)
+    return rows

@@ -24,8 +24,10 @@ from agents.models import (
     ModelProvider,
     Rating,
 )
+from agents.privacy import may_see_identifiers, shown_data, shown_text
 from guardrails.models import Guardrail
 from knowledge.models import KnowledgeBase
+from prisma_glow.api.tenancy import get_access
 from prisma_glow.models import organization_q
 from tools.api.serializers import HTTP_URL_PATTERN, JSONObjectField, PatternStringField
 from tools.models import Tool
@@ -256,8 +258,41 @@ class ExecutionStepSerializer(serializers.ModelSerializer):
         }
 
 
-class ExecutionSerializer(serializers.ModelSerializer):
-    """An execution as listed: the answer, status, cost and latency (the trace is on the detail)."""
+class IdentifiersMixin:
+    """Client identifiers shown as ``agents.privacy`` rules: in full only on an object opened on its
+    own (``opened_alone``: the serializer's own, or the view's ``opened_alone`` context) for an
+    authorised caller, masked everywhere else (lists)."""
+
+    opened_alone = False
+    #: The text fields that may hold identifiers, and the structures (trace, citations).
+    identifier_fields: tuple[str, ...] = ()
+    identifier_structures: tuple[str, ...] = ()
+
+    def sees_identifiers(self, obj) -> bool:
+        request = self.context.get("request")
+        opened_alone = self.opened_alone or self.context.get("opened_alone", False)
+        if request is None or not opened_alone:
+            return False
+        return may_see_identifiers(get_access(request), obj, opened_alone=True)
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        visible = self.sees_identifiers(instance)
+        for name in self.identifier_fields:
+            if name in data:
+                data[name] = shown_text(instance, data[name], visible=visible)
+        for name in self.identifier_structures:
+            if name in data:
+                data[name] = shown_data(instance, data[name], visible=visible)
+        return data
+
+
+class ExecutionSerializer(IdentifiersMixin, serializers.ModelSerializer):
+    """An execution as listed: the answer, status, cost and latency (the trace is on the detail).
+    Client identifiers in the input, answer and error are masked (``DE89 •••• 3000``)."""
+
+    identifier_fields = ("input", "output", "error")
+    identifier_structures = ("citations",)
 
     agent_name = serializers.CharField(source="agent.name", read_only=True)
     persona_version = serializers.IntegerField(source="persona.version", read_only=True, default=None)
@@ -299,7 +334,11 @@ class ExecutionSerializer(serializers.ModelSerializer):
 
 
 class ExecutionDetailSerializer(ExecutionSerializer):
-    """An execution with its full trace, step by step."""
+    """An execution with its full trace, step by step. Client identifiers in full for an editor (or
+    above) and for the run's own requester; masked for everyone else (docs/security.md)."""
+
+    opened_alone = True
+    identifier_structures = ("citations", "steps")
 
     steps = ExecutionStepSerializer(many=True, read_only=True)
 
@@ -365,8 +404,14 @@ class FeedbackSerializer(serializers.ModelSerializer):
 # --- Learning examples ------------------------------------------------------------------------
 
 
-class LearningExampleSerializer(serializers.ModelSerializer):
-    """An input and its ideal answer. New examples are proposed; approve them to use them."""
+class LearningExampleSerializer(IdentifiersMixin, serializers.ModelSerializer):
+    """An input and its ideal answer. New examples are proposed; approve them to use them.
+
+    Stored with client identifiers as placeholders; an example opened on its own shows their values to
+    an editor (or above) and to its author, lists show them masked (docs/security.md). Write the real
+    values: they are redacted again on save."""
+
+    identifier_fields = ("input", "output")
 
     agent = OrganizationRelatedField(queryset=Agent.objects.all())
 

@@ -510,6 +510,10 @@ class LearningExampleViewSet(OrganizationScopedViewSet):
     policy_resource = "learning_example"
     operations = {"approve": "learning_example.change", "reject": "learning_example.change"}
 
+    def get_serializer_context(self):
+        # One example at a time (its detail, or the one just written): identifiers for those allowed.
+        return {**super().get_serializer_context(), "opened_alone": self.detail or self.action == "create"}
+
     def perform_create(self, serializer):
         serializer.instance = services.learning_example_create(
             actor=self.access.actor, **serializer.validated_data

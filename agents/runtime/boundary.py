@@ -189,7 +189,12 @@ class Boundary:
 
     def examples(self, run, pairs) -> tuple[list, list]:
         """The approved examples to send, screened as pairs (a withheld input or answer withholds the
-        pair), and the steps recorded (one when something was found)."""
+        pair), and the steps recorded (one when something was found).
+
+        ``pairs`` hold the real values: an example is stored redacted with its own mapping, restored by
+        ``agents.selectors``; screened here, its identifiers take placeholders of the run's own
+        numbering (an example's ``[IBAN_1]`` never collides with the input's), which the run's mapping
+        restores if the model echoes them."""
         if not self.guards or not pairs:
             return list(pairs), []
         started_at, t0 = timezone.now(), time.perf_counter()

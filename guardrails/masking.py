@@ -1,0 +1,158 @@
+"""Client identifiers shown masked, and texts stored with placeholders: the PII detectors of
+``guardrails.checks.pii`` put to two uses outside a run.
+
+``mask_text`` is what every list, object name, audit entry and export shows in place of a client
+identifier: ``DE89370400440532013000`` → ``DE89 •••• 3000``. It finds identifiers with the PII check
+configured for every kind in ``ENTITIES`` (whatever guardrails the agent has: an agent without a PII
+guardrail still has its identifiers masked), plus the values an object's own encrypted mapping knows
+(``known``: found at run time by a guardrail configured otherwise, e.g. with more telephone regions).
+
+The masked form (``mask_value``) keeps a little of the compacted value (its letters and digits, upper
+case), enough to tell two apart, never enough to use one:
+
+- 16 characters or more (IBANs, card numbers): the first 4 and the last 4 — ``DE89 •••• 3000``;
+- 8 to 15 (VAT numbers, telephone numbers, SSNs, NINOs, UTRs, EINs): the first 2 and the last 2 —
+  ``DE •••• 76``, so that at least half of the value is hidden;
+- fewer than 8: nothing — ``••••``;
+- an e-mail address: the first character of the mailbox and the top-level domain — ``a••••@••••.com``
+  (the domain often names the client).
+
+``redact_texts`` is what a stored learning example holds: each identifier replaced by a typed
+placeholder (``[IBAN_1]``, as the engine's ``redact`` action writes them), the mapping returned for
+the caller to keep encrypted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+
+from guardrails.checks.pii import DEFAULT_PHONE_REGIONS, ENTITIES, PIICheck
+
+#: What stands for the hidden part of an identifier.
+HIDDEN = "••••"
+#: What a known value is replaced by before detection: no detector's pattern holds it, and it breaks
+#: runs of digits, so nothing is found across it.
+_BLANK = "#"
+
+_PLACEHOLDER_RE = re.compile(r"\[([A-Z][A-Z0-9_]*)_(\d+)\]")
+
+
+@lru_cache(maxsize=1)
+def detector() -> PIICheck:
+    """The PII check with every entity and the default telephone regions (compiled once)."""
+    return PIICheck(
+        PIICheck.validate_config({"entities": list(ENTITIES), "phone_regions": DEFAULT_PHONE_REGIONS})
+    )
+
+
+def mask_value(value: str, entity: str | None = None) -> str:
+    """``value`` (one identifier) in its masked form; ``entity`` (a key of ``ENTITIES``) only matters
+    for e-mail addresses, which are also recognised by their ``@``."""
+    if entity == "email" or "@" in value:
+        mailbox, _, domain = value.strip().rpartition("@")
+        tld = domain.rsplit(".", 1)[-1] if "." in domain else ""
+        first = mailbox[:1] if mailbox else ""
+        return f"{first}{HIDDEN}@{HIDDEN}" + (f".{tld}" if tld else "")
+    compact = re.sub(r"[^0-9A-Za-z]", "", value).upper()
+    if len(compact) >= 16:
+        return f"{compact[:4]} {HIDDEN} {compact[-4:]}"
+    if len(compact) >= 8:
+        return f"{compact[:2]} {HIDDEN} {compact[-2:]}"
+    return HIDDEN
+
+
+def _known_spans(text: str, known: Iterable[str]) -> list[tuple[int, int]]:
+    """Where the ``known`` values occur literally in ``text`` (longest values first, no overlaps)."""
+    spans: list[tuple[int, int]] = []
+    for value in sorted({v for v in known if v and len(v) >= 4}, key=len, reverse=True):
+        start = text.find(value)
+        while start != -1:
+            end = start + len(value)
+            if not any(start < e and s < end for s, e in spans):
+                spans.append((start, end))
+            start = text.find(value, end)
+    return spans
+
+
+def find_identifiers(text: str, *, known: Iterable[str] = ()) -> list[tuple[int, int, str | None]]:
+    """Every identifier in ``text`` as ``(start, end, entity)`` in text order: the ``known`` values
+    (entity None) first, then what the detectors find elsewhere."""
+    if not text:
+        return []
+    known_spans = _known_spans(text, known)
+    found: list[tuple[int, int, str | None]] = [(s, e, None) for s, e in known_spans]
+    # The detectors look at the text with the known values blanked out (same length, so spans still
+    # point into ``text``): they need not validate them again — the costly part of detection.
+    probe = text
+    for start, end in known_spans:
+        probe = probe[:start] + _BLANK * (end - start) + probe[end:]
+    for start, end, entity in detector().find(probe):
+        if not any(start < e and s < end for s, e, _ in found):
+            found.append((start, end, entity))
+    found.sort()
+    return found
+
+
+def mask_text(text: str, *, known: Iterable[str] = ()) -> str:
+    """``text`` with every client identifier in its masked form (``mask_value``)."""
+    if not text:
+        return text
+    parts: list[str] = []
+    position = 0
+    for start, end, entity in find_identifiers(text, known=known):
+        parts.append(text[position:start])
+        parts.append(mask_value(text[start:end], entity))
+        position = end
+    parts.append(text[position:])
+    return "".join(parts)
+
+
+def mask_data(value, *, known: Iterable[str] = ()):
+    """``value`` (a string, or lists and dicts of them, as a trace step holds) with every string masked."""
+    known = tuple(known)
+    if isinstance(value, str):
+        return mask_text(value, known=known)
+    if isinstance(value, list):
+        return [mask_data(v, known=known) for v in value]
+    if isinstance(value, dict):
+        return {k: mask_data(v, known=known) for k, v in value.items()}
+    return value
+
+
+def redact_texts(
+    texts: list[str], *, known: Mapping[str, str] | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """``texts`` with every client identifier replaced by a typed placeholder, numbered across all of
+    them (the same value keeps its placeholder), and the mapping placeholder → value.
+
+    ``known``: a mapping (placeholder → value, as an execution keeps) whose values are redacted
+    wherever they occur, with their own label, even where the detectors would not find them."""
+    labels = {}
+    for placeholder, value in (known or {}).items():
+        match = _PLACEHOLDER_RE.fullmatch(placeholder)
+        if match and value:
+            labels.setdefault(value, match.group(1))
+    mapping: dict[str, str] = {}
+    by_value: dict[tuple[str, str], str] = {}
+    counters: dict[str, int] = {}
+    out: list[str] = []
+    for text in texts:
+        parts: list[str] = []
+        position = 0
+        for start, end, entity in find_identifiers(text, known=labels):
+            value = text[start:end]
+            label = ENTITIES[entity] if entity else labels[value]
+            placeholder = by_value.get((label, value))
+            if placeholder is None:
+                counters[label] = counters.get(label, 0) + 1
+                placeholder = f"[{label}_{counters[label]}]"
+                mapping[placeholder] = value
+                by_value[(label, value)] = placeholder
+            parts.append(text[position:start])
+            parts.append(placeholder)
+            position = end
+        parts.append(text[position:])
+        out.append("".join(parts))
+    return out, mapping
