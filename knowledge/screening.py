@@ -15,7 +15,7 @@ as it does any passage without a current screening, so the verdicts are the same
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 
@@ -68,3 +68,27 @@ def screening_summary(*, screening: Mapping[str, Any] | None, text: str) -> dict
     """The one-line summary of a chunk's stored screening for the staff pages (``{"score", "names"}``
     when it is current and worth flagging), or None."""
     return _screener.summary(screening, text) if _screener is not None else None
+
+
+# --- Identifiers: where a passage must not be cut ----------------------------------------------------
+
+#: Where the client identifiers of a text are: ``(start, end)`` stretches a cut must not fall inside.
+#: It is handed to the parsing child process, so it must pickle by reference (a module-level function).
+IdentifierFinder = Callable[[str], list[tuple[int, int]]]
+
+_identifier_finder: IdentifierFinder | None = None
+
+
+def register_identifier_finder(finder: IdentifierFinder | None) -> None:
+    """Make ``finder`` the one the chunker consults (None: none). ``AgentsConfig.ready()`` registers
+    guardrails' PII detector (``guardrails.identifiers.identifier_spans``), so that the chunker never
+    cuts an identifier in two — each half would reach a provider unrecognised by the PII guardrail,
+    which screens every passage alone. The last registration wins."""
+    global _identifier_finder
+    _identifier_finder = finder
+
+
+def identifier_finder() -> IdentifierFinder | None:
+    """The finder registered with ``register_identifier_finder``; None when there is none (chunks are
+    then cut without regard to identifiers)."""
+    return _identifier_finder

@@ -1,0 +1,177 @@
+"""The chunker never cuts a client identifier in two: each passage holds an identifier whole (so the PII
+guardrail, which screens passages one by one, recognises it) or not at all.
+
+For every kind the PII check supports, an identifier is placed at every position across the place where
+the chunker cuts — the chunk size (a long paragraph cut at a space or hard) and the start of the
+overlap carried into the next chunk — and each chunk is then redacted by the PII check as an agent's
+guardrail would: no group of the identifier's digits or letters may be left. The same documents cut
+without the identifier finder (the chunker before this) do leave groups, which shows each case really
+straddles; ``cut_identifiers`` finds those old chunks and none of the new ones."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from guardrails.checks import build_check
+from guardrails.checks.pii import ENTITIES
+from guardrails.identifiers import identifier_spans
+from knowledge.ingest import Block, chunk_blocks
+from knowledge.ingest.chunker import cut_identifiers
+from knowledge.screening import identifier_finder
+
+#: One identifier of each kind, written with the spaces (or the keyword) a cut can fall between.
+WRITTEN = {
+    "email": "anna.schmidt @ example.com",
+    "iban": "DE89 3704 0044 0532 0130 00",
+    "eu_vat": "FR 40 303 265 045",
+    "card": "4111 1111 1111 1111",
+    "us_ssn": "SSN: 536228726",
+    "us_ein": "EIN: 12-3456789",
+    "uk_nino": "AB 12 34 56 C",
+    "uk_utr": "UTR 19558 39661",
+    "phone": "+44 20 7946 0958",
+}
+#: What must not reach a provider: any four consecutive characters of the identifier (its keyword and
+#: separators aside) — e.g. the digits of the IBAN's middle groups, 3704 0044 0532 0130.
+_SEPARATORS = re.compile(r"[\s:\-]+")
+FRAGMENTS = {
+    entity: {
+        compact[i : i + 4]
+        for compact in [_SEPARATORS.sub("", re.sub(r"^(?:SSN: |EIN: |UTR )", "", written))]
+        for i in range(len(compact) - 3)
+    }
+    for entity, written in WRITTEN.items()
+}
+FILLER = "the supplier invoices the branch under the reverse charge rules of the member state "
+PII = build_check("pii", {})
+
+
+def _left_over(texts: list[str], entity: str) -> list[str]:
+    """The identifier's fragments still readable in ``texts`` once the PII check redacted each one
+    (separators and line breaks ignored)."""
+    left = []
+    for text in texts:
+        redacted = text
+        for start, end, _ in reversed(PII.find(text)):
+            redacted = redacted[:start] + "[X]" + redacted[end:]
+        compact = _SEPARATORS.sub("", redacted)
+        left += sorted(fragment for fragment in FRAGMENTS[entity] if fragment in compact)
+    return left
+
+
+def test_the_test_data_is_what_it_claims():
+    """The PII check recognises every written identifier whole, with no filler around it."""
+    assert set(WRITTEN) == set(ENTITIES)
+    for entity, written in WRITTEN.items():
+        text = f"{FILLER}{written} {FILLER}"
+        assert [e for *_, e in PII.find(text)] == [entity], entity
+        assert _left_over([text], entity) == []
+
+
+def test_agents_registers_the_pii_detector_as_the_identifier_finder():
+    assert identifier_finder() is identifier_spans
+
+
+def _long_paragraph(written: str, start: int, length: int = 700) -> list[Block]:
+    """One paragraph with no sentence end, ``written`` starting at ``start``."""
+    head = (FILLER * 20)[:start]
+    if not head.endswith(" "):
+        head = head[:-1] + " "
+    return [Block(head + written + " " + (FILLER * 20)[: length - start], 0, 1)]
+
+
+@pytest.mark.parametrize("entity", list(WRITTEN))
+def test_a_long_paragraph_is_never_cut_inside_an_identifier(entity):
+    """Chunk size 200 without overlap: the cut at 200 characters, tried at every position of the
+    identifier, moves to a space outside it."""
+    written = WRITTEN[entity]
+    straddled = 0
+    for offset in range(1, len(written)):
+        blocks = _long_paragraph(written, 200 - offset)
+        new = [c.text for c in chunk_blocks(blocks, size=200, overlap=0, identifiers=identifier_spans)]
+        assert _left_over(new, entity) == [], (offset, new)
+        assert cut_identifiers(new, identifier_spans) == [], offset
+        assert all(len(text) <= 200 for text in new)
+        old = [c.text for c in chunk_blocks(blocks, size=200, overlap=0)]
+        if _left_over(old, entity):
+            straddled += 1
+            assert cut_identifiers(old, identifier_spans), (offset, old)
+    assert straddled, "the identifier never straddled the cut: the test proves nothing"
+
+
+@pytest.mark.parametrize("entity", list(WRITTEN))
+def test_a_hard_cut_never_falls_inside_an_identifier(entity):
+    """A paragraph with no space to cut at is cut at the size — but before an identifier there, not in it."""
+    written = WRITTEN[entity]
+    straddled = 0
+    for offset in range(1, len(written)):
+        text = "/" * (200 - offset) + written + " " + "/" * 300
+        blocks = [Block(text, 0, 1)]
+        new = [c.text for c in chunk_blocks(blocks, size=200, overlap=0, identifiers=identifier_spans)]
+        assert _left_over(new, entity) == [], (offset, new)
+        assert written in "".join(new)
+        old = [c.text for c in chunk_blocks(blocks, size=200, overlap=0)]
+        straddled += bool(_left_over(old, entity))
+    assert straddled
+
+
+@pytest.mark.parametrize("entity", list(WRITTEN))
+def test_an_overlap_never_starts_inside_an_identifier(entity):
+    """Paragraphs packed into chunks of 300 with an overlap of 80: where the overlap would start inside
+    the identifier near the end of a chunk (after each of its spaces in turn), it starts with the
+    whole identifier instead."""
+    written = WRITTEN[entity]
+    straddled = 0
+    for space in [i for i, ch in enumerate(written) if ch == " "]:
+        prefix = FILLER[:26]
+        # The overlap starts after the first space in the last 80 characters: this one.
+        suffix_length = 80 + space - len(written)
+        suffix = (" " + FILLER * 2)[:suffix_length]
+        first = prefix + written + suffix
+        assert len(first) - 80 == len(prefix) + space
+        blocks = [Block(first, 0, 1), Block((FILLER * 3)[:200].strip(), 0, 1)]
+        new = [c.text for c in chunk_blocks(blocks, size=300, overlap=80, identifiers=identifier_spans)]
+        assert len(new) == 2 and written in new[1], (space, new)
+        assert _left_over(new, entity) == [], (space, new)
+        assert cut_identifiers(new, identifier_spans) == [], space
+        old = [c.text for c in chunk_blocks(blocks, size=300, overlap=80)]
+        if _left_over(old, entity):
+            straddled += 1
+            assert cut_identifiers(old, identifier_spans), (space, old)
+    assert straddled
+
+
+def test_a_long_paragraph_with_overlap_keeps_every_identifier_whole():
+    """The knowledge base's defaults (1,200 / 150) on a long memo listing many identifiers: every
+    identifier is found whole in each chunk that holds any of it."""
+    written = list(WRITTEN.values())
+    text = " ".join(f"{FILLER[: 37 + 11 * i].strip()} {written[i % len(written)]}" for i in range(120))
+    blocks = [Block(text, 0, 1)]
+    new = [c.text for c in chunk_blocks(blocks, identifiers=identifier_spans)]
+    assert len(new) > 5
+    for entity in WRITTEN:
+        assert _left_over(new, entity) == [], entity
+    assert cut_identifiers(new, identifier_spans) == []
+    old = [c.text for c in chunk_blocks(blocks)]
+    assert [c for c in old if c not in new]  # the old chunker cut elsewhere: some identifiers in two
+    assert cut_identifiers(old, identifier_spans)
+
+
+def test_a_sentence_end_inside_an_identifier_is_not_a_cut():
+    """'SSN: 536228726' holds a sentence end for the splitter (a colon, a space, a digit); it stays whole."""
+    text = (FILLER * 3)[:190] + " client SSN: 536228726 and " + FILLER * 3
+    new = [
+        c.text for c in chunk_blocks([Block(text, 0, 1)], size=220, overlap=0, identifiers=identifier_spans)
+    ]
+    assert any("SSN: 536228726" in c for c in new)
+    assert _left_over(new, "us_ssn") == []
+
+
+def test_without_identifiers_nothing_changes():
+    """A document without identifiers is cut exactly as before."""
+    blocks = [Block(FILLER * 30, 0, 1), Block(FILLER * 4, 0, 2)]
+    assert chunk_blocks(blocks, size=300, overlap=60, identifiers=identifier_spans) == chunk_blocks(
+        blocks, size=300, overlap=60
+    )
