@@ -10,16 +10,22 @@ straddles; ``cut_identifiers`` finds those old chunks and none of the new ones."
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from guardrails.checks import build_check
 from guardrails.checks.pii import ENTITIES
 from guardrails.identifiers import identifier_spans
+from knowledge import screening, services
 from knowledge.ingest import Block, chunk_blocks
 from knowledge.ingest.chunker import cut_identifiers
+from knowledge.models import Document, DocumentStatus
 from knowledge.screening import identifier_finder
+from prisma_glow.audit.models import AuditEvent
+from tests.factories import ChunkFactory, KnowledgeBaseFactory
 
 #: One identifier of each kind, written with the spaces (or the keyword) a cut can fall between.
 WRITTEN = {
@@ -175,3 +181,96 @@ def test_without_identifiers_nothing_changes():
     assert chunk_blocks(blocks, size=300, overlap=60, identifiers=identifier_spans) == chunk_blocks(
         blocks, size=300, overlap=60
     )
+
+
+# --- Documents chunked before: found from their chunks and re-indexed ---------------------------------
+
+# The IBAN starts at 183: its space after "0044" is the last before 200, where the old chunker cut.
+IBAN_TEXT = "a " * 88 + "pay to DE89 3704 0044 0532 0130 00 by the end of the month. " + FILLER * 5
+
+
+@pytest.fixture
+def legacy_document(org, editor, settings, tmp_path):
+    """A text document processed now, whose chunks are then replaced by those the chunker made before it
+    kept identifiers whole (the IBAN cut after "0044")."""
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+    settings.MEDIA_ROOT = tmp_path / "media"
+    kb = KnowledgeBaseFactory(organization=org, name="Client files", chunk_size=200, chunk_overlap=0)
+    document = services.document_create(knowledge_base=kb, actor=editor, text=IBAN_TEXT)
+    assert document.status == DocumentStatus.READY
+    current = list(document.chunks.order_by("ordinal").values_list("text", flat=True))
+    assert _left_over(current, "iban") == []
+    old = [c.text for c in chunk_blocks([Block(IBAN_TEXT.strip(), 0, None)], size=200, overlap=0)]
+    assert _left_over(old, "iban")  # the old chunker cuts this IBAN in two
+    document.chunks.all().delete()
+    for ordinal, text in enumerate(old):
+        ChunkFactory(document=document, ordinal=ordinal, text=text, page=None)
+    Document.objects.filter(pk=document.pk).update(chunk_count=len(old))
+    return document
+
+
+@pytest.mark.django_db
+def test_reindex_split_identifiers_finds_and_reindexes_documents_chunked_before(legacy_document, kb):
+    """The command lists the document whose chunks cut an identifier (--dry-run changes nothing), then
+    re-indexes it (audited as a system action); its new chunks keep the IBAN whole, and a second run
+    finds nothing. A document without identifiers is left alone."""
+    clean = services.document_create(knowledge_base=kb, actor=None, text=FILLER * 40)
+    untouched = list(clean.chunks.values_list("pk", flat=True))
+    out = io.StringIO()
+    call_command("reindex_split_identifiers", "--dry-run", stdout=out)
+    assert "Client files / " in out.getvalue() and "would re-index" in out.getvalue()
+    assert "1 document(s) cut an identifier in two" in out.getvalue()
+    assert _left_over(list(legacy_document.chunks.values_list("text", flat=True)), "iban")
+    assert not AuditEvent.objects.filter(action="document.reindex").exists()
+
+    out = io.StringIO()
+    call_command("reindex_split_identifiers", stdout=out)
+    assert "1 document(s) queued for re-indexing." in out.getvalue()
+    event = AuditEvent.objects.get(action="document.reindex")
+    assert (
+        event.object_id == str(legacy_document.pk)
+        and event.actor_user_id is None
+        and event.actor_api_key_id is None
+    )
+    texts = list(legacy_document.chunks.order_by("ordinal").values_list("text", flat=True))
+    assert _left_over(texts, "iban") == [] and any("DE89 3704 0044 0532 0130 00" in t for t in texts)
+    assert list(clean.chunks.values_list("pk", flat=True)) == untouched
+
+    out = io.StringIO()
+    call_command("reindex_split_identifiers", stdout=out)
+    assert out.getvalue().strip() == "No document cuts an identifier in two."
+
+
+@pytest.mark.django_db
+def test_reindex_split_identifiers_scopes_to_an_organization(legacy_document, other_org):
+    out = io.StringIO()
+    call_command("reindex_split_identifiers", "--dry-run", "--organization", other_org.slug, stdout=out)
+    assert out.getvalue().strip() == "No document cuts an identifier in two."
+    with pytest.raises(CommandError, match="No organisation 'nope'"):
+        call_command("reindex_split_identifiers", "--organization", "nope")
+
+
+@pytest.mark.django_db
+def test_reindex_split_identifiers_refuses_without_a_finder(monkeypatch):
+    """Knowledge installed without guardrails has no finder: the command says so instead of finding nothing."""
+    monkeypatch.setattr(screening, "_identifier_finder", None)
+    with pytest.raises(CommandError, match="No identifier finder is registered"):
+        call_command("reindex_split_identifiers")
+
+
+@pytest.mark.django_db
+def test_ingestion_in_the_child_process_keeps_the_identifier_whole(kb, editor, settings, tmp_path):
+    """The finder reaches the parsing child (``document_process``): a real upload cut at 140 characters
+    (chunk size 200, overlap 60), where the old chunker left "DE89" in one chunk and the rest of the IBAN
+    in the next, after the overlap and a paragraph break — whole in neither."""
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+    settings.MEDIA_ROOT = tmp_path / "media"
+    kb.chunk_size, kb.chunk_overlap = 200, 60
+    kb.save()
+    text = "a " * 63 + "pay to DE89 3704 0044 0532 0130 00 by the end of the month. " + FILLER * 5
+    old = [c.text for c in chunk_blocks([Block(text.strip(), 0, None)], size=200, overlap=60)]
+    assert _left_over(old, "iban") and cut_identifiers(old, identifier_spans)
+    document = services.document_create(knowledge_base=kb, actor=editor, text=text)
+    texts = list(document.chunks.order_by("ordinal").values_list("text", flat=True))
+    assert len(texts) > 3 and _left_over(texts, "iban") == []
+    assert cut_identifiers(texts, identifier_spans) == []
