@@ -8,10 +8,11 @@ the identifiers of a text are, and never cuts inside one, nor between an identif
 its kind needs ("SSN", "UTR", "tel."…): a passage that starts after the keyword would hold a number
 the check no longer recognises.
 
-The detector is the PII check itself with its broadest configuration — every kind, and national
-telephone numbers of every region it knows when announced — so whatever configuration an agent's
-guardrail uses, it finds no identifier that this one does not protect. Protecting a span too many
-costs only a cut a few characters away.
+The detector is the PII check itself in its broadest configuration — every kind, national telephone
+numbers of every region phonenumbers knows (a guardrail may list at most 50), no allow-list — so that
+what an agent's guardrail is configured to find is protected here too. Protecting a span too many
+costs only a cut a few characters away; the broader search costs about twice the default one (0.14 s
+instead of 0.06 s for 23 KB holding 300 numbers), on the few paragraphs long enough to be cut.
 
 ``identifier_spans`` is a module-level function so that it can be handed to the parsing child
 process (``knowledge.ingest.isolation``) by reference.
@@ -21,13 +22,9 @@ from __future__ import annotations
 
 from functools import cache
 
-from guardrails.checks.pii import (
-    _CONTEXT,
-    _CONTEXT_WINDOW,
-    ANNOUNCED_PHONE_REGIONS,
-    DEFAULT_PHONE_REGIONS,
-    ENTITIES,
-)
+import phonenumbers
+
+from guardrails.checks.pii import _CONTEXT, _CONTEXT_WINDOW, ENTITIES, PIICheck
 
 # Kinds whose number counts only with a keyword shortly before it (a telephone number written
 # nationally, an SSN without separators, an EIN, a UTR): the keyword belongs to the protected span.
@@ -35,11 +32,9 @@ _ANNOUNCED = ("us_ssn", "us_ein", "uk_utr", "phone")
 
 
 @cache
-def _detector():
-    from guardrails.checks import build_check
-
-    regions = DEFAULT_PHONE_REGIONS + [r for r in ANNOUNCED_PHONE_REGIONS if r not in DEFAULT_PHONE_REGIONS]
-    return build_check("pii", {"entities": list(ENTITIES), "phone_regions": regions})
+def _detector() -> PIICheck:
+    regions = sorted(phonenumbers.SUPPORTED_REGIONS)
+    return PIICheck({"entities": list(ENTITIES), "allow": [], "phone_regions": regions})
 
 
 def identifier_spans(text: str) -> list[tuple[int, int]]:
