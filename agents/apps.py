@@ -10,9 +10,9 @@ class AgentsConfig(AppConfig):
         # agent run's retrieval stage applies). Knowledge and guardrails never import each other.
         # The chunker, too, asks guardrails' PII detector where identifiers are, so that it never
         # cuts one in two (each half would pass the PII guardrail, which screens passages one by one).
-        from guardrails.identifiers import identifier_spans
+        from guardrails.identifiers import FINDER
         from guardrails.screening import SCREENER
         from knowledge import screening
 
         screening.register(SCREENER)
-        screening.register_identifier_finder(identifier_spans)
+        screening.register_identifier_finder(FINDER)

@@ -17,8 +17,9 @@ or more (up to ``LONGEST_NUMBER`` characters with its separators) covers them al
 regular expression; amounts and dates are protected too, which costs only a cut a few characters
 away. Each span is widened back to the keyword of any kind that needs one.
 
-``identifier_spans`` is a module-level function so that it can be handed to the parsing child
-process (``knowledge.ingest.isolation``) by reference.
+Knowledge asks for two things (``FINDER``): where a cut must not fall (``identifier_spans``, all of the
+above), and where the identifiers themselves are (``identifiers_found``), to keep together two
+paragraphs an identifier runs across and to find the chunks an earlier chunker cut through one.
 """
 
 from __future__ import annotations
@@ -49,19 +50,41 @@ def _widened(text: str, start: int, end: int) -> tuple[int, int]:
     return widened, end
 
 
+def identifiers_found(text: str) -> list[tuple[int, int]]:
+    """The ``(start, end)`` of every identifier the PII check finds in ``text`` (every kind), each
+    widened back to the keywords announcing it; in text order, overlapping ones joined."""
+    return _joined(_widened(text, start, end) for start, end, _ in _detector().find(text))
+
+
 def identifier_spans(text: str) -> list[tuple[int, int]]:
-    """The ``(start, end)`` of every identifier in ``text`` and of every run of digits that may be one
-    (with a "+" or "(" just before it), each widened back to the keywords announcing it; in text
+    """Where a cut must not fall: ``identifiers_found`` and every run of digits that may be an
+    identifier (with a "+" or "(" just before it), widened back to the keywords announcing it; in text
     order, overlapping ones joined."""
     spans = [(start, end) for start, end, _ in _detector().find(text)]
     for match in _CLUSTER_RE.finditer(text):
         start, end = match.span()
         if end - start <= LONGEST_NUMBER:
             spans.append((start - 1 if start and text[start - 1] in "+(" else start, end))
+    return _joined(_widened(text, start, end) for start, end in spans)
+
+
+def _joined(spans) -> list[tuple[int, int]]:
     merged: list[tuple[int, int]] = []
-    for start, end in sorted(_widened(text, start, end) for start, end in spans):
+    for start, end in sorted(spans):
         if merged and start < merged[-1][1]:
             merged[-1] = (merged[-1][0], max(merged[-1][1], end))
         else:
             merged.append((start, end))
     return merged
+
+
+class _KnowledgeIdentifierFinder:
+    """These functions as knowledge's identifier hook (``knowledge.screening.IdentifierFinder``) sees
+    them; an instance pickles by reference to its class, so it reaches the parsing child."""
+
+    spans = staticmethod(identifier_spans)
+    identifiers = staticmethod(identifiers_found)
+
+
+#: Registered with knowledge by ``AgentsConfig.ready()``.
+FINDER = _KnowledgeIdentifierFinder()

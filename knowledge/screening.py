@@ -15,7 +15,7 @@ as it does any passage without a current screening, so the verdicts are the same
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 
@@ -72,16 +72,25 @@ def screening_summary(*, screening: Mapping[str, Any] | None, text: str) -> dict
 
 # --- Identifiers: where a passage must not be cut ----------------------------------------------------
 
-#: Where the client identifiers of a text are: ``(start, end)`` stretches a cut must not fall inside.
-#: It is handed to the parsing child process, so it must pickle by reference (a module-level function).
-IdentifierFinder = Callable[[str], list[tuple[int, int]]]
+
+class IdentifierFinder(Protocol):
+    """Where a text's client identifiers are (``guardrails.identifiers.FINDER`` is the one in use). It is
+    handed to the parsing child process, so it must pickle by reference (a module-level instance)."""
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """The ``(start, end)`` stretches a cut must not fall inside (identifiers with the keywords
+        announcing them, and anything that may be one), in order, not overlapping."""
+
+    def identifiers(self, text: str) -> list[tuple[int, int]]:
+        """The identifiers themselves, with the keywords announcing them, in order, not overlapping."""
+
 
 _identifier_finder: IdentifierFinder | None = None
 
 
 def register_identifier_finder(finder: IdentifierFinder | None) -> None:
     """Make ``finder`` the one the chunker consults (None: none). ``AgentsConfig.ready()`` registers
-    guardrails' PII detector (``guardrails.identifiers.identifier_spans``), so that the chunker never
+    guardrails' PII detector (``guardrails.identifiers.FINDER``), so that the chunker never
     cuts an identifier in two — each half would reach a provider unrecognised by the PII guardrail,
     which screens every passage alone. The last registration wins."""
     global _identifier_finder

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from django.db.models import Count, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 
-from knowledge.ingest.chunker import IdentifierFinder, cut_identifiers
+from knowledge.ingest.chunker import cut_identifiers
 from knowledge.models import Chunk, Document, DocumentStatus, KnowledgeBase
+from knowledge.screening import IdentifierFinder
 
 
 def knowledge_base_list_with_counts(

@@ -18,18 +18,22 @@ from __future__ import annotations
 import bisect
 import math
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from knowledge.ingest.parsers import Block
 
-#: Where the client identifiers of a text are (``knowledge.screening.IdentifierFinder``).
-IdentifierFinder = Callable[[str], list[tuple[int, int]]]
+if TYPE_CHECKING:
+    from knowledge.screening import IdentifierFinder
+
+Spans = Callable[[str], list[tuple[int, int]]]
 #: Longer than any identifier with its announcing keyword (an e-mail address is at most 254
 #: characters): an identifier crossing a position lies within this distance on either side.
 LONGEST_IDENTIFIER = 400
 
 HEADING_SEPARATOR = " › "
+_DIGIT = re.compile(r"\d")
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+(?=[\"'(\[A-Z0-9§€$£])")
 
 
@@ -127,10 +131,10 @@ def _split_long(text: str, size: int, spans: Iterable[tuple[int, int]] = ()) -> 
     return pieces
 
 
-def _spans_near(text: str, position: int, identifiers: IdentifierFinder) -> list[tuple[int, int]]:
-    """The identifiers of ``text`` that may reach ``position`` (found in a window around it)."""
+def _spans_near(text: str, position: int, spans: Spans) -> list[tuple[int, int]]:
+    """The ``spans`` of ``text`` that may reach ``position`` (found in a window around it)."""
     window = max(0, position - LONGEST_IDENTIFIER)
-    found = identifiers(text[window : position + LONGEST_IDENTIFIER])
+    found = spans(text[window : position + LONGEST_IDENTIFIER])
     return _merged((start + window, end + window) for start, end in found)
 
 
@@ -146,7 +150,7 @@ def _tail(text: str, overlap: int, identifiers: IdentifierFinder | None = None) 
     if 0 <= space < len(text) - 1:
         start = space + 1
     if identifiers is not None:
-        span = _inside(_spans_near(text, start, identifiers), start)
+        span = _inside(_spans_near(text, start, identifiers.spans), start)
         if span is not None:
             start = span[0]
     return text[start:]
@@ -162,8 +166,9 @@ def chunk_blocks(
     """Cut parsed blocks into chunks of about ``size`` characters with ``overlap`` between them.
 
     With ``identifiers`` (where a text's client identifiers are), no cut and no overlap starts inside
-    an identifier, so each passage holds an identifier whole or not at all, and the PII guardrail,
-    which screens each passage alone, recognises every identifier a passage holds."""
+    an identifier, and two paragraphs an identifier runs across (a line break inside an IBAN) are
+    one, joined by a space: each passage holds an identifier whole, as the PII guardrail, which
+    screens each passage alone, recognises it, or not at all."""
     if size < 50:
         raise ValueError("chunk size must be at least 50 characters")
     overlap = max(0, min(overlap, size // 2))
@@ -193,6 +198,8 @@ def chunk_blocks(
             # The page of a chunk is where its new text starts, not where the carried overlap was.
             parts, length, carried_only = [tail], len(tail), True
 
+    if identifiers is not None:
+        blocks = _join_broken(blocks, identifiers)
     for block in blocks:
         if block.is_heading:
             emit()
@@ -205,7 +212,7 @@ def chunk_blocks(
             emit_with_overlap()
         budget = size - overlap if overlap else size
         long = identifiers is not None and len(block.text) > budget
-        for piece in _split_long(block.text, budget, identifiers(block.text) if long else ()):
+        for piece in _split_long(block.text, budget, identifiers.spans(block.text) if long else ()):
             added = len(piece) + (2 if parts else 0)
             if parts and length + added > size:
                 emit_with_overlap()
@@ -225,8 +232,28 @@ def _crossing(left: str, right: str, identifiers: IdentifierFinder) -> bool:
     left, right = left[-LONGEST_IDENTIFIER:], right[:LONGEST_IDENTIFIER]
     if not left.strip() or not right.strip():
         return False
+    near = left[-90:] + right[:90]
+    if not _DIGIT.search(near) and "@" not in near:
+        return False  # every identifier but an e-mail address holds digits (with its keyword: within 90)
     join = len(left)
-    return any(start < join and end > join + 1 for start, end in identifiers(f"{left} {right}"))
+    return any(start < join and end > join + 1 for start, end in identifiers.identifiers(f"{left} {right}"))
+
+
+def _join_broken(blocks: Iterable[Block], identifiers: IdentifierFinder) -> Iterator[Block]:
+    """``blocks`` with two consecutive paragraphs that an identifier runs across made one (joined by a
+    space, on the first one's page): the file broke the identifier, by a line or a page."""
+    held: Block | None = None
+    for block in blocks:
+        if held is not None and not block.is_heading and _crossing(held.text, block.text, identifiers):
+            held = replace(held, text=f"{held.text} {block.text}")
+            continue
+        if held is not None:
+            yield held
+        held = None if block.is_heading else block
+        if block.is_heading:
+            yield block
+    if held is not None:
+        yield held
 
 
 def _carried(previous: str, text: str) -> str:
@@ -257,7 +284,8 @@ def cut_identifiers(texts: list[str], identifiers: IdentifierFinder) -> list[int
         if _crossing(previous, rest, identifiers):
             cut.update((index - 1, index))
         if carried and _inside(
-            _spans_near(previous, len(previous) - len(carried), identifiers), len(previous) - len(carried)
+            _spans_near(previous, len(previous) - len(carried), identifiers.identifiers),
+            len(previous) - len(carried),
         ):
             cut.update((index - 1, index))
     return sorted(cut)

@@ -25,10 +25,14 @@ import resource
 import signal
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from knowledge.ingest.chunker import ChunkData, IdentifierFinder, chunk_blocks
+from knowledge.ingest.chunker import ChunkData, chunk_blocks
 from knowledge.ingest.limits import IngestLimits, LimitExceeded
 from knowledge.ingest.parsers import DocumentKind, ParseError, parse
+
+if TYPE_CHECKING:
+    from knowledge.screening import IdentifierFinder
 
 PRELOAD = [
     "knowledge.ingest.isolation",
@@ -52,7 +56,7 @@ def _get_context():
         # The identifier finder registered with knowledge reaches the child by reference: its module
         # is imported once by the forkserver rather than by every child.
         finder = identifier_finder()
-        context.set_forkserver_preload(PRELOAD + ([finder.__module__] if finder is not None else []))
+        context.set_forkserver_preload(PRELOAD + ([type(finder).__module__] if finder is not None else []))
         _context = context
     return _context
 

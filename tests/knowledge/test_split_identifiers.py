@@ -18,7 +18,7 @@ from django.core.management import CommandError, call_command
 
 from guardrails.checks import build_check
 from guardrails.checks.pii import ENTITIES
-from guardrails.identifiers import identifier_spans
+from guardrails.identifiers import FINDER
 from knowledge import screening, services
 from knowledge.ingest import Block, chunk_blocks
 from knowledge.ingest.chunker import cut_identifiers
@@ -77,7 +77,7 @@ def test_the_test_data_is_what_it_claims():
 
 
 def test_agents_registers_the_pii_detector_as_the_identifier_finder():
-    assert identifier_finder() is identifier_spans
+    assert identifier_finder() is FINDER
 
 
 def _long_paragraph(written: str, start: int, length: int = 700) -> list[Block]:
@@ -96,14 +96,14 @@ def test_a_long_paragraph_is_never_cut_inside_an_identifier(entity):
     straddled = 0
     for offset in range(1, len(written)):
         blocks = _long_paragraph(written, 200 - offset)
-        new = [c.text for c in chunk_blocks(blocks, size=200, overlap=0, identifiers=identifier_spans)]
+        new = [c.text for c in chunk_blocks(blocks, size=200, overlap=0, identifiers=FINDER)]
         assert _left_over(new, entity) == [], (offset, new)
-        assert cut_identifiers(new, identifier_spans) == [], offset
+        assert cut_identifiers(new, FINDER) == [], offset
         assert all(len(text) <= 200 for text in new)
         old = [c.text for c in chunk_blocks(blocks, size=200, overlap=0)]
         if _left_over(old, entity):
             straddled += 1
-            assert cut_identifiers(old, identifier_spans), (offset, old)
+            assert cut_identifiers(old, FINDER), (offset, old)
     assert straddled, "the identifier never straddled the cut: the test proves nothing"
 
 
@@ -115,7 +115,7 @@ def test_a_hard_cut_never_falls_inside_an_identifier(entity):
     for offset in range(1, len(written)):
         text = "/" * (200 - offset) + written + " " + "/" * 300
         blocks = [Block(text, 0, 1)]
-        new = [c.text for c in chunk_blocks(blocks, size=200, overlap=0, identifiers=identifier_spans)]
+        new = [c.text for c in chunk_blocks(blocks, size=200, overlap=0, identifiers=FINDER)]
         assert _left_over(new, entity) == [], (offset, new)
         assert written in "".join(new)
         old = [c.text for c in chunk_blocks(blocks, size=200, overlap=0)]
@@ -138,14 +138,14 @@ def test_an_overlap_never_starts_inside_an_identifier(entity):
         first = prefix + written + suffix
         assert len(first) - 80 == len(prefix) + space
         blocks = [Block(first, 0, 1), Block((FILLER * 3)[:200].strip(), 0, 1)]
-        new = [c.text for c in chunk_blocks(blocks, size=300, overlap=80, identifiers=identifier_spans)]
+        new = [c.text for c in chunk_blocks(blocks, size=300, overlap=80, identifiers=FINDER)]
         assert len(new) == 2 and written in new[1], (space, new)
         assert _left_over(new, entity) == [], (space, new)
-        assert cut_identifiers(new, identifier_spans) == [], space
+        assert cut_identifiers(new, FINDER) == [], space
         old = [c.text for c in chunk_blocks(blocks, size=300, overlap=80)]
         if _left_over(old, entity):
             straddled += 1
-            assert cut_identifiers(old, identifier_spans), (space, old)
+            assert cut_identifiers(old, FINDER), (space, old)
     assert straddled
 
 
@@ -155,30 +155,57 @@ def test_a_long_paragraph_with_overlap_keeps_every_identifier_whole():
     written = list(WRITTEN.values())
     text = " ".join(f"{FILLER[: 37 + 11 * i].strip()} {written[i % len(written)]}" for i in range(120))
     blocks = [Block(text, 0, 1)]
-    new = [c.text for c in chunk_blocks(blocks, identifiers=identifier_spans)]
+    new = [c.text for c in chunk_blocks(blocks, identifiers=FINDER)]
     assert len(new) > 5
     for entity in WRITTEN:
         assert _left_over(new, entity) == [], entity
-    assert cut_identifiers(new, identifier_spans) == []
+    assert cut_identifiers(new, FINDER) == []
     old = [c.text for c in chunk_blocks(blocks)]
     assert [c for c in old if c not in new]  # the old chunker cut elsewhere: some identifiers in two
-    assert cut_identifiers(old, identifier_spans)
+    assert cut_identifiers(old, FINDER)
 
 
 def test_a_sentence_end_inside_an_identifier_is_not_a_cut():
     """'SSN: 536228726' holds a sentence end for the splitter (a colon, a space, a digit); it stays whole."""
     text = (FILLER * 3)[:190] + " client SSN: 536228726 and " + FILLER * 3
-    new = [
-        c.text for c in chunk_blocks([Block(text, 0, 1)], size=220, overlap=0, identifiers=identifier_spans)
-    ]
+    new = [c.text for c in chunk_blocks([Block(text, 0, 1)], size=220, overlap=0, identifiers=FINDER)]
     assert any("SSN: 536228726" in c for c in new)
     assert _left_over(new, "us_ssn") == []
+
+
+@pytest.mark.parametrize("entity", list(WRITTEN))
+def test_an_identifier_the_file_breaks_across_paragraphs_or_pages_is_joined(entity):
+    """A line or page break inside an identifier (at each of its spaces in turn) made two paragraphs,
+    whose junction the PII check never sees: they become one paragraph, joined by a space, on the first
+    one's page. Paragraphs of figures that form no identifier stay apart."""
+    written = WRITTEN[entity]
+    straddled = 0
+    for space in [i for i, ch in enumerate(written) if ch == " "]:
+        blocks = [
+            Block(f"{FILLER}the account on file is {written[:space]}", 0, 1),
+            Block(f"{written[space + 1 :]} as confirmed by {FILLER}", 0, 2),
+        ]
+        new = chunk_blocks(blocks, size=1200, overlap=0, identifiers=FINDER)
+        assert [(c.page, written in c.text) for c in new] == [(1, True)], (space, new)
+        assert _left_over([c.text for c in new], entity) == []
+        assert cut_identifiers([c.text for c in new], FINDER) == []
+        old = [c.text for c in chunk_blocks(blocks, size=1200, overlap=0)]
+        if _left_over(old, entity):
+            straddled += 1
+            assert cut_identifiers(old, FINDER), (space, old)
+    assert straddled
+
+
+def test_paragraphs_of_figures_stay_apart():
+    blocks = [Block("Turnover 2024: 1 000 000", 0, 1), Block("2 000 000 in 2025", 0, 1), Block("4111", 0, 2)]
+    new = chunk_blocks(blocks, size=1200, overlap=0, identifiers=FINDER)
+    assert [c.text for c in new] == ["Turnover 2024: 1 000 000\n\n2 000 000 in 2025", "4111"]
 
 
 def test_without_identifiers_nothing_changes():
     """A document without identifiers is cut exactly as before."""
     blocks = [Block(FILLER * 30, 0, 1), Block(FILLER * 4, 0, 2)]
-    assert chunk_blocks(blocks, size=300, overlap=60, identifiers=identifier_spans) == chunk_blocks(
+    assert chunk_blocks(blocks, size=300, overlap=60, identifiers=FINDER) == chunk_blocks(
         blocks, size=300, overlap=60
     )
 
@@ -269,8 +296,8 @@ def test_ingestion_in_the_child_process_keeps_the_identifier_whole(kb, editor, s
     kb.save()
     text = "a " * 63 + "pay to DE89 3704 0044 0532 0130 00 by the end of the month. " + FILLER * 5
     old = [c.text for c in chunk_blocks([Block(text.strip(), 0, None)], size=200, overlap=60)]
-    assert _left_over(old, "iban") and cut_identifiers(old, identifier_spans)
+    assert _left_over(old, "iban") and cut_identifiers(old, FINDER)
     document = services.document_create(knowledge_base=kb, actor=editor, text=text)
     texts = list(document.chunks.order_by("ordinal").values_list("text", flat=True))
     assert len(texts) > 3 and _left_over(texts, "iban") == []
-    assert cut_identifiers(texts, identifier_spans) == []
+    assert cut_identifiers(texts, FINDER) == []
