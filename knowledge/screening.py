@@ -11,6 +11,10 @@ With nothing registered (knowledge installed without guardrails) chunks are stor
 (``screening`` None), ``screening_is_current`` is False, ``screening_summary`` is None, and
 ``manage.py screen_chunks`` refuses to run; an agent run's retrieval stage scans such passages live,
 as it does any passage without a current screening, so the verdicts are the same, only slower.
+
+The same way, the chunker asks a registered ``IdentifierFinder`` (guardrails' PII detector,
+``guardrails.identifiers.FINDER``) where a text's client identifiers are, so that it never cuts one in
+two; with none registered, chunks are cut without regard to identifiers.
 """
 
 from __future__ import annotations
