@@ -11,6 +11,10 @@ With nothing registered (knowledge installed without guardrails) chunks are stor
 (``screening`` None), ``screening_is_current`` is False, ``screening_summary`` is None, and
 ``manage.py screen_chunks`` refuses to run; an agent run's retrieval stage scans such passages live,
 as it does any passage without a current screening, so the verdicts are the same, only slower.
+
+The same way, the chunker asks a registered ``IdentifierFinder`` (guardrails' PII detector,
+``guardrails.identifiers.FINDER``) where a text's client identifiers are, so that it never cuts one in
+two; with none registered, chunks are cut without regard to identifiers.
 """
 
 from __future__ import annotations
@@ -68,3 +72,36 @@ def screening_summary(*, screening: Mapping[str, Any] | None, text: str) -> dict
     """The one-line summary of a chunk's stored screening for the staff pages (``{"score", "names"}``
     when it is current and worth flagging), or None."""
     return _screener.summary(screening, text) if _screener is not None else None
+
+
+# --- Identifiers: where a passage must not be cut ----------------------------------------------------
+
+
+class IdentifierFinder(Protocol):
+    """Where a text's client identifiers are (``guardrails.identifiers.FINDER`` is the one in use). It is
+    handed to the parsing child process, so it must pickle by reference (a module-level instance)."""
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """The ``(start, end)`` stretches a cut must not fall inside (identifiers with the keywords
+        announcing them, and anything that may be one), in order, not overlapping."""
+
+    def identifiers(self, text: str) -> list[tuple[int, int]]:
+        """The identifiers themselves, with the keywords announcing them, in order, not overlapping."""
+
+
+_identifier_finder: IdentifierFinder | None = None
+
+
+def register_identifier_finder(finder: IdentifierFinder | None) -> None:
+    """Make ``finder`` the one the chunker consults (None: none). ``AgentsConfig.ready()`` registers
+    guardrails' PII detector (``guardrails.identifiers.FINDER``), so that the chunker never
+    cuts an identifier in two — each half would reach a provider unrecognised by the PII guardrail,
+    which screens every passage alone. The last registration wins."""
+    global _identifier_finder
+    _identifier_finder = finder
+
+
+def identifier_finder() -> IdentifierFinder | None:
+    """The finder registered with ``register_identifier_finder``; None when there is none (chunks are
+    then cut without regard to identifiers)."""
+    return _identifier_finder

@@ -29,7 +29,7 @@ from knowledge.ingest import DocumentKind, ParseError, UnsupportedDocument, dete
 from knowledge.ingest.isolation import parse_and_chunk_isolated
 from knowledge.ingest.limits import IngestLimits, LimitExceeded, check_declared_sizes
 from knowledge.models import Chunk, Document, DocumentSource, DocumentStatus, KnowledgeBase
-from knowledge.screening import passage_screen
+from knowledge.screening import identifier_finder, passage_screen
 from knowledge.search import postgres
 from prisma_glow.audit.services import audit_record, audited_update, snapshot
 from prisma_glow.exceptions import ConflictError
@@ -543,6 +543,7 @@ def document_process(document: Document | int) -> Document | None:
             limits=limits,
             chunk_size=knowledge_base.chunk_size,
             chunk_overlap=knowledge_base.chunk_overlap,
+            identifiers=identifier_finder(),
             timeout=limits.timeout - (time.monotonic() - started),
         )
         pieces = parsed.chunks

@@ -25,10 +25,14 @@ import resource
 import signal
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from knowledge.ingest.chunker import ChunkData, chunk_blocks
 from knowledge.ingest.limits import IngestLimits, LimitExceeded
 from knowledge.ingest.parsers import DocumentKind, ParseError, parse
+
+if TYPE_CHECKING:
+    from knowledge.screening import IdentifierFinder
 
 PRELOAD = [
     "knowledge.ingest.isolation",
@@ -46,8 +50,13 @@ _context = None
 def _get_context():
     global _context
     if _context is None:
+        from knowledge.screening import identifier_finder
+
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(PRELOAD)
+        # The identifier finder registered with knowledge reaches the child by reference: its module
+        # is imported once by the forkserver rather than by every child.
+        finder = identifier_finder()
+        context.set_forkserver_preload(PRELOAD + ([type(finder).__module__] if finder is not None else []))
         _context = context
     return _context
 
@@ -61,11 +70,18 @@ class ParsedChunks:
 
 
 def parse_and_chunk(
-    data: bytes, kind: DocumentKind | str, *, limits: IngestLimits, chunk_size: int, chunk_overlap: int
+    data: bytes,
+    kind: DocumentKind | str,
+    *,
+    limits: IngestLimits,
+    chunk_size: int,
+    chunk_overlap: int,
+    identifiers: IdentifierFinder | None = None,
 ) -> ParsedChunks:
-    """Parse and chunk in this process (what the child runs); raises ParseError / LimitExceeded."""
+    """Parse and chunk in this process (what the child runs); raises ParseError / LimitExceeded.
+    With ``identifiers`` no chunk is cut inside a client identifier (see ``chunk_blocks``)."""
     parsed = parse(data, kind, limits)
-    chunks = chunk_blocks(parsed.blocks, size=chunk_size, overlap=chunk_overlap)
+    chunks = chunk_blocks(parsed.blocks, size=chunk_size, overlap=chunk_overlap, identifiers=identifiers)
     if len(chunks) > limits.max_chunks:
         raise LimitExceeded(
             f"The file would make {len(chunks):,} passages; the limit is {limits.max_chunks:,}. "
@@ -128,13 +144,18 @@ def _out_of_memory(exc: BaseException) -> bool:
     return False
 
 
-def _child(connection, lifeline, data, kind, limits, chunk_size, chunk_overlap) -> None:
+def _child(connection, lifeline, data, kind, limits, chunk_size, chunk_overlap, identifiers) -> None:
     threading.Thread(target=_exit_when_worker_dies, args=(lifeline,), daemon=True).start()
     _limit_self(limits)
     failure: BaseException | None = None
     try:
         result = parse_and_chunk(
-            data, kind, limits=limits, chunk_size=chunk_size, chunk_overlap=chunk_overlap
+            data,
+            kind,
+            limits=limits,
+            chunk_size=chunk_size,
+            chunk_overlap=chunk_overlap,
+            identifiers=identifiers,
         )
         outcome = ("ok", result)
     except LimitExceeded as exc:
@@ -167,6 +188,7 @@ def parse_and_chunk_isolated(
     limits: IngestLimits,
     chunk_size: int,
     chunk_overlap: int,
+    identifiers: IdentifierFinder | None = None,
     timeout: float | None = None,
 ) -> ParsedChunks:
     """:func:`parse_and_chunk` in a child process killed after ``timeout`` seconds (the limits'
@@ -177,7 +199,16 @@ def parse_and_chunk_isolated(
     lifeline, keepalive = context.Pipe(duplex=False)  # only this process holds ``keepalive``
     process = context.Process(
         target=_child,
-        args=(sender, lifeline, data, str(DocumentKind(kind)), limits, chunk_size, chunk_overlap),
+        args=(
+            sender,
+            lifeline,
+            data,
+            str(DocumentKind(kind)),
+            limits,
+            chunk_size,
+            chunk_overlap,
+            identifiers,
+        ),
         name="knowledge-parse",
         daemon=True,
     )
