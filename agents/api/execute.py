@@ -7,8 +7,6 @@ reason otherwise): drafts are tested in the admin console.
 
 from __future__ import annotations
 
-import json
-
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
@@ -20,6 +18,7 @@ from agents.api.serializers import ExecutionDetailSerializer
 from agents.models import Execution, ExecutionSource
 from agents.runtime import AgentNotRunnable, PersonaNotFound, StreamBody, execute, execute_stream
 from agents.runtime.pipeline import MAX_INPUT_CHARS
+from agents.runtime.streaming import encode, sse
 from prisma_glow.api.errors import Conflict
 from prisma_glow.api.throttling import execute_rate_limit
 
@@ -48,10 +47,6 @@ class EventStreamRenderer(renderers.BaseRenderer):
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
         return sse("error", data).encode()
-
-
-def sse(event: str, data) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False, default=str)}\n\n"
 
 
 TRUE_VALUES = {"1", "true", "yes", "on"}
@@ -146,15 +141,9 @@ class ExecuteActionMixin:
         if not stream:
             return Response(self._execution_payload(execution), status=status.HTTP_201_CREATED)
 
-        def body():
-            for event in events:
-                data = event["data"]
-                if event["event"] == "execution":
-                    data = self._execution_payload(events.execution)
-                yield sse(event["event"], data)
-
+        body = encode(events, execution=self._execution_payload)
         response = StreamingHttpResponse(
-            StreamBody(body(), events), status=status.HTTP_201_CREATED, content_type="text/event-stream"
+            StreamBody(body, events), status=status.HTTP_201_CREATED, content_type="text/event-stream"
         )
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"
