@@ -82,9 +82,13 @@ class ExecuteActionMixin:
             "status `completed`, `blocked` (a guardrail stopped it; `error` says which) or `failed` "
             "(`error` gives the reason, e.g. `provider timed out after 30 s`). Draft and deprecated "
             "agents answer 409. `persona` picks a persona version (default: the active one).\n\n"
-            "With `?stream=true` the answer is `text/event-stream`: `step` events as each step "
-            'finishes, `delta` events (`{"text": …}`) as the answer is produced, and a final '
-            "`execution` event with the same body as the JSON answer.\n\n"
+            "With `?stream=true` the answer is `text/event-stream` (the components `Stream…Event`, "
+            "docs/api.md “Streaming”): `step` events as each step is recorded, `delta` events "
+            '(`{"text": …}`) with each sentence of the answer once the output guardrails that can '
+            "decide on a sentence have passed it, a `retract` event "
+            '(`{"reason": …, "text": …}`) when a guardrail blocks what was shown, an `error` event '
+            "if the stream cannot go on, and a final `execution` event with the same body as the "
+            "JSON answer.\n\n"
             "Members need the editor role; API keys the `execute` scope."
         ),
         parameters=[
@@ -102,7 +106,11 @@ class ExecuteActionMixin:
                 description="The execution, with its steps; with `?stream=true`, Server-Sent Events "
                 "(`text/event-stream`) ending with an `execution` event that carries the same body.",
             ),
-            (201, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR),
+            (201, "text/event-stream"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="Server-Sent Events: `step`, `delta`, `retract`, `execution`, `error` "
+                "(each event's body is the component named by `x-events`).",
+            ),
             409: OpenApiResponse(description="The agent may not run (draft, deprecated, no active persona)."),
         },
         examples=[

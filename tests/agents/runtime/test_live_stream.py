@@ -226,3 +226,24 @@ def test_a_client_that_disconnects_mid_stream_leaves_the_run_failed(slow_agent, 
         "the client closed the stream before the run finished",
     )
     assert execution.output == ""
+
+
+def test_the_schema_describes_the_stream_events(slow_agent, execute_client):
+    """The OpenAPI schema has a component for each event, named on the text/event-stream answer, and
+    the events a run sends conform to them."""
+    import jsonschema
+
+    schema = execute_client.get("/api/v1/schema/?format=json").json()
+    components = schema["components"]["schemas"]
+    media = schema["paths"]["/api/v1/agents/{id}/execute/"]["post"]["responses"]["201"]["content"]
+    assert media["text/event-stream"]["x-events"] == {"$ref": "#/components/schemas/StreamEvent"}
+    names = {ref["$ref"].rsplit("/", 1)[1] for ref in components["StreamEvent"]["oneOf"]}
+    assert names == {f"Stream{e}Event" for e in ("Step", "Delta", "Retract", "Execution", "Error")}
+    agent, _ = slow_agent(S1 + "Keep it off the books. " + S3, delay=0.0, extra_guards=[TOPICS_IN_ANSWERS])
+    events = read_sse(_post_stream(execute_client, agent).streaming_content)
+    for name, data, _ in events:
+        if name in ("delta", "retract"):
+            body = {"event": name, "data": data}
+            jsonschema.validate(
+                body, {**components[f"Stream{name.capitalize()}Event"], "additionalProperties": False}
+            )
