@@ -247,3 +247,17 @@ def test_the_schema_describes_the_stream_events(slow_agent, execute_client):
             jsonschema.validate(
                 body, {**components[f"Stream{name.capitalize()}Event"], "additionalProperties": False}
             )
+
+
+def test_a_notice_placed_before_the_answer_replaces_what_was_shown(slow_agent):
+    """A disclaimer at the start is decided on the whole answer: the client gets the answer as
+    recorded in a ``retract`` without a reason, and the run completes."""
+    notice = {"name": "Notice first", "kind": "disclaimer", "action": "append", "applies_to_input": False,
+              "applies_to_output": True, "config": {"text": "Draft for review.", "position": "start"}}  # fmt: skip
+    agent, _ = slow_agent(ANSWER, delay=0.0, extra_guards=[notice])
+    events = list(execute_stream(agent, QUESTION, source="api"))
+    retract = next(e["data"] for e in events if e["event"] == "retract")
+    final = events[-1]["data"]
+    assert final["status"] == "completed"
+    assert retract == {"reason": "", "text": final["output"]}
+    assert final["output"].startswith("Draft for review.\n\n" + S1)
