@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterator
 
 from agents.models import Execution
 from agents.runtime.pipeline import run_events, start
-from prisma_glow.api.errors import error_body
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +43,9 @@ def sse(event: str, data) -> str:
 
 
 def error_event(message: str, *, code: str = "run_failed", status: int = 500) -> str:
-    return sse("error", error_body(status, code, message))
+    """An ``error`` event whose data has the API's one error shape (``prisma_glow.api.errors``, which
+    the runtime, below the doors, does not import)."""
+    return sse("error", {"status": status, "code": code, "message": message, "errors": {}})
 
 
 def encode(

@@ -261,3 +261,26 @@ def test_a_notice_placed_before_the_answer_replaces_what_was_shown(slow_agent):
     assert final["status"] == "completed"
     assert retract == {"reason": "", "text": final["output"]}
     assert final["output"].startswith("Draft for review.\n\n" + S1)
+
+
+def test_a_failure_while_encoding_ends_the_stream_with_an_error_event(slow_agent):
+    """Anything that fails while the stream is written ends it with an ``error`` event in the API's
+    error shape, rather than a cut connection."""
+    import json
+
+    from agents.runtime.streaming import encode
+
+    agent, _ = slow_agent(ANSWER, delay=0.0)
+    stream = execute_stream(agent, QUESTION, source="api")
+
+    def broken(execution):
+        raise RuntimeError("the serializer broke")
+
+    body = list(encode(stream, execution=broken))
+    assert body[0].startswith("event: step") and any(b.startswith("event: delta") for b in body)
+    name, data = body[-1].split("\n")[:2]
+    assert name == "event: error"
+    assert json.loads(data.removeprefix("data: ")) == {
+        "status": 500, "code": "run_failed", "errors": {},
+        "message": "The run failed unexpectedly. The server log has the details.",
+    }  # fmt: skip
