@@ -14,7 +14,6 @@ from tests.agents.runtime.conftest import guardrail
 from tests.conftest import client_for
 from tests.factories import APIKeyFactory, ModelProviderFactory
 from tests.support.slow_model import SlowModel, assign_demo_guardrails, read_sse
-from tests.support.streams import close_unread
 
 pytestmark = pytest.mark.django_db
 
@@ -209,17 +208,30 @@ def test_the_api_retracts_a_blocked_answer(slow_agent, execute_client):
     assert Execution.objects.get().status == "blocked"
 
 
-def test_a_client_that_disconnects_mid_stream_leaves_the_run_failed(slow_agent, execute_client):
-    """The client reads the first sentence, then goes: the run ends failed, with the reason."""
+@pytest.mark.django_db(transaction=True)
+def test_a_client_that_disconnects_mid_stream_leaves_the_run_failed(slow_agent, live_server, org):
+    """A real HTTP client reads the first sentence, then hangs up: the server notices at its next
+    write, and the run ends failed, with the reason."""
+    import time
+
+    import httpx2
+
     agent, _ = slow_agent([S1, S2, S3], delay=0.05)
-    response = _post_stream(execute_client, agent)
-    seen = []
-    for chunk in response.streaming_content:
-        seen.append(chunk.decode())
-        if "event: delta" in seen[-1]:
-            break
+    key = APIKeyFactory(organization=org, scopes=["read", "execute"]).plaintext
+    with httpx2.Client(timeout=20) as client, client.stream(
+        "POST", f"{live_server.url}/api/v1/agents/{agent.pk}/execute/?stream=true", json={"input": QUESTION},
+        headers={"Authorization": f"Api-Key {key}", "Accept": "text/event-stream"},
+    ) as response:  # fmt: skip
+        assert response.status_code == 201
+        received = ""
+        for text in response.iter_text():
+            received += text
+            if "event: delta" in received:
+                break
     assert Execution.objects.get().status == "running"
-    close_unread(response)
+    deadline = time.monotonic() + 10
+    while Execution.objects.get().status == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
     execution = Execution.objects.get()
     assert (execution.status, execution.error) == (
         "failed",
