@@ -103,10 +103,12 @@ class SentenceSplitter:
         """The end of the first complete sentence in the buffer: just after the whitespace character
         that follows it (more whitespace starts the next sentence, so nothing waits for it)."""
         buffer = self._buffer
-        for i in range(max(self._scanned, 1), len(buffer)):
+        # Never past the longest sentence: the cut below must fall where it would have fallen had
+        # the text come in smaller chunks.
+        for i in range(max(self._scanned, 1), min(len(buffer), self.max_sentence + 1)):
             if buffer[i].isspace() and self._ends_sentence(buffer[:i], buffer[i]):
                 return i + 1
-        self._scanned = max(1, len(buffer))
+        self._scanned = max(1, min(len(buffer), self.max_sentence + 1))
         return self._cut()
 
     @staticmethod

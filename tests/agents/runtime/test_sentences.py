@@ -85,3 +85,15 @@ def test_a_long_text_without_a_boundary_is_cut_at_a_space():
     splitter = SentenceSplitter()
     out = [s for c in text for s in splitter.feed(c)] + [splitter.flush()]
     assert out == sentences
+
+
+@pytest.mark.parametrize("extra", [0, 5, 9, 10, 11, 20])
+def test_a_boundary_near_the_limit_falls_the_same_whatever_the_chunks(extra):
+    """A sentence ending just before or after ``MAX_SENTENCE`` characters is split the same way
+    whether the text comes at once or character by character."""
+    text = "word " * ((MAX_SENTENCE - 10) // 5) + "x" * extra + ". Next sentence here. And more"
+    whole = split(text)
+    splitter = SentenceSplitter()
+    pieces = [s for c in text for s in splitter.feed(c)] + [splitter.flush()]
+    assert pieces == whole and "".join(whole) == text
+    assert all(len(s) <= MAX_SENTENCE + 1 for s in whole)
