@@ -22,6 +22,10 @@ Semantics:
   ``Verdict.redacted_text`` is always the text with placeholders, safe to store or send to a provider.
 - **Errors fail closed.** A check that cannot run (invalid stored configuration, a regex over its time
   limit) is recorded with status ``error``; with the ``block`` action it blocks.
+- **Sentence by sentence.** ``evaluate(..., sentence=True)`` runs only the checks that can decide on
+  one sentence (``Check.sentence_wise``: blocked topics, keywords, regex, PII) and leaves the others
+  out; the runtime uses it on each sentence of a streamed answer before showing it, and still
+  evaluates the whole answer at the end (``sentence_wise`` tells which guardrails apply).
 - **Records.** Each guardrail gives one ``CheckResult`` with its status, message, spans, signals, details
   and duration. ``Verdict.to_dict()`` is JSON-safe and never contains the redacted originals.
 
@@ -179,16 +183,30 @@ def _spec(item: Any, stage: str) -> _Spec | None:
     return _Spec(guardrail_id, str(name), str(kind), str(action), config if isinstance(config, dict) else {})
 
 
+def sentence_wise(item: Any, stage: str) -> bool:
+    """Whether the guardrail ``item`` (as ``evaluate`` takes it) runs at ``stage`` and can decide on
+    one sentence of a text (``Check.sentence_wise``)."""
+    spec = _spec(item, stage)
+    cls = CHECKS.get(spec.kind) if spec is not None else None
+    return cls is not None and cls.sentence_wise
+
+
 def evaluate(
-    guardrails: Iterable[Any], text: str, *, stage: str, context: Mapping[str, Any] | None = None
+    guardrails: Iterable[Any],
+    text: str,
+    *,
+    stage: str,
+    context: Mapping[str, Any] | None = None,
+    sentence: bool = False,
 ) -> Verdict:
     """Apply ``guardrails`` in order to ``text`` at ``stage`` ("input", "retrieval" or "output").
 
     ``context`` may carry ``redactions`` (the mapping from earlier stages), ``passages`` (retrieved
     passages, numbered from 1, for ``citation_required``), ``screening`` (retrieval stage: what was
     stored with the passage at ingestion, see ``guardrails.screening``) and ``restore`` (output
-    stage: put the incoming redacted values back into ``Verdict.text``). See the module docstring for
-    the semantics.
+    stage: put the incoming redacted values back into ``Verdict.text``). With ``sentence=True``
+    ``text`` is one sentence and only the sentence-wise checks run. See the module docstring for the
+    semantics.
     """
     if stage not in STAGES:
         raise ValueError(f"Unknown stage {stage!r}; expected one of {', '.join(STAGES)}.")
@@ -204,7 +222,7 @@ def evaluate(
 
     for item in guardrails:
         spec = _spec(item, stage)
-        if spec is None:
+        if spec is None or (sentence and not (spec.kind in CHECKS and CHECKS[spec.kind].sentence_wise)):
             continue
         result = CheckResult(spec.guardrail_id, spec.name, spec.kind, spec.action)
         results.append(result)

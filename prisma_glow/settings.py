@@ -321,6 +321,8 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "prisma_glow.api.schema.postprocess_forbid_nul",
+        # The events of ?stream=true as components (StreamEvent), named on the text/event-stream answer.
+        "agents.api.schema.postprocess_stream_events",
     ],
     # Several models have a "status" / "source" choice set: name each enum after its model.
     "ENUM_NAME_OVERRIDES": {

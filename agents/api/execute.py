@@ -15,8 +15,6 @@ conversations it started (403). A turn asked while the previous one is still run
 
 from __future__ import annotations
 
-import json
-
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
@@ -36,6 +34,7 @@ from agents.runtime import (
 )
 from agents.runtime.conversations import NEW
 from agents.runtime.pipeline import MAX_INPUT_CHARS
+from agents.runtime.streaming import encode, sse
 from prisma_glow.api.errors import Conflict
 from prisma_glow.api.throttling import execute_rate_limit
 
@@ -72,10 +71,6 @@ class EventStreamRenderer(renderers.BaseRenderer):
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
         return sse("error", data).encode()
-
-
-def sse(event: str, data) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False, default=str)}\n\n"
 
 
 TRUE_VALUES = {"1", "true", "yes", "on"}
@@ -147,9 +142,13 @@ class ExecuteActionMixin:
             "(through the privacy boundary, like everything sent). An unknown id, or another "
             "organisation's, is a 400; another agent's conversation a 400; an API key may continue only "
             "the conversations it started (403); a turn asked while the previous one runs, a 409.\n\n"
-            "With `?stream=true` the answer is `text/event-stream`: `step` events as each step "
-            'finishes, `delta` events (`{"text": …}`) as the answer is produced, and a final '
-            "`execution` event with the same body as the JSON answer.\n\n"
+            "With `?stream=true` the answer is `text/event-stream` (the components `Stream…Event`, "
+            "docs/api.md “Streaming”): `step` events as each step is recorded, `delta` events "
+            '(`{"text": …}`) with each sentence of the answer once the output guardrails that can '
+            "decide on a sentence have passed it, a `retract` event "
+            '(`{"reason": …, "text": …}`) when a guardrail blocks what was shown, an `error` event '
+            "if the stream cannot go on, and a final `execution` event with the same body as the "
+            "JSON answer.\n\n"
             "Members need the editor role; API keys the `execute` scope."
         ),
         parameters=[
@@ -167,7 +166,11 @@ class ExecuteActionMixin:
                 description="The execution, with its steps; with `?stream=true`, Server-Sent Events "
                 "(`text/event-stream`) ending with an `execution` event that carries the same body.",
             ),
-            (201, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR),
+            (201, "text/event-stream"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="Server-Sent Events: `step`, `delta`, `retract`, `execution`, `error` "
+                "(each event's body is the component named by `x-events`).",
+            ),
             400: OpenApiResponse(description="Invalid input, persona or conversation."),
             403: OpenApiResponse(description="An API key continuing a conversation it did not start."),
             409: OpenApiResponse(
@@ -217,15 +220,9 @@ class ExecuteActionMixin:
         if not stream:
             return Response(self._execution_payload(execution), status=status.HTTP_201_CREATED)
 
-        def body():
-            for event in events:
-                data = event["data"]
-                if event["event"] == "execution":
-                    data = self._execution_payload(events.execution)
-                yield sse(event["event"], data)
-
+        body = encode(events, execution=self._execution_payload)
         response = StreamingHttpResponse(
-            StreamBody(body(), events), status=status.HTTP_201_CREATED, content_type="text/event-stream"
+            StreamBody(body, events), status=status.HTTP_201_CREATED, content_type="text/event-stream"
         )
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"

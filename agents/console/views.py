@@ -10,12 +10,10 @@ forgets it: the next message starts another. The page shows the conversation's t
 feedback on each answer in place.
 
 Streaming: ``run`` answers ``Accept: text/event-stream`` requests (``agents/static/console/console.js``
-posts the form with ``fetch``) with Server-Sent Events built from ``agents.runtime.execute_stream``:
-
-- ``step``  — ``{"html"}``: one trace step, rendered, as the runtime records it;
-- ``delta`` — ``{"text"}``: the next piece of the answer (plain text, inserted as text);
-- ``done``  — ``{"id", "html"}``: the finished turn (restored answer, citations, trace, feedback form);
-- ``error`` — ``{"message"}``: the run could not finish.
+posts the form with ``fetch``) with the runtime's one stream protocol (``agents.runtime.streaming``,
+the same as the API's: ``step``, ``delta``, ``retract``, ``execution``, ``error``). The console adds
+``html`` to two payloads: to ``step`` the step rendered for the trace, to ``execution`` the finished
+turn (restored answer, citations, trace, feedback form). Deltas are plain text, inserted as text.
 
 Without JavaScript the same form posts normally, runs ``agents.runtime.execute`` and redirects back.
 
@@ -25,9 +23,8 @@ Rights: every role sees the console; editors and above run agents (draft agents 
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -44,6 +41,8 @@ from agents.console.trace import present_step, present_turn
 from agents.models import Agent, AgentStatus, Conversation, Execution, ExecutionSource, Feedback
 from agents.runtime import AgentNotRunnable, ConversationBusy, StreamBody, execute, execute_stream
 from agents.runtime.conversations import NEW
+from agents.runtime.serialize import execution_to_dict
+from agents.runtime.streaming import RunStream, encode
 from agents.selectors import IDENTIFIERS_SENT_NOTICE, agent_screens_identifiers
 from agents.services import feedback_create
 from prisma_glow.admin.base import admin_require
@@ -160,10 +159,6 @@ def _page(
     return TemplateResponse(request, "agents/console/console.html", context, status=status)
 
 
-def _sse(event: str, data: dict) -> str:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
-
-
 def _fragment(request, template: str, context: dict, status: int) -> HttpResponse:
     return HttpResponse(render_to_string(template, context, request=request), status=status)
 
@@ -234,34 +229,19 @@ def run(request):
     return response
 
 
-def _stream(request, agent: Agent, events: Iterable[dict]) -> Iterator[str]:
-    """Translate the runtime's events into the console's SSE events (see the module docstring)."""
-    execution_id = None
-    try:
-        for event in events:
-            kind, data = event.get("event"), event.get("data") or {}
-            if kind == "delta":
-                text = data.get("text", "")
-                if text:
-                    yield _sse("delta", {"text": text})
-            elif kind == "step":
-                html = render_to_string("agents/console/_step.html", {"step": present_step(data)})
-                yield _sse("step", {"html": html})
-            elif kind == "execution":
-                execution_id = data.get("id")
-    except Exception:
-        logger.exception("Console run of agent %s failed", agent.pk)
-        yield _sse("error", {"message": "The run failed unexpectedly. The server log has the details."})
-        return
-    # The run holds its execution and steps as recorded: nothing to read back.
-    execution = events.execution if execution_id is not None else None
-    if execution is None:
-        yield _sse("error", {"message": "The run ended without an execution record."})
-        return
-    # The response (and the session middleware) finished before this generator ran: save now.
-    _remember(request, agent, execution)
-    request.session.save()
-    yield _sse("done", {"id": execution.pk, "html": _render_turn(request, execution)})
+def _stream(request, agent: Agent, events: RunStream) -> Iterator[str]:
+    """The run's events in the stream protocol, with the console's ``html`` (see the module docstring)."""
+
+    def step(data: dict) -> dict:
+        return {**data, "html": render_to_string("agents/console/_step.html", {"step": present_step(data)})}
+
+    def finished(execution: Execution) -> dict:
+        # The response (and the session middleware) finished before this generator ran: save now.
+        _remember(request, agent, execution)
+        request.session.save()
+        return {**execution_to_dict(execution), "html": _render_turn(request, execution)}
+
+    return encode(events, step=step, execution=finished)
 
 
 @require_POST

@@ -14,12 +14,16 @@
 5. provider call and a bounded tool loop: arguments parsed and validated before any call, every call
    a step, tools run with the time the run has left; a tool inside the firm gets the values behind
    the run's placeholders, and its result reaches the model with the same placeholders
-6. output guardrails (block / redact / append / citations), then the requester's own PII restored
+6. output guardrails (block / redact / append / citations), then the requester's own PII restored;
+   a streamed answer goes out sentence by sentence as the provider produces it, each sentence
+   checked by the guardrails that can decide on it before it is shown (``output.py``); those that
+   need the whole answer decide at the end, and a block then retracts what was shown
 7. the execution and all its steps written in one transaction, with an audit event (``record.py``)
 
 This module orchestrates; the record is ``record.py``, the JSON ``serialize.py``, the stream handed
-to a view ``streaming.py``. The pipeline is a generator of events (``{"event": "step" | "delta" |
-"execution", "data": …}``): ``execute`` drains it, ``streaming.execute_stream`` hands it to the caller
+to a view ``streaming.py``, the live answer ``output.py``. The pipeline is a generator of events
+(``{"event": "step" | "delta" | "retract" | "execution", "data": …}``, the protocol of
+``streaming.py``): ``execute`` drains it, ``streaming.execute_stream`` hands it to the caller
 (Server-Sent Events).
 """
 
@@ -51,6 +55,7 @@ from agents.runtime.boundary import Boundary, compose, mask_known, pii_guardrail
 from agents.runtime.citations import Renumberer, renumber
 from agents.runtime.errors import ExecutionTimeout, ProviderError
 from agents.runtime.loading import check_runnable, load
+from agents.runtime.output import OutputGate, Renumber, Restore, SentenceChecks, blocked_reason
 from agents.runtime.providers import ModelRequest, ModelResponse, Provider, cost_of, get_provider
 from agents.runtime.providers.base import parse_arguments
 from agents.runtime.serialize import execution_to_dict, json_safe, step_to_dict, without_nul
@@ -68,7 +73,6 @@ MAX_INPUT_CHARS = 20_000
 MAX_TOOL_CALLS_PER_ROUND = 8
 #: Passages kept for the prompt, across all knowledge bases.
 MAX_PASSAGES = 20
-PLACEHOLDER_TAIL = re.compile(r"\[[A-Z0-9_]{0,40}$")
 #: A placeholder as the model may write it (``[VAT_1]``, ``[vat_1]``).
 PLACEHOLDER = re.compile(r"\[[A-Za-z][A-Za-z0-9_]*_\d+\]")
 
@@ -115,7 +119,10 @@ class Run:
     tokens_out: int | None = 0
     cost: Decimal | None = Decimal("0")
     tools_withheld: str = ""
-    streamed: str = ""
+    #: The live answer of the last model call (``output.OutputGate``), when the run streams.
+    gate: OutputGate | None = None
+    #: Why what was shown was retracted (a sentence check blocked), once the ``retract`` event is sent.
+    retracted: str = ""
     #: The privacy boundary (``boundary.py``): the run's PII guardrails over everything sent.
     boundary: Boundary | None = None
     #: The conversation's earlier turns to send, (question, answer) as stored (``conversations``).
@@ -177,27 +184,6 @@ _UNHEARD = _event("step", None)
 
 def _step_event(run: Run, step: ExecutionStep) -> dict:
     return _event("step", step_to_dict(step)) if run.stream else _UNHEARD
-
-
-class _Restorer:
-    """Restores placeholders in streamed text, holding back a placeholder split across deltas."""
-
-    def __init__(self, redactions: dict[str, str]):
-        self.redactions = redactions
-        self.pending = ""
-
-    def feed(self, text: str) -> str:
-        text = self.pending + text
-        match = PLACEHOLDER_TAIL.search(text) if self.redactions else None
-        if match:
-            self.pending, text = text[match.start() :], text[: match.start()]
-        else:
-            self.pending = ""
-        return restore(text, self.redactions) if self.redactions else text
-
-    def flush(self) -> str:
-        text, self.pending = self.pending, ""
-        return restore(text, self.redactions) if self.redactions else text
 
 
 def start(agent, input, *, actor=None, source, persona=None, is_test=False, conversation=None) -> Run:
@@ -344,8 +330,6 @@ def _pipeline(run: Run, input: str, model: str):
     messages = compose(loaded, text, passages, bool(tool_specs), examples, history=history)
     tools_by_name = {_function_name(tool): tool for tool in loaded.tools}
     output_guards = loaded.guardrails_for("output")
-    # Deltas go out live unless an output guardrail may still block or redact the answer.
-    live = run.stream and not any(g.action in ("block", "redact") for g in output_guards)
     persona = loaded.persona
 
     # 5. Model calls and the tool loop ----------------------------------------------------------
@@ -366,7 +350,7 @@ def _pipeline(run: Run, input: str, model: str):
             question=text,
             passages=passages,
         )
-        response = yield from _call_model(run, request, live)
+        response = yield from _call_model(run, request, passages)
         if not response.tool_calls:
             answer = response.content
             break
@@ -388,6 +372,7 @@ def _pipeline(run: Run, input: str, model: str):
             messages.append(result_message)
 
     # 6. Output guardrails ------------------------------------------------------------------------
+    # The same checks on the whole answer whether the run streams or not: the record is the same.
     restore_map = dict(run.redactions)
     if output_guards:
         started_at = timezone.now()
@@ -400,28 +385,41 @@ def _pipeline(run: Run, input: str, model: str):
         for result in verdict.results:
             yield _step_event(run, _guardrail_step(run, "output", result, verdict, started_at))
         if verdict.blocked:
-            return ExecutionStatus.BLOCKED, "", _blocked_reason(verdict), []
+            reason = _blocked_reason(verdict)
+            yield from _retract(run, reason)
+            return ExecutionStatus.BLOCKED, "", reason, []
         answer = verdict.text
         # New placeholders from the output stage stay: they hide what the model produced, not the requester's data.
         run.redactions.update(verdict.redactions or {})
+    if run.retracted:
+        # A sentence check blocked what the whole-answer check let through (a pattern anchored at a
+        # sentence's start): what was retracted stays retracted.
+        return ExecutionStatus.BLOCKED, "", run.retracted, []
     # Checked above against the passages as numbered for the model; shown numbered 1…n as cited.
     answer, citations = renumber(answer, passages)
     final = restore(answer, restore_map) if restore_map else answer
-    if run.stream and not live:
-        for piece in re.findall(r"\S+\s*|\s+", final):
-            yield _event("delta", {"text": piece})
-    elif live and final != run.streamed and final.startswith(run.streamed):
-        # What the output guardrails appended (a disclaimer) follows the streamed answer.
-        yield _event("delta", {"text": final[len(run.streamed) :]})
+    if run.gate is not None:
+        shown = run.gate.shown
+        if final.startswith(shown):
+            # What the whole-answer guardrails appended (a disclaimer) follows the streamed answer.
+            if final != shown:
+                yield _event("delta", {"text": final[len(shown) :]})
+        else:
+            # The answer as recorded differs from what was shown (a notice placed before it): the
+            # client replaces its text.
+            yield _event("retract", {"reason": "", "text": final})
     return ExecutionStatus.COMPLETED, final, "", citations
 
 
-def _blocked_reason(verdict) -> str:
-    blocker = verdict.blocked_by
-    if blocker is None:
-        return "Blocked by a guardrail."
-    message = getattr(blocker, "message", "") or "the check was triggered"
-    return f"Blocked by the guardrail '{blocker.name}': {message}"
+def _retract(run: Run, reason: str):
+    """Tell a streaming client to replace what it showed by ``reason`` (once per run)."""
+    if run.stream and not run.retracted:
+        run.retracted = reason
+        yield _event("retract", {"reason": reason, "text": ""})
+
+
+#: Why a guardrail blocked, as recorded and shown: ``output.blocked_reason``.
+_blocked_reason = blocked_reason
 
 
 def _guardrail_step(run: Run, stage: str, result, verdict, started_at) -> ExecutionStep:
@@ -625,29 +623,21 @@ def _ids(guardrails) -> set:
     return {g.pk for g in guardrails}
 
 
-def _call_model(run: Run, request: ModelRequest, live: bool):
-    """One provider call, streamed when asked; records the step (also when it fails)."""
+def _call_model(run: Run, request: ModelRequest, passages: list):
+    """One provider call, streamed when asked; records the step (also when it fails). A streamed
+    answer goes out sentence by sentence through the run's output gate (``output.OutputGate``)."""
     started_at = timezone.now()
     t0 = time.perf_counter()
-    restorer = _Restorer(run.redactions) if live else None
-    # Live text is shown with its citations numbered 1…n, as the final answer is (``citations``).
-    renumberer = Renumberer(request.passages) if live else None
-    run.streamed = ""
+    gate = run.gate = _gate(run, passages) if run.stream else None
     response = None
     try:
         for item in send(run.provider, request, stream=run.stream, boundary=run.boundary):
             if isinstance(item, ModelResponse):
                 response = item
-            elif restorer is not None:
-                piece = renumberer.feed(restorer.feed(item))
-                if piece:
-                    run.streamed += piece
-                    yield _event("delta", {"text": piece})
-        if restorer is not None:
-            tail = renumberer.feed(restorer.flush()) + renumberer.flush()
-            if tail:
-                run.streamed += tail
-                yield _event("delta", {"text": tail})
+            elif gate is not None:
+                yield from _release(run, gate.feed(item))
+        if gate is not None:
+            yield from _release(run, gate.flush())
     except ProviderError as exc:
         step = run.step(
             StepKind.MODEL_CALL,
@@ -767,6 +757,30 @@ def _tool_arguments(run: Run, tool, arguments):
 
     given = walk(arguments)
     return given, sorted(used)
+
+
+def _gate(run: Run, passages: list) -> OutputGate:
+    """The live answer's gate: the sentence checks of the output guardrails, then the requester's
+    values restored; between them the citations numbered 1…n in order of appearance, as the recorded
+    answer's are (``citations.renumber``; the sentence checks read the model's own numbers, as the
+    whole-answer checks do)."""
+    gate = OutputGate(
+        [
+            SentenceChecks(run.loaded.guardrails_for("output"), redactions=run.redactions, passages=passages),
+            Renumber(Renumberer(passages)),
+            Restore(run.redactions),
+        ]
+    )
+    gate.blocked = run.retracted
+    return gate
+
+
+def _release(run: Run, pieces: list[str]):
+    """The gate's released sentences as ``delta`` events; ``retract`` once it blocks."""
+    for piece in pieces:
+        yield _event("delta", {"text": piece})
+    if run.gate is not None and run.gate.blocked:
+        yield from _retract(run, run.gate.blocked)
 
 
 # --- Entry points --------------------------------------------------------------------------------

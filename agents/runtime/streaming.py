@@ -1,14 +1,73 @@
-"""A run handed to a view as it happens: ``execute_stream`` returns the run's events (steps, token
-deltas, the finished execution last) as a ``RunStream``, and ``StreamBody`` ties the response's body
-to them so that a client gone ends the run."""
+"""A run handed to a view as it happens: ``execute_stream`` returns the run's events (steps, the
+answer's sentences, the finished execution last) as a ``RunStream``; ``encode`` turns them into
+Server-Sent Events, the one protocol of the API and the console; ``StreamBody`` ties the response's
+body to them so that a client gone ends the run.
+
+The protocol (docs/api.md, "Streaming"), each event ``event: NAME`` + ``data: JSON``:
+
+- ``step`` — a trace step as soon as it is recorded (the execution's step body);
+- ``delta`` — ``{"text"}``: the next checked sentence of the answer, to append as text;
+- ``retract`` — ``{"reason", "text"}``: replace everything shown of the answer by ``text``; ``reason``
+  says why (a guardrail blocked the answer: ``text`` is empty) or is empty when the guardrails only
+  rewrote the answer at the end (a notice placed before it);
+- ``execution`` — the finished execution (the execution's detail body); always the last event of a
+  run that ended;
+- ``error`` — ``{"status", "code", "message", "errors"}`` (the API's error body): the stream could not
+  go on; the run is recorded as failed.
+
+A door may add to a payload (the console adds the server-rendered ``html`` of a step and of the
+finished turn) but never changes its members.
+"""
 
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator
+import json
+import logging
+from collections.abc import Callable, Iterator
 
 from agents.models import Execution
 from agents.runtime.pipeline import run_events, start
+
+logger = logging.getLogger(__name__)
+
+#: The events of the stream protocol.
+EVENTS = ("step", "delta", "retract", "execution", "error")
+
+
+def sse(event: str, data) -> str:
+    """One Server-Sent Event of the protocol."""
+    if event not in EVENTS:
+        raise ValueError(f"Unknown stream event {event!r}; expected one of {', '.join(EVENTS)}.")
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False, default=str)}\n\n"
+
+
+def error_event(message: str, *, code: str = "run_failed", status: int = 500) -> str:
+    """An ``error`` event whose data has the API's one error shape (``prisma_glow.api.errors``, which
+    the runtime, below the doors, does not import)."""
+    return sse("error", {"status": status, "code": code, "message": message, "errors": {}})
+
+
+def encode(
+    events: RunStream,
+    *,
+    step: Callable[[dict], dict] = lambda data: data,
+    execution: Callable[[Execution], dict],
+) -> Iterator[str]:
+    """A run's events as Server-Sent Events. ``step`` maps a step's payload to what the door sends,
+    ``execution`` gives the finished execution's body. Anything that fails while streaming ends the
+    stream with an ``error`` event (and, once the body is closed, the run as failed)."""
+    try:
+        for event in events:
+            kind, data = event["event"], event["data"]
+            if kind == "step":
+                data = step(data)
+            elif kind == "execution":
+                data = execution(events.execution)
+            yield sse(kind, data)
+    except Exception:
+        logger.exception("The stream of execution %s failed", events.execution.pk)
+        yield error_event("The run failed unexpectedly. The server log has the details.")
 
 
 class RunStream:

@@ -4,7 +4,8 @@ A kind is a subclass of ``Check`` in its own module of ``guardrails.checks``. It
 and stages it supports, validates and normalises its configuration in ``validate_config`` (raising
 ``ConfigError`` with every problem found), compiles what it needs once in ``__init__`` (instances are
 cached per configuration by the engine) and inspects a text in ``run``, which must not touch the
-database.
+database. A check that can decide on one sentence declares ``sentence_wise = True``: the runtime
+then runs it on each sentence of a streamed answer before the sentence is shown.
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ class Check:
     actions: ClassVar[frozenset[str]]
     stages: ClassVar[frozenset[str]] = ALL_STAGES
     default_action: ClassVar[str] = "block"
+    #: Whether the check can decide on each sentence of a text on its own (a term, a pattern, an
+    #: identifier lies within a sentence), so that a streamed answer is checked sentence by sentence
+    #: before it is shown; False for checks that need the whole text (citations, schema, length).
+    sentence_wise: ClassVar[bool] = False
     # A valid configuration to start from (shown by the admin form and the API documentation).
     example_config: ClassVar[dict[str, Any]] = {}
 

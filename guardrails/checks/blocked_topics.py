@@ -21,6 +21,7 @@ MAX_TERMS = 200
 
 class BlockedTopicsCheck(Check):
     kind = "blocked_topics"
+    sentence_wise = True
     actions = frozenset({"block", "warn"})
     example_config: ClassVar[dict[str, Any]] = {
         "topics": [{"name": "Investment advice", "terms": ["which shares to buy", "crypto tips"]}]

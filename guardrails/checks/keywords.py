@@ -40,6 +40,7 @@ def validate_label(config: Mapping[str, Any], default: str, errors: list[str]) -
 
 class KeywordsCheck(Check):
     kind = "keywords"
+    sentence_wise = True
     actions = frozenset({"block", "redact", "warn"})
     example_config: ClassVar[dict[str, Any]] = {"keywords": ["project falcon"], "case_sensitive": False}
 

@@ -178,6 +178,7 @@ def _mod97(compact: str) -> bool:
 
 class PIICheck(Check):
     kind = "pii"
+    sentence_wise = True
     actions = frozenset({"block", "redact", "warn"})
     default_action = "redact"
     example_config: ClassVar[dict[str, Any]] = {

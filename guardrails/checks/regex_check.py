@@ -45,6 +45,7 @@ class RegexTimeout(Exception):
 
 class RegexCheck(Check):
     kind = "regex"
+    sentence_wise = True
     actions = frozenset({"block", "redact", "warn"})
     example_config: ClassVar[dict[str, Any]] = {"patterns": [r"\bCLT-\d{6}\b"], "label": "CLIENT_REF"}
 

@@ -1,9 +1,10 @@
 /* Prisma Glow test console: streams an agent's answer into the page (Server-Sent Events over fetch).
  *
  * The form works without this script (a normal POST that redirects back). With it, the message is
- * posted with `Accept: text/event-stream`; the server answers with `step`, `delta`, `done` and
- * `error` events (see agents/console/views.py). Deltas are inserted as text, never as HTML; `step`
- * and `done` carry HTML rendered (and escaped) by the server's templates.
+ * posted with `Accept: text/event-stream`; the server answers with the runtime's stream protocol
+ * (agents/runtime/streaming.py, docs/api.md): `step`, `delta`, `retract`, `execution` and `error`.
+ * Deltas (checked sentences) and a retraction's text and reason are inserted as text, never as
+ * HTML; `step` and `execution` carry `html` rendered (and escaped) by the server's templates.
  * Keyboard: Enter sends, Shift+Enter starts a new line; focus returns to the message box.
  */
 (function () {
@@ -166,9 +167,20 @@
           return readStream(response.body, function (name, payload) {
             if (name === "delta") {
               answer.appendChild(document.createTextNode(payload.text));
+            } else if (name === "retract") {
+              // A guardrail blocked the answer after part of it was shown (or rewrote it at the end):
+              // what was shown is replaced by the reason (or by the answer as recorded).
+              answer.textContent = payload.text;
+              if (payload.reason) {
+                var reason = document.createElement("p");
+                reason.className = "console-blocked";
+                reason.textContent = payload.reason;
+                answer.appendChild(reason);
+                status.textContent = payload.reason;
+              }
             } else if (name === "step") {
               steps.insertAdjacentHTML("beforeend", payload.html);
-            } else if (name === "done") {
+            } else if (name === "execution") {
               finished = true;
               turn.insertAdjacentHTML("afterend", payload.html);
               var done = turn.nextElementSibling;
@@ -185,7 +197,7 @@
               status.textContent = "Answer " + (badge ? badge.textContent.trim().toLowerCase() : "complete") + ".";
             } else if (name === "error") {
               finished = true;
-              failTurn(turn, payload.message);
+              failTurn(turn, payload.message || "The run failed.");
             }
           }).then(function () {
             if (!finished) {

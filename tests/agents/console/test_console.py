@@ -186,7 +186,7 @@ def test_draft_agent_streams_a_test_run_and_keeps_the_turn(editor_web, editor, a
     assert response["Content-Type"].startswith("text/event-stream")
     events = events_of(response)
     names = [name for name, _ in events]
-    assert names[-1] == "done", events
+    assert names[-1] == "execution", events
     assert "step" in names
     execution = Execution.objects.get()
     assert (execution.source, execution.is_test, execution.actor_user) == ("console", True, editor)

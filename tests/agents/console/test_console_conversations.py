@@ -51,7 +51,7 @@ def test_streamed_messages_continue_the_conversation_kept_in_the_session(editor_
     events = events_of(
         editor_web.post(RUN, {"agent": agent.pk, "message": "Hello again", "conversation": ""}, **STREAM)
     )
-    assert events[-1][0] == "done"
+    assert events[-1][0] == "execution"
     turns = list(Execution.objects.order_by("id").values_list("conversation_id", "turn"))
     assert Conversation.objects.count() == 1
     assert turns == [(turns[0][0], 1), (turns[0][0], 2)]

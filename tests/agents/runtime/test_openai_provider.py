@@ -170,7 +170,7 @@ def test_streaming_deltas_tool_calls_and_usage(remote):
     agent, model = remote(first, second)
     events = list(execute_stream(agent, "What is the VAT on €1,000 at 19%?", source="api"))
     deltas = [e["data"]["text"] for e in events if e["event"] == "delta"]
-    assert deltas == ["The VAT ", "is €190.00."]
+    assert deltas == ["The VAT is €190.00."]  # one sentence, released whole
     final = events[-1]["data"]
     assert final["status"] == "completed" and final["output"] == "The VAT is €190.00."
     assert (final["tokens_in"], final["tokens_out"]) == (30, 12)

@@ -256,12 +256,16 @@ def test_events_are_built_only_for_a_listener(vat_agent):
     )
 
 
-def test_stream_is_buffered_when_output_guardrails_may_redact(vat_agent):
-    """Deltas come after the output guardrails when one may block or redact, so nothing unchecked leaks."""
+def test_stream_sends_checked_sentences_before_the_output_guardrail_steps(vat_agent):
+    """The answer goes out sentence by sentence as it is produced, before the whole-answer output
+    guardrails record their steps; the deltas add up to the recorded answer."""
     events = list(execute_stream(vat_agent, QUESTION, source="api"))
     names = [e["event"] for e in events]
-    last_step = max(i for i, n in enumerate(names) if n == "step")
-    assert min(i for i, n in enumerate(names) if n == "delta") > last_step
+    output_steps = [
+        i for i, e in enumerate(events) if e["event"] == "step" and "(output)" in e["data"]["name"]
+    ]
+    assert output_steps and min(i for i, n in enumerate(names) if n == "delta") < output_steps[0]
+    assert "retract" not in names
     assert "".join(e["data"]["text"] for e in events if e["event"] == "delta") == events[-1]["data"]["output"]
 
 

@@ -308,8 +308,8 @@ def _streamed(*pieces, tool_call=False):
 
 
 def test_a_streamed_answer_shows_the_requester_the_values_of_every_path(boundary_run):
-    """Deltas go out live (no output guardrail may block); a placeholder split across provider chunks
-    is restored whole, whether it stands for the requester's value or a passage's or a tool's."""
+    """Deltas go out live, sentence by sentence; a placeholder split across provider chunks is
+    restored whole, whether it stands for the requester's value or a passage's or a tool's."""
 
     def answer(body):
         question = next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
@@ -330,4 +330,4 @@ def test_a_streamed_answer_shows_the_requester_the_values_of_every_path(boundary
     )
     assert final["output"] == expected
     deltas = [e["data"]["text"] for e in events if e["event"] == "delta"]
-    assert len(deltas) > 1 and "".join(deltas) == expected
+    assert "".join(deltas) == expected and not any("[IBAN" in d for d in deltas)

@@ -1,0 +1,141 @@
+"""The live answer (pipeline step 6 while streaming): sentence by sentence, each checked before it is
+shown.
+
+``OutputGate`` receives the provider's text as it arrives, splits it into sentences
+(``sentences.SentenceSplitter``) and passes each completed sentence through an ordered list of
+transforms before it is released as a ``delta``:
+
+1. ``SentenceChecks`` — the output guardrails that can decide on one sentence (blocked topics,
+   keywords, regex, PII: ``guardrails.engine.evaluate(..., sentence=True)``). ``redact`` → the
+   sentence is released with placeholders; ``block`` → nothing of it is released, the gate is
+   closed and the caller sends a ``retract`` event with the reason;
+2. ``Renumber`` — citations numbered 1…n in order of appearance (``citations.Renumberer``), as the
+   recorded answer's are;
+3. ``Restore`` — the requester's own values put back in place of their placeholders.
+
+A transform is any object with ``sentence(text) -> text`` that may raise ``SentenceBlocked``, and
+optionally ``flush() -> text`` for what it held back (a citation marker cut between two sentences),
+called once the provider has finished and passed through the transforms after it. Checks that need the whole answer (citations required, JSON schema, maximum
+length, disclaimers) still run once at the end on the whole answer, exactly as for a run that does
+not stream: the record (answer, guardrail steps, status) is the same whichever way the run was
+asked for. The gate only decides what the client may see before that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from agents.runtime.sentences import SentenceSplitter
+from guardrails.engine import evaluate, restore, sentence_wise
+
+
+class SentenceBlocked(Exception):
+    """A sentence check blocked the answer; ``reason`` is what the client is told."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+
+class Transform(Protocol):
+    def sentence(self, text: str) -> str:
+        """The sentence as it may be shown; raises ``SentenceBlocked`` when it may not be."""
+        ...
+
+
+def blocked_reason(verdict) -> str:
+    """The sentence recorded (and shown) when a guardrail blocked: which guardrail, and why."""
+    blocker = verdict.blocked_by
+    if blocker is None:
+        return "Blocked by a guardrail."
+    message = getattr(blocker, "message", "") or "the check was triggered"
+    return f"Blocked by the guardrail '{blocker.name}': {message}"
+
+
+class SentenceChecks:
+    """The output guardrails that decide on one sentence, run on each sentence in turn. Placeholders
+    are numbered on from the run's mapping and across sentences, as they would be on the whole
+    answer."""
+
+    def __init__(self, guardrails: Iterable, *, redactions: dict[str, str], passages: list):
+        self.guardrails = [g for g in guardrails if sentence_wise(g, "output")]
+        self.redactions = dict(redactions)
+        self.passages = passages
+
+    def sentence(self, text: str) -> str:
+        if not self.guardrails or not text.strip():
+            return text
+        verdict = evaluate(
+            self.guardrails,
+            text,
+            stage="output",
+            context={"redactions": self.redactions, "passages": self.passages},
+            sentence=True,
+        )
+        if verdict.blocked:
+            raise SentenceBlocked(blocked_reason(verdict))
+        self.redactions = verdict.redactions
+        return verdict.redacted_text
+
+
+class Restore:
+    """The requester's values back in place of the placeholders of the run's mapping (the run's own,
+    not a copy: a tool result redacted during the run is restored too; placeholders the sentence
+    checks create hide what the model produced and are not in it)."""
+
+    def __init__(self, redactions: dict[str, str]):
+        self.redactions = redactions
+
+    def sentence(self, text: str) -> str:
+        return restore(text, self.redactions) if self.redactions else text
+
+
+class Renumber:
+    """Citation numbers 1…n in order of appearance, sentence by sentence (``citations.Renumberer``)."""
+
+    def __init__(self, renumberer):
+        self.renumberer = renumberer
+
+    def sentence(self, text: str) -> str:
+        return self.renumberer.feed(text)
+
+    def flush(self) -> str:
+        return self.renumberer.flush()
+
+
+class OutputGate:
+    """Provider text in (``feed``, ``flush``), releasable text out. ``shown`` is everything released;
+    ``blocked`` the reason once a sentence was blocked (nothing is released after it)."""
+
+    def __init__(self, transforms: list[Transform]):
+        self.transforms = transforms
+        self.splitter = SentenceSplitter()
+        self.shown = ""
+        self.blocked: str = ""
+
+    def feed(self, text: str) -> list[str]:
+        """The sentences completed by ``text``, each as it may be shown."""
+        return [piece for piece in map(self._release, self.splitter.feed(text)) if piece]
+
+    def flush(self) -> list[str]:
+        """The last sentence, once the provider has finished, then what transforms held back."""
+        tail = self.splitter.flush()
+        pieces = [self._release(tail)] if tail else []
+        for position, transform in enumerate(self.transforms):
+            held = transform.flush() if hasattr(transform, "flush") else ""
+            if held:
+                pieces.append(self._release(held, start=position + 1))
+        return [piece for piece in pieces if piece]
+
+    def _release(self, sentence: str, *, start: int = 0) -> str:
+        if self.blocked:
+            return ""
+        try:
+            for transform in self.transforms[start:]:
+                sentence = transform.sentence(sentence)
+        except SentenceBlocked as exc:
+            self.blocked = exc.reason
+            return ""
+        self.shown += sentence
+        return sentence

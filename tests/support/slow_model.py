@@ -1,0 +1,96 @@
+"""A local OpenAI-compatible model that streams its answer slowly, and the demo's guardrails: what the
+live-streaming tests of the runtime, the API and the console run against."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+from werkzeug import Request, Response
+
+from agents.management.commands.seed_demo import GUARDRAILS
+from guardrails.models import Guardrail
+from guardrails.services import guardrail_create
+from tests.factories import AgentGuardrailFactory
+
+
+def assign_demo_guardrails(agent) -> list[Guardrail]:
+    """Every guardrail of the demo firm (``seed_demo``), assigned to ``agent`` in the demo's order."""
+    assigned = []
+    for order, (name, kind, action, config, description) in enumerate(GUARDRAILS):
+        guardrail = Guardrail.objects.filter(organization=agent.organization, name=name).first()
+        if guardrail is None:
+            guardrail = guardrail_create(
+                organization=agent.organization, actor=None, name=name, kind=kind, action=action,
+                config=config, description=description,
+            )  # fmt: skip
+        AgentGuardrailFactory(agent=agent, guardrail=guardrail, order=order)
+        assigned.append(guardrail)
+    return assigned
+
+
+def _chunk(content: str | None = None, finish: str | None = None) -> str:
+    delta = {"content": content} if content is not None else {}
+    body = {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": "gpt-test",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return f"data: {json.dumps(body)}\n\n"
+
+
+class SlowModel:
+    """Answers every chat completion with ``answer`` (a text, or its sentences as a list): streamed word
+    by word, ``delay`` seconds apart when the request asks for a stream, as one completion otherwise.
+    Records the request bodies, the time (``time.monotonic``) each sentence's last word was sent and
+    when the stream ended."""
+
+    def __init__(self, answer: str | list[str], *, delay: float = 0.05):
+        self.sentences = [answer] if isinstance(answer, str) else list(answer)
+        self.answer = "".join(self.sentences)
+        self.delay = delay
+        self.bodies: list[dict] = []
+        self.sentence_sent: list[float] = []
+        self.finished: float | None = None
+
+    def __call__(self, request: Request) -> Response:
+        body = json.loads(request.get_data(as_text=True))
+        self.bodies.append(body)
+        if not body.get("stream"):
+            completion = {
+                "id": "chatcmpl-1", "object": "chat.completion", "created": 1700000000, "model": "gpt-test",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": self.answer},
+                             "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150},
+            }  # fmt: skip
+            return Response(json.dumps(completion), content_type="application/json")
+        self.sentence_sent, self.finished = [], None
+
+        def stream():
+            yield _chunk("")
+            for sentence in self.sentences:
+                for piece in re.findall(r"\S+\s*", sentence):
+                    time.sleep(self.delay)
+                    yield _chunk(piece)
+                self.sentence_sent.append(time.monotonic())
+            yield _chunk(finish="stop")
+            yield "data: [DONE]\n\n"
+            self.finished = time.monotonic()
+
+        return Response(stream(), content_type="text/event-stream")
+
+
+def read_sse(chunks) -> list[tuple[str, dict, float]]:
+    """The events of a Server-Sent Events body read as it arrives: (event, data, arrival time)."""
+    events, buffer = [], ""
+    for chunk in chunks:
+        buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
+        while "\n\n" in buffer:
+            block, buffer = buffer.split("\n\n", 1)
+            if block.strip():
+                lines = dict(line.split(": ", 1) for line in block.splitlines())
+                events.append((lines["event"], json.loads(lines["data"]), time.monotonic()))
+    return events
