@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 
-from guardrails.checks.citation_required import MARKER_RE
+from guardrails.checks.citation_required import MARKER_RE, marker_numbers
 
 #: An opening bracket near the end of a piece with no closing one yet: the start of a marker, maybe.
 OPEN_TAIL = re.compile(r"\[[^\[\]\n]{0,40}$")
@@ -67,21 +67,6 @@ def _written(numbers: list[int]) -> str:
             parts.extend(str(n) for n in numbers[start : end + 1])
         start = end + 1
     return "[" + ", ".join(parts) + "]"
-
-
-def ordered_numbers(group: str) -> list[int]:
-    """The numbers of a marker's inside (``"2, 4"``, ``"2-4"``) in the order written, a range's
-    ascending: the same numbers as the guardrail's ``marker_numbers``, which gives them as a set."""
-    numbers: list[int] = []
-    for part in re.split(r"\s*[,;]\s*", group):
-        bounds = re.split(r"\s*[-–]\s*", part)
-        if len(bounds) == 2 and bounds[0].isdigit() and bounds[1].isdigit():
-            low, high = int(bounds[0]), int(bounds[1])
-            if 0 < high - low < 50:
-                numbers.extend(range(low, high + 1))
-                continue
-        numbers.extend(int(b) for b in bounds if b.isdigit())
-    return list(dict.fromkeys(numbers))
 
 
 class Renumberer:
@@ -125,7 +110,7 @@ class Renumberer:
         return MARKER_RE.sub(self._marker, text)
 
     def _marker(self, match: re.Match) -> str:
-        numbers = ordered_numbers(match.group(1))
+        numbers = marker_numbers(match.group(1))
         valid = [n for n in numbers if 1 <= n <= len(self.passages)]
         if not valid:
             return match.group(0)

@@ -48,17 +48,19 @@ def _trimmed(text: str, start: int, end: int):
         yield offset, offset + len(stripped)
 
 
-def _numbers(group: str) -> set[int]:
-    numbers: set[int] = set()
+def marker_numbers(group: str) -> list[int]:
+    """The numbers of a marker's inside (``"2, 4"``, ``"2-4"``) in the order written, each once, a
+    range's ascending (``agents.runtime.citations`` renumbers them in this order)."""
+    numbers: list[int] = []
     for part in re.split(r"\s*[,;]\s*", group):
         bounds = re.split(r"\s*[-–]\s*", part)
         if len(bounds) == 2 and bounds[0].isdigit() and bounds[1].isdigit():
             low, high = int(bounds[0]), int(bounds[1])
             if 0 < high - low < 50:
-                numbers.update(range(low, high + 1))
+                numbers.extend(range(low, high + 1))
                 continue
-        numbers.update(int(b) for b in bounds if b.isdigit())
-    return numbers
+        numbers.extend(int(b) for b in bounds if b.isdigit())
+    return list(dict.fromkeys(numbers))
 
 
 class CitationRequiredCheck(Check):
@@ -93,7 +95,7 @@ class CitationRequiredCheck(Check):
         invalid: set[int] = set()
         spans = []
         for match in MARKER_RE.finditer(text):
-            numbers = _numbers(match.group(1))
+            numbers = set(marker_numbers(match.group(1)))
             good = {n for n in numbers if 1 <= n <= available}
             cited |= good
             invalid |= numbers - good
