@@ -33,7 +33,6 @@ Spans = Callable[[str], list[tuple[int, int]]]
 LONGEST_IDENTIFIER = 400
 
 HEADING_SEPARATOR = " › "
-_DIGIT = re.compile(r"\d")
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+(?=[\"'(\[A-Z0-9§€$£])")
 
 
@@ -229,12 +228,9 @@ def chunk_blocks(
 def _crossing(left: str, right: str, identifiers: IdentifierFinder) -> bool:
     """Whether an identifier runs from the end of ``left`` into ``right`` once they are joined by a
     space (the last and first ``LONGEST_IDENTIFIER`` characters suffice)."""
+    if not left.strip() or not right.strip() or not identifiers.may_cross(left, right):
+        return False  # the finder's quick test: nothing near the junction could belong to an identifier
     left, right = left[-LONGEST_IDENTIFIER:], right[:LONGEST_IDENTIFIER]
-    if not left.strip() or not right.strip():
-        return False
-    near = left[-90:] + right[:90]
-    if not _DIGIT.search(near) and "@" not in near:
-        return False  # every identifier but an e-mail address holds digits (with its keyword: within 90)
     join = len(left)
     return any(start < join and end > join + 1 for start, end in identifiers.identifiers(f"{left} {right}"))
 
