@@ -254,6 +254,27 @@ def test_an_identifier_in_superscript_digits_the_file_breaks_is_joined():
     assert len(new) == 1 and [e for *_, e in PII.find(new[0])] == ["iban"], new
 
 
+@pytest.mark.parametrize(
+    "written", [WRITTEN["iban"], WRITTEN["card"], "anna.meyer [at] client-example [dot] com"]
+)
+def test_an_identifier_the_file_breaks_twice_is_joined(written):
+    """Broken over three lines (a narrow table cell: "DE89 3704" / "0044 0532" / "0130 00"), each
+    junction alone holds no identifier the check recognises — the first two lines are no valid IBAN — so
+    a junction is judged with the paragraphs after it too: the three become one passage."""
+    spaces = [i for i, ch in enumerate(written) if ch == " "]
+    for first in spaces:
+        for second in [s for s in spaces if s > first]:
+            parts = [written[:first], written[first + 1 : second], written[second + 1 :]]
+            blocks = [
+                Block(f"{FILLER}pay to {parts[0]}", 0, 1),
+                Block(parts[1], 0, 1),
+                Block(f"{parts[2]} by May. {FILLER}", 0, 1),
+            ]
+            new = [c.text for c in chunk_blocks(blocks, size=1200, overlap=0, identifiers=FINDER)]
+            assert len(new) == 1 and written in new[0], (parts, new)
+            assert cut_identifiers(new, FINDER) == []
+
+
 def test_the_quick_test_never_hides_an_identifier_crossing_a_junction():
     """Every identifier of every kind and every obfuscated address, broken at each of its characters:
     wherever the finder finds one running across the junction, ``may_cross`` says it may; and it says
