@@ -55,11 +55,15 @@ def _detector() -> PIICheck:
     return build_check("pii", {"entities": list(ENTITIES)})
 
 
-def _widened(text: str, start: int, end: int) -> tuple[int, int]:
-    """``(start, end)`` reaching back to the nearest keyword of each kind that needs one before it."""
+_ALL_KEYWORDS = list(_CONTEXT.values())
+
+
+def _widened(text: str, start: int, end: int, keywords=_ALL_KEYWORDS) -> tuple[int, int]:
+    """``(start, end)`` reaching back to the nearest of ``keywords`` (by default: of each kind that needs
+    one) before it."""
     window = max(0, start - _CONTEXT_WINDOW)
     widened = start
-    for keyword in _CONTEXT.values():
+    for keyword in keywords:
         matches = list(keyword.finditer(text, window, start))
         if matches:
             widened = min(widened, matches[-1].start())
@@ -68,8 +72,13 @@ def _widened(text: str, start: int, end: int) -> tuple[int, int]:
 
 def identifiers_found(text: str) -> list[tuple[int, int]]:
     """The ``(start, end)`` of every identifier the PII check finds in ``text`` (every kind), each
-    widened back to the keywords announcing it; in text order, overlapping ones joined."""
-    return _joined(_widened(text, start, end) for start, end, _ in _detector().find(text))
+    widened back to the keyword of its own kind announcing it (an e-mail address after "tel." or an
+    "EIN" is not announced by it: widened, it would seem to run across a paragraph junction before it
+    and report a cut where there is none); in text order, overlapping ones joined."""
+    return _joined(
+        _widened(text, start, end, [_CONTEXT[kind]] if kind in _CONTEXT else [])
+        for start, end, kind in _detector().find(text)
+    )
 
 
 def identifier_spans(text: str) -> list[tuple[int, int]]:

@@ -292,6 +292,26 @@ def test_the_quick_test_never_hides_an_identifier_crossing_a_junction():
     assert not FINDER.may_cross("Write to anna.meyer", "for the invoices of May")
 
 
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("the firm's EIN: 12-3456789", "anna.meyer@client-example.com asked for the invoice"),
+        ("call the office on tel. 030 1234 5678", "SSN 123-45-6789 is on file"),
+        ("write to m.lang@client-example.com", "EIN: 12-3456789 of the branch"),
+    ],
+)
+def test_a_keyword_of_another_kind_before_a_junction_is_no_cut(before, after):
+    """An identifier whole after a junction, announced by its own keyword or by none, does not run back
+    across it to a keyword of another kind ("tel." before an SSN, "EIN" or the "m." of "m.lang" before
+    an address): ``cut_identifiers`` reports no cut — a fuzzed document re-indexed would otherwise be
+    reported again for ever — and the paragraphs are not joined."""
+    assert cut_identifiers([f"{FILLER}{before}", f"{after} {FILLER}"], FINDER) == []
+    blocks = [Block(f"{FILLER}{before}", 0, 1), Block(f"{after} {FILLER}", 0, 1)]
+    new = [c.text for c in chunk_blocks(blocks, size=1200, overlap=0, identifiers=FINDER)]
+    assert new == [f"{FILLER}{before}\n\n{after} {FILLER}"]
+    assert cut_identifiers(new, FINDER) == []
+
+
 def test_paragraphs_of_figures_stay_apart():
     blocks = [Block("Turnover 2024: 1 000 000", 0, 1), Block("2 000 000 in 2025", 0, 1), Block("4111", 0, 2)]
     new = chunk_blocks(blocks, size=1200, overlap=0, identifiers=FINDER)
