@@ -88,6 +88,11 @@ class IdentifierFinder(Protocol):
     def identifiers(self, text: str) -> list[tuple[int, int]]:
         """The identifiers themselves, with the keywords announcing them, in order, not overlapping."""
 
+    def may_cross(self, left: str, right: str) -> bool:
+        """A quick test before ``identifiers`` at a paragraph junction: False when no identifier can run
+        from the end of ``left`` into ``right`` once they are joined by a space (nothing near the
+        junction could belong to one, in any spelling the finder recognises); True: ask ``identifiers``."""
+
 
 _identifier_finder: IdentifierFinder | None = None
 

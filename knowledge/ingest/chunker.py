@@ -33,7 +33,6 @@ Spans = Callable[[str], list[tuple[int, int]]]
 LONGEST_IDENTIFIER = 400
 
 HEADING_SEPARATOR = " › "
-_DIGIT = re.compile(r"\d")
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+(?=[\"'(\[A-Z0-9§€$£])")
 
 
@@ -229,22 +228,39 @@ def chunk_blocks(
 def _crossing(left: str, right: str, identifiers: IdentifierFinder) -> bool:
     """Whether an identifier runs from the end of ``left`` into ``right`` once they are joined by a
     space (the last and first ``LONGEST_IDENTIFIER`` characters suffice)."""
+    if not left.strip() or not right.strip() or not identifiers.may_cross(left, right):
+        return False  # the finder's quick test: nothing near the junction could belong to an identifier
     left, right = left[-LONGEST_IDENTIFIER:], right[:LONGEST_IDENTIFIER]
-    if not left.strip() or not right.strip():
-        return False
-    near = left[-90:] + right[:90]
-    if not _DIGIT.search(near) and "@" not in near:
-        return False  # every identifier but an e-mail address holds digits (with its keyword: within 90)
     join = len(left)
     return any(start < join and end > join + 1 for start, end in identifiers.identifiers(f"{left} {right}"))
 
 
+def _ahead(blocks: list[Block], index: int) -> str:
+    """The paragraph at ``index`` and those after it up to a heading, joined by a space, as far as an
+    identifier running into it from before could reach (``LONGEST_IDENTIFIER`` characters)."""
+    parts: list[str] = []
+    length = 0
+    for block in blocks[index:]:
+        if block.is_heading or length >= LONGEST_IDENTIFIER:
+            break
+        parts.append(block.text[: LONGEST_IDENTIFIER - length])
+        length += len(parts[-1]) + 1
+    return " ".join(parts)
+
+
 def _join_broken(blocks: Iterable[Block], identifiers: IdentifierFinder) -> Iterator[Block]:
-    """``blocks`` with two consecutive paragraphs that an identifier runs across made one (joined by a
-    space, on the first one's page): the file broke the identifier, by a line or a page."""
+    """``blocks`` with consecutive paragraphs that an identifier runs across made one (joined by a
+    space, on the first one's page): the file broke the identifier, by a line or a page — perhaps more
+    than once ("DE89 3704" / "0044 0532" / "0130 00"), so whether an identifier runs across a junction
+    is asked of the paragraphs after it too, not only of the next."""
+    blocks = list(blocks)
     held: Block | None = None
-    for block in blocks:
-        if held is not None and not block.is_heading and _crossing(held.text, block.text, identifiers):
+    for index, block in enumerate(blocks):
+        if (
+            held is not None
+            and not block.is_heading
+            and _crossing(held.text, _ahead(blocks, index), identifiers)
+        ):
             held = replace(held, text=f"{held.text} {block.text}")
             continue
         if held is not None:

@@ -196,6 +196,122 @@ def test_an_identifier_the_file_breaks_across_paragraphs_or_pages_is_joined(enti
     assert straddled
 
 
+#: An e-mail address in every spelling the PII check accepts: "@", "[at]", "(at)", "{at}" and ".",
+#: "[dot]", "(dot)", with or without a space around them, several labels, and the look-alikes its
+#: identifier view unfolds (fullwidth "＠", "［at］", "．", a zero-width space inside "[at]").
+OBFUSCATED_EMAILS = [
+    "anna.meyer @ client-example.com",
+    "anna.meyer [at] client-example [dot] com",
+    "anna.meyer (at) client-example (dot) com",
+    "anna.meyer {at} client-example (dot) com",
+    "anna.meyer[at]client-example[dot]com",
+    "anna.meyer(at)client-example.com",
+    "anna.meyer {at}mail (dot) client-example [dot] co [dot] uk",
+    "anna.meyer ＠ client-example．com",
+    "anna.meyer ［at］ client-example ［dot］ com",
+    "anna.meyer [a\u200bt] client-example [dot] com",
+]
+_TOKEN_START, _TOKEN_END = "[({@＠［", "])}@＠］"
+
+
+def _breaks(written: str) -> list[tuple[str, str]]:
+    """Where a file may break ``written`` into two paragraphs: at each space (which the break replaces),
+    and where a bracketed word or an "@" meets a letter with no space between."""
+    breaks = [(written[:i], written[i + 1 :]) for i, ch in enumerate(written) if ch == " "]
+    for i in range(1, len(written)):
+        before, after = written[i - 1], written[i]
+        if " " not in (before, after) and (after in _TOKEN_START or before in _TOKEN_END):
+            breaks.append((written[:i], written[i:]))
+    return breaks
+
+
+@pytest.mark.parametrize("written", OBFUSCATED_EMAILS)
+def test_an_obfuscated_email_address_the_file_breaks_across_paragraphs_is_joined(written):
+    """An address spelt "anna.meyer [at] client-example [dot] com", broken by the file at each place a
+    break can fall, is one passage that the PII check redacts whole: whether a paragraph junction may
+    hold an identifier is the finder's question (``may_cross``), which knows every spelling the check
+    accepts — not the "@" or digit the chunker used to look for, which let "anna.meyer" and "[at]
+    client-example [dot] com" reach the provider as two paragraphs the check finds nothing in."""
+    assert [e for *_, e in PII.find(f"{FILLER}{written} {FILLER}")] == ["email"], written
+    for left, right in _breaks(written):
+        blocks = [Block(f"{FILLER}write to {left}", 0, 1), Block(f"{right} for invoices. {FILLER}", 0, 1)]
+        new = [c.text for c in chunk_blocks(blocks, size=1200, overlap=0, identifiers=FINDER)]
+        assert len(new) == 1 and "\n\n" not in new[0], (left, right, new)
+        redacted = new[0]
+        for start, end, _ in reversed(PII.find(redacted)):
+            redacted = redacted[:start] + "[X]" + redacted[end:]
+        assert "meyer" not in redacted and "client" not in redacted, (left, right, redacted)
+        assert cut_identifiers(new, FINDER) == []
+        old = [c.text for c in chunk_blocks(blocks, size=1200, overlap=0)]
+        assert cut_identifiers(old, FINDER), (left, right, old)
+
+
+def test_an_identifier_in_superscript_digits_the_file_breaks_is_joined():
+    """The PII check reads compatibility digits as digits ("DE⁸⁹ ³⁷⁰⁴…" is an IBAN); so does the finder's
+    quick test at a junction, which a "\\d" in the chunker did not."""
+    blocks = [Block(f"{FILLER}pay to DE⁸⁹ ³⁷⁰⁴ ⁰⁰⁴⁴", 0, 1), Block(f"⁰⁵³² ⁰¹³⁰ ⁰⁰ by May. {FILLER}", 0, 1)]
+    new = [c.text for c in chunk_blocks(blocks, size=1200, overlap=0, identifiers=FINDER)]
+    assert len(new) == 1 and [e for *_, e in PII.find(new[0])] == ["iban"], new
+
+
+@pytest.mark.parametrize(
+    "written", [WRITTEN["iban"], WRITTEN["card"], "anna.meyer [at] client-example [dot] com"]
+)
+def test_an_identifier_the_file_breaks_twice_is_joined(written):
+    """Broken over three lines (a narrow table cell: "DE89 3704" / "0044 0532" / "0130 00"), each
+    junction alone holds no identifier the check recognises — the first two lines are no valid IBAN — so
+    a junction is judged with the paragraphs after it too: the three become one passage."""
+    spaces = [i for i, ch in enumerate(written) if ch == " "]
+    for first in spaces:
+        for second in [s for s in spaces if s > first]:
+            parts = [written[:first], written[first + 1 : second], written[second + 1 :]]
+            blocks = [
+                Block(f"{FILLER}pay to {parts[0]}", 0, 1),
+                Block(parts[1], 0, 1),
+                Block(f"{parts[2]} by May. {FILLER}", 0, 1),
+            ]
+            new = [c.text for c in chunk_blocks(blocks, size=1200, overlap=0, identifiers=FINDER)]
+            assert len(new) == 1 and written in new[0], (parts, new)
+            assert cut_identifiers(new, FINDER) == []
+
+
+def test_the_quick_test_never_hides_an_identifier_crossing_a_junction():
+    """Every identifier of every kind and every obfuscated address, broken at each of its characters:
+    wherever the finder finds one running across the junction, ``may_cross`` says it may; and it says
+    no for a junction in prose, so that it saves the finder's work there."""
+    crossings = 0
+    for written in [*WRITTEN.values(), *OBFUSCATED_EMAILS]:
+        for i in range(1, len(written)):
+            left, right = f"{FILLER}see {written[:i].rstrip()}", f"{written[i:].lstrip()} and {FILLER}"
+            join = len(left)
+            if any(s < join and e > join + 1 for s, e in FINDER.identifiers(f"{left} {right}")):
+                crossings += 1
+                assert FINDER.may_cross(left, right), (left, right)
+    assert crossings > 100
+    assert not FINDER.may_cross(FILLER * 5, FILLER * 5)
+    assert not FINDER.may_cross("Write to anna.meyer", "for the invoices of May")
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("the firm's EIN: 12-3456789", "anna.meyer@client-example.com asked for the invoice"),
+        ("call the office on tel. 030 1234 5678", "SSN 123-45-6789 is on file"),
+        ("write to m.lang@client-example.com", "EIN: 12-3456789 of the branch"),
+    ],
+)
+def test_a_keyword_of_another_kind_before_a_junction_is_no_cut(before, after):
+    """An identifier whole after a junction, announced by its own keyword or by none, does not run back
+    across it to a keyword of another kind ("tel." before an SSN, "EIN" or the "m." of "m.lang" before
+    an address): ``cut_identifiers`` reports no cut — a fuzzed document re-indexed would otherwise be
+    reported again for ever — and the paragraphs are not joined."""
+    assert cut_identifiers([f"{FILLER}{before}", f"{after} {FILLER}"], FINDER) == []
+    blocks = [Block(f"{FILLER}{before}", 0, 1), Block(f"{after} {FILLER}", 0, 1)]
+    new = [c.text for c in chunk_blocks(blocks, size=1200, overlap=0, identifiers=FINDER)]
+    assert new == [f"{FILLER}{before}\n\n{after} {FILLER}"]
+    assert cut_identifiers(new, FINDER) == []
+
+
 def test_paragraphs_of_figures_stay_apart():
     blocks = [Block("Turnover 2024: 1 000 000", 0, 1), Block("2 000 000 in 2025", 0, 1), Block("4111", 0, 2)]
     new = chunk_blocks(blocks, size=1200, overlap=0, identifiers=FINDER)
