@@ -6,8 +6,9 @@ page in the staff UI, its detail endpoint in the API) by
 
 - a member with the editor role or above in the object's organisation (or a site superuser), or
 - the run's own requester: the user or API key that ran the execution (``actor_user`` /
-  ``actor_api_key``); for a learning example, the member who wrote it (``created_by``) or the requester
-  of the run whose correction proposed it.
+  ``actor_api_key``); for a learning example written by hand, the member who wrote it
+  (``created_by``); for one proposed from a correction, the requester of the run it corrects (not
+  whoever gave the 👎, who may be a viewer reading someone else's run).
 
 Everywhere else — lists, object names (and so audit entries' names), change summaries, dashboard
 panels, exports — and for everyone else, identifiers are masked (``guardrails.masking``:
@@ -55,10 +56,10 @@ def _is_requester(obj, *, user, api_key) -> bool:
     if user_id is None and api_key is None:
         return False
     if _stores_placeholders(obj):  # a learning example: its author, or the run it corrects
-        if user_id is not None and obj.created_by_id == user_id:
-            return True
-        if obj.source_feedback_id is None:
-            return False
+        if obj.source_feedback_id is None:  # written by hand: its author typed the values
+            return user_id is not None and obj.created_by_id == user_id
+        # Proposed from a 👎: its input is the run's whole input, and whoever gave the 👎 (a viewer
+        # may) is its ``created_by`` — only the run's own requester counts, never the feedback's author.
         obj = obj.source_feedback.execution
     return (user_id is not None and obj.actor_user_id == user_id) or (
         api_key is not None and obj.actor_api_key_id == api_key.pk

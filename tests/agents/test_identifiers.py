@@ -286,6 +286,31 @@ def test_feedback_proposes_an_example_stored_redacted_with_the_values_the_run_kn
     assert IBAN not in _audit_text(org) and CLIENT_REF not in _audit_text(org)
 
 
+def test_a_viewers_feedback_on_another_members_run_does_not_show_them_its_values(org, editor):
+    """Whoever gives the 👎 becomes the proposed example's ``created_by``; for an example from feedback
+    only the run's requester (and editors) see its values, so a viewer cannot read another member's
+    identifiers through a 👎 and the example it proposes."""
+    run = _run(org, actor_user=editor)
+    snoop = MembershipFactory(organization=org, role="viewer").user
+    reader = client_for(snoop)
+    assert IBAN not in json.dumps(reader.get(f"/api/v1/executions/{run.pk}/").json())
+    response = reader.post(
+        f"/api/v1/executions/{run.pk}/feedback/", {"rating": -1, "correction": "x"}, format="json"
+    )
+    assert response.status_code == 201, response.json()
+    example = LearningExample.objects.get(pk=response.json()["learning_example"])
+    assert example.created_by == snoop
+    body = reader.get(f"/api/v1/learning-examples/{example.pk}/").json()
+    assert IBAN not in json.dumps(body) and IBAN_MASKED in body["input"]
+    assert not may_see_identifiers(
+        Access(organization=org, role="viewer", user=snoop), example, opened_alone=True
+    )
+    page = login(snoop).get(f"/admin/agents/learningexample/{example.pk}/change/").content.decode()
+    assert IBAN not in page and IBAN_MASKED in page
+    # The run's requester still sees them.
+    assert IBAN in client_for(editor).get(f"/api/v1/learning-examples/{example.pk}/").json()["input"]
+
+
 # --- The staff UI -----------------------------------------------------------------------------
 
 
