@@ -41,13 +41,36 @@ def may_see_identifiers(viewer, obj, *, opened_alone: bool, user=None) -> bool:
     organization = getattr(viewer, "organization", None)
     if organization is None or organization.pk != obj.organization_id:
         return False
-    if getattr(viewer, "is_superuser", False):
+    if sees_every_identifier(viewer):
         return True
     api_key = getattr(viewer, "api_key", None)
-    if api_key is None and ROLE_RANK.get(getattr(viewer, "role", None), 0) >= ROLE_RANK[Role.EDITOR]:
-        return True
     user = user if user is not None else getattr(viewer, "user", None)
     return _is_requester(obj, user=user if api_key is None else None, api_key=api_key)
+
+
+def sees_every_identifier(viewer) -> bool:
+    """Whether ``viewer`` may open every execution of its organisation in full: a member with the
+    editor role or above (never an API key, which sees only its own runs' values), or a site superuser.
+
+    Only they may search the texts that hold identifiers (an execution's input, answer and error, a
+    feedback's comment and correction): a search that matches inside a value shown masked
+    (``DE89 •••• 3000``) would let anyone else rebuild it digit by digit (``SEARCH_REFUSED``)."""
+    if viewer is None:
+        return False
+    if getattr(viewer, "is_superuser", False):
+        return True
+    return (
+        getattr(viewer, "api_key", None) is None
+        and ROLE_RANK.get(getattr(viewer, "role", None), 0) >= ROLE_RANK[Role.EDITOR]
+    )
+
+
+#: Why a search over texts that may hold identifiers is refused (the API's 400 on ``search``).
+SEARCH_REFUSED = (
+    "Searching the executions' texts needs the editor role or above: they may hold client identifiers, "
+    "which you see masked, and a search would reveal them. Filter by agent, conversation, status, "
+    "source or date instead."
+)
 
 
 def _is_requester(obj, *, user, api_key) -> bool:
