@@ -40,6 +40,21 @@ HIDDEN = "••••"
 _BLANK = "#"
 
 _PLACEHOLDER_RE = re.compile(r"\[([A-Z][A-Z0-9_]*)_(\d+)\]")
+#: A key of a stored mapping that stands for no placeholder: a value a ``block`` or ``warn`` PII
+#: guardrail found (``found:IBAN:1``). ``restore`` never matches it (it is no ``[…]`` placeholder);
+#: masking (its value is known) and ``redact_texts`` (its label) use it.
+_FOUND_RE = re.compile(r"found:([A-Z][A-Z0-9_]*):(\d+)")
+
+
+def found_entries(found: Mapping[str, str], *, besides: Iterable[str] = ()) -> dict[str, str]:
+    """``found`` (value → label, the values a run's ``block`` / ``warn`` PII guardrails found) as
+    entries of a stored mapping (``found:IBAN:1`` → value), leaving out the values in ``besides``
+    (those the mapping already has a placeholder for)."""
+    skip = set(besides)
+    entries: dict[str, str] = {}
+    for n, (value, label) in enumerate(((v, lab) for v, lab in found.items() if v not in skip), start=1):
+        entries[f"found:{label}:{n}"] = value
+    return entries
 
 
 @lru_cache(maxsize=1)
@@ -183,7 +198,7 @@ def redact_texts(
     wherever they occur, with their own label, even where the detectors would not find them."""
     labels = {}
     for placeholder, value in (known or {}).items():
-        match = _PLACEHOLDER_RE.fullmatch(placeholder)
+        match = _PLACEHOLDER_RE.fullmatch(placeholder) or _FOUND_RE.fullmatch(placeholder)
         if match and value:
             labels.setdefault(value, match.group(1))
     mapping: dict[str, str] = {}

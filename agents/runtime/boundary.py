@@ -36,6 +36,7 @@ from django.utils import timezone
 
 from agents.models import StepKind, StepStatus
 from agents.runtime.providers import ModelRequest
+from guardrails.checks.pii import ENTITIES
 from guardrails.engine import evaluate
 from guardrails.masking import replace_known
 
@@ -51,6 +52,20 @@ def mask_known(text: str, redactions: Mapping[str, str]) -> str:
     model knows as ``[VAT_1]`` comes back from a tool as ``[VAT_1]``, never as a second placeholder or
     verbatim."""
     return replace_known(text, redactions)
+
+
+def note_found(found: dict[str, str], text: str, results) -> None:
+    """Enter in ``found`` (value → label) what the ``block`` and ``warn`` PII guardrails among
+    ``results`` (of one ``evaluate`` on ``text``) found: no placeholder stands for those values, yet
+    the run's record must know them to mask them where they show (the input a guardrail blocked, the
+    answer a ``warn`` let through). A ``redact`` guardrail's values are in the run's mapping already."""
+    for result in results:
+        if result.kind != "pii" or result.action == "redact" or not result.triggered:
+            continue
+        for start, end, entity in result.spans:
+            value = text[start:end]
+            if value.strip():
+                found.setdefault(value, ENTITIES.get(entity, "PII"))
 
 
 def pii_guardrails(loaded) -> list[dict[str, Any]]:
@@ -90,9 +105,13 @@ class Boundary:
     """The PII guardrails of one run and its redaction mapping (shared with the run: placeholders are
     numbered across everything the run sends)."""
 
-    def __init__(self, guards: list[dict[str, Any]], redactions: dict[str, str]):
+    def __init__(
+        self, guards: list[dict[str, Any]], redactions: dict[str, str], *, found: dict[str, str] | None = None
+    ):
         self.guards = guards
         self.redactions = redactions
+        #: What the ``block`` / ``warn`` guardrails found (``note_found``), shared with the run.
+        self.found = {} if found is None else found
         # The last sweep (``sweep``) redacts with every guardrail that does not send identifiers.
         self._sweeping = [{**g, "action": "redact"} for g in guards if g["action"] != "warn"]
         self._swept_texts: dict[str, str] = {}
@@ -106,6 +125,7 @@ class Boundary:
             return Screened(text)
         known = {**self.redactions, **(pending or {})}
         verdict = evaluate(guards, text, stage=stage, context={"redactions": known})
+        note_found(self.found, text, verdict.results)
         if verdict.blocked:
             return Screened(None, verdict.results, verdict.blocked_by)
         made = {k: v for k, v in (verdict.redactions or {}).items() if k not in known}

@@ -30,6 +30,7 @@ from django.db import DatabaseError, transaction
 
 from agents.models import Execution, ExecutionStatus, ExecutionStep
 from agents.runtime.serialize import without_nul
+from guardrails.masking import found_entries
 from prisma_glow.audit.services import audit_record
 
 logger = logging.getLogger(__name__)
@@ -55,14 +56,25 @@ def record_start(execution: Execution) -> None:
 
 
 def record_finish(
-    execution: Execution, steps: list[ExecutionStep], *, actor, redactions: dict[str, str]
+    execution: Execution,
+    steps: list[ExecutionStep],
+    *,
+    actor,
+    redactions: dict[str, str],
+    found: dict[str, str] | None = None,
 ) -> None:
     """Write ``execution``'s final state (set by the caller), its ``steps`` and its audit event; if the
     database refuses them, the run's failure with the reason. Afterwards the execution holds the steps
-    written (``execution.steps.all()`` needs no query)."""
+    written (``execution.steps.all()`` needs no query).
+
+    ``redactions``: the run's placeholders; ``found``: the values its ``block`` / ``warn`` PII
+    guardrails found (value → label), kept in the same encrypted mapping without a placeholder
+    (``guardrails.masking.found_entries``), so that lists and the audit log mask them too although no
+    placeholder ever stood for them."""
     execution.output = without_nul(execution.output)
     execution.error = without_nul(execution.error[:2000])
-    execution.redactions = json.dumps(redactions) if redactions else ""
+    stored = {**redactions, **found_entries(found or {}, besides=redactions.values())}
+    execution.redactions = json.dumps(stored) if stored else ""
     try:
         _write(execution, steps, actor=actor)
     except DatabaseError as exc:

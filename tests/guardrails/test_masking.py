@@ -102,3 +102,20 @@ def test_known_values_are_found_in_any_spelling_by_one_matcher():
     ref = "ZX-99-4411-ACME"
     assert masking.replace_known("ref=ZX-99-4411-ACME&x", {"[REF_1]": ref}) == "ref=[REF_1]&x"
     assert masking.replace_known("ref ZX-99-4411-ACMEX", {"[REF_1]": ref}) == "ref ZX-99-4411-ACMEX"
+
+
+def test_values_found_without_a_placeholder_are_known_and_redacted_with_their_label():
+    """A run's mapping keeps what its block / warn PII guardrails found as ``found:LABEL:n`` entries:
+    masking knows them, redaction gives them their label, and ``restore`` never touches them."""
+    from guardrails.engine import restore
+
+    entries = masking.found_entries(
+        {"0412 345 678": "PHONE", "DE89370400440532013000": "IBAN"}, besides=["DE89370400440532013000"]
+    )
+    assert entries == {"found:PHONE:1": "0412 345 678"}
+    assert mask_text("Call 0412 345 678.", known=entries.values()) == "Call 04 •••• 78."
+    assert redact_texts(["Call 0412 345 678."], known=entries) == (
+        ["Call [PHONE_1]."],
+        {"[PHONE_1]": "0412 345 678"},
+    )
+    assert restore("found:PHONE:1 [PHONE_1]", entries) == "found:PHONE:1 [PHONE_1]"

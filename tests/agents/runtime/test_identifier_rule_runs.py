@@ -1,0 +1,53 @@
+"""The identifier rule (``agents.privacy``) over what a real run records: values only the agent's own
+PII guardrails find (an Australian telephone number, with ``phone_regions: ["AU"]``), whatever their
+action, are masked in lists, in the audit log and in a conversation's title; an error quoting a value
+is masked in the audit event. A local OpenAI-compatible server stands in for the provider."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agents.runtime import execute
+from prisma_glow.audit.models import AuditEvent
+from tests.agents.runtime.conftest import guardrail
+from tests.agents.runtime.test_openai_provider import completion, remote  # noqa: F401
+from tests.conftest import client_for
+from tests.factories import MembershipFactory
+from tests.support.api import results
+
+pytestmark = pytest.mark.django_db
+
+IBAN = "DE89370400440532013000"
+#: An Australian mobile number: the default detectors (no AU region) do not find it.
+AU_PHONE = "0412 345 678"
+QUESTION = f"Client Smith {AU_PHONE} asks about GST"
+
+
+def _audit(organization, **filters) -> str:
+    events = AuditEvent.objects.filter(organization=organization, **filters)
+    return json.dumps(list(events.values("object_repr", "before", "after")), ensure_ascii=False)
+
+
+@pytest.mark.parametrize("action", ["block", "warn", "redact"])
+def test_a_value_only_the_agents_guardrail_finds_is_masked_in_lists_whatever_its_action(
+    remote,  # noqa: F811 (the imported fixture)
+    action,
+    editor,
+):
+    agent, model = remote(completion("ok"))
+    guardrail(agent, 0, name="PII", kind="pii", action=action, config={"phone_regions": ["AU"]})
+    execution = execute(agent, QUESTION, source="api", actor=editor)
+    assert execution.status == ("blocked" if action == "block" else "completed"), execution.error
+    viewer = client_for(MembershipFactory(organization=agent.organization, role="viewer").user)
+    listed = results(viewer.get("/api/v1/executions/"))[0]
+    assert AU_PHONE not in listed["input"] and "04 •••• 78" in listed["input"]
+    detail = viewer.get(f"/api/v1/executions/{execution.pk}/").json()
+    assert AU_PHONE not in json.dumps(detail, ensure_ascii=False)
+    # The requester still reads the input as typed, and the placeholder-less entry restores nothing.
+    own = client_for(editor).get(f"/api/v1/executions/{execution.pk}/").json()
+    assert own["input"] == QUESTION
+    if action != "redact":
+        assert json.loads(execution.redactions) == {"found:PHONE:1": AU_PHONE}
+    assert AU_PHONE not in _audit(agent.organization)
