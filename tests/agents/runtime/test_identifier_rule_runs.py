@@ -10,6 +10,7 @@ import json
 import pytest
 
 from agents.runtime import execute
+from guardrails.masking import mask_text
 from prisma_glow.audit.models import AuditEvent
 from tests.agents.runtime.conftest import guardrail
 from tests.agents.runtime.test_openai_provider import completion, remote  # noqa: F401
@@ -51,3 +52,39 @@ def test_a_value_only_the_agents_guardrail_finds_is_masked_in_lists_whatever_its
     if action != "redact":
         assert json.loads(execution.redactions) == {"found:PHONE:1": AU_PHONE}
     assert AU_PHONE not in _audit(agent.organization)
+
+
+def test_a_blocked_reason_quoting_a_value_is_masked_in_the_audit_event(remote):  # noqa: F811 (the imported fixture)
+    """A JSON-schema check that blocks quotes the offending value (restored from its placeholder): the
+    execution keeps the reason for those who may read it; the append-only audit event masks it."""
+    agent, model = remote(completion('{"iban": "[IBAN_1]", "valid": "yes"}'))
+    guardrail(agent, 0, name="PII", kind="pii", action="redact", config={})
+    guardrail(
+        agent,
+        1,
+        name="Schema",
+        kind="json_schema",
+        action="block",
+        applies_to_input=False,
+        applies_to_output=True,
+        config={"schema": {"type": "object", "properties": {"iban": {"type": "integer"}}}},
+    )
+    execution = execute(agent, f"Is {IBAN} valid? Answer in JSON.", source="api")
+    assert execution.status == "blocked"
+    assert IBAN not in json.dumps(model.bodies)
+    event = AuditEvent.objects.get(action="agent.execute", object_id=str(execution.pk))
+    assert event.after["error"], execution.error
+    assert IBAN not in _audit(agent.organization)
+
+
+@pytest.mark.parametrize("action", ["warn", None])
+def test_a_tool_argument_rejection_quoting_a_value_is_masked_in_the_audit_event(remote, action):  # noqa: F811 (the imported fixture)
+    args = json.dumps({"value": IBAN + " account of Meyer GmbH, Munich branch, opened 2019"})
+    agent, model = remote(completion(None, tool_calls=[("vat-iban-validator", args)]), completion("ok"))
+    if action:
+        guardrail(agent, 0, name="PII", kind="pii", action=action, config={})
+    execution = execute(agent, f"Is {IBAN} valid?", source="api")
+    event = AuditEvent.objects.get(action="agent.execute", object_id=str(execution.pk))
+    assert IBAN not in _audit(agent.organization, action="agent.execute"), event.after
+    if execution.error:
+        assert event.after["error"] == mask_text(execution.error, known=[IBAN])
