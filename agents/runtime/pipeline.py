@@ -212,7 +212,9 @@ def start(agent, input, *, actor=None, source, persona=None, is_test=False, conv
     else:
         if conversation != conversations.NEW and conversation.agent_id != loaded.agent.pk:
             raise ValueError("A conversation continues with its own agent only.")
-        run.history = conversations.begin_turn(run.execution, conversation, actor=actor)
+        run.history = conversations.begin_turn(
+            run.execution, conversation, actor=actor, pii=pii_guardrails(loaded)
+        )
     run.started = time.monotonic()
     run.deadline = run.started + loaded.agent.timeout_seconds
     return run

@@ -9,7 +9,9 @@ import json
 
 import pytest
 
+from agents.models import Conversation
 from agents.runtime import execute
+from agents.runtime.conversations import NEW
 from guardrails.masking import mask_text
 from prisma_glow.audit.models import AuditEvent
 from tests.agents.runtime.conftest import guardrail
@@ -88,3 +90,16 @@ def test_a_tool_argument_rejection_quoting_a_value_is_masked_in_the_audit_event(
     assert IBAN not in _audit(agent.organization, action="agent.execute"), event.after
     if execution.error:
         assert event.after["error"] == mask_text(execution.error, known=[IBAN])
+
+
+@pytest.mark.parametrize("action", ["block", "warn", "redact"])
+def test_a_conversations_title_masks_what_the_agents_guardrail_finds(remote, action, editor):  # noqa: F811 (the imported fixture)
+    """The title follows the one masking rule, with what the agent's own PII configuration finds."""
+    agent, model = remote(completion("ok"))
+    guardrail(agent, 0, name="PII", kind="pii", action=action, config={"phone_regions": ["AU"]})
+    execution = execute(agent, QUESTION, source="api", actor=editor, conversation=NEW)
+    conversation = Conversation.objects.get(pk=execution.conversation_id)
+    assert conversation.title == "Client Smith 04 •••• 78 asks about GST"
+    viewer = client_for(MembershipFactory(organization=agent.organization, role="viewer").user)
+    assert AU_PHONE not in json.dumps(results(viewer.get("/api/v1/conversations/")), ensure_ascii=False)
+    assert AU_PHONE not in _audit(agent.organization)
