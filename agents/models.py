@@ -284,8 +284,8 @@ class Conversation(models.Model):
     ``Execution.turn``), and the earlier turns go to the model with the next question, through the
     privacy boundary (``agents.runtime.boundary``).
 
-    ``title`` is the first question with every client identifier replaced by its kind
-    (``conversation_title``): it is the conversation's name in lists and in the audit log, which must
+    ``title`` is the first question with every client identifier masked (``conversation_title``:
+    ``guardrails.masking``, with what the agent's PII guardrails find): it is the conversation's name in lists and in the audit log, which must
     never hold a raw identifier.
     """
 

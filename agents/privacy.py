@@ -6,8 +6,9 @@ page in the staff UI, its detail endpoint in the API) by
 
 - a member with the editor role or above in the object's organisation (or a site superuser), or
 - the run's own requester: the user or API key that ran the execution (``actor_user`` /
-  ``actor_api_key``); for a learning example, the member who wrote it (``created_by``) or the requester
-  of the run whose correction proposed it.
+  ``actor_api_key``); for a learning example written by hand, the member who wrote it
+  (``created_by``); for one proposed from a correction, the requester of the run it corrects (not
+  whoever gave the 👎, who may be a viewer reading someone else's run).
 
 Everywhere else — lists, object names (and so audit entries' names), change summaries, dashboard
 panels, exports — and for everyone else, identifiers are masked (``guardrails.masking``:
@@ -40,13 +41,36 @@ def may_see_identifiers(viewer, obj, *, opened_alone: bool, user=None) -> bool:
     organization = getattr(viewer, "organization", None)
     if organization is None or organization.pk != obj.organization_id:
         return False
-    if getattr(viewer, "is_superuser", False):
+    if sees_every_identifier(viewer):
         return True
     api_key = getattr(viewer, "api_key", None)
-    if api_key is None and ROLE_RANK.get(getattr(viewer, "role", None), 0) >= ROLE_RANK[Role.EDITOR]:
-        return True
     user = user if user is not None else getattr(viewer, "user", None)
     return _is_requester(obj, user=user if api_key is None else None, api_key=api_key)
+
+
+def sees_every_identifier(viewer) -> bool:
+    """Whether ``viewer`` may open every execution of its organisation in full: a member with the
+    editor role or above (never an API key, which sees only its own runs' values), or a site superuser.
+
+    Only they may search the texts that hold identifiers (an execution's input, answer and error, a
+    feedback's comment and correction): a search that matches inside a value shown masked
+    (``DE89 •••• 3000``) would let anyone else rebuild it digit by digit (``SEARCH_REFUSED``)."""
+    if viewer is None:
+        return False
+    if getattr(viewer, "is_superuser", False):
+        return True
+    return (
+        getattr(viewer, "api_key", None) is None
+        and ROLE_RANK.get(getattr(viewer, "role", None), 0) >= ROLE_RANK[Role.EDITOR]
+    )
+
+
+#: Why a search over texts that may hold identifiers is refused (the API's 400 on ``search``).
+SEARCH_REFUSED = (
+    "Searching the executions' texts needs the editor role or above: they may hold client identifiers, "
+    "which you see masked, and a search would reveal them. Filter by agent, conversation, status, "
+    "source or date instead."
+)
 
 
 def _is_requester(obj, *, user, api_key) -> bool:
@@ -55,10 +79,10 @@ def _is_requester(obj, *, user, api_key) -> bool:
     if user_id is None and api_key is None:
         return False
     if _stores_placeholders(obj):  # a learning example: its author, or the run it corrects
-        if user_id is not None and obj.created_by_id == user_id:
-            return True
-        if obj.source_feedback_id is None:
-            return False
+        if obj.source_feedback_id is None:  # written by hand: its author typed the values
+            return user_id is not None and obj.created_by_id == user_id
+        # Proposed from a 👎: its input is the run's whole input, and whoever gave the 👎 (a viewer
+        # may) is its ``created_by`` — only the run's own requester counts, never the feedback's author.
         obj = obj.source_feedback.execution
     return (user_id is not None and obj.actor_user_id == user_id) or (
         api_key is not None and obj.actor_api_key_id == api_key.pk

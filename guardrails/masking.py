@@ -5,7 +5,9 @@
 identifier: ``DE89370400440532013000`` → ``DE89 •••• 3000``. It finds identifiers with the PII check
 configured for every kind in ``ENTITIES`` (whatever guardrails the agent has: an agent without a PII
 guardrail still has its identifiers masked), plus the values an object's own encrypted mapping knows
-(``known``: found at run time by a guardrail configured otherwise, e.g. with more telephone regions).
+(``known``: found at run time by a guardrail configured otherwise, e.g. with more telephone regions),
+in any spelling (``known_pattern``: the one matcher of known values, which the runtime's privacy
+boundary uses too).
 
 The masked form (``mask_value``) keeps a little of the compacted value (its letters and digits, upper
 case), enough to tell two apart, never enough to use one:
@@ -27,6 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
+from urllib.parse import quote, quote_plus
 
 from guardrails.checks.pii import DEFAULT_PHONE_REGIONS, ENTITIES, PIICheck
 
@@ -37,6 +40,21 @@ HIDDEN = "••••"
 _BLANK = "#"
 
 _PLACEHOLDER_RE = re.compile(r"\[([A-Z][A-Z0-9_]*)_(\d+)\]")
+#: A key of a stored mapping that stands for no placeholder: a value a ``block`` or ``warn`` PII
+#: guardrail found (``found:IBAN:1``). ``restore`` never matches it (it is no ``[…]`` placeholder);
+#: masking (its value is known) and ``redact_texts`` (its label) use it.
+_FOUND_RE = re.compile(r"found:([A-Z][A-Z0-9_]*):(\d+)")
+
+
+def found_entries(found: Mapping[str, str], *, besides: Iterable[str] = ()) -> dict[str, str]:
+    """``found`` (value → label, the values a run's ``block`` / ``warn`` PII guardrails found) as
+    entries of a stored mapping (``found:IBAN:1`` → value), leaving out the values in ``besides``
+    (those the mapping already has a placeholder for)."""
+    skip = set(besides)
+    entries: dict[str, str] = {}
+    for n, (value, label) in enumerate(((v, lab) for v, lab in found.items() if v not in skip), start=1):
+        entries[f"found:{label}:{n}"] = value
+    return entries
 
 
 @lru_cache(maxsize=1)
@@ -63,36 +81,85 @@ def mask_value(value: str, entity: str | None = None) -> str:
     return HIDDEN
 
 
-def _known_spans(text: str, known: Iterable[str]) -> list[tuple[int, int]]:
-    """Where the ``known`` values occur literally in ``text`` (longest values first, no overlaps)."""
-    spans: list[tuple[int, int]] = []
-    for value in sorted({v for v in known if v and len(v) >= 4}, key=len, reverse=True):
-        start = text.find(value)
-        while start != -1:
-            end = start + len(value)
-            if not any(start < e and s < end for s, e in spans):
-                spans.append((start, end))
-            start = text.find(value, end)
+#: What may separate the characters of a known value written another way ("DE89 3704…", "DE89-3704…").
+_SEPARATOR = r"[\s\-]?"
+
+
+@lru_cache(maxsize=1024)
+def known_pattern(value: str) -> re.Pattern[str]:
+    """``value`` (one a run knows is a client identifier) wherever it appears: whatever its case and
+    its spaces or hyphens (a tool returns an IBAN typed "DE89 3704 …" as "DE89370400440532013000", a
+    document heading writes it "de89 3704 …"), and URL-quoted (an HTTP tool's recorded URL); never
+    inside a longer run of letters and digits.
+
+    The one matcher of known values: masking (``mask_text``, ``redact_texts``) and the runtime's
+    privacy boundary (``replace_known``) use it alike."""
+    compact = re.sub(r"[\s\-]", "", value)
+    forms = {re.escape(value), re.escape(quote(value, safe="")), re.escape(quote_plus(value))}
+    if len(compact) >= 6:
+        forms.add(_SEPARATOR.join(re.escape(c) for c in compact))
+    alternatives = "|".join(sorted(forms, key=len, reverse=True))
+    return re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])", re.IGNORECASE)
+
+
+def known_spans(text: str, known: Iterable[str]) -> list[tuple[int, int, str]]:
+    """Where the ``known`` values occur in ``text``, in any spelling ``known_pattern`` matches, as
+    ``(start, end, value)`` in text order: longest values first, no overlaps."""
+    spans: list[tuple[int, int, str]] = []
+    if not text:
+        return spans
+    for value in sorted({v for v in known if v and v.strip()}, key=len, reverse=True):
+        for match in known_pattern(value).finditer(text):
+            start, end = match.span()
+            if not any(start < e and s < end for s, e, _ in spans):
+                spans.append((start, end, value))
+    spans.sort()
     return spans
+
+
+def replace_known(text: str, redactions: Mapping[str, str]) -> str:
+    """``text`` with every value of ``redactions`` (placeholder → value, a run's mapping) replaced by
+    its placeholder, in any spelling (``known_pattern``)."""
+    if not text or not redactions:
+        return text
+    placeholders: dict[str, str] = {}
+    for placeholder, value in redactions.items():
+        if value and value.strip():
+            placeholders.setdefault(value, placeholder)
+    parts: list[str] = []
+    position = 0
+    for start, end, value in known_spans(text, placeholders):
+        parts.append(text[position:start])
+        parts.append(placeholders[value])
+        position = end
+    parts.append(text[position:])
+    return "".join(parts)
+
+
+def _find(text: str, known: Iterable[str]) -> list[tuple[int, int, str | None, str | None]]:
+    """``find_identifiers`` with, for a known value, the value as known (its spelling in ``text`` may
+    differ): ``(start, end, entity, value)``."""
+    if not text:
+        return []
+    spans = known_spans(text, known)
+    found: list[tuple[int, int, str | None, str | None]] = [(s, e, None, v) for s, e, v in spans]
+    # The detectors look at the text with the known values blanked out (same length, so spans still
+    # point into ``text``): they need not validate them again — the costly part of detection.
+    probe = text
+    for start, end, _ in spans:
+        probe = probe[:start] + _BLANK * (end - start) + probe[end:]
+    for start, end, entity in detector().find(probe):
+        if not any(start < e and s < end for s, e, _, _ in found):
+            found.append((start, end, entity, None))
+    found.sort(key=lambda f: (f[0], f[1]))
+    return found
 
 
 def find_identifiers(text: str, *, known: Iterable[str] = ()) -> list[tuple[int, int, str | None]]:
     """Every identifier in ``text`` as ``(start, end, entity)`` in text order: the ``known`` values
-    (entity None) first, then what the detectors find elsewhere."""
-    if not text:
-        return []
-    known_spans = _known_spans(text, known)
-    found: list[tuple[int, int, str | None]] = [(s, e, None) for s, e in known_spans]
-    # The detectors look at the text with the known values blanked out (same length, so spans still
-    # point into ``text``): they need not validate them again — the costly part of detection.
-    probe = text
-    for start, end in known_spans:
-        probe = probe[:start] + _BLANK * (end - start) + probe[end:]
-    for start, end, entity in detector().find(probe):
-        if not any(start < e and s < end for s, e, _ in found):
-            found.append((start, end, entity))
-    found.sort()
-    return found
+    (entity None, in any spelling ``known_pattern`` matches) first, then what the detectors find
+    elsewhere."""
+    return [(start, end, entity) for start, end, entity, _ in _find(text, known)]
 
 
 def mask_text(text: str, *, known: Iterable[str] = ()) -> str:
@@ -131,7 +198,7 @@ def redact_texts(
     wherever they occur, with their own label, even where the detectors would not find them."""
     labels = {}
     for placeholder, value in (known or {}).items():
-        match = _PLACEHOLDER_RE.fullmatch(placeholder)
+        match = _PLACEHOLDER_RE.fullmatch(placeholder) or _FOUND_RE.fullmatch(placeholder)
         if match and value:
             labels.setdefault(value, match.group(1))
     mapping: dict[str, str] = {}
@@ -141,8 +208,9 @@ def redact_texts(
     for text in texts:
         parts: list[str] = []
         position = 0
-        for start, end, entity in find_identifiers(text, known=labels):
-            value = text[start:end]
+        for start, end, entity, known_value in _find(text, labels):
+            # A known value keeps its label, and its known spelling (one placeholder per value).
+            value = known_value if known_value is not None else text[start:end]
             label = ENTITIES[entity] if entity else labels[value]
             placeholder = by_value.get((label, value))
             if placeholder is None:

@@ -35,7 +35,7 @@ from agents.models import (
     LearningExampleStatus,
     ModelProvider,
 )
-from agents.privacy import identifier_mapping, may_see_identifiers, shown_text
+from agents.privacy import identifier_mapping, may_see_identifiers, sees_every_identifier, shown_text
 from prisma_glow.admin.base import OrganizationScopedAdmin, adopt
 from prisma_glow.admin.filters import OwnerFilter
 from prisma_glow.admin.scoping import get_admin_access
@@ -251,9 +251,19 @@ class ExecutionAdmin(ReadOnlyAdmin):
     ]
     date_hierarchy = "created_at"
     search_fields = ["input", "output", "error"]
+    search_help_text = (
+        "Editors search the inputs, answers and errors; other roles search the agent's name only "
+        "(the texts hold client identifiers, which a search would reveal)."
+    )
     list_select_related = ["agent"]
     ordering = ["-created_at", "-id"]
     show_full_result_count = False
+
+    def get_search_fields(self, request):
+        # A search matching inside a value shown masked would rebuild it (agents.privacy).
+        if sees_every_identifier(get_admin_access(request)):
+            return self.search_fields
+        return ["agent__name"]
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj):
@@ -336,7 +346,17 @@ class FeedbackAdmin(ReadOnlyAdmin):
     list_display_links = None
     list_filter = ["rating"]
     search_fields = ["comment", "correction"]
+    search_help_text = (
+        "Editors search the comments and corrections; other roles search the agent's name only "
+        "(the texts hold client identifiers, which a search would reveal)."
+    )
     list_select_related = ["execution__agent", "user"]
+
+    def get_search_fields(self, request):
+        # A search matching inside a value shown masked would rebuild it (agents.privacy).
+        if sees_every_identifier(get_admin_access(request)):
+            return self.search_fields
+        return ["execution__agent__name"]
 
     # A list: client identifiers masked whoever looks (agents.privacy), with those the run knows.
     @admin.display(description="Comment")

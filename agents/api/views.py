@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.db.models import Count, Max, OuterRef, Prefetch, Subquery
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import status, viewsets
+from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
@@ -49,6 +49,7 @@ from agents.models import (
     LearningExample,
     ModelProvider,
 )
+from agents.privacy import SEARCH_REFUSED, sees_every_identifier
 from personas.models import Persona
 from prisma_glow.api.pagination import CreatedCursorPagination, StandardPagination
 from prisma_glow.api.parsers import JSONParser
@@ -361,7 +362,9 @@ class ModelProviderViewSet(OrganizationScopedViewSet):
     list=extend_schema(
         summary="List executions",
         description="Newest first, cursor-paginated. Filter by `agent`, `conversation`, `status`, `source`, "
-        "`is_test` and `created_after` / `created_before` (ISO 8601).",
+        "`is_test` and `created_after` / `created_before` (ISO 8601). `search` looks in the input and the "
+        "answer, for members with the editor role or above only (the texts hold client identifiers, "
+        "shown masked to others): anyone else, API keys included, gets a 400 on `search`.",
     ),
     retrieve=extend_schema(summary="Retrieve an execution with its trace (steps in order)"),
 )
@@ -381,6 +384,13 @@ class ExecutionViewSet(OrganizationScopedMixin, viewsets.ReadOnlyModelViewSet):
     search_fields = ["input", "output"]
     policy_resource = "execution"
     operations = {"feedback": "execution.feedback"}
+
+    def filter_queryset(self, queryset):
+        # The texts hold client identifiers shown masked to all but editors: a search matching inside
+        # one would rebuild it digit by digit (agents.privacy). Detail requests too: get_object filters.
+        if self.request.query_params.get("search", "").strip() and not sees_every_identifier(self.access):
+            raise exceptions.ValidationError({"search": [SEARCH_REFUSED]})
+        return super().filter_queryset(queryset)
 
     def get_queryset(self):
         queryset = super().get_queryset()

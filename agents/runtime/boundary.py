@@ -27,19 +27,18 @@ the parts are sent as they are.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
-from urllib.parse import quote, quote_plus
 
 from django.utils import timezone
 
 from agents.models import StepKind, StepStatus
 from agents.runtime.providers import ModelRequest
+from guardrails.checks.pii import ENTITIES
 from guardrails.engine import evaluate
+from guardrails.masking import replace_known
 
 #: What the model reads in place of a tool result the boundary withheld.
 WITHHELD_TOOL_RESULT = (
@@ -47,33 +46,26 @@ WITHHELD_TOOL_RESULT = (
 )
 
 
-#: What may separate the characters of an identifier written another way ("DE89 3704…", "DE89-3704…").
-_SEPARATOR = r"[\s\-]?"
-
-
-@lru_cache(maxsize=1024)
-def _known_pattern(value: str) -> re.Pattern[str]:
-    """``value`` wherever it appears, whatever its case and its spaces or hyphens (a tool returns an IBAN
-    typed "DE89 3704 …" as "DE89370400440532013000"), and URL-quoted (an HTTP tool's recorded URL)."""
-    compact = re.sub(r"[\s\-]", "", value)
-    forms = {re.escape(value), re.escape(quote(value, safe="")), re.escape(quote_plus(value))}
-    if len(compact) >= 6:
-        forms.add(_SEPARATOR.join(re.escape(c) for c in compact))
-    alternatives = "|".join(sorted(forms, key=len, reverse=True))
-    return re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])", re.IGNORECASE)
-
-
 def mask_known(text: str, redactions: Mapping[str, str]) -> str:
     """``text`` with every value of the run's mapping replaced by its placeholder, in any of its
-    spellings (``_known_pattern``): a value the model knows as ``[VAT_1]`` comes back from a tool as
-    ``[VAT_1]``, never as a second placeholder or verbatim."""
-    if not text or not redactions:
-        return text
-    for value, placeholder in sorted(
-        ((v, k) for k, v in redactions.items() if v and v.strip()), key=lambda p: -len(p[0])
-    ):
-        text = _known_pattern(value).sub(lambda _match, placeholder=placeholder: placeholder, text)
-    return text
+    spellings (``guardrails.masking.known_pattern``, the one matcher of known values): a value the
+    model knows as ``[VAT_1]`` comes back from a tool as ``[VAT_1]``, never as a second placeholder or
+    verbatim."""
+    return replace_known(text, redactions)
+
+
+def note_found(found: dict[str, str], text: str, results) -> None:
+    """Enter in ``found`` (value → label) what the ``block`` and ``warn`` PII guardrails among
+    ``results`` (of one ``evaluate`` on ``text``) found: no placeholder stands for those values, yet
+    the run's record must know them to mask them where they show (the input a guardrail blocked, the
+    answer a ``warn`` let through). A ``redact`` guardrail's values are in the run's mapping already."""
+    for result in results:
+        if result.kind != "pii" or result.action == "redact" or not result.triggered:
+            continue
+        for start, end, entity in result.spans:
+            value = text[start:end]
+            if value.strip():
+                found.setdefault(value, ENTITIES.get(entity, "PII"))
 
 
 def pii_guardrails(loaded) -> list[dict[str, Any]]:
@@ -113,9 +105,13 @@ class Boundary:
     """The PII guardrails of one run and its redaction mapping (shared with the run: placeholders are
     numbered across everything the run sends)."""
 
-    def __init__(self, guards: list[dict[str, Any]], redactions: dict[str, str]):
+    def __init__(
+        self, guards: list[dict[str, Any]], redactions: dict[str, str], *, found: dict[str, str] | None = None
+    ):
         self.guards = guards
         self.redactions = redactions
+        #: What the ``block`` / ``warn`` guardrails found (``note_found``), shared with the run.
+        self.found = {} if found is None else found
         # The last sweep (``sweep``) redacts with every guardrail that does not send identifiers.
         self._sweeping = [{**g, "action": "redact"} for g in guards if g["action"] != "warn"]
         self._swept_texts: dict[str, str] = {}
@@ -129,6 +125,7 @@ class Boundary:
             return Screened(text)
         known = {**self.redactions, **(pending or {})}
         verdict = evaluate(guards, text, stage=stage, context={"redactions": known})
+        note_found(self.found, text, verdict.results)
         if verdict.blocked:
             return Screened(None, verdict.results, verdict.blocked_by)
         made = {k: v for k, v in (verdict.redactions or {}).items() if k not in known}
@@ -154,12 +151,8 @@ class Boundary:
         done = self._swept_texts.get(text)
         if done is not None:
             return done
-        result = text
-        for value, placeholder in sorted(
-            ((v, k) for k, v in self.redactions.items() if v), key=lambda p: -len(p[0])
-        ):
-            if value in result:
-                result = result.replace(value, placeholder)
+        # A value the run knows keeps its placeholder in any spelling (a heading's "de89 3704 …").
+        result = mask_known(text, self.redactions)
         if self._sweeping:
             screened = self.screen(result, guards=self._sweeping)
             self.commit(screened)

@@ -18,9 +18,11 @@ constraint backs this up where the database has no row locks (SQLite).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -28,7 +30,7 @@ from agents.models import Conversation, Execution, ExecutionStatus
 from agents.runtime import record
 from agents.runtime.errors import ConversationBusy
 from guardrails.checks import build_check
-from guardrails.checks.pii import ENTITIES
+from guardrails.masking import find_identifiers, mask_value
 
 #: ``begin_turn(…, conversation=NEW)``: the run starts a conversation.
 NEW = "new"
@@ -40,35 +42,64 @@ STALE_AFTER = timedelta(seconds=60)
 _SPACES = re.compile(r"\s+")
 
 
-def conversation_title(text: str) -> str:
-    """The conversation's name, from its first question: every client identifier the PII check finds
-    (all its kinds) replaced by its kind in brackets (``[IBAN]``), whitespace collapsed, at most
+def conversation_title(text: str, *, known: Iterable[str] = ()) -> str:
+    """The conversation's name, from its first question: whitespace collapsed, every client identifier
+    masked by the one rule (``guardrails.masking``: ``DE89 •••• 3000``), the values in ``known`` too
+    (what the agent's own PII guardrails find, e.g. with more telephone regions), at most
     ``TITLE_LENGTH`` characters. It names the conversation in lists and in the append-only audit log."""
-    found = build_check("pii", {}).find(text)
-    for start, end, entity in reversed(found):
-        text = f"{text[:start]}[{ENTITIES[entity]}]{text[end:]}"
     text = _SPACES.sub(" ", text).strip()
+    parts: list[str] = []
+    masked: list[tuple[int, int]] = []  # where the masked forms are in the title
+    position = length = 0
+    for start, end, entity in find_identifiers(text, known=known):
+        parts.append(text[position:start])
+        length += start - position
+        form = mask_value(text[start:end], entity)
+        parts.append(form)
+        masked.append((length, length + len(form)))
+        length += len(form)
+        position = end
+    parts.append(text[position:])
+    text = "".join(parts)
     if len(text) > TITLE_LENGTH:
-        cut = text[: TITLE_LENGTH - 1]
-        # Never end inside a bracketed kind, and prefer a word boundary.
-        if cut.rfind("[") > cut.rfind("]"):
-            cut = cut[: cut.rfind("[")]
-        elif " " in cut[TITLE_LENGTH // 2 :]:
-            cut = cut[: cut.rfind(" ")]
-        text = cut.rstrip() + "…"
+        cut = TITLE_LENGTH - 1
+        # Never end inside a masked form, and prefer a word boundary.
+        inside = next((s for s, e in masked if s < cut < e), None)
+        if inside is not None:
+            cut = inside
+        elif " " in text[TITLE_LENGTH // 2 : cut]:
+            cut = text.rfind(" ", 0, cut)
+        text = text[:cut].rstrip() + "…"
     return text
 
 
-def begin_turn(execution: Execution, conversation, *, actor=None) -> list[tuple[str, str]]:
+def identifiers_in(text: str, guards) -> list[str]:
+    """The values ``guards`` (the agent's PII guardrails, as ``boundary.pii_guardrails`` lists them)
+    find in ``text`` with their own configuration: what the title must mask besides what the masking's
+    detectors find."""
+    values: list[str] = []
+    for guard in guards:
+        if not guard.get("enabled", True):
+            continue
+        try:
+            check = build_check("pii", guard["config"])
+        except ValidationError:  # an invalid configuration finds nothing; the run reports it
+            continue
+        values.extend(text[start:end] for start, end, _ in check.find(text))
+    return values
+
+
+def begin_turn(execution: Execution, conversation, *, actor=None, pii=()) -> list[tuple[str, str]]:
     """Record ``execution`` (not saved yet) as ``running``, as the next turn of ``conversation`` (a
-    ``Conversation`` of the same agent) or as the first of a new one (``NEW``, started by ``actor``);
+    ``Conversation`` of the same agent) or as the first of a new one (``NEW``, started by ``actor``,
+    named by ``conversation_title`` with what the agent's PII guardrails ``pii`` find masked too);
     returns the earlier turns to send as (question, answer) pairs. Raises ``ConversationBusy`` while
     the conversation's last turn is still running."""
     if conversation == NEW:
         started = Conversation(
             organization_id=execution.organization_id,
             agent=execution.agent,
-            title=conversation_title(execution.input),
+            title=conversation_title(execution.input, known=identifiers_in(execution.input, pii)),
             started_by_user=execution.actor_user,
             started_by_api_key=execution.actor_api_key,
         )

@@ -51,7 +51,7 @@ from agents.models import (
     StepStatus,
 )
 from agents.runtime import conversations, record
-from agents.runtime.boundary import Boundary, compose, mask_known, pii_guardrails, send
+from agents.runtime.boundary import Boundary, compose, mask_known, note_found, pii_guardrails, send
 from agents.runtime.citations import Renumberer, renumber
 from agents.runtime.errors import ExecutionTimeout, ProviderError
 from agents.runtime.loading import check_runnable, load
@@ -127,6 +127,9 @@ class Run:
     boundary: Boundary | None = None
     #: The conversation's earlier turns to send, (question, answer) as stored (``conversations``).
     history: list[tuple[str, str]] = field(default_factory=list)
+    #: Values the ``block`` / ``warn`` PII guardrails found (value → label): no placeholder stands for
+    #: them, but the record keeps them known so that lists and the audit log mask them (``record``).
+    found: dict[str, str] = field(default_factory=dict)
 
     def remaining(self) -> float:
         left = self.deadline - time.monotonic()
@@ -209,7 +212,9 @@ def start(agent, input, *, actor=None, source, persona=None, is_test=False, conv
     else:
         if conversation != conversations.NEW and conversation.agent_id != loaded.agent.pk:
             raise ValueError("A conversation continues with its own agent only.")
-        run.history = conversations.begin_turn(run.execution, conversation, actor=actor)
+        run.history = conversations.begin_turn(
+            run.execution, conversation, actor=actor, pii=pii_guardrails(loaded)
+        )
     run.started = time.monotonic()
     run.deadline = run.started + loaded.agent.timeout_seconds
     return run
@@ -284,7 +289,7 @@ def _finish(run: Run, status, output, error, citations) -> None:
     execution.cost = run.cost
     execution.latency_ms = int((time.monotonic() - run.started) * 1000)
     execution.finished_at = timezone.now()
-    record.record_finish(execution, run.steps, actor=run.actor, redactions=run.redactions)
+    record.record_finish(execution, run.steps, actor=run.actor, redactions=run.redactions, found=run.found)
 
 
 def _pipeline(run: Run, input: str, model: str):
@@ -299,12 +304,13 @@ def _pipeline(run: Run, input: str, model: str):
         started_at = timezone.now()
         verdict = evaluate(guards, input, stage="input", context={"redactions": {}})
         run.redactions.update(verdict.redactions or {})
+        note_found(run.found, input, verdict.results)
         text = verdict.text
         for result in verdict.results:
             yield _step_event(run, _guardrail_step(run, "input", result, verdict, started_at))
         if verdict.blocked:
             return ExecutionStatus.BLOCKED, "", _blocked_reason(verdict), []
-    run.boundary = boundary = Boundary(pii_guardrails(loaded), run.redactions)
+    run.boundary = boundary = Boundary(pii_guardrails(loaded), run.redactions, found=run.found)
     # A PII guardrail assigned to the retrieval stage only screens the input too.
     text, steps, blocker = boundary.question(run, text, already=_ids(guards))
     for step in steps:
@@ -382,6 +388,7 @@ def _pipeline(run: Run, input: str, model: str):
             stage="output",
             context={"redactions": dict(run.redactions), "passages": passages},
         )
+        note_found(run.found, answer, verdict.results)
         for result in verdict.results:
             yield _step_event(run, _guardrail_step(run, "output", result, verdict, started_at))
         if verdict.blocked:
@@ -493,6 +500,7 @@ def _retrieve(run: Run, query: str):
             stage="retrieval",
             context={"redactions": dict(run.redactions), "screening": passage.screening},
         )
+        note_found(run.found, passage.text, verdict.results)
         if not verdict.blocked:  # a dropped passage's values never enter the run's mapping
             run.redactions.update(verdict.redactions or {})
         for result in verdict.results:

@@ -30,6 +30,7 @@ from django.db import DatabaseError, transaction
 
 from agents.models import Execution, ExecutionStatus, ExecutionStep
 from agents.runtime.serialize import without_nul
+from guardrails.masking import found_entries, mask_text
 from prisma_glow.audit.services import audit_record
 
 logger = logging.getLogger(__name__)
@@ -55,16 +56,28 @@ def record_start(execution: Execution) -> None:
 
 
 def record_finish(
-    execution: Execution, steps: list[ExecutionStep], *, actor, redactions: dict[str, str]
+    execution: Execution,
+    steps: list[ExecutionStep],
+    *,
+    actor,
+    redactions: dict[str, str],
+    found: dict[str, str] | None = None,
 ) -> None:
     """Write ``execution``'s final state (set by the caller), its ``steps`` and its audit event; if the
     database refuses them, the run's failure with the reason. Afterwards the execution holds the steps
-    written (``execution.steps.all()`` needs no query)."""
+    written (``execution.steps.all()`` needs no query).
+
+    ``redactions``: the run's placeholders; ``found``: the values its ``block`` / ``warn`` PII
+    guardrails found (value → label), kept in the same encrypted mapping without a placeholder
+    (``guardrails.masking.found_entries``), so that lists and the audit log mask them too although no
+    placeholder ever stood for them."""
     execution.output = without_nul(execution.output)
     execution.error = without_nul(execution.error[:2000])
-    execution.redactions = json.dumps(redactions) if redactions else ""
+    stored = {**redactions, **found_entries(found or {}, besides=redactions.values())}
+    execution.redactions = json.dumps(stored) if stored else ""
+    known = tuple(stored.values())
     try:
-        _write(execution, steps, actor=actor)
+        _write(execution, steps, actor=actor, known=known)
     except DatabaseError as exc:
         # A value the database refuses must not leave the run "running": it ends failed, with the
         # reason, without the steps and the answer that could not be stored.
@@ -74,14 +87,19 @@ def record_finish(
             f"the run's record could not be written ({exc.__class__.__name__}); the failure was logged"
         )
         steps = []
-        _write(execution, steps, actor=actor)
+        _write(execution, steps, actor=actor, known=known)
     _hold_steps(execution, steps)
 
 
-def _write(execution: Execution, steps: list[ExecutionStep], *, actor) -> None:
+def _write(execution: Execution, steps: list[ExecutionStep], *, actor, known=()) -> None:
     """The audit event (which locks the organisation first), the steps and the execution's final
     state, in one transaction (a savepoint inside a caller's: a failure here must not doom the
-    caller's work)."""
+    caller's work).
+
+    The event is append-only and read in lists: its texts follow the identifier rule
+    (``agents.privacy``). Its only text is the error (a tool-argument rejection or a blocked reason
+    may quote a value), masked with the values the run knows (``known``) and the detectors; the
+    input and the answer are not in it, and the execution's name holds neither."""
     with transaction.atomic():
         audit_record(
             organization=execution.agent.organization,
@@ -94,7 +112,7 @@ def _write(execution: Execution, steps: list[ExecutionStep], *, actor) -> None:
                 "status": execution.status,
                 "source": execution.source,
                 "is_test": execution.is_test,
-                "error": execution.error,
+                "error": mask_text(execution.error, known=known),
                 "tokens_in": execution.tokens_in,
                 "tokens_out": execution.tokens_out,
                 "cost": str(execution.cost) if execution.cost is not None else None,

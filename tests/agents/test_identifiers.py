@@ -286,6 +286,81 @@ def test_feedback_proposes_an_example_stored_redacted_with_the_values_the_run_kn
     assert IBAN not in _audit_text(org) and CLIENT_REF not in _audit_text(org)
 
 
+def test_a_viewers_feedback_on_another_members_run_does_not_show_them_its_values(org, editor):
+    """Whoever gives the 👎 becomes the proposed example's ``created_by``; for an example from feedback
+    only the run's requester (and editors) see its values, so a viewer cannot read another member's
+    identifiers through a 👎 and the example it proposes."""
+    run = _run(org, actor_user=editor)
+    snoop = MembershipFactory(organization=org, role="viewer").user
+    reader = client_for(snoop)
+    assert IBAN not in json.dumps(reader.get(f"/api/v1/executions/{run.pk}/").json())
+    response = reader.post(
+        f"/api/v1/executions/{run.pk}/feedback/", {"rating": -1, "correction": "x"}, format="json"
+    )
+    assert response.status_code == 201, response.json()
+    example = LearningExample.objects.get(pk=response.json()["learning_example"])
+    assert example.created_by == snoop
+    body = reader.get(f"/api/v1/learning-examples/{example.pk}/").json()
+    assert IBAN not in json.dumps(body) and IBAN_MASKED in body["input"]
+    assert not may_see_identifiers(
+        Access(organization=org, role="viewer", user=snoop), example, opened_alone=True
+    )
+    page = login(snoop).get(f"/admin/agents/learningexample/{example.pk}/change/").content.decode()
+    assert IBAN not in page and IBAN_MASKED in page
+    # The run's requester still sees them.
+    assert IBAN in client_for(editor).get(f"/api/v1/learning-examples/{example.pk}/").json()["input"]
+
+
+def _rebuild_by_search(get, known: str = "DE89") -> str:
+    """What a reader who sees ``DE89 •••• 3000`` rebuilds of the IBAN by searching digit by digit."""
+    for _ in range(len(IBAN) - len(known)):
+        for digit in "0123456789":
+            if get(known + digit):
+                known += digit
+                break
+        else:
+            break
+    return known
+
+
+def test_searching_executions_texts_is_for_editors_only(org, editor):
+    """A search that matched inside a masked identifier would rebuild it digit by digit: a viewer's
+    (or an API key's) ``?search=`` is refused with a 400 that says why, on the list and on a detail."""
+    run = _run(org, actor_user=editor)
+    snoop = client_for(MembershipFactory(organization=org, role="viewer").user)
+    response = snoop.get("/api/v1/executions/", {"search": "DE890"})
+    body = assert_error(response, 400, fields=["search"])
+    assert "editor role" in body["errors"]["search"][0]
+    assert_error(snoop.get(f"/api/v1/executions/{run.pk}/", {"search": "DE890"}), 400, fields=["search"])
+    key = APIKeyFactory(organization=org, scopes=["admin"])
+    assert_error(
+        client_for(key=key.plaintext).get("/api/v1/executions/", {"search": "DE89"}), 400, fields=["search"]
+    )
+    # An empty search is no search; other filters stay open to the viewer.
+    assert [r["id"] for r in results(snoop.get("/api/v1/executions/", {"search": ""}))] == [run.pk]
+    # An editor, who may open every execution in full, searches the texts.
+    editor_client = client_for(editor)
+    assert [r["id"] for r in results(editor_client.get("/api/v1/executions/", {"search": IBAN}))] == [run.pk]
+    assert results(editor_client.get("/api/v1/executions/", {"search": "DE891"})) == []
+
+
+def test_the_admin_search_box_searches_identifying_texts_for_editors_only(org, editor, viewer):
+    run = _run(org)
+    FeedbackFactory(execution=run, rating=-1, comment=f"{IBAN} is fine", correction=f"{IBAN} is valid.")
+    for url in ("/admin/agents/execution/", "/admin/agents/feedback/"):
+        reader = login(viewer)
+        rebuilt = _rebuild_by_search(
+            lambda q, reader=reader, url=url: IBAN_MASKED in reader.get(url, {"q": q}).content.decode()
+        )
+        assert rebuilt == "DE89", url
+        # The agent's name is still searchable for them.
+        assert IBAN_MASKED in reader.get(url, {"q": run.agent.name}).content.decode(), url
+        assert "other roles search the agent" in reader.get(url).content.decode(), url
+        staff = login(editor)
+        assert IBAN_MASKED in staff.get(url, {"q": IBAN}).content.decode(), url
+        assert IBAN_MASKED not in staff.get(url, {"q": "DE891"}).content.decode(), url
+
+
 # --- The staff UI -----------------------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from guardrails import masking
 from guardrails.checks.pii import ENTITIES
 from guardrails.masking import HIDDEN, mask_data, mask_text, mask_value, redact_texts
 
@@ -86,3 +87,35 @@ def test_redaction_keeps_the_kind_of_known_values():
 
 def test_nothing_to_redact():
     assert redact_texts(["No identifiers here.", ""]) == (["No identifiers here.", ""], {})
+
+
+def test_known_values_are_found_in_any_spelling_by_one_matcher():
+    """``mask_text``, ``redact_texts`` and the runtime's boundary (``replace_known``) match a known
+    value the same way: any case, spaces or hyphens, URL-quoted; never inside a longer token."""
+    iban = "DE89370400440532013000"
+    for spelling in ("de89 3704 0044 0532 0130 00", "DE89-3704-0044-0532-0130-00", iban.lower()):
+        text = f"Account {spelling}, please."
+        assert masking.mask_text(text, known=[iban]) == "Account DE89 •••• 3000, please."
+        assert masking.replace_known(text, {"[IBAN_1]": iban}) == "Account [IBAN_1], please."
+        texts, mapping = masking.redact_texts([text], known={"[IBAN_1]": iban})
+        assert texts == ["Account [IBAN_1], please."] and mapping == {"[IBAN_1]": iban}
+    ref = "ZX-99-4411-ACME"
+    assert masking.replace_known("ref=ZX-99-4411-ACME&x", {"[REF_1]": ref}) == "ref=[REF_1]&x"
+    assert masking.replace_known("ref ZX-99-4411-ACMEX", {"[REF_1]": ref}) == "ref ZX-99-4411-ACMEX"
+
+
+def test_values_found_without_a_placeholder_are_known_and_redacted_with_their_label():
+    """A run's mapping keeps what its block / warn PII guardrails found as ``found:LABEL:n`` entries:
+    masking knows them, redaction gives them their label, and ``restore`` never touches them."""
+    from guardrails.engine import restore
+
+    entries = masking.found_entries(
+        {"0412 345 678": "PHONE", "DE89370400440532013000": "IBAN"}, besides=["DE89370400440532013000"]
+    )
+    assert entries == {"found:PHONE:1": "0412 345 678"}
+    assert mask_text("Call 0412 345 678.", known=entries.values()) == "Call 04 •••• 78."
+    assert redact_texts(["Call 0412 345 678."], known=entries) == (
+        ["Call [PHONE_1]."],
+        {"[PHONE_1]": "0412 345 678"},
+    )
+    assert restore("found:PHONE:1 [PHONE_1]", entries) == "found:PHONE:1 [PHONE_1]"

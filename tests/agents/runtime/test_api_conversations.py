@@ -61,7 +61,7 @@ def test_a_run_without_conversation_starts_one_and_a_run_with_it_continues(agent
     body = first.json()
     assert body["turn"] == 1 and body["conversation"] is not None
     conversation = Conversation.objects.get(pk=body["conversation"])
-    assert conversation.started_by_api_key == key and conversation.title == "Is [IBAN] valid?"
+    assert conversation.started_by_api_key == key and conversation.title == "Is DE89 •••• 3000 valid?"
     second = key_api.post(
         execute_url(agent), {"input": QUESTION, "conversation": conversation.pk}, format="json"
     )

@@ -150,3 +150,25 @@ def test_a_passage_the_boundary_withholds_counts_as_dropped(remote, vat_kb, org)
         agents=Agent.objects.filter(organization=org), executions=Execution.objects.filter(organization=org)
     )
     assert ctx["dropped_passages"] == 1
+
+
+def test_a_known_value_in_another_spelling_keeps_its_placeholder_in_the_last_sweep(remote, vat_kb):  # noqa: F811 (the imported fixture)
+    """The last sweep replaces the values the run knows with the one matcher of known values (any
+    case, spaces, hyphens): a heading writing the input's IBAN "de89 3704 …" carries the input's
+    placeholder, not a second one or the value."""
+    doc = DocumentFactory(knowledge_base=vat_kb, title="Client file")
+    ChunkFactory(
+        document=doc,
+        ordinal=0,
+        page=1,
+        heading_path="Account de89 3704 0044 0532 0130 00",
+        text="For B2B services the reverse charge applies; the invoice must say Reverse charge.",
+    )
+    agent, model = remote(completion("ok [1]"))
+    pii(agent)
+    e = execute(agent, f"{Q} The client pays from {IBAN_IN}.", source="api")
+    assert e.status == "completed", e.error
+    s = sent(model)
+    assert "Account [IBAN_1]" in s, s
+    assert "[IBAN_2]" not in s and "de89 3704" not in s.lower() and IBAN_IN not in s
+    assert json.loads(e.redactions) == {"[IBAN_1]": IBAN_IN}

@@ -17,6 +17,7 @@ from werkzeug import Response
 from agents.models import AgentTool
 from agents.runtime import execute
 from agents.runtime.providers.offline import plan_tool_call
+from guardrails.engine import restore
 from prisma_glow.audit.models import AuditEvent
 from tests.agents.runtime.conftest import guardrail
 from tests.agents.runtime.test_openai_provider import completion, remote  # noqa: F401 (the fixture)
@@ -203,7 +204,10 @@ def test_a_withheld_tool_result_is_recorded_without_its_identifiers(remote, clie
     step = _tool_step(execution)
     assert PREVIOUS_IBAN not in json.dumps(step.output)
     assert step.output["output"]["previous"] == "[IBAN_1]"
-    assert execution.redactions == ""
+    # No placeholder stands for it (a typed "[IBAN_1]" restores nothing); the record knows it only to
+    # mask it wherever it might show (a placeholder-less entry, agents.privacy).
+    assert json.loads(execution.redactions) == {"found:IBAN:1": PREVIOUS_IBAN}
+    assert restore("[IBAN_1]", json.loads(execution.redactions)) == "[IBAN_1]"
 
 
 # --- The offline engine ------------------------------------------------------------------------
