@@ -55,13 +55,20 @@ def blocked_reason(verdict) -> str:
 
 class SentenceChecks:
     """The output guardrails that decide on one sentence, run on each sentence in turn. Placeholders
-    are numbered on from the run's mapping and across sentences, as they would be on the whole
-    answer."""
+    are numbered on from the run's mapping as it is when the sentence is checked (``redactions`` is
+    the run's own, not a copy: the boundary's sweep of the request and a tool's result add to it
+    while the run goes on) and from the placeholders these checks created before, as they would be on
+    the whole answer: a placeholder already taken is never given to another value."""
 
     def __init__(self, guardrails: Iterable, *, redactions: dict[str, str], passages: list):
         self.guardrails = [g for g in guardrails if sentence_wise(g, "output")]
-        self.redactions = dict(redactions)
+        self.live = redactions
+        self.own: dict[str, str] = {}  # placeholders created here: they hide what the model wrote
         self.passages = passages
+
+    def mapping(self) -> dict[str, str]:
+        """The placeholders taken so far: the run's, then those created by these checks."""
+        return {**self.live, **self.own}
 
     def sentence(self, text: str) -> str:
         if not self.guardrails or not text.strip():
@@ -70,12 +77,13 @@ class SentenceChecks:
             self.guardrails,
             text,
             stage="output",
-            context={"redactions": self.redactions, "passages": self.passages},
+            context={"redactions": self.mapping(), "passages": self.passages},
             sentence=True,
         )
         if verdict.blocked:
             raise SentenceBlocked(blocked_reason(verdict))
-        self.redactions = verdict.redactions
+        for placeholder in verdict.new_redactions:
+            self.own[placeholder] = verdict.redactions[placeholder]
         return verdict.redacted_text
 
 
@@ -84,11 +92,16 @@ class Restore:
     not a copy: a tool result redacted during the run is restored too; placeholders the sentence
     checks create hide what the model produced and are not in it)."""
 
-    def __init__(self, redactions: dict[str, str]):
+    def __init__(self, redactions: dict[str, str], *, hidden: dict[str, str] | None = None):
         self.redactions = redactions
+        self.hidden = hidden if hidden is not None else {}
 
     def sentence(self, text: str) -> str:
-        return restore(text, self.redactions) if self.redactions else text
+        if not self.redactions:
+            return text
+        if self.hidden:  # a placeholder the sentence checks created is never the requester's value
+            return restore(text, {k: v for k, v in self.redactions.items() if k not in self.hidden})
+        return restore(text, self.redactions)
 
 
 class Renumber:

@@ -764,13 +764,8 @@ def _gate(run: Run, passages: list) -> OutputGate:
     values restored; between them the citations numbered 1…n in order of appearance, as the recorded
     answer's are (``citations.renumber``; the sentence checks read the model's own numbers, as the
     whole-answer checks do)."""
-    gate = OutputGate(
-        [
-            SentenceChecks(run.loaded.guardrails_for("output"), redactions=run.redactions, passages=passages),
-            Renumber(Renumberer(passages)),
-            Restore(run.redactions),
-        ]
-    )
+    checks = SentenceChecks(run.loaded.guardrails_for("output"), redactions=run.redactions, passages=passages)
+    gate = OutputGate([checks, Renumber(Renumberer(passages)), Restore(run.redactions, hidden=checks.own)])
     gate.blocked = run.retracted
     return gate
 
