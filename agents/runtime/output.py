@@ -33,8 +33,9 @@ from guardrails.engine import evaluate, restore, sentence_wise
 class SentenceBlocked(Exception):
     """A sentence check blocked the answer; ``reason`` is what the client is told."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, verdict=None):
         self.reason = reason
+        self.verdict = verdict  # the guardrails' verdict on the sentence (``guardrails.engine.Verdict``)
         super().__init__(reason)
 
 
@@ -81,7 +82,7 @@ class SentenceChecks:
             sentence=True,
         )
         if verdict.blocked:
-            raise SentenceBlocked(blocked_reason(verdict))
+            raise SentenceBlocked(blocked_reason(verdict), verdict)
         for placeholder in verdict.new_redactions:
             self.own[placeholder] = verdict.redactions[placeholder]
         return verdict.redacted_text
@@ -125,10 +126,13 @@ class OutputGate:
         self.transforms = transforms
         self.splitter = SentenceSplitter()
         self.shown = ""
+        self.fed = ""  # the provider's text as received
         self.blocked: str = ""
+        self.verdict = None  # the verdict that blocked, when a sentence check did
 
     def feed(self, text: str) -> list[str]:
         """The sentences completed by ``text``, each as it may be shown."""
+        self.fed += text
         return [piece for piece in map(self._release, self.splitter.feed(text)) if piece]
 
     def flush(self) -> list[str]:
@@ -148,7 +152,7 @@ class OutputGate:
             for transform in self.transforms[start:]:
                 sentence = transform.sentence(sentence)
         except SentenceBlocked as exc:
-            self.blocked = exc.reason
+            self.blocked, self.verdict = exc.reason, exc.verdict
             return ""
         self.shown += sentence
         return sentence

@@ -351,8 +351,14 @@ def _pipeline(run: Run, input: str, model: str):
             passages=passages,
         )
         response = yield from _call_model(run, request, passages)
+        # Everything the model wrote, in every round (text before its tool calls too), is the answer:
+        # it is what a streaming client was shown, and it is checked and recorded as a whole.
+        answer = _joined(answer, response.content or "")
+        if run.gate is not None and run.gate.blocked:
+            # A sentence check blocked: no tool runs and the model is not called again; the answer so
+            # far is checked as a whole below, as any answer is.
+            break
         if not response.tool_calls:
-            answer = response.content
             break
         if not offer:
             raise ToolCallRejected(
@@ -388,13 +394,14 @@ def _pipeline(run: Run, input: str, model: str):
             reason = _blocked_reason(verdict)
             yield from _retract(run, reason)
             return ExecutionStatus.BLOCKED, "", reason, []
+        if run.gate is not None and run.gate.blocked:
+            # The whole answer passed what a sentence blocked (``output.py`` says when that can be):
+            # what was retracted stays retracted, and the trace says which guardrail blocked.
+            status, output, error, citations = yield from _sentence_blocked(run)
+            return status, output, error, citations
         answer = verdict.text
         # New placeholders from the output stage stay: they hide what the model produced, not the requester's data.
         run.redactions.update(verdict.redactions or {})
-    if run.retracted:
-        # A sentence check blocked what the whole-answer check let through (a pattern anchored at a
-        # sentence's start): what was retracted stays retracted.
-        return ExecutionStatus.BLOCKED, "", run.retracted, []
     # Checked above against the passages as numbered for the model; shown numbered 1…n as cited.
     answer, citations = renumber(answer, passages)
     final = restore(answer, restore_map) if restore_map else answer
@@ -409,6 +416,27 @@ def _pipeline(run: Run, input: str, model: str):
             # client replaces its text.
             yield _event("retract", {"reason": "", "text": final})
     return ExecutionStatus.COMPLETED, final, "", citations
+
+
+def _joined(answer: str, text: str) -> str:
+    """``text`` (a model round's) after ``answer`` (the earlier rounds'), on a new line unless the
+    earlier text ended with whitespace: a sentence never runs across two rounds."""
+    if answer and text and not answer[-1].isspace():
+        return answer + "\n" + text
+    return answer + text
+
+
+def _sentence_blocked(run: Run):
+    """The run ends ``blocked`` as soon as a sentence check blocked; its guardrail steps (the blocking
+    one ``blocked``) say which guardrail it was."""
+    gate = run.gate
+    verdict = gate.verdict
+    if verdict is not None:
+        started_at = timezone.now()
+        for result in verdict.results:
+            yield _step_event(run, _guardrail_step(run, "output", result, verdict, started_at))
+    yield from _retract(run, gate.blocked)
+    return ExecutionStatus.BLOCKED, "", gate.blocked, []
 
 
 def _retract(run: Run, reason: str):
@@ -628,14 +656,22 @@ def _call_model(run: Run, request: ModelRequest, passages: list):
     answer goes out sentence by sentence through the run's output gate (``output.OutputGate``)."""
     started_at = timezone.now()
     t0 = time.perf_counter()
-    gate = run.gate = _gate(run, passages) if run.stream else None
+    if run.stream and run.gate is None:
+        run.gate = _gate(run, passages)
+    gate = run.gate
     response = None
+    first = True
     try:
         for item in send(run.provider, request, stream=run.stream, boundary=run.boundary):
             if isinstance(item, ModelResponse):
                 response = item
             elif gate is not None:
-                yield from _release(run, gate.feed(item))
+                if first and item:
+                    # A later round's text starts a new line, as ``_joined`` records it.
+                    yield from _release(run, gate.feed(_joined(gate.fed, item)[len(gate.fed) :]))
+                    first = False
+                else:
+                    yield from _release(run, gate.feed(item))
         if gate is not None:
             yield from _release(run, gate.flush())
     except ProviderError as exc:

@@ -53,3 +53,105 @@ def test_a_sentence_check_never_gives_a_new_value_a_placeholder_the_sweep_took(s
     final = events[-1]["data"]
     assert final["status"] == "completed", final["error"]
     assert _shown(events) == final["output"]
+
+
+def _chunk(delta, finish=None) -> str:
+    body = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
+    return f"data: {json.dumps(body)}\n\n"
+
+
+def _words(text: str):
+    for word in re.findall(r"\S+\s*", text):
+        yield _chunk({"content": word})
+
+
+@pytest.fixture
+def tool_round_agent(httpserver, make_agent, settings, org):
+    """``tool_round_agent(first_text, last_text)`` → (agent, bodies): a local model that writes
+    ``first_text`` then calls the VAT calculator, and answers ``last_text`` once it has the result."""
+    settings.PROVIDER_ALLOWED_HOSTS = [f"{httpserver.host}:{httpserver.port}"]
+
+    def build(first_text, last_text, *, extra_guards=()):
+        from tests.agents.runtime.conftest import guardrail
+
+        provider = ModelProviderFactory(
+            organization=org, kind="openai_compatible", base_url=httpserver.url_for("/v1"),
+            api_key="sk-test", default_model="gpt-test", timeout_seconds=20, max_retries=0,
+            price_input_per_1k=Decimal("0"), price_output_per_1k=Decimal("0"),
+        )  # fmt: skip
+        agent = make_agent(provider=provider, guards=None, tools=("vat-calculator",))
+        assign_demo_guardrails(agent)
+        for order, fields in enumerate(extra_guards, start=10):
+            guardrail(agent, order, **fields)
+        bodies = []
+
+        def handler(request: Request):
+            body = json.loads(request.get_data(as_text=True))
+            bodies.append(body)
+            call = {"id": "t1", "type": "function",
+                    "function": {"name": "vat-calculator", "arguments": json.dumps({"net": "1000", "rate": "19"})}}  # fmt: skip
+            first = body["messages"][-1]["role"] != "tool"
+            if not body.get("stream"):
+                message = {"role": "assistant", "content": first_text if first else last_text}
+                if first:
+                    message["tool_calls"] = [call]
+                choice = {"index": 0, "message": message, "finish_reason": "tool_calls" if first else "stop"}
+                usage = {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}
+                return Response(json.dumps({"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+                                            "choices": [choice], "usage": usage}), content_type="application/json")  # fmt: skip
+            if first:
+                stream = [
+                    *_words(first_text),
+                    _chunk({"tool_calls": [{"index": 0, **call}]}),
+                    _chunk({}, "tool_calls"),
+                ]
+            else:
+                stream = [*_words(last_text), _chunk({}, "stop")]
+            return Response([*stream, "data: [DONE]\n\n"], content_type="text/event-stream")
+
+        httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_handler(handler)
+        return agent, bodies
+
+    return build
+
+
+def test_text_written_before_a_tool_call_is_recorded_as_shown(tool_round_agent):
+    """The model writes a sentence, then calls a tool, then answers: the record holds both rounds'
+    text, checked and numbered as one answer, and equals what the client was shown."""
+    agent, bodies = tool_round_agent(
+        "Let me compute that [1] for you.", "The VAT is 190 EUR [1]. It is due monthly [1]."
+    )
+    events = list(execute_stream(agent, "What is the VAT on 1000 EUR at 19 %?", source="api"))
+    final = events[-1]["data"]
+    assert len(bodies) == 2
+    assert final["status"] == "completed", final["error"]
+    assert final["output"].startswith("Let me compute that [1] for you.\nThe VAT is 190 EUR [1].")
+    assert _shown(events) == final["output"]
+    assert "retract" not in [e["event"] for e in events]
+    # Not streamed: the same answer.
+    plain = execute(agent, "What is the VAT on 1000 EUR at 19 %?", source="api")
+    assert (plain.status, plain.output) == ("completed", final["output"]), plain.error
+
+
+def test_a_sentence_blocked_before_a_tool_call_stops_the_run(tool_round_agent):
+    """A blocked topic in the text before the tool call: the tool never runs, the model is not called
+    again, the run is blocked and its trace names the guardrail."""
+    topics = {
+        "name": "Blocked topics (answers)", "kind": "blocked_topics", "action": "block",
+        "applies_to_input": False, "applies_to_output": True,
+        "config": {"topics": [{"name": "Tax evasion", "terms": ["hide income"]}]},
+    }  # fmt: skip
+    agent, bodies = tool_round_agent("You could hide income [1]. Let me compute that.", "The VAT is 190 EUR [1].",
+                                     extra_guards=[topics])  # fmt: skip
+    stream = execute_stream(agent, "What is the VAT on 1000 EUR at 19 %?", source="api")
+    events = list(stream)
+    final = events[-1]["data"]
+    assert len(bodies) == 1
+    assert (final["status"], final["output"]) == ("blocked", "")
+    assert "Blocked topics (answers)" in final["error"]
+    assert _shown(events) == ""
+    steps = list(stream.execution.steps.order_by("ordinal"))
+    assert not [s for s in steps if s.kind == "tool_call"]
+    blocked = [s for s in steps if s.status == "blocked"]
+    assert [s.name for s in blocked] == ["Blocked topics (answers) (output)"]
