@@ -12,11 +12,15 @@ from werkzeug import Request, Response
 
 from agents.runtime import execute, execute_stream
 from personas.models import Persona
-from tests.agents.runtime.test_live_stream import ANSWER, QUESTION, slow_agent  # noqa: F401 (fixture)
+from tests.agents.runtime import test_live_stream
+from tests.agents.runtime.test_live_stream import QUESTION
 from tests.factories import ModelProviderFactory
 from tests.support.slow_model import assign_demo_guardrails
 
 pytestmark = pytest.mark.django_db
+
+#: The fixture of the live-stream tests: an agent on a local model streaming a given answer.
+slow_agent = test_live_stream.slow_agent
 
 PII_IN_ANSWERS = {
     "name": "PII (answers)", "kind": "pii", "action": "redact", "applies_to_input": False,
