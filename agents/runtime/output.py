@@ -24,6 +24,7 @@ asked for. The gate only decides what the client may see before that.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from os.path import commonprefix
 from typing import Protocol
 
 from agents.runtime.sentences import SentenceSplitter
@@ -55,28 +56,39 @@ def blocked_reason(verdict) -> str:
 
 
 class SentenceChecks:
-    """The output guardrails that decide on one sentence, run on each sentence in turn. Placeholders
-    are numbered on from the run's mapping as it is when the sentence is checked (``redactions`` is
-    the run's own, not a copy: the boundary's sweep of the request and a tool's result add to it
-    while the run goes on) and from the placeholders these checks created before, as they would be on
-    the whole answer: a placeholder already taken is never given to another value."""
+    """The output guardrails that decide on one sentence, run on each sentence in turn, with the text
+    before it as context: each check reads the model's answer so far (what was checked before and the
+    new sentence), so an anchored pattern (``^The customer``), a pattern across two sentences or an
+    identifier recognised by the words before it ("by phone:\n030…") is judged as on the whole answer,
+    and only what the new sentence adds is released.
+
+    Placeholders are numbered on from the run's mapping as it is when the sentence is checked
+    (``redactions`` is the run's own, not a copy: the boundary's sweep of the request and a tool's
+    result add to it while the run goes on) and from the placeholders these checks created before, as
+    they would be on the whole answer: a placeholder already taken is never given to another value."""
 
     def __init__(self, guardrails: Iterable, *, redactions: dict[str, str], passages: list):
         self.guardrails = [g for g in guardrails if sentence_wise(g, "output")]
         self.live = redactions
         self.own: dict[str, str] = {}  # placeholders created here: they hide what the model wrote
         self.passages = passages
+        self.before = ""  # the model's text checked so far
+        self.released = ""  # the same text as these checks released it
 
     def mapping(self) -> dict[str, str]:
         """The placeholders taken so far: the run's, then those created by these checks."""
         return {**self.live, **self.own}
 
     def sentence(self, text: str) -> str:
-        if not self.guardrails or not text.strip():
+        if not self.guardrails:
+            return text
+        whole = self.before + text
+        if not text.strip():
+            self.before, self.released = whole, self.released + text
             return text
         verdict = evaluate(
             self.guardrails,
-            text,
+            whole,
             stage="output",
             context={"redactions": self.mapping(), "passages": self.passages},
             sentence=True,
@@ -85,7 +97,14 @@ class SentenceChecks:
             raise SentenceBlocked(blocked_reason(verdict), verdict)
         for placeholder in verdict.new_redactions:
             self.own[placeholder] = verdict.redactions[placeholder]
-        return verdict.redacted_text
+        redacted = verdict.redacted_text
+        # What was released before is released again by the same checks on the longer text, but for
+        # a finding that starts in it and ends in the new sentence (an identifier cut by a line
+        # break): its start was shown; the rest is released redacted and the whole answer's record
+        # replaces the text at the end (a ``retract`` with the recorded answer).
+        kept = len(commonprefix([self.released, redacted]))
+        self.before, self.released = whole, redacted
+        return redacted[kept:]
 
 
 class Restore:

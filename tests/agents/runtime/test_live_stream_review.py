@@ -13,7 +13,7 @@ from werkzeug import Request, Response
 from agents.runtime import execute, execute_stream
 from personas.models import Persona
 from tests.agents.runtime import test_live_stream
-from tests.agents.runtime.test_live_stream import QUESTION
+from tests.agents.runtime.test_live_stream import ANSWER, QUESTION
 from tests.factories import ModelProviderFactory
 from tests.support.slow_model import assign_demo_guardrails
 
@@ -159,3 +159,65 @@ def test_a_sentence_blocked_before_a_tool_call_stops_the_run(tool_round_agent):
     assert not [s for s in steps if s.kind == "tool_call"]
     blocked = [s for s in steps if s.status == "blocked"]
     assert [s.name for s in blocked] == ["Blocked topics (answers) (output)"]
+
+
+ANCHORED = {
+    "name": "Starts with The customer", "kind": "regex", "action": "block", "applies_to_input": False,
+    "applies_to_output": True, "config": {"patterns": ["^The customer"]},
+}  # fmt: skip
+ACROSS = {
+    "name": "Across two sentences", "kind": "regex", "action": "block", "applies_to_input": False,
+    "applies_to_output": True, "config": {"patterns": [r"applies \[1\]\.\s+The customer"]},
+}  # fmt: skip
+
+
+def _streamed_and_plain(agent):
+    plain = execute(agent, QUESTION, source="api")
+    stream = execute_stream(agent, QUESTION, source="api")
+    events = list(stream)
+    return events, stream.execution, plain
+
+
+def test_an_anchored_pattern_is_judged_on_the_answer_not_on_each_sentence(slow_agent):
+    """``^The customer`` matches the second sentence alone but not the answer: streamed or not, the
+    run completes and the stream shows the whole answer."""
+    agent, _ = slow_agent(ANSWER, delay=0.0, extra_guards=[ANCHORED])
+    events, streamed, plain = _streamed_and_plain(agent)
+    assert plain.status == streamed.status == "completed", streamed.error
+    assert streamed.output == plain.output == _shown(events)
+    assert "retract" not in [e["event"] for e in events]
+
+
+def test_an_anchored_pattern_at_the_start_blocks_the_first_sentence(slow_agent):
+    """The same pattern on an answer that starts with it: nothing is shown, the run is blocked, and the
+    trace has the regex guardrail's step ``blocked``."""
+    agent, _ = slow_agent("The customer pays the VAT [1]. " + ANSWER, delay=0.0, extra_guards=[ANCHORED])
+    events, streamed, plain = _streamed_and_plain(agent)
+    assert [e for e in events if e["event"] == "delta"] == []
+    assert plain.status == streamed.status == "blocked"
+    assert streamed.error == plain.error
+    blocked = [s.name for s in streamed.steps.all() if s.status == "blocked"]
+    assert blocked == ["Starts with The customer (output)"]
+
+
+def test_a_pattern_across_two_sentences_blocks_before_the_second_is_shown(slow_agent):
+    agent, _ = slow_agent(ANSWER, delay=0.0, extra_guards=[ACROSS])
+    events, streamed, plain = _streamed_and_plain(agent)
+    deltas = [e["data"]["text"] for e in events if e["event"] == "delta"]
+    assert not any("The customer" in d for d in deltas)
+    assert plain.status == streamed.status == "blocked"
+    assert [e["event"] for e in events].count("retract") == 1
+
+
+def test_an_identifier_known_by_the_sentence_before_never_goes_out_raw(slow_agent):
+    """ "by phone:" on one line, the number alone on the next: the whole answer's PII check redacts the
+    number, and so must the check of the lone line, which reads the line before."""
+    number = "03012345678"
+    answer = f"Reach the client by phone:\n{number}\nThe reverse charge applies [1]."
+    agent, _ = slow_agent(answer, delay=0.0, extra_guards=[PII_IN_ANSWERS])
+    events, streamed, plain = _streamed_and_plain(agent)
+    assert number not in plain.output
+    deltas = "".join(e["data"]["text"] for e in events if e["event"] == "delta")
+    assert number not in deltas
+    assert streamed.status == plain.status == "completed"
+    assert streamed.output == plain.output == _shown(events)
