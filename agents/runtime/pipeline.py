@@ -81,6 +81,15 @@ class ToolCallRejected(Exception):
     """The model asked for a tool call that cannot be made (unknown tool, bad arguments, too many)."""
 
 
+class StreamFailed(Exception):
+    """Thrown into a run's events by the door streaming them when it cannot go on (``reason`` is
+    recorded as the run's error): the run ends ``failed`` at once, and no further event is produced."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+
 def _validate_input(text) -> str:
     if not isinstance(text, str) or not text.strip():
         raise ValidationError({"input": "Ask a question: the input cannot be empty."})
@@ -263,9 +272,15 @@ def run_events(run: Run, input: str, *, stream=False) -> Iterator[dict | None]:
     except GeneratorExit:
         _finish(run, ExecutionStatus.FAILED, "", "the client closed the stream before the run finished", [])
         raise
+    except StreamFailed as exc:
+        _finish(run, ExecutionStatus.FAILED, "", exc.reason, [])
+        return execution
     except Exception as exc:  # the record must end in a final state whatever went wrong
         logger.exception("Execution %s failed unexpectedly", execution.pk)
         error = f"internal error ({exc.__class__.__name__}); the failure was logged"
+    if status == ExecutionStatus.FAILED and run.gate is not None and run.gate.shown:
+        # What was shown is not the answer of a run that failed: the client clears it and says why.
+        yield from _retract(run, error)
     _finish(run, status, output, error, citations)
     if run.stream:
         yield _event("execution", execution_to_dict(execution))

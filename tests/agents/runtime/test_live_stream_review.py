@@ -221,3 +221,72 @@ def test_an_identifier_known_by_the_sentence_before_never_goes_out_raw(slow_agen
     assert number not in deltas
     assert streamed.status == plain.status == "completed"
     assert streamed.output == plain.output == _shown(events)
+
+
+def test_a_provider_failure_after_sentences_were_shown_retracts_them(httpserver, make_agent, settings, org):
+    """The provider fails mid-answer: the client is told to clear what it showed, with the failure as
+    the reason, before the ``execution`` event that records the run ``failed``."""
+    settings.PROVIDER_ALLOWED_HOSTS = [f"{httpserver.host}:{httpserver.port}"]
+    provider = ModelProviderFactory(
+        organization=org, kind="openai_compatible", base_url=httpserver.url_for("/v1"),
+        api_key="sk-test", default_model="gpt-test", timeout_seconds=20, max_retries=0,
+        price_input_per_1k=Decimal("0"), price_output_per_1k=Decimal("0"),
+    )  # fmt: skip
+    agent = make_agent(provider=provider, guards=None, tools=())
+    assign_demo_guardrails(agent)
+    failing = [*_words("Hide nothing from the auditor [1]. Next sentence is here"),
+               'data: {"error": {"message": "upstream overloaded"}}\n\n']  # fmt: skip
+    httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_handler(
+        lambda request: Response(failing, content_type="text/event-stream")
+    )
+    events = list(execute_stream(agent, "Who pays the VAT?", source="api"))
+    names = [e["event"] for e in events]
+    assert "delta" in names
+    final = events[-1]["data"]
+    assert final["status"] == "failed" and final["output"] == ""
+    retract = events[names.index("retract")]["data"]
+    assert names.index("retract") == len(names) - 2
+    assert retract == {"reason": final["error"], "text": ""}
+    assert _shown(events) == final["output"]
+
+
+def test_a_step_the_door_cannot_render_records_the_real_reason(slow_agent):
+    """A door failing to render a step (the console's template) ends the stream with an ``error`` event
+    and the run ``failed`` with that reason, not as a client that left."""
+    from agents.runtime.serialize import execution_to_dict
+    from agents.runtime.streaming import encode
+
+    agent, _ = slow_agent(ANSWER, delay=0.0)
+    stream = execute_stream(agent, QUESTION, source="api")
+    seen = []
+
+    def broken(data):
+        seen.append(data)
+        if len(seen) == 3:
+            raise RuntimeError("the template broke")
+        return data
+
+    body = list(encode(stream, step=broken, execution=execution_to_dict))
+    stream.close()
+    assert body[-1].startswith("event: error")
+    stream.execution.refresh_from_db()
+    assert stream.execution.status == "failed"
+    assert stream.execution.error.startswith("the stream could not be sent: internal error (RuntimeError)")
+
+
+def test_a_failure_building_the_last_event_leaves_the_record_as_it_ended(slow_agent):
+    """The run had ended (completed) when its ``execution`` event could not be built: the stream ends
+    with ``error`` and the record stays as it was, as docs/api.md says."""
+    from agents.runtime.streaming import encode
+
+    agent, _ = slow_agent(ANSWER, delay=0.0)
+    stream = execute_stream(agent, QUESTION, source="api")
+
+    def broken(execution):
+        raise RuntimeError("the serializer broke")
+
+    body = list(encode(stream, execution=broken))
+    stream.close()
+    assert body[-1].startswith("event: error")
+    stream.execution.refresh_from_db()
+    assert stream.execution.status == "completed"
