@@ -123,6 +123,17 @@ class Renumberer:
         return shown
 
 
+#: A citation marker with the spaces before it, as ``without_citations`` removes it.
+_MARKER_WITH_SPACE = re.compile(r"[ \t]*" + MARKER_RE.pattern, MARKER_RE.flags)
+
+
+def without_citations(text: str) -> str:
+    """``text`` without its citation markers: an earlier turn's answer or an approved example cites
+    passages of another retrieval, and a model copying their "[1]" would tie it to this run's
+    passage 1 (``boundary.compose`` sends them so). Placeholders (``[IBAN_1]``) are not markers."""
+    return _MARKER_WITH_SPACE.sub("", text) if "[" in text else text
+
+
 def renumber(answer: str, passages: list) -> tuple[str, list[dict]]:
     """``answer`` with its citations numbered 1…n in order of appearance, and the ``citations`` list."""
     renumberer = Renumberer(passages)
