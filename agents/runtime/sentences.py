@@ -95,11 +95,6 @@ class SentenceSplitter:
         text, self._buffer, self._scanned = self._buffer, "", 0
         return text
 
-    @property
-    def pending(self) -> str:
-        """The text received but not yet released."""
-        return self._buffer
-
     def _boundary(self) -> int | None:
         """The end of the first complete sentence in the buffer: just after the whitespace character
         that follows it (more whitespace starts the next sentence, so nothing waits for it)."""

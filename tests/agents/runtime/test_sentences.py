@@ -64,7 +64,7 @@ def test_a_sentence_is_released_as_soon_as_the_space_after_it_arrives():
     splitter = SentenceSplitter()
     assert splitter.feed("The VAT is €190.00.") == []
     assert splitter.feed(" ") == ["The VAT is €190.00. "]
-    assert splitter.pending == ""
+    assert splitter.flush() == ""
 
 
 def test_a_placeholder_split_across_chunks_is_held_until_whole():
