@@ -35,6 +35,7 @@ from typing import Any
 from django.utils import timezone
 
 from agents.models import StepKind, StepStatus
+from agents.runtime.citations import without_citations
 from agents.runtime.providers import ModelRequest
 from guardrails.checks.pii import ENTITIES
 from guardrails.engine import evaluate
@@ -359,12 +360,13 @@ def compose(loaded, text: str, passages: list, has_tools: bool, examples=None, h
     if has_tools:
         system.append("Use the tools for calculations and checks instead of working them out yourself.")
     messages = [{"role": "system", "content": "\n\n".join(s for s in system if s)}]
+    # Their citation markers number another retrieval's passages: sent without them.
     for example_input, example_output in loaded.examples if examples is None else examples:
         messages.append({"role": "user", "content": example_input})
-        messages.append({"role": "assistant", "content": example_output})
+        messages.append({"role": "assistant", "content": without_citations(example_output)})
     for question, answer in history:
         messages.append({"role": "user", "content": question})
-        messages.append({"role": "assistant", "content": answer})
+        messages.append({"role": "assistant", "content": without_citations(answer)})
     if passages:
         numbered = "\n\n".join(
             f"[{i}] ({p.citation_label()})\n{p.text}" for i, p in enumerate(passages, start=1)

@@ -22,8 +22,7 @@ Two ways in, with the same result for the same text:
 - ``Renumberer(passages)`` for an answer that arrives piece by piece (streaming, sentence by
   sentence): ``feed(piece)`` returns the text that can be shown now — a marker cut between two pieces
   (``"… [" + "2] …"``) is held back until it is whole — ``flush()`` what is held at the end,
-  ``citations()`` the list so far, and ``passages_as_shown()`` the passages in the order of the new
-  numbers, for a check that reads the renumbered text.
+  ``citations()`` the list so far.
 """
 
 from __future__ import annotations
@@ -95,15 +94,6 @@ class Renumberer:
         by_new = sorted((n, number) for number, n in self.new_number.items())
         return [citation_entry(n, number, self.passages[number - 1]) for n, number in by_new]
 
-    def passages_as_shown(self) -> list:
-        """The passages in the order of the numbers shown: those cited so far as numbered, then the
-        others in search order. A check of the renumbered text against these (the citations-required
-        guardrail deciding on a streamed answer) finds what it finds in the model's text against the
-        passages as the model saw them."""
-        order = sorted(self.new_number, key=self.new_number.__getitem__)
-        rest = [n for n in range(1, len(self.passages) + 1) if n not in self.new_number]
-        return [self.passages[n - 1] for n in order + rest]
-
     def _renumbered(self, text: str) -> str:
         if "[" not in text:
             return text
@@ -121,6 +111,17 @@ class Renumberer:
         if invalid:  # kept as written, after the renumbered ones
             shown = shown[:-1] + ", " + ", ".join(map(str, invalid)) + "]"
         return shown
+
+
+#: A citation marker with the spaces before it, as ``without_citations`` removes it.
+_MARKER_WITH_SPACE = re.compile(r"[ \t]*" + MARKER_RE.pattern, MARKER_RE.flags)
+
+
+def without_citations(text: str) -> str:
+    """``text`` without its citation markers: an earlier turn's answer or an approved example cites
+    passages of another retrieval, and a model copying their "[1]" would tie it to this run's
+    passage 1 (``boundary.compose`` sends them so). Placeholders (``[IBAN_1]``) are not markers."""
+    return _MARKER_WITH_SPACE.sub("", text) if "[" in text else text
 
 
 def renumber(answer: str, passages: list) -> tuple[str, list[dict]]:

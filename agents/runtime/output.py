@@ -24,6 +24,7 @@ asked for. The gate only decides what the client may see before that.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from os.path import commonprefix
 from typing import Protocol
 
 from agents.runtime.sentences import SentenceSplitter
@@ -33,8 +34,9 @@ from guardrails.engine import evaluate, restore, sentence_wise
 class SentenceBlocked(Exception):
     """A sentence check blocked the answer; ``reason`` is what the client is told."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, verdict=None):
         self.reason = reason
+        self.verdict = verdict  # the guardrails' verdict on the sentence (``guardrails.engine.Verdict``)
         super().__init__(reason)
 
 
@@ -54,29 +56,55 @@ def blocked_reason(verdict) -> str:
 
 
 class SentenceChecks:
-    """The output guardrails that decide on one sentence, run on each sentence in turn. Placeholders
-    are numbered on from the run's mapping and across sentences, as they would be on the whole
-    answer."""
+    """The output guardrails that decide on one sentence, run on each sentence in turn, with the text
+    before it as context: each check reads the model's answer so far (what was checked before and the
+    new sentence), so an anchored pattern (``^The customer``), a pattern across two sentences or an
+    identifier recognised by the words before it ("by phone:\n030…") is judged as on the whole answer,
+    and only what the new sentence adds is released.
+
+    Placeholders are numbered on from the run's mapping as it is when the sentence is checked
+    (``redactions`` is the run's own, not a copy: the boundary's sweep of the request and a tool's
+    result add to it while the run goes on) and from the placeholders these checks created before, as
+    they would be on the whole answer: a placeholder already taken is never given to another value."""
 
     def __init__(self, guardrails: Iterable, *, redactions: dict[str, str], passages: list):
         self.guardrails = [g for g in guardrails if sentence_wise(g, "output")]
-        self.redactions = dict(redactions)
+        self.live = redactions
+        self.own: dict[str, str] = {}  # placeholders created here: they hide what the model wrote
         self.passages = passages
+        self.before = ""  # the model's text checked so far
+        self.released = ""  # the same text as these checks released it
+
+    def mapping(self) -> dict[str, str]:
+        """The placeholders taken so far: the run's, then those created by these checks."""
+        return {**self.live, **self.own}
 
     def sentence(self, text: str) -> str:
-        if not self.guardrails or not text.strip():
+        if not self.guardrails:
+            return text
+        whole = self.before + text
+        if not text.strip():
+            self.before, self.released = whole, self.released + text
             return text
         verdict = evaluate(
             self.guardrails,
-            text,
+            whole,
             stage="output",
-            context={"redactions": self.redactions, "passages": self.passages},
+            context={"redactions": self.mapping(), "passages": self.passages},
             sentence=True,
         )
         if verdict.blocked:
-            raise SentenceBlocked(blocked_reason(verdict))
-        self.redactions = verdict.redactions
-        return verdict.redacted_text
+            raise SentenceBlocked(blocked_reason(verdict), verdict)
+        for placeholder in verdict.new_redactions:
+            self.own[placeholder] = verdict.redactions[placeholder]
+        redacted = verdict.redacted_text
+        # What was released before is released again by the same checks on the longer text, but for
+        # a finding that starts in it and ends in the new sentence (an identifier cut by a line
+        # break): its start was shown; the rest is released redacted and the whole answer's record
+        # replaces the text at the end (a ``retract`` with the recorded answer).
+        kept = len(commonprefix([self.released, redacted]))
+        self.before, self.released = whole, redacted
+        return redacted[kept:]
 
 
 class Restore:
@@ -84,11 +112,16 @@ class Restore:
     not a copy: a tool result redacted during the run is restored too; placeholders the sentence
     checks create hide what the model produced and are not in it)."""
 
-    def __init__(self, redactions: dict[str, str]):
+    def __init__(self, redactions: dict[str, str], *, hidden: dict[str, str] | None = None):
         self.redactions = redactions
+        self.hidden = hidden if hidden is not None else {}
 
     def sentence(self, text: str) -> str:
-        return restore(text, self.redactions) if self.redactions else text
+        if not self.redactions:
+            return text
+        if self.hidden:  # a placeholder the sentence checks created is never the requester's value
+            return restore(text, {k: v for k, v in self.redactions.items() if k not in self.hidden})
+        return restore(text, self.redactions)
 
 
 class Renumber:
@@ -112,10 +145,13 @@ class OutputGate:
         self.transforms = transforms
         self.splitter = SentenceSplitter()
         self.shown = ""
+        self.fed = ""  # the provider's text as received
         self.blocked: str = ""
+        self.verdict = None  # the verdict that blocked, when a sentence check did
 
     def feed(self, text: str) -> list[str]:
         """The sentences completed by ``text``, each as it may be shown."""
+        self.fed += text
         return [piece for piece in map(self._release, self.splitter.feed(text)) if piece]
 
     def flush(self) -> list[str]:
@@ -135,7 +171,7 @@ class OutputGate:
             for transform in self.transforms[start:]:
                 sentence = transform.sentence(sentence)
         except SentenceBlocked as exc:
-            self.blocked = exc.reason
+            self.blocked, self.verdict = exc.reason, exc.verdict
             return ""
         self.shown += sentence
         return sentence

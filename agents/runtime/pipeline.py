@@ -81,6 +81,15 @@ class ToolCallRejected(Exception):
     """The model asked for a tool call that cannot be made (unknown tool, bad arguments, too many)."""
 
 
+class StreamFailed(Exception):
+    """Thrown into a run's events by the door streaming them when it cannot go on (``reason`` is
+    recorded as the run's error): the run ends ``failed`` at once, and no further event is produced."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+
 def _validate_input(text) -> str:
     if not isinstance(text, str) or not text.strip():
         raise ValidationError({"input": "Ask a question: the input cannot be empty."})
@@ -268,9 +277,15 @@ def run_events(run: Run, input: str, *, stream=False) -> Iterator[dict | None]:
     except GeneratorExit:
         _finish(run, ExecutionStatus.FAILED, "", "the client closed the stream before the run finished", [])
         raise
+    except StreamFailed as exc:
+        _finish(run, ExecutionStatus.FAILED, "", exc.reason, [])
+        return execution
     except Exception as exc:  # the record must end in a final state whatever went wrong
         logger.exception("Execution %s failed unexpectedly", execution.pk)
         error = f"internal error ({exc.__class__.__name__}); the failure was logged"
+    if status == ExecutionStatus.FAILED and run.gate is not None and run.gate.shown:
+        # What was shown is not the answer of a run that failed: the client clears it and says why.
+        yield from _retract(run, error)
     _finish(run, status, output, error, citations)
     if run.stream:
         yield _event("execution", execution_to_dict(execution))
@@ -357,8 +372,14 @@ def _pipeline(run: Run, input: str, model: str):
             passages=passages,
         )
         response = yield from _call_model(run, request, passages)
+        # Everything the model wrote, in every round (text before its tool calls too), is the answer:
+        # it is what a streaming client was shown, and it is checked and recorded as a whole.
+        answer = _joined(answer, response.content or "")
+        if run.gate is not None and run.gate.blocked:
+            # A sentence check blocked: no tool runs and the model is not called again; the answer so
+            # far is checked as a whole below, as any answer is.
+            break
         if not response.tool_calls:
-            answer = response.content
             break
         if not offer:
             raise ToolCallRejected(
@@ -395,13 +416,14 @@ def _pipeline(run: Run, input: str, model: str):
             reason = _blocked_reason(verdict)
             yield from _retract(run, reason)
             return ExecutionStatus.BLOCKED, "", reason, []
+        if run.gate is not None and run.gate.blocked:
+            # The whole answer passed what a sentence blocked (``output.py`` says when that can be):
+            # what was retracted stays retracted, and the trace says which guardrail blocked.
+            status, output, error, citations = yield from _sentence_blocked(run)
+            return status, output, error, citations
         answer = verdict.text
         # New placeholders from the output stage stay: they hide what the model produced, not the requester's data.
         run.redactions.update(verdict.redactions or {})
-    if run.retracted:
-        # A sentence check blocked what the whole-answer check let through (a pattern anchored at a
-        # sentence's start): what was retracted stays retracted.
-        return ExecutionStatus.BLOCKED, "", run.retracted, []
     # Checked above against the passages as numbered for the model; shown numbered 1…n as cited.
     answer, citations = renumber(answer, passages)
     final = restore(answer, restore_map) if restore_map else answer
@@ -416,6 +438,27 @@ def _pipeline(run: Run, input: str, model: str):
             # client replaces its text.
             yield _event("retract", {"reason": "", "text": final})
     return ExecutionStatus.COMPLETED, final, "", citations
+
+
+def _joined(answer: str, text: str) -> str:
+    """``text`` (a model round's) after ``answer`` (the earlier rounds'), on a new line unless the
+    earlier text ended with whitespace: a sentence never runs across two rounds."""
+    if answer and text and not answer[-1].isspace():
+        return answer + "\n" + text
+    return answer + text
+
+
+def _sentence_blocked(run: Run):
+    """The run ends ``blocked`` as soon as a sentence check blocked; its guardrail steps (the blocking
+    one ``blocked``) say which guardrail it was."""
+    gate = run.gate
+    verdict = gate.verdict
+    if verdict is not None:
+        started_at = timezone.now()
+        for result in verdict.results:
+            yield _step_event(run, _guardrail_step(run, "output", result, verdict, started_at))
+    yield from _retract(run, gate.blocked)
+    return ExecutionStatus.BLOCKED, "", gate.blocked, []
 
 
 def _retract(run: Run, reason: str):
@@ -636,14 +679,22 @@ def _call_model(run: Run, request: ModelRequest, passages: list):
     answer goes out sentence by sentence through the run's output gate (``output.OutputGate``)."""
     started_at = timezone.now()
     t0 = time.perf_counter()
-    gate = run.gate = _gate(run, passages) if run.stream else None
+    if run.stream and run.gate is None:
+        run.gate = _gate(run, passages)
+    gate = run.gate
     response = None
+    first = True
     try:
         for item in send(run.provider, request, stream=run.stream, boundary=run.boundary):
             if isinstance(item, ModelResponse):
                 response = item
             elif gate is not None:
-                yield from _release(run, gate.feed(item))
+                if first and item:
+                    # A later round's text starts a new line, as ``_joined`` records it.
+                    yield from _release(run, gate.feed(_joined(gate.fed, item)[len(gate.fed) :]))
+                    first = False
+                else:
+                    yield from _release(run, gate.feed(item))
         if gate is not None:
             yield from _release(run, gate.flush())
     except ProviderError as exc:
@@ -772,13 +823,8 @@ def _gate(run: Run, passages: list) -> OutputGate:
     values restored; between them the citations numbered 1…n in order of appearance, as the recorded
     answer's are (``citations.renumber``; the sentence checks read the model's own numbers, as the
     whole-answer checks do)."""
-    gate = OutputGate(
-        [
-            SentenceChecks(run.loaded.guardrails_for("output"), redactions=run.redactions, passages=passages),
-            Renumber(Renumberer(passages)),
-            Restore(run.redactions),
-        ]
-    )
+    checks = SentenceChecks(run.loaded.guardrails_for("output"), redactions=run.redactions, passages=passages)
+    gate = OutputGate([checks, Renumber(Renumberer(passages)), Restore(run.redactions, hidden=checks.own)])
     gate.blocked = run.retracted
     return gate
 

@@ -35,13 +35,14 @@ import re
 #: Longest text released without a sentence boundary (characters), cut at its last whitespace.
 MAX_SENTENCE = 600
 
-#: Words after which a full stop does not end the sentence (compared without case).
+#: Words after which a full stop does not end the sentence (compared without case); the offline
+#: engine cuts the passages it quotes by the same rule (``providers.offline.split_sentences``).
 ABBREVIATIONS = frozenset(
     """
-    abs abschn anm art aufl bd bspw bzgl bzw ca cf chap co corp dept dipl dr e.g eg etc evtl f ff fig
-    gem ggf gmbh hr hrn hrsg i.e ie inc inkl jr jan feb mar apr jun jul aug sep sept oct okt nov dec dez
-    lit ltd max min mio mr mrs ms mwst nr no nos op p para pp prof rn rz s sec sect sog sr st str tel
-    tz u.a usw vgl vol vs z.b zb zzgl zit ziff
+    abs abschn anm approx art arts aufl bd bspw bzgl bzw ca cf ch chap co corp d.h dept dipl dr e.g ed
+    eds eg est etc evtl excl f ff fig gem ggf gmbh hr hrn hrsg i.e ie inc incl inkl jr jan feb mar apr
+    jun jul aug sep sept oct okt nov dec dez lit ltd max min mio mr mrs ms mwst nr no nos op p para
+    paras pp prof rn rz s sec sect sog sr st str tel tz u.a usw vgl vol vs z.b zb zzgl zit ziff
     """.split()
 )
 
@@ -93,11 +94,6 @@ class SentenceSplitter:
     def flush(self) -> str:
         text, self._buffer, self._scanned = self._buffer, "", 0
         return text
-
-    @property
-    def pending(self) -> str:
-        """The text received but not yet released."""
-        return self._buffer
 
     def _boundary(self) -> int | None:
         """The end of the first complete sentence in the buffer: just after the whitespace character

@@ -49,12 +49,15 @@ def step_to_dict(step) -> dict:
 
 def execution_to_dict(execution, steps=None) -> dict:
     """``execution`` with its ``steps`` (given, or ``execution.steps.all()``: those the run holds, see
-    ``agents.runtime.record``, else read from the database)."""
+    ``agents.runtime.record``, else read from the database): the members of the API's execution
+    detail (``agents.api.serializers.ExecutionDetailSerializer``), so that the console's ``execution``
+    event and the API's carry the same ones (tests/agents/console/test_console_stream.py)."""
     if steps is None:
         steps = execution.steps.all()
     return {
         "id": execution.pk,
         "agent": execution.agent_id,
+        "agent_name": execution.agent.name,
         "persona": execution.persona_id,
         "persona_version": getattr(execution.persona, "version", None) if execution.persona_id else None,
         "provider": execution.provider_id,
@@ -71,6 +74,8 @@ def execution_to_dict(execution, steps=None) -> dict:
         "latency_ms": execution.latency_ms,
         "source": execution.source,
         "is_test": execution.is_test,
+        "actor_user": execution.actor_user_id,
+        "actor_api_key": execution.actor_api_key_id,
         "conversation": execution.conversation_id,
         "turn": execution.turn,
         "created_at": _iso(execution.created_at),

@@ -13,7 +13,11 @@ The protocol (docs/api.md, "Streaming"), each event ``event: NAME`` + ``data: JS
 - ``execution`` — the finished execution (the execution's detail body); always the last event of a
   run that ended;
 - ``error`` — ``{"status", "code", "message", "errors"}`` (the API's error body): the stream could not
-  go on; the run is recorded as failed.
+  go on; a run still going is recorded as failed with the reason (``RunStream.fail``), one that had
+  already ended (the failure was in building the ``execution`` event) keeps its record.
+
+A run that fails after part of the answer was shown sends ``retract`` (``reason``: the failure,
+``text`` empty) before its ``execution``.
 
 A door may add to a payload (the console adds the server-rendered ``html`` of a step and of the
 finished turn) but never changes its members.
@@ -27,7 +31,7 @@ import logging
 from collections.abc import Callable, Iterator
 
 from agents.models import Execution
-from agents.runtime.pipeline import run_events, start
+from agents.runtime.pipeline import StreamFailed, run_events, start
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +69,11 @@ def encode(
             elif kind == "execution":
                 data = execution(events.execution)
             yield sse(kind, data)
-    except Exception:
+    except Exception as exc:
         logger.exception("The stream of execution %s failed", events.execution.pk)
+        events.fail(
+            f"the stream could not be sent: internal error ({exc.__class__.__name__}); the failure was logged"
+        )
         yield error_event("The run failed unexpectedly. The server log has the details.")
 
 
@@ -90,6 +97,14 @@ class RunStream:
     def close(self) -> None:
         """End the run now: one not finished is recorded as failed (the client closed the stream)."""
         self._context.run(self._events.close)
+
+    def fail(self, reason: str) -> None:
+        """End the run now because its door cannot go on: one not finished is recorded as failed with
+        ``reason``; one that ended keeps its record."""
+        try:
+            self._context.run(self._events.throw, StreamFailed(reason))
+        except (StopIteration, StreamFailed):  # ended now, or had ended before
+            pass
 
     def __del__(self) -> None:  # a stream dropped unread still finishes its record, in its context
         self.close()

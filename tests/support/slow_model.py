@@ -46,10 +46,12 @@ class SlowModel:
     """Answers every chat completion with ``answer`` (a text, or its sentences as a list): streamed word
     by word, ``delay`` seconds apart when the request asks for a stream, as one completion otherwise.
     Records the request bodies, the time (``time.monotonic``) each sentence's last word was sent and
-    when the stream ended."""
+    when the stream ended. ``cut`` is the pattern of the pieces sent (``re.findall``): a word and the
+    space after it unless given."""
 
-    def __init__(self, answer: str | list[str], *, delay: float = 0.05):
+    def __init__(self, answer: str | list[str], *, delay: float = 0.05, cut: str = r"\S+\s*"):
         self.sentences = [answer] if isinstance(answer, str) else list(answer)
+        self.cut = cut
         self.answer = "".join(self.sentences)
         self.delay = delay
         self.bodies: list[dict] = []
@@ -72,7 +74,7 @@ class SlowModel:
         def stream():
             yield _chunk("")
             for sentence in self.sentences:
-                for piece in re.findall(r"\S+\s*", sentence):
+                for piece in re.findall(self.cut, sentence):
                     time.sleep(self.delay)
                     yield _chunk(piece)
                 self.sentence_sent.append(time.monotonic())

@@ -42,6 +42,7 @@ from functools import lru_cache
 import snowballstemmer
 
 from agents.runtime.providers.base import ModelRequest, ModelResponse, Provider, ToolCall
+from agents.runtime.sentences import split
 
 LABEL = "Offline engine (extractive; not a generative model)"
 #: Passages read (in search order) and sentences quoted.
@@ -139,14 +140,6 @@ FACETS: tuple[dict[str, frozenset[str]], ...] = (
 WORD = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+", re.UNICODE)
 #: A placeholder of the PII guardrail (``[IBAN_1]``): not a word of the question.
 PLACEHOLDER = re.compile(r"\[[A-Z][A-Z0-9_]*_\d+\]")
-#: Where a sentence may end: its punctuation, then space and a capital, digit, quote, bracket or §.
-SENTENCE_END = re.compile(r"[.!?]+[\"'”’)]*\s+(?=[A-ZÄÖÜ0-9\"'“‘(§\[])")
-#: Words after which a full stop does not end the sentence (lowercased, without the stop).
-ABBREVIATIONS = frozenset(
-    """e.g i.e etc cf vs approx incl excl art arts para paras no nos nr p pp sec ch fig vol ed eds
-    mr mrs ms dr prof st co ltd inc corp dept est min max z.b u.a d.h bzw ggf vgl abs ziff s usw
-    ca evtl inkl zzgl jan feb mar apr jun jul aug sep sept oct nov dec""".split()
-)
 LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d{1,3}[.)]|[a-z][.)])\s+")
 TABLE_RULE = re.compile(r"^\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?\s*$")
 
@@ -390,20 +383,10 @@ def _passage_heading(passage) -> str:
 
 
 def split_sentences(text: str) -> list[str]:
-    """The sentences of one line of prose: cut after ``.``, ``!`` or ``?`` and the space that follows,
-    unless the stop ends an abbreviation ("e.g.", "Art.") or a single letter ("A. Smith"); a stop
-    inside a number ("1.000,00", "§ 13b") is never followed by a space, so never a cut."""
-    sentences: list[str] = []
-    start = 0
-    for end in SENTENCE_END.finditer(text):
-        before = text[start : end.start()].rsplit(None, 1)
-        word = before[-1].lower().lstrip("(\"'") if before else ""
-        if text[end.start()] == "." and (word in ABBREVIATIONS or (len(word) == 1 and word.isalpha())):
-            continue
-        sentences.append(text[start : end.end()].strip())
-        start = end.end()
-    sentences.append(text[start:].strip())
-    return [s for s in sentences if s]
+    """The sentences of one line of prose, without their surrounding spaces: the live answer's rule
+    (``agents.runtime.sentences``, one rule for both), so an abbreviation ("e.g.", "Art."), a single
+    letter ("A. Smith"), an ordinal ("am 1. Januar") or a number ("1.000,00", "§ 13b") never ends one."""
+    return [sentence.strip() for sentence in split(text) if sentence.strip()]
 
 
 @dataclass(frozen=True, slots=True)

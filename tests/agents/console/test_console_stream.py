@@ -78,3 +78,20 @@ def test_the_console_retracts_a_blocked_answer_with_the_reason(editor_web, agent
     assert names[-1] == "execution" and events[-1][1]["status"] == "blocked"
     assert "Insider" not in "".join(str(data) for name, data, _ in events if name in ("delta", "retract"))
     assert Execution.objects.get().status == "blocked"
+
+
+def test_the_consoles_execution_event_has_the_apis_members(editor_web, editor, agent, slow_console_agent):
+    """One protocol: the console's finished turn carries every member of the API's execution body
+    (``html`` added), with the requester and the agent's name."""
+    from agents.api.serializers import ExecutionDetailSerializer
+
+    slow_console_agent(SENTENCES, delay=0.0)
+    response = editor_web.post(RUN, {"agent": agent.pk, "message": "Who pays the VAT?"}, **STREAM)
+    name, finished, _ = read_sse(response.streaming_content)[-1]
+    assert name == "execution"
+    assert set(finished) == {*ExecutionDetailSerializer.Meta.fields, "html"}
+    assert (finished["agent_name"], finished["actor_user"], finished["actor_api_key"]) == (
+        agent.name,
+        editor.pk,
+        None,
+    )

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from agents.models import Conversation, Execution
 from agents.runtime import ConversationBusy, execute, execute_stream
+from agents.runtime.citations import without_citations
 from agents.runtime.conversations import NEW, TITLE_LENGTH, conversation_title
 from prisma_glow.audit.models import AuditEvent
 from tests.factories import ConversationFactory, ExecutionFactory
@@ -86,7 +87,7 @@ def test_turns_continue_in_order_and_the_model_reads_the_completed_ones(make_age
     assert third.turn == 4 and third.status == "completed", third.error
     assert _history_sent(third) == [
         ("user", "What is the VAT on €1,000 at 19%?"),
-        ("assistant", first.output),
+        ("assistant", without_citations(first.output)),
     ]
 
 
@@ -199,3 +200,23 @@ def test_two_turns_asked_at_once_one_starts_the_other_is_refused(make_agent):
         (1, "completed"),
         (2, "running"),
     ]
+
+
+def test_earlier_answers_and_examples_go_to_the_model_without_their_citation_markers(make_agent):
+    """An earlier turn's "[1]" cites that turn's passages, an example's "[2]" another retrieval's: the
+    model reads them without markers, so a "[1]" it copies cannot stand for this turn's passage 1."""
+    from agents.models import LearningExampleStatus
+    from tests.factories import LearningExampleFactory
+
+    agent = make_agent(guards=None)
+    LearningExampleFactory(
+        agent=agent, status=LearningExampleStatus.APPROVED, input="Who pays?",
+        output="The customer pays [2]. It is due monthly [source 3].",
+    )  # fmt: skip
+    first = execute(agent, "What is the VAT on €1,000 at 19%?", source="api", conversation=NEW)
+    assert "[1]" in first.output
+    second = execute(agent, QUESTION, source="api", conversation=first.conversation)
+    history = _history_sent(second)
+    assert history[1] == ("assistant", "The customer pays. It is due monthly.")
+    assert [role for role, _ in history] == ["user", "assistant", "user", "assistant"]
+    assert history[3][1] and "[" not in history[3][1]

@@ -4,6 +4,7 @@ end retracts what was; the record is the same as a run that did not stream."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -30,7 +31,7 @@ def slow_agent(httpserver, make_agent, settings, org):
     OpenAI-compatible server that streams ``answer`` word by word, with every demo guardrail."""
     settings.PROVIDER_ALLOWED_HOSTS = [f"{httpserver.host}:{httpserver.port}"]
 
-    def build(answer, *, delay=0.02, extra_guards=()):
+    def build(answer, *, delay=0.02, extra_guards=(), cut=r"\S+\s*"):
         provider = ModelProviderFactory(
             organization=org, kind="openai_compatible", base_url=httpserver.url_for("/v1"),
             api_key="sk-test", default_model="gpt-test", timeout_seconds=20, max_retries=0,
@@ -40,7 +41,7 @@ def slow_agent(httpserver, make_agent, settings, org):
         assign_demo_guardrails(agent)
         for order, fields in enumerate(extra_guards, start=10):
             guardrail(agent, order, **fields)
-        model = SlowModel(answer, delay=delay)
+        model = SlowModel(answer, delay=delay, cut=cut)
         httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_handler(model)
         return agent, model
 
@@ -116,10 +117,13 @@ def test_a_missing_citation_blocks_at_the_end_and_retracts(slow_agent):
 
 
 def test_a_placeholder_split_across_chunks_reaches_the_requester_restored(slow_agent):
-    """The requester's IBAN goes to the model as a placeholder; the model's answer, streamed word by
-    word, shows the requester the value and never the placeholder."""
+    """The requester's IBAN goes to the model as a placeholder; the model's answer, streamed with the
+    placeholder cut in two chunks ("[IB" + "AN_1] "), shows the requester the value and never the
+    placeholder."""
     iban = "DE89370400440532013000"
-    agent, model = slow_agent("The account [IBAN_1] is German [1]. It is valid [1].")
+    answer, cut = "The account [IBAN_1] is German [1]. It is valid [1].", r"\[IB|\S+\s*"
+    assert "[IB" in re.findall(cut, answer) and "AN_1] " in re.findall(cut, answer)
+    agent, model = slow_agent(answer, cut=cut)
     events = timed(
         execute_stream(agent, f"Is the IBAN {iban} a German account for reverse charge?", source="api")
     )

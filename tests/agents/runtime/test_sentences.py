@@ -64,7 +64,7 @@ def test_a_sentence_is_released_as_soon_as_the_space_after_it_arrives():
     splitter = SentenceSplitter()
     assert splitter.feed("The VAT is €190.00.") == []
     assert splitter.feed(" ") == ["The VAT is €190.00. "]
-    assert splitter.pending == ""
+    assert splitter.flush() == ""
 
 
 def test_a_placeholder_split_across_chunks_is_held_until_whole():
@@ -97,3 +97,20 @@ def test_a_boundary_near_the_limit_falls_the_same_whatever_the_chunks(extra):
     pieces = [s for c in text for s in splitter.feed(c)] + [splitter.flush()]
     assert pieces == whole and "".join(whole) == text
     assert all(len(s) <= MAX_SENTENCE + 1 for s in whole)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Die Frist endet am 1. Januar. Danach gilt § 13b UStG.",
+        "It costs approx. 190 EUR incl. VAT. Pay it by the 15th.",
+        "See ch. 4 and d.h. the annex. Ed. note: none.",
+    ],
+)
+def test_the_offline_engine_cuts_passages_by_the_live_answers_rule(text):
+    """One sentence rule: the offline engine's sentences are the live splitter's, trimmed, and the
+    abbreviations either knew are known to both ("approx.", "incl.", "ch.", "d.h.")."""
+    from agents.runtime.providers.offline import split_sentences
+
+    assert split_sentences(text) == [s.strip() for s in split(text)]
+    assert len(split(text)) == 2
