@@ -113,6 +113,9 @@ class Boundary:
         self.redactions = redactions
         #: What the ``block`` / ``warn`` guardrails found (``note_found``), shared with the run.
         self.found = {} if found is None else found
+        #: Placeholders whose values reached the run only through approved learning examples: another
+        #: client's identifiers, which an API key may not see (``Run.shown_values``).
+        self.from_examples: set[str] = set()
         # The last sweep (``sweep``) redacts with every guardrail that does not send identifiers.
         self._sweeping = [{**g, "action": "redact"} for g in guards if g["action"] != "warn"]
         self._swept_texts: dict[str, str] = {}
@@ -197,7 +200,9 @@ class Boundary:
             question = self.screen(example_input)
             answer = self.screen(example_output, pending=question.redactions)
             if question.text is not None and answer.text is not None:
+                before = set(self.redactions)
                 self.commit(question, answer)
+                self.from_examples.update(set(self.redactions) - before)
                 kept.append((question.text, answer.text))
             hits.append((f"learning example {n}", [question, answer]))
         return kept, self._step(run, "learning examples", hits, started_at, t0)

@@ -112,16 +112,24 @@ class Restore:
     not a copy: a tool result redacted during the run is restored too; placeholders the sentence
     checks create hide what the model produced and are not in it)."""
 
-    def __init__(self, redactions: dict[str, str], *, hidden: dict[str, str] | None = None):
+    def __init__(
+        self,
+        redactions: dict[str, str],
+        *,
+        hidden: dict[str, str] | None = None,
+        masked: dict[str, str] | None = None,
+    ):
         self.redactions = redactions
         self.hidden = hidden if hidden is not None else {}
+        #: Placeholders shown in their masked form rather than restored (``Run.shown_values``).
+        self.masked = masked if masked is not None else {}
 
     def sentence(self, text: str) -> str:
         if not self.redactions:
             return text
-        if self.hidden:  # a placeholder the sentence checks created is never the requester's value
-            return restore(text, {k: v for k, v in self.redactions.items() if k not in self.hidden})
-        return restore(text, self.redactions)
+        # A placeholder the sentence checks created is never the requester's value.
+        mapping = {k: v for k, v in self.redactions.items() if k not in self.hidden}
+        return restore(text, {**mapping, **self.masked} if self.masked else mapping)
 
 
 class Renumber:

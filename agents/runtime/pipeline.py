@@ -61,6 +61,7 @@ from agents.runtime.providers.base import parse_arguments
 from agents.runtime.serialize import execution_to_dict, json_safe, step_to_dict, without_nul
 from agents.selectors import RunConfiguration
 from guardrails.engine import evaluate, restore
+from guardrails.masking import mask_value
 from knowledge.search import search
 from prisma_glow.tenancy.models import APIKey
 from tools.registry import ToolArgumentsInvalid, run_tool, validate_arguments
@@ -134,6 +135,9 @@ class Run:
     retracted: str = ""
     #: The privacy boundary (``boundary.py``): the run's PII guardrails over everything sent.
     boundary: Boundary | None = None
+    #: Placeholders the requester sees masked rather than restored: an approved example's values,
+    #: for an API key (``agents.privacy``: keys see only their own runs' identifiers).
+    masked: dict[str, str] = field(default_factory=dict)
     #: The conversation's earlier turns to send, (question, answer) as stored (``conversations``).
     history: list[tuple[str, str]] = field(default_factory=list)
     #: Values the ``block`` / ``warn`` PII guardrails found (value → label): no placeholder stands for
@@ -344,6 +348,10 @@ def _pipeline(run: Run, input: str, model: str):
     examples, steps = boundary.examples(run, loaded.examples)
     for step in steps:
         yield _step_event(run, step)
+    if run.execution.actor_api_key_id is not None:
+        # Members who may run an agent (editors and above) may see any example's values in full; an
+        # API key may not (``agents.privacy``): an example's identifiers reach it masked.
+        run.masked.update({key: mask_value(run.redactions[key]) for key in boundary.from_examples})
     history, steps = boundary.history(run, run.history)
     for step in steps:
         yield _step_event(run, step)
@@ -400,7 +408,7 @@ def _pipeline(run: Run, input: str, model: str):
 
     # 6. Output guardrails ------------------------------------------------------------------------
     # The same checks on the whole answer whether the run streams or not: the record is the same.
-    restore_map = dict(run.redactions)
+    restore_map = {**run.redactions, **run.masked}
     if output_guards:
         started_at = timezone.now()
         verdict = evaluate(
@@ -824,7 +832,13 @@ def _gate(run: Run, passages: list) -> OutputGate:
     answer's are (``citations.renumber``; the sentence checks read the model's own numbers, as the
     whole-answer checks do)."""
     checks = SentenceChecks(run.loaded.guardrails_for("output"), redactions=run.redactions, passages=passages)
-    gate = OutputGate([checks, Renumber(Renumberer(passages)), Restore(run.redactions, hidden=checks.own)])
+    gate = OutputGate(
+        [
+            checks,
+            Renumber(Renumberer(passages)),
+            Restore(run.redactions, hidden=checks.own, masked=run.masked),
+        ]
+    )
     gate.blocked = run.retracted
     return gate
 

@@ -8,13 +8,15 @@ import json
 import re
 
 import pytest
+from werkzeug import Response
 
 from agents import services
 from agents.models import LearningExample
-from agents.runtime import execute
+from agents.runtime import execute, execute_stream
+from guardrails.masking import mask_value
 from tests.agents.runtime.conftest import guardrail
-from tests.agents.runtime.test_openai_provider import completion, remote  # noqa: F401 (the fixture)
-from tests.factories import ExecutionFactory
+from tests.agents.runtime.test_openai_provider import chunk, completion, remote  # noqa: F401 (the fixture)
+from tests.factories import APIKeyFactory, ExecutionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -25,8 +27,12 @@ PLACEHOLDER = re.compile(r"\[[A-Z]+_\d+\]")
 
 
 def _echo(body):
-    """The model's answer: every placeholder it was sent, in order."""
-    return completion("Seen: " + " ".join(dict.fromkeys(PLACEHOLDER.findall(json.dumps(body["messages"])))))
+    """The model's answer: every placeholder it was sent, in order (streamed word by word when asked)."""
+    answer = "Seen: " + " ".join(dict.fromkeys(PLACEHOLDER.findall(json.dumps(body["messages"]))))
+    if not body.get("stream"):
+        return completion(answer)
+    pieces = [chunk({"content": word}) for word in re.findall(r"\S+\s*", answer)]
+    return Response([*pieces, chunk(finish="stop"), "data: [DONE]\n\n"], content_type="text/event-stream")
 
 
 def _approved_example_from_feedback(agent, requester):
@@ -77,3 +83,38 @@ def test_without_a_pii_guardrail_an_example_is_sent_as_typed(remote, editor):  #
     messages = model.bodies[0]["messages"]
     assert messages[1]["content"] == f"Is the IBAN {EXAMPLE_IBAN} valid?"
     assert not PLACEHOLDER.search(json.dumps(messages))
+
+
+def _events_output(stream) -> tuple[str, str]:
+    """What a streaming client was shown (the deltas joined) and the recorded answer."""
+    events = list(stream)
+    shown = "".join(e["data"]["text"] for e in events if e["event"] == "delta")
+    return shown, events[-1]["data"]["output"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+def test_an_api_key_sees_an_examples_identifiers_masked_in_the_answer(remote, editor, stream):  # noqa: F811 (the imported fixture)
+    """An approved example holds another client's identifiers. Members who may run an agent (editors
+    and above) may open any example in full, so they read its values back; an API key may see only
+    its own runs' identifiers (``agents.privacy``): asked to repeat the examples, it reads them masked,
+    while its own input's value still comes back."""
+    agent, model = remote(_echo, guards=None)
+    guardrail(agent, 0, name="PII", kind="pii", action="redact", config={})
+    _approved_example_from_feedback(agent, editor)
+    key = APIKeyFactory(organization=agent.organization, scopes=["read", "execute"])
+    question = f"Repeat your examples. Mine is {INPUT_IBAN}."
+    if stream:
+        shown, output = _events_output(execute_stream(agent, question, source="api", actor=key))
+        assert shown == output
+    else:
+        execution = execute(agent, question, source="api", actor=key)
+        assert execution.status == "completed", execution.error
+        output = execution.output
+    assert EXAMPLE_IBAN not in output and EXAMPLE_VAT not in output
+    # The examples come before the question in the messages, so the model echoes their placeholders first.
+    assert output == f"Seen: {mask_value(EXAMPLE_IBAN)} {mask_value(EXAMPLE_VAT)} {INPUT_IBAN}"
+    sent = json.dumps(model.bodies, ensure_ascii=False)
+    assert EXAMPLE_IBAN not in sent and INPUT_IBAN not in sent
+    # The same question from an editor: every value back.
+    execution = execute(agent, question, source="api", actor=editor)
+    assert execution.output == f"Seen: {EXAMPLE_IBAN} {EXAMPLE_VAT} {INPUT_IBAN}"
