@@ -378,8 +378,7 @@ class ConversationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
         extra_kwargs = {
             "title": {
-                "help_text": "The first question, with every client identifier replaced by its kind "
-                "(`[IBAN]`)."
+                "help_text": "The first question, with every client identifier masked (`DE89 •••• 3000`)."
             }
         }
 
