@@ -89,7 +89,7 @@ def test_user_or_api_key_that_acted_cannot_be_deleted(org, owner):
 
 
 def test_verify_audit_passes_on_intact_chains_and_says_how_many_events(org, other_org, owner):
-    """ASVS 5.0 V16.4.3: the log's integrity can be checked — intact chains exit 0 with their counts."""
+    """ASVS 5.0 V16.4.2: the log's integrity can be checked — intact chains exit 0 with their counts."""
     _chain(org, 3, actor=owner)
     _chain(other_org, 2)
     audit_record(organization=None, action="system.start")
@@ -103,7 +103,7 @@ def test_verify_audit_passes_on_intact_chains_and_says_how_many_events(org, othe
 
 @pytest.mark.parametrize("tampering", ["changed", "deleted", "reordered", "unknown-version"])
 def test_verify_audit_finds_a_tampered_chain_and_exits_non_zero(org, other_org, owner, tampering):
-    """ASVS 5.0 V16.4.3: a row changed, removed or moved with the triggers disabled is found: the first
+    """ASVS 5.0 V16.4.2: a row changed, removed or moved with the triggers disabled is found: the first
     broken event of the organisation is printed, the command exits 1, other chains are still intact."""
     events = _chain(org, 5, actor=owner)
     _chain(other_org, 2)
@@ -135,7 +135,7 @@ def test_verify_audit_finds_a_tampered_chain_and_exits_non_zero(org, other_org, 
 
 
 def test_verify_audit_org_scopes_the_check(org, other_org, owner):
-    """ASVS 5.0 V16.4.3: --org checks that organisation's chain alone."""
+    """ASVS 5.0 V16.4.2: --org checks that organisation's chain alone."""
     events = _chain(org, 3, actor=owner)
     _chain(other_org, 2)
     tamper_audit("UPDATE audit_auditevent SET action = 'x' WHERE id = %s", [events[0].pk])
@@ -197,3 +197,25 @@ def test_grant_app_role_refuses_an_unknown_role_or_one_that_owns_the_tables(db):
         (me,) = cursor.fetchone()
     with pytest.raises(CommandError, match="superuser or owns tables"):
         call_command("grant_app_role", me)
+
+
+def test_compose_runs_the_application_as_a_role_that_owns_no_table():
+    """ASVS 5.0 V16.4.2: in docker-compose.yml the owner migrates and grants; web and worker connect as
+    the application's role, which the database's first start creates."""
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    services = yaml.safe_load((root / "docker-compose.yml").read_text())["services"]
+    for name in ("web", "worker"):
+        assert services[name]["environment"]["DATABASE_URL"].startswith("postgres://prisma_glow_app:")
+    migrate = services["migrate"]
+    assert migrate["environment"]["DATABASE_URL"].startswith("postgres://prisma_glow:")
+    assert (
+        "manage.py migrate --noinput && python manage.py grant_app_role prisma_glow_app"
+        in migrate["command"][-1]
+    )
+    assert "./deploy/postgres-init:/docker-entrypoint-initdb.d:ro" in services["db"]["volumes"]
+    script = (root / "deploy" / "postgres-init" / "10-app-role.sh").read_text()
+    assert "CREATE ROLE prisma_glow_app LOGIN" in script
