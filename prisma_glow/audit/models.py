@@ -28,7 +28,8 @@ class AuditEventQuerySet(models.QuerySet):
 class AuditEvent(models.Model):
     """One audited action: who (a user or an API key), what, on which object, before and after.
 
-    Rows are never updated or deleted. Each row's ``hash`` covers its content and the previous row's
+    Rows are never updated or deleted: the model refuses it, and on PostgreSQL so does the database
+    (triggers, audit migration 0006). Each row's ``hash`` covers its content and the previous row's
     hash in the same organisation, so an edit or a removal in the database breaks the chain
     (``prisma_glow.audit.services.audit_verify_chain``).
     """
@@ -41,11 +42,13 @@ class AuditEvent(models.Model):
         related_name="audit_events",
         db_index=False,  # the indexes below all begin with it
     )
+    # PROTECT, not SET_NULL: the actor's id is hashed, and the database refuses every UPDATE of an
+    # event (audit migration 0006), so a user or key that acted is deactivated or revoked, not deleted.
     actor_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     actor_api_key = models.ForeignKey(
-        "tenancy.APIKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "tenancy.APIKey", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     actor_label = models.CharField(max_length=200, blank=True, help_text="Who acted, kept after deletion.")
     action = models.CharField(max_length=64, db_index=True)

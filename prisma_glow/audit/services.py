@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -118,19 +118,41 @@ def _chain_head(organization) -> str:
     return events.order_by("-id").values_list("hash", flat=True).first() or ""
 
 
+#: Why an event fails verification, in words for an operator.
+BROKEN_LINK = "its link does not match the event before it (an event removed, inserted or moved)"
+BROKEN_HASH = "its hash does not match its content (the event was changed)"
+
+
+def audit_chain_walk(organization, *, chunk_size: int = 2000) -> Iterator[tuple[AuditEvent, str | None]]:
+    """Each event of ``organization``'s chain (None: the events without one) in append order, with why
+    it does not verify (``BROKEN_LINK`` / ``BROKEN_HASH``) or None. Reads ``chunk_size`` rows at a time
+    (a server-side cursor on PostgreSQL), never the whole log at once.
+
+    An event is checked against the stored hash of the one before it, so one edited row is reported
+    once (its hash) and a removed row once (the next event's link); an event whose ``prev_hash`` does
+    not match is not checked further. An unknown hash version is a changed event. A removed *last*
+    event leaves no trace in the chain: the triggers and the database roles prevent it
+    (docs/security.md)."""
+    prev = ""
+    events = AuditEvent.objects.filter(organization=organization).order_by("id")
+    for event in events.iterator(chunk_size=chunk_size):
+        reason = None
+        if event.prev_hash != prev:
+            reason = BROKEN_LINK
+        else:
+            try:
+                intact = event.compute_hash() == event.hash
+            except ValueError:
+                intact = False
+            if not intact:
+                reason = BROKEN_HASH
+        yield event, reason
+        prev = event.hash
+
+
 def audit_verify_chain(organization) -> list[int]:
     """Return the ids of events whose hash or link does not match (empty when the chain is intact)."""
-    broken: list[int] = []
-    prev = ""
-    for event in AuditEvent.objects.filter(organization=organization).order_by("id").iterator():
-        try:
-            intact = event.prev_hash == prev and event.compute_hash() == event.hash
-        except ValueError:  # an unknown hash version: tampered with, like any other mismatch
-            intact = False
-        if not intact:
-            broken.append(event.id)
-        prev = event.hash
-    return broken
+    return [event.id for event, reason in audit_chain_walk(organization) if reason is not None]
 
 
 # --- Audited updates ------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from prisma_glow.audit.canonical import canonical_json, canonical_number, valida
 from prisma_glow.audit.models import AuditEvent
 from prisma_glow.audit.services import audit_record, audit_verify_chain
 from tests.support.api import assert_error
+from tests.support.audit import tamper_audit
 from tools.models import Tool
 from tools.services import tool_create, tool_update
 
@@ -181,8 +182,7 @@ def test_version_1_events_keep_verifying_before_and_after_version_2_ones(org, ow
 def test_the_hash_version_is_covered_by_the_hash(org):
     """Relabelling a version 2 event as version 1 breaks it: the version is part of what is hashed."""
     event = audit_record(organization=org, action="x", after={"n": 1})
-    with connection.cursor() as cursor:
-        cursor.execute("UPDATE audit_auditevent SET hash_version = 1 WHERE id = %s", [event.pk])
+    tamper_audit("UPDATE audit_auditevent SET hash_version = 1 WHERE id = %s", [event.pk])
     assert audit_verify_chain(org) == [event.pk]
 
 
@@ -318,8 +318,7 @@ def test_an_unknown_hash_version_is_reported_not_raised(org):
     the whole log: that event is reported as broken, and the others still checked."""
     first = audit_record(organization=org, action="x", after={"n": 1})
     second = audit_record(organization=org, action="y", after={"n": 2})
-    with connection.cursor() as cursor:
-        cursor.execute("UPDATE audit_auditevent SET hash_version = 7 WHERE id = %s", [first.pk])
+    tamper_audit("UPDATE audit_auditevent SET hash_version = 7 WHERE id = %s", [first.pk])
     assert audit_verify_chain(org) == [first.pk]
     assert second.pk not in audit_verify_chain(org)
 
