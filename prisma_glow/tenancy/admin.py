@@ -436,5 +436,8 @@ def expiring_keys_panel(request, organization) -> dict:
 
 
 admin.site.register_dashboard_panel(
-    "api_keys_expiring", template="admin/tenancy/apikey/dashboard_panel.html", context=expiring_keys_panel, order=20
+    "api_keys_expiring",
+    template="admin/tenancy/apikey/dashboard_panel.html",
+    context=expiring_keys_panel,
+    order=20,
 )

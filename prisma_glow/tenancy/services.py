@@ -277,7 +277,9 @@ def api_key_expiry(expires_at: datetime | None, *, now: datetime | None = None) 
     if expires_at is None:
         return latest
     if expires_at <= now:
-        raise ValidationError({"expires_at": ValidationError("The expiry must be in the future.", code="past")})
+        raise ValidationError(
+            {"expires_at": ValidationError("The expiry must be in the future.", code="past")}
+        )
     if expires_at > latest:
         raise ValidationError(
             {
