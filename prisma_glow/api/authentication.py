@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, timedelta
 
 from django.db.models import Q
 from django.utils import timezone
@@ -49,7 +48,7 @@ def record_use(key: APIKey, *, now=None) -> None:
 
 def expires_at_header(key: APIKey) -> str:
     """The key's expiry in ISO 8601 UTC, to the second (``X-API-Key-Expires-At``)."""
-    return key.expires_at.astimezone(dt_timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return key.expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def api_key_headers(key: APIKey) -> dict[str, str]:
