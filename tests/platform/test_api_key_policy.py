@@ -312,3 +312,38 @@ def test_the_command_defaults_to_and_refuses_beyond_the_maximum(org):
             "--expires-in-days",
             "91",
         )
+
+
+# --- The migration ---------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migration_0003_gives_keys_without_expiry_now_plus_90_days_and_keeps_the_others():
+    """Keys stored before the policy get the migration's time plus 90 days (not created_at + 90, which
+    would cut old clients off at the deploy); a key that had an expiry keeps it."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    before, after = (
+        [("tenancy", "0002_organization_config_stamp")],
+        [("tenancy", "0003_apikey_expiry_required")],
+    )
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old_apps = executor.loader.project_state(before).apps
+    Organization = old_apps.get_model("tenancy", "Organization")
+    OldKey = old_apps.get_model("tenancy", "APIKey")
+    organization = Organization.objects.create(name="Old firm", slug="old-firm")
+    long_ago = timezone.now() - 400 * DAY
+    kept = timezone.now() + 5 * DAY
+    never = OldKey.objects.create(
+        organization=organization, name="never", prefix="aaaa0001", hashed_secret="x"
+    )
+    OldKey.objects.filter(pk=never.pk).update(created_at=long_ago)
+    dated = OldKey.objects.create(
+        organization=organization, name="dated", prefix="aaaa0002", hashed_secret="x", expires_at=kept
+    )
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    never_now = APIKey.objects.get(pk=never.pk)
+    assert 90 * DAY - timedelta(minutes=5) < lifetime_left(never_now) <= 90 * DAY
+    assert APIKey.objects.get(pk=dated.pk).expires_at == kept
