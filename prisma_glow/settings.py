@@ -190,6 +190,20 @@ API_RATE_LIMIT = os.environ.get("PRISMA_GLOW_API_RATE", "600/m")
 API_EXECUTE_RATE_LIMIT = os.environ.get("PRISMA_GLOW_API_EXECUTE_RATE", "60/m")
 API_AUTH_FAILURE_RATE_LIMIT = os.environ.get("PRISMA_GLOW_API_AUTH_FAILURE_RATE", "60/m")
 
+# --- API key policy -------------------------------------------------------------------------------
+# Every key expires: at most this many days after it is created or rotated (a key created without an
+# expiry gets exactly this many). Keys within API_KEY_WARN_DAYS of expiry are flagged on the dashboard
+# and in every response to them (X-API-Key-Expiry-Warning). See docs/api.md "Authentication".
+API_KEY_MAX_DAYS = env_int("PRISMA_GLOW_API_KEY_MAX_DAYS", 90)
+API_KEY_WARN_DAYS = env_int("PRISMA_GLOW_API_KEY_WARN_DAYS", 14)
+if not 1 <= API_KEY_MAX_DAYS <= 3650 or not 0 <= API_KEY_WARN_DAYS <= API_KEY_MAX_DAYS:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "PRISMA_GLOW_API_KEY_MAX_DAYS must be between 1 and 3650, and PRISMA_GLOW_API_KEY_WARN_DAYS "
+        "between 0 and PRISMA_GLOW_API_KEY_MAX_DAYS."
+    )
+
 # --- Agent runtime --------------------------------------------------------------------------------
 # The answer length (tokens) sent to the provider for a persona without its own max_tokens, so a
 # small local model cannot generate until its context is full. Between 1 and 128000, as on personas.

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 
 import factory
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
@@ -71,6 +73,8 @@ class APIKeyFactory(factory.django.DjangoModelFactory):
     organization = factory.SubFactory(OrganizationFactory)
     name = factory.Sequence(lambda n: f"Key {n}")
     scopes = factory.LazyFunction(lambda: ["read", "write", "execute"])
+    # Every key expires (tenancy.services.api_key_expiry); the longest lifetime allowed by default.
+    expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=settings.API_KEY_MAX_DAYS))
 
     @classmethod
     def _create(cls, model_class, *args, **kwargs):

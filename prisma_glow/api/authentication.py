@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
+from django.db.models import Q
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
@@ -11,8 +12,56 @@ from prisma_glow.api.throttling import auth_failure_record, auth_failures_exceed
 from prisma_glow.tenancy.models import APIKey
 
 KEYWORD = "Api-Key"
+# On every response to a request authenticated by a key (errors included): its expiry, and from
+# settings.API_KEY_WARN_DAYS before it a sentence saying to rotate (prisma_glow.api.middleware).
+EXPIRES_AT_HEADER = "X-API-Key-Expires-At"
+EXPIRY_WARNING_HEADER = "X-API-Key-Expiry-Warning"
 # last_used_at is written at most this often per key, so a busy client does not write on every call.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+class APIKeyExpired(exceptions.AuthenticationFailed):
+    """401 ``api_key_expired``: the key was good but its expiry (or rotation grace) has passed."""
+
+    default_code = "api_key_expired"
+
+    def __init__(self, detail: str, *, key: APIKey):
+        super().__init__(detail, code=self.default_code)
+        self.api_key = key
+
+
+def record_use(key: APIKey, *, now=None) -> None:
+    """Record that ``key`` was used, at most once per ``LAST_USED_RESOLUTION``.
+
+    No query at all while the value read with the key is recent; otherwise one conditional UPDATE
+    that writes only if the stored value is still old, so concurrent requests neither race on a
+    read-modify-write nor write the same minute twice."""
+    now = now or timezone.now()
+    threshold = now - LAST_USED_RESOLUTION
+    if key.last_used_at is not None and key.last_used_at >= threshold:
+        return
+    APIKey.objects.filter(pk=key.pk).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=threshold)
+    ).update(last_used_at=now)
+    key.last_used_at = now
+
+
+def expires_at_header(key: APIKey) -> str:
+    """The key's expiry in ISO 8601 UTC, to the second (``X-API-Key-Expires-At``)."""
+    return key.expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def api_key_headers(key: APIKey) -> dict[str, str]:
+    """The headers every response to ``key`` carries: its expiry, and a warning near it."""
+    headers = {EXPIRES_AT_HEADER: expires_at_header(key)}
+    if key.expires_soon:
+        days = max(0, (key.expires_at - timezone.now()).days)
+        headers[EXPIRY_WARNING_HEADER] = (
+            f"This API key expires on {headers[EXPIRES_AT_HEADER]} ("
+            + ("in less than a day" if days == 0 else f"in {days} day{'s' if days != 1 else ''}")
+            + f"); rotate it now: POST /api/v1/api-keys/{key.pk}/rotate/ or API keys in the admin."
+        )
+    return headers
 
 
 class APIKeyPrincipal:
@@ -40,7 +89,8 @@ class APIKeyPrincipal:
 class APIKeyAuthentication(authentication.BaseAuthentication):
     """Looks the key up by its public prefix and compares the hash in constant time.
 
-    Expired, revoked and rotated-out keys (their grace period over) get 401 with a reason.
+    Revoked keys get 401 with a reason; expired and rotated-out keys (their grace period over) 401
+    with the code ``api_key_expired``. A key's use is recorded at most once a minute (``record_use``).
     """
 
     def authenticate(self, request):
@@ -61,10 +111,7 @@ class APIKeyAuthentication(authentication.BaseAuthentication):
         except exceptions.AuthenticationFailed:
             auth_failure_record(request)
             raise
-        now = timezone.now()
-        if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
-            APIKey.objects.filter(pk=key.pk).update(last_used_at=now)
-            key.last_used_at = now
+        record_use(key)
         return APIKeyPrincipal(key), key
 
     @staticmethod
@@ -81,12 +128,16 @@ class APIKeyAuthentication(authentication.BaseAuthentication):
         now = timezone.now()
         if key.revoked_at is not None:
             raise exceptions.AuthenticationFailed("This API key has been revoked.")
-        if key.expires_at is not None and key.expires_at <= now:
+        if key.expires_at <= now:
             if APIKey.objects.filter(rotated_from=key).exists():
-                raise exceptions.AuthenticationFailed(
-                    "This API key was rotated and its grace period is over; use the new key."
+                raise APIKeyExpired(
+                    "This API key was rotated and its grace period is over; use the new key.", key=key
                 )
-            raise exceptions.AuthenticationFailed("This API key has expired.")
+            raise APIKeyExpired(
+                f"This API key expired on {expires_at_header(key)}. Ask an admin of your organisation "
+                "for a new key (API keys in the admin, or POST /api/v1/api-keys/).",
+                key=key,
+            )
         return key
 
     def authenticate_header(self, request) -> str:

@@ -3,7 +3,9 @@
 Before the view: a NUL character in the path, the query string or a header, a malformed
 ``Content-Length`` (400), or a body larger than the limit (413) is answered at once, without reading
 the body. After the view: Django's own HTML 404/405/500 pages under ``/api/`` become JSON errors,
-and every response, errors and new keys' secrets included, gets ``Cache-Control: no-store``.
+and every response, errors and new keys' secrets included, gets ``Cache-Control: no-store``; every
+response to a request an API key authenticated, errors included, carries the key's expiry
+(``X-API-Key-Expires-At``) and, near it, ``X-API-Key-Expiry-Warning``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from django.conf import settings
 from django.http import JsonResponse
 from django.utils.cache import add_never_cache_headers
 
+from prisma_glow.api.authentication import api_key_headers
 from prisma_glow.api.errors import error_body
+from prisma_glow.tenancy.models import APIKey
 
 logger = logging.getLogger("prisma_glow.api")
 
@@ -55,6 +59,10 @@ class APIGuardMiddleware:
             return self.get_response(request)
         rejected = self.check(request)
         response = rejected if rejected is not None else self.jsonify(request, self.get_response(request))
+        key = getattr(request, "auth", None)  # set by DRF when an API key authenticated the request
+        if isinstance(key, APIKey):
+            for header, value in api_key_headers(key).items():
+                response[header] = value
         # Every API answer is one caller's data (a new key's secret among them) or an error about their
         # request: no browser, proxy or CDN may keep a copy.
         add_never_cache_headers(response)

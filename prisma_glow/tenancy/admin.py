@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime as dt
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.http import HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.urls import path
@@ -213,18 +215,34 @@ class APIKeyCreateForm(forms.ModelForm):
     expires_at = forms.DateTimeField(
         required=False,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        help_text="Blank: never expires.",
     )
 
     class Meta:
         model = APIKey
         fields = ["name", "scopes", "expires_at"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["expires_at"].help_text = expiry_help_text()
+
     def clean_expires_at(self):
-        value = self.cleaned_data.get("expires_at")
-        if value is not None and value <= timezone.now():
-            raise forms.ValidationError("The expiry must be in the future.")
-        return value
+        return clean_expiry(self.cleaned_data.get("expires_at"))
+
+
+def expiry_help_text() -> str:
+    return (
+        f"Blank: {settings.API_KEY_MAX_DAYS} days from now, the longest a key may last. "
+        "The key stops working at this time; rotate it before."
+    )
+
+
+def clean_expiry(value):
+    """The service's rule (``services.api_key_expiry``), shown on the field."""
+    try:
+        services.api_key_expiry(value)
+    except ValidationError as exc:
+        raise forms.ValidationError(exc.message_dict["expires_at"])
+    return value
 
 
 class RotateForm(forms.Form):
@@ -235,13 +253,27 @@ class RotateForm(forms.Form):
         label="Grace period (minutes)",
         help_text="How long the old key keeps working. 0: it stops at once.",
     )
+    expires_at = forms.DateTimeField(
+        required=False,
+        label="New key expires",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["expires_at"].help_text = expiry_help_text()
+
+    def clean_expires_at(self):
+        return clean_expiry(self.cleaned_data.get("expires_at"))
 
 
 def key_state(key: APIKey) -> str:
     if key.revoked_at is not None:
         return "revoked"
-    if key.expires_at is not None and key.expires_at <= timezone.now():
+    if key.expires_at <= timezone.now():
         return "expired"
+    if key.expires_soon:
+        return "expires-soon"
     return "usable"
 
 
@@ -349,6 +381,7 @@ class APIKeyAdmin(OrganizationScopedAdmin):
             api_key=key,
             actor=request.user,
             grace=dt.timedelta(minutes=form.cleaned_data["grace_minutes"]),
+            expires_at=form.cleaned_data.get("expires_at"),
         )
         if error is not None:
             for line in validation_messages(error):
@@ -383,3 +416,28 @@ class APIKeyAdmin(OrganizationScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False  # revoke instead: the record stays for the audit trail
+
+
+# --- What the tenancy app adds to the dashboard ------------------------------------------------
+
+EXPIRING_KEYS_SHOWN = 10
+
+
+def expiring_keys_panel(request, organization) -> dict:
+    """Usable keys within ``settings.API_KEY_WARN_DAYS`` of expiry, for those who may read keys."""
+    if not policy.decide(get_admin_access(request), "api_key.view"):
+        return {"expiring_keys": None}
+    keys = APIKey.objects.filter(organization=organization).expiring_soon()
+    return {
+        "expiring_keys": list(keys[:EXPIRING_KEYS_SHOWN]),
+        "expiring_keys_count": keys.count(),
+        "expiring_keys_warn_days": settings.API_KEY_WARN_DAYS,
+    }
+
+
+admin.site.register_dashboard_panel(
+    "api_keys_expiring",
+    template="admin/tenancy/apikey/dashboard_panel.html",
+    context=expiring_keys_panel,
+    order=20,
+)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -104,14 +105,25 @@ def hash_secret(secret: str) -> str:
 class APIKeyQuerySet(models.QuerySet):
     def usable(self, at=None):
         at = at or timezone.now()
-        return self.filter(revoked_at__isnull=True).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=at))
+        return self.filter(revoked_at__isnull=True, expires_at__gt=at)
+
+    def expiring_soon(self, at=None):
+        """Usable keys that expire within ``settings.API_KEY_WARN_DAYS`` (soonest first)."""
+        at = at or timezone.now()
+        return self.usable(at).filter(expires_at__lte=at + api_key_warn_period()).order_by("expires_at", "id")
+
+
+def api_key_warn_period() -> timedelta:
+    return timedelta(days=settings.API_KEY_WARN_DAYS)
 
 
 class APIKey(TimeStampedModel):
     """A credential for API clients: ``pg_<prefix>.<secret>``; only the prefix and a hash are stored.
 
-    A key belongs to one organisation and carries scopes. Rotation creates a new key (``rotated_from``
-    points at the old one) and lets the old one expire after a grace period.
+    A key belongs to one organisation and carries scopes. Every key expires, at most
+    ``settings.API_KEY_MAX_DAYS`` after it is created or rotated (``tenancy.services.api_key_expiry``).
+    Rotation creates a new key (``rotated_from`` points at the old one) and lets the old one expire
+    after a grace period.
     """
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="api_keys")
@@ -122,8 +134,10 @@ class APIKey(TimeStampedModel):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    expires_at = models.DateTimeField(null=True, blank=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(help_text="When the key stops working; every key has one.")
+    last_used_at = models.DateTimeField(
+        null=True, blank=True, help_text="Recorded at most once a minute (prisma_glow.api.authentication)."
+    )
     revoked_at = models.DateTimeField(null=True, blank=True)
     rotated_from = models.OneToOneField(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="rotated_to"
@@ -171,8 +185,12 @@ class APIKey(TimeStampedModel):
 
     @property
     def is_usable(self) -> bool:
-        now = timezone.now()
-        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+        return self.revoked_at is None and self.expires_at is not None and self.expires_at > timezone.now()
+
+    @property
+    def expires_soon(self) -> bool:
+        """Usable, but within ``settings.API_KEY_WARN_DAYS`` of its expiry: time to rotate it."""
+        return self.is_usable and self.expires_at <= timezone.now() + api_key_warn_period()
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes or Scope.ADMIN in self.scopes

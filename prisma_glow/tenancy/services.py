@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -260,6 +261,38 @@ def _user_or_none(actor):
     return actor
 
 
+def api_key_max_lifetime() -> timedelta:
+    return timedelta(days=settings.API_KEY_MAX_DAYS)
+
+
+def api_key_expiry(expires_at: datetime | None, *, now: datetime | None = None) -> datetime:
+    """The expiry a new (or rotated) key gets: ``expires_at``, or the longest allowed when None.
+
+    Every key expires within ``settings.API_KEY_MAX_DAYS``: a later expiry is refused rather than
+    silently shortened, so that a client never believes its key lasts longer than it does. A past
+    expiry is refused too. Raises ValidationError on ``expires_at`` (the API's 400, the form's error).
+    """
+    now = now or timezone.now()
+    latest = now + api_key_max_lifetime()
+    if expires_at is None:
+        return latest
+    if expires_at <= now:
+        raise ValidationError(
+            {"expires_at": ValidationError("The expiry must be in the future.", code="past")}
+        )
+    if expires_at > latest:
+        raise ValidationError(
+            {
+                "expires_at": ValidationError(
+                    f"A key can last at most {settings.API_KEY_MAX_DAYS} days: choose an expiry no later "
+                    f"than {latest:%Y-%m-%d %H:%M} UTC, or leave it empty for the longest allowed.",
+                    code="beyond_max",
+                )
+            }
+        )
+    return expires_at
+
+
 @retry_on_conflict
 @transaction.atomic
 def api_key_create(
@@ -271,7 +304,11 @@ def api_key_create(
     expires_at: datetime | None = None,
     rotated_from: APIKey | None = None,
 ) -> tuple[APIKey, str]:
-    """Create a key; return it with its full value ``pg_<prefix>.<secret>`` (shown once, never stored)."""
+    """Create a key; return it with its full value ``pg_<prefix>.<secret>`` (shown once, never stored).
+
+    ``expires_at`` None gives the longest lifetime allowed; later than that, or in the past, raises
+    ValidationError (``api_key_expiry``)."""
+    expires_at = api_key_expiry(expires_at)
     lock_for_write(organization=organization)
     full_key, prefix, hashed = APIKey.generate()
     api_key = APIKey(
@@ -285,8 +322,6 @@ def api_key_create(
         rotated_from=rotated_from,
     )
     api_key.full_clean()
-    if expires_at is not None and expires_at <= timezone.now():
-        raise ValidationError({"expires_at": "The expiry must be in the future."})
     api_key.save()
     audit_record(
         organization=organization,
@@ -312,15 +347,20 @@ def _lock_usable(api_key: APIKey, verb: str) -> APIKey:
     api_key = APIKey.objects.select_for_update(of=("self",)).select_related("organization").get(pk=api_key.pk)
     if api_key.revoked_at is not None:
         raise ConflictError(f"This API key has been revoked and cannot be {verb}.", code="conflict")
-    if api_key.expires_at is not None and api_key.expires_at <= timezone.now():
+    if api_key.expires_at <= timezone.now():
         raise ConflictError(f"This API key has expired and cannot be {verb}.", code="conflict")
     return api_key
 
 
 @retry_on_conflict
 @transaction.atomic
-def api_key_rotate(*, api_key: APIKey, actor, grace: timedelta = timedelta(0)) -> tuple[APIKey, str]:
-    """Replace a key with a new secret (same name, scopes, expiry); return the new key and its value.
+def api_key_rotate(
+    *, api_key: APIKey, actor, grace: timedelta = timedelta(0), expires_at: datetime | None = None
+) -> tuple[APIKey, str]:
+    """Replace a key with a new secret (same name and scopes); return the new key and its value.
+
+    The new key starts a new lifetime: ``expires_at``, or the longest allowed when None; later than
+    that, or in the past, raises ValidationError (``api_key_expiry``), as at creation.
 
     The old key stays valid for ``grace`` (zero: it stops working at once) and is then rejected as
     expired. A predecessor still in the grace period of an earlier rotation stops working now: at
@@ -329,6 +369,7 @@ def api_key_rotate(*, api_key: APIKey, actor, grace: timedelta = timedelta(0)) -
     """
     if grace < timedelta(0):
         raise ValidationError({"grace_seconds": "The grace period cannot be negative."})
+    expires_at = api_key_expiry(expires_at)
     old = _lock_usable(api_key, "rotated")
     if APIKey.objects.filter(rotated_from=old).exists():
         raise ConflictError("This API key has already been rotated; rotate its successor.", code="conflict")
@@ -346,7 +387,7 @@ def api_key_rotate(*, api_key: APIKey, actor, grace: timedelta = timedelta(0)) -
         actor=actor,
         name=old.name,
         scopes=list(old.scopes),
-        expires_at=old.expires_at,
+        expires_at=expires_at,
         rotated_from=old,
     )
     cutoff = now + grace
@@ -355,7 +396,7 @@ def api_key_rotate(*, api_key: APIKey, actor, grace: timedelta = timedelta(0)) -
         organization=old.organization,
         actor=actor,
         action="api_key.rotate",
-        fields={"expires_at": cutoff if old.expires_at is None else min(old.expires_at, cutoff)},
+        fields={"expires_at": min(old.expires_at, cutoff)},
         validate=None,
         after_extra={
             "rotated_to": new.pk,

@@ -36,8 +36,13 @@ DERANDOMIZE = os.environ.get("PRISMA_GLOW_FUZZ_RANDOM", "") != "1"
 # Only rules the schema cannot state (time-dependent, or depending on stored rows) belong here.
 EXCLUDED_CHECKS: dict[str, dict[str, str]] = {
     "POST /api/v1/api-keys/": {
-        "positive_data_acceptance": "expires_at must lie in the future: a time-dependent rule that "
-        "JSON Schema cannot state (400; tested in test_platform_api_keys.py)."
+        "positive_data_acceptance": "expires_at must lie in the future and within "
+        "PRISMA_GLOW_API_KEY_MAX_DAYS: a time-dependent rule that JSON Schema cannot state (400; "
+        "tested in tests/platform/test_api_key_policy.py)."
+    },
+    "POST /api/v1/api-keys/{id}/rotate/": {
+        "positive_data_acceptance": "the new key's expires_at, as at creation: in the future and within "
+        "PRISMA_GLOW_API_KEY_MAX_DAYS (400; tested in tests/platform/test_api_key_policy.py)."
     },
     "POST /api/v1/guardrails/": {
         "positive_data_acceptance": "config is validated per kind (guardrails.checks.validate_config, "

@@ -95,11 +95,12 @@ class TestAPIKeyAPI(ListTests, RetrieveTests, CreateTests):
 
     def test_rotate_and_revoke_other_organization_404(self):
         other = APIKeyFactory(organization=self.other_org, scopes=["read"])
+        expiry = other.expires_at
         client = self.writer()
         assert_error(client.post(f"{URL}{other.pk}/rotate/", {}, format="json"), 404)
         assert_error(client.post(f"{URL}{other.pk}/revoke/"), 404)
         other.refresh_from_db()
-        assert other.revoked_at is None and other.expires_at is None
+        assert other.revoked_at is None and other.expires_at == expiry
 
     def test_editor_and_write_key_cannot_rotate_or_revoke(self):
         key = APIKeyFactory(organization=self.org, scopes=["read"])

@@ -91,12 +91,15 @@ def test_api_key_create_validates(org, owner):
         )
 
 
-def test_api_key_rotate_grace_and_expiry_kept(org, owner):
+def test_api_key_rotate_grace_and_a_new_lifetime(org, owner, settings):
+    """Rotation keeps name and scopes and starts a new lifetime (API_KEY_MAX_DAYS), not the old expiry."""
     expiry = timezone.now() + timedelta(days=10)
     old = APIKeyFactory(organization=org, scopes=["read"], expires_at=expiry)
     new, full = services.api_key_rotate(api_key=old, actor=owner, grace=timedelta(hours=1))
     old.refresh_from_db()
-    assert new.rotated_from == old and new.expires_at == expiry and new.scopes == ["read"]
+    assert new.rotated_from == old and new.scopes == ["read"]
+    lifetime = timedelta(days=settings.API_KEY_MAX_DAYS)
+    assert lifetime - timedelta(minutes=1) < new.expires_at - timezone.now() <= lifetime
     assert timedelta(minutes=59) < old.expires_at - timezone.now() <= timedelta(hours=1)
     with pytest.raises(ConflictError):
         services.api_key_rotate(api_key=old, actor=owner)

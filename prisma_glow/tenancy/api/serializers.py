@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from prisma_glow.tenancy.models import APIKey, Membership, Organization, Role, Scope
-from prisma_glow.tenancy.services import USER_NOT_ADDABLE_MESSAGE, user_find
+from prisma_glow.tenancy.services import USER_NOT_ADDABLE_MESSAGE, api_key_expiry, user_find
 
 MAX_GRACE = timedelta(days=30)
 
@@ -23,6 +24,10 @@ class APIKeySerializer(serializers.ModelSerializer):
         help_text="Who created the key (null: a command or a key)."
     )
     rotated_to = serializers.SerializerMethodField(help_text="The key that replaced this one, if rotated.")
+    expires_soon = serializers.BooleanField(
+        read_only=True,
+        help_text="Active and within PRISMA_GLOW_API_KEY_WARN_DAYS (default 14) of its expiry: rotate it.",
+    )
 
     class Meta:
         model = APIKey
@@ -35,6 +40,7 @@ class APIKeySerializer(serializers.ModelSerializer):
             "created_at",
             "created_by",
             "expires_at",
+            "expires_soon",
             "last_used_at",
             "revoked_at",
             "rotated_from",
@@ -52,7 +58,7 @@ class APIKeySerializer(serializers.ModelSerializer):
     def get_status(self, obj: APIKey) -> str:
         if obj.revoked_at is not None:
             return "revoked"
-        if obj.expires_at is not None and obj.expires_at <= timezone.now():
+        if obj.expires_at <= timezone.now():
             return "expired"
         return "active"
 
@@ -62,8 +68,25 @@ class APIKeySerializer(serializers.ModelSerializer):
         return successor.pk if successor is not None else None
 
 
+EXPIRES_AT_HELP = (
+    "When the key stops working: in the future and at most PRISMA_GLOW_API_KEY_MAX_DAYS (default 90) "
+    "days away; empty or null: that maximum. A later expiry is refused (400), not shortened."
+)
+
+
+def validate_expiry(value):
+    """The service's rule (``services.api_key_expiry``), checked here too so that a 400 lists every
+    field's error at once."""
+    try:
+        api_key_expiry(value)
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError(exc.message_dict["expires_at"])
+    return value
+
+
 class APIKeyCreateSerializer(serializers.Serializer):
-    """What a new key needs: a name, its scopes and, optionally, an expiry in the future."""
+    """What a new key needs: a name, its scopes and, optionally, an expiry within the allowed lifetime
+    (checked by ``services.api_key_expiry``)."""
 
     name = serializers.CharField(max_length=100, help_text="What the key is for, e.g. 'Client portal'.")
     scopes = serializers.ListField(
@@ -72,14 +95,10 @@ class APIKeyCreateSerializer(serializers.Serializer):
         max_length=len(Scope.choices),
         help_text="Any of read, write, execute, admin (admin implies the others).",
     )
-    expires_at = serializers.DateTimeField(
-        required=False, allow_null=True, help_text="When the key stops working; empty: never."
-    )
+    expires_at = serializers.DateTimeField(required=False, allow_null=True, help_text=EXPIRES_AT_HELP)
 
     def validate_expires_at(self, value):
-        if value is not None and value <= timezone.now():
-            raise serializers.ValidationError("The expiry must be in the future.")
-        return value
+        return validate_expiry(value)
 
 
 class APIKeyCreatedSerializer(APIKeySerializer):
@@ -101,6 +120,12 @@ class APIKeyRotateSerializer(serializers.Serializer):
         default=0,
         help_text="How long the old key keeps working (0, the default: it stops at once; at most 30 days).",
     )
+    expires_at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="The new key's expiry. " + EXPIRES_AT_HELP
+    )
+
+    def validate_expires_at(self, value):
+        return validate_expiry(value)
 
 
 class MembershipSerializer(serializers.ModelSerializer):

@@ -64,7 +64,9 @@ class APIKeyViewSet(
 
     @extend_schema(
         summary="Create an API key",
-        description="The response holds the full key in `key`; it is shown once and cannot be recovered.",
+        description="The response holds the full key in `key`; it is shown once and cannot be recovered. "
+        "Every key expires: `expires_at` at most PRISMA_GLOW_API_KEY_MAX_DAYS (default 90) days away, that "
+        "maximum when omitted; a later or past expiry answers 400.",
         request=APIKeyCreateSerializer,
         responses={201: APIKeyCreatedSerializer},
         examples=[
@@ -87,8 +89,9 @@ class APIKeyViewSet(
 
     @extend_schema(
         summary="Rotate an API key",
-        description="Creates a new key with the same name, scopes and expiry and returns it (shown once). "
-        "The old key keeps working for `grace_seconds` (default 0: it stops at once).",
+        description="Creates a new key with the same name and scopes and returns it (shown once). The new "
+        "key starts a new lifetime: `expires_at`, or PRISMA_GLOW_API_KEY_MAX_DAYS (default 90) days when "
+        "omitted. The old key keeps working for `grace_seconds` (default 0: it stops at once).",
         request=APIKeyRotateSerializer,
         responses={201: APIKeyCreatedSerializer},
         examples=[OpenApiExample("One hour of grace", value={"grace_seconds": 3600}, request_only=True)],
@@ -102,6 +105,7 @@ class APIKeyViewSet(
             api_key=api_key,
             actor=self.access.actor,
             grace=timedelta(seconds=serializer.validated_data["grace_seconds"]),
+            expires_at=serializer.validated_data.get("expires_at"),
         )
         return Response(_created(new, full_key), status=status.HTTP_201_CREATED)
 

@@ -23,7 +23,10 @@ class Command(BaseCommand):
             "--scopes", required=True, help="Comma-separated: " + ", ".join(Scope.values) + "."
         )
         parser.add_argument(
-            "--expires-in-days", type=int, default=None, help="Days until the key expires (default: never)."
+            "--expires-in-days",
+            type=int,
+            default=None,
+            help="Days until the key expires (default and maximum: PRISMA_GLOW_API_KEY_MAX_DAYS, 90).",
         )
 
     def handle(self, *args, org: str, name: str, scopes: str, expires_in_days: int | None, **options):
@@ -48,7 +51,7 @@ class Command(BaseCommand):
             )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages))
-        expiry = f"expires {api_key.expires_at:%Y-%m-%d %H:%M} UTC" if api_key.expires_at else "never expires"
+        expiry = f"expires {api_key.expires_at:%Y-%m-%d %H:%M} UTC"
         self.stdout.write(
             f"Created API key '{api_key.name}' (pg_{api_key.prefix}) for {organization.slug} with scopes "
             f"{', '.join(api_key.scopes)}; it {expiry}. Store it now: it is not shown again."
