@@ -96,7 +96,9 @@ def lockout_response(request, original_response=None, credentials=None):
     until = locked_until(username=username, ip_address=getattr(request, "axes_ip_address", None))
     form = AuthenticationForm(request, initial={"username": username})
     # Errors set without validating: validating would authenticate (and count a failure) again.
-    form._errors = ErrorDict({NON_FIELD_ERRORS: form.error_class([lockout_message(until)], error_class="nonfield")})
+    form._errors = ErrorDict(
+        {NON_FIELD_ERRORS: form.error_class([lockout_message(until)], error_class="nonfield")}
+    )
     context = {
         **admin.site.each_context(request),
         "title": "Log in",

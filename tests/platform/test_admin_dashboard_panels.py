@@ -44,8 +44,9 @@ def extra_panel(panel_templates):
 
 
 def test_the_agents_panel_is_registered_by_the_agents_app():
+    """The tenancy app's locked sign-ins (order 5) come before the agents' figures (order 10)."""
     names = [panel.name for panel in admin.site.dashboard_panels()]
-    assert names == ["agents"]
+    assert names == ["lockout", "agents"]
 
 
 def test_a_registered_panel_is_shown_in_its_order_with_its_context(owner_client, org, extra_panel):

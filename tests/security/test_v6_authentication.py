@@ -38,7 +38,9 @@ def member(org):
 
 def sign_in(username, password, *, address=HOME, client=None):
     client = client or Client(REMOTE_ADDR=address)
-    return client.post(LOGIN, {"username": username, "password": password, "next": "/admin/"}, REMOTE_ADDR=address)
+    return client.post(
+        LOGIN, {"username": username, "password": password, "next": "/admin/"}, REMOTE_ADDR=address
+    )
 
 
 def fail(username, times, *, address=HOME):
@@ -65,7 +67,7 @@ def test_five_failures_lock_the_pair_even_with_the_right_password(member):
     response = sign_in("lena", PASSWORD)
     text = locked_page(response)
     assert "in 15 minutes" in text
-    assert '<form' in text and 'name="username"' in text  # the admin's own login page, not a bare error
+    assert "<form" in text and 'name="username"' in text  # the admin's own login page, not a bare error
     assert "_auth_user_id" not in response.wsgi_request.session
 
 
