@@ -244,7 +244,9 @@ LOCKOUT_MINUTES = env_int("PRISMA_GLOW_LOCKOUT_MINUTES", 15)
 if LOCKOUT_FAILURES < 1 or LOCKOUT_MINUTES < 1:
     from django.core.exceptions import ImproperlyConfigured
 
-    raise ImproperlyConfigured("PRISMA_GLOW_LOCKOUT_FAILURES and PRISMA_GLOW_LOCKOUT_MINUTES must be at least 1.")
+    raise ImproperlyConfigured(
+        "PRISMA_GLOW_LOCKOUT_FAILURES and PRISMA_GLOW_LOCKOUT_MINUTES must be at least 1."
+    )
 AUTHENTICATION_BACKENDS = [
     "prisma_glow.tenancy.lockout.LockoutBackend",  # first: refuses a locked pair before the password
     "django.contrib.auth.backends.ModelBackend",
