@@ -95,6 +95,7 @@ OPERATIONS: dict[str, Rule] = {
     "membership.change_role": Rule(ADMIN_ROLE, ADMIN, "change members' roles"),
     "membership.remove": Rule(ADMIN_ROLE, ADMIN, "remove members"),
     "membership.grant_owner": Rule(OWNER, None, "grant, change or remove the owner role"),
+    "membership.unlock_login": Rule(OWNER, None, "unlock members' sign-ins"),
     "api_key.view": Rule(ADMIN_ROLE, ADMIN, "read the API keys"),
     "api_key.manage": Rule(ADMIN_ROLE, ADMIN, "create, rotate and revoke API keys"),
     "audit.view": Rule(ADMIN_ROLE, ADMIN, "read the audit log"),
@@ -403,6 +404,8 @@ ADMIN_ONLY: dict[str, str] = {
     "admin:view_on_site": "Django's redirect to an object's public page (none here)",
     "admin:app_list": "an app's index: lists only the models the user may view",
     "admin:switch_organization": "choosing among one's own memberships (the API's X-Organization header)",
+    "admin:tenancy_membership_unlock_login": "owners lift a member's sign-in lock (membership.unlock_login); "
+    "the API has no sign-in to lock",
     "admin:console:clear": "forgets the console's conversation kept in the session",
     # Site administration: superusers only (Django's permissions, no organisation).
     "admin:auth_user_changelist": "superusers only (Django's own model permissions, no organisation)",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -79,6 +80,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "csp",
+    "axes",
     # Before django_tasks_db: its db_worker command (with a lease) replaces django-tasks-db's.
     "prisma_glow.worker",
     "django_tasks_db",
@@ -102,6 +104,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "prisma_glow.audit.context.AuditRequestMiddleware",
+    # Turns a refused sign-in of a locked pair into the login page saying so (prisma_glow/tenancy/lockout.py).
+    "axes.middleware.AxesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "prisma_glow.middleware.BusyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -243,6 +247,34 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
+
+# Sign-in lockout (django-axes, prisma_glow/tenancy/lockout.py): LOCKOUT_FAILURES failed sign-ins for
+# one username from one address lock that pair (only) for LOCKOUT_MINUTES, even with the right
+# password; the lock is audited, owners see and lift their members' locks on the dashboard, operators
+# with `manage.py unlock_login`. The address is REMOTE_ADDR (as in the audit log): behind a proxy,
+# the proxy sets it from its trusted header (gunicorn's --forwarded-allow-ips), never a client.
+LOCKOUT_FAILURES = env_int("PRISMA_GLOW_LOCKOUT_FAILURES", 5)
+LOCKOUT_MINUTES = env_int("PRISMA_GLOW_LOCKOUT_MINUTES", 15)
+if LOCKOUT_FAILURES < 1 or LOCKOUT_MINUTES < 1:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "PRISMA_GLOW_LOCKOUT_FAILURES and PRISMA_GLOW_LOCKOUT_MINUTES must be at least 1."
+    )
+AUTHENTICATION_BACKENDS = [
+    "prisma_glow.tenancy.lockout.LockoutBackend",  # first: refuses a locked pair before the password
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = LOCKOUT_FAILURES
+AXES_COOLOFF_TIME = timedelta(minutes=LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "prisma_glow.audit.context.request_ip"
+AXES_LOCKOUT_CALLABLE = "prisma_glow.tenancy.lockout.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+# Attempts while locked neither count nor extend the lock: it ends when the page said it would.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_ENABLE_ADMIN = False  # owners see their members' locks on the dashboard, scoped
+AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-gb"
 # 24-hour times to the minute in the admin's lists ("28 Nov 2026 01:00", not "…, 1 a.m.").
@@ -387,5 +419,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # django-axes: every failed sign-in and lock at WARNING, not each step at INFO.
+        "axes": {"level": "WARNING"},
+    },
 }

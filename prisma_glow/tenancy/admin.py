@@ -21,13 +21,14 @@ from django.utils.html import format_html
 from prisma_glow import policy
 from prisma_glow.admin.base import (
     OrganizationScopedAdmin,
+    admin_decide,
     adopt,
     render_admin_page,
     run_service,
     validation_messages,
 )
 from prisma_glow.admin.scoping import get_admin_access, scoped_get
-from prisma_glow.tenancy import services
+from prisma_glow.tenancy import lockout, services
 from prisma_glow.tenancy.models import APIKey, Membership, Organization, Role, Scope
 
 # --- Organisations ----------------------------------------------------------------------------
@@ -201,6 +202,68 @@ class MembershipAdmin(OrganizationScopedAdmin):
             actor=request.user,
             access=get_admin_access(request),
         )
+
+    def unlock_login_view(self, request, membership_id):
+        """Lift a member's sign-in lock (POST, owners; from the dashboard's lockout panel): one
+        address's when ``ip_address`` is given, every address's otherwise."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        decision = admin_decide(request, "membership.unlock_login")
+        if not decision:
+            return refusal_page(request, decision.reason, model_admin=self)
+        membership = scoped_get(Membership.objects.select_related("user"), request, pk=membership_id)
+        username = membership.user.get_username()
+        removed, error = run_service(
+            lockout.login_unlock,
+            username=username,
+            ip_address=request.POST.get("ip_address"),
+            actor=request.user,
+            organization=membership.organization,
+        )
+        if error is not None:
+            for line in validation_messages(error):
+                messages.error(request, line)
+        elif removed:
+            messages.success(request, f"{username} can sign in again.")
+        else:
+            messages.info(request, f"{username} was not locked out.")
+        return redirect("admin:index")
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        custom = [
+            path(
+                "<int:membership_id>/unlock-login/",
+                view(self.unlock_login_view),
+                name="tenancy_membership_unlock_login",
+            ),
+        ]
+        return custom + super().get_urls()
+
+
+def refusal_page(request, reason: str, *, model_admin=None):
+    """A refused operation as a page of the admin (status 403), with the reason and a way back."""
+    response = render_admin_page(
+        request,
+        "admin/tenancy/refused.html",
+        {"reason": reason},
+        title="Not allowed",
+        model_admin=model_admin,
+    )
+    response.status_code = 403
+    return response
+
+
+def lockout_panel(request, organization) -> dict:
+    """The dashboard's "Locked sign-ins" panel: the members' current locks, for owners only."""
+    if not admin_decide(request, "membership.unlock_login"):
+        return {"lockout_locks": []}
+    return {"lockout_locks": lockout.locked_logins(organization=organization)}
+
+
+admin.site.register_dashboard_panel(
+    "lockout", template="admin/tenancy/lockout_panel.html", context=lockout_panel, order=5
+)
 
 
 # --- API keys ---------------------------------------------------------------------------------

@@ -10,3 +10,9 @@ class TenancyConfig(AppConfig):
         from prisma_glow.config_stamp import connect_all
 
         connect_all(apps.get_models())
+
+        from axes.signals import user_locked_out
+
+        from prisma_glow.tenancy.lockout import record_lock
+
+        user_locked_out.connect(record_lock, dispatch_uid="prisma_glow.tenancy.lockout.record_lock")
