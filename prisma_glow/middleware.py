@@ -62,7 +62,8 @@ class SessionExpiryMiddleware:
 
     After ``AuthenticationMiddleware`` and ``MessageMiddleware``: the expired session is flushed
     (a new, empty one), ``request.user`` becomes anonymous, and the request goes on — the admin
-    redirects to its login page, which shows the message. Under ``/api/`` a request without an
+    redirects to its login page, which shows the message; an HTMX request gets a 401 that reloads the
+    page (``HX-Refresh``). Under ``/api/`` a request without an
     ``Authorization`` header is answered 401 ``session_expired`` (a request with one is the API key's
     business, whatever stale cookie it carries).
     """
@@ -83,6 +84,12 @@ class SessionExpiryMiddleware:
                     response["WWW-Authenticate"] = "Api-Key"
                     return response
                 messages.warning(request, reason, fail_silently=True)
+                if request.headers.get("HX-Request") == "true":
+                    # An HTMX fragment (or the console's stream) must not swap the login page into
+                    # the page: the page reloads, the admin sends it to its login page with the reason.
+                    response = HttpResponse(reason, status=401, content_type="text/plain; charset=utf-8")
+                    response["HX-Refresh"] = "true"
+                    return response
             else:
                 if not isinstance(session.get(sessions.STARTED), int):
                     session[sessions.STARTED] = now

@@ -121,6 +121,19 @@ def test_idle_session_expires_in_the_admin_with_a_message(owner, travel):
     assert not signed_in(client)
 
 
+def test_idle_session_expires_for_an_htmx_request_by_reloading_the_page(owner, travel):
+    """ASVS 5.0 V7.3.1: an HTMX request on an expired session does not swap the login page into a
+    fragment: a 401 reloads the page (HX-Refresh), which then shows the login page and the reason."""
+    client = sign_in(owner)
+    travel.shift(timedelta(minutes=31))
+    response = client.get("/admin/", HTTP_HX_REQUEST="true")
+    assert response.status_code == 401 and response["HX-Refresh"] == "true"
+    assert "30 minutes without activity" in response.content.decode()
+    page = client.get("/admin/", follow=True)
+    assert page.redirect_chain[-1][0].startswith(LOGIN)
+    assert "Your session expired after 30 minutes without activity. Log in again." in page.content.decode()
+
+
 def test_absolute_limit_ends_an_active_session(owner, travel, settings):
     """ASVS 5.0 V7.3.2: a session ends PRISMA_GLOW_SESSION_MAX_HOURS after the login, however active."""
     client = sign_in(owner)
