@@ -89,11 +89,12 @@ def end_user_sessions(*, user, keep=None) -> int:
         .objects.filter(expire_date__gt=timezone.now())
         .values_list("session_key", "session_data")
     )
+    decoder = store()
     ended = 0
     for key, data in rows.iterator():
         if key == kept:
             continue
-        if str(store().decode(data).get(SESSION_KEY)) == user_id:
+        if str(decoder.decode(data).get(SESSION_KEY)) == user_id:
             store(session_key=key).delete()
             ended += 1
     if ended:
@@ -102,10 +103,11 @@ def end_user_sessions(*, user, keep=None) -> int:
 
 
 def expired_reason(session, now: int) -> str | None:
+    """Why a signed-in session has expired at ``now`` (a message a person can act on), or None."""
     started = session.get(STARTED)
     last_seen = session.get(LAST_SEEN)
     if not isinstance(started, int) or not isinstance(last_seen, int):
-        # Signed in before these limits existed, or tampered with: count from now.
+        # Signed in before these limits existed: the middleware stamps it, and counts from now.
         return None
     max_hours = settings.PRISMA_GLOW_SESSION_MAX_HOURS
     idle_minutes = settings.PRISMA_GLOW_SESSION_IDLE_MINUTES
