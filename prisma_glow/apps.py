@@ -8,4 +8,5 @@ class PrismaGlowAdminConfig(AdminConfig):
 
     def ready(self):
         super().ready()
-        from prisma_glow import checks  # noqa: F401  (registers the project's system checks)
+        # checks registers the project's system checks; sessions renews the session key at login.
+        from prisma_glow import checks, sessions  # noqa: F401

@@ -107,6 +107,7 @@ MIDDLEWARE = [
     # Turns a refused sign-in of a locked pair into the login page saying so (prisma_glow/tenancy/lockout.py).
     "axes.middleware.AxesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "prisma_glow.middleware.SessionExpiryMiddleware",  # idle and absolute limits (prisma_glow.sessions)
     "prisma_glow.middleware.BusyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -396,6 +397,20 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Sessions (prisma_glow/sessions.py): a signed-in session ends after this long without a request, and
+# this long after the login whatever happens; the session row and cookie live no longer than that.
+PRISMA_GLOW_SESSION_IDLE_MINUTES = env_int("PRISMA_GLOW_SESSION_IDLE_MINUTES", 30)
+PRISMA_GLOW_SESSION_MAX_HOURS = env_int("PRISMA_GLOW_SESSION_MAX_HOURS", 12)
+SESSION_COOKIE_AGE = PRISMA_GLOW_SESSION_MAX_HOURS * 3600
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+if not DEBUG:
+    # __Host-: the browser accepts the cookie only Secure, from HTTPS, for Path=/ and without a Domain,
+    # so no sibling subdomain can plant or overwrite it. Development (plain http://localhost) keeps
+    # Django's names.
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
 
 # Strict Content-Security-Policy: no inline script or style anywhere; everything self-hosted.
 CONTENT_SECURITY_POLICY = {

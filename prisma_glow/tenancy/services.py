@@ -27,6 +27,7 @@ from prisma_glow import policy
 from prisma_glow.audit.services import audit_record, audited_update, snapshot
 from prisma_glow.exceptions import ConflictError
 from prisma_glow.locking import lock_for_write, retry_on_conflict
+from prisma_glow.sessions import end_user_sessions
 from prisma_glow.tenancy.models import APIKey, Membership, Organization, Role, Scope
 
 # --- Organisations ------------------------------------------------------------------------------
@@ -195,7 +196,8 @@ def membership_update(*, membership: Membership, actor, role: str, access=None) 
 def membership_remove(*, membership: Membership, actor, access=None) -> None:
     """Remove a member. Removing the organisation's last owner raises ConflictError.
 
-    ``access``: as for ``membership_update``."""
+    ``access``: as for ``membership_update``. The member's sessions end (every organisation's: a session
+    is the user's, not a membership's)."""
     lock_for_write(organization=membership.organization_id)
     membership = (
         Membership.objects.select_for_update(of=("self",))
@@ -218,6 +220,9 @@ def membership_remove(*, membership: Membership, actor, access=None) -> None:
         before=before,
     )
     membership.delete()
+    # The removed member is signed out everywhere, in this transaction: no page they have open keeps
+    # working on what they held (ASVS V7.4.2).
+    end_user_sessions(user=membership.user)
 
 
 def user_find(identifier: str, *, organization: Organization | None, allow_members_elsewhere: bool = False):

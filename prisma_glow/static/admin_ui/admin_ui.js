@@ -12,7 +12,8 @@
   var pageToken = tokenMeta ? tokenMeta.getAttribute("content") || "" : "";
 
   function csrfToken() {
-    var match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    // csrftoken in development, __Host-csrftoken in production (settings.CSRF_COOKIE_NAME).
+    var match = document.cookie.match(/(?:^|;\s*)(?:__Host-)?csrftoken=([^;]+)/);
     if (match) { return decodeURIComponent(match[1]); }
     var inputs = document.querySelectorAll("input[name=csrfmiddlewaretoken]");
     for (var i = 0; i < inputs.length; i++) {
