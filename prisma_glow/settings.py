@@ -81,6 +81,9 @@ INSTALLED_APPS = [
     "django_htmx",
     "csp",
     "axes",
+    "django_otp",  # second factors (prisma_glow/factors.py)
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",  # one-time backup codes
     # Before django_tasks_db: its db_worker command (with a lease) replaces django-tasks-db's.
     "prisma_glow.worker",
     "django_tasks_db",
@@ -104,6 +107,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "prisma_glow.audit.context.AuditRequestMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): a second factor checked this session
     # Turns a refused sign-in of a locked pair into the login page saying so (prisma_glow/tenancy/lockout.py).
     "axes.middleware.AxesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -262,6 +266,21 @@ if LOCKOUT_FAILURES < 1 or LOCKOUT_MINUTES < 1:
     raise ImproperlyConfigured(
         "PRISMA_GLOW_LOCKOUT_FAILURES and PRISMA_GLOW_LOCKOUT_MINUTES must be at least 1."
     )
+# Second factors (django-otp, prisma_glow/factors.py): TOTP with one-time backup codes. Required at every
+# staff sign-in when PRISMA_GLOW_REQUIRE_MFA is on (the default when DJANGO_DEBUG=0); development offers
+# enrolment. A sensitive operation needs a factor checked within PRISMA_GLOW_STEP_UP_MINUTES (step-up)
+# from every session user who has a factor, and from everyone when factors are required.
+PRISMA_GLOW_REQUIRE_MFA = env_bool("PRISMA_GLOW_REQUIRE_MFA", not DEBUG)
+PRISMA_GLOW_STEP_UP_MINUTES = env_int("PRISMA_GLOW_STEP_UP_MINUTES", 10)
+if not 1 <= PRISMA_GLOW_STEP_UP_MINUTES <= 24 * 60:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("PRISMA_GLOW_STEP_UP_MINUTES must be between 1 and 1440.")
+OTP_TOTP_ISSUER = "Prisma Glow"
+# A wrong code doubles the wait before the next attempt on that device (django-otp's throttling).
+OTP_TOTP_THROTTLE_FACTOR = 1
+OTP_STATIC_THROTTLE_FACTOR = 1
+
 AUTHENTICATION_BACKENDS = [
     "prisma_glow.tenancy.lockout.LockoutBackend",  # first: refuses a locked pair before the password
     "django.contrib.auth.backends.ModelBackend",

@@ -1,0 +1,90 @@
+"""Second factors: who has one, checking a code, and how fresh the last check is (step-up).
+
+A staff user's second factor is a confirmed django-otp device: an authenticator app (TOTP), with
+one-time backup codes (a static device) for when the phone is lost. Every door checks a code the same
+way, through ``check_code`` (the device's own throttling applies: each wrong code doubles the wait on
+that device), and records a good one with ``record_check``, which marks the session verified for
+django-otp (``request.user.is_verified()``), renews the session key (ASVS V7.2.4) and stamps when the
+factor was last checked.
+
+*Step-up*: a sensitive operation needs a factor checked within ``PRISMA_GLOW_STEP_UP_MINUTES``
+(``checked_recently``). ``step_up_needed`` says whether a session user must check one first: everyone
+when factors are required (``PRISMA_GLOW_REQUIRE_MFA``, the production default), and in development
+anyone who has enrolled one. API keys are not session users and never step up (the permission policy
+refuses them what needs a person).
+"""
+
+from __future__ import annotations
+
+import django_otp
+from django.conf import settings
+from django.db import transaction
+from django_otp.plugins.otp_static.models import StaticDevice
+
+from prisma_glow import sessions
+
+# When (seconds since the epoch, UTC) a second factor was last checked in this session.
+CHECKED_AT = "_pg_factor_checked_at"
+
+
+def mfa_required() -> bool:
+    """Whether every staff sign-in needs a second factor (``PRISMA_GLOW_REQUIRE_MFA``)."""
+    return settings.PRISMA_GLOW_REQUIRE_MFA
+
+
+def has_factor(user) -> bool:
+    """Whether ``user`` has enrolled a second factor (backup codes alone are not one)."""
+    if user is None or not user.is_authenticated:
+        return False
+    return any(
+        not isinstance(device, StaticDevice) for device in django_otp.devices_for_user(user, confirmed=True)
+    )
+
+
+def normalise(code: str) -> str:
+    """A code as typed: spaces and dashes (``123 456``, ``abcd-efgh``) are not part of it."""
+    return "".join(str(code or "").split()).replace("-", "")
+
+
+def check_code(user, code: str):
+    """The confirmed device of ``user`` that accepts ``code`` (consuming it), or None.
+
+    Six digits are an authenticator's code, anything else a backup code: only devices of that kind
+    are asked, so a mistyped code counts against the throttling of the device it was meant for. Each
+    is locked for the check, so that one code is accepted once.
+    """
+    code = normalise(code)
+    if not code or user is None or not user.is_authenticated:
+        return None
+    backup = not (len(code) == 6 and code.isdigit())
+    with transaction.atomic():
+        for device in django_otp.devices_for_user(user, confirmed=True, for_verify=True):
+            if isinstance(device, StaticDevice) == backup and device.verify_token(code):
+                return device
+    return None
+
+
+def record_check(request, device) -> None:
+    """``device`` just accepted a code from ``request.user``: verify the session and renew its key."""
+    django_otp.login(request, device)
+    sessions.renew(request)
+    request.session[CHECKED_AT] = sessions.now_seconds()
+
+
+def checked_recently(request) -> bool:
+    """Whether a second factor was checked in this session within ``PRISMA_GLOW_STEP_UP_MINUTES``."""
+    session = getattr(request, "session", None)
+    checked = session.get(CHECKED_AT) if session is not None else None
+    if not isinstance(checked, int):
+        return False
+    return sessions.now_seconds() - checked < settings.PRISMA_GLOW_STEP_UP_MINUTES * 60
+
+
+def step_up_needed(request) -> bool:
+    """Whether ``request``'s session user must check a second factor before a sensitive operation."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return False
+    if checked_recently(request):
+        return False
+    return mfa_required() or has_factor(user)
