@@ -349,7 +349,7 @@ def test_v5_3_1_uploaded_files_are_not_served_and_keep_a_data_extension(
 
 
 TRAVERSALS = [
-    "../../../../../../tmp/escape.txt",
+    "../../../../../../tmp/prisma-glow-v5-escape.txt",
     "..\\..\\..\\escape.txt",
     "...txt",
     "..txt",
@@ -377,7 +377,7 @@ def test_v5_3_2_the_stored_path_is_built_from_internal_data_whatever_the_name(
     assert stored[0].parent == Path("documents", str(org.pk), str(kb.pk))
     assert STORED_NAME.fullmatch(stored[0].name), stored[0]
     assert {p for p in tmp_path.rglob("*") if "media" not in p.parts} == before
-    assert not Path("/tmp/escape.txt").exists()
+    assert not Path("/tmp/prisma-glow-v5-escape.txt").exists()
 
 
 def test_v5_3_2_the_staff_upload_takes_any_name_without_failing_the_others(staff_client, kb, settings):
