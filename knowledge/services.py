@@ -23,7 +23,6 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
-from django.utils.text import get_valid_filename
 
 from knowledge.ingest import DocumentKind, ParseError, UnsupportedDocument, detect
 from knowledge.ingest.isolation import parse_and_chunk_isolated
@@ -277,6 +276,15 @@ _EXTENSIONS = {
 }
 
 
+def _stored_name(filename: str, sha256: str, kind: DocumentKind) -> str:
+    """The name a file is stored under, in its knowledge base's folder: the upload's name reduced
+    to letters, digits, ``-`` and ``_`` (no dot, so never ``..``, and no separator), the start of
+    its hash, and the extension of the type its content was detected as — never the extension or
+    path the uploader gave (ASVS 5.0 V5.3.2). ``document`` when nothing of the name is left."""
+    stem = re.sub(r"[^\w-]", "", PurePath(filename).stem.strip().replace(" ", "_"))[:80] or "document"
+    return f"{stem}-{sha256[:12]}{_EXTENSIONS[kind]}"
+
+
 def _title_from(filename: str, data: bytes, kind: DocumentKind) -> str:
     if filename:
         stem = PurePath(filename).stem
@@ -356,8 +364,7 @@ def document_create(
     if filename:
         document.metadata.setdefault("filename", filename)
     document.full_clean(exclude=["file", "sha256"], validate_constraints=False)
-    stored_name = get_valid_filename(PurePath(filename).stem or "document")[:80] or "document"
-    stored_name = f"{stored_name}-{sha256[:12]}{_EXTENSIONS[kind]}"
+    stored_name = _stored_name(filename, sha256, kind)
     try:
         with transaction.atomic():
             lock_for_write(organization=knowledge_base.organization_id)

@@ -11,6 +11,7 @@ from django.utils.html import format_html
 
 from knowledge import services
 from knowledge.admin import pages as admin_pages
+from knowledge.admin.uploads import bounded_uploads
 from knowledge.models import Document, KnowledgeBase
 from knowledge.selectors import knowledge_base_list_with_counts
 from prisma_glow.admin.base import OrganizationScopedAdmin, adopt
@@ -144,7 +145,11 @@ class KnowledgeBaseAdmin(OrganizationScopedAdmin):
             ),
             path(
                 "<int:kb_id>/documents/",
-                view(lambda request, kb_id: admin_pages.knowledge_base_documents(self, request, kb_id)),
+                view(
+                    bounded_uploads(
+                        lambda request, kb_id: admin_pages.knowledge_base_documents(self, request, kb_id)
+                    )
+                ),
                 name="knowledge_knowledgebase_documents",
             ),
         ]

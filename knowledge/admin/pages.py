@@ -12,6 +12,7 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 
 from knowledge import services
+from knowledge.ingest.parsers import SUPPORTED_EXTENSIONS
 from knowledge.models import Document, DocumentStatus, KnowledgeBase
 from knowledge.screening import screening_summary
 from knowledge.search import search
@@ -31,9 +32,7 @@ class MultipleFileField(forms.FileField):
     """Several files in one input; each is checked by the knowledge service on its own."""
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault(
-            "widget", MultipleFileInput(attrs={"accept": ".pdf,.docx,.md,.markdown,.txt,.html,.htm"})
-        )
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": ",".join(SUPPORTED_EXTENSIONS)}))
         super().__init__(*args, **kwargs)
 
     def clean(self, data, initial=None):

@@ -223,8 +223,10 @@ class KnowledgeBaseChildMixin(OrganizationScopedMixin):
     create=extend_schema(
         summary="Add a document",
         description="Upload a file as `multipart/form-data` (field `file`: .txt, .md, .html, .pdf or .docx, "
-        "at most the configured size, 20 MB by default) or send `text` (Markdown or plain). The upload is "
-        "refused at once (400) when the type is unsupported or the file is empty, encrypted or too large, "
+        "at most the configured size, 20 MB by default) or send `text` (Markdown or plain). The content "
+        "decides the type, and the file name's extension must be one of that type's. The upload is refused "
+        "at once (400) when the type is unsupported or does not match the extension, or the file is empty, "
+        "encrypted or too large, "
         "and answers 409 naming the existing document when the same content is already in the knowledge "
         "base. Accepted documents start `pending` and are processed in the background: poll the document "
         "until `status` is `ready` (with `chunk_count`) or `failed` (with `error`).",

@@ -105,8 +105,10 @@ def _looks_binary(data: bytes) -> bool:
 def detect(data: bytes, filename: str = "", limits: IngestLimits | None = None) -> DocumentKind:
     """Recognise the format of an upload from its content and name, or refuse it.
 
-    Raises :class:`UnsupportedDocument` for empty files, unsupported or unrecognisable types and
-    password-protected PDF or Word files, and :class:`~knowledge.ingest.limits.LimitExceeded` for a
+    The content decides the type (PDF and Word by their signature, text by having no binary bytes);
+    a name's extension, when it has one, must be one of that type's (a PDF named ``.txt`` is
+    refused). Raises :class:`UnsupportedDocument` for empty files, unsupported or unrecognisable
+    types, an extension that does not match the content, and password-protected PDF or Word files, and :class:`~knowledge.ingest.limits.LimitExceeded` for a
     ZIP archive with more members than ``limits`` allow (the defaults when None), counted before
     its directory is read.
     """
@@ -114,6 +116,7 @@ def detect(data: bytes, filename: str = "", limits: IngestLimits | None = None) 
         raise UnsupportedDocument("The file is empty.")
     ext = _extension(filename)
     if data.startswith(b"%PDF-"):
+        _check_extension(ext, DocumentKind.PDF)
         _check_pdf_encryption(data)
         return DocumentKind.PDF
     if data.startswith(_OLE_MAGIC):
@@ -128,6 +131,7 @@ def detect(data: bytes, filename: str = "", limits: IngestLimits | None = None) 
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
                 if "word/document.xml" in archive.namelist():
+                    _check_extension(ext, DocumentKind.DOCX)
                     return DocumentKind.DOCX
         except zipfile.BadZipFile:
             if ext == ".docx":
@@ -150,6 +154,20 @@ def detect(data: bytes, filename: str = "", limits: IngestLimits | None = None) 
     if head.startswith(("<!doctype html", "<html")):
         return DocumentKind.HTML
     return DocumentKind.TEXT
+
+
+def _check_extension(ext: str, kind: DocumentKind) -> None:
+    """Refuse a PDF or Word file whose name says it is something else (``report.txt``,
+    ``invoice.exe``, ``macro.docm``): a file is accepted only when its extension is the one its
+    content's type has (ASVS 5.0 V5.2.2). A name without an extension, which an API client may
+    send, leaves the decision to the content; the stored file is then named after the content."""
+    if ext and SUPPORTED_EXTENSIONS.get(ext) != kind:
+        expected = ".pdf" if kind == DocumentKind.PDF else ".docx"
+        label = "a PDF" if kind == DocumentKind.PDF else "a Word (.docx)"
+        raise UnsupportedDocument(
+            f"The file is named {ext} but its content is {label} document; "
+            f"rename it to {expected} if that is what it is, and upload it again."
+        )
 
 
 def _check_pdf_encryption(data: bytes) -> None:

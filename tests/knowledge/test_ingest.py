@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 
 import pytest
@@ -123,8 +124,25 @@ def test_detect_text_formats(data, name, kind):
 
 
 def test_detect_pdf_and_docx_by_content():
-    assert detect(make_pdf(["x"]), "whatever.bin") == DocumentKind.PDF
+    """The content decides the type; a name without an extension (an API client's) is accepted."""
+    assert detect(make_pdf(["x"]), "manual.PDF") == DocumentKind.PDF
+    assert detect(make_pdf(["x"]), "") == DocumentKind.PDF
     assert detect(make_docx([("p", "x")]), "memo.docx") == DocumentKind.DOCX
+    assert detect(make_docx([("p", "x")]), "memo") == DocumentKind.DOCX
+
+
+@pytest.mark.parametrize(
+    ("make", "name", "message"),
+    [
+        (lambda: make_pdf(["x"]), "whatever.bin", "named .bin but its content is a PDF document"),
+        (lambda: make_pdf(["x"]), "notes.txt", "named .txt but its content is a PDF document"),
+        (lambda: make_docx([("p", "x")]), "memo.docm", "named .docm but its content is a Word (.docx)"),
+        (lambda: make_docx([("p", "x")]), "memo.pdf", "named .pdf but its content is a Word (.docx)"),
+    ],
+)
+def test_detect_refuses_a_pdf_or_word_file_named_as_another_type(make, name, message):
+    with pytest.raises(UnsupportedDocument, match=re.escape(message)):
+        detect(make(), name)
 
 
 @pytest.mark.parametrize(
