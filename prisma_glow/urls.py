@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
@@ -13,7 +12,5 @@ urlpatterns = [
     path("api/v1/", include("prisma_glow.api.urls")),
 ]
 
-if settings.DEBUG:
-    from django.conf.urls.static import static
-
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+# No route serves MEDIA_ROOT, in development either: stored documents are read by the ingestion only,
+# never served (docs/security.md, V5.3.1).

@@ -449,3 +449,18 @@ def test_v5_4_1_the_one_download_names_its_file_itself(staff_client, org):
     assert response.status_code == 200
     assert response["Content-Disposition"] == 'attachment; filename="agents.csv"'
     assert response["Content-Type"].startswith("text/csv")
+
+
+def test_v5_3_1_no_route_serves_the_media_root_in_development_either(settings):
+    """ASVS 5.0 V5.3.1: with DJANGO_DEBUG on (``make run``), the URL configuration still maps nothing
+    to the media root: a stored document's path resolves to no view."""
+    import importlib
+
+    from django.urls import Resolver404, resolve
+
+    import prisma_glow.urls
+
+    settings.DEBUG = True
+    urls = importlib.reload(prisma_glow.urls)
+    with pytest.raises(Resolver404):
+        resolve(f"/{settings.MEDIA_URL.strip('/')}/documents/report-0123456789ab.txt", urls)
