@@ -129,7 +129,9 @@ def backup_codes_regenerate(*, user, keep=None) -> list[str]:
     if not factors.has_factor(user):
         raise ValidationError("Set up an authenticator app first: backup codes come with it.")
     codes = _new_backup_codes(user)
-    _audit(user=user, action="factor.backup_codes_regenerated", actor=user, after={"backup_codes": len(codes)})
+    _audit(
+        user=user, action="factor.backup_codes_regenerated", actor=user, after={"backup_codes": len(codes)}
+    )
     sessions.end_user_sessions(user=user, keep=keep)
     return codes
 

@@ -205,7 +205,9 @@ def account_security(request):
         action = request.POST.get("action", "")
         if action == "cancel":
             services.enrolment_cancel(user=user)
-            messages.info(request, "The new authenticator app was not set up; the one you have keeps working.")
+            messages.info(
+                request, "The new authenticator app was not set up; the one you have keeps working."
+            )
             return HttpResponseRedirect(reverse("admin:account_security"))
         if action not in forms:
             messages.error(request, "Choose what to do with the buttons of this page.")
@@ -225,7 +227,9 @@ def account_security(request):
                 else:
                     factors.record_check(request, device)
                     request.session.pop(signin.NO_FACTOR, None)
-                    messages.success(request, "Two-step sign-in is on: you will give a code at every sign-in.")
+                    messages.success(
+                        request, "Two-step sign-in is on: you will give a code at every sign-in."
+                    )
                     return _codes_page(request, codes=codes, next_url=next_url, title="Your backup codes")
             else:
                 device = factors.check_code(user, code)

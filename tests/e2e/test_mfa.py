@@ -91,7 +91,9 @@ def test_required_enrolment_then_login_with_a_code(page, live_server, editor, or
     assert watcher.take() == []
 
 
-def test_development_offers_two_step_sign_in_without_requiring_it(page, live_server, editor, settings, watcher):
+def test_development_offers_two_step_sign_in_without_requiring_it(
+    page, live_server, editor, settings, watcher
+):
     """Development (factors not required): the demo login opens the dashboard with the password
     alone, and the header offers to set up two-step sign-in."""
     settings.PRISMA_GLOW_REQUIRE_MFA = False

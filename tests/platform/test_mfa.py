@@ -8,14 +8,20 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.test import Client
-from django.urls import reverse
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from prisma_glow import factors
 from prisma_glow.accounts import signin
 from prisma_glow.audit.models import AuditEvent
-from tests.factories import APIKeyFactory, MembershipFactory, TOTPDeviceFactory, UserFactory, backup_codes, totp_code
+from tests.factories import (
+    APIKeyFactory,
+    MembershipFactory,
+    TOTPDeviceFactory,
+    UserFactory,
+    backup_codes,
+    totp_code,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -187,7 +193,9 @@ def test_required_without_a_factor_the_admin_sends_to_enrolment_first(client, me
     assert htmx.status_code == 403 and htmx["HX-Redirect"].startswith(SECURITY)
     # Enrolling opens the admin.
     device = TOTPDevice.objects.get(user=member, confirmed=False)
-    response = client.post(SECURITY, {"action": "confirm", "confirm-code": totp_code(device), "next": "/admin/"})
+    response = client.post(
+        SECURITY, {"action": "confirm", "confirm-code": totp_code(device), "next": "/admin/"}
+    )
     assert response.status_code == 200 and b"backup-codes" in response.content
     assert client.get("/admin/agents/agent/").status_code == 200
 

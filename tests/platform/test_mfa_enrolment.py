@@ -49,7 +49,10 @@ def enrol(client: Client) -> tuple[str, list[str]]:
     page = client.get(SECURITY).content.decode()
     response = client.post(SECURITY, {"action": "confirm", "confirm-code": code_from_page(page)})
     assert response.status_code == 200, response.content
-    codes = [li.get_text().strip() for li in BeautifulSoup(response.content, "html.parser").select("#backup-codes li")]
+    codes = [
+        li.get_text().strip()
+        for li in BeautifulSoup(response.content, "html.parser").select("#backup-codes li")
+    ]
     return page, codes
 
 
@@ -66,7 +69,9 @@ def test_the_page_shows_a_qr_code_as_an_svg_image_and_the_key_as_text(member):
     assert "style=" not in svg and "<script" not in svg
     assert soup.find(attrs={"style": True}) is None, "no inline style under the CSP"
     device = TOTPDevice.objects.get(user=member, confirmed=False)
-    assert factors.normalise(soup.find(id="totp-secret").get_text()) == base64.b32encode(device.bin_key).decode().rstrip("=")
+    assert factors.normalise(soup.find(id="totp-secret").get_text()) == base64.b32encode(
+        device.bin_key
+    ).decode().rstrip("=")
     assert "Two-step sign-in is <strong>off</strong>" in response.content.decode()
     assert not factors.has_factor(member), "an enrolment not yet confirmed is no factor"
     # Reloading the page shows the same key until it is confirmed.
@@ -139,7 +144,10 @@ def test_new_backup_codes_need_a_code_replace_the_old_and_end_other_sessions(mem
     assert StaticToken.objects.filter(device__user=member).count() == 10
     device.throttle_reset()
     response = client.post(SECURITY, {"action": "regenerate", "regenerate-code": old[0]})
-    new = [li.get_text().strip() for li in BeautifulSoup(response.content, "html.parser").select("#backup-codes li")]
+    new = [
+        li.get_text().strip()
+        for li in BeautifulSoup(response.content, "html.parser").select("#backup-codes li")
+    ]
     assert len(new) == 10 and not set(new) & set(old)
     assert factors.check_code(member, old[1]) is None, "the old codes stop working"
     assert "_auth_user_id" not in other.session
@@ -174,7 +182,9 @@ def test_removal_is_refused_while_factors_are_required(member, enrolled, setting
     page = client.get(SECURITY).content.decode()
     assert "cannot be turned off" in page and 'value="remove"' not in page
     device.refresh_from_db()
-    response = client.post(SECURITY, {"action": "remove", "remove-code": totp_code(device, drift=1)}, follow=True)
+    response = client.post(
+        SECURITY, {"action": "remove", "remove-code": totp_code(device, drift=1)}, follow=True
+    )
     assert "it cannot be removed" in response.content.decode()
     assert factors.has_factor(member)
 

@@ -173,8 +173,13 @@ def test_v6_4_4_enrolment_shows_the_key_once_and_codes_once(member):
     page = BeautifulSoup(client.get("/admin/account/security/").content, "html.parser")
     secret = page.find(id="totp-secret").get_text().replace(" ", "")
     key = base64.b32decode(secret + "=" * (-len(secret) % 8))
-    response = client.post("/admin/account/security/", {"action": "confirm", "confirm-code": f"{totp(key):06d}"})
-    codes = [li.get_text().strip() for li in BeautifulSoup(response.content, "html.parser").select("#backup-codes li")]
+    response = client.post(
+        "/admin/account/security/", {"action": "confirm", "confirm-code": f"{totp(key):06d}"}
+    )
+    codes = [
+        li.get_text().strip()
+        for li in BeautifulSoup(response.content, "html.parser").select("#backup-codes li")
+    ]
     assert len(codes) == 10
     later = client.get("/admin/account/security/").content.decode()
     assert secret[:8] not in later.replace(" ", "") and 'id="totp-secret"' not in later
