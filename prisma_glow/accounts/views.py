@@ -256,6 +256,9 @@ def account_security(request):
         "forms": forms,
         "next": next_url,
     }
+    if factors.mfa_required() and not factors.is_verified(request):
+        # Enrolment comes before anything else: no links to pages that would send the user back here.
+        context["is_nav_sidebar_enabled"] = False
     request.current_app = admin.site.name
     return TemplateResponse(request, "admin/accounts/security.html", context)
 

@@ -247,3 +247,14 @@ def test_not_required_the_api_serves_a_session_without_a_factor(member, settings
     client = Client()
     client.force_login(member)
     assert client.get("/api/v1/agents/").status_code == 200
+
+
+def test_required_enrolment_page_hides_the_sidebar_until_verified(member, settings):
+    """The forced enrolment page links to nothing that would send the user back to it."""
+    settings.PRISMA_GLOW_REQUIRE_MFA = True
+    client = Client()
+    client.force_login(member)
+    page = client.get(SECURITY).content.decode()
+    assert 'id="nav-sidebar"' not in page
+    settings.PRISMA_GLOW_REQUIRE_MFA = False
+    assert 'id="nav-sidebar"' in client.get(SECURITY).content.decode()

@@ -242,3 +242,10 @@ def test_django_otps_own_admin_pages_are_not_mounted(member):
         with pytest.raises(NoReverseMatch):
             reverse(name)
     assert signed_in(superuser).get(f"/admin/otp_totp/totpdevice/{device.pk}/qrcode/").status_code == 404
+
+
+def test_reset_of_a_user_without_a_factor_says_so(member):
+    out = StringIO()
+    call_command("reset_factors", "mira", stdout=out)
+    assert "mira had no second factor; their sessions were ended." in out.getvalue()
+    assert AuditEvent.objects.get(action="factor.reset").after == {"devices_removed": 0, "sessions_ended": 0}
