@@ -99,7 +99,17 @@ class PrismaGlowAdminSite(admin.AdminSite):
         context["admin_access"] = access
         context["current_organization"] = access.organization
         context["header_links"] = [(label, reverse(name)) for label, name in self._header_links]
+        # The header offers to set up a second factor to whoever signed in without one (a session
+        # flag set at login: no query on every page).
+        context["offer_second_factor"] = bool(getattr(request, "session", {}).get("_pg_no_factor"))
         return context
+
+    def login(self, request, extra_context=None):
+        """The login's password step; a user with a second factor then gives a code
+        (``prisma_glow.accounts.views``: no session is signed in before the code)."""
+        from prisma_glow.accounts.views import login
+
+        return login(self, request, extra_context)
 
     def index(self, request, extra_context=None):
         """The dashboard: the registered panels, for the selected organisation."""

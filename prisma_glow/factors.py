@@ -88,3 +88,45 @@ def step_up_needed(request) -> bool:
     if checked_recently(request):
         return False
     return mfa_required() or has_factor(user)
+
+
+# --- Sign-in with a code and enrolment (the MFA slice: prisma_glow/accounts) -----------------------
+def is_backup_code(code: str) -> bool:
+    """Whether ``code`` is a backup code (anything but six digits), as ``check_code`` tells them apart."""
+    code = normalise(code)
+    return not (len(code) == 6 and code.isdigit())
+
+
+def wait_seconds_for(device) -> int:
+    """How many seconds django-otp's throttling makes ``device`` wait before it checks a code (0: none).
+
+    After ``n`` wrong codes the next is refused unchecked for ``2 ** (n - 1)`` seconds
+    (``OTP_*_THROTTLE_FACTOR``)."""
+    import math
+
+    from django.utils import timezone
+
+    allowed, data = device.verify_is_allowed()
+    until = (data or {}).get("locked_until")
+    if allowed or until is None:
+        return 0
+    return max(0, math.ceil((until - timezone.now()).total_seconds()))
+
+
+def wait_seconds(user, code: str) -> int:
+    """How long ``user`` must wait before a code of ``code``'s kind is checked again (0: at once):
+    the shortest wait among their devices of that kind, since any of them could accept it."""
+    backup = is_backup_code(code)
+    waits = [
+        wait_seconds_for(device)
+        for device in django_otp.devices_for_user(user, confirmed=True)
+        if isinstance(device, StaticDevice) == backup
+    ]
+    return min(waits) if waits else 0
+
+
+def is_verified(request) -> bool:
+    """Whether ``request``'s session user checked a second factor in this session (django-otp)."""
+    user = getattr(request, "user", None)
+    verified = getattr(user, "is_verified", None)
+    return bool(verified()) if callable(verified) else False

@@ -437,6 +437,9 @@ ADMIN_ONLY: dict[str, str] = {
     "admin:tenancy_apikey_delete": "nobody: keys are revoked, never deleted",
     "admin:audit_auditevent_add": "nobody: the audit log is append-only",
     "admin:audit_auditevent_delete": "nobody: the audit log is append-only",
+    # A user's own sign-in and second factors (prisma_glow/accounts): the API has no sign-in.
+    "admin:login_code": "signing in: the second step, a code for the pending sign-in",
+    "admin:account_security": "a user's own second factors (enrol, backup codes, replace, remove)",
 }
 
 # API routes (route name, action) with no staff-UI counterpart, and why.

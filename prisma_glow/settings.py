@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "django_otp",  # second factors (prisma_glow/factors.py)
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",  # one-time backup codes
+    "prisma_glow.accounts",  # signing in with a second factor, the two-step sign-in page
     # Before django_tasks_db: its db_worker command (with a lease) replaces django-tasks-db's.
     "prisma_glow.worker",
     "django_tasks_db",
@@ -112,6 +113,8 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "prisma_glow.middleware.SessionExpiryMiddleware",  # idle and absolute limits (prisma_glow.sessions)
+    # With PRISMA_GLOW_REQUIRE_MFA: admin pages only for sessions that checked a second factor.
+    "prisma_glow.accounts.middleware.SecondFactorRequiredMiddleware",
     "prisma_glow.middleware.BusyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",

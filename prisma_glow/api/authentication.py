@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from prisma_glow import factors
 from prisma_glow.api.throttling import auth_failure_record, auth_failures_exceeded
 from prisma_glow.tenancy.models import APIKey
 
@@ -144,5 +145,31 @@ class APIKeyAuthentication(authentication.BaseAuthentication):
         return KEYWORD
 
 
+class SecondFactorRequired(exceptions.PermissionDenied):
+    """403 ``mfa_required``: factors are required and this session has not checked one."""
+
+    default_code = "mfa_required"
+
+
 class SessionAuthentication(authentication.SessionAuthentication):
-    """Django's session (the admin's login), with CSRF enforced on unsafe methods."""
+    """Django's session (the admin's login), with CSRF enforced on unsafe methods.
+
+    When second factors are required (``PRISMA_GLOW_REQUIRE_MFA``), a session whose user has not
+    checked one in it is refused with 403 ``mfa_required`` and a message naming the page to go to
+    (the login form never opens such a session; one opened before factors were required can)."""
+
+    def authenticate(self, request):
+        result = super().authenticate(request)
+        if result is None or not factors.mfa_required() or factors.is_verified(request._request):
+            return result
+        if factors.has_factor(result[0]):
+            message = (
+                "Two-step sign-in is required and this session has not given a code: log in again at "
+                "/admin/login/ with your authenticator code, then retry."
+            )
+        else:
+            message = (
+                "Two-step sign-in is required and your account has none yet: set it up at "
+                "/admin/account/security/, then retry."
+            )
+        raise SecondFactorRequired(message, code=SecondFactorRequired.default_code)

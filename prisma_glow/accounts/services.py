@@ -1,0 +1,173 @@
+"""Writes to a user's second factors: enrolment, backup codes, removal and the operator's reset.
+
+Each is atomic and audited in every organisation the user belongs to (a system event when none:
+what a person's account went through is in the log their colleagues read), and ends the user's other
+sessions (``sessions.end_user_sessions``): a factor added or taken away changes who may be signed in,
+like a new password. ``keep`` is the request whose session survives (with a new key), or None to end
+them all.
+
+Codes are checked by ``prisma_glow.factors.check_code`` before these are called (its throttling must
+commit even when the operation is refused); only the first code of an enrolment, on a device not yet
+confirmed, is checked here.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from prisma_glow import factors, sessions
+from prisma_glow.audit.services import audit_record
+from prisma_glow.tenancy.models import Organization
+
+BACKUP_CODE_COUNT = 10
+AUTHENTICATOR_NAME = "Authenticator app"
+BACKUP_CODES_NAME = "Backup codes"
+
+WRONG_FIRST_CODE = (
+    "That code does not match: type the six digits your authenticator app shows now for Prisma Glow "
+    "(check that the phone's clock is right)."
+)
+REMOVAL_REFUSED = (
+    "Two-step sign-in is required here, so it cannot be removed. To move to a new phone, use "
+    "“Replace the authenticator app”; if the phone is lost, ask your operator to run "
+    "manage.py reset_factors with your username."
+)
+
+
+def _organizations_of(user) -> list[Organization | None]:
+    organizations = list(Organization.objects.filter(memberships__user=user).order_by("pk").distinct())
+    return organizations or [None]
+
+
+def _audit(*, user, action: str, actor, after: dict) -> None:
+    for organization in _organizations_of(user):
+        audit_record(organization=organization, action=action, actor=actor, obj=user, after=after)
+
+
+def device_kind(device) -> str:
+    """``backup_code`` or ``authenticator`` (what the audit log and the pages call a device)."""
+    return "backup_code" if isinstance(device, StaticDevice) else "authenticator"
+
+
+def backup_codes_left(user) -> int:
+    """How many unused backup codes ``user`` has."""
+    return StaticToken.objects.filter(device__user=user, device__confirmed=True).count()
+
+
+def secret_of(device: TOTPDevice) -> str:
+    """The device's key as the base32 text an authenticator app accepts typed in (no padding)."""
+    return base64.b32encode(device.bin_key).decode("ascii").rstrip("=")
+
+
+# --- Enrolment ------------------------------------------------------------------------------------
+@transaction.atomic
+def totp_enrolment(*, user, fresh: bool = False) -> TOTPDevice:
+    """The authenticator ``user`` is enrolling: their one unconfirmed device, created when there is
+    none (or anew when ``fresh``: a replacement starts with a key nobody has seen)."""
+    pending = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk")
+    device = None if fresh else pending.first()
+    if device is None:
+        pending.delete()
+        device = TOTPDevice.objects.create(user=user, name=AUTHENTICATOR_NAME, confirmed=False)
+    return device
+
+
+def enrolment_cancel(*, user) -> int:
+    """Forget an enrolment not yet confirmed (the factors in use stay); returns how many were dropped."""
+    return TOTPDevice.objects.filter(user=user, confirmed=False).delete()[0]
+
+
+def totp_confirm(*, user, device: TOTPDevice, code: str, keep=None) -> list[str]:
+    """Confirm ``device`` with its first ``code``: it becomes ``user``'s authenticator (replacing any
+    other), with ten new backup codes, returned to be shown once. Audited ``factor.enrolled``.
+
+    A wrong code raises ``ValidationError`` (and counts toward the device's throttling)."""
+    if device.user_id != user.pk or device.confirmed:
+        raise ValidationError({"code": "This enrolment is over: reload the page and start again."})
+    if not device.verify_token(factors.normalise(code)):
+        wait = factors.wait_seconds_for(device)
+        raise ValidationError(
+            {"code": WRONG_FIRST_CODE + (f" Wait {wait} seconds before the next try." if wait else "")}
+        )
+    return _confirm(user=user, device=device, keep=keep)
+
+
+@transaction.atomic
+def _confirm(*, user, device: TOTPDevice, keep) -> list[str]:
+    replaced = TOTPDevice.objects.filter(user=user, confirmed=True).exclude(pk=device.pk).delete()[0]
+    TOTPDevice.objects.filter(user=user, confirmed=False).exclude(pk=device.pk).delete()
+    device.confirmed = True
+    device.save(update_fields=["confirmed"])
+    codes = _new_backup_codes(user)
+    _audit(
+        user=user,
+        action="factor.enrolled",
+        actor=user,
+        after={"device": "authenticator", "replaced": bool(replaced), "backup_codes": len(codes)},
+    )
+    sessions.end_user_sessions(user=user, keep=keep)
+    return codes
+
+
+def _new_backup_codes(user) -> list[str]:
+    StaticDevice.objects.filter(user=user).delete()
+    device = StaticDevice.objects.create(user=user, name=BACKUP_CODES_NAME, confirmed=True)
+    codes = [StaticToken.random_token() for _ in range(BACKUP_CODE_COUNT)]
+    StaticToken.objects.bulk_create(StaticToken(device=device, token=code) for code in codes)
+    return codes
+
+
+@transaction.atomic
+def backup_codes_regenerate(*, user, keep=None) -> list[str]:
+    """Replace ``user``'s backup codes by ten new ones (returned, to be shown once); the old ones stop
+    working. Needs an authenticator enrolled. Audited ``factor.backup_codes_regenerated``."""
+    if not factors.has_factor(user):
+        raise ValidationError("Set up an authenticator app first: backup codes come with it.")
+    codes = _new_backup_codes(user)
+    _audit(
+        user=user, action="factor.backup_codes_regenerated", actor=user, after={"backup_codes": len(codes)}
+    )
+    sessions.end_user_sessions(user=user, keep=keep)
+    return codes
+
+
+# --- Removal --------------------------------------------------------------------------------------
+@transaction.atomic
+def factors_remove(*, user, keep=None) -> int:
+    """``user`` removes their own second factors (authenticator and backup codes); refused while
+    factors are required. Audited ``factor.removed``. Returns how many devices were removed."""
+    if factors.mfa_required():
+        raise ValidationError(REMOVAL_REFUSED)
+    return _remove(user=user, actor=user, action="factor.removed", keep=keep)
+
+
+@transaction.atomic
+def factors_reset(*, user) -> int:
+    """The operator's reset for a lost phone (``manage.py reset_factors``): every factor of ``user``
+    goes and every session of theirs ends; at the next sign-in they enrol again. Audited
+    ``factor.reset`` (a system event: the operator is not a member)."""
+    return _remove(user=user, actor=None, action="factor.reset", keep=None)
+
+
+def _remove(*, user, actor, action: str, keep) -> int:
+    removed = 0
+    for model in (TOTPDevice, StaticDevice):
+        removed += model.objects.filter(user=user).delete()[1].get(model._meta.label, 0)
+    ended = sessions.end_user_sessions(user=user, keep=keep)
+    _audit(user=user, action=action, actor=actor, after={"devices_removed": removed, "sessions_ended": ended})
+    return removed
+
+
+# --- Sign-in --------------------------------------------------------------------------------------
+def signin_record(*, user, device) -> None:
+    """Audit a sign-in completed with a second factor (``login.second_factor``)."""
+    after = {"device": device_kind(device)}
+    if isinstance(device, StaticDevice):
+        after["backup_codes_left"] = backup_codes_left(user)
+    with transaction.atomic():
+        _audit(user=user, action="login.second_factor", actor=user, after=after)
