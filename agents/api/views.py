@@ -108,8 +108,8 @@ class AgentViewSet(ExecuteActionMixin, OrganizationScopedViewSet):
     policy_resource = "agent"
     operations = {
         **ExecuteActionMixin.operations,
-        "activate": "agent.change",
-        "deprecate": "agent.change",
+        "activate": "agent.activate",
+        "deprecate": "agent.deprecate",
         "clone": "agent.add",
     }
 
@@ -338,6 +338,8 @@ class ModelProviderViewSet(OrganizationScopedViewSet):
     policy_resource = "model_provider"
 
     def perform_create(self, serializer):
+        # Typing a provider's secret is sensitive (a fresh second factor: prisma_glow.policy.STEP_UP).
+        self.require("model_provider.add", api_key=serializer.validated_data.get("api_key"))
         serializer.instance = services.provider_create(
             organization=self.organization,
             actor=self.access.actor,
@@ -345,6 +347,10 @@ class ModelProviderViewSet(OrganizationScopedViewSet):
         )
 
     def perform_update(self, serializer):
+        # Setting, replacing or clearing ("") the secret is sensitive; other changes are not.
+        self.require(
+            "model_provider.change", serializer.instance, api_key=serializer.validated_data.get("api_key")
+        )
         serializer.instance = services.provider_update(
             provider=serializer.instance,
             actor=self.access.actor,

@@ -47,7 +47,9 @@ class APIKeyViewSet(
     mixins.CreateModelMixin,
     viewsets.GenericViewSet,
 ):
-    """API keys of the caller's organisation. Managing keys needs the admin role or the admin scope."""
+    """API keys of the caller's organisation. A signed-in admin creates and rotates keys (never a key:
+    403 ``session_required``); revoking also takes the admin scope. All three are sensitive: a person
+    confirms them with a fresh second factor (403 ``step_up_required`` until then)."""
 
     queryset = APIKey.objects.select_related("created_by", "rotated_to").order_by("-created_at", "-id")
     serializer_class = APIKeySerializer
@@ -57,9 +59,9 @@ class APIKeyViewSet(
     operations = {
         "list": "api_key.view",
         "retrieve": "api_key.view",
-        "create": "api_key.manage",
-        "rotate": "api_key.manage",
-        "revoke": "api_key.manage",
+        "create": "api_key.create",
+        "rotate": "api_key.rotate",
+        "revoke": "api_key.revoke",
     }
 
     @extend_schema(
