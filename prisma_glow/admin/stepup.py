@@ -52,6 +52,8 @@ def gate(request, operation: str, obj=None, *, model_admin=None, **context):
     """None when ``request`` may go on with ``operation``: the policy allows it or refuses it for
     another reason (the door answers that refusal as it always does), or the posted code was right
     (recorded). Otherwise the code page: asked for the first time, or again after a wrong code."""
+    if operation not in policy.STEP_UP:
+        return None  # never sensitive (or no operation at all: a page nobody may write)
     decision = policy.decide(get_admin_access(request), operation, obj, **context)
     if decision or decision.code != policy.STEP_UP_REQUIRED:
         return None
