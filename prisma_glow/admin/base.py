@@ -141,7 +141,9 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
         return self.policy_operations.get(kind) or f"{self.policy_resource}.{kind}"
 
     def allows(self, request, operation: str, obj=None, **context) -> bool:
-        return admin_decide(request, operation, obj, **context).allowed
+        """What the page offers (``policy.allows``: a sensitive operation is offered, and its door asks
+        for the code when it is used)."""
+        return policy.allows(get_admin_access(request), operation, obj, **context)
 
     def require(self, request, operation: str, obj=None, **context) -> None:
         admin_require(request, operation, obj, **context)
@@ -249,13 +251,22 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
                 self.message_user(request, line, messages.ERROR)
             return HttpResponseRedirect(request.path.rsplit("/delete/", 1)[0] + "/change/")
 
-    def response_action(self, request, queryset):
-        operation = self.action_operations.get(request.POST.get("action", ""))
-        if operation is not None:
+    def response_action(self, request, queryset, **kwargs):
+        # Every action named in the POST (the menus above and below the list, the change form's
+        # prefixed one): a sensitive one asks for the code before Django picks and runs it.
+        posted = [
+            value
+            for name, values in request.POST.lists()
+            if name == "action" or name.endswith("-action")
+            for value in values
+        ]
+        for operation in dict.fromkeys(
+            self.action_operations[a] for a in posted if a in self.action_operations
+        ):
             page = self.step_up_gate(request, operation)
             if page is not None:
                 return page
-        return super().response_action(request, queryset)
+        return super().response_action(request, queryset, **kwargs)
 
     def delete_queryset(self, request, queryset):
         for obj in queryset:
