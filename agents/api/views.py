@@ -138,6 +138,8 @@ class AgentViewSet(ExecuteActionMixin, OrganizationScopedViewSet):
     @extend_schema(
         summary="Activate an agent",
         description="Puts a draft or deprecated agent live. It needs an active persona (409 otherwise). "
+        "A signed-in editor or above only (an API key gets 403 `session_required`), with a second factor "
+        "checked within PRISMA_GLOW_STEP_UP_MINUTES (403 `step_up_required` until `POST /api/v1/auth/step-up/`). "
         "Audited.",
         request=None,
         responses={200: AgentSerializer},
@@ -149,7 +151,9 @@ class AgentViewSet(ExecuteActionMixin, OrganizationScopedViewSet):
 
     @extend_schema(
         summary="Deprecate an agent",
-        description="Retires the agent: it no longer runs through the API; its history stays.",
+        description="Retires the agent: it no longer runs through the API; its history stays. Needs the "
+        "editor role or the `write` scope; a signed-in person also a fresh second factor (403 "
+        "`step_up_required` until `POST /api/v1/auth/step-up/`).",
         request=None,
         responses={200: AgentSerializer},
     )

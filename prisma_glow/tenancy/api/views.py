@@ -66,7 +66,9 @@ class APIKeyViewSet(
 
     @extend_schema(
         summary="Create an API key",
-        description="The response holds the full key in `key`; it is shown once and cannot be recovered. "
+        description="A signed-in admin only (an API key gets 403 `session_required`), with a fresh second "
+        "factor (403 `step_up_required` until `POST /api/v1/auth/step-up/`). "
+        "The response holds the full key in `key`; it is shown once and cannot be recovered. "
         "Every key expires: `expires_at` at most PRISMA_GLOW_API_KEY_MAX_DAYS (default 90) days away, that "
         "maximum when omitted; a later or past expiry answers 400.",
         request=APIKeyCreateSerializer,
@@ -91,7 +93,9 @@ class APIKeyViewSet(
 
     @extend_schema(
         summary="Rotate an API key",
-        description="Creates a new key with the same name and scopes and returns it (shown once). The new "
+        description="A signed-in admin only (an API key gets 403 `session_required`), with a fresh second "
+        "factor (403 `step_up_required`). "
+        "Creates a new key with the same name and scopes and returns it (shown once). The new "
         "key starts a new lifetime: `expires_at`, or PRISMA_GLOW_API_KEY_MAX_DAYS (default 90) days when "
         "omitted. The old key keeps working for `grace_seconds` (default 0: it stops at once).",
         request=APIKeyRotateSerializer,
@@ -113,7 +117,8 @@ class APIKeyViewSet(
 
     @extend_schema(
         summary="Revoke an API key",
-        description="The key stops working at once. Revoking a revoked key answers 409.",
+        description="The key stops working at once. Revoking a revoked key answers 409. The admin role or "
+        "the `admin` scope; a signed-in person also a fresh second factor (403 `step_up_required`).",
         request=None,
         responses={200: APIKeySerializer},
     )
