@@ -107,10 +107,11 @@ def _back_url(request) -> str:
 
 
 def requires_step_up(operation: str | Callable[..., str]):
-    """For a custom page's view (a function or a method): a POST of a sensitive ``operation`` (a name,
-    or a function of the URL's arguments giving one, e.g. ``lambda transition, **_: f"agent.{transition}"``)
-    goes through ``gate`` first. The view still asks the policy itself (``require``), so a refusal
-    for another reason is its own."""
+    """For a custom page's view (a function or a method): a POST of ``operation`` (a name, or a
+    function of the URL's arguments giving one, e.g. ``lambda transition, **_: f"agent.{transition}"``)
+    is asked of the policy first: refused for the role or scope, the admin's refusal page (403, in
+    its layout, with a way back); sensitive without a fresh factor, ``gate``'s code page. The view
+    still asks the policy itself (``require``), with the object where rules depend on it."""
 
     def decorator(view):
         @wraps(view)
@@ -123,6 +124,11 @@ def requires_step_up(operation: str | Callable[..., str]):
                     model_admin = getattr(owner, "admin", owner)
                     if not hasattr(model_admin, "opts"):
                         model_admin = None
+                    decision = policy.decide(get_admin_access(request), name)
+                    if not decision and decision.code != policy.STEP_UP_REQUIRED:
+                        from prisma_glow.tenancy.admin import refusal_page
+
+                        return refusal_page(request, decision.reason, model_admin=model_admin)
                     page = gate(request, name, model_admin=model_admin)
                     if page is not None:
                         return page

@@ -294,3 +294,17 @@ def test_the_code_page_renews_the_session_key(org, owner, web, device):
     assert web.cookies["sessionid"].value != before
     request = type("R", (), {"session": web.session, "user": owner})()
     assert factors.checked_recently(request)
+
+
+def test_a_custom_page_refuses_a_role_in_the_admin_layout(org, viewer):
+    """A viewer may not deprecate: the lifecycle page answers the admin's refusal page (403, with a
+    way back), never a code page, and nothing changes."""
+    TOTPDeviceFactory(user=viewer)
+    agent = AgentFactory(organization=org, status="active")
+    client = Client()
+    client.force_login(viewer)
+    response = client.post(f"/admin/agents/agent/{agent.pk}/lifecycle/deprecate/")
+    assert response.status_code == 403 and not is_code_page(response)
+    assert "admin/tenancy/refused.html" in [t.name for t in response.templates]
+    assert "Your role (viewer) cannot deprecate agents" in response.content.decode()
+    assert Agent.objects.get(pk=agent.pk).status == "active"
