@@ -192,7 +192,7 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
     def step_up_context(self, request, obj=None) -> dict:
         """What this admin's sensitive rules read from the posted form (``policy.STEP_UP``: a
         provider's secret typed, a guardrail turned off); the raw POST, so it is known before the
-        form is validated. None by default."""
+        form is validated. Nothing by default."""
         return {}
 
     def step_up_gate(self, request, operation: str, obj=None):
