@@ -16,12 +16,19 @@ refuses them what needs a person).
 
 from __future__ import annotations
 
+import datetime as dt
+import math
+from dataclasses import dataclass
+
 import django_otp
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from django_otp.plugins.otp_static.models import StaticDevice
 
 from prisma_glow import sessions
+from prisma_glow.audit.services import audit_record
+from prisma_glow.tenancy.models import Organization
 
 # When (seconds since the epoch, UTC) a second factor was last checked in this session.
 CHECKED_AT = "_pg_factor_checked_at"
@@ -56,7 +63,7 @@ def check_code(user, code: str):
     code = normalise(code)
     if not code or user is None or not user.is_authenticated:
         return None
-    backup = not (len(code) == 6 and code.isdigit())
+    backup = is_backup_code(code)
     with transaction.atomic():
         for device in django_otp.devices_for_user(user, confirmed=True, for_verify=True):
             if isinstance(device, StaticDevice) == backup and device.verify_token(code):
@@ -102,10 +109,6 @@ def wait_seconds_for(device) -> int:
 
     After ``n`` wrong codes the next is refused unchecked for ``2 ** (n - 1)`` seconds
     (``OTP_*_THROTTLE_FACTOR``)."""
-    import math
-
-    from django.utils import timezone
-
     allowed, data = device.verify_is_allowed()
     until = (data or {}).get("locked_until")
     if allowed or until is None:
@@ -114,15 +117,11 @@ def wait_seconds_for(device) -> int:
 
 
 def wait_seconds(user, code: str) -> int:
-    """How long ``user`` must wait before a code of ``code``'s kind is checked again (0: at once):
-    the shortest wait among their devices of that kind, since any of them could accept it."""
-    backup = is_backup_code(code)
-    waits = [
-        wait_seconds_for(device)
-        for device in django_otp.devices_for_user(user, confirmed=True)
-        if isinstance(device, StaticDevice) == backup
-    ]
-    return min(waits) if waits else 0
+    """How long ``user`` must wait before a code of ``code``'s kind is checked again (0: at once)."""
+    until = throttled_until(user, code)
+    if until is None:
+        return 0
+    return max(0, math.ceil((until - timezone.now()).total_seconds()))
 
 
 def is_verified(request) -> bool:
@@ -130,3 +129,83 @@ def is_verified(request) -> bool:
     user = getattr(request, "user", None)
     verified = getattr(user, "is_verified", None)
     return bool(verified()) if callable(verified) else False
+
+
+# --- Step-up: one check of a code for a sensitive operation, whichever door asks -------------------
+
+
+@dataclass(frozen=True)
+class StepUp:
+    """What a step-up came to: ``passed`` (the session is fresh until ``fresh_until``), or refused
+    because the code was ``wrong`` (or already used), the devices are ``throttled`` after wrong codes
+    (until ``retry_at``), or the user has ``no_factor`` to check."""
+
+    outcome: str
+    fresh_until: dt.datetime | None = None
+    retry_at: dt.datetime | None = None
+
+    def __bool__(self) -> bool:
+        return self.outcome == "passed"
+
+
+def fresh_until(request) -> dt.datetime | None:
+    """When the current step-up window of ``request``'s session ends (None: no check recorded)."""
+    checked = request.session.get(CHECKED_AT)
+    if not isinstance(checked, int):
+        return None
+    return dt.datetime.fromtimestamp(checked, tz=dt.UTC) + dt.timedelta(
+        minutes=settings.PRISMA_GLOW_STEP_UP_MINUTES
+    )
+
+
+def throttled_until(user, code: str) -> dt.datetime | None:
+    """When the devices that would be asked about ``code`` (authenticators for six digits, backup
+    codes otherwise, as ``check_code``) may be asked again after wrong codes: None when one of them
+    may be asked now; since any of them could accept it, the earliest of their waits."""
+    backup = is_backup_code(code)
+    waits = []
+    for device in django_otp.devices_for_user(user, confirmed=True):
+        if isinstance(device, StaticDevice) != backup:
+            continue
+        allowed, data = device.verify_is_allowed()
+        if allowed:
+            return None
+        waits.append((data or {}).get("locked_until"))
+    known = [w for w in waits if w is not None]
+    return min(known) if known and len(known) == len(waits) else None
+
+
+def step_up(request, code, *, door: str, operation: str | None = None) -> StepUp:
+    """Check ``code`` for ``request``'s user (``check_code``); when it is right, record the check
+    (``record_check``: a new session key, fresh for PRISMA_GLOW_STEP_UP_MINUTES). Either way audited
+    (``factor.step_up`` / ``factor.step_up_failed``, with the door and the operation it was for)."""
+    user = request.user
+    retry_at = None
+    if not any(django_otp.devices_for_user(user, confirmed=True)):
+        result = StepUp("no_factor")
+    elif (retry_at := throttled_until(user, code)) is not None:
+        result = StepUp("throttled", retry_at=retry_at)
+    elif (device := check_code(user, code)) is not None:
+        record_check(request, device)
+        result = StepUp("passed", fresh_until=fresh_until(request))
+        _audit_step_up(user, "factor.step_up", door=door, operation=operation, device=device, result=result)
+        return result
+    else:
+        result = StepUp("wrong")
+    _audit_step_up(user, "factor.step_up_failed", door=door, operation=operation, device=None, result=result)
+    return result
+
+
+def _audit_step_up(user, action: str, *, door, operation, device, result: StepUp) -> None:
+    """A per-user event, as the lockout's: in each of the user's organisations (the check is the
+    session's, whichever organisation it acts for), a system event for a user who belongs to none."""
+    after = {"door": door, "operation": operation or ""}
+    if device is not None:
+        after["device"] = "backup codes" if isinstance(device, StaticDevice) else "authenticator"
+        after["fresh_until"] = result.fresh_until.isoformat() if result.fresh_until else None
+    else:
+        after["reason"] = result.outcome
+    organizations = list(Organization.objects.filter(memberships__user=user).order_by("pk").distinct())
+    with transaction.atomic():
+        for organization in organizations or [None]:
+            audit_record(organization=organization, action=action, actor=user, obj=user, after=after)

@@ -5,12 +5,18 @@ Every operation a person or an API key can perform has a name (``agent.change``,
 API-key scope that allows it (``None``: no key ever may). Rules that depend on the object or on what
 is asked live in ``OBJECT_RULES``: a rule looks at the object and the request's context and names a
 further operation that must also be allowed (touching an owner needs ``membership.grant_owner``), or
-refuses outright (built-in tools are read-only).
+refuses outright (built-in tools are read-only). ``STEP_UP`` says which operations are sensitive (always,
+or depending on the object and what is asked: a provider's secret set or cleared, a guardrail turned
+off): a person allowed one must also have checked their second factor within
+``PRISMA_GLOW_STEP_UP_MINUTES``. A refusal carries a ``code``: ``permission_denied``,
+``session_required`` (no API key may) or ``step_up_required`` (allowed after a fresh check).
 
 Both doors ask the same function::
 
     decision = policy.decide(access, "membership.change_role", obj=membership, role="owner")
-    if not decision: raise PermissionDenied(decision.reason)
+    if not decision: raise PermissionDenied(decision.reason)  # decision.code says why
+
+``decide`` is what a door asks before acting; ``allows`` (no step-up) what a page offers.
 
 ``access`` is anything with ``role``, ``api_key`` and ``is_superuser`` (the API's ``Access``, the
 admin's ``AdminAccess``). ``DOORS`` maps every page and action of the staff UI to the operation it
@@ -28,11 +34,17 @@ from prisma_glow.tenancy.models import ROLE_RANK, Role, Scope
 
 
 class Principal(Protocol):
-    """What the policy needs to know about a caller (``Access`` and ``AdminAccess`` both are one)."""
+    """What the policy needs to know about a caller (``Access`` and ``AdminAccess`` both are one).
+
+    ``step_up_needed()`` says whether the person must check their second factor before a sensitive
+    operation (``prisma_glow.factors.step_up_needed`` of their request); a principal without it (a
+    key, a test's stand-in) is never asked for one."""
 
     role: str | None
     api_key: Any
     is_superuser: bool
+
+    def step_up_needed(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -44,12 +56,19 @@ class Rule:
     summary: str
 
 
+# Why a decision refuses (the API's 403 ``code``; the admin shows the code page for a step-up).
+PERMISSION_DENIED = "permission_denied"  # the role or scope is too weak, or the object forbids it
+SESSION_REQUIRED = "session_required"  # a person signed in must do it: never an API key
+STEP_UP_REQUIRED = "step_up_required"  # allowed, after a fresh check of the person's second factor
+
+
 @dataclass(frozen=True)
 class Decision:
-    """An answer with its reason; true when allowed. The reason is the 403's message."""
+    """An answer with its reason and code; true when allowed. The reason is the 403's message."""
 
     allowed: bool
     reason: str = ""
+    code: str = PERMISSION_DENIED
 
     def __bool__(self) -> bool:
         return self.allowed
@@ -72,6 +91,10 @@ def _crud(resource: str, noun: str, *, view=(VIEWER, READ), write=(EDITOR, WRITE
 OPERATIONS: dict[str, Rule] = {
     # Agents and what hangs off them.
     **_crud("agent", "agents"),
+    # Putting an agent live is a person's decision; retiring one stays open to write keys (a client may
+    # take its own agent down).
+    "agent.activate": Rule(EDITOR, None, "activate agents"),
+    "agent.deprecate": Rule(EDITOR, WRITE, "deprecate agents"),
     "agent.execute": Rule(EDITOR, EXECUTE, "run agents"),
     **_crud("persona", "personas"),
     **_crud("assignment", "an agent's tool, knowledge and guardrail assignments"),
@@ -91,14 +114,19 @@ OPERATIONS: dict[str, Rule] = {
     "organization.view": Rule(VIEWER, READ, "read the organisation"),
     "organization.update": Rule(OWNER, None, "change the organisation's name and slug"),
     "membership.view": Rule(VIEWER, READ, "read the members"),
-    "membership.add": Rule(ADMIN_ROLE, ADMIN, "add members"),
-    "membership.change_role": Rule(ADMIN_ROLE, ADMIN, "change members' roles"),
-    "membership.remove": Rule(ADMIN_ROLE, ADMIN, "remove members"),
+    # Who belongs and with which rights, and who holds keys, is decided by people: never a key.
+    "membership.add": Rule(ADMIN_ROLE, None, "add members"),
+    "membership.change_role": Rule(ADMIN_ROLE, None, "change members' roles"),
+    "membership.remove": Rule(ADMIN_ROLE, None, "remove members"),
     "membership.grant_owner": Rule(OWNER, None, "grant, change or remove the owner role"),
     "membership.unlock_login": Rule(OWNER, None, "unlock members' sign-ins"),
     "api_key.view": Rule(ADMIN_ROLE, ADMIN, "read the API keys"),
-    "api_key.manage": Rule(ADMIN_ROLE, ADMIN, "create, rotate and revoke API keys"),
+    "api_key.create": Rule(ADMIN_ROLE, None, "create API keys"),
+    "api_key.rotate": Rule(ADMIN_ROLE, None, "rotate API keys"),
+    "api_key.revoke": Rule(ADMIN_ROLE, ADMIN, "revoke API keys"),
     "audit.view": Rule(ADMIN_ROLE, ADMIN, "read the audit log"),
+    # A session's own second-factor check (POST /api/v1/auth/step-up/): any member, never a key.
+    "factor.step_up": Rule(VIEWER, None, "check a second factor"),
 }
 
 
@@ -134,6 +162,75 @@ OBJECT_RULES: dict[str, tuple[Check, ...]] = {
 }
 
 
+# --- Sensitive operations: a fresh second factor first (step-up) ----------------------------------
+StepUpWhen = Callable[[Any, dict], bool]
+
+
+def _always(obj, context: dict) -> bool:
+    return True
+
+
+def _sets_secret(obj, context: dict) -> bool:
+    """A provider's API key is typed (``api_key=`` non-empty) on its creation."""
+    return bool(context.get("api_key"))
+
+
+def _changes_secret(obj, context: dict) -> bool:
+    """A provider's API key is set, replaced or cleared (``api_key=""``) by a change; a change that
+    leaves the key out (``api_key`` absent or None) is not, nor clearing a key that is not there."""
+    value = context.get("api_key")
+    if value is None:
+        return False
+    return value != "" or bool(getattr(obj, "api_key", ""))
+
+
+def _removes_secret(obj, context: dict) -> bool:
+    """Deleting a provider removes its stored API key with it."""
+    return bool(getattr(obj, "api_key", ""))
+
+
+def _disables(obj, context: dict) -> bool:
+    """A change that turns a guardrail off (``enabled=False`` for one that is on)."""
+    return context.get("enabled") is False and bool(getattr(obj, "enabled", True))
+
+
+# operation → when it is sensitive. A sensitive operation, once the role, scope and object rules allow
+# it, also needs a second factor checked within PRISMA_GLOW_STEP_UP_MINUTES when the caller is a person
+# (``Principal.step_up_needed``); keys never step up: what needs a person has scope None above.
+STEP_UP: dict[str, StepUpWhen] = {
+    "agent.activate": _always,
+    "agent.deprecate": _always,
+    "api_key.create": _always,
+    "api_key.rotate": _always,
+    "api_key.revoke": _always,
+    "membership.add": _always,
+    "membership.change_role": _always,
+    "membership.remove": _always,
+    "membership.grant_owner": _always,
+    "model_provider.add": _sets_secret,
+    "model_provider.change": _changes_secret,
+    "model_provider.delete": _removes_secret,
+    "guardrail.change": _disables,
+    "guardrail.delete": _always,
+    "knowledge_base.delete": _always,
+}
+
+STEP_UP_REASON = "This is a sensitive operation: confirm it with a fresh code from your second factor."
+
+
+def sensitive(operation: str, obj=None, **context) -> bool:
+    """Whether ``operation`` (on ``obj``, with ``context``) needs a fresh second-factor check."""
+    when = STEP_UP.get(operation)
+    return when is not None and when(obj, context)
+
+
+def _step_up_missing(access: Principal) -> bool:
+    if access.api_key is not None:
+        return False
+    check = getattr(access, "step_up_needed", None)
+    return bool(check()) if callable(check) else False
+
+
 # --- The decision ---------------------------------------------------------------------------------
 def rank(role: str | None) -> int:
     return ROLE_RANK[Role(role)] if role else 0
@@ -143,7 +240,11 @@ def _rule_allows(access: Principal, name: str) -> Decision:
     rule = OPERATIONS[name]
     if access.api_key is not None:
         if rule.scope is None:
-            return Decision(False, f"An API key cannot {rule.summary}; a signed-in {rule.role} must do it.")
+            return Decision(
+                False,
+                f"An API key cannot {rule.summary}; a signed-in {rule.role} must do it.",
+                SESSION_REQUIRED,
+            )
         if access.api_key.has_scope(rule.scope):
             return Decision(True)
         return Decision(False, f"This API key lacks the '{rule.scope}' scope needed to {rule.summary}.")
@@ -158,8 +259,8 @@ def _rule_allows(access: Principal, name: str) -> Decision:
     )
 
 
-def decide(access: Principal, operation: str, obj=None, **context) -> Decision:
-    """May ``access`` perform ``operation`` (on ``obj``, with ``context`` such as ``role=``)?"""
+def _authorise(access: Principal, operation: str, obj, context: dict) -> Decision:
+    """The role or scope, then the object rules (no step-up)."""
     if operation not in OPERATIONS:
         raise KeyError(f"Unknown operation {operation!r}: declare it in prisma_glow.policy.OPERATIONS.")
     decision = _rule_allows(access, operation)
@@ -176,8 +277,22 @@ def decide(access: Principal, operation: str, obj=None, **context) -> Decision:
     return Decision(True)
 
 
+def decide(access: Principal, operation: str, obj=None, **context) -> Decision:
+    """May ``access`` perform ``operation`` (on ``obj``, with ``context`` such as ``role=``) now?
+
+    The role or scope first, then the object rules, then — for a sensitive operation and a person —
+    a fresh second factor: a person allowed everything but the last gets ``STEP_UP_REQUIRED``."""
+    decision = _authorise(access, operation, obj, context)
+    if decision and sensitive(operation, obj, **context) and _step_up_missing(access):
+        return Decision(False, STEP_UP_REASON, STEP_UP_REQUIRED)
+    return decision
+
+
 def allows(access: Principal, operation: str, obj=None, **context) -> bool:
-    return decide(access, operation, obj, **context).allowed
+    """Whether ``access`` may perform ``operation``, after a step-up if it needs one: what pages and
+    menus offer (a sensitive button is shown, and asks for the code when pressed). Doors that act
+    ask ``decide``."""
+    return _authorise(access, operation, obj, context).allowed
 
 
 def grantable_roles(access: Principal) -> list[str]:
@@ -210,19 +325,19 @@ DOORS: tuple[Door, ...] = (
     Door("admin:agents_agent_wizard_step", "agent.add", ("agent-list", "create")),
     Door("admin:agents_agent_wizard_reset", "agent.add", ("agent-list", "create"), "POST"),
     Door("admin:agents_agent_delete", "agent.delete", ("agent-detail", "destroy")),
-    Door("admin:agents_agent_lifecycle", "agent.change", ("agent-activate", "activate"), "POST"),
-    Door("admin:agents_agent_lifecycle", "agent.change", ("agent-deprecate", "deprecate"), "POST"),
+    Door("admin:agents_agent_lifecycle", "agent.activate", ("agent-activate", "activate"), "POST"),
+    Door("admin:agents_agent_lifecycle", "agent.deprecate", ("agent-deprecate", "deprecate"), "POST"),
     Door("admin:agents_agent_clone", "agent.add", ("agent-clone", "clone"), "POST"),
     Door(
         "admin:agents_agent_changelist",
-        "agent.change",
+        "agent.activate",
         ("agent-activate", "activate"),
         "POST",
         admin_action="activate_selected",
     ),
     Door(
         "admin:agents_agent_changelist",
-        "agent.change",
+        "agent.deprecate",
         ("agent-deprecate", "deprecate"),
         "POST",
         admin_action="deprecate_selected",
@@ -383,9 +498,9 @@ DOORS: tuple[Door, ...] = (
     Door("admin:tenancy_apikey_changelist", "api_key.view", ("api-key-list", "list")),
     Door("admin:tenancy_apikey_change", "api_key.view", ("api-key-detail", "retrieve")),
     Door("admin:tenancy_apikey_history", "audit.view", ("audit-event-list", "list")),
-    Door("admin:tenancy_apikey_add", "api_key.manage", ("api-key-list", "create")),
-    Door("admin:tenancy_apikey_rotate", "api_key.manage", ("api-key-rotate", "rotate"), "POST"),
-    Door("admin:tenancy_apikey_revoke", "api_key.manage", ("api-key-revoke", "revoke"), "POST"),
+    Door("admin:tenancy_apikey_add", "api_key.create", ("api-key-list", "create")),
+    Door("admin:tenancy_apikey_rotate", "api_key.rotate", ("api-key-rotate", "rotate"), "POST"),
+    Door("admin:tenancy_apikey_revoke", "api_key.revoke", ("api-key-revoke", "revoke"), "POST"),
     Door("admin:audit_auditevent_changelist", "audit.view", ("audit-event-list", "list")),
     Door("admin:audit_auditevent_change", "audit.view", ("audit-event-detail", "retrieve")),
     Door("admin:audit_auditevent_history", "audit.view", ("audit-event-list", "list")),
@@ -486,4 +601,6 @@ API_ONLY: dict[tuple[str, str], str] = {
     ("knowledge-base-document-chunk-detail", "retrieve"): "a document's page lists its chunks",
     ("organization", "put"): "the admin's change form is a partial update",
     ("member-detail", "update"): "the admin's change form is a partial update",
+    # Step-up: the admin asks for the code on the page of the sensitive operation itself.
+    ("auth-step-up", "post"): "the staff UI asks for the code on the sensitive operation's own page",
 }

@@ -60,6 +60,7 @@ class AgentAdmin(OrganizationScopedAdmin):
     list_select_related = ["owner", "provider"]
     ordering = ["name"]
     actions = ["activate_selected", "deprecate_selected", "export_csv"]
+    action_operations = {"activate_selected": "agent.activate", "deprecate_selected": "agent.deprecate"}
     policy_resource = "agent"
     change_form_template = "admin/agents/agent/change_form.html"
     change_list_template = "admin/agents/agent/change_list.html"
@@ -97,7 +98,7 @@ class AgentAdmin(OrganizationScopedAdmin):
     # --- bulk actions ----------------------------------------------------------------------
     @admin.action(description="Activate selected agents")
     def activate_selected(self, request, queryset):
-        self.require(request, "agent.change")
+        self.require(request, "agent.activate")
         self.run_action(
             request,
             queryset,
@@ -107,7 +108,7 @@ class AgentAdmin(OrganizationScopedAdmin):
 
     @admin.action(description="Deprecate selected agents")
     def deprecate_selected(self, request, queryset):
-        self.require(request, "agent.change")
+        self.require(request, "agent.deprecate")
         self.run_action(
             request,
             queryset,
@@ -142,9 +143,9 @@ class AgentAdmin(OrganizationScopedAdmin):
 
     def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
         actions = super().get_actions(request, action_location=action_location)
-        if not self.allows(request, "agent.change"):
-            actions.pop("activate_selected", None)
-            actions.pop("deprecate_selected", None)
+        for name, operation in self.action_operations.items():
+            if not self.allows(request, operation):
+                actions.pop(name, None)
         return actions
 
     # --- writes ------------------------------------------------------------------------------
@@ -493,6 +494,11 @@ class ModelProviderAdmin(OrganizationScopedAdmin):
     @admin.display(description="API key", boolean=True)
     def key_stored(self, obj):
         return bool(obj.api_key)
+
+    def step_up_context(self, request, obj=None) -> dict:
+        # Typing a key, or ticking "remove the stored key", touches the secret (policy.STEP_UP).
+        typed = request.POST.get("api_key") or None
+        return {"api_key": typed if typed else ("" if request.POST.get("clear_api_key") else None)}
 
     def get_fields(self, request, obj=None):
         fields = list(super().get_fields(request, obj))

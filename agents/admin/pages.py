@@ -48,6 +48,7 @@ from prisma_glow.admin.base import (
 )
 from prisma_glow.admin.htmx import htmx_partial
 from prisma_glow.admin.scoping import get_admin_access, scoped_get
+from prisma_glow.admin.stepup import requires_step_up
 
 WIZARD_SESSION_KEY = "agent_wizard"
 WIZARD_STEPS = [
@@ -296,17 +297,18 @@ class AgentPages:
         }
         return self._page(request, "admin/agents/agent/detail.html", context, title=agent.name)
 
+    @requires_step_up(lambda transition, **_: f"agent.{transition}")
     def lifecycle(self, request, agent_id, transition):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        self._require(request, "agent.change")
-        agent = self._agent(request, agent_id)
         service = {
             "activate": agent_services.agent_activate,
             "deprecate": agent_services.agent_deprecate,
         }.get(transition)
         if service is None:
             raise Http404("Unknown transition.")
+        self._require(request, f"agent.{transition}")
+        agent = self._agent(request, agent_id)
         result, error = run_service(service, agent=agent, actor=request.user)
         if error is None:
             label = dict(AgentStatus.choices)[result.status].lower()

@@ -108,8 +108,8 @@ class AgentViewSet(ExecuteActionMixin, OrganizationScopedViewSet):
     policy_resource = "agent"
     operations = {
         **ExecuteActionMixin.operations,
-        "activate": "agent.change",
-        "deprecate": "agent.change",
+        "activate": "agent.activate",
+        "deprecate": "agent.deprecate",
         "clone": "agent.add",
     }
 
@@ -138,6 +138,8 @@ class AgentViewSet(ExecuteActionMixin, OrganizationScopedViewSet):
     @extend_schema(
         summary="Activate an agent",
         description="Puts a draft or deprecated agent live. It needs an active persona (409 otherwise). "
+        "A signed-in editor or above only (an API key gets 403 `session_required`), with a second factor "
+        "checked within PRISMA_GLOW_STEP_UP_MINUTES (403 `step_up_required` until `POST /api/v1/auth/step-up/`). "
         "Audited.",
         request=None,
         responses={200: AgentSerializer},
@@ -149,7 +151,9 @@ class AgentViewSet(ExecuteActionMixin, OrganizationScopedViewSet):
 
     @extend_schema(
         summary="Deprecate an agent",
-        description="Retires the agent: it no longer runs through the API; its history stays.",
+        description="Retires the agent: it no longer runs through the API; its history stays. Needs the "
+        "editor role or the `write` scope; a signed-in person also a fresh second factor (403 "
+        "`step_up_required` until `POST /api/v1/auth/step-up/`).",
         request=None,
         responses={200: AgentSerializer},
     )
@@ -338,6 +342,8 @@ class ModelProviderViewSet(OrganizationScopedViewSet):
     policy_resource = "model_provider"
 
     def perform_create(self, serializer):
+        # Typing a provider's secret is sensitive (a fresh second factor: prisma_glow.policy.STEP_UP).
+        self.require("model_provider.add", api_key=serializer.validated_data.get("api_key"))
         serializer.instance = services.provider_create(
             organization=self.organization,
             actor=self.access.actor,
@@ -345,6 +351,10 @@ class ModelProviderViewSet(OrganizationScopedViewSet):
         )
 
     def perform_update(self, serializer):
+        # Setting, replacing or clearing ("") the secret is sensitive; other changes are not.
+        self.require(
+            "model_provider.change", serializer.instance, api_key=serializer.validated_data.get("api_key")
+        )
         serializer.instance = services.provider_update(
             provider=serializer.instance,
             actor=self.access.actor,

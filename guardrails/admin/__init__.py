@@ -80,6 +80,10 @@ class GuardrailAdmin(OrganizationScopedAdmin):
     def test_link(self, obj):
         return format_html('<a href="{}">Test</a>', reverse("admin:guardrails_guardrail_test", args=[obj.pk]))
 
+    def step_up_context(self, request, obj=None) -> dict:
+        # An unticked checkbox is absent from the POST: turning a guardrail off (policy.STEP_UP).
+        return {"enabled": "enabled" in request.POST} if obj is not None else {}
+
     def save_model(self, request, obj, form, change):
         fields = {k: form.cleaned_data[k] for k in GuardrailForm.Meta.fields if k in form.cleaned_data}
         if change:

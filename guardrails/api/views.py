@@ -71,6 +71,10 @@ class GuardrailViewSet(OrganizationScopedViewSet):
         )
 
     def perform_update(self, serializer):
+        # Turning a guardrail off is sensitive (a fresh second factor: prisma_glow.policy.STEP_UP).
+        self.require(
+            "guardrail.change", serializer.instance, enabled=serializer.validated_data.get("enabled")
+        )
         serializer.instance = services.guardrail_update(
             guardrail=serializer.instance,
             actor=self.access.actor,

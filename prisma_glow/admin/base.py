@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.admin.options import ActionLocation
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.db.models import ProtectedError
 from django.http import Http404, HttpResponseRedirect
@@ -11,6 +12,7 @@ from django.template.response import TemplateResponse
 from django.utils.text import capfirst
 
 from prisma_glow import policy
+from prisma_glow.admin import stepup
 from prisma_glow.admin.scoping import get_admin_access, scope_queryset
 
 
@@ -78,7 +80,8 @@ def admin_decide(request, operation: str, obj=None, **context) -> policy.Decisio
 
 
 def admin_require(request, operation: str, obj=None, **context) -> None:
-    """PermissionDenied (Django's 403 page) with the policy's reason unless ``operation`` is allowed."""
+    """PermissionDenied (Django's 403 page) with the policy's reason unless ``operation`` is allowed
+    now: a sensitive one needs a fresh second factor, which the door's ``stepup.gate`` asked first."""
     decision = admin_decide(request, operation, obj, **context)
     if not decision:
         raise PermissionDenied(decision.reason)
@@ -93,7 +96,10 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
     ``.delete`` unless ``policy_operations`` names others (``{"change": "membership.change_role"}``),
     asked with the object, so the admin and the API answer alike. Subclasses write through the
     domain services in ``save_model`` / ``delete_model``; a ValidationError a service raises there
-    is shown beside the form's fields instead of failing the request.
+    is shown beside the form's fields instead of failing the request. A sensitive add, change, delete
+    or bulk action (``prisma_glow.policy.STEP_UP``; ``action_operations`` names the bulk actions',
+    ``step_up_context`` what the rules read from the form) first asks for a second-factor code on a
+    page that carries the POST and then continues it (``prisma_glow.admin.stepup``).
     """
 
     policy_resource: str = ""
@@ -135,7 +141,9 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
         return self.policy_operations.get(kind) or f"{self.policy_resource}.{kind}"
 
     def allows(self, request, operation: str, obj=None, **context) -> bool:
-        return admin_decide(request, operation, obj, **context).allowed
+        """What the page offers (``policy.allows``: a sensitive operation is offered, and its door asks
+        for the code when it is used)."""
+        return policy.allows(get_admin_access(request), operation, obj, **context)
 
     def require(self, request, operation: str, obj=None, **context) -> None:
         admin_require(request, operation, obj, **context)
@@ -177,7 +185,34 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
         ServiceCheckedForm.__name__ = form_class.__name__
         return ServiceCheckedForm
 
+    # --- step-up: a sensitive write asks for a code first (prisma_glow.admin.stepup) --------------
+    # Bulk actions that perform a sensitive operation: {"activate_selected": "agent.activate"}.
+    action_operations: dict[str, str] = {}
+
+    def step_up_context(self, request, obj=None) -> dict:
+        """What this admin's sensitive rules read from the posted form (``policy.STEP_UP``: a
+        provider's secret typed, a guardrail turned off); the raw POST, so it is known before the
+        form is validated. Nothing by default."""
+        return {}
+
+    def step_up_gate(self, request, operation: str, obj=None):
+        """The code page when ``operation`` needs a fresh second factor (``stepup.gate``), else None."""
+        return stepup.gate(request, operation, obj, model_admin=self, **self.step_up_context(request, obj))
+
+    def _posted_object(self, request, object_id):
+        try:
+            return self.get_object(request, unquote(object_id))
+        except Http404:
+            return None  # the view answers 404 itself
+
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if request.method == "POST":
+            adding = object_id is None or "_saveasnew" in request.POST
+            obj = None if adding else self._posted_object(request, object_id)
+            if adding or obj is not None:
+                page = self.step_up_gate(request, self.operation("add" if adding else "change"), obj)
+                if page is not None:
+                    return page
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except ServiceValidationError as exc:
@@ -203,12 +238,35 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
         return actions
 
     def delete_view(self, request, object_id, extra_context=None):
+        if request.method == "POST":
+            obj = self._posted_object(request, object_id)
+            if obj is not None:
+                page = self.step_up_gate(request, self.operation("delete"), obj)
+                if page is not None:
+                    return page
         try:
             return super().delete_view(request, object_id, extra_context)
         except ServiceValidationError as exc:
             for line in validation_messages(exc.error):
                 self.message_user(request, line, messages.ERROR)
             return HttpResponseRedirect(request.path.rsplit("/delete/", 1)[0] + "/change/")
+
+    def response_action(self, request, queryset, **kwargs):
+        # Every action named in the POST (the menus above and below the list, the change form's
+        # prefixed one): a sensitive one asks for the code before Django picks and runs it.
+        posted = [
+            value
+            for name, values in request.POST.lists()
+            if name == "action" or name.endswith("-action")
+            for value in values
+        ]
+        for operation in dict.fromkeys(
+            self.action_operations[a] for a in posted if a in self.action_operations
+        ):
+            page = self.step_up_gate(request, operation)
+            if page is not None:
+                return page
+        return super().response_action(request, queryset, **kwargs)
 
     def delete_queryset(self, request, queryset):
         for obj in queryset:

@@ -20,7 +20,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Model, QuerySet
 from django.http import Http404
 
-from prisma_glow import policy
+from prisma_glow import factors, policy
 from prisma_glow.models import organization_q
 from prisma_glow.tenancy.models import Membership, Organization, Role
 
@@ -42,6 +42,12 @@ class AdminAccess:
     organizations: list[Organization] = field(default_factory=list)
     # A ``prisma_glow.policy.Principal``: the staff UI acts for people, never for an API key.
     api_key = None
+    # The request, for the step-up's freshness (read from its session on each decision).
+    request: object | None = field(default=None, repr=False, compare=False)
+
+    def step_up_needed(self) -> bool:
+        """Whether the user must check a second factor before a sensitive operation."""
+        return self.request is not None and factors.step_up_needed(self.request)
 
     def may(self, operation: str, obj=None, **context) -> bool:
         """Whether ``prisma_glow.policy`` allows this user ``operation`` (on ``obj``)."""
@@ -83,6 +89,7 @@ def get_admin_access(request) -> AdminAccess:
             role=role,
             is_superuser=user.is_superuser,
             organizations=organizations,
+            request=request,
         )
     request._admin_access = access
     return access

@@ -60,7 +60,8 @@ def api_key_headers(key: APIKey) -> dict[str, str]:
         headers[EXPIRY_WARNING_HEADER] = (
             f"This API key expires on {headers[EXPIRES_AT_HEADER]} ("
             + ("in less than a day" if days == 0 else f"in {days} day{'s' if days != 1 else ''}")
-            + f"); rotate it now: POST /api/v1/api-keys/{key.pk}/rotate/ or API keys in the admin."
+            + "); rotate it now: an admin of your organisation, signed in, rotates it under API keys in "
+            + f"the admin or with POST /api/v1/api-keys/{key.pk}/rotate/ (a key cannot rotate keys)."
         )
     return headers
 

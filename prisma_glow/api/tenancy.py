@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rest_framework import exceptions
 
-from prisma_glow import policy
+from prisma_glow import factors, policy
 from prisma_glow.tenancy.models import APIKey, Membership, Organization, Role, Scope
 
 ORG_HEADER = "HTTP_X_ORGANIZATION"
@@ -22,6 +22,8 @@ class Access:
     role: str | None = None
     api_key: APIKey | None = None
     user: object | None = None
+    # The request, for the step-up's freshness (read from its session on each decision).
+    request: object | None = field(default=None, repr=False, compare=False)
 
     # A site superuser acting through the API acts with their membership's role, like anyone else.
     is_superuser = False
@@ -29,6 +31,10 @@ class Access:
     def may(self, operation: str, obj=None, **context) -> bool:
         """Whether ``prisma_glow.policy`` allows this caller ``operation`` (on ``obj``)."""
         return policy.allows(self, operation, obj, **context)
+
+    def step_up_needed(self) -> bool:
+        """Whether this person must check a second factor before a sensitive operation (never a key)."""
+        return self.api_key is None and self.request is not None and factors.step_up_needed(self.request)
 
     @property
     def actor(self):
@@ -62,7 +68,9 @@ def get_access(request) -> Access:
             membership = memberships.order_by("created_at", "id").first()
             if membership is None:
                 raise exceptions.PermissionDenied("You are not a member of any organisation.")
-        access = Access(organization=membership.organization, role=membership.role, user=user)
+        access = Access(
+            organization=membership.organization, role=membership.role, user=user, request=request
+        )
     request._prisma_glow_access = access
     return access
 

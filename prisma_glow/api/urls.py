@@ -7,6 +7,7 @@ from rest_framework.routers import DefaultRouter
 from agents.api import urls as agents_api
 from guardrails.api import urls as guardrails_api
 from knowledge.api import urls as knowledge_api
+from prisma_glow.api.auth import StepUpView
 from prisma_glow.audit.api.views import AuditEventViewSet
 from prisma_glow.tenancy.api.views import APIKeyViewSet, MembershipViewSet, OrganizationView
 from tools.api import urls as tools_api
@@ -34,5 +35,6 @@ urlpatterns = [
         name="swagger-ui",
     ),
     path("organization/", OrganizationView.as_view(), name="organization"),
+    path("auth/step-up/", StepUpView.as_view(), name="auth-step-up"),
     *router.urls,
 ]

@@ -28,6 +28,7 @@ from prisma_glow.admin.base import (
     validation_messages,
 )
 from prisma_glow.admin.scoping import get_admin_access, scoped_get
+from prisma_glow.admin.stepup import requires_step_up
 from prisma_glow.tenancy import lockout, services
 from prisma_glow.tenancy.models import APIKey, Membership, Organization, Role, Scope
 
@@ -170,6 +171,10 @@ class MembershipAdmin(OrganizationScopedAdmin):
         if obj is not None:
             return [(None, {"fields": ["user", "role"]})]
         return [(None, {"fields": ["user_identifier", "role"]})]
+
+    def step_up_context(self, request, obj=None) -> dict:
+        # The role asked for: a role the user may not give is refused as such, not asked a code for.
+        return {"role": request.POST["role"]} if request.POST.get("role") in Role.values else {}
 
     def save_model(self, request, obj, form, change):
         # The form offers only grantable roles; the policy is asked again with what is saved.
@@ -345,7 +350,7 @@ class APIKeyAdmin(OrganizationScopedAdmin):
     """API keys: created with the secret shown once, rotated with a grace period, revoked."""
 
     policy_resource = "api_key"
-    policy_operations = {"add": "api_key.manage", "change": "api_key.manage", "delete": "api_key.manage"}
+    policy_operations = {"add": "api_key.create", "change": "api_key.rotate", "delete": "api_key.revoke"}
     form = APIKeyCreateForm
     list_display = [
         "name",
@@ -374,7 +379,7 @@ class APIKeyAdmin(OrganizationScopedAdmin):
         return format_html('<span class="pg-badge pg-badge-{}">{}</span>', state, state)
 
     def has_change_permission(self, request, obj=None):
-        return False  # keys are rotated or revoked, never edited (api_key.manage)
+        return False  # keys are rotated or revoked (their own pages), never edited
 
     def save_model(self, request, obj, form, change):
         key, full_key = self.call_service(
@@ -422,16 +427,17 @@ class APIKeyAdmin(OrganizationScopedAdmin):
             "state": key_state(key),
             "successor": successor,
             "rotate_form": RotateForm(),
-            "can_write": self.allows(request, "api_key.manage", key),
+            "can_write": self.allows(request, "api_key.rotate", key),
         }
         return render_admin_page(
             request, "admin/tenancy/apikey/detail.html", context, title=str(key), model_admin=self
         )
 
+    @requires_step_up("api_key.rotate")
     def rotate_view(self, request, key_id):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        self.require(request, "api_key.manage")
+        self.require(request, "api_key.rotate")
         key = scoped_get(APIKey.objects.all(), request, pk=key_id)
         form = RotateForm(request.POST)
         if not form.is_valid():
@@ -453,10 +459,11 @@ class APIKeyAdmin(OrganizationScopedAdmin):
         new_key, full_key = result
         return self._secret_page(request, new_key, full_key, created=False)
 
+    @requires_step_up("api_key.revoke")
     def revoke_view(self, request, key_id):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        self.require(request, "api_key.manage")
+        self.require(request, "api_key.revoke")
         key = scoped_get(APIKey.objects.all(), request, pk=key_id)
         _, error = run_service(services.api_key_revoke, api_key=key, actor=request.user)
         if error is None:

@@ -24,7 +24,7 @@ class TestAPIKeyAPI(ListTests, RetrieveTests, CreateTests):
     read_role = "admin"
     read_scope = "admin"
     write_role = "admin"
-    write_scope = "admin"
+    write_scope = None  # keys are created and rotated by people, never by a key
 
     def make_object(self, organization, parent=None):
         return APIKeyFactory(organization=organization, scopes=["read"])
@@ -108,12 +108,14 @@ class TestAPIKeyAPI(ListTests, RetrieveTests, CreateTests):
             assert_error(client.post(f"{URL}{key.pk}/rotate/", {}, format="json"), 403)
             assert_error(client.post(f"{URL}{key.pk}/revoke/"), 403)
 
-    def test_a_key_can_rotate_itself_with_admin_scope(self):
-        """An integrator rotates its own admin key; the audit event names the key as the actor."""
+    def test_a_key_cannot_rotate_itself_but_may_revoke_itself_with_admin_scope(self):
+        """Issue 16: a key never creates or rotates keys (a person does: 403 session_required), but an
+        integrator whose admin key leaked revokes it; the audit event names the key as the actor."""
         key = APIKeyFactory(organization=self.org, scopes=["admin"])
-        response = client_for(key=key.plaintext).post(
-            f"{URL}{key.pk}/rotate/", {"grace_seconds": 60}, format="json"
-        )
-        assert response.status_code == 201
-        event = AuditEvent.objects.get(action="api_key.rotate", object_id=str(key.pk))
+        client = client_for(key=key.plaintext)
+        response = client.post(f"{URL}{key.pk}/rotate/", {"grace_seconds": 60}, format="json")
+        assert assert_error(response, 403)["code"] == "session_required"
+        assert not APIKey.objects.filter(rotated_from=key).exists()
+        assert client.post(f"{URL}{key.pk}/revoke/").status_code == 200
+        event = AuditEvent.objects.get(action="api_key.revoke", object_id=str(key.pk))
         assert event.actor_api_key_id == key.pk

@@ -28,6 +28,8 @@ def key(*scopes):
 EXPECTED = {
     "agent.view": ("viewer", "read"),
     "agent.change": ("editor", "write"),
+    "agent.activate": ("editor", None),
+    "agent.deprecate": ("editor", "write"),
     "agent.execute": ("editor", "execute"),
     "execution.view": ("viewer", "read"),
     "execution.feedback": ("viewer", "execute"),
@@ -37,15 +39,18 @@ EXPECTED = {
     "model_provider.view": ("viewer", "read"),
     "model_provider.change": ("admin", "admin"),
     "api_key.view": ("admin", "admin"),
-    "api_key.manage": ("admin", "admin"),
+    "api_key.create": ("admin", None),
+    "api_key.rotate": ("admin", None),
+    "api_key.revoke": ("admin", "admin"),
     "membership.view": ("viewer", "read"),
-    "membership.add": ("admin", "admin"),
-    "membership.change_role": ("admin", "admin"),
-    "membership.remove": ("admin", "admin"),
+    "membership.add": ("admin", None),
+    "membership.change_role": ("admin", None),
+    "membership.remove": ("admin", None),
     "membership.grant_owner": ("owner", None),
     "organization.view": ("viewer", "read"),
     "organization.update": ("owner", None),
     "audit.view": ("admin", "admin"),
+    "factor.step_up": ("viewer", None),
 }
 
 
@@ -84,23 +89,26 @@ def test_refusals_say_why():
 
 
 def test_anything_touching_an_owner_is_for_owners_alone():
-    """Granting owner, changing or removing an owner's membership: owners yes, admins and keys no."""
+    """Granting owner, changing or removing an owner's membership: owners yes, admins and keys no (keys
+    change no membership at all)."""
     owners = Membership(role="owner")
     editors = Membership(role="editor")
     admin, owner, admin_key = member("admin"), member("owner"), key("admin")
-    for access in (admin, admin_key):
-        assert policy.allows(access, "membership.add", role="editor")
-        assert not policy.allows(access, "membership.add", role="owner")
-        assert policy.allows(access, "membership.change_role", editors, role="admin")
-        assert not policy.allows(access, "membership.change_role", editors, role="owner")
-        assert not policy.allows(access, "membership.change_role", owners, role="viewer")
-        assert policy.allows(access, "membership.remove", editors)
-        assert not policy.allows(access, "membership.remove", owners)
+    for operation in ("membership.add", "membership.change_role", "membership.remove"):
+        decision = policy.decide(admin_key, operation, editors, role="editor")
+        assert not decision and decision.code == policy.SESSION_REQUIRED
+    assert policy.allows(admin, "membership.add", role="editor")
+    assert not policy.allows(admin, "membership.add", role="owner")
+    assert policy.allows(admin, "membership.change_role", editors, role="admin")
+    assert not policy.allows(admin, "membership.change_role", editors, role="owner")
+    assert not policy.allows(admin, "membership.change_role", owners, role="viewer")
+    assert policy.allows(admin, "membership.remove", editors)
+    assert not policy.allows(admin, "membership.remove", owners)
     assert policy.decide(admin, "membership.remove", owners).reason == (
         "Your role (admin) cannot grant, change or remove the owner role; it needs owner or higher."
     )
     assert policy.decide(admin_key, "membership.add", role="owner").reason == (
-        "An API key cannot grant, change or remove the owner role; a signed-in owner must do it."
+        "An API key cannot add members; a signed-in admin must do it."
     )
     assert policy.allows(owner, "membership.add", role="owner")
     assert policy.allows(owner, "membership.change_role", owners, role="viewer")

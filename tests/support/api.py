@@ -90,7 +90,7 @@ def weaker_role(role: str) -> str | None:
     return ROLES_ASCENDING[index - 1].value if index > 0 else None
 
 
-def scopes_without(scope: str) -> list[str]:
+def scopes_without(scope: str | None) -> list[str]:
     """Every scope except ``scope`` (and ``admin``, which implies all)."""
     return [s for s in Scope.values if s not in {scope, Scope.ADMIN}]
 
@@ -116,7 +116,8 @@ class APITestBase:
     read_role: str = Role.VIEWER
     read_scope: str = Scope.READ
     write_role: str = Role.EDITOR
-    write_scope: str = Scope.WRITE
+    # None: no key may write (a person must: 403 session_required, prisma_glow.policy).
+    write_scope: str | None = Scope.WRITE
     audited: bool = True
     max_list_queries: int = 10
     update_method: str = "patch"
@@ -194,6 +195,13 @@ class APITestBase:
 
     def writer(self) -> APIClient:
         return self.client_as(self.write_role)
+
+    def _clients_that_may_write(self) -> list[APIClient]:
+        """An owner, and an admin key unless no key may write."""
+        clients = [self.client_as(Role.OWNER)]
+        if self.write_scope is not None:
+            clients.append(self.client_as(scopes=[Scope.ADMIN]))
+        return clients
 
     def own_and_other(self):
         """``(parent, obj)`` in the caller's organisation and ``(parent, obj)`` in another one."""
@@ -331,8 +339,16 @@ class CreateTests(APITestBase):
             assert self._audit_exists(obj), "the creation wrote no audit event"
 
     def test_create_with_api_key(self):
-        """A key with the write scope creates too; the audit event names the key."""
+        """A key with the write scope creates too; the audit event names the key. Where no key may
+        write (``write_scope = None``), even an admin key gets 403 ``session_required``."""
         parent = self.make_parent(self.org)
+        if self.write_scope is None:
+            client = self.client_as(scopes=[Scope.ADMIN])
+            before = self.model.objects.count()
+            response = client.post(self.list_url(parent), self.get_create_data(parent), format="json")
+            assert assert_error(response, 403)["code"] == "session_required"
+            assert self.model.objects.count() == before
+            return
         response = self.client_as(scopes=[self.write_scope]).post(
             self.list_url(parent), self.get_create_data(parent), format="json"
         )
@@ -421,7 +437,7 @@ class UpdateTests(APITestBase):
         """Updating another organisation's object answers 404 and changes nothing."""
         (_parent, _obj), (other_parent, other) = self.own_and_other()
         data = self.get_update_data(other, other_parent)
-        for client in (self.client_as(Role.OWNER), self.client_as(scopes=[Scope.ADMIN])):
+        for client in self._clients_that_may_write():
             response = self._send(client, self.update_method, self.detail_url(other, other_parent), data)
             assert_error(response, 404)
         assert not AuditEvent.objects.filter(object_id=str(other.pk), before__isnull=False).exists()
@@ -462,7 +478,7 @@ class DeleteTests(APITestBase):
     def test_delete_other_organization_404(self):
         """Deleting another organisation's object answers 404 and deletes nothing."""
         (_parent, _obj), (other_parent, other) = self.own_and_other()
-        for client in (self.client_as(Role.OWNER), self.client_as(scopes=[Scope.ADMIN])):
+        for client in self._clients_that_may_write():
             assert_error(client.delete(self.detail_url(other, other_parent)), 404)
         assert self.model.objects.filter(pk=other.pk).exists()
 

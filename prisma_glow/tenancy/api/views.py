@@ -47,7 +47,9 @@ class APIKeyViewSet(
     mixins.CreateModelMixin,
     viewsets.GenericViewSet,
 ):
-    """API keys of the caller's organisation. Managing keys needs the admin role or the admin scope."""
+    """API keys of the caller's organisation. A signed-in admin creates and rotates keys (never a key:
+    403 ``session_required``); revoking also takes the admin scope. All three are sensitive: a person
+    confirms them with a fresh second factor (403 ``step_up_required`` until then)."""
 
     queryset = APIKey.objects.select_related("created_by", "rotated_to").order_by("-created_at", "-id")
     serializer_class = APIKeySerializer
@@ -57,14 +59,16 @@ class APIKeyViewSet(
     operations = {
         "list": "api_key.view",
         "retrieve": "api_key.view",
-        "create": "api_key.manage",
-        "rotate": "api_key.manage",
-        "revoke": "api_key.manage",
+        "create": "api_key.create",
+        "rotate": "api_key.rotate",
+        "revoke": "api_key.revoke",
     }
 
     @extend_schema(
         summary="Create an API key",
-        description="The response holds the full key in `key`; it is shown once and cannot be recovered. "
+        description="A signed-in admin only (an API key gets 403 `session_required`), with a fresh second "
+        "factor (403 `step_up_required` until `POST /api/v1/auth/step-up/`). "
+        "The response holds the full key in `key`; it is shown once and cannot be recovered. "
         "Every key expires: `expires_at` at most PRISMA_GLOW_API_KEY_MAX_DAYS (default 90) days away, that "
         "maximum when omitted; a later or past expiry answers 400.",
         request=APIKeyCreateSerializer,
@@ -89,7 +93,9 @@ class APIKeyViewSet(
 
     @extend_schema(
         summary="Rotate an API key",
-        description="Creates a new key with the same name and scopes and returns it (shown once). The new "
+        description="A signed-in admin only (an API key gets 403 `session_required`), with a fresh second "
+        "factor (403 `step_up_required`). "
+        "Creates a new key with the same name and scopes and returns it (shown once). The new "
         "key starts a new lifetime: `expires_at`, or PRISMA_GLOW_API_KEY_MAX_DAYS (default 90) days when "
         "omitted. The old key keeps working for `grace_seconds` (default 0: it stops at once).",
         request=APIKeyRotateSerializer,
@@ -111,7 +117,8 @@ class APIKeyViewSet(
 
     @extend_schema(
         summary="Revoke an API key",
-        description="The key stops working at once. Revoking a revoked key answers 409.",
+        description="The key stops working at once. Revoking a revoked key answers 409. The admin role or "
+        "the `admin` scope; a signed-in person also a fresh second factor (403 `step_up_required`).",
         request=None,
         responses={200: APIKeySerializer},
     )

@@ -1,0 +1,309 @@
+"""Step-up in the staff UI: a sensitive POST shows a page asking for a code that carries the original
+fields; a right code continues the action with them, a wrong one does nothing."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+from django.test import Client
+
+from agents.models import Agent, ModelProvider
+from guardrails.models import Guardrail
+from knowledge.models import KnowledgeBase
+from prisma_glow import factors
+from prisma_glow.admin.stepup import CODE_FIELD
+from prisma_glow.audit.models import AuditEvent
+from prisma_glow.tenancy.models import APIKey, Membership
+from tests.factories import (
+    AgentFactory,
+    APIKeyFactory,
+    GuardrailFactory,
+    KnowledgeBaseFactory,
+    MembershipFactory,
+    ModelProviderFactory,
+    PersonaFactory,
+    TOTPDeviceFactory,
+    totp_code,
+)
+
+pytestmark = pytest.mark.django_db
+
+HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
+
+
+@pytest.fixture
+def device(owner):
+    return TOTPDeviceFactory(user=owner)
+
+
+@pytest.fixture
+def web(owner, device):
+    client = Client()
+    client.force_login(owner)
+    return client
+
+
+def is_code_page(response) -> bool:
+    return response.status_code == 200 and "admin/pg/step_up.html" in [t.name for t in response.templates]
+
+
+def carried(response) -> list[tuple[str, str]]:
+    """The hidden fields of the code page (the original POST), as the browser would send them back."""
+    text = response.content.decode()
+    form = text[text.index('id="step-up-title"') :]
+    return [
+        (name, html.unescape(value)) for name, value in HIDDEN.findall(form) if name != "csrfmiddlewaretoken"
+    ]
+
+
+def answer(web, url, page, code: str):
+    """Submit the code page: its hidden fields and the code, to the same URL."""
+    data: dict[str, list[str]] = {}
+    for name, value in carried(page):
+        data.setdefault(name, []).append(value)
+    data[CODE_FIELD] = [code]
+    return web.post(url, data)
+
+
+def wrong(device) -> str:
+    return "000000" if totp_code(device) != "000000" else "111111"
+
+
+def test_activation_from_the_lifecycle_page_asks_a_code_then_activates(org, owner, web, device):
+    agent = AgentFactory(organization=org)
+    PersonaFactory(agent=agent, is_active=True)
+    url = f"/admin/agents/agent/{agent.pk}/lifecycle/activate/"
+    page = web.post(url)
+    assert is_code_page(page)
+    text = page.content.decode()
+    assert "Activate agents: confirm it" in text and f'action="{url}"' in text
+    assert 'autocomplete="one-time-code"' in text and "csrfmiddlewaretoken" in text
+    assert "no-store" in page["Cache-Control"]
+    assert Agent.objects.get(pk=agent.pk).status == "draft"
+
+    again = answer(web, url, page, wrong(device))
+    assert is_code_page(again) and "wrong, expired or already used" in again.content.decode()
+    assert Agent.objects.get(pk=agent.pk).status == "draft"
+    failed = AuditEvent.objects.get(action="factor.step_up_failed")
+    assert failed.after == {"door": "admin", "operation": "agent.activate", "reason": "wrong"}
+
+    device.refresh_from_db()
+    device.throttle_reset()
+    done = answer(web, url, page, totp_code(device))
+    assert done.status_code == 302 and done["Location"] == f"/admin/agents/agent/{agent.pk}/overview/"
+    assert Agent.objects.get(pk=agent.pk).status == "active"
+    event = AuditEvent.objects.get(action="factor.step_up")
+    assert event.actor_user == owner and event.organization == org
+    assert event.after["door"] == "admin" and event.after["operation"] == "agent.activate"
+    assert AuditEvent.objects.filter(action="agent.activate", object_id=str(agent.pk)).exists()
+
+
+def test_the_check_lasts_so_the_next_sensitive_action_asks_nothing(org, web, device):
+    agent = AgentFactory(organization=org, status="active")
+    other = AgentFactory(organization=org, status="active")
+    url = f"/admin/agents/agent/{agent.pk}/lifecycle/deprecate/"
+    assert answer(web, url, web.post(url), totp_code(device)).status_code == 302
+    assert web.post(f"/admin/agents/agent/{other.pk}/lifecycle/deprecate/").status_code == 302
+    assert Agent.objects.get(pk=other.pk).status == "deprecated"
+
+
+def test_bulk_activation_carries_the_selection(org, web, device):
+    agents = [AgentFactory(organization=org) for _ in range(2)]
+    for agent in agents:
+        PersonaFactory(agent=agent, is_active=True)
+    untouched = AgentFactory(organization=org)
+    PersonaFactory(agent=untouched, is_active=True)
+    url = "/admin/agents/agent/"
+    page = web.post(
+        url, {"action": "activate_selected", "index": 0, "_selected_action": [a.pk for a in agents]}
+    )
+    assert is_code_page(page)
+    assert sorted(v for n, v in carried(page) if n == "_selected_action") == sorted(str(a.pk) for a in agents)
+    assert not Agent.objects.filter(status="active").exists()
+    done = answer(web, url, page, totp_code(device))
+    assert done.status_code == 302
+    assert set(Agent.objects.filter(status="active").values_list("pk", flat=True)) == {a.pk for a in agents}
+
+
+def test_export_is_not_sensitive(org, web):
+    agent = AgentFactory(organization=org)
+    response = web.post(
+        "/admin/agents/agent/", {"action": "export_csv", "index": 0, "_selected_action": [agent.pk]}
+    )
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+
+
+def test_creating_an_api_key_asks_a_code_then_shows_the_secret(org, web, device):
+    url = "/admin/tenancy/apikey/add/"
+    page = web.post(url, {"name": "Portal", "scopes": ["read", "execute"], "expires_at": ""})
+    assert is_code_page(page)
+    assert not APIKey.objects.filter(name="Portal").exists()
+    done = answer(web, url, page, totp_code(device))
+    assert done.status_code == 200 and "admin/tenancy/apikey/secret.html" in [t.name for t in done.templates]
+    assert APIKey.objects.get(name="Portal").scopes == ["read", "execute"]
+
+
+def test_rotating_and_revoking_a_key_ask_a_code(org, web, device):
+    key = APIKeyFactory(organization=org, scopes=["read"])
+    rotate = f"/admin/tenancy/apikey/{key.pk}/rotate/"
+    page = web.post(rotate, {"grace_minutes": "5", "expires_at": ""})
+    assert is_code_page(page)
+    assert ("grace_minutes", "5") in carried(page)
+    assert not APIKey.objects.filter(rotated_from=key).exists()
+    assert answer(web, rotate, page, totp_code(device)).status_code == 200
+    assert APIKey.objects.filter(rotated_from=key).exists()
+    # Fresh now: revoking the new key asks nothing more.
+    new = APIKey.objects.get(rotated_from=key)
+    assert web.post(f"/admin/tenancy/apikey/{new.pk}/revoke/").status_code == 302
+    assert APIKey.objects.get(pk=new.pk).revoked_at is not None
+
+
+def test_changing_a_role_and_removing_a_member_ask_a_code(org, web, device):
+    member = MembershipFactory(organization=org, role="viewer")
+    change = f"/admin/tenancy/membership/{member.pk}/change/"
+    page = web.post(change, {"role": "editor"})
+    assert is_code_page(page)
+    assert Membership.objects.get(pk=member.pk).role == "viewer"
+    assert answer(web, change, page, totp_code(device)).status_code == 302
+    assert Membership.objects.get(pk=member.pk).role == "editor"
+
+
+def test_removing_a_member_asks_a_code(org, web, device):
+    member = MembershipFactory(organization=org, role="viewer")
+    url = f"/admin/tenancy/membership/{member.pk}/delete/"
+    page = web.post(url, {"post": "yes"})
+    assert is_code_page(page) and Membership.objects.filter(pk=member.pk).exists()
+    assert answer(web, url, page, totp_code(device)).status_code == 302
+    assert not Membership.objects.filter(pk=member.pk).exists()
+
+
+def provider_form(provider, **changes) -> dict:
+    data = {
+        "name": provider.name,
+        "kind": provider.kind,
+        "base_url": provider.base_url or "",
+        "default_model": provider.default_model or "",
+        "price_input_per_1k": str(provider.price_input_per_1k),
+        "price_output_per_1k": str(provider.price_output_per_1k),
+        "timeout_seconds": str(provider.timeout_seconds),
+        "max_retries": str(provider.max_retries),
+        "api_key": "",
+    }
+    return {**data, **changes}
+
+
+def test_a_provider_secret_asks_a_code_other_changes_do_not(org, web, device):
+    provider = ModelProviderFactory(organization=org, api_key="sk-old")
+    url = f"/admin/agents/modelprovider/{provider.pk}/change/"
+    renamed = web.post(url, provider_form(provider, name="Renamed"))
+    assert renamed.status_code == 302, renamed.content.decode()[:2000]
+    assert ModelProvider.objects.get(pk=provider.pk).api_key == "sk-old"
+    provider.refresh_from_db()
+    page = web.post(url, provider_form(provider, api_key="sk-new"))
+    assert is_code_page(page)
+    assert ModelProvider.objects.get(pk=provider.pk).api_key == "sk-old"
+    assert answer(web, url, page, totp_code(device)).status_code == 302
+    assert ModelProvider.objects.get(pk=provider.pk).api_key == "sk-new"
+
+
+def test_clearing_a_provider_secret_asks_a_code(org, web, device):
+    provider = ModelProviderFactory(organization=org, api_key="sk-old")
+    url = f"/admin/agents/modelprovider/{provider.pk}/change/"
+    page = web.post(url, provider_form(provider, clear_api_key="on"))
+    assert is_code_page(page) and ModelProvider.objects.get(pk=provider.pk).api_key == "sk-old"
+    assert answer(web, url, page, totp_code(device)).status_code == 302
+    assert ModelProvider.objects.get(pk=provider.pk).api_key == ""
+
+
+def guardrail_form(guardrail, **changes) -> dict:
+    data = {
+        "name": guardrail.name,
+        "description": "",
+        "kind": guardrail.kind,
+        "action": guardrail.action,
+        "applies_to_input": "on",
+        "config": '{"keywords": ["forbidden"]}',
+        "enabled": "on",
+    }
+    data.update(changes)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def test_turning_a_guardrail_off_asks_a_code_editing_it_does_not(org, web, device):
+    guardrail = GuardrailFactory(organization=org)
+    url = f"/admin/guardrails/guardrail/{guardrail.pk}/change/"
+    assert web.post(url, guardrail_form(guardrail, name="Renamed")).status_code == 302
+    page = web.post(url, guardrail_form(guardrail, name="Renamed", enabled=None))
+    assert is_code_page(page) and Guardrail.objects.get(pk=guardrail.pk).enabled
+    assert answer(web, url, page, totp_code(device)).status_code == 302
+    assert not Guardrail.objects.get(pk=guardrail.pk).enabled
+
+
+@pytest.mark.parametrize("kind", ["guardrail", "knowledge_base"])
+def test_deleting_a_guardrail_or_a_knowledge_base_asks_a_code(kind, org, web, device):
+    obj = (
+        GuardrailFactory(organization=org) if kind == "guardrail" else KnowledgeBaseFactory(organization=org)
+    )
+    model = Guardrail if kind == "guardrail" else KnowledgeBase
+    url = f"/admin/{obj._meta.app_label}/{obj._meta.model_name}/{obj.pk}/delete/"
+    page = web.post(url, {"post": "yes"})
+    assert is_code_page(page) and model.objects.filter(pk=obj.pk).exists()
+    assert answer(web, url, page, totp_code(device)).status_code == 302
+    assert not model.objects.filter(pk=obj.pk).exists()
+
+
+def test_a_refusal_for_role_is_not_a_code_page(org, editor):
+    """An editor may not change roles: refused as before (403), never asked for a code."""
+    TOTPDeviceFactory(user=editor)
+    member = MembershipFactory(organization=org, role="viewer")
+    client = Client()
+    client.force_login(editor)
+    response = client.post(f"/admin/tenancy/membership/{member.pk}/change/", {"role": "editor"})
+    assert response.status_code == 403 and not is_code_page(response)
+    assert Membership.objects.get(pk=member.pk).role == "viewer"
+
+
+def test_when_factors_are_required_a_user_without_one_is_sent_to_enrol(org, owner, settings):
+    settings.PRISMA_GLOW_REQUIRE_MFA = True
+    agent = AgentFactory(organization=org, status="active")
+    client = Client()
+    client.force_login(owner)
+    page = client.post(f"/admin/agents/agent/{agent.pk}/lifecycle/deprecate/")
+    # Required factors close every page but the enrolment before the step-up is reached.
+    assert page.status_code == 302 and page["Location"].startswith("/admin/account/security/")
+    assert Agent.objects.get(pk=agent.pk).status == "active"
+
+
+def test_without_a_factor_in_development_nothing_is_asked(org, owner):
+    agent = AgentFactory(organization=org, status="active")
+    client = Client()
+    client.force_login(owner)
+    assert client.post(f"/admin/agents/agent/{agent.pk}/lifecycle/deprecate/").status_code == 302
+    assert Agent.objects.get(pk=agent.pk).status == "deprecated"
+
+
+def test_the_code_page_renews_the_session_key(org, owner, web, device):
+    agent = AgentFactory(organization=org, status="active")
+    url = f"/admin/agents/agent/{agent.pk}/lifecycle/deprecate/"
+    page = web.post(url)
+    before = web.cookies["sessionid"].value
+    answer(web, url, page, totp_code(device))
+    assert web.cookies["sessionid"].value != before
+    request = type("R", (), {"session": web.session, "user": owner})()
+    assert factors.checked_recently(request)
+
+
+def test_a_custom_page_refuses_a_role_in_the_admin_layout(org, viewer):
+    """A viewer may not deprecate: the lifecycle page answers the admin's refusal page (403, with a
+    way back), never a code page, and nothing changes."""
+    TOTPDeviceFactory(user=viewer)
+    agent = AgentFactory(organization=org, status="active")
+    client = Client()
+    client.force_login(viewer)
+    response = client.post(f"/admin/agents/agent/{agent.pk}/lifecycle/deprecate/")
+    assert response.status_code == 403 and not is_code_page(response)
+    assert "admin/tenancy/refused.html" in [t.name for t in response.templates]
+    assert "Your role (viewer) cannot deprecate agents" in response.content.decode()
+    assert Agent.objects.get(pk=agent.pk).status == "active"
