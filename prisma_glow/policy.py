@@ -372,7 +372,8 @@ DOORS: tuple[Door, ...] = (
     Door("admin:tenancy_membership_changelist", "membership.view", ("member-list", "list")),
     Door("admin:tenancy_membership_change", "membership.view", ("member-detail", "retrieve")),
     Door("admin:tenancy_membership_history", "audit.view", ("audit-event-list", "list")),
-    Door("admin:tenancy_membership_add", "membership.add", ("member-list", "create")),
+    # The admin's "add member" leads to inviting (the invitee's consent); POST /members/ is API-only.
+    Door("admin:tenancy_membership_add", "membership.add", ("member-invite", "invite")),
     Door(
         "admin:tenancy_membership_change",
         "membership.change_role",
@@ -389,6 +390,12 @@ DOORS: tuple[Door, ...] = (
     Door("admin:audit_auditevent_changelist", "audit.view", ("audit-event-list", "list")),
     Door("admin:audit_auditevent_change", "audit.view", ("audit-event-detail", "retrieve")),
     Door("admin:audit_auditevent_history", "audit.view", ("audit-event-list", "list")),
+    # Invitations (owners and admins, as inviting: only owners invite owners or revoke their invitations).
+    Door("admin:tenancy_invitation_add", "membership.add", ("member-invite", "invite")),
+    Door("admin:tenancy_invitation_changelist", "membership.add", ("invitation-list", "list")),
+    Door("admin:tenancy_invitation_change", "membership.add", ("invitation-detail", "retrieve")),
+    Door("admin:tenancy_invitation_revoke", "membership.add", ("invitation-revoke", "revoke"), "POST"),
+    Door("admin:tenancy_invitation_history", "audit.view", ("audit-event-list", "list")),
 )
 
 # Staff-UI pages with no API counterpart, and why (their operation, when they perform one, is in DOORS
@@ -437,6 +444,8 @@ ADMIN_ONLY: dict[str, str] = {
     "admin:tenancy_apikey_delete": "nobody: keys are revoked, never deleted",
     "admin:audit_auditevent_add": "nobody: the audit log is append-only",
     "admin:audit_auditevent_delete": "nobody: the audit log is append-only",
+    # Invitations.
+    "admin:tenancy_invitation_delete": "nobody: invitations are revoked, never deleted",
 }
 
 # API routes (route name, action) with no staff-UI counterpart, and why.
@@ -483,4 +492,7 @@ API_ONLY: dict[tuple[str, str], str] = {
     ("knowledge-base-document-chunk-detail", "retrieve"): "a document's page lists its chunks",
     ("organization", "put"): "the admin's change form is a partial update",
     ("member-detail", "update"): "the admin's change form is a partial update",
+    # Invitations.
+    ("member-list", "create"): "attaches an existing user of no other organisation; the staff UI invites "
+    "instead (the invitee accepts)",
 }

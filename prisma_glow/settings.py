@@ -232,6 +232,31 @@ if CONVERSATION_HISTORY_TURNS < 0 or CONVERSATION_HISTORY_CHARS < 0:
 
     raise ImproperlyConfigured("The conversation history limits cannot be negative.")
 
+# --- Invitations and e-mail ---------------------------------------------------------------------
+# Owners and admins invite colleagues by e-mail (prisma_glow/tenancy/invitations.py): the one-time link
+# works for INVITATION_HOURS. E-mail goes through Django's backend: the console (printed by the
+# server) in development, SMTP from these variables otherwise. While the console backend is active the
+# inviter's answer also carries the link, so that `make run` users can follow it; never otherwise.
+INVITATION_HOURS = env_int("PRISMA_GLOW_INVITATION_HOURS", 48)
+if not 1 <= INVITATION_HOURS <= 24 * 30:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("PRISMA_GLOW_INVITATION_HOURS must be between 1 and 720.")
+EMAIL_BACKEND = os.environ.get("DJANGO_EMAIL_BACKEND") or (
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend"
+)
+EMAIL_HOST = os.environ.get("DJANGO_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("DJANGO_EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("DJANGO_EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("DJANGO_EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("DJANGO_EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("DJANGO_EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("DJANGO_EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "Prisma Glow <noreply@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
 # --- Background tasks (django.tasks) ---------------------------------------------------------
 TASKS_BACKEND = os.environ.get("DJANGO_TASKS_BACKEND", "django_tasks_db.DatabaseBackend")
 TASKS = {"default": {"BACKEND": TASKS_BACKEND}}
