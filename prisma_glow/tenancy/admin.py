@@ -342,6 +342,9 @@ class InvitationAdmin(OrganizationScopedAdmin):
             return HttpResponseNotAllowed(["POST"])
         self.require(request, "membership.add")
         invitation = scoped_get(Invitation.objects.all(), request, pk=invitation_id)
+        decision = admin_decide(request, "membership.add", invitation, role=invitation.role)
+        if not decision:
+            return refusal_page(request, decision.reason, model_admin=self)
         _, error = run_service(
             services.invitation_revoke,
             invitation=invitation,

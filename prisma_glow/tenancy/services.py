@@ -475,7 +475,7 @@ def _require(access, operation: str, obj=None, **context) -> None:
 def console_email() -> bool:
     """Whether e-mail is only printed by the server (development): then, and only then, the inviter's
     answer may carry the link, so that `make run` users can follow it."""
-    return settings.EMAIL_BACKEND == "django.core.mail.backends.console.EmailBackend"
+    return settings.MAILERS.get("default", {}).get("BACKEND") == settings.EMAIL_CONSOLE_BACKEND
 
 
 def invitation_lifetime() -> timedelta:
@@ -522,7 +522,7 @@ def _send_invitation(invitation: Invitation, *, link: str, inviter: str) -> None
     )
     subject = f"{inviter} invited you to {organization} on Prisma Glow"
     try:
-        send_mail(subject, body, None, [invitation.email], fail_silently=False)
+        send_mail(subject, body, None, [invitation.email])
     except (OSError, smtplib.SMTPException) as exc:
         raise InvitationNotSent(INVITATION_NOT_SENT_MESSAGE, code="not_sent") from exc
 
