@@ -6,7 +6,9 @@ says so (404 / 410); a signed-in user with the invitation's address accepts with
 signed-in user is told to sign out; an anonymous visitor whose address has an account is sent to the
 normal login (``?next=`` back here); otherwise the visitor chooses a username and a password
 (Django's validators) and is then sent to the normal login, where a required second factor is
-enrolled. Every answer is ``Cache-Control: no-store`` and sends no ``Referer`` with the link in it.
+enrolled. Every answer is ``Cache-Control: no-store``; the site's ``Referrer-Policy: same-origin``
+keeps the link out of requests to other sites (``no-referrer`` would make the browser send
+``Origin: null`` with the form, which Django's CSRF check rightly refuses).
 """
 
 from __future__ import annotations
@@ -63,7 +65,6 @@ def _page(request, context: dict, *, title: str, status: int = 200):
         request, TEMPLATE, {**admin.site.each_context(request), "title": title, **context}, status=status
     )
     add_never_cache_headers(response)
-    response["Referrer-Policy"] = "no-referrer"
     return response
 
 

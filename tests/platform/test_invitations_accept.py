@@ -30,7 +30,7 @@ def sign_up(client, invitation, **data):
 
 
 def test_a_new_colleague_chooses_a_username_and_password_then_signs_in(org, owner):
-    """The page is the admin's, never cached, sends no Referer; the account is created, linked with
+    """The page is the admin's, never cached, sends no Referer elsewhere; the account is created, linked with
     the role, and sent to the normal login (where a required second factor is enrolled)."""
     invitation = InvitationFactory(
         organization=org, email="mira@firm.example", role="viewer", invited_by=owner
@@ -39,7 +39,7 @@ def test_a_new_colleague_chooses_a_username_and_password_then_signs_in(org, owne
     page = client.get(url(invitation))
     html = page.content.decode()
     assert page.status_code == 200
-    assert "no-store" in page["Cache-Control"] and page["Referrer-Policy"] == "no-referrer"
+    assert "no-store" in page["Cache-Control"] and page["Referrer-Policy"] == "same-origin"
     assert f"Join {org.name}" in html and "mira@firm.example" in html and "as <strong>viewer</strong>" in html
     assert 'value="mira@firm.example"' in html  # the username is offered as the address
     assert "at least 8 characters" in html  # Django's password rules are shown
