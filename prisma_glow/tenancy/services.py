@@ -93,13 +93,13 @@ def _owner_count(organization: Organization) -> int:
     )
 
 
-# Until invitations exist, a member is added without their consent: organisations add only users
-# who belong to no other organisation. Unknown and foreign users get this same message, so that
-# nothing tells which accounts exist in other firms.
+# Adding a member directly (POST /api/v1/members/) does not ask for their consent, so it takes only
+# users who belong to no other organisation; everyone else is invited and joins by accepting
+# (invitation_create). Unknown and foreign users get this same message, so that nothing tells which
+# accounts exist in other firms.
 USER_NOT_ADDABLE_MESSAGE = (
-    "No user with this username or e-mail address can be added. Check the spelling; someone who "
-    "already belongs to another organisation can only be added by a site administrator "
-    "(manage.py add_member)."
+    "No user with this username or e-mail address can be added directly. Check the spelling, or "
+    "invite the person by e-mail address (POST /api/v1/members/invite/): they join when they accept."
 )
 
 
