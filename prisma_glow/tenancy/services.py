@@ -98,8 +98,9 @@ def _owner_count(organization: Organization) -> int:
 # (invitation_create). Unknown and foreign users get this same message, so that nothing tells which
 # accounts exist in other firms.
 USER_NOT_ADDABLE_MESSAGE = (
-    "No user with this username or e-mail address can be added directly. Check the spelling, or "
-    "invite the person by e-mail address (POST /api/v1/members/invite/): they join when they accept."
+    "No user with this username or e-mail address can be added directly. Check the spelling; someone "
+    "who belongs to another organisation, or has no account yet, joins by invitation "
+    "(POST /api/v1/members/invite/)."
 )
 
 
