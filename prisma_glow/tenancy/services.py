@@ -521,7 +521,8 @@ def _send_invitation(invitation: Invitation, *, link: str, inviter: str) -> None
         hours=settings.INVITATION_HOURS,
         expires=invitation.expires_at,
     )
-    subject = f"{inviter} invited you to {organization} on Prisma Glow"
+    # One line: a name with a line break must not end the header (header injection).
+    subject = " ".join(f"{inviter} invited you to {organization} on Prisma Glow".split())
     try:
         send_mail(subject, body, None, [invitation.email])
     except (OSError, smtplib.SMTPException) as exc:

@@ -404,6 +404,24 @@ def test_list_retrieve_and_revoke(org, other_org, owner, mailoutbox, django_asse
     assert foreign.revoked_at is None
 
 
+def test_an_admin_cannot_replace_an_owners_invitation_and_is_told_why(org, admin_user, owner):
+    InvitationFactory(organization=org, email="heir@firm.example", role="owner")
+    body = assert_error(
+        client_for(admin_user).post(INVITE, {"email": "heir@firm.example", "role": "viewer"}, format="json"),
+        403,
+    )
+    assert "owner" in body["message"]
+    assert Invitation.objects.get().revoked_at is None
+
+
+def test_a_line_break_in_a_name_stays_out_of_the_subject(org, owner, mailoutbox):
+    owner.first_name, owner.last_name = "Mira\nBcc: x@evil.example", "Tax"
+    owner.save()
+    invite(org, owner)
+    assert "\n" not in mailoutbox[0].subject and mailoutbox[0].bcc == []
+    assert mailoutbox[0].message()["Bcc"] is None
+
+
 def test_an_admin_cannot_revoke_an_owners_invitation(org, admin_user, owner):
     invitation = InvitationFactory(organization=org, role="owner")
     assert_error(client_for(admin_user).post(f"{LIST}{invitation.pk}/revoke/"), 403)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
@@ -207,6 +208,8 @@ class MembershipViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
             )
         except services.InvitationNotSent as exc:
             raise EmailNotSent(exc.messages[0]) from exc
+        except DjangoPermissionDenied as exc:  # replacing an owner's open invitation: owners only
+            raise exceptions.PermissionDenied(str(exc)) from exc
         return Response(invitation_sent(invitation, link), status=status.HTTP_202_ACCEPTED)
 
     def update(self, request, *args, **kwargs):
