@@ -28,7 +28,7 @@ def test_an_invitation_accepted_end_to_end(signed_in_page, browser, live_server,
     page.fill("#id_email", "jon@firm.example")
     page.select_option("#id_role", "editor")
     screenshot(page, "invitation-01-invite")
-    page.locator("input[type=submit][name=_save]").click()
+    page.get_by_role("button", name="Send the invitation").click()
     expect(page.locator("#content-main")).to_contain_text(
         "An invitation to join as editor was sent to jon@firm.example"
     )
