@@ -360,6 +360,7 @@ def test_api_keys_follow_membership_add(org, mailoutbox):
         {"email": "not an address"},
         {"email": "a@firm.example", "role": "emperor"},
         {"email": ["a@b.c"]},
+        {"email": "a@firm.example", "rol": "editor"},
         [],
     ],
 )
