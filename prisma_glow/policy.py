@@ -120,6 +120,8 @@ OPERATIONS: dict[str, Rule] = {
     "membership.remove": Rule(ADMIN_ROLE, None, "remove members"),
     "membership.grant_owner": Rule(OWNER, None, "grant, change or remove the owner role"),
     "membership.unlock_login": Rule(OWNER, None, "unlock members' sign-ins"),
+    # Reading who was invited is not inviting: no step-up (inviting and revoking are membership.add).
+    "invitation.view": Rule(ADMIN_ROLE, ADMIN, "read the invitations"),
     "api_key.view": Rule(ADMIN_ROLE, ADMIN, "read the API keys"),
     "api_key.create": Rule(ADMIN_ROLE, None, "create API keys"),
     "api_key.rotate": Rule(ADMIN_ROLE, None, "rotate API keys"),
@@ -487,7 +489,8 @@ DOORS: tuple[Door, ...] = (
     Door("admin:tenancy_membership_changelist", "membership.view", ("member-list", "list")),
     Door("admin:tenancy_membership_change", "membership.view", ("member-detail", "retrieve")),
     Door("admin:tenancy_membership_history", "audit.view", ("audit-event-list", "list")),
-    Door("admin:tenancy_membership_add", "membership.add", ("member-list", "create")),
+    # The admin's "add member" leads to inviting (the invitee's consent); POST /members/ is API-only.
+    Door("admin:tenancy_membership_add", "membership.add", ("member-invite", "invite")),
     Door(
         "admin:tenancy_membership_change",
         "membership.change_role",
@@ -504,6 +507,12 @@ DOORS: tuple[Door, ...] = (
     Door("admin:audit_auditevent_changelist", "audit.view", ("audit-event-list", "list")),
     Door("admin:audit_auditevent_change", "audit.view", ("audit-event-detail", "retrieve")),
     Door("admin:audit_auditevent_history", "audit.view", ("audit-event-list", "list")),
+    # Invitations (owners and admins, as inviting: only owners invite owners or revoke their invitations).
+    Door("admin:tenancy_invitation_add", "membership.add", ("member-invite", "invite")),
+    Door("admin:tenancy_invitation_changelist", "invitation.view", ("invitation-list", "list")),
+    Door("admin:tenancy_invitation_change", "invitation.view", ("invitation-detail", "retrieve")),
+    Door("admin:tenancy_invitation_revoke", "membership.add", ("invitation-revoke", "revoke"), "POST"),
+    Door("admin:tenancy_invitation_history", "audit.view", ("audit-event-list", "list")),
 )
 
 # Staff-UI pages with no API counterpart, and why (their operation, when they perform one, is in DOORS
@@ -555,6 +564,8 @@ ADMIN_ONLY: dict[str, str] = {
     # A user's own sign-in and second factors (prisma_glow/accounts): the API has no sign-in.
     "admin:login_code": "signing in: the second step, a code for the pending sign-in",
     "admin:account_security": "a user's own second factors (enrol, backup codes, replace, remove)",
+    # Invitations.
+    "admin:tenancy_invitation_delete": "nobody: invitations are revoked, never deleted",
 }
 
 # API routes (route name, action) with no staff-UI counterpart, and why.
@@ -603,4 +614,7 @@ API_ONLY: dict[tuple[str, str], str] = {
     ("member-detail", "update"): "the admin's change form is a partial update",
     # Step-up: the admin asks for the code on the page of the sensitive operation itself.
     ("auth-step-up", "post"): "the staff UI asks for the code on the sensitive operation's own page",
+    # Invitations.
+    ("member-list", "create"): "attaches an existing user of no other organisation; the staff UI invites "
+    "instead (the invitee accepts)",
 }

@@ -235,6 +235,42 @@ if CONVERSATION_HISTORY_TURNS < 0 or CONVERSATION_HISTORY_CHARS < 0:
 
     raise ImproperlyConfigured("The conversation history limits cannot be negative.")
 
+# --- Invitations and e-mail ---------------------------------------------------------------------
+# Owners and admins invite colleagues by e-mail (prisma_glow/tenancy/services.py): the one-time link
+# works for INVITATION_HOURS. E-mail goes through Django's backend: the console (printed by the
+# server) in development, SMTP from these variables otherwise. While the console backend is active the
+# inviter's answer also carries the link, so that `make run` users can follow it; never otherwise.
+INVITATION_HOURS = env_int("PRISMA_GLOW_INVITATION_HOURS", 48)
+if not 1 <= INVITATION_HOURS <= 24 * 30:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("PRISMA_GLOW_INVITATION_HOURS must be between 1 and 720.")
+# Django's MAILERS (6.1): one "default" mailer. DJANGO_EMAIL_BACKEND names another backend (a dotted
+# path); the SMTP options apply to the SMTP backend only. `check --deploy` refuses the console backend.
+EMAIL_CONSOLE_BACKEND = "django.core.mail.backends.console.EmailBackend"
+_EMAIL_SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+_email_backend = os.environ.get("DJANGO_EMAIL_BACKEND") or (
+    EMAIL_CONSOLE_BACKEND if DEBUG else _EMAIL_SMTP_BACKEND
+)
+MAILERS = {
+    "default": {
+        "BACKEND": _email_backend,
+        "OPTIONS": {
+            "host": os.environ.get("DJANGO_EMAIL_HOST", "localhost"),
+            "port": env_int("DJANGO_EMAIL_PORT", 25),
+            "username": os.environ.get("DJANGO_EMAIL_HOST_USER", ""),
+            "password": os.environ.get("DJANGO_EMAIL_HOST_PASSWORD", ""),
+            "use_tls": env_bool("DJANGO_EMAIL_USE_TLS", False),
+            "use_ssl": env_bool("DJANGO_EMAIL_USE_SSL", False),
+            "timeout": env_int("DJANGO_EMAIL_TIMEOUT", 10),
+        }
+        if _email_backend == _EMAIL_SMTP_BACKEND
+        else {},
+    }
+}
+DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "Prisma Glow <noreply@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
 # --- Background tasks (django.tasks) ---------------------------------------------------------
 TASKS_BACKEND = os.environ.get("DJANGO_TASKS_BACKEND", "django_tasks_db.DatabaseBackend")
 TASKS = {"default": {"BACKEND": TASKS_BACKEND}}

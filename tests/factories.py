@@ -28,7 +28,7 @@ from agents.models import (
 from guardrails.models import Guardrail
 from knowledge.models import Chunk, Document, KnowledgeBase
 from personas.models import Persona
-from prisma_glow.tenancy.models import APIKey, Membership, Organization
+from prisma_glow.tenancy.models import APIKey, Invitation, Membership, Organization
 from tools.models import Tool
 
 
@@ -109,6 +109,25 @@ class APIKeyFactory(factory.django.DjangoModelFactory):
         full, prefix, hashed = APIKey.generate()
         obj = super()._create(model_class, *args, prefix=prefix, hashed_secret=hashed, **kwargs)
         obj.plaintext = full
+        return obj
+
+
+class InvitationFactory(factory.django.DjangoModelFactory):
+    """A pending invitation (no e-mail sent); its link's token is in ``invitation.token``."""
+
+    class Meta:
+        model = Invitation
+
+    organization = factory.SubFactory(OrganizationFactory)
+    email = factory.Sequence(lambda n: f"invitee{n}@firm.example")
+    role = "editor"
+    expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(hours=settings.INVITATION_HOURS))
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        token, token_hash = Invitation.generate()
+        obj = super()._create(model_class, *args, token_hash=token_hash, **kwargs)
+        obj.token = token
         return obj
 
 

@@ -31,7 +31,9 @@ The twenty pages (for the browser tests; ``<id>`` is an object of the signed-in 
 19. Execution detail (timeline) ....... /admin/agents/execution/<id>/change/
 20. Feedback and learning examples .... /admin/agents/feedback/  and  /admin/agents/learningexample/
     Model providers ................... /admin/agents/modelprovider/
-    Members ........................... /admin/tenancy/membership/
+    Members ........................... /admin/tenancy/membership/  (a member: /<id>/change/; adding one is inviting)
+    Invitations ....................... /admin/tenancy/invitation/  (invite: /add/; one: /<id>/change/ with revoke)
+    Accepting an invitation ........... /invitation/<token>/  (outside /admin/: the e-mailed link)
     API keys .......................... /admin/tenancy/apikey/  (create: /add/; a key: /<id>/change/ with rotate and revoke)
     Organisation ...................... /admin/tenancy/organization/<id>/change/
     Audit log ......................... /admin/audit/auditevent/  and  /admin/audit/auditevent/<id>/change/

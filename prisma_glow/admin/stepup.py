@@ -26,6 +26,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import capfirst
 
 from prisma_glow import factors, policy
+from prisma_glow.admin.refusal import refusal_page
 from prisma_glow.admin.scoping import get_admin_access
 
 # The code typed on the page; the other posted fields are the original request's, carried over.
@@ -126,8 +127,6 @@ def requires_step_up(operation: str | Callable[..., str]):
                         model_admin = None
                     decision = policy.decide(get_admin_access(request), name)
                     if not decision and decision.code != policy.STEP_UP_REQUIRED:
-                        from prisma_glow.tenancy.admin import refusal_page
-
                         return refusal_page(request, decision.reason, model_admin=model_admin)
                     page = gate(request, name, model_admin=model_admin)
                     if page is not None:

@@ -9,7 +9,12 @@ from guardrails.api import urls as guardrails_api
 from knowledge.api import urls as knowledge_api
 from prisma_glow.api.auth import StepUpView
 from prisma_glow.audit.api.views import AuditEventViewSet
-from prisma_glow.tenancy.api.views import APIKeyViewSet, MembershipViewSet, OrganizationView
+from prisma_glow.tenancy.api.views import (
+    APIKeyViewSet,
+    InvitationViewSet,
+    MembershipViewSet,
+    OrganizationView,
+)
 from tools.api import urls as tools_api
 
 router = DefaultRouter()
@@ -17,6 +22,7 @@ router = DefaultRouter()
 # --- Platform -----------------------------------------------------------------------------------
 router.register("api-keys", APIKeyViewSet, basename="api-key")
 router.register("members", MembershipViewSet, basename="member")
+router.register("invitations", InvitationViewSet, basename="invitation")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
 
 # --- Domain resources (one line each) -----------------------------------------------------------

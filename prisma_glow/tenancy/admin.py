@@ -11,7 +11,7 @@ import datetime as dt
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.urls import path
@@ -21,16 +21,18 @@ from django.utils.html import format_html
 from prisma_glow import policy
 from prisma_glow.admin.base import (
     OrganizationScopedAdmin,
+    ServiceValidationError,
     admin_decide,
     adopt,
     render_admin_page,
     run_service,
     validation_messages,
 )
+from prisma_glow.admin.refusal import refusal_page
 from prisma_glow.admin.scoping import get_admin_access, scoped_get
 from prisma_glow.admin.stepup import requires_step_up
 from prisma_glow.tenancy import lockout, services
-from prisma_glow.tenancy.models import APIKey, Membership, Organization, Role, Scope
+from prisma_glow.tenancy.models import APIKey, Invitation, Membership, Organization, Role, Scope
 
 # --- Organisations ----------------------------------------------------------------------------
 
@@ -98,29 +100,6 @@ class RoleChoicesForm(forms.ModelForm):
             ]
 
 
-class MembershipAddForm(RoleChoicesForm):
-    user_identifier = forms.CharField(
-        label="User",
-        max_length=254,
-        help_text="Username or e-mail address of an existing staff account that belongs to no other "
-        "organisation.",
-    )
-
-    class Meta:
-        model = Membership
-        fields = ["role"]
-
-    organization = None  # set per request by MembershipAdmin.get_form
-
-    def clean_user_identifier(self):
-        # Another organisation's user is refused exactly like an unknown one (services.membership_add).
-        user = services.user_find(self.cleaned_data["user_identifier"], organization=self.organization)
-        if user is None:
-            raise forms.ValidationError(services.USER_NOT_ADDABLE_MESSAGE)
-        self.found_user = user
-        return self.cleaned_data["user_identifier"]
-
-
 class MembershipChangeForm(RoleChoicesForm):
     class Meta:
         model = Membership
@@ -152,25 +131,35 @@ class MembershipAdmin(OrganizationScopedAdmin):
         return format_html('<span class="pg-badge pg-badge-kind">{}</span>', obj.get_role_display())
 
     def get_form(self, request, obj=None, change=False, **kwargs):
-        base = MembershipChangeForm if obj is not None else MembershipAddForm
         kwargs["form"] = type(
-            base.__name__, (base,), {"grantable_roles": policy.grantable_roles(get_admin_access(request))}
+            MembershipChangeForm.__name__,
+            (MembershipChangeForm,),
+            {"grantable_roles": policy.grantable_roles(get_admin_access(request))},
         )
-        form_class = super().get_form(request, obj, change, **kwargs)
-        if obj is None:
-            form_class.organization = get_admin_access(request).organization
-        return form_class
+        return super().get_form(request, obj, change, **kwargs)
 
     def get_fields(self, request, obj=None):
-        return ["role"] if obj is not None else ["user_identifier", "role"]
+        return ["member", "role"]
 
     def get_readonly_fields(self, request, obj=None):
-        return ["user"] if obj is not None else []
+        return ["member"]
 
-    def get_fieldsets(self, request, obj=None):
-        if obj is not None:
-            return [(None, {"fields": ["user", "role"]})]
-        return [(None, {"fields": ["user_identifier", "role"]})]
+    @admin.display(description="User")
+    def member(self, obj):
+        """Username, name and e-mail address as text: the user's own page (auth) is for site
+        superusers, so a link there would lead every other member to a refusal."""
+        user = obj.user
+        name = user.get_full_name()
+        label = f"{user.get_username()} ({name})" if name else user.get_username()
+        if user.email:
+            label = f"{label} — {user.email}"
+        return label
+
+    def add_view(self, request, form_url="", extra_context=None):
+        """Colleagues join through an invitation they accept (their consent), never by being attached."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        return redirect("admin:tenancy_invitation_add")
 
     def step_up_context(self, request, obj=None) -> dict:
         # The role asked for: a role the user may not give is refused as such, not asked a code for.
@@ -178,25 +167,15 @@ class MembershipAdmin(OrganizationScopedAdmin):
 
     def save_model(self, request, obj, form, change):
         # The form offers only grantable roles; the policy is asked again with what is saved.
-        if change:
-            before = Membership.objects.get(pk=obj.pk)
-            self.require(request, "membership.change_role", before, role=form.cleaned_data["role"])
-            result = self.call_service(
-                services.membership_update,
-                membership=obj,
-                actor=request.user,
-                role=form.cleaned_data["role"],
-                access=get_admin_access(request),
-            )
-        else:
-            self.require(request, "membership.add", role=form.cleaned_data["role"])
-            result = self.call_service(
-                services.membership_add,
-                organization=get_admin_access(request).organization,
-                actor=request.user,
-                user=form.found_user,
-                role=form.cleaned_data["role"],
-            )
+        before = Membership.objects.get(pk=obj.pk)
+        self.require(request, "membership.change_role", before, role=form.cleaned_data["role"])
+        result = self.call_service(
+            services.membership_update,
+            membership=obj,
+            actor=request.user,
+            role=form.cleaned_data["role"],
+            access=get_admin_access(request),
+        )
         adopt(obj, result)
 
     def delete_model(self, request, obj):
@@ -246,17 +225,152 @@ class MembershipAdmin(OrganizationScopedAdmin):
         return custom + super().get_urls()
 
 
-def refusal_page(request, reason: str, *, model_admin=None):
-    """A refused operation as a page of the admin (status 403), with the reason and a way back."""
-    response = render_admin_page(
-        request,
-        "admin/tenancy/refused.html",
-        {"reason": reason},
-        title="Not allowed",
-        model_admin=model_admin,
-    )
-    response.status_code = 403
-    return response
+# --- Invitations ------------------------------------------------------------------------------
+
+
+class InvitationForm(RoleChoicesForm):
+    """E-mail address and role; the service decides the rest (an open invitation to the same address
+    is replaced, so the model's one-open-invitation constraint is not checked here)."""
+
+    class Meta:
+        model = Invitation
+        fields = ["email", "role"]
+        help_texts = {
+            "email": "The colleague's address. The same answer follows whether or not it has an account.",
+        }
+
+    def validate_unique(self):
+        pass  # services.invitation_create replaces an open invitation to the same address
+
+
+def invitation_state_badge(invitation: Invitation) -> str:
+    return format_html('<span class="pg-badge pg-badge-{}">{}</span>', invitation.state, invitation.state)
+
+
+@admin.register(Invitation)
+class InvitationAdmin(OrganizationScopedAdmin):
+    """Invitations of the organisation: owners and admins invite (``membership.add``: only owners
+    invite owners), see them and revoke open ones. Nobody edits or deletes one: the record stays."""
+
+    policy_resource = "membership"
+    policy_operations = {
+        "view": "invitation.view",
+        "add": "membership.add",
+        "change": "membership.add",
+        "delete": "membership.add",
+    }
+    form = InvitationForm
+    list_display = ["email", "role_badge", "state_badge", "invited_by", "created_at", "expires_at"]
+    list_filter = ["role"]
+    search_fields = ["email"]
+    list_select_related = ["invited_by"]
+
+    @admin.display(description="Role", ordering="role")
+    def role_badge(self, obj):
+        return format_html('<span class="pg-badge pg-badge-kind">{}</span>', obj.get_role_display())
+
+    @admin.display(description="State")
+    def state_badge(self, obj):
+        return invitation_state_badge(obj)
+
+    def has_change_permission(self, request, obj=None):
+        return False  # invitations are revoked and sent again, never edited
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoke instead: the record stays for the audit trail
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        kwargs["form"] = type(
+            InvitationForm.__name__,
+            (InvitationForm,),
+            {"grantable_roles": policy.grantable_roles(get_admin_access(request))},
+        )
+        return super().get_form(request, obj, change, **kwargs)
+
+    def add_view(self, request, form_url="", extra_context=None):
+        extra_context = {
+            "title": "Invite a colleague",
+            "show_save_and_add_another": False,
+            "show_save_and_continue": False,
+            **(extra_context or {}),
+        }
+        return super().add_view(request, form_url, extra_context)
+
+    def save_model(self, request, obj, form, change):
+        self.require(request, "membership.add", role=form.cleaned_data["role"])
+        try:
+            invitation, link = self.call_service(
+                services.invitation_create,
+                organization=get_admin_access(request).organization,
+                actor=request.user,
+                email=form.cleaned_data["email"],
+                role=form.cleaned_data["role"],
+                site_url=request.build_absolute_uri("/"),
+                access=get_admin_access(request),
+            )
+        except PermissionDenied as exc:
+            raise ServiceValidationError(ValidationError(str(exc))) from exc
+        adopt(obj, invitation)
+        request._invitation_link = link
+
+    def response_add(self, request, obj, post_url_continue=None):
+        """The same page whether or not the address has an account; the link only while e-mail is
+        printed by the server (development)."""
+        context = {
+            "invitation": obj,
+            "link": request._invitation_link if services.console_email() else "",
+        }
+        response = render_admin_page(
+            request, "admin/tenancy/invitation/sent.html", context, title="Invitation sent", model_admin=self
+        )
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        self.require(request, "membership.add")
+        invitation = scoped_get(
+            Invitation.objects.select_related("invited_by", "accepted_by"), request, pk=object_id
+        )
+        context = {
+            "invitation": invitation,
+            "state_badge": invitation_state_badge(invitation),
+            "can_revoke": invitation.accepted_at is None
+            and invitation.revoked_at is None
+            and self.allows(request, "membership.add", invitation, role=invitation.role),
+        }
+        return render_admin_page(
+            request, "admin/tenancy/invitation/detail.html", context, title=str(invitation), model_admin=self
+        )
+
+    def revoke_view(self, request, invitation_id):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        self.require(request, "membership.add")
+        invitation = scoped_get(Invitation.objects.all(), request, pk=invitation_id)
+        decision = admin_decide(request, "membership.add", invitation, role=invitation.role)
+        if not decision:
+            return refusal_page(request, decision.reason, model_admin=self)
+        _, error = run_service(
+            services.invitation_revoke,
+            invitation=invitation,
+            actor=request.user,
+            access=get_admin_access(request),
+        )
+        if error is None:
+            messages.success(
+                request, f"The invitation to {invitation.email} was revoked; its link no longer works."
+            )
+        else:
+            for line in validation_messages(error):
+                messages.error(request, line)
+        return redirect("admin:tenancy_invitation_change", invitation.pk)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        custom = [
+            path("<int:invitation_id>/revoke/", view(self.revoke_view), name="tenancy_invitation_revoke"),
+        ]
+        return custom + super().get_urls()
 
 
 def lockout_panel(request, organization) -> dict:

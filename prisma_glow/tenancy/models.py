@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from prisma_glow.config_stamp import new_stamp
@@ -194,3 +195,93 @@ class APIKey(TimeStampedModel):
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes or Scope.ADMIN in self.scopes
+
+
+class InvitationState(models.TextChoices):
+    """Where an invitation stands (derived from its dates, never stored)."""
+
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    REVOKED = "revoked", "Revoked"
+    EXPIRED = "expired", "Expired"
+
+
+class InvitationQuerySet(models.QuerySet):
+    def open(self):
+        """Neither accepted nor revoked (expired ones included: re-inviting replaces them)."""
+        return self.filter(accepted_at__isnull=True, revoked_at__isnull=True)
+
+    def pending(self, at=None):
+        """Open and not yet expired: the link still works."""
+        return self.open().filter(expires_at__gt=at or timezone.now())
+
+
+class Invitation(TimeStampedModel):
+    """An invitation to join an organisation with a role, sent by e-mail as a one-time link.
+
+    Only a hash of the link's secret is stored (``token_hash``, SHA-256 as for API keys: the secret
+    carries 256 random bits); the link is e-mailed and never shown again. It works once, until
+    ``expires_at`` (``settings.INVITATION_HOURS`` after it is sent), and not after it is accepted or
+    revoked. An organisation has at most one open invitation per address (case-insensitively):
+    inviting the same address again replaces it (``tenancy.services.invitation_create``).
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(max_length=254)
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    expires_at = models.DateTimeField(help_text="When the link stops working.")
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    #: How a row reaches its organisation (scoping of the staff UI and the API).
+    organization_path = "organization"
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("email"),
+                "organization",
+                condition=Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                name="invitation_one_open_per_address",
+                violation_error_message="This address already has an open invitation to the organisation.",
+            ),
+            models.CheckConstraint(
+                condition=Q(role__in=Role.values),
+                name="invitation_role_valid",
+                violation_error_message="Unknown role.",
+            ),
+            models.CheckConstraint(
+                condition=Q(accepted_at__isnull=True) | Q(revoked_at__isnull=True),
+                name="invitation_accepted_or_revoked",
+                violation_error_message="An invitation is either accepted or revoked, not both.",
+            ),
+        ]
+        indexes = [models.Index(fields=["organization", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.role})"
+
+    @property
+    def state(self) -> str:
+        if self.accepted_at is not None:
+            return InvitationState.ACCEPTED
+        if self.revoked_at is not None:
+            return InvitationState.REVOKED
+        if self.expires_at <= timezone.now():
+            return InvitationState.EXPIRED
+        return InvitationState.PENDING
+
+    @staticmethod
+    def generate() -> tuple[str, str]:
+        """Return ``(token, token_hash)`` for a new link: the token goes in the e-mail, the hash here."""
+        token = secrets.token_urlsafe(32)
+        return token, hash_secret(token)

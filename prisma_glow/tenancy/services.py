@@ -1,4 +1,4 @@
-"""Writes on organisations, memberships and API keys.
+"""Writes on organisations, memberships, invitations and API keys.
 
 Every function is keyword-only, runs in one transaction, validates with ``full_clean()`` and appends
 an audit event (actor, action, before, after). The API, the admin and the management commands all
@@ -13,14 +13,19 @@ revoked…) raise ``ConflictError`` — a Django
 
 from __future__ import annotations
 
+import smtplib
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import send_mail
+from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import BooleanField, Case, Exists, OuterRef, Q, When
+from django.urls import reverse
 from django.utils import timezone
 
 from prisma_glow import policy
@@ -28,7 +33,16 @@ from prisma_glow.audit.services import audit_record, audited_update, snapshot
 from prisma_glow.exceptions import ConflictError
 from prisma_glow.locking import lock_for_write, retry_on_conflict
 from prisma_glow.sessions import end_user_sessions
-from prisma_glow.tenancy.models import APIKey, Membership, Organization, Role, Scope
+from prisma_glow.tenancy.models import (
+    APIKey,
+    Invitation,
+    InvitationState,
+    Membership,
+    Organization,
+    Role,
+    Scope,
+)
+from prisma_glow.tenancy.selectors import invitation_by_token
 
 # --- Organisations ------------------------------------------------------------------------------
 
@@ -79,13 +93,14 @@ def _owner_count(organization: Organization) -> int:
     )
 
 
-# Until invitations exist, a member is added without their consent: organisations add only users
-# who belong to no other organisation. Unknown and foreign users get this same message, so that
-# nothing tells which accounts exist in other firms.
+# Adding a member directly (POST /api/v1/members/) does not ask for their consent, so it takes only
+# users who belong to no other organisation; everyone else is invited and joins by accepting
+# (invitation_create). Unknown and foreign users get this same message, so that nothing tells which
+# accounts exist in other firms.
 USER_NOT_ADDABLE_MESSAGE = (
-    "No user with this username or e-mail address can be added. Check the spelling; someone who "
-    "already belongs to another organisation can only be added by a site administrator "
-    "(manage.py add_member)."
+    "No user with this username or e-mail address can be added directly. Check the spelling; someone "
+    "who belongs to another organisation, or has no account yet, joins by invitation "
+    "(POST /api/v1/members/invite/)."
 )
 
 
@@ -427,4 +442,320 @@ def api_key_revoke(*, api_key: APIKey, actor) -> APIKey:
         action="api_key.revoke",
         fields={"revoked_at": timezone.now()},
         validate=None,
+    )
+
+
+# --- Invitations --------------------------------------------------------------------------------
+# A colleague joins through an e-mailed one-time link (ASVS V6.4): whether the address belongs to an
+# account is never part of the inviter's answer, nor of the e-mail, which reads the same for both.
+
+
+class InvitationNotSent(ValidationError):
+    """The e-mail server refused or could not be reached: nothing was recorded (the API's 503)."""
+
+
+INVITATION_NOT_SENT_MESSAGE = (
+    "The invitation e-mail could not be sent, so no invitation was recorded. Try again in a moment; "
+    "if it keeps failing, ask the site operator to check the e-mail settings (DJANGO_EMAIL_HOST…)."
+)
+INVITATION_UNKNOWN_MESSAGE = (
+    "This invitation link is not valid. Check that you copied the whole link from the e-mail, or ask "
+    "for a new invitation."
+)
+
+
+def _require(access, operation: str, obj=None, **context) -> None:
+    """Ask the permission policy again inside the transaction (see ``_require_on_locked``)."""
+    if access is None:
+        return
+    decision = policy.decide(access, operation, obj, **context)
+    if not decision:
+        raise PermissionDenied(decision.reason)
+
+
+def console_email() -> bool:
+    """Whether e-mail is only printed by the server (development): then, and only then, the inviter's
+    answer may carry the link, so that `make run` users can follow it."""
+    return settings.MAILERS.get("default", {}).get("BACKEND") == settings.EMAIL_CONSOLE_BACKEND
+
+
+def invitation_lifetime() -> timedelta:
+    return timedelta(hours=settings.INVITATION_HOURS)
+
+
+def invitation_link(*, site_url: str, token: str) -> str:
+    """The absolute accept link: ``site_url`` (scheme and host of the request being served)."""
+    return site_url.rstrip("/") + reverse("invitation-accept", kwargs={"token": token})
+
+
+def _inviter_name(actor, organization: Organization) -> str:
+    user = _user_or_none(actor)
+    if user is None:
+        return f"An administrator of {organization.name}"
+    return user.get_full_name() or user.get_username()
+
+
+INVITATION_EMAIL = """{inviter} invited you to join {organization} on Prisma Glow as {role}.
+
+To accept, open this link:
+
+{link}
+
+It works once, for {hours} hours (until {expires:%d %b %Y, %H:%M} UTC). If you have no account yet, \
+you will choose a username and a password there; if you already have one, sign in with it to accept.
+
+If you did not expect this invitation, ignore this message: nothing happens unless the link is \
+opened and accepted.
+"""
+
+
+def _send_invitation(invitation: Invitation, *, link: str, inviter: str) -> None:
+    """E-mail the link (plain text: nothing in it is HTML). The text does not depend on whether the
+    address has an account."""
+    organization = invitation.organization.name
+    body = INVITATION_EMAIL.format(
+        inviter=inviter,
+        organization=organization,
+        role=invitation.get_role_display().lower(),
+        link=link,
+        hours=settings.INVITATION_HOURS,
+        expires=invitation.expires_at,
+    )
+    # One line: a name with a line break must not end the header (header injection).
+    subject = " ".join(f"{inviter} invited you to {organization} on Prisma Glow".split())
+    try:
+        send_mail(subject, body, None, [invitation.email])
+    except (OSError, smtplib.SMTPException) as exc:
+        raise InvitationNotSent(INVITATION_NOT_SENT_MESSAGE, code="not_sent") from exc
+
+
+def _clean_email(email: str) -> str:
+    email = get_user_model().objects.normalize_email(str(email or "").strip())
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise ValidationError(
+            {
+                "email": ValidationError(
+                    "Enter a valid e-mail address, e.g. mira@firm.example.", code="invalid"
+                )
+            }
+        ) from None
+    return email
+
+
+@retry_on_conflict
+@transaction.atomic
+def invitation_create(
+    *, organization: Organization, actor, email: str, role: str, site_url: str, access=None
+) -> tuple[Invitation, str]:
+    """Invite ``email`` to join ``organization`` with ``role``; e-mail the link; return the invitation
+    and the link (the door shows it only while the console e-mail backend is active).
+
+    The answer is the same whether or not an account uses the address. An open invitation to the same
+    address is replaced (revoked, audited): re-inviting is how a lost or expired link is renewed. A
+    current member's address raises ConflictError (the members list shows it anyway). ``access`` has
+    the policy asked (``membership.add`` with the role, and with the role of a replaced invitation:
+    only owners invite owners). A failed e-mail raises ``InvitationNotSent`` and records nothing.
+    """
+    email = _clean_email(email)
+    if role not in Role.values:
+        raise ValidationError(
+            {"role": ValidationError("Choose owner, admin, editor or viewer.", code="invalid")}
+        )
+    _require(access, "membership.add", role=role)
+    lock_for_write(organization=organization)
+    if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():
+        raise ConflictError(
+            {"email": f"{email} is already a member of {organization.name}: change their role instead."},
+            code="conflict",
+        )
+    now = timezone.now()
+    for previous in (
+        Invitation.objects.select_for_update().open().filter(organization=organization, email__iexact=email)
+    ):
+        _require(access, "membership.add", previous, role=previous.role)
+        audited_update(
+            previous,
+            organization=organization,
+            actor=actor,
+            action="invitation.revoke",
+            fields={"revoked_at": now},
+            validate=None,
+            snapshot_of=_invitation_snapshot,
+            after_extra={"reason": "replaced by a new invitation"},
+        )
+    token, token_hash = Invitation.generate()
+    invitation = Invitation(
+        organization=organization,
+        email=email,
+        role=role,
+        token_hash=token_hash,
+        invited_by=_user_or_none(actor),
+        expires_at=now + invitation_lifetime(),
+    )
+    invitation.full_clean()
+    invitation.save()
+    audit_record(
+        organization=organization,
+        action="invitation.create",
+        actor=actor,
+        obj=invitation,
+        after=_invitation_snapshot(invitation),
+    )
+    link = invitation_link(site_url=site_url, token=token)
+    _send_invitation(invitation, link=link, inviter=_inviter_name(actor, organization))
+    return invitation, link
+
+
+def _invitation_snapshot(invitation: Invitation) -> dict:
+    return snapshot(invitation, exclude=("token_hash",))
+
+
+def _lock_invitation(token: str) -> Invitation:
+    """The invitation of ``token``, locked, if its link still works; otherwise a refusal saying why."""
+    found = invitation_by_token(token)
+    if found is None:
+        raise ValidationError(INVITATION_UNKNOWN_MESSAGE, code="does_not_exist")
+    lock_for_write(organization=found.organization_id)
+    invitation = (
+        Invitation.objects.select_for_update(of=("self",)).select_related("organization").get(pk=found.pk)
+    )
+    refusal = invitation_refusal(invitation)
+    if refusal:
+        raise ConflictError(refusal, code="conflict")
+    return invitation
+
+
+def invitation_refusal(invitation: Invitation) -> str:
+    """Why ``invitation``'s link no longer works (empty when it does), in words for the invitee."""
+    organization = invitation.organization.name
+    state = invitation.state
+    if state == InvitationState.ACCEPTED:
+        return f"This invitation to {organization} has already been used. Sign in to reach it."
+    if state == InvitationState.REVOKED:
+        return (
+            f"This invitation to {organization} was withdrawn (perhaps replaced by a newer one). "
+            "Use the link of the latest e-mail, or ask for a new invitation."
+        )
+    if state == InvitationState.EXPIRED:
+        return (
+            f"This invitation to {organization} expired on {invitation.expires_at:%d %b %Y at %H:%M} UTC. "
+            "Ask whoever invited you to send a new one."
+        )
+    return ""
+
+
+def _accept(invitation: Invitation, user, *, new_account: bool) -> Membership:
+    membership = membership_add(
+        organization=invitation.organization, actor=user, user=user, role=invitation.role
+    )
+    if not user.is_staff:
+        # Members work in the staff UI; an account invited by a firm becomes a staff account.
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+    audited_update(
+        invitation,
+        organization=invitation.organization,
+        actor=user,
+        action="invitation.accept",
+        fields={"accepted_at": timezone.now(), "accepted_by": user},
+        validate=None,
+        snapshot_of=_invitation_snapshot,
+        after_extra={"new_account": new_account},
+    )
+    return membership
+
+
+@retry_on_conflict
+@transaction.atomic
+def invitation_accept(*, token: str, user) -> Membership:
+    """``user`` (signed in) accepts the invitation of ``token``: they become a member with its role.
+
+    The invitation must be for ``user``'s e-mail address (case-insensitively); another signed-in user
+    is refused (PermissionDenied) and the invitation stays open. A used, revoked or expired link
+    raises ConflictError with the reason; an unknown one ValidationError (``does_not_exist``).
+    """
+    invitation = _lock_invitation(token)
+    if not user.is_authenticated or (user.email or "").casefold() != invitation.email.casefold():
+        raise PermissionDenied(
+            f"This invitation was sent to {invitation.email}, and you are signed in as "
+            f"{user.get_username()}. Sign out, then sign in with the account of that address."
+        )
+    return _accept(invitation, user, new_account=False)
+
+
+@retry_on_conflict
+@transaction.atomic
+def invitation_sign_up(
+    *, token: str, username: str, password: str, first_name: str = "", last_name: str = ""
+):
+    """Create the account of an invitee who has none (the link proves they read the address's mail)
+    and make it a member with the invitation's role; return the user, who then signs in normally
+    (the second factor is enrolled at that sign-in when required).
+
+    The account is a staff account with the invitation's address and a password that passes Django's
+    validators (``AUTH_PASSWORD_VALIDATORS``). When an account with that address exists, it must sign
+    in and accept instead (ConflictError).
+    """
+    invitation = _lock_invitation(token)
+    User = get_user_model()
+    if User.objects.filter(email__iexact=invitation.email).exists():
+        raise ConflictError(
+            "An account with this e-mail address already exists: sign in with it to accept the invitation.",
+            code="conflict",
+        )
+    username = str(username or "").strip()
+    if username and User.objects.filter(username__iexact=username).exists():
+        raise ValidationError(
+            {"username": ValidationError("This username is taken: choose another.", code="taken")}
+        )
+    user = User(
+        username=username,
+        email=invitation.email,
+        first_name=str(first_name or "").strip(),
+        last_name=str(last_name or "").strip(),
+        is_staff=True,
+    )
+    errors = {}
+    try:
+        user.full_clean(exclude=["password"])
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        errors["password"] = exc.messages
+    if errors:
+        raise ValidationError(errors)
+    user.set_password(password)
+    user.save()
+    _accept(invitation, user, new_account=True)
+    return user
+
+
+@retry_on_conflict
+@transaction.atomic
+def invitation_revoke(*, invitation: Invitation, actor, access=None) -> Invitation:
+    """Withdraw an open invitation: its link stops working at once. An accepted or already revoked one
+    raises ConflictError; ``access`` as for ``invitation_create`` (an owner's invitation: owners)."""
+    lock_for_write(organization=invitation.organization_id)
+    invitation = (
+        Invitation.objects.select_for_update(of=("self",))
+        .select_related("organization")
+        .get(pk=invitation.pk)
+    )
+    _require(access, "membership.add", invitation, role=invitation.role)
+    if invitation.accepted_at is not None:
+        raise ConflictError("This invitation has been accepted; remove the member instead.", code="conflict")
+    if invitation.revoked_at is not None:
+        raise ConflictError("This invitation is already revoked.", code="conflict")
+    return audited_update(
+        invitation,
+        organization=invitation.organization,
+        actor=actor,
+        action="invitation.revoke",
+        fields={"revoked_at": timezone.now()},
+        validate=None,
+        snapshot_of=_invitation_snapshot,
     )

@@ -12,7 +12,7 @@ from tests.support.admin import login
 
 pytestmark = pytest.mark.django_db
 
-ADMIN_ONLY = {"api-keys", "api-key", "audit-log", "audit-event"}
+ADMIN_ONLY = {"api-keys", "api-key", "audit-log", "audit-event", "invitations", "invitation", "invite"}
 WRITE_PAGES = {"persona-editor", "persona-new", "tool-test"}
 
 
@@ -225,23 +225,26 @@ def test_an_admin_cannot_demote_or_delete_the_owner(admin_role_client, owner, or
     assert owners.role == "owner"
 
 
-def test_an_admin_cannot_add_an_owner_but_adds_an_editor(admin_role_client, org):
-    """The add form offers roles up to admin; "owner" is refused, a lower role is added."""
-    from prisma_glow.tenancy.models import Membership
+def test_an_admin_cannot_invite_an_owner_but_invites_an_editor(admin_role_client, org, mailoutbox):
+    """ "Add member" leads to the invitation form, which offers roles up to admin; "owner" is refused,
+    an editor is invited (members join by accepting, never by being attached)."""
+    from prisma_glow.tenancy.models import Invitation
 
-    newcomer = UserFactory(username="newcomer")
-    form = admin_role_client.get("/admin/tenancy/membership/add/").content.decode()
+    response = admin_role_client.get("/admin/tenancy/membership/add/")
+    assert response.status_code == 302 and response["Location"] == "/admin/tenancy/invitation/add/"
+    form = admin_role_client.get("/admin/tenancy/invitation/add/").content.decode()
     assert 'value="owner"' not in form and 'value="editor"' in form
     response = admin_role_client.post(
-        "/admin/tenancy/membership/add/", {"user_identifier": "newcomer", "role": "owner"}
+        "/admin/tenancy/invitation/add/", {"email": "newcomer@firm.example", "role": "owner"}
     )
     assert response.status_code == 200 and "Select a valid choice" in response.content.decode()
-    assert not Membership.objects.filter(user=newcomer).exists()
+    assert not Invitation.objects.exists() and mailoutbox == []
     response = admin_role_client.post(
-        "/admin/tenancy/membership/add/", {"user_identifier": "newcomer", "role": "editor"}
+        "/admin/tenancy/invitation/add/", {"email": "newcomer@firm.example", "role": "editor"}
     )
-    assert response.status_code == 302
-    assert Membership.objects.get(user=newcomer, organization=org).role == "editor"
+    assert response.status_code == 200 and "Invitation sent" in response.content.decode()
+    assert Invitation.objects.get(organization=org).role == "editor"
+    assert mailoutbox[0].to == ["newcomer@firm.example"]
 
 
 def test_an_admin_cannot_rename_the_organisation(admin_role_client, org):

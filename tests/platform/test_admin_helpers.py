@@ -85,6 +85,7 @@ def test_every_organisation_owned_model_declares_its_path_to_the_organisation():
         "tenancy.organization": "pk",
         "tenancy.membership": "organization",
         "tenancy.apikey": "organization",
+        "tenancy.invitation": "organization",
         "audit.auditevent": "organization",
     }
     for label, path in declared.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from prisma_glow.audit.models import AuditEvent
-from prisma_glow.tenancy.models import APIKey, Membership
+from prisma_glow.tenancy.models import APIKey
 from tests.factories import (
     APIKeyFactory,
     MembershipFactory,
@@ -19,33 +19,28 @@ pytestmark = pytest.mark.django_db
 # --- Members ----------------------------------------------------------------------------------
 
 
-def test_members_added_by_username_or_email_and_roles_changed(admin_role_client, org):
+def test_member_roles_changed_from_the_admin(admin_role_client, org):
+    """An admin (no superuser rights) changes a member's role; the change is audited."""
     newcomer = UserFactory(username="jon", email="jon@example.com")
-    response = admin_role_client.post(
-        "/admin/tenancy/membership/add/", {"user_identifier": "JON@example.com", "role": "editor"}
-    )
-    assert response.status_code == 302, response.content[:2000]
-    membership = Membership.objects.get(user=newcomer, organization=org)
-    assert membership.role == "editor"
+    membership = MembershipFactory(user=newcomer, organization=org, role="editor")
     admin_role_client.post(f"/admin/tenancy/membership/{membership.pk}/change/", {"role": "viewer"})
     membership.refresh_from_db()
     assert membership.role == "viewer"
     assert AuditEvent.objects.filter(action="membership.update").exists()
 
 
-def test_member_form_validation(admin_role_client, org, editor):
-    response = admin_role_client.post(
-        "/admin/tenancy/membership/add/", {"user_identifier": "nobody", "role": "editor"}
+def test_adding_a_member_means_inviting_them(admin_role_client, org):
+    """The members list offers "Invite a colleague"; the old add page leads to the invitation form."""
+    page = admin_role_client.get("/admin/tenancy/membership/").content.decode()
+    assert "Invite a colleague" in page and "/admin/tenancy/invitation/add/" in page
+    response = admin_role_client.get("/admin/tenancy/membership/add/")
+    assert response.status_code == 302 and response["Location"] == "/admin/tenancy/invitation/add/"
+    form = admin_role_client.post(
+        "/admin/tenancy/invitation/add/", {"email": "not an address", "role": "god"}
     )
-    assert "No user with this username or e-mail address can be added" in response.content.decode()
-    response = admin_role_client.post(
-        "/admin/tenancy/membership/add/", {"user_identifier": editor.username, "role": "editor"}
-    )
-    assert "already a member" in response.content.decode()
-    response = admin_role_client.post(
-        "/admin/tenancy/membership/add/", {"user_identifier": editor.username, "role": "god"}
-    )
-    assert "Select a valid choice" in response.content.decode()
+    html = form.content.decode()
+    assert form.status_code == 200
+    assert "Enter a valid email address" in html and "Select a valid choice" in html
 
 
 def test_the_last_owner_cannot_be_demoted_or_removed(org, owner):
@@ -61,8 +56,9 @@ def test_the_last_owner_cannot_be_demoted_or_removed(org, owner):
 
 def test_editors_cannot_manage_members(staff_client, org):
     page = staff_client.get("/admin/tenancy/membership/").content.decode()
-    assert "/admin/tenancy/membership/add/" not in page
+    assert "/admin/tenancy/membership/add/" not in page and "/admin/tenancy/invitation/add/" not in page
     assert staff_client.get("/admin/tenancy/membership/add/").status_code == 403
+    assert staff_client.get("/admin/tenancy/invitation/add/").status_code == 403
 
 
 # --- API keys ---------------------------------------------------------------------------------

@@ -95,6 +95,8 @@ REDIS = {
 def test_rate_limit_cache_check_is_a_deployment_check(settings, db):
     """The warning comes with --deploy only, for a per-process or dummy cache, not for Redis, and not
     when rate limits are off."""
+    # The test environment's in-memory mailer is itself a deployment error (Django's mail.E001).
+    settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.smtp.EmailBackend"}}
     settings.CACHES = LOCMEM
     assert "prisma_glow.W001" not in _check_output(deploy=False)
     assert "rate limits count per process" in _check_output(deploy=True)
@@ -125,3 +127,35 @@ def test_development_generates_a_private_secret_key_once(tmp_path):
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert first.stdout.strip() == second.stdout.strip() == key_file.read_text().strip()
     assert len(key_file.read_text().strip()) >= 50
+
+
+def test_production_e_mail_is_smtp_from_the_environment_and_never_the_console(tmp_path):
+    """Invitations go by SMTP in production (DJANGO_EMAIL_*); the console backend, development's
+    default, fails the deployment check (Django's mail.E001)."""
+    env = _production(tmp_path, REDIS_URL="redis://127.0.0.1:1/0")
+    result = _settings(
+        "m = settings.MAILERS['default']; print(m['BACKEND'], m['OPTIONS']['host'], m['OPTIONS']['port'], "
+        "m['OPTIONS']['use_tls'])",
+        env={
+            **env,
+            "DJANGO_EMAIL_HOST": "smtp.firm.example",
+            "DJANGO_EMAIL_PORT": "587",
+            "DJANGO_EMAIL_USE_TLS": "1",
+        },
+    )
+    assert result.stdout.split() == [
+        "django.core.mail.backends.smtp.EmailBackend",
+        "smtp.firm.example",
+        "587",
+        "True",
+    ]
+    console = _manage(
+        "check",
+        "--deploy",
+        env={**env, "DJANGO_EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"},
+    )
+    assert console.returncode != 0 and "mail.E001" in console.stdout + console.stderr
+    development = _settings(
+        "print(settings.MAILERS['default']['BACKEND'])", env={"PRISMA_GLOW_VAR_DIR": str(tmp_path)}
+    )
+    assert development.stdout.strip() == "django.core.mail.backends.console.EmailBackend"

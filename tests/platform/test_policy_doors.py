@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from prisma_glow import policy
 from prisma_glow.api.permissions import operation_for
-from tests.factories import MembershipFactory, UserFactory
+from tests.factories import InvitationFactory, MembershipFactory, UserFactory
 from tests.support.admin import World
 
 ROLES = ["viewer", "editor", "admin", "owner"]
@@ -127,6 +127,7 @@ def _admin_kwargs(door: policy.Door, world) -> dict:
         "knowledge_document": world.document,
         "tenancy_organization": world.org,
         "tenancy_membership": world.target,
+        "tenancy_invitation": world.invitation,
         "tenancy_apikey": world.api_key,
         "audit_auditevent": world.audit_event,
     }
@@ -140,6 +141,7 @@ def _admin_kwargs(door: policy.Door, world) -> dict:
         "guardrail_id": world.guardrail.pk,
         "kb_id": world.kb.pk,
         "key_id": world.api_key.pk,
+        "invitation_id": world.invitation.pk,
         "execution_id": world.execution.pk,
         "step": "basics",
         "kind": "tools",
@@ -165,6 +167,7 @@ def _api_url(door: policy.Door, world) -> str:
         "knowledge-base": world.kb.pk,
         "knowledge-base-document": world.document.pk,
         "member": world.target.pk,
+        "invitation": world.invitation.pk,
         "api-key": world.api_key.pk,
         "audit-event": world.audit_event.pk,
     }
@@ -259,9 +262,10 @@ def policy_access(role: str):
 
 @pytest.mark.parametrize("role", ["admin", "owner"])
 def test_both_doors_agree_on_everything_that_touches_an_owner(role, org, world):
-    """Making an owner, demoting or removing one: applied for an owner through either door, refused
+    """Inviting an owner, revoking an owner's invitation, making an owner, demoting or removing one:
+    applied for an owner through either door, refused
     to an admin through either door (finding 2 of the security review: the admin applied them)."""
-    from prisma_glow.tenancy.models import Membership
+    from prisma_glow.tenancy.models import Invitation, Membership
 
     user = world.owner if role == "owner" else UserFactory(username="door-admin")
     if role != "owner":
@@ -269,19 +273,26 @@ def test_both_doors_agree_on_everything_that_touches_an_owner(role, org, world):
     second_owner = MembershipFactory(
         user=UserFactory(username="second-owner"), organization=org, role="owner"
     )
-    newcomer = UserFactory(username="newcomer")
+    owner_invitation = InvitationFactory(organization=org, email="owner-to-be@firm.example", role="owner")
     web = Client()
     web.force_login(user)
     api = APIClient()
     api.force_authenticate(user=user)
     member_url = f"/admin/tenancy/membership/{second_owner.pk}"
     attempts = {
-        "add an owner": (
+        "invite an owner": (
             lambda: web.post(
-                "/admin/tenancy/membership/add/", {"user_identifier": "newcomer", "role": "owner"}
+                "/admin/tenancy/invitation/add/", {"email": "boss@firm.example", "role": "owner"}
             ),
-            lambda: api.post("/api/v1/members/", {"user": "newcomer", "role": "owner"}, format="json"),
-            lambda: Membership.objects.filter(user=newcomer, role="owner").exists(),
+            lambda: api.post(
+                "/api/v1/members/invite/", {"email": "boss@firm.example", "role": "owner"}, format="json"
+            ),
+            lambda: Invitation.objects.filter(email="boss@firm.example").exists(),
+        ),
+        "revoke an owner's invitation": (
+            lambda: web.post(f"/admin/tenancy/invitation/{owner_invitation.pk}/revoke/"),
+            lambda: api.post(f"/api/v1/invitations/{owner_invitation.pk}/revoke/"),
+            lambda: Invitation.objects.get(pk=owner_invitation.pk).revoked_at is not None,
         ),
         "promote to owner": (
             lambda: web.post(f"/admin/tenancy/membership/{world.target.pk}/change/", {"role": "owner"}),

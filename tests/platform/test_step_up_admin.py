@@ -304,6 +304,6 @@ def test_a_custom_page_refuses_a_role_in_the_admin_layout(org, viewer):
     client.force_login(viewer)
     response = client.post(f"/admin/agents/agent/{agent.pk}/lifecycle/deprecate/")
     assert response.status_code == 403 and not is_code_page(response)
-    assert "admin/tenancy/refused.html" in [t.name for t in response.templates]
+    assert "admin/pg/refused.html" in [t.name for t in response.templates]
     assert "Your role (viewer) cannot deprecate agents" in response.content.decode()
     assert Agent.objects.get(pk=agent.pk).status == "active"

@@ -68,6 +68,7 @@ class World:
             ExecutionStepFactory,
             FeedbackFactory,
             GuardrailFactory,
+            InvitationFactory,
             KnowledgeBaseFactory,
             LearningExampleFactory,
             ModelProviderFactory,
@@ -112,6 +113,9 @@ class World:
         self.example = LearningExampleFactory(agent=self.agent, organization=org)
         self.api_key = APIKeyFactory(organization=org, name=f"Portal {org.slug}")
         self.membership = owner_user.memberships.get(organization=org)
+        self.invitation = InvitationFactory(
+            organization=org, email=f"newcomer@{org.slug}.example", invited_by=owner_user
+        )
         self.audit_event = audit_record(
             organization=org,
             action="agent.update",
@@ -158,6 +162,9 @@ class World:
             "provider": f"/admin/agents/modelprovider/{self.provider.pk}/change/",
             "members": "/admin/tenancy/membership/",
             "member": f"/admin/tenancy/membership/{self.membership.pk}/change/",
+            "invitations": "/admin/tenancy/invitation/",
+            "invitation": f"/admin/tenancy/invitation/{self.invitation.pk}/change/",
+            "invite": "/admin/tenancy/invitation/add/",
             "api-keys": "/admin/tenancy/apikey/",
             "api-key": f"/admin/tenancy/apikey/{self.api_key.pk}/change/",
             "organization": f"/admin/tenancy/organization/{self.org.pk}/change/",

@@ -9,7 +9,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from prisma_glow.tenancy.models import APIKey, Membership, Organization, Role, Scope
+from prisma_glow.tenancy.models import APIKey, Invitation, Membership, Organization, Role, Scope
 from prisma_glow.tenancy.services import USER_NOT_ADDABLE_MESSAGE, api_key_expiry, user_find
 
 MAX_GRACE = timedelta(days=30)
@@ -163,6 +163,64 @@ class MembershipCreateSerializer(serializers.Serializer):
         if user is None:
             raise serializers.ValidationError(USER_NOT_ADDABLE_MESSAGE, code="does_not_exist")
         return user
+
+
+class InvitationCreateSerializer(serializers.Serializer):
+    """Invite a colleague by e-mail address, with the role they will have."""
+
+    email = serializers.EmailField(max_length=254, help_text="The colleague's e-mail address.")
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.VIEWER)
+
+
+class InvitationSerializer(serializers.ModelSerializer):
+    """An invitation as listed: never its link (only a hash of the link's secret is stored)."""
+
+    state = serializers.ChoiceField(
+        choices=["pending", "accepted", "revoked", "expired"],
+        read_only=True,
+        help_text="Derived from the dates.",
+    )
+    invited_by = serializers.SerializerMethodField(help_text="Who sent it (null: a command or a key).")
+    accepted_by = serializers.SerializerMethodField(help_text="The account that accepted it.")
+
+    class Meta:
+        model = Invitation
+        fields = [
+            "id",
+            "email",
+            "role",
+            "state",
+            "invited_by",
+            "created_at",
+            "expires_at",
+            "accepted_at",
+            "accepted_by",
+            "revoked_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_invited_by(self, obj: Invitation) -> str | None:
+        return obj.invited_by.get_username() if obj.invited_by_id else None
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_accepted_by(self, obj: Invitation) -> str | None:
+        return obj.accepted_by.get_username() if obj.accepted_by_id else None
+
+
+class InvitationSentSerializer(serializers.Serializer):
+    """The inviter's answer: the same whether or not an account uses the address."""
+
+    id = serializers.IntegerField(help_text="The invitation, to list or revoke it.")
+    email = serializers.EmailField()
+    role = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    message = serializers.CharField()
+    link = serializers.CharField(
+        required=False,
+        help_text="Only while the console e-mail backend is active (development): the link the e-mail "
+        "carries. Never present otherwise.",
+    )
 
 
 class MembershipUpdateSerializer(serializers.Serializer):

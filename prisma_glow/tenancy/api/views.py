@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
@@ -18,12 +19,15 @@ from prisma_glow.tenancy.api.serializers import (
     APIKeyCreateSerializer,
     APIKeyRotateSerializer,
     APIKeySerializer,
+    InvitationCreateSerializer,
+    InvitationSentSerializer,
+    InvitationSerializer,
     MembershipCreateSerializer,
     MembershipSerializer,
     MembershipUpdateSerializer,
     OrganizationSerializer,
 )
-from prisma_glow.tenancy.models import APIKey, Membership, Organization
+from prisma_glow.tenancy.models import APIKey, Invitation, Membership, Organization
 
 # --- API keys ---------------------------------------------------------------------------------
 
@@ -167,6 +171,7 @@ class MembershipViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
         "update": "membership.change_role",
         "partial_update": "membership.change_role",
         "destroy": "membership.remove",
+        "invite": "membership.add",
     }
 
     def create(self, request, *args, **kwargs):
@@ -181,6 +186,38 @@ class MembershipViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
             **serializer.validated_data,
         )
         return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Invite a colleague",
+        description="E-mails a one-time link (valid PRISMA_GLOW_INVITATION_HOURS, default 48) that makes "
+        "the colleague a member with `role` when they accept it: a new user sets a password there, an "
+        "existing one signs in and accepts. The answer (202) is the same whether or not an account uses "
+        "the address, and never carries the link except while the console e-mail backend is active "
+        "(development). Inviting an address that has an open invitation replaces it (the earlier link "
+        "stops working). Only an owner may invite an owner; a current member's address answers 409; an "
+        "e-mail server that cannot be reached answers 503 `email_not_sent` and records nothing.",
+        request=InvitationCreateSerializer,
+        responses={202: InvitationSentSerializer},
+        examples=[OpenApiExample("Invite an editor", value={"email": "mira@firm.example", "role": "editor"})],
+    )
+    @action(detail=False, methods=["post"])
+    def invite(self, request):
+        serializer = InvitationCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        self.require("membership.add", role=serializer.validated_data["role"])
+        try:
+            invitation, link = services.invitation_create(
+                organization=self.organization,
+                actor=self.access.actor,
+                site_url=request.build_absolute_uri("/"),
+                access=self.access,
+                **serializer.validated_data,
+            )
+        except services.InvitationNotSent as exc:
+            raise EmailNotSent(exc.messages[0]) from exc
+        except DjangoPermissionDenied as exc:  # replacing an owner's open invitation: owners only
+            raise exceptions.PermissionDenied(str(exc)) from exc
+        return Response(invitation_sent(invitation, link), status=status.HTTP_202_ACCEPTED)
 
     def update(self, request, *args, **kwargs):
         membership = self.get_object()
@@ -200,6 +237,65 @@ class MembershipViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
         membership = self.get_object()  # the policy refuses an owner's membership to a non-owner
         services.membership_remove(membership=membership, actor=self.access.actor, access=self.access)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- Invitations ------------------------------------------------------------------------------
+
+
+class EmailNotSent(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = services.INVITATION_NOT_SENT_MESSAGE
+    default_code = "email_not_sent"
+
+
+def invitation_sent(invitation: Invitation, link: str) -> dict:
+    """The inviter's answer; the link only while e-mail is printed rather than sent."""
+    data = {
+        "id": invitation.pk,
+        "email": invitation.email,
+        "role": invitation.role,
+        "expires_at": invitation.expires_at,
+        "message": f"An invitation was sent to {invitation.email}. The link in it works once, until "
+        f"{invitation.expires_at:%d %b %Y %H:%M} UTC.",
+    }
+    if services.console_email():
+        data["link"] = link
+    return InvitationSentSerializer(data).data
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List the organisation's invitations",
+        description="Newest first, with their state (pending, accepted, revoked, expired); never the links. "
+        "Owners and admins (as for inviting).",
+    ),
+    retrieve=extend_schema(summary="Retrieve an invitation"),
+)
+class InvitationViewSet(
+    OrganizationScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Invitations of the caller's organisation (sent with ``POST /members/invite/``)."""
+
+    queryset = Invitation.objects.select_related("invited_by", "accepted_by").order_by("-created_at", "-id")
+    serializer_class = InvitationSerializer
+    filterset_fields = ["role"]
+    search_fields = ["email"]
+    ordering_fields = ["created_at", "expires_at", "email"]
+    operations = {"list": "invitation.view", "retrieve": "invitation.view", "revoke": "membership.add"}
+
+    @extend_schema(
+        summary="Revoke an invitation",
+        description="Its link stops working at once. Only an owner revokes an owner's invitation; an "
+        "accepted or already revoked invitation answers 409.",
+        request=None,
+        responses={200: InvitationSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def revoke(self, request, pk=None):
+        invitation = services.invitation_revoke(
+            invitation=self.get_object(), actor=self.access.actor, access=self.access
+        )
+        return Response(InvitationSerializer(self.get_queryset().get(pk=invitation.pk)).data)
 
 
 # --- The organisation -------------------------------------------------------------------------
