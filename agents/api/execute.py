@@ -136,6 +136,12 @@ class ExecuteActionMixin:
             "status `completed`, `blocked` (a guardrail stopped it; `error` says which) or `failed` "
             "(`error` gives the reason, e.g. `provider timed out after 30 s`). Draft and deprecated "
             "agents answer 409. `persona` picks a persona version (default: the active one).\n\n"
+            "Budgets: before each provider call the run reserves the call's largest possible cost in "
+            "the organisation's and the agent's budgets. A run they cannot cover is recorded `refused` "
+            "and answered 429 `budget_exceeded`, with `Retry-After` (seconds until the budget's period "
+            "ends) and the reason in `message`; a stream is refused before it starts (the same 429 "
+            "JSON), and a streamed run that runs out between tool rounds ends with an `execution` event "
+            "whose `status` is `refused`.\n\n"
             "Every run is a turn of a conversation: without `conversation` a new one starts (its id is "
             "`conversation` in the answer, `turn` is 1); with the id of one of this agent's "
             "conversations the run continues it, and its earlier completed turns go to the model "
@@ -176,6 +182,11 @@ class ExecuteActionMixin:
             409: OpenApiResponse(
                 description="The agent may not run (draft, deprecated, no active persona), or the "
                 "conversation's previous turn is still running."
+            ),
+            429: OpenApiResponse(
+                description="A rate limit (`throttled`), or a budget cannot cover the run "
+                "(`budget_exceeded`: the run is recorded `refused`; `Retry-After` gives the seconds "
+                "until the budget's period ends)."
             ),
         },
         examples=[

@@ -31,6 +31,7 @@ The twenty pages (for the browser tests; ``<id>`` is an object of the signed-in 
 19. Execution detail (timeline) ....... /admin/agents/execution/<id>/change/
 20. Feedback and learning examples .... /admin/agents/feedback/  and  /admin/agents/learningexample/
     Model providers ................... /admin/agents/modelprovider/
+    Budgets ........................... /admin/agents/budget/  (consumption this period; also a dashboard panel)
     Members ........................... /admin/tenancy/membership/
     API keys .......................... /admin/tenancy/apikey/  (create: /add/; a key: /<id>/change/ with rotate and revoke)
     Organisation ...................... /admin/tenancy/organization/<id>/change/

@@ -61,6 +61,7 @@ class World:
             AgentKnowledgeFactory,
             AgentToolFactory,
             APIKeyFactory,
+            BudgetFactory,
             ChunkFactory,
             ConversationFactory,
             DocumentFactory,
@@ -111,6 +112,7 @@ class World:
         self.execution.save(update_fields=["conversation", "turn"])
         self.example = LearningExampleFactory(agent=self.agent, organization=org)
         self.api_key = APIKeyFactory(organization=org, name=f"Portal {org.slug}")
+        self.budget = BudgetFactory(organization=org, metric="cost", period="month", limit="500.00")
         self.membership = owner_user.memberships.get(organization=org)
         self.audit_event = audit_record(
             organization=org,
@@ -156,6 +158,8 @@ class World:
             "learning-example": f"/admin/agents/learningexample/{self.example.pk}/change/",
             "providers": "/admin/agents/modelprovider/",
             "provider": f"/admin/agents/modelprovider/{self.provider.pk}/change/",
+            "budgets": "/admin/agents/budget/",
+            "budget": f"/admin/agents/budget/{self.budget.pk}/change/",
             "members": "/admin/tenancy/membership/",
             "member": f"/admin/tenancy/membership/{self.membership.pk}/change/",
             "api-keys": "/admin/tenancy/apikey/",
