@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from decimal import Decimal
 
 from django.conf import settings
@@ -662,8 +663,8 @@ class Budget(TimeStampedModel):
 def to_units(metric: str, amount) -> int:
     """``amount`` (tokens, or cost in the currency) in counting units, rounded up."""
     if metric == BudgetMetric.TOKENS:
-        return int(-(-Decimal(amount) // 1))
-    return int(-(-(Decimal(amount) * COST_UNITS_PER_CURRENCY) // 1))
+        return math.ceil(Decimal(amount))
+    return math.ceil(Decimal(amount) * COST_UNITS_PER_CURRENCY)
 
 
 def period_bounds(period: str, now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
