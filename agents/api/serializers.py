@@ -495,6 +495,9 @@ class BudgetSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
+        # One budget per organisation (or agent), metric and period is the service's rule (409), not a
+        # serializer's (which would make ``agent`` required).
+        validators: list = []
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
