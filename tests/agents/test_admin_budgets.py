@@ -133,3 +133,19 @@ def test_the_panel_costs_one_query_whatever_the_number_of_budgets(owner_client, 
         budget = BudgetFactory(organization=org, agent=AgentFactory(organization=org), metric="tokens")
         BudgetUsage.objects.create(budget=budget, period_start=period_bounds("day")[0], used=5)
     assert count() == few
+
+
+def test_refused_runs_are_listed_and_filtered_among_executions(owner_client, org):
+    """The executions list filters by the new status and marks a refused run with its own badge."""
+    from tests.factories import ExecutionFactory
+
+    agent = AgentFactory(organization=org)
+    refused = ExecutionFactory(
+        agent=agent, status="refused", output="", error="The organisation's daily cost budget …"
+    )
+    ExecutionFactory(agent=agent, status="completed")
+    html = owner_client.get("/admin/agents/execution/?status__exact=refused").content.decode()
+    assert 'class="pg-badge pg-badge-refused">Refused (budget)</span>' in html
+    assert html.count("pg-badge-completed") == 0
+    page = owner_client.get(f"/admin/agents/execution/{refused.pk}/change/").content.decode()
+    assert "The organisation&#x27;s daily cost budget" in page and "a budget could not cover the run" in page
