@@ -125,16 +125,17 @@ def _move(budget: Budget, start: dt.datetime, *, used: int = 0, reserved: int = 
     return rows.update(used=F("used") + used, reserved=F("reserved") + reserved) == 1
 
 
-def _reserve_new(budget: Budget, start: dt.datetime, amount: int, *, used: int = 0) -> bool:
-    """Reserve ``amount`` (and count ``used``) in a period's row, creating the row on first use."""
-    if _move(budget, start, used=used, reserved=amount, check=True):
+def _reserve_new(budget: Budget, start: dt.datetime, amount: int) -> bool:
+    """Reserve ``amount`` in a period's row, creating the row on first use (concurrent first uses
+    insert it once: ``ON CONFLICT DO NOTHING``)."""
+    if _move(budget, start, reserved=amount, check=True):
         return True
     if BudgetUsage.objects.filter(budget_id=budget.pk, period_start=start).exists():
         return False
     BudgetUsage.objects.bulk_create(
         [BudgetUsage(budget_id=budget.pk, period_start=start)], ignore_conflicts=True
     )
-    return _move(budget, start, used=used, reserved=amount, check=True)
+    return _move(budget, start, reserved=amount, check=True)
 
 
 class Ledger:
