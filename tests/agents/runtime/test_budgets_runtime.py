@@ -9,11 +9,13 @@ covers exactly ten runs let exactly ten through."""
 # ruff: noqa: F811 (the `remote` fixture is imported, then requested by name)
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.db import connection, connections
 from django.utils import timezone
 from werkzeug import Response
@@ -108,6 +110,30 @@ def test_a_call_that_failed_before_answering_counts_nothing(remote, org):
 def test_runs_without_budgets_are_not_limited(vat_agent):
     assert execute(vat_agent, VAT_QUESTION, source="api").status == "completed"
     assert not BudgetUsage.objects.exists()
+
+
+def test_a_daily_budget_starts_afresh_at_midnight_and_a_monthly_one_at_the_month(
+    vat_agent, org, admin_client_api
+):
+    """Runs at 23:00 count in that day and that month; after midnight the day's budget shows nothing
+    consumed while the month's keeps counting, until the 1st of the next month."""
+    day = BudgetFactory(organization=org, metric="tokens", period="day", limit=10_000_000)
+    month = BudgetFactory(organization=org, metric="tokens", period="month", limit=10_000_000)
+
+    def consumed(budget) -> int:
+        return int(admin_client_api.get(f"/api/v1/budgets/{budget.pk}/").json()["used"])
+
+    with time_machine.travel(dt.datetime(2026, 12, 31, 23, 0, tzinfo=dt.UTC), tick=False):
+        first = execute(vat_agent, VAT_QUESTION, source="api")
+        one_run = first.tokens_in + first.tokens_out
+        assert consumed(day) == consumed(month) == one_run > 0
+    with time_machine.travel(dt.datetime(2026, 12, 31, 23, 59, 59, tzinfo=dt.UTC), tick=False):
+        assert consumed(day) == one_run
+    with time_machine.travel(dt.datetime(2027, 1, 1, 0, 0, tzinfo=dt.UTC), tick=False):
+        assert consumed(day) == 0 and consumed(month) == 0  # 1 January: a new day and a new month
+    with time_machine.travel(dt.datetime(2026, 12, 20, 9, 0, tzinfo=dt.UTC), tick=False):
+        assert consumed(day) == 0 and consumed(month) == one_run
+    assert BudgetUsage.objects.filter(budget=day).count() == 1
 
 
 # --- Refusals --------------------------------------------------------------------------------------
