@@ -9,8 +9,6 @@ place (``prisma_glow.api.errors.exception_handler``): ``ConflictError`` 409 ``co
 
 from __future__ import annotations
 
-import math
-
 from django.core.exceptions import ValidationError
 
 
@@ -45,4 +43,4 @@ class BudgetExceeded(ValidationError):
 
     def retry_after(self, now) -> int:
         """Whole seconds from ``now`` until the budget's period ends (at least 1)."""
-        return max(1, math.ceil((self.resets_at - now).total_seconds()))
+        return max(1, int(-(-(self.resets_at - now).total_seconds() // 1)))

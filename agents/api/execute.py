@@ -183,11 +183,6 @@ class ExecuteActionMixin:
                 description="The agent may not run (draft, deprecated, no active persona), or the "
                 "conversation's previous turn is still running."
             ),
-            429: OpenApiResponse(
-                description="A rate limit (`throttled`), or a budget cannot cover the run "
-                "(`budget_exceeded`: the run is recorded `refused`; `Retry-After` gives the seconds "
-                "until the budget's period ends)."
-            ),
         },
         examples=[
             OpenApiExample(

@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('agents', '0007_learning_example_redactions'),
         ('personas', '0001_initial'),
-        ('tenancy', '0003_apikey_expiry_required'),
+        ('tenancy', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -12,7 +12,7 @@ from tests.support.admin import login
 
 pytestmark = pytest.mark.django_db
 
-ADMIN_ONLY = {"api-keys", "api-key", "audit-log", "audit-event"}
+ADMIN_ONLY = {"api-keys", "api-key", "audit-log", "audit-event", "budgets", "budget"}
 WRITE_PAGES = {"persona-editor", "persona-new", "tool-test"}
 
 
