@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 from decimal import Decimal
 
 from django.conf import settings
@@ -9,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from agents.privacy import shown_text
 from prisma_glow import outbound
@@ -321,6 +324,9 @@ class ExecutionStatus(models.TextChoices):
     COMPLETED = "completed", "Completed"
     BLOCKED = "blocked", "Blocked"
     FAILED = "failed", "Failed"
+    #: A budget could not cover the run's next provider call (``agents.runtime.budgets``); ``error``
+    #: says which budget and when it resets.
+    REFUSED = "refused", "Refused (budget)"
 
 
 class ExecutionSource(models.TextChoices):
@@ -551,3 +557,189 @@ class LearningExample(TimeStampedModel):
     def __str__(self) -> str:
         # The name goes into the append-only audit log: identifiers masked, never the values.
         return f"{self.agent}: {shown_text(self, self.input, visible=False)[:60]}"
+
+
+# --- Budgets ----------------------------------------------------------------------------------
+
+
+class BudgetMetric(models.TextChoices):
+    TOKENS = "tokens", "Tokens (input + output)"
+    COST = "cost", "Cost"
+
+
+class BudgetPeriod(models.TextChoices):
+    DAY = "day", "Day"
+    MONTH = "month", "Month"
+
+
+#: Cost is counted in millionths of the accounting currency (``Execution.cost`` has six decimals), so
+#: that reservations add and compare exactly, as integers, on every database.
+COST_UNITS_PER_CURRENCY = 1_000_000
+
+
+class Budget(TimeStampedModel):
+    """A ceiling on what runs may consume per day or per month: the whole organisation's (``agent``
+    empty) or one agent's. ``metric`` tokens counts input plus output tokens; cost counts the
+    providers' prices (``ModelProvider.price_*_per_1k``) in the firm's accounting currency.
+
+    Every budget that applies to a run (its organisation's and its agent's) must cover the largest
+    possible cost of each provider call before the call is made (``agents.runtime.budgets``); what
+    has been consumed in a period is its ``BudgetUsage`` row. One budget per organisation (or agent),
+    metric and period.
+    """
+
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE, related_name="budgets")
+    agent = models.ForeignKey(
+        Agent,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="budgets",
+        help_text="Blank: the whole organisation (every agent's runs count).",
+    )
+    metric = models.CharField(max_length=10, choices=BudgetMetric.choices)
+    period = models.CharField(max_length=10, choices=BudgetPeriod.choices)
+    limit = models.DecimalField(
+        max_digits=18,
+        decimal_places=6,
+        help_text="Tokens (a whole number), or cost in the accounting currency of the providers' prices.",
+    )
+
+    #: How a row reaches its organisation (scoping of the staff UI and the API).
+    organization_path = "organization"
+    #: Changes replace the organisation's configuration stamp: runs read budgets with their
+    #: configuration (``agents.selectors.agent_run_configuration``).
+    config_scope = "organization_id"
+    objects = ConfigQuerySet.as_manager()
+
+    class Meta:
+        ordering = [models.F("agent").asc(nulls_first=True), "metric", "period", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(limit__gt=0),
+                name="budget_limit_positive",
+                violation_error_message="The limit must be greater than zero.",
+            ),
+            models.CheckConstraint(condition=Q(metric__in=BudgetMetric.values), name="budget_metric_valid"),
+            models.CheckConstraint(condition=Q(period__in=BudgetPeriod.values), name="budget_period_valid"),
+            models.UniqueConstraint(
+                fields=["organization", "metric", "period"],
+                condition=Q(agent__isnull=True),
+                name="budget_unique_per_org",
+                violation_error_message="The organisation already has a budget for this metric and "
+                "period: change that one.",
+            ),
+            models.UniqueConstraint(
+                fields=["agent", "metric", "period"],
+                condition=Q(agent__isnull=False),
+                name="budget_unique_per_agent",
+                violation_error_message="This agent already has a budget for this metric and period: "
+                "change that one.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        whose = self.agent.name if self.agent_id else "Organisation"
+        return f"{whose}: {self.period_adjective} {self.metric} budget"
+
+    @property
+    def period_adjective(self) -> str:
+        return "daily" if self.period == BudgetPeriod.DAY else "monthly"
+
+    def clean(self) -> None:
+        if self.metric == BudgetMetric.TOKENS and self.limit is not None and self.limit != int(self.limit):
+            raise ValidationError({"limit": "A token budget is a whole number of tokens."})
+
+    @property
+    def limit_units(self) -> int:
+        """The limit in the units usage is counted in (tokens, or millionths of the currency)."""
+        return to_units(self.metric, self.limit)
+
+    def show(self, units: int) -> str:
+        """``units`` of this budget's metric as a person reads them ("12,000 tokens", "1.25")."""
+        return show_units(self.metric, units)
+
+
+def to_units(metric: str, amount) -> int:
+    """``amount`` (tokens, or cost in the currency) in counting units, rounded up."""
+    if metric == BudgetMetric.TOKENS:
+        return math.ceil(Decimal(amount))
+    return math.ceil(Decimal(amount) * COST_UNITS_PER_CURRENCY)
+
+
+def period_bounds(period: str, now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
+    """The start and end of the budget ``period`` (a calendar day or month in ``TIME_ZONE``) that
+    contains ``now``."""
+    local = timezone.localtime(now)
+    if period == BudgetPeriod.DAY:
+        first = local.date()
+        following = first + dt.timedelta(days=1)
+    else:
+        first = local.date().replace(day=1)
+        following = (first + dt.timedelta(days=32)).replace(day=1)
+    return (
+        dt.datetime.combine(first, dt.time.min, tzinfo=local.tzinfo),
+        dt.datetime.combine(following, dt.time.min, tzinfo=local.tzinfo),
+    )
+
+
+def show_units(metric: str, units: int) -> str:
+    if metric == BudgetMetric.TOKENS:
+        return f"{units:,} tokens"
+    value = Decimal(units) / COST_UNITS_PER_CURRENCY
+    return f"{value.quantize(Decimal('0.01')) if value == value.quantize(Decimal('0.01')) else value.normalize():,}"
+
+
+class BudgetUsage(models.Model):
+    """What a budget's period has consumed: ``used`` (settled, the providers' real figures) and
+    ``reserved`` (the largest possible cost of provider calls in progress), in counting units (tokens,
+    or millionths of the currency). A reservation is one conditional UPDATE (``used + reserved + amount
+    <= limit``), so concurrent runs can never reserve past the limit together."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="usage")
+    period_start = models.DateTimeField()
+    used = models.BigIntegerField(default=0)
+    reserved = models.BigIntegerField(default=0)
+
+    #: How a row reaches its organisation (scoping of the staff UI and the API).
+    organization_path = "budget__organization"
+
+    class Meta:
+        ordering = ["budget", "-period_start"]
+        constraints = [
+            models.UniqueConstraint(fields=["budget", "period_start"], name="budgetusage_unique_period"),
+            models.CheckConstraint(
+                condition=Q(used__gte=0) & Q(reserved__gte=0), name="budgetusage_non_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.budget} from {self.period_start:%Y-%m-%d}"
+
+
+class BudgetReservation(models.Model):
+    """What one run holds of a budget period's ``reserved`` for its provider call in progress
+    (``amount``, in counting units). Taken back when the run's next call reserves or its record is
+    written, and the call's real figure added to ``used`` instead; the reservation of a run that
+    stopped without finishing is released (``agents.runtime.budgets.release_stale``). Deleting the row
+    is what entitles a run, or the release, to take its amount off ``reserved``: never both."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="reservations")
+    period_start = models.DateTimeField()
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="budget_reservations")
+    amount = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    #: How a row reaches its organisation (scoping of the staff UI and the API).
+    organization_path = "execution__organization"
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["budget", "period_start", "execution"], name="budgetreservation_unique"
+            ),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="budgetreservation_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Execution {self.execution_id} holds {self.amount} of {self.budget}"

@@ -3,9 +3,22 @@ API, the admin and the runtime so that each read is written once."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from django.db.models import Prefetch, prefetch_related_objects
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    DateTimeField,
+    OuterRef,
+    Prefetch,
+    Q,
+    Subquery,
+    Value,
+    When,
+    prefetch_related_objects,
+)
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from agents.exceptions import AgentNotRunnable, PersonaNotFound
 from agents.models import (
@@ -13,9 +26,13 @@ from agents.models import (
     AgentGuardrail,
     AgentKnowledge,
     AgentTool,
+    Budget,
+    BudgetPeriod,
+    BudgetUsage,
     LearningExample,
     LearningExampleStatus,
     ModelProvider,
+    period_bounds,
 )
 from agents.privacy import parse_mapping
 from guardrails.engine import restore
@@ -37,6 +54,9 @@ class RunConfiguration:
     knowledge: tuple[AgentKnowledge, ...]
     guardrails: tuple
     examples: tuple[tuple[str, str], ...]
+    #: The budgets a run of the agent must stay within: its organisation's and its own
+    #: (``agents.runtime.budgets``).
+    budgets: tuple[Budget, ...] = ()
 
     def guardrails_for(self, stage: str) -> list:
         return [g for g in self.guardrails if g.applies_to(stage)]
@@ -83,8 +103,8 @@ def agent_run_configuration(*, agent: Agent | int, persona: Persona | int | None
     loaded), the persona, the provider (the agent's, else the organisation's default, else None: the
     offline engine), the enabled tools, knowledge assignments and guardrails in assignment order (only
     the agent's organisation's, built-in tools included), and the last ``MAX_LEARNING_EXAMPLES``
-    approved learning examples as (input, output) pairs, oldest first. Six queries whatever the
-    number of assignments.
+    approved learning examples as (input, output) pairs, oldest first, and the budgets that apply
+    (``agent_budgets``). Seven queries whatever the number of assignments.
 
     Raises ``AgentNotRunnable`` when the agent has no active persona (and none was asked for),
     ``PersonaNotFound`` when the version asked for does not exist or is not a number. Whether the
@@ -108,7 +128,18 @@ def agent_run_configuration(*, agent: Agent | int, persona: Persona | int | None
         if found is None:
             name = agent.name if isinstance(agent, Agent) else Agent.objects.get(pk=agent_id).name
             raise PersonaNotFound(f"The agent '{name}' has no persona version {version}.")
-    return _configuration(found.agent, found)
+    configuration = _configuration(found.agent, found)
+    return replace(configuration, budgets=tuple(agent_budgets(agent=found.agent)))
+
+
+def agent_budgets(*, agent: Agent):
+    """The budgets a run of ``agent`` must stay within: its organisation's (no agent) and its own, with
+    the agent loaded (a refusal names it)."""
+    return (
+        Budget.objects.filter(organization_id=agent.organization_id)
+        .filter(Q(agent__isnull=True) | Q(agent_id=agent.pk))
+        .select_related("agent")
+    )
 
 
 def agent_run_configuration_with_persona(*, agent: Agent, persona) -> RunConfiguration:
@@ -174,3 +205,25 @@ def _configuration(agent: Agent, persona) -> RunConfiguration:
         if a.guardrail.organization_id == agent.organization_id
     )
     return RunConfiguration(agent, persona, provider_row, tools, knowledge, guardrails, tuple(examples))
+
+
+def budgets_with_usage(budgets, *, now=None):
+    """``budgets`` (a queryset) with what each one's current period has consumed: ``current_used`` and
+    ``current_reserved`` in counting units (``BudgetUsage``), 0 for a period nothing ran in yet. One
+    query whatever the number of budgets (two correlated subqueries)."""
+    now = now or timezone.now()
+    day_start = period_bounds(BudgetPeriod.DAY, now)[0]
+    month_start = period_bounds(BudgetPeriod.MONTH, now)[0]
+    current = BudgetUsage.objects.filter(
+        budget=OuterRef("pk"),
+        period_start=Case(
+            When(budget__period=BudgetPeriod.DAY, then=Value(day_start)),
+            default=Value(month_start),
+            output_field=DateTimeField(),
+        ),
+    )
+    zero = Value(0, output_field=BigIntegerField())
+    return budgets.annotate(
+        current_used=Coalesce(Subquery(current.values("used")[:1]), zero),
+        current_reserved=Coalesce(Subquery(current.values("reserved")[:1]), zero),
+    )

@@ -28,6 +28,7 @@ from agents.models import (
     AgentKnowledge,
     AgentStatus,
     AgentTool,
+    Budget,
     Execution,
     Feedback,
     LearningExample,
@@ -583,6 +584,89 @@ def provider_delete(*, provider: ModelProvider, actor) -> None:
         before=snapshot(provider),
     )
     provider.delete()
+
+
+# --- Budgets ----------------------------------------------------------------------------------
+
+BUDGET_FIELDS = ("agent", "metric", "period", "limit")
+
+
+def _budget_errors(budget: Budget) -> dict[str, list[str]]:
+    if budget.agent_id is not None and budget.agent.organization_id != budget.organization_id:
+        return {"agent": ["The agent must belong to the budget's organisation."]}
+    return {}
+
+
+def _budget_conflicts(budget: Budget) -> dict[str, list[str]]:
+    """Another budget of the same organisation (or agent), metric and period."""
+    others = Budget.objects.filter(
+        organization_id=budget.organization_id,
+        agent_id=budget.agent_id,
+        metric=budget.metric,
+        period=budget.period,
+    ).exclude(pk=budget.pk)
+    if budget.metric and budget.period and others.exists():
+        whose = f"The agent '{budget.agent.name}'" if budget.agent_id else "The organisation"
+        return {
+            "non_field_errors": [
+                f"{whose} already has a {budget.period_adjective} {budget.metric} budget: change that one."
+            ]
+        }
+    return {}
+
+
+@retry_on_conflict
+@transaction.atomic
+def budget_create(*, organization, actor, **fields: Any) -> Budget:
+    """Create a budget: ``metric`` tokens or cost, ``period`` day or month, ``limit`` > 0, for the
+    whole organisation (``agent`` None) or one of its agents. Runs count against it from now on
+    (``agents.runtime.budgets``)."""
+    _check_fields(fields, BUDGET_FIELDS, "budget")
+    lock_for_write(organization=organization)
+    budget = Budget(organization=organization, **fields)
+    _full_clean(budget, _budget_errors(budget), _budget_conflicts(budget))
+    budget.save()
+    audit_record(
+        organization=organization, action="budget.create", actor=actor, obj=budget, after=snapshot(budget)
+    )
+    return budget
+
+
+@retry_on_conflict
+@transaction.atomic
+def budget_update(*, budget: Budget, actor, **fields: Any) -> Budget:
+    """Change a budget's limit (or its agent, metric or period); what its current period has consumed
+    stays counted."""
+    _check_fields(fields, BUDGET_FIELDS, "budget")
+    lock_for_write(organization=budget.organization_id)
+    budget = Budget.objects.select_for_update(of=("self",)).select_related("organization").get(pk=budget.pk)
+
+    def validate(budget: Budget) -> None:
+        _full_clean(budget, _budget_errors(budget), _budget_conflicts(budget))
+
+    return audited_update(
+        budget,
+        organization=budget.organization,
+        actor=actor,
+        action="budget.update",
+        fields=fields,
+        validate=validate,
+    )
+
+
+@retry_on_conflict
+@transaction.atomic
+def budget_delete(*, budget: Budget, actor) -> None:
+    """Delete a budget and what it counted; runs are no longer limited by it."""
+    lock_for_write(organization=budget.organization_id)
+    audit_record(
+        organization=budget.organization,
+        action="budget.delete",
+        actor=actor,
+        obj=budget,
+        before=snapshot(budget),
+    )
+    budget.delete()
 
 
 # --- Feedback and learning examples -----------------------------------------------------------

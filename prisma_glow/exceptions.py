@@ -3,7 +3,8 @@
 They are Django ``ValidationError`` subclasses, so admin forms and pages show them like any
 validation error (``prisma_glow.admin.base``); the API maps each to its error body and status in one
 place (``prisma_glow.api.errors.exception_handler``): ``ConflictError`` 409 ``conflict``,
-``BusyError`` 503 ``busy`` with ``Retry-After``. Nothing here knows about HTTP.
+``BusyError`` 503 ``busy`` with ``Retry-After``, ``BudgetExceeded`` 429 ``budget_exceeded`` with
+``Retry-After``. Nothing here knows about HTTP.
 """
 
 from __future__ import annotations
@@ -26,3 +27,20 @@ class BusyError(ConflictError):
     """A valid write the database could not apply now: it kept losing deadlocks or serialisation
     failures (``prisma_glow.locking.retry_on_conflict``). The API answers 503 ``busy`` with
     ``Retry-After``; admin forms show it like any refusal."""
+
+
+class BudgetExceeded(ValidationError):
+    """A budget cannot cover a run's next provider call (``agents.runtime.budgets``). ``message`` says
+    which budget, what it has consumed and when it resets; ``resets_at`` is the end of the budget's
+    period (an aware datetime); ``execution`` the run recorded ``refused`` (None if none was). The API
+    answers 429 ``budget_exceeded`` with ``Retry-After`` (seconds until ``resets_at``); admin pages and
+    the console show the message."""
+
+    def __init__(self, message: str, *, resets_at, execution=None):
+        super().__init__(message, code="budget_exceeded")
+        self.resets_at = resets_at
+        self.execution = execution
+
+    def retry_after(self, now) -> int:
+        """Whole seconds from ``now`` until the budget's period ends (at least 1)."""
+        return max(1, int(-(-(self.resets_at - now).total_seconds() // 1)))

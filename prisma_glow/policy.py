@@ -102,6 +102,8 @@ OPERATIONS: dict[str, Rule] = {
     "execution.feedback": Rule(VIEWER, EXECUTE, "give feedback on executions"),
     **_crud("learning_example", "learning examples"),
     **_crud("model_provider", "model providers", write=(ADMIN_ROLE, ADMIN)),
+    # Budgets (issue 16): what runs may consume, and how much they have.
+    **_crud("budget", "budgets", view=(ADMIN_ROLE, ADMIN), write=(ADMIN_ROLE, ADMIN)),
     # Tools, guardrails, knowledge.
     **_crud("tool", "tools"),
     "tool.test": Rule(EDITOR, EXECUTE, "test tools"),
@@ -420,6 +422,13 @@ DOORS: tuple[Door, ...] = (
         "POST",
     ),
     Door("admin:agents_modelprovider_delete", "model_provider.delete", ("model-provider-detail", "destroy")),
+    # Budgets.
+    Door("admin:agents_budget_changelist", "budget.view", ("budget-list", "list")),
+    Door("admin:agents_budget_change", "budget.view", ("budget-detail", "retrieve")),
+    Door("admin:agents_budget_history", "audit.view", ("audit-event-list", "list")),
+    Door("admin:agents_budget_add", "budget.add", ("budget-list", "create")),
+    Door("admin:agents_budget_change", "budget.change", ("budget-detail", "partial_update"), "POST"),
+    Door("admin:agents_budget_delete", "budget.delete", ("budget-detail", "destroy")),
     # Tools.
     Door("admin:tools_tool_changelist", "tool.view", ("tool-list", "list")),
     Door("admin:tools_tool_change", "tool.view", ("tool-detail", "retrieve")),
@@ -601,6 +610,7 @@ API_ONLY: dict[tuple[str, str], str] = {
     ("agent-guardrail-reorder", "reorder"): "assignments page",
     ("learning-example-detail", "update"): "the admin's change form is a partial update",
     ("model-provider-detail", "update"): "the admin's change form is a partial update",
+    ("budget-detail", "update"): "the admin's change form is a partial update",
     ("tool-detail", "update"): "the admin's change form is a partial update",
     ("guardrail-detail", "update"): "the admin's change form is a partial update",
     ("knowledge-base-detail", "update"): "the admin's change form is a partial update",

@@ -18,6 +18,7 @@ from agents.models import (
     AgentGuardrail,
     AgentKnowledge,
     AgentTool,
+    Budget,
     Conversation,
     Execution,
     ExecutionStep,
@@ -138,6 +139,19 @@ class ModelProviderFactory(factory.django.DjangoModelFactory):
     organization = factory.SubFactory(OrganizationFactory)
     name = factory.Sequence(lambda n: f"Provider {n}")
     kind = "offline"
+
+
+class BudgetFactory(factory.django.DjangoModelFactory):
+    """The organisation's daily cost budget unless told otherwise (``agent=…``, ``metric=…``)."""
+
+    class Meta:
+        model = Budget
+
+    organization = factory.SubFactory(OrganizationFactory)
+    agent = None
+    metric = "cost"
+    period = "day"
+    limit = factory.Sequence(lambda n: f"{10 + n}.00")
 
 
 class AgentFactory(factory.django.DjangoModelFactory):

@@ -21,13 +21,15 @@ from django.urls import include, path, reverse
 from django.utils.html import format_html, format_html_join
 
 from agents import services
+from agents.admin.budgets import budgets_panel, consumption
 from agents.admin.dashboard import dashboard_panel
 from agents.admin.executions import execution_detail
 from agents.admin.filters import OrganizationAgentFilter
-from agents.admin.forms import AgentForm, LearningExampleForm, ModelProviderForm
+from agents.admin.forms import AgentForm, BudgetForm, LearningExampleForm, ModelProviderForm
 from agents.admin.pages import AgentPages
 from agents.models import (
     Agent,
+    Budget,
     Conversation,
     Execution,
     Feedback,
@@ -36,6 +38,7 @@ from agents.models import (
     ModelProvider,
 )
 from agents.privacy import identifier_mapping, may_see_identifiers, sees_every_identifier, shown_text
+from agents.selectors import budgets_with_usage
 from prisma_glow.admin.base import OrganizationScopedAdmin, adopt
 from prisma_glow.admin.filters import OwnerFilter
 from prisma_glow.admin.scoping import get_admin_access
@@ -533,10 +536,65 @@ class ModelProviderAdmin(OrganizationScopedAdmin):
         self.call_service(services.provider_delete, provider=obj, actor=request.user)
 
 
+# --- Budgets ----------------------------------------------------------------------------------
+
+
+@admin.register(Budget)
+class BudgetAdmin(OrganizationScopedAdmin):
+    """What runs may consume per day or month, for the organisation or one agent, and what the current
+    period has consumed. Admins and owners; every write through ``agents.services``."""
+
+    form = BudgetForm
+    policy_resource = "budget"
+    list_display = ["whose", "metric", "period", "consumed", "reserved", "resets_at"]
+    list_filter = ["metric", "period", OrganizationAgentFilter]
+    list_select_related = ["agent"]
+
+    def get_queryset(self, request):
+        return budgets_with_usage(super().get_queryset(request))
+
+    @admin.display(description="Budget")
+    def whose(self, obj):
+        return obj.agent.name if obj.agent_id else "Organisation (every agent)"
+
+    @admin.display(description="Consumed this period / limit")
+    def consumed(self, obj):
+        row = consumption(obj)
+        return format_html(
+            '<meter min="0" max="100" low="80" high="99" optimum="0" value="{}">{}%</meter> {}',
+            row.percent,
+            row.percent,
+            row.shown,
+        )
+
+    @admin.display(description="Reserved by runs in progress")
+    def reserved(self, obj):
+        return consumption(obj).reserved_shown or "—"
+
+    @admin.display(description="Resets")
+    def resets_at(self, obj):
+        return consumption(obj).resets_at
+
+    def save_model(self, request, obj, form, change):
+        fields = {k: form.cleaned_data[k] for k in services.BUDGET_FIELDS if k in form.cleaned_data}
+        if change:
+            result = self.call_service(services.budget_update, budget=obj, actor=request.user, **fields)
+        else:
+            org = get_admin_access(request).organization
+            result = self.call_service(services.budget_create, organization=org, actor=request.user, **fields)
+        adopt(obj, result)
+
+    def delete_model(self, request, obj):
+        self.call_service(services.budget_delete, budget=obj, actor=request.user)
+
+
 # --- What the agents app adds to the site ----------------------------------------------------
 
 admin.site.register_dashboard_panel(
     "agents", template="admin/agents/dashboard_panel.html", context=dashboard_panel, order=10
+)
+admin.site.register_dashboard_panel(
+    "budgets", template="admin/agents/budget/dashboard_panel.html", context=budgets_panel, order=15
 )
 admin.site.register_urls(
     [path("console/", include("agents.console.urls"))], header_link=("Test console", "admin:console:index")

@@ -9,7 +9,7 @@ from django import forms
 
 from agents import services
 from agents.admin.assignments import ASSIGNMENT_PAGES, AssignmentPage
-from agents.models import Agent, AgentType, LearningExample, ModelProvider, ProviderKind
+from agents.models import Agent, AgentType, Budget, LearningExample, ModelProvider, ProviderKind
 from personas.models import Persona
 from personas.models import default_max_tokens as personas_default_max_tokens
 from prisma_glow.admin.forms import JSONObjectField
@@ -269,3 +269,15 @@ def target_queryset(kind: str, request, agent):
     """What may be assigned: the organisation's (and built-in) items not assigned yet."""
     qs = ASSIGNMENT_PAGES[kind].offered().exclude(assignments__agent=agent)
     return scope_queryset(qs.order_by("name"), request, all_for_superuser=False)
+
+
+class BudgetForm(forms.ModelForm):
+    """A budget: for the organisation (no agent) or one agent, tokens or cost, per day or month."""
+
+    class Meta:
+        model = Budget
+        fields = list(services.BUDGET_FIELDS)
+        help_texts = {
+            "limit": "Tokens (a whole number), or cost in the currency of the providers' prices. Each "
+            "model call first reserves its largest possible cost; a run that cannot is refused.",
+        }

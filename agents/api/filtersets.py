@@ -7,6 +7,9 @@ from agents.models import (
     Agent,
     AgentStatus,
     AgentType,
+    Budget,
+    BudgetMetric,
+    BudgetPeriod,
     Conversation,
     Execution,
     ExecutionSource,
@@ -78,3 +81,16 @@ class ModelProviderFilterSet(FilterSet):
     class Meta:
         model = ModelProvider
         fields = ["kind", "is_default"]
+
+
+class BudgetFilterSet(FilterSet):
+    agent = IdFilter(field_name="agent_id", label="Agent (its own budgets)")
+    organization_wide = django_filters.BooleanFilter(
+        field_name="agent", lookup_expr="isnull", label="Only the organisation's budgets (no agent)"
+    )
+    metric = django_filters.ChoiceFilter(choices=BudgetMetric.choices)
+    period = django_filters.ChoiceFilter(choices=BudgetPeriod.choices)
+
+    class Meta:
+        model = Budget
+        fields = ["agent", "organization_wide", "metric", "period"]

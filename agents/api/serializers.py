@@ -7,6 +7,8 @@ organisation, so another organisation's id is simply "not found".
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -16,6 +18,8 @@ from agents.models import (
     AgentGuardrail,
     AgentKnowledge,
     AgentTool,
+    Budget,
+    BudgetMetric,
     Conversation,
     Execution,
     ExecutionStep,
@@ -23,6 +27,8 @@ from agents.models import (
     LearningExample,
     ModelProvider,
     Rating,
+    period_bounds,
+    to_units,
 )
 from agents.privacy import may_see_identifiers, shown_data, shown_text
 from guardrails.models import Guardrail
@@ -434,3 +440,90 @@ class LearningExampleSerializer(IdentifiersMixin, serializers.ModelSerializer):
         if self.instance is not None and agent.pk != self.instance.agent_id:
             raise serializers.ValidationError("A learning example cannot move to another agent.")
         return agent
+
+
+# --- Budgets ----------------------------------------------------------------------------------
+
+
+def budget_amount(metric: str, units: int) -> str:
+    """Counting units as the API shows amounts: whole tokens ("12000"), or cost with six decimals."""
+    if metric == BudgetMetric.TOKENS:
+        return str(units)
+    return f"{Decimal(units) / 1_000_000:.6f}"
+
+
+class BudgetSerializer(serializers.ModelSerializer):
+    """A budget and what its current period has consumed. ``limit`` is tokens (a whole number) or cost
+    in the accounting currency of the providers' prices; ``agent`` null is the whole organisation.
+    ``used`` (settled), ``reserved`` (held by runs in progress) and ``remaining`` are in the same unit,
+    for the period from ``period_start`` to ``resets_at``."""
+
+    agent = OrganizationRelatedField(
+        queryset=Agent.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="The agent whose runs it limits; null (or left out): every run of the organisation.",
+    )
+    limit = serializers.DecimalField(
+        max_digits=18,
+        decimal_places=6,
+        min_value=Decimal("0.000001"),
+        max_value=Decimal("999999999999.999999"),
+        error_messages={"min_value": "The limit must be greater than zero."},
+        help_text="Tokens (a whole number), or cost in the providers' currency.",
+    )
+    used = serializers.SerializerMethodField(help_text="Settled in the current period.")
+    reserved = serializers.SerializerMethodField(help_text="Held by runs in progress.")
+    remaining = serializers.SerializerMethodField(help_text="limit − used − reserved (0 at least).")
+    period_start = serializers.SerializerMethodField()
+    resets_at = serializers.SerializerMethodField(help_text="When the current period ends.")
+
+    class Meta:
+        model = Budget
+        fields = [
+            "id",
+            "agent",
+            "metric",
+            "period",
+            "limit",
+            "used",
+            "reserved",
+            "remaining",
+            "period_start",
+            "resets_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["created_at", "updated_at"]
+        # One budget per organisation (or agent), metric and period is the service's rule (409), not a
+        # serializer's (which would make ``agent`` required).
+        validators: list = []
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["limit"] = budget_amount(instance.metric, to_units(instance.metric, instance.limit))
+        return data
+
+    def _units(self, obj: Budget) -> tuple[int, int]:
+        return getattr(obj, "current_used", 0) or 0, getattr(obj, "current_reserved", 0) or 0
+
+    @extend_schema_field({"type": "string", "example": "0.950000"})
+    def get_used(self, obj: Budget) -> str:
+        return budget_amount(obj.metric, self._units(obj)[0])
+
+    @extend_schema_field({"type": "string", "example": "0.040000"})
+    def get_reserved(self, obj: Budget) -> str:
+        return budget_amount(obj.metric, self._units(obj)[1])
+
+    @extend_schema_field({"type": "string", "example": "0.010000"})
+    def get_remaining(self, obj: Budget) -> str:
+        used, reserved = self._units(obj)
+        return budget_amount(obj.metric, max(0, obj.limit_units - used - reserved))
+
+    @extend_schema_field({"type": "string", "format": "date-time"})
+    def get_period_start(self, obj: Budget) -> str:
+        return serializers.DateTimeField().to_representation(period_bounds(obj.period)[0])
+
+    @extend_schema_field({"type": "string", "format": "date-time"})
+    def get_resets_at(self, obj: Budget) -> str:
+        return serializers.DateTimeField().to_representation(period_bounds(obj.period)[1])

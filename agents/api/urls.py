@@ -5,6 +5,7 @@ from agents.api.views import (
     AgentKnowledgeViewSet,
     AgentToolViewSet,
     AgentViewSet,
+    BudgetViewSet,
     ConversationViewSet,
     ExecutionViewSet,
     LearningExampleViewSet,
@@ -26,3 +27,4 @@ def register(router) -> None:
     router.register("conversations", ConversationViewSet, basename="conversation")
     router.register("learning-examples", LearningExampleViewSet, basename="learning-example")
     router.register("model-providers", ModelProviderViewSet, basename="model-provider")
+    router.register("budgets", BudgetViewSet, basename="budget")

@@ -21,6 +21,7 @@ from agents import services
 from agents.api.execute import ExecuteActionMixin
 from agents.api.filtersets import (
     AgentFilterSet,
+    BudgetFilterSet,
     ConversationFilterSet,
     ExecutionFilterSet,
     LearningExampleFilterSet,
@@ -32,6 +33,7 @@ from agents.api.serializers import (
     AgentKnowledgeSerializer,
     AgentSerializer,
     AgentToolSerializer,
+    BudgetSerializer,
     ConversationSerializer,
     ConversationTurnSerializer,
     ExecutionDetailSerializer,
@@ -43,6 +45,7 @@ from agents.api.serializers import (
 )
 from agents.models import (
     Agent,
+    Budget,
     Conversation,
     Execution,
     ExecutionStep,
@@ -50,6 +53,7 @@ from agents.models import (
     ModelProvider,
 )
 from agents.privacy import SEARCH_REFUSED, sees_every_identifier
+from agents.selectors import budgets_with_usage
 from personas.models import Persona
 from prisma_glow.api.pagination import CreatedCursorPagination, StandardPagination
 from prisma_glow.api.parsers import JSONParser
@@ -365,6 +369,72 @@ class ModelProviderViewSet(OrganizationScopedViewSet):
         services.provider_delete(provider=instance, actor=self.access.actor)
 
 
+# --- Budgets ----------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List budgets",
+        description="Each with what its current period has consumed (`used`, `reserved`, `remaining`, "
+        "until `resets_at`). Filter by `agent`, `organization_wide`, `metric` and `period`. Needs the "
+        "admin role or the admin scope.",
+    ),
+    retrieve=extend_schema(summary="Retrieve a budget"),
+    create=extend_schema(
+        summary="Create a budget",
+        description="Per day or per month, tokens or cost, for the organisation (`agent` null) or one "
+        "agent. Each provider call of a run first reserves its largest possible cost in every budget "
+        "that applies; a run that cannot is `refused` (the execute endpoint answers 429 "
+        "`budget_exceeded`). One budget per organisation (or agent), metric and period (409).",
+        examples=[
+            OpenApiExample(
+                "Daily cost", request_only=True, value={"metric": "cost", "period": "day", "limit": "25.00"}
+            ),
+            OpenApiExample(
+                "An agent's monthly tokens",
+                request_only=True,
+                value={"agent": 1, "metric": "tokens", "period": "month", "limit": "2000000"},
+            ),
+        ],
+    ),
+    update=extend_schema(summary="Replace a budget"),
+    partial_update=extend_schema(summary="Change a budget (its limit…)"),
+    destroy=extend_schema(summary="Delete a budget", description="Runs are no longer limited by it."),
+)
+class BudgetViewSet(OrganizationScopedViewSet):
+    """What the organisation's runs may consume per day or month, and what they have. Admin role or
+    scope, reading included."""
+
+    queryset = Budget.objects.select_related("agent")
+    serializer_class = BudgetSerializer
+    parser_classes = [JSONParser]
+    filterset_class = BudgetFilterSet
+    ordering_fields = ["metric", "period", "limit", "created_at"]
+    ordering = ["id"]
+    policy_resource = "budget"
+
+    def get_queryset(self):
+        return budgets_with_usage(super().get_queryset())
+
+    def _fresh(self, budget: Budget) -> Budget:
+        return self.get_queryset().get(pk=budget.pk)
+
+    def perform_create(self, serializer):
+        budget = services.budget_create(
+            organization=self.organization, actor=self.access.actor, **serializer.validated_data
+        )
+        serializer.instance = self._fresh(budget)
+
+    def perform_update(self, serializer):
+        budget = services.budget_update(
+            budget=serializer.instance, actor=self.access.actor, **serializer.validated_data
+        )
+        serializer.instance = self._fresh(budget)
+
+    def perform_destroy(self, instance):
+        services.budget_delete(budget=instance, actor=self.access.actor)
+
+
 # --- Executions -------------------------------------------------------------------------------
 
 
@@ -571,6 +641,7 @@ class LearningExampleViewSet(OrganizationScopedViewSet):
 
 __all__ = [
     "AgentGuardrailViewSet",
+    "BudgetViewSet",
     "AgentKnowledgeViewSet",
     "AgentToolViewSet",
     "AgentViewSet",

@@ -47,6 +47,7 @@ from agents.selectors import IDENTIFIERS_SENT_NOTICE, agent_screens_identifiers
 from agents.services import feedback_create
 from prisma_glow.admin.base import admin_require
 from prisma_glow.admin.scoping import get_admin_access, scope_queryset, scoped_get
+from prisma_glow.exceptions import BudgetExceeded
 
 logger = logging.getLogger(__name__)
 
@@ -212,6 +213,9 @@ def run(request):
             execution = execute(agent, message, **options)
         except (AgentNotRunnable, ConversationBusy) as exc:
             return _page(request, agent=agent, form=form, status=409, error=str(exc), conversation=current)
+        except BudgetExceeded as exc:
+            # Recorded ``refused`` with the reason: the turn shows it like any other.
+            execution = exc.execution
         _remember(request, agent, execution)
         return HttpResponseRedirect(_console_url(agent, f"turn-{execution.pk}"))
 
@@ -221,6 +225,9 @@ def run(request):
         events = execute_stream(agent, message, **options)
     except (AgentNotRunnable, ConversationBusy) as exc:
         return _fragment(request, "agents/console/_errors.html", {"run_error": str(exc)}, status=409)
+    except BudgetExceeded as exc:
+        # Refused before the stream started (recorded ``refused``): said like any refusal, 429.
+        return _fragment(request, "agents/console/_errors.html", {"run_error": exc.messages[0]}, status=429)
     response = StreamingHttpResponse(
         StreamBody(_stream(request, agent, events), events), content_type="text/event-stream"
     )

@@ -3,7 +3,7 @@
 ``load(agent, persona)`` returns the agent with its active (or requested) persona, its provider, its
 enabled tools, knowledge bases and guardrails in order, and its approved learning examples.
 
-Reading all that costs six queries (``agents.selectors.agent_run_configuration``); runs of the same
+Reading all that costs seven queries (``agents.selectors.agent_run_configuration``); runs of the same
 agent are far more frequent than changes to it, so each process keeps what it loaded (``LoadedCache``),
 keyed by the agent and the persona version asked for, together with the organisation's configuration
 stamp at the time. Any change to a row that makes up the configuration replaces the stamp

@@ -50,8 +50,9 @@ from agents.models import (
     StepKind,
     StepStatus,
 )
-from agents.runtime import conversations, record
+from agents.runtime import budgets, conversations, record
 from agents.runtime.boundary import Boundary, compose, mask_known, note_found, pii_guardrails, send
+from agents.runtime.budgets import NOTHING, Charge, Ledger
 from agents.runtime.citations import Renumberer, renumber
 from agents.runtime.errors import ExecutionTimeout, ProviderError
 from agents.runtime.loading import check_runnable, load
@@ -63,6 +64,8 @@ from agents.selectors import RunConfiguration
 from guardrails.engine import evaluate, restore
 from guardrails.masking import mask_value
 from knowledge.search import search
+from personas.models import default_max_tokens
+from prisma_glow.exceptions import BudgetExceeded
 from prisma_glow.tenancy.models import APIKey
 from tools.registry import ToolArgumentsInvalid, run_tool, validate_arguments
 
@@ -143,6 +146,11 @@ class Run:
     #: Values the ``block`` / ``warn`` PII guardrails found (value → label): no placeholder stands for
     #: them, but the record keeps them known so that lists and the audit log mask them (``record``).
     found: dict[str, str] = field(default_factory=dict)
+    #: What the run holds of its budgets (``budgets.Ledger``): reserved before each provider call,
+    #: settled after and when the record is written.
+    ledger: Ledger | None = None
+    #: Why a budget refused the run (it ended ``refused``); ``execute`` raises it.
+    refusal: BudgetExceeded | None = None
 
     def remaining(self) -> float:
         left = self.deadline - time.monotonic()
@@ -213,13 +221,26 @@ def start(agent, input, *, actor=None, source, persona=None, is_test=False, conv
     ``conversation``: None, a run on its own; ``conversations.NEW``, the first turn of a new
     conversation (one more INSERT); a ``Conversation`` of this agent (checked by the caller), its next
     turn, with its earlier turns sent to the model (``conversations.begin_turn``; ``ConversationBusy``
-    while its last turn is still running)."""
+    while its last turn is still running).
+
+    A run that its budgets could not let make even its smallest call (``budgets.precheck``: the persona
+    and the question, plus ``max_tokens``) is recorded ``refused`` and ``BudgetExceeded`` raised, with
+    the execution in ``execution``: a stream is refused before it starts."""
     _validate_input(input)
     if source not in ExecutionSource.values:
         raise ValueError(f"Unknown execution source {source!r}.")
     loaded = load(agent, persona)
     check_runnable(loaded, is_test=is_test)
     run = _new_run(loaded, input, actor=actor, source=source, is_test=is_test)
+    refused = None
+    if loaded.budgets:
+        smallest = budgets.smallest_call(
+            loaded.persona.system_prompt,
+            input,
+            loaded.persona.max_tokens or default_max_tokens(),
+            loaded.provider_row,
+        )
+        refused = budgets.precheck(loaded.budgets, smallest)
     if conversation is None:
         record.record_start(run.execution)
     else:
@@ -230,6 +251,12 @@ def start(agent, input, *, actor=None, source, persona=None, is_test=False, conv
         )
     run.started = time.monotonic()
     run.deadline = run.started + loaded.agent.timeout_seconds
+    run.ledger = Ledger(loaded.budgets, run.execution)
+    if refused is not None:
+        refused.execution = run.execution
+        run.refusal = refused
+        _finish(run, ExecutionStatus.REFUSED, "", refused.messages[0], [])
+        raise refused
     return run
 
 
@@ -272,6 +299,10 @@ def run_events(run: Run, input: str, *, stream=False) -> Iterator[dict | None]:
     try:
         yield None
         status, output, error, citations = yield from _pipeline(run, input, execution.model)
+    except BudgetExceeded as exc:
+        # A budget could not cover the next provider call (``budgets.Ledger.reserve``).
+        status, error = ExecutionStatus.REFUSED, exc.messages[0]
+        exc.execution, run.refusal = execution, exc
     except ExecutionTimeout:
         error = f"agent timed out after {run.loaded.agent.timeout_seconds} s"
     except ProviderError as exc:
@@ -287,8 +318,13 @@ def run_events(run: Run, input: str, *, stream=False) -> Iterator[dict | None]:
     except Exception as exc:  # the record must end in a final state whatever went wrong
         logger.exception("Execution %s failed unexpectedly", execution.pk)
         error = f"internal error ({exc.__class__.__name__}); the failure was logged"
-    if status == ExecutionStatus.FAILED and run.gate is not None and run.gate.shown:
-        # What was shown is not the answer of a run that failed: the client clears it and says why.
+    if (
+        status in (ExecutionStatus.FAILED, ExecutionStatus.REFUSED)
+        and run.gate is not None
+        and run.gate.shown
+    ):
+        # What was shown is not the answer of a run that failed (or that a budget stopped between
+        # tool rounds): the client clears it and says why.
         yield from _retract(run, error)
     _finish(run, status, output, error, citations)
     if run.stream:
@@ -308,7 +344,9 @@ def _finish(run: Run, status, output, error, citations) -> None:
     execution.cost = run.cost
     execution.latency_ms = int((time.monotonic() - run.started) * 1000)
     execution.finished_at = timezone.now()
-    record.record_finish(execution, run.steps, actor=run.actor, redactions=run.redactions, found=run.found)
+    record.record_finish(
+        execution, run.steps, actor=run.actor, redactions=run.redactions, found=run.found, ledger=run.ledger
+    )
 
 
 def _pipeline(run: Run, input: str, model: str):
@@ -684,7 +722,16 @@ def _ids(guardrails) -> set:
 
 def _call_model(run: Run, request: ModelRequest, passages: list):
     """One provider call, streamed when asked; records the step (also when it fails). A streamed
-    answer goes out sentence by sentence through the run's output gate (``output.OutputGate``)."""
+    answer goes out sentence by sentence through the run's output gate (``output.OutputGate``).
+
+    Before the call the run reserves its largest possible cost in its budgets (``BudgetExceeded``
+    when one cannot cover it: the call is not made); after it, the real figure is what the budgets
+    count: the provider's usage, or all that was reserved when it reported none or broke off after it
+    had begun to answer (nothing when it failed before)."""
+    ledger = run.ledger
+    charge = Charge.of_request(request, run.loaded.provider_row)
+    if ledger:
+        ledger.reserve(charge)
     started_at = timezone.now()
     t0 = time.perf_counter()
     if run.stream and run.gate is None:
@@ -692,11 +739,14 @@ def _call_model(run: Run, request: ModelRequest, passages: list):
     gate = run.gate
     response = None
     first = True
+    received = False
     try:
         for item in send(run.provider, request, stream=run.stream, boundary=run.boundary):
             if isinstance(item, ModelResponse):
                 response = item
-            elif gate is not None:
+                continue
+            received = received or bool(item)
+            if gate is not None:
                 if first and item:
                     # A later round's text starts a new line, as ``_joined`` records it.
                     yield from _release(run, gate.feed(_joined(gate.fed, item)[len(gate.fed) :]))
@@ -717,8 +767,13 @@ def _call_model(run: Run, request: ModelRequest, passages: list):
         )
         yield _step_event(run, step)
         raise
+    finally:
+        if ledger and response is None:
+            ledger.spent(charge if received else NOTHING)
     if response is None:
         raise ProviderError("provider returned no answer")
+    if ledger:
+        ledger.spent(Charge.of(response, run.loaded.provider_row, charge))
     cost = run.add_usage(response)
     output = response.trace()
     output["cost"] = str(cost) if cost is not None else None
@@ -867,8 +922,9 @@ def execute(
 ) -> Execution:
     """Run ``agent`` on ``input`` and return the finished ``Execution`` (steps saved).
 
-    Raises ``AgentNotRunnable`` (nothing recorded) when the agent may not run as asked, and Django's
-    ``ValidationError`` for an empty or oversized input. With ``on_event`` the provider streams and
+    Raises ``AgentNotRunnable`` (nothing recorded) when the agent may not run as asked, Django's
+    ``ValidationError`` for an empty or oversized input, and ``BudgetExceeded`` when a budget refused
+    the run (recorded ``refused``; the execution is the exception's ``execution``). With ``on_event`` the provider streams and
     every event (step, delta, execution) is passed to it as it happens. ``conversation``: see ``start``.
     """
     run = start(
@@ -880,6 +936,8 @@ def execute(
         try:
             event = next(events)
         except StopIteration as stop:
+            if run.refusal is not None:
+                raise run.refusal
             return stop.value
         if on_event is not None:
             on_event(event)

@@ -62,6 +62,7 @@ def record_finish(
     actor,
     redactions: dict[str, str],
     found: dict[str, str] | None = None,
+    ledger=None,
 ) -> None:
     """Write ``execution``'s final state (set by the caller), its ``steps`` and its audit event; if the
     database refuses them, the run's failure with the reason. Afterwards the execution holds the steps
@@ -70,14 +71,18 @@ def record_finish(
     ``redactions``: the run's placeholders; ``found``: the values its ``block`` / ``warn`` PII
     guardrails found (value → label), kept in the same encrypted mapping without a placeholder
     (``guardrails.masking.found_entries``), so that lists and the audit log mask them too although no
-    placeholder ever stood for them."""
+    placeholder ever stood for them.
+
+    ``ledger``: what the run holds of its budgets (``budgets.Ledger``), settled in the same
+    transaction: the last call's real figure counted, its reservation released, whatever the
+    outcome."""
     execution.output = without_nul(execution.output)
     execution.error = without_nul(execution.error[:2000])
     stored = {**redactions, **found_entries(found or {}, besides=redactions.values())}
     execution.redactions = json.dumps(stored) if stored else ""
     known = tuple(stored.values())
     try:
-        _write(execution, steps, actor=actor, known=known)
+        _write(execution, steps, actor=actor, known=known, ledger=ledger)
     except DatabaseError as exc:
         # A value the database refuses must not leave the run "running": it ends failed, with the
         # reason, without the steps and the answer that could not be stored.
@@ -87,11 +92,11 @@ def record_finish(
             f"the run's record could not be written ({exc.__class__.__name__}); the failure was logged"
         )
         steps = []
-        _write(execution, steps, actor=actor, known=known)
+        _write(execution, steps, actor=actor, known=known, ledger=ledger)
     _hold_steps(execution, steps)
 
 
-def _write(execution: Execution, steps: list[ExecutionStep], *, actor, known=()) -> None:
+def _write(execution: Execution, steps: list[ExecutionStep], *, actor, known=(), ledger=None) -> None:
     """The audit event (which locks the organisation first), the steps and the execution's final
     state, in one transaction (a savepoint inside a caller's: a failure here must not doom the
     caller's work).
@@ -123,6 +128,8 @@ def _write(execution: Execution, steps: list[ExecutionStep], *, actor, known=())
         )
         ExecutionStep.objects.bulk_create(steps)
         execution.save(update_fields=FINAL_FIELDS)
+        if ledger:
+            ledger.settle()
 
 
 def _hold_steps(execution: Execution, steps: list[ExecutionStep]) -> None:

@@ -31,12 +31,14 @@ The twenty pages (for the browser tests; ``<id>`` is an object of the signed-in 
 19. Execution detail (timeline) ....... /admin/agents/execution/<id>/change/
 20. Feedback and learning examples .... /admin/agents/feedback/  and  /admin/agents/learningexample/
     Model providers ................... /admin/agents/modelprovider/
+    Budgets ........................... /admin/agents/budget/  (consumption this period; also a dashboard panel)
     Members ........................... /admin/tenancy/membership/  (a member: /<id>/change/; adding one is inviting)
     Invitations ....................... /admin/tenancy/invitation/  (invite: /add/; one: /<id>/change/ with revoke)
     Accepting an invitation ........... /invitation/<token>/  (outside /admin/: the e-mailed link)
     API keys .......................... /admin/tenancy/apikey/  (create: /add/; a key: /<id>/change/ with rotate and revoke)
     Organisation ...................... /admin/tenancy/organization/<id>/change/
     Audit log ......................... /admin/audit/auditevent/  and  /admin/audit/auditevent/<id>/change/
+    Two-step sign-in .................. /admin/account/security/  (one's own second factor; the code step of signing in: /admin/login/code/)
 
 Browser notes: buttons with ``data-confirm`` (deprecate, remove an assignment, revoke a key, start the
 wizard over) ask with ``window.confirm`` first — accept the dialog in a browser test. The header links

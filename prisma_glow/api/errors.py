@@ -15,12 +15,13 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, IntegrityError
 from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404
+from django.utils import timezone
 from rest_framework import exceptions, status
 from rest_framework.fields import get_error_detail
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from prisma_glow.exceptions import BUSY_MESSAGE, ConflictError
+from prisma_glow.exceptions import BUSY_MESSAGE, BudgetExceeded, ConflictError
 from prisma_glow.locking import is_busy
 
 
@@ -110,6 +111,11 @@ def exception_handler(exc, context):
         # service owned the transaction to retry it: try again, not a server error.
         response = error_response(503, "busy", BUSY_MESSAGE)
         response["Retry-After"] = "1"
+        return response
+    if isinstance(exc, BudgetExceeded):
+        # A budget cannot cover the run (agents.runtime.budgets): wait until its period ends.
+        response = error_response(429, "budget_exceeded", exc.messages[0][:2000])
+        response["Retry-After"] = str(exc.retry_after(timezone.now()))
         return response
     if isinstance(exc, ConflictError):
         # A domain refusal (prisma_glow.exceptions): the request clashes with the current state.

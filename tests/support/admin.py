@@ -61,6 +61,7 @@ class World:
             AgentKnowledgeFactory,
             AgentToolFactory,
             APIKeyFactory,
+            BudgetFactory,
             ChunkFactory,
             ConversationFactory,
             DocumentFactory,
@@ -112,6 +113,7 @@ class World:
         self.execution.save(update_fields=["conversation", "turn"])
         self.example = LearningExampleFactory(agent=self.agent, organization=org)
         self.api_key = APIKeyFactory(organization=org, name=f"Portal {org.slug}")
+        self.budget = BudgetFactory(organization=org, metric="cost", period="month", limit="500.00")
         self.membership = owner_user.memberships.get(organization=org)
         self.invitation = InvitationFactory(
             organization=org, email=f"newcomer@{org.slug}.example", invited_by=owner_user
@@ -160,6 +162,8 @@ class World:
             "learning-example": f"/admin/agents/learningexample/{self.example.pk}/change/",
             "providers": "/admin/agents/modelprovider/",
             "provider": f"/admin/agents/modelprovider/{self.provider.pk}/change/",
+            "budgets": "/admin/agents/budget/",
+            "budget": f"/admin/agents/budget/{self.budget.pk}/change/",
             "members": "/admin/tenancy/membership/",
             "member": f"/admin/tenancy/membership/{self.membership.pk}/change/",
             "invitations": "/admin/tenancy/invitation/",

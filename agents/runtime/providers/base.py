@@ -8,6 +8,7 @@ was sent.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -32,6 +33,17 @@ class ToolCall:
         }
 
 
+#: Tokens a chat format adds around each message (role markers, separators).
+MESSAGE_OVERHEAD_TOKENS = 4
+
+
+def estimate_tokens(text: str) -> int:
+    """An upper estimate of ``text``'s tokens without a tokenizer: one per three characters (prose
+    averages about four in English, a little fewer in German), so that a reservation rarely falls
+    short of what the provider then counts."""
+    return math.ceil(len(text) / 3) if text else 0
+
+
 @dataclass
 class ModelRequest:
     """One model call. ``question`` and ``passages`` (already redacted) are for the offline engine,
@@ -52,6 +64,19 @@ class ModelRequest:
         # small local model cannot generate until its context is full.
         if not self.max_tokens:
             self.max_tokens = default_max_tokens()
+
+    def input_estimate(self) -> int:
+        """The most input tokens this request is likely to count (``estimate_tokens`` of every
+        message's text, the tool calls and the tool definitions, plus a few tokens of framing per
+        message): what a budget reserves before the call (``agents.runtime.budgets``)."""
+        total = 0
+        for message in self.messages:
+            total += MESSAGE_OVERHEAD_TOKENS + estimate_tokens(str(message.get("content") or ""))
+            if message.get("tool_calls"):
+                total += estimate_tokens(json.dumps(message["tool_calls"]))
+        if self.tools:
+            total += estimate_tokens(json.dumps(self.tools))
+        return total
 
     def trace(self) -> dict:
         """The request as recorded in the trace (what the provider receives, after redaction)."""

@@ -149,7 +149,7 @@
           if (!response.ok || type.indexOf("text/event-stream") === -1) {
             return response.text().then(function (html) {
               status.textContent = "The message was not sent.";
-              if (response.status === 400 || response.status === 409) {
+              if (response.status === 400 || response.status === 409 || response.status === 429) {
                 showError("", html);
               } else {
                 showError("The message could not be sent (HTTP " + response.status + ").");

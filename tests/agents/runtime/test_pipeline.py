@@ -367,8 +367,9 @@ def test_query_count_is_constant(make_agent, org, django_assert_max_num_queries)
         # bulk INSERT), the execution's UPDATE. Inside a transaction (as here, in a test) the record
         # also takes a savepoint (SAVEPOINT and RELEASE).
         assert warm == {8 + (2 if connection.in_atomic_block else 0)}
-    # Kept: only the stamp, instead of the stamp, persona, three assignment lists, provider and examples.
-    assert warm.pop() == cold.pop() - 6
+    # Kept: only the stamp, instead of the stamp, persona, three assignment lists, provider, examples
+    # and budgets (an agent without budgets costs no query to reserve: agents.runtime.budgets).
+    assert warm.pop() == cold.pop() - 7
     with django_assert_max_num_queries(_count(big, QUESTION, cold=False)):
         execute(big, "What is the VAT on €250 at 7%?", source="api")
     assert builtin("vat-calculator").assignments.count() == 2

@@ -12,10 +12,10 @@ pytestmark = pytest.mark.django_db
 
 
 def test_it_reads_what_a_run_uses_in_a_fixed_number_of_queries(vat_agent, django_assert_num_queries):
-    """Six queries (persona with agent and provider, three assignment lists, examples), never cached:
-    the runtime's kept configuration is the same reading."""
+    """Seven queries (persona with agent and provider, three assignment lists, examples, budgets), never
+    cached: the runtime's kept configuration is the same reading."""
     loading.cache.clear()
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         configuration = agent_run_configuration(agent=vat_agent)
     kept = loading.load(vat_agent)
     assert configuration is not kept  # read anew, not the process's cache
