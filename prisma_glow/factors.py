@@ -19,9 +19,9 @@ from __future__ import annotations
 import django_otp
 from django.conf import settings
 from django.db import transaction
-from django_otp.plugins.otp_static.models import StaticDevice
 
 from prisma_glow import sessions
+from prisma_glow.accounts.models import BackupCodeDevice
 
 # When (seconds since the epoch, UTC) a second factor was last checked in this session.
 CHECKED_AT = "_pg_factor_checked_at"
@@ -37,7 +37,8 @@ def has_factor(user) -> bool:
     if user is None or not user.is_authenticated:
         return False
     return any(
-        not isinstance(device, StaticDevice) for device in django_otp.devices_for_user(user, confirmed=True)
+        not isinstance(device, BackupCodeDevice)
+        for device in django_otp.devices_for_user(user, confirmed=True)
     )
 
 
@@ -59,7 +60,7 @@ def check_code(user, code: str):
     backup = not (len(code) == 6 and code.isdigit())
     with transaction.atomic():
         for device in django_otp.devices_for_user(user, confirmed=True, for_verify=True):
-            if isinstance(device, StaticDevice) == backup and device.verify_token(code):
+            if isinstance(device, BackupCodeDevice) == backup and device.verify_token(code):
                 return device
     return None
 
@@ -120,7 +121,7 @@ def wait_seconds(user, code: str) -> int:
     waits = [
         wait_seconds_for(device)
         for device in django_otp.devices_for_user(user, confirmed=True)
-        if isinstance(device, StaticDevice) == backup
+        if isinstance(device, BackupCodeDevice) == backup
     ]
     return min(waits) if waits else 0
 
