@@ -141,3 +141,34 @@ def test_one_backup_code_used_by_many_requests_at_once_works_once():
     for thread in threads:
         thread.join()
     assert sorted(results) == [False] * 7 + [True]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migration_0002_drops_django_otps_clear_tables_and_their_history():
+    """A database that had django-otp's TOTP and backup-code plugins loses their tables (keys and codes
+    in clear) and their migration history; one that never had them migrates as well."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([("accounts", "0001_devices")])
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE otp_totp_totpdevice (id integer PRIMARY KEY, key varchar(80))")
+        cursor.execute("INSERT INTO otp_totp_totpdevice (id, key) VALUES (1, 'deadbeef')")
+        cursor.execute("CREATE TABLE otp_static_staticdevice (id integer PRIMARY KEY)")
+        cursor.execute(
+            "CREATE TABLE otp_static_statictoken (id integer PRIMARY KEY, "
+            "device_id integer REFERENCES otp_static_staticdevice (id), token varchar(16))"
+        )
+        for app in ("otp_totp", "otp_static"):
+            cursor.execute(
+                "INSERT INTO django_migrations (app, name, applied) VALUES (%s, '0001_initial', %s)",
+                [app, timezone.now()],
+            )
+    executor = MigrationExecutor(connection)
+    executor.migrate([("accounts", "0002_drop_clear_otp_tables")])
+    tables = set(connection.introspection.table_names())
+    assert not tables & {"otp_totp_totpdevice", "otp_static_staticdevice", "otp_static_statictoken"}
+    assert {"accounts_authenticatordevice", "accounts_backupcode"} <= tables
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM django_migrations WHERE app IN ('otp_totp', 'otp_static')")
+        assert cursor.fetchone()[0] == 0
