@@ -1,11 +1,11 @@
 """Second factors: who has one, checking a code, and how fresh the last check is (step-up).
 
-A staff user's second factor is a confirmed django-otp device: an authenticator app (TOTP), with
-one-time backup codes (a static device) for when the phone is lost. Every door checks a code the same
-way, through ``check_code`` (the device's own throttling applies: each wrong code doubles the wait on
-that device), and records a good one with ``record_check``, which marks the session verified for
-django-otp (``request.user.is_verified()``), renews the session key (ASVS V7.2.4) and stamps when the
-factor was last checked.
+A staff user's second factor is a confirmed django-otp device (``prisma_glow.accounts.models``): an
+authenticator app (TOTP, its key encrypted at rest), with one-time backup codes (hashed) for when the
+phone is lost. Every door checks a code the same way, through ``check_code`` (the device's own
+throttling applies: each wrong code doubles the wait on that device), and records a good one with
+``record_check``, which marks the session verified for django-otp (``request.user.is_verified()``),
+renews the session key (ASVS V7.2.4) and stamps when the factor was last checked.
 
 *Step-up*: a sensitive operation needs a factor checked within ``PRISMA_GLOW_STEP_UP_MINUTES``
 (``checked_recently``). ``step_up_needed`` says whether a session user must check one first: everyone
