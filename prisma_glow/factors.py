@@ -1,11 +1,11 @@
 """Second factors: who has one, checking a code, and how fresh the last check is (step-up).
 
-A staff user's second factor is a confirmed django-otp device: an authenticator app (TOTP), with
-one-time backup codes (a static device) for when the phone is lost. Every door checks a code the same
-way, through ``check_code`` (the device's own throttling applies: each wrong code doubles the wait on
-that device), and records a good one with ``record_check``, which marks the session verified for
-django-otp (``request.user.is_verified()``), renews the session key (ASVS V7.2.4) and stamps when the
-factor was last checked.
+A staff user's second factor is a confirmed django-otp device (``prisma_glow.accounts.models``): an
+authenticator app (TOTP, its key encrypted at rest), with one-time backup codes (hashed) for when the
+phone is lost. Every door checks a code the same way, through ``check_code`` (the device's own
+throttling applies: each wrong code doubles the wait on that device), and records a good one with
+``record_check``, which marks the session verified for django-otp (``request.user.is_verified()``),
+renews the session key (ASVS V7.2.4) and stamps when the factor was last checked.
 
 *Step-up*: a sensitive operation needs a factor checked within ``PRISMA_GLOW_STEP_UP_MINUTES``
 (``checked_recently``). ``step_up_needed`` says whether a session user must check one first: everyone
@@ -24,11 +24,10 @@ import django_otp
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django_otp.plugins.otp_static.models import StaticDevice
 
 from prisma_glow import sessions
-from prisma_glow.audit.services import audit_record
-from prisma_glow.tenancy.models import Organization
+from prisma_glow.accounts.models import BackupCodeDevice
+from prisma_glow.audit.services import audit_person_event
 
 # When (seconds since the epoch, UTC) a second factor was last checked in this session.
 CHECKED_AT = "_pg_factor_checked_at"
@@ -44,7 +43,8 @@ def has_factor(user) -> bool:
     if user is None or not user.is_authenticated:
         return False
     return any(
-        not isinstance(device, StaticDevice) for device in django_otp.devices_for_user(user, confirmed=True)
+        not isinstance(device, BackupCodeDevice)
+        for device in django_otp.devices_for_user(user, confirmed=True)
     )
 
 
@@ -66,7 +66,7 @@ def check_code(user, code: str):
     backup = is_backup_code(code)
     with transaction.atomic():
         for device in django_otp.devices_for_user(user, confirmed=True, for_verify=True):
-            if isinstance(device, StaticDevice) == backup and device.verify_token(code):
+            if isinstance(device, BackupCodeDevice) == backup and device.verify_token(code):
                 return device
     return None
 
@@ -98,6 +98,11 @@ def step_up_needed(request) -> bool:
 
 
 # --- Sign-in with a code and enrolment (the MFA slice: prisma_glow/accounts) -----------------------
+def device_kind(device) -> str:
+    """``backup_code`` or ``authenticator`` (what the audit log and the pages call a device)."""
+    return "backup_code" if isinstance(device, BackupCodeDevice) else "authenticator"
+
+
 def is_backup_code(code: str) -> bool:
     """Whether ``code`` is a backup code (anything but six digits), as ``check_code`` tells them apart."""
     code = normalise(code)
@@ -165,7 +170,7 @@ def throttled_until(user, code: str) -> dt.datetime | None:
     backup = is_backup_code(code)
     waits = []
     for device in django_otp.devices_for_user(user, confirmed=True):
-        if isinstance(device, StaticDevice) != backup:
+        if isinstance(device, BackupCodeDevice) != backup:
             continue
         allowed, data = device.verify_is_allowed()
         if allowed:
@@ -201,11 +206,8 @@ def _audit_step_up(user, action: str, *, door, operation, device, result: StepUp
     session's, whichever organisation it acts for), a system event for a user who belongs to none."""
     after = {"door": door, "operation": operation or ""}
     if device is not None:
-        after["device"] = "backup codes" if isinstance(device, StaticDevice) else "authenticator"
+        after["device"] = device_kind(device)
         after["fresh_until"] = result.fresh_until.isoformat() if result.fresh_until else None
     else:
         after["reason"] = result.outcome
-    organizations = list(Organization.objects.filter(memberships__user=user).order_by("pk").distinct())
-    with transaction.atomic():
-        for organization in organizations or [None]:
-            audit_record(organization=organization, action=action, actor=user, obj=user, after=after)
+    audit_person_event(user=user, action=action, actor=user, after=after)

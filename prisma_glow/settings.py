@@ -81,10 +81,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "csp",
     "axes",
-    "django_otp",  # second factors (prisma_glow/factors.py)
-    "django_otp.plugins.otp_totp",
-    "django_otp.plugins.otp_static",  # one-time backup codes
-    "prisma_glow.accounts",  # signing in with a second factor, the two-step sign-in page
+    "django_otp",  # second factors (prisma_glow/factors.py); the devices are accounts' own
+    "prisma_glow.accounts",  # second-factor devices, signing in with a code, the two-step sign-in page
     # Before django_tasks_db: its db_worker command (with a lease) replaces django-tasks-db's.
     "prisma_glow.worker",
     "django_tasks_db",

@@ -10,8 +10,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 from django_otp.oath import totp
-from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from agents.models import (
     Agent,
@@ -29,6 +27,7 @@ from agents.models import (
 from guardrails.models import Guardrail
 from knowledge.models import Chunk, Document, KnowledgeBase
 from personas.models import Persona
+from prisma_glow.accounts.models import AuthenticatorDevice, BackupCodeDevice
 from prisma_glow.tenancy.models import APIKey, Invitation, Membership, Organization
 from tools.models import Tool
 
@@ -60,28 +59,26 @@ class UserFactory(factory.django.DjangoModelFactory):
 
 
 class TOTPDeviceFactory(factory.django.DjangoModelFactory):
-    """An enrolled authenticator app; ``totp_code(device)`` is the code it shows now."""
+    """An enrolled authenticator app (``AuthenticatorDevice``); ``totp_code(device)`` is the code it
+    shows now."""
 
     class Meta:
-        model = TOTPDevice
+        model = AuthenticatorDevice
 
     user = factory.SubFactory(UserFactory)
     name = "Authenticator app"
     confirmed = True
 
 
-def totp_code(device: TOTPDevice, *, drift: int = 0) -> str:
+def totp_code(device: AuthenticatorDevice, *, drift: int = 0) -> str:
     """The six digits ``device``'s app shows now (``drift`` steps later or earlier)."""
     return f"{totp(device.bin_key, device.step, device.t0, device.digits, drift):06d}"
 
 
 def backup_codes(user, *, count: int = 3) -> list[str]:
-    """Give ``user`` one-time backup codes; returns them."""
-    device = StaticDevice.objects.create(user=user, name="Backup codes", confirmed=True)
-    codes = [StaticToken.random_token() for _ in range(count)]
-    for code in codes:
-        device.token_set.create(token=code)
-    return codes
+    """Give ``user`` one-time backup codes (a ``BackupCodeDevice``); returns them in clear."""
+    device = BackupCodeDevice.objects.create(user=user, name="Backup codes", confirmed=True)
+    return device.issue(count)
 
 
 class MembershipFactory(factory.django.DjangoModelFactory):

@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 class AccountsConfig(AppConfig):
-    """Second factors of staff users (no models of its own: django-otp's devices)."""
+    """Second factors of staff users: django-otp devices of its own, secrets protected at rest."""
 
     name = "prisma_glow.accounts"
     label = "accounts"

@@ -17,12 +17,10 @@ import base64
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from prisma_glow import factors, sessions
-from prisma_glow.audit.services import audit_record
-from prisma_glow.tenancy.models import Organization
+from prisma_glow.accounts.models import AuthenticatorDevice, BackupCode, BackupCodeDevice
+from prisma_glow.audit.services import audit_person_event
 
 BACKUP_CODE_COUNT = 10
 AUTHENTICATOR_NAME = "Authenticator app"
@@ -39,50 +37,39 @@ REMOVAL_REFUSED = (
 )
 
 
-def _organizations_of(user) -> list[Organization | None]:
-    organizations = list(Organization.objects.filter(memberships__user=user).order_by("pk").distinct())
-    return organizations or [None]
-
-
 def _audit(*, user, action: str, actor, after: dict) -> None:
-    for organization in _organizations_of(user):
-        audit_record(organization=organization, action=action, actor=actor, obj=user, after=after)
-
-
-def device_kind(device) -> str:
-    """``backup_code`` or ``authenticator`` (what the audit log and the pages call a device)."""
-    return "backup_code" if isinstance(device, StaticDevice) else "authenticator"
+    audit_person_event(user=user, action=action, actor=actor, after=after)
 
 
 def backup_codes_left(user) -> int:
     """How many unused backup codes ``user`` has."""
-    return StaticToken.objects.filter(device__user=user, device__confirmed=True).count()
+    return BackupCode.objects.filter(device__user=user, device__confirmed=True).count()
 
 
-def secret_of(device: TOTPDevice) -> str:
+def secret_of(device: AuthenticatorDevice) -> str:
     """The device's key as the base32 text an authenticator app accepts typed in (no padding)."""
     return base64.b32encode(device.bin_key).decode("ascii").rstrip("=")
 
 
 # --- Enrolment ------------------------------------------------------------------------------------
 @transaction.atomic
-def totp_enrolment(*, user, fresh: bool = False) -> TOTPDevice:
+def totp_enrolment(*, user, fresh: bool = False) -> AuthenticatorDevice:
     """The authenticator ``user`` is enrolling: their one unconfirmed device, created when there is
     none (or anew when ``fresh``: a replacement starts with a key nobody has seen)."""
-    pending = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk")
+    pending = AuthenticatorDevice.objects.filter(user=user, confirmed=False).order_by("-pk")
     device = None if fresh else pending.first()
     if device is None:
         pending.delete()
-        device = TOTPDevice.objects.create(user=user, name=AUTHENTICATOR_NAME, confirmed=False)
+        device = AuthenticatorDevice.objects.create(user=user, name=AUTHENTICATOR_NAME, confirmed=False)
     return device
 
 
 def enrolment_cancel(*, user) -> int:
     """Forget an enrolment not yet confirmed (the factors in use stay); returns how many were dropped."""
-    return TOTPDevice.objects.filter(user=user, confirmed=False).delete()[0]
+    return AuthenticatorDevice.objects.filter(user=user, confirmed=False).delete()[0]
 
 
-def totp_confirm(*, user, device: TOTPDevice, code: str, keep=None) -> list[str]:
+def totp_confirm(*, user, device: AuthenticatorDevice, code: str, keep=None) -> list[str]:
     """Confirm ``device`` with its first ``code``: it becomes ``user``'s authenticator (replacing any
     other), with ten new backup codes, returned to be shown once. Audited ``factor.enrolled``.
 
@@ -98,9 +85,9 @@ def totp_confirm(*, user, device: TOTPDevice, code: str, keep=None) -> list[str]
 
 
 @transaction.atomic
-def _confirm(*, user, device: TOTPDevice, keep) -> list[str]:
-    replaced = TOTPDevice.objects.filter(user=user, confirmed=True).exclude(pk=device.pk).delete()[0]
-    TOTPDevice.objects.filter(user=user, confirmed=False).exclude(pk=device.pk).delete()
+def _confirm(*, user, device: AuthenticatorDevice, keep) -> list[str]:
+    replaced = AuthenticatorDevice.objects.filter(user=user, confirmed=True).exclude(pk=device.pk).delete()[0]
+    AuthenticatorDevice.objects.filter(user=user, confirmed=False).exclude(pk=device.pk).delete()
     device.confirmed = True
     device.save(update_fields=["confirmed"])
     codes = _new_backup_codes(user)
@@ -115,11 +102,9 @@ def _confirm(*, user, device: TOTPDevice, keep) -> list[str]:
 
 
 def _new_backup_codes(user) -> list[str]:
-    StaticDevice.objects.filter(user=user).delete()
-    device = StaticDevice.objects.create(user=user, name=BACKUP_CODES_NAME, confirmed=True)
-    codes = [StaticToken.random_token() for _ in range(BACKUP_CODE_COUNT)]
-    StaticToken.objects.bulk_create(StaticToken(device=device, token=code) for code in codes)
-    return codes
+    BackupCodeDevice.objects.filter(user=user).delete()
+    device = BackupCodeDevice.objects.create(user=user, name=BACKUP_CODES_NAME, confirmed=True)
+    return device.issue(BACKUP_CODE_COUNT)
 
 
 @transaction.atomic
@@ -156,7 +141,7 @@ def factors_reset(*, user) -> int:
 
 def _remove(*, user, actor, action: str, keep) -> int:
     removed = 0
-    for model in (TOTPDevice, StaticDevice):
+    for model in (AuthenticatorDevice, BackupCodeDevice):
         removed += model.objects.filter(user=user).delete()[1].get(model._meta.label, 0)
     ended = sessions.end_user_sessions(user=user, keep=keep)
     _audit(user=user, action=action, actor=actor, after={"devices_removed": removed, "sessions_ended": ended})
@@ -166,8 +151,8 @@ def _remove(*, user, actor, action: str, keep) -> int:
 # --- Sign-in --------------------------------------------------------------------------------------
 def signin_record(*, user, device) -> None:
     """Audit a sign-in completed with a second factor (``login.second_factor``)."""
-    after = {"device": device_kind(device)}
-    if isinstance(device, StaticDevice):
+    after = {"device": factors.device_kind(device)}
+    if isinstance(device, BackupCodeDevice):
         after["backup_codes_left"] = backup_codes_left(user)
     with transaction.atomic():
         _audit(user=user, action="login.second_factor", actor=user, after=after)

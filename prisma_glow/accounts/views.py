@@ -33,12 +33,11 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
-from django_otp.plugins.otp_static.models import StaticDevice
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from prisma_glow import factors
 from prisma_glow.accounts import services, signin
 from prisma_glow.accounts.forms import CodeForm, FirstCodeForm
+from prisma_glow.accounts.models import AuthenticatorDevice, BackupCodeDevice
 
 logger = logging.getLogger("prisma_glow.accounts")
 
@@ -139,7 +138,7 @@ def login_code(request):
             auth_login(request, user, backend=user.backend)
             factors.record_check(request, device)
             services.signin_record(user=user, device=device)
-            if isinstance(device, StaticDevice):
+            if isinstance(device, BackupCodeDevice):
                 left = services.backup_codes_left(user)
                 messages.warning(
                     request,
@@ -164,7 +163,7 @@ def login_code(request):
 
 
 # --- The two-step sign-in page ------------------------------------------------------------------------
-def _qr_data_uri(device: TOTPDevice) -> str:
+def _qr_data_uri(device: AuthenticatorDevice) -> str:
     """The enrolment QR code as an SVG ``data:`` URI for an ``<img>`` (the CSP's ``img-src`` allows
     ``data:``; no markup of ours is built from it, nor any inline style)."""
     return segno.make(device.config_url, error="m").svg_data_uri(scale=5, border=2, dark="#000", light="#fff")
@@ -216,7 +215,9 @@ def account_security(request):
         if form.is_valid():
             code = form.cleaned_data["code"]
             if action == "confirm":
-                device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+                device = (
+                    AuthenticatorDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+                )
                 if device is None:
                     messages.error(request, "This enrolment is over: start again below.")
                     return HttpResponseRedirect(reverse("admin:account_security"))
@@ -240,7 +241,7 @@ def account_security(request):
                     if response is not None:
                         return response
     device = None
-    if not enrolled or TOTPDevice.objects.filter(user=user, confirmed=False).exists():
+    if not enrolled or AuthenticatorDevice.objects.filter(user=user, confirmed=False).exists():
         device = services.totp_enrolment(user=user)
     context = {
         **admin.site.each_context(request),
@@ -249,7 +250,7 @@ def account_security(request):
         "enrolled": enrolled,
         "required": factors.mfa_required(),
         "backup_codes_left": services.backup_codes_left(user) if enrolled else 0,
-        "authenticators": list(TOTPDevice.objects.filter(user=user, confirmed=True).order_by("pk")),
+        "authenticators": list(AuthenticatorDevice.objects.filter(user=user, confirmed=True).order_by("pk")),
         "enrolment": device,
         "qr_uri": _qr_data_uri(device) if device else "",
         "secret": _grouped(services.secret_of(device)) if device else "",

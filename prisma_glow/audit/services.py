@@ -16,7 +16,7 @@ from prisma_glow.audit.context import current_ip
 from prisma_glow.audit.models import AuditEvent
 from prisma_glow.crypto import EncryptedTextField
 from prisma_glow.locking import lock_for_write
-from prisma_glow.tenancy.models import APIKey
+from prisma_glow.tenancy.models import APIKey, Organization
 
 
 def snapshot(instance: models.Model, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -75,6 +75,21 @@ def audit_record(
         event.hash = event.compute_hash()
         event.save()
     return event
+
+
+def audit_person_event(*, user, action: str, actor=None, after: dict | None = None) -> list[AuditEvent]:
+    """Record an event about a person rather than one organisation's object (a sign-in locked, a
+    second factor enrolled, a step-up): appended to the log of each organisation ``user`` belongs to,
+    whichever one the session acts for, or to the system's log (no organisation) when ``user`` is None
+    or belongs to none. One transaction: every log records it or none."""
+    organizations: list[Organization | None] = []
+    if user is not None:
+        organizations = list(Organization.objects.filter(memberships__user=user).order_by("pk").distinct())
+    with transaction.atomic():
+        return [
+            audit_record(organization=organization, action=action, actor=actor, obj=user, after=after)
+            for organization in organizations or [None]
+        ]
 
 
 def _event(*, organization, action: str, actor, obj, before, after) -> AuditEvent:

@@ -34,7 +34,7 @@ from django.forms.utils import ErrorDict
 from django.shortcuts import render
 from django.utils import timezone
 
-from prisma_glow.audit.services import audit_record
+from prisma_glow.audit.services import audit_person_event, audit_record
 from prisma_glow.tenancy.models import Membership, Organization
 
 LOCKED_STATUS = 429
@@ -116,17 +116,6 @@ def lockout_response(request, original_response=None, credentials=None):
 # --- Audit ----------------------------------------------------------------------------------------
 
 
-def _organizations_of(username: str | None) -> list[Organization | None]:
-    """The organisations whose log records a sign-in event of ``username``: its user's, or the
-    system's log (None) when no user has it or the user belongs to none."""
-    if not username:
-        return [None]
-    organizations = list(
-        Organization.objects.filter(memberships__user__username=username).order_by("pk").distinct()
-    )
-    return organizations or [None]
-
-
 def _user_of(username: str | None):
     if not username:
         return None
@@ -147,10 +136,7 @@ def record_lock(sender, request, username, ip_address, **kwargs) -> None:
         "failure_limit": get_failure_limit(request, None),
         "locked_until": until.isoformat() if until else None,
     }
-    user = _user_of(username)
-    with transaction.atomic():
-        for organization in _organizations_of(username):
-            audit_record(organization=organization, action="login.locked", actor=None, obj=user, after=after)
+    audit_person_event(user=_user_of(username), action="login.locked", after=after)
 
 
 # --- Reads and writes for owners and operators ------------------------------------------------------
@@ -211,9 +197,12 @@ def login_unlock(*, username: str, ip_address: str | None = None, actor=None, or
         raise ValidationError({"username": "Give the username to unlock."})
     removed = reset(username=username, ip=ip_address)
     if removed:
-        organizations = [organization] if organization is not None else _organizations_of(username)
         after = {"username": username, "ip_address": ip_address, "records_removed": removed}
         user = _user_of(username)
-        for target in organizations:
-            audit_record(organization=target, action="login.unlocked", actor=actor, obj=user, after=after)
+        if organization is not None:
+            audit_record(
+                organization=organization, action="login.unlocked", actor=actor, obj=user, after=after
+            )
+        else:
+            audit_person_event(user=user, action="login.unlocked", actor=actor, after=after)
     return removed

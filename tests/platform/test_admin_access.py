@@ -13,7 +13,15 @@ from tests.support.admin import login
 pytestmark = pytest.mark.django_db
 
 ADMIN_ONLY = {
-    "api-keys", "api-key", "audit-log", "audit-event", "invitations", "invitation", "invite", "budgets", "budget",
+    "api-keys",
+    "api-key",
+    "audit-log",
+    "audit-event",
+    "invitations",
+    "invitation",
+    "invite",
+    "budgets",
+    "budget",
 }
 WRITE_PAGES = {"persona-editor", "persona-new", "tool-test"}
 

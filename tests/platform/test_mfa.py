@@ -9,10 +9,10 @@ import pytest
 import time_machine
 from django.test import Client
 from django.utils import timezone
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from prisma_glow import factors
 from prisma_glow.accounts import signin
+from prisma_glow.accounts.models import AuthenticatorDevice
 from prisma_glow.audit.models import AuditEvent
 from tests.factories import (
     APIKeyFactory,
@@ -192,7 +192,7 @@ def test_required_without_a_factor_the_admin_sends_to_enrolment_first(client, me
     htmx = client.get("/admin/", headers={"HX-Request": "true"})
     assert htmx.status_code == 403 and htmx["HX-Redirect"].startswith(SECURITY)
     # Enrolling opens the admin.
-    device = TOTPDevice.objects.get(user=member, confirmed=False)
+    device = AuthenticatorDevice.objects.get(user=member, confirmed=False)
     response = client.post(
         SECURITY, {"action": "confirm", "confirm-code": totp_code(device), "next": "/admin/"}
     )

@@ -13,10 +13,9 @@ from bs4 import BeautifulSoup
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django_otp.oath import totp
-from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from prisma_glow import factors
+from prisma_glow.accounts.models import AuthenticatorDevice, BackupCode, BackupCodeDevice
 from prisma_glow.audit.models import AuditEvent
 from tests.factories import MembershipFactory, TOTPDeviceFactory, UserFactory, backup_codes, totp_code
 
@@ -68,7 +67,7 @@ def test_the_page_shows_a_qr_code_as_an_svg_image_and_the_key_as_text(member):
     assert svg.startswith("<svg") or svg.startswith("<?xml")
     assert "style=" not in svg and "<script" not in svg
     assert soup.find(attrs={"style": True}) is None, "no inline style under the CSP"
-    device = TOTPDevice.objects.get(user=member, confirmed=False)
+    device = AuthenticatorDevice.objects.get(user=member, confirmed=False)
     assert factors.normalise(soup.find(id="totp-secret").get_text()) == base64.b32encode(
         device.bin_key
     ).decode().rstrip("=")
@@ -103,13 +102,13 @@ def test_enrolment_is_confirmed_by_a_first_code_and_gives_ten_backup_codes_once(
 def test_a_wrong_first_code_does_not_enrol(member):
     client = signed_in(member)
     client.get(SECURITY)
-    device = TOTPDevice.objects.get(user=member, confirmed=False)
+    device = AuthenticatorDevice.objects.get(user=member, confirmed=False)
     bad = "000000" if totp_code(device) != "000000" else "111111"
     response = client.post(SECURITY, {"action": "confirm", "confirm-code": bad})
     assert response.status_code == 200
     assert "That code does not match" in response.content.decode()
     assert not factors.has_factor(member)
-    assert not StaticDevice.objects.filter(user=member).exists()
+    assert not BackupCodeDevice.objects.filter(user=member).exists()
     device.refresh_from_db()
     assert device.throttling_failure_count == 1, "the first code is throttled like any other"
 
@@ -141,7 +140,7 @@ def test_new_backup_codes_need_a_code_replace_the_old_and_end_other_sessions(mem
     bad = "000000" if totp_code(device) != "000000" else "111111"
     response = client.post(SECURITY, {"action": "regenerate", "regenerate-code": bad})
     assert "That code is not right" in response.content.decode()
-    assert StaticToken.objects.filter(device__user=member).count() == 10
+    assert BackupCode.objects.filter(device__user=member).count() == 10
     device.throttle_reset()
     response = client.post(SECURITY, {"action": "regenerate", "regenerate-code": old[0]})
     new = [
@@ -163,8 +162,8 @@ def test_removal_needs_a_code_and_ends_the_other_sessions(member, enrolled, org)
     assert factors.has_factor(member)
     response = client.post(SECURITY, {"action": "remove", "remove-code": totp_code(device)}, follow=True)
     assert "Two-step sign-in is off" in response.content.decode()
-    assert not TOTPDevice.objects.filter(user=member, confirmed=True).exists()
-    assert not StaticDevice.objects.filter(user=member).exists()
+    assert not AuthenticatorDevice.objects.filter(user=member, confirmed=True).exists()
+    assert not BackupCodeDevice.objects.filter(user=member).exists()
     assert "_auth_user_id" not in other.session, "a second client's session is gone"
     assert client.get("/admin/").status_code == 200, "the session that removed it stays"
     assert AuditEvent.objects.get(action="factor.removed", organization=org).after == {
@@ -196,10 +195,10 @@ def test_replacing_the_app_keeps_the_old_one_until_the_new_one_is_confirmed(memb
     page = response.content.decode()
     assert "Replace the authenticator app" in page and 'id="totp-secret"' in page
     assert factors.has_factor(member), "the current app still works"
-    new = TOTPDevice.objects.get(user=member, confirmed=False)
+    new = AuthenticatorDevice.objects.get(user=member, confirmed=False)
     response = client.post(SECURITY, {"action": "confirm", "confirm-code": totp_code(new)})
     assert response.status_code == 200 and b"backup-codes" in response.content
-    assert list(TOTPDevice.objects.filter(user=member).values_list("pk", flat=True)) == [new.pk]
+    assert list(AuthenticatorDevice.objects.filter(user=member).values_list("pk", flat=True)) == [new.pk]
     assert AuditEvent.objects.get(action="factor.enrolled", organization=org).after["replaced"] is True
 
 
@@ -208,7 +207,7 @@ def test_a_replacement_can_be_abandoned(member, enrolled):
     client = signed_in(member)
     client.post(SECURITY, {"action": "replace", "replace-code": codes[0]})
     client.post(SECURITY, {"action": "cancel"})
-    assert list(TOTPDevice.objects.filter(user=member)) == [device]
+    assert list(AuthenticatorDevice.objects.filter(user=member)) == [device]
 
 
 # --- The operator's reset ------------------------------------------------------------------------
@@ -217,7 +216,7 @@ def test_reset_factors_removes_every_factor_ends_every_session_and_is_audited(me
     out = StringIO()
     call_command("reset_factors", "mira", stdout=out)
     assert "Removed 2 second factor device(s) of mira" in out.getvalue()
-    assert not factors.has_factor(member) and not StaticDevice.objects.filter(user=member).exists()
+    assert not factors.has_factor(member) and not BackupCodeDevice.objects.filter(user=member).exists()
     assert "_auth_user_id" not in client.session
     event = AuditEvent.objects.get(action="factor.reset", organization=org)
     assert event.actor_user_id is None and event.after == {"devices_removed": 2, "sessions_ended": 1}
@@ -232,16 +231,26 @@ def test_reset_of_a_user_in_no_organisation_is_a_system_event(db):
     assert AuditEvent.objects.get(action="factor.reset").organization is None
 
 
-def test_django_otps_own_admin_pages_are_not_mounted(member):
-    """A superuser cannot read another user's authenticator key through django-otp's QR admin page."""
+def test_no_admin_page_shows_devices(member):
+    """A superuser cannot read another user's authenticator key through an admin page: the devices
+    have no ModelAdmin (and django-otp's own plugins, with their QR page, are not installed)."""
+    from django.contrib import admin
     from django.urls import NoReverseMatch, reverse
 
     superuser = UserFactory(is_superuser=True)
     device = TOTPDeviceFactory(user=member)
-    for name in ("admin:otp_totp_totpdevice_changelist", "admin:otp_static_staticdevice_changelist"):
+    for model in (AuthenticatorDevice, BackupCodeDevice, BackupCode):
+        assert not admin.site.is_registered(model)
+    for name in (
+        "admin:otp_totp_totpdevice_changelist",
+        "admin:otp_static_staticdevice_changelist",
+        "admin:accounts_authenticatordevice_changelist",
+    ):
         with pytest.raises(NoReverseMatch):
             reverse(name)
-    assert signed_in(superuser).get(f"/admin/otp_totp/totpdevice/{device.pk}/qrcode/").status_code == 404
+    client = signed_in(superuser)
+    assert client.get(f"/admin/otp_totp/totpdevice/{device.pk}/qrcode/").status_code == 404
+    assert client.get(f"/admin/accounts/authenticatordevice/{device.pk}/change/").status_code == 404
 
 
 def test_reset_of_a_user_without_a_factor_says_so(member):

@@ -29,7 +29,17 @@ FIELD_REFERENCES = {"knowledge.models", "prisma_glow.crypto", "prisma_glow.confi
 #: literal patterns (re) and the JSON it reads and writes.
 STANDARD_LIBRARY = {"decimal", "uuid", "datetime", "json", "re"}
 #: The apps whose migrations the round trip takes back to zero, dependants first.
-OUR_APPS = ("knowledge", "agents", "personas", "tools", "guardrails", "worker", "audit", "tenancy")
+OUR_APPS = (
+    "accounts",
+    "knowledge",
+    "agents",
+    "personas",
+    "tools",
+    "guardrails",
+    "worker",
+    "audit",
+    "tenancy",
+)
 
 
 def test_there_are_migrations_to_check():

@@ -422,7 +422,7 @@ def test_step_up_renews_the_session_and_is_audited(org, owner, client, device):
 def test_a_backup_code_steps_up_once(org, owner, client, device):
     codes = backup_codes(owner)
     assert client.post(STEP_UP, {"code": codes[0]}, format="json").status_code == 200
-    assert AuditEvent.objects.get(action="factor.step_up").after["device"] == "backup codes"
+    assert AuditEvent.objects.get(action="factor.step_up").after["device"] == "backup_code"
     fresh = session_client(owner)
     assert_error(fresh.post(STEP_UP, {"code": codes[0]}, format="json"), 400, fields=["code"])
 

@@ -14,15 +14,17 @@ from io import StringIO
 import pytest
 import time_machine
 from bs4 import BeautifulSoup
+from django.conf import global_settings
+from django.contrib.auth.hashers import get_hasher
 from django.core.management import call_command
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 from django_otp.oath import totp
-from django_otp.plugins.otp_static.models import StaticToken
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from prisma_glow import factors
+from prisma_glow import crypto, factors
 from prisma_glow.accounts import services
+from prisma_glow.accounts.models import AuthenticatorDevice, BackupCode
 from tests.factories import MembershipFactory, TOTPDeviceFactory, UserFactory, backup_codes, totp_code
 
 pytestmark = pytest.mark.django_db
@@ -117,7 +119,8 @@ def test_v6_5_1_codes_and_backup_codes_work_once(member):
 
 def test_v6_5_3_and_v6_5_4_secrets_are_random_and_long_enough(member):
     """ASVS 5.0 V6.5.3, V6.5.4: TOTP keys are 160 random bits (django-otp's ``random_hex``, from the
-    OS's CSPRNG), different for every enrolment; backup codes have 40 bits (8 base32 characters)."""
+        OS's CSPRNG), different for every enrolment; backup codes have 40 secret bits (8 base32 characters,
+    from ``secrets``) after a two-character index."""
     first = services.totp_enrolment(user=member)
     second = services.totp_enrolment(user=member, fresh=True)
     assert len(first.bin_key) == 20 and len(second.bin_key) == 20
@@ -125,7 +128,64 @@ def test_v6_5_3_and_v6_5_4_secrets_are_random_and_long_enough(member):
     TOTPDeviceFactory(user=member)
     codes = services.backup_codes_regenerate(user=member)
     assert len(codes) == 10 and len(set(codes)) == 10
-    assert all(re.fullmatch(r"[a-z2-7]{8}", code) for code in codes)
+    assert all(re.fullmatch(r"[a-z2-7]{10}", code) for code in codes)
+    assert len({code[2:] for code in codes}) == 10
+
+
+def _row_text(table: str, where: str, params) -> str:
+    """Every column of the matching rows of ``table``, as the database holds them."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM {table} WHERE {where}", params)  # noqa: S608 (literal names)
+        return " ".join(str(value) for row in cursor.fetchall() for value in row)
+
+
+def test_v6_5_2_backup_codes_are_hashed_and_the_totp_key_encrypted_at_rest(member, settings):
+    """ASVS 5.0 V6.5.2 (and V13.3.1 for the TOTP seed): the database holds no backup code and no part
+    of one in clear — only a two-character index and a salted hash of the project's password hasher
+    (PBKDF2, with a random salt per code) — and the authenticator's key only encrypted with the field
+    key (in no form an app would accept: hex, base32, raw). The codes and the key still work."""
+    # The production hasher first (tests use MD5 for speed); MD5 stays last for the user's password.
+    settings.PASSWORD_HASHERS = [
+        *global_settings.PASSWORD_HASHERS,
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+    ]
+    client = Client()
+    client.force_login(member)
+    page = BeautifulSoup(client.get("/admin/account/security/").content, "html.parser")
+    secret = page.find(id="totp-secret").get_text().replace(" ", "")
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    response = client.post(
+        "/admin/account/security/", {"action": "confirm", "confirm-code": f"{totp(key):06d}"}
+    )
+    codes = [
+        li.get_text().strip()
+        for li in BeautifulSoup(response.content, "html.parser").select("#backup-codes li")
+    ]
+    assert len(codes) == 10
+    device = AuthenticatorDevice.objects.get(user=member, confirmed=True)
+    stored_key = _row_text("accounts_authenticatordevice", "id = %s", [device.pk])
+    for form in (key.hex(), key.hex().upper(), secret, secret.lower()):
+        assert form not in stored_key
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT key FROM accounts_authenticatordevice WHERE id = %s", [device.pk])
+        (ciphertext,) = cursor.fetchone()
+    assert crypto.decrypt_str(ciphertext) == key.hex(), "encrypted with the field key, nothing else"
+    stored_codes = _row_text(
+        "accounts_backupcode",
+        "device_id IN (SELECT id FROM accounts_backupcodedevice WHERE user_id = %s)",
+        [member.pk],
+    )
+    for code in codes:
+        assert code not in stored_codes and code[2:] not in stored_codes
+    hashes = list(BackupCode.objects.filter(device__user=member).values_list("hashed", flat=True))
+    assert len(hashes) == 10
+    for hashed in hashes:
+        algorithm, iterations, salt, _ = hashed.split("$")
+        assert (algorithm, int(iterations)) == (get_hasher().algorithm, get_hasher().iterations)
+        assert len(salt) >= 16, "a random salt far above 32 bits"
+    assert len({hashed.split("$")[2] for hashed in hashes}) == 10, "a salt of its own for every code"
+    assert signed_in_with(Client(), codes[3].upper()).status_code == 302
+    assert BackupCode.objects.filter(device__user=member).count() == 9
 
 
 def test_v6_5_5_a_totp_code_lives_thirty_seconds_with_one_step_of_drift(member):
@@ -148,7 +208,7 @@ def test_v6_4_4_a_lost_factor_is_reset_by_the_operator_only(member, org):
     client.force_login(member)
     response = client.post("/admin/account/security/", {"action": "remove", "remove-code": "123 456"})
     assert "is not right" in response.content.decode()
-    assert TOTPDevice.objects.filter(pk=device.pk).exists()
+    assert AuthenticatorDevice.objects.filter(pk=device.pk).exists()
     call_command("reset_factors", "mira", stdout=StringIO())
     assert not factors.has_factor(member)
     assert "_auth_user_id" not in client.session
@@ -162,7 +222,7 @@ def test_v6_5_6_a_factor_can_be_revoked_by_its_owner(member):
     client.force_login(member)
     client.post("/admin/account/security/", {"action": "remove", "remove-code": totp_code(device)})
     assert not factors.has_factor(member)
-    assert not StaticToken.objects.filter(device__user=member).exists()
+    assert not BackupCode.objects.filter(device__user=member).exists()
 
 
 def test_v6_4_4_enrolment_shows_the_key_once_and_codes_once(member):

@@ -41,7 +41,7 @@ def test_v7_4_3_a_changed_second_factor_ends_the_other_sessions(change):
     elsewhere.force_login(user)
     if change == "enrol":
         here.get("/admin/account/security/")
-        device = user.totpdevice_set.get(confirmed=False)
+        device = user.authenticatordevice_set.get(confirmed=False)
         here.post("/admin/account/security/", {"action": "confirm", "confirm-code": totp_code(device)})
     else:
         device = TOTPDeviceFactory(user=user)
