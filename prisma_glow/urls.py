@@ -7,6 +7,7 @@ from prisma_glow.tenancy.views import invitation_accept_view
 
 # A refusal under /admin/ is a page of the admin with the reason and a way back (prisma_glow.admin.refusal).
 handler403 = "prisma_glow.admin.refusal.permission_denied"
+handler400 = "prisma_glow.admin.refusal.bad_request"  # a form too large: said in the admin's layout
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),

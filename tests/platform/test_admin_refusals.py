@@ -174,3 +174,38 @@ def test_invitations_show_in_the_walk(world):
     urls = every_admin_url(world, world.membership.user)
     assert f"/admin/tenancy/invitation/{world.invitation.pk}/revoke/" in urls
     assert "/admin/tenancy/invitation/add/" in urls
+
+
+def test_a_form_too_large_is_said_in_the_admin_layout_and_saves_nothing(org, editor, settings):
+    """Pasting more text than DATA_UPLOAD_MAX_MEMORY_SIZE allows: a 400 page of the admin saying what
+    happened and what to do (not Django's bare "Bad Request (400)"), and no document."""
+    from tests.factories import KnowledgeBaseFactory
+
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+    kb = KnowledgeBaseFactory(organization=org)
+    client = Client()
+    client.force_login(editor)
+    response = client.post(
+        f"/admin/knowledge/knowledgebase/{kb.pk}/documents/",
+        {"text": "x" * (1024 * 1024 + 1), "text_title": "Too long"},
+    )
+    html = response.content.decode()
+    assert response.status_code == 400 and admin_layout(html)
+    assert "more than 1 MB of text" in html and "nothing was saved" in html and "Bad Request" not in html
+    assert not kb.documents.exists()
+
+
+def test_too_many_fields_is_said_in_the_admin_layout(org, editor, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
+    client = Client()
+    client.force_login(editor)
+    response = client.post("/admin/agents/agent/", {f"_selected_action{i}": str(i) for i in range(20)})
+    assert response.status_code == 400 and admin_layout(response.content.decode())
+    assert "more than 10 fields" in response.content.decode()
+
+
+def test_a_bad_request_outside_the_admin_keeps_django_s_answer(client, settings):
+    """Anonymous visitors and other paths get Django's own 400 (no admin layout to show them)."""
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
+    response = client.post("/admin/login/", {f"f{i}": str(i) for i in range(20)})
+    assert response.status_code == 400 and not admin_layout(response.content.decode())
