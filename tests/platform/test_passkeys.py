@@ -5,12 +5,17 @@ ceremony's answer is made by a software authenticator with real keys and signatu
 
 from __future__ import annotations
 
+import base64
 import html
 import json
+import os
 import re
+import subprocess
+from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
+from django.conf import settings
 from django.test import Client
 from django_otp_webauthn.models import WebAuthnCredential
 
@@ -120,6 +125,7 @@ def test_a_first_passkey_turns_two_step_sign_in_on_with_backup_codes(member, key
 
 
 def test_adding_a_passkey_next_to_the_app_needs_a_code_and_ends_other_sessions(member, key, org):
+    """ASVS 5.0 V7.4.3: adding a passkey needs a fresh factor and ends the other sessions."""
     device = TOTPDeviceFactory(user=member)
     client, other = signed_in(member), signed_in(member)
     refused = begin(client, code="")
@@ -159,6 +165,7 @@ def test_a_registration_answered_from_another_origin_is_refused(member, key):
 
 
 def test_a_registration_answer_is_used_once(member, key):
+    """ASVS 5.0 V6.7.2: a registration challenge is answered once."""
     client = signed_in(member)
     options = options_in(begin(client), "passkey-creation-options")
     answer = key.create(options, origin=ORIGIN)
@@ -207,6 +214,7 @@ def test_the_last_passkey_cannot_be_removed_while_factors_are_required(with_pass
 
 
 def test_removing_a_passkey_needs_a_code_is_audited_and_ends_other_sessions(with_passkey, org):
+    """ASVS 5.0 V7.4.3: removing a passkey ends the user's other sessions; audited."""
     member = with_passkey
     device = TOTPDeviceFactory(user=member)
     passkey = WebAuthnCredential.objects.get(user=member)
@@ -234,6 +242,7 @@ def test_removing_a_passkey_needs_a_code_is_audited_and_ends_other_sessions(with
 
 # --- Sign-in ----------------------------------------------------------------------------------------
 def test_sign_in_with_password_and_passkey(with_passkey, key, org):
+    """ASVS 5.0 V6.3.3, V7.2.4, V16.3.1: the passkey completes the pending sign-in like a code: verified, new key, audited."""
     client = Client()
     page = code_step(client, with_passkey, next_url="/admin/agents/agent/")
     options = options_in(page, "signin-passkey-options")
@@ -263,6 +272,7 @@ def test_the_sign_in_offers_only_the_pending_users_passkeys(with_passkey, key):
 
 
 def test_another_users_passkey_does_not_sign_in(with_passkey):
+    """ASVS 5.0 V6.3.3: a passkey proves only its own user's second factor."""
     other = UserFactory(username="olga")
     their_key = SoftAuthenticator()
     add_passkey(signed_in(other), their_key)
@@ -280,6 +290,7 @@ def test_another_users_passkey_does_not_sign_in(with_passkey):
     ids=["other-origin", "other-relying-party", "other-port"],
 )
 def test_an_assertion_for_another_origin_or_relying_party_is_refused(with_passkey, key, origin, rp_id):
+    """ASVS 5.0 V6 (§V6.7): an assertion is bound to this site's relying party id and origin."""
     client = Client()
     options = options_in(code_step(client, with_passkey), "signin-passkey-options")
     response = client.post(CODE, {"passkey": key.get(options, origin=origin, rp_id=rp_id)})
@@ -288,6 +299,7 @@ def test_an_assertion_for_another_origin_or_relying_party_is_refused(with_passke
 
 
 def test_a_replayed_assertion_is_refused(with_passkey, key):
+    """ASVS 5.0 V6.7.2 / V6.5.1: an answer to a challenge signs in once; replayed, it is refused."""
     client = Client()
     options = options_in(code_step(client, with_passkey), "signin-passkey-options")
     answer = key.get(options, origin=ORIGIN)
@@ -348,3 +360,24 @@ def test_the_api_step_up_stays_code_only(with_passkey, key):
     response = client.post("/api/v1/auth/step-up/", {"code": "{}"}, content_type="application/json")
     assert response.status_code == 400
     assert response.json()["code"] != "" and factors.CHECKED_AT not in client.session
+
+
+def test_every_ceremony_gets_its_own_long_random_challenge(with_passkey):
+    """ASVS 5.0 V6.7.2: the challenge nonce is at least 64 bits and unique (here 512 bits, new each time)."""
+    client = Client()
+    first = options_in(code_step(client, with_passkey), "signin-passkey-options")["challenge"]
+    second = options_in(client.get(CODE), "signin-passkey-options")["challenge"]
+    assert first != second
+    assert len(base64.urlsafe_b64decode(second + "=" * (-len(second) % 4))) * 8 >= 64
+
+
+# --- make run --------------------------------------------------------------------------------------
+def test_make_run_prints_the_localhost_address(tmp_path):
+    """`make run` (scripts/run-dev) listens on 127.0.0.1 but prints http://localhost:8000: passkeys
+    need a host name. The script runs for real; its Python is `true`, so nothing is started."""
+    script = Path(settings.BASE_DIR) / "scripts" / "run-dev"
+    env = {**os.environ, "PRISMA_GLOW_VAR_DIR": str(tmp_path)}
+    out = subprocess.run([str(script), "true", "127.0.0.1", "8000"], env=env, capture_output=True, text=True)
+    assert "starting on http://localhost:8000/admin/" in out.stdout
+    other = subprocess.run([str(script), "true", "0.0.0.0", "9000"], env=env, capture_output=True, text=True)
+    assert "starting on http://0.0.0.0:9000/admin/" in other.stdout

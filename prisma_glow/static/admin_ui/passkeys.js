@@ -71,7 +71,7 @@
     var status = document.getElementById(button.dataset.status || "");
     if (status) {
       status.textContent = text;
-      status.hidden = false;
+      status.classList.add("errornote");
     }
   }
 
