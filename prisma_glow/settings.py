@@ -82,7 +82,8 @@ INSTALLED_APPS = [
     "csp",
     "axes",
     "django_otp",  # second factors (prisma_glow/factors.py); the devices are accounts' own
-    "django_otp_webauthn",  # passkeys: its WebAuthnCredential device and helper only (views: accounts)
+    # Passkeys: django-otp-webauthn's WebAuthnCredential device and helper only (the views are accounts').
+    "prisma_glow.accounts.apps.PasskeyDevicesConfig",
     "prisma_glow.accounts",  # second-factor devices, signing in with a code, the two-step sign-in page
     # Before django_tasks_db: its db_worker command (with a lease) replaces django-tasks-db's.
     "prisma_glow.worker",
@@ -330,8 +331,6 @@ OTP_WEBAUTHN_HELPER_CLASS = "prisma_glow.accounts.passkeys.Helper"
 # Second factor only: a passkey never replaces the password (the package's passwordless views are unused).
 OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False
 OTP_WEBAUTHN_TIMEOUT_SECONDS = 2 * 60
-# The package's check wants a fixed list of origins; the default here is the request's own origin.
-SILENCED_SYSTEM_CHECKS = [*([] if OTP_WEBAUTHN_ALLOWED_ORIGINS else ["otp_webauthn.E030"])]
 
 AUTHENTICATION_BACKENDS = [
     "prisma_glow.tenancy.lockout.LockoutBackend",  # first: refuses a locked pair before the password
