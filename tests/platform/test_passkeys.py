@@ -381,3 +381,35 @@ def test_make_run_prints_the_localhost_address(tmp_path):
     assert "starting on http://localhost:8000/admin/" in out.stdout
     other = subprocess.run([str(script), "true", "0.0.0.0", "9000"], env=env, capture_output=True, text=True)
     assert "starting on http://0.0.0.0:9000/admin/" in other.stdout
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "{not json",
+        "[]",
+        '{"id": 1}',
+        '{"id": "x", "rawId": "!!!", "type": "public-key", "response": {}}',
+        "null",
+    ],
+    ids=["not-json", "a-list", "no-fields", "bad-base64", "null"],
+)
+def test_a_malformed_passkey_answer_at_the_sign_in_is_refused_plainly(with_passkey, answer):
+    """Bad input is a page that says what to do, never a server error; nothing is signed in."""
+    client = Client()
+    code_step(client, with_passkey)
+    response = client.post(CODE, {"passkey": answer})
+    assert response.status_code == 200
+    assert "errornote" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
+def test_required_factors_a_passkey_sign_in_opens_the_admin_and_the_api(with_passkey, key, settings, org):
+    """ASVS 5.0 V6.3.3: with factors required, a session that gave its passkey counts as verified."""
+    settings.PRISMA_GLOW_REQUIRE_MFA = True
+    client = Client()
+    options = options_in(code_step(client, with_passkey), "signin-passkey-options")
+    assert client.post(CODE, {"passkey": key.get(options, origin=ORIGIN)}).status_code == 302
+    assert client.get("/admin/").status_code == 200
+    response = client.get("/api/v1/agents/")
+    assert response.status_code == 200, response.content
