@@ -2,7 +2,8 @@
 
 A staff user's second factor is a confirmed django-otp device (``prisma_glow.accounts.models``): an
 authenticator app (TOTP, its key encrypted at rest), with one-time backup codes (hashed) for when the
-phone is lost. Every door checks a code the same way, through ``check_code`` (the device's own
+phone is lost, and passkeys (WebAuthn, ``prisma_glow.accounts.passkeys``: an assertion instead of a
+code, at the sign-in and at the admin's step-up). Every door checks a code the same way, through ``check_code`` (the device's own
 throttling applies: each wrong code doubles the wait on that device), and records a good one with
 ``record_check``, which marks the session verified for django-otp (``request.user.is_verified()``),
 renews the session key (ASVS V7.2.4) and stamps when the factor was last checked.
@@ -26,6 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from prisma_glow import sessions
+from prisma_glow.accounts import passkeys
 from prisma_glow.accounts.models import BackupCodeDevice
 from prisma_glow.audit.services import audit_person_event
 
@@ -39,7 +41,8 @@ def mfa_required() -> bool:
 
 
 def has_factor(user) -> bool:
-    """Whether ``user`` has enrolled a second factor (backup codes alone are not one)."""
+    """Whether ``user`` has enrolled a second factor: an authenticator app or a passkey (backup codes
+    alone are not one)."""
     if user is None or not user.is_authenticated:
         return False
     return any(
@@ -65,10 +68,19 @@ def check_code(user, code: str):
         return None
     backup = is_backup_code(code)
     with transaction.atomic():
-        for device in django_otp.devices_for_user(user, confirmed=True, for_verify=True):
+        for device in _code_devices(user, for_verify=True):
             if isinstance(device, BackupCodeDevice) == backup and device.verify_token(code):
                 return device
     return None
+
+
+def _code_devices(user, *, for_verify: bool = False):
+    """``user``'s confirmed devices that take a typed code (a passkey answers a challenge instead)."""
+    return [
+        device
+        for device in django_otp.devices_for_user(user, confirmed=True, for_verify=for_verify)
+        if not isinstance(device, passkeys.WebAuthnCredential)
+    ]
 
 
 def record_check(request, device) -> None:
@@ -99,8 +111,10 @@ def step_up_needed(request) -> bool:
 
 # --- Sign-in with a code and enrolment (the MFA slice: prisma_glow/accounts) -----------------------
 def device_kind(device) -> str:
-    """``backup_code`` or ``authenticator`` (what the audit log and the pages call a device)."""
-    return "backup_code" if isinstance(device, BackupCodeDevice) else "authenticator"
+    """``backup_code``, ``passkey`` or ``authenticator`` (what the audit log and the pages call a device)."""
+    if isinstance(device, BackupCodeDevice):
+        return "backup_code"
+    return "passkey" if isinstance(device, passkeys.WebAuthnCredential) else "authenticator"
 
 
 def is_backup_code(code: str) -> bool:
@@ -142,7 +156,7 @@ def is_verified(request) -> bool:
 @dataclass(frozen=True)
 class StepUp:
     """What a step-up came to: ``passed`` (the session is fresh until ``fresh_until``), or refused
-    because the code was ``wrong`` (or already used), the devices are ``throttled`` after wrong codes
+    because the code (or passkey) was ``wrong`` (or already used), the devices are ``throttled`` after wrong codes
     (until ``retry_at``), or the user has ``no_factor`` to check."""
 
     outcome: str
@@ -169,7 +183,7 @@ def throttled_until(user, code: str) -> dt.datetime | None:
     may be asked now; since any of them could accept it, the earliest of their waits."""
     backup = is_backup_code(code)
     waits = []
-    for device in django_otp.devices_for_user(user, confirmed=True):
+    for device in _code_devices(user):
         if isinstance(device, BackupCodeDevice) != backup:
             continue
         allowed, data = device.verify_is_allowed()
@@ -180,14 +194,28 @@ def throttled_until(user, code: str) -> dt.datetime | None:
     return min(known) if known and len(known) == len(waits) else None
 
 
-def step_up(request, code, *, door: str, operation: str | None = None) -> StepUp:
-    """Check ``code`` for ``request``'s user (``check_code``); when it is right, record the check
-    (``record_check``: a new session key, fresh for PRISMA_GLOW_STEP_UP_MINUTES). Either way audited
-    (``factor.step_up`` / ``factor.step_up_failed``, with the door and the operation it was for)."""
+def step_up(request, code, *, door: str, operation: str | None = None, passkey: str | None = None) -> StepUp:
+    """Check ``code`` for ``request``'s user (``check_code``), or, given ``passkey`` (the browser's
+    answer to the challenge the page showed), that passkey (``passkeys.verify``); when it is right,
+    record the check (``record_check``: a new session key, fresh for PRISMA_GLOW_STEP_UP_MINUTES).
+    Either way audited (``factor.step_up`` / ``factor.step_up_failed``, with the door and the operation
+    it was for)."""
     user = request.user
     retry_at = None
     if not any(django_otp.devices_for_user(user, confirmed=True)):
         result = StepUp("no_factor")
+    elif passkey is not None:
+        try:
+            device = passkeys.verify(request, user=user, answer=passkey, purpose="step_up")
+        except passkeys.PasskeyError:
+            result = StepUp("wrong_passkey")
+        else:
+            record_check(request, device)
+            result = StepUp("passed", fresh_until=fresh_until(request))
+            _audit_step_up(
+                user, "factor.step_up", door=door, operation=operation, device=device, result=result
+            )
+            return result
     elif (retry_at := throttled_until(user, code)) is not None:
         result = StepUp("throttled", retry_at=retry_at)
     elif (device := check_code(user, code)) is not None:

@@ -82,6 +82,8 @@ INSTALLED_APPS = [
     "csp",
     "axes",
     "django_otp",  # second factors (prisma_glow/factors.py); the devices are accounts' own
+    # Passkeys: django-otp-webauthn's WebAuthnCredential device and helper only (the views are accounts').
+    "prisma_glow.accounts.apps.PasskeyDevicesConfig",
     "prisma_glow.accounts",  # second-factor devices, signing in with a code, the two-step sign-in page
     # Before django_tasks_db: its db_worker command (with a lease) replaces django-tasks-db's.
     "prisma_glow.worker",
@@ -317,6 +319,18 @@ OTP_TOTP_ISSUER = "Prisma Glow"
 # A wrong code doubles the wait before the next attempt on that device (django-otp's throttling).
 OTP_TOTP_THROTTLE_FACTOR = 1
 OTP_STATIC_THROTTLE_FACTOR = 1
+# Passkeys (WebAuthn, django-otp-webauthn's device and helper; the ceremonies are prisma_glow/accounts/
+# passkeys.py). The relying party is PRISMA_GLOW_PASSKEY_RP_ID, by default each request's host name
+# (never an IP address: passkeys refuse them). A ceremony's origin must be the request's own origin
+# (scheme and host, checked against ALLOWED_HOSTS), and one of PRISMA_GLOW_PASSKEY_ORIGINS when set.
+OTP_WEBAUTHN_RP_ID = os.environ.get("PRISMA_GLOW_PASSKEY_RP_ID", "").strip()
+OTP_WEBAUTHN_RP_ID_CALLABLE = "prisma_glow.accounts.passkeys.rp_id"
+OTP_WEBAUTHN_RP_NAME = "Prisma Glow"
+OTP_WEBAUTHN_ALLOWED_ORIGINS = env_list("PRISMA_GLOW_PASSKEY_ORIGINS")
+OTP_WEBAUTHN_HELPER_CLASS = "prisma_glow.accounts.passkeys.Helper"
+# Second factor only: a passkey never replaces the password (the package's passwordless views are unused).
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False
+OTP_WEBAUTHN_TIMEOUT_SECONDS = 2 * 60
 
 AUTHENTICATION_BACKENDS = [
     "prisma_glow.tenancy.lockout.LockoutBackend",  # first: refuses a locked pair before the password

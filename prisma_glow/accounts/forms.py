@@ -35,3 +35,17 @@ class FirstCodeForm(CodeForm):
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
         error_messages={"required": "Type the six digits the app shows."},
     )
+
+
+class PasskeyForm(CodeForm):
+    """A passkey to add (its name) or remove; the code is asked only when no factor was checked in the
+    last ``PRISMA_GLOW_STEP_UP_MINUTES`` (the view drops it otherwise)."""
+
+    name = forms.CharField(
+        label="Name of the passkey",
+        max_length=64,
+        required=False,
+        strip=True,
+        help_text="So that you recognise it later, e.g. “Work laptop” or “Security key”.",
+    )
+    device = forms.IntegerField(required=False, widget=forms.HiddenInput)

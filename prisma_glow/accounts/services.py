@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import base64
 
+import django_otp
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django_otp_webauthn.models import WebAuthnCredential
 
 from prisma_glow import factors, sessions
 from prisma_glow.accounts.models import AuthenticatorDevice, BackupCode, BackupCodeDevice
@@ -29,6 +31,10 @@ BACKUP_CODES_NAME = "Backup codes"
 WRONG_FIRST_CODE = (
     "That code does not match: type the six digits your authenticator app shows now for Prisma Glow "
     "(check that the phone's clock is right)."
+)
+PASSKEY_LAST_FACTOR = (
+    "Two-step sign-in is required here and this passkey is your only second factor: add another "
+    "passkey or an authenticator app first, then remove this one."
 )
 REMOVAL_REFUSED = (
     "Two-step sign-in is required here, so it cannot be removed. To move to a new phone, use "
@@ -121,10 +127,60 @@ def backup_codes_regenerate(*, user, keep=None) -> list[str]:
     return codes
 
 
+# --- Passkeys (the ceremonies: prisma_glow/accounts/passkeys.py) -----------------------------------
+def _other_factors(user, device: WebAuthnCredential) -> list:
+    """``user``'s confirmed second factors other than ``device`` (backup codes are not one)."""
+    return [
+        d
+        for d in django_otp.devices_for_user(user, confirmed=True)
+        if not isinstance(d, BackupCodeDevice)
+        and not (isinstance(d, WebAuthnCredential) and d.pk == device.pk)
+    ]
+
+
+@transaction.atomic
+def passkey_registered(*, user, device: WebAuthnCredential, keep=None) -> list[str]:
+    """``device`` was just registered (verified) for ``user``: audited ``factor.enrolled`` (device
+    passkey) and the user's other sessions end. When it is their first factor, ten backup codes come
+    with it (returned, to be shown once), as with the authenticator app; otherwise ``[]``."""
+    first = not _other_factors(user, device)
+    codes = _new_backup_codes(user) if first else []
+    _audit(
+        user=user,
+        action="factor.enrolled",
+        actor=user,
+        after={"device": "passkey", "name": device.name, "first_factor": first, "backup_codes": len(codes)},
+    )
+    sessions.end_user_sessions(user=user, keep=keep)
+    return codes
+
+
+@transaction.atomic
+def passkey_remove(*, user, device_id, keep=None) -> str:
+    """``user`` removes one of their passkeys; refused (``ValidationError``) when it is their last
+    second factor while factors are required. Audited ``factor.removed`` (device passkey); the
+    user's other sessions end. Returns the passkey's name."""
+    device = WebAuthnCredential.objects.select_for_update().filter(user=user, pk=device_id).first()
+    if device is None:
+        raise ValidationError("That passkey is not one of yours (or was already removed).")
+    if factors.mfa_required() and not _other_factors(user, device):
+        raise ValidationError(PASSKEY_LAST_FACTOR)
+    name = device.name
+    device.delete()
+    ended = sessions.end_user_sessions(user=user, keep=keep)
+    _audit(
+        user=user,
+        action="factor.removed",
+        actor=user,
+        after={"device": "passkey", "name": name, "sessions_ended": ended},
+    )
+    return name
+
+
 # --- Removal --------------------------------------------------------------------------------------
 @transaction.atomic
 def factors_remove(*, user, keep=None) -> int:
-    """``user`` removes their own second factors (authenticator and backup codes); refused while
+    """``user`` removes their own second factors (authenticator, passkeys and backup codes); refused while
     factors are required. Audited ``factor.removed``. Returns how many devices were removed."""
     if factors.mfa_required():
         raise ValidationError(REMOVAL_REFUSED)
@@ -141,7 +197,7 @@ def factors_reset(*, user) -> int:
 
 def _remove(*, user, actor, action: str, keep) -> int:
     removed = 0
-    for model in (AuthenticatorDevice, BackupCodeDevice):
+    for model in (AuthenticatorDevice, BackupCodeDevice, WebAuthnCredential):
         removed += model.objects.filter(user=user).delete()[1].get(model._meta.label, 0)
     ended = sessions.end_user_sessions(user=user, keep=keep)
     _audit(user=user, action=action, actor=actor, after={"devices_removed": removed, "sessions_ended": ended})

@@ -11,7 +11,13 @@ Code step (``login_code``): a code from the authenticator app or a backup code, 
 page says how long). Wrong codes do not count toward the password lockout: the throttling already
 bounds guessing, and the pending sign-in lapses after five minutes, after which the password (which
 the lockout counts) is needed again. A good code logs the user in, marks the session verified and
-renews its key (``factors.record_check``, which is also a fresh step-up), and is audited.
+renews its key (``factors.record_check``, which is also a fresh step-up), and is audited. A user with
+a passkey may use it instead (``passkeys``: the page carries a challenge for their credentials only,
+the browser's answer comes back in a hidden field and is verified before the same completion).
+
+Passkeys are added and removed on the two-step sign-in page: adding is two posts (a name and, unless a
+factor was checked within PRISMA_GLOW_STEP_UP_MINUTES, a code; then the browser's answer to the
+registration challenge), removing one post; each is audited and ends the user's other sessions.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from urllib.parse import urlencode
 
 import django_otp
 import segno
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import REDIRECT_FIELD_NAME
@@ -35,8 +42,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
 from prisma_glow import factors
-from prisma_glow.accounts import services, signin
-from prisma_glow.accounts.forms import CodeForm, FirstCodeForm
+from prisma_glow.accounts import passkeys, services, signin
+from prisma_glow.accounts.forms import CodeForm, FirstCodeForm, PasskeyForm
 from prisma_glow.accounts.models import AuthenticatorDevice, BackupCodeDevice
 
 logger = logging.getLogger("prisma_glow.accounts")
@@ -114,7 +121,23 @@ def login(site, request, extra_context=None):
 
 
 # --- Code step ----------------------------------------------------------------------------------------
-@sensitive_post_parameters("code")
+def _complete_signin(request, user, device, next_url: str):
+    """The pending sign-in of ``user`` is complete with ``device`` (a code or a passkey): log in."""
+    signin.clear(request)
+    auth_login(request, user, backend=user.backend)
+    factors.record_check(request, device)
+    services.signin_record(user=user, device=device)
+    if isinstance(device, BackupCodeDevice):
+        left = services.backup_codes_left(user)
+        messages.warning(
+            request,
+            f"You signed in with a backup code: {left} left. If your phone is lost, make new "
+            "codes and replace the authenticator app under “Two-step sign-in”.",
+        )
+    return HttpResponseRedirect(next_url)
+
+
+@sensitive_post_parameters("code", "passkey")
 @never_cache
 def login_code(request):
     """The second step of signing in: a code for the pending sign-in (``admin:login_code``)."""
@@ -129,23 +152,22 @@ def login_code(request):
             )
         signin.clear(request)
         return HttpResponseRedirect(_with_next("admin:login", next_url))
-    form = CodeForm(request.POST if request.method == "POST" else None)
+    passkey_error = None
+    if request.method == "POST" and request.POST.get("passkey"):
+        form = CodeForm(None)
+        try:
+            device = passkeys.verify(request, user=user, answer=request.POST["passkey"], purpose="signin")
+        except passkeys.PasskeyError as error:
+            passkey_error = str(error)
+        else:
+            return _complete_signin(request, user, device, next_url)
+    else:
+        form = CodeForm(request.POST if request.method == "POST" else None)
     if form.is_valid():
         code = form.cleaned_data["code"]
         device = factors.check_code(user, code)
         if device is not None:
-            signin.clear(request)
-            auth_login(request, user, backend=user.backend)
-            factors.record_check(request, device)
-            services.signin_record(user=user, device=device)
-            if isinstance(device, BackupCodeDevice):
-                left = services.backup_codes_left(user)
-                messages.warning(
-                    request,
-                    f"You signed in with a backup code: {left} left. If your phone is lost, make new "
-                    "codes and replace the authenticator app under “Two-step sign-in”.",
-                )
-            return HttpResponseRedirect(next_url)
+            return _complete_signin(request, user, device, next_url)
         logger.warning("Wrong second-factor code for user %s.", user.pk)
         form.add_error("code", wrong_code_message(user, code))
     site = admin.site
@@ -158,6 +180,9 @@ def login_code(request):
         "next": next_url,
         "pending_username": user.get_username(),
         "restart_url": _with_next("admin:login", next_url),
+        "passkey_error": passkey_error,
+        "passkey_options": passkeys.authentication_options(request, user=user, purpose="signin"),
+        "passkey_unavailable": passkeys.unavailable_reason(request) if passkeys.has_passkey(user) else None,
     }
     return TemplateResponse(request, "admin/accounts/login_code.html", context)
 
@@ -185,7 +210,9 @@ def _codes_page(request, *, codes: list[str], next_url: str, title: str):
     return TemplateResponse(request, "admin/accounts/backup_codes.html", context)
 
 
-@sensitive_post_parameters("code", "confirm-code", "regenerate-code", "remove-code", "replace-code")
+@sensitive_post_parameters(
+    "code", "confirm-code", "regenerate-code", "remove-code", "replace-code", "passkey-code", "passkey"
+)
 @never_cache
 def account_security(request):
     """A staff user's own second factors (``/admin/account/security/``): enrol an authenticator app,
@@ -199,20 +226,29 @@ def account_security(request):
         "regenerate": CodeForm(prefix="regenerate"),
         "remove": CodeForm(prefix="remove"),
         "replace": CodeForm(prefix="replace"),
+        "passkey": PasskeyForm(prefix="passkey"),
     }
+    creation_options = None
     if request.method == "POST":
         action = request.POST.get("action", "")
+        if action in PASSKEY_ACTIONS:
+            response, creation_options = _passkey_action(
+                request, action=action, forms=forms, next_url=next_url
+            )
+            if response is not None:
+                return response
+            action = ""
         if action == "cancel":
             services.enrolment_cancel(user=user)
             messages.info(
                 request, "The new authenticator app was not set up; the one you have keeps working."
             )
             return HttpResponseRedirect(reverse("admin:account_security"))
-        if action not in forms:
+        if action and action not in forms:
             messages.error(request, "Choose what to do with the buttons of this page.")
             return HttpResponseRedirect(reverse("admin:account_security"))
-        form = forms[action] = type(forms[action])(request.POST, prefix=action)
-        if form.is_valid():
+        form = forms[action] = type(forms[action])(request.POST, prefix=action) if action else None
+        if form is not None and form.is_valid():
             code = form.cleaned_data["code"]
             if action == "confirm":
                 device = (
@@ -256,6 +292,12 @@ def account_security(request):
         "secret": _grouped(services.secret_of(device)) if device else "",
         "forms": forms,
         "next": next_url,
+        "passkeys": list(passkeys.credentials_of(user)),
+        "passkey_unavailable": passkeys.unavailable_reason(request),
+        "passkey_creation": creation_options,
+        "passkey_name": passkeys.waiting_registration_name(request, user=user) if creation_options else "",
+        "fresh": factors.checked_recently(request),
+        "minutes": settings.PRISMA_GLOW_STEP_UP_MINUTES,
     }
     if factors.mfa_required() and not factors.is_verified(request):
         # Enrolment comes before anything else: no links to pages that would send the user back here.
@@ -291,3 +333,61 @@ def _act(request, *, action: str, device, next_url: str):
     request.session[signin.NO_FACTOR] = True
     messages.success(request, "Two-step sign-in is off: your password alone now signs you in.")
     return HttpResponseRedirect(reverse("admin:account_security"))
+
+
+# --- Passkeys on the two-step sign-in page ------------------------------------------------------------
+PASSKEY_ACTIONS = ("passkey_begin", "passkey_finish", "passkey_remove")
+
+
+def _passkey_action(request, *, action: str, forms: dict, next_url: str):
+    """(a response, None) when done, or (None, registration options to show) / (None, None) to show the
+    page again (with the errors in ``forms["passkey"]`` or a message)."""
+    user = request.user
+    here = reverse("admin:account_security")
+    if reason := passkeys.unavailable_reason(request):
+        messages.error(request, reason)
+        return HttpResponseRedirect(here), None
+    if action == "passkey_finish":
+        try:
+            device = passkeys.register(request, user=user, answer=request.POST.get("passkey", ""))
+        except passkeys.PasskeyError as error:
+            messages.error(request, str(error))
+            return HttpResponseRedirect(here), None
+        codes = services.passkey_registered(user=user, device=device, keep=request)
+        if codes:  # the first factor: the session counts as verified, as after a first code
+            factors.record_check(request, device)
+            request.session.pop(signin.NO_FACTOR, None)
+            messages.success(request, f"Passkey “{device.name}” added: two-step sign-in is on.")
+            return _codes_page(request, codes=codes, next_url=next_url, title="Your backup codes"), None
+        messages.success(request, f"Passkey “{device.name}” added: use it at your next sign-in.")
+        return HttpResponseRedirect(here), None
+    form = forms["passkey"] = PasskeyForm(request.POST, prefix="passkey")
+    enrolled = factors.has_factor(user)
+    if not form.is_valid() and (not enrolled or factors.checked_recently(request)):
+        form.errors.pop("code", None)  # no code asked: none enrolled, or one checked just now
+    if form.errors:
+        if action == "passkey_remove":
+            messages.error(
+                request, "Type a code from your authenticator app (or a backup code) to remove a passkey."
+            )
+            return HttpResponseRedirect(here), None
+        return None, None
+    if enrolled and not factors.checked_recently(request):
+        code = form.cleaned_data.get("code", "")
+        device = factors.check_code(user, code)
+        if device is None:
+            if action == "passkey_remove":
+                messages.error(request, wrong_code_message(user, code) + " The passkey was not removed.")
+                return HttpResponseRedirect(here), None
+            form.add_error("code", wrong_code_message(user, code))
+            return None, None
+        factors.record_check(request, device)
+    if action == "passkey_begin":
+        return None, passkeys.registration_options(request, user=user, name=form.cleaned_data.get("name", ""))
+    try:
+        name = services.passkey_remove(user=user, device_id=form.cleaned_data.get("device"), keep=request)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return HttpResponseRedirect(here), None
+    messages.success(request, f"Passkey “{name}” removed.")
+    return HttpResponseRedirect(here), None

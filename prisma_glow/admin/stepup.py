@@ -6,7 +6,9 @@ turns that refusal into a page of the admin asking for a code, which carries eve
 original POST as hidden inputs (with the CSRF token) and posts back to the same URL. On that second
 POST the code is checked (``prisma_glow.factors.step_up``: throttled, one use, a new session key,
 audited) and, when right, the door goes on with the original action in the same request: nothing to
-type again. A wrong code shows the page again with the reason; nothing is done. A user with no
+type again. A user with a passkey may use it instead of a code: the page carries the passkey's
+challenge (``prisma_glow.accounts.passkeys``), ``admin_ui/passkeys.js`` puts the browser's answer in a
+hidden field of the same form, and the answer is verified here before anything goes on. A wrong code shows the page again with the reason; nothing is done. A user with no
 factor (possible only when factors are required) is sent to enrol one (Account security).
 
 Doors: ``OrganizationScopedAdmin`` (``prisma_glow.admin.base``) asks ``gate`` for every add, change,
@@ -26,18 +28,23 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import capfirst
 
 from prisma_glow import factors, policy
+from prisma_glow.accounts import passkeys
 from prisma_glow.admin.refusal import refusal_page
 from prisma_glow.admin.scoping import get_admin_access
 
 # The code typed on the page; the other posted fields are the original request's, carried over.
 CODE_FIELD = "_pg_step_up_code"
-NOT_CARRIED = {"csrfmiddlewaretoken", CODE_FIELD}
+# The browser's answer to the passkey challenge the page carries (JSON), in place of a code.
+PASSKEY_FIELD = "_pg_step_up_passkey"
+NOT_CARRIED = {"csrfmiddlewaretoken", CODE_FIELD, PASSKEY_FIELD}
 
 MESSAGES = {
     "wrong": "This code is wrong, expired or already used: type the code your authenticator app shows "
     "now (or an unused backup code). Nothing was done.",
     "throttled": "Too many wrong codes: wait a little before trying again. Nothing was done.",
     "no_factor": "You have no second factor to check yet: enrol one first.",
+    "wrong_passkey": "That passkey was not accepted (or the request was already used): use a passkey "
+    "registered for your account, or type a code. Nothing was done.",
 }
 
 
@@ -59,7 +66,14 @@ def gate(request, operation: str, obj=None, *, model_admin=None, **context):
     if decision or decision.code != policy.STEP_UP_REQUIRED:
         return None
     error = None
-    if CODE_FIELD in request.POST:
+    if request.POST.get(PASSKEY_FIELD):
+        result = factors.step_up(
+            request, "", door="admin", operation=operation, passkey=request.POST[PASSKEY_FIELD]
+        )
+        if result:
+            return None
+        error = MESSAGES[result.outcome]
+    elif CODE_FIELD in request.POST:
         result = factors.step_up(request, request.POST[CODE_FIELD], door="admin", operation=operation)
         if result:
             return None
@@ -75,6 +89,7 @@ def code_page(request, operation: str, *, error: str | None = None, model_admin=
         (name, value) for name, values in request.POST.lists() if name not in NOT_CARRIED for value in values
     ]
     has_device = any(django_otp.devices_for_user(request.user, confirmed=True))
+    has_passkey = passkeys.has_passkey(request.user)
     context = {
         "operation": operation,
         "summary": capfirst(policy.OPERATIONS[operation].summary),
@@ -86,6 +101,9 @@ def code_page(request, operation: str, *, error: str | None = None, model_admin=
         "enrol_url": account_security_url(),
         "back_url": _back_url(request),
         "minutes": settings.PRISMA_GLOW_STEP_UP_MINUTES,
+        "passkey_field": PASSKEY_FIELD,
+        "passkey_options": passkeys.authentication_options(request, user=request.user, purpose="step_up"),
+        "passkey_unavailable": passkeys.unavailable_reason(request) if has_passkey else None,
     }
     response = render_admin_page(
         request,
