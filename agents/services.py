@@ -29,6 +29,7 @@ from agents.models import (
     AgentStatus,
     AgentTool,
     Budget,
+    BudgetReservation,
     Execution,
     Feedback,
     LearningExample,
@@ -38,6 +39,7 @@ from agents.models import (
     Rating,
 )
 from agents.privacy import identifier_mapping
+from agents.runtime.budgets import release_all_stale
 from guardrails.engine import restore
 from guardrails.masking import mask_text, redact_texts
 from personas.models import Persona
@@ -45,7 +47,7 @@ from personas.services import EDITABLE_FIELDS as PERSONA_FIELDS
 from prisma_glow.audit.services import audit_record, audited_update, snapshot
 from prisma_glow.exceptions import ConflictError
 from prisma_glow.locking import lock_for_write, retry_on_conflict
-from prisma_glow.tenancy.models import APIKey, Membership
+from prisma_glow.tenancy.models import APIKey, Membership, Organization
 
 # --- Helpers ----------------------------------------------------------------------------------
 
@@ -667,6 +669,32 @@ def budget_delete(*, budget: Budget, actor) -> None:
         before=snapshot(budget),
     )
     budget.delete()
+
+
+def budget_release_stale(*, organization=None, actor=None) -> dict:
+    """Release the budget reservations of runs that cannot still be going (finished, or their process
+    died: ``agents.models.run_is_live``) in every organisation, or in ``organization``; runs do it
+    themselves when a budget seems spent, this is for operators (``manage.py
+    release_budget_reservations``). Each organisation's release is audited
+    (``budget.release_reservations``). Returns {organisation: reservations released}."""
+    organizations = Organization.objects.filter(
+        pk__in=BudgetReservation.objects.values("budget__organization")
+    ).order_by("slug")
+    if organization is not None:
+        organizations = organizations.filter(pk=organization.pk)
+    released = {}
+    for each in organizations:
+        with transaction.atomic():
+            count = release_all_stale(organization=each)
+            if count:
+                audit_record(
+                    organization=each,
+                    action="budget.release_reservations",
+                    actor=actor,
+                    after={"released": count},
+                )
+        released[each] = count
+    return released
 
 
 # --- Feedback and learning examples -----------------------------------------------------------
