@@ -5,10 +5,11 @@ deletes it; runs compare against the limit as it is now, and a deleted budget st
 only runs in progress are in the way, ``Retry-After`` is short; a call larger than the whole limit says
 waiting will not help."""
 
-# ruff: noqa: F811 (the `execute_client` fixture is imported, then requested by name)
+# ruff: noqa: F811 (the `execute_client` and `remote` fixtures are imported, then requested by name)
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import threading
 import time
 
@@ -16,13 +17,15 @@ import pytest
 from django.core.management import call_command
 from django.db import connection, connections, transaction
 from django.utils import timezone
+from werkzeug import Response
 
 from agents.models import RUN_GRACE, Budget, BudgetReservation, BudgetUsage, Execution, period_bounds
 from agents.runtime.budgets import Charge, Ledger, precheck, release_stale
 from prisma_glow.audit.models import AuditEvent
 from prisma_glow.exceptions import BudgetExceeded
 from tests.agents.runtime.test_budgets_runtime import VAT_QUESTION, execute_client, url, used  # noqa: F401
-from tests.factories import AgentFactory, BudgetFactory, ExecutionFactory
+from tests.agents.runtime.test_openai_provider import completion, remote, run_then_release  # noqa: F401
+from tests.factories import AgentFactory, BudgetFactory, ExecutionFactory, ModelProviderFactory
 from tests.support.api import assert_error
 
 pytestmark = pytest.mark.django_db
@@ -230,3 +233,61 @@ def test_a_budget_deleted_during_a_run_no_longer_applies(org):
     fresh.reserve(Charge(5000, 0))  # loaded before the delete: no row to create, nothing refused
     assert not BudgetReservation.objects.exists()
     assert precheck([budget], Charge(5000, 0)) is None
+
+
+# --- 2. What a failed call counts ---------------------------------------------------------------------
+
+
+def test_a_call_that_timed_out_is_charged_all_it_reserved(remote, org):
+    """The provider received the request and worked on it (it may bill it); the client gave up: the
+    budget counts the whole reservation, not nothing."""
+    done = threading.Event()
+
+    def slow(body):
+        done.wait(2.5)
+        return completion("late")
+
+    agent, _ = remote(slow, timeout_seconds=1)
+    budget = BudgetFactory(organization=org, metric="tokens", period="day", limit=100_000)
+    execution, _ = run_then_release(agent, done)
+    assert execution.status == "failed" and "timed out" in execution.error
+    settled, reserved = used(budget)
+    assert reserved == 0 and settled >= 1024  # at least max_tokens: all that was reserved
+
+
+def test_an_unparseable_answer_is_charged_all_it_reserved(remote, org):
+    agent, _ = remote(Response("{not json", content_type="application/json"))
+    budget = BudgetFactory(organization=org, metric="tokens", period="day", limit=100_000)
+    execution = execute_hello(agent)
+    assert execution.status == "failed" and "malformed" in execution.error
+    assert used(budget)[0] >= 1024 and used(budget)[1] == 0
+
+
+def test_a_refused_connection_counts_nothing(org, make_agent, settings):
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    settings.PROVIDER_ALLOWED_HOSTS = [f"127.0.0.1:{port}"]
+    provider = ModelProviderFactory(
+        organization=org, kind="openai_compatible", base_url=f"http://127.0.0.1:{port}/v1", max_retries=1
+    )
+    budget = BudgetFactory(organization=org, metric="tokens", period="day", limit=100_000)
+    execution = execute_hello(make_agent(provider=provider, guards=None))
+    assert execution.status == "failed" and "unreachable" in execution.error
+    assert used(budget) == (0, 0)
+
+
+def test_a_call_the_outbound_guard_refused_counts_nothing(remote, org, settings):
+    agent, model = remote(completion("never"))
+    settings.PROVIDER_ALLOWED_HOSTS = ["provider.example.com"]
+    budget = BudgetFactory(organization=org, metric="tokens", period="day", limit=100_000)
+    execution = execute_hello(agent)
+    assert execution.status == "failed" and "outbound policy" in execution.error
+    assert used(budget) == (0, 0) and model.bodies == []
+
+
+def execute_hello(agent):
+    from agents.runtime import execute  # noqa: PLC0415
+
+    return execute(agent, "Hello?", source="api")
