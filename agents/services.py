@@ -591,6 +591,16 @@ def provider_delete(*, provider: ModelProvider, actor) -> None:
 # --- Budgets ----------------------------------------------------------------------------------
 
 BUDGET_FIELDS = ("agent", "metric", "period", "limit")
+#: What a budget counts, fixed at creation (``budget_update``).
+BUDGET_FIXED_FIELDS = ("agent", "metric", "period")
+BUDGET_FIXED_MESSAGE = (
+    "A budget's agent, metric and period cannot change: what it has counted would be read as "
+    "something else. Delete the budget and create another."
+)
+
+
+def _pk_or_value(value):
+    return value.pk if isinstance(value, models.Model) else value
 
 
 def _budget_errors(budget: Budget) -> dict[str, list[str]]:
@@ -637,11 +647,21 @@ def budget_create(*, organization, actor, **fields: Any) -> Budget:
 @retry_on_conflict
 @transaction.atomic
 def budget_update(*, budget: Budget, actor, **fields: Any) -> Budget:
-    """Change a budget's limit (or its agent, metric or period); what its current period has consumed
-    stays counted."""
+    """Change a budget's limit; what its current period has consumed stays counted. Its agent, metric
+    and period are fixed at creation (``BUDGET_FIXED_FIELDS``): changing them would reinterpret what
+    it has counted (tokens read as cost, a day's consumption as a month's, one agent's as another's),
+    so another value is refused (``ValidationError``): delete the budget and create another."""
     _check_fields(fields, BUDGET_FIELDS, "budget")
     lock_for_write(organization=budget.organization_id)
     budget = Budget.objects.select_for_update(of=("self",)).select_related("organization").get(pk=budget.pk)
+    fixed = {
+        name: [BUDGET_FIXED_MESSAGE]
+        for name in BUDGET_FIXED_FIELDS
+        if name in fields
+        and _pk_or_value(fields[name]) != getattr(budget, f"{name}_id" if name == "agent" else name)
+    }
+    if fixed:
+        raise ValidationError(fixed)
 
     def validate(budget: Budget) -> None:
         _full_clean(budget, _budget_errors(budget), _budget_conflicts(budget))

@@ -553,6 +553,11 @@ class BudgetAdmin(OrganizationScopedAdmin):
     def get_queryset(self, request):
         return budgets_with_usage(super().get_queryset(request))
 
+    def get_readonly_fields(self, request, obj=None):
+        # What a budget counts is fixed at creation (``services.budget_update``).
+        fixed = list(services.BUDGET_FIXED_FIELDS) if obj is not None else []
+        return [*super().get_readonly_fields(request, obj), *fixed]
+
     @admin.display(description="Budget")
     def whose(self, obj):
         return obj.agent.name if obj.agent_id else "Organisation (every agent)"

@@ -149,3 +149,20 @@ def test_refused_runs_are_listed_and_filtered_among_executions(owner_client, org
     assert html.count("pg-badge-completed") == 0
     page = owner_client.get(f"/admin/agents/execution/{refused.pk}/change/").content.decode()
     assert "The organisation&#x27;s daily cost budget" in page and "a budget could not cover the run" in page
+
+
+def test_what_a_budget_counts_is_read_only_on_its_change_page(admin_client, org):
+    """The agent, metric and period are fixed at creation: shown, not editable; a forged post that
+    changes them changes only the limit."""
+    agent = AgentFactory(organization=org, name="VAT adviser")
+    budget = BudgetFactory(organization=org, agent=agent, metric="cost", period="day", limit="2.00")
+    html = admin_client.get(f"{LIST}{budget.pk}/change/").content.decode()
+    assert 'name="limit"' in html
+    assert 'name="metric"' not in html and 'name="period"' not in html and 'name="agent"' not in html
+    response = admin_client.post(
+        f"{LIST}{budget.pk}/change/", {"agent": "", "metric": "tokens", "period": "month", "limit": "5"}
+    )
+    assert response.status_code == 302
+    budget.refresh_from_db()
+    assert (budget.agent, budget.metric, budget.period, budget.limit) == (agent, "cost", "day", 5)
+    assert 'name="metric"' in admin_client.get(f"{LIST}add/").content.decode()
