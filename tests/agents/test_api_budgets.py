@@ -154,3 +154,22 @@ def test_a_full_update_with_the_same_agent_metric_and_period_is_allowed(org, adm
     response = admin_client_api.put(f"{URL}{budget.pk}/", body, format="json")
     assert response.status_code == 200, response.content
     assert response.json()["limit"] == "3.000000"
+
+
+def test_a_cost_budget_says_which_agents_it_cannot_limit(org, admin_client_api):
+    """``limits_nothing_for``: the agents whose provider has no prices (their calls cost 0), for a cost
+    budget; a token budget limits them all."""
+    from tests.factories import ModelProviderFactory  # noqa: PLC0415
+
+    free = ModelProviderFactory(organization=org, kind="offline", price_input_per_1k=0, price_output_per_1k=0)
+    priced = ModelProviderFactory(organization=org, kind="offline", price_output_per_1k="1.00")
+    unlimited = AgentFactory(organization=org, name="Local drafting", provider=free)
+    limited = AgentFactory(organization=org, name="Priced helper", provider=priced)
+    org_cost = BudgetFactory(organization=org, metric="cost", period="month", limit="10.00")
+    agent_cost = BudgetFactory(organization=org, agent=unlimited, metric="cost", period="day", limit="1.00")
+    priced_cost = BudgetFactory(organization=org, agent=limited, metric="cost", period="day", limit="1.00")
+    tokens = BudgetFactory(organization=org, metric="tokens", period="month", limit=1000)
+    listed = {row["id"]: row["limits_nothing_for"] for row in results(admin_client_api.get(URL))}
+    assert "Local drafting" in listed[org_cost.pk] and "Priced helper" not in listed[org_cost.pk]
+    assert listed[agent_cost.pk] == ["Local drafting"]
+    assert listed[priced_cost.pk] == [] and listed[tokens.pk] == []
