@@ -12,6 +12,7 @@ import datetime as dt
 import socket
 import threading
 import time
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import call_command
@@ -291,3 +292,17 @@ def execute_hello(agent):
     from agents.runtime import execute  # noqa: PLC0415
 
     return execute(agent, "Hello?", source="api")
+
+
+# --- 9. One calendar for every request ------------------------------------------------------------
+
+
+def test_periods_are_in_the_sites_time_zone_whatever_the_request_activated(settings):
+    """A request that activated another time zone (a user's) must not move a budget's day: periods are
+    calendar days and months in ``settings.TIME_ZONE``."""
+    settings.TIME_ZONE = "Europe/Berlin"
+    now = dt.datetime(2026, 12, 5, 23, 30, tzinfo=dt.UTC)  # already 6 December in Berlin
+    with timezone.override("America/New_York"):  # still 5 December there
+        start, end = period_bounds("day", now)
+    assert start == dt.datetime(2026, 12, 6, 0, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+    assert end - start == dt.timedelta(days=1)
