@@ -323,13 +323,13 @@ def whose(budget: Budget) -> str:
 
 
 def _until_reservations_end(budget: Budget, start: dt.datetime, now: dt.datetime) -> dt.datetime | None:
-    """When the runs holding ``budget``'s period reservations will all have finished or be stale (so
-    their reservations are released): the latest such moment, or None when none holds any."""
+    """When the oldest reservation of ``budget``'s period will at the latest be released (its run
+    finished or stale): the first moment room may come back without a reset; None when none is held."""
     rows = BudgetReservation.objects.filter(budget_id=budget.pk, period_start=start).values_list(
         "execution__created_at", "execution__agent__timeout_seconds"
     )
     ends = [run_live_until(created_at, timeout) for created_at, timeout in rows]
-    return max(ends) if ends else None
+    return min(ends) if ends else None
 
 
 def refusal(
@@ -369,8 +369,9 @@ def refusal(
         ends = _until_reservations_end(budget, start, now)
         retry_at = min(resets_at, max(ends or now, now + dt.timedelta(seconds=1)))
         message = (
-            f"{head}. Only runs in progress are in the way: try again in a moment (their reservations "
-            f"end by {timezone.localtime(retry_at):%Y-%m-%d %H:%M:%S} ({local.tzname()}) at the latest)."
+            f"{head}. Only runs in progress are in the way: try again in a moment (the oldest of their "
+            f"reservations ends by {timezone.localtime(retry_at):%Y-%m-%d %H:%M:%S} ({local.tzname()}) "
+            "at the latest)."
         )
     else:
         message = (
