@@ -3,7 +3,8 @@ every budget that applies to it (its organisation's and its agent's, per day and
 settles the real figure after.
 
 - **Reserve.** ``Ledger.reserve(charge)``, before the call: for each budget, one conditional
-  ``UPDATE`` of its period's ``BudgetUsage`` row (``used + reserved + amount <= limit``), all in one
+  ``UPDATE`` of its period's ``BudgetUsage`` row (``used + reserved + amount <= limit``, the limit as
+  it is now: ``current_limit``; a budget deleted since the run started no longer applies), all in one
   transaction, with a ``BudgetReservation`` row per budget saying what the run holds. The condition is
   judged on the row as it is when the ``UPDATE`` gets it (PostgreSQL re-reads a row another
   transaction changed meanwhile; SQLite runs write transactions one at a time), so concurrent runs can
@@ -12,16 +13,22 @@ settles the real figure after.
   for each other's rows in opposite orders. A budget that cannot cover the call refuses it
   (``BudgetExceeded``); the run ends ``refused``.
 - **Settle.** The call's real figure (``Charge.of``: tokens in + out, cost at the provider's prices;
-  the whole reservation when the provider reported no usage, nothing when it failed before
-  answering) replaces its reservation when the run's next call reserves (in the same ``UPDATE``)
+  the whole reservation when the provider reported no usage or the call failed in a way it may still
+  bill — a timeout, an unreadable answer, a broken stream —, nothing only when it provably did not
+  process the call: ``ProviderError.processed`` False) replaces its reservation when the run's next call reserves (in the same ``UPDATE``)
   or when the run's record is written (``Ledger.settle``, in ``record.record_finish``'s transaction),
   so a run that ends, however it ends, releases what it held.
 - **Stale reservations.** A run whose process died holds its reservation until it is released: when
-  a budget seems exhausted, the reservations of runs started longer ago than any run may last
-  (``STALE_AFTER``), or already finished, are released first (``release_stale``), and the
-  reservation is tried once more. Whoever deletes a ``BudgetReservation`` row takes its amount off
-  ``reserved``, so a release and a late settlement never both do.
-- **Before a run.** ``precheck`` (one query) refuses a run that no budget could let make even its
+  a budget seems exhausted (in ``precheck`` and in ``Ledger.reserve``), the reservations of runs that
+  cannot still be going (``models.run_is_live``: finished, or running past their agent's time limit
+  plus ``RUN_GRACE``, the rule conversations use too) are released first (``release_stale``), and
+  the budget is checked once more; ``manage.py release_budget_reservations`` releases them all.
+  Whoever deletes a ``BudgetReservation`` row takes its amount off ``reserved`` — the amount the row
+  holds as it is deleted (``DELETE … RETURNING``) —, so a release and a late settlement never both do.
+- **Retry-After.** The refusing budget's period end, or, when only runs in progress are in the way,
+  the moment the oldest of their reservations must have been released; a call larger than the whole
+  limit is told waiting will not help.
+- **Before a run.** ``precheck`` (one query while there is room) refuses a run that no budget could let make even its
   smallest call (the question and the persona at the prices, plus ``max_tokens``), so a stream is
   refused before it starts, with the same answer (429) as a run refused at its first call.
 
