@@ -329,6 +329,25 @@ class ExecutionStatus(models.TextChoices):
     REFUSED = "refused", "Refused (budget)"
 
 
+#: How long past its agent's time limit (``Agent.timeout_seconds``) a ``running`` run may still be
+#: going (its record being written). Later, its process died: it no longer holds its conversation
+#: (``agents.runtime.conversations``) nor its budget reservations (``agents.runtime.budgets``).
+RUN_GRACE = dt.timedelta(seconds=60)
+
+
+def run_live_until(created_at: dt.datetime, timeout_seconds: int) -> dt.datetime:
+    """The moment a run started at ``created_at`` can no longer be going (the one rule for "stale")."""
+    return created_at + dt.timedelta(seconds=timeout_seconds) + RUN_GRACE
+
+
+def run_is_live(status: str, created_at: dt.datetime, timeout_seconds: int, *, now=None) -> bool:
+    """Whether a run may still be going: ``running``, and started less than its agent's time limit
+    plus ``RUN_GRACE`` ago. A run that is not is finished, or its process died."""
+    if status != ExecutionStatus.RUNNING:
+        return False
+    return run_live_until(created_at, timeout_seconds) > (now or timezone.now())
+
+
 class ExecutionSource(models.TextChoices):
     CONSOLE = "console", "Test console"
     API = "api", "API"
@@ -670,7 +689,7 @@ def to_units(metric: str, amount) -> int:
 def period_bounds(period: str, now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
     """The start and end of the budget ``period`` (a calendar day or month in ``TIME_ZONE``) that
     contains ``now``."""
-    local = timezone.localtime(now)
+    local = timezone.localtime(now, timezone.get_default_timezone())
     if period == BudgetPeriod.DAY:
         first = local.date()
         following = first + dt.timedelta(days=1)

@@ -25,8 +25,10 @@ from agents.models import (
     Agent,
     AgentGuardrail,
     AgentKnowledge,
+    AgentStatus,
     AgentTool,
     Budget,
+    BudgetMetric,
     BudgetPeriod,
     BudgetUsage,
     LearningExample,
@@ -205,6 +207,29 @@ def _configuration(agent: Agent, persona) -> RunConfiguration:
         if a.guardrail.organization_id == agent.organization_id
     )
     return RunConfiguration(agent, persona, provider_row, tools, knowledge, guardrails, tuple(examples))
+
+
+def budget_unpriced_agents(*, organization_id: int) -> dict[int, str]:
+    """The organisation's agents (not deprecated) whose runs cost nothing by the providers' prices:
+    the offline engine (no provider) or a provider with no input and no output price. A cost budget
+    limits nothing for them (``budget_limits_nothing_for``). {agent id: name}, one query."""
+    return dict(
+        Agent.objects.filter(organization_id=organization_id)
+        .exclude(status=AgentStatus.DEPRECATED)
+        .filter(Q(provider__isnull=True) | Q(provider__price_input_per_1k=0, provider__price_output_per_1k=0))
+        .order_by("name", "pk")
+        .values_list("pk", "name")
+    )
+
+
+def budget_limits_nothing_for(budget: Budget, unpriced: dict[int, str]) -> list[str]:
+    """The names of the agents a cost budget cannot limit (their providers have no prices: their calls
+    cost 0), from ``budget_unpriced_agents``; empty for a token budget."""
+    if budget.metric != BudgetMetric.COST:
+        return []
+    if budget.agent_id:
+        return [unpriced[budget.agent_id]] if budget.agent_id in unpriced else []
+    return list(unpriced.values())
 
 
 def budgets_with_usage(budgets, *, now=None):

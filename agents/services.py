@@ -29,6 +29,7 @@ from agents.models import (
     AgentStatus,
     AgentTool,
     Budget,
+    BudgetReservation,
     Execution,
     Feedback,
     LearningExample,
@@ -38,6 +39,7 @@ from agents.models import (
     Rating,
 )
 from agents.privacy import identifier_mapping
+from agents.runtime.budgets import release_all_stale
 from guardrails.engine import restore
 from guardrails.masking import mask_text, redact_texts
 from personas.models import Persona
@@ -45,7 +47,7 @@ from personas.services import EDITABLE_FIELDS as PERSONA_FIELDS
 from prisma_glow.audit.services import audit_record, audited_update, snapshot
 from prisma_glow.exceptions import ConflictError
 from prisma_glow.locking import lock_for_write, retry_on_conflict
-from prisma_glow.tenancy.models import APIKey, Membership
+from prisma_glow.tenancy.models import APIKey, Membership, Organization
 
 # --- Helpers ----------------------------------------------------------------------------------
 
@@ -589,6 +591,16 @@ def provider_delete(*, provider: ModelProvider, actor) -> None:
 # --- Budgets ----------------------------------------------------------------------------------
 
 BUDGET_FIELDS = ("agent", "metric", "period", "limit")
+#: What a budget counts, fixed at creation (``budget_update``).
+BUDGET_FIXED_FIELDS = ("agent", "metric", "period")
+BUDGET_FIXED_MESSAGE = (
+    "A budget's agent, metric and period cannot change: what it has counted would be read as "
+    "something else. Delete the budget and create another."
+)
+
+
+def _pk_or_value(value):
+    return value.pk if isinstance(value, models.Model) else value
 
 
 def _budget_errors(budget: Budget) -> dict[str, list[str]]:
@@ -635,11 +647,21 @@ def budget_create(*, organization, actor, **fields: Any) -> Budget:
 @retry_on_conflict
 @transaction.atomic
 def budget_update(*, budget: Budget, actor, **fields: Any) -> Budget:
-    """Change a budget's limit (or its agent, metric or period); what its current period has consumed
-    stays counted."""
+    """Change a budget's limit; what its current period has consumed stays counted. Its agent, metric
+    and period are fixed at creation (``BUDGET_FIXED_FIELDS``): changing them would reinterpret what
+    it has counted (tokens read as cost, a day's consumption as a month's, one agent's as another's),
+    so another value is refused (``ValidationError``): delete the budget and create another."""
     _check_fields(fields, BUDGET_FIELDS, "budget")
     lock_for_write(organization=budget.organization_id)
     budget = Budget.objects.select_for_update(of=("self",)).select_related("organization").get(pk=budget.pk)
+    fixed = {
+        name: [BUDGET_FIXED_MESSAGE]
+        for name in BUDGET_FIXED_FIELDS
+        if name in fields
+        and _pk_or_value(fields[name]) != getattr(budget, f"{name}_id" if name == "agent" else name)
+    }
+    if fixed:
+        raise ValidationError(fixed)
 
     def validate(budget: Budget) -> None:
         _full_clean(budget, _budget_errors(budget), _budget_conflicts(budget))
@@ -667,6 +689,32 @@ def budget_delete(*, budget: Budget, actor) -> None:
         before=snapshot(budget),
     )
     budget.delete()
+
+
+def budget_release_stale(*, organization=None, actor=None) -> dict:
+    """Release the budget reservations of runs that cannot still be going (finished, or their process
+    died: ``agents.models.run_is_live``) in every organisation, or in ``organization``; runs do it
+    themselves when a budget seems spent, this is for operators (``manage.py
+    release_budget_reservations``). Each organisation's release is audited
+    (``budget.release_reservations``). Returns {organisation: reservations released}."""
+    organizations = Organization.objects.filter(
+        pk__in=BudgetReservation.objects.values("budget__organization")
+    ).order_by("slug")
+    if organization is not None:
+        organizations = organizations.filter(pk=organization.pk)
+    released = {}
+    for each in organizations:
+        with transaction.atomic():
+            count = release_all_stale(organization=each)
+            if count:
+                audit_record(
+                    organization=each,
+                    action="budget.release_reservations",
+                    actor=actor,
+                    after={"released": count},
+                )
+        released[each] = count
+    return released
 
 
 # --- Feedback and learning examples -----------------------------------------------------------

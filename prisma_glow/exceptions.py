@@ -33,14 +33,16 @@ class BudgetExceeded(ValidationError):
     """A budget cannot cover a run's next provider call (``agents.runtime.budgets``). ``message`` says
     which budget, what it has consumed and when it resets; ``resets_at`` is the end of the budget's
     period (an aware datetime); ``execution`` the run recorded ``refused`` (None if none was). The API
-    answers 429 ``budget_exceeded`` with ``Retry-After`` (seconds until ``resets_at``); admin pages and
-    the console show the message."""
+    answers 429 ``budget_exceeded`` with ``Retry-After`` (seconds until ``retry_at``: the period's end,
+    or sooner when only runs in progress are in the way); admin pages and the console show the
+    message."""
 
-    def __init__(self, message: str, *, resets_at, execution=None):
+    def __init__(self, message: str, *, resets_at, execution=None, retry_at=None):
         super().__init__(message, code="budget_exceeded")
         self.resets_at = resets_at
+        self.retry_at = retry_at or resets_at
         self.execution = execution
 
     def retry_after(self, now) -> int:
-        """Whole seconds from ``now`` until the budget's period ends (at least 1)."""
-        return max(1, int(-(-(self.resets_at - now).total_seconds() // 1)))
+        """Whole seconds from ``now`` until it is worth trying again (``retry_at``; at least 1)."""
+        return max(1, int(-(-(self.retry_at - now).total_seconds() // 1)))

@@ -21,7 +21,7 @@ from django.urls import include, path, reverse
 from django.utils.html import format_html, format_html_join
 
 from agents import services
-from agents.admin.budgets import budgets_panel, consumption
+from agents.admin.budgets import budgets_panel, consumption, limits_nothing_warning
 from agents.admin.dashboard import dashboard_panel
 from agents.admin.executions import execution_detail
 from agents.admin.filters import OrganizationAgentFilter
@@ -38,7 +38,7 @@ from agents.models import (
     ModelProvider,
 )
 from agents.privacy import identifier_mapping, may_see_identifiers, sees_every_identifier, shown_text
-from agents.selectors import budgets_with_usage
+from agents.selectors import budget_limits_nothing_for, budget_unpriced_agents, budgets_with_usage
 from prisma_glow.admin.base import OrganizationScopedAdmin, adopt
 from prisma_glow.admin.filters import OwnerFilter
 from prisma_glow.admin.scoping import get_admin_access
@@ -552,6 +552,26 @@ class BudgetAdmin(OrganizationScopedAdmin):
 
     def get_queryset(self, request):
         return budgets_with_usage(super().get_queryset(request))
+
+    def get_list_display(self, request):
+        # One read of the organisation's unpriced agents per page, whatever the number of rows.
+        unpriced: dict[int, dict[int, str]] = {}
+
+        @admin.display(description="Warning")
+        def warning(obj):
+            if obj.organization_id not in unpriced:
+                unpriced[obj.organization_id] = budget_unpriced_agents(organization_id=obj.organization_id)
+            text = limits_nothing_warning(budget_limits_nothing_for(obj, unpriced[obj.organization_id]))
+            return (
+                format_html('<span class="pg-badge pg-badge-expires-soon">{}</span>', text) if text else "—"
+            )
+
+        return [*super().get_list_display(request), warning]
+
+    def get_readonly_fields(self, request, obj=None):
+        # What a budget counts is fixed at creation (``services.budget_update``).
+        fixed = list(services.BUDGET_FIXED_FIELDS) if obj is not None else []
+        return [*super().get_readonly_fields(request, obj), *fixed]
 
     @admin.display(description="Budget")
     def whose(self, obj):

@@ -1,13 +1,14 @@
 """Budgets in the staff UI: the list (what each budget's current period has consumed) and the
 dashboard panel, both reading ``agents.selectors.budgets_with_usage`` (one query whatever the number
-of budgets). The ModelAdmin is in ``agents.admin``."""
+of budgets) and warning of cost budgets that limit nothing for agents whose provider has no prices
+(``selectors.budget_unpriced_agents``, one more query). The ModelAdmin is in ``agents.admin``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agents.models import Budget, period_bounds
-from agents.selectors import budgets_with_usage
+from agents.selectors import budget_limits_nothing_for, budget_unpriced_agents, budgets_with_usage
 from prisma_glow import policy
 from prisma_glow.admin.scoping import get_admin_access
 
@@ -22,6 +23,8 @@ class Consumption:
     budget: Budget
     used: int
     reserved: int
+    #: A cost budget: the agents it cannot limit (their provider has no prices).
+    limits_nothing_for: list[str] = field(default_factory=list)
 
     @property
     def percent(self) -> int:
@@ -45,13 +48,33 @@ class Consumption:
         return self.budget.show(self.reserved) if self.reserved else ""
 
     @property
+    def warning(self) -> str:
+        return limits_nothing_warning(self.limits_nothing_for)
+
+    @property
     def resets_at(self):
         return period_bounds(self.budget.period)[1]
 
 
-def consumption(budget: Budget) -> Consumption:
-    """``budget`` (annotated by ``budgets_with_usage``) against its limit."""
-    return Consumption(budget, budget.current_used or 0, budget.current_reserved or 0)
+def consumption(budget: Budget, unpriced: dict[int, str] | None = None) -> Consumption:
+    """``budget`` (annotated by ``budgets_with_usage``) against its limit; with ``unpriced``
+    (``selectors.budget_unpriced_agents``), the agents it cannot limit."""
+    return Consumption(
+        budget,
+        budget.current_used or 0,
+        budget.current_reserved or 0,
+        budget_limits_nothing_for(budget, unpriced) if unpriced else [],
+    )
+
+
+def limits_nothing_warning(names: list[str]) -> str:
+    """The warning for a cost budget that cannot limit ``names`` (empty: none)."""
+    if not names:
+        return ""
+    return (
+        f"Limits nothing for {', '.join(names)}: no prices on the provider, so their calls cost 0. "
+        "Set the provider's prices, or add a token budget."
+    )
 
 
 def budgets_panel(request, organization) -> dict:
@@ -60,4 +83,6 @@ def budgets_panel(request, organization) -> dict:
     if not policy.decide(get_admin_access(request), "budget.view"):
         return {"budget_consumption": None}
     budgets = budgets_with_usage(Budget.objects.filter(organization=organization).select_related("agent"))
-    return {"budget_consumption": [consumption(budget) for budget in budgets]}
+    rows = list(budgets)
+    unpriced = budget_unpriced_agents(organization_id=organization.pk) if rows else {}
+    return {"budget_consumption": [consumption(budget, unpriced) for budget in rows]}

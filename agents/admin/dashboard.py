@@ -31,6 +31,11 @@ CHART_HEIGHT = 160
 CHART_LABEL_SPACE = 22
 
 
+#: Runs that did not answer: failed, blocked by a guardrail, or refused by a budget. The chart and the
+#: recent failures count them together; the cards count each apart.
+UNSUCCESSFUL = [ExecutionStatus.FAILED, ExecutionStatus.BLOCKED, ExecutionStatus.REFUSED]
+
+
 @dataclass
 class Bar:
     day: dt.date
@@ -57,7 +62,7 @@ def executions_chart(executions, today: dt.date) -> dict:
         .values("day")
         .annotate(
             total=Count("id"),
-            failed=Count("id", filter=Q(status__in=[ExecutionStatus.FAILED, ExecutionStatus.BLOCKED])),
+            failed=Count("id", filter=Q(status__in=UNSUCCESSFUL)),
         )
     )
     per_day = {row["day"]: row for row in rows}
@@ -147,6 +152,7 @@ def dashboard_context(*, agents, executions, steps=None) -> dict:
         cost=Sum("cost"),
         blocked=Count("id", filter=Q(status=ExecutionStatus.BLOCKED)),
         failed=Count("id", filter=Q(status=ExecutionStatus.FAILED)),
+        refused=Count("id", filter=Q(status=ExecutionStatus.REFUSED)),
     )
     if steps is None:
         steps = ExecutionStep.objects.filter(execution__in=month.values("pk"))
@@ -170,7 +176,7 @@ def dashboard_context(*, agents, executions, steps=None) -> dict:
         .order_by("-n", "name")[:5]
     )
     recent_failures = list(
-        executions.filter(status__in=[ExecutionStatus.FAILED, ExecutionStatus.BLOCKED])
+        executions.filter(status__in=UNSUCCESSFUL)
         .select_related("agent")
         .only("id", "status", "error", "created_at", "source", "agent__id", "agent__name")
         .order_by("-created_at", "-id")[:8]
@@ -192,6 +198,7 @@ def dashboard_context(*, agents, executions, steps=None) -> dict:
         "cost": totals["cost"] or 0,
         "blocked": totals["blocked"],
         "failed": totals["failed"],
+        "refused": totals["refused"],
         "dropped_passages": dropped_passages or 0,
         "blocked_by": blocked_by,
         "recent_failures": recent_failures,

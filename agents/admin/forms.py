@@ -280,4 +280,7 @@ class BudgetForm(forms.ModelForm):
         help_texts = {
             "limit": "Tokens (a whole number), or cost in the currency of the providers' prices. Each "
             "model call first reserves its largest possible cost; a run that cannot is refused.",
+            "metric": "A cost budget limits nothing for agents whose provider has no prices (or that run "
+            "on the offline engine): their calls cost 0. Fixed once the budget exists.",
+            "period": "A calendar day or month. Fixed once the budget exists.",
         }

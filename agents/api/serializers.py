@@ -14,6 +14,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agents.models import (
+    COST_UNITS_PER_CURRENCY,
     Agent,
     AgentGuardrail,
     AgentKnowledge,
@@ -31,6 +32,7 @@ from agents.models import (
     to_units,
 )
 from agents.privacy import may_see_identifiers, shown_data, shown_text
+from agents.selectors import budget_limits_nothing_for, budget_unpriced_agents
 from guardrails.models import Guardrail
 from knowledge.models import KnowledgeBase
 from prisma_glow.api.tenancy import get_access
@@ -449,7 +451,7 @@ def budget_amount(metric: str, units: int) -> str:
     """Counting units as the API shows amounts: whole tokens ("12000"), or cost with six decimals."""
     if metric == BudgetMetric.TOKENS:
         return str(units)
-    return f"{Decimal(units) / 1_000_000:.6f}"
+    return f"{Decimal(units) / COST_UNITS_PER_CURRENCY:.6f}"
 
 
 class BudgetSerializer(serializers.ModelSerializer):
@@ -477,6 +479,11 @@ class BudgetSerializer(serializers.ModelSerializer):
     remaining = serializers.SerializerMethodField(help_text="limit − used − reserved (0 at least).")
     period_start = serializers.SerializerMethodField()
     resets_at = serializers.SerializerMethodField(help_text="When the current period ends.")
+    limits_nothing_for = serializers.SerializerMethodField(
+        help_text="A cost budget: the names of the agents it cannot limit, because their provider has no "
+        "prices (or they run on the offline engine), so their calls cost 0. Empty when it limits every "
+        "agent it applies to (and for a token budget). Set the provider's prices, or add a token budget."
+    )
 
     class Meta:
         model = Budget
@@ -491,6 +498,7 @@ class BudgetSerializer(serializers.ModelSerializer):
             "remaining",
             "period_start",
             "resets_at",
+            "limits_nothing_for",
             "created_at",
             "updated_at",
         ]
@@ -527,3 +535,11 @@ class BudgetSerializer(serializers.ModelSerializer):
     @extend_schema_field({"type": "string", "format": "date-time"})
     def get_resets_at(self, obj: Budget) -> str:
         return serializers.DateTimeField().to_representation(period_bounds(obj.period)[1])
+
+    @extend_schema_field({"type": "array", "items": {"type": "string"}, "example": ["Local drafting"]})
+    def get_limits_nothing_for(self, obj: Budget) -> list[str]:
+        # Read once per response (a list shares its serializer's context).
+        unpriced = self.context.setdefault("_budget_unpriced_agents", {})
+        if obj.organization_id not in unpriced:
+            unpriced[obj.organization_id] = budget_unpriced_agents(organization_id=obj.organization_id)
+        return budget_limits_nothing_for(obj, unpriced[obj.organization_id])

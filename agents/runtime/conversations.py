@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
-from agents.models import Conversation, Execution, ExecutionStatus
+from agents.models import RUN_GRACE, Conversation, Execution, ExecutionStatus, run_is_live
 from agents.runtime import record
 from agents.runtime.errors import ConversationBusy
 from guardrails.checks import build_check
@@ -36,8 +34,9 @@ from guardrails.masking import find_identifiers, mask_value
 NEW = "new"
 #: Longest conversation title (characters).
 TITLE_LENGTH = 80
-#: How long past the agent's time limit a ``running`` turn still holds its conversation.
-STALE_AFTER = timedelta(seconds=60)
+#: How long past the agent's time limit a ``running`` turn still holds its conversation (the one rule
+#: for a run left behind by a crash, shared with budget reservations: ``agents.models.run_is_live``).
+STALE_AFTER = RUN_GRACE
 
 _SPACES = re.compile(r"\s+")
 
@@ -135,9 +134,7 @@ def begin_turn(execution: Execution, conversation, *, actor=None, pii=()) -> lis
 
 def _holds(last: dict, timeout_seconds: int) -> bool:
     """Whether the last turn still holds the conversation: running, and not left behind by a crash."""
-    if last["status"] != ExecutionStatus.RUNNING:
-        return False
-    return last["created_at"] > timezone.now() - timedelta(seconds=timeout_seconds) - STALE_AFTER
+    return run_is_live(last["status"], last["created_at"], timeout_seconds)
 
 
 def _history(conversation) -> list[tuple[str, str]]:

@@ -9,12 +9,19 @@ __all__ = ["AgentNotRunnable", "ConversationBusy", "PersonaNotFound", "ProviderE
 
 
 class ProviderError(Exception):
-    """A model call failed; ``reason`` is the sentence recorded as the execution's error."""
+    """A model call failed; ``reason`` is the sentence recorded as the execution's error.
+    ``processed`` False only when the provider provably did not work on the call (no connection
+    before anything was sent, the outbound guard's refusal, an HTTP error status, for every attempt):
+    budgets then count nothing; otherwise (a timeout, a malformed answer, a stream that broke off) the
+    call may have been billed and budgets count all that was reserved for it."""
 
-    def __init__(self, reason: str, *, status_code: int | None = None, retryable: bool = False):
+    def __init__(
+        self, reason: str, *, status_code: int | None = None, retryable: bool = False, processed: bool = True
+    ):
         self.reason = reason
         self.status_code = status_code
         self.retryable = retryable
+        self.processed = processed
         super().__init__(reason)
 
 

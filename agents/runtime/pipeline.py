@@ -726,8 +726,9 @@ def _call_model(run: Run, request: ModelRequest, passages: list):
 
     Before the call the run reserves its largest possible cost in its budgets (``BudgetExceeded``
     when one cannot cover it: the call is not made); after it, the real figure is what the budgets
-    count: the provider's usage, or all that was reserved when it reported none or broke off after it
-    had begun to answer (nothing when it failed before)."""
+    count: the provider's usage, or all that was reserved when it reported none or failed in a way that
+    may have been billed (a timeout, a malformed answer, a stream that broke off: anything but a
+    ``ProviderError`` whose ``processed`` is False, which counts nothing)."""
     ledger = run.ledger
     charge = Charge.of_request(request, run.loaded.provider_row)
     if ledger:
@@ -739,13 +740,12 @@ def _call_model(run: Run, request: ModelRequest, passages: list):
     gate = run.gate
     response = None
     first = True
-    received = False
+    processed = True  # unless the provider provably did not work on the call
     try:
         for item in send(run.provider, request, stream=run.stream, boundary=run.boundary):
             if isinstance(item, ModelResponse):
                 response = item
                 continue
-            received = received or bool(item)
             if gate is not None:
                 if first and item:
                     # A later round's text starts a new line, as ``_joined`` records it.
@@ -756,6 +756,7 @@ def _call_model(run: Run, request: ModelRequest, passages: list):
         if gate is not None:
             yield from _release(run, gate.flush())
     except ProviderError as exc:
+        processed = exc.processed
         step = run.step(
             StepKind.MODEL_CALL,
             f"{run.provider.kind}: {request.model}",
@@ -769,7 +770,7 @@ def _call_model(run: Run, request: ModelRequest, passages: list):
         raise
     finally:
         if ledger and response is None:
-            ledger.spent(charge if received else NOTHING)
+            ledger.spent(charge if processed else NOTHING)
     if response is None:
         raise ProviderError("provider returned no answer")
     if ledger:

@@ -149,3 +149,54 @@ def test_refused_runs_are_listed_and_filtered_among_executions(owner_client, org
     assert html.count("pg-badge-completed") == 0
     page = owner_client.get(f"/admin/agents/execution/{refused.pk}/change/").content.decode()
     assert "The organisation&#x27;s daily cost budget" in page and "a budget could not cover the run" in page
+
+
+def test_what_a_budget_counts_is_read_only_on_its_change_page(admin_client, org):
+    """The agent, metric and period are fixed at creation: shown, not editable; a forged post that
+    changes them changes only the limit."""
+    agent = AgentFactory(organization=org, name="VAT adviser")
+    budget = BudgetFactory(organization=org, agent=agent, metric="cost", period="day", limit="2.00")
+    html = admin_client.get(f"{LIST}{budget.pk}/change/").content.decode()
+    assert 'name="limit"' in html
+    assert 'name="metric"' not in html and 'name="period"' not in html and 'name="agent"' not in html
+    response = admin_client.post(
+        f"{LIST}{budget.pk}/change/", {"agent": "", "metric": "tokens", "period": "month", "limit": "5"}
+    )
+    assert response.status_code == 302
+    budget.refresh_from_db()
+    assert (budget.agent, budget.metric, budget.period, budget.limit) == (agent, "cost", "day", 5)
+    assert 'name="metric"' in admin_client.get(f"{LIST}add/").content.decode()
+
+
+def test_a_cost_budget_that_limits_nothing_is_flagged_in_the_list_and_on_the_dashboard(admin_client, org):
+    """An agent on a provider without prices (or the offline engine) costs 0 a call: a cost budget
+    never limits it, and the list and the dashboard say so; a token budget is not flagged."""
+    from tests.factories import ModelProviderFactory  # noqa: PLC0415
+
+    free = ModelProviderFactory(organization=org, kind="offline", price_input_per_1k=0, price_output_per_1k=0)
+    priced = ModelProviderFactory(organization=org, kind="offline", price_output_per_1k="1.00")
+    unlimited = AgentFactory(organization=org, name="Local drafting", provider=free)
+    AgentFactory(organization=org, name="Priced helper", provider=priced)
+    BudgetFactory(organization=org, agent=unlimited, metric="cost", period="day", limit="1.00")
+    BudgetFactory(organization=org, metric="cost", period="month", limit="10.00")
+    BudgetFactory(organization=org, metric="tokens", period="month", limit=1000)
+    html = admin_client.get(LIST).content.decode()
+    assert html.count("Limits nothing for Local drafting: no prices on the provider") == 2
+    assert "Priced helper:" not in html
+    html = admin_client.get("/admin/").content.decode()
+    assert html.count("Limits nothing for Local drafting") == 2
+    form = admin_client.get(f"{LIST}add/").content.decode()
+    assert "A cost budget limits nothing for agents whose provider has no prices" in form
+
+
+def test_the_list_reads_the_unpriced_agents_once(admin_client, org):
+    def count() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert admin_client.get(LIST).status_code == 200
+        return len(captured)
+
+    BudgetFactory(organization=org, metric="cost")
+    few = count()
+    for _ in range(8):
+        BudgetFactory(organization=org, agent=AgentFactory(organization=org), metric="cost")
+    assert count() == few

@@ -125,6 +125,26 @@ def test_dashboard_counts_blocked_runs_and_dropped_passages_apart(owner_client, 
     assert "Guardrail blocks" not in html
 
 
+def test_dashboard_counts_refused_runs_apart_and_never_as_healthy(owner_client, org):
+    """A run a budget refused did not answer: its own card, red in the chart, listed among the recent
+    failures with its reason."""
+    agent = AgentFactory(organization=org, name="VAT adviser")
+    ExecutionFactory(agent=agent, status="completed")
+    ExecutionFactory(agent=agent, status="failed", error="provider timed out after 30 s")
+    ExecutionFactory(
+        agent=agent,
+        status="refused",
+        error="The organisation's daily cost budget (1.00) cannot cover this run",
+    )
+    response = owner_client.get("/admin/")
+    ctx = response.context
+    assert ctx["refused"] == 1 and ctx["failed"] == 1 and ctx["month_runs"] == 3
+    assert ctx["chart"]["bars"][-1].failed == 2
+    assert {ex.status for ex in ctx["recent_failures"]} == {"failed", "refused"}
+    html = response.content.decode()
+    assert "Runs refused by a budget" in html and "daily cost budget (1.00) cannot cover" in html
+
+
 def test_dashboard_chart_spreads_days(owner_client, org):
     agent = AgentFactory(organization=org)
     old = ExecutionFactory(agent=agent)

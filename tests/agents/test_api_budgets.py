@@ -127,3 +127,49 @@ def test_a_change_keeps_what_the_period_consumed(org, admin_client_api):
     BudgetUsage.objects.create(budget=budget, period_start=period_bounds("day")[0], used=900)
     body = admin_client_api.patch(f"{URL}{budget.pk}/", {"limit": "2000"}, format="json").json()
     assert (body["limit"], body["used"], body["remaining"]) == ("2000", "900", "1100")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"metric": "tokens", "limit": "1000000"}, {"period": "month"}, {"agent": "AGENT"}, {"agent": None}],
+)
+def test_what_a_budget_counts_cannot_change(org, admin_client_api, change):
+    """Changing the metric, period or agent would reinterpret what the budget has counted (1.60 of
+    cost read as 1,600,000 tokens): 400, saying to delete the budget and create another."""
+    agent = AgentFactory(organization=org)
+    budget = BudgetFactory(organization=org, agent=agent, metric="cost", period="day", limit="2.00")
+    BudgetUsage.objects.create(budget=budget, period_start=period_bounds("day")[0], used=1_600_000)
+    other = AgentFactory(organization=org)
+    change = {key: (other.pk if value == "AGENT" else value) for key, value in change.items()}
+    body = assert_error(admin_client_api.patch(f"{URL}{budget.pk}/", change, format="json"), 400)
+    field = next(key for key in change if key != "limit")
+    assert "Delete the budget and create another" in body["errors"][field][0]
+    budget.refresh_from_db()
+    assert (budget.agent, budget.metric, budget.period, budget.limit) == (agent, "cost", "day", 2)
+
+
+def test_a_full_update_with_the_same_agent_metric_and_period_is_allowed(org, admin_client_api):
+    budget = BudgetFactory(organization=org, metric="cost", period="day", limit="2.00")
+    body = {"agent": None, "metric": "cost", "period": "day", "limit": "3.00"}
+    response = admin_client_api.put(f"{URL}{budget.pk}/", body, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["limit"] == "3.000000"
+
+
+def test_a_cost_budget_says_which_agents_it_cannot_limit(org, admin_client_api):
+    """``limits_nothing_for``: the agents whose provider has no prices (their calls cost 0), for a cost
+    budget; a token budget limits them all."""
+    from tests.factories import ModelProviderFactory  # noqa: PLC0415
+
+    free = ModelProviderFactory(organization=org, kind="offline", price_input_per_1k=0, price_output_per_1k=0)
+    priced = ModelProviderFactory(organization=org, kind="offline", price_output_per_1k="1.00")
+    unlimited = AgentFactory(organization=org, name="Local drafting", provider=free)
+    limited = AgentFactory(organization=org, name="Priced helper", provider=priced)
+    org_cost = BudgetFactory(organization=org, metric="cost", period="month", limit="10.00")
+    agent_cost = BudgetFactory(organization=org, agent=unlimited, metric="cost", period="day", limit="1.00")
+    priced_cost = BudgetFactory(organization=org, agent=limited, metric="cost", period="day", limit="1.00")
+    tokens = BudgetFactory(organization=org, metric="tokens", period="month", limit=1000)
+    listed = {row["id"]: row["limits_nothing_for"] for row in results(admin_client_api.get(URL))}
+    assert "Local drafting" in listed[org_cost.pk] and "Priced helper" not in listed[org_cost.pk]
+    assert listed[agent_cost.pk] == ["Local drafting"]
+    assert listed[priced_cost.pk] == [] and listed[tokens.pk] == []

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from agents import services
 from agents.models import (
+    RUN_GRACE,
     Budget,
     BudgetReservation,
     BudgetUsage,
@@ -21,7 +22,7 @@ from agents.models import (
     show_units,
     to_units,
 )
-from agents.runtime.budgets import NOTHING, STALE_AFTER, Charge, Ledger, precheck, release_stale
+from agents.runtime.budgets import NOTHING, Charge, Ledger, precheck, release_stale
 from prisma_glow.audit.models import AuditEvent
 from prisma_glow.exceptions import BudgetExceeded, ConflictError
 from tests.factories import AgentFactory, BudgetFactory, ExecutionFactory, ModelProviderFactory
@@ -255,7 +256,10 @@ def test_stale_reservations_are_released_when_a_budget_seems_spent(org):
     with pytest.raises(BudgetExceeded):  # the dead run is still young enough to be alive
         Ledger([budget], alive).reserve(Charge(200, 0))
     type(dead).objects.filter(pk=dead.pk).update(
-        created_at=timezone.now() - STALE_AFTER - dt.timedelta(seconds=1)
+        created_at=timezone.now()
+        - dt.timedelta(seconds=agent.timeout_seconds)
+        - RUN_GRACE
+        - dt.timedelta(seconds=1)
     )
     Ledger([budget], alive).reserve(Charge(200, 0))
     assert usage(budget) == (0, 200)

@@ -175,28 +175,40 @@ class OpenAICompatibleProvider(Provider):
         """The SDK call, retried per the policy above; returns (result, attempts, client)."""
         deadline = time.monotonic() + request.timeout
         attempt = 0
+        # Whether an attempt may have reached the model (so may be billed): budgets count nothing for
+        # a call only when no attempt did (``ProviderError.processed``).
+        reached = False
         while True:
             attempt += 1
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise ProviderError(f"provider timed out after {_seconds(request.timeout)}")
+                raise ProviderError(
+                    f"provider timed out after {_seconds(request.timeout)}", processed=reached
+                )
             client = self._client(remaining)
             try:
                 return client.chat.completions.create(**self._body(request, stream)), attempt, client
-            except openai.APITimeoutError:
+            except openai.APITimeoutError as exc:
                 client.close()
-                raise ProviderError(f"provider timed out after {_seconds(request.timeout)}")
+                # A connection that timed out before it was made sent nothing.
+                connected = not isinstance(exc.__cause__, httpx2.ConnectTimeout)
+                raise ProviderError(
+                    f"provider timed out after {_seconds(request.timeout)}", processed=reached or connected
+                )
             except outbound.DestinationRefused as exc:
                 # Raised by the guard before any connection: not retried, and the same whatever
                 # listens (or not) at the refused address.
                 client.close()
                 self._log_unreachable(f"refused by the outbound guard: {exc}")
                 raise ProviderError(
-                    f"{self._unreachable()}: its address is not allowed by the outbound policy"
+                    f"{self._unreachable()}: its address is not allowed by the outbound policy",
+                    processed=reached,
                 )
             except openai.APIConnectionError as exc:
                 client.close()
                 self._log_unreachable(f"connection failed: {exc.__cause__ or exc}")
+                # Refused or unresolvable: nothing was sent. Broken off later: it may have been.
+                reached = reached or not isinstance(exc.__cause__, httpx2.ConnectError)
                 error = ProviderError(self._unreachable(), retryable=True)
                 retry_after = None
             except openai.APIStatusError as exc:
@@ -220,6 +232,8 @@ class OpenAICompatibleProvider(Provider):
             except (ValueError, openai.OpenAIError) as exc:
                 client.close()
                 raise ProviderError(f"provider returned a malformed response ({exc.__class__.__name__})")
+            # An HTTP error status: the provider refused or failed the call, and bills none.
+            error.processed = reached
             if not error.retryable or attempt > self.max_retries:
                 # The number of attempts tells a provider's 5xx from its 4xx; for an unreachable
                 # address it would tell a closed port (retried) from another service (not retried).

@@ -143,13 +143,13 @@ def test_a_spent_budget_refuses_the_run_before_it_starts(vat_agent, org, execute
     """A JSON request: 429 ``budget_exceeded`` with the reason and ``Retry-After`` until the period's end;
     the run is recorded ``refused`` with that reason, audited like any finished run, and listed by the
     executions' new status filter."""
-    budget = BudgetFactory(organization=org, metric="tokens", period="day", limit=1000)
-    BudgetUsage.objects.create(budget=budget, period_start=period_bounds("day")[0], used=1000)
+    budget = BudgetFactory(organization=org, metric="tokens", period="day", limit=5000)
+    BudgetUsage.objects.create(budget=budget, period_start=period_bounds("day")[0], used=5000)
     response = execute_client.post(url(vat_agent), {"input": VAT_QUESTION}, format="json")
     body = assert_error(response, 429)
     assert body["code"] == "budget_exceeded"
-    assert body["message"].startswith("The organisation's daily tokens budget (1,000 tokens) cannot cover")
-    assert "1,000 tokens used" in body["message"] and "It resets at" in body["message"]
+    assert body["message"].startswith("The organisation's daily tokens budget (5,000 tokens) cannot cover")
+    assert "5,000 tokens used" in body["message"] and "It resets at" in body["message"]
     seconds = (period_bounds("day")[1] - timezone.now()).total_seconds()
     assert abs(int(response["Retry-After"]) - seconds) <= 5
     execution = Execution.objects.get()
