@@ -7,7 +7,7 @@ is asked live in ``OBJECT_RULES``: a rule looks at the object and the request's 
 further operation that must also be allowed (touching an owner needs ``membership.grant_owner``), or
 refuses outright (built-in tools are read-only). ``STEP_UP`` says which operations are sensitive (always,
 or depending on the object and what is asked: a provider's secret set or cleared, a guardrail turned
-off): a person allowed one must also have checked their second factor within
+off, a stored secret sent to another address): a person allowed one must also have checked their second factor within
 ``PRISMA_GLOW_STEP_UP_MINUTES``. A refusal carries a ``code``: ``permission_denied``,
 ``session_required`` (no API key may) or ``step_up_required`` (allowed after a fresh check).
 
@@ -179,13 +179,23 @@ def _sets_secret(obj, context: dict) -> bool:
     return bool(context.get("api_key"))
 
 
+# What decides where a provider's stored API key is sent: changing either sends the key elsewhere.
+SECRET_DESTINATION = ("base_url", "kind")
+
+
 def _changes_secret(obj, context: dict) -> bool:
-    """A provider's API key is set, replaced or cleared (``api_key=""``) by a change; a change that
-    leaves the key out (``api_key`` absent or None) is not, nor clearing a key that is not there."""
+    """A provider's API key is set, replaced or cleared (``api_key=""``) by a change, or a stored key
+    is sent somewhere else (``base_url=`` or ``kind=`` different from the provider's: the next run
+    sends the key there). A change that leaves the key out (``api_key`` absent or None) and keeps its
+    destination is not, nor clearing a key that is not there, nor moving a provider that holds none."""
     value = context.get("api_key")
-    if value is None:
-        return False
-    return value != "" or bool(getattr(obj, "api_key", ""))
+    stored = bool(getattr(obj, "api_key", ""))
+    if value is not None and (value != "" or stored):
+        return True
+    return stored and any(
+        context.get(field) is not None and context[field] != getattr(obj, field, None)
+        for field in SECRET_DESTINATION
+    )
 
 
 def _removes_secret(obj, context: dict) -> bool:

@@ -307,3 +307,20 @@ def test_a_custom_page_refuses_a_role_in_the_admin_layout(org, viewer):
     assert "admin/pg/refused.html" in [t.name for t in response.templates]
     assert "Your role (viewer) cannot deprecate agents" in response.content.decode()
     assert Agent.objects.get(pk=agent.pk).status == "active"
+
+
+def test_sending_a_stored_provider_secret_to_another_address_asks_a_code(org, web, device, settings):
+    """The admin's change form posts every field: only a base_url (or kind) different from the
+    provider's, on one that holds a key, is sensitive."""
+    settings.PROVIDER_ALLOWED_HOSTS = ["127.0.0.1:11434", "127.0.0.1:9999"]
+    provider = ModelProviderFactory(
+        organization=org, kind="openai_compatible", base_url="http://127.0.0.1:11434/v1", api_key="sk-old"
+    )
+    url = f"/admin/agents/modelprovider/{provider.pk}/change/"
+    assert web.post(url, provider_form(provider, timeout_seconds="9")).status_code == 302
+    provider.refresh_from_db()
+    page = web.post(url, provider_form(provider, base_url="http://127.0.0.1:9999/v1"))
+    assert is_code_page(page)
+    assert ModelProvider.objects.get(pk=provider.pk).base_url == "http://127.0.0.1:11434/v1"
+    assert answer(web, url, page, totp_code(device)).status_code == 302
+    assert ModelProvider.objects.get(pk=provider.pk).base_url == "http://127.0.0.1:9999/v1"
