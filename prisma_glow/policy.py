@@ -75,6 +75,9 @@ class Decision:
 
 
 VIEWER, EDITOR, ADMIN_ROLE, OWNER = Role.VIEWER, Role.EDITOR, Role.ADMIN, Role.OWNER
+# Above every role: operations of the site, not of an organisation (user accounts). Only superusers,
+# who pass every role rule, are allowed them.
+SUPERUSER = "superuser"
 READ, WRITE, EXECUTE, ADMIN = Scope.READ, Scope.WRITE, Scope.EXECUTE, Scope.ADMIN
 
 
@@ -131,6 +134,9 @@ OPERATIONS: dict[str, Rule] = {
     "audit.view": Rule(ADMIN_ROLE, ADMIN, "read the audit log"),
     # A session's own second-factor check (POST /api/v1/auth/step-up/): any member, never a key.
     "factor.step_up": Rule(VIEWER, None, "check a second factor"),
+    # Django's own user pages (/admin/auth/user/): creating users, making superusers, setting
+    # passwords, deleting users. Site administration: superusers only, and sensitive.
+    "user.manage": Rule(SUPERUSER, None, "manage user accounts"),
 }
 
 
@@ -227,6 +233,7 @@ STEP_UP: dict[str, StepUpWhen] = {
     "guardrail.change": _disables,
     "guardrail.delete": _always,
     "knowledge_base.delete": _always,
+    "user.manage": _always,
 }
 
 STEP_UP_REASON = "This is a sensitive operation: confirm it with a fresh code from your second factor."
@@ -247,6 +254,8 @@ def _step_up_missing(access: Principal) -> bool:
 
 # --- The decision ---------------------------------------------------------------------------------
 def rank(role: str | None) -> int:
+    if role == SUPERUSER:
+        return max(ROLE_RANK.values()) + 1
     return ROLE_RANK[Role(role)] if role else 0
 
 
@@ -550,13 +559,15 @@ ADMIN_ONLY: dict[str, str] = {
     "admin:tenancy_membership_unlock_login": "owners lift a member's sign-in lock (membership.unlock_login); "
     "the API has no sign-in to lock",
     "admin:console:clear": "forgets the console's conversation kept in the session",
-    # Site administration: superusers only (Django's permissions, no organisation).
-    "admin:auth_user_changelist": "superusers only (Django's own model permissions, no organisation)",
-    "admin:auth_user_add": "superusers only",
-    "admin:auth_user_change": "superusers only",
-    "admin:auth_user_delete": "superusers only",
+    # Site administration: superusers only (Django's permissions, no organisation). Users' pages write
+    # as user.manage (superusers only, with a fresh second factor: prisma_glow.tenancy.admin.UserAdmin).
+    "admin:auth_user_changelist": "superusers only (Django's own model permissions, no organisation); "
+    "its bulk deletion is user.manage",
+    "admin:auth_user_add": "superusers only: user.manage",
+    "admin:auth_user_change": "superusers only: user.manage (making superusers, staff, active)",
+    "admin:auth_user_delete": "superusers only: user.manage",
     "admin:auth_user_history": "superusers only",
-    "admin:auth_user_password_change": "superusers only",
+    "admin:auth_user_password_change": "superusers only: user.manage (setting another's password)",
     "admin:auth_group_changelist": "superusers only",
     "admin:auth_group_add": "superusers only",
     "admin:auth_group_change": "superusers only",

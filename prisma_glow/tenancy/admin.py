@@ -11,6 +11,8 @@ import datetime as dt
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseNotAllowed
 from django.shortcuts import redirect
@@ -19,6 +21,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from prisma_glow import policy
+from prisma_glow.admin import stepup
 from prisma_glow.admin.base import (
     OrganizationScopedAdmin,
     ServiceValidationError,
@@ -625,3 +628,61 @@ admin.site.register_dashboard_panel(
     context=expiring_keys_panel,
     order=20,
 )
+
+
+# --- Users (site administration) ---------------------------------------------------------------
+
+
+class UserAdmin(DjangoUserAdmin):
+    """Django's own user pages, for superusers only: every write (adding a user, changing one — making
+    a superuser, staff or inactive —, setting a password, deleting one or several) is the policy's
+    ``user.manage``, which needs a fresh second factor: the page asks for a code, then carries on."""
+
+    operation = "user.manage"
+
+    def _gate(self, request):
+        if request.method != "POST":
+            return None
+        decision = policy.decide(get_admin_access(request), self.operation)
+        if not decision and decision.code != policy.STEP_UP_REQUIRED:
+            return refusal_page(request, decision.reason, model_admin=self)
+        return stepup.gate(request, self.operation, model_admin=self)
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_add_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        page = self._gate(request)
+        return (
+            page if page is not None else super().changeform_view(request, object_id, form_url, extra_context)
+        )
+
+    def delete_view(self, request, object_id, extra_context=None):
+        page = self._gate(request)
+        return page if page is not None else super().delete_view(request, object_id, extra_context)
+
+    def user_change_password(self, request, id, form_url=""):
+        page = self._gate(request)
+        return page if page is not None else super().user_change_password(request, id, form_url)
+
+    def response_action(self, request, queryset, **kwargs):
+        # Bulk deletion (Django's delete_selected): its confirmation and its final POST.
+        page = self._gate(request)
+        return page if page is not None else super().response_action(request, queryset, **kwargs)
+
+
+User = get_user_model()
+admin.site.unregister(User)
+admin.site.register(User, UserAdmin)

@@ -526,9 +526,7 @@ def test_sending_a_stored_secret_elsewhere_needs_a_fresh_factor(org, client, dev
     assert all(getattr(moved, field) == value for field, value in change.items())
 
 
-def test_moving_a_provider_without_a_secret_or_keeping_its_address_asks_nothing(
-    org, client, remote_provider
-):
+def test_moving_a_provider_without_a_secret_or_keeping_its_address_asks_nothing(org, client, remote_provider):
     keyless = ModelProviderFactory(
         organization=org, kind="openai_compatible", base_url="http://127.0.0.1:11434/v1"
     )
