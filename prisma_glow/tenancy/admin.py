@@ -290,6 +290,10 @@ class InvitationAdmin(OrganizationScopedAdmin):
         )
         return super().get_form(request, obj, change, **kwargs)
 
+    def step_up_context(self, request, obj=None) -> dict:
+        # The role invited to: inviting an owner is refused to an admin as such, before any code.
+        return {"role": request.POST["role"]} if request.POST.get("role") in Role.values else {}
+
     def add_view(self, request, form_url="", extra_context=None):
         extra_context = {
             "title": "Invite a colleague",
@@ -330,7 +334,8 @@ class InvitationAdmin(OrganizationScopedAdmin):
         return response
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        self.require(request, "membership.add")
+        # Reading an invitation is not inviting: no fresh code (revoking it, below, asks for one).
+        self.require(request, "invitation.view")
         invitation = scoped_get(
             Invitation.objects.select_related("invited_by", "accepted_by"), request, pk=object_id
         )
@@ -348,11 +353,16 @@ class InvitationAdmin(OrganizationScopedAdmin):
     def revoke_view(self, request, invitation_id):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        self.require(request, "membership.add")
+        if not self.allows(request, "membership.add"):
+            return refusal_page(request, admin_decide(request, "membership.add").reason, model_admin=self)
         invitation = scoped_get(Invitation.objects.all(), request, pk=invitation_id)
+        # The role rule first (only owners revoke an owner's invitation), then a fresh code.
         decision = admin_decide(request, "membership.add", invitation, role=invitation.role)
-        if not decision:
+        if not decision and decision.code != policy.STEP_UP_REQUIRED:
             return refusal_page(request, decision.reason, model_admin=self)
+        page = stepup.gate(request, "membership.add", invitation, model_admin=self, role=invitation.role)
+        if page is not None:
+            return page
         _, error = run_service(
             services.invitation_revoke,
             invitation=invitation,

@@ -15,11 +15,12 @@ from knowledge.models import KnowledgeBase
 from prisma_glow import factors
 from prisma_glow.admin.stepup import CODE_FIELD
 from prisma_glow.audit.models import AuditEvent
-from prisma_glow.tenancy.models import APIKey, Membership
+from prisma_glow.tenancy.models import APIKey, Invitation, Membership
 from tests.factories import (
     AgentFactory,
     APIKeyFactory,
     GuardrailFactory,
+    InvitationFactory,
     KnowledgeBaseFactory,
     MembershipFactory,
     ModelProviderFactory,
@@ -429,3 +430,35 @@ def test_an_owner_cannot_reach_the_user_pages(org, owner, web):
     response = web.post(f"/admin/auth/user/{target.pk}/delete/", {"post": "yes"})
     assert response.status_code == 403 and not is_code_page(response)
     assert type(target).objects.filter(pk=target.pk).exists()
+
+
+# --- Invitations, with a user who has a factor --------------------------------------------------------
+def test_reading_an_invitation_asks_no_code_revoking_it_does(org, owner, web, device):
+    """The detail page is invitation.view (no code); revoking is membership.add: the code page, then
+    the revocation, for a user who holds a factor."""
+    invitation = InvitationFactory(organization=org, role="viewer", invited_by=owner)
+    detail = web.get(f"/admin/tenancy/invitation/{invitation.pk}/change/")
+    assert detail.status_code == 200 and "Revoke" in detail.content.decode()
+    url = f"/admin/tenancy/invitation/{invitation.pk}/revoke/"
+    page = web.post(url)
+    assert is_code_page(page)
+    assert Invitation.objects.get(pk=invitation.pk).revoked_at is None
+    assert answer(web, url, page, totp_code(device)).status_code == 302
+    assert Invitation.objects.get(pk=invitation.pk).revoked_at is not None
+
+
+def test_an_admin_with_a_factor_is_refused_an_owners_invitation_before_any_code(org, admin_user):
+    """The role rule comes first: inviting an owner, or revoking an owner's invitation, is refused
+    outright (no code asked, none used)."""
+    device = TOTPDeviceFactory(user=admin_user)
+    client = Client()
+    client.force_login(admin_user)
+    invite = client.post("/admin/tenancy/invitation/add/", {"email": "boss@firm.example", "role": "owner"})
+    assert not is_code_page(invite)
+    assert not Invitation.objects.filter(email="boss@firm.example").exists()
+    invitation = InvitationFactory(organization=org, role="owner")
+    revoke = client.post(f"/admin/tenancy/invitation/{invitation.pk}/revoke/")
+    assert revoke.status_code == 403 and not is_code_page(revoke)
+    assert Invitation.objects.get(pk=invitation.pk).revoked_at is None
+    device.refresh_from_db()
+    assert not AuditEvent.objects.filter(action__startswith="factor.step_up").exists()
