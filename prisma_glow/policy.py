@@ -646,6 +646,6 @@ API_ONLY: dict[tuple[str, str], str] = {
     # Step-up: the admin asks for the code on the page of the sensitive operation itself.
     ("auth-step-up", "post"): "the staff UI asks for the code on the sensitive operation's own page",
     # Invitations.
-    ("member-list", "create"): "attaches an existing user of no other organisation; the staff UI invites "
-    "instead (the invitee accepts)",
+    ("member-list", "create"): "the same invitation as member-invite (the staff UI's add member leads "
+    "to inviting too); no account is attached without its consent",
 }

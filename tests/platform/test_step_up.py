@@ -18,7 +18,7 @@ from agents.models import Agent, ModelProvider
 from guardrails.models import Guardrail
 from knowledge.models import KnowledgeBase
 from prisma_glow.audit.models import AuditEvent
-from prisma_glow.tenancy.models import APIKey, Membership
+from prisma_glow.tenancy.models import APIKey, Invitation, Membership
 from tests.factories import (
     AgentFactory,
     APIKeyFactory,
@@ -127,13 +127,13 @@ def _cases(org) -> dict[str, callable]:
         )
 
     def add_member():
-        UserFactory(username="newcomer")
+        UserFactory(username="newcomer", email="newcomer@example.com")
         return Case(
             "post",
             "/api/v1/members/",
-            {"user": "newcomer", "role": "editor"},
-            201,
-            lambda: Membership.objects.filter(organization=org, user__username="newcomer").exists(),
+            {"email": "newcomer@example.com", "role": "editor"},
+            202,
+            lambda: Invitation.objects.filter(organization=org, email="newcomer@example.com").exists(),
         )
 
     def change_role():
