@@ -3,7 +3,7 @@ no account yet.
 
 What it shows depends on the link and on who opens it: an unknown, used, revoked or expired link
 says so (404 / 410); a signed-in user with the invitation's address accepts with one button; another
-signed-in user is told to sign out; with second factors required (``PRISMA_GLOW_REQUIRE_MFA``), a session
+signed-in user is told to sign out (200: nothing accepted); with second factors required (``PRISMA_GLOW_REQUIRE_MFA``), a session
 that has not checked one is first sent to sign in with the code, or to enrol one, and back here (``next``);
 an anonymous visitor whose address has an account is sent to the
 normal login (``?next=`` back here); otherwise the visitor chooses a username and a password
@@ -88,7 +88,9 @@ def invitation_accept_view(request, token: str):
     user = request.user
     if user.is_authenticated:
         if (user.email or "").casefold() != invitation.email.casefold():
-            return _page(request, {**context, "other_user": True}, title=title, status=403)
+            # 200, not 403: nothing is refused but the wrong account, and a 4xx would make Django log
+            # the link (redacted by prisma_glow.logfilters all the same). A POST accepts nothing.
+            return _page(request, {**context, "other_user": True}, title=title)
         if mfa_required() and not is_verified(request):
             return _second_factor_first(request)
         if request.method == "POST":
