@@ -64,6 +64,9 @@ FIELD_ENCRYPTION_KEY = os.environ.get("DJANGO_FIELD_ENCRYPTION_KEY", "")
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+# A form that fails the CSRF check (open too long, another sign-in) is explained in the admin's layout
+# to staff under /admin/ (prisma_glow/admin/refusal.py); elsewhere Django's own page.
+CSRF_FAILURE_VIEW = "prisma_glow.admin.refusal.csrf_failure"
 
 INSTALLED_APPS = [
     "prisma_glow.apps.PrismaGlowAdminConfig",
