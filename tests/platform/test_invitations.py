@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.core.exceptions import ValidationError
+from django.test import Client
 from django.utils import timezone
 
 from prisma_glow import policy
@@ -460,3 +461,35 @@ def test_reading_invitations_needs_no_step_up_but_inviting_and_revoking_do(org, 
     body = assert_error(client.post(f"/api/v1/invitations/{invitation.pk}/revoke/"), 403)
     assert body["code"] == "step_up_required"
     assert not Invitation.objects.filter(email="new@example.com").exists()
+
+
+# --- A removed or demoted inviter leaves no open invitation beyond their rights (review of issue 16) --
+def _open(invitation) -> bool:
+    return Invitation.objects.get(pk=invitation.pk).revoked_at is None
+
+
+def test_demoting_an_inviter_revokes_their_invitations_they_can_no_longer_grant(org, owner):
+    """An owner demoted to admin loses the owner invitations they sent (audited, with the reason), keeps
+    the others; demoted below admin, every invitation they sent; another inviter's stay open."""
+    inviter = MembershipFactory(organization=org, role="owner")
+    to_owner = InvitationFactory(organization=org, role="owner", invited_by=inviter.user)
+    to_editor = InvitationFactory(organization=org, role="editor", invited_by=inviter.user)
+    someone_elses = InvitationFactory(organization=org, role="owner", invited_by=owner)
+    client = client_for(owner)
+    url = f"/api/v1/members/{inviter.pk}/"
+    assert client.patch(url, {"role": "admin"}, format="json").status_code == 200
+    assert not _open(to_owner) and _open(to_editor) and _open(someone_elses)
+    event = AuditEvent.objects.get(action="invitation.revoke", object_id=str(to_owner.pk))
+    assert event.actor_user == owner and event.after["reason"] == "the inviter's role changed"
+    assert client.patch(url, {"role": "editor"}, format="json").status_code == 200
+    assert not _open(to_editor) and _open(someone_elses)
+
+
+def test_removing_an_inviter_revokes_their_open_invitations(org, owner):
+    inviter = MembershipFactory(organization=org, role="admin")
+    sent = InvitationFactory(organization=org, role="viewer", invited_by=inviter.user)
+    assert client_for(owner).delete(f"/api/v1/members/{inviter.pk}/").status_code == 204
+    assert not _open(sent)
+    event = AuditEvent.objects.get(action="invitation.revoke", object_id=str(sent.pk))
+    assert event.after["reason"] == "the inviter was removed"
+    assert Client().get(f"/invitation/{sent.token}/").status_code == 410
