@@ -15,7 +15,6 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 from django.utils import timezone
 
-from prisma_glow import policy
 from prisma_glow.audit.models import AuditEvent
 from prisma_glow.exceptions import ConflictError
 from prisma_glow.tenancy import services
@@ -337,21 +336,15 @@ def test_anonymous_is_refused(org, api_client):
     }
 
 
-def test_api_keys_follow_membership_add(org, mailoutbox):
-    """A key without the admin scope is refused. A key with it is answered as ``membership.add``'s row
-    of the policy says: today the admin scope; once the step-up slice makes membership operations
-    need a person (scope None), 403 — this test follows the row."""
-    read_key = APIKeyFactory(organization=org, scopes=["read", "write", "execute"])
-    assert_error(
-        client_for(key=read_key.plaintext).post(INVITE, {"email": "a@firm.example"}, format="json"), 403
-    )
-    admin_key = APIKeyFactory(organization=org, scopes=["admin"])
-    response = client_for(key=admin_key.plaintext).post(INVITE, {"email": "a@firm.example"}, format="json")
-    if policy.OPERATIONS["membership.add"].scope is None:
-        assert_error(response, 403)
-    else:
-        assert response.status_code == 202
-        assert "An administrator of" in mailoutbox[0].body and Invitation.objects.get().invited_by is None
+def test_api_keys_cannot_invite(org):
+    """Inviting is a person's (membership.add has no scope): a key without the admin scope and one with
+    every scope are both refused 403 ``session_required``, and nothing is recorded or sent."""
+    for scopes in (["read", "write", "execute"], ["read", "write", "execute", "admin"]):
+        key = APIKeyFactory(organization=org, scopes=scopes)
+        for route in (INVITE, "/api/v1/members/"):
+            response = client_for(key=key.plaintext).post(route, {"email": "a@firm.example"}, format="json")
+            assert assert_error(response, 403)["code"] == "session_required"
+    assert not Invitation.objects.exists()
 
 
 @pytest.mark.parametrize(
