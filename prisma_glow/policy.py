@@ -132,7 +132,8 @@ OPERATIONS: dict[str, Rule] = {
     "api_key.rotate": Rule(ADMIN_ROLE, None, "rotate API keys"),
     "api_key.revoke": Rule(ADMIN_ROLE, ADMIN, "revoke API keys"),
     "audit.view": Rule(ADMIN_ROLE, ADMIN, "read the audit log"),
-    # A session's own second-factor check (POST /api/v1/auth/step-up/): any member, never a key.
+    # A session's own second-factor check (POST /api/v1/auth/step-up/): any signed-in person (a member,
+    # or a superuser of no organisation: the route has its own permission), never a key.
     "factor.step_up": Rule(VIEWER, None, "check a second factor"),
     # Django's own user pages (/admin/auth/user/): creating users, making superusers, setting
     # passwords, deleting users. Site administration: superusers only, and sensitive.

@@ -540,3 +540,14 @@ def test_moving_a_provider_without_a_secret_or_keeping_its_address_asks_nothing(
         format="json",
     )
     assert same.status_code == 200, same.content
+
+
+def test_a_superuser_of_no_organisation_steps_up(db):
+    """The step-up is the session's, not an organisation's: a superuser who belongs to none steps up
+    (200, audited) instead of being refused for lack of a membership."""
+    root = UserFactory(username="root", is_superuser=True)
+    device = TOTPDeviceFactory(user=root)
+    client = session_client(root)
+    body = step_up(client, device)
+    assert body["step_up_minutes"] >= 1
+    assert AuditEvent.objects.filter(action="factor.step_up", actor_user=root).exists()
