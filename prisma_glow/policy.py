@@ -7,7 +7,7 @@ is asked live in ``OBJECT_RULES``: a rule looks at the object and the request's 
 further operation that must also be allowed (touching an owner needs ``membership.grant_owner``), or
 refuses outright (built-in tools are read-only). ``STEP_UP`` says which operations are sensitive (always,
 or depending on the object and what is asked: a provider's secret set or cleared, a guardrail turned
-off): a person allowed one must also have checked their second factor within
+off, a stored secret sent to another address): a person allowed one must also have checked their second factor within
 ``PRISMA_GLOW_STEP_UP_MINUTES``. A refusal carries a ``code``: ``permission_denied``,
 ``session_required`` (no API key may) or ``step_up_required`` (allowed after a fresh check).
 
@@ -75,6 +75,9 @@ class Decision:
 
 
 VIEWER, EDITOR, ADMIN_ROLE, OWNER = Role.VIEWER, Role.EDITOR, Role.ADMIN, Role.OWNER
+# Above every role: operations of the site, not of an organisation (user accounts). Only superusers,
+# who pass every role rule, are allowed them.
+SUPERUSER = "superuser"
 READ, WRITE, EXECUTE, ADMIN = Scope.READ, Scope.WRITE, Scope.EXECUTE, Scope.ADMIN
 
 
@@ -129,8 +132,12 @@ OPERATIONS: dict[str, Rule] = {
     "api_key.rotate": Rule(ADMIN_ROLE, None, "rotate API keys"),
     "api_key.revoke": Rule(ADMIN_ROLE, ADMIN, "revoke API keys"),
     "audit.view": Rule(ADMIN_ROLE, ADMIN, "read the audit log"),
-    # A session's own second-factor check (POST /api/v1/auth/step-up/): any member, never a key.
+    # A session's own second-factor check (POST /api/v1/auth/step-up/): any signed-in person (a member,
+    # or a superuser of no organisation: the route has its own permission), never a key.
     "factor.step_up": Rule(VIEWER, None, "check a second factor"),
+    # Django's own user pages (/admin/auth/user/): creating users, making superusers, setting
+    # passwords, deleting users. Site administration: superusers only, and sensitive.
+    "user.manage": Rule(SUPERUSER, None, "manage user accounts"),
 }
 
 
@@ -179,13 +186,23 @@ def _sets_secret(obj, context: dict) -> bool:
     return bool(context.get("api_key"))
 
 
+# What decides where a provider's stored API key is sent: changing either sends the key elsewhere.
+SECRET_DESTINATION = ("base_url", "kind")
+
+
 def _changes_secret(obj, context: dict) -> bool:
-    """A provider's API key is set, replaced or cleared (``api_key=""``) by a change; a change that
-    leaves the key out (``api_key`` absent or None) is not, nor clearing a key that is not there."""
+    """A provider's API key is set, replaced or cleared (``api_key=""``) by a change, or a stored key
+    is sent somewhere else (``base_url=`` or ``kind=`` different from the provider's: the next run
+    sends the key there). A change that leaves the key out (``api_key`` absent or None) and keeps its
+    destination is not, nor clearing a key that is not there, nor moving a provider that holds none."""
     value = context.get("api_key")
-    if value is None:
-        return False
-    return value != "" or bool(getattr(obj, "api_key", ""))
+    stored = bool(getattr(obj, "api_key", ""))
+    if value is not None and (value != "" or stored):
+        return True
+    return stored and any(
+        context.get(field) is not None and context[field] != getattr(obj, field, None)
+        for field in SECRET_DESTINATION
+    )
 
 
 def _removes_secret(obj, context: dict) -> bool:
@@ -217,6 +234,7 @@ STEP_UP: dict[str, StepUpWhen] = {
     "guardrail.change": _disables,
     "guardrail.delete": _always,
     "knowledge_base.delete": _always,
+    "user.manage": _always,
 }
 
 STEP_UP_REASON = "This is a sensitive operation: confirm it with a fresh code from your second factor."
@@ -237,6 +255,8 @@ def _step_up_missing(access: Principal) -> bool:
 
 # --- The decision ---------------------------------------------------------------------------------
 def rank(role: str | None) -> int:
+    if role == SUPERUSER:
+        return max(ROLE_RANK.values()) + 1
     return ROLE_RANK[Role(role)] if role else 0
 
 
@@ -540,13 +560,15 @@ ADMIN_ONLY: dict[str, str] = {
     "admin:tenancy_membership_unlock_login": "owners lift a member's sign-in lock (membership.unlock_login); "
     "the API has no sign-in to lock",
     "admin:console:clear": "forgets the console's conversation kept in the session",
-    # Site administration: superusers only (Django's permissions, no organisation).
-    "admin:auth_user_changelist": "superusers only (Django's own model permissions, no organisation)",
-    "admin:auth_user_add": "superusers only",
-    "admin:auth_user_change": "superusers only",
-    "admin:auth_user_delete": "superusers only",
+    # Site administration: superusers only (Django's permissions, no organisation). Users' pages write
+    # as user.manage (superusers only, with a fresh second factor: prisma_glow.tenancy.admin.UserAdmin).
+    "admin:auth_user_changelist": "superusers only (Django's own model permissions, no organisation); "
+    "its bulk deletion is user.manage",
+    "admin:auth_user_add": "superusers only: user.manage",
+    "admin:auth_user_change": "superusers only: user.manage (making superusers, staff, active)",
+    "admin:auth_user_delete": "superusers only: user.manage",
     "admin:auth_user_history": "superusers only",
-    "admin:auth_user_password_change": "superusers only",
+    "admin:auth_user_password_change": "superusers only: user.manage (setting another's password)",
     "admin:auth_group_changelist": "superusers only",
     "admin:auth_group_add": "superusers only",
     "admin:auth_group_change": "superusers only",
@@ -625,6 +647,6 @@ API_ONLY: dict[tuple[str, str], str] = {
     # Step-up: the admin asks for the code on the page of the sensitive operation itself.
     ("auth-step-up", "post"): "the staff UI asks for the code on the sensitive operation's own page",
     # Invitations.
-    ("member-list", "create"): "attaches an existing user of no other organisation; the staff UI invites "
-    "instead (the invitee accepts)",
+    ("member-list", "create"): "the same invitation as member-invite (the staff UI's add member leads "
+    "to inviting too); no account is attached without its consent",
 }

@@ -64,6 +64,9 @@ FIELD_ENCRYPTION_KEY = os.environ.get("DJANGO_FIELD_ENCRYPTION_KEY", "")
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+# A form that fails the CSRF check (open too long, another sign-in) is explained in the admin's layout
+# to staff under /admin/ (prisma_glow/admin/refusal.py); elsewhere Django's own page.
+CSRF_FAILURE_VIEW = "prisma_glow.admin.refusal.csrf_failure"
 
 INSTALLED_APPS = [
     "prisma_glow.apps.PrismaGlowAdminConfig",
@@ -501,12 +504,32 @@ CONTENT_SECURITY_POLICY = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # An invitation's link is a secret until used: its token never reaches a log (prisma_glow/logfilters.py).
+    "filters": {"redact_invitation_tokens": {"()": "prisma_glow.logfilters.RedactInvitationTokens"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        # runserver's request lines, as Django's own logging configures them.
+        "server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "server": {"class": "logging.StreamHandler", "formatter": "server"},
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         # django-axes: every failed sign-in and lock at WARNING, not each step at INFO.
         "axes": {"level": "WARNING"},
+        "django.request": {"filters": ["redact_invitation_tokens"]},
+        "django.server": {
+            "handlers": ["server"],
+            "level": "INFO",
+            "propagate": False,
+            "filters": ["redact_invitation_tokens"],
+        },
     },
 }

@@ -39,6 +39,7 @@ from agents.models import (
 )
 from agents.privacy import identifier_mapping, may_see_identifiers, sees_every_identifier, shown_text
 from agents.selectors import budget_limits_nothing_for, budget_unpriced_agents, budgets_with_usage
+from prisma_glow import policy
 from prisma_glow.admin.base import OrganizationScopedAdmin, adopt
 from prisma_glow.admin.filters import OwnerFilter
 from prisma_glow.admin.scoping import get_admin_access
@@ -500,8 +501,13 @@ class ModelProviderAdmin(OrganizationScopedAdmin):
 
     def step_up_context(self, request, obj=None) -> dict:
         # Typing a key, or ticking "remove the stored key", touches the secret (policy.STEP_UP).
+        # Another base_url or kind sends a stored key elsewhere (a form posts every field: the policy
+        # compares them with the provider's).
         typed = request.POST.get("api_key") or None
-        return {"api_key": typed if typed else ("" if request.POST.get("clear_api_key") else None)}
+        return {
+            "api_key": typed if typed else ("" if request.POST.get("clear_api_key") else None),
+            **{field: request.POST.get(field) for field in policy.SECRET_DESTINATION},
+        }
 
     def get_fields(self, request, obj=None):
         fields = list(super().get_fields(request, obj))

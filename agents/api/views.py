@@ -55,6 +55,7 @@ from agents.models import (
 from agents.privacy import SEARCH_REFUSED, sees_every_identifier
 from agents.selectors import budgets_with_usage
 from personas.models import Persona
+from prisma_glow import policy
 from prisma_glow.api.pagination import CreatedCursorPagination, StandardPagination
 from prisma_glow.api.parsers import JSONParser
 from prisma_glow.api.viewsets import OrganizationScopedMixin, OrganizationScopedViewSet
@@ -355,9 +356,13 @@ class ModelProviderViewSet(OrganizationScopedViewSet):
         )
 
     def perform_update(self, serializer):
-        # Setting, replacing or clearing ("") the secret is sensitive; other changes are not.
+        # Setting, replacing or clearing ("") the secret, or sending a stored one elsewhere (another
+        # base_url or kind), is sensitive; other changes are not.
+        data = serializer.validated_data
         self.require(
-            "model_provider.change", serializer.instance, api_key=serializer.validated_data.get("api_key")
+            "model_provider.change",
+            serializer.instance,
+            **{field: data.get(field) for field in ("api_key", *policy.SECRET_DESTINATION)},
         )
         serializer.instance = services.provider_update(
             provider=serializer.instance,

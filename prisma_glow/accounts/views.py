@@ -269,11 +269,14 @@ def account_security(request):
                     )
                     return _codes_page(request, codes=codes, next_url=next_url, title="Your backup codes")
             else:
-                device = factors.check_code(user, code)
-                if device is None:
+                # A step-up like any other: throttled, audited (right and wrong codes), session renewed.
+                checked = factors.step_up(
+                    request, code, door="account_security", operation=f"factor.{action}"
+                )
+                if not checked:
                     form.add_error("code", wrong_code_message(user, code))
                 else:
-                    response = _act(request, action=action, device=device, next_url=next_url)
+                    response = _act(request, action=action, next_url=next_url)
                     if response is not None:
                         return response
     device = None
@@ -306,16 +309,14 @@ def account_security(request):
     return TemplateResponse(request, "admin/accounts/security.html", context)
 
 
-def _act(request, *, action: str, device, next_url: str):
+def _act(request, *, action: str, next_url: str):
     """A change to existing factors, once a code was accepted; None to show the page again."""
     user = request.user
     if action == "regenerate":
         codes = services.backup_codes_regenerate(user=user, keep=request)
-        factors.record_check(request, device)
         messages.success(request, "New backup codes made: the old ones no longer work.")
         return _codes_page(request, codes=codes, next_url=next_url, title="Your new backup codes")
     if action == "replace":
-        factors.record_check(request, device)
         services.totp_enrolment(user=user, fresh=True)
         messages.info(
             request,

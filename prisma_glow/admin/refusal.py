@@ -7,6 +7,8 @@ site's ``handler403`` (``prisma_glow/urls.py``): a ``PermissionDenied`` raised a
 other paths with Django's default. ``bad_request`` (``handler400``) does the same for a form the
 server would not read — larger than ``DATA_UPLOAD_MAX_MEMORY_SIZE`` or with too many fields — so a
 person who pasted too much is told what happened and what to do, not shown "Bad Request (400)".
+``csrf_failure`` (``CSRF_FAILURE_VIEW``) answers a form that failed the CSRF check (open too long,
+or from another sign-in) in the same way.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import defaults
+from django.views.csrf import csrf_failure as default_csrf_failure
 
 DEFAULT_REASON = "Your role in this organisation does not allow this page."
 
@@ -81,3 +84,19 @@ def bad_request(request, exception=None):
             )
         return refusal_page(request, reason, status=400, heading="The form was too large").render()
     return defaults.bad_request(request, exception)
+
+
+CSRF_REASON = (
+    "This form could not be accepted: it was open too long, or sent from another sign-in (you signed "
+    "out and in again, or in another tab, since it was shown). Nothing was saved. Reload the page and "
+    "try again."
+)
+
+
+def csrf_failure(request, reason: str = ""):
+    """``CSRF_FAILURE_VIEW``: under ``/admin/``, a signed-in staff user whose form failed Django's CSRF
+    check is told why in the admin's layout, with a way back (403); elsewhere Django's default."""
+    if _for_staff_in_admin(request):
+        response = refusal_page(request, CSRF_REASON, heading="The form has expired")
+        return response.render()
+    return default_csrf_failure(request, reason)

@@ -14,12 +14,13 @@ import math
 from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, extend_schema
-from rest_framework import exceptions, serializers
+from rest_framework import exceptions, permissions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from prisma_glow import factors
+from prisma_glow import factors, policy
 from prisma_glow.api.permissions import account_security_url
+from prisma_glow.tenancy.models import APIKey
 
 
 class StepUpSerializer(serializers.Serializer):
@@ -46,10 +47,27 @@ WRONG_CODE = (
 )
 
 
+class SignedInPerson(permissions.BasePermission):
+    """A session user, whichever organisations they belong to (a superuser may belong to none): the
+    check is the session's, not an organisation's. An API key is refused (``session_required``)."""
+
+    message = "Only a signed-in person steps up; an API key never does (and never needs to)."
+    code = policy.SESSION_REQUIRED
+
+    def has_permission(self, request, view) -> bool:
+        if isinstance(request.auth, APIKey):
+            return False
+        if not request.user or not request.user.is_authenticated:
+            raise exceptions.NotAuthenticated()
+        return True
+
+
 class StepUpView(APIView):
     """Check a second-factor code for the signed-in session (the API's step-up)."""
 
     serializer_class = StepUpSerializer
+    # Its own permission (no organisation needed); the operation names the route in the policy's doors.
+    permission_classes = [SignedInPerson]
     operations = {"post": "factor.step_up"}
 
     @extend_schema(

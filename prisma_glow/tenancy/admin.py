@@ -11,6 +11,8 @@ import datetime as dt
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseNotAllowed
 from django.shortcuts import redirect
@@ -19,6 +21,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from prisma_glow import policy
+from prisma_glow.admin import stepup
 from prisma_glow.admin.base import (
     OrganizationScopedAdmin,
     ServiceValidationError,
@@ -287,6 +290,10 @@ class InvitationAdmin(OrganizationScopedAdmin):
         )
         return super().get_form(request, obj, change, **kwargs)
 
+    def step_up_context(self, request, obj=None) -> dict:
+        # The role invited to: inviting an owner is refused to an admin as such, before any code.
+        return {"role": request.POST["role"]} if request.POST.get("role") in Role.values else {}
+
     def add_view(self, request, form_url="", extra_context=None):
         extra_context = {
             "title": "Invite a colleague",
@@ -327,7 +334,8 @@ class InvitationAdmin(OrganizationScopedAdmin):
         return response
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        self.require(request, "membership.add")
+        # Reading an invitation is not inviting: no fresh code (revoking it, below, asks for one).
+        self.require(request, "invitation.view")
         invitation = scoped_get(
             Invitation.objects.select_related("invited_by", "accepted_by"), request, pk=object_id
         )
@@ -345,11 +353,16 @@ class InvitationAdmin(OrganizationScopedAdmin):
     def revoke_view(self, request, invitation_id):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        self.require(request, "membership.add")
+        if not self.allows(request, "membership.add"):
+            return refusal_page(request, admin_decide(request, "membership.add").reason, model_admin=self)
         invitation = scoped_get(Invitation.objects.all(), request, pk=invitation_id)
+        # The role rule first (only owners revoke an owner's invitation), then a fresh code.
         decision = admin_decide(request, "membership.add", invitation, role=invitation.role)
-        if not decision:
+        if not decision and decision.code != policy.STEP_UP_REQUIRED:
             return refusal_page(request, decision.reason, model_admin=self)
+        page = stepup.gate(request, "membership.add", invitation, model_admin=self, role=invitation.role)
+        if page is not None:
+            return page
         _, error = run_service(
             services.invitation_revoke,
             invitation=invitation,
@@ -625,3 +638,61 @@ admin.site.register_dashboard_panel(
     context=expiring_keys_panel,
     order=20,
 )
+
+
+# --- Users (site administration) ---------------------------------------------------------------
+
+
+class UserAdmin(DjangoUserAdmin):
+    """Django's own user pages, for superusers only: every write (adding a user, changing one — making
+    a superuser, staff or inactive —, setting a password, deleting one or several) is the policy's
+    ``user.manage``, which needs a fresh second factor: the page asks for a code, then carries on."""
+
+    operation = "user.manage"
+
+    def _gate(self, request):
+        if request.method != "POST":
+            return None
+        decision = policy.decide(get_admin_access(request), self.operation)
+        if not decision and decision.code != policy.STEP_UP_REQUIRED:
+            return refusal_page(request, decision.reason, model_admin=self)
+        return stepup.gate(request, self.operation, model_admin=self)
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_add_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        page = self._gate(request)
+        return (
+            page if page is not None else super().changeform_view(request, object_id, form_url, extra_context)
+        )
+
+    def delete_view(self, request, object_id, extra_context=None):
+        page = self._gate(request)
+        return page if page is not None else super().delete_view(request, object_id, extra_context)
+
+    def user_change_password(self, request, id, form_url=""):
+        page = self._gate(request)
+        return page if page is not None else super().user_change_password(request, id, form_url)
+
+    def response_action(self, request, queryset, **kwargs):
+        # Bulk deletion (Django's delete_selected): its confirmation and its final POST.
+        page = self._gate(request)
+        return page if page is not None else super().response_action(request, queryset, **kwargs)
+
+
+User = get_user_model()
+admin.site.unregister(User)
+admin.site.register(User, UserAdmin)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import smtplib
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
@@ -197,13 +198,17 @@ def membership_update(*, membership: Membership, actor, role: str, access=None) 
             {"role": "This is the organisation's last owner: make another member owner first."},
             code="conflict",
         )
-    return audited_update(
+    updated = audited_update(
         membership,
         organization=membership.organization,
         actor=actor,
         action="membership.update",
         fields={"role": role},
     )
+    _revoke_invitations_beyond(
+        membership=updated, actor=actor, role=role, reason="the inviter's role changed"
+    )
+    return updated
 
 
 @retry_on_conflict
@@ -234,10 +239,39 @@ def membership_remove(*, membership: Membership, actor, access=None) -> None:
         obj=membership,
         before=before,
     )
+    _revoke_invitations_beyond(
+        membership=membership, actor=actor, role=None, reason="the inviter was removed"
+    )
     membership.delete()
     # The removed member is signed out everywhere, in this transaction: no page they have open keeps
     # working on what they held (ASVS V7.4.2).
     end_user_sessions(user=membership.user)
+
+
+def _revoke_invitations_beyond(*, membership: Membership, actor, role: str | None, reason: str) -> None:
+    """Revoke (audited) the open invitations ``membership``'s user sent in its organisation for roles
+    that ``role`` (None: no longer a member) may not grant (``policy``'s ``membership.add``): a member
+    removed or demoted leaves no link behind that brings people in with rights they no longer give."""
+    user = membership.user
+    inviter = SimpleNamespace(role=role, api_key=None, is_superuser=user.is_superuser)
+    now = timezone.now()
+    for invitation in (
+        Invitation.objects.select_for_update()
+        .open()
+        .filter(organization=membership.organization_id, invited_by=user)
+    ):
+        if policy.allows(inviter, "membership.add", invitation, role=invitation.role):
+            continue
+        audited_update(
+            invitation,
+            organization=membership.organization,
+            actor=actor,
+            action="invitation.revoke",
+            fields={"revoked_at": now},
+            validate=None,
+            snapshot_of=_invitation_snapshot,
+            after_extra={"reason": reason},
+        )
 
 
 def user_find(identifier: str, *, organization: Organization | None, allow_members_elsewhere: bool = False):

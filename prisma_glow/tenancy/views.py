@@ -3,7 +3,9 @@ no account yet.
 
 What it shows depends on the link and on who opens it: an unknown, used, revoked or expired link
 says so (404 / 410); a signed-in user with the invitation's address accepts with one button; another
-signed-in user is told to sign out; an anonymous visitor whose address has an account is sent to the
+signed-in user is told to sign out (200: nothing accepted); with second factors required (``PRISMA_GLOW_REQUIRE_MFA``), a session
+that has not checked one is first sent to sign in with the code, or to enrol one, and back here (``next``);
+an anonymous visitor whose address has an account is sent to the
 normal login (``?next=`` back here); otherwise the visitor chooses a username and a password
 (Django's validators) and is then sent to the normal login, where a required second factor is
 enrolled. Every answer is ``Cache-Control: no-store``; the site's ``Referrer-Policy: same-origin``
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.auth import get_user_model
+from django.contrib.auth import REDIRECT_FIELD_NAME, get_user_model, logout
 from django.contrib.auth.password_validation import password_validators_help_texts
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import redirect
@@ -27,7 +29,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from prisma_glow.admin.base import add_errors_to_form, validation_messages
 from prisma_glow.admin.scoping import SESSION_KEY
-from prisma_glow.factors import mfa_required
+from prisma_glow.factors import has_factor, is_verified, mfa_required
 from prisma_glow.tenancy import services
 from prisma_glow.tenancy.selectors import invitation_by_token
 
@@ -86,7 +88,11 @@ def invitation_accept_view(request, token: str):
     user = request.user
     if user.is_authenticated:
         if (user.email or "").casefold() != invitation.email.casefold():
-            return _page(request, {**context, "other_user": True}, title=title, status=403)
+            # 200, not 403: nothing is refused but the wrong account, and a 4xx would make Django log
+            # the link (redacted by prisma_glow.logfilters all the same). A POST accepts nothing.
+            return _page(request, {**context, "other_user": True}, title=title)
+        if mfa_required() and not is_verified(request):
+            return _second_factor_first(request)
         if request.method == "POST":
             return _accept(request, token, invitation)
         return _page(request, {**context, "confirm": True}, title=title)
@@ -126,6 +132,22 @@ def invitation_accept_view(request, token: str):
         {**context, "form": form, "password_rules": rules, "mfa_required": mfa_required()},
         title=title,
     )
+
+
+def _second_factor_first(request):
+    """With second factors required, a session that has not checked one (a password-only sign-in)
+    accepts nothing: as on the admin's pages (prisma_glow.accounts.middleware), a user with a factor
+    signs in again with the code, one without enrols one; either comes back to this link (``next``)."""
+    if has_factor(request.user):
+        logout(request)
+        messages.warning(request, "Two-step sign-in is required: log in again with your code to accept.")
+        target = reverse("admin:login")
+    else:
+        messages.warning(request, "Two-step sign-in is required: set it up, then accept the invitation.")
+        target = reverse("admin:account_security")
+    response = redirect(f"{target}?{urlencode({REDIRECT_FIELD_NAME: request.path})}")
+    add_never_cache_headers(response)
+    return response
 
 
 def _accept(request, token: str, invitation):

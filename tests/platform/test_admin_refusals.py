@@ -209,3 +209,29 @@ def test_a_bad_request_outside_the_admin_keeps_django_s_answer(client, settings)
     settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
     response = client.post("/admin/login/", {f"f{i}": str(i) for i in range(20)})
     assert response.status_code == 400 and not admin_layout(response.content.decode())
+
+
+def test_a_failed_csrf_check_is_said_in_the_admin_layout_and_saves_nothing(org, editor):
+    """A form whose CSRF token no longer matches (open too long, another sign-in): a 403 page of the
+    admin saying what to do, not Django's bare "403 Forbidden"; nothing is saved."""
+    from agents.models import Agent
+    from tests.factories import AgentFactory
+
+    agent = AgentFactory(organization=org, name="Before")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(editor)
+    client.get(f"/admin/agents/agent/{agent.pk}/change/")  # sets the CSRF cookie
+    response = client.post(
+        f"/admin/agents/agent/{agent.pk}/change/", {"name": "After", "csrfmiddlewaretoken": "x" * 64}
+    )
+    html = response.content.decode()
+    assert response.status_code == 403 and admin_layout(html)
+    assert "Reload the page and try again" in html and "CSRF verification failed" not in html
+    assert Agent.objects.get(pk=agent.pk).name == "Before"
+
+
+def test_a_failed_csrf_check_outside_the_admin_or_anonymous_keeps_django_s_answer(org):
+    client = Client(enforce_csrf_checks=True)
+    response = client.post("/admin/login/", {"username": "x", "password": "y"})
+    html = response.content.decode()
+    assert response.status_code == 403 and "CSRF verification failed" in html and not admin_layout(html)

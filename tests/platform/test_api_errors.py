@@ -8,6 +8,7 @@ import pytest
 from django.test import Client
 
 from tests.conftest import client_for
+from tests.factories import AgentFactory
 from tests.support.api import assert_error
 
 KEYS_URL = "/api/v1/api-keys/"
@@ -131,10 +132,11 @@ def test_timezone_offsets_postgresql_refuses_are_normalised(raw):
 
 def test_unknown_reference_404_duplicate_409(raw, org):
     """A body naming something the caller cannot see is a 404; a duplicate is a 409."""
+    agent = AgentFactory(organization=org)
     assert_error(
-        raw.post("/api/v1/members/", {"user": "nobody"}, content_type="application/json"),
+        raw.post(f"/api/v1/agents/{agent.pk}/tools/", {"tool": 99999999}, content_type="application/json"),
         404,
-        fields=["user"],
+        fields=["tool"],
     )
 
 

@@ -12,9 +12,9 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.core.exceptions import ValidationError
+from django.test import Client
 from django.utils import timezone
 
-from prisma_glow import policy
 from prisma_glow.audit.models import AuditEvent
 from prisma_glow.exceptions import ConflictError
 from prisma_glow.tenancy import services
@@ -336,21 +336,15 @@ def test_anonymous_is_refused(org, api_client):
     }
 
 
-def test_api_keys_follow_membership_add(org, mailoutbox):
-    """A key without the admin scope is refused. A key with it is answered as ``membership.add``'s row
-    of the policy says: today the admin scope; once the step-up slice makes membership operations
-    need a person (scope None), 403 — this test follows the row."""
-    read_key = APIKeyFactory(organization=org, scopes=["read", "write", "execute"])
-    assert_error(
-        client_for(key=read_key.plaintext).post(INVITE, {"email": "a@firm.example"}, format="json"), 403
-    )
-    admin_key = APIKeyFactory(organization=org, scopes=["admin"])
-    response = client_for(key=admin_key.plaintext).post(INVITE, {"email": "a@firm.example"}, format="json")
-    if policy.OPERATIONS["membership.add"].scope is None:
-        assert_error(response, 403)
-    else:
-        assert response.status_code == 202
-        assert "An administrator of" in mailoutbox[0].body and Invitation.objects.get().invited_by is None
+def test_api_keys_cannot_invite(org):
+    """Inviting is a person's (membership.add has no scope): a key without the admin scope and one with
+    every scope are both refused 403 ``session_required``, and nothing is recorded or sent."""
+    for scopes in (["read", "write", "execute"], ["read", "write", "execute", "admin"]):
+        key = APIKeyFactory(organization=org, scopes=scopes)
+        for route in (INVITE, "/api/v1/members/"):
+            response = client_for(key=key.plaintext).post(route, {"email": "a@firm.example"}, format="json")
+            assert assert_error(response, 403)["code"] == "session_required"
+    assert not Invitation.objects.exists()
 
 
 @pytest.mark.parametrize(
@@ -460,3 +454,35 @@ def test_reading_invitations_needs_no_step_up_but_inviting_and_revoking_do(org, 
     body = assert_error(client.post(f"/api/v1/invitations/{invitation.pk}/revoke/"), 403)
     assert body["code"] == "step_up_required"
     assert not Invitation.objects.filter(email="new@example.com").exists()
+
+
+# --- A removed or demoted inviter leaves no open invitation beyond their rights (review of issue 16) --
+def _open(invitation) -> bool:
+    return Invitation.objects.get(pk=invitation.pk).revoked_at is None
+
+
+def test_demoting_an_inviter_revokes_their_invitations_they_can_no_longer_grant(org, owner):
+    """An owner demoted to admin loses the owner invitations they sent (audited, with the reason), keeps
+    the others; demoted below admin, every invitation they sent; another inviter's stay open."""
+    inviter = MembershipFactory(organization=org, role="owner")
+    to_owner = InvitationFactory(organization=org, role="owner", invited_by=inviter.user)
+    to_editor = InvitationFactory(organization=org, role="editor", invited_by=inviter.user)
+    someone_elses = InvitationFactory(organization=org, role="owner", invited_by=owner)
+    client = client_for(owner)
+    url = f"/api/v1/members/{inviter.pk}/"
+    assert client.patch(url, {"role": "admin"}, format="json").status_code == 200
+    assert not _open(to_owner) and _open(to_editor) and _open(someone_elses)
+    event = AuditEvent.objects.get(action="invitation.revoke", object_id=str(to_owner.pk))
+    assert event.actor_user == owner and event.after["reason"] == "the inviter's role changed"
+    assert client.patch(url, {"role": "editor"}, format="json").status_code == 200
+    assert not _open(to_editor) and _open(someone_elses)
+
+
+def test_removing_an_inviter_revokes_their_open_invitations(org, owner):
+    inviter = MembershipFactory(organization=org, role="admin")
+    sent = InvitationFactory(organization=org, role="viewer", invited_by=inviter.user)
+    assert client_for(owner).delete(f"/api/v1/members/{inviter.pk}/").status_code == 204
+    assert not _open(sent)
+    event = AuditEvent.objects.get(action="invitation.revoke", object_id=str(sent.pk))
+    assert event.after["reason"] == "the inviter was removed"
+    assert Client().get(f"/invitation/{sent.token}/").status_code == 410

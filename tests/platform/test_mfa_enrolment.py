@@ -258,3 +258,21 @@ def test_reset_of_a_user_without_a_factor_says_so(member):
     call_command("reset_factors", "mira", stdout=out)
     assert "mira had no second factor; their sessions were ended." in out.getvalue()
     assert AuditEvent.objects.get(action="factor.reset").after == {"devices_removed": 0, "sessions_ended": 0}
+
+
+@pytest.mark.parametrize("action", ["regenerate", "replace"])
+def test_changing_factors_is_a_step_up_audited_right_or_wrong(member, enrolled, org, action):
+    """Review of issue 16: the code that allows replacing the app or making new backup codes is a
+    step-up like any other: a wrong one is audited (factor.step_up_failed), a right one too
+    (factor.step_up, naming the change), and the session is fresh after it."""
+    device, _codes = enrolled
+    client = signed_in(member)
+    bad = "000000" if totp_code(device) != "000000" else "111111"
+    client.post(SECURITY, {"action": action, f"{action}-code": bad})
+    failed = AuditEvent.objects.get(action="factor.step_up_failed", organization=org)
+    assert failed.after["door"] == "account_security" and failed.after["operation"] == f"factor.{action}"
+    device.throttle_reset()
+    client.post(SECURITY, {"action": action, f"{action}-code": totp_code(device)})
+    passed = AuditEvent.objects.get(action="factor.step_up", organization=org)
+    assert passed.after["operation"] == f"factor.{action}" and passed.after["device"] == "authenticator"
+    assert factors.CHECKED_AT in client.session

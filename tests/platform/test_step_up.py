@@ -18,7 +18,7 @@ from agents.models import Agent, ModelProvider
 from guardrails.models import Guardrail
 from knowledge.models import KnowledgeBase
 from prisma_glow.audit.models import AuditEvent
-from prisma_glow.tenancy.models import APIKey, Membership
+from prisma_glow.tenancy.models import APIKey, Invitation, Membership
 from tests.factories import (
     AgentFactory,
     APIKeyFactory,
@@ -127,13 +127,13 @@ def _cases(org) -> dict[str, callable]:
         )
 
     def add_member():
-        UserFactory(username="newcomer")
+        UserFactory(username="newcomer", email="newcomer@example.com")
         return Case(
             "post",
             "/api/v1/members/",
-            {"user": "newcomer", "role": "editor"},
-            201,
-            lambda: Membership.objects.filter(organization=org, user__username="newcomer").exists(),
+            {"email": "newcomer@example.com", "role": "editor"},
+            202,
+            lambda: Invitation.objects.filter(organization=org, email="newcomer@example.com").exists(),
         )
 
     def change_role():
@@ -494,3 +494,60 @@ def test_step_up_needs_the_csrf_token_like_every_session_write(owner, device):
     body = assert_error(client.post(STEP_UP, {"code": totp_code(device)}, format="json"), 403)
     assert "CSRF" in body["message"]
     assert not AuditEvent.objects.filter(action__startswith="factor.step_up").exists()
+
+
+# --- Where a stored secret is sent (review of issue 16) --------------------------------------------
+@pytest.fixture
+def remote_provider(org, settings):
+    settings.PROVIDER_ALLOWED_HOSTS = ["127.0.0.1:11434", "127.0.0.1:9999"]
+    return ModelProviderFactory(
+        organization=org, kind="openai_compatible", base_url="http://127.0.0.1:11434/v1", api_key="sk-old"
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"base_url": "http://127.0.0.1:9999/v1"},
+        {"kind": "offline"},
+    ],
+    ids=["base_url", "kind"],
+)
+def test_sending_a_stored_secret_elsewhere_needs_a_fresh_factor(org, client, device, remote_provider, change):
+    """Another base_url (or kind) sends the stored key to another host on the next run: step-up first."""
+    url = f"/api/v1/model-providers/{remote_provider.pk}/"
+    assert assert_error(client.patch(url, change, format="json"), 403)["code"] == "step_up_required"
+    unchanged = ModelProvider.objects.get(pk=remote_provider.pk)
+    assert (unchanged.kind, unchanged.base_url) == ("openai_compatible", "http://127.0.0.1:11434/v1")
+    step_up(client, device)
+    response = client.patch(url, change, format="json")
+    assert response.status_code == 200, response.content
+    moved = ModelProvider.objects.get(pk=remote_provider.pk)
+    assert all(getattr(moved, field) == value for field, value in change.items())
+
+
+def test_moving_a_provider_without_a_secret_or_keeping_its_address_asks_nothing(org, client, remote_provider):
+    keyless = ModelProviderFactory(
+        organization=org, kind="openai_compatible", base_url="http://127.0.0.1:11434/v1"
+    )
+    moved = client.patch(
+        f"/api/v1/model-providers/{keyless.pk}/", {"base_url": "http://127.0.0.1:9999/v1"}, format="json"
+    )
+    assert moved.status_code == 200, moved.content
+    same = client.patch(
+        f"/api/v1/model-providers/{remote_provider.pk}/",
+        {"base_url": "http://127.0.0.1:11434/v1", "kind": "openai_compatible", "timeout_seconds": 9},
+        format="json",
+    )
+    assert same.status_code == 200, same.content
+
+
+def test_a_superuser_of_no_organisation_steps_up(db):
+    """The step-up is the session's, not an organisation's: a superuser who belongs to none steps up
+    (200, audited) instead of being refused for lack of a membership."""
+    root = UserFactory(username="root", is_superuser=True)
+    device = TOTPDeviceFactory(user=root)
+    client = session_client(root)
+    body = step_up(client, device)
+    assert body["step_up_minutes"] >= 1
+    assert AuditEvent.objects.filter(action="factor.step_up", actor_user=root).exists()

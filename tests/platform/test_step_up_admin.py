@@ -15,16 +15,18 @@ from knowledge.models import KnowledgeBase
 from prisma_glow import factors
 from prisma_glow.admin.stepup import CODE_FIELD
 from prisma_glow.audit.models import AuditEvent
-from prisma_glow.tenancy.models import APIKey, Membership
+from prisma_glow.tenancy.models import APIKey, Invitation, Membership
 from tests.factories import (
     AgentFactory,
     APIKeyFactory,
     GuardrailFactory,
+    InvitationFactory,
     KnowledgeBaseFactory,
     MembershipFactory,
     ModelProviderFactory,
     PersonaFactory,
     TOTPDeviceFactory,
+    UserFactory,
     totp_code,
 )
 
@@ -307,3 +309,156 @@ def test_a_custom_page_refuses_a_role_in_the_admin_layout(org, viewer):
     assert "admin/pg/refused.html" in [t.name for t in response.templates]
     assert "Your role (viewer) cannot deprecate agents" in response.content.decode()
     assert Agent.objects.get(pk=agent.pk).status == "active"
+
+
+def test_sending_a_stored_provider_secret_to_another_address_asks_a_code(org, web, device, settings):
+    """The admin's change form posts every field: only a base_url (or kind) different from the
+    provider's, on one that holds a key, is sensitive."""
+    settings.PROVIDER_ALLOWED_HOSTS = ["127.0.0.1:11434", "127.0.0.1:9999"]
+    provider = ModelProviderFactory(
+        organization=org, kind="openai_compatible", base_url="http://127.0.0.1:11434/v1", api_key="sk-old"
+    )
+    url = f"/admin/agents/modelprovider/{provider.pk}/change/"
+    assert web.post(url, provider_form(provider, timeout_seconds="9")).status_code == 302
+    provider.refresh_from_db()
+    page = web.post(url, provider_form(provider, base_url="http://127.0.0.1:9999/v1"))
+    assert is_code_page(page)
+    assert ModelProvider.objects.get(pk=provider.pk).base_url == "http://127.0.0.1:11434/v1"
+    assert answer(web, url, page, totp_code(device)).status_code == 302
+    assert ModelProvider.objects.get(pk=provider.pk).base_url == "http://127.0.0.1:9999/v1"
+
+
+# --- Django's own user pages (superusers): user.manage ----------------------------------------------
+@pytest.fixture
+def superuser(db):
+    return UserFactory(username="root", is_superuser=True)
+
+
+@pytest.fixture
+def root_device(superuser):
+    return TOTPDeviceFactory(user=superuser)
+
+
+@pytest.fixture
+def root(superuser, root_device):
+    client = Client()
+    client.force_login(superuser)
+    return client
+
+
+def test_making_a_superuser_asks_a_code_then_saves(root, root_device):
+    """Changing a user (here: making them superuser) is user.manage: a code first, then the save."""
+    target = UserFactory(username="target")
+    url = f"/admin/auth/user/{target.pk}/change/"
+    form = {
+        "username": "target",
+        "email": target.email,
+        "is_active": "on",
+        "is_staff": "on",
+        "is_superuser": "on",
+        "date_joined_0": "2026-01-01",
+        "date_joined_1": "00:00:00",
+        "initial-date_joined_0": "2026-01-01",
+        "initial-date_joined_1": "00:00:00",
+    }
+    page = root.post(url, form)
+    assert is_code_page(page)
+    assert not type(target).objects.get(pk=target.pk).is_superuser
+    done = answer(root, url, page, totp_code(root_device))
+    assert done.status_code == 302, done.content.decode()[:3000]
+    assert type(target).objects.get(pk=target.pk).is_superuser
+    assert AuditEvent.objects.filter(
+        action="factor.step_up", actor_user=root_device.user, after__operation="user.manage"
+    ).exists()
+
+
+def test_setting_a_password_asks_a_code(root, root_device):
+    target = UserFactory(username="target")
+    url = f"/admin/auth/user/{target.pk}/password/"
+    form = {
+        "password1": "An0ther-long-passphrase",
+        "password2": "An0ther-long-passphrase",
+        "usable_password": "true",
+    }
+    page = root.post(url, form)
+    assert is_code_page(page)
+    assert type(target).objects.get(pk=target.pk).check_password("correct-horse-battery")
+    assert answer(root, url, page, totp_code(root_device)).status_code == 302
+    assert type(target).objects.get(pk=target.pk).check_password("An0ther-long-passphrase")
+
+
+def test_deleting_a_user_asks_a_code(root, root_device):
+    one = UserFactory(username="one")
+    model = type(one)
+    url = f"/admin/auth/user/{one.pk}/delete/"
+    page = root.post(url, {"post": "yes"})
+    assert is_code_page(page) and model.objects.filter(pk=one.pk).exists()
+    assert answer(root, url, page, totp_code(root_device)).status_code == 302
+    assert not model.objects.filter(pk=one.pk).exists()
+
+
+def test_deleting_users_in_bulk_asks_a_code(root, root_device):
+    two = UserFactory(username="two")
+    model = type(two)
+    changelist = "/admin/auth/user/"
+    bulk = {"action": "delete_selected", "_selected_action": [str(two.pk)], "post": "yes"}
+    page = root.post(changelist, bulk)
+    assert is_code_page(page) and model.objects.filter(pk=two.pk).exists()
+    done = answer(root, changelist, page, totp_code(root_device))
+    assert done.status_code == 302 and not model.objects.filter(pk=two.pk).exists()
+
+
+def test_adding_a_user_asks_a_code(root, root_device):
+    url = "/admin/auth/user/add/"
+    form = {
+        "username": "newcomer",
+        "password1": "An0ther-long-passphrase",
+        "password2": "An0ther-long-passphrase",
+        "usable_password": "true",
+    }
+    page = root.post(url, form)
+    assert is_code_page(page)
+    model = type(root_device.user)
+    assert not model.objects.filter(username="newcomer").exists()
+    assert answer(root, url, page, totp_code(root_device)).status_code == 302
+    assert model.objects.filter(username="newcomer").exists()
+
+
+def test_an_owner_cannot_reach_the_user_pages(org, owner, web):
+    """user.manage is for superusers: an organisation's owner is refused (not asked for a code)."""
+    target = UserFactory(username="target")
+    response = web.post(f"/admin/auth/user/{target.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 403 and not is_code_page(response)
+    assert type(target).objects.filter(pk=target.pk).exists()
+
+
+# --- Invitations, with a user who has a factor --------------------------------------------------------
+def test_reading_an_invitation_asks_no_code_revoking_it_does(org, owner, web, device):
+    """The detail page is invitation.view (no code); revoking is membership.add: the code page, then
+    the revocation, for a user who holds a factor."""
+    invitation = InvitationFactory(organization=org, role="viewer", invited_by=owner)
+    detail = web.get(f"/admin/tenancy/invitation/{invitation.pk}/change/")
+    assert detail.status_code == 200 and "Revoke" in detail.content.decode()
+    url = f"/admin/tenancy/invitation/{invitation.pk}/revoke/"
+    page = web.post(url)
+    assert is_code_page(page)
+    assert Invitation.objects.get(pk=invitation.pk).revoked_at is None
+    assert answer(web, url, page, totp_code(device)).status_code == 302
+    assert Invitation.objects.get(pk=invitation.pk).revoked_at is not None
+
+
+def test_an_admin_with_a_factor_is_refused_an_owners_invitation_before_any_code(org, admin_user):
+    """The role rule comes first: inviting an owner, or revoking an owner's invitation, is refused
+    outright (no code asked, none used)."""
+    device = TOTPDeviceFactory(user=admin_user)
+    client = Client()
+    client.force_login(admin_user)
+    invite = client.post("/admin/tenancy/invitation/add/", {"email": "boss@firm.example", "role": "owner"})
+    assert not is_code_page(invite)
+    assert not Invitation.objects.filter(email="boss@firm.example").exists()
+    invitation = InvitationFactory(organization=org, role="owner")
+    revoke = client.post(f"/admin/tenancy/invitation/{invitation.pk}/revoke/")
+    assert revoke.status_code == 403 and not is_code_page(revoke)
+    assert Invitation.objects.get(pk=invitation.pk).revoked_at is None
+    device.refresh_from_db()
+    assert not AuditEvent.objects.filter(action__startswith="factor.step_up").exists()

@@ -7,6 +7,7 @@ only read and append audit events (``manage.py grant_app_role``).
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import pytest
@@ -14,10 +15,13 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
 from django.db.models import ProtectedError
+from django.test import Client
+from django.utils import timezone
 
 from prisma_glow.audit.models import AuditEvent
 from prisma_glow.audit.services import BROKEN_HASH, BROKEN_LINK, audit_record, audit_verify_chain
-from tests.factories import APIKeyFactory, UserFactory
+from tests.factories import APIKeyFactory, InvitationFactory, UserFactory
+from tests.support.admin import login
 from tests.support.audit import tamper_audit
 
 pytestmark = pytest.mark.django_db
@@ -219,3 +223,53 @@ def test_compose_runs_the_application_as_a_role_that_owns_no_table():
     assert "./deploy/postgres-init:/docker-entrypoint-initdb.d:ro" in services["db"]["volumes"]
     script = (root / "deploy" / "postgres-init" / "10-app-role.sh").read_text()
     assert "CREATE ROLE prisma_glow_app LOGIN" in script
+
+
+# --- Invitation links never reach a log (review of issue 16) ------------------------------------------
+def _logged(caplog) -> str:
+    return "\n".join(record.getMessage() for record in caplog.records)
+
+
+def test_v16_2_5_a_live_invitation_link_opened_by_another_user_is_not_logged(org, editor, caplog):
+    """ASVS 5.0 V16.2.5: a live invitation's token (a bearer secret) is not written to the logs when
+    another signed-in user opens the link: the page answers 200, and nothing logs the path."""
+    invitation = InvitationFactory(organization=org, email="mira@firm.example")
+    client = login(editor)
+    with caplog.at_level(logging.INFO):
+        assert client.get(f"/invitation/{invitation.token}/").status_code == 200
+        assert client.post(f"/invitation/{invitation.token}/").status_code == 200
+    assert invitation.token not in _logged(caplog)
+
+
+@pytest.mark.parametrize("state", ["unknown", "revoked"])
+def test_v16_2_5_django_request_logs_invitation_paths_redacted(org, caplog, state):
+    """ASVS 5.0 V16.2.5: a 404 or 410 on an invitation link makes django.request log the path: the
+    token is replaced with [redacted]."""
+    token = "unknown-token-0123456789abcdefghij"
+    if state == "revoked":
+        invitation = InvitationFactory(organization=org, revoked_at=timezone.now())
+        token = invitation.token
+    with caplog.at_level(logging.WARNING, logger="django.request"):
+        response = Client().get(f"/invitation/{token}/")
+    assert response.status_code in (404, 410)
+    text = _logged(caplog)
+    assert "/invitation/[redacted]/" in text and token not in text
+
+
+def test_v16_2_5_runserver_request_lines_are_redacted_even_in_a_next_parameter(caplog):
+    """ASVS 5.0 V16.2.5: django.server (runserver's request lines) is filtered too, for the plain and
+    the percent-encoded path (``/admin/login/?next=%2Finvitation%2F<token>%2F``)."""
+    token = "Zx9_-secretTOKENvalue0123456789abcdef"
+    server = logging.getLogger("django.server")
+    with caplog.at_level(logging.INFO, logger="django.server"):
+        server.addHandler(caplog.handler)
+        try:
+            server.info('"%s" %s %s', f"GET /invitation/{token}/ HTTP/1.1", "200", "512")
+            server.info(
+                '"%s" %s %s', f"GET /admin/login/?next=%2Finvitation%2F{token}%2F HTTP/1.1", "200", "1"
+            )
+        finally:
+            server.removeHandler(caplog.handler)
+    text = _logged(caplog)
+    assert token not in text
+    assert "/invitation/[redacted]/" in text and "%2Finvitation%2F[redacted]%2F" in text

@@ -29,8 +29,8 @@ pytestmark = pytest.mark.django_db
 STEP_UP = "/api/v1/auth/step-up/"
 
 
-def person(role="owner", *, fresh: bool):
-    return SimpleNamespace(role=role, api_key=None, is_superuser=False, step_up_needed=lambda: not fresh)
+def person(role="owner", *, fresh: bool, superuser: bool = False):
+    return SimpleNamespace(role=role, api_key=None, is_superuser=superuser, step_up_needed=lambda: not fresh)
 
 
 def every_key():
@@ -56,9 +56,10 @@ def test_v7_5_3_every_sensitive_operation_needs_a_fresh_second_factor(operation)
     person of the right role only within the step-up window, refused with step_up_required before."""
     obj, context = sensitive_context(operation)
     assert policy.sensitive(operation, obj, **context)
-    stale = policy.decide(person(fresh=False), operation, obj, **context)
+    superuser = policy.OPERATIONS[operation].role == policy.SUPERUSER  # user.manage: the site's
+    stale = policy.decide(person(fresh=False, superuser=superuser), operation, obj, **context)
     assert not stale and stale.code == policy.STEP_UP_REQUIRED
-    assert policy.decide(person(fresh=True), operation, obj, **context)
+    assert policy.decide(person(fresh=True, superuser=superuser), operation, obj, **context)
 
 
 def test_v7_5_3_the_issue_s_sensitive_operations_are_all_in_the_table():
@@ -79,6 +80,8 @@ def test_v7_5_3_the_issue_s_sensitive_operations_are_all_in_the_table():
         "guardrail.change",
         "guardrail.delete",
         "knowledge_base.delete",
+        # Review of issue 16: Django's own user pages (making superusers, passwords, deleting users).
+        "user.manage",
     }
 
 
@@ -178,3 +181,23 @@ def test_v16_3_1_every_step_up_is_audited_with_its_outcome(org, owner):
         assert event.after["operation"] == "agent.deprecate" and event.after["door"] == "admin"
         assert code not in str(event.after) and wrong not in str(event.after)
     assert failed.after["reason"] == "wrong"
+
+
+@pytest.mark.parametrize("field, value", [("base_url", "https://elsewhere.example/v1"), ("kind", "offline")])
+def test_v7_5_3_sending_a_stored_secret_elsewhere_is_sensitive(field, value):
+    """ASVS 5.0 V7.5.3: changing where a provider's stored key is sent (its base_url or kind) is as
+    sensitive as setting the key: the next run would send the key there."""
+    holding = SimpleNamespace(
+        api_key="sk-stored", base_url="https://api.example/v1", kind="openai_compatible"
+    )
+    assert policy.sensitive("model_provider.change", holding, **{field: value})
+    assert not policy.sensitive("model_provider.change", holding, **{field: getattr(holding, field)})
+    keyless = SimpleNamespace(api_key="", base_url="https://api.example/v1", kind="openai_compatible")
+    assert not policy.sensitive("model_provider.change", keyless, **{field: value})
+
+
+def test_v8_2_1_user_accounts_are_managed_by_superusers_only():
+    """ASVS 5.0 V8.2.1: Django's user pages (user.manage) are the site's, not an organisation's: an
+    owner is refused, a superuser allowed after a fresh check."""
+    assert not policy.allows(person("owner", fresh=True), "user.manage")
+    assert policy.decide(person(None, fresh=True, superuser=True), "user.manage")

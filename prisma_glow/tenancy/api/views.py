@@ -22,7 +22,6 @@ from prisma_glow.tenancy.api.serializers import (
     InvitationCreateSerializer,
     InvitationSentSerializer,
     InvitationSerializer,
-    MembershipCreateSerializer,
     MembershipSerializer,
     MembershipUpdateSerializer,
     OrganizationSerializer,
@@ -135,17 +134,26 @@ class APIKeyViewSet(
 # --- Members ----------------------------------------------------------------------------------
 
 
+ADD_BY_INVITATION = (
+    "Members join by invitation: send the colleague's e-mail address as `email` (and a `role`); they "
+    "become a member when they accept the e-mailed link. An existing account is never attached without "
+    "its owner's consent (the site operator can, with `manage.py add_member`)."
+)
+
+
 @extend_schema_view(
     list=extend_schema(summary="List the organisation's members"),
     retrieve=extend_schema(summary="Retrieve a member"),
     create=extend_schema(
-        summary="Add a member",
-        description="Adds an existing user, found by username or e-mail address. Only an owner may add "
-        "an owner. A user who is already a member answers 409. A user who belongs to another "
-        "organisation cannot be added and answers 404, exactly like an unknown user.",
-        request=MembershipCreateSerializer,
-        responses={201: MembershipSerializer},
-        examples=[OpenApiExample("Add an editor", value={"user": "mira@example.com", "role": "editor"})],
+        summary="Add a member: invite a colleague",
+        description="The same as `POST /api/v1/members/invite/`: e-mails a one-time link, and the colleague "
+        "becomes a member with `role` only when they accept it (their consent). The answer (202) is the same "
+        "whether or not an account uses the address, so it tells nobody which accounts exist. The old body "
+        '`{"user": …}` answers 400 with a pointer to `email`: an existing account is never attached '
+        "without its owner's consent (the site operator may, with `manage.py add_member`).",
+        request=InvitationCreateSerializer,
+        responses={202: InvitationSentSerializer},
+        examples=[OpenApiExample("Invite an editor", value={"email": "mira@firm.example", "role": "editor"})],
     ),
     update=extend_schema(summary="Change a member's role", request=MembershipUpdateSerializer),
     partial_update=extend_schema(summary="Change a member's role", request=MembershipUpdateSerializer),
@@ -175,17 +183,12 @@ class MembershipViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
     }
 
     def create(self, request, *args, **kwargs):
-        serializer = MembershipCreateSerializer(
-            data=request.data, context={"organization": self.organization}
-        )
-        serializer.is_valid(raise_exception=True)
-        self.require("membership.add", role=serializer.validated_data["role"])
-        membership = services.membership_add(
-            organization=self.organization,
-            actor=self.access.actor,
-            **serializer.validated_data,
-        )
-        return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+        """Adding a member is inviting them (see ``invite``): attaching an existing account directly
+        took it without its consent and told, by 201 or 404, which usernames exist."""
+        data = request.data if isinstance(request.data, dict) else {}
+        if "user" in data and "email" not in data:
+            raise exceptions.ValidationError({"user": [ADD_BY_INVITATION]})
+        return self.invite(request)
 
     @extend_schema(
         summary="Invite a colleague",
