@@ -49,16 +49,23 @@ class SecondFactorRequiredMiddleware:
         if not path.startswith(admin_root) or any(path == reverse(name) for name in OPEN_PAGES):
             return None
         wanted = request.get_full_path() if request.method == "GET" else admin_root
-        if factors.has_factor(user):
-            logout(request)
-            messages.warning(request, "Two-step sign-in is required here: log in again with your code.")
-            target = reverse("admin:login")
-        else:
-            messages.warning(request, "Two-step sign-in is required here: set it up to continue.")
-            target = reverse("admin:account_security")
-        target = f"{target}?{urlencode({REDIRECT_FIELD_NAME: wanted})}"
+        target = second_factor_first(request, next_url=wanted)
         if request.headers.get("HX-Request") == "true":
             response = HttpResponse("Two-step sign-in is required.", status=403, content_type="text/plain")
             response["HX-Redirect"] = target
             return response
         return HttpResponseRedirect(target)
+
+
+def second_factor_first(request, *, next_url: str, then: str = "continue") -> str:
+    """Where a session that has not checked its second factor goes while factors are required, coming
+    back to ``next_url`` after: a user with a factor signs in again with the code (this session ends:
+    it was opened by a password alone), one without sets one up. Says so in a message."""
+    if factors.has_factor(request.user):
+        logout(request)
+        messages.warning(request, f"Two-step sign-in is required: log in again with your code to {then}.")
+        target = reverse("admin:login")
+    else:
+        messages.warning(request, f"Two-step sign-in is required: set it up, then {then}.")
+        target = reverse("admin:account_security")
+    return f"{target}?{urlencode({REDIRECT_FIELD_NAME: next_url})}"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.auth import REDIRECT_FIELD_NAME, get_user_model, logout
+from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import password_validators_help_texts
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import redirect
@@ -27,9 +27,10 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.http import urlencode
 from django.views.decorators.debug import sensitive_post_parameters
 
+from prisma_glow.accounts.middleware import second_factor_first
 from prisma_glow.admin.base import add_errors_to_form, validation_messages
 from prisma_glow.admin.scoping import SESSION_KEY
-from prisma_glow.factors import has_factor, is_verified, mfa_required
+from prisma_glow.factors import is_verified, mfa_required
 from prisma_glow.tenancy import services
 from prisma_glow.tenancy.selectors import invitation_by_token
 
@@ -138,14 +139,7 @@ def _second_factor_first(request):
     """With second factors required, a session that has not checked one (a password-only sign-in)
     accepts nothing: as on the admin's pages (prisma_glow.accounts.middleware), a user with a factor
     signs in again with the code, one without enrols one; either comes back to this link (``next``)."""
-    if has_factor(request.user):
-        logout(request)
-        messages.warning(request, "Two-step sign-in is required: log in again with your code to accept.")
-        target = reverse("admin:login")
-    else:
-        messages.warning(request, "Two-step sign-in is required: set it up, then accept the invitation.")
-        target = reverse("admin:account_security")
-    response = redirect(f"{target}?{urlencode({REDIRECT_FIELD_NAME: request.path})}")
+    response = redirect(second_factor_first(request, next_url=request.path, then="accept the invitation"))
     add_never_cache_headers(response)
     return response
 
