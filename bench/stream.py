@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python bench/stream.py [--runs 20] [--seconds 3]``
 
 Without ``DATABASE_URL`` it starts a throwaway PostgreSQL cluster (``scripts/pg-cluster``), migrates
-it, seeds the demo firm (``seed_demo``: knowledge bases with the demo guidance, the VAT adviser) and
+it, seeds the demo firm (``seed_demo``: knowledge bases with the demo guidance, the VAT adviser (demo)) and
 removes it afterwards. The VAT adviser gets every demo guardrail (PII redaction, prompt injection,
 citations required, disclaimer, blocked topics; PII redaction and blocked topics also on the answer,
 so that each sentence is checked before it is sent) and a provider on a local OpenAI-compatible
@@ -110,7 +110,9 @@ def setup(model_url: str):
     from prisma_glow.tenancy.services import api_key_create
 
     call_command("seed_demo", verbosity=0, stdout=io.StringIO())
-    agent = Agent.objects.select_related("organization").get(organization__slug="demo", slug="vat-adviser")
+    agent = Agent.objects.select_related("organization").get(
+        organization__slug="demo", slug="vat-adviser-demo"
+    )
     org = agent.organization
     provider = ModelProvider.objects.create(
         organization=org, name="Bench streaming model", kind="openai_compatible", base_url=f"{model_url}/v1",

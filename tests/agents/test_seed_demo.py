@@ -87,7 +87,7 @@ def test_seed_creates_a_complete_demo_firm(settings):
         assert agent.guardrail_assignments.filter(guardrail__kind="prompt_injection").exists()
         assert agent.provider == provider and agent.owner == user
     assert set(agents.values_list("status", flat=True)) == {"active", "draft"}
-    vat = agents.get(slug="vat-adviser")
+    vat = agents.get(slug="vat-adviser-demo")
     assert set(vat.tool_assignments.values_list("tool__slug", flat=True)) >= {
         "vat-calculator",
         "vat-iban-validator",
@@ -184,7 +184,7 @@ def test_the_demo_agents_answer_with_citations_and_block_misuse():
     from agents.runtime import execute
 
     seed()
-    vat = Agent.objects.get(organization__slug="demo", slug="vat-adviser")
+    vat = Agent.objects.get(organization__slug="demo", slug="vat-adviser-demo")
     answer = execute(
         vat,
         "A German consultant invoices a French company EUR 12,000 for advisory services. "
@@ -213,5 +213,84 @@ def test_the_owner_logs_in_to_the_admin_and_sees_the_demo_agents(client):
     assert client.login(username="demo", password=password)
     page = client.get(reverse("admin:agents_agent_changelist"))
     assert page.status_code == 200
-    for name in ("VAT adviser", "Audit sampling assistant", "Engagement letter reviewer", "Firm helpdesk"):
+    for name in (
+        "VAT adviser (demo)",
+        "Audit sampling assistant",
+        "Engagement letter reviewer",
+        "Firm helpdesk",
+    ):
         assert name in page.content.decode()
+
+
+# Every name a journey of /work/shared/SCENARIOS.md creates, with the scenario's number: the demo firm
+# must leave each one free, or the journey is refused as a duplicate on its first step.
+SCENARIO_CREATED_NAMES = (
+    (1, Agent, "VAT adviser"),  # Mira starts the agent wizard: name "VAT adviser", type tax
+)
+# What the journeys use from the demo firm as it is (scenario 1 assigns them): still seeded.
+SCENARIO_USED_KNOWLEDGE_BASES = ((1, "EU VAT guidance"),)
+SCENARIO_USED_GUARDRAIL_KINDS = ((1, ("pii", "prompt_injection", "citation_required", "disclaimer")),)
+
+
+def test_the_demo_takes_no_name_a_scenario_creates():
+    """No seeded object takes a name that a journey creates; what the journeys use is still there."""
+    seed()
+    organization = Organization.objects.get(slug="demo")
+    for scenario, model, name in SCENARIO_CREATED_NAMES:
+        clash = model.objects.filter(organization=organization, name__iexact=name)
+        assert not clash.exists(), f"scenario {scenario}: the demo already has a {model.__name__} '{name}'"
+    for scenario, name in SCENARIO_USED_KNOWLEDGE_BASES:
+        assert KnowledgeBase.objects.filter(organization=organization, name=name).exists(), scenario
+    for scenario, kinds in SCENARIO_USED_GUARDRAIL_KINDS:
+        seeded = set(Guardrail.objects.filter(organization=organization).values_list("kind", flat=True))
+        assert set(kinds) <= seeded, scenario
+
+
+def test_scenario_1_creates_its_vat_adviser_in_the_demo_firm():
+    """Mira's "VAT adviser" is accepted in the seeded firm, with the slug its name gives."""
+    from agents.services import agent_create
+
+    seed()
+    organization = Organization.objects.get(slug="demo")
+    owner = get_user_model().objects.get(username="demo")
+    agent = agent_create(organization=organization, actor=owner, name="VAT adviser", type="tax")
+    assert agent.slug == "vat-adviser"
+    assert "already seeded; nothing changed" in seed()  # the demo agent is not confused with hers
+
+
+def test_reseeding_an_old_demo_renames_its_vat_adviser_once():
+    """A database seeded before the rename: its "VAT adviser" becomes "VAT adviser (demo)" (same row,
+    audited), not a second agent; a third run changes nothing."""
+    seed()
+    organization = Organization.objects.get(slug="demo")
+    Agent.objects.filter(organization=organization, slug="vat-adviser-demo").update(
+        name="VAT adviser", slug="vat-adviser"
+    )  # as the command left it before
+    old = Agent.objects.get(organization=organization, slug="vat-adviser")
+    output = seed()
+    assert "renamed agents 1" in output and "agents 1" not in output.replace("renamed agents 1", "")
+    agent = Agent.objects.get(pk=old.pk)
+    assert (agent.name, agent.slug) == ("VAT adviser (demo)", "vat-adviser-demo")
+    assert Agent.objects.filter(organization=organization).count() == 4
+    event = AuditEvent.objects.filter(organization=organization, action="agent.update").latest("pk")
+    assert event.before["name"] == "VAT adviser" and event.after["name"] == "VAT adviser (demo)"
+    assert audit_verify_chain(organization) == []
+    assert "already seeded; nothing changed" in seed()
+
+
+def test_reseeding_leaves_a_persons_own_vat_adviser_alone():
+    """An agent named "VAT adviser" that is not the demo's (its own description) is not renamed: the
+    demo agent is created next to it."""
+    from agents.services import agent_create
+
+    organization_create_output = seed()
+    assert "agents 4" in organization_create_output
+    organization = Organization.objects.get(slug="demo")
+    Agent.objects.get(organization=organization, slug="vat-adviser-demo").delete()
+    mira = agent_create(
+        organization=organization, actor=None, name="VAT adviser", type="tax", description="Mira's agent."
+    )
+    output = seed()
+    assert "agents 1" in output and "renamed" not in output
+    assert Agent.objects.get(pk=mira.pk).name == "VAT adviser"
+    assert Agent.objects.filter(organization=organization, name="VAT adviser (demo)").exists()

@@ -17,7 +17,7 @@ class Command(BaseCommand):
     help = "Run an agent on a question and print the answer, its citations and a trace summary."
 
     def add_arguments(self, parser):
-        parser.add_argument("agent", help="ORGANISATION-SLUG/AGENT-SLUG, e.g. demo-firm/vat-adviser")
+        parser.add_argument("agent", help="ORGANISATION-SLUG/AGENT-SLUG, e.g. demo/vat-adviser-demo")
         parser.add_argument("question")
         parser.add_argument("--persona", type=int, help="Persona version (default: the active one).")
         parser.add_argument(
@@ -29,7 +29,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         org_slug, _, agent_slug = options["agent"].partition("/")
         if not org_slug or not agent_slug:
-            raise CommandError("Name the agent as ORGANISATION-SLUG/AGENT-SLUG, e.g. demo-firm/vat-adviser.")
+            raise CommandError("Name the agent as ORGANISATION-SLUG/AGENT-SLUG, e.g. demo/vat-adviser-demo.")
         agent = Agent.objects.filter(organization__slug=org_slug, slug=agent_slug).first()
         if agent is None:
             raise CommandError(f"No agent '{agent_slug}' in an organisation '{org_slug}'.")

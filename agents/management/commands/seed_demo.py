@@ -4,6 +4,9 @@ Idempotent: every object is looked up by its natural key (organisation slug, use
 knowledge base and guardrail name, agent slug, document title) and created only when missing, through
 the same audited services the API and the admin use. A second run changes nothing; two slugs give
 two independent organisations (only the built-in tools, which belong to no organisation, are shared).
+No demo object takes a name the journeys of SCENARIOS.md create ("VAT adviser (demo)", so that a
+person's own "VAT adviser" is accepted); a database seeded under the old name has that agent renamed
+(audited) on the next run rather than a second one added.
 
 The owner's credentials come from ``PRISMA_GLOW_DEMO_USERNAME`` / ``PRISMA_GLOW_DEMO_PASSWORD`` or,
 when unset, are ``demo`` (``<slug>-owner`` for other slugs) with a generated password. They are
@@ -33,6 +36,7 @@ from agents.services import (
     TOOL,
     agent_activate,
     agent_create,
+    agent_update,
     assignment_create,
     provider_create,
 )
@@ -216,12 +220,17 @@ class AgentSpec:
         )
     )
     active: bool = True
+    # (slug, name) pairs an earlier version of this command seeded the agent under: re-seeding such a
+    # database renames that agent (audited) instead of adding a second one next to it.
+    former: tuple[tuple[str, str], ...] = ()
 
 
+# No demo object takes a name that a journey of SCENARIOS.md creates (Mira's "VAT adviser" in
+# scenario 1 must not be refused as a duplicate): tests/agents/test_seed_demo.py checks the list.
 AGENTS = (
     AgentSpec(
-        name="VAT adviser",
-        slug="vat-adviser",
+        name="VAT adviser (demo)",
+        slug="vat-adviser-demo",
         type="tax",
         description="Answers EU VAT questions from the firm's guidance: place of supply, reverse charge, "
         "invoices, rates; computes VAT and validates VAT numbers and IBANs.",
@@ -245,6 +254,7 @@ AGENTS = (
         audience="Tax staff and managers of the firm",
         tools=("vat-calculator", "vat-iban-validator", "business-day-deadline", "currency-calculator"),
         knowledge=("EU VAT guidance", "Firm reference"),
+        former=(("vat-adviser", "VAT adviser"),),
     ),
     AgentSpec(
         name="Audit sampling assistant",
@@ -482,6 +492,8 @@ class Command(BaseCommand):
 
     def _agent(self, organization, user, provider, spec: AgentSpec, tools, knowledge_bases, guardrails):
         agent = Agent.objects.filter(organization=organization, slug=spec.slug).first()
+        if agent is None:
+            agent = self._former_agent(organization, spec)
         created = agent is None
         if created:
             agent = agent_create(
@@ -520,6 +532,24 @@ class Command(BaseCommand):
         if created and spec.active:
             # Only an agent created by this run is put live: a status someone changed later stays.
             agent_activate(agent=agent, actor=None)
+
+    def _former_agent(self, organization, spec: AgentSpec) -> Agent | None:
+        """The agent as an earlier version of this command seeded it, renamed to the current name and slug.
+
+        Only an agent that still has the former slug, name and the demo description is taken: one that a
+        person created or edited under that name is not the demo's, and is left alone (the current demo
+        agent is then created next to it).
+        """
+        for slug, name in spec.former:
+            agent = Agent.objects.filter(
+                organization=organization, slug=slug, name=name, description=spec.description
+            ).first()
+            if agent is not None:
+                if Agent.objects.filter(organization=organization, name=spec.name).exists():
+                    return None
+                self._note("renamed agents")
+                return agent_update(agent=agent, actor=None, name=spec.name, slug=spec.slug)
+        return None
 
     def _write_login(self, organization: Organization, user, password: str | None) -> Path:
         """Keep the login where ``make run`` can print it again (owner-only file mode)."""

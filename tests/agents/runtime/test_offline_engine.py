@@ -147,7 +147,7 @@ PARAPHRASES = [
 @pytest.fixture
 def demo_vat_adviser(db):
     call_command("seed_demo", stdout=StringIO())
-    return Agent.objects.get(organization__slug="demo", slug="vat-adviser")
+    return Agent.objects.get(organization__slug="demo", slug="vat-adviser-demo")
 
 
 def first_appearances(text: str) -> list[int]:
