@@ -163,3 +163,17 @@ def test_a_nullable_boolean_still_takes_null(world):
         f"/api/v1/guardrails/{guardrail}/", {"applies_to_input": None}, format="json"
     )
     assert response.status_code == 200, response.content
+
+
+@pytest.mark.parametrize("value", ["1", "0", "yes", ""])
+def test_boolean_filters_take_true_or_false_only(world, value):
+    """Query strings are text: a boolean filter takes ``true`` / ``false`` (any case), nothing else."""
+    response = world["client"].get("/api/v1/tools/", {"is_builtin": value})
+    body = assert_error(response, 400, fields=["is_builtin"])
+    assert body["errors"]["is_builtin"] == ["Give true or false."]
+
+
+@pytest.mark.parametrize("value", ["true", "FALSE"])
+def test_boolean_filters_accept_true_and_false(world, value):
+    response = world["client"].get("/api/v1/tools/", {"is_builtin": value})
+    assert response.status_code == 200, response.content
