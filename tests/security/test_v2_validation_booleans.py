@@ -76,7 +76,7 @@ def url_for(world, path: str) -> str:
 
 
 def test_schema_declares_the_booleans_the_issue_names(world):
-    """The parametrised tests below read the schema; make sure they have something to check."""
+    """ASVS 5.0 V2.2.1: the parametrised tests below read the schema; they have something to check."""
     fields = {(path, field) for _, path, field in writable_booleans(world["client"])}
     assert ("/api/v1/agents/{agent_pk}/personas/", "activate") in fields
     assert ("/api/v1/model-providers/", "is_default") in fields
@@ -85,6 +85,7 @@ def test_schema_declares_the_booleans_the_issue_names(world):
 
 @pytest.mark.parametrize("bad", [1, 0, "true", "false", "yes", "on", 1.0, [], {}])
 def test_every_writable_boolean_refuses_non_booleans(world, bad):
+    """ASVS 5.0 V2.2.1: every writable boolean of the schema refuses what is not a JSON boolean."""
     client = world["client"]
     failures = []
     for method, path, field in writable_booleans(client):
@@ -97,6 +98,7 @@ def test_every_writable_boolean_refuses_non_booleans(world, bad):
 
 @pytest.mark.parametrize("good", [True, False])
 def test_every_writable_boolean_accepts_json_booleans(world, good):
+    """ASVS 5.0 V2.2.1: and takes JSON true / false."""
     client = world["client"]
     failures = []
     for method, path, field in writable_booleans(client):
@@ -110,6 +112,7 @@ def test_every_writable_boolean_accepts_json_booleans(world, good):
 
 
 def test_refusal_is_the_documented_error_body(world):
+    """ASVS 5.0 V2.2.1: the refusal is the documented 400 body naming the field."""
     provider = world["model-providers/{id}"]
     response = world["client"].patch(f"/api/v1/model-providers/{provider}/", {"is_default": 1}, format="json")
     body = assert_error(response, 400, fields=["is_default"])
@@ -127,7 +130,7 @@ def form(**values) -> QueryDict:
 
 
 def test_endpoints_with_booleans_take_json_only(world):
-    """No endpoint with a boolean reads form bodies today: a form is a 415, not a guess."""
+    """ASVS 5.0 V2.2.1: no endpoint with a boolean reads form bodies today: a form is a 415."""
     tool = world["tools/{id}"]
     response = world["client"].patch(f"/api/v1/tools/{tool}/", {"is_enabled": "true"}, format="multipart")
     assert_error(response, 415)
@@ -137,7 +140,8 @@ def test_endpoints_with_booleans_take_json_only(world):
     ("text", "expected"), [("true", True), ("false", False), ("True", True), ("FALSE", False)]
 )
 def test_form_bodies_take_true_and_false_as_text(text, expected):
-    """A form or multipart body (a QueryDict) carries text only: ``true`` / ``false`` are read."""
+    """ASVS 5.0 V2.2.1: a form or multipart body (a QueryDict) carries text only: ``true`` /
+    ``false`` are read."""
     serializer = FlagSerializer(data=form(flag=text))
     assert serializer.is_valid(), serializer.errors
     assert serializer.validated_data["flag"] is expected
@@ -145,6 +149,7 @@ def test_form_bodies_take_true_and_false_as_text(text, expected):
 
 @pytest.mark.parametrize("text", ["1", "0", "yes", "on", "t", "null"])
 def test_form_bodies_refuse_other_text(text):
+    """ASVS 5.0 V2.2.1: other text in a form body is refused."""
     serializer = FlagSerializer(data=form(flag=text))
     assert not serializer.is_valid()
     assert serializer.errors["flag"] == [MESSAGE]
@@ -152,12 +157,14 @@ def test_form_bodies_refuse_other_text(text):
 
 @pytest.mark.parametrize("value", ["true", "false", 1, 0])
 def test_json_data_never_reads_text_or_numbers(value):
+    """ASVS 5.0 V2.2.1: JSON data never has text or numbers read as booleans."""
     serializer = FlagSerializer(data={"flag": value})
     assert not serializer.is_valid()
     assert serializer.errors["flag"] == [MESSAGE]
 
 
 def test_a_nullable_boolean_still_takes_null(world):
+    """ASVS 5.0 V2.2.1: null stays valid where the schema says nullable."""
     guardrail = world["guardrails/{id}"]
     response = world["client"].patch(
         f"/api/v1/guardrails/{guardrail}/", {"applies_to_input": None}, format="json"
@@ -167,7 +174,7 @@ def test_a_nullable_boolean_still_takes_null(world):
 
 @pytest.mark.parametrize("value", ["1", "0", "yes", ""])
 def test_boolean_filters_take_true_or_false_only(world, value):
-    """Query strings are text: a boolean filter takes ``true`` / ``false`` (any case), nothing else."""
+    """ASVS 5.0 V2.2.1: query strings are text: a boolean filter takes ``true`` / ``false`` (any case), nothing else."""
     response = world["client"].get("/api/v1/tools/", {"is_builtin": value})
     body = assert_error(response, 400, fields=["is_builtin"])
     assert body["errors"]["is_builtin"] == ["Give true or false."]
@@ -175,5 +182,6 @@ def test_boolean_filters_take_true_or_false_only(world, value):
 
 @pytest.mark.parametrize("value", ["true", "FALSE"])
 def test_boolean_filters_accept_true_and_false(world, value):
+    """ASVS 5.0 V2.2.1: and takes them in any case."""
     response = world["client"].get("/api/v1/tools/", {"is_builtin": value})
     assert response.status_code == 200, response.content
