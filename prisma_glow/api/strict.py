@@ -10,12 +10,18 @@ A serializer that takes free-form keys on purpose sets ``allow_unknown_fields = 
 
 Text fields take text only: DRF's ``CharField`` would turn a JSON number into a string (``12`` →
 ``"12"``), silently changing what was sent; here it is a 400.
+
+Boolean fields take booleans only, as the schema says: DRF's ``BooleanField`` reads ``1``, ``0``,
+``"true"``, ``"yes"``, ``"on"``… as booleans; here a JSON body's boolean is JSON ``true`` / ``false``
+and anything else is a 400 "Must be true or false.". A form or multipart body carries only text, so
+there (and only there) the text ``true`` / ``false`` (any case) is read as the boolean.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from django.http import QueryDict
 from django_filters import BooleanFilter, CharFilter
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import exceptions, serializers
@@ -47,13 +53,34 @@ def strict_char_to_internal_value(self, data):
     return _original_char_to_internal_value(self, data)
 
 
+BOOLEAN_MESSAGE = "Must be true or false."
+_FORM_BOOLEANS = {"true": True, "false": False}
+
+
+def _from_form(field: serializers.Field) -> bool:
+    """Whether the data being validated came from a form or multipart body (text only)."""
+    return isinstance(getattr(field.root, "initial_data", None), QueryDict)
+
+
+def strict_boolean_to_internal_value(self, data):
+    if isinstance(data, bool):
+        return data
+    if isinstance(data, str) and _from_form(self):
+        value = _FORM_BOOLEANS.get(data.strip().lower())
+        if value is not None:
+            return value
+    raise exceptions.ValidationError(BOOLEAN_MESSAGE, code="invalid")
+
+
 def install() -> None:
-    """Make every DRF serializer reject unknown fields and non-text values for text fields (called
-    once from the API app's ready())."""
+    """Make every DRF serializer reject unknown fields, non-text values for text fields and
+    non-booleans for boolean fields (called once from the API app's ready())."""
     if serializers.Serializer.to_internal_value is not strict_to_internal_value:
         serializers.Serializer.to_internal_value = strict_to_internal_value
     if serializers.CharField.to_internal_value is not strict_char_to_internal_value:
         serializers.CharField.to_internal_value = strict_char_to_internal_value
+    if serializers.BooleanField.to_internal_value is not strict_boolean_to_internal_value:
+        serializers.BooleanField.to_internal_value = strict_boolean_to_internal_value
 
 
 BOOLEAN_VALUES = {"true", "false"}
