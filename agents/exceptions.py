@@ -13,3 +13,7 @@ class AgentNotRunnable(Exception):
 
 class PersonaNotFound(AgentNotRunnable):
     """The requested persona version does not exist for the agent."""
+
+
+class ReleaseNotFound(AgentNotRunnable):
+    """The requested release does not exist for the agent."""

@@ -150,6 +150,10 @@ class Agent(TimeStampedModel):
     timeout_seconds = models.PositiveSmallIntegerField(
         default=120, validators=[MinValueValidator(1), MaxValueValidator(900)]
     )
+    #: The release an API run of the active agent runs (``agents.releases``); set by activation.
+    active_release = models.ForeignKey(
+        "agents.Release", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     #: How a row reaches its organisation (scoping of the staff UI and the API).
     organization_path = "organization"
@@ -282,6 +286,56 @@ class AgentGuardrail(models.Model):
 # --- Executions -------------------------------------------------------------------------------
 
 
+class Release(models.Model):
+    """An immutable snapshot of everything that decides a run of an agent (``agents.releases``).
+
+    ``snapshot`` holds, as they were when the release was created: the agent's run settings, the persona
+    version's text and settings, the provider and the model, the tool, knowledge and guardrail
+    assignments with their settings, the tools' definitions and the guardrails' configurations, and the
+    approved learning examples (stored redacted; their mappings in ``example_redactions``, encrypted).
+    Secrets are not copied: a run takes the provider's key and a tool's secret headers from their live
+    rows. ``content_hash`` is the SHA-256 of the canonical form of both (``agents.releases``).
+    ``number`` counts up per agent. Nothing updates a release: a change is a new one.
+    """
+
+    organization = models.ForeignKey(
+        "tenancy.Organization", on_delete=models.CASCADE, related_name="releases"
+    )
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="releases")
+    number = models.PositiveIntegerField()
+    #: The persona version the snapshot holds: a version in a release is used (immutable, kept).
+    persona = models.ForeignKey("personas.Persona", on_delete=models.PROTECT, related_name="releases")
+    snapshot = models.JSONField()
+    example_redactions = EncryptedTextField(blank=True, default="")
+    content_hash = models.CharField(max_length=64)
+    notes = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    #: How a row reaches its organisation (scoping of the staff UI and the API).
+    organization_path = "organization"
+
+    class Meta:
+        ordering = ["agent", "-number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agent", "number"],
+                name="release_unique_number_per_agent",
+                violation_error_message="This agent already has a release with this number.",
+            ),
+            models.CheckConstraint(condition=Q(number__gte=1), name="release_number_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent} release {self.number}"
+
+    @property
+    def short_hash(self) -> str:
+        return self.content_hash[:12]
+
+
 class Conversation(models.Model):
     """A thread of runs of one agent: each turn is an execution (``Execution.conversation``, numbered by
     ``Execution.turn``), and the earlier turns go to the model with the next question, through the
@@ -402,6 +456,13 @@ class Execution(models.Model):
     )
     #: The execution's place in its conversation (1, 2, …); null without a conversation.
     turn = models.PositiveIntegerField(null=True, blank=True)
+    #: The release the run ran (``agents.releases``); null for a run of the draft (the live
+    #: configuration, in the console), and for runs recorded before releases existed.
+    release = models.ForeignKey(
+        Release, null=True, blank=True, on_delete=models.PROTECT, related_name="executions"
+    )
+    #: The day the knowledge was searched as of (documents in force that day).
+    as_of = models.DateField(null=True, blank=True)
 
     #: How a row reaches its organisation (scoping of the staff UI and the API).
     organization_path = "organization"

@@ -3,7 +3,7 @@ API, the admin and the runtime so that each read is written once."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from django.db.models import (
     BigIntegerField,
@@ -20,6 +20,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from agents.configuration import RunConfiguration
 from agents.exceptions import AgentNotRunnable, PersonaNotFound
 from agents.models import (
     Agent,
@@ -34,34 +35,16 @@ from agents.models import (
     LearningExample,
     LearningExampleStatus,
     ModelProvider,
+    Release,
     period_bounds,
 )
 from agents.privacy import parse_mapping
+from agents.releases import configuration_from, snapshot_of
 from guardrails.engine import restore
 from personas.models import Persona
 
 #: Approved learning examples added to the prompt (most recent first).
 MAX_LEARNING_EXAMPLES = 5
-
-
-@dataclass(frozen=True)
-class RunConfiguration:
-    """Everything a run of an agent needs from the database, read up front. Shared by the runs of a
-    process (``agents.runtime.loading`` keeps it): frozen, its collections are tuples."""
-
-    agent: Agent
-    persona: Persona
-    provider_row: ModelProvider | None
-    tools: tuple
-    knowledge: tuple[AgentKnowledge, ...]
-    guardrails: tuple
-    examples: tuple[tuple[str, str], ...]
-    #: The budgets a run of the agent must stay within: its organisation's and its own
-    #: (``agents.runtime.budgets``).
-    budgets: tuple[Budget, ...] = ()
-
-    def guardrails_for(self, stage: str) -> list:
-        return [g for g in self.guardrails if g.applies_to(stage)]
 
 
 def persona_version_number(persona: Persona | int | str | None) -> int | None:
@@ -134,6 +117,26 @@ def agent_run_configuration(*, agent: Agent | int, persona: Persona | int | None
     return replace(configuration, budgets=tuple(agent_budgets(agent=found.agent)))
 
 
+def release_run_configuration(*, release: Release | int) -> RunConfiguration:
+    """The configuration a run of ``release`` (a ``Release`` or its id) uses: its snapshot, with the
+    live agent, provider, knowledge bases and tools' secrets (``agents.releases.configuration_from``),
+    and the budgets that apply. Five queries at most."""
+    if not isinstance(release, Release) or "agent" not in release._state.fields_cache:
+        release = Release.objects.select_related("agent__organization").get(
+            pk=release.pk if isinstance(release, Release) else release
+        )
+    agent = release.agent
+    return configuration_from(release, agent, budgets=tuple(agent_budgets(agent=agent)))
+
+
+def release_contents(*, agent: Agent) -> tuple[dict, list[dict]]:
+    """What a new release of ``agent`` holds: the snapshot of its draft (the live rows, the active
+    persona) and its examples' mappings (``agents.releases.snapshot_of``). ``AgentNotRunnable`` when
+    the agent has no active persona."""
+    configuration = agent_run_configuration(agent=agent)
+    return snapshot_of(configuration, approved_examples(agent=configuration.agent))
+
+
 def agent_budgets(*, agent: Agent):
     """The budgets a run of ``agent`` must stay within: its organisation's (no agent) and its own, with
     the agent loaded (a refusal names it)."""
@@ -181,15 +184,9 @@ def _configuration(agent: Agent, persona) -> RunConfiguration:
     # Stored redacted, each with its own mapping: restored here, so that the privacy boundary
     # (``Boundary.examples``) screens the real values into the run's own placeholder numbering.
     examples = [
-        (restore(question, mapping), restore(answer, mapping))
-        for question, answer, mapping in (
-            (q, a, parse_mapping(r))
-            for q, a, r in LearningExample.objects.filter(agent=agent, status=LearningExampleStatus.APPROVED)
-            .order_by("-created_at", "-id")
-            .values_list("input", "output", "redactions")[:MAX_LEARNING_EXAMPLES]
-        )
+        (restore(question, parse_mapping(raw)), restore(answer, parse_mapping(raw)))
+        for _, question, answer, raw in approved_examples(agent=agent)
     ]
-    examples.reverse()
     # Another organisation's object must never take part, whatever an assignment says.
     tools = tuple(
         a.tool
@@ -207,6 +204,18 @@ def _configuration(agent: Agent, persona) -> RunConfiguration:
         if a.guardrail.organization_id == agent.organization_id
     )
     return RunConfiguration(agent, persona, provider_row, tools, knowledge, guardrails, tuple(examples))
+
+
+def approved_examples(*, agent: Agent) -> list[tuple[int, str, str, str]]:
+    """The last ``MAX_LEARNING_EXAMPLES`` approved learning examples of ``agent`` as stored (redacted),
+    oldest first: (id, input, output, redactions) tuples, the redactions as decrypted JSON text."""
+    rows = list(
+        LearningExample.objects.filter(agent=agent, status=LearningExampleStatus.APPROVED)
+        .order_by("-created_at", "-id")
+        .values_list("pk", "input", "output", "redactions")[:MAX_LEARNING_EXAMPLES]
+    )
+    rows.reverse()
+    return rows
 
 
 def budget_unpriced_agents(*, organization_id: int) -> dict[int, str]:

@@ -22,6 +22,7 @@ from django.db import models, transaction
 from django.db.models import Max
 from django.utils.text import slugify
 
+from agents.exceptions import AgentNotRunnable
 from agents.models import (
     Agent,
     AgentGuardrail,
@@ -37,9 +38,12 @@ from agents.models import (
     ModelProvider,
     ProviderKind,
     Rating,
+    Release,
 )
 from agents.privacy import identifier_mapping
+from agents.releases import content_hash
 from agents.runtime.budgets import release_all_stale
+from agents.selectors import release_contents
 from guardrails.engine import restore
 from guardrails.masking import mask_text, redact_texts
 from personas.models import Persona
@@ -216,29 +220,109 @@ def agent_delete(*, agent: Agent, actor) -> None:
     agent.delete()
 
 
-@retry_on_conflict
-@transaction.atomic
-def agent_activate(*, agent: Agent, actor) -> Agent:
-    """Put an agent live (from draft or deprecated). It needs an active persona (``ConflictError`` otherwise)."""
+def _lock_agent(agent: Agent) -> Agent:
+    """Lock the organisation, then the agent's row, and return it read again (its organisation loaded)."""
     lock_for_write(organization=agent.organization_id)
-    agent = (
+    return (
         Agent.objects.select_for_update(no_key=True, of=("self",))
-        .select_related("organization")
+        .select_related("organization", "active_release")
         .get(pk=agent.pk)
     )
-    if agent.status == AgentStatus.ACTIVE:
-        return agent
-    if not Persona.objects.filter(agent=agent, is_active=True).exists():
+
+
+@retry_on_conflict
+@transaction.atomic
+def release_create(*, agent: Agent, actor, notes: str = "") -> Release:
+    """Freeze the agent's draft — its active persona, provider and model, assignments with their
+    settings, tool definitions, guardrail configurations and approved learning examples — as its next
+    release (``agents.releases``). The draft keeps running in the console; nothing goes live until a
+    release is activated.
+
+    ``ConflictError`` when the agent has no active persona, or when the draft is exactly an existing
+    release (same content hash): that release can be activated instead."""
+    agent = _lock_agent(agent)
+    if not isinstance(notes, str):
+        raise ValidationError({"notes": ["Notes must be text."]})
+    try:
+        contents, redactions = release_contents(agent=agent)
+    except AgentNotRunnable as exc:
+        raise ConflictError(f"{exc} A release needs one.") from exc
+    digest = content_hash(contents, redactions)
+    same = Release.objects.filter(agent=agent, content_hash=digest).values_list("number", flat=True).first()
+    if same is not None:
         raise ConflictError(
-            f"The agent '{agent.name}' has no active persona; create or activate a persona version first."
+            f"Nothing has changed since release {same} of '{agent.name}': its content is the same. "
+            f"Activate release {same} instead of creating a new one."
         )
+    number = (Release.objects.filter(agent=agent).aggregate(n=Max("number"))["n"] or 0) + 1
+    release = Release(
+        organization_id=agent.organization_id,
+        agent=agent,
+        number=number,
+        persona_id=contents["persona"]["id"],
+        snapshot=contents,
+        example_redactions=json.dumps(redactions) if any(redactions) else "",
+        content_hash=digest,
+        notes=notes.strip(),
+        created_by=_actor_user(actor),
+    )
+    _full_clean(release)
+    release.save(force_insert=True)
+    audit_record(
+        organization=agent.organization,
+        action="release.create",
+        actor=actor,
+        obj=release,
+        after={
+            "agent": agent.pk,
+            "number": number,
+            "content_hash": digest,
+            "persona_version": contents["persona"]["version"],
+            "notes": release.notes,
+        },
+    )
+    return release
+
+
+def release_for(*, agent: Agent, number) -> Release:
+    """The agent's release ``number``; ``ValidationError`` on ``release`` when there is none."""
+    try:
+        return Release.objects.get(agent=agent, number=int(number))
+    except (TypeError, ValueError, Release.DoesNotExist):
+        raise ValidationError({"release": [f"This agent has no release {number}."]})
+
+
+@retry_on_conflict
+@transaction.atomic
+def agent_activate(*, agent: Agent, actor, release: Release | None = None) -> Agent:
+    """Put ``release`` of the agent live (default: its newest release): the agent becomes active and
+    its API runs run that release. Activating an earlier release is how a change is rolled back.
+
+    ``ConflictError`` when the agent has no release yet (create one first), ``ValidationError`` when
+    ``release`` is another agent's. Nothing changes (and nothing is audited) when the agent is already
+    active on that release."""
+    agent = _lock_agent(agent)
+    if release is None:
+        release = Release.objects.filter(agent=agent).order_by("-number").first()
+        if release is None:
+            raise ConflictError(
+                f"The agent '{agent.name}' has no release yet: create a release of its configuration, "
+                "then activate it."
+            )
+    elif release.agent_id != agent.pk:
+        raise ValidationError({"release": ["That release belongs to another agent."]})
+    if agent.status == AgentStatus.ACTIVE and agent.active_release_id == release.pk:
+        return agent
+    previous = agent.active_release
     return audited_update(
         agent,
         organization=agent.organization,
         actor=actor,
         action="agent.activate",
-        fields={"status": AgentStatus.ACTIVE},
+        fields={"status": AgentStatus.ACTIVE, "active_release": release},
         validate=None,
+        before_extra={"release": previous.number if previous else None},
+        after_extra={"release": release.number, "release_hash": release.content_hash},
     )
 
 

@@ -51,8 +51,8 @@ def _check_fields(fields: dict[str, Any]) -> None:
 
 
 def persona_is_used(persona: Persona) -> bool:
-    """True when an execution has run with this version (it is then immutable)."""
-    return persona.pk is not None and persona.executions.exists()
+    """True when an execution has run with this version or a release holds it (it is then immutable)."""
+    return persona.pk is not None and (persona.executions.exists() or persona.releases.exists())
 
 
 def _next_version(agent) -> int:
@@ -186,8 +186,8 @@ def persona_delete(*, persona: Persona, actor) -> None:
     _lock_agent(persona.agent)
     if persona_is_used(persona):
         raise ConflictError(
-            f"Version {persona.version} of this persona has been used by executions and cannot be "
-            "deleted; create and activate a new version instead."
+            f"Version {persona.version} of this persona has been used by executions or is part of a "
+            "release, and cannot be deleted; create and activate a new version instead."
         )
     if persona.is_active and persona.agent.status == "active":
         raise ConflictError(

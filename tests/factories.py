@@ -24,6 +24,7 @@ from agents.models import (
     LearningExample,
     ModelProvider,
 )
+from agents.services import agent_activate, release_create
 from guardrails.models import Guardrail
 from knowledge.models import Chunk, Document, KnowledgeBase
 from personas.models import Persona
@@ -310,3 +311,13 @@ class LearningExampleFactory(factory.django.DjangoModelFactory):
     organization = factory.SelfAttribute("agent.organization")
     input = "Is a German consultant's invoice to a French company subject to German VAT?"
     output = "No: the reverse charge applies; the French customer accounts for the VAT."
+
+
+def release_now(agent, *, notes: str = "", activate: bool = True):
+    """Release ``agent``'s current configuration (``agents.services.release_create``) and, by default,
+    make it the active release, the agent active: what an API run then runs."""
+    release = release_create(agent=agent, actor=None, notes=notes)
+    if activate:
+        agent_activate(agent=agent, actor=None, release=release)
+        agent.refresh_from_db()
+    return release

@@ -28,6 +28,7 @@ from agents.runtime import (
     AgentNotRunnable,
     ConversationBusy,
     PersonaNotFound,
+    ReleaseNotFound,
     StreamBody,
     execute,
     execute_stream,
@@ -40,11 +41,28 @@ from prisma_glow.api.throttling import execute_rate_limit
 
 
 class ExecuteRequestSerializer(serializers.Serializer):
-    """What to ask the agent, and optionally which persona version to use (default: the active one)."""
+    """What to ask the agent; optionally which release runs (default: the active one) and as of which day."""
 
     input = serializers.CharField(max_length=MAX_INPUT_CHARS, trim_whitespace=False)
+    release = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=2**31 - 1,
+        help_text="A release number of this agent to run. Default: the active release.",
+    )
     persona = serializers.IntegerField(
-        required=False, allow_null=True, min_value=1, help_text="A persona version number of this agent."
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=2**31 - 1,
+        help_text="Deprecated: pin a `release`. A persona version number: runs the newest release "
+        "with that persona version.",
+    )
+    as_of = serializers.DateField(
+        required=False,
+        allow_null=True,
+        help_text="Search the knowledge as of this day (documents in force then). Default: today.",
     )
     conversation = serializers.IntegerField(
         required=False,
@@ -210,6 +228,8 @@ class ExecuteActionMixin:
             "actor": self.access.actor,
             "source": ExecutionSource.API,
             "persona": payload.validated_data.get("persona"),
+            "release": payload.validated_data.get("release"),
+            "as_of": payload.validated_data.get("as_of"),
             "is_test": False,
             "conversation": self._conversation(agent, payload.validated_data.get("conversation")),
         }
@@ -219,6 +239,11 @@ class ExecuteActionMixin:
                 events = execute_stream(agent, text, **arguments)
             else:
                 execution = execute(agent, text, **arguments)
+        except ReleaseNotFound as exc:
+            field = (
+                "release" if arguments["release"] is not None or arguments["persona"] is None else "persona"
+            )
+            raise exceptions.ValidationError({field: [str(exc)]})
         except PersonaNotFound as exc:
             raise exceptions.ValidationError({"persona": [str(exc)]})
         except (AgentNotRunnable, ConversationBusy) as exc:

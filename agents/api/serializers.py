@@ -304,6 +304,18 @@ class ExecutionSerializer(IdentifiersMixin, serializers.ModelSerializer):
 
     agent_name = serializers.CharField(source="agent.name", read_only=True)
     persona_version = serializers.IntegerField(source="persona.version", read_only=True, default=None)
+    release = serializers.IntegerField(
+        source="release.number",
+        read_only=True,
+        default=None,
+        help_text="The release number the run ran; null for a test run of the draft (and older runs).",
+    )
+    release_hash = serializers.CharField(
+        source="release.content_hash",
+        read_only=True,
+        default=None,
+        help_text="The SHA-256 of that release's content.",
+    )
 
     class Meta:
         model = Execution
@@ -313,6 +325,9 @@ class ExecutionSerializer(IdentifiersMixin, serializers.ModelSerializer):
             "agent_name",
             "persona",
             "persona_version",
+            "release",
+            "release_hash",
+            "as_of",
             "provider",
             "provider_kind",
             "model",
@@ -543,3 +558,11 @@ class BudgetSerializer(serializers.ModelSerializer):
         if obj.organization_id not in unpriced:
             unpriced[obj.organization_id] = budget_unpriced_agents(organization_id=obj.organization_id)
         return budget_limits_nothing_for(obj, unpriced[obj.organization_id])
+
+
+class ActivateRequestSerializer(serializers.Serializer):
+    """Which release of the agent to put live (default: its newest)."""
+
+    release = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=2**31 - 1, help_text="A release number."
+    )

@@ -28,6 +28,7 @@ from agents.api.filtersets import (
     ModelProviderFilterSet,
 )
 from agents.api.serializers import (
+    ActivateRequestSerializer,
     AgentCloneSerializer,
     AgentGuardrailSerializer,
     AgentKnowledgeSerializer,
@@ -142,16 +143,22 @@ class AgentViewSet(ExecuteActionMixin, OrganizationScopedViewSet):
 
     @extend_schema(
         summary="Activate an agent",
-        description="Puts a draft or deprecated agent live. It needs an active persona (409 otherwise). "
-        "A signed-in editor or above only (an API key gets 403 `session_required`), with a second factor "
-        "checked within PRISMA_GLOW_STEP_UP_MINUTES (403 `step_up_required` until `POST /api/v1/auth/step-up/`). "
-        "Audited.",
-        request=None,
+        description="Puts a release of the agent live: `release` (a number; default the newest release). "
+        "API runs then run that release; activating an earlier release rolls back. An agent without a "
+        "release answers 409. A signed-in editor or above only (an API key gets 403 `session_required`), "
+        "with a second factor checked within PRISMA_GLOW_STEP_UP_MINUTES (403 `step_up_required` until "
+        "`POST /api/v1/auth/step-up/`). Audited with the release's number and hash.",
+        request=ActivateRequestSerializer,
         responses={200: AgentSerializer},
     )
     @action(detail=True, methods=["post"])
     def activate(self, request, pk=None):
-        agent = services.agent_activate(agent=self.get_object(), actor=self.access.actor)
+        agent = self.get_object()
+        payload = ActivateRequestSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        number = payload.validated_data.get("release")
+        release = None if number is None else services.release_for(agent=agent, number=number)
+        agent = services.agent_activate(agent=agent, actor=self.access.actor, release=release)
         return Response(self.get_serializer(self._fresh(agent)).data)
 
     @extend_schema(
@@ -456,7 +463,7 @@ class BudgetViewSet(OrganizationScopedViewSet):
 class ExecutionViewSet(OrganizationScopedMixin, viewsets.ReadOnlyModelViewSet):
     """Runs of the organisation's agents, with their traces. Read-only; feedback can be added."""
 
-    queryset = Execution.objects.select_related("agent", "persona").order_by("-created_at", "-id")
+    queryset = Execution.objects.select_related("agent", "persona", "release").order_by("-created_at", "-id")
     serializer_class = ExecutionSerializer
     parser_classes = [JSONParser]
     filterset_class = ExecutionFilterSet
@@ -566,7 +573,7 @@ class ConversationViewSet(OrganizationScopedMixin, viewsets.ReadOnlyModelViewSet
         conversation = self.get_object()
         turns = (
             Execution.objects.filter(conversation=conversation)
-            .select_related("agent", "persona")
+            .select_related("agent", "persona", "release")
             .order_by("turn")
         )
         page = self.paginate_queryset(turns)

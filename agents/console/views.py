@@ -17,8 +17,8 @@ turn (restored answer, citations, trace, feedback form). Deltas are plain text, 
 
 Without JavaScript the same form posts normally, runs ``agents.runtime.execute`` and redirects back.
 
-Rights: every role sees the console; editors and above run agents (draft agents as test runs,
-``is_test=True``) and give feedback; another organisation's agent or execution answers 404.
+Rights: every role sees the console; editors and above run agents (always the draft, the live
+configuration, as test runs: ``is_test=True``) and give feedback; another organisation's agent or execution answers 404.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from agents.console.forms import FeedbackForm, RunForm
 from agents.console.trace import present_step, present_turn
-from agents.models import Agent, AgentStatus, Conversation, Execution, ExecutionSource, Feedback
+from agents.models import Agent, Conversation, Execution, ExecutionSource, Feedback
 from agents.runtime import AgentNotRunnable, ConversationBusy, StreamBody, execute, execute_stream
 from agents.runtime.conversations import NEW
 from agents.runtime.serialize import execution_to_dict
@@ -152,7 +152,7 @@ def _page(
         "turns": _turns(request, conversation),
         "can_run": access.may("agent.execute"),
         "run_error": error,
-        "is_test_run": agent is not None and agent.status != AgentStatus.ACTIVE,
+        "is_test_run": agent is not None,
         "identifiers_notice": IDENTIFIERS_SENT_NOTICE
         if agent is not None and not agent_screens_identifiers(agent=agent)
         else "",
@@ -205,7 +205,9 @@ def run(request):
         "actor": request.user,
         "source": ExecutionSource.CONSOLE,
         "persona": persona,
-        "is_test": agent.status != AgentStatus.ACTIVE,
+        # The console runs the draft — the configuration as it is now, released or not — always as a
+        # test (``agents.runtime.loading.load``); API runs run the active release.
+        "is_test": True,
         "conversation": conversation or NEW,
     }
     if not _wants_stream(request):

@@ -4,7 +4,13 @@
 
 from __future__ import annotations
 
-from agents.runtime.errors import AgentNotRunnable, ConversationBusy, PersonaNotFound, ProviderError
+from agents.runtime.errors import (
+    AgentNotRunnable,
+    ConversationBusy,
+    PersonaNotFound,
+    ProviderError,
+    ReleaseNotFound,
+)
 from agents.runtime.pipeline import execute
 from agents.runtime.streaming import StreamBody, execute_stream
 
@@ -13,6 +19,7 @@ __all__ = [
     "ConversationBusy",
     "PersonaNotFound",
     "ProviderError",
+    "ReleaseNotFound",
     "StreamBody",
     "execute",
     "execute_stream",

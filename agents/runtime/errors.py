@@ -3,9 +3,16 @@
 
 from __future__ import annotations
 
-from agents.exceptions import AgentNotRunnable, PersonaNotFound
+from agents.exceptions import AgentNotRunnable, PersonaNotFound, ReleaseNotFound
 
-__all__ = ["AgentNotRunnable", "ConversationBusy", "PersonaNotFound", "ProviderError", "ExecutionTimeout"]
+__all__ = [
+    "AgentNotRunnable",
+    "ConversationBusy",
+    "PersonaNotFound",
+    "ProviderError",
+    "ExecutionTimeout",
+    "ReleaseNotFound",
+]
 
 
 class ProviderError(Exception):

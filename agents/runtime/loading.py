@@ -5,7 +5,7 @@ enabled tools, knowledge bases and guardrails in order, and its approved learnin
 
 Reading all that costs seven queries (``agents.selectors.agent_run_configuration``); runs of the same
 agent are far more frequent than changes to it, so each process keeps what it loaded (``LoadedCache``),
-keyed by the agent and the persona version asked for, together with the organisation's configuration
+keyed by the agent, the persona version and the release asked for, together with the organisation's configuration
 stamp at the time. Any change to a row that makes up the configuration replaces the stamp
 (``prisma_glow.config_stamp``), and the entry is loaded again. ``load`` reads the current stamp first
 (one query, in the run's own database connection, after any change committed) and uses the kept entry
@@ -21,9 +21,15 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from agents.models import Agent, AgentStatus
+from agents.exceptions import ReleaseNotFound
+from agents.models import Agent, AgentStatus, Release
 from agents.runtime.errors import AgentNotRunnable
-from agents.selectors import RunConfiguration, agent_run_configuration, persona_version_number
+from agents.selectors import (
+    RunConfiguration,
+    agent_run_configuration,
+    persona_version_number,
+    release_run_configuration,
+)
 
 __all__ = [
     "LoadedCache",
@@ -77,18 +83,78 @@ def current_stamp(agent_id: int):
     return Agent.objects.filter(pk=agent_id).values_list("organization__config_stamp", flat=True).first()
 
 
-def load(agent: Agent | int, persona=None) -> RunConfiguration:
-    """The agent's run configuration (``agents.selectors.agent_run_configuration``) as of the current
-    stamp: one query when this process keeps it under that stamp, seven otherwise."""
+def _stamp_and_release(agent_id: int):
+    """(the organisation's configuration stamp, the agent's active release id) in one query; (None,
+    None) when the agent does not exist."""
+    row = (
+        Agent.objects.filter(pk=agent_id)
+        .values_list("organization__config_stamp", "active_release_id")
+        .first()
+    )
+    return row or (None, None)
+
+
+def _release_id(agent_id: int, release, persona_version: int | None) -> int:
+    """The id of the release asked for: a ``Release`` of this agent, its number, or (``release`` None)
+    the newest release whose persona is ``persona_version`` (how an API run that pins a persona
+    version runs). ``ReleaseNotFound`` when there is none."""
+    if isinstance(release, Release):
+        if release.agent_id != agent_id:
+            raise ReleaseNotFound("That release belongs to another agent.")
+        return release.pk
+    releases = Release.objects.filter(agent_id=agent_id)
+    if release is not None:
+        try:
+            number = int(release)
+        except (TypeError, ValueError):
+            raise ReleaseNotFound(f"Release {release!r} is not a number.")
+        found = releases.filter(number=number).values_list("pk", flat=True).first()
+        if found is None:
+            raise ReleaseNotFound(f"This agent has no release {number}.")
+        return found
+    found = (
+        releases.filter(snapshot__persona__version=persona_version)
+        .order_by("-number")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if found is None:
+        raise ReleaseNotFound(
+            f"No release of this agent uses persona version {persona_version}: pin a release instead, "
+            "or create one with that version."
+        )
+    return found
+
+
+def load(agent: Agent | int, persona=None, *, release=None, draft: bool = False) -> RunConfiguration:
+    """The run configuration of ``agent`` as of the current stamp: one query when this process keeps
+    it under that stamp, six or seven otherwise.
+
+    Which configuration: ``release`` (a ``Release`` or its number) pins one; else ``draft`` runs the
+    live rows (``persona`` picks a version, default the active one) — the console's test runs; else
+    the agent's active release (or, when ``persona`` is given, the newest release with that persona
+    version). An agent without an active release loads its draft, which ``check_runnable`` refuses
+    for anything but a test."""
     agent_id = agent.pk if isinstance(agent, Agent) else int(agent)
     version = persona_version_number(persona)
-    stamp = current_stamp(agent_id)
-    key = (agent_id, version)
+    stamp, active_release_id = _stamp_and_release(agent_id)
+    if release is not None and version is not None:
+        raise ReleaseNotFound("Pin either a release or a persona version, not both.")
+    if release is not None or (version is not None and not draft):
+        release_id = _release_id(agent_id, release, version)
+    elif draft:
+        release_id = None
+    else:
+        release_id = active_release_id
+    key = (agent_id, None if release_id else version, release_id)
     if stamp is not None:
         loaded = cache.get(key, stamp)
         if loaded is not None:
             return loaded
-    loaded = agent_run_configuration(agent=agent, persona=version)
+    if release_id is None:
+        loaded = agent_run_configuration(agent=agent, persona=version)
+    else:
+        loaded = release_run_configuration(release=release_id)
     if stamp is not None:
         cache.put(key, stamp, loaded)
     return loaded
@@ -103,6 +169,10 @@ def check_runnable(loaded: RunConfiguration, *, is_test: bool) -> None:
     """``runnable``, or ``AgentNotRunnable`` saying why not."""
     agent = loaded.agent
     if runnable(loaded, is_test=is_test):
+        if agent.status == AgentStatus.ACTIVE and not is_test and loaded.release is None:
+            raise AgentNotRunnable(
+                f"The agent '{agent.name}' has no active release: create a release and activate it."
+            )
         return
     if agent.status == AgentStatus.DRAFT:
         raise AgentNotRunnable(

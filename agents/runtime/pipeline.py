@@ -210,7 +210,18 @@ def _step_event(run: Run, step: ExecutionStep) -> dict:
     return _event("step", step_to_dict(step)) if run.stream else _UNHEARD
 
 
-def start(agent, input, *, actor=None, source, persona=None, is_test=False, conversation=None) -> Run:
+def start(
+    agent,
+    input,
+    *,
+    actor=None,
+    source,
+    persona=None,
+    is_test=False,
+    conversation=None,
+    release=None,
+    as_of=None,
+) -> Run:
     """Check everything that can refuse the run, then record it as ``running``: from here on a crash or
     a timeout leaves a visible trace.
 
@@ -225,13 +236,18 @@ def start(agent, input, *, actor=None, source, persona=None, is_test=False, conv
 
     A run that its budgets could not let make even its smallest call (``budgets.precheck``: the persona
     and the question, plus ``max_tokens``) is recorded ``refused`` and ``BudgetExceeded`` raised, with
-    the execution in ``execution``: a stream is refused before it starts."""
+    the execution in ``execution``: a stream is refused before it starts.
+
+    What runs (``loading.load``): ``release`` (a ``Release`` or its number) pins a release; else a
+    test (``is_test``) runs the draft, the live rows (``persona`` may pick a version); else the agent's
+    active release. ``as_of`` (a date, default today): the day the knowledge is searched as of."""
     _validate_input(input)
     if source not in ExecutionSource.values:
         raise ValueError(f"Unknown execution source {source!r}.")
-    loaded = load(agent, persona)
+    loaded = load(agent, persona, release=release, draft=is_test and release is None)
     check_runnable(loaded, is_test=is_test)
     run = _new_run(loaded, input, actor=actor, source=source, is_test=is_test)
+    run.execution.as_of = as_of or timezone.localdate()
     refused = None
     if loaded.budgets:
         smallest = budgets.smallest_call(
@@ -273,6 +289,7 @@ def _new_run(loaded: RunConfiguration, input: str, *, actor, source, is_test) ->
         organization_id=agent.organization_id,
         agent=agent,
         persona=loaded.persona,
+        release=loaded.release,
         provider=provider_row,
         provider_kind=provider.kind,
         model=model,
@@ -558,7 +575,7 @@ def _retrieve(run: Run, query: str):
         [a.knowledge_base for a in loaded.knowledge],
         query,
         top_k=min(100, sum(a.top_k for a in loaded.knowledge)),
-        as_of=timezone.localdate(),
+        as_of=run.execution.as_of,
         min_score=min(a.min_score for a in loaded.knowledge),
         highlights=False,
     )
@@ -630,7 +647,7 @@ def _retrieve(run: Run, query: str):
         input={
             "query": query,
             "knowledge_bases": [a.knowledge_base_id for a in loaded.knowledge],
-            "as_of": timezone.localdate().isoformat(),
+            "as_of": run.execution.as_of.isoformat(),
         },
         output={
             "passages": [
@@ -920,16 +937,27 @@ def execute(
     is_test: bool = False,
     on_event: Callable[[dict], None] | None = None,
     conversation=None,
+    release=None,
+    as_of=None,
 ) -> Execution:
     """Run ``agent`` on ``input`` and return the finished ``Execution`` (steps saved).
 
     Raises ``AgentNotRunnable`` (nothing recorded) when the agent may not run as asked, Django's
     ``ValidationError`` for an empty or oversized input, and ``BudgetExceeded`` when a budget refused
-    the run (recorded ``refused``; the execution is the exception's ``execution``). With ``on_event`` the provider streams and
-    every event (step, delta, execution) is passed to it as it happens. ``conversation``: see ``start``.
+    the run (recorded ``refused``; the execution is the exception's ``execution``). With ``on_event``
+    the provider streams and every event (step, delta, execution) is passed to it as it happens.
+    ``conversation``, ``release``, ``as_of``: see ``start``.
     """
     run = start(
-        agent, input, actor=actor, source=source, persona=persona, is_test=is_test, conversation=conversation
+        agent,
+        input,
+        actor=actor,
+        source=source,
+        persona=persona,
+        is_test=is_test,
+        conversation=conversation,
+        release=release,
+        as_of=as_of,
     )
     events = run_events(run, input, stream=on_event is not None)
     next(events)

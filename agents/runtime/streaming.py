@@ -111,13 +111,30 @@ class RunStream:
 
 
 def execute_stream(
-    agent, input: str, *, actor=None, source: str, persona=None, is_test: bool = False, conversation=None
+    agent,
+    input: str,
+    *,
+    actor=None,
+    source: str,
+    persona=None,
+    is_test: bool = False,
+    conversation=None,
+    release=None,
+    as_of=None,
 ) -> RunStream:
     """Like ``agents.runtime.pipeline.execute`` but returns the events as an iterator: steps and token
     deltas as they happen, the finished execution last. ``AgentNotRunnable`` (and ``ConversationBusy``)
     is raised here, before the iterator exists; the run is recorded as running when this returns."""
     run = start(
-        agent, input, actor=actor, source=source, persona=persona, is_test=is_test, conversation=conversation
+        agent,
+        input,
+        actor=actor,
+        source=source,
+        persona=persona,
+        is_test=is_test,
+        conversation=conversation,
+        release=release,
+        as_of=as_of,
     )
     events = run_events(run, input, stream=True)
     next(events)

@@ -27,7 +27,7 @@ MIGRATIONS = sorted(
 FIELD_REFERENCES = {"knowledge.models", "prisma_glow.crypto", "prisma_glow.config_stamp"}
 #: Standard library modules a migration may use: values (decimal, uuid, datetime), a data migration's
 #: literal patterns (re) and the JSON it reads and writes.
-STANDARD_LIBRARY = {"decimal", "uuid", "datetime", "json", "re"}
+STANDARD_LIBRARY = {"decimal", "uuid", "datetime", "json", "re", "hashlib", "json.encoder"}
 #: The apps whose migrations the round trip takes back to zero, dependants first.
 OUR_APPS = (
     "accounts",

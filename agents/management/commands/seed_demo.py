@@ -39,6 +39,7 @@ from agents.services import (
     agent_update,
     assignment_create,
     provider_create,
+    release_create,
 )
 from guardrails.models import Guardrail
 from guardrails.services import guardrail_create
@@ -531,7 +532,8 @@ class Command(BaseCommand):
                 assignment_create(kind=GUARDRAIL, agent=agent, guardrail=guardrail, actor=None)
         if created and spec.active:
             # Only an agent created by this run is put live: a status someone changed later stays.
-            agent_activate(agent=agent, actor=None)
+            release = release_create(agent=agent, actor=None, notes="Release of the demo configuration.")
+            agent_activate(agent=agent, actor=None, release=release)
 
     def _former_agent(self, organization, spec: AgentSpec) -> Agent | None:
         """The agent as an earlier version of this command seeded it, renamed to the current name and slug.

@@ -15,6 +15,7 @@ from tests.factories import (
     GuardrailFactory,
     KnowledgeBaseFactory,
     PersonaFactory,
+    release_now,
 )
 from tools.models import Tool
 
@@ -54,7 +55,9 @@ def guardrail(agent, order, **kwargs):
 
 @pytest.fixture
 def make_agent(org, vat_kb):
-    """An active agent with an active persona; ``tools`` are built-in slugs; ``guards`` a preset."""
+    """An active agent with an active persona, released (release 1 active); ``tools`` are built-in
+    slugs; ``guards`` a preset. A test that changes the configuration afterwards and runs it through
+    the API calls ``release_now(agent)`` again."""
 
     def make(
         *,
@@ -90,6 +93,8 @@ def make_agent(org, vat_kb):
                 agent, 3, name="Disclaimer", kind="disclaimer", action="append",
                 applies_to_input=False, applies_to_output=True, config={"text": DISCLAIMER},
             )  # fmt: skip
+        if status == "active":
+            release_now(agent)
         return agent
 
     return make
