@@ -89,27 +89,27 @@ class ReleaseCreateSerializer(serializers.Serializer):
     )
 
 
-class ChangeSerializer(serializers.Serializer):
+class ReleaseChangeSerializer(serializers.Serializer):
     field = serializers.CharField(help_text="The field, as a dotted path (`settings.timeout`, `tool.url`).")
     before = serializers.JSONField(allow_null=True)
     after = serializers.JSONField(allow_null=True)
 
 
-class ValueChangeSerializer(serializers.Serializer):
+class ReleaseValueChangeSerializer(serializers.Serializer):
     before = serializers.JSONField(allow_null=True)
     after = serializers.JSONField(allow_null=True)
 
 
-class ChangedEntrySerializer(serializers.Serializer):
+class ReleaseChangedEntrySerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField(required=False)
-    changes = ChangeSerializer(many=True)
+    changes = ReleaseChangeSerializer(many=True)
 
 
-class ListChangesSerializer(serializers.Serializer):
+class ReleaseListChangesSerializer(serializers.Serializer):
     added = serializers.ListField(child=serializers.DictField())
     removed = serializers.ListField(child=serializers.DictField())
-    changed = ChangedEntrySerializer(many=True)
+    changed = ReleaseChangedEntrySerializer(many=True)
 
 
 class ReleaseDiffSerializer(serializers.Serializer):
@@ -120,14 +120,18 @@ class ReleaseDiffSerializer(serializers.Serializer):
     from_ = serializers.IntegerField(help_text="The release compared with (`against`).")
     from_hash = serializers.CharField()
     identical = serializers.BooleanField(help_text="True when nothing differs.")
-    agent = ChangeSerializer(many=True, help_text="Run settings (name, max_tool_rounds, timeout_seconds).")
-    persona = ChangeSerializer(many=True, help_text="Each persona field that differs (version, prompt…).")
-    provider = ValueChangeSerializer(allow_null=True)
-    model = ValueChangeSerializer(allow_null=True)
-    tools = ListChangesSerializer()
-    knowledge = ListChangesSerializer()
-    guardrails = ListChangesSerializer()
-    examples = ListChangesSerializer()
+    agent = ReleaseChangeSerializer(
+        many=True, help_text="Run settings (name, max_tool_rounds, timeout_seconds)."
+    )
+    persona = ReleaseChangeSerializer(
+        many=True, help_text="Each persona field that differs (version, prompt…)."
+    )
+    provider = ReleaseValueChangeSerializer(allow_null=True)
+    model = ReleaseValueChangeSerializer(allow_null=True)
+    tools = ReleaseListChangesSerializer()
+    knowledge = ReleaseListChangesSerializer()
+    guardrails = ReleaseListChangesSerializer()
+    examples = ReleaseListChangesSerializer()
 
     def get_fields(self):
         fields = super().get_fields()
