@@ -323,7 +323,6 @@ class ReleaseViewSet(AgentChildMixin, mixins.CreateModelMixin, viewsets.ReadOnly
             agent=self.agent, actor=self.access.actor, notes=payload.validated_data["notes"]
         )
         release = self.get_queryset().get(pk=release.pk)
-        self.agent.refresh_from_db(fields=["active_release"])
         data = ReleaseDetailSerializer(release, context=self.get_serializer_context()).data
         return Response(data, status=status.HTTP_201_CREATED)
 
