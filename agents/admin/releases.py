@@ -244,7 +244,10 @@ class ReleasePages:
                     else None,
                     **change,
                 }
-                for change in diff["persona"]
+                # The prose (the prompt) first: what a reviewer reads; then the settings A→Z.
+                for change in sorted(
+                    diff["persona"], key=lambda c: (c["field"] not in TEXT_FIELDS, c["field"])
+                )
             ]
             for kind in ("tools", "knowledge", "guardrails", "examples"):
                 for entry in diff[kind]["changed"]:
