@@ -101,6 +101,9 @@ OPERATIONS: dict[str, Rule] = {
     "agent.execute": Rule(EDITOR, EXECUTE, "run agents"),
     **_crud("persona", "personas"),
     **_crud("assignment", "an agent's tool, knowledge and guardrail assignments"),
+    # Releases (issue 17): immutable snapshots of an agent; read by all, created by editors / write keys.
+    "release.view": Rule(VIEWER, READ, "read agents' releases"),
+    "release.add": Rule(EDITOR, WRITE, "create releases"),
     "execution.view": Rule(VIEWER, READ, "read executions"),
     "execution.feedback": Rule(VIEWER, EXECUTE, "give feedback on executions"),
     **_crud("learning_example", "learning examples"),
@@ -383,6 +386,11 @@ DOORS: tuple[Door, ...] = (
     # Assignments.
     Door("admin:agents_agent_assignments", "assignment.view", ("agent-tool-list", "list")),
     Door("admin:agents_agent_assignments", "assignment.add", ("agent-tool-list", "create"), "POST"),
+    # Releases.
+    Door("admin:agents_agent_releases", "release.view", ("agent-release-list", "list")),
+    Door("admin:agents_agent_release_create", "release.add", ("agent-release-list", "create"), "POST"),
+    Door("admin:agents_agent_release", "release.view", ("agent-release-detail", "retrieve")),
+    Door("admin:agents_agent_release_diff", "release.view", ("agent-release-diff", "diff")),
     # Executions and feedback.
     Door("admin:agents_execution_changelist", "execution.view", ("execution-list", "list")),
     Door("admin:agents_execution_change", "execution.view", ("execution-detail", "retrieve")),

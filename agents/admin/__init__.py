@@ -27,6 +27,7 @@ from agents.admin.executions import execution_detail
 from agents.admin.filters import OrganizationAgentFilter
 from agents.admin.forms import AgentForm, BudgetForm, LearningExampleForm, ModelProviderForm
 from agents.admin.pages import AgentPages
+from agents.admin.releases import ReleasePages, release_label
 from agents.models import (
     Agent,
     Budget,
@@ -178,6 +179,7 @@ class AgentAdmin(OrganizationScopedAdmin):
     def get_urls(self):
         view = self.admin_site.admin_view
         pages = AgentPages(self)
+        releases = ReleasePages(self)
         custom = [
             path("wizard/", view(pages.wizard_start), name="agents_agent_wizard"),
             path("wizard/reset/", view(pages.wizard_reset), name="agents_agent_wizard_reset"),
@@ -211,6 +213,10 @@ class AgentAdmin(OrganizationScopedAdmin):
                 view(pages.assignments),
                 name="agents_agent_assignments",
             ),
+            path("<int:agent_id>/releases/", view(releases.releases), name="agents_agent_releases"),
+            path("<int:agent_id>/releases/new/", view(releases.create), name="agents_agent_release_create"),
+            path("<int:agent_id>/releases/diff/", view(releases.diff), name="agents_agent_release_diff"),
+            path("<int:agent_id>/releases/<int:number>/", view(releases.detail), name="agents_agent_release"),
         ]
         return custom + super().get_urls()
 
@@ -242,6 +248,7 @@ class ExecutionAdmin(ReadOnlyAdmin):
         "agent",
         "status_badge",
         "source",
+        "release_link",
         "short_input",
         "latency",
         "cost",
@@ -260,9 +267,13 @@ class ExecutionAdmin(ReadOnlyAdmin):
         "Editors search the inputs, answers and errors; other roles search the agent's name only "
         "(the texts hold client identifiers, which a search would reveal)."
     )
-    list_select_related = ["agent"]
+    list_select_related = ["agent", "release"]
     ordering = ["-created_at", "-id"]
     show_full_result_count = False
+
+    @admin.display(description="Release")
+    def release_link(self, obj):
+        return release_label(obj)
 
     def get_search_fields(self, request):
         # A search matching inside a value shown masked would rebuild it (agents.privacy).

@@ -9,6 +9,7 @@ from django.shortcuts import redirect
 from django.template.defaultfilters import pluralize
 
 from agents import services
+from agents.admin.releases import release_label
 from agents.models import Execution, Rating, StepKind, StepStatus
 from agents.privacy import identifier_mapping, may_see_identifiers, shown_data, shown_text
 from prisma_glow.admin.base import add_errors_to_form, render_admin_page, run_service
@@ -57,7 +58,9 @@ def execution_detail(model_admin, request, object_id):
     """Read-only trace of one execution, with a feedback form for editors; another organisation's
     execution answers 404."""
     execution = scoped_get(
-        Execution.objects.select_related("agent", "persona", "provider", "actor_user", "actor_api_key"),
+        Execution.objects.select_related(
+            "agent", "persona", "provider", "actor_user", "actor_api_key", "release"
+        ),
         request,
         pk=unquote(str(object_id)),
     )
@@ -93,6 +96,7 @@ def execution_detail(model_admin, request, object_id):
         "feedback_form": form,
         "can_write": can_write,
         "identifiers_masked": not visible,
+        "release_label": release_label(execution),
     }
     response = render_admin_page(
         request,

@@ -35,6 +35,7 @@ from agents.admin.forms import (
     assignment_step_form,
     target_queryset,
 )
+from agents.admin.releases import release_panel
 from agents.models import Agent, AgentStatus, Execution, ExecutionStatus, Feedback
 from agents.privacy import shown_text
 from agents.runtime import pipeline
@@ -97,7 +98,9 @@ class AgentPages:
     # --- helpers -------------------------------------------------------------------------------
     def _agent(self, request, agent_id) -> Agent:
         return scoped_get(
-            Agent.objects.select_related("owner", "provider", "organization"), request, pk=agent_id
+            Agent.objects.select_related("owner", "provider", "organization", "active_release"),
+            request,
+            pk=agent_id,
         )
 
     def _page(self, request, template, context, *, title):
@@ -290,6 +293,7 @@ class AgentPages:
             "metrics": metrics,
             "clone_form": CloneForm(initial={"name": f"{agent.name} (copy)"}),
             "can_write": self._allows(request, "agent.change", agent),
+            **release_panel(request, agent, self.admin),
             "console_url": reverse("admin:index") + f"console/?agent={agent.pk}",
             "identifiers_notice": ""
             if selectors.agent_screens_identifiers(agent=agent)

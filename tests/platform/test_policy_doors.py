@@ -11,6 +11,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework.test import APIClient
 
+from agents.services import release_create
 from prisma_glow import policy
 from prisma_glow.api.permissions import operation_for
 from tests.factories import InvitationFactory, MembershipFactory, UserFactory
@@ -109,6 +110,7 @@ def world(org):
     target = UserFactory(username="target-member")
     world.target = MembershipFactory(user=target, organization=org, role="editor")
     world.owner = owner
+    world.release = release_create(agent=world.agent, actor=None, notes="First release")
     return world
 
 
@@ -144,6 +146,7 @@ def _admin_kwargs(door: policy.Door, world) -> dict:
         "key_id": world.api_key.pk,
         "invitation_id": world.invitation.pk,
         "execution_id": world.execution.pk,
+        "number": world.release.number,
         "step": "basics",
         "kind": "tools",
         "transition": door.api[1] if door.api else "activate",
@@ -182,6 +185,8 @@ def _api_url(door: policy.Door, world) -> str:
             kwargs[param] = world.kb.pk
         elif param == "document_pk":
             kwargs[param] = world.document.pk
+        elif param == "number":
+            kwargs[param] = world.release.number
         elif param in ("pk", "version"):
             kwargs[param] = pks[name.rsplit("-", 1)[0]]
     return reverse(name, kwargs=kwargs)
