@@ -291,6 +291,18 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+#: Names and labels a pack shows for people, which may change after the run (an agent, a key or a
+#: document renamed): not evidence, so not compared. Ids, texts, numbers and hashes are.
+_NAMES = {"name", "label", "document_title"}
+
+
+def _verifiable(value: Any) -> Any:
+    """``value`` without the ``_NAMES`` keys of its objects (one level: the pack's entries are flat)."""
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if k not in _NAMES}
+    return value
+
+
 def _differs(what: str, packed: Any, stored: Any) -> Check:
     if packed == stored:
         return Check(what, True)
@@ -328,12 +340,17 @@ def verify_pack(pack: Any) -> list[Check]:
     stored = recorded(execution, visible=not masked)
     for name, label in _FIELDS.items():
         checks.append(
-            _differs(f"execution {name} ({label})", packed_execution.get(name), stored["execution"][name])
+            _differs(
+                f"execution {name} ({label})",
+                _verifiable(packed_execution.get(name)),
+                _verifiable(stored["execution"][name]),
+            )
         )
     for section in ("provider", "usage"):
         packed_section = pack.get(section) if isinstance(pack.get(section), dict) else {}
         for name, value in stored[section].items():
-            checks.append(_differs(f"{section} {name}", packed_section.get(name), value))
+            if name not in _NAMES:
+                checks.append(_differs(f"{section} {name}", packed_section.get(name), value))
     checks.extend(_release_checks(pack.get("release"), execution))
     for section in ("guardrails", "tool_calls"):
         checks.extend(_list_checks(section, pack.get(section), stored[section]))
@@ -432,7 +449,9 @@ def _passage_checks(packed: Any, stored: list[dict]) -> list[Check]:
             )
         else:
             checks.append(Check(name, True, f"document SHA-256 {theirs['document_sha256']}"))
-        others = sorted(k for k in theirs if k != "document_sha256" and mine.get(k) != theirs.get(k))
+        others = sorted(
+            k for k in theirs if k not in {"document_sha256", *_NAMES} and mine.get(k) != theirs.get(k)
+        )
         if others:
             checks.append(Check(name, False, f"differs from the trace in {', '.join(others)}"))
     return checks

@@ -56,6 +56,15 @@ class ReplayEvidenceMixin:
 
     operations = {"replay": "execution.replay", "evidence": "execution.view"}
 
+    def perform_content_negotiation(self, request, force=False):
+        # DRF answers an unknown ``?format=`` with a bare 404; say what is accepted instead.
+        if getattr(self, "action", None) == "evidence" and not force:
+            requested = request.query_params.get("format")
+            if requested not in (None, "json", "html"):
+                self.format_kwarg = None
+                raise exceptions.ValidationError({"format": ["Give json or html (default: json)."]})
+        return super().perform_content_negotiation(request, force)
+
     @extend_schema(
         summary="Replay an execution against a release",
         description=(

@@ -123,7 +123,10 @@ def test_refusals_answer_the_json_error_shape(run, api_client, other_org):
     assert_error(api_client.get(_url(run.pk)), 401)
     key = APIKeyFactory(organization=run.organization, scopes=["execute"])
     assert_error(client_for(key=key.plaintext).get(_url(run.pk)), 403)
-    assert_error(client_for(stranger).get(_url(run.pk, "pdf")), 404)
+    # An unknown format is refused before the execution is looked up: it says nothing of it.
+    assert_error(client_for(stranger).get(_url(run.pk, "pdf")), 400, fields=["format"])
+    body = assert_error(client_for(run.actor_user).get(_url(run.pk, "pdf")), 400, fields=["format"])
+    assert "json or html" in body["message"]
 
 
 def test_the_staff_ui_downloads_the_pack(run, editor, viewer, other_org):
@@ -270,6 +273,18 @@ def test_a_file_that_is_no_pack(tmp_path, db):
     assert status == 2 and "is not JSON" in report
     status, report = _verify(tmp_path / "missing.json")
     assert status == 2 and "Cannot read" in report
+
+
+def test_names_changed_since_still_verify(pack, run, tmp_path):
+    """An agent, a requester or a document renamed after the pack was made is not a mismatch: names
+    are for people; ids, texts and hashes are the evidence."""
+    from agents.models import Agent
+
+    Agent.objects.filter(pk=run.agent_id).update(name="VAT adviser (renamed)")
+    Document.objects.filter(title="VAT manual").update(title="VAT manual 2025")
+    run.actor_user.__class__.objects.filter(pk=run.actor_user_id).update(username="renamed-editor")
+    status, report = _verify(_write(tmp_path, pack))
+    assert status == 0, report
 
 
 def test_an_unknown_execution_fails(pack, tmp_path):
