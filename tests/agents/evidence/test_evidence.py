@@ -291,3 +291,25 @@ def test_an_unknown_execution_fails(pack, tmp_path):
     pack["execution"]["id"] = 10**9
     status, report = _verify(_write(tmp_path, pack))
     assert status == 1 and f"FAIL execution: no execution {10**9}" in report
+
+
+def test_the_packs_query_count_does_not_grow_with_the_run(vat_agent, editor, editor_client, vat_kb):
+    """A pack costs the same queries whatever the number of its steps, passages and audit events."""
+    from django.db import connection as conn
+    from django.test.utils import CaptureQueriesContext
+
+    small = execute(vat_agent, "What is the VAT on €1,000 at 19%?", actor=editor, source="api")
+    large = execute(vat_agent, QUESTION + " And what must the invoice show?", actor=editor, source="api")
+    # A replay has two audit events (its run, the replay).
+    replay = editor_client.post(reverse("execution-replay", args=[large.pk]), {}, format="json").json()
+    counts, sizes = [], []
+    for execution_id in (small.pk, replay["id"]):
+        with CaptureQueriesContext(conn) as queries:
+            pack = editor_client.get(_url(execution_id)).json()
+        counts.append(len(queries))
+        sizes.append((len(pack["passages"]), len(pack["guardrails"]), len(pack["audit_events"])))
+    assert sizes[0][2] == 1 and sizes[1][2] == 2, sizes
+    assert counts[0] == counts[1], counts
+    # The session and the member, the execution, the pack's execution and its steps, the chunks'
+    # pages, the documents, the audit events.
+    assert counts[1] <= 7, counts
