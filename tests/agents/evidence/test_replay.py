@@ -46,6 +46,8 @@ def test_replay_runs_the_original_input_as_of_its_day_against_the_active_release
     replay = response.json()
     assert replay["id"] != original["id"]
     assert replay["replay_of"] == original["id"]
+    # Every API run is a turn of a conversation; the replay runs on its own.
+    assert original["conversation"] is not None and replay["conversation"] is None
     assert replay["is_test"] is True and replay["status"] == "completed", replay["error"]
     assert replay["input"] == QUESTION  # the real input, identifiers included
     assert replay["as_of"] == "2024-01-31"
@@ -183,6 +185,9 @@ def test_the_execution_page_replays_and_compares(vat_agent, editor, second_relea
     assert f"release 1 · {vat_agent.active_release.content_hash}" in html
     assert f"release 2 · {second_release.content_hash}" in html
     assert "pg-compare-differs" in html and "Guardrail verdicts" in html
+    # The replay's own page links back to the comparison.
+    page = web.get(reverse("admin:agents_execution_change", args=[replay.pk])).content.decode()
+    assert f"Compare with the original #{original.pk}" in page
     # Replaying is a POST: a GET of the replay URL runs nothing.
     assert web.get(reverse("admin:agents_execution_replay", args=[original.pk])).status_code == 405
     assert Execution.objects.filter(replay_of=original).count() == 1
