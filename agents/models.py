@@ -463,6 +463,11 @@ class Execution(models.Model):
     )
     #: The day the knowledge was searched as of (documents in force that day).
     as_of = models.DateField(null=True, blank=True)
+    #: The execution this one replays (``agents.replay``): its input and ``as_of`` run again, as a test
+    #: run pinned to a release. Null for every other run.
+    replay_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays"
+    )
 
     #: How a row reaches its organisation (scoping of the staff UI and the API).
     organization_path = "organization"

@@ -106,6 +106,9 @@ OPERATIONS: dict[str, Rule] = {
     "release.add": Rule(EDITOR, WRITE, "create releases"),
     "execution.view": Rule(VIEWER, READ, "read executions"),
     "execution.feedback": Rule(VIEWER, EXECUTE, "give feedback on executions"),
+    # Replaying runs a past input again (identifiers included): editors, or write keys (own runs only:
+    # agents.replay checks that the caller may see the original's identifiers).
+    "execution.replay": Rule(EDITOR, WRITE, "replay executions"),
     **_crud("learning_example", "learning examples"),
     **_crud("model_provider", "model providers", write=(ADMIN_ROLE, ADMIN)),
     # Budgets (issue 16): what runs may consume, and how much they have.
@@ -396,6 +399,12 @@ DOORS: tuple[Door, ...] = (
     Door("admin:agents_execution_change", "execution.view", ("execution-detail", "retrieve")),
     Door("admin:agents_execution_history", "audit.view", ("audit-event-list", "list")),
     Door("admin:agents_execution_change", "execution.feedback", ("execution-feedback", "feedback"), "POST"),
+    # Replay and evidence (issue 17): agents.replay, agents.evidence.
+    Door("admin:agents_execution_replay", "execution.replay", ("execution-replay", "replay"), "POST"),
+    Door("admin:agents_execution_comparison", "execution.view", ("execution-detail", "retrieve")),
+    Door("admin:agents_execution_evidence", "execution.view", ("execution-evidence", "evidence")),
+    Door("admin:console:compare", "agent.view", ("agent-list", "list")),
+    Door("admin:console:compare", "agent.execute", ("agent-execute", "execute"), "POST"),
     Door("admin:agents_feedback_changelist", "execution.view", ("execution-detail", "retrieve")),
     Door("admin:agents_feedback_change", "execution.view", ("execution-detail", "retrieve")),
     Door("admin:agents_feedback_history", "audit.view", ("audit-event-list", "list")),

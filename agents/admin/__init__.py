@@ -19,8 +19,10 @@ from django.db.models.functions import Coalesce
 from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import include, path, reverse
 from django.utils.html import format_html, format_html_join
+from django.views.decorators.http import require_GET, require_POST
 
 from agents import services
+from agents.admin import replay as replay_pages
 from agents.admin.budgets import budgets_panel, consumption, limits_nothing_warning
 from agents.admin.dashboard import dashboard_panel
 from agents.admin.executions import execution_detail
@@ -297,6 +299,29 @@ class ExecutionAdmin(ReadOnlyAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         return execution_detail(self, request, object_id)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+
+        def page(func, allowed=require_GET):
+            return view(allowed(lambda request, execution_id: func(self, request, execution_id)))
+
+        custom = [
+            path(
+                "<int:execution_id>/replay/",
+                page(replay_pages.replay, require_POST),
+                name="agents_execution_replay",
+            ),
+            path(
+                "<int:execution_id>/comparison/",
+                page(replay_pages.comparison),
+                name="agents_execution_comparison",
+            ),
+            path(
+                "<int:execution_id>/evidence/", page(replay_pages.evidence), name="agents_execution_evidence"
+            ),
+        ]
+        return custom + super().get_urls()
 
 
 @admin.register(Conversation)

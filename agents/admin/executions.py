@@ -10,6 +10,7 @@ from django.template.defaultfilters import pluralize
 
 from agents import services
 from agents.admin.releases import release_label
+from agents.admin.replay import replay_form
 from agents.models import Execution, Rating, StepKind, StepStatus
 from agents.privacy import identifier_mapping, may_see_identifiers, shown_data, shown_text
 from prisma_glow.admin.base import add_errors_to_form, render_admin_page, run_service
@@ -97,6 +98,9 @@ def execution_detail(model_admin, request, object_id):
         "can_write": can_write,
         "identifiers_masked": not visible,
         "release_label": release_label(execution),
+        # Replay and evidence (agents.admin.replay): the buttons a member may use.
+        "can_replay": model_admin.allows(request, "execution.replay", execution) and visible,
+        "replay_form": replay_form(execution),
     }
     response = render_admin_page(
         request,

@@ -328,6 +328,7 @@ class ExecutionSerializer(IdentifiersMixin, serializers.ModelSerializer):
             "release",
             "release_hash",
             "as_of",
+            "replay_of",
             "provider",
             "provider_kind",
             "model",
@@ -353,6 +354,7 @@ class ExecutionSerializer(IdentifiersMixin, serializers.ModelSerializer):
         extra_kwargs = {
             "conversation": {"help_text": "The conversation this run is a turn of (null for older runs)."},
             "turn": {"help_text": "The run's place in its conversation: 1, 2, …"},
+            "replay_of": {"help_text": "The execution this run replays (`POST /executions/{id}/replay/`)."},
         }
 
 
@@ -565,4 +567,16 @@ class ActivateRequestSerializer(serializers.Serializer):
 
     release = serializers.IntegerField(
         required=False, allow_null=True, min_value=1, max_value=2**31 - 1, help_text="A release number."
+    )
+
+
+class ReplayRequestSerializer(serializers.Serializer):
+    """Which release of the execution's agent the replay runs (default: the active release)."""
+
+    release = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=2**31 - 1,
+        help_text="A release number of the execution's agent. Default: the agent's active release.",
     )

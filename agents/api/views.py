@@ -18,6 +18,7 @@ from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 
 from agents import services
+from agents.api.evidence import ReplayEvidenceMixin
 from agents.api.execute import ExecuteActionMixin
 from agents.api.filtersets import (
     AgentFilterSet,
@@ -460,7 +461,7 @@ class BudgetViewSet(OrganizationScopedViewSet):
     ),
     retrieve=extend_schema(summary="Retrieve an execution with its trace (steps in order)"),
 )
-class ExecutionViewSet(OrganizationScopedMixin, viewsets.ReadOnlyModelViewSet):
+class ExecutionViewSet(ReplayEvidenceMixin, OrganizationScopedMixin, viewsets.ReadOnlyModelViewSet):
     """Runs of the organisation's agents, with their traces. Read-only; feedback can be added."""
 
     queryset = Execution.objects.select_related("agent", "persona", "release").order_by("-created_at", "-id")
@@ -475,7 +476,7 @@ class ExecutionViewSet(OrganizationScopedMixin, viewsets.ReadOnlyModelViewSet):
     ]
     search_fields = ["input", "output"]
     policy_resource = "execution"
-    operations = {"feedback": "execution.feedback"}
+    operations = {**ReplayEvidenceMixin.operations, "feedback": "execution.feedback"}
 
     def filter_queryset(self, queryset):
         # The texts hold client identifiers shown masked to all but editors: a search matching inside

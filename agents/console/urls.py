@@ -6,7 +6,7 @@ Every view is wrapped in ``admin.site.admin_view``: staff only, anonymous users 
 from django.contrib import admin
 from django.urls import path
 
-from agents.console import views
+from agents.console import compare, views
 
 app_name = "console"
 
@@ -14,5 +14,6 @@ urlpatterns = [
     path("", admin.site.admin_view(views.console), name="index"),
     path("run/", admin.site.admin_view(views.run), name="run"),
     path("clear/", admin.site.admin_view(views.clear), name="clear"),
+    path("agents/<int:agent_id>/compare/", admin.site.admin_view(compare.compare_view), name="compare"),
     path("executions/<int:execution_id>/feedback/", admin.site.admin_view(views.feedback), name="feedback"),
 ]

@@ -221,6 +221,7 @@ def start(
     conversation=None,
     release=None,
     as_of=None,
+    replay_of=None,
 ) -> Run:
     """Check everything that can refuse the run, then record it as ``running``: from here on a crash or
     a timeout leaves a visible trace.
@@ -240,7 +241,8 @@ def start(
 
     What runs (``loading.load``): ``release`` (a ``Release`` or its number) pins a release; else a
     test (``is_test``) runs the draft, the live rows (``persona`` may pick a version); else the agent's
-    active release. ``as_of`` (a date, default today): the day the knowledge is searched as of."""
+    active release. ``as_of`` (a date, default today): the day the knowledge is searched as of.
+    ``replay_of``: the execution this run replays (``agents.replay``), recorded on the new one."""
     _validate_input(input)
     if source not in ExecutionSource.values:
         raise ValueError(f"Unknown execution source {source!r}.")
@@ -248,6 +250,7 @@ def start(
     check_runnable(loaded, is_test=is_test)
     run = _new_run(loaded, input, actor=actor, source=source, is_test=is_test)
     run.execution.as_of = as_of or timezone.localdate()
+    run.execution.replay_of = replay_of
     refused = None
     if loaded.budgets:
         smallest = budgets.smallest_call(
@@ -939,6 +942,7 @@ def execute(
     conversation=None,
     release=None,
     as_of=None,
+    replay_of=None,
 ) -> Execution:
     """Run ``agent`` on ``input`` and return the finished ``Execution`` (steps saved).
 
@@ -946,7 +950,7 @@ def execute(
     ``ValidationError`` for an empty or oversized input, and ``BudgetExceeded`` when a budget refused
     the run (recorded ``refused``; the execution is the exception's ``execution``). With ``on_event``
     the provider streams and every event (step, delta, execution) is passed to it as it happens.
-    ``conversation``, ``release``, ``as_of``: see ``start``.
+    ``conversation``, ``release``, ``as_of``, ``replay_of``: see ``start``.
     """
     run = start(
         agent,
@@ -958,6 +962,7 @@ def execute(
         conversation=conversation,
         release=release,
         as_of=as_of,
+        replay_of=replay_of,
     )
     events = run_events(run, input, stream=on_event is not None)
     next(events)

@@ -78,6 +78,7 @@ def execution_to_dict(execution, steps=None) -> dict:
         "actor_api_key": execution.actor_api_key_id,
         "conversation": execution.conversation_id,
         "turn": execution.turn,
+        "replay_of": execution.replay_of_id,
         "created_at": _iso(execution.created_at),
         "finished_at": _iso(execution.finished_at),
         "steps": [step_to_dict(step) for step in steps],
