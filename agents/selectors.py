@@ -151,6 +151,13 @@ def agent_run_configuration_with_persona(*, agent: Agent, persona) -> RunConfigu
     return _configuration(agent, persona)
 
 
+def _assigned_tool(assignment: AgentTool):
+    """The assignment's tool (its own instance), carrying the assignment's approval setting, which
+    ``Tool.needs_approval`` weighs against the tool's (``agents.runtime.approvals``)."""
+    assignment.tool.assignment_requires_approval = assignment.requires_approval
+    return assignment.tool
+
+
 def _configuration(agent: Agent, persona) -> RunConfiguration:
     prefetch_related_objects(
         [agent],
@@ -192,7 +199,7 @@ def _configuration(agent: Agent, persona) -> RunConfiguration:
     examples.reverse()
     # Another organisation's object must never take part, whatever an assignment says.
     tools = tuple(
-        a.tool
+        _assigned_tool(a)
         for a in agent.tool_assignments.all()
         if a.tool.organization_id in (None, agent.organization_id)
     )

@@ -144,7 +144,13 @@ class AgentToolSerializer(AssignmentSerializer):
 
     class Meta:
         model = AgentTool
-        fields = ["id", "tool", "tool_name", "tool_slug", "enabled", "order", "settings"]
+        fields = ["id", "tool", "tool_name", "tool_slug", "enabled", "order", "settings", "requires_approval"]
+        extra_kwargs = {
+            "requires_approval": {
+                "help_text": "Whether calls through this assignment wait for a person's approval; null "
+                "(the default) follows the tool's own `requires_approval`."
+            }
+        }
 
 
 class AgentKnowledgeSerializer(AssignmentSerializer):
