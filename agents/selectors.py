@@ -3,6 +3,7 @@ API, the admin and the runtime so that each read is written once."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 
 from django.db.models import (
@@ -34,9 +35,11 @@ from agents.models import (
     LearningExample,
     LearningExampleStatus,
     ModelProvider,
+    ToolApproval,
+    ToolApprovalStatus,
     period_bounds,
 )
-from agents.privacy import parse_mapping
+from agents.privacy import parse_mapping, shown_data, shown_text
 from guardrails.engine import restore
 from personas.models import Persona
 
@@ -259,3 +262,34 @@ def budgets_with_usage(budgets, *, now=None):
         current_used=Coalesce(Subquery(current.values("used")[:1]), zero),
         current_reserved=Coalesce(Subquery(current.values("reserved")[:1]), zero),
     )
+
+
+# --- Approval of tool calls -------------------------------------------------------------------------
+
+
+def tool_approvals_pending(*, organization):
+    """The tool calls of ``organization`` waiting for a person's decision, the first to expire first,
+    with their run and agent (one query, whatever their number): what the approval inbox lists."""
+    return (
+        ToolApproval.objects.filter(execution__organization=organization, status=ToolApprovalStatus.PENDING)
+        .select_related("execution__agent")
+        .order_by("expires_at", "id")
+    )
+
+
+def tool_approval_rows(approvals) -> list[dict]:
+    """The approvals as the inbox's list shows them (``admin/agents/approvals/_tool_calls.html``): the
+    question and the arguments with client identifiers masked (a list: ``agents.privacy``), the exact
+    values on the call's own page."""
+    return [
+        {
+            "approval": approval,
+            "question": shown_text(approval.execution, approval.execution.input, visible=False),
+            "arguments": json.dumps(
+                shown_data(approval.execution, approval.effective_arguments, visible=False),
+                ensure_ascii=False,
+                sort_keys=True,
+            ),
+        }
+        for approval in approvals
+    ]

@@ -23,11 +23,13 @@ from agents.models import (
     BudgetMetric,
     Conversation,
     Execution,
+    ExecutionStatus,
     ExecutionStep,
     Feedback,
     LearningExample,
     ModelProvider,
     Rating,
+    ToolApprovalStatus,
     period_bounds,
     to_units,
 )
@@ -352,13 +354,48 @@ class ExecutionDetailSerializer(ExecutionSerializer):
     above) and for the run's own requester; masked for everyone else (docs/security.md)."""
 
     opened_alone = True
-    identifier_structures = ("citations", "steps")
+    identifier_structures = ("citations", "steps", "tool_approval")
 
     steps = ExecutionStepSerializer(many=True, read_only=True)
+    tool_approval = serializers.SerializerMethodField(
+        help_text="While the run is `awaiting_approval`: the tool call it waits on (its id for "
+        "`/tool-approvals/{id}/approve/` and `…/refuse/`, the tool, the arguments as the model wrote "
+        "them, when it expires); null otherwise."
+    )
 
     class Meta(ExecutionSerializer.Meta):
-        fields = [*ExecutionSerializer.Meta.fields, "steps"]
+        fields = [*ExecutionSerializer.Meta.fields, "steps", "tool_approval"]
         read_only_fields = fields
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "nullable": True,
+            "properties": {
+                "id": {"type": "integer"},
+                "tool": {"type": "integer", "nullable": True},
+                "tool_name": {"type": "string"},
+                "arguments": {"type": "object"},
+                "expires_at": {"type": "string", "format": "date-time"},
+            },
+        }
+    )
+    def get_tool_approval(self, obj: Execution) -> dict | None:
+        if obj.status != ExecutionStatus.AWAITING_APPROVAL:
+            return None
+        # The run that just paused holds its request (``pipeline._pause``): no query for ``execute``.
+        approval = getattr(obj, "pending_tool_approval", None)
+        if approval is None:
+            approval = obj.tool_approvals.filter(status=ToolApprovalStatus.PENDING).first()
+        if approval is None:
+            return None
+        return {
+            "id": approval.pk,
+            "tool": approval.tool_id,
+            "tool_name": approval.tool_name,
+            "arguments": approval.arguments,
+            "expires_at": approval.expires_at.isoformat(),
+        }
 
 
 # --- Conversations ----------------------------------------------------------------------------

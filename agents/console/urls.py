@@ -15,4 +15,5 @@ urlpatterns = [
     path("run/", admin.site.admin_view(views.run), name="run"),
     path("clear/", admin.site.admin_view(views.clear), name="clear"),
     path("executions/<int:execution_id>/feedback/", admin.site.admin_view(views.feedback), name="feedback"),
+    path("tool-approvals/<int:approval_id>/decide/", admin.site.admin_view(views.decide), name="decide"),
 ]

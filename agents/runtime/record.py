@@ -180,6 +180,8 @@ def record_pause(
         if ledger:
             ledger.settle()
     _hold_steps(execution, steps)
+    # The answer to ``execute`` shows the request without reading it back.
+    execution.pending_tool_approval = approval
 
 
 def _hold_steps(execution: Execution, steps: list[ExecutionStep]) -> None:
