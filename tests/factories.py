@@ -312,7 +312,12 @@ class ToolApprovalFactory(factory.django.DjangoModelFactory):
         model = ToolApproval
 
     execution = factory.SubFactory(
-        ExecutionFactory, status="awaiting_approval", output="", finished_at=None, input="Pay the invoice."
+        ExecutionFactory,
+        status="awaiting_approval",
+        output="",
+        finished_at=None,
+        input="Pay the invoice.",
+        persona=factory.SubFactory(PersonaFactory, agent=factory.SelfAttribute("..agent"), is_active=True),
     )
     tool = factory.SubFactory(ToolFactory, organization=factory.SelfAttribute("..execution.organization"))
     tool_name = factory.SelfAttribute("tool.name")

@@ -23,17 +23,16 @@ from agents.models import (
     BudgetMetric,
     Conversation,
     Execution,
-    ExecutionStatus,
     ExecutionStep,
     Feedback,
     LearningExample,
     ModelProvider,
     Rating,
-    ToolApprovalStatus,
     period_bounds,
     to_units,
 )
 from agents.privacy import may_see_identifiers, shown_data, shown_text
+from agents.runtime.serialize import pending_approval
 from agents.selectors import budget_limits_nothing_for, budget_unpriced_agents
 from guardrails.models import Guardrail
 from knowledge.models import KnowledgeBase
@@ -381,21 +380,7 @@ class ExecutionDetailSerializer(ExecutionSerializer):
         }
     )
     def get_tool_approval(self, obj: Execution) -> dict | None:
-        if obj.status != ExecutionStatus.AWAITING_APPROVAL:
-            return None
-        # The run that just paused holds its request (``pipeline._pause``): no query for ``execute``.
-        approval = getattr(obj, "pending_tool_approval", None)
-        if approval is None:
-            approval = obj.tool_approvals.filter(status=ToolApprovalStatus.PENDING).first()
-        if approval is None:
-            return None
-        return {
-            "id": approval.pk,
-            "tool": approval.tool_id,
-            "tool_name": approval.tool_name,
-            "arguments": approval.arguments,
-            "expires_at": approval.expires_at.isoformat(),
-        }
+        return pending_approval(obj)
 
 
 # --- Conversations ----------------------------------------------------------------------------

@@ -113,9 +113,9 @@ class World:
         self.execution.conversation, self.execution.turn = self.conversation, 1
         self.execution.save(update_fields=["conversation", "turn"])
         self.example = LearningExampleFactory(agent=self.agent, organization=org)
-        self.tool_approval = ToolApprovalFactory(
-            execution__agent=self.agent, execution__persona=self.persona, tool=self.tool
-        )
+        # A run paused for a tool call's approval, of its own agent (the VAT adviser's figures stay).
+        self.clerk = AgentFactory(organization=org, name=f"Payments clerk {org.slug}", slug=f"pay-{org.slug}")
+        self.tool_approval = ToolApprovalFactory(execution__agent=self.clerk, tool=self.tool)
         self.api_key = APIKeyFactory(organization=org, name=f"Portal {org.slug}")
         self.budget = BudgetFactory(organization=org, metric="cost", period="month", limit="500.00")
         self.membership = owner_user.memberships.get(organization=org)
