@@ -653,3 +653,32 @@ def test_the_console_refusal_and_a_viewer(paying_agent, editor, org):
     client.post(f"/admin/console/tool-approvals/{approval.pk}/decide/", {"action": "refuse", "reason": "No."})
     approval.refresh_from_db()
     assert approval.status == "refused" and received == []
+
+
+def test_the_assignment_setting_through_the_api_and_the_admin(paying_agent, editor, editor_client):
+    agent, _, tool, _ = paying_agent
+    assignment = AgentTool.objects.get(agent=agent, tool=tool)
+    url = f"/api/v1/agents/{agent.pk}/tools/{assignment.pk}/"
+    assert editor_client.get(url).json()["requires_approval"] is None
+    response = editor_client.patch(url, {"requires_approval": False}, format="json")
+    assert response.status_code == 200 and response.json()["requires_approval"] is False
+    assert_error(
+        editor_client.patch(url, {"requires_approval": "no"}, format="json"),
+        400,
+        fields=["requires_approval"],
+    )
+    page = login(editor).post(
+        f"/admin/agents/agent/{agent.pk}/assignments/tools/",
+        {
+            "action": "update",
+            "assignment": assignment.pk,
+            "enabled": "on",
+            "settings": "{}",
+            "requires_approval": "true",
+        },
+    )
+    assert page.status_code in (200, 302)
+    assignment.refresh_from_db()
+    assert assignment.requires_approval is True
+    changes = AuditEvent.objects.filter(object_type="agents.agenttool", object_id=str(assignment.pk))
+    assert [e.after.get("requires_approval") for e in changes.order_by("id")] == [False, True]
