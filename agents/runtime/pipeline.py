@@ -29,6 +29,7 @@ to a view ``streaming.py``, the live answer ``output.py``. The pipeline is a gen
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import re
@@ -1030,6 +1031,10 @@ def _pause(run: Run) -> None:
         found=run.found,
         ledger=run.ledger,
     )
+    from agents.tasks import schedule_expiry  # the tasks call the runtime: the one lazy side
+
+    # The worker expires the request at its deadline (a second after, so that it is due).
+    schedule_expiry(approval.expires_at + dt.timedelta(seconds=1))
 
 
 def _resumed(run: Run, loop: Loop):

@@ -5,6 +5,8 @@ PostgreSQL only: an in-memory SQLite test database is not shared with other proc
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.db import connection
 from django_tasks_db.models import DBTaskResult
@@ -34,8 +36,11 @@ def test_a_worker_process_resumes_the_run_from_its_stored_state(paying_agent, ed
     assert response.status_code == 202
     execution_id = response.json()["id"]
     approval = ToolApproval.objects.get(execution_id=execution_id)
+    # The pause scheduled the worker's expiry sweep for the request's deadline.
+    sweep = DBTaskResult.objects.get(task_path="agents.tasks.expire_tool_calls")
+    assert sweep.status == "READY" and sweep.run_after == approval.expires_at + dt.timedelta(seconds=1)
     services.tool_approval_approve(approval=approval, actor=editor)
-    task = DBTaskResult.objects.get()
+    task = DBTaskResult.objects.get(task_path="agents.tasks.resume_tool_call")
     assert task.status == "READY" and task.args_kwargs["kwargs"] == {"approval_id": approval.pk}
     assert received == [] and len(model.bodies) == 1  # nothing resumed in this process
 
@@ -59,3 +64,22 @@ def test_a_worker_process_resumes_the_run_from_its_stored_state(paying_agent, ed
         lambda: DBTaskResult.objects.filter(pk=task.pk, status="SUCCESSFUL").exists(), "the task's outcome"
     )
     assert ToolApproval.objects.get(pk=approval.pk).state == ""
+    assert DBTaskResult.objects.get(pk=sweep.pk).status == "READY"  # not due yet: it waits
+
+
+def test_the_worker_expires_an_unanswered_call_at_its_deadline(paying_agent, editor, workers, settings):  # noqa: F811
+    """Nobody decides and no timer runs the command: the sweep the pause scheduled ends the run."""
+    agent, _, _, received = paying_agent
+    settings.TOOL_APPROVAL_HOURS = 1 / 3600  # one second
+    response = client_for(editor).post(
+        f"/api/v1/agents/{agent.pk}/execute/", {"input": QUESTION}, format="json"
+    )
+    execution_id = response.json()["id"]
+    workers.start("approve-sweeper")
+    execution = workers.wait_for(
+        lambda: Execution.objects.filter(pk=execution_id, status="failed").first(),
+        "the worker to expire the call",
+        timeout=STARTUP_TIMEOUT,
+    )
+    assert "expired unanswered" in execution.error and received == []
+    assert ToolApproval.objects.get(execution_id=execution_id).status == "expired"
