@@ -1033,8 +1033,12 @@ def _pause(run: Run) -> None:
     )
     from agents.tasks import schedule_expiry  # the tasks call the runtime: the one lazy side
 
-    # The worker expires the request at its deadline (a second after, so that it is due).
-    schedule_expiry(approval.expires_at + dt.timedelta(seconds=1))
+    # The worker expires the request at its deadline (a second after, so that it is due). The pause is
+    # recorded whatever happens here: the command and the next resumed run's sweep expire it too.
+    try:
+        schedule_expiry(approval.expires_at + dt.timedelta(seconds=1))
+    except Exception:
+        logger.exception("Execution %s: the expiry of its tool call could not be scheduled", execution.pk)
 
 
 def _resumed(run: Run, loop: Loop):
