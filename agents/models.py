@@ -191,6 +191,14 @@ class AgentTool(models.Model):
     enabled = models.BooleanField(default=True)
     order = models.PositiveIntegerField(default=0)
     settings = models.JSONField(default=dict, blank=True)
+    #: Whether calls through this assignment wait for a person's approval; null: as the tool says
+    #: (``Tool.requires_approval``).
+    requires_approval = models.BooleanField(
+        null=True,
+        blank=True,
+        default=None,
+        help_text="Leave empty to follow the tool's own setting; yes or no overrides it for this agent.",
+    )
 
     #: How a row reaches its organisation (scoping of the staff UI and the API).
     organization_path = "agent__organization"
@@ -381,6 +389,10 @@ class ExecutionStatus(models.TextChoices):
     #: A budget could not cover the run's next provider call (``agents.runtime.budgets``); ``error``
     #: says which budget and when it resets.
     REFUSED = "refused", "Refused (budget)"
+    #: The model called a tool that requires approval: the run is paused until a person approves,
+    #: edits or refuses the call (``ToolApproval``), then resumes in the background; unanswered, it
+    #: ends ``failed`` after ``PRISMA_GLOW_TOOL_APPROVAL_HOURS``.
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
 
 
 #: How long past its agent's time limit (``Agent.timeout_seconds``) a ``running`` run may still be
@@ -390,13 +402,23 @@ RUN_GRACE = dt.timedelta(seconds=60)
 
 
 def run_live_until(created_at: dt.datetime, timeout_seconds: int) -> dt.datetime:
-    """The moment a run started at ``created_at`` can no longer be going (the one rule for "stale")."""
+    """The moment a run started at ``created_at`` can no longer be going (the one rule for "stale").
+    A run resumed after a tool call's approval started again at its ``resumed_at``: callers pass that
+    (``running_since``)."""
     return created_at + dt.timedelta(seconds=timeout_seconds) + RUN_GRACE
 
 
+def running_since(created_at: dt.datetime, resumed_at: dt.datetime | None) -> dt.datetime:
+    """When the run's current stretch started: its creation, or its resumption after an approval
+    (the time a run waits for a person does not count against its time limit)."""
+    return resumed_at or created_at
+
+
 def run_is_live(status: str, created_at: dt.datetime, timeout_seconds: int, *, now=None) -> bool:
-    """Whether a run may still be going: ``running``, and started less than its agent's time limit
-    plus ``RUN_GRACE`` ago. A run that is not is finished, or its process died."""
+    """Whether a run may still be going: ``running``, and started (or resumed: pass
+    ``running_since``) less than its agent's time limit plus ``RUN_GRACE`` ago. A run that is not is
+    finished, paused for an approval (it holds no budget reservation; its conversation stays busy all
+    the same, ``agents.runtime.conversations``), or its process died."""
     if status != ExecutionStatus.RUNNING:
         return False
     return run_live_until(created_at, timeout_seconds) > (now or timezone.now())
@@ -433,7 +455,7 @@ class Execution(models.Model):
     model = models.CharField(max_length=120, blank=True)
     input = models.TextField()
     output = models.TextField(blank=True)
-    status = models.CharField(max_length=10, choices=ExecutionStatus.choices, default=ExecutionStatus.RUNNING)
+    status = models.CharField(max_length=20, choices=ExecutionStatus.choices, default=ExecutionStatus.RUNNING)
     error = models.TextField(blank=True)
     tokens_in = models.PositiveIntegerField(null=True, blank=True)
     tokens_out = models.PositiveIntegerField(null=True, blank=True)
@@ -468,6 +490,9 @@ class Execution(models.Model):
     replay_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays"
     )
+    #: When the run last resumed after a tool call's approval (null: never paused); its time limit and
+    #: the "stale" rule count from here (``running_since``).
+    resumed_at = models.DateTimeField(null=True, blank=True)
 
     #: How a row reaches its organisation (scoping of the staff UI and the API).
     organization_path = "organization"
@@ -511,6 +536,8 @@ class StepKind(models.TextChoices):
     RETRIEVAL = "retrieval", "Retrieval"
     MODEL_CALL = "model_call", "Model call"
     TOOL_CALL = "tool_call", "Tool call"
+    #: A tool call's approval: requested (the run paused), approved / edited / refused, or expired.
+    APPROVAL = "approval", "Approval"
 
 
 class StepStatus(models.TextChoices):
@@ -553,6 +580,82 @@ class ExecutionStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.ordinal}. {self.kind} {self.name}"
+
+
+# --- Tool-call approvals ------------------------------------------------------------------------
+
+
+class ToolApprovalStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    REFUSED = "refused", "Refused"
+    EXPIRED = "expired", "Expired"
+
+
+class ToolApproval(models.Model):
+    """A tool call the model asked for that waits for a person (the tool, or its assignment, requires
+    approval): the run is paused (``ExecutionStatus.AWAITING_APPROVAL``) until an editor approves it
+    (with the arguments edited or not), refuses it with a reason, or it expires.
+
+    ``arguments`` are the arguments as the model wrote them: the run's placeholders stand for client
+    identifiers (``[IBAN_1]``), exactly as the run's trace records them; never the values.
+    ``edited_arguments``: what the approver set instead (null: approved as asked). ``state`` is what
+    the pipeline needs to continue (``agents.runtime.approvals``: the messages as sent to the provider,
+    the redaction mapping, the round, tokens and cost so far, the passages, the calls still to make),
+    encrypted like ``Execution.redactions``; it is cleared once the run has resumed. At most one
+    pending approval per execution: a run pauses at one call at a time.
+    """
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="tool_approvals")
+    tool = models.ForeignKey(
+        "tools.Tool", null=True, blank=True, on_delete=models.SET_NULL, related_name="approvals"
+    )
+    #: The tool's name when the call was asked for (kept if the tool is deleted since).
+    tool_name = models.CharField(max_length=120)
+    call_id = models.CharField(max_length=200, blank=True)
+    arguments = models.JSONField(default=dict, blank=True)
+    edited_arguments = models.JSONField(null=True, blank=True)
+    status = models.CharField(
+        max_length=10, choices=ToolApprovalStatus.choices, default=ToolApprovalStatus.PENDING
+    )
+    reason = models.TextField(blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    expires_at = models.DateTimeField()
+    state = EncryptedTextField(blank=True, default="")
+
+    #: How a row reaches its organisation (scoping of the staff UI and the API).
+    organization_path = "execution__organization"
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=ToolApprovalStatus.values), name="toolapproval_status_valid"
+            ),
+            models.UniqueConstraint(
+                fields=["execution"],
+                condition=Q(status="pending"),
+                name="toolapproval_one_pending_per_execution",
+                violation_error_message="This run already waits for the approval of a tool call.",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="pending") | Q(decided_at__isnull=False),
+                name="toolapproval_decided_has_time",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.tool_name} for execution {self.execution_id} ({self.status})"
+
+    @property
+    def effective_arguments(self) -> dict:
+        """The arguments the tool is (or would be) called with: the edited ones, else the model's."""
+        return self.arguments if self.edited_arguments is None else self.edited_arguments
 
 
 # --- Learning ---------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ The snapshot (format 1) is JSON::
      "persona": {every field of the persona version but its agent, author, timestamps and is_active},
      "provider": {"id", "name", "kind", "base_url", "default_model"} or null (the offline engine),
      "model": the model the run asks for, resolved when the release was made,
-     "tools": [{"order", "settings", "tool": {every field of the tool but secrets, timestamps, owner}}],
+     "tools": [{"order", "settings", "requires_approval", "tool": {every field of the tool but secrets,
+                timestamps, owner}}],
      "knowledge": [{"order", "top_k", "min_score", "knowledge_base": {"id", "name"}}],
      "guardrails": [{"order", "guardrail": {every field of the guardrail but timestamps, owner}}],
      "examples": [{"id", "input", "output"}]}   # approved learning examples, stored redacted
@@ -135,6 +136,7 @@ def snapshot_of(configuration, examples) -> tuple[dict, list[dict]]:
             {
                 "order": tool_settings[tool.pk].order,
                 "settings": tool_settings[tool.pk].settings,
+                "requires_approval": tool_settings[tool.pk].requires_approval,
                 "tool": _fields(tool),
             }
             for tool in configuration.tools
@@ -223,6 +225,8 @@ def configuration_from(release: Release, agent, budgets: tuple = ()):
                 continue
             tool = _instance(Tool, entry["tool"])
             tool.organization_id = row["organization_id"]
+            # The assignment's approval setting, weighed against the tool's (``Tool.needs_approval``).
+            tool.assignment_requires_approval = entry.get("requires_approval")
             tool.secret_headers = row["secret_headers"]
             tools.append(tool)
 

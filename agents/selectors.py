@@ -3,6 +3,7 @@ API, the admin and the runtime so that each read is written once."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 from django.db.models import (
@@ -36,9 +37,11 @@ from agents.models import (
     LearningExampleStatus,
     ModelProvider,
     Release,
+    ToolApproval,
+    ToolApprovalStatus,
     period_bounds,
 )
-from agents.privacy import parse_mapping
+from agents.privacy import parse_mapping, shown_data, shown_text
 from agents.releases import configuration_from, snapshot_of
 from guardrails.engine import restore
 from personas.models import Persona
@@ -154,6 +157,13 @@ def agent_run_configuration_with_persona(*, agent: Agent, persona) -> RunConfigu
     return _configuration(agent, persona)
 
 
+def _assigned_tool(assignment: AgentTool):
+    """The assignment's tool (its own instance), carrying the assignment's approval setting, which
+    ``Tool.needs_approval`` weighs against the tool's (``agents.runtime.approvals``)."""
+    assignment.tool.assignment_requires_approval = assignment.requires_approval
+    return assignment.tool
+
+
 def _configuration(agent: Agent, persona) -> RunConfiguration:
     prefetch_related_objects(
         [agent],
@@ -189,7 +199,7 @@ def _configuration(agent: Agent, persona) -> RunConfiguration:
     ]
     # Another organisation's object must never take part, whatever an assignment says.
     tools = tuple(
-        a.tool
+        _assigned_tool(a)
         for a in agent.tool_assignments.all()
         if a.tool.organization_id in (None, agent.organization_id)
     )
@@ -261,3 +271,34 @@ def budgets_with_usage(budgets, *, now=None):
         current_used=Coalesce(Subquery(current.values("used")[:1]), zero),
         current_reserved=Coalesce(Subquery(current.values("reserved")[:1]), zero),
     )
+
+
+# --- Approval of tool calls -------------------------------------------------------------------------
+
+
+def tool_approvals_pending(*, organization):
+    """The tool calls of ``organization`` waiting for a person's decision, the first to expire first,
+    with their run and agent (one query, whatever their number): what the approval inbox lists."""
+    return (
+        ToolApproval.objects.filter(execution__organization=organization, status=ToolApprovalStatus.PENDING)
+        .select_related("execution__agent")
+        .order_by("expires_at", "id")
+    )
+
+
+def tool_approval_rows(approvals) -> list[dict]:
+    """The approvals as the inbox's list shows them (``admin/agents/approvals/_tool_calls.html``): the
+    question and the arguments with client identifiers masked (a list: ``agents.privacy``), the exact
+    values on the call's own page."""
+    return [
+        {
+            "approval": approval,
+            "question": shown_text(approval.execution, approval.execution.input, visible=False),
+            "arguments": json.dumps(
+                shown_data(approval.execution, approval.effective_arguments, visible=False),
+                ensure_ascii=False,
+                sort_keys=True,
+            ),
+        }
+        for approval in approvals
+    ]

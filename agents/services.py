@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
 from django.db.models import Max
+from django.utils import timezone
 from django.utils.text import slugify
 
 from agents.exceptions import AgentNotRunnable
@@ -39,19 +40,24 @@ from agents.models import (
     ProviderKind,
     Rating,
     Release,
+    ToolApproval,
+    ToolApprovalStatus,
 )
 from agents.privacy import identifier_mapping
 from agents.releases import content_hash
+from agents.runtime import approvals
 from agents.runtime.budgets import release_all_stale
+from agents.runtime.pipeline import approved_arguments
 from agents.selectors import release_contents
 from guardrails.engine import restore
-from guardrails.masking import mask_text, redact_texts
+from guardrails.masking import mask_data, mask_text, redact_texts
 from personas.models import Persona
 from personas.services import EDITABLE_FIELDS as PERSONA_FIELDS
 from prisma_glow.audit.services import audit_record, audited_update, snapshot
 from prisma_glow.exceptions import ConflictError
 from prisma_glow.locking import lock_for_write, retry_on_conflict
 from prisma_glow.tenancy.models import APIKey, Membership, Organization
+from tools.registry import ToolArgumentsInvalid
 
 # --- Helpers ----------------------------------------------------------------------------------
 
@@ -380,7 +386,14 @@ def agent_clone(*, agent: Agent, actor, name: str, slug: str = "") -> Agent:
     ]
     Persona.objects.bulk_create(personas)
     AgentTool.objects.bulk_create(
-        AgentTool(agent=clone, tool_id=a.tool_id, enabled=a.enabled, order=a.order, settings=a.settings)
+        AgentTool(
+            agent=clone,
+            tool_id=a.tool_id,
+            enabled=a.enabled,
+            order=a.order,
+            settings=a.settings,
+            requires_approval=a.requires_approval,
+        )
         for a in source.tool_assignments.all()
     )
     AgentKnowledge.objects.bulk_create(
@@ -430,7 +443,7 @@ class AssignmentKind:
         return self.model._meta.model_name
 
 
-TOOL = AssignmentKind(AgentTool, "tool", "tool", ("enabled", "order", "settings"))
+TOOL = AssignmentKind(AgentTool, "tool", "tool", ("enabled", "order", "settings", "requires_approval"))
 KNOWLEDGE = AssignmentKind(
     AgentKnowledge, "knowledge_base", "knowledge base", ("enabled", "order", "top_k", "min_score")
 )
@@ -977,3 +990,168 @@ def learning_example_delete(*, example: LearningExample, actor) -> None:
         before=snapshot(example),
     )
     example.delete()
+
+
+# --- Approval of tool calls (agents.runtime.approvals) --------------------------------------------
+
+#: Why an API key may not decide a tool call (the doors refuse it first with ``session_required``).
+DECIDED_BY_PERSON = "A tool call is approved or refused by a person signed in, never by an API key."
+
+
+def _approval_audit(approval: ToolApproval, known) -> dict:
+    """An approval as its audit events record it: identifiers masked (the log is read in lists)."""
+    return {
+        "execution": approval.execution_id,
+        "tool": approval.tool_id,
+        "tool_name": approval.tool_name,
+        "status": approval.status,
+        "arguments": mask_data(approval.arguments, known=known),
+        "edited_arguments": mask_data(approval.edited_arguments, known=known),
+        "reason": mask_text(approval.reason, known=known),
+    }
+
+
+def _expire_if_late(approval: ToolApproval, now) -> None:
+    """A decision asked after the request expired expires it first (committed, whatever follows)."""
+    if approval.status == ToolApprovalStatus.PENDING and approval.expires_at <= now:
+        _tool_approval_expire(approval.pk, now=now)
+
+
+@retry_on_conflict
+@transaction.atomic
+def _tool_approval_decide(
+    *, approval_id: int, actor, status: str, arguments: Any = None, reason: str = ""
+) -> ToolApproval:
+    if not isinstance(actor, get_user_model()):
+        raise PermissionDenied(DECIDED_BY_PERSON)
+    approval = ToolApproval.objects.select_related("execution__organization", "tool").get(pk=approval_id)
+    lock_for_write(organization=approval.execution.organization_id)
+    approval = (
+        ToolApproval.objects.select_for_update(of=("self",))
+        .select_related("execution__organization", "tool")
+        .get(pk=approval_id)
+    )
+    if approval.status != ToolApprovalStatus.PENDING:
+        raise ConflictError(
+            f"This tool call is no longer waiting for a decision: it was {approval.get_status_display().lower()}"
+            + (f" ({approval.reason})" if approval.status == ToolApprovalStatus.EXPIRED else "")
+            + "."
+        )
+    state = approvals.load_state(approval.state)
+    known = tuple(state["redactions"].values()) + tuple(state["found"])
+    before = _approval_audit(approval, known)
+    if status == ToolApprovalStatus.APPROVED and arguments is not None:
+        if not isinstance(arguments, dict):
+            raise ValidationError({"arguments": ["The arguments must be a JSON object."]})
+        if approval.tool is None:
+            raise ConflictError("The tool was deleted since the call was asked for: refuse the call.")
+        try:
+            approved_arguments(approval.tool, arguments, state["redactions"])
+        except ToolArgumentsInvalid as exc:
+            raise ValidationError(
+                {
+                    "arguments": [
+                        f"The arguments do not match the tool's input schema: {m}" for m in exc.messages
+                    ]
+                }
+            ) from exc
+        if arguments != approval.arguments:
+            approval.edited_arguments = arguments
+    if status == ToolApprovalStatus.REFUSED:
+        reason = (reason or "").strip()
+        if not reason:
+            raise ValidationError({"reason": ["Say why the call is refused: the model reads the reason."]})
+        if len(reason) > 2000:
+            raise ValidationError(
+                {"reason": [f"The reason is too long ({len(reason)} characters; at most 2000)."]}
+            )
+        approval.reason = reason
+    approval.status = status
+    approval.decided_by = actor
+    approval.decided_at = timezone.now()
+    approval.save(update_fields=["status", "decided_by", "decided_at", "edited_arguments", "reason"])
+    audit_record(
+        organization=approval.execution.organization,
+        action=f"tool_approval.{'approve' if status == ToolApprovalStatus.APPROVED else 'refuse'}",
+        actor=actor,
+        obj=approval,
+        before=before,
+        after=_approval_audit(approval, known),
+    )
+    from agents.tasks import resume_tool_call  # the task calls the runtime: the one lazy side
+
+    pk = approval.pk
+    transaction.on_commit(lambda: resume_tool_call.enqueue(approval_id=pk))
+    return approval
+
+
+def tool_approval_approve(*, approval: ToolApproval, actor, arguments: dict | None = None) -> ToolApproval:
+    """Approve a paused tool call, as asked or with ``arguments`` edited (validated against the
+    tool's input schema like the model's: ``ValidationError`` on ``arguments``); the run resumes in the
+    background (``agents.tasks.resume_tool_call``). Only a person (``PermissionDenied`` for an API key);
+    ``ConflictError`` once the call is decided or expired (a late decision expires it first)."""
+    _expire_if_late(approval, timezone.now())
+    return _tool_approval_decide(
+        approval_id=approval.pk, actor=actor, status=ToolApprovalStatus.APPROVED, arguments=arguments
+    )
+
+
+def tool_approval_refuse(*, approval: ToolApproval, actor, reason: str) -> ToolApproval:
+    """Refuse a paused tool call with a ``reason`` (required): the tool is not called, the model reads
+    "the person refused this call: <reason>" as its result and the run goes on in the background.
+    Same rules as ``tool_approval_approve``."""
+    _expire_if_late(approval, timezone.now())
+    return _tool_approval_decide(
+        approval_id=approval.pk, actor=actor, status=ToolApprovalStatus.REFUSED, reason=reason
+    )
+
+
+@retry_on_conflict
+@transaction.atomic
+def _tool_approval_expire(approval_id: int, *, now) -> bool:
+    approval = ToolApproval.objects.select_related("execution").filter(pk=approval_id).first()
+    if approval is None:
+        return False
+    lock_for_write(organization=approval.execution.organization_id)
+    approval = (
+        ToolApproval.objects.select_for_update(of=("self",))
+        .select_related("execution__agent__organization", "execution__persona")
+        .filter(pk=approval_id, status=ToolApprovalStatus.PENDING, expires_at__lte=now)
+        .first()
+    )
+    if approval is None:  # decided meanwhile
+        return False
+    try:
+        state = approvals.load_state(approval.state)
+        known = tuple(state["redactions"].values()) + tuple(state["found"])
+    except ValueError:
+        known = ()
+    before = _approval_audit(approval, known)
+    approval.status = ToolApprovalStatus.EXPIRED
+    approval.reason = approvals.expired_reason(approval.tool_name)
+    approval.decided_at = now
+    audit_record(
+        organization=approval.execution.agent.organization,
+        action="tool_approval.expire",
+        actor=None,
+        obj=approval,
+        before=before,
+        after=_approval_audit(approval, known),
+    )
+    approvals.end_expired(approval, now=now)
+    approval.state = ""
+    approval.save(update_fields=["status", "reason", "decided_at", "state"])
+    return True
+
+
+def tool_approvals_expire(*, now=None, organization=None) -> int:
+    """Expire every pending tool call older than ``PRISMA_GLOW_TOOL_APPROVAL_HOURS`` (in
+    ``organization`` or everywhere): each approval ``expired`` and its run ``failed`` with the reason,
+    audited (``tool_approval.expire`` by the system, then the run's ``agent.execute``), one transaction
+    each. Run by the worker before each resumed run and by ``manage.py expire_tool_approvals``.
+    Returns how many expired."""
+    now = now or timezone.now()
+    due = ToolApproval.objects.filter(status=ToolApprovalStatus.PENDING, expires_at__lte=now)
+    if organization is not None:
+        due = due.filter(execution__organization=organization)
+    return sum(_tool_approval_expire(pk, now=now) for pk in list(due.values_list("pk", flat=True)))

@@ -109,6 +109,10 @@ OPERATIONS: dict[str, Rule] = {
     # Replaying runs a past input again (identifiers included): editors, or write keys (own runs only:
     # agents.replay checks that the caller may see the original's identifiers).
     "execution.replay": Rule(EDITOR, WRITE, "replay executions"),
+    # Tool calls that wait for a person (agents.runtime.approvals): read by every member, decided by
+    # an editor signed in, never by an API key.
+    "tool_call.view": Rule(VIEWER, READ, "read tool calls awaiting approval"),
+    "tool_call.decide": Rule(EDITOR, None, "approve, edit or refuse tool calls"),
     **_crud("learning_example", "learning examples"),
     **_crud("model_provider", "model providers", write=(ADMIN_ROLE, ADMIN)),
     # Budgets (issue 16): what runs may consume, and how much they have.
@@ -375,6 +379,13 @@ DOORS: tuple[Door, ...] = (
     Door("admin:console:index", "agent.view", ("agent-list", "list")),
     Door("admin:console:run", "agent.execute", ("agent-execute", "execute"), "POST"),
     Door("admin:console:feedback", "execution.feedback", ("execution-feedback", "feedback"), "POST"),
+    Door("admin:console:decide", "tool_call.decide", ("tool-approval-approve", "approve"), "POST"),
+    Door("admin:console:decide", "tool_call.decide", ("tool-approval-refuse", "refuse"), "POST"),
+    # Approval of tool calls: the inbox and a call's own page.
+    Door("admin:tool_approvals", "tool_call.view", ("tool-approval-list", "list")),
+    Door("admin:tool_approval", "tool_call.view", ("tool-approval-detail", "retrieve")),
+    Door("admin:tool_approval", "tool_call.decide", ("tool-approval-approve", "approve"), "POST"),
+    Door("admin:tool_approval", "tool_call.decide", ("tool-approval-refuse", "refuse"), "POST"),
     # Personas.
     Door("admin:agents_agent_personas", "persona.view", ("agent-persona-list", "list")),
     Door("admin:agents_agent_persona_new", "persona.add", ("agent-persona-list", "create")),

@@ -238,6 +238,16 @@ if CONVERSATION_HISTORY_TURNS < 0 or CONVERSATION_HISTORY_CHARS < 0:
 
     raise ImproperlyConfigured("The conversation history limits cannot be negative.")
 
+# Approval of tool calls (agents.runtime.approvals): a call that waits for a person longer than this
+# many hours expires, and its run ends failed with that reason.
+TOOL_APPROVAL_HOURS = float(os.environ.get("PRISMA_GLOW_TOOL_APPROVAL_HOURS") or 24)
+if not 0 < TOOL_APPROVAL_HOURS <= 24 * 90:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "PRISMA_GLOW_TOOL_APPROVAL_HOURS must be more than 0 and at most 2160 (90 days)."
+    )
+
 # --- Invitations and e-mail ---------------------------------------------------------------------
 # Owners and admins invite colleagues by e-mail (prisma_glow/tenancy/services.py): the one-time link
 # works for INVITATION_HOURS. E-mail goes through Django's backend: the console (printed by the

@@ -23,6 +23,7 @@ from agents.models import (
     Feedback,
     LearningExample,
     ModelProvider,
+    ToolApproval,
 )
 from agents.services import agent_activate, release_create
 from guardrails.models import Guardrail
@@ -281,6 +282,50 @@ class ExecutionFactory(factory.django.DjangoModelFactory):
     tokens_out = 12
     latency_ms = 35
     finished_at = factory.LazyFunction(timezone.now)
+
+
+def _paused_state() -> str:
+    from agents.runtime.approvals import dump_state
+
+    return dump_state(
+        messages=[{"role": "user", "content": "Pay the invoice."}],
+        question="Pay the invoice.",
+        rounds=1,
+        answer="",
+        pending=[],
+        passages=[],
+        redactions={},
+        found={},
+        masked={},
+        tokens_in=0,
+        tokens_out=0,
+        cost=None,
+        elapsed_ms=5,
+        next_ordinal=1,
+        tools_withheld="",
+    )
+
+
+class ToolApprovalFactory(factory.django.DjangoModelFactory):
+    """A pending tool call of a run paused for it (its state a minimal valid one)."""
+
+    class Meta:
+        model = ToolApproval
+
+    execution = factory.SubFactory(
+        ExecutionFactory,
+        status="awaiting_approval",
+        output="",
+        finished_at=None,
+        input="Pay the invoice.",
+        persona=factory.SubFactory(PersonaFactory, agent=factory.SelfAttribute("..agent"), is_active=True),
+    )
+    tool = factory.SubFactory(ToolFactory, organization=factory.SelfAttribute("..execution.organization"))
+    tool_name = factory.SelfAttribute("tool.name")
+    call_id = "call_0"
+    arguments = factory.LazyFunction(lambda: {"q": "invoice 42"})
+    expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(hours=24))
+    state = factory.LazyFunction(_paused_state)
 
 
 class ExecutionStepFactory(factory.django.DjangoModelFactory):

@@ -18,6 +18,14 @@ class ToolKind(models.TextChoices):
     HTTP = "http", "HTTP"
 
 
+def approval_default(*, kind: str, read_only: bool) -> bool:
+    """Whether a new tool requires a person's approval before each call, unless its author says
+    otherwise: every tool that reaches outside Prisma Glow (HTTP today, MCP later) and is not marked
+    read-only. Built-in tools compute in-process and never do by default. The one rule: every door
+    that creates or imports a tool asks it (``tools.services.tool_create``)."""
+    return kind != ToolKind.BUILTIN and not read_only
+
+
 class HttpMethod(models.TextChoices):
     GET = "GET", "GET"
     POST = "POST", "POST"
@@ -32,6 +40,10 @@ class Tool(TimeStampedModel):
     ``organization`` is null for the built-in tools offered to every organisation (registered from
     ``tools.builtins``); HTTP tools always belong to one organisation. ``secret_headers`` is a JSON
     object of header values stored encrypted (e.g. ``{"Authorization": "Bearer …"}``).
+    ``read_only``: the tool only reads (a look-up), it changes nothing anywhere. ``requires_approval``:
+    each call the model asks for waits for a person with the editor role to approve, edit or refuse
+    it (``agents.runtime.approvals``; an agent's assignment may override it). New tools get it from
+    ``approval_default`` unless it is given; tools created before it existed keep False.
     ``inside_firm``: the tool may receive the client identifiers a run has redacted (the runtime
     restores the placeholders in its arguments); built-in tools run in-process and always do
     (``receives_identifiers``), their rows are marked so by ``tools.builtins.sync_builtin_tools``.
@@ -66,6 +78,17 @@ class Tool(TimeStampedModel):
         "tool inside the firm receives the real values (an IBAN, a VAT number) in place of the "
         "placeholders the model writes ([IBAN_1]); a tool outside the firm receives the placeholders. "
         "Built-in tools run inside Prisma Glow and always receive the real values.",
+    )
+    read_only = models.BooleanField(
+        "read-only",
+        default=False,
+        help_text="The tool only reads (a look-up): it changes nothing, sends nothing, books nothing. "
+        "New tools that are not read-only require approval of each call unless you say otherwise.",
+    )
+    requires_approval = models.BooleanField(
+        default=False,
+        help_text="Each call the model asks for waits until a person with the editor role approves, "
+        "edits or refuses it (the run pauses meanwhile). An agent's assignment may override this.",
     )
 
     #: How a row reaches its organisation (scoping of the staff UI and the API).
@@ -118,6 +141,11 @@ class Tool(TimeStampedModel):
         """Whether the runtime gives this tool the real values behind a run's placeholders: built-in
         tools (they run in-process) and HTTP tools marked inside the firm."""
         return self.kind == ToolKind.BUILTIN or self.inside_firm
+
+    def needs_approval(self, assignment: bool | None = None) -> bool:
+        """Whether a call of this tool waits for a person: the assignment's setting when it has one
+        (``AgentTool.requires_approval``), else the tool's."""
+        return self.requires_approval if assignment is None else assignment
 
     def _check_destination(self) -> None:
         """The host is fixed (``url_template_problem``), so the outbound guard can judge it when the

@@ -18,7 +18,7 @@ from django.utils.text import slugify
 from prisma_glow.audit.services import audit_record, audited_update, snapshot
 from prisma_glow.exceptions import ConflictError
 from prisma_glow.locking import lock_for_write, retry_on_conflict
-from tools.models import Tool, ToolKind
+from tools.models import Tool, ToolKind, approval_default
 
 EDITABLE_FIELDS: tuple[str, ...] = (
     "name",
@@ -33,6 +33,8 @@ EDITABLE_FIELDS: tuple[str, ...] = (
     "max_response_bytes",
     "is_enabled",
     "inside_firm",
+    "read_only",
+    "requires_approval",
 )
 
 BUILTIN_READ_ONLY = (
@@ -109,8 +111,12 @@ def tool_create(
     kind: str = ToolKind.HTTP,
     **fields: Any,
 ) -> Tool:
-    """Create an organisation's HTTP tool (its input schema is checked as a JSON Schema)."""
+    """Create an organisation's HTTP tool (its input schema is checked as a JSON Schema). Unless
+    ``requires_approval`` is given, it follows the one rule (``tools.models.approval_default``): each
+    call waits for a person unless the tool is marked ``read_only``."""
     _check_fields(fields)
+    if fields.get("requires_approval") is None:
+        fields["requires_approval"] = approval_default(kind=kind, read_only=bool(fields.get("read_only")))
     lock_for_write(organization=organization)
     if kind != ToolKind.HTTP:
         raise ValidationError(

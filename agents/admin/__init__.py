@@ -22,6 +22,7 @@ from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_GET, require_POST
 
 from agents import services
+from agents.admin import approvals
 from agents.admin import replay as replay_pages
 from agents.admin.budgets import budgets_panel, consumption, limits_nothing_warning
 from agents.admin.dashboard import dashboard_panel
@@ -660,4 +661,15 @@ admin.site.register_dashboard_panel(
 )
 admin.site.register_urls(
     [path("console/", include("agents.console.urls"))], header_link=("Test console", "admin:console:index")
+)
+admin.site.register_urls(
+    [
+        path("tool-approvals/", admin.site.admin_view(approvals.inbox), name="tool_approvals"),
+        path(
+            "tool-approvals/<int:approval_id>/",
+            admin.site.admin_view(approvals.approval_page),
+            name="tool_approval",
+        ),
+    ],
+    header_link=("Approvals", "admin:tool_approvals"),
 )

@@ -49,7 +49,7 @@ ASSIGNMENT_PAGES: dict[str, AssignmentPage] = {
             related="tool_assignments",
             choices_field="tools",
             choices_label="Tools",
-            settings_fields=("enabled", "settings"),
+            settings_fields=("enabled", "settings", "requires_approval"),
             offered=lambda: Tool.objects.filter(is_enabled=True),
             describe=lambda t: f"{t.name} ({t.get_kind_display()})",
         ),

@@ -239,12 +239,30 @@ class PersonaDiffForm(forms.Form):
 # --- Assignments ------------------------------------------------------------------------------
 
 
+class ApprovalSelect(forms.NullBooleanSelect):
+    """Yes / no / empty, the empty choice saying what it means for an assignment."""
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs)
+        self.choices = [
+            ("unknown", "As the tool says"),
+            ("true", "Yes: a person approves each call"),
+            ("false", "No"),
+        ]
+
+
 class AssignmentSettingsForm(forms.Form):
     """Per-assignment settings; which fields apply depends on the kind (tools, knowledge, guardrails)."""
 
     enabled = forms.BooleanField(required=False, initial=True)
     settings = JSONObjectField(
         required=False, help_text="Per-assignment settings for the tool (JSON object)."
+    )
+    requires_approval = forms.NullBooleanField(
+        required=False,
+        label="Requires approval",
+        widget=ApprovalSelect,
+        help_text="Whether each call of the tool by this agent waits for a person's approval.",
     )
     top_k = forms.IntegerField(min_value=1, max_value=50, initial=5, label="Passages (top k)")
     min_score = forms.FloatField(min_value=0.0, initial=0.0, label="Minimum score")

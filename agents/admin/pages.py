@@ -583,6 +583,7 @@ class AgentPages:
                         "settings": getattr(a, "settings", {}),
                         "top_k": getattr(a, "top_k", 5),
                         "min_score": getattr(a, "min_score", 0.0),
+                        "requires_approval": getattr(a, "requires_approval", None),
                     },
                     auto_id=f"id_{a.pk}_%s",
                 ),

@@ -23,7 +23,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from agents.api.serializers import ExecutionDetailSerializer
-from agents.models import Conversation, Execution, ExecutionSource
+from agents.models import Conversation, Execution, ExecutionSource, ExecutionStatus
 from agents.runtime import (
     AgentNotRunnable,
     ConversationBusy,
@@ -173,6 +173,13 @@ class ExecuteActionMixin:
             '(`{"reason": …, "text": …}`) when a guardrail blocks what was shown, an `error` event '
             "if the stream cannot go on, and a final `execution` event with the same body as the "
             "JSON answer.\n\n"
+            "Approval of tool calls: when the model calls a tool that requires approval (the tool's "
+            "or its assignment's `requires_approval`), the run pauses with status `awaiting_approval` "
+            "and the answer is **202** with the execution so far; its `tool_approval` names the call "
+            "(id, tool, the arguments as the model wrote them, expiry). A person with the editor role "
+            "approves or refuses it (`/tool-approvals/{id}/approve/`, `…/refuse/`, the approval inbox "
+            "or the console) and the run resumes in the background; poll `/executions/{id}/`. A stream "
+            "sends an `approval` event, then the `execution`, and ends.\n\n"
             "Members need the editor role; API keys the `execute` scope."
         ),
         parameters=[
@@ -190,9 +197,14 @@ class ExecuteActionMixin:
                 description="The execution, with its steps; with `?stream=true`, Server-Sent Events "
                 "(`text/event-stream`) ending with an `execution` event that carries the same body.",
             ),
+            (202, "application/json"): OpenApiResponse(
+                ExecutionDetailSerializer,
+                description="The run paused (`awaiting_approval`): the model called a tool that "
+                "requires a person's approval; `tool_approval` names the call.",
+            ),
             (201, "text/event-stream"): OpenApiResponse(
                 OpenApiTypes.STR,
-                description="Server-Sent Events: `step`, `delta`, `retract`, `execution`, `error` "
+                description="Server-Sent Events: `step`, `delta`, `retract`, `approval`, `execution`, `error` "
                 "(each event's body is the component named by `x-events`).",
             ),
             400: OpenApiResponse(description="Invalid input, persona or conversation."),
@@ -249,7 +261,11 @@ class ExecuteActionMixin:
         except (AgentNotRunnable, ConversationBusy) as exc:
             raise Conflict(str(exc))
         if not stream:
-            return Response(self._execution_payload(execution), status=status.HTTP_201_CREATED)
+            paused = execution.status == ExecutionStatus.AWAITING_APPROVAL
+            return Response(
+                self._execution_payload(execution),
+                status=status.HTTP_202_ACCEPTED if paused else status.HTTP_201_CREATED,
+            )
 
         body = encode(events, execution=self._execution_payload)
         response = StreamingHttpResponse(

@@ -26,6 +26,28 @@ PAYLOADS = {
         "properties": {"reason": _TEXT, "text": _TEXT},
         "required": ["reason", "text"],
     },
+    "approval": {
+        "type": "object",
+        "description": "The run paused: the model called a tool that requires a person's approval. The "
+        "`execution` (status `awaiting_approval`) follows and the stream ends; decide the call with "
+        "`/tool-approvals/{id}/approve/` or `…/refuse/` and the run resumes in the background.",
+        "properties": {
+            "id": {"type": "integer"},
+            "execution": {"type": "integer"},
+            "tool": {"type": "integer", "nullable": True},
+            "tool_name": _TEXT,
+            "call_id": _TEXT,
+            "arguments": {"type": "object", "description": "As the model wrote them (placeholders)."},
+            "edited_arguments": {"type": "object", "nullable": True},
+            "status": _TEXT,
+            "reason": _TEXT,
+            "decided_by": {"type": "integer", "nullable": True},
+            "decided_at": {"type": "string", "format": "date-time", "nullable": True},
+            "created_at": {"type": "string", "format": "date-time"},
+            "expires_at": {"type": "string", "format": "date-time"},
+        },
+        "required": ["id", "execution", "tool_name", "arguments", "status", "expires_at"],
+    },
     "execution": {"$ref": "#/components/schemas/ExecutionDetail"},
     "error": {"$ref": "#/components/schemas/Error"},
 }

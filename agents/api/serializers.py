@@ -32,6 +32,7 @@ from agents.models import (
     to_units,
 )
 from agents.privacy import may_see_identifiers, shown_data, shown_text
+from agents.runtime.serialize import pending_approval
 from agents.selectors import budget_limits_nothing_for, budget_unpriced_agents
 from guardrails.models import Guardrail
 from knowledge.models import KnowledgeBase
@@ -144,7 +145,13 @@ class AgentToolSerializer(AssignmentSerializer):
 
     class Meta:
         model = AgentTool
-        fields = ["id", "tool", "tool_name", "tool_slug", "enabled", "order", "settings"]
+        fields = ["id", "tool", "tool_name", "tool_slug", "enabled", "order", "settings", "requires_approval"]
+        extra_kwargs = {
+            "requires_approval": {
+                "help_text": "Whether calls through this assignment wait for a person's approval; null "
+                "(the default) follows the tool's own `requires_approval`."
+            }
+        }
 
 
 class AgentKnowledgeSerializer(AssignmentSerializer):
@@ -363,13 +370,34 @@ class ExecutionDetailSerializer(ExecutionSerializer):
     above) and for the run's own requester; masked for everyone else (docs/security.md)."""
 
     opened_alone = True
-    identifier_structures = ("citations", "steps")
+    identifier_structures = ("citations", "steps", "tool_approval")
 
     steps = ExecutionStepSerializer(many=True, read_only=True)
+    tool_approval = serializers.SerializerMethodField(
+        help_text="While the run is `awaiting_approval`: the tool call it waits on (its id for "
+        "`/tool-approvals/{id}/approve/` and `…/refuse/`, the tool, the arguments as the model wrote "
+        "them, when it expires); null otherwise."
+    )
 
     class Meta(ExecutionSerializer.Meta):
-        fields = [*ExecutionSerializer.Meta.fields, "steps"]
+        fields = [*ExecutionSerializer.Meta.fields, "steps", "tool_approval"]
         read_only_fields = fields
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "nullable": True,
+            "properties": {
+                "id": {"type": "integer"},
+                "tool": {"type": "integer", "nullable": True},
+                "tool_name": {"type": "string"},
+                "arguments": {"type": "object"},
+                "expires_at": {"type": "string", "format": "date-time"},
+            },
+        }
+    )
+    def get_tool_approval(self, obj: Execution) -> dict | None:
+        return pending_approval(obj)
 
 
 # --- Conversations ----------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Routes of the agents API, registered on the one router of ``prisma_glow.api.urls``."""
 
+from agents.api.approvals import ToolApprovalViewSet
 from agents.api.releases import ReleaseViewSet
 from agents.api.views import (
     AgentGuardrailViewSet,
@@ -30,3 +31,4 @@ def register(router) -> None:
     router.register("learning-examples", LearningExampleViewSet, basename="learning-example")
     router.register("model-providers", ModelProviderViewSet, basename="model-provider")
     router.register("budgets", BudgetViewSet, basename="budget")
+    router.register("tool-approvals", ToolApprovalViewSet, basename="tool-approval")

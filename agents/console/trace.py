@@ -188,6 +188,8 @@ def present_turn(execution) -> dict:
     """
     steps = [present_step(s) for s in execution.steps.all()]
     blocked_by = _blocked_by(steps) if execution.status == ExecutionStatus.BLOCKED else None
+    # The call a paused run waits on (``_turn_queryset`` prefetches it): the turn offers the decision.
+    approval = next(iter(getattr(execution, "pending_approvals", None) or []), None)
     return {
         "execution": execution,
         "id": execution.pk,
@@ -210,4 +212,8 @@ def present_turn(execution) -> dict:
         "created_at": execution.created_at,
         "feedback": list(execution.feedback.all()),
         "trace_url": _trace_url(execution),
+        "approval": approval,
+        "approval_arguments": json.dumps(approval.arguments, indent=2, ensure_ascii=False)
+        if approval
+        else "",
     }

@@ -16,4 +16,5 @@ urlpatterns = [
     path("clear/", admin.site.admin_view(views.clear), name="clear"),
     path("agents/<int:agent_id>/compare/", admin.site.admin_view(compare.compare_view), name="compare"),
     path("executions/<int:execution_id>/feedback/", admin.site.admin_view(views.feedback), name="feedback"),
+    path("tool-approvals/<int:approval_id>/decide/", admin.site.admin_view(views.decide), name="decide"),
 ]

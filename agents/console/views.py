@@ -36,9 +36,18 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
+from agents.admin.approvals import decide_approval
 from agents.console.forms import FeedbackForm, RunForm
 from agents.console.trace import present_step, present_turn
-from agents.models import Agent, Conversation, Execution, ExecutionSource, Feedback
+from agents.models import (
+    Agent,
+    Conversation,
+    Execution,
+    ExecutionSource,
+    Feedback,
+    ToolApproval,
+    ToolApprovalStatus,
+)
 from agents.runtime import AgentNotRunnable, ConversationBusy, StreamBody, execute, execute_stream
 from agents.runtime.conversations import NEW
 from agents.runtime.serialize import execution_to_dict
@@ -116,6 +125,11 @@ def _turn_queryset(request):
     return Execution.objects.select_related("persona", "agent").prefetch_related(
         "steps",
         Prefetch("feedback", queryset=Feedback.objects.filter(user=request.user).order_by("created_at")),
+        Prefetch(
+            "tool_approvals",
+            queryset=ToolApproval.objects.filter(status=ToolApprovalStatus.PENDING),
+            to_attr="pending_approvals",
+        ),
     )
 
 
@@ -251,6 +265,22 @@ def _stream(request, agent: Agent, events: RunStream) -> Iterator[str]:
         return {**execution_to_dict(execution), "html": _render_turn(request, execution)}
 
     return encode(events, step=step, execution=finished)
+
+
+@require_POST
+def decide(request, approval_id: int):
+    """Approve (as asked) or refuse a paused turn's tool call in place, through the services the API
+    and the approval inbox use; back to the turn, the run resuming in the background. Editing the
+    arguments is on the call's own page (``admin:tool_approval``)."""
+    _require(request, "tool_call.decide")
+    approval = scoped_get(ToolApproval.objects.select_related("execution__agent"), request, pk=approval_id)
+    action = "refuse" if request.POST.get("action") == "refuse" else "approve"
+    done, form = decide_approval(request, approval, action, request.POST)
+    if not done:
+        problems = [f"{' '.join(errors)}" for errors in form.errors.values()]
+        messages.error(request, "The call was not decided: " + " ".join(problems))
+    execution = approval.execution
+    return HttpResponseRedirect(_console_url(execution.agent, f"turn-{execution.pk}"))
 
 
 @require_POST

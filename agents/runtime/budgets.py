@@ -60,6 +60,7 @@ from agents.models import (
     period_bounds,
     run_is_live,
     run_live_until,
+    running_since,
     show_units,
     to_units,
 )
@@ -294,11 +295,15 @@ def release_stale(budget: Budget, start: dt.datetime, *, now: dt.datetime | None
     limit plus ``RUN_GRACE``: their process died). Returns how many were released."""
     now = now or timezone.now()
     rows = BudgetReservation.objects.filter(budget_id=budget.pk, period_start=start).values_list(
-        "pk", "execution__status", "execution__created_at", "execution__agent__timeout_seconds"
+        "pk",
+        "execution__status",
+        "execution__created_at",
+        "execution__resumed_at",
+        "execution__agent__timeout_seconds",
     )
     released = 0
-    for pk, status, created_at, timeout in rows:
-        if run_is_live(status, created_at, timeout, now=now):
+    for pk, status, created_at, resumed_at, timeout in rows:
+        if run_is_live(status, running_since(created_at, resumed_at), timeout, now=now):
             continue
         # A run that is not live never becomes live again: no need to re-check under the delete.
         with transaction.atomic():
@@ -333,9 +338,12 @@ def _until_reservations_end(budget: Budget, start: dt.datetime, now: dt.datetime
     """When the oldest reservation of ``budget``'s period will at the latest be released (its run
     finished or stale): the first moment room may come back without a reset; None when none is held."""
     rows = BudgetReservation.objects.filter(budget_id=budget.pk, period_start=start).values_list(
-        "execution__created_at", "execution__agent__timeout_seconds"
+        "execution__created_at", "execution__resumed_at", "execution__agent__timeout_seconds"
     )
-    ends = [run_live_until(created_at, timeout) for created_at, timeout in rows]
+    ends = [
+        run_live_until(running_since(created_at, resumed_at), timeout)
+        for created_at, resumed_at, timeout in rows
+    ]
     return min(ends) if ends else None
 
 

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from agents.models import RUN_GRACE, Conversation, Execution, ExecutionStatus, run_is_live
+from agents.models import RUN_GRACE, Conversation, Execution, ExecutionStatus, run_is_live, running_since
 from agents.runtime import record
 from agents.runtime.errors import ConversationBusy
 from guardrails.checks import build_check
@@ -113,9 +113,14 @@ def begin_turn(execution: Execution, conversation, *, actor=None, pii=()) -> lis
             last = (
                 Execution.objects.filter(conversation=conversation)
                 .order_by("-turn")
-                .values("turn", "status", "created_at")
+                .values("turn", "status", "created_at", "resumed_at")
                 .first()
             )
+            if last is not None and last["status"] == ExecutionStatus.AWAITING_APPROVAL:
+                raise ConversationBusy(
+                    f"The conversation's previous turn (turn {last['turn']}) waits for a person to approve "
+                    "a tool call: once it is decided and the turn has its answer, ask again."
+                )
             if last is not None and _holds(last, execution.agent.timeout_seconds):
                 raise ConversationBusy(
                     f"The conversation's previous turn (turn {last['turn']}) is still running: "
@@ -133,8 +138,9 @@ def begin_turn(execution: Execution, conversation, *, actor=None, pii=()) -> lis
 
 
 def _holds(last: dict, timeout_seconds: int) -> bool:
-    """Whether the last turn still holds the conversation: running, and not left behind by a crash."""
-    return run_is_live(last["status"], last["created_at"], timeout_seconds)
+    """Whether the last turn still holds the conversation: running (since it started, or resumed after
+    an approval), and not left behind by a crash. A turn paused for an approval holds it too (above)."""
+    return run_is_live(last["status"], running_since(last["created_at"], last["resumed_at"]), timeout_seconds)
 
 
 def _history(conversation) -> list[tuple[str, str]]:

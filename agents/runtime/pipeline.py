@@ -29,6 +29,7 @@ to a view ``streaming.py``, the live answer ``output.py``. The pipeline is a gen
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import re
@@ -40,6 +41,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils import timezone
 
 from agents.models import (
@@ -49,16 +51,18 @@ from agents.models import (
     ExecutionStep,
     StepKind,
     StepStatus,
+    ToolApproval,
+    ToolApprovalStatus,
 )
-from agents.runtime import budgets, conversations, record
+from agents.runtime import approvals, budgets, conversations, record
 from agents.runtime.boundary import Boundary, compose, mask_known, note_found, pii_guardrails, send
 from agents.runtime.budgets import NOTHING, Charge, Ledger
 from agents.runtime.citations import Renumberer, renumber
-from agents.runtime.errors import ExecutionTimeout, ProviderError
+from agents.runtime.errors import AgentNotRunnable, ExecutionTimeout, ProviderError
 from agents.runtime.loading import check_runnable, load
 from agents.runtime.output import OutputGate, Renumber, Restore, SentenceChecks, blocked_reason
 from agents.runtime.providers import ModelRequest, ModelResponse, Provider, cost_of, get_provider
-from agents.runtime.providers.base import parse_arguments
+from agents.runtime.providers.base import ToolCall, parse_arguments
 from agents.runtime.serialize import execution_to_dict, json_safe, step_to_dict, without_nul
 from agents.selectors import RunConfiguration
 from guardrails.engine import evaluate, restore
@@ -116,6 +120,22 @@ def _is_flag(result) -> bool:
 
 
 @dataclass
+class Loop:
+    """Where a run is in its conversation with the model (step 5): what a pause for an approval stores
+    (``approvals.dump_state``) and a resumed run starts from."""
+
+    messages: list[dict]
+    #: The question as sent (screened), which the offline engine reads.
+    question: str
+    passages: list
+    rounds: int = 0
+    #: Everything the model wrote so far, in every round.
+    answer: str = ""
+    #: The calls of the current round not made yet, in order.
+    pending: list[ToolCall] = field(default_factory=list)
+
+
+@dataclass
 class Run:
     """The state of one execution while it runs."""
 
@@ -151,6 +171,15 @@ class Run:
     ledger: Ledger | None = None
     #: Why a budget refused the run (it ended ``refused``); ``execute`` raises it.
     refusal: BudgetExceeded | None = None
+    #: The ordinal of the run's first step not yet recorded: a resumed run goes on after its pause's.
+    first_ordinal: int = 1
+    #: Time the run spent before its pause for an approval (ms), added to its latency.
+    earlier_ms: int = 0
+    #: Where the run paused for an approval (``Loop``), set when it pauses; the approval written then.
+    paused: Loop | None = None
+    approval: ToolApproval | None = None
+    #: The person's decision on the call the run paused at, while the resumed run makes that call.
+    decision: ToolApproval | None = None
 
     def remaining(self) -> float:
         left = self.deadline - time.monotonic()
@@ -174,7 +203,7 @@ class Run:
         written with the record when the run ends (``record.record_finish``)."""
         step = ExecutionStep(
             execution=self.execution,
-            ordinal=len(self.steps) + 1,
+            ordinal=self.first_ordinal + len(self.steps),
             kind=kind,
             name=without_nul(name[:200]),
             status=status,
@@ -308,17 +337,24 @@ def _new_run(loaded: RunConfiguration, input: str, *, actor, source, is_test) ->
     return Run(loaded=loaded, execution=execution, provider=provider, actor=actor, deadline=0.0, started=0.0)
 
 
-def run_events(run: Run, input: str, *, stream=False) -> Iterator[dict | None]:
+def run_events(run: Run, input: str, *, stream=False, resume: Loop | None = None) -> Iterator[dict | None]:
     """The pipeline of a started run (``start``) as a generator of events; its return value is the
     finished ``Execution``. Its first item is ``None``: the caller takes it at once, so that closing
     the generator at any later point (a client gone) records the run as failed, never leaves it
-    ``running``."""
+    ``running``.
+
+    A run that pauses for a tool call's approval is recorded ``awaiting_approval`` (``_pause``); a
+    stream then sends an ``approval`` event and the ``execution`` and ends. ``resume``: the state of a
+    paused run to continue from (``resume``), instead of the whole pipeline."""
     run.stream = stream
     execution = run.execution
     status, output, error, citations = ExecutionStatus.FAILED, "", "", []
     try:
         yield None
-        status, output, error, citations = yield from _pipeline(run, input, execution.model)
+        if resume is None:
+            status, output, error, citations = yield from _pipeline(run, input, execution.model)
+        else:
+            status, output, error, citations = yield from _resumed(run, resume)
     except BudgetExceeded as exc:
         # A budget could not cover the next provider call (``budgets.Ledger.reserve``).
         status, error = ExecutionStatus.REFUSED, exc.messages[0]
@@ -338,6 +374,18 @@ def run_events(run: Run, input: str, *, stream=False) -> Iterator[dict | None]:
     except Exception as exc:  # the record must end in a final state whatever went wrong
         logger.exception("Execution %s failed unexpectedly", execution.pk)
         error = f"internal error ({exc.__class__.__name__}); the failure was logged"
+    if status == ExecutionStatus.AWAITING_APPROVAL:
+        try:
+            _pause(run)
+        except Exception as exc:  # the record must not stay ``running``
+            logger.exception("Execution %s could not be paused", execution.pk)
+            run.paused = None
+            status, error = ExecutionStatus.FAILED, f"the run could not be paused ({exc.__class__.__name__})"
+        else:
+            if run.stream:
+                yield _event("approval", approvals.approval_to_dict(run.approval))
+                yield _event("execution", execution_to_dict(execution))
+            return execution
     if (
         status in (ExecutionStatus.FAILED, ExecutionStatus.REFUSED)
         and run.gate is not None
@@ -362,7 +410,7 @@ def _finish(run: Run, status, output, error, citations) -> None:
     execution.tokens_in = run.tokens_in
     execution.tokens_out = run.tokens_out
     execution.cost = run.cost
-    execution.latency_ms = int((time.monotonic() - run.started) * 1000)
+    execution.latency_ms = int((time.monotonic() - run.started) * 1000) + run.earlier_ms
     execution.finished_at = timezone.now()
     record.record_finish(
         execution, run.steps, actor=run.actor, redactions=run.redactions, found=run.found, ledger=run.ledger
@@ -372,7 +420,6 @@ def _finish(run: Run, status, output, error, citations) -> None:
 def _pipeline(run: Run, input: str, model: str):
     """Steps 2–6; returns (status, output, error, citations)."""
     loaded = run.loaded
-    agent = loaded.agent
 
     # 2. Input guardrails -----------------------------------------------------------------------
     text = input
@@ -415,15 +462,36 @@ def _pipeline(run: Run, input: str, model: str):
         yield _step_event(run, step)
     tool_specs = [_tool_spec(tool) for tool in loaded.tools]
     messages = compose(loaded, text, passages, bool(tool_specs), examples, history=history)
+    return (yield from _converse(run, Loop(messages=messages, question=text, passages=passages)))
+
+
+def _converse(run: Run, loop: Loop):
+    """Steps 5–6 from ``loop``: the calls of the round still to make, then model calls and the tool
+    loop, then the output guardrails; returns (status, output, error, citations). A call of a tool
+    that requires approval is validated, then the run pauses there (``awaiting_approval``; ``run.paused``
+    holds the loop) unless it is the call a person has just decided (``run.decision``)."""
+    loaded = run.loaded
+    agent = loaded.agent
+    model = run.execution.model
+    text, passages, messages = loop.question, loop.passages, loop.messages
+    tool_specs = [_tool_spec(tool) for tool in loaded.tools]
     tools_by_name = {_function_name(tool): tool for tool in loaded.tools}
     output_guards = loaded.guardrails_for("output")
     persona = loaded.persona
 
     # 5. Model calls and the tool loop ----------------------------------------------------------
-    rounds = 0
-    answer = ""
     while True:
-        offer = tool_specs if (rounds < agent.max_tool_rounds and not run.tools_withheld) else []
+        while loop.pending:
+            call = loop.pending[0]
+            decision, run.decision = run.decision, None
+            if decision is None and approvals.needs_approval(tools_by_name.get(call.name)):
+                yield from _request_approval(run, call, tools_by_name)
+                run.paused = loop
+                return ExecutionStatus.AWAITING_APPROVAL, "", "", []
+            result_message = yield from _call_tool(run, call, tools_by_name, decision=decision)
+            messages.append(result_message)
+            loop.pending.pop(0)
+        offer = tool_specs if (loop.rounds < agent.max_tool_rounds and not run.tools_withheld) else []
         timeout = run.remaining()
         if loaded.provider_row is not None:
             timeout = min(timeout, float(loaded.provider_row.timeout_seconds))
@@ -440,7 +508,7 @@ def _pipeline(run: Run, input: str, model: str):
         response = yield from _call_model(run, request, passages)
         # Everything the model wrote, in every round (text before its tool calls too), is the answer:
         # it is what a streaming client was shown, and it is checked and recorded as a whole.
-        answer = _joined(answer, response.content or "")
+        loop.answer = _joined(loop.answer, response.content or "")
         if run.gate is not None and run.gate.blocked:
             # A sentence check blocked: no tool runs and the model is not called again; the answer so
             # far is checked as a whole below, as any answer is.
@@ -458,11 +526,10 @@ def _pipeline(run: Run, input: str, model: str):
                 f"the model asked for {len(response.tool_calls)} tool calls in one round "
                 f"(at most {MAX_TOOL_CALLS_PER_ROUND})"
             )
-        rounds += 1
+        loop.rounds += 1
         messages.append(response.to_message())
-        for call in response.tool_calls:
-            result_message = yield from _call_tool(run, call, tools_by_name)
-            messages.append(result_message)
+        loop.pending = list(response.tool_calls)
+    answer = loop.answer
 
     # 6. Output guardrails ------------------------------------------------------------------------
     # The same checks on the whole answer whether the run streams or not: the record is the same.
@@ -810,27 +877,24 @@ def _call_model(run: Run, request: ModelRequest, passages: list):
     return response
 
 
-def _call_tool(run: Run, call, tools_by_name: dict):
-    """Validate and run one tool call; every call is a step. Returns the tool message for the model.
-
-    The model writes the run's placeholders (``[VAT_1]``) where it means a client identifier. A tool
-    that runs inside the firm (``Tool.receives_identifiers``: every built-in tool, and HTTP tools marked
-    ``inside_firm``) gets the real values in their place; any other tool gets the placeholders. The
-    arguments are validated as the tool receives them. The step records the arguments as the model
-    wrote them (placeholders, and the list of those restored, never the values) and the result as the
-    model reads it (``Boundary.trace``); the result goes back to the model through the boundary
-    (``Boundary.tool_result``), where a value the model knows as ``[VAT_1]`` is ``[VAT_1]`` again."""
+def _prepared_call(run: Run, call, tools_by_name: dict, *, arguments=None):
+    """Check one tool call before it is made (or paused for approval): the tool is assigned, the
+    arguments parse (``arguments``: a person's edited arguments instead of the model's) and, as the
+    tool would receive them, satisfy its schema. Returns (tool, name, the step's input, the arguments
+    as written, the arguments the tool receives, started_at); a call that cannot be made is a failed
+    step and ``ToolCallRejected``."""
     started_at = timezone.now()
     tool = tools_by_name.get(call.name)
     name = tool.name if tool is not None else call.name
     record_input: dict = {"tool": call.name, "call_id": call.id, "arguments_raw": call.arguments[:5000]}
     problem = None
-    arguments = given = None
+    given = None
     if tool is None:
         problem = f"the model called the tool '{call.name[:80]}', which is not assigned to this agent"
     else:
         try:
-            arguments = parse_arguments(call.arguments)
+            if arguments is None:
+                arguments = parse_arguments(call.arguments)
             given, restored = _tool_arguments(run, tool, arguments)
             if restored:
                 record_input["placeholders_restored"] = restored
@@ -854,7 +918,56 @@ def _call_tool(run: Run, call, tools_by_name: dict):
             ),
         )
         raise ToolCallRejected(problem)
-    record_input["arguments"] = json.loads(json.dumps(arguments, default=lambda d: f"{d:f}"))
+    record_input["arguments"] = _as_json(arguments)
+    return tool, name, record_input, arguments, given, started_at
+
+
+def _as_json(arguments):
+    """Parsed arguments (numbers as ``Decimal``) as plain JSON data, numbers written as given."""
+    return json.loads(json.dumps(arguments, default=lambda d: f"{d:f}"))
+
+
+def _call_tool(run: Run, call, tools_by_name: dict, *, decision: ToolApproval | None = None):
+    """Validate and run one tool call; every call is a step. Returns the tool message for the model.
+
+    The model writes the run's placeholders (``[VAT_1]``) where it means a client identifier. A tool
+    that runs inside the firm (``Tool.receives_identifiers``: every built-in tool, and HTTP tools marked
+    ``inside_firm``) gets the real values in their place; any other tool gets the placeholders. The
+    arguments are validated as the tool receives them. The step records the arguments as the model
+    wrote them (placeholders, and the list of those restored, never the values) and the result as the
+    model reads it (``Boundary.trace``); the result goes back to the model through the boundary
+    (``Boundary.tool_result``), where a value the model knows as ``[VAT_1]`` is ``[VAT_1]`` again.
+
+    ``decision``: a person's decision on this call (it required approval). Approved with edited
+    arguments, the tool gets those (validated again; the step records them as ``arguments`` and the
+    model's as ``arguments_raw``); refused, the tool is not called and the model reads "the person
+    refused this call: <reason>" as its result."""
+    edited = decision.edited_arguments if decision is not None else None
+    if decision is not None and decision.status == ToolApprovalStatus.REFUSED:
+        started_at = timezone.now()
+        tool = tools_by_name.get(call.name)
+        name = tool.name if tool is not None else call.name
+        step = run.step(
+            StepKind.TOOL_CALL,
+            name,
+            input={"tool": call.name, "call_id": call.id, "arguments_raw": call.arguments[:5000]},
+            output={"ok": False, "error": "refused by a person", "reason": decision.reason},
+            status=StepStatus.FAILED,
+            started_at=started_at,
+        )
+        content = approvals.refused_content(decision.reason)
+        boundary_steps: list = []
+        if run.boundary is not None:
+            content, boundary_steps = run.boundary.tool_result(run, content, tool=name)
+        yield _step_event(run, step)
+        for each in boundary_steps:
+            yield _step_event(run, each)
+        return {"role": "tool", "tool_call_id": call.id, "content": content}
+    tool, name, record_input, arguments, given, started_at = yield from _prepared_call(
+        run, call, tools_by_name, arguments=edited
+    )
+    if edited is not None:
+        record_input["edited_by_approver"] = True
     result = run_tool(tool, given, timeout=run.remaining())
     step = run.step(
         StepKind.TOOL_CALL,
@@ -865,7 +978,7 @@ def _call_tool(run: Run, call, tools_by_name: dict):
         started_at=started_at,
     )
     content = result.content_for_model()
-    boundary_steps: list = []
+    boundary_steps = []
     output = result.to_dict()
     if run.boundary is not None:
         content, boundary_steps = run.boundary.tool_result(run, content, tool=name)
@@ -875,6 +988,201 @@ def _call_tool(run: Run, call, tools_by_name: dict):
     for each in boundary_steps:
         yield _step_event(run, each)
     return {"role": "tool", "tool_call_id": call.id, "content": content}
+
+
+# --- Approval of tool calls (``approvals.py``) -----------------------------------------------------
+
+
+def _request_approval(run: Run, call, tools_by_name: dict):
+    """The call needs a person: checked as if it were made now (a call that could not be made fails
+    the run as it always does), then an ``approval`` step with the arguments as the model wrote them
+    (placeholders, never the values behind them); ``_pause`` writes the request."""
+    tool, name, record_input, arguments, _given, started_at = yield from _prepared_call(
+        run, call, tools_by_name
+    )
+    run.approval = ToolApproval(
+        execution=run.execution,
+        tool=tool,
+        tool_name=name[:120],
+        call_id=call.id[:200],
+        arguments=record_input["arguments"],
+        expires_at=approvals.expiry(),
+    )
+    step = run.step(
+        StepKind.APPROVAL,
+        f"Approval requested: {name}",
+        input={**record_input, "approval": None},
+        output={"status": ToolApprovalStatus.PENDING, "expires_at": run.approval.expires_at.isoformat()},
+        started_at=started_at,
+    )
+    yield _step_event(run, step)
+
+
+def _pause(run: Run) -> None:
+    """Record the run as paused for ``run.approval`` with its state (``record.record_pause``)."""
+    loop, execution, approval = run.paused, run.execution, run.approval
+    execution.status = ExecutionStatus.AWAITING_APPROVAL
+    execution.tokens_in, execution.tokens_out, execution.cost = run.tokens_in, run.tokens_out, run.cost
+    elapsed_ms = int((time.monotonic() - run.started) * 1000) + run.earlier_ms
+    execution.latency_ms = elapsed_ms
+    approval.state = approvals.dump_state(
+        messages=loop.messages,
+        question=loop.question,
+        rounds=loop.rounds,
+        answer=loop.answer,
+        pending=loop.pending,
+        passages=loop.passages,
+        redactions=run.redactions,
+        found=run.found,
+        masked=run.masked,
+        tokens_in=run.tokens_in,
+        tokens_out=run.tokens_out,
+        cost=run.cost,
+        elapsed_ms=elapsed_ms,
+        next_ordinal=run.first_ordinal + len(run.steps),
+        tools_withheld=run.tools_withheld,
+    )
+    record.record_pause(
+        execution,
+        run.steps,
+        approval,
+        actor=run.actor,
+        redactions=run.redactions,
+        found=run.found,
+        ledger=run.ledger,
+    )
+    from agents.tasks import schedule_expiry  # the tasks call the runtime: the one lazy side
+
+    # The worker expires the request at its deadline (a second after, so that it is due). The pause is
+    # recorded whatever happens here: the command and the next resumed run's sweep expire it too.
+    try:
+        schedule_expiry(approval.expires_at + dt.timedelta(seconds=1))
+    except Exception:
+        logger.exception("Execution %s: the expiry of its tool call could not be scheduled", execution.pk)
+
+
+def _resumed(run: Run, loop: Loop):
+    """A resumed run: the person's decision as a step, then the call it decided and the rest of the
+    loop (``_converse``)."""
+    decision = run.decision
+    approved = decision.status == ToolApprovalStatus.APPROVED
+    verb = "Approved" if approved else "Refused"
+    decider = decision.decided_by
+    details = {
+        "approval": decision.pk,
+        "decision": decision.status,
+        "decided_by": decider.get_username() if decider is not None else None,
+        "decided_by_id": decision.decided_by_id,
+        "decided_at": decision.decided_at.isoformat() if decision.decided_at else None,
+    }
+    if decision.edited_arguments is not None:
+        details["arguments"] = decision.arguments
+        details["edited_arguments"] = decision.edited_arguments
+        verb = "Approved with edited arguments"
+    if not approved:
+        details["reason"] = decision.reason
+    yield _step_event(
+        run,
+        run.step(
+            StepKind.APPROVAL,
+            f"{verb}: {decision.tool_name}",
+            input={"tool": decision.tool_name, "call_id": decision.call_id},
+            output=details,
+            status=StepStatus.OK if approved else StepStatus.WARNED,
+        ),
+    )
+    run.boundary = Boundary(pii_guardrails(run.loaded), run.redactions, found=run.found)
+    return (yield from _converse(run, loop))
+
+
+def resume(approval_id: int) -> Execution | None:
+    """Continue the run paused at the approval ``approval_id`` once a person decided it, from its stored
+    state (``approvals.load_state``), in this process: the worker's task ``agents.tasks.resume_tool_call``.
+
+    The execution goes back to ``running`` with ``resumed_at`` now (its time limit and the "stale" rule
+    count from there: the wait does not count) and the state is cleared, in one transaction that
+    claims it: a second task for the same approval finds nothing to do. The configuration is the
+    run's: its release (immutable), or for a test run of the draft the draft as it is now (a tool
+    unassigned meanwhile fails the call). Returns the finished execution,
+    or None when there was nothing to resume (pending, expired, already resumed)."""
+    with transaction.atomic():
+        approval = (
+            ToolApproval.objects.select_for_update(of=("self",))
+            .select_related("execution", "decided_by")
+            .filter(pk=approval_id)
+            .first()
+        )
+        if approval is None or approval.status not in (
+            ToolApprovalStatus.APPROVED,
+            ToolApprovalStatus.REFUSED,
+        ):
+            return None
+        execution = Execution.objects.select_for_update().get(pk=approval.execution_id)
+        if execution.status != ExecutionStatus.AWAITING_APPROVAL or not approval.state:
+            return None
+        text, approval.state = approval.state, ""
+        approval.save(update_fields=["state"])
+        execution.status, execution.resumed_at = ExecutionStatus.RUNNING, timezone.now()
+        execution.save(update_fields=["status", "resumed_at"])
+    execution = Execution.objects.select_related(
+        "agent__organization", "persona", "release", "actor_user", "actor_api_key"
+    ).get(pk=execution.pk)
+    actor = execution.actor_api_key or execution.actor_user
+    try:
+        state = approvals.load_state(text)
+        if execution.release_id is not None:
+            loaded = load(execution.agent, release=execution.release)
+        else:
+            loaded = load(
+                execution.agent, execution.persona.version if execution.persona else None, draft=True
+            )
+        check_runnable(loaded, is_test=execution.is_test)
+    except (AgentNotRunnable, ValueError) as exc:
+        return _fail_resume(execution, actor, f"the run could not resume: {exc}", text)
+    run = Run(
+        loaded=loaded,
+        execution=execution,
+        provider=get_provider(loaded.provider_row),
+        actor=actor,
+        deadline=0.0,
+        started=time.monotonic(),
+    )
+    run.deadline = run.started + loaded.agent.timeout_seconds
+    run.redactions, run.found, run.masked = state["redactions"], state["found"], state["masked"]
+    run.tokens_in, run.tokens_out, run.cost = state["tokens_in"], state["tokens_out"], state["cost"]
+    run.tools_withheld = state["tools_withheld"]
+    run.first_ordinal, run.earlier_ms = state["next_ordinal"], state["elapsed_ms"]
+    run.ledger = Ledger(loaded.budgets, execution)
+    run.decision = approval
+    loop = Loop(
+        messages=state["messages"],
+        question=state["question"],
+        passages=state["passages"],
+        rounds=state["rounds"],
+        answer=state["answer"],
+        pending=state["pending"],
+    )
+    events = run_events(run, execution.input, resume=loop)
+    next(events)
+    while True:
+        try:
+            next(events)
+        except StopIteration as stop:
+            return stop.value
+
+
+def _fail_resume(execution: Execution, actor, reason: str, text: str) -> Execution:
+    """A decided run that cannot go on (its agent may no longer run, its state is unreadable) ends
+    ``failed`` with the reason."""
+    try:
+        state = approvals.load_state(text)
+    except ValueError:
+        state = {"redactions": {}, "found": {}}
+    execution.status, execution.output, execution.error = ExecutionStatus.FAILED, "", reason
+    execution.citations = []
+    execution.finished_at = timezone.now()
+    record.record_finish(execution, [], actor=actor, redactions=state["redactions"], found=state["found"])
+    return execution
 
 
 def _tool_arguments(run: Run, tool, arguments):
@@ -975,3 +1283,15 @@ def execute(
             return stop.value
         if on_event is not None:
             on_event(event)
+
+
+def approved_arguments(tool, arguments, redactions: dict[str, str]):
+    """``arguments`` a person set for a paused call, checked as the model's were (``_prepared_call``):
+    the placeholders restored for a tool inside the firm, then the tool's schema.
+    ``ToolArgumentsInvalid`` says what is wrong, quoting placeholders rather than restored values."""
+    given, _restored = _tool_arguments(SimpleNamespace(redactions=redactions), tool, arguments)
+    try:
+        validate_arguments(tool, given)
+    except ToolArgumentsInvalid as exc:
+        raise ToolArgumentsInvalid([mask_known(m, redactions) for m in exc.messages]) from exc
+    return given

@@ -28,10 +28,11 @@ import logging
 
 from django.db import DatabaseError, transaction
 
-from agents.models import Execution, ExecutionStatus, ExecutionStep
+from agents.models import Execution, ExecutionStatus, ExecutionStep, ToolApproval
 from agents.runtime.serialize import without_nul
-from guardrails.masking import found_entries, mask_text
+from guardrails.masking import found_entries, mask_data, mask_text
 from prisma_glow.audit.services import audit_record
+from prisma_glow.locking import lock_for_write
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +134,57 @@ def _write(execution: Execution, steps: list[ExecutionStep], *, actor, known=(),
         execution.save(update_fields=FINAL_FIELDS)
         if ledger:
             ledger.settle()
+
+
+#: The execution's fields written when it pauses for a tool call's approval.
+PAUSE_FIELDS = ("status", "tokens_in", "tokens_out", "cost", "latency_ms", "redactions")
+
+
+def record_pause(
+    execution: Execution,
+    steps: list[ExecutionStep],
+    approval: ToolApproval,
+    *,
+    actor,
+    redactions: dict[str, str],
+    found: dict[str, str] | None = None,
+    ledger=None,
+) -> None:
+    """The run paused for a tool call's approval (``agents.runtime.approvals``): in one transaction,
+    the organisation locked first (as any audited change takes it), the approval request (with the
+    run's state), its audit event ``tool_approval.request``, the steps so far, the execution as
+    ``awaiting_approval`` with its tokens, cost and time so far and its redaction mapping, and what
+    the run held of its budgets settled: a paused run holds nothing (it reserves again when it
+    resumes). The execution then holds the steps written."""
+    stored = {**redactions, **found_entries(found or {}, besides=redactions.values())}
+    execution.redactions = json.dumps(stored) if stored else ""
+    with transaction.atomic():
+        lock_for_write(organization=execution.organization_id)
+        approval.save(force_insert=True)
+        for step in steps:
+            if step.kind == "approval" and "approval" in step.input:
+                step.input["approval"] = approval.pk
+        audit_record(
+            organization=execution.agent.organization,
+            action="tool_approval.request",
+            actor=actor,
+            obj=approval,
+            after={
+                "execution": execution.pk,
+                "tool": approval.tool_id,
+                "tool_name": approval.tool_name,
+                # The log is append-only and read in lists: identifiers masked (agents.privacy).
+                "arguments": mask_data(approval.arguments, known=tuple(stored.values())),
+                "expires_at": approval.expires_at.isoformat(),
+            },
+        )
+        ExecutionStep.objects.bulk_create(steps)
+        execution.save(update_fields=PAUSE_FIELDS)
+        if ledger:
+            ledger.settle()
+    _hold_steps(execution, steps)
+    # The answer to ``execute`` shows the request without reading it back.
+    execution.pending_tool_approval = approval
 
 
 def _hold_steps(execution: Execution, steps: list[ExecutionStep]) -> None:

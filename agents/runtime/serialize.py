@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+from agents.models import ExecutionStatus, ToolApprovalStatus
+
 
 def without_nul(value):
     """``value`` (text, or JSON data) with every NUL character, which PostgreSQL refuses in text and
@@ -82,4 +84,25 @@ def execution_to_dict(execution, steps=None) -> dict:
         "created_at": _iso(execution.created_at),
         "finished_at": _iso(execution.finished_at),
         "steps": [step_to_dict(step) for step in steps],
+        "tool_approval": pending_approval(execution),
+    }
+
+
+def pending_approval(execution) -> dict | None:
+    """The tool call a run ``awaiting_approval`` waits on (``agents.runtime.approvals``), as the
+    execution's ``tool_approval`` shows it; None for any other run. The run that just paused holds
+    its request (``record.record_pause``): no query then."""
+    if execution.status != ExecutionStatus.AWAITING_APPROVAL:
+        return None
+    approval = getattr(execution, "pending_tool_approval", None)
+    if approval is None:
+        approval = execution.tool_approvals.filter(status=ToolApprovalStatus.PENDING).first()
+    if approval is None:
+        return None
+    return {
+        "id": approval.pk,
+        "tool": approval.tool_id,
+        "tool_name": approval.tool_name,
+        "arguments": approval.arguments,
+        "expires_at": _iso(approval.expires_at),
     }

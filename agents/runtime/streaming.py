@@ -10,8 +10,12 @@ The protocol (docs/api.md, "Streaming"), each event ``event: NAME`` + ``data: JS
 - ``retract`` — ``{"reason", "text"}``: replace everything shown of the answer by ``text``; ``reason``
   says why (a guardrail blocked the answer: ``text`` is empty) or is empty when the guardrails only
   rewrote the answer at the end (a notice placed before it);
+- ``approval`` — the run paused: the model called a tool that requires a person's approval; the data
+  is the approval request (``approvals.approval_to_dict``: its id, the tool, the arguments as the model
+  wrote them). The ``execution`` follows (status ``awaiting_approval``) and the stream ends; the run
+  resumes in the background once the call is decided (docs/api.md "Approval of tool calls");
 - ``execution`` — the finished execution (the execution's detail body); always the last event of a
-  run that ended;
+  run that ended or paused;
 - ``error`` — ``{"status", "code", "message", "errors"}`` (the API's error body): the stream could not
   go on; a run still going is recorded as failed with the reason (``RunStream.fail``), one that had
   already ended (the failure was in building the ``execution`` event) keeps its record.
@@ -36,7 +40,7 @@ from agents.runtime.pipeline import StreamFailed, run_events, start
 logger = logging.getLogger(__name__)
 
 #: The events of the stream protocol.
-EVENTS = ("step", "delta", "retract", "execution", "error")
+EVENTS = ("step", "delta", "retract", "approval", "execution", "error")
 
 
 def sse(event: str, data) -> str:

@@ -32,6 +32,7 @@ The twenty pages (for the browser tests; ``<id>`` is an object of the signed-in 
 20. Feedback and learning examples .... /admin/agents/feedback/  and  /admin/agents/learningexample/
     Model providers ................... /admin/agents/modelprovider/
     Budgets ........................... /admin/agents/budget/  (consumption this period; also a dashboard panel)
+    Approval inbox .................... /admin/tool-approvals/  (a tool call: /admin/tool-approvals/<id>/, approve / edit / refuse)
     Members ........................... /admin/tenancy/membership/  (a member: /<id>/change/; adding one is inviting)
     Invitations ....................... /admin/tenancy/invitation/  (invite: /add/; one: /<id>/change/ with revoke)
     Accepting an invitation ........... /invitation/<token>/  (outside /admin/: the e-mailed link)

@@ -80,6 +80,7 @@ def test_every_organisation_owned_model_declares_its_path_to_the_organisation():
         "agents.budget": "organization",
         "agents.budgetusage": "budget__organization",
         "agents.budgetreservation": "execution__organization",
+        "agents.toolapproval": "execution__organization",
         "personas.persona": "agent__organization",
         "tools.tool": "organization",
         "guardrails.guardrail": "organization",

@@ -147,6 +147,7 @@ def _admin_kwargs(door: policy.Door, world) -> dict:
         "invitation_id": world.invitation.pk,
         "execution_id": world.execution.pk,
         "number": world.release.number,
+        "approval_id": world.tool_approval.pk,
         "step": "basics",
         "kind": "tools",
         "transition": door.api[1] if door.api else "activate",
@@ -175,6 +176,7 @@ def _api_url(door: policy.Door, world) -> str:
         "invitation": world.invitation.pk,
         "api-key": world.api_key.pk,
         "audit-event": world.audit_event.pk,
+        "tool-approval": world.tool_approval.pk,
     }
     route = next(r for r, n, _ in _patterns(get_resolver().url_patterns) if n == name)
     kwargs = {}

@@ -74,6 +74,7 @@ class World:
             LearningExampleFactory,
             ModelProviderFactory,
             PersonaFactory,
+            ToolApprovalFactory,
             ToolFactory,
         )
 
@@ -112,6 +113,9 @@ class World:
         self.execution.conversation, self.execution.turn = self.conversation, 1
         self.execution.save(update_fields=["conversation", "turn"])
         self.example = LearningExampleFactory(agent=self.agent, organization=org)
+        # A run paused for a tool call's approval, of its own agent (the VAT adviser's figures stay).
+        self.clerk = AgentFactory(organization=org, name=f"Payments clerk {org.slug}", slug=f"pay-{org.slug}")
+        self.tool_approval = ToolApprovalFactory(execution__agent=self.clerk, tool=self.tool)
         self.api_key = APIKeyFactory(organization=org, name=f"Portal {org.slug}")
         self.budget = BudgetFactory(organization=org, metric="cost", period="month", limit="500.00")
         self.membership = owner_user.memberships.get(organization=org)
@@ -164,6 +168,8 @@ class World:
             "provider": f"/admin/agents/modelprovider/{self.provider.pk}/change/",
             "budgets": "/admin/agents/budget/",
             "budget": f"/admin/agents/budget/{self.budget.pk}/change/",
+            "tool-approvals": "/admin/tool-approvals/",
+            "tool-approval": f"/admin/tool-approvals/{self.tool_approval.pk}/",
             "members": "/admin/tenancy/membership/",
             "member": f"/admin/tenancy/membership/{self.membership.pk}/change/",
             "invitations": "/admin/tenancy/invitation/",

@@ -21,7 +21,7 @@ from prisma_glow.admin.forms import JSONObjectField
 from prisma_glow.admin.scoping import get_admin_access
 from tools import services
 from tools.admin import pages as admin_pages
-from tools.models import Tool, ToolKind
+from tools.models import Tool, ToolKind, approval_default
 
 
 class ToolForm(forms.ModelForm):
@@ -93,7 +93,7 @@ class ToolAdmin(OrganizationScopedAdmin):
         "assigned",
         "test_link",
     ]
-    list_filter = ["kind", "is_enabled", "inside_firm"]
+    list_filter = ["kind", "is_enabled", "inside_firm", "requires_approval"]
     search_fields = ["name", "slug", "description"]
     ordering = ["name"]
     change_form_template = "admin/tools/tool/change_form.html"
@@ -121,6 +121,12 @@ class ToolAdmin(OrganizationScopedAdmin):
     @admin.display(description="")
     def test_link(self, obj):
         return format_html('<a href="{}">Test</a>', reverse("admin:tools_tool_test", args=[obj.pk]))
+
+    def get_changeform_initial_data(self, request):
+        # A new tool follows the one rule (tools.models.approval_default): approval on unless read-only.
+        initial = super().get_changeform_initial_data(request)
+        initial.setdefault("requires_approval", approval_default(kind=ToolKind.HTTP, read_only=False))
+        return initial
 
     def get_fields(self, request, obj=None):
         fields = list(super().get_fields(request, obj))

@@ -84,7 +84,9 @@ class StringMapField(JSONObjectField):
 class ToolSerializer(serializers.ModelSerializer):
     """A tool. ``secret_headers`` is write-only (stored encrypted; ``has_secret_headers`` says if set).
     Built-in tools (``is_builtin``) are shared by every organisation and read-only. ``inside_firm``: the
-    tool receives the client identifiers behind a run's placeholders (always true for built-in tools)."""
+    tool receives the client identifiers behind a run's placeholders (always true for built-in tools).
+    ``requires_approval``: each call waits for a person's approval; left out on create, it is true unless
+    ``read_only`` is (``tools.models.approval_default``)."""
 
     is_builtin = serializers.SerializerMethodField()
     input_schema = JSONObjectField(required=False, help_text="A JSON Schema for the arguments (an object).")
@@ -125,6 +127,8 @@ class ToolSerializer(serializers.ModelSerializer):
             "max_response_bytes",
             "is_enabled",
             "inside_firm",
+            "read_only",
+            "requires_approval",
             "created_at",
             "updated_at",
         ]

@@ -180,6 +180,9 @@
               }
             } else if (name === "step") {
               steps.insertAdjacentHTML("beforeend", payload.html);
+            } else if (name === "approval") {
+              // The run paused for a tool call's approval; the execution that follows shows the decision.
+              status.textContent = "Waiting for a person to approve a call of " + payload.tool_name + ".";
             } else if (name === "execution") {
               finished = true;
               turn.insertAdjacentHTML("afterend", payload.html);

@@ -254,7 +254,9 @@ def test_the_schema_describes_the_stream_events(slow_agent, execute_client):
     media = schema["paths"]["/api/v1/agents/{id}/execute/"]["post"]["responses"]["201"]["content"]
     assert media["text/event-stream"]["x-events"] == {"$ref": "#/components/schemas/StreamEvent"}
     names = {ref["$ref"].rsplit("/", 1)[1] for ref in components["StreamEvent"]["oneOf"]}
-    assert names == {f"Stream{e}Event" for e in ("Step", "Delta", "Retract", "Execution", "Error")}
+    assert names == {
+        f"Stream{e}Event" for e in ("Step", "Delta", "Retract", "Approval", "Execution", "Error")
+    }
     agent, _ = slow_agent(S1 + "Keep it off the books. " + S3, delay=0.0, extra_guards=[TOPICS_IN_ANSWERS])
     events = read_sse(_post_stream(execute_client, agent).streaming_content)
     for name, data, _ in events:

@@ -6,7 +6,7 @@ class Migration(migrations.Migration):
     """``Execution.replay_of``: the execution a replay re-runs (``agents.replay``)."""
 
     dependencies = [
-        ("agents", "0010_release_backfill"),
+        ("agents", "0011_release_backfill"),
     ]
 
     operations = [

@@ -148,7 +148,15 @@ def backfill(apps, schema_editor):
                 "default_model": provider.default_model,
             },
             "model": persona.model_override or agent.model or (provider.default_model if provider else ""),
-            "tools": [{"order": a.order, "settings": a.settings, "tool": _fields(a.tool)} for a in tools],
+            "tools": [
+                {
+                    "order": a.order,
+                    "settings": a.settings,
+                    "requires_approval": a.requires_approval,
+                    "tool": _fields(a.tool),
+                }
+                for a in tools
+            ],
             "knowledge": [
                 {
                     "order": a.order,
@@ -179,11 +187,11 @@ def backfill(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("agents", "0009_releases"),
+        ("agents", "0010_releases"),
         ("guardrails", "0001_initial"),
         ("knowledge", "0012_search_function_from_rules"),
         ("personas", "0001_initial"),
-        ("tools", "0003_tool_inside_firm"),
+        ("tools", "0004_tool_approval"),
     ]
 
     operations = [migrations.RunPython(backfill, migrations.RunPython.noop)]

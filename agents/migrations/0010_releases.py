@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('agents', '0008_budgets'),
+        ('agents', '0009_tool_call_approval'),
         ('personas', '0001_initial'),
         ('tenancy', '0004_invitation'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
