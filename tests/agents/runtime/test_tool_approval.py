@@ -42,6 +42,7 @@ from tests.factories import (
     MembershipFactory,
     ToolApprovalFactory,
     UserFactory,
+    release_now,
 )
 from tests.support.admin import login
 from tests.support.api import assert_error, results
@@ -107,6 +108,7 @@ def paying_agent(remote, payments):  # noqa: F811
     agent, model = remote(completion(tool_calls=[("payments", json.dumps(CALL))]), _echo, guards=None)
     tool, received = payments
     AgentTool.objects.create(agent=agent, tool=tool, order=9)
+    release_now(agent)
     return agent, model, tool, received
 
 
@@ -149,12 +151,14 @@ def test_an_assignment_overrides_the_tool(paying_agent, editor, make_agent):
     built-in tool wait."""
     agent, _, tool, received = paying_agent
     AgentTool.objects.filter(agent=agent, tool=tool).update(requires_approval=False)
+    release_now(agent)
     execution = execute(agent, QUESTION, actor=editor, source="api")
     assert execution.status == "completed", execution.error
     assert received == [CALL]
 
     offline = make_agent(name="Offline VAT", guards=None)
     AgentTool.objects.filter(agent=offline, tool=builtin("vat-calculator")).update(requires_approval=True)
+    release_now(offline)
     paused = execute(offline, "What is the VAT on €1,000 at 19%?", actor=editor, source="api")
     assert paused.status == "awaiting_approval"
     assert ToolApproval.objects.get(execution=paused).tool_name == "VAT calculator"
@@ -211,6 +215,7 @@ def test_a_stream_shows_the_pause_as_an_event_then_ends(remote, payments, editor
     agent, _model = remote(streamed, _echo, guards=None)
     tool, received = payments
     AgentTool.objects.create(agent=agent, tool=tool, order=9)
+    release_now(agent)
     response = client_for(editor).post(
         f"/api/v1/agents/{agent.pk}/execute/?stream=true", {"input": QUESTION}, format="json"
     )
@@ -244,6 +249,7 @@ def test_the_arguments_are_stored_as_the_model_wrote_them_never_the_values(remot
     guardrail(agent, 0, name="PII", kind="pii", action="redact", config={})
     tool, received = payments
     AgentTool.objects.create(agent=agent, tool=tool, order=9)
+    release_now(agent)
     execution = execute(agent, f"Pay 100.00 EUR to {IBAN}.", actor=editor, source="api")
     assert execution.status == "awaiting_approval"
     approval = ToolApproval.objects.get(execution=execution)
