@@ -99,6 +99,7 @@ INSTALLED_APPS = [
     "tools",
     "guardrails",
     "knowledge",
+    "evaluations",  # above agents: suites, runs, the activation gate (issue 17)
 ]
 
 MIDDLEWARE = [
