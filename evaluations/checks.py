@@ -23,7 +23,8 @@ Kinds (settings; ``?`` optional):
 - ``json_schema``: ``schema``: the answer (a Markdown code fence around it accepted) is JSON valid
   against that JSON Schema (checked against its metaschema when saved).
 - ``number_within``: ``value``, ``tolerance?`` (default 0): some number written in the answer is
-  within ``tolerance`` of ``value`` ("1,000.50" and "1.000,50" are 1000.5).
+  within ``tolerance`` of ``value`` ("1,000.50" and "1.000,50" are 1000.5; citation markers
+  such as ``[2]`` are not numbers of the answer).
 - ``latency_under``: ``ms``: the run took less than that many milliseconds.
 - ``cost_under``: ``amount``: the run cost less than that (a run without a known cost fails).
 
@@ -46,6 +47,7 @@ from django.core.exceptions import ValidationError
 from jsonschema import exceptions as jsonschema_exceptions
 from jsonschema import validators
 
+from agents.runtime.citations import without_citations
 from guardrails.checks.base import ConfigError
 from guardrails.checks.regex_check import RegexCheck
 
@@ -387,7 +389,7 @@ def numbers_in(text: str) -> list[Decimal]:
 
 def number_within(check, outcome: Outcome) -> Result:
     value, tolerance = Decimal(str(check["value"])), Decimal(str(check["tolerance"]))
-    numbers = numbers_in(outcome.output)
+    numbers = numbers_in(without_citations(outcome.output))
     for number in numbers:
         if abs(number - value) <= tolerance:
             return True, f"The answer gives {number}, within {tolerance} of {value}."
