@@ -6,7 +6,10 @@ from __future__ import annotations
 import pytest
 
 from evaluations import services
-from tests.agents.runtime.conftest import make_agent, vat_agent, vat_kb  # noqa: F401  (fixtures)
+from tests.agents.runtime import conftest as runtime
+
+# The runtime tests' fixtures: a VAT agent with knowledge, built-in tools and guardrails, released.
+vat_kb, make_agent, vat_agent = runtime.vat_kb, runtime.make_agent, runtime.vat_agent
 
 REVERSE_CHARGE_Q = "Who accounts for the VAT on cross-border B2B services?"
 
