@@ -454,6 +454,7 @@ SPECTACULAR_SETTINGS = {
         "DocumentStatusEnum": "knowledge.models.DocumentStatus",
         "ExecutionSourceEnum": "agents.models.ExecutionSource",
         "DocumentSourceEnum": "knowledge.models.DocumentSource",
+        "EvalRunStatusEnum": "evaluations.models.RunStatus",
     },
 }
 

@@ -126,7 +126,7 @@ class RunSerializer(serializers.ModelSerializer):
         return {"done": run.done, "total": run.total}
 
 
-class VerdictSerializer(serializers.Serializer):
+class CheckVerdictSerializer(serializers.Serializer):
     kind = serializers.CharField()
     passed = serializers.BooleanField()
     reason = serializers.CharField()
@@ -135,7 +135,7 @@ class VerdictSerializer(serializers.Serializer):
 class CaseResultSerializer(serializers.ModelSerializer):
     """One case of a run: its execution (source ``eval``), the outcome and each check's verdict."""
 
-    verdicts = VerdictSerializer(many=True, read_only=True)
+    verdicts = CheckVerdictSerializer(many=True, read_only=True)
 
     class Meta:
         model = CaseResult
