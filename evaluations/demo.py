@@ -172,7 +172,7 @@ SUITES: dict[str, tuple[DemoCase, ...]] = {
         DemoCase(
             "Management responsibilities",
             "What responsibilities must the letter set out?",
-            answered(ENGAGEMENT, "Management responsibilities"),
+            answered(ENGAGEMENT, "responsibilities"),
         ),
         DemoCase(
             "Backdating refused",

@@ -90,6 +90,9 @@ def _fields(row: dict, *, from_csv: bool) -> tuple[dict, list[str]]:
 
 def parse_cases(filename: str, data: bytes) -> list[tuple[int, dict]]:
     """The cases of an uploaded file (``.csv``, ``.jsonl`` or ``.ndjson``), see the module."""
+    lower = (filename or "").lower()
+    if not lower.endswith((".csv", ".jsonl", ".ndjson")):
+        _refuse(["Upload a .csv file (with a header line) or a .jsonl file (one JSON object per line)."])
     if len(data) > MAX_BYTES:
         _refuse([f"The file is larger than {MAX_BYTES // (1024 * 1024)} MB; split it."])
     try:
@@ -98,13 +101,7 @@ def parse_cases(filename: str, data: bytes) -> list[tuple[int, dict]]:
         _refuse(["The file is not UTF-8 text."])
     if "\x00" in text:
         _refuse(["The file holds a NUL character; it is not a text file."])
-    lower = (filename or "").lower()
-    if lower.endswith(".csv"):
-        rows = _csv_rows(text)
-    elif lower.endswith((".jsonl", ".ndjson")):
-        rows = _jsonl_rows(text)
-    else:
-        _refuse(["Upload a .csv file (with a header line) or a .jsonl file (one JSON object per line)."])
+    rows = _csv_rows(text) if lower.endswith(".csv") else _jsonl_rows(text)
     if len(rows) > MAX_ROWS:
         _refuse([f"The file holds {len(rows)} cases; at most {MAX_ROWS} may be imported at once."])
     problems = [f"Line {line}: {p}" for line, _, row_problems in rows for p in row_problems]
