@@ -23,19 +23,30 @@ class ReadOnlyAdmin(OrganizationScopedAdmin):
         return False
 
 
-class CaseInline(admin.TabularInline):
-    model = Case
-    fields = ["name", "must_pass", "as_of", "input", "checks"]
-    readonly_fields = fields
+class ReadOnlyInline(admin.TabularInline):
+    """Rows shown on their parent's page to whoever may view the parent (the policy, not Django's
+    model permissions); never added, changed or deleted here."""
+
     extra = 0
     can_delete = False
-    show_change_link = False
+
+    def has_view_permission(self, request, obj=None):
+        return self.admin_site.get_model_admin(self.parent_model).has_view_permission(request, obj)
 
     def has_add_permission(self, request, obj=None):
         return False
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class CaseInline(ReadOnlyInline):
+    model = Case
+    fields = ["name", "must_pass", "as_of", "input", "checks"]
+    readonly_fields = fields
 
 
 @admin.register(Suite)
@@ -51,18 +62,13 @@ class SuiteAdmin(ReadOnlyAdmin):
     policy_resource = "evaluation_suite"
 
 
-class CaseResultInline(admin.TabularInline):
+class CaseResultInline(ReadOnlyInline):
     model = CaseResult
     fields = ["case_name", "must_pass", "passed", "execution", "error", "verdicts"]
     readonly_fields = fields
-    extra = 0
-    can_delete = False
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("execution__agent")
 
 
 @admin.register(EvalRun)
