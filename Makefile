@@ -27,6 +27,7 @@ migrate: venv
 
 seed: migrate
 	$(PY) manage.py seed_demo
+	$(PY) manage.py seed_demo_evaluations
 
 ## Set up (venv, migrations, demo data) and start the web server and the background worker.
 run: seed

@@ -99,6 +99,7 @@ INSTALLED_APPS = [
     "tools",
     "guardrails",
     "knowledge",
+    "evaluations",  # above agents: suites, runs, the activation gate (issue 17)
 ]
 
 MIDDLEWARE = [
@@ -463,6 +464,7 @@ SPECTACULAR_SETTINGS = {
         "DocumentStatusEnum": "knowledge.models.DocumentStatus",
         "ExecutionSourceEnum": "agents.models.ExecutionSource",
         "DocumentSourceEnum": "knowledge.models.DocumentSource",
+        "EvalRunStatusEnum": "evaluations.models.RunStatus",
     },
 }
 

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import DefaultRouter
 
 from agents.api import urls as agents_api
+from evaluations.api import urls as evaluations_api
 from guardrails.api import urls as guardrails_api
 from knowledge.api import urls as knowledge_api
 from prisma_glow.api.auth import StepUpView
@@ -30,6 +31,7 @@ agents_api.register(router)  # agents, personas, assignments, executions, provid
 tools_api.register(router)
 guardrails_api.register(router)
 knowledge_api.register(router)  # knowledge bases, documents, chunks, search
+evaluations_api.register(router)  # suites, cases, runs, requirements, save-as-case
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -59,7 +59,7 @@ def test_every_organisation_owned_model_declares_its_path_to_the_organisation():
 
     from prisma_glow.tenancy.models import Organization
 
-    ours = {"agents", "personas", "tools", "guardrails", "knowledge", "tenancy", "audit"}
+    ours = {"agents", "personas", "tools", "guardrails", "knowledge", "tenancy", "audit", "evaluations"}
     declared = {
         m._meta.label_lower: m.organization_path
         for m in apps.get_models()
@@ -92,6 +92,11 @@ def test_every_organisation_owned_model_declares_its_path_to_the_organisation():
         "tenancy.apikey": "organization",
         "tenancy.invitation": "organization",
         "audit.auditevent": "organization",
+        "evaluations.suite": "organization",
+        "evaluations.case": "suite__organization",
+        "evaluations.evalrun": "organization",
+        "evaluations.caseresult": "run__organization",
+        "evaluations.requirement": "organization",
     }
     for label, path in declared.items():
         target = apps.get_model(label)

@@ -7,7 +7,7 @@ import pytest
 from django.apps import apps
 from django.db import models
 
-DOMAIN_APPS = ("tenancy", "audit", "agents", "personas", "tools", "guardrails", "knowledge")
+DOMAIN_APPS = ("tenancy", "audit", "agents", "personas", "tools", "guardrails", "knowledge", "evaluations")
 MODELS = [m for label in DOMAIN_APPS for m in apps.get_app_config(label).get_models()]
 
 

@@ -19,7 +19,7 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = sorted(
     path
-    for app in ("agents", "personas", "tools", "guardrails", "knowledge", "prisma_glow")
+    for app in ("evaluations", "agents", "personas", "tools", "guardrails", "knowledge", "prisma_glow")
     for path in (ROOT / app).rglob("migrations/[0-9]*.py")
 )
 #: What Django itself writes into a migration for a field: its class, a default or an upload_to
@@ -30,6 +30,7 @@ FIELD_REFERENCES = {"knowledge.models", "prisma_glow.crypto", "prisma_glow.confi
 STANDARD_LIBRARY = {"decimal", "uuid", "datetime", "json", "re", "hashlib", "json.encoder"}
 #: The apps whose migrations the round trip takes back to zero, dependants first.
 OUR_APPS = (
+    "evaluations",
     "accounts",
     "knowledge",
     "agents",

@@ -32,7 +32,7 @@ import pytest
 pytestmark = pytest.mark.packaging
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("prisma_glow", "agents", "personas", "tools", "guardrails", "knowledge")
+PACKAGES = ("prisma_glow", "agents", "personas", "tools", "guardrails", "knowledge", "evaluations")
 #: Variables of the suite's environment the installed product must not inherit.
 NOT_INHERITED = (
     "PYTHONPATH",

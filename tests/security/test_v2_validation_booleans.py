@@ -13,12 +13,14 @@ import pytest
 from django.http import QueryDict
 from rest_framework import serializers
 
+from evaluations.models import Case, Suite
 from tests.conftest import client_for
 from tests.factories import (
     AgentFactory,
     AgentGuardrailFactory,
     AgentKnowledgeFactory,
     AgentToolFactory,
+    ExecutionFactory,
     GuardrailFactory,
     ModelProviderFactory,
     PersonaFactory,
@@ -43,6 +45,12 @@ def world(org, admin_user):
         "guardrails/{id}": GuardrailFactory(organization=org).pk,
         "model-providers/{id}": ModelProviderFactory(organization=org).pk,
         "tools/{id}": ToolFactory(organization=org).pk,
+        # Evaluations (issue 17): a case's must_pass, and save-as-case's.
+        "suite": (suite := Suite.objects.create(organization=org, agent=agent, name="Suite")),
+        "evaluation-suites/{suite_pk}/cases/{id}": Case.objects.create(
+            suite=suite, name="Case", input="Hi?"
+        ).pk,
+        "execution": ExecutionFactory(organization=org, agent=agent),
     }
 
 
@@ -72,6 +80,9 @@ def url_for(world, path: str) -> str:
         detail = world[key]
         key = key.rsplit("/", 1)[0]
         path = re.sub(r"\{(id|version)\}", str(detail), path)
+    path = path.replace("{suite_pk}", str(world["suite"].pk)).replace(
+        "{execution_pk}", str(world["execution"].pk)
+    )
     return path.replace("{agent_pk}", str(world["agent"].pk))
 
 

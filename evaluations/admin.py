@@ -1,0 +1,124 @@
+"""Staff pages of the evaluations app: read-only lists and details of suites (with their cases), runs
+(with progress and per-case results) and requirements. Writing happens through the API for now; the
+full pages (case editor, run page, comparison) are a later part of issue 17."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from evaluations.models import Case, CaseResult, EvalRun, Requirement, Suite
+from prisma_glow.admin.base import OrganizationScopedAdmin
+
+
+class ReadOnlyAdmin(OrganizationScopedAdmin):
+    """Nothing is added, changed or deleted from these pages."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """Rows shown on their parent's page to whoever may view the parent (the policy, not Django's
+    model permissions); never added, changed or deleted here."""
+
+    extra = 0
+    can_delete = False
+
+    def has_view_permission(self, request, obj=None):
+        return self.admin_site.get_model_admin(self.parent_model).has_view_permission(request, obj)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class CaseInline(ReadOnlyInline):
+    model = Case
+    fields = ["name", "must_pass", "as_of", "input", "checks"]
+    readonly_fields = fields
+
+
+@admin.register(Suite)
+class SuiteAdmin(ReadOnlyAdmin):
+    """An agent's suites of test cases."""
+
+    list_display = ["name", "agent", "created_at"]
+    list_select_related = ["agent"]
+    search_fields = ["name", "description"]
+    readonly_fields = ["agent", "name", "description", "created_at", "updated_at"]
+    fields = readonly_fields
+    inlines = [CaseInline]
+    policy_resource = "evaluation_suite"
+
+
+class CaseResultInline(ReadOnlyInline):
+    model = CaseResult
+    fields = ["case_name", "must_pass", "passed", "execution", "error", "verdicts"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("execution__agent")
+
+
+@admin.register(EvalRun)
+class EvalRunAdmin(ReadOnlyAdmin):
+    """Runs of a suite against a release, with progress and results."""
+
+    list_display = [
+        "id",
+        "suite",
+        "release",
+        "status",
+        "progress",
+        "pass_rate",
+        "must_pass_failures",
+        "created_at",
+    ]
+    list_select_related = ["suite", "release__agent"]
+    list_filter = ["status"]
+    readonly_fields = [
+        "suite",
+        "release",
+        "status",
+        "error",
+        "progress",
+        "threshold",
+        "pass_rate",
+        "must_pass_failures",
+        "cost",
+        "latency_p50_ms",
+        "latency_p95_ms",
+        "requested_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+    ]
+    fields = readonly_fields
+    inlines = [CaseResultInline]
+    policy_resource = "evaluation_run"
+
+    @admin.display(description="Progress")
+    def progress(self, obj):
+        return f"{obj.done} / {obj.total}"
+
+
+@admin.register(Requirement)
+class RequirementAdmin(ReadOnlyAdmin):
+    """Which suite gates each agent's activation."""
+
+    list_display = ["agent", "suite", "threshold"]
+    list_select_related = ["agent", "suite"]
+    readonly_fields = ["agent", "suite", "threshold", "created_at", "updated_at"]
+    fields = readonly_fields
+    policy_resource = "evaluation_requirement"

@@ -1,0 +1,104 @@
+"""The activation gate: an agent that requires a suite (``Requirement``) may put a release live only
+if that suite's latest run on exactly that release passed every must-pass case and at least the
+requirement's threshold of all cases.
+
+``evaluation_gate(agent, release)`` returns a ``GateResult``: ``passed``; ``message`` (why not, in a
+sentence a person can act on); ``failures``, the failing cases (``{"case", "name", "must_pass",
+"reason"}``); ``evidence`` (``{"suite", "eval_run", "pass_rate", "threshold", "must_pass_failures",
+"release", "release_hash"}``) for the activation's audit event. An agent without a requirement passes
+with empty evidence. ``EvaluationsConfig.ready`` registers it with the agents app's activation hook
+(``agents.activation.register_gate``) when that hook exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from evaluations.models import CaseResult, EvalRun, Requirement, RunStatus
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The gate's answer for one release (true when it may go live)."""
+
+    passed: bool
+    message: str = ""
+    failures: list[dict] = field(default_factory=list)
+    evidence: dict = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+
+def failing_cases(run: EvalRun) -> list[dict]:
+    """The cases ``run`` failed, must-pass ones first, each with the first reason it failed."""
+    failures = []
+    for result in CaseResult.objects.filter(run=run, passed=False).order_by("-must_pass", "id"):
+        reason = result.error or next((v["reason"] for v in result.verdicts if not v.get("passed")), "")
+        failures.append(
+            {
+                "case": result.case_id,
+                "name": result.case_name,
+                "must_pass": result.must_pass,
+                "reason": reason,
+            }
+        )
+    return failures
+
+
+def evaluation_gate(agent, release) -> GateResult:
+    """Whether ``release`` of ``agent`` has passed the suite the agent requires (see the module)."""
+    requirement = Requirement.objects.select_related("suite").filter(agent_id=agent.pk).first()
+    if requirement is None:
+        return GateResult(True, "The agent requires no evaluation.")
+    suite = requirement.suite
+    run = EvalRun.objects.filter(suite=suite, release=release).order_by("-created_at", "-id").first()
+    evidence = {
+        "suite": suite.pk,
+        "release": release.number,
+        "release_hash": release.content_hash,
+        "threshold": str(requirement.threshold),
+    }
+    if run is None:
+        return GateResult(
+            False,
+            f"Release {release.number} has not been evaluated with the suite '{suite.name}', which this agent "
+            "requires: run the suite against it first.",
+            evidence=evidence,
+        )
+    evidence |= {
+        "eval_run": run.pk,
+        "pass_rate": None if run.pass_rate is None else str(run.pass_rate),
+        "must_pass_failures": run.must_pass_failures,
+    }
+    if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
+        return GateResult(
+            False,
+            f"The run of '{suite.name}' on release {release.number} has not finished ({run.done} of "
+            f"{run.total} cases): wait for it.",
+            evidence=evidence,
+        )
+    if run.status == RunStatus.ERROR:
+        return GateResult(
+            False,
+            f"The latest run of '{suite.name}' on release {release.number} stopped with an error: run it again.",
+            failing_cases(run),
+            evidence,
+        )
+    failures = failing_cases(run)
+    problems = []
+    if run.must_pass_failures:
+        problems.append(f"{run.must_pass_failures} must-pass case(s) failed")
+    if run.pass_rate is None or run.pass_rate < requirement.threshold:
+        rate = "no case" if run.pass_rate is None else f"{run.pass_rate * 100:.1f} %"
+        problems.append(
+            f"it passed {rate} of the cases, below the required {requirement.threshold * 100:.1f} %"
+        )
+    if problems:
+        return GateResult(
+            False,
+            f"Release {release.number} did not pass the suite '{suite.name}': {'; '.join(problems)}.",
+            failures,
+            evidence,
+        )
+    return GateResult(True, f"Release {release.number} passed the suite '{suite.name}'.", failures, evidence)
