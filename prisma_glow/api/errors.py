@@ -164,7 +164,8 @@ def exception_handler(exc, context):
             response.data = error_body(response.status_code, code, _message(exc, errors), errors)
             return response
     else:
-        errors = {}
+        # A refusal about one field (``PermissionDenied({"search": [...]})``) names it too.
+        errors = _field_errors(exc.detail) if isinstance(exc.detail, dict) else {}
     response.data = error_body(response.status_code, _code(exc), _message(exc, errors), errors)
     return response
 

@@ -197,6 +197,10 @@ class AutoSchema(SpectacularAutoSchema):
         # Request bodies are closed: unknown fields are refused (prisma_glow.api.strict).
         if direction == "request" and not getattr(serializer, "allow_unknown_fields", False):
             content["additionalProperties"] = False
+        # A rule between fields that the serializer states as JSON Schema alternatives (a tokens
+        # budget's limit is a whole number), so that "schema-valid" still means "accepted".
+        if direction == "request" and getattr(serializer, "request_schema_any_of", None):
+            content["anyOf"] = serializer.request_schema_any_of
         return content
 
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
@@ -255,6 +259,15 @@ def decimal_pattern(field: serializers.DecimalField) -> str:
     fraction = rf"(?:\.\d{{0,{places}}})?" if places else ""
     if whole == 0:
         return rf"^{sign}0?\.\d{{1,{places}}}$"
+    if field.min_value is not None and field.min_value > 0:
+        # More than zero (a budget's limit): a non-zero digit, in the whole part or the last decimal.
+        # Leading zeros do not count towards the digits.
+        nonzero = rf"0*[1-9]\d{{0,{whole - 1}}}{fraction}"
+        if places:
+            # Below one: the first non-zero decimal at each position k, then up to places-1-k digits.
+            firsts = "|".join("0" * k + rf"[1-9]\d{{0,{places - 1 - k}}}" for k in range(places))
+            nonzero += rf"|0*\.(?:{firsts})"
+        return rf"^(?:{nonzero})$"
     alternatives = rf"\d{{1,{whole}}}{fraction}" + (rf"|\.\d{{1,{places}}}" if places else "")
     return rf"^{sign}(?:{alternatives})$"
 

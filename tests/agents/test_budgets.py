@@ -26,7 +26,7 @@ from agents.runtime.budgets import NOTHING, Charge, Ledger, precheck, release_st
 from prisma_glow.audit.models import AuditEvent
 from prisma_glow.exceptions import BudgetExceeded, ConflictError
 from tests.factories import AgentFactory, BudgetFactory, ExecutionFactory, ModelProviderFactory
-from tests.support.models import assert_conflict, assert_db_rejects, assert_invalid
+from tests.support.models import assert_conflict, assert_db_rejects
 
 pytestmark = pytest.mark.django_db
 

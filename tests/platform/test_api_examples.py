@@ -195,3 +195,21 @@ def test_the_conflict_examples_are_real_answers(schema, world, org):
         json.dumps(example).replace("ECB exchange rate", tool.name).replace("2 agent", "1 agent")
     )
     assert answer == expected, answer
+
+
+@pytest.mark.parametrize(
+    ("metric", "limit"),
+    [("cost", "0"), ("cost", "0.000000"), ("cost", "0.000001"), ("cost", "1.5"), ("tokens", "1.5"),
+     ("tokens", "1000"), ("tokens", "1000.000000"), ("tokens", "0"), ("cost", "000.5"), ("cost", "0.112000"),
+     ("cost", "00000000.112"), ("cost", "0.0000001")],
+)  # fmt: skip
+def test_the_schema_and_the_api_agree_on_a_budget_limit(schema, world, metric, limit):
+    """Positive and whole for tokens: the schema (pattern and anyOf) accepts a budget exactly when the
+    API creates it, so schema fuzzing needs no exclusion for budgets."""
+    body = {"metric": metric, "period": "day", "limit": limit}
+    request_schema = _resolve(
+        schema["components"]["schemas"]["BudgetRequest"], schema["components"]["schemas"]
+    )
+    valid = Draft202012Validator(request_schema).is_valid(body)
+    response = world["client"].post("/api/v1/budgets/", body, format="json")
+    assert (response.status_code == 201) == valid, (valid, response.json())
