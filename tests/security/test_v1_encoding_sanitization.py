@@ -1,6 +1,7 @@
-"""HTTP tool URL templates under a fuzzer (hypothesis): a template that is accepted is a well-formed
-http(s) URL once its placeholders are filled, whatever the arguments, and the HTTP client reads the
-same host and port as the outbound guard judged. A malformed one (``http://[::1/x``,
+"""ASVS 5.0 V1 (encoding and sanitization), HTTP tool URL templates, under a fuzzer (hypothesis): a
+template that is accepted is a well-formed http(s) URL once its placeholders are filled, whatever the
+arguments, and the HTTP client reads the same host and port as the outbound guard judged (no parser
+differential to slip a request past the SSRF guard). A malformed one (``http://[::1/x``,
 ``http://[::1]x/``, spaces, a backslash) is refused with a 400 naming ``url_template``."""
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def assert_well_formed(template: str, arguments: dict) -> None:
      "http://rates.example.com/a b/{a}", "http://a@b@rates.example.com/"],
 )  # fmt: skip
 def test_malformed_templates_are_refused(template):
-    """Each of these passes ``urlsplit`` (or fails it) but is not a well-formed http(s) URL."""
+    """ASVS 5.0 V1.3.6: each of these is not a well-formed http(s) URL (most pass ``urlsplit``, whose
+    reading of the host the HTTP client does not share) and is refused."""
     assert url_template_problem(template) is not None
 
 
@@ -65,8 +67,9 @@ def test_malformed_templates_are_refused(template):
     "template", ["http://[::1/x", "http://[::1]x/{a}", "http://[::1]]/", "http://[::1]/a b"]
 )
 def test_the_api_refuses_a_malformed_ipv6_literal(editor_client, settings, template):
-    """Even where the destination is allowed (an internal tool on ::1), the API answers 400 on
-    url_template and stores nothing: the client would not call the host the guard judged."""
+    """ASVS 5.0 V1.3.6: even where the destination is allowed (an internal tool on ::1), the API
+    answers 400 on url_template and stores nothing: the client would not call the host the guard
+    judged."""
     settings.HTTP_TOOL_ALLOWED_HOSTS = ["::1"]
     data = {"name": "Internal", "url_template": template, "http_method": "GET"}
     assert_error(editor_client.post("/api/v1/tools/", data, format="json"), 400, fields=("url_template",))
@@ -76,16 +79,16 @@ def test_the_api_refuses_a_malformed_ipv6_literal(editor_client, settings, templ
 @FUZZ
 @given(template=TEMPLATES, arguments=ARGUMENTS)
 def test_an_accepted_template_fills_to_a_well_formed_url(template, arguments):
-    """Any template the check accepts, filled with any arguments, is a URL the client parses to the
-    host and port the guard judged."""
+    """ASVS 5.0 V1.3.6: any template the check accepts, filled with any arguments, is a URL the HTTP
+    client parses to the host and port the outbound guard judged."""
     if url_template_problem(template) is None:
         assert_well_formed(template, arguments)
 
 
 @pytest.mark.django_db
 def test_the_api_stores_only_well_formed_templates(editor_client, org, settings):
-    """Posting fuzzed templates: each is either refused (400 naming url_template) or stored, and
-    what is stored is well formed."""
+    """ASVS 5.0 V1.3.6 and V2.2.1: posting fuzzed templates, each is either refused (400 naming
+    url_template) or stored, and what is stored is well formed."""
     settings.HTTP_TOOL_ALLOWED_HOSTS = ["0.0.0.0/0", "::/0"]
     outcomes = {"refused": 0, "stored": 0}
 
