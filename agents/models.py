@@ -17,7 +17,7 @@ from agents.privacy import shown_text
 from prisma_glow import outbound
 from prisma_glow.config_stamp import ConfigQuerySet
 from prisma_glow.crypto import EncryptedTextField
-from prisma_glow.models import TimeStampedModel
+from prisma_glow.models import DomainModel, TimeStampedModel
 
 # --- Providers --------------------------------------------------------------------------------
 
@@ -183,7 +183,7 @@ class Agent(TimeStampedModel):
         return self.name
 
 
-class AgentTool(models.Model):
+class AgentTool(DomainModel):
     """A tool assigned to an agent, in order, with per-assignment settings."""
 
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="tool_assignments")
@@ -220,7 +220,7 @@ class AgentTool(models.Model):
         return f"{self.agent} → {self.tool}"
 
 
-class AgentKnowledge(models.Model):
+class AgentKnowledge(DomainModel):
     """A knowledge base assigned to an agent, with retrieval settings (top_k, minimum score)."""
 
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="knowledge_assignments")
@@ -261,7 +261,7 @@ class AgentKnowledge(models.Model):
         return f"{self.agent} → {self.knowledge_base}"
 
 
-class AgentGuardrail(models.Model):
+class AgentGuardrail(DomainModel):
     """A guardrail assigned to an agent; assignments run in ``order``, the first block wins."""
 
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="guardrail_assignments")

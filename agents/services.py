@@ -716,11 +716,8 @@ def _budget_conflicts(budget: Budget) -> dict[str, list[str]]:
     ).exclude(pk=budget.pk)
     if budget.metric and budget.period and others.exists():
         whose = f"The agent '{budget.agent.name}'" if budget.agent_id else "The organisation"
-        return {
-            "non_field_errors": [
-                f"{whose} already has a {budget.period_adjective} {budget.metric} budget: change that one."
-            ]
-        }
+        message = f"{whose} already has a {budget.period_adjective} {budget.metric} budget: change that one."
+        return {"metric": [message], "period": [message]}
     return {}
 
 

@@ -10,6 +10,7 @@ open. Redirects are followed by hand, at most ``MAX_REDIRECTS``, each hop throug
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import string
@@ -67,6 +68,50 @@ class HttpCallRecord:
 
 _PLACEHOLDER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _AUTHORITY_END = re.compile(r"https?://[^/?#]*[/?#]", re.IGNORECASE)
+# userinfo@host:port, the host a name, an IPv4 address or a bracketed IPv6 address (RFC 3986 §3.2).
+_AUTHORITY = re.compile(r"(?:[^@]*@)?(?P<host>\[[^\]]*\]|[^:@\[\]]*)(?::\d*)?")
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+_MALFORMED_CHARACTER = re.compile(r"[\s\x00-\x1f\x7f\\]")
+
+
+def _host_problem(netloc: str) -> str | None:
+    """Why the authority (``user@host:port``) of a filled-in URL is malformed, or None.
+
+    ``urlsplit`` is lenient (``[::1]x``, ``exa mple.com`` pass it) while the HTTP client refuses or
+    reads them otherwise, so the host the outbound guard judges might not be the one called.
+    """
+    match = _AUTHORITY.fullmatch(netloc)
+    if match is None:
+        return (
+            f"The host part '{netloc}' is not valid: write a name (rates.example.com), an IPv4 address or "
+            "an IPv6 address in brackets ([2001:db8::1]), optionally followed by :port."
+        )
+    host = match["host"]
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return f"{host} is not a valid IPv6 address."
+        return None
+    labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+    try:
+        ipaddress.IPv4Address(host)
+        return None
+    except ValueError:
+        pass
+    for label in labels:
+        try:
+            ascii_label = label.encode("idna").decode("ascii")
+        except UnicodeError:
+            ascii_label = ""
+        if not _HOST_LABEL.fullmatch(ascii_label):
+            return (
+                f"The host name '{host}' is not valid: use letters, digits and hyphens, in dot-separated "
+                "parts that neither start nor end with a hyphen."
+            )
+    if labels[-1].isdigit():
+        return f"'{host}' is neither a valid IPv4 address nor a host name."
+    return None
 
 
 def url_template_problem(url_template: str) -> str | None:
@@ -116,7 +161,12 @@ def url_template_problem(url_template: str) -> str | None:
         return f"The URL is not valid: {exc}."
     if not parts.hostname:
         return "The URL has no host."
-    return None
+    if _MALFORMED_CHARACTER.search(example):
+        return (
+            "The URL may not contain spaces, control characters or backslashes: percent-encode them "
+            "(%20 for a space)."
+        )
+    return _host_problem(parts.netloc)
 
 
 def template_fields(url_template: str) -> list[str]:

@@ -482,7 +482,9 @@ class ExecutionViewSet(ReplayEvidenceMixin, OrganizationScopedMixin, viewsets.Re
         # The texts hold client identifiers shown masked to all but editors: a search matching inside
         # one would rebuild it digit by digit (agents.privacy). Detail requests too: get_object filters.
         if self.request.query_params.get("search", "").strip() and not sees_every_identifier(self.access):
-            raise exceptions.ValidationError({"search": [SEARCH_REFUSED]})
+            # The caller's role, not the request, is what falls short: 403 (the same request from an
+            # editor is valid), naming the parameter.
+            raise exceptions.PermissionDenied({"search": [SEARCH_REFUSED]})
         return super().filter_queryset(queryset)
 
     def get_queryset(self):

@@ -32,7 +32,7 @@ from prisma_glow.api.viewsets import OrganizationScopedViewSet
                     "name": "PII",
                     "kind": "pii",
                     "action": "redact",
-                    "config": {"types": ["iban", "email"]},
+                    "config": {"entities": ["iban", "email"]},
                 },
             ),
             OpenApiExample(

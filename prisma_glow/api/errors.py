@@ -23,6 +23,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from prisma_glow.exceptions import BUSY_MESSAGE, BudgetExceeded, ConflictError
 from prisma_glow.locking import is_busy
+from prisma_glow.uniqueness import unique_violation
 
 
 class Conflict(exceptions.APIException):
@@ -120,7 +121,9 @@ def exception_handler(exc, context):
     if isinstance(exc, ConflictError):
         # A domain refusal (prisma_glow.exceptions): the request clashes with the current state.
         detail = _field_errors(get_error_detail(exc))
-        response = error_response(409, "conflict", "; ".join(_flatten(detail))[:2000], detail)
+        # One message once, though a duplicate may name several fields (metric and period).
+        message = "; ".join(dict.fromkeys(_flatten(detail)))[:2000]
+        response = error_response(409, "conflict", message, detail)
         return response
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(detail=get_error_detail(exc))
@@ -131,6 +134,10 @@ def exception_handler(exc, context):
             " dependent record(s)). Deactivate or deprecate it instead."
         )
     elif isinstance(exc, IntegrityError):
+        if (violation := unique_violation(exc)) is not None:
+            # A duplicate that raced past validation (two concurrent creates): the same 409, naming
+            # the same field, as validation gives (prisma_glow.uniqueness).
+            return error_response(409, "conflict", violation.message[:2000], violation.errors())
         exc = Conflict("The change conflicts with existing data (a duplicate or a missing reference).")
     elif isinstance(exc, DataError):
         # A value the database cannot hold (out of range, too long…) that validation let through.
@@ -157,7 +164,8 @@ def exception_handler(exc, context):
             response.data = error_body(response.status_code, code, _message(exc, errors), errors)
             return response
     else:
-        errors = {}
+        # A refusal about one field (``PermissionDenied({"search": [...]})``) names it too.
+        errors = _field_errors(exc.detail) if isinstance(exc.detail, dict) else {}
     response.data = error_body(response.status_code, _code(exc), _message(exc, errors), errors)
     return response
 

@@ -5,6 +5,8 @@ operation for each status it can answer (400, 401, 403, 404, 429; 409 and 503 on
 where there is a body), so no view declares them by hand.
 """
 
+from decimal import Decimal
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.plumbing import force_instance
@@ -98,8 +100,8 @@ ERROR_EXAMPLES = {
     "409": {
         "status": 409,
         "code": "conflict",
-        "message": "This object is still in use and cannot be deleted.",
-        "errors": {},
+        "message": "A knowledge base with this name already exists in this organisation.",
+        "errors": {"name": ["A knowledge base with this name already exists in this organisation."]},
     },
     "503": {
         "status": 503,
@@ -113,6 +115,18 @@ ERROR_EXAMPLES = {
         "code": "throttled",
         "message": "Request was throttled. Expected available in 12 seconds.",
         "errors": {},
+    },
+}
+# A delete clashes with the rows that still use the object (here: tools.services.tool_delete), not a
+# duplicate.
+DELETE_CONFLICT_EXAMPLE = {
+    "status": 409,
+    "code": "conflict",
+    "message": "The tool 'ECB exchange rate' is assigned to 2 agent(s); unassign it (or disable it) first.",
+    "errors": {
+        "non_field_errors": [
+            "The tool 'ECB exchange rate' is assigned to 2 agent(s); unassign it (or disable it) first."
+        ]
     },
 }
 ALWAYS = ("400", "401", "403", "404", "429")
@@ -141,9 +155,12 @@ class AutoSchema(SpectacularAutoSchema):
             response = self._get_response_for_code(ErrorSerializer, code, direction=direction)
             response["description"] = ERROR_DESCRIPTIONS[code]
             if code in ERROR_EXAMPLES:
+                example = ERROR_EXAMPLES[code]
+                if code == "409" and self.method == "DELETE":
+                    example = DELETE_CONFLICT_EXAMPLE
                 for content in response.get("content", {}).values():
                     content["examples"] = {
-                        "Error": {"value": ERROR_EXAMPLES[code], "summary": ERROR_DESCRIPTIONS[code][:60]}
+                        "Error": {"value": example, "summary": ERROR_DESCRIPTIONS[code][:60]}
                     }
             if code in ("429", "503"):
                 response["headers"] = {
@@ -180,6 +197,10 @@ class AutoSchema(SpectacularAutoSchema):
         # Request bodies are closed: unknown fields are refused (prisma_glow.api.strict).
         if direction == "request" and not getattr(serializer, "allow_unknown_fields", False):
             content["additionalProperties"] = False
+        # A rule between fields that the serializer states as JSON Schema alternatives (a tokens
+        # budget's limit is a whole number), so that "schema-valid" still means "accepted".
+        if direction == "request" and getattr(serializer, "request_schema_any_of", None):
+            content["anyOf"] = serializer.request_schema_any_of
         return content
 
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
@@ -191,7 +212,34 @@ class AutoSchema(SpectacularAutoSchema):
             and "pattern" in content
         ):
             content["pattern"] = decimal_pattern(field)
+        if isinstance(content, dict) and "example" not in content:
+            example = sample_value(field, content)
+            if example is not None:
+                content["example"] = example
         return content
+
+
+# JavaScript numbers (Swagger UI) lose whole numbers above 2**53 - 1: 9223372036854775807 shows as
+# 9223372036854776000.
+JS_SAFE_INTEGER = 2**53 - 1
+
+
+def sample_value(field, content: dict):
+    """A realistic example for a number whose generated sample would not be (Swagger UI builds one
+    from the pattern or the bounds: "-0052975" for a cost, 9223372036854776000 for an ordinal), or
+    None to leave the generated one."""
+    if isinstance(field, serializers.DecimalField) and content.get("format") == "decimal":
+        low = field.min_value if field.min_value is not None else Decimal(0)
+        high = field.max_value
+        value = Decimal("12.5")
+        if field.max_whole_digits is not None and value >= 10**field.max_whole_digits:
+            value = Decimal("0.5")
+        value = max(Decimal(low), value if high is None else min(Decimal(high), value))
+        places = field.decimal_places or 0
+        return str(value.quantize(Decimal(1).scaleb(-places)))
+    if content.get("type") == "integer" and content.get("maximum", 0) > JS_SAFE_INTEGER:
+        return max(int(content.get("minimum", 1)), 1)
+    return None
 
 
 def decimal_pattern(field: serializers.DecimalField) -> str:
@@ -211,6 +259,15 @@ def decimal_pattern(field: serializers.DecimalField) -> str:
     fraction = rf"(?:\.\d{{0,{places}}})?" if places else ""
     if whole == 0:
         return rf"^{sign}0?\.\d{{1,{places}}}$"
+    if field.min_value is not None and field.min_value > 0:
+        # More than zero (a budget's limit): a non-zero digit, in the whole part or the last decimal.
+        # Leading zeros do not count towards the digits.
+        nonzero = rf"0*[1-9]\d{{0,{whole - 1}}}{fraction}"
+        if places:
+            # Below one: the first non-zero decimal at each position k, then up to places-1-k digits.
+            firsts = "|".join("0" * k + rf"[1-9]\d{{0,{places - 1 - k}}}" for k in range(places))
+            nonzero += rf"|0*\.(?:{firsts})"
+        return rf"^(?:{nonzero})$"
     alternatives = rf"\d{{1,{whole}}}{fraction}" + (rf"|\.\d{{1,{places}}}" if places else "")
     return rf"^{sign}(?:{alternatives})$"
 

@@ -26,7 +26,7 @@ from agents.runtime.budgets import NOTHING, Charge, Ledger, precheck, release_st
 from prisma_glow.audit.models import AuditEvent
 from prisma_glow.exceptions import BudgetExceeded, ConflictError
 from tests.factories import AgentFactory, BudgetFactory, ExecutionFactory, ModelProviderFactory
-from tests.support.models import assert_db_rejects, assert_invalid
+from tests.support.models import assert_conflict, assert_db_rejects
 
 pytestmark = pytest.mark.django_db
 
@@ -65,9 +65,10 @@ def test_one_budget_per_organisation_or_agent_metric_and_period(org):
     assert_db_rejects(
         lambda: Budget.objects.create(organization=org, metric="tokens", period="month", limit=5)
     )
-    assert_invalid(
+    assert_conflict(
         Budget(organization=org, metric="tokens", period="month", limit=5),
         "The organisation already has a budget for this metric and period",
+        field="metric",
     )
     with pytest.raises(ValidationError) as caught:
         Budget(organization=org, agent=agent, metric="tokens", period="month", limit=5).full_clean()

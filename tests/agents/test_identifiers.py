@@ -325,16 +325,16 @@ def _rebuild_by_search(get, known: str = "DE89") -> str:
 
 def test_searching_executions_texts_is_for_editors_only(org, editor):
     """A search that matched inside a masked identifier would rebuild it digit by digit: a viewer's
-    (or an API key's) ``?search=`` is refused with a 400 that says why, on the list and on a detail."""
+    (or an API key's) ``?search=`` is refused with a 403 that says why, on the list and on a detail."""
     run = _run(org, actor_user=editor)
     snoop = client_for(MembershipFactory(organization=org, role="viewer").user)
     response = snoop.get("/api/v1/executions/", {"search": "DE890"})
-    body = assert_error(response, 400, fields=["search"])
-    assert "editor role" in body["errors"]["search"][0]
-    assert_error(snoop.get(f"/api/v1/executions/{run.pk}/", {"search": "DE890"}), 400, fields=["search"])
+    body = assert_error(response, 403, fields=["search"])
+    assert "editor role" in body["errors"]["search"][0] and body["code"] == "permission_denied"
+    assert_error(snoop.get(f"/api/v1/executions/{run.pk}/", {"search": "DE890"}), 403, fields=["search"])
     key = APIKeyFactory(organization=org, scopes=["admin"])
     assert_error(
-        client_for(key=key.plaintext).get("/api/v1/executions/", {"search": "DE89"}), 400, fields=["search"]
+        client_for(key=key.plaintext).get("/api/v1/executions/", {"search": "DE89"}), 403, fields=["search"]
     )
     # An empty search is no search; other filters stay open to the viewer.
     assert [r["id"] for r in results(snoop.get("/api/v1/executions/", {"search": ""}))] == [run.pk]

@@ -29,7 +29,7 @@ from tests.factories import (
     ModelProviderFactory,
     OrganizationFactory,
 )
-from tests.support.models import assert_db_rejects, assert_invalid
+from tests.support.models import assert_conflict, assert_db_rejects, assert_invalid
 
 pytestmark = pytest.mark.django_db
 
@@ -41,9 +41,10 @@ def test_provider_name_is_unique_per_organization(org, other_org):
     """Two providers of one organisation cannot share a name; another organisation may reuse it."""
     ModelProviderFactory(organization=org, name="Offline")
     assert_db_rejects(lambda: ModelProvider.objects.create(organization=org, name="Offline"))
-    assert_invalid(
+    assert_conflict(
         ModelProvider(organization=org, name="Offline"),
         "A provider with this name already exists in this organisation.",
+        field="name",
     )
     ModelProvider(organization=other_org, name="Offline").full_clean()
 
@@ -53,9 +54,10 @@ def test_only_one_default_provider_per_organization(org, other_org):
     ModelProviderFactory(organization=org, is_default=True)
     ModelProviderFactory(organization=org, is_default=False)
     assert_db_rejects(lambda: ModelProvider.objects.create(organization=org, name="Second", is_default=True))
-    assert_invalid(
+    assert_conflict(
         ModelProvider(organization=org, name="Second", is_default=True),
         "Only one provider can be the organisation's default.",
+        field="is_default",
     )
     ModelProviderFactory(organization=other_org, is_default=True)
 
@@ -137,9 +139,10 @@ def test_agent_slug_is_unique_per_organization(org, other_org):
     """Slugs are unique within an organisation, not across organisations."""
     AgentFactory(organization=org, slug="vat-adviser", name="VAT adviser")
     assert_db_rejects(lambda: Agent.objects.create(organization=org, slug="vat-adviser", name="Other"))
-    assert_invalid(
+    assert_conflict(
         Agent(organization=org, slug="vat-adviser", name="Other"),
         "An agent with this slug already exists in this organisation.",
+        field="slug",
     )
     Agent(organization=other_org, slug="vat-adviser", name="VAT adviser").full_clean()
 
@@ -148,9 +151,10 @@ def test_agent_name_is_unique_per_organization(org):
     """Two agents of one organisation cannot share a name."""
     AgentFactory(organization=org, slug="vat-adviser", name="VAT helper")
     assert_db_rejects(lambda: Agent.objects.create(organization=org, slug="vat-2", name="VAT helper"))
-    assert_invalid(
+    assert_conflict(
         Agent(organization=org, slug="vat-2", name="VAT helper"),
         "An agent with this name already exists in this organisation.",
+        field="name",
     )
 
 
@@ -197,8 +201,10 @@ def test_tool_assigned_once_per_agent():
     """The same tool cannot be assigned twice to one agent."""
     assignment = AgentToolFactory()
     assert_db_rejects(lambda: AgentTool.objects.create(agent=assignment.agent, tool=assignment.tool))
-    assert_invalid(
-        AgentTool(agent=assignment.agent, tool=assignment.tool), "This tool is already assigned to the agent."
+    assert_conflict(
+        AgentTool(agent=assignment.agent, tool=assignment.tool),
+        "This tool is already assigned to the agent.",
+        field="tool",
     )
 
 
@@ -206,9 +212,10 @@ def test_knowledge_base_assigned_once_per_agent():
     """The same knowledge base cannot be assigned twice to one agent."""
     a = AgentKnowledgeFactory()
     assert_db_rejects(lambda: AgentKnowledge.objects.create(agent=a.agent, knowledge_base=a.knowledge_base))
-    assert_invalid(
+    assert_conflict(
         AgentKnowledge(agent=a.agent, knowledge_base=a.knowledge_base),
         "This knowledge base is already assigned to the agent.",
+        field="knowledge_base",
     )
 
 
@@ -216,9 +223,10 @@ def test_guardrail_assigned_once_per_agent():
     """The same guardrail cannot be assigned twice to one agent."""
     a = AgentGuardrailFactory()
     assert_db_rejects(lambda: AgentGuardrail.objects.create(agent=a.agent, guardrail=a.guardrail))
-    assert_invalid(
+    assert_conflict(
         AgentGuardrail(agent=a.agent, guardrail=a.guardrail),
         "This guardrail is already assigned to the agent.",
+        field="guardrail",
     )
 
 

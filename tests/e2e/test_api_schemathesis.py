@@ -44,11 +44,6 @@ EXCLUDED_CHECKS: dict[str, dict[str, str]] = {
         "positive_data_acceptance": "the new key's expires_at, as at creation: in the future and within "
         "PRISMA_GLOW_API_KEY_MAX_DAYS (400; tested in tests/platform/test_api_key_policy.py)."
     },
-    "POST /api/v1/budgets/": {
-        "positive_data_acceptance": "a tokens budget's limit must be a whole number while a cost budget's "
-        "may have decimals: a rule between two fields that JSON Schema cannot state (400; tested in "
-        "tests/agents/test_api_budgets.py)."
-    },
     "POST /api/v1/guardrails/": {
         "positive_data_acceptance": "config is validated per kind (guardrails.checks.validate_config, "
         "e.g. max_length needs max_chars or max_tokens); the schema gives config as a free object."
@@ -66,12 +61,6 @@ EXCLUDED_CHECKS: dict[str, dict[str, str]] = {
     "POST /api/v1/tools/{id}/test/": {
         "positive_data_acceptance": "arguments are validated against the stored tool's own input_schema, "
         "which differs per tool; the API schema can only say 'an object'."
-    },
-    "GET /api/v1/executions/": {
-        "positive_data_acceptance": "search is for members with the editor role or above only (the "
-        "texts hold client identifiers shown masked to others; agents.privacy): the fuzzing API key is "
-        "refused with a 400, a rule on the caller that the schema cannot state "
-        "(tests/agents/test_identifiers.py)."
     },
     "POST /api/v1/knowledge-bases/": {
         "positive_data_acceptance": "chunk_overlap must be smaller than chunk_size: a relation between "

@@ -6,7 +6,7 @@ import pytest
 
 from guardrails.models import Guardrail
 from tests.factories import GuardrailFactory
-from tests.support.models import assert_db_rejects, assert_invalid
+from tests.support.models import assert_conflict, assert_db_rejects, assert_invalid
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +22,9 @@ def test_name_is_unique_per_organization(org, other_org):
     """One organisation cannot have two guardrails with one name; another organisation can."""
     GuardrailFactory(organization=org, name="Banned words")
     assert_db_rejects(lambda: _guardrail(org).save())
-    assert_invalid(_guardrail(org), "A guardrail with this name already exists in this organisation.")
+    assert_conflict(
+        _guardrail(org), "A guardrail with this name already exists in this organisation.", field="name"
+    )
     _guardrail(other_org).full_clean()
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from knowledge.models import Chunk, Document, KnowledgeBase
 from tests.factories import ChunkFactory, DocumentFactory, KnowledgeBaseFactory
-from tests.support.models import assert_db_rejects, assert_invalid
+from tests.support.models import assert_conflict, assert_db_rejects, assert_invalid
 
 pytestmark = pytest.mark.django_db
 
@@ -17,9 +17,10 @@ def test_knowledge_base_name_is_unique_per_organization(org, other_org):
     """One organisation cannot have two knowledge bases with one name."""
     KnowledgeBaseFactory(organization=org, name="EU VAT guidance")
     assert_db_rejects(lambda: KnowledgeBase.objects.create(organization=org, name="EU VAT guidance"))
-    assert_invalid(
+    assert_conflict(
         KnowledgeBase(organization=org, name="EU VAT guidance"),
         "A knowledge base with this name already exists in this organisation.",
+        field="name",
     )
     KnowledgeBase(organization=other_org, name="EU VAT guidance").full_clean()
 
@@ -55,7 +56,7 @@ def test_same_content_once_per_knowledge_base(org):
     doc = DocumentFactory(knowledge_base=KnowledgeBaseFactory(organization=org))
     make = lambda: Document(knowledge_base=doc.knowledge_base, title="Copy", sha256=doc.sha256)  # noqa: E731
     assert_db_rejects(lambda: make().save())
-    assert_invalid(make(), "This file is already in the knowledge base.")
+    assert_conflict(make(), "This file is already in the knowledge base.", field="sha256")
     Document(
         knowledge_base=KnowledgeBaseFactory(organization=org), title="Copy", sha256=doc.sha256
     ).full_clean()

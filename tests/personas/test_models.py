@@ -8,7 +8,7 @@ import pytest
 
 from personas.models import Persona
 from tests.factories import AgentFactory, PersonaFactory
-from tests.support.models import assert_db_rejects, assert_invalid
+from tests.support.models import assert_conflict, assert_db_rejects, assert_invalid
 
 pytestmark = pytest.mark.django_db
 
@@ -21,8 +21,10 @@ def test_version_is_unique_per_agent():
     """An agent cannot have two personas with the same version; another agent can."""
     existing = PersonaFactory(version=1)
     assert_db_rejects(lambda: _persona(existing.agent, version=1).save())
-    assert_invalid(
-        _persona(existing.agent, version=1), "This agent already has a persona with that version number."
+    assert_conflict(
+        _persona(existing.agent, version=1),
+        "This agent already has a persona with that version number.",
+        field="version",
     )
     _persona(AgentFactory(organization=existing.agent.organization), version=1).full_clean()
 
@@ -32,8 +34,10 @@ def test_only_one_active_persona_per_agent():
     active = PersonaFactory(version=1, is_active=True)
     PersonaFactory(agent=active.agent, version=2, is_active=False)
     assert_db_rejects(lambda: _persona(active.agent, version=3, is_active=True).save())
-    assert_invalid(
-        _persona(active.agent, version=3, is_active=True), "An agent can have only one active persona."
+    assert_conflict(
+        _persona(active.agent, version=3, is_active=True),
+        "An agent can have only one active persona.",
+        field="is_active",
     )
     _persona(active.agent, version=3, is_active=False).full_clean()
 

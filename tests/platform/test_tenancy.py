@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from prisma_glow.tenancy.models import APIKey, Membership, Organization, Role
 from tests.factories import APIKeyFactory, MembershipFactory, OrganizationFactory, UserFactory
-from tests.support.models import assert_db_rejects, assert_invalid
+from tests.support.models import assert_conflict, assert_db_rejects, assert_invalid
 
 pytestmark = pytest.mark.django_db
 
@@ -35,9 +35,10 @@ def test_membership_is_unique_per_user_and_organization(org):
     user = UserFactory()
     MembershipFactory(user=user, organization=org, role=Role.EDITOR)
     assert_db_rejects(lambda: Membership.objects.create(user=user, organization=org, role=Role.VIEWER))
-    assert_invalid(
+    assert_conflict(
         Membership(user=user, organization=org, role=Role.VIEWER),
         "This user is already a member of the organisation.",
+        field="user",
     )
     other = OrganizationFactory()
     Membership(user=user, organization=other, role=Role.OWNER).full_clean()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.factories import ToolFactory
-from tests.support.models import assert_db_rejects, assert_invalid
+from tests.support.models import assert_conflict, assert_db_rejects, assert_invalid
 from tools.models import Tool
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +37,9 @@ def test_slug_is_unique_per_organization(org, other_org):
     """One organisation cannot have two tools with one slug; another organisation can."""
     ToolFactory(organization=org, slug="lookup")
     assert_db_rejects(lambda: _http(org, name="Other").save())
-    assert_invalid(_http(org, name="Other"), "A tool with this slug already exists in this organisation.")
+    assert_conflict(
+        _http(org, name="Other"), "A tool with this slug already exists in this organisation.", field="slug"
+    )
     _http(other_org).full_clean()
 
 
@@ -45,7 +47,7 @@ def test_builtin_slug_is_unique():
     """Built-in tools (no organisation) have unique slugs too, although NULLs never compare equal."""
     _builtin().save()
     assert_db_rejects(lambda: _builtin(name="Calc 2").save())
-    assert_invalid(_builtin(name="Calc 2"), "A built-in tool with this slug already exists.")
+    assert_conflict(_builtin(name="Calc 2"), "A built-in tool with this slug already exists.", field="slug")
 
 
 def test_kind_must_be_known(org):

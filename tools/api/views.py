@@ -91,7 +91,31 @@ class ToolViewSet(OrganizationScopedViewSet):
         request=ToolTestSerializer,
         responses={200: ToolResultSerializer},
         examples=[
-            OpenApiExample("VAT on €1,000 at 19%", value={"arguments": {"net": "1000.00", "rate": "19"}})
+            OpenApiExample(
+                "US dollar rate",
+                request_only=True,
+                value={"arguments": {"currency": "USD"}},
+            ),
+            OpenApiExample(
+                "The rate",
+                response_only=True,
+                value={
+                    "ok": True,
+                    "output": {"currency": "USD", "rate": "1.0842", "date": "2026-12-04"},
+                    "error": "",
+                    "duration_ms": 212.4,
+                    "details": {
+                        "http": {
+                            "method": "GET",
+                            "url": "https://rates.example.com/ecb/USD",
+                            "status_code": 200,
+                            "headers": ["Authorization"],
+                            "redirects": [],
+                            "response_bytes": 58,
+                        }
+                    },
+                },
+            ),
         ],
     )
     @action(detail=True, methods=["post"])
