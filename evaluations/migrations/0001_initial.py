@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('agents', '0010_release_backfill'),
+        ("agents", "0011_release_backfill"),
         ('tenancy', '0004_invitation'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
