@@ -248,7 +248,7 @@ def test_the_demo_takes_no_name_a_scenario_creates():
 
 def test_scenario_1_creates_its_vat_adviser_in_the_demo_firm():
     """Mira's "VAT adviser" is accepted in the seeded firm, with the slug its name gives."""
-    from agents.services import agent_create, agent_delete
+    from agents.services import agent_create
 
     seed()
     organization = Organization.objects.get(slug="demo")
