@@ -52,7 +52,14 @@ from prisma_glow.audit.canonical import canonical_json
 from prisma_glow.crypto import EncryptedTextField
 from tools.models import Tool
 
-__all__ = ["FORMAT", "configuration_from", "content_hash", "resolved_model", "snapshot_of", "stored_redactions"]
+__all__ = [
+    "FORMAT",
+    "configuration_from",
+    "content_hash",
+    "resolved_model",
+    "snapshot_of",
+    "stored_redactions",
+]
 
 #: The snapshot's format (``"format"`` in every snapshot).
 FORMAT = 1
