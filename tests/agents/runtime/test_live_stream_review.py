@@ -49,6 +49,7 @@ def test_a_sentence_check_never_gives_a_new_value_a_placeholder_the_sweep_took(s
     Persona.objects.filter(agent=agent).update(
         system_prompt=f"You are a VAT specialist. Fees go to {persona_iban}."
     )
+    release_now(agent)
     events = list(execute_stream(agent, QUESTION, source="api"))
     assert persona_iban not in json.dumps(model.bodies)
     deltas = "".join(e["data"]["text"] for e in events if e["event"] == "delta")
