@@ -350,3 +350,25 @@ def test_examples_of_a_release_run_restored_from_its_mappings(full_agent, editor
         ("Plain question?", "Plain answer."),
     )
     assert loading.load(full_agent, draft=True).examples == ()
+
+
+def test_a_release_whose_examples_have_no_mapping_stores_none_and_runs(make_agent, editor):  # noqa: F811
+    """Examples without identifiers: nothing is stored for their mappings, each reads back as ``{}``,
+    the stored hash is the hash of what is stored, and the release runs with its examples."""
+    agent = make_agent()
+    LearningExampleFactory(agent=agent, status="approved", input="Q approved", output="A approved")
+    release = release_now(agent)
+    assert release.example_redactions == "" and stored_redactions(release) == [{}]
+    assert content_hash(release.snapshot, stored_redactions(release)) == release.content_hash
+    execution = execute(agent, QUESTION, source="api")
+    assert execution.status == "completed" and execution.release == release
+    messages = execution.steps.filter(kind="model_call").first().input["messages"]
+    assert {"role": "user", "content": "Q approved"} in messages
+
+
+def test_an_agent_that_never_ran_is_deleted_with_its_releases(make_agent, editor_client):  # noqa: F811
+    agent = make_agent()
+    assert Release.objects.filter(agent=agent).exists()
+    response = editor_client.delete(f"/api/v1/agents/{agent.pk}/")
+    assert response.status_code == 204, response.content
+    assert not Release.objects.filter(agent_id=agent.pk).exists()
