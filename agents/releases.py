@@ -53,7 +53,14 @@ from prisma_glow.audit.canonical import canonical_json
 from prisma_glow.crypto import EncryptedTextField
 from tools.models import Tool
 
-__all__ = ["FORMAT", "configuration_from", "content_hash", "resolved_model", "snapshot_of"]
+__all__ = [
+    "FORMAT",
+    "configuration_from",
+    "content_hash",
+    "resolved_model",
+    "snapshot_of",
+    "stored_redactions",
+]
 
 #: The snapshot's format (``"format"`` in every snapshot).
 FORMAT = 1
@@ -170,12 +177,18 @@ def content_hash(snapshot: dict, example_redactions: list[dict]) -> str:
 
 
 def stored_redactions(release: Release) -> list[dict]:
-    """The release's example mappings, as ``snapshot_of`` gave them."""
+    """The release's example mappings, as ``snapshot_of`` gave them: one per example. A release whose
+    examples have no mapping stores none (``example_redactions`` empty): each is then ``{}``, as
+    ``snapshot_of`` gave it, so that ``content_hash(release.snapshot, stored_redactions(release))``
+    is the release's ``content_hash``."""
+    count = len(release.snapshot.get("examples", ()))
     try:
-        value = json.loads(release.example_redactions) if release.example_redactions else []
+        value = json.loads(release.example_redactions) if release.example_redactions else None
     except ValueError:
-        return []
-    return value if isinstance(value, list) else []
+        value = None
+    if not isinstance(value, list) or len(value) != count:
+        return [{} for _ in range(count)]
+    return value
 
 
 def _missing(release: Release, what: str, names: list[str]) -> AgentNotRunnable:

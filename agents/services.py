@@ -223,6 +223,12 @@ def agent_delete(*, agent: Agent, actor) -> None:
         obj=agent,
         before=snapshot(agent),
     )
+    # Its releases first: they hold persona versions (Release.persona is PROTECT, so that a version
+    # in a release is never deleted on its own), which the agent's deletion cascades to. An agent
+    # that never ran has no execution referring to a release. Agent.active_release protects the
+    # active one: let it go first.
+    Agent.objects.filter(pk=agent.pk).update(active_release=None)
+    Release.objects.filter(agent=agent).delete()
     agent.delete()
 
 

@@ -45,7 +45,8 @@ CACHE_SIZE = 512
 
 
 class LoadedCache:
-    """A bounded, thread-safe map of (agent id, persona version) → (stamp, RunConfiguration)."""
+    """A bounded, thread-safe map of (agent id, persona version, release id) → (stamp,
+    RunConfiguration). The draft's entries have no release id; a release's no persona version."""
 
     def __init__(self, size: int = CACHE_SIZE):
         self.size = size

@@ -15,6 +15,7 @@ from tests.factories import (
     KnowledgeBaseFactory,
     PersonaFactory,
     ToolFactory,
+    release_now,
 )
 
 pytestmark = pytest.mark.django_db
@@ -177,6 +178,7 @@ def test_registry_empty_state(staff_client, org):
 def test_bulk_activate_deprecate_and_export(staff_client, org, other_org):
     ready = AgentFactory(organization=org, name="Ready")
     PersonaFactory(agent=ready, is_active=True)
+    release_now(ready, activate=False)
     no_persona = AgentFactory(organization=org, name="No persona")
     response = staff_client.post(
         "/admin/agents/agent/",
@@ -187,7 +189,8 @@ def test_bulk_activate_deprecate_and_export(staff_client, org, other_org):
     ready.refresh_from_db()
     no_persona.refresh_from_db()
     assert ready.status == "active" and no_persona.status == "draft"
-    assert "1 agents activated" in html and "has no active persona" in html
+    assert "1 agents activated" in html and "has no release yet" in html
+    assert ready.active_release.number == 1
     staff_client.post(
         "/admin/agents/agent/", {"action": "deprecate_selected", "_selected_action": [ready.pk]}
     )
@@ -285,14 +288,16 @@ def test_lifecycle_buttons(staff_client, org):
     url = f"/admin/agents/agent/{agent.pk}/lifecycle/"
     assert staff_client.get(url + "activate/").status_code == 405
     html = staff_client.post(url + "activate/", follow=True).content.decode()
-    assert "no active persona" in html
+    assert "has no release yet: create a release" in html
     PersonaFactory(agent=agent, is_active=True)
+    release = release_now(agent, activate=False)
     staff_client.post(url + "activate/")
     agent.refresh_from_db()
-    assert agent.status == "active"
+    assert agent.status == "active" and agent.active_release == release
     # The audit partner sees where the change came from, as for the API's events.
     event = AuditEvent.objects.get(action="agent.activate", object_id=str(agent.pk))
     assert event.ip == "127.0.0.1"
+    assert event.after["release"] == 1 and event.after["release_hash"] == release.content_hash
     staff_client.post(url + "deprecate/")
     agent.refresh_from_db()
     assert agent.status == "deprecated"

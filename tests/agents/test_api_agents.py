@@ -12,6 +12,7 @@ from tests.factories import (
     ExecutionFactory,
     ModelProviderFactory,
     PersonaFactory,
+    release_now,
 )
 from tests.support.api import APIResourceTests, assert_error, results
 
@@ -74,12 +75,13 @@ def test_owner_must_be_a_member(org, other_org, editor, editor_client):
     assert response.status_code == 201 and response.json()["owner_username"] == editor.username
 
 
-def test_activate_without_persona_409_then_with_persona_200(org, editor_client):
-    """Activation needs an active persona; the activation is audited."""
+def test_activate_without_release_409_then_with_release_200(org, editor_client):
+    """Activation needs a release (which needs an active persona); the activation is audited."""
     agent = AgentFactory(organization=org)
     body = assert_error(editor_client.post(f"/api/v1/agents/{agent.pk}/activate/"), 409)
-    assert "no active persona" in body["message"]
+    assert "has no release yet: create a release" in body["message"]
     PersonaFactory(agent=agent, is_active=True)
+    release_now(agent, activate=False)
     response = editor_client.post(f"/api/v1/agents/{agent.pk}/activate/")
     assert response.status_code == 200
     assert response.json()["status"] == "active" and response.json()["active_persona_version"] == 1

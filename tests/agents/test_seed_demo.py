@@ -281,12 +281,12 @@ def test_reseeding_an_old_demo_renames_its_vat_adviser_once():
 def test_reseeding_leaves_a_persons_own_vat_adviser_alone():
     """An agent named "VAT adviser" that is not the demo's (its own description) is not renamed: the
     demo agent is created next to it."""
-    from agents.services import agent_create
+    from agents.services import agent_create, agent_delete
 
     organization_create_output = seed()
     assert "agents 4" in organization_create_output
     organization = Organization.objects.get(slug="demo")
-    Agent.objects.get(organization=organization, slug="vat-adviser-demo").delete()
+    agent_delete(agent=Agent.objects.get(organization=organization, slug="vat-adviser-demo"), actor=None)
     mira = agent_create(
         organization=organization, actor=None, name="VAT adviser", type="tax", description="Mira's agent."
     )

@@ -58,12 +58,16 @@ def test_agent_delete_with_executions_is_a_conflict(org, editor):
         services.agent_delete(agent=agent, actor=editor)
 
 
-def test_agent_activate_needs_an_active_persona(org, editor):
-    """Activation without an active persona is refused; with one it is audited."""
+def test_agent_activate_needs_a_release_which_needs_an_active_persona(org, editor):
+    """Activation without a release is refused, and so is a release without an active persona; with
+    both the activation is audited."""
     agent = AgentFactory(organization=org)
-    with pytest.raises(Conflict, match="no active persona"):
+    with pytest.raises(Conflict, match="has no release yet"):
         services.agent_activate(agent=agent, actor=editor)
+    with pytest.raises(Conflict, match="no active persona"):
+        services.release_create(agent=agent, actor=editor)
     persona_create(agent=agent, actor=editor, name="Default", system_prompt="You are careful.")
+    services.release_create(agent=agent, actor=editor)
     agent = services.agent_activate(agent=agent, actor=editor)
     assert agent.status == AgentStatus.ACTIVE
     assert AuditEvent.objects.filter(action="agent.activate", object_id=str(agent.pk)).exists()

@@ -16,7 +16,7 @@ from agents.models import Agent
 from prisma_glow import factors
 from prisma_glow.audit.models import AuditEvent
 from tests.e2e.conftest import PASSWORD, screenshot, sign_in
-from tests.factories import AgentFactory, PersonaFactory
+from tests.factories import AgentFactory, PersonaFactory, release_now
 
 
 def virtual_authenticator(context, page) -> None:
@@ -72,6 +72,7 @@ def test_register_a_passkey_sign_in_with_it_and_step_up_with_it(
     # session forgets when it was made, as if the step-up window had passed).
     agent = AgentFactory(organization=org, name="VAT adviser")
     PersonaFactory(agent=agent, is_active=True)
+    release_now(agent, activate=False)
     for stored in Session.objects.all():
         data = stored.get_decoded()
         if data.get("_auth_user_id") == str(editor.pk):

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from agents.models import Agent
 from prisma_glow.audit.models import AuditEvent
 from tests.e2e.conftest import screenshot, sign_in
-from tests.factories import AgentFactory, PersonaFactory, TOTPDeviceFactory, totp_code
+from tests.factories import AgentFactory, PersonaFactory, TOTPDeviceFactory, release_now, totp_code
 
 
 def test_activating_an_agent_asks_for_a_code_then_activates_it(
@@ -22,6 +22,7 @@ def test_activating_an_agent_asks_for_a_code_then_activates_it(
     device = TOTPDeviceFactory(user=editor)
     agent = AgentFactory(organization=org, name="VAT adviser")
     PersonaFactory(agent=agent, is_active=True)
+    release_now(agent, activate=False)
     sign_in(context, live_server, editor)
 
     page.goto(f"/admin/agents/agent/{agent.pk}/overview/")

@@ -117,11 +117,12 @@ def test_runs_keep_working_while_the_agent_is_being_changed():
     if connection.vendor != "postgresql":
         pytest.skip("SQLite serialises writers (IMMEDIATE transactions); row-lock deadlocks are PostgreSQL's")
     from agents.models import Execution
-    from tests.factories import PersonaFactory
+    from tests.factories import PersonaFactory, release_now
     from tools.models import Tool
 
     agent = AgentFactory(status="active")
     PersonaFactory(agent=agent, is_active=True)
+    release_now(agent)  # runs run it while the draft changes
     organization = agent.organization
     editor = UserFactory(username="concurrent-editor")
     MembershipFactory(user=editor, organization=organization, role="editor")

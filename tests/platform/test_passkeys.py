@@ -30,6 +30,7 @@ from tests.factories import (
     PersonaFactory,
     TOTPDeviceFactory,
     UserFactory,
+    release_now,
     totp_code,
 )
 from tests.passkey_authenticator import SoftAuthenticator, b64url
@@ -334,6 +335,7 @@ def test_a_step_up_with_a_passkey_continues_the_activation(org, owner, key):
     web = signed_in(owner)  # a new session: no factor checked in it
     agent = AgentFactory(organization=org)
     PersonaFactory(agent=agent, is_active=True)
+    release_now(agent, activate=False)
     url = f"/admin/agents/agent/{agent.pk}/lifecycle/activate/"
     page = web.post(url)
     options = options_in(page, "step-up-passkey-options")

@@ -30,6 +30,7 @@ from tests.factories import (
     TOTPDeviceFactory,
     UserFactory,
     backup_codes,
+    release_now,
     totp_code,
 )
 from tests.support.api import assert_error
@@ -79,6 +80,7 @@ def _cases(org) -> dict[str, callable]:
     def activate():
         agent = AgentFactory(organization=org)
         PersonaFactory(agent=agent, is_active=True)
+        release_now(agent, activate=False)
         return Case(
             "post",
             f"/api/v1/agents/{agent.pk}/activate/",

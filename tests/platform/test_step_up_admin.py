@@ -27,6 +27,7 @@ from tests.factories import (
     PersonaFactory,
     TOTPDeviceFactory,
     UserFactory,
+    release_now,
     totp_code,
 )
 
@@ -76,6 +77,7 @@ def wrong(device) -> str:
 def test_activation_from_the_lifecycle_page_asks_a_code_then_activates(org, owner, web, device):
     agent = AgentFactory(organization=org)
     PersonaFactory(agent=agent, is_active=True)
+    release_now(agent, activate=False)
     url = f"/admin/agents/agent/{agent.pk}/lifecycle/activate/"
     page = web.post(url)
     assert is_code_page(page)
@@ -115,8 +117,10 @@ def test_bulk_activation_carries_the_selection(org, web, device):
     agents = [AgentFactory(organization=org) for _ in range(2)]
     for agent in agents:
         PersonaFactory(agent=agent, is_active=True)
+        release_now(agent, activate=False)
     untouched = AgentFactory(organization=org)
     PersonaFactory(agent=untouched, is_active=True)
+    release_now(untouched, activate=False)
     url = "/admin/agents/agent/"
     page = web.post(
         url, {"action": "activate_selected", "index": 0, "_selected_action": [a.pk for a in agents]}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from agents.models import Budget, BudgetUsage, Execution, period_bounds
 from tests.conftest import client_for
-from tests.factories import AgentFactory, APIKeyFactory, BudgetFactory, PersonaFactory
+from tests.factories import AgentFactory, APIKeyFactory, BudgetFactory, PersonaFactory, release_now
 from tests.support.api import assert_error
 
 URL = "/api/v1/budgets/"
@@ -20,6 +20,7 @@ def test_v2_4_1_a_spent_budget_stops_costly_calls(org):
     ``tests/agents/runtime/test_budgets_runtime.py::test_twenty_concurrent_runs_against_a_budget_for_ten_let_exactly_ten_through``.)"""
     vat_agent = AgentFactory(organization=org, status="active")
     PersonaFactory(agent=vat_agent, is_active=True)
+    release_now(vat_agent)
     client = client_for(key=APIKeyFactory(organization=org, scopes=["execute"]).plaintext)
     assert client.post(f"/api/v1/agents/{vat_agent.pk}/execute/", QUESTION, format="json").status_code == 201
     budget = BudgetFactory(organization=org, metric="tokens", period="day", limit=100)

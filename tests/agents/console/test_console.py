@@ -21,6 +21,7 @@ from tests.factories import (
     MembershipFactory,
     PersonaFactory,
     UserFactory,
+    release_now,
 )
 from tests.support.streams import close_unread
 
@@ -89,7 +90,7 @@ def test_preselected_agent_shows_the_message_form(editor_web, agent):
     assert response.status_code == 200
     assert 'id="console-form"' in response.text
     assert "v1 — Senior VAT specialist (active)" in response.text
-    assert "recorded as test runs" in response.text  # a draft agent
+    assert "Runs here are test runs of the draft" in response.text
 
 
 @pytest.mark.parametrize("value", ["other", "abc", "999999"])
@@ -204,11 +205,20 @@ def test_draft_agent_streams_a_test_run_and_keeps_the_turn(editor_web, editor, a
     assert f'id="turn-{execution.pk}"' in page.text
 
 
-def test_active_agent_runs_are_not_test_runs(editor_web, agent):
-    agent.status = "active"
-    agent.save(update_fields=["status"])
+def test_an_active_agents_console_runs_are_test_runs_of_the_draft(editor_web, agent):
+    """The console runs the draft as it is now, a test run, even of an agent live on a release: what
+    the API runs is the release (``tests/agents/test_releases.py``)."""
+    release_now(agent)
+    assert agent.status == "active"
+    agent.personas.update(is_active=False)
+    PersonaFactory(agent=agent, version=2, is_active=True, system_prompt="Draft prompt, not released.")
+    response = editor_web.get(INDEX, {"agent": agent.pk})
+    assert "Runs here are test runs of the draft" in response.text
     events_of(editor_web.post(RUN, {"agent": agent.pk, "message": "Hello"}, **STREAM))
-    assert Execution.objects.get().is_test is False
+    execution = Execution.objects.get()
+    assert execution.is_test is True and execution.release is None
+    messages = execution.steps.filter(kind="model_call").first().input["messages"]
+    assert messages[0]["content"].startswith("Draft prompt, not released.")
 
 
 def test_chosen_persona_version_is_used(editor_web, agent):

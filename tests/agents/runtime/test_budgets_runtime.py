@@ -35,6 +35,7 @@ from tests.factories import (
     OrganizationFactory,
     PersonaFactory,
     UserFactory,
+    release_now,
 )
 from tests.support.api import assert_error
 
@@ -318,6 +319,7 @@ def test_twenty_concurrent_runs_against_a_budget_for_ten_let_exactly_ten_through
     )
     agent = AgentFactory(organization=org, status="active", provider=provider)
     PersonaFactory(agent=agent, is_active=True, max_tokens=1)
+    release_now(agent)
     budget = BudgetFactory(organization=org, metric="cost", period="day", limit="0.010")
     barrier = threading.Barrier(20)
     statuses: list[int] = []

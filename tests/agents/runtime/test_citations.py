@@ -13,6 +13,7 @@ from agents.runtime.citations import Renumberer, renumber
 from guardrails.checks.citation_required import marker_numbers
 from knowledge.search import Passage
 from tests.agents.runtime.test_openai_provider import chunk, completion, remote  # noqa: F401
+from tests.factories import release_now
 
 PASSAGES = [
     Passage(
@@ -155,6 +156,7 @@ def test_a_citation_to_no_passage_is_kept_and_blocked_by_the_guardrail(remote): 
         agent, 0, name="Cite", kind="citation_required", action="block",
         applies_to_input=False, applies_to_output=True, config={"min_citations": 1},
     )  # fmt: skip
+    release_now(agent)
     execution = execute(agent, "Who accounts for the VAT on cross-border B2B services?", source="api")
     assert execution.status == "blocked" and "7 refer to no retrieved passage" in execution.error
 

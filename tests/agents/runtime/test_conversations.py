@@ -15,7 +15,7 @@ from agents.runtime import ConversationBusy, execute, execute_stream
 from agents.runtime.citations import without_citations
 from agents.runtime.conversations import NEW, TITLE_LENGTH, conversation_title
 from prisma_glow.audit.models import AuditEvent
-from tests.factories import ConversationFactory, ExecutionFactory
+from tests.factories import ConversationFactory, ExecutionFactory, release_now
 
 pytestmark = pytest.mark.django_db
 
@@ -213,6 +213,7 @@ def test_earlier_answers_and_examples_go_to_the_model_without_their_citation_mar
         agent=agent, status=LearningExampleStatus.APPROVED, input="Who pays?",
         output="The customer pays [2]. It is due monthly [source 3].",
     )  # fmt: skip
+    release_now(agent)
     first = execute(agent, "What is the VAT on €1,000 at 19%?", source="api", conversation=NEW)
     assert "[1]" in first.output
     second = execute(agent, QUESTION, source="api", conversation=first.conversation)

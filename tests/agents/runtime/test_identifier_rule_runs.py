@@ -17,7 +17,7 @@ from prisma_glow.audit.models import AuditEvent
 from tests.agents.runtime.conftest import guardrail
 from tests.agents.runtime.test_openai_provider import completion, remote  # noqa: F401
 from tests.conftest import client_for
-from tests.factories import MembershipFactory
+from tests.factories import MembershipFactory, release_now
 from tests.support.api import results
 
 pytestmark = pytest.mark.django_db
@@ -41,6 +41,7 @@ def test_a_value_only_the_agents_guardrail_finds_is_masked_in_lists_whatever_its
 ):
     agent, model = remote(completion("ok"))
     guardrail(agent, 0, name="PII", kind="pii", action=action, config={"phone_regions": ["AU"]})
+    release_now(agent)
     execution = execute(agent, QUESTION, source="api", actor=editor)
     assert execution.status == ("blocked" if action == "block" else "completed"), execution.error
     viewer = client_for(MembershipFactory(organization=agent.organization, role="viewer").user)
@@ -71,6 +72,7 @@ def test_a_blocked_reason_quoting_a_value_is_masked_in_the_audit_event(remote): 
         applies_to_output=True,
         config={"schema": {"type": "object", "properties": {"iban": {"type": "integer"}}}},
     )
+    release_now(agent)
     execution = execute(agent, f"Is {IBAN} valid? Answer in JSON.", source="api")
     assert execution.status == "blocked"
     assert IBAN not in json.dumps(model.bodies)
@@ -97,6 +99,7 @@ def test_a_conversations_title_masks_what_the_agents_guardrail_finds(remote, act
     """The title follows the one masking rule, with what the agent's own PII configuration finds."""
     agent, model = remote(completion("ok"))
     guardrail(agent, 0, name="PII", kind="pii", action=action, config={"phone_regions": ["AU"]})
+    release_now(agent)
     execution = execute(agent, QUESTION, source="api", actor=editor, conversation=NEW)
     conversation = Conversation.objects.get(pk=execution.conversation_id)
     assert conversation.title == "Client Smith 04 •••• 78 asks about GST"

@@ -13,7 +13,7 @@ from agents.models import Execution
 from agents.runtime import execute, execute_stream
 from tests.agents.runtime.conftest import guardrail
 from tests.conftest import client_for
-from tests.factories import APIKeyFactory, ModelProviderFactory
+from tests.factories import APIKeyFactory, ModelProviderFactory, release_now
 from tests.support.slow_model import SlowModel, assign_demo_guardrails, read_sse
 
 pytestmark = pytest.mark.django_db
@@ -28,7 +28,7 @@ ANSWER = S1 + S2 + S3
 @pytest.fixture
 def slow_agent(httpserver, make_agent, settings, org):
     """``slow_agent(answer, delay=…, extra_guards=…)`` → (agent, model): an agent on a local
-    OpenAI-compatible server that streams ``answer`` word by word, with every demo guardrail."""
+    OpenAI-compatible server that streams ``answer`` word by word, with every demo guardrail, released."""
     settings.PROVIDER_ALLOWED_HOSTS = [f"{httpserver.host}:{httpserver.port}"]
 
     def build(answer, *, delay=0.02, extra_guards=(), cut=r"\S+\s*"):
@@ -41,6 +41,7 @@ def slow_agent(httpserver, make_agent, settings, org):
         assign_demo_guardrails(agent)
         for order, fields in enumerate(extra_guards, start=10):
             guardrail(agent, order, **fields)
+        release_now(agent)
         model = SlowModel(answer, delay=delay, cut=cut)
         httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_handler(model)
         return agent, model

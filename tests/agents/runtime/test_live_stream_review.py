@@ -14,7 +14,7 @@ from agents.runtime import execute, execute_stream
 from personas.models import Persona
 from tests.agents.runtime import test_live_stream
 from tests.agents.runtime.test_live_stream import ANSWER, QUESTION
-from tests.factories import ModelProviderFactory
+from tests.factories import ModelProviderFactory, release_now
 from tests.support.slow_model import assign_demo_guardrails
 
 pytestmark = pytest.mark.django_db
@@ -49,6 +49,7 @@ def test_a_sentence_check_never_gives_a_new_value_a_placeholder_the_sweep_took(s
     Persona.objects.filter(agent=agent).update(
         system_prompt=f"You are a VAT specialist. Fees go to {persona_iban}."
     )
+    release_now(agent)
     events = list(execute_stream(agent, QUESTION, source="api"))
     assert persona_iban not in json.dumps(model.bodies)
     deltas = "".join(e["data"]["text"] for e in events if e["event"] == "delta")
@@ -148,6 +149,7 @@ def test_a_sentence_blocked_before_a_tool_call_stops_the_run(tool_round_agent):
     }  # fmt: skip
     agent, bodies = tool_round_agent("You could hide income [1]. Let me compute that.", "The VAT is 190 EUR [1].",
                                      extra_guards=[topics])  # fmt: skip
+    release_now(agent)
     stream = execute_stream(agent, "What is the VAT on 1000 EUR at 19 %?", source="api")
     events = list(stream)
     final = events[-1]["data"]

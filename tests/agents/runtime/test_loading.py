@@ -17,7 +17,10 @@ from tests.factories import (
     AgentFactory,
     KnowledgeBaseFactory,
     LearningExampleFactory,
+    ModelProviderFactory,
     PersonaFactory,
+    ToolFactory,
+    release_now,
 )
 
 pytestmark = pytest.mark.django_db
@@ -28,15 +31,35 @@ def stamp(org) -> object:
 
 
 def test_second_load_costs_one_query_and_returns_the_kept_configuration(vat_agent, django_assert_num_queries):
+    """The active release: five queries when this process does not keep it (the stamp with the active
+    release's id, then ``configuration_from``'s release, tools, knowledge bases and budgets; the
+    offline engine has no provider row), one (the stamp) when it does. The draft: one plus the seven
+    of ``agent_run_configuration``, then one."""
     loading.cache.clear()
-    first = loading.load(vat_agent)
+    with django_assert_num_queries(5):
+        first = loading.load(vat_agent)
     with django_assert_num_queries(1):
         again = loading.load(vat_agent.pk)
-    assert again is first
+    assert again is first and first.release == vat_agent.active_release
+    with django_assert_num_queries(8):
+        draft = loading.load(vat_agent, draft=True)
+    with django_assert_num_queries(1):
+        assert loading.load(vat_agent, draft=True) is draft
+    assert draft is not first and draft.release is None
     # Another persona version asked for is another entry.
     PersonaFactory(agent=vat_agent, version=2, is_active=False, system_prompt="Version two.")
-    assert loading.load(vat_agent, persona=2).persona.system_prompt == "Version two."
+    assert loading.load(vat_agent, persona=2, draft=True).persona.system_prompt == "Version two."
+    assert loading.load(vat_agent, draft=True).persona.version == 1
     assert loading.load(vat_agent).persona.version == 1
+
+
+def test_a_release_with_a_provider_costs_one_query_more(make_agent, org, django_assert_num_queries):
+    provider = ModelProviderFactory(organization=org, name="Local", kind="offline")
+    agent = make_agent(provider=provider)
+    loading.cache.clear()
+    with django_assert_num_queries(6):
+        loaded = loading.load(agent)
+    assert loaded.provider_row == provider and loaded.release is not None
 
 
 def test_loaded_configuration_cannot_be_changed_by_a_run(vat_agent):
@@ -47,7 +70,8 @@ def test_loaded_configuration_cannot_be_changed_by_a_run(vat_agent):
         loaded.persona = None  # type: ignore[misc]
 
 
-# Each change below is made after the agent was loaded; the next load must see it.
+# Each change below is made after the agent was loaded; the next load of the draft must see it; the
+# active release sees only those of the live parts it does not pin (LIVE).
 
 
 def _persona_edited(agent, editor):
@@ -159,38 +183,119 @@ CHANGES = [
 ]
 
 
+#: Changes to what a release does not pin: the tools' switch and the knowledge bases are read live.
+LIVE = [_builtin_tool_disabled, _knowledge_base_reconfigured]
+#: Changes to what a release pins.
+PINNED = [change for change in CHANGES if change not in LIVE]
+
+
 @pytest.mark.parametrize("change", CHANGES, ids=[c.__name__.strip("_") for c in CHANGES])
 def test_a_change_is_seen_by_the_next_run(vat_agent, editor, change):
-    before = loading.load(vat_agent)
+    """The draft (what a test run runs) is the live rows: the next load sees any change."""
+    before = loading.load(vat_agent, draft=True)
     check = change(vat_agent, editor)
     assert not check(before), "the change should not show in what was loaded before it"
-    assert check(loading.load(vat_agent))
+    assert check(loading.load(vat_agent, draft=True))
 
 
-def _kept(agent):
-    """What this process keeps for the agent's active persona under the organisation's current stamp."""
-    return loading.cache.get((agent.pk, None), loading.current_stamp(agent.pk))
+@pytest.mark.parametrize("change", PINNED, ids=[c.__name__.strip("_") for c in PINNED])
+def test_a_change_reaches_the_active_release_only_once_released(vat_agent, editor, change):
+    """An API run runs the active release's snapshot: a change to what it pins is not seen (though
+    the stamp has moved and the release is read again) until a new release is activated."""
+    before = loading.load(vat_agent)
+    check = change(vat_agent, editor)
+    after = loading.load(vat_agent)
+    assert after is not before, "the stamp moved: the release is read again"
+    assert after.release == before.release and not check(after)
+    release_now(vat_agent)
+    released = loading.load(vat_agent)
+    assert released.release.number == 2 and check(released)
+
+
+@pytest.mark.parametrize("change", LIVE, ids=[c.__name__.strip("_") for c in LIVE])
+def test_a_change_to_a_live_part_reaches_the_active_release_at_once(vat_agent, editor, change):
+    before = loading.load(vat_agent)
+    check = change(vat_agent, editor)
+    after = loading.load(vat_agent)
+    assert after.release == before.release and check(after)
+
+
+def test_a_rotated_provider_key_and_tool_secret_reach_the_active_release_at_once(make_agent, org):
+    """Secrets are never in a snapshot: a release runs with the provider's and the tool's current ones."""
+    provider = ModelProviderFactory(organization=org, name="Remote", kind="offline", api_key="sk-old")
+    agent = make_agent(provider=provider, tools=())
+    tool = ToolFactory(organization=org, name="Register", slug="register", secret_headers='{"X-Key": "old"}')
+    AgentTool.objects.create(agent=agent, tool=tool, order=1)
+    release_now(agent)
+    assert loading.load(agent).provider_row.api_key == "sk-old"
+    provider.api_key = "sk-new"
+    provider.save()
+    tool.secret_headers = '{"X-Key": "new"}'
+    tool.save()
+    loaded = loading.load(agent)
+    assert loaded.release.number == 2
+    assert loaded.provider_row.api_key == "sk-new"
+    assert [t.secret_headers for t in loaded.tools] == ['{"X-Key": "new"}']
+
+
+def _kept(agent, *, release=False):
+    """What this process keeps, under the organisation's current stamp, for the agent's draft with its
+    active persona or (``release``) for its active release."""
+    release_id = (
+        Agent.objects.values_list("active_release_id", flat=True).get(pk=agent.pk) if release else None
+    )
+    return loading.cache.get((agent.pk, None, release_id), loading.current_stamp(agent.pk))
+
+
+def _test_run(agent):
+    return execute(agent, "What is the VAT on €100 at 20%?", source="console", is_test=True)
 
 
 @pytest.mark.parametrize("change", CHANGES, ids=[c.__name__.strip("_") for c in CHANGES])
 def test_a_run_after_a_change_runs_with_it(vat_agent, editor, change):
-    """A run reads the organisation's stamp first: after a change nothing is kept under the new stamp,
-    so the run loads the configuration again (and keeps it), and is recorded once."""
-    execute(vat_agent, "What is the VAT on €100 at 20%?", source="api")
+    """A test run reads the organisation's stamp first: after a change nothing is kept under the new
+    stamp, so the run loads the draft again (and keeps it), and is recorded once."""
+    _test_run(vat_agent)
     check = change(vat_agent, editor)
     assert _kept(vat_agent) is None
-    execution = execute(vat_agent, "What is the VAT on €100 at 20%?", source="api")
+    execution = _test_run(vat_agent)
     assert execution.status == "completed", execution.error
+    assert execution.release is None
     assert check(_kept(vat_agent))
     assert Execution.objects.filter(agent=vat_agent).count() == 2
 
 
-def test_a_run_sends_the_edited_persona(vat_agent, editor):
-    execute(vat_agent, "What is the VAT on €100 at 20%?", source="api")
-    _persona_edited(vat_agent, editor)
+@pytest.mark.parametrize("change", PINNED, ids=[c.__name__.strip("_") for c in PINNED])
+def test_an_api_run_after_a_change_runs_the_active_release(vat_agent, editor, change):
+    """After a change an API run reads the active release again (the stamp moved) and runs it
+    unchanged; once the change is released and activated, the next API run runs it."""
+    first = execute(vat_agent, "What is the VAT on €100 at 20%?", source="api")
+    check = change(vat_agent, editor)
+    assert _kept(vat_agent, release=True) is None
     execution = execute(vat_agent, "What is the VAT on €100 at 20%?", source="api")
-    messages = execution.steps.filter(kind="model_call").order_by("ordinal").first().input["messages"]
-    assert messages[0]["content"].startswith("You are the firm's VAT partner.")
+    assert execution.status == "completed", execution.error
+    assert execution.release == first.release and not check(_kept(vat_agent, release=True))
+    release_now(vat_agent)
+    execution = execute(vat_agent, "What is the VAT on €100 at 20%?", source="api")
+    assert execution.release.number == 2 and check(_kept(vat_agent, release=True))
+
+
+def test_a_run_sends_the_edited_persona(vat_agent, editor):
+    """The edited prompt goes out in a test run at once, in an API run only once released."""
+    question = "What is the VAT on €100 at 20%?"
+    execute(vat_agent, question, source="api")
+    _persona_edited(vat_agent, editor)
+
+    def system_prompt(execution):
+        messages = execution.steps.filter(kind="model_call").order_by("ordinal").first().input["messages"]
+        return messages[0]["content"]
+
+    assert not system_prompt(execute(vat_agent, question, source="api")).startswith("You are the firm's VAT")
+    assert system_prompt(_test_run(vat_agent)).startswith("You are the firm's VAT partner.")
+    release_now(vat_agent)
+    assert system_prompt(execute(vat_agent, question, source="api")).startswith(
+        "You are the firm's VAT partner."
+    )
 
 
 def test_a_deprecated_agent_stops_running_at_once(vat_agent, editor):

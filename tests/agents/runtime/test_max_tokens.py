@@ -8,6 +8,7 @@ from werkzeug import Response
 
 from agents.runtime import execute, execute_stream
 from tests.agents.runtime.test_openai_provider import chunk, completion, remote  # noqa: F401, F811 (fixture)
+from tests.factories import release_now
 
 pytestmark = pytest.mark.django_db
 
@@ -25,6 +26,7 @@ def test_a_persona_without_max_tokens_sends_the_default(remote):
 def test_the_personas_own_value_is_sent(remote):
     agent, model = remote(completion("Fine."))
     agent.personas.filter(is_active=True).update(max_tokens=300)
+    release_now(agent)
     execution = execute(agent, "Who accounts for the VAT on B2B services?", source="api")
     assert execution.status == "completed", execution.error
     assert model.bodies[0]["max_tokens"] == 300
@@ -54,6 +56,7 @@ def test_the_default_is_a_setting_and_holds_for_streaming_and_every_round(remote
 def test_the_offline_engine_stops_at_max_tokens(make_agent):
     agent = make_agent(tools=())
     agent.personas.filter(is_active=True).update(max_tokens=5)
+    release_now(agent)
     execution = execute(agent, "Who accounts for the VAT on B2B services?", source="api")
     assert execution.status == "completed", execution.error
     step = execution.steps.get(kind="model_call")

@@ -13,7 +13,7 @@ from werkzeug import Request, Response
 
 from agents.runtime import execute, execute_stream
 from tests.agents.runtime.conftest import guardrail
-from tests.factories import ChunkFactory, DocumentFactory, ModelProviderFactory
+from tests.factories import ChunkFactory, DocumentFactory, ModelProviderFactory, release_now
 
 pytestmark = pytest.mark.django_db
 
@@ -410,6 +410,7 @@ def test_flagged_passage_withholds_tools_from_a_remote_model(remote, vat_kb):
     agent, model = remote(completion(tool_calls=[("vat-calculator", VAT_ARGS)]))
     guardrail(agent, 0, name="Injection warn", kind="prompt_injection", action="warn",
               applies_to_input=False, applies_to_retrieval=True, config={})  # fmt: skip
+    release_now(agent)
     execution = execute(agent, "What does the VAT refund note say?", source="api")
     assert "tools" not in model.bodies[0]
     assert execution.status == "failed"
@@ -483,6 +484,7 @@ def test_model_calls_an_http_tool(remote, httpserver, settings, org):
         completion(tool_calls=[("fx-rate", json.dumps({"currency": "USD"}))]), completion("1.0842 [1]")
     )
     AgentTool.objects.create(agent=agent, tool=rates, order=5)
+    release_now(agent)
     execution = execute(agent, "EUR/USD today?", source="api")
     assert execution.status == "completed", execution.error
     step = execution.steps.get(kind="tool_call")
@@ -506,6 +508,7 @@ def _run_with_http_tool(remote, httpserver, settings, org, *, body: str, answer:
     httpserver.expect_request("/peer").respond_with_data(body, content_type="application/json")
     agent, _ = remote(completion(tool_calls=[("peer", "{}")]), completion(answer))
     AgentTool.objects.create(agent=agent, tool=tool, order=5)
+    release_now(agent)
     return execute(agent, "What does the peer say?", source="api")
 
 
@@ -558,6 +561,7 @@ def test_a_nul_in_a_step_is_replaced_when_the_step_is_made(remote, httpserver, s
     agent, _ = remote(calls_peer, answers)
     AgentTool.objects.create(agent=agent, tool=tool, order=5)
     events = []
+    release_now(agent)
     execution = execute(agent, "What does the peer say?", source="api", on_event=events.append)
     assert execution.status == "completed", execution.error
     streamed = {e["data"]["ordinal"]: e["data"] for e in events if e["event"] == "step"}

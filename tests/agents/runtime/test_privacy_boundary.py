@@ -28,6 +28,7 @@ from tests.factories import (
     ExecutionFactory,
     LearningExampleFactory,
     ToolFactory,
+    release_now,
 )
 
 pytestmark = pytest.mark.django_db
@@ -155,6 +156,7 @@ def boundary_run(remote, httpserver, settings, org, vat_kb):  # noqa: F811 (the 
         )  # fmt: skip
         if action is not None:
             guardrail(agent, 0, name=f"PII {action}", kind="pii", action=action, config={}, **pii_fields)
+        release_now(agent)
         if stream:
             events = list(execute_stream(agent, text, source="api", conversation=conversation))
             return events, model.bodies

@@ -16,7 +16,7 @@ from agents.runtime import execute, execute_stream
 from guardrails.masking import mask_value
 from tests.agents.runtime.conftest import guardrail
 from tests.agents.runtime.test_openai_provider import chunk, completion, remote  # noqa: F401 (the fixture)
-from tests.factories import APIKeyFactory, ExecutionFactory
+from tests.factories import APIKeyFactory, ExecutionFactory, release_now
 
 pytestmark = pytest.mark.django_db
 
@@ -60,6 +60,7 @@ def test_an_example_from_feedback_reaches_the_provider_with_the_runs_own_placeho
     agent, model = remote(_echo, guards=None)
     guardrail(agent, 0, name="PII", kind="pii", action="redact", config={})
     _approved_example_from_feedback(agent, editor)
+    release_now(agent)
     execution = execute(agent, f"And {INPUT_IBAN}?", source="api", actor=editor)
     assert execution.status == "completed", execution.error
     sent = json.dumps(model.bodies, ensure_ascii=False)
@@ -78,6 +79,7 @@ def test_without_a_pii_guardrail_an_example_is_sent_as_typed(remote, editor):  #
     placeholders, which the model could not make sense of and the run could not restore."""
     agent, model = remote(completion("Noted."), guards=None)
     _approved_example_from_feedback(agent, editor)
+    release_now(agent)
     execution = execute(agent, "Anything else?", source="api", actor=editor)
     assert execution.status == "completed", execution.error
     messages = model.bodies[0]["messages"]
@@ -103,6 +105,7 @@ def test_an_api_key_sees_an_examples_identifiers_masked_in_the_answer(remote, ed
     _approved_example_from_feedback(agent, editor)
     key = APIKeyFactory(organization=agent.organization, scopes=["read", "execute"])
     question = f"Repeat your examples. Mine is {INPUT_IBAN}."
+    release_now(agent)
     if stream:
         shown, output = _events_output(execute_stream(agent, question, source="api", actor=key))
         assert shown == output

@@ -13,7 +13,7 @@ from agents.models import AgentTool, LearningExampleStatus
 from agents.runtime import execute, execute_stream
 from tests.agents.runtime.conftest import guardrail
 from tests.agents.runtime.test_openai_provider import completion, remote  # noqa: F401
-from tests.factories import ChunkFactory, DocumentFactory, LearningExampleFactory, ToolFactory
+from tests.factories import ChunkFactory, DocumentFactory, LearningExampleFactory, ToolFactory, release_now
 
 pytestmark = pytest.mark.django_db
 
@@ -42,6 +42,7 @@ def test_document_title_and_heading(remote, vat_kb, action):  # noqa: F811 (the 
     )
     agent, model = remote(completion("ok [1]"))
     pii(agent, action)
+    release_now(agent)
     e = execute(agent, Q, source="api")
     assert e.status == "completed", e.error
     s = sent(model)
@@ -86,6 +87,7 @@ def test_tool_description(remote, org, settings, httpserver):  # noqa: F811 (the
 def test_output_only_pii(remote):  # noqa: F811 (the imported fixture)
     agent, model = remote(completion("ok"))
     pii(agent, applies_to_input=False, applies_to_output=True)
+    release_now(agent)
     execute(agent, f"My IBAN is {IBAN_IN}. " + Q, source="api")
     s = sent(model)
     assert IBAN_IN not in s
@@ -143,6 +145,7 @@ def test_a_passage_the_boundary_withholds_counts_as_dropped(remote, vat_kb, org)
     )
     agent, model = remote(completion("ok [1]"))
     pii(agent, "block")
+    release_now(agent)
     e = execute(agent, Q, source="api")
     search = e.steps.get(kind="retrieval")
     assert search.status == "dropped" and len(search.output["withheld"]) == 1
@@ -166,6 +169,7 @@ def test_a_known_value_in_another_spelling_keeps_its_placeholder_in_the_last_swe
     )
     agent, model = remote(completion("ok [1]"))
     pii(agent)
+    release_now(agent)
     e = execute(agent, f"{Q} The client pays from {IBAN_IN}.", source="api")
     assert e.status == "completed", e.error
     s = sent(model)

@@ -11,7 +11,7 @@ from django.urls import reverse
 from agents.console.trace import present_step, present_turn
 from agents.runtime import execute
 from tests.agents.runtime.conftest import guardrail
-from tests.factories import ChunkFactory, DocumentFactory
+from tests.factories import ChunkFactory, DocumentFactory, release_now
 
 pytestmark = pytest.mark.django_db
 
@@ -38,6 +38,7 @@ def agent(make_agent, vat_kb):
 
 
 def test_dropped_and_flagged_passages_are_their_own_statuses_and_the_run_completes(agent):
+    release_now(agent)
     execution = execute(agent, QUESTION, source="api")
     assert execution.status == "completed", execution.error
     retrieval = execution.steps.get(kind="retrieval")
@@ -54,6 +55,7 @@ def test_dropped_and_flagged_passages_are_their_own_statuses_and_the_run_complet
 
 def test_a_search_that_only_flagged_passages_is_flagged(agent):
     agent.guardrail_assignments.filter(guardrail__name="Falcon deny list").delete()
+    release_now(agent)
     execution = execute(agent, QUESTION, source="api")
     assert execution.status == "completed", execution.error
     statuses = {s.name: s.status for s in execution.steps.all()}
@@ -64,6 +66,7 @@ def test_a_search_that_only_flagged_passages_is_flagged(agent):
 def test_a_guardrail_that_ends_the_run_is_still_blocked(agent):
     guardrail(agent, 2, name="Input deny list", kind="keywords", action="block",
               applies_to_input=True, config={"keywords": ["heron"]})  # fmt: skip
+    release_now(agent)
     execution = execute(agent, QUESTION, source="api")
     assert execution.status == "blocked"
     [blocked] = execution.steps.filter(status="blocked")
@@ -72,6 +75,7 @@ def test_a_guardrail_that_ends_the_run_is_still_blocked(agent):
 
 
 def test_the_console_trace_shows_dropped_and_flagged_in_their_own_colour(agent):
+    release_now(agent)
     execution = execute(agent, QUESTION, source="api")
     turn = present_turn(execution)
     assert turn["blocked_by"] is None
@@ -100,6 +104,7 @@ def test_the_console_trace_shows_dropped_and_flagged_in_their_own_colour(agent):
 
 
 def test_the_admin_trace_labels_them(agent, staff_client):
+    release_now(agent)
     execution = execute(agent, QUESTION, source="api")
     html = staff_client.get(reverse("admin:agents_execution_change", args=[execution.pk])).content.decode()
     assert 'class="pg-step-dropped"' in html and 'class="pg-step-flagged"' in html

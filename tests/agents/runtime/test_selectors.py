@@ -13,11 +13,11 @@ pytestmark = pytest.mark.django_db
 
 def test_it_reads_what_a_run_uses_in_a_fixed_number_of_queries(vat_agent, django_assert_num_queries):
     """Seven queries (persona with agent and provider, three assignment lists, examples, budgets), never
-    cached: the runtime's kept configuration is the same reading."""
+    cached: the runtime's kept configuration of the draft (a test run's) is the same reading."""
     loading.cache.clear()
     with django_assert_num_queries(7):
         configuration = agent_run_configuration(agent=vat_agent)
-    kept = loading.load(vat_agent)
+    kept = loading.load(vat_agent, draft=True)
     assert configuration is not kept  # read anew, not the process's cache
     assert configuration.persona == kept.persona and configuration.persona.is_active
     assert [t.slug for t in configuration.tools] == [t.slug for t in kept.tools] and configuration.tools

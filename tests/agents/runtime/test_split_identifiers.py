@@ -25,7 +25,7 @@ from knowledge import services
 from knowledge.ingest import Block, chunk_blocks
 from tests.agents.runtime.conftest import guardrail
 from tests.agents.runtime.test_openai_provider import completion, remote  # noqa: F401 (the fixture)
-from tests.factories import AgentKnowledgeFactory, ChunkFactory, KnowledgeBaseFactory
+from tests.factories import AgentKnowledgeFactory, ChunkFactory, KnowledgeBaseFactory, release_now
 
 pytestmark = pytest.mark.django_db
 
@@ -74,6 +74,7 @@ def run(remote, client_files):  # noqa: F811 (the imported fixture)
             agent, model = remote(_echo, guards=None, agent_fields={"name": f"Adviser {action}"})
             AgentKnowledgeFactory(agent=agent, knowledge_base=client_files, top_k=8)
             guardrail(agent, 0, name=f"PII {action}", kind="pii", action=action, config={})
+            release_now(agent)
             agents[action] = agent, model
         agent, model = agents[action]
         sent = len(model.bodies)

@@ -21,7 +21,7 @@ from guardrails.engine import restore
 from prisma_glow.audit.models import AuditEvent
 from tests.agents.runtime.conftest import guardrail
 from tests.agents.runtime.test_openai_provider import completion, remote  # noqa: F401 (the fixture)
-from tests.factories import ToolFactory
+from tests.factories import ToolFactory, release_now
 
 pytestmark = pytest.mark.django_db
 
@@ -75,6 +75,7 @@ def test_the_validator_gets_the_real_number_and_its_result_reaches_the_provider_
     agent, model = _pii_agent(
         remote, _calls("vat-iban-validator", value="{VAT}", kind="vat"), _echo_tool_result
     )
+    release_now(agent)
     execution = execute(agent, f"Is {VAT_NUMBER} a valid VAT number?", source="api")
     assert execution.status == "completed", execution.error
     assert len(model.bodies) == 2 and VAT_NUMBER not in _sent(model.bodies)
@@ -96,6 +97,7 @@ def test_an_identifier_the_tool_spells_another_way_keeps_its_placeholder(remote)
     agent, model = _pii_agent(
         remote, _calls("vat-iban-validator", value="{IBAN}", kind="iban"), _echo_tool_result
     )
+    release_now(agent)
     execution = execute(agent, f"Is the IBAN {IBAN_TYPED} valid?", source="api")
     assert execution.status == "completed", execution.error
     sent = _sent(model.bodies)
@@ -154,6 +156,7 @@ def client_register(httpserver, settings, org):
 def test_an_http_tool_gets_the_real_value_only_when_inside_the_firm(remote, client_register, inside_firm):  # noqa: F811
     agent, model = _pii_agent(remote, _calls("client-register", iban="{IBAN}"), _echo_tool_result)
     _, received = client_register(agent, inside_firm=inside_firm)
+    release_now(agent)
     execution = execute(agent, f"Is the account {IBAN} still active?", source="api")
     assert execution.status == "completed", execution.error
     assert received == [IBAN if inside_firm else "[IBAN_1]"]
@@ -177,6 +180,7 @@ def test_arguments_are_validated_as_the_tool_receives_them_and_the_error_keeps_t
     never called, and neither the run's error nor its audit event quotes the IBAN."""
     agent, model = _pii_agent(remote, _calls("client-register", iban="{IBAN}"), _echo_tool_result)
     _, received = client_register(agent, inside_firm=True, max_length=12)
+    release_now(agent)
     execution = execute(agent, f"Is the account {IBAN} still active?", source="api")
     assert execution.status == "failed"
     assert "invalid arguments" in execution.error and "[IBAN_1]" in execution.error
@@ -197,6 +201,7 @@ def test_a_withheld_tool_result_is_recorded_without_its_identifiers(remote, clie
     )
     guardrail(agent, 0, name="PII", kind="pii", action="block", config={})
     client_register(agent, inside_firm=True)
+    release_now(agent)
     execution = execute(agent, "Is the client's account still active?", source="api")
     assert execution.status == "completed", execution.error
     assert PREVIOUS_IBAN not in _sent(model.bodies)
@@ -262,6 +267,7 @@ def test_a_triggered_input_warn_flags_the_step(make_agent):
     agent = make_agent(guards=None, tools=())
     guardrail(agent, 0, name="Falcon watch", kind="keywords", action="warn", config={"keywords": ["falcon"]})
     guardrail(agent, 1, name="PII", kind="pii", action="redact", config={})
+    release_now(agent)
     execution = execute(agent, f"Does the falcon project invoice {IBAN} need a VAT number?", source="api")
     assert execution.status == "completed", execution.error
     statuses = {s.name: s.status for s in execution.steps.all() if s.kind == "guardrail"}
@@ -274,6 +280,7 @@ def test_a_triggered_input_warn_flags_the_step(make_agent):
 def test_a_flagged_input_step_reads_as_such_in_the_trace(make_agent, staff_client):
     agent = make_agent(guards=None, tools=())
     guardrail(agent, 0, name="Falcon watch", kind="keywords", action="warn", config={"keywords": ["falcon"]})
+    release_now(agent)
     execution = execute(agent, "Does the falcon project need an invoice?", source="api")
     html = staff_client.get(f"/admin/agents/execution/{execution.pk}/change/").content.decode()
     assert 'pg-badge pg-badge-flagged">Flagged' in html

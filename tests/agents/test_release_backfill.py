@@ -1,0 +1,88 @@
+"""agents 0011 gives every agent that is active today a release 1 of its current configuration — the
+same snapshot and hash that ``agents.releases`` gives — and activates it; a draft gets none."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+from agents.models import Agent, AgentTool, Release
+from agents.releases import content_hash, snapshot_of, stored_redactions
+from agents.selectors import agent_run_configuration, approved_examples
+from tests.agents.runtime.conftest import guardrail, make_agent, vat_kb  # noqa: F401 (fixtures)
+from tests.factories import LearningExampleFactory, ModelProviderFactory, ToolFactory
+
+pytestmark = pytest.mark.django_db
+
+migration = importlib.import_module("agents.migrations.0011_release_backfill")
+
+
+def _historical_apps():
+    """The models as of 0011 (Django's migration state), as the migration sees them when it runs."""
+    executor = MigrationExecutor(connection)
+    return executor.loader.project_state(("agents", "0011_release_backfill")).apps
+
+
+def _unreleased(agent):
+    """The agent as it was before releases: active, no release."""
+    Agent.objects.filter(pk=agent.pk).update(active_release=None)
+    Release.objects.filter(agent=agent).delete()
+
+
+def test_an_active_agent_gets_release_1_exactly_as_agents_releases_makes_it(org, make_agent):  # noqa: F811
+    provider = ModelProviderFactory(organization=org, kind="offline", api_key="sk-secret", default_model="m1")
+    active = make_agent(provider=provider, status="draft", guards=None)
+    tool = ToolFactory(organization=org, name="Register", slug="register", secret_headers='{"X": "s"}')
+    AgentTool.objects.create(agent=active, tool=tool, order=4, settings={"timeout": 2})
+    guardrail(active, 0, name="PII", kind="pii", action="redact", config={})
+    guardrail(active, 1, name="Falcon", kind="keywords", action="block", config={"keywords": ["falcon"]})
+    LearningExampleFactory(
+        agent=active, status="approved", input="Is [IBAN_1] valid?", output="Yes.",
+        redactions=json.dumps({"[IBAN_1]": "DE89370400440532013000"}),
+    )  # fmt: skip
+    LearningExampleFactory(agent=active, status="approved", input="Plain?", output="Plain.")
+    Agent.objects.filter(pk=active.pk).update(status="active")
+    draft = make_agent(name="Draft", status="draft")
+    _unreleased(active)
+
+    expected, mappings = snapshot_of(agent_run_configuration(agent=active), approved_examples(agent=active))
+    migration.backfill(_historical_apps(), None)
+
+    release = Release.objects.get(agent=active)
+    assert release.number == 1 and release.persona == active.personas.get(is_active=True)
+    assert release.snapshot == expected
+    assert release.content_hash == content_hash(expected, mappings)
+    assert stored_redactions(release) == mappings
+    assert Agent.objects.get(pk=active.pk).active_release == release
+    assert not Release.objects.filter(agent=draft).exists()
+    assert Agent.objects.get(pk=draft.pk).active_release is None
+    # Run again, it leaves an agent that has its release alone.
+    migration.backfill(_historical_apps(), None)
+    assert Release.objects.count() == 1
+
+
+def test_an_agent_without_examples_hashes_like_agents_releases_and_runs(make_agent):  # noqa: F811
+    """No example: nothing stored for the mappings; the hash still matches, and an API run runs it."""
+    from agents.runtime import execute
+
+    agent = make_agent()
+    _unreleased(agent)
+    expected, mappings = snapshot_of(agent_run_configuration(agent=agent), approved_examples(agent=agent))
+    migration.backfill(_historical_apps(), None)
+    release = Release.objects.get(agent=agent)
+    assert release.snapshot == expected and release.content_hash == content_hash(expected, mappings)
+    assert release.example_redactions == ""
+    execution = execute(agent, "What is the VAT on €100 at 20%?", source="api")
+    assert execution.status == "completed" and execution.release == release
+
+
+def test_an_active_agent_without_an_active_persona_gets_no_release(make_agent):  # noqa: F811
+    agent = make_agent()
+    _unreleased(agent)
+    agent.personas.update(is_active=False)
+    migration.backfill(_historical_apps(), None)
+    assert not Release.objects.filter(agent=agent).exists()
