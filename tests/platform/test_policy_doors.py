@@ -144,6 +144,7 @@ def _admin_kwargs(door: policy.Door, world) -> dict:
         "key_id": world.api_key.pk,
         "invitation_id": world.invitation.pk,
         "execution_id": world.execution.pk,
+        "request_id": world.activation_request.pk,
         "step": "basics",
         "kind": "tools",
         "transition": door.api[1] if door.api else "activate",
@@ -172,6 +173,8 @@ def _api_url(door: policy.Door, world) -> str:
         "invitation": world.invitation.pk,
         "api-key": world.api_key.pk,
         "audit-event": world.audit_event.pk,
+        "agent-activation-request": world.activation_request.pk,
+        "activation-request": world.activation_request.pk,
     }
     route = next(r for r, n, _ in _patterns(get_resolver().url_patterns) if n == name)
     kwargs = {}
