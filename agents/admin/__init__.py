@@ -651,7 +651,7 @@ admin.site.register_dashboard_panel(
     "activation_requests",
     template="admin/agents/activation/dashboard_panel.html",
     context=admin_activation.activation_panel,
-    order=5,
+    order=8,
 )
 admin_activation.register_inbox_section(
     "activation_requests",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.http import HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.urls import NoReverseMatch, reverse
@@ -205,7 +205,9 @@ def approve(model_admin, request, request_id):
     second factor: the step-up page first), then the gates, then the release goes live."""
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    model_admin.require(request, "release.approve")
+    decision = policy.decide(get_admin_access(request), "release.approve")
+    if not decision and decision.code != policy.STEP_UP_REQUIRED:
+        raise PermissionDenied(decision.reason)  # the role; the second factor is asked below
     row = _request_row(request, request_id)
     blocked = activation.approval_refusal(row, request.user) if row.is_pending else None
     if blocked:

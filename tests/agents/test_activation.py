@@ -52,7 +52,9 @@ def failing_cases():
     unregister_gate("test-suite")
 
 
-def test_request_then_approval_by_another_admin_activates_the_release(org, agent, release, editor, admin_user):
+def test_request_then_approval_by_another_admin_activates_the_release(
+    org, agent, release, editor, admin_user
+):
     """An editor requests, another admin approves: the release is live and each step is audited with
     the release hash."""
     row = activation.activation_request_create(agent=agent, release=release, actor=editor, notes=" Ready. ")
@@ -180,7 +182,9 @@ def test_refusal_needs_a_reason_and_closes_the_request(agent, release, editor, a
     assert "reason" in exc.value.message_dict
     row = activation.activation_request_refuse(request=row, actor=admin_user, reason="Must-pass case fails.")
     assert row.status == "refused" and row.reason == "Must-pass case fails."
-    assert AuditEvent.objects.get(action="activation_request.refuse").after["reason"] == "Must-pass case fails."
+    assert (
+        AuditEvent.objects.get(action="activation_request.refuse").after["reason"] == "Must-pass case fails."
+    )
     with pytest.raises(ConflictError, match="already refused"):
         activation.activation_request_approve(request=row, actor=admin_user)
 
@@ -230,11 +234,15 @@ def test_rolling_back_is_the_same_flow(agent, release, editor, owner):
 def test_the_database_keeps_one_pending_request_per_agent(org, agent, release, editor):
     activation.activation_request_create(agent=agent, release=release, actor=editor)
     assert_db_rejects(
-        lambda: ActivationRequest.objects.create(organization=org, agent=agent, release=release, status="pending")
+        lambda: ActivationRequest.objects.create(
+            organization=org, agent=agent, release=release, status="pending"
+        )
     )
 
 
 def test_the_database_refuses_an_unknown_status(org, agent, release):
     assert_db_rejects(
-        lambda: ActivationRequest.objects.create(organization=org, agent=agent, release=release, status="maybe")
+        lambda: ActivationRequest.objects.create(
+            organization=org, agent=agent, release=release, status="maybe"
+        )
     )

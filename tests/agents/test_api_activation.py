@@ -116,7 +116,9 @@ def test_roles_viewer_cannot_request_editor_cannot_approve(agent, release, viewe
     row = activation_request_create(agent=agent, release=release, actor=owner)
     body = assert_error(client_for(editor).post(url(agent, f"{row.pk}/approve/")), 403)
     assert "admin" in body["message"]
-    assert_error(client_for(editor).post(url(agent, f"{row.pk}/refuse/"), {"reason": "x"}, format="json"), 403)
+    assert_error(
+        client_for(editor).post(url(agent, f"{row.pk}/refuse/"), {"reason": "x"}, format="json"), 403
+    )
     assert client_for(viewer).get(url(agent)).status_code == 200
 
 
@@ -159,8 +161,12 @@ def test_refuse_needs_a_reason(agent, release, editor, owner):
     row = activation_request_create(agent=agent, release=release, actor=editor)
     body = assert_error(client_for(owner).post(url(agent, f"{row.pk}/refuse/"), {}, format="json"), 400)
     assert "reason" in body["errors"]
-    body = assert_error(client_for(owner).post(url(agent, f"{row.pk}/refuse/"), {"reason": 5}, format="json"), 400)
-    response = client_for(owner).post(url(agent, f"{row.pk}/refuse/"), {"reason": "Fails case 3."}, format="json")
+    body = assert_error(
+        client_for(owner).post(url(agent, f"{row.pk}/refuse/"), {"reason": 5}, format="json"), 400
+    )
+    response = client_for(owner).post(
+        url(agent, f"{row.pk}/refuse/"), {"reason": "Fails case 3."}, format="json"
+    )
     assert response.json()["status"] == "refused" and response.json()["reason"] == "Fails case 3."
     assert_error(client_for(owner).post(url(agent, f"{row.pk}/approve/")), 409)
 
@@ -169,7 +175,10 @@ def test_cancel_is_the_requesters(agent, release, editor, owner):
     row = activation_request_create(agent=agent, release=release, actor=editor)
     body = assert_error(client_for(owner).post(url(agent, f"{row.pk}/cancel/"), {}, format="json"), 409)
     assert "refuses it instead" in body["message"]
-    assert client_for(editor).post(url(agent, f"{row.pk}/cancel/"), {}, format="json").json()["status"] == "cancelled"
+    assert (
+        client_for(editor).post(url(agent, f"{row.pk}/cancel/"), {}, format="json").json()["status"]
+        == "cancelled"
+    )
 
 
 def test_bad_input(agent, release, editor):
@@ -217,7 +226,9 @@ def test_activate_endpoint_is_a_request_unless_one_person_activation(org, agent,
     assert approved.verdict["self_approved"] is True
 
 
-def test_inbox_lists_pending_requests_of_the_organisation(org, editor, admin_user, django_assert_max_num_queries):
+def test_inbox_lists_pending_requests_of_the_organisation(
+    org, editor, admin_user, django_assert_max_num_queries
+):
     for n in range(4):
         agent = AgentFactory(organization=org, name=f"Agent {n}")
         PersonaFactory(agent=agent, is_active=True)
@@ -246,14 +257,17 @@ def test_audit_events_carry_the_release_hash(agent, release, editor, owner):
 
 def test_organisation_setting_owner_only_with_step_up_and_audited(org, owner, admin_user):
     body = assert_error(
-        client_for(admin_user).patch("/api/v1/organization/", {"one_person_activation": True}, format="json"), 403
+        client_for(admin_user).patch("/api/v1/organization/", {"one_person_activation": True}, format="json"),
+        403,
     )
     assert "owner" in body["message"]
     device = TOTPDeviceFactory(user=owner)
     client = session(owner)
     # A rename needs no step-up; the four-eyes setting does.
     assert client.patch("/api/v1/organization/", {"name": "Demo Firm LLP"}, format="json").status_code == 200
-    body = assert_error(client.patch("/api/v1/organization/", {"one_person_activation": True}, format="json"), 403)
+    body = assert_error(
+        client.patch("/api/v1/organization/", {"one_person_activation": True}, format="json"), 403
+    )
     assert body["code"] == "step_up_required"
     step_up(client, device)
     assert_error(client.patch("/api/v1/organization/", {"one_person_activation": "yes"}, format="json"), 400)
@@ -263,6 +277,9 @@ def test_organisation_setting_owner_only_with_step_up_and_audited(org, owner, ad
     assert org.one_person_activation is True
     event = AuditEvent.objects.filter(action="organization.update").latest("id")
     assert event.before["one_person_activation"] is False and event.after["one_person_activation"] is True
-    assert client.patch("/api/v1/organization/", {"one_person_activation": False}, format="json").status_code == 200
+    assert (
+        client.patch("/api/v1/organization/", {"one_person_activation": False}, format="json").status_code
+        == 200
+    )
     org.refresh_from_db()
     assert org.one_person_activation is False
