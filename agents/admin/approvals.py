@@ -106,13 +106,15 @@ def request_rows(request, rows) -> list[RequestRow]:
     out = []
     for row in rows:
         blocked = activation.approval_refusal(row, request.user) if may_approve and row.is_pending else ""
+        mine = activation.is_requester(row, request.user)
         out.append(
             RequestRow(
                 request=row,
                 release_url=release_page_url(row.agent_id, row.release.number),
                 can_approve=row.is_pending and may_approve and not blocked,
-                can_refuse=row.is_pending and may_refuse,
-                can_cancel=row.is_pending and activation.is_requester(row, request.user),
+                # The requester withdraws (cancel) rather than refuses their own request.
+                can_refuse=row.is_pending and may_refuse and not mine,
+                can_cancel=row.is_pending and mine,
                 approve_blocked=blocked or "",
             )
         )
