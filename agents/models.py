@@ -344,6 +344,86 @@ class Release(models.Model):
         return self.content_hash[:12]
 
 
+class ActivationRequestStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    REFUSED = "refused", "Refused"
+    CANCELLED = "cancelled", "Cancelled"
+    SUPERSEDED = "superseded", "Superseded"
+
+
+class ActivationRequest(models.Model):
+    """A request to put one release of an agent live, and its decision (``agents.activation``).
+
+    An editor (a person, or an API key with the ``write`` scope: a CI pipeline) asks; another admin or
+    owner, signed in with a fresh second factor, approves (the activation gates run, then the release
+    becomes active) or refuses with a reason; the requester may cancel. An organisation with
+    ``one_person_activation`` lets an admin or owner approve their own request. At most one request per
+    agent is pending: a new one supersedes it. ``verdict`` is what the gates reported when it was
+    approved (their evidence, e.g. the evaluation run that passed). Rows are the record of who asked
+    and who decided: nothing but the services changes them, and only while pending.
+    """
+
+    organization = models.ForeignKey(
+        "tenancy.Organization", on_delete=models.CASCADE, related_name="activation_requests"
+    )
+    # Part of the agent's history: an agent is deleted only before it ever ran (agents.services).
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="activation_requests")
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="activation_requests")
+    status = models.CharField(
+        max_length=12, choices=ActivationRequestStatus.choices, default=ActivationRequestStatus.PENDING
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_by_key = models.ForeignKey(
+        "tenancy.APIKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    #: Who asked, as text that survives the user's deletion (a username or "API key <prefix>").
+    requester_label = models.CharField(max_length=200, blank=True)
+    requested_at = models.DateTimeField(default=timezone.now)
+    notes = models.TextField(blank=True, help_text="Why this release should go live (the requester's).")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decider_label = models.CharField(max_length=200, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField(blank=True, help_text="Why it was refused (or cancelled, superseded).")
+    #: The gates' report when approved: {"passed": true, "gates": {name: evidence}, "self_approved": …}.
+    verdict = models.JSONField(default=dict, blank=True)
+
+    #: How a row reaches its organisation (scoping of the staff UI and the API).
+    organization_path = "organization"
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agent"],
+                condition=Q(status="pending"),
+                name="activation_request_one_pending_per_agent",
+                violation_error_message="This agent already has a pending activation request.",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "approved", "refused", "cancelled", "superseded"]),
+                name="activation_request_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(requested_by__isnull=True) | Q(requested_by_key__isnull=True),
+                name="activation_request_one_requester",
+                violation_error_message="A request is made by a person or by an API key, not both.",
+            ),
+        ]
+        indexes = [models.Index(fields=["organization", "status", "-requested_at"], name="actreq_org_status")]
+
+    def __str__(self) -> str:
+        return f"Activation of {self.release} ({self.get_status_display().lower()})"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == ActivationRequestStatus.PENDING
+
+
 class Conversation(models.Model):
     """A thread of runs of one agent: each turn is an execution (``Execution.conversation``, numbered by
     ``Execution.turn``), and the earlier turns go to the model with the next question, through the

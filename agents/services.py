@@ -306,9 +306,15 @@ def release_for(*, agent: Agent, number) -> Release:
 
 @retry_on_conflict
 @transaction.atomic
-def agent_activate(*, agent: Agent, actor, release: Release | None = None) -> Agent:
+def agent_activate(
+    *, agent: Agent, actor, release: Release | None = None, approval: dict | None = None
+) -> Agent:
     """Put ``release`` of the agent live (default: its newest release): the agent becomes active and
     its API runs run that release. Activating an earlier release is how a change is rolled back.
+
+    This is the internal step: people's doors go through an approved activation request
+    (``agents.activation``), which passes ``approval`` (the request, the gates' evidence) into the
+    audit event; ``seed_demo`` and data migrations call it directly as the system.
 
     ``ConflictError`` when the agent has no release yet (create one first), ``ValidationError`` when
     ``release`` is another agent's. Nothing changes (and nothing is audited) when the agent is already
@@ -334,7 +340,11 @@ def agent_activate(*, agent: Agent, actor, release: Release | None = None) -> Ag
         fields={"status": AgentStatus.ACTIVE, "active_release": release},
         validate=None,
         before_extra={"release": previous.number if previous else None},
-        after_extra={"release": release.number, "release_hash": release.content_hash},
+        after_extra={
+            "release": release.number,
+            "release_hash": release.content_hash,
+            **({"approval": approval} if approval is not None else {}),
+        },
     )
 
 

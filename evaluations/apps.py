@@ -10,13 +10,9 @@ class EvaluationsConfig(AppConfig):
         from evaluations.tasks import fail_run_of_failed_task
 
         task_finished.connect(fail_run_of_failed_task, dispatch_uid="evaluations.fail_run_of_failed_task")
-        # The agents app refuses an activation that a registered gate refuses (agents.activation, part
-        # of issue 17's four-eyes activation). Agents never imports this app: the gate is registered
-        # here, once that hook exists.
-        try:
-            from agents.activation import register_gate
-        except ImportError:
-            return
+        # The agents app refuses an activation that a registered gate refuses (agents.activation).
+        # Agents never imports this app: the gate is registered here.
+        from agents.activation import register_gate
         from evaluations.gate import evaluation_gate
 
-        register_gate(evaluation_gate)
+        register_gate(evaluation_gate, name="evaluations")

@@ -2,32 +2,37 @@
 if that suite's latest run on exactly that release passed every must-pass case and at least the
 requirement's threshold of all cases.
 
-``evaluation_gate(agent, release)`` returns a ``GateResult``: ``passed``; ``message`` (why not, in a
-sentence a person can act on); ``failures``, the failing cases (``{"case", "name", "must_pass",
-"reason"}``); ``evidence`` (``{"suite", "eval_run", "pass_rate", "threshold", "must_pass_failures",
-"release", "release_hash"}``) for the activation's audit event. An agent without a requirement passes
-with empty evidence. ``EvaluationsConfig.ready`` registers it with the agents app's activation hook
-(``agents.activation.register_gate``) when that hook exists.
+``evaluation_gate(agent, release)`` returns the activation hook's ``agents.activation.GateResult``:
+``passed``; ``message`` (why not, in a sentence a person can act on); ``failures``, one sentence per
+failing case; ``evidence`` (``{"suite", "eval_run", "pass_rate", "threshold", "must_pass_failures",
+"release", "release_hash", "failing_cases"}``) for the activation's audit event. An agent without a
+requirement: None (the gate has nothing to say). ``EvaluationsConfig.ready`` registers it
+(``agents.activation.register_gate``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+from agents.activation import GateResult
 from evaluations.models import CaseResult, EvalRun, Requirement, RunStatus
 
 
-@dataclass(frozen=True)
-class GateResult:
-    """The gate's answer for one release (true when it may go live)."""
-
-    passed: bool
-    message: str = ""
-    failures: list[dict] = field(default_factory=list)
-    evidence: dict = field(default_factory=dict)
-
-    def __bool__(self) -> bool:
-        return self.passed
+def _result(
+    passed: bool, message: str, failures: list[dict] = (), evidence: dict | None = None
+) -> GateResult:
+    """The gate's answer in the activation hook's terms: each failing case as a sentence a person acts
+    on, the cases themselves kept in the evidence."""
+    evidence = dict(evidence or {})
+    if failures:
+        evidence["failing_cases"] = list(failures)
+    return GateResult(
+        passed=passed,
+        message=message,
+        failures=[
+            f"{f['name']}{' (must pass)' if f['must_pass'] else ''}: {f['reason'] or 'failed'}"
+            for f in failures
+        ],
+        evidence=evidence,
+    )
 
 
 def failing_cases(run: EvalRun) -> list[dict]:
@@ -46,11 +51,11 @@ def failing_cases(run: EvalRun) -> list[dict]:
     return failures
 
 
-def evaluation_gate(agent, release) -> GateResult:
+def evaluation_gate(agent, release) -> GateResult | None:
     """Whether ``release`` of ``agent`` has passed the suite the agent requires (see the module)."""
     requirement = Requirement.objects.select_related("suite").filter(agent_id=agent.pk).first()
     if requirement is None:
-        return GateResult(True, "The agent requires no evaluation.")
+        return None
     suite = requirement.suite
     run = EvalRun.objects.filter(suite=suite, release=release).order_by("-created_at", "-id").first()
     evidence = {
@@ -60,7 +65,7 @@ def evaluation_gate(agent, release) -> GateResult:
         "threshold": str(requirement.threshold),
     }
     if run is None:
-        return GateResult(
+        return _result(
             False,
             f"Release {release.number} has not been evaluated with the suite '{suite.name}', which this agent "
             "requires: run the suite against it first.",
@@ -72,14 +77,14 @@ def evaluation_gate(agent, release) -> GateResult:
         "must_pass_failures": run.must_pass_failures,
     }
     if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
-        return GateResult(
+        return _result(
             False,
             f"The run of '{suite.name}' on release {release.number} has not finished ({run.done} of "
             f"{run.total} cases): wait for it.",
             evidence=evidence,
         )
     if run.status == RunStatus.ERROR:
-        return GateResult(
+        return _result(
             False,
             f"The latest run of '{suite.name}' on release {release.number} stopped with an error: run it again.",
             failing_cases(run),
@@ -95,10 +100,10 @@ def evaluation_gate(agent, release) -> GateResult:
             f"it passed {rate} of the cases, below the required {requirement.threshold * 100:.1f} %"
         )
     if problems:
-        return GateResult(
+        return _result(
             False,
             f"Release {release.number} did not pass the suite '{suite.name}': {'; '.join(problems)}.",
             failures,
             evidence,
         )
-    return GateResult(True, f"Release {release.number} passed the suite '{suite.name}'.", failures, evidence)
+    return _result(True, f"Release {release.number} passed the suite '{suite.name}'.", failures, evidence)

@@ -94,9 +94,14 @@ def _crud(resource: str, noun: str, *, view=(VIEWER, READ), write=(EDITOR, WRITE
 OPERATIONS: dict[str, Rule] = {
     # Agents and what hangs off them.
     **_crud("agent", "agents"),
-    # Putting an agent live is a person's decision; retiring one stays open to write keys (a client may
-    # take its own agent down).
-    "agent.activate": Rule(EDITOR, None, "activate agents"),
+    # Putting a release live takes two people (agents.activation): an editor or a write key (a CI
+    # pipeline) requests it, and another admin or owner — signed in, with a fresh second factor —
+    # approves it (the requester too where the organisation allows one-person activation). Refusing
+    # needs the approver's role; the requester cancels with the right to request. Retiring an agent
+    # stays open to write keys (a client may take its own agent down).
+    "release.request": Rule(EDITOR, WRITE, "request the activation of a release"),
+    "release.approve": Rule(ADMIN_ROLE, None, "approve the activation of a release"),
+    "release.refuse": Rule(ADMIN_ROLE, None, "refuse the activation of a release"),
     "agent.deprecate": Rule(EDITOR, WRITE, "deprecate agents"),
     "agent.execute": Rule(EDITOR, EXECUTE, "run agents"),
     **_crud("persona", "personas"),
@@ -134,7 +139,7 @@ OPERATIONS: dict[str, Rule] = {
     **_crud("evaluation_requirement", "evaluation requirements", write=(ADMIN_ROLE, ADMIN)),
     # The organisation, its members and keys, its audit log.
     "organization.view": Rule(VIEWER, READ, "read the organisation"),
-    "organization.update": Rule(OWNER, None, "change the organisation's name and slug"),
+    "organization.update": Rule(OWNER, None, "change the organisation's settings"),
     "membership.view": Rule(VIEWER, READ, "read the members"),
     # Who belongs and with which rights, and who holds keys, is decided by people: never a key.
     "membership.add": Rule(ADMIN_ROLE, None, "add members"),
@@ -227,6 +232,13 @@ def _removes_secret(obj, context: dict) -> bool:
     return bool(getattr(obj, "api_key", ""))
 
 
+def _changes_four_eyes(obj, context: dict) -> bool:
+    """A change of the organisation's one-person activation (``one_person_activation=`` different
+    from what it is): who may put releases live alone is sensitive; a rename is not."""
+    value = context.get("one_person_activation")
+    return value is not None and value != getattr(obj, "one_person_activation", False)
+
+
 def _disables(obj, context: dict) -> bool:
     """A change that turns a guardrail off (``enabled=False`` for one that is on)."""
     return context.get("enabled") is False and bool(getattr(obj, "enabled", True))
@@ -236,7 +248,7 @@ def _disables(obj, context: dict) -> bool:
 # it, also needs a second factor checked within PRISMA_GLOW_STEP_UP_MINUTES when the caller is a person
 # (``Principal.step_up_needed``); keys never step up: what needs a person has scope None above.
 STEP_UP: dict[str, StepUpWhen] = {
-    "agent.activate": _always,
+    "release.approve": _always,
     "agent.deprecate": _always,
     "api_key.create": _always,
     "api_key.rotate": _always,
@@ -245,6 +257,7 @@ STEP_UP: dict[str, StepUpWhen] = {
     "membership.change_role": _always,
     "membership.remove": _always,
     "membership.grant_owner": _always,
+    "organization.update": _changes_four_eyes,
     "model_provider.add": _sets_secret,
     "model_provider.change": _changes_secret,
     "model_provider.delete": _removes_secret,
@@ -366,15 +379,35 @@ DOORS: tuple[Door, ...] = (
     Door("admin:agents_agent_wizard_step", "agent.add", ("agent-list", "create")),
     Door("admin:agents_agent_wizard_reset", "agent.add", ("agent-list", "create"), "POST"),
     Door("admin:agents_agent_delete", "agent.delete", ("agent-detail", "destroy")),
-    Door("admin:agents_agent_lifecycle", "agent.activate", ("agent-activate", "activate"), "POST"),
+    Door("admin:agents_agent_lifecycle", "release.request", ("agent-activate", "activate"), "POST"),
     Door("admin:agents_agent_lifecycle", "agent.deprecate", ("agent-deprecate", "deprecate"), "POST"),
     Door("admin:agents_agent_clone", "agent.add", ("agent-clone", "clone"), "POST"),
     Door(
         "admin:agents_agent_changelist",
-        "agent.activate",
+        "release.request",
         ("agent-activate", "activate"),
         "POST",
-        admin_action="activate_selected",
+        admin_action="request_activation_selected",
+    ),
+    # Activation requests (agents.activation): the approval inbox and its decisions.
+    Door("admin:approvals", "agent.view", ("activation-request-list", "list")),
+    Door(
+        "admin:agents_activation_approve",
+        "release.approve",
+        ("agent-activation-request-approve", "approve"),
+        "POST",
+    ),
+    Door(
+        "admin:agents_activation_refuse",
+        "release.refuse",
+        ("agent-activation-request-refuse", "refuse"),
+        "POST",
+    ),
+    Door(
+        "admin:agents_activation_cancel",
+        "release.request",
+        ("agent-activation-request-cancel", "cancel"),
+        "POST",
     ),
     Door(
         "admin:agents_agent_changelist",
@@ -668,6 +701,12 @@ API_ONLY: dict[tuple[str, str], str] = {
     ("agent-persona-detail", "partial_update"): "personas are versioned: the admin saves a new version",
     ("agent-persona-detail", "destroy"): "the admin keeps every version",
     ("agent-persona-diff", "diff"): "the personas page's ?a=&b= comparison",
+    ("agent-activation-request-list", "list"): "the agent's page shows its pending request; the "
+    "approval inbox lists every pending one",
+    ("agent-activation-request-list", "create"): "the agent page's request form is the lifecycle's "
+    "activate (agent-activate), the same service",
+    ("agent-activation-request-detail", "retrieve"): "the approval inbox shows each request",
+    ("activation-request-detail", "retrieve"): "the approval inbox shows each request",
     ("agent-tool-detail", "retrieve"): "assignments page",
     ("agent-tool-detail", "update"): "assignments page",
     ("agent-tool-detail", "partial_update"): "assignments page",

@@ -11,6 +11,7 @@ goes through ``agents.services`` / ``personas.services``.
 from __future__ import annotations
 
 import csv
+from functools import partial
 
 from django.contrib import admin, messages
 from django.contrib.admin.options import ActionLocation
@@ -21,7 +22,8 @@ from django.urls import include, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_GET, require_POST
 
-from agents import services
+from agents import activation, services
+from agents.admin import activation_pages as admin_activation
 from agents.admin import approvals
 from agents.admin import replay as replay_pages
 from agents.admin.budgets import budgets_panel, consumption, limits_nothing_warning
@@ -67,8 +69,8 @@ class AgentAdmin(OrganizationScopedAdmin):
     search_fields = ["name", "slug", "description"]
     list_select_related = ["owner", "provider"]
     ordering = ["name"]
-    actions = ["activate_selected", "deprecate_selected", "export_csv"]
-    action_operations = {"activate_selected": "agent.activate", "deprecate_selected": "agent.deprecate"}
+    actions = ["request_activation_selected", "deprecate_selected", "export_csv"]
+    action_operations = {"deprecate_selected": "agent.deprecate"}
     policy_resource = "agent"
     change_form_template = "admin/agents/agent/change_form.html"
     change_list_template = "admin/agents/agent/change_list.html"
@@ -104,14 +106,15 @@ class AgentAdmin(OrganizationScopedAdmin):
         return obj.run_total
 
     # --- bulk actions ----------------------------------------------------------------------
-    @admin.action(description="Activate selected agents")
-    def activate_selected(self, request, queryset):
-        self.require(request, "agent.activate")
+    @admin.action(description="Request activation of the selected agents' newest releases")
+    def request_activation_selected(self, request, queryset):
+        # A request each (four eyes: another admin or owner approves them in the approval inbox).
+        self.require(request, "release.request")
         self.run_action(
             request,
             queryset,
-            lambda a: services.agent_activate(agent=a, actor=request.user),
-            verb="activated",
+            lambda a: activation.activation_request_create(agent=a, actor=request.user),
+            verb="requested for activation (approve them in the approval inbox)",
         )
 
     @admin.action(description="Deprecate selected agents")
@@ -151,7 +154,10 @@ class AgentAdmin(OrganizationScopedAdmin):
 
     def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
         actions = super().get_actions(request, action_location=action_location)
-        for name, operation in self.action_operations.items():
+        for name, operation in {
+            **self.action_operations,
+            "request_activation_selected": "release.request",
+        }.items():
             if not self.allows(request, operation):
                 actions.pop(name, None)
         return actions
@@ -194,6 +200,21 @@ class AgentAdmin(OrganizationScopedAdmin):
                 name="agents_agent_lifecycle",
             ),
             path("<int:agent_id>/clone/", view(pages.clone), name="agents_agent_clone"),
+            path(
+                "activation-requests/<int:request_id>/approve/",
+                view(partial(admin_activation.approve, self)),
+                name="agents_activation_approve",
+            ),
+            path(
+                "activation-requests/<int:request_id>/refuse/",
+                view(partial(admin_activation.refuse, self)),
+                name="agents_activation_refuse",
+            ),
+            path(
+                "activation-requests/<int:request_id>/cancel/",
+                view(partial(admin_activation.cancel, self)),
+                name="agents_activation_cancel",
+            ),
             path("<int:agent_id>/personas/", view(pages.personas), name="agents_agent_personas"),
             path("<int:agent_id>/personas/new/", view(pages.persona_edit), name="agents_agent_persona_new"),
             path(
@@ -662,8 +683,29 @@ admin.site.register_dashboard_panel(
 admin.site.register_urls(
     [path("console/", include("agents.console.urls"))], header_link=("Test console", "admin:console:index")
 )
+# The approval inbox (agents.admin.activation_pages): activation requests and tool calls, each a section;
+# the pending requests on the dashboard; a tool call's own page (agents.admin.approvals).
+admin.site.register_dashboard_panel(
+    "activation_requests",
+    template="admin/agents/activation/dashboard_panel.html",
+    context=admin_activation.activation_panel,
+    order=8,
+)
+admin_activation.register_inbox_section(
+    "activation_requests",
+    template="admin/agents/activation/inbox_section.html",
+    context=admin_activation.activation_section,
+    order=10,
+)
+admin_activation.register_inbox_section(
+    "tool_calls",
+    template="admin/agents/approvals/inbox_section.html",
+    context=approvals.tool_calls_section,
+    order=20,
+)
 admin.site.register_urls(
     [
+        path("approvals/", admin.site.admin_view(admin_activation.inbox), name="approvals"),
         path("tool-approvals/", admin.site.admin_view(approvals.inbox), name="tool_approvals"),
         path(
             "tool-approvals/<int:approval_id>/",
@@ -671,5 +713,5 @@ admin.site.register_urls(
             name="tool_approval",
         ),
     ],
-    header_link=("Approvals", "admin:tool_approvals"),
+    header_link=("Approvals", "admin:approvals"),
 )

@@ -1,4 +1,5 @@
-"""The approval inbox (``/admin/tool-approvals/``) and a tool call's own page (``…/<id>/``), where an
+"""The tool calls' inbox (``/admin/tool-approvals/``; also a section of the approval inbox
+``/admin/approvals/``, ``tool_calls_section``) and a tool call's own page (``…/<id>/``), where an
 editor approves it (with its arguments edited or not) or refuses it with a reason.
 
 The inbox's list is ``admin/agents/approvals/_tool_calls.html`` fed by
@@ -72,6 +73,18 @@ def inbox(request):
         {"tool_approval_rows": rows, "can_decide": access.may("tool_call.decide")},
         title="Approval inbox",
     )
+
+
+def tool_calls_section(request, organization) -> dict | None:
+    """The approval inbox's section of tool calls (``agents.admin.activation_pages.register_inbox_section``):
+    the pending ones, for members who may see them (None leaves the section out)."""
+    access = get_admin_access(request)
+    if not access.may("tool_call.view"):
+        return None
+    return {
+        "tool_approval_rows": tool_approval_rows(tool_approvals_pending(organization=organization)),
+        "can_decide": access.may("tool_call.decide"),
+    }
 
 
 def decide_approval(request, approval: ToolApproval, action: str, data) -> tuple[bool, forms.Form]:

@@ -22,6 +22,7 @@ from django.utils.datastructures import MultiValueDict
 
 from agents import selectors
 from agents import services as agent_services
+from agents.admin import activation_pages as admin_activation
 from agents.admin.assignments import ASSIGNMENT_PAGES
 from agents.admin.dashboard import percentile
 from agents.admin.forms import (
@@ -59,6 +60,8 @@ WIZARD_STEPS = [
     ("review", "Review", None),
 ]
 STEP_NAMES = [name for name, _, _ in WIZARD_STEPS]
+# The lifecycle page's transitions and what each performs (activating is requesting: four eyes).
+LIFECYCLE_OPERATIONS = {"activate": "release.request", "deprecate": "agent.deprecate"}
 
 
 class _PreviewPassage:
@@ -295,24 +298,32 @@ class AgentPages:
             "can_write": self._allows(request, "agent.change", agent),
             **release_panel(request, agent, self.admin),
             "console_url": reverse("admin:index") + f"console/?agent={agent.pk}",
+            **admin_activation.agent_activation_context(request, agent),
             "identifiers_notice": ""
             if selectors.agent_screens_identifiers(agent=agent)
             else selectors.IDENTIFIERS_SENT_NOTICE,
         }
         return self._page(request, "admin/agents/agent/detail.html", context, title=agent.name)
 
-    @requires_step_up(lambda transition, **_: f"agent.{transition}")
+    @requires_step_up(lambda transition, **_: LIFECYCLE_OPERATIONS.get(transition, ""))
     def lifecycle(self, request, agent_id, transition):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        service = {
-            "activate": agent_services.agent_activate,
-            "deprecate": agent_services.agent_deprecate,
-        }.get(transition)
-        if service is None:
+        if transition not in LIFECYCLE_OPERATIONS:
             raise Http404("Unknown transition.")
-        self._require(request, f"agent.{transition}")
+        self._require(request, LIFECYCLE_OPERATIONS[transition])
         agent = self._agent(request, agent_id)
+        if transition == "activate":
+            # Activation is a request another admin or owner approves (agents.activation).
+            number = request.POST.get("release", "")
+            return admin_activation.request_activation(
+                self.admin,
+                request,
+                agent,
+                release_number=int(number) if number.isdigit() and len(number) < 10 else None,
+                notes=request.POST.get("notes", ""),
+            )
+        service = agent_services.agent_deprecate
         result, error = run_service(service, agent=agent, actor=request.user)
         if error is None:
             label = dict(AgentStatus.choices)[result.status].lower()

@@ -604,10 +604,13 @@ class BudgetSerializer(serializers.ModelSerializer):
 
 
 class ActivateRequestSerializer(serializers.Serializer):
-    """Which release of the agent to put live (default: its newest)."""
+    """Which release of the agent to put live (default: its newest), and why (for the approver)."""
 
     release = serializers.IntegerField(
         required=False, allow_null=True, min_value=1, max_value=2**31 - 1, help_text="A release number."
+    )
+    notes = serializers.CharField(
+        required=False, allow_blank=True, max_length=5000, help_text="Why (shown to the approver)."
     )
 
 

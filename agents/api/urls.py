@@ -1,5 +1,6 @@
 """Routes of the agents API, registered on the one router of ``prisma_glow.api.urls``."""
 
+from agents.api.activation import ActivationRequestViewSet, AgentActivationRequestViewSet
 from agents.api.approvals import ToolApprovalViewSet
 from agents.api.releases import ReleaseViewSet
 from agents.api.views import (
@@ -26,6 +27,10 @@ def register(router) -> None:
     router.register(f"{AGENT}/knowledge", AgentKnowledgeViewSet, basename="agent-knowledge")
     router.register(f"{AGENT}/guardrails", AgentGuardrailViewSet, basename="agent-guardrail")
     router.register(f"{AGENT}/releases", ReleaseViewSet, basename="agent-release")
+    router.register(
+        f"{AGENT}/activation-requests", AgentActivationRequestViewSet, basename="agent-activation-request"
+    )
+    router.register("activation-requests", ActivationRequestViewSet, basename="activation-request")
     router.register("executions", ExecutionViewSet, basename="execution")
     router.register("conversations", ConversationViewSet, basename="conversation")
     router.register("learning-examples", LearningExampleViewSet, basename="learning-example")

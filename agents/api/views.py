@@ -17,7 +17,8 @@ from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 
-from agents import services
+from agents import activation, services
+from agents.api.activation_serializers import ActivationRequestSerializer, activation_requests
 from agents.api.evidence import ReplayEvidenceMixin
 from agents.api.execute import ExecuteActionMixin
 from agents.api.filtersets import (
@@ -115,7 +116,7 @@ class AgentViewSet(ExecuteActionMixin, OrganizationScopedViewSet):
     policy_resource = "agent"
     operations = {
         **ExecuteActionMixin.operations,
-        "activate": "agent.activate",
+        "activate": "release.request",
         "deprecate": "agent.deprecate",
         "clone": "agent.add",
     }
@@ -143,14 +144,23 @@ class AgentViewSet(ExecuteActionMixin, OrganizationScopedViewSet):
         services.agent_delete(agent=instance, actor=self.access.actor)
 
     @extend_schema(
-        summary="Activate an agent",
-        description="Puts a release of the agent live: `release` (a number; default the newest release). "
-        "API runs then run that release; activating an earlier release rolls back. An agent without a "
-        "release answers 409. A signed-in editor or above only (an API key gets 403 `session_required`), "
-        "with a second factor checked within PRISMA_GLOW_STEP_UP_MINUTES (403 `step_up_required` until "
-        "`POST /api/v1/auth/step-up/`). Audited with the release's number and hash.",
+        summary="Request the activation of a release",
+        description="Asks for a release of the agent to go live: `release` (a number; default the newest "
+        "release) — the same as `POST /agents/{id}/activation-requests/`. Answers 202 with the pending "
+        "activation request, which another admin or owner approves (four eyes). Where the organisation "
+        "allows one-person activation and the caller is a signed-in admin or owner, the request is "
+        "approved at once (the activation gates run; a second factor checked within "
+        "PRISMA_GLOW_STEP_UP_MINUTES, 403 `step_up_required` until `POST /api/v1/auth/step-up/`) and the "
+        "answer is 200 with the agent, now running that release (gates that refuse answer 409 and leave "
+        "the request pending). Rolling back is requesting an earlier "
+        "release. An agent without a release answers 409. An editor, or an API key with the `write` scope.",
         request=ActivateRequestSerializer,
-        responses={200: AgentSerializer},
+        responses={200: AgentSerializer, 202: ActivationRequestSerializer},
+        examples=[
+            OpenApiExample(
+                "Release 4", request_only=True, value={"release": 4, "notes": "Suite run 41 passed."}
+            )
+        ],
     )
     @action(detail=True, methods=["post"])
     def activate(self, request, pk=None):
@@ -159,8 +169,21 @@ class AgentViewSet(ExecuteActionMixin, OrganizationScopedViewSet):
         payload.is_valid(raise_exception=True)
         number = payload.validated_data.get("release")
         release = None if number is None else services.release_for(agent=agent, number=number)
-        agent = services.agent_activate(agent=agent, actor=self.access.actor, release=release)
-        return Response(self.get_serializer(self._fresh(agent)).data)
+        alone = self.organization.one_person_activation and policy.allows(self.access, "release.approve")
+        if alone:
+            self.require("release.approve")  # the second factor, before anything is recorded
+        row = activation.activation_request_create(
+            agent=agent,
+            release=release,
+            actor=self.access.actor,
+            notes=payload.validated_data.get("notes", ""),
+        )
+        if alone:
+            # Gates that refuse answer 409 and leave the request pending, as for any approval.
+            activation.activation_request_approve(request=row, actor=self.access.actor)
+            return Response(self.get_serializer(self._fresh(agent)).data)
+        row = activation_requests().get(pk=row.pk)
+        return Response(ActivationRequestSerializer(row).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
         summary="Deprecate an agent",

@@ -37,7 +37,8 @@ The twenty pages (for the browser tests; ``<id>`` is an object of the signed-in 
     Invitations ....................... /admin/tenancy/invitation/  (invite: /add/; one: /<id>/change/ with revoke)
     Accepting an invitation ........... /invitation/<token>/  (outside /admin/: the e-mailed link)
     API keys .......................... /admin/tenancy/apikey/  (create: /add/; a key: /<id>/change/ with rotate and revoke)
-    Organisation ...................... /admin/tenancy/organization/<id>/change/
+    Approval inbox .................... /admin/approvals/  (activation requests: approve with a code, refuse, cancel; also a dashboard panel and the agent detail's Activation panel)
+    Organisation ...................... /admin/tenancy/organization/<id>/change/  (one-person activation: the owner, with a code)
     Audit log ......................... /admin/audit/auditevent/  and  /admin/audit/auditevent/<id>/change/
     Two-step sign-in .................. /admin/account/security/  (one's own second factor; the code step of signing in: /admin/login/code/)
 

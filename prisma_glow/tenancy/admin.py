@@ -47,8 +47,8 @@ class OrganizationAdmin(OrganizationScopedAdmin):
 
     policy_resource = "organization"
     policy_operations = {"change": "organization.update"}
-    list_display = ["name", "slug", "member_count", "created_at"]
-    fields = ["name", "slug"]
+    list_display = ["name", "slug", "one_person_activation", "member_count", "created_at"]
+    fields = ["name", "slug", "one_person_activation"]
     search_fields = ["name", "slug"]
 
     def get_queryset(self, request):
@@ -66,9 +66,15 @@ class OrganizationAdmin(OrganizationScopedAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def step_up_context(self, request, obj=None) -> dict:
+        # Turning one-person activation on or off asks for a fresh code (policy.STEP_UP); an
+        # unchecked checkbox is simply absent from the POST.
+        return {"one_person_activation": "one_person_activation" in request.POST}
+
     def save_model(self, request, obj, form, change):
         data = {k: form.cleaned_data[k] for k in ("name", "slug")}
         if change:
+            data["one_person_activation"] = form.cleaned_data["one_person_activation"]
             self.require(request, "organization.update", obj)
             result = self.call_service(
                 services.organization_update,

@@ -34,6 +34,13 @@ class Organization(TimeStampedModel):
         "(prisma_glow.config_stamp); the runtime's cache of loaded agents is valid only under it.",
     )
 
+    one_person_activation = models.BooleanField(
+        default=False,
+        help_text="Let an admin or owner approve their own request to activate an agent's release (small "
+        "teams). Off: a second admin or owner must approve (four eyes). The gates and the second-factor "
+        "check apply either way.",
+    )
+
     #: How a row reaches its organisation: it is one (scoping of the staff UI).
     organization_path = "pk"
 

@@ -66,13 +66,18 @@ def organization_create(*, name: str, slug: str, actor=None, owner=None) -> Orga
     return organization
 
 
-ORGANIZATION_EDITABLE_FIELDS = ("name", "slug")
+ORGANIZATION_EDITABLE_FIELDS = ("name", "slug", "one_person_activation")
 
 
 @retry_on_conflict
 @transaction.atomic
 def organization_update(*, organization: Organization, actor, **changes: Any) -> Organization:
-    """Change the organisation's ``name`` and/or ``slug`` (the only editable fields)."""
+    """Change the organisation's ``name``, ``slug`` and/or ``one_person_activation`` (whether an
+    admin or owner may approve their own request to activate a release: agents.activation). The doors
+    allow it to owners; changing ``one_person_activation`` also needs a fresh second factor
+    (``prisma_glow.policy.STEP_UP``). Audited ``organization.update`` with before and after."""
+    if "one_person_activation" in changes and not isinstance(changes["one_person_activation"], bool):
+        raise ValidationError({"one_person_activation": ["Must be true or false."]})
     unknown = sorted(set(changes) - set(ORGANIZATION_EDITABLE_FIELDS))
     if unknown:
         raise TypeError(f"organization_update() got unexpected field(s): {', '.join(unknown)}")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from agents.models import Agent, AgentStatus
+from agents.activation import activation_request_approve
+from agents.models import ActivationRequest, Agent, AgentStatus
 from personas.models import Persona
 from prisma_glow.audit.models import AuditEvent
 from tests.factories import (
@@ -175,22 +176,24 @@ def test_registry_empty_state(staff_client, org):
     assert "No agents yet" in html and "/admin/agents/agent/wizard/" in html
 
 
-def test_bulk_activate_deprecate_and_export(staff_client, org, other_org):
+def test_bulk_activation_requests_deprecate_and_export(staff_client, org, other_org):
+    """The bulk action requests the activation of each agent's newest release (four eyes: nothing
+    goes live until approved); an agent without a release is reported."""
     ready = AgentFactory(organization=org, name="Ready")
     PersonaFactory(agent=ready, is_active=True)
     release_now(ready, activate=False)
     no_persona = AgentFactory(organization=org, name="No persona")
     response = staff_client.post(
         "/admin/agents/agent/",
-        {"action": "activate_selected", "_selected_action": [ready.pk, no_persona.pk]},
+        {"action": "request_activation_selected", "_selected_action": [ready.pk, no_persona.pk]},
         follow=True,
     )
     html = response.content.decode()
     ready.refresh_from_db()
     no_persona.refresh_from_db()
-    assert ready.status == "active" and no_persona.status == "draft"
-    assert "1 agents activated" in html and "has no release yet" in html
-    assert ready.active_release.number == 1
+    assert ready.status == "draft" and no_persona.status == "draft"
+    assert ActivationRequest.objects.get(agent=ready).status == "pending"
+    assert "1 agents requested for activation" in html and "has no release yet" in html
     staff_client.post(
         "/admin/agents/agent/", {"action": "deprecate_selected", "_selected_action": [ready.pk]}
     )
@@ -211,12 +214,12 @@ def test_viewer_may_export_but_not_activate(viewer_admin_client, org):
     agent = AgentFactory(organization=org)
     PersonaFactory(agent=agent, is_active=True)
     page = viewer_admin_client.get("/admin/agents/agent/").content.decode()
-    assert "export_csv" in page and "activate_selected" not in page
+    assert "export_csv" in page and "request_activation_selected" not in page
     viewer_admin_client.post(
-        "/admin/agents/agent/", {"action": "activate_selected", "_selected_action": [agent.pk]}
+        "/admin/agents/agent/", {"action": "request_activation_selected", "_selected_action": [agent.pk]}
     )
     agent.refresh_from_db()
-    assert agent.status == "draft"
+    assert agent.status == "draft" and not ActivationRequest.objects.exists()
 
 
 # --- Settings form ----------------------------------------------------------------------------
@@ -280,24 +283,34 @@ def test_detail_shows_summary_assignments_metrics_and_buttons(staff_client, worl
     assert world.guardrail.name in html
     assert f"/admin/console/?agent={world.agent.pk}" in html
     assert "lifecycle/activate/" in html and "Clone as a draft" in html
+    assert "Request activation" in html and 'id="activation-pending"' in html
     assert "Success rate" in html and "50%" in html  # one completed, one failed
 
 
-def test_lifecycle_buttons(staff_client, org):
+def test_lifecycle_buttons(staff_client, org, owner):
+    """ "Request activation" records a pending request for the chosen release (nothing goes live until
+    another admin or owner approves); deprecate retires the agent."""
     agent = AgentFactory(organization=org)
     url = f"/admin/agents/agent/{agent.pk}/lifecycle/"
     assert staff_client.get(url + "activate/").status_code == 405
     html = staff_client.post(url + "activate/", follow=True).content.decode()
-    assert "has no release yet: create a release" in html
+    assert "has no release yet" in html
     PersonaFactory(agent=agent, is_active=True)
-    release = release_now(agent, activate=False)
-    staff_client.post(url + "activate/")
+    release_now(agent, activate=False)
+    html = staff_client.post(url + "activate/", {"release": "9"}, follow=True).content.decode()
+    assert "no release 9" in html
+    html = staff_client.post(
+        url + "activate/", {"release": "1", "notes": "Ready"}, follow=True
+    ).content.decode()
+    assert "Activation of release 1 requested" in html
     agent.refresh_from_db()
-    assert agent.status == "active" and agent.active_release == release
-    # The audit partner sees where the change came from, as for the API's events.
-    event = AuditEvent.objects.get(action="agent.activate", object_id=str(agent.pk))
+    assert agent.status == "draft"
+    row = ActivationRequest.objects.get(agent=agent)
+    assert row.status == "pending" and row.notes == "Ready"
+    # The audit partner sees where the request came from, as for the API's events.
+    event = AuditEvent.objects.get(action="activation_request.create")
     assert event.ip == "127.0.0.1"
-    assert event.after["release"] == 1 and event.after["release_hash"] == release.content_hash
+    activation_request_approve(request=row, actor=owner)
     staff_client.post(url + "deprecate/")
     agent.refresh_from_db()
     assert agent.status == "deprecated"

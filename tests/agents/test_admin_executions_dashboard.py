@@ -8,14 +8,17 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from agents.activation import activation_request_create
 from agents.models import Execution
 from tests.factories import (
     AgentFactory,
     ExecutionFactory,
     ExecutionStepFactory,
     FeedbackFactory,
+    MembershipFactory,
     PersonaFactory,
     UserFactory,
+    release_now,
 )
 
 pytestmark = pytest.mark.django_db
@@ -160,14 +163,26 @@ def test_dashboard_empty_states(owner_client, org):
     assert "No executions in the last 14 days" in html and "Create your first agent" in html
 
 
+def _requester(org):
+    user = UserFactory(username=f"requester-{org.slug}")
+    MembershipFactory(user=user, organization=org, role="editor")
+    return user
+
+
 def test_dashboard_query_count_does_not_grow(owner_client, org, django_assert_max_num_queries):
     agents = make_executions(org, 200, agents=10)
     for _ in range(20):
         _dropping_run(agents[0], ["Memo", "Note"])
+    # Pending activation requests of several agents: their panel is one query whatever their number.
+    requester = _requester(org)
+    for agent in agents[:6]:
+        PersonaFactory(agent=agent, is_active=True)
+        activation_request_create(agent=agent, release=release_now(agent, activate=False), actor=requester)
     # 13 for the page and the agents' panel, whatever the number of runs; tenancy's panels add a
     # constant 4 for an owner (locked sign-ins: the members, their locks; API keys near expiry: the
-    # keys, their count), the agents' budgets panel 1 (every budget with its period's consumption).
-    with django_assert_max_num_queries(18):
+    # keys, their count), the agents' budgets panel 1 (every budget with its period's consumption),
+    # the activations awaiting approval 1.
+    with django_assert_max_num_queries(19):
         assert owner_client.get("/admin/").status_code == 200
 
 
@@ -243,7 +258,12 @@ def test_agent_detail_query_count(owner_client, org, django_assert_max_num_queri
     PersonaFactory(agent=agent, is_active=True)
     for _ in range(30):
         ExecutionFactory(agent=agent)
-    with django_assert_max_num_queries(18):
+    for _ in range(3):
+        release_now(agent, activate=False)
+        agent.personas.update(system_prompt=f"Version {_}")
+    activation_request_create(agent=agent, actor=_requester(org))
+    # The activation section adds 2 (the releases to choose from, the pending request).
+    with django_assert_max_num_queries(20):
         assert owner_client.get(f"/admin/agents/agent/{agent.pk}/overview/").status_code == 200
 
 

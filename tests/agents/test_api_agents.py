@@ -75,17 +75,20 @@ def test_owner_must_be_a_member(org, other_org, editor, editor_client):
     assert response.status_code == 201 and response.json()["owner_username"] == editor.username
 
 
-def test_activate_without_release_409_then_with_release_200(org, editor_client):
-    """Activation needs a release (which needs an active persona); the activation is audited."""
+def test_activate_without_release_409_then_a_request_202(org, editor_client):
+    """Activating needs a release; with one, the call is a request another admin or owner approves
+    (202 with the pending request: nothing goes live yet)."""
     agent = AgentFactory(organization=org)
     body = assert_error(editor_client.post(f"/api/v1/agents/{agent.pk}/activate/"), 409)
-    assert "has no release yet: create a release" in body["message"]
+    assert "no release yet" in body["message"]
     PersonaFactory(agent=agent, is_active=True)
     release_now(agent, activate=False)
     response = editor_client.post(f"/api/v1/agents/{agent.pk}/activate/")
-    assert response.status_code == 200
-    assert response.json()["status"] == "active" and response.json()["active_persona_version"] == 1
-    assert AuditEvent.objects.filter(action="agent.activate", object_id=str(agent.pk)).exists()
+    assert response.status_code == 202
+    assert response.json()["status"] == "pending" and response.json()["release"] == 1
+    agent.refresh_from_db()
+    assert agent.status == "draft"
+    assert AuditEvent.objects.filter(action="activation_request.create").exists()
     response = editor_client.post(f"/api/v1/agents/{agent.pk}/deprecate/")
     assert response.json()["status"] == "deprecated"
 

@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from agents.models import Agent, AgentGuardrail, AgentKnowledge, AgentTool, ModelProvider
+from agents.models import ActivationRequest, Agent, AgentGuardrail, AgentKnowledge, AgentTool, ModelProvider
 from guardrails.models import Guardrail
 from knowledge.models import Chunk, Document, KnowledgeBase
 from personas.models import Persona
@@ -294,3 +294,24 @@ def test_reseeding_leaves_a_persons_own_vat_adviser_alone():
     assert "agents 1" in output and "renamed" not in output
     assert Agent.objects.get(pk=mira.pk).name == "VAT adviser"
     assert Agent.objects.filter(organization=organization, name="VAT adviser (demo)").exists()
+
+
+def test_active_demo_agents_went_live_through_an_approved_request(settings):
+    """Each active demo agent's release was requested by the owner and approved by a second admin,
+    the reviewer, whose login is printed and saved for ``make run`` (four eyes, agents.activation)."""
+    output = seed()
+    organization = Organization.objects.get(slug="demo")
+    reviewer = get_user_model().objects.get(username="demo-reviewer")
+    assert Membership.objects.get(organization=organization, user=reviewer).role == "admin"
+    password = output.split("approves activations (four eyes), is 'demo-reviewer' with password: ")[
+        1
+    ].split()[0]
+    assert reviewer.check_password(password)
+    assert "Reviewer:     demo-reviewer" in (settings.VAR_DIR / "demo-login.txt").read_text()
+    active = Agent.objects.filter(organization=organization, status="active")
+    assert active.exists()
+    for agent in active:
+        request = ActivationRequest.objects.get(agent=agent)
+        assert request.status == "approved" and request.release == agent.active_release
+        assert request.requested_by.username == "demo" and request.decided_by == reviewer
+        assert request.verdict["self_approved"] is False

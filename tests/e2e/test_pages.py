@@ -168,6 +168,7 @@ PAGES: list[Page] = [
     (20, "api-key", lambda f: f"/admin/tenancy/apikey/{APIKey.objects.get(name='Client portal').pk}/change/"),
     (20, "organisation", lambda f: f"/admin/tenancy/organization/{f.agent.organization_id}/change/"),
     (20, "audit-log", lambda f: "/admin/audit/auditevent/"),
+    (20, "approvals", lambda f: "/admin/approvals/"),
     (
         20,
         "audit-event",

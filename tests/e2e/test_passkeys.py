@@ -68,9 +68,9 @@ def test_register_a_passkey_sign_in_with_it_and_step_up_with_it(
     expect(page).to_have_url(re.compile(r"/admin/$"))
     assert AuditEvent.objects.filter(action="login.second_factor", after__device="passkey").exists()
 
-    # A step-up in the middle of an activation, once the sign-in's check is no longer fresh (the
+    # A step-up in the middle of a deprecation, once the sign-in's check is no longer fresh (the
     # session forgets when it was made, as if the step-up window had passed).
-    agent = AgentFactory(organization=org, name="VAT adviser")
+    agent = AgentFactory(organization=org, name="VAT adviser", status="active")
     PersonaFactory(agent=agent, is_active=True)
     release_now(agent, activate=False)
     for stored in Session.objects.all():
@@ -80,13 +80,14 @@ def test_register_a_passkey_sign_in_with_it_and_step_up_with_it(
             stored.session_data = Session.objects.encode(data)
             stored.save()
     page.goto(f"/admin/agents/agent/{agent.pk}/overview/")
-    page.get_by_role("button", name="Activate").click()
-    expect(page.locator("h2#step-up-title")).to_contain_text("Activate agents: confirm it")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Deprecate").click()
+    expect(page.locator("h2#step-up-title")).to_contain_text("Deprecate agents: confirm it")
     screenshot(page, "passkeys-03-step-up")
     page.get_by_role("button", name="Use a passkey").click()
     expect(page).to_have_url(re.compile(rf"/admin/agents/agent/{agent.pk}/overview/$"))
-    expect(page.locator(".messagelist").first).to_contain_text("is now active")
-    assert Agent.objects.get(pk=agent.pk).status == "active"
+    expect(page.locator(".messagelist").first).to_contain_text("is now deprecated")
+    assert Agent.objects.get(pk=agent.pk).status == "deprecated"
     assert AuditEvent.objects.filter(action="factor.step_up", after__device="passkey").exists()
     assert watcher.take() == []
 

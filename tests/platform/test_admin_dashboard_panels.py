@@ -44,10 +44,10 @@ def extra_panel(panel_templates):
 
 
 def test_the_agents_panel_is_registered_by_the_agents_app():
-    """Tenancy's locked sign-ins (order 5), the agents' figures (order 10), the agents' budgets (order
-    15), then tenancy's API keys near expiry."""
+    """Tenancy's locked sign-ins (order 5), the activations awaiting approval (order 8), the agents'
+    figures (order 10), the agents' budgets (order 15), then tenancy's API keys near expiry."""
     names = [panel.name for panel in admin.site.dashboard_panels()]
-    assert names == ["lockout", "agents", "budgets", "api_keys_expiring"]
+    assert names == ["lockout", "activation_requests", "agents", "budgets", "api_keys_expiring"]
 
 
 def test_a_registered_panel_is_shown_in_its_order_with_its_context(owner_client, org, extra_panel):

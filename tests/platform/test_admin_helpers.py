@@ -73,6 +73,7 @@ def test_every_organisation_owned_model_declares_its_path_to_the_organisation():
         "agents.agentguardrail": "agent__organization",
         "agents.execution": "organization",
         "agents.release": "organization",
+        "agents.activationrequest": "organization",
         "agents.conversation": "organization",
         "agents.executionstep": "execution__organization",
         "agents.feedback": "execution__organization",

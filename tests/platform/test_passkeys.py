@@ -19,6 +19,7 @@ from django.conf import settings
 from django.test import Client
 from django_otp_webauthn.models import WebAuthnCredential
 
+from agents.activation import activation_request_create
 from agents.models import Agent
 from prisma_glow import factors
 from prisma_glow.accounts.models import BackupCode
@@ -335,8 +336,10 @@ def test_a_step_up_with_a_passkey_continues_the_activation(org, owner, key):
     web = signed_in(owner)  # a new session: no factor checked in it
     agent = AgentFactory(organization=org)
     PersonaFactory(agent=agent, is_active=True)
-    release_now(agent, activate=False)
-    url = f"/admin/agents/agent/{agent.pk}/lifecycle/activate/"
+    requester = UserFactory(username="passkey-requester")
+    MembershipFactory(user=requester, organization=org, role="editor")
+    row = activation_request_create(agent=agent, release=release_now(agent, activate=False), actor=requester)
+    url = f"/admin/agents/agent/activation-requests/{row.pk}/approve/"
     page = web.post(url)
     options = options_in(page, "step-up-passkey-options")
     assert options is not None and f'name="{PASSKEY_FIELD}"' in page.content.decode()
@@ -354,7 +357,7 @@ def test_a_step_up_with_a_passkey_continues_the_activation(org, owner, key):
     assert done.status_code == 302
     assert Agent.objects.get(pk=agent.pk).status == "active"
     event = AuditEvent.objects.get(action="factor.step_up")
-    assert event.after["device"] == "passkey" and event.after["operation"] == "agent.activate"
+    assert event.after["device"] == "passkey" and event.after["operation"] == "release.approve"
 
 
 def test_the_api_step_up_stays_code_only(with_passkey, key):

@@ -28,7 +28,9 @@ def key(*scopes):
 EXPECTED = {
     "agent.view": ("viewer", "read"),
     "agent.change": ("editor", "write"),
-    "agent.activate": ("editor", None),
+    "release.request": ("editor", "write"),
+    "release.approve": ("admin", None),
+    "release.refuse": ("admin", None),
     "agent.deprecate": ("editor", "write"),
     "agent.execute": ("editor", "execute"),
     "execution.view": ("viewer", "read"),

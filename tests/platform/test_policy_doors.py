@@ -148,6 +148,7 @@ def _admin_kwargs(door: policy.Door, world) -> dict:
         "execution_id": world.execution.pk,
         "number": world.release.number,
         "approval_id": world.tool_approval.pk,
+        "request_id": world.activation_request.pk,
         "step": "basics",
         "kind": "tools",
         "transition": door.api[1] if door.api else "activate",
@@ -177,6 +178,8 @@ def _api_url(door: policy.Door, world) -> str:
         "api-key": world.api_key.pk,
         "audit-event": world.audit_event.pk,
         "tool-approval": world.tool_approval.pk,
+        "agent-activation-request": world.activation_request.pk,
+        "activation-request": world.activation_request.pk,
     }
     route = next(r for r, n, _ in _patterns(get_resolver().url_patterns) if n == name)
     kwargs = {}

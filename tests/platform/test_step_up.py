@@ -14,6 +14,7 @@ from django.contrib.sessions.models import Session
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from agents.activation import activation_request_create
 from agents.models import Agent, ModelProvider
 from guardrails.models import Guardrail
 from knowledge.models import KnowledgeBase
@@ -78,12 +79,17 @@ class Case:
 
 def _cases(org) -> dict[str, callable]:
     def activate():
+        # Approving another member's request to activate a release (four eyes) puts it live.
         agent = AgentFactory(organization=org)
         PersonaFactory(agent=agent, is_active=True)
-        release_now(agent, activate=False)
+        requester = UserFactory()
+        MembershipFactory(user=requester, organization=org, role="editor")
+        row = activation_request_create(
+            agent=agent, release=release_now(agent, activate=False), actor=requester
+        )
         return Case(
             "post",
-            f"/api/v1/agents/{agent.pk}/activate/",
+            f"/api/v1/agents/{agent.pk}/activation-requests/{row.pk}/approve/",
             None,
             200,
             lambda: Agent.objects.get(pk=agent.pk).status == "active",

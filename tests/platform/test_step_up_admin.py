@@ -9,6 +9,7 @@ import re
 import pytest
 from django.test import Client
 
+from agents.activation import activation_request_create
 from agents.models import Agent, ModelProvider
 from guardrails.models import Guardrail
 from knowledge.models import KnowledgeBase
@@ -74,15 +75,15 @@ def wrong(device) -> str:
     return "000000" if totp_code(device) != "000000" else "111111"
 
 
-def test_activation_from_the_lifecycle_page_asks_a_code_then_activates(org, owner, web, device):
+def test_approving_an_activation_asks_a_code_then_activates(org, owner, editor, web, device):
     agent = AgentFactory(organization=org)
     PersonaFactory(agent=agent, is_active=True)
-    release_now(agent, activate=False)
-    url = f"/admin/agents/agent/{agent.pk}/lifecycle/activate/"
-    page = web.post(url)
+    row = activation_request_create(agent=agent, release=release_now(agent, activate=False), actor=editor)
+    url = f"/admin/agents/agent/activation-requests/{row.pk}/approve/"
+    page = web.post(url, {"next": f"/admin/agents/agent/{agent.pk}/overview/"})
     assert is_code_page(page)
     text = page.content.decode()
-    assert "Activate agents: confirm it" in text and f'action="{url}"' in text
+    assert "Approve the activation of a release: confirm it" in text and f'action="{url}"' in text
     assert 'autocomplete="one-time-code"' in text and "csrfmiddlewaretoken" in text
     assert "no-store" in page["Cache-Control"]
     assert Agent.objects.get(pk=agent.pk).status == "draft"
@@ -91,7 +92,7 @@ def test_activation_from_the_lifecycle_page_asks_a_code_then_activates(org, owne
     assert is_code_page(again) and "wrong, expired or already used" in again.content.decode()
     assert Agent.objects.get(pk=agent.pk).status == "draft"
     failed = AuditEvent.objects.get(action="factor.step_up_failed")
-    assert failed.after == {"door": "admin", "operation": "agent.activate", "reason": "wrong"}
+    assert failed.after == {"door": "admin", "operation": "release.approve", "reason": "wrong"}
 
     device.refresh_from_db()
     device.throttle_reset()
@@ -100,7 +101,7 @@ def test_activation_from_the_lifecycle_page_asks_a_code_then_activates(org, owne
     assert Agent.objects.get(pk=agent.pk).status == "active"
     event = AuditEvent.objects.get(action="factor.step_up")
     assert event.actor_user == owner and event.organization == org
-    assert event.after["door"] == "admin" and event.after["operation"] == "agent.activate"
+    assert event.after["door"] == "admin" and event.after["operation"] == "release.approve"
     assert AuditEvent.objects.filter(action="agent.activate", object_id=str(agent.pk)).exists()
 
 
@@ -113,24 +114,22 @@ def test_the_check_lasts_so_the_next_sensitive_action_asks_nothing(org, web, dev
     assert Agent.objects.get(pk=other.pk).status == "deprecated"
 
 
-def test_bulk_activation_carries_the_selection(org, web, device):
-    agents = [AgentFactory(organization=org) for _ in range(2)]
-    for agent in agents:
-        PersonaFactory(agent=agent, is_active=True)
-        release_now(agent, activate=False)
-    untouched = AgentFactory(organization=org)
-    PersonaFactory(agent=untouched, is_active=True)
-    release_now(untouched, activate=False)
+def test_bulk_deprecation_carries_the_selection(org, web, device):
+    agents = [AgentFactory(organization=org, status="active") for _ in range(2)]
+    untouched = AgentFactory(organization=org, status="active")
     url = "/admin/agents/agent/"
     page = web.post(
-        url, {"action": "activate_selected", "index": 0, "_selected_action": [a.pk for a in agents]}
+        url, {"action": "deprecate_selected", "index": 0, "_selected_action": [a.pk for a in agents]}
     )
     assert is_code_page(page)
     assert sorted(v for n, v in carried(page) if n == "_selected_action") == sorted(str(a.pk) for a in agents)
-    assert not Agent.objects.filter(status="active").exists()
+    assert not Agent.objects.filter(status="deprecated").exists()
     done = answer(web, url, page, totp_code(device))
     assert done.status_code == 302
-    assert set(Agent.objects.filter(status="active").values_list("pk", flat=True)) == {a.pk for a in agents}
+    assert set(Agent.objects.filter(status="deprecated").values_list("pk", flat=True)) == {
+        a.pk for a in agents
+    }
+    assert Agent.objects.get(pk=untouched.pk).status == "active"
 
 
 def test_export_is_not_sensitive(org, web):

@@ -33,10 +33,11 @@ WRITE_METHODS = ("post", "put", "patch")
 
 
 @pytest.fixture
-def world(org, admin_user):
+def world(org, owner):
     agent = AgentFactory(organization=org)
     return {
-        "client": client_for(admin_user),
+        # An owner: the organisation's own boolean (one_person_activation) is the owner's to change.
+        "client": client_for(owner),
         "agent": agent,
         "agents/{agent_pk}/guardrails/{id}": AgentGuardrailFactory(agent=agent).pk,
         "agents/{agent_pk}/knowledge/{id}": AgentKnowledgeFactory(agent=agent).pk,

@@ -10,6 +10,7 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
+from agents.activation import activation_request_create
 from agents.models import Agent
 from prisma_glow import policy
 from prisma_glow.audit.models import AuditEvent
@@ -20,6 +21,7 @@ from tests.factories import (
     GuardrailFactory,
     PersonaFactory,
     TOTPDeviceFactory,
+    release_now,
     totp_code,
 )
 from tests.support.api import assert_error
@@ -41,11 +43,14 @@ def every_key():
 
 def sensitive_context(operation: str) -> tuple[object, dict]:
     """An object and a request that make ``operation`` sensitive (the rules that depend on them)."""
-    obj = SimpleNamespace(api_key="sk-stored", enabled=True, role="viewer", organization_id=1)
+    obj = SimpleNamespace(
+        api_key="sk-stored", enabled=True, role="viewer", organization_id=1, one_person_activation=False
+    )
     context = {
         "model_provider.add": {"api_key": "sk-new"},
         "model_provider.change": {"api_key": "sk-new"},
         "guardrail.change": {"enabled": False},
+        "organization.update": {"one_person_activation": True},
     }.get(operation, {})
     return obj, context
 
@@ -65,7 +70,9 @@ def test_v7_5_3_every_sensitive_operation_needs_a_fresh_second_factor(operation)
 def test_v7_5_3_the_issue_s_sensitive_operations_are_all_in_the_table():
     """ASVS 5.0 V7.5.3: the list of issue 16, written out here rather than read from the table."""
     assert set(policy.STEP_UP) == {
-        "agent.activate",
+        # Issue 17: approving a release's activation, and who may approve alone.
+        "release.approve",
+        "organization.update",
         "agent.deprecate",
         "api_key.create",
         "api_key.rotate",
@@ -103,7 +110,9 @@ def test_v8_2_1_through_the_api_a_key_cannot_activate_nor_create_keys(org):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key.plaintext}")
     count = APIKey.objects.count()
-    for url, body in ((f"/api/v1/agents/{agent.pk}/activate/", None), ("/api/v1/api-keys/", {"name": "k"})):
+    row = activation_request_create(agent=agent, release=release_now(agent, activate=False), actor=key)
+    approve = f"/api/v1/agents/{agent.pk}/activation-requests/{row.pk}/approve/"
+    for url, body in ((approve, None), ("/api/v1/api-keys/", {"name": "k"})):
         assert assert_error(client.post(url, body, format="json"), 403)["code"] == "session_required"
     assert Agent.objects.get(pk=agent.pk).status == "draft" and APIKey.objects.count() == count
 

@@ -122,6 +122,15 @@ class World:
         self.invitation = InvitationFactory(
             organization=org, email=f"newcomer@{org.slug}.example", invited_by=owner_user
         )
+        # A release and its pending activation request, asked by the API key (a CI pipeline), so any
+        # admin or owner may decide it.
+        from agents.activation import activation_request_create
+        from agents.services import release_create
+
+        self.release = release_create(agent=self.agent, actor=None)
+        self.activation_request = activation_request_create(
+            agent=self.agent, release=self.release, actor=self.api_key, notes="Suite run passed."
+        )
         self.audit_event = audit_record(
             organization=org,
             action="agent.update",
@@ -180,6 +189,7 @@ class World:
             "organization": f"/admin/tenancy/organization/{self.org.pk}/change/",
             "audit-log": "/admin/audit/auditevent/",
             "audit-event": f"/admin/audit/auditevent/{self.audit_event.pk}/change/",
+            "approvals": "/admin/approvals/",
         }
 
     def object_pages(self) -> dict[str, str]:

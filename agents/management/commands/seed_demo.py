@@ -11,7 +11,10 @@ person's own "VAT adviser" is accepted); a database seeded under the old name ha
 The owner's credentials come from ``PRISMA_GLOW_DEMO_USERNAME`` / ``PRISMA_GLOW_DEMO_PASSWORD`` or,
 when unset, are ``demo`` (``<slug>-owner`` for other slugs) with a generated password. They are
 printed once, when the user is created, and written to ``var/demo-login.txt`` (mode 0600) so that
-``make run`` can show them again; the password is never written anywhere else.
+``make run`` can show them again; the password is never written anywhere else. A second admin,
+``<owner>-reviewer`` (same password rule), approves activations: each active demo agent's release 1
+goes live through an activation request the owner makes and the reviewer approves (four eyes,
+``agents.activation``), so the approval inbox shows a recorded decision from the start.
 """
 
 from __future__ import annotations
@@ -29,12 +32,12 @@ from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_slug
 from django.db import transaction
 
+from agents.activation import activation_request_approve, activation_request_create
 from agents.models import Agent, AgentGuardrail, AgentKnowledge, AgentTool, ModelProvider
 from agents.services import (
     GUARDRAIL,
     KNOWLEDGE,
     TOOL,
-    agent_activate,
     agent_create,
     agent_update,
     assignment_create,
@@ -354,6 +357,7 @@ class Command(BaseCommand):
             with transaction.atomic():
                 organization = self._organization(org, name)
                 user, password = self._owner(organization)
+                reviewer, reviewer_password = self._reviewer(organization, user)
                 provider = self._provider(organization)
                 knowledge_bases = {
                     spec.name: self._knowledge_base(organization, spec) for spec in KNOWLEDGE_BASES
@@ -361,7 +365,9 @@ class Command(BaseCommand):
                 guardrails = {g[0]: self._guardrail(organization, *g) for g in GUARDRAILS}
                 tools = self._builtin_tools()
                 for spec in AGENTS:
-                    self._agent(organization, user, provider, spec, tools, knowledge_bases, guardrails)
+                    self._agent(
+                        organization, (user, reviewer), provider, spec, tools, knowledge_bases, guardrails
+                    )
         except ValidationError as exc:
             raise CommandError(f"The demo data could not be created: {exc}") from exc
 
@@ -372,7 +378,7 @@ class Command(BaseCommand):
             lines = "; ".join(f"{title}: {error}" for title, error in failed)
             raise CommandError(f"Some demo documents could not be processed: {lines}")
 
-        login_file = self._write_login(organization, user, password)
+        login_file = self._write_login(organization, user, password, reviewer, reviewer_password)
         if self.created:
             summary = ", ".join(f"{kind} {count}" for kind, count in self.created.items())
             self.stdout.write(f"Seeded organisation '{organization.slug}'. Created: {summary}.")
@@ -382,6 +388,14 @@ class Command(BaseCommand):
             self.stdout.write(
                 self.style.SUCCESS(f"Log in at /admin/ as '{user.get_username()}' with password: {password}")
             )
+        if reviewer_password is not None:
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"The second admin, who approves activations (four eyes), is '{reviewer.get_username()}' "
+                    f"with password: {reviewer_password}"
+                )
+            )
+        if password is not None or reviewer_password is not None:
             self.stdout.write(f"(Saved to {login_file}; shown once.)")
 
     # --- Steps, each creating only what is missing ----------------------------------------------
@@ -426,6 +440,33 @@ class Command(BaseCommand):
                 actor=None,
                 user=user,
                 role=Role.OWNER,
+                allow_members_elsewhere=True,
+            )
+            self._note("membership")
+        return user, password
+
+    def _reviewer(self, organization: Organization, owner):
+        """The second admin (``<owner>-reviewer``): activating a release takes a request and another
+        person's approval (four eyes), so the demo has someone to approve. Created once with a password
+        (PRISMA_GLOW_DEMO_PASSWORD when set, else a generated one), otherwise left untouched."""
+        User = get_user_model()
+        username = f"{owner.get_username()}-reviewer"
+        user = User.objects.filter(username=username).first()
+        password = None
+        if user is None:
+            password = os.environ.get("PRISMA_GLOW_DEMO_PASSWORD") or secrets.token_urlsafe(12)
+            user = User.objects.create_user(
+                username=username, email=f"{username}@example.com", password=password, is_staff=True
+            )
+            self._note("user")
+            if os.environ.get("PRISMA_GLOW_DEMO_PASSWORD"):
+                password = "(the value of PRISMA_GLOW_DEMO_PASSWORD)"
+        if not Membership.objects.filter(organization=organization, user=user).exists():
+            membership_add(
+                organization=organization,
+                actor=None,
+                user=user,
+                role=Role.ADMIN,
                 allow_members_elsewhere=True,
             )
             self._note("membership")
@@ -491,7 +532,8 @@ class Command(BaseCommand):
             )
         return tools
 
-    def _agent(self, organization, user, provider, spec: AgentSpec, tools, knowledge_bases, guardrails):
+    def _agent(self, organization, people, provider, spec: AgentSpec, tools, knowledge_bases, guardrails):
+        user, reviewer = people
         agent = Agent.objects.filter(organization=organization, slug=spec.slug).first()
         if agent is None:
             agent = self._former_agent(organization, spec)
@@ -532,8 +574,13 @@ class Command(BaseCommand):
                 assignment_create(kind=GUARDRAIL, agent=agent, guardrail=guardrail, actor=None)
         if created and spec.active:
             # Only an agent created by this run is put live: a status someone changed later stays.
-            release = release_create(agent=agent, actor=None, notes="Release of the demo configuration.")
-            agent_activate(agent=agent, actor=None, release=release)
+            # It goes live as any release does: the owner requests, the reviewer approves (recorded and
+            # audited; the approval inbox shows the decision).
+            release = release_create(agent=agent, actor=user, notes="Release of the demo configuration.")
+            request = activation_request_create(
+                agent=agent, release=release, actor=user, notes="The demo configuration, ready for clients."
+            )
+            activation_request_approve(request=request, actor=reviewer)
 
     def _former_agent(self, organization, spec: AgentSpec) -> Agent | None:
         """The agent as an earlier version of this command seeded it, renamed to the current name and slug.
@@ -553,15 +600,23 @@ class Command(BaseCommand):
                 return agent_update(agent=agent, actor=None, name=spec.name, slug=spec.slug)
         return None
 
-    def _write_login(self, organization: Organization, user, password: str | None) -> Path:
-        """Keep the login where ``make run`` can print it again (owner-only file mode)."""
+    def _write_login(
+        self, organization: Organization, user, password: str | None, reviewer, reviewer_password: str | None
+    ) -> Path:
+        """Keep the logins where ``make run`` can print them again (owner-only file mode)."""
         name = "demo-login.txt" if organization.slug == "demo" else f"demo-login-{organization.slug}.txt"
         path = Path(settings.VAR_DIR) / name
-        if password is None and path.exists():
+        if password is None and reviewer_password is None and path.exists():
             return path
-        secret = password if password is not None else "(unchanged; reset it with: manage.py changepassword "
-        if password is None:
-            secret += f"{user.get_username()})"
+
+        def shown(secret, who):
+            return (
+                secret
+                if secret is not None
+                else f"(unchanged; reset it with: manage.py changepassword {who})"
+            )
+
+        secret = shown(password, user.get_username())
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
@@ -569,6 +624,9 @@ class Command(BaseCommand):
                 f"Organisation: {organization.name} ({organization.slug})\n"
                 f"Login:        {user.get_username()}\n"
                 f"Password:     {secret}\n"
+                f"Reviewer:     {reviewer.get_username()} (a second admin: approves activation requests "
+                "in /admin/approvals/)\n"
+                f"Password:     {shown(reviewer_password, reviewer.get_username())}\n"
             )
         path.chmod(0o600)
         return path

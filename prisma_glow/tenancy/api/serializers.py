@@ -235,9 +235,15 @@ class OrganizationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Organization
-        fields = ["id", "name", "slug", "role", "scopes", "created_at", "updated_at"]
+        fields = ["id", "name", "slug", "one_person_activation", "role", "scopes", "created_at", "updated_at"]
         read_only_fields = ["id", "role", "scopes", "created_at", "updated_at"]
-        extra_kwargs = {"name": {"max_length": 200}}
+        extra_kwargs = {
+            "name": {"max_length": 200},
+            "one_person_activation": {
+                "help_text": "Whether an admin or owner may approve their own request to activate a release "
+                "(small teams). Changing it needs a fresh second factor."
+            },
+        }
 
     def get_role(self, obj) -> str | None:
         access = self.context.get("access")

@@ -11,6 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
+from prisma_glow.api import permissions
 from prisma_glow.api.tenancy import get_access
 from prisma_glow.api.viewsets import OrganizationScopedMixin
 from prisma_glow.tenancy import services
@@ -350,6 +351,13 @@ class OrganizationView(mixins.RetrieveModelMixin, mixins.UpdateModelMixin, Gener
 
     def perform_update(self, serializer):
         access = get_access(self.request)
+        # Turning one-person activation on or off is sensitive (a fresh second factor).
+        permissions.require(
+            self.request,
+            "organization.update",
+            serializer.instance,
+            one_person_activation=serializer.validated_data.get("one_person_activation"),
+        )
         serializer.instance = services.organization_update(
             organization=serializer.instance,
             actor=access.actor,
