@@ -184,6 +184,11 @@ def test_release_evaluate_approve_roll_back_replay_and_verify_the_evidence(
     settings,
     tmp_path,
 ):
+    """ASVS 5.0 V2.3.1 (business logic flows in their expected order, no step skipped): a release goes
+    live only after it was requested, its required suite passed on it, and a second person approved it
+    with a fresh second factor — a rollback included; and V16.4.2 (logs cannot be modified unnoticed):
+    an evidence pack whose answer, release hash, audit event hash or document hash was changed fails
+    ``verify_evidence`` naming it."""
     settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
     org, mira, ada, device, raw_key = firm
     base = live_server.url
@@ -285,6 +290,9 @@ def test_release_evaluate_approve_roll_back_replay_and_verify_the_evidence(
     gates = " ".join(refused["errors"]["gates"])
     assert "Reverse charge" in gates and "must" in gates.lower(), refused
     assert "Answers at all" not in gates
+    assert refused["errors"]["gates"][0].endswith(
+        "Reverse charge (must pass): The answer does not contain “reverse charge”."
+    )
     assert ok(editor.get(f"{A}/activation-requests/{request_1['id']}/"), 200)["status"] == "pending"
     assert ok(editor.get(f"{A}/"), 200)["status"] == "draft"
     error(ci.post(f"{A}/execute/", {"input": QUESTION}), 409, "conflict")  # nothing live yet
