@@ -17,6 +17,7 @@ fails naming what differs. Artefacts (the packs, the workers' logs) stay under t
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -32,7 +33,14 @@ from django.utils import timezone
 from agents.models import ActivationRequest, Agent
 from prisma_glow.audit.models import AuditEvent
 from tests.e2e.conftest import PASSWORD
-from tests.factories import APIKeyFactory, MembershipFactory, TOTPDeviceFactory, UserFactory, totp_code
+from tests.factories import (
+    APIKeyFactory,
+    MembershipFactory,
+    OrganizationFactory,
+    TOTPDeviceFactory,
+    UserFactory,
+    totp_code,
+)
 from tests.platform.test_worker_processes import (  # noqa: F401 (the fixture)
     ROOT,
     STARTUP_TIMEOUT,
@@ -129,20 +137,19 @@ def error(response: requests.Response, status: int, code: str) -> dict:
     return body
 
 
-def wait_for(get, done, what: str, workers, timeout: float = STARTUP_TIMEOUT) -> dict:  # noqa: F811
+def wait_for(get, done, what: str, pool, timeout: float = STARTUP_TIMEOUT) -> dict:
+    """Poll ``get`` until ``done`` says so; on timeout, the worker processes' logs tell why."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         body = ok(get(), 200)
         if done(body):
             return body
         time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}: last {body}\n{workers.logs()}")
+    raise AssertionError(f"timed out waiting for {what}: last {body}\n{pool.logs()}")
 
 
 def verify(path: Path) -> subprocess.CompletedProcess:
     """``manage.py verify_evidence`` in a process of its own, against the test database."""
-    import os
-
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DATABASE_URL")}
     environment["DATABASE_URL"] = test_database_url("glow-test-verify")
     return subprocess.run(
@@ -165,8 +172,6 @@ def tampered(pack: dict, tmp_path: Path, name: str, change) -> Path:
 
 @pytest.fixture
 def firm(transactional_db):
-    from tests.factories import OrganizationFactory
-
     org = OrganizationFactory(name="Demo Firm", slug="demo-firm")
     mira = UserFactory(username="mira", is_staff=True)
     MembershipFactory(user=mira, organization=org, role="editor")
