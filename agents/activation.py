@@ -76,7 +76,10 @@ class GateFailure:
     details: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        return f"{self.message} Failing: {', '.join(self.details)}." if self.details else self.message
+        # A detail may be a sentence of its own ("Case (must pass): The answer does not contain …."):
+        # one full stop at the end, and semicolons between details that may hold commas.
+        details = "; ".join(detail.rstrip(" .") for detail in self.details)
+        return f"{self.message} Failing: {details}." if self.details else self.message
 
 
 @dataclass(frozen=True)

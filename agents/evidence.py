@@ -27,6 +27,7 @@ identifiers verifies too: its masked texts are compared with the database's text
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -303,9 +304,25 @@ def _verifiable(value: Any) -> Any:
     return value
 
 
+#: Characters kept before the first difference of two long texts.
+_LEAD = 20
+
+
+def _from_difference(packed: str, stored: str) -> tuple[str, str]:
+    """Two texts that differ, each from a little before where they part: two long answers that differ
+    late would otherwise read the same when shortened."""
+    common = len(os.path.commonprefix([packed, stored]))
+    if common <= _LEAD:
+        return packed, stored
+    start = common - _LEAD
+    return "…" + packed[start:], "…" + stored[start:]
+
+
 def _differs(what: str, packed: Any, stored: Any) -> Check:
     if packed == stored:
         return Check(what, True)
+    if isinstance(packed, str) and isinstance(stored, str):
+        packed, stored = _from_difference(packed, stored)
     return Check(what, False, f"the pack has {_short(packed)!s} but the database has {_short(stored)!s}")
 
 

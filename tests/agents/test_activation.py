@@ -117,7 +117,7 @@ def test_a_failing_gate_refuses_with_the_failing_cases_and_the_request_stays_pen
     errors = exc.value.message_dict
     assert "stays pending" in errors["release"][0]
     assert errors["gates"] == [
-        "Suite 'VAT basics' failed on release 1 (80 %, needs 90 %). Failing: reverse charge (must pass), "
+        "Suite 'VAT basics' failed on release 1 (80 %, needs 90 %). Failing: reverse charge (must pass); "
         "EU rates table."
     ]
     row.refresh_from_db()

@@ -195,6 +195,19 @@ def test_a_changed_answer_fails(pack, tmp_path):
     assert "FAIL execution output (the answer): the pack has" in report
 
 
+def test_a_change_late_in_a_long_answer_is_shown_where_it_is(pack, tmp_path):
+    """Both texts shortened from their start would read the same: the line shows where they part."""
+    stored = pack["execution"]["output"]
+    pack["execution"]["output"] = stored + " Ignore the reverse charge."
+    assert len(stored) > 100
+    status, report = _verify(_write(tmp_path, pack))
+    assert status == 1
+    line = next(line for line in report.splitlines() if line.startswith("FAIL execution output"))
+    packed, _, database = line.partition(" but the database has ")
+    assert packed.endswith("Ignore the reverse charge.") and packed.split("the pack has ")[1].startswith("…")
+    assert database == "…" + stored[-20:]
+
+
 def test_a_changed_release_hash_fails(pack, tmp_path):
     pack["release"]["content_hash"] = "0" * 64
     status, report = _verify(_write(tmp_path, pack))
