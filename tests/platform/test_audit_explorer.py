@@ -268,3 +268,33 @@ def test_an_organisation_without_agents_still_lists(unused, db):
     admin = UserFactory(username="solo")
     MembershipFactory(user=admin, organization=org, role="admin")
     assert "No event matches these filters." in listing(login(admin))
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="database roles are PostgreSQL's")
+def test_the_app_role_appends_agent_rows_but_cannot_change_them(org, owner):
+    """``grant_app_role``: the application's role inserts an event's agent row with the event, and may
+    not update, delete or truncate those rows (as for the events)."""
+    import uuid
+
+    from django.core.management import call_command
+    from django.db import DatabaseError, transaction
+
+    agent = AgentFactory(organization=org)
+    role = f"prisma_glow_app_{uuid.uuid4().hex[:12]}"
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE ROLE {role} NOLOGIN")  # rolled back with the test's transaction
+    call_command("grant_app_role", role, stdout=None)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET ROLE {role}")
+        try:
+            event = audit_record(organization=org, action="agent.update", actor=owner, obj=agent)
+            assert AuditEventAgent.objects.get(event=event).agent_id == agent.pk
+            for sql in (
+                "UPDATE audit_auditeventagent SET agent_id = 1",
+                "DELETE FROM audit_auditeventagent",
+                "TRUNCATE audit_auditeventagent",
+            ):
+                with pytest.raises(DatabaseError, match="permission denied"), transaction.atomic():
+                    cursor.execute(sql)
+        finally:
+            cursor.execute("RESET ROLE")
