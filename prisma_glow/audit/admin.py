@@ -44,7 +44,12 @@ class AuditEventAdmin(OrganizationScopedAdmin):
         """The audit explorer; ``?export=csv`` streams the filtered list as CSV."""
         self.require(request, "audit.view")
         access = get_admin_access(request)
-        explorer = explorer_for(request, self.get_queryset(request), organization=access.organization)
+        explorer = explorer_for(
+            request,
+            self.get_queryset(request),  # scoped: the organisation's events (a superuser's: all)
+            organization=access.organization,
+            every_organization=access.is_superuser,
+        )
         events = explorer.filtered
         if request.GET.get("export") == "csv" and explorer.form.is_valid():
             response = StreamingHttpResponse(csv_rows(events), content_type="text/csv; charset=utf-8")

@@ -83,6 +83,9 @@ class AuditEvent(models.Model):
             models.Index(fields=["organization", "id"], name="audit_chain_idx"),
             models.Index(fields=["organization", "-at"]),
             models.Index(fields=["organization", "object_type", "object_id"]),
+            # The explorer's action filter, and its list of the actions an organisation's log holds
+            # (``explorer.actions_in``: one probe per distinct action, however long the log).
+            models.Index(fields=["organization", "action", "-at"], name="audit_org_action_idx"),
         ]
 
     def __str__(self) -> str:

@@ -298,3 +298,15 @@ def test_the_app_role_appends_agent_rows_but_cannot_change_them(org, owner):
                     cursor.execute(sql)
         finally:
             cursor.execute("RESET ROLE")
+
+
+def test_the_actions_listed_are_those_of_the_organisations_log(org, other_org, editor):
+    """``actions_in`` (a recursive query, one index probe per action) finds what ``DISTINCT`` finds."""
+    from prisma_glow.audit.explorer import actions_in
+
+    for action in ("persona.update", "agent.execute", "agent.update", "agent.execute", "api_key.rotate"):
+        audit_record(organization=org, action=action, actor=editor)
+    audit_record(organization=other_org, action="theirs.only", actor=None)
+    expected = sorted(set(AuditEvent.objects.filter(organization=org).values_list("action", flat=True)))
+    assert actions_in(org) == expected == ["agent.execute", "agent.update", "api_key.rotate", "persona.update"]
+    assert "theirs.only" in actions_in(None) and actions_in(OrganizationFactory()) == []

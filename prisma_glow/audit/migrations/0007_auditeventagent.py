@@ -11,7 +11,9 @@ are backfilled here, from what they stored:
   learning example, a budget…: ``snapshot`` names a foreign key by its column);
 - else an integer ``agent`` in ``after`` or ``before`` (a run's ``agent.execute``, a ``release.create``).
 
-Literal SQL per database (history is frozen). On PostgreSQL the table is append-only like the log:
+An index on ``(organization_id, action, at DESC)`` serves the explorer's action filter and its list of
+the actions a log holds (DDL: the triggers are not involved). Literal SQL per database (history is
+frozen). On PostgreSQL the table is append-only like the log:
 ``BEFORE UPDATE`` / ``BEFORE DELETE`` row triggers raise (SQLSTATE 42501). Reversed, the table and
 its triggers are dropped; the events are untouched.
 """
@@ -107,4 +109,8 @@ class Migration(migrations.Migration):
             options={"verbose_name": "audit event's agent"},
         ),
         migrations.RunPython(forwards, backwards, elidable=False),
+        migrations.AddIndex(
+            model_name="auditevent",
+            index=models.Index(fields=["organization", "action", "-at"], name="audit_org_action_idx"),
+        ),
     ]
