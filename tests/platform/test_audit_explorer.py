@@ -308,5 +308,7 @@ def test_the_actions_listed_are_those_of_the_organisations_log(org, other_org, e
         audit_record(organization=org, action=action, actor=editor)
     audit_record(organization=other_org, action="theirs.only", actor=None)
     expected = sorted(set(AuditEvent.objects.filter(organization=org).values_list("action", flat=True)))
-    assert actions_in(org) == expected == ["agent.execute", "agent.update", "api_key.rotate", "persona.update"]
+    assert (
+        actions_in(org) == expected == ["agent.execute", "agent.update", "api_key.rotate", "persona.update"]
+    )
     assert "theirs.only" in actions_in(None) and actions_in(OrganizationFactory()) == []
