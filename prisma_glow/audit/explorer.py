@@ -27,7 +27,7 @@ from django import forms
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db import connection, models
-from django.db.models import F, Model, QuerySet
+from django.db.models import F, Model, Q, QuerySet
 from django.utils import dateformat, timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.text import capfirst
@@ -79,6 +79,7 @@ class ExplorerForm(forms.Form):
     """The explorer's filters, read from the query string. Choices come from the organisation's own
     agents, members, keys and actions: a value from elsewhere is refused as not one of the choices."""
 
+    q = forms.CharField(required=False, max_length=200, strip=True, label="Search")
     agent = forms.ChoiceField(required=False, label="Agent")
     actor = forms.ChoiceField(required=False, label="Actor")
     action = forms.ChoiceField(required=False, label="Action")
@@ -88,6 +89,7 @@ class ExplorerForm(forms.Form):
 
     def __init__(self, data, *, agents, actors, actions):
         super().__init__(data)
+        self.agents = agents
         self.fields["agent"].choices = [("", "Any agent"), *((str(a.pk), a.name) for a in agents)]
         self.fields["actor"].choices = [("", "Anyone"), *actors, ("system", "System (no actor)")]
         grouped: dict[str, list[tuple[str, str]]] = {}
@@ -123,6 +125,18 @@ class Explorer:
         events = self.events.annotate(agent_ref=F("agent_link__agent_id"))
         if data["agent"]:
             events = events.filter(agent_link__agent_id=int(data["agent"]))
+        if data["q"]:
+            # The object's name (as stored: masked), who acted, the action, the object's id — or the
+            # name of the agent the event belongs to ("VAT adviser" finds its persona versions).
+            text = data["q"]
+            named = self.form.agents.filter(name__icontains=text).values("pk")
+            events = events.filter(
+                Q(object_repr__icontains=text)
+                | Q(actor_label__icontains=text)
+                | Q(action__icontains=text)
+                | Q(object_id=text)
+                | Q(agent_link__agent_id__in=named)
+            )
         actor = data["actor"]
         if actor == "system":
             events = events.filter(actor_user__isnull=True, actor_api_key__isnull=True)

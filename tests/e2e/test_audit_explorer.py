@@ -41,7 +41,7 @@ def test_filter_by_agent_and_read_the_wrapped_diff(context, page, live_server, o
 
     page.get_by_label(re.compile(r"^Agent:?$")).select_option(label="VAT adviser")
     page.get_by_role("button", name="Filter").click()
-    expect(page).to_have_url(re.compile(rf"/admin/audit/auditevent/\?agent={adviser.pk}&"))
+    expect(page).to_have_url(re.compile(rf"/admin/audit/auditevent/\?.*\bagent={adviser.pk}&"))
     expect(events).not_to_contain_text("Payroll helper")
     expect(events).to_contain_text("Persona: update")
     expect(events.locator("tbody tr")).to_have_count(2)  # the creation and the edit, no run

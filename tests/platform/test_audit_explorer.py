@@ -117,6 +117,17 @@ def test_each_filter(admin_role_client, firm, editor, admin_user, org):
     assert "persona.update" not in {r["action"] for r in rows(admin_role_client, since=today)}
 
 
+def test_searching_the_agents_name_finds_its_persona_changes(admin_role_client, firm, editor):
+    """Issue 18: persona entries are named "VAT specialist v1", without the agent; the search also
+    matches the name of the agent an event belongs to — and still the object's name and the actor."""
+    found = {r["action"] for r in rows(admin_role_client, q="vat ADVISER")}
+    assert found == {"persona.create", "persona.update"}
+    assert {r["agent"] for r in rows(admin_role_client, q="specialist")} == {"VAT adviser"}
+    assert {r["actor"] for r in rows(admin_role_client, q=editor.username)} == {editor.username}
+    assert rows(admin_role_client, q="nothing like it") == []
+    assert "errorlist" in listing(admin_role_client, q="x" * 201)
+
+
 def test_actions_are_grouped_and_readable(admin_role_client, firm):
     html = listing(admin_role_client)
     assert '<optgroup label="Persona">' in html
