@@ -37,6 +37,8 @@ from prisma_glow.tenancy.models import APIKey
 
 #: A run of an agent: one per execution, hidden from the explorer unless asked for.
 RUN_ACTION = "agent.execute"
+#: An agent's deletion: its event names the agent, which the filter then still offers.
+AGENT_DELETE = "agent.delete"
 PAGE_SIZE = 50
 
 #: How the first part of an action reads; the others are written out from the action itself.
@@ -87,10 +89,12 @@ class ExplorerForm(forms.Form):
     until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
     runs = forms.BooleanField(required=False, label="Include runs")
 
-    def __init__(self, data, *, agents, actors, actions):
+    def __init__(self, data, *, agents, actors, actions, deleted_agents=()):
         super().__init__(data)
         self.agents = agents
-        self.fields["agent"].choices = [("", "Any agent"), *((str(a.pk), a.name) for a in agents)]
+        live = [(str(a.pk), a.name) for a in agents]
+        gone = [(pk, f"{name} (deleted)") for pk, name in deleted_agents if pk not in dict(live)]
+        self.fields["agent"].choices = [("", "Any agent"), *live, *gone]
         self.fields["actor"].choices = [("", "Anyone"), *actors, ("system", "System (no actor)")]
         grouped: dict[str, list[tuple[str, str]]] = {}
         for action in actions:
@@ -163,23 +167,35 @@ class Explorer:
 def explorer_for(request, events: QuerySet, *, organization, every_organization: bool = False) -> Explorer:
     """The explorer of ``events`` (already scoped to what the request may read) for ``request``'s query
     string. The filters' choices are ``organization``'s agents, members and keys and the actions its log
-    holds — every organisation's when ``every_organization`` (a superuser, who reads every log), none
-    without an organisation. Four queries, whatever the log's length."""
+    holds (and the agents deleted since, named by their deletion's event) — every organisation's when
+    ``every_organization`` (a superuser, who reads every log), none without an organisation. Five
+    queries, whatever the log's length."""
     agents = agent_model()._default_manager.order_by("name", "pk")
     users = get_user_model()._default_manager.order_by("username")
     keys = APIKey.objects.order_by("name", "pk")
     if every_organization:
         actions = actions_in(None)
+        deleted = events
     elif organization is None:
         agents, users, keys, actions = agents.none(), users.none(), keys.none(), []
+        deleted = events.none()
     else:
         agents = agents.filter(organization=organization)
         users = users.filter(memberships__organization=organization)
         keys = keys.filter(organization=organization)
         actions = actions_in(organization)
+        deleted = events.filter(organization=organization)
     actors = [(f"user:{u.pk}", u.get_username()) for u in users.only("pk", "username")]
     actors += [(f"key:{k.pk}", f"API key {k.name}") for k in keys.only("pk", "name")]
-    form = ExplorerForm(request.GET, agents=agents.only("pk", "name"), actors=actors, actions=actions)
+    # Agents deleted since: their events keep their agent; the deletion's event names them.
+    deleted = deleted.filter(action=AGENT_DELETE, object_type=AGENT_MODEL).order_by("object_repr")
+    form = ExplorerForm(
+        request.GET,
+        agents=agents.only("pk", "name"),
+        actors=actors,
+        actions=actions,
+        deleted_agents=deleted.values_list("object_id", "object_repr"),
+    )
     return Explorer(form=form, events=events)
 
 

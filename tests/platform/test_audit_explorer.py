@@ -323,3 +323,16 @@ def test_the_actions_listed_are_those_of_the_organisations_log(org, other_org, e
         actions_in(org) == expected == ["agent.execute", "agent.update", "api_key.rotate", "persona.update"]
     )
     assert "theirs.only" in actions_in(None) and actions_in(OrganizationFactory()) == []
+
+
+def test_a_deleted_agents_events_can_still_be_filtered(admin_role_client, org, editor):
+    """The events keep their agent; the filter offers the deleted agent by the name its deletion's
+    event recorded."""
+    agent = AgentFactory(organization=org, name="Retired helper")
+    agent_id = agent.pk
+    agent_services.agent_update(agent=agent, actor=editor, description="last words")
+    agent_services.agent_delete(agent=agent, actor=editor)
+    assert f'<option value="{agent_id}">Retired helper (deleted)</option>' in listing(admin_role_client)
+    found = rows(admin_role_client, agent=agent_id)
+    assert [r["action"] for r in found] == ["agent.delete", "agent.update"]
+    assert {r["agent"] for r in found} == {f"deleted agent #{agent_id}"}
