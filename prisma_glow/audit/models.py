@@ -158,6 +158,8 @@ class AuditEventAgent(models.Model):
     )
     agent_id = models.BigIntegerField(db_index=True)
 
+    #: How a row reaches its organisation (scoping of the staff UI and the API).
+    organization_path = "event__organization"
     objects = AuditEventAgentQuerySet.as_manager()
 
     class Meta:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -80,6 +81,7 @@ def audit_record(
     return event
 
 
+@functools.cache
 def _agent_field(model) -> models.ForeignKey | None:
     """``model``'s foreign key to the agent (the one named ``agent`` when it has several), or None."""
     found = [
@@ -104,7 +106,7 @@ def agent_of(obj: models.Model | None) -> int | None:
         return None
     if obj._meta.label_lower == AGENT_MODEL:
         return obj.pk
-    direct = _agent_field(type(obj))
+    direct = _agent_field(obj.__class__)  # not type(): a request's user is a lazy object
     if direct is not None:
         return direct.value_from_object(obj)
     for field in obj._meta.concrete_fields:

@@ -91,6 +91,7 @@ def test_every_organisation_owned_model_declares_its_path_to_the_organisation():
         "tenancy.apikey": "organization",
         "tenancy.invitation": "organization",
         "audit.auditevent": "organization",
+        "audit.auditeventagent": "event__organization",
     }
     for label, path in declared.items():
         target = apps.get_model(label)

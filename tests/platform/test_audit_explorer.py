@@ -13,6 +13,7 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
 
 from agents import services as agent_services
 from personas import services as persona_services
@@ -190,6 +191,8 @@ def test_the_event_belongs_to_its_agent_by_the_objects_relations(org, editor):
     assert agent_of(FeedbackFactory(execution=run)) == agent.pk  # one relation further
     assert agent_of(BudgetFactory(organization=org, agent=None)) is None
     assert agent_of(org) is None and agent_of(None) is None
+    assert agent_of(SimpleLazyObject(lambda: editor)) is None  # a request's user, as events of people get it
+    assert agent_of(SimpleLazyObject(lambda: persona)) == agent.pk
     release = agent_services.release_create(agent=agent, actor=editor)
     event = AuditEvent.objects.get(action="release.create")
     assert event.agent_link.agent_id == agent.pk and agent_of(release) == agent.pk
