@@ -83,6 +83,9 @@ class AuditEvent(models.Model):
             models.Index(fields=["organization", "id"], name="audit_chain_idx"),
             models.Index(fields=["organization", "-at"]),
             models.Index(fields=["organization", "object_type", "object_id"]),
+            # The explorer's action filter, and its list of the actions an organisation's log holds
+            # (``explorer.actions_in``: one probe per distinct action, however long the log).
+            models.Index(fields=["organization", "action", "-at"], name="audit_org_action_idx"),
         ]
 
     def __str__(self) -> str:
@@ -123,3 +126,52 @@ class AuditEvent(models.Model):
         else:
             raise ValueError(f"Unknown audit hash version {self.hash_version!r}.")
         return hashlib.sha256(data.encode()).hexdigest()
+
+
+#: The model whose events the explorer gathers per agent (``AuditEventAgent``), named by its label: the
+#: audit app sits below the agents app and imports none of it.
+AGENT_MODEL = "agents.agent"
+
+
+class AuditEventAgentQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise PermissionError("Audit events' agents are append-only.")
+
+    def delete(self):
+        raise PermissionError("Audit events' agents are append-only.")
+
+
+class AuditEventAgent(models.Model):
+    """The agent an audit event belongs to: its persona versions, assignments, releases, settings,
+    runs… — written by ``audit_record`` with the event (``agent_of``), backfilled for earlier events by
+    audit migration 0007.
+
+    A side table, not a column of ``AuditEvent``: a column would not change the events' hashes (they
+    cover named fields only), but filling it for the existing rows is an UPDATE, which the append-only
+    triggers refuse. Append-only too (the model here, triggers on PostgreSQL). ``agent_id`` is a plain
+    integer, not a foreign key: a deleted agent's events keep their agent, and the audit app depends on
+    no app above it.
+    """
+
+    event = models.OneToOneField(
+        AuditEvent, primary_key=True, on_delete=models.CASCADE, related_name="agent_link"
+    )
+    agent_id = models.BigIntegerField(db_index=True)
+
+    #: How a row reaches its organisation (scoping of the staff UI and the API).
+    organization_path = "event__organization"
+    objects = AuditEventAgentQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "audit event's agent"
+
+    def __str__(self) -> str:
+        return f"event {self.event_id} → agent {self.agent_id}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise PermissionError("Audit events' agents are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("Audit events' agents are append-only.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -13,7 +14,7 @@ from django.utils import timezone
 
 from prisma_glow.audit.canonical import json_problem
 from prisma_glow.audit.context import current_ip
-from prisma_glow.audit.models import AuditEvent
+from prisma_glow.audit.models import AGENT_MODEL, AuditEvent, AuditEventAgent
 from prisma_glow.crypto import EncryptedTextField
 from prisma_glow.locking import lock_for_write
 from prisma_glow.tenancy.models import APIKey, Organization
@@ -74,7 +75,55 @@ def audit_record(
         event.at = timezone.now()
         event.hash = event.compute_hash()
         event.save()
+        agent_id = agent_of(obj)
+        if agent_id is not None:
+            AuditEventAgent.objects.create(event=event, agent_id=agent_id)
     return event
+
+
+@functools.cache
+def _agent_field(model) -> models.ForeignKey | None:
+    """``model``'s foreign key to the agent (the one named ``agent`` when it has several), or None."""
+    found = [
+        f
+        for f in model._meta.concrete_fields
+        if f.many_to_one and f.related_model is not None and f.related_model._meta.label_lower == AGENT_MODEL
+    ]
+    return next((f for f in found if f.name == "agent"), found[0] if found else None)
+
+
+def agent_of(obj: models.Model | None) -> int | None:
+    """The id of the agent an event about ``obj`` belongs to, or None — one rule, by the object's
+    relations rather than a list of actions, so that a new kind of object tied to an agent (a release,
+    an activation request, an evaluation) is found without changing it:
+
+    - ``obj`` is an agent: its id;
+    - ``obj`` has a foreign key to the agent (a persona version, an assignment, a release, a run, a
+      budget…): its value;
+    - ``obj`` has a foreign key to a row that has one (a run's feedback): that row's agent, one query.
+    """
+    if obj is None:
+        return None
+    if obj._meta.label_lower == AGENT_MODEL:
+        return obj.pk
+    direct = _agent_field(obj.__class__)  # not type(): a request's user is a lazy object
+    if direct is not None:
+        return direct.value_from_object(obj)
+    for field in obj._meta.concrete_fields:
+        if not field.many_to_one or field.related_model is None:
+            continue
+        hop = _agent_field(field.related_model)
+        related_id = field.value_from_object(obj)
+        if hop is None or related_id is None:
+            continue
+        agent_id = (
+            field.related_model._base_manager.filter(pk=related_id)
+            .values_list(hop.attname, flat=True)
+            .first()
+        )
+        if agent_id is not None:
+            return agent_id
+    return None
 
 
 def audit_person_event(*, user, action: str, actor=None, after: dict | None = None) -> list[AuditEvent]:

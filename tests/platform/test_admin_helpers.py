@@ -98,6 +98,7 @@ def test_every_organisation_owned_model_declares_its_path_to_the_organisation():
         "evaluations.evalrun": "organization",
         "evaluations.caseresult": "run__organization",
         "evaluations.requirement": "organization",
+        "audit.auditeventagent": "event__organization",
     }
     for label, path in declared.items():
         target = apps.get_model(label)

@@ -154,7 +154,7 @@ def test_organisation_settings(owner_client, admin_role_client, staff_client, or
 def test_audit_log_is_read_only_with_before_and_after(admin_role_client, world):
     html = admin_role_client.get(world.pages()["audit-event"]).content.decode()
     assert "agent.update" in html and "pg-del" in html and "pg-add" in html and world.agent.name in html
-    listing = admin_role_client.get("/admin/audit/auditevent/?action__exact=agent.update").content.decode()
+    listing = admin_role_client.get("/admin/audit/auditevent/?action=agent.update").content.decode()
     assert world.agent.name in listing
     assert admin_role_client.get("/admin/audit/auditevent/add/").status_code == 403
     assert (

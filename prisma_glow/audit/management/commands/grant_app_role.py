@@ -3,8 +3,8 @@
 Production connects as two roles (docs/security.md): the one that owns the tables runs the
 migrations and this command; the application (web and worker) connects as ROLE, which owns nothing —
 an owner could disable the audit log's triggers or drop them. ROLE may read and write every table of
-the schema, but only read and append audit events: no UPDATE, DELETE or TRUNCATE on
-``audit_auditevent``. Idempotent: run it after every ``migrate`` (tables added since get their grants).
+the schema, but only read and append audit events and the agent each belongs to: no UPDATE, DELETE
+or TRUNCATE on ``audit_auditevent`` and ``audit_auditeventagent``. Idempotent: run it after every ``migrate`` (tables added since get their grants).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
-#: The audit log's table: SELECT and INSERT only.
-AUDIT_TABLE = "audit_auditevent"
+#: The audit log's tables: SELECT and INSERT only.
+AUDIT_TABLES = ("audit_auditevent", "audit_auditeventagent")
 
 
 class Command(BaseCommand):
@@ -53,7 +53,9 @@ class Command(BaseCommand):
             cursor.execute(f"GRANT USAGE ON SCHEMA {schema} TO {name}")
             cursor.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {name}")
             cursor.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {name}")
-            cursor.execute(f"REVOKE UPDATE, DELETE, TRUNCATE ON {AUDIT_TABLE} FROM {name}, PUBLIC")
+            for table in AUDIT_TABLES:
+                cursor.execute(f"REVOKE UPDATE, DELETE, TRUNCATE ON {table} FROM {name}, PUBLIC")
         self.stdout.write(
-            f"Granted '{role}' read and write on the schema's tables, read and append only on {AUDIT_TABLE}."
+            f"Granted '{role}' read and write on the schema's tables, read and append only on "
+            f"{', '.join(AUDIT_TABLES)}."
         )
