@@ -49,9 +49,14 @@ from prisma_glow.tenancy.selectors import invitation_by_token
 
 
 @transaction.atomic
-def organization_create(*, name: str, slug: str, actor=None, owner=None) -> Organization:
-    """Create an organisation; ``owner`` (a user), when given, becomes its first owner."""
+def organization_create(
+    *, name: str, slug: str, actor=None, owner=None, currency: str | None = None
+) -> Organization:
+    """Create an organisation; ``owner`` (a user), when given, becomes its first owner; ``currency``
+    defaults to the model's (EUR)."""
     organization = Organization(name=name, slug=slug)
+    if currency:
+        organization.currency = currency
     organization.full_clean()
     organization.save()
     audit_record(
@@ -66,13 +71,14 @@ def organization_create(*, name: str, slug: str, actor=None, owner=None) -> Orga
     return organization
 
 
-ORGANIZATION_EDITABLE_FIELDS = ("name", "slug")
+ORGANIZATION_EDITABLE_FIELDS = ("name", "slug", "currency")
 
 
 @retry_on_conflict
 @transaction.atomic
 def organization_update(*, organization: Organization, actor, **changes: Any) -> Organization:
-    """Change the organisation's ``name`` and/or ``slug`` (the only editable fields)."""
+    """Change the organisation's ``name``, ``slug`` and/or ``currency`` (the only editable fields);
+    audited with the before and after."""
     unknown = sorted(set(changes) - set(ORGANIZATION_EDITABLE_FIELDS))
     if unknown:
         raise TypeError(f"organization_update() got unexpected field(s): {', '.join(unknown)}")
