@@ -12,7 +12,7 @@ the admin lists and the command line (the template filters ``money`` and ``durat
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 #: The currencies an organisation may choose (ISO 4217 code, name).
 CURRENCIES = [
@@ -33,6 +33,7 @@ CURRENCIES = [
 ]
 DEFAULT_CURRENCY = "EUR"
 MONEY_DECIMALS = 4
+QUANTUM = Decimal(1).scaleb(-MONEY_DECIMALS)
 NOTHING = "—"
 
 
@@ -62,5 +63,6 @@ def format_money(value, currency: str | None = None) -> str:
         return NOTHING
     if not amount.is_finite():
         return NOTHING
-    text = f"{amount:,.{MONEY_DECIMALS}f}"
+    # Half a ten-thousandth rounds up, as people round money (Python's default is to the even digit).
+    text = f"{amount.quantize(QUANTUM, rounding=ROUND_HALF_UP):,.{MONEY_DECIMALS}f}"
     return f"{currency} {text}" if currency else text
