@@ -38,13 +38,15 @@ NOTHING = "—"
 
 
 def format_duration_ms(value) -> str:
-    """Milliseconds for people: 0.25 → "0.25 ms", 850 → "850 ms", 999.7 → "1.0 s", 30061 → "30.1 s"."""
+    """Milliseconds for people: 0 → "0 ms", 0.25 → "0.25 ms", 850 → "850 ms", 999.7 → "1.0 s", 30061 → "30.1 s"."""
     if value is None or value == "":
         return NOTHING
     try:
         ms = float(value)
     except (TypeError, ValueError):
         return NOTHING
+    if ms == 0:
+        return "0 ms"
     if ms < 1:
         return f"{ms:.2f} ms"
     if round(ms) < 1000:

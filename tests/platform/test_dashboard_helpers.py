@@ -30,7 +30,7 @@ TODAY = dt.date(2026, 3, 18)
         (None, "—"),
         ("", "—"),
         ("not a number", "—"),
-        (0, "0.00 ms"),
+        (0, "0 ms"),
         (0.42, "0.42 ms"),
         (1, "1 ms"),
         (850, "850 ms"),
@@ -168,7 +168,7 @@ def test_a_line_chart_leaves_a_gap_where_a_day_has_no_value():
         tick_format=format_duration_ms,
     )
     assert len(chart.lines) == 2 and len(chart.points) == 4
-    assert [t["label"] for t in chart.y_ticks] == ["0.00 ms", "500 ms", "1.0 s", "1.5 s", "2.0 s"]
+    assert [t["label"] for t in chart.y_ticks] == ["0 ms", "500 ms", "1.0 s", "1.5 s", "2.0 s"]
     html = _render(chart)
     assert html.count("<polyline") == 2 and "p95 latency" in html
 
