@@ -47,6 +47,13 @@ class Organization(TimeStampedModel):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(currency__in=[code for code, _ in CURRENCIES]),
+                name="organization_currency_valid",
+                violation_error_message="Unknown currency.",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -35,4 +35,12 @@ class Migration(migrations.Migration):
                 max_length=3,
             ),
         ),
+        migrations.AddConstraint(
+            model_name="organization",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("currency__in", ['EUR', 'USD', 'GBP', 'CHF', 'SEK', 'NOK', 'DKK', 'PLN', 'CZK', 'HUF', 'RON', 'CAD', 'AUD', 'JPY'])),
+                name="organization_currency_valid",
+                violation_error_message="Unknown currency.",
+            ),
+        ),
     ]
