@@ -6,8 +6,6 @@ source and user — a fixed, small number of aggregate queries whatever the data
 
 from __future__ import annotations
 
-import math
-
 from django.db.models import Case, Count, F, Func, IntegerField, Q, Sum, Value, When
 from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Coalesce, TruncDate
@@ -40,16 +38,6 @@ P95 = 0.95
 #: Runs that did not answer: failed, blocked by a guardrail, or refused by a budget. The chart and the
 #: recent failures count them together; the cards count each apart.
 UNSUCCESSFUL = [ExecutionStatus.FAILED, ExecutionStatus.BLOCKED, ExecutionStatus.REFUSED]
-
-
-def percentile(executions, field: str, fraction: float):
-    """The ``fraction`` percentile of ``field`` (nearest rank), in two indexed queries on any database."""
-    values = executions.filter(**{f"{field}__isnull": False})
-    count = values.count()
-    if not count:
-        return None
-    rank = max(0, min(count - 1, math.ceil(fraction * count) - 1))
-    return values.order_by(field).values_list(field, flat=True)[rank]
 
 
 class JSONArrayLength(Func):
