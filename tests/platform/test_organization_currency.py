@@ -3,13 +3,18 @@ audited, refused when it is not one of the offered ISO codes."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
+from django.urls import reverse
 
 from prisma_glow.audit.models import AuditEvent
 from prisma_glow.display import CURRENCIES
 from prisma_glow.tenancy.models import Organization
-from prisma_glow.tenancy.services import organization_create
+from prisma_glow.tenancy.services import organization_create, organization_update
 from tests.conftest import client_for
+from tests.factories import AgentFactory, ExecutionFactory
+from tests.support.admin import login
 from tests.support.api import assert_error
 
 pytestmark = pytest.mark.django_db
@@ -64,3 +69,16 @@ def test_a_viewer_cannot_change_it_in_the_admin(viewer_admin_client, org):
     assert response.status_code in (302, 403)
     org.refresh_from_db()
     assert org.currency == "EUR"
+
+
+def test_the_evidence_page_shows_the_cost_in_the_organisations_currency(org, editor, owner):
+    """The printable pack, from the API (no staff page context) and from the staff UI alike."""
+    organization_update(organization=org, actor=owner, currency="CHF")
+    run = ExecutionFactory(
+        agent=AgentFactory(organization=org), cost=Decimal("0.0042"), latency_ms=30061, actor_user=editor
+    )
+    api = client_for(editor).get(reverse("execution-evidence", args=[run.pk]) + "?format=html")
+    staff = login(editor).get(reverse("admin:agents_execution_evidence", args=[run.pk]) + "?format=html")
+    for response in (api, staff):
+        html = response.content.decode()
+        assert response.status_code == 200 and "CHF 0.0042" in html and "30.1 s" in html
