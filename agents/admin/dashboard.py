@@ -1,8 +1,8 @@
 """The agents' dashboard panel (the admin index) over the dashboard's date range: cards, charts per
 day (runs by agent, cost, p95 latency, runs that did not answer) and breakdowns by agent, model,
 source and user — a fixed, small number of aggregate queries whatever the data size or the range
-(the p95 is the database's: ``prisma_glow.aggregates.Percentile``). Registered with the site in ``agents.admin``; rendered by
-``admin/agents/dashboard_panel.html``."""
+(the p95 is the database's: ``prisma_glow.aggregates.Percentile``). Registered with the site in
+``agents.admin`` (``uses_period=True``); rendered by ``admin/agents/dashboard_panel.html``."""
 
 from __future__ import annotations
 
@@ -134,9 +134,6 @@ def day_charts(runs, period: Period, *, top_agents: list[dict], currency: str) -
     if not run_series:
         run_series = [Series("Runs", [0 for _ in days])]
 
-    def money(value):
-        return format_money(value)
-
     return [
         day_chart(key="runs", title="Runs per day, by agent", days=days, series=run_series),
         day_chart(
@@ -144,7 +141,7 @@ def day_charts(runs, period: Period, *, top_agents: list[dict], currency: str) -
             title=f"Cost per day ({currency})",
             days=days,
             series=[Series(f"Cost ({currency})", [float(v or 0) for v in column("cost")], "pg-series-0")],
-            tick_format=money,
+            tick_format=format_money,
             value_format=lambda v: format_money(v, currency),
             integer=False,
         ),
