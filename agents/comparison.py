@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from agents.evidence import guardrail_verdicts, tool_calls
 from agents.models import Execution
 from agents.privacy import shown_data, shown_text
+from prisma_glow.display import format_duration_ms, format_money
 
 
 @dataclass
@@ -86,7 +87,7 @@ def _dash(value, suffix: str = "") -> list[str]:
     return ["—"] if value is None or value == "" else [f"{value}{suffix}"]
 
 
-def _rows(execution: Execution, visible: bool) -> dict[str, tuple[list[str], bool]]:
+def _rows(execution: Execution, visible: bool, currency: str = "") -> dict[str, tuple[list[str], bool]]:
     steps = list(execution.steps.all())
     answer = shown_text(execution, execution.output, visible=visible)
     error = shown_text(execution, execution.error, visible=visible)
@@ -98,16 +99,18 @@ def _rows(execution: Execution, visible: bool) -> dict[str, tuple[list[str], boo
         "Tool calls": (_tool_calls(execution, steps, visible) or ["none"], False),
         "Guardrail verdicts": (_verdicts(execution, steps, visible) or ["none"], False),
         "Tokens in / out": ([f"{_dash(execution.tokens_in)[0]} / {_dash(execution.tokens_out)[0]}"], False),
-        "Cost": (_dash(execution.cost), False),
-        "Latency": (_dash(execution.latency_ms, " ms"), False),
+        "Cost": ([format_money(execution.cost, currency)], False),
+        "Latency": ([format_duration_ms(execution.latency_ms)], False),
         "Provider · model": ([f"{execution.provider_kind or '—'} · {execution.model or '—'}"], False),
     }
 
 
-def compare(left: Side, right: Side, *, left_visible: bool, right_visible: bool) -> dict:
+def compare(left: Side, right: Side, *, left_visible: bool, right_visible: bool, currency: str = "") -> dict:
     """The comparison of two executions (read with their steps, release and persona) as the template
-    shows it: ``{"left": Side, "right": Side, "rows": [Row, …], "differences": n}``."""
-    mine, theirs = _rows(left.execution, left_visible), _rows(right.execution, right_visible)
+    shows it: ``{"left": Side, "right": Side, "rows": [Row, …], "differences": n}``; costs in
+    ``currency`` (the organisation's)."""
+    mine = _rows(left.execution, left_visible, currency)
+    theirs = _rows(right.execution, right_visible, currency)
     rows = [
         Row(label=label, left=values, right=theirs[label][0], prose=prose)
         for label, (values, prose) in mine.items()

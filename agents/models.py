@@ -17,6 +17,7 @@ from agents.privacy import shown_text
 from prisma_glow import outbound
 from prisma_glow.config_stamp import ConfigQuerySet
 from prisma_glow.crypto import EncryptedTextField
+from prisma_glow.display import format_money
 from prisma_glow.models import DomainModel, TimeStampedModel
 
 # --- Providers --------------------------------------------------------------------------------
@@ -923,9 +924,10 @@ class Budget(TimeStampedModel):
         """The limit in the units usage is counted in (tokens, or millionths of the currency)."""
         return to_units(self.metric, self.limit)
 
-    def show(self, units: int) -> str:
-        """``units`` of this budget's metric as a person reads them ("12,000 tokens", "1.25")."""
-        return show_units(self.metric, units)
+    def show(self, units: int, currency: str = "") -> str:
+        """``units`` of this budget's metric as a person reads them ("12,000 tokens", "1.25"; with the
+        organisation's ``currency``, money's one format: "EUR 1.2500")."""
+        return show_units(self.metric, units, currency)
 
 
 def to_units(metric: str, amount) -> int:
@@ -951,10 +953,12 @@ def period_bounds(period: str, now: dt.datetime | None = None) -> tuple[dt.datet
     )
 
 
-def show_units(metric: str, units: int) -> str:
+def show_units(metric: str, units: int, currency: str = "") -> str:
     if metric == BudgetMetric.TOKENS:
         return f"{units:,} tokens"
     value = Decimal(units) / COST_UNITS_PER_CURRENCY
+    if currency:
+        return format_money(value, currency)
     return f"{value.quantize(Decimal('0.01')) if value == value.quantize(Decimal('0.01')) else value.normalize():,}"
 
 

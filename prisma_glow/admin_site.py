@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import ImproperlyConfigured
@@ -21,6 +20,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from prisma_glow.admin.period import parse_period
 from prisma_glow.admin.scoping import SESSION_KEY, get_admin_access
 
 
@@ -33,12 +33,18 @@ class DashboardPanel:
     name another panel or the site already uses is refused: prefix them by panel). ``template`` is
     included in the index's page in ``order`` (then registration order); it loads its own tag
     libraries. Panels run on every visit of the index: keep their queries few and constant.
+
+    A panel registered with ``uses_period=True`` describes the dashboard's date range: it is called
+    ``context(request, organization, period=period)`` with the ``prisma_glow.admin.period.Period``
+    the user chose (today, 7 or 30 days, this month, or custom days). The page shows the range's
+    picker above the panels (``dashboard_period`` in the context).
     """
 
     name: str
     template: str
-    context: Callable[[Any, Any], dict]
+    context: Callable[..., dict]
     order: int = 100
+    uses_period: bool = False
 
 
 class PrismaGlowAdminSite(admin.AdminSite):
@@ -56,12 +62,20 @@ class PrismaGlowAdminSite(admin.AdminSite):
 
     # --- what apps contribute ------------------------------------------------------------------
     def register_dashboard_panel(
-        self, name: str, *, template: str, context: Callable[[Any, Any], dict], order: int = 100
+        self,
+        name: str,
+        *,
+        template: str,
+        context: Callable[..., dict],
+        order: int = 100,
+        uses_period: bool = False,
     ) -> DashboardPanel:
         """Add a panel to the dashboard (see ``DashboardPanel``); a name is registered once."""
         if name in self._dashboard_panels:
             raise ImproperlyConfigured(f"A dashboard panel named {name!r} is already registered.")
-        panel = DashboardPanel(name=name, template=template, context=context, order=order)
+        panel = DashboardPanel(
+            name=name, template=template, context=context, order=order, uses_period=uses_period
+        )
         self._dashboard_panels[name] = panel
         return panel
 
@@ -116,10 +130,15 @@ class PrismaGlowAdminSite(admin.AdminSite):
         access = get_admin_access(request)
         context = {**self.each_context(request), "title": self.index_title, "subtitle": None}
         if access.organization is not None and access.can_view:
-            # The dashboard always describes one organisation, superusers included.
+            # The dashboard always describes one organisation, superusers included, over one range.
+            period = parse_period(request.GET)
+            context["dashboard_period"] = period
             panels = self.dashboard_panels()
             for panel in panels:
-                values = panel.context(request, access.organization)
+                if panel.uses_period:
+                    values = panel.context(request, access.organization, period=period)
+                else:
+                    values = panel.context(request, access.organization)
                 clash = sorted(context.keys() & values.keys())
                 if clash:
                     raise ImproperlyConfigured(

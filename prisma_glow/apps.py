@@ -8,5 +8,6 @@ class PrismaGlowAdminConfig(AdminConfig):
 
     def ready(self):
         super().ready()
-        # checks registers the project's system checks; sessions renews the session key at login.
-        from prisma_glow import checks, sessions  # noqa: F401
+        # checks registers the project's system checks; sessions renews the session key at login;
+        # aggregates gives every SQLite connection the percentile function PostgreSQL has.
+        from prisma_glow import aggregates, checks, sessions  # noqa: F401

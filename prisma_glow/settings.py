@@ -142,6 +142,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "csp.context_processors.nonce",
+                "prisma_glow.context_processors.currency",
             ],
             # Template tags of the staff UI (prisma_glow is not an app, so they are named here).
             "libraries": {"admin_ui": "prisma_glow.admin.templatetags"},

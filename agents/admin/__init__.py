@@ -49,6 +49,7 @@ from prisma_glow import policy
 from prisma_glow.admin.base import OrganizationScopedAdmin, adopt
 from prisma_glow.admin.filters import OwnerFilter
 from prisma_glow.admin.scoping import get_admin_access
+from prisma_glow.display import format_duration_ms
 
 
 def badge(value: str, label: str | None = None) -> str:
@@ -317,7 +318,7 @@ class ExecutionAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Latency", ordering="latency_ms")
     def latency(self, obj):
-        return "—" if obj.latency_ms is None else f"{obj.latency_ms} ms"
+        return format_duration_ms(obj.latency_ms)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         return execution_detail(self, request, object_id)
@@ -612,7 +613,7 @@ class BudgetAdmin(OrganizationScopedAdmin):
     policy_resource = "budget"
     list_display = ["whose", "metric", "period", "consumed", "reserved", "resets_at"]
     list_filter = ["metric", "period", OrganizationAgentFilter]
-    list_select_related = ["agent"]
+    list_select_related = ["agent", "organization"]
 
     def get_queryset(self, request):
         return budgets_with_usage(super().get_queryset(request))
@@ -643,7 +644,7 @@ class BudgetAdmin(OrganizationScopedAdmin):
 
     @admin.display(description="Consumed this period / limit")
     def consumed(self, obj):
-        row = consumption(obj)
+        row = consumption(obj, currency=obj.organization.currency)
         return format_html(
             '<meter min="0" max="100" low="80" high="99" optimum="0" value="{}">{}%</meter> {}',
             row.percent,
@@ -653,7 +654,7 @@ class BudgetAdmin(OrganizationScopedAdmin):
 
     @admin.display(description="Reserved by runs in progress")
     def reserved(self, obj):
-        return consumption(obj).reserved_shown or "—"
+        return consumption(obj, currency=obj.organization.currency).reserved_shown or "—"
 
     @admin.display(description="Resets")
     def resets_at(self, obj):
@@ -675,7 +676,11 @@ class BudgetAdmin(OrganizationScopedAdmin):
 # --- What the agents app adds to the site ----------------------------------------------------
 
 admin.site.register_dashboard_panel(
-    "agents", template="admin/agents/dashboard_panel.html", context=dashboard_panel, order=10
+    "agents",
+    template="admin/agents/dashboard_panel.html",
+    context=dashboard_panel,
+    order=10,
+    uses_period=True,
 )
 admin.site.register_dashboard_panel(
     "budgets", template="admin/agents/budget/dashboard_panel.html", context=budgets_panel, order=15

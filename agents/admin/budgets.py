@@ -25,6 +25,8 @@ class Consumption:
     reserved: int
     #: A cost budget: the agents it cannot limit (their provider has no prices).
     limits_nothing_for: list[str] = field(default_factory=list)
+    #: The organisation's currency, shown with a cost budget's amounts.
+    currency: str = ""
 
     @property
     def percent(self) -> int:
@@ -40,12 +42,12 @@ class Consumption:
 
     @property
     def shown(self) -> str:
-        """ "0.95 of 1.00" / "12,000 tokens of 100,000 tokens"."""
-        return f"{self.budget.show(self.used)} of {self.budget.show(self.budget.limit_units)}"
+        """ "EUR 0.9500 of EUR 1.0000" / "12,000 tokens of 100,000 tokens"."""
+        return f"{self.budget.show(self.used, self.currency)} of {self.budget.show(self.budget.limit_units, self.currency)}"
 
     @property
     def reserved_shown(self) -> str:
-        return self.budget.show(self.reserved) if self.reserved else ""
+        return self.budget.show(self.reserved, self.currency) if self.reserved else ""
 
     @property
     def warning(self) -> str:
@@ -56,14 +58,16 @@ class Consumption:
         return period_bounds(self.budget.period)[1]
 
 
-def consumption(budget: Budget, unpriced: dict[int, str] | None = None) -> Consumption:
+def consumption(budget: Budget, unpriced: dict[int, str] | None = None, *, currency: str = "") -> Consumption:
     """``budget`` (annotated by ``budgets_with_usage``) against its limit; with ``unpriced``
-    (``selectors.budget_unpriced_agents``), the agents it cannot limit."""
+    (``selectors.budget_unpriced_agents``), the agents it cannot limit; amounts of a cost budget
+    with ``currency`` (the organisation's)."""
     return Consumption(
         budget,
         budget.current_used or 0,
         budget.current_reserved or 0,
         budget_limits_nothing_for(budget, unpriced) if unpriced else [],
+        currency,
     )
 
 
@@ -85,4 +89,8 @@ def budgets_panel(request, organization) -> dict:
     budgets = budgets_with_usage(Budget.objects.filter(organization=organization).select_related("agent"))
     rows = list(budgets)
     unpriced = budget_unpriced_agents(organization_id=organization.pk) if rows else {}
-    return {"budget_consumption": [consumption(budget, unpriced) for budget in rows]}
+    return {
+        "budget_consumption": [
+            consumption(budget, unpriced, currency=organization.currency) for budget in rows
+        ]
+    }

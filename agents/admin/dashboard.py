@@ -1,14 +1,12 @@
-"""The agents' dashboard panel (the admin index): a fixed, small number of aggregate queries whatever
-the data size. Registered with the site in ``agents.admin``; rendered by
-``admin/agents/dashboard_panel.html``."""
+"""The agents' dashboard panel (the admin index) over the dashboard's date range: cards, charts per
+day (runs by agent, cost, p95 latency, runs that did not answer) and breakdowns by agent, model,
+source and user — a fixed, small number of aggregate queries whatever the data size or the range
+(the p95 is the database's: ``prisma_glow.aggregates.Percentile``). Registered with the site in
+``agents.admin`` (``uses_period=True``); rendered by ``admin/agents/dashboard_panel.html``."""
 
 from __future__ import annotations
 
-import datetime as dt
-import math
-from dataclasses import dataclass
-
-from django.db.models import Count, Func, IntegerField, Q, Sum
+from django.db.models import Case, Count, F, Func, IntegerField, Q, Sum, Value, When
 from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
@@ -18,97 +16,28 @@ from agents.models import (
     AgentStatus,
     AgentType,
     Execution,
+    ExecutionSource,
     ExecutionStatus,
     ExecutionStep,
     StepKind,
     StepStatus,
 )
 from guardrails.masking import mask_text
+from prisma_glow.admin.charts import Series, day_chart
+from prisma_glow.admin.period import Period, parse_period
+from prisma_glow.aggregates import Percentile
+from prisma_glow.display import DEFAULT_CURRENCY, format_duration_ms, format_money
 
-CHART_DAYS = 14
-CHART_WIDTH = 560
-CHART_HEIGHT = 160
-CHART_LABEL_SPACE = 22
+#: Rows of each breakdown (by agent, model, source, user), the busiest first.
+BREAKDOWN_ROWS = 10
+#: Agents drawn apart in the runs chart (the busiest of the range); the others are one series.
+STACKED_AGENTS = 5
+P95 = 0.95
 
 
 #: Runs that did not answer: failed, blocked by a guardrail, or refused by a budget. The chart and the
 #: recent failures count them together; the cards count each apart.
 UNSUCCESSFUL = [ExecutionStatus.FAILED, ExecutionStatus.BLOCKED, ExecutionStatus.REFUSED]
-
-
-@dataclass
-class Bar:
-    day: dt.date
-    total: int
-    failed: int
-    x: float
-    width: float
-    y: float
-    height: float
-    failed_y: float
-    failed_height: float
-    label_x: float
-    show_label: bool
-
-
-def executions_chart(executions, today: dt.date) -> dict:
-    """Executions per day over the last ``CHART_DAYS`` days, as SVG bar geometry (no JavaScript)."""
-    start = today - dt.timedelta(days=CHART_DAYS - 1)
-    tz = timezone.get_current_timezone()
-    start_at = dt.datetime.combine(start, dt.time.min, tzinfo=tz)
-    rows = (
-        executions.filter(created_at__gte=start_at)
-        .annotate(day=TruncDate("created_at", tzinfo=tz))
-        .values("day")
-        .annotate(
-            total=Count("id"),
-            failed=Count("id", filter=Q(status__in=UNSUCCESSFUL)),
-        )
-    )
-    per_day = {row["day"]: row for row in rows}
-    peak = max((row["total"] for row in per_day.values()), default=0)
-    plot_height = CHART_HEIGHT - CHART_LABEL_SPACE
-    slot = CHART_WIDTH / CHART_DAYS
-    bars = []
-    for index in range(CHART_DAYS):
-        day = start + dt.timedelta(days=index)
-        row = per_day.get(day, {"total": 0, "failed": 0})
-        height = (row["total"] / peak * (plot_height - 4)) if peak else 0
-        failed_height = (row["failed"] / peak * (plot_height - 4)) if peak else 0
-        bars.append(
-            Bar(
-                day=day,
-                total=row["total"],
-                failed=row["failed"],
-                x=round(index * slot + slot * 0.15, 1),
-                width=round(slot * 0.7, 1),
-                y=round(plot_height - height, 1),
-                height=round(height, 1),
-                failed_y=round(plot_height - failed_height, 1),
-                failed_height=round(failed_height, 1),
-                label_x=round(index * slot + slot / 2, 1),
-                show_label=index % 2 == (CHART_DAYS - 1) % 2,
-            )
-        )
-    return {
-        "bars": bars,
-        "peak": peak,
-        "total": sum(b.total for b in bars),
-        "width": CHART_WIDTH,
-        "height": CHART_HEIGHT,
-        "baseline": plot_height,
-        "label_y": CHART_HEIGHT - 6,
-    }
-
-
-def percentile(executions, field: str, fraction: float):
-    """The ``fraction`` percentile of ``field`` (nearest rank), in two indexed queries on any database."""
-    values = executions.filter(**{f"{field}__isnull": False})
-    count = values.count()
-    if not count:
-        return None
-    rank = max(0, min(count - 1, math.ceil(fraction * count) - 1))
-    return values.order_by(field).values_list(field, flat=True)[rank]
 
 
 class JSONArrayLength(Func):
@@ -122,10 +51,127 @@ class JSONArrayLength(Func):
         return self.as_sql(compiler, connection, function="jsonb_array_length", **extra_context)
 
 
-def dashboard_context(*, agents, executions, steps=None) -> dict:
-    """Everything the dashboard shows, from already-scoped ``agents`` and ``executions`` querysets."""
-    now = timezone.localtime()
-    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+def _figures() -> dict:
+    """The aggregates every breakdown row, every day and the range's totals have."""
+    return {
+        "runs": Count("id"),
+        "cost": Sum("cost"),
+        "blocked": Count("id", filter=Q(status=ExecutionStatus.BLOCKED)),
+        "failed": Count("id", filter=Q(status=ExecutionStatus.FAILED)),
+        "refused": Count("id", filter=Q(status=ExecutionStatus.REFUSED)),
+        "p95": Percentile("latency_ms", P95),
+    }
+
+
+def _breakdown(runs, *fields: str) -> list[dict]:
+    return list(runs.values(*fields).annotate(**_figures()).order_by("-runs", *fields)[:BREAKDOWN_ROWS])
+
+
+def breakdowns(runs) -> list[dict]:
+    """The range's runs by agent, model, source and user (one grouped query each): the
+    ``BREAKDOWN_ROWS`` busiest of each, with runs, blocked, failed and refused runs, cost, p95."""
+    by_agent = _breakdown(runs, "agent_id", "agent__name")
+    for row in by_agent:
+        row["label"] = row["agent__name"]
+    by_model = _breakdown(runs, "model")
+    for row in by_model:
+        row["label"] = row["model"] or "No model (offline engine, or stopped before the model)"
+    sources = dict(ExecutionSource.choices)
+    by_source = _breakdown(runs, "source")
+    for row in by_source:
+        row["label"] = sources.get(row["source"], row["source"])
+    by_user = _breakdown(
+        runs, "actor_user_id", "actor_user__username", "actor_api_key_id", "actor_api_key__name"
+    )
+    for row in by_user:
+        if row["actor_user_id"]:
+            row["label"] = row["actor_user__username"]
+        elif row["actor_api_key_id"]:
+            row["label"] = f"API key “{row['actor_api_key__name']}”"
+        else:
+            row["label"] = "Nobody recorded (a deleted user or key)"
+    return [
+        {"key": "agent", "title": "By agent", "heading": "Agent", "rows": by_agent},
+        {"key": "model", "title": "By model", "heading": "Model", "rows": by_model},
+        {"key": "source", "title": "By source", "heading": "Source", "rows": by_source},
+        {"key": "user", "title": "By user", "heading": "User or API key", "rows": by_user},
+    ]
+
+
+def day_charts(runs, period: Period, *, top_agents: list[dict], currency: str) -> list:
+    """Per day of ``period``: runs (by agent), cost, p95 latency and the runs that did not answer
+    (blocked, failed, refused), as server-drawn charts. Two grouped queries whatever the range."""
+    tz = timezone.get_current_timezone()
+    days = period.days
+    per_day = {
+        row["day"]: row
+        for row in runs.annotate(day=TruncDate("created_at", tzinfo=tz)).values("day").annotate(**_figures())
+    }
+
+    def column(name):
+        return [(per_day.get(day) or {}).get(name) for day in days]
+
+    # Runs per day and agent, the agents past the busiest ``STACKED_AGENTS`` together (agent 0).
+    top = top_agents[:STACKED_AGENTS]
+    stacked: dict[tuple, int] = {}
+    if top:
+        bucket = Case(
+            When(agent_id__in=[row["agent_id"] for row in top], then=F("agent_id")),
+            default=Value(0),
+            output_field=IntegerField(),
+        )
+        for row in (
+            runs.annotate(day=TruncDate("created_at", tzinfo=tz), bucket=bucket)
+            .values("day", "bucket")
+            .annotate(n=Count("id"))
+        ):
+            stacked[(row["day"], row["bucket"])] = row["n"]
+    run_series = [
+        Series(row["agent__name"], [stacked.get((day, row["agent_id"]), 0) for day in days]) for row in top
+    ]
+    if any(stacked.get((day, 0)) for day in days):
+        run_series.append(Series("Other agents", [stacked.get((day, 0), 0) for day in days]))
+    if not run_series:
+        run_series = [Series("Runs", [0 for _ in days])]
+
+    return [
+        day_chart(key="runs", title="Runs per day, by agent", days=days, series=run_series),
+        day_chart(
+            key="cost",
+            title=f"Cost per day ({currency})",
+            days=days,
+            series=[Series(f"Cost ({currency})", [float(v or 0) for v in column("cost")], "pg-series-0")],
+            tick_format=format_money,
+            value_format=lambda v: format_money(v, currency),
+            integer=False,
+        ),
+        day_chart(
+            key="latency",
+            title="p95 latency per day",
+            days=days,
+            series=[Series("p95 latency", column("p95"), "pg-series-1")],
+            kind="line",
+            tick_format=format_duration_ms,
+        ),
+        day_chart(
+            key="unanswered",
+            title="Runs that did not answer, per day",
+            days=days,
+            series=[
+                Series("Blocked by a guardrail", [v or 0 for v in column("blocked")], "pg-series-error"),
+                Series("Failed", [v or 0 for v in column("failed")], "pg-series-warn"),
+                Series("Refused by a budget", [v or 0 for v in column("refused")], "pg-series-muted"),
+            ],
+        ),
+    ]
+
+
+def dashboard_context(
+    *, agents, executions, steps=None, period: Period | None = None, currency: str = DEFAULT_CURRENCY
+) -> dict:
+    """Everything the dashboard shows over ``period`` (this month by default), from already-scoped
+    ``agents`` and ``executions`` querysets; a constant number of queries whatever the data."""
+    period = period or parse_period({})
 
     counts = {
         (row["status"], row["type"]): row["n"]
@@ -144,23 +190,14 @@ def dashboard_context(*, agents, executions, steps=None) -> dict:
         for status, label in AgentStatus.choices
     ]
 
-    month = executions.filter(created_at__gte=month_start)
-    totals = month.aggregate(
-        runs=Count("id"),
-        tokens_in=Sum("tokens_in"),
-        tokens_out=Sum("tokens_out"),
-        cost=Sum("cost"),
-        blocked=Count("id", filter=Q(status=ExecutionStatus.BLOCKED)),
-        failed=Count("id", filter=Q(status=ExecutionStatus.FAILED)),
-        refused=Count("id", filter=Q(status=ExecutionStatus.REFUSED)),
-    )
+    runs = period.filter(executions)
+    totals = runs.aggregate(tokens_in=Sum("tokens_in"), tokens_out=Sum("tokens_out"), **_figures())
     if steps is None:
-        steps = ExecutionStep.objects.filter(execution__in=month.values("pk"))
+        steps = ExecutionStep.objects.filter(execution__in=executions.values("pk"))
+    steps = period.filter(steps, "execution__created_at")
     # Passages withheld from the model inside runs that went on: each knowledge search lists those a
     # retrieval guardrail dropped and those the privacy boundary withheld.
-    dropped_passages = steps.filter(
-        kind=StepKind.RETRIEVAL, status=StepStatus.DROPPED, execution__created_at__gte=month_start
-    ).aggregate(
+    dropped_passages = steps.filter(kind=StepKind.RETRIEVAL, status=StepStatus.DROPPED).aggregate(
         n=Sum(
             Coalesce(JSONArrayLength(KeyTransform("dropped", "output")), 0)
             + Coalesce(JSONArrayLength(KeyTransform("withheld", "output")), 0)
@@ -168,15 +205,13 @@ def dashboard_context(*, agents, executions, steps=None) -> dict:
     )["n"]
     # The guardrails that ended runs (``blocked`` steps; a dropped passage is not one).
     blocked_by = list(
-        steps.filter(
-            kind=StepKind.GUARDRAIL, status=StepStatus.BLOCKED, execution__created_at__gte=month_start
-        )
+        steps.filter(kind=StepKind.GUARDRAIL, status=StepStatus.BLOCKED)
         .values("name")
         .annotate(n=Count("id"))
         .order_by("-n", "name")[:5]
     )
     recent_failures = list(
-        executions.filter(status__in=UNSUCCESSFUL)
+        runs.filter(status__in=UNSUCCESSFUL)
         .select_related("agent")
         .only("id", "status", "error", "created_at", "source", "agent__id", "agent__name")
         .order_by("-created_at", "-id")[:8]
@@ -184,15 +219,16 @@ def dashboard_context(*, agents, executions, steps=None) -> dict:
     for failure in recent_failures:
         # A panel is a list: client identifiers masked (docs/security.md), by the detectors alone.
         failure.error = mask_text(failure.error)
+    tables = breakdowns(runs)
     return {
         "agent_matrix": matrix,
         "agent_statuses": status_totals,
         "agent_status_labels": [label for _, label in AgentStatus.choices],
         "agent_total": sum(row["total"] for row in matrix),
-        "chart": executions_chart(executions, now.date()),
-        "p95_latency_ms": percentile(month, "latency_ms", 0.95),
-        "month": month_start,
-        "month_runs": totals["runs"],
+        "dashboard_charts": day_charts(runs, period, top_agents=tables[0]["rows"], currency=currency),
+        "dashboard_breakdowns": tables,
+        "runs": totals["runs"],
+        "p95_latency_ms": totals["p95"],
         "tokens_in": totals["tokens_in"] or 0,
         "tokens_out": totals["tokens_out"] or 0,
         "cost": totals["cost"] or 0,
@@ -205,11 +241,14 @@ def dashboard_context(*, agents, executions, steps=None) -> dict:
     }
 
 
-def dashboard_panel(request, organization) -> dict:
-    """The panel's context for ``organization`` (the site asks only when the user may view it): agents,
-    executions per day, latency, tokens and cost, blocked runs and dropped passages, recent failures."""
+def dashboard_panel(request, organization, *, period: Period) -> dict:
+    """The panel's context for ``organization`` over the dashboard's ``period`` (the site asks only
+    when the user may view it): agents, runs, cost and latency per day and by agent, model, source
+    and user, blocked runs and dropped passages, recent failures."""
     return dashboard_context(
         agents=Agent.objects.filter(organization=organization),
         executions=Execution.objects.filter(organization=organization),
         steps=ExecutionStep.objects.filter(execution__organization=organization),
+        period=period,
+        currency=organization.currency,
     )

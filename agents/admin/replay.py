@@ -113,6 +113,7 @@ def comparison(model_admin, request, execution_id):
         side(replay, "Replay"),
         left_visible=visible(original),
         right_visible=visible(replay),
+        currency=get_admin_access(request).organization.currency,
     )
     return render_admin_page(
         request,

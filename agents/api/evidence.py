@@ -25,7 +25,9 @@ from agents.evidence import evidence_pack, evidence_queryset
 from agents.models import ExecutionSource
 from agents.privacy import may_see_identifiers
 from agents.replay import execution_replay
+from prisma_glow.api.tenancy import get_access
 from prisma_glow.api.throttling import execute_rate_limit
+from prisma_glow.display import DEFAULT_CURRENCY
 
 
 class EvidenceHTMLRenderer(renderers.BaseRenderer):
@@ -40,7 +42,11 @@ class EvidenceHTMLRenderer(renderers.BaseRenderer):
         response = (renderer_context or {}).get("response")
         if response is not None and response.status_code >= 400:
             return json.dumps(data)
-        return render_to_string("agents/evidence.html", {"pack": data})
+        # Its cost in the organisation's currency (the access is resolved already: the pack was read).
+        request = (renderer_context or {}).get("request")
+        organization = get_access(request).organization if request is not None else None
+        currency = getattr(organization, "currency", None) or DEFAULT_CURRENCY
+        return render_to_string("agents/evidence.html", {"pack": data, "currency": currency})
 
 
 def requester_label(access) -> str:

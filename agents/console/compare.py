@@ -123,7 +123,13 @@ def compare_view(request, agent_id: int):
                     )
 
                 # The member asked both questions: they are the requester of both runs.
-                result = compare(side(*runs[0]), side(*runs[1]), left_visible=True, right_visible=True)
+                result = compare(
+                    side(*runs[0]),
+                    side(*runs[1]),
+                    left_visible=True,
+                    right_visible=True,
+                    currency=agent.organization.currency,
+                )
         else:
             status = 400
     context = {

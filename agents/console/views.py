@@ -256,7 +256,8 @@ def _stream(request, agent: Agent, events: RunStream) -> Iterator[str]:
     """The run's events in the stream protocol, with the console's ``html`` (see the module docstring)."""
 
     def step(data: dict) -> dict:
-        return {**data, "html": render_to_string("agents/console/_step.html", {"step": present_step(data)})}
+        html = render_to_string("agents/console/_step.html", {"step": present_step(data)}, request=request)
+        return {**data, "html": html}
 
     def finished(execution: Execution) -> dict:
         # The response (and the session middleware) finished before this generator ran: save now.

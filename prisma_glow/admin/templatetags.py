@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from decimal import Decimal, InvalidOperation
 
 from django import template
 from django.utils.crypto import salted_hmac
 from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString
+
+from prisma_glow.display import format_duration_ms, format_money
 
 register = template.Library()
 
@@ -24,31 +25,17 @@ def intcomma_pg(value) -> str:
 
 
 @register.filter
-def money(value) -> str:
-    """A cost with four decimals at most, trailing zeros kept to two: 0.5 → "0.50"."""
-    if value is None or value == "":
-        return "—"
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        return str(value)
-    text = f"{amount:,.4f}".rstrip("0")
-    if len(text.split(".")[1]) < 2:
-        text = f"{amount:,.2f}"
-    return text
+def money(value, currency=None) -> str:
+    """``{{ cost|money:currency }}``: the one way money is shown (``prisma_glow.display.format_money``);
+    ``currency`` is in every page's context (``prisma_glow.context_processors.currency``)."""
+    return format_money(value, currency or None)
 
 
 @register.filter
 def duration_ms(value) -> str:
-    """Milliseconds for people: 850 → "850 ms", 2400 → "2.4 s"."""
-    if value is None or value == "":
-        return "—"
-    value = float(value)
-    if value < 1:
-        return f"{value:.2f} ms"
-    if value < 1000:
-        return f"{value:.0f} ms"
-    return f"{value / 1000:.1f} s"
+    """``{{ latency_ms|duration_ms }}``: the one way a duration is shown
+    (``prisma_glow.display.format_duration_ms``): "850 ms", "30.1 s"."""
+    return format_duration_ms(value)
 
 
 @register.filter

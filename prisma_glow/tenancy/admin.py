@@ -42,13 +42,13 @@ from prisma_glow.tenancy.models import APIKey, Invitation, Membership, Organizat
 
 @admin.register(Organization)
 class OrganizationAdmin(OrganizationScopedAdmin):
-    """The organisation's name and slug (owners change them, like the API); superusers see and
-    create every organisation."""
+    """The organisation's name, slug and currency (owners change them, like the API); superusers see
+    and create every organisation."""
 
     policy_resource = "organization"
     policy_operations = {"change": "organization.update"}
-    list_display = ["name", "slug", "one_person_activation", "member_count", "created_at"]
-    fields = ["name", "slug", "one_person_activation"]
+    list_display = ["name", "slug", "currency", "one_person_activation", "member_count", "created_at"]
+    fields = ["name", "slug", "currency", "one_person_activation"]
     search_fields = ["name", "slug"]
 
     def get_queryset(self, request):
@@ -72,7 +72,7 @@ class OrganizationAdmin(OrganizationScopedAdmin):
         return {"one_person_activation": "one_person_activation" in request.POST}
 
     def save_model(self, request, obj, form, change):
-        data = {k: form.cleaned_data[k] for k in ("name", "slug")}
+        data = {k: form.cleaned_data[k] for k in ("name", "slug", "currency") if k in form.cleaned_data}
         if change:
             data["one_person_activation"] = form.cleaned_data["one_person_activation"]
             self.require(request, "organization.update", obj)

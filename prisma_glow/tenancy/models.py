@@ -15,6 +15,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from prisma_glow.config_stamp import new_stamp
+from prisma_glow.display import CURRENCIES, DEFAULT_CURRENCY
 from prisma_glow.models import TimeStampedModel
 
 
@@ -33,6 +34,13 @@ class Organization(TimeStampedModel):
         help_text="Replaced whenever the configuration of one of its agents changes "
         "(prisma_glow.config_stamp); the runtime's cache of loaded agents is valid only under it.",
     )
+    currency = models.CharField(
+        max_length=3,
+        choices=CURRENCIES,
+        default=DEFAULT_CURRENCY,
+        help_text="The currency of your providers' prices: every cost and budget is shown in it "
+        "(nothing is converted).",
+    )
 
     one_person_activation = models.BooleanField(
         default=False,
@@ -46,6 +54,13 @@ class Organization(TimeStampedModel):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(currency__in=[code for code, _ in CURRENCIES]),
+                name="organization_currency_valid",
+                violation_error_message="Unknown currency.",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -49,9 +49,14 @@ from prisma_glow.tenancy.selectors import invitation_by_token
 
 
 @transaction.atomic
-def organization_create(*, name: str, slug: str, actor=None, owner=None) -> Organization:
-    """Create an organisation; ``owner`` (a user), when given, becomes its first owner."""
+def organization_create(
+    *, name: str, slug: str, actor=None, owner=None, currency: str | None = None
+) -> Organization:
+    """Create an organisation; ``owner`` (a user), when given, becomes its first owner; ``currency``
+    defaults to the model's (EUR)."""
     organization = Organization(name=name, slug=slug)
+    if currency:
+        organization.currency = currency
     organization.full_clean()
     organization.save()
     audit_record(
@@ -66,16 +71,17 @@ def organization_create(*, name: str, slug: str, actor=None, owner=None) -> Orga
     return organization
 
 
-ORGANIZATION_EDITABLE_FIELDS = ("name", "slug", "one_person_activation")
+ORGANIZATION_EDITABLE_FIELDS = ("name", "slug", "currency", "one_person_activation")
 
 
 @retry_on_conflict
 @transaction.atomic
 def organization_update(*, organization: Organization, actor, **changes: Any) -> Organization:
-    """Change the organisation's ``name``, ``slug`` and/or ``one_person_activation`` (whether an
-    admin or owner may approve their own request to activate a release: agents.activation). The doors
-    allow it to owners; changing ``one_person_activation`` also needs a fresh second factor
-    (``prisma_glow.policy.STEP_UP``). Audited ``organization.update`` with before and after."""
+    """Change the organisation's ``name``, ``slug``, ``currency`` (the code its costs are shown in)
+    and/or ``one_person_activation`` (whether an admin or owner may approve their own request to
+    activate a release: agents.activation). The doors allow it to owners; changing
+    ``one_person_activation`` also needs a fresh second factor (``prisma_glow.policy.STEP_UP``).
+    Audited ``organization.update`` with before and after."""
     if "one_person_activation" in changes and not isinstance(changes["one_person_activation"], bool):
         raise ValidationError({"one_person_activation": ["Must be true or false."]})
     unknown = sorted(set(changes) - set(ORGANIZATION_EDITABLE_FIELDS))

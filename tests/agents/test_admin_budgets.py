@@ -30,7 +30,7 @@ def test_the_list_shows_consumption_this_period(admin_client, org):
     )
     BudgetFactory(organization=org, metric="tokens", period="month", limit=1000)
     html = admin_client.get(LIST).content.decode()
-    assert "VAT adviser" in html and "1.50 of 2.00" in html and "0.10" in html
+    assert "VAT adviser" in html and "EUR 1.5000 of EUR 2.0000" in html and "EUR 0.1000" in html
     assert "Organisation (every agent)" in html and "0 tokens of 1,000 tokens" in html
     assert '<meter min="0" max="100" low="80" high="99" optimum="0" value="80">' in html
 
@@ -106,7 +106,7 @@ def test_the_dashboard_shows_each_budget_against_its_limit(owner_client, org):
     html = owner_client.get("/admin/").content.decode()
     assert 'aria-labelledby="budgets-title"' in html
     assert "1,000 tokens of 1,000 tokens" in html and "spent" in html
-    assert "Audit helper: daily cost" in html and "0.00 of 5.00" in html
+    assert "Audit helper: daily cost" in html and "EUR 0.0000 of EUR 5.0000" in html
 
 
 def test_the_dashboard_offers_a_budget_when_there_is_none(owner_client, org):

@@ -1,23 +1,23 @@
-"""Helpers of the agents' staff pages: the dashboard's percentile, the persona diff."""
+"""Helpers of the agents' staff pages: the agent page's p95, the persona diff."""
 
 from __future__ import annotations
 
 import pytest
 
-from agents.admin.dashboard import percentile
-from agents.models import Execution
-from tests.factories import ExecutionFactory
+from tests.factories import AgentFactory, ExecutionFactory
+from tests.support.admin import login
 
 
 @pytest.mark.django_db
-def test_percentile_is_nearest_rank(org):
+def test_the_agent_page_p95_is_the_dashboards(org, owner):
+    """percentile_cont, like the dashboard: 10, 20, 30, 40, 1000 ms → 808 ms (NULLs ignored)."""
+    agent = AgentFactory(organization=org)
     for latency in [10, 20, 30, 40, 1000]:
-        ExecutionFactory(agent__organization=org, latency_ms=latency)
-    ExecutionFactory(agent__organization=org, latency_ms=None)
-    executions = Execution.objects.filter(organization=org)
-    assert percentile(executions, "latency_ms", 0.95) == 1000
-    assert percentile(executions, "latency_ms", 0.5) == 30
-    assert percentile(executions.none(), "latency_ms", 0.95) is None
+        ExecutionFactory(agent=agent, latency_ms=latency)
+    ExecutionFactory(agent=agent, latency_ms=None)
+    response = login(owner).get(f"/admin/agents/agent/{agent.pk}/overview/")
+    assert response.context["metrics"]["p95_latency"] == pytest.approx(808)
+    assert "808 ms" in response.content.decode()
 
 
 def test_side_by_side_pairs_lines_and_folds_long_unchanged_runs():

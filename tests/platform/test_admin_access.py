@@ -279,7 +279,8 @@ def test_the_owner_manages_owners_and_the_organisation(owner_client, owner, admi
     admins.refresh_from_db()
     assert admins.role == "editor"
     response = owner_client.post(
-        f"/admin/tenancy/organization/{org.pk}/change/", {"name": "Demo Firm LLP", "slug": "demo-firm"}
+        f"/admin/tenancy/organization/{org.pk}/change/",
+        {"name": "Demo Firm LLP", "slug": "demo-firm", "currency": "EUR"},
     )
     assert response.status_code == 302
 

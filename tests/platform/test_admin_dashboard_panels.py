@@ -58,8 +58,8 @@ def test_a_registered_panel_is_shown_in_its_order_with_its_context(owner_client,
     assert response.status_code == 200 and extra_panel == [org]
     assert response.context["extra_open_reviews"] == 7
     assert 'id="extra-panel">Open reviews: 7</section>' in html
-    assert html.index('id="extra-panel"') < html.index('aria-label="This month"')
-    assert "month_runs" in response.context  # the agents' panel is still there
+    assert html.index('id="extra-panel"') < html.index('aria-label="Figures for This month"')
+    assert "runs" in response.context  # the agents' panel is still there
 
 
 def test_panels_are_not_asked_for_a_user_without_an_organisation(extra_panel):
@@ -76,13 +76,13 @@ def test_a_panel_name_is_registered_once(extra_panel):
 
 
 def test_a_panel_may_not_override_a_variable_of_the_site_or_another_panel(owner_client, org, panel_templates):
-    """Variables share one context: a panel reusing the agents' ``month_runs`` is refused, by name."""
-    (panel_templates / "clash.html").write_text("{{ month_runs }}")
+    """Variables share one context: a panel reusing the agents' ``runs`` is refused, by name."""
+    (panel_templates / "clash.html").write_text("{{ runs }}")
     admin.site.register_dashboard_panel(
-        "clash", template="clash.html", context=lambda request, organization: {"month_runs": 0}
+        "clash", template="clash.html", context=lambda request, organization: {"runs": 0}
     )
     try:
-        with pytest.raises(ImproperlyConfigured, match="'clash' sets month_runs"):
+        with pytest.raises(ImproperlyConfigured, match="'clash' sets runs"):
             owner_client.get("/admin/")
     finally:
         admin.site.unregister_dashboard_panel("clash")

@@ -33,7 +33,7 @@ def test_highlight_terms_marks_query_words_case_insensitively():
 
 
 def test_number_filters():
-    assert money(None) == "—" and money("0.5") == "0.50" and money("0.012345") == "0.0123"
+    assert money(None) == "—" and money("0.5") == "0.5000" and money("0.012345", "EUR") == "EUR 0.0123"
     assert duration_ms(0.25) == "0.25 ms" and duration_ms(850) == "850 ms" and duration_ms(2400) == "2.4 s"
 
 

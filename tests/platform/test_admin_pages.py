@@ -135,7 +135,7 @@ def test_editors_cannot_see_or_create_keys(staff_client, org):
 def test_organisation_settings(owner_client, admin_role_client, staff_client, org):
     """The owner renames the organisation; admins and editors are refused, as in the API."""
     url = f"/admin/tenancy/organization/{org.pk}/change/"
-    response = owner_client.post(url, {"name": "Demo Firm LLP", "slug": "demo-firm"})
+    response = owner_client.post(url, {"name": "Demo Firm LLP", "slug": "demo-firm", "currency": "EUR"})
     assert response.status_code == 302
     org.refresh_from_db()
     assert org.name == "Demo Firm LLP"

@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from agents.models import Agent, ExecutionSource
 from agents.runtime import AgentNotRunnable, execute
 from agents.runtime.serialize import execution_to_dict
+from prisma_glow.display import format_duration_ms, format_money
 
 
 class Command(BaseCommand):
@@ -71,16 +72,20 @@ class Command(BaseCommand):
         self.stdout.write("\nTrace:")
         for step in steps:
             self.stdout.write(
-                f"  {step.ordinal:>2}. {step.kind:<10} {step.status:<8} {step.duration_ms:>8.1f} ms  {step.name}"
+                f"  {step.ordinal:>2}. {step.kind:<10} {step.status:<8} {format_duration_ms(step.duration_ms):>9}  {step.name}"
             )
         tokens = (
             f"{execution.tokens_in} in / {execution.tokens_out} out"
             if execution.tokens_in is not None
             else "unknown"
         )
-        cost = f"{execution.cost}" if execution.cost is not None else "unknown"
+        cost = (
+            format_money(execution.cost, agent.organization.currency)
+            if execution.cost is not None
+            else "unknown"
+        )
         self.stdout.write(
-            f"\nExecution #{execution.pk}: {execution.status}, {execution.latency_ms} ms, tokens {tokens}, "
+            f"\nExecution #{execution.pk}: {execution.status}, {format_duration_ms(execution.latency_ms)}, tokens {tokens}, "
             f"cost {cost}, model {execution.model} ({execution.provider_kind})"
             + (" [test]" if execution.is_test else "")
         )

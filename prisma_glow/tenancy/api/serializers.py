@@ -235,7 +235,17 @@ class OrganizationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Organization
-        fields = ["id", "name", "slug", "one_person_activation", "role", "scopes", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "currency",
+            "one_person_activation",
+            "role",
+            "scopes",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["id", "role", "scopes", "created_at", "updated_at"]
         extra_kwargs = {
             "name": {"max_length": 200},
