@@ -701,8 +701,8 @@ ADMIN_ONLY: dict[str, str] = {
     "admin:account_security": "a user's own second factors (enrol, backup codes, replace, remove)",
     # Invitations.
     "admin:tenancy_invitation_delete": "nobody: invitations are revoked, never deleted",
-    # Evaluations: read-only pages (evaluation_*.view through the ModelAdmins); writes are the API's
-    # until the full pages come (issue 17).
+    # Evaluations: the suite's and run's pages are DOORS (evaluations.pages); these are refused or
+    # read-only.
     "admin:evaluations_suite_add": "refused: suites are created through the API",
     "admin:evaluations_suite_delete": "refused: suites are deleted through the API for now",
     "admin:evaluations_suite_history": "audit.view",

@@ -345,7 +345,6 @@ class CaseResultViewSet(OrganizationScopedMixin, viewsets.GenericViewSet):
         "counts only once the judge reaches it. Editors signed in, or write keys.",
         request=MarkSerializer,
         responses={200: CaseResultSerializer},
-        examples=[OpenApiExample("Wrong answer", request_only=True, value={"passed": False})],
     )
     @action(detail=True, methods=["post"])
     def mark(self, request, pk=None):
