@@ -70,14 +70,14 @@ class SuiteAdmin(ReadOnlyAdmin):
         view = self.admin_site.admin_view
 
         def page(func, allowed=require_POST):
-            return view(allowed(lambda request, pk: func(self, request, pk)))
+            return view(allowed(lambda request, **kwargs: func(self, request, *kwargs.values())))
 
         custom = [
-            path("<int:pk>/cases/add/", page(pages.case_add), name="evaluations_suite_case_add"),
-            path("<int:pk>/import/", page(pages.case_import), name="evaluations_suite_import"),
-            path("<int:pk>/run/", page(pages.run_start), name="evaluations_suite_run"),
+            path("<int:suite_id>/cases/add/", page(pages.case_add), name="evaluations_suite_case_add"),
+            path("<int:suite_id>/import/", page(pages.case_import), name="evaluations_suite_import"),
+            path("<int:suite_id>/run/", page(pages.run_start), name="evaluations_suite_run"),
             path(
-                "save-as-case/<int:pk>/",
+                "save-as-case/<int:execution_id>/",
                 page(pages.save_as_case),
                 name="evaluations_suite_save_as_case",
             ),
@@ -138,13 +138,13 @@ class EvalRunAdmin(ReadOnlyAdmin):
         view = self.admin_site.admin_view
 
         def page(func, allowed=require_GET):
-            return view(allowed(lambda request, pk: func(self, request, pk)))
+            return view(allowed(lambda request, **kwargs: func(self, request, *kwargs.values())))
 
         custom = [
-            path("<int:pk>/progress/", page(pages.run_page), name="evaluations_evalrun_progress"),
-            path("<int:pk>/compare/", page(pages.comparison_page), name="evaluations_evalrun_compare"),
+            path("<int:run_id>/progress/", page(pages.run_page), name="evaluations_evalrun_progress"),
+            path("<int:run_id>/compare/", page(pages.comparison_page), name="evaluations_evalrun_compare"),
             path(
-                "results/<int:pk>/mark/",
+                "results/<int:result_id>/mark/",
                 page(pages.result_mark, require_POST),
                 name="evaluations_caseresult_mark",
             ),
