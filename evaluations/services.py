@@ -655,7 +655,8 @@ def result_mark(*, result: CaseResult, actor, passed: bool | None) -> CaseResult
     )
     before = {"human_passed": result.human_passed, "marked_by": result.marked_by_id}
     result.human_passed = passed
-    result.marked_by = actor if passed is not None and getattr(actor, "pk", None) else None
+    person = actor if getattr(actor, "pk", None) and hasattr(actor, "get_username") else None
+    result.marked_by = person if passed is not None else None  # a key's mark: the audit names the key
     result.marked_at = timezone.now() if passed is not None else None
     result.save(update_fields=["human_passed", "marked_by", "marked_at"])
     audit_record(
