@@ -1,11 +1,16 @@
-"""Staff pages of the evaluations app: read-only lists and details of suites (with their cases), runs
-(with progress and per-case results) and requirements. Writing happens through the API for now; the
-full pages (case editor, run page, comparison) are a later part of issue 17."""
+"""Staff pages of the evaluations app: lists of suites, runs and requirements; a suite's page (case
+editor, import, starting a run), a run's page (progress, results, marks) and the comparison of two runs
+are ``evaluations.pages``; "Save as test case" is added to agents' execution page through its
+``register_execution_action`` hook (agents may not import this app)."""
 
 from __future__ import annotations
 
 from django.contrib import admin
+from django.urls import path
+from django.views.decorators.http import require_GET, require_POST
 
+from agents.admin.executions import register_execution_action
+from evaluations import pages
 from evaluations.models import Case, CaseResult, EvalRun, Requirement, Suite
 from prisma_glow.admin.base import OrganizationScopedAdmin
 
@@ -61,6 +66,27 @@ class SuiteAdmin(ReadOnlyAdmin):
     inlines = [CaseInline]
     policy_resource = "evaluation_suite"
 
+    def get_urls(self):
+        view = self.admin_site.admin_view
+
+        def page(func, allowed=require_POST):
+            return view(allowed(lambda request, **kwargs: func(self, request, *kwargs.values())))
+
+        custom = [
+            path("<int:suite_id>/cases/add/", page(pages.case_add), name="evaluations_suite_case_add"),
+            path("<int:suite_id>/import/", page(pages.case_import), name="evaluations_suite_import"),
+            path("<int:suite_id>/run/", page(pages.run_start), name="evaluations_suite_run"),
+            path(
+                "save-as-case/<int:execution_id>/",
+                page(pages.save_as_case),
+                name="evaluations_suite_save_as_case",
+            ),
+        ]
+        return custom + super().get_urls()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        return pages.suite_page(self, request, object_id)
+
 
 class CaseResultInline(ReadOnlyInline):
     model = CaseResult
@@ -108,6 +134,26 @@ class EvalRunAdmin(ReadOnlyAdmin):
     inlines = [CaseResultInline]
     policy_resource = "evaluation_run"
 
+    def get_urls(self):
+        view = self.admin_site.admin_view
+
+        def page(func, allowed=require_GET):
+            return view(allowed(lambda request, **kwargs: func(self, request, *kwargs.values())))
+
+        custom = [
+            path("<int:run_id>/progress/", page(pages.run_page), name="evaluations_evalrun_progress"),
+            path("<int:run_id>/compare/", page(pages.comparison_page), name="evaluations_evalrun_compare"),
+            path(
+                "results/<int:result_id>/mark/",
+                page(pages.result_mark, require_POST),
+                name="evaluations_caseresult_mark",
+            ),
+        ]
+        return custom + super().get_urls()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        return pages.run_page(self, request, object_id)
+
     @admin.display(description="Progress")
     def progress(self, obj):
         return f"{obj.done} / {obj.total}"
@@ -122,3 +168,6 @@ class RequirementAdmin(ReadOnlyAdmin):
     readonly_fields = ["agent", "suite", "threshold", "created_at", "updated_at"]
     fields = readonly_fields
     policy_resource = "evaluation_requirement"
+
+
+register_execution_action(template="admin/evaluations/save_as_case.html", context=pages.save_as_case_action)

@@ -28,9 +28,13 @@ Kinds (settings; ``?`` optional):
 - ``latency_under``: ``ms``: the run took less than that many milliseconds.
 - ``cost_under``: ``amount``: the run cost less than that (a run without a known cost fails).
 
-``rubric`` (an answer graded by a judge model against a rubric) is reserved for a later change:
-``RESERVED`` names it, and its definition is refused with that reason until it is registered in
-``CHECKS`` like any other kind.
+- ``rubric``: ``rubric`` (the criteria, up to 2,000 characters), ``min_agreement?`` (a share from 0
+  to 1): a judge model grades the answer against the rubric (``evaluations.judge``: the question, the
+  answer and the rubric sent to the suite's judge provider, a verdict and its reasoning returned and
+  recorded). Without a judge able to grade (no provider, or the offline engine) the check is "not
+  judged", with that reason, and does not count. With ``min_agreement`` the verdict counts only once
+  the judge agrees with people's marks on at least that share of the suite's marked cases
+  (``selectors.judge_agreement``); until then it is recorded and does not count.
 """
 
 from __future__ import annotations
@@ -426,6 +430,20 @@ def cost_under(check, outcome: Outcome) -> Result:
     return False, f"The run cost {outcome.cost.normalize()}; the limit is {limit}."
 
 
+def _validate_rubric(check, errors):
+    rubric = _text(check, "rubric", errors)
+    agreement = _number(check, "min_agreement", errors, minimum=0, required=False)
+    if agreement is not None and agreement > 1:
+        errors.append("'min_agreement' must be a share from 0 to 1 (0.8 = 80 %).")
+        agreement = None
+    return {"rubric": rubric, "min_agreement": None if agreement is None else _plain(agreement)}
+
+
+def rubric(check, outcome: Outcome) -> Result:
+    """Without a judge (``evaluations.judge`` grades rubrics during a run): never a verdict."""
+    return False, "Not judged: a rubric is graded by a judge model during a run."
+
+
 @dataclass(frozen=True)
 class Kind:
     """A kind of check: its settings' validation and its evaluation."""
@@ -447,11 +465,10 @@ CHECKS: dict[str, Kind] = {
     "number_within": Kind(_validate_number_within, number_within),
     "latency_under": Kind(_validate_latency, latency_under),
     "cost_under": Kind(_validate_cost, cost_under),
+    "rubric": Kind(_validate_rubric, rubric),
 }
 #: Kinds named by the design but not available yet, with the reason a definition is refused.
-RESERVED: dict[str, str] = {
-    "rubric": "The 'rubric' kind (an answer graded by a judge model) is not available yet.",
-}
+RESERVED: dict[str, str] = {}
 SETTINGS: dict[str, frozenset[str]] = {
     "contains": frozenset({"text", "ignore_case"}),
     "not_contains": frozenset({"text", "ignore_case"}),
@@ -465,6 +482,7 @@ SETTINGS: dict[str, frozenset[str]] = {
     "number_within": frozenset({"value", "tolerance"}),
     "latency_under": frozenset({"ms"}),
     "cost_under": frozenset({"amount"}),
+    "rubric": frozenset({"rubric", "min_agreement"}),
 }
 
 

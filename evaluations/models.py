@@ -29,6 +29,19 @@ class Suite(TimeStampedModel):
     agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="evaluation_suites")
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
+    #: The model that grades ``rubric`` checks (``evaluations.judge``); blank: the organisation's
+    #: default provider. The offline engine cannot grade: its rubric checks are "not judged".
+    judge_provider = models.ForeignKey(
+        "agents.ModelProvider",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The provider whose model grades rubric checks; blank: the organisation's default.",
+    )
+    judge_model = models.CharField(
+        max_length=120, blank=True, help_text="Blank: the judge provider's default model."
+    )
 
     #: How a row reaches its organisation (scoping of the staff UI and the API).
     organization_path = "organization"
@@ -163,6 +176,13 @@ class CaseResult(models.Model):
     #: Why the case failed when no check could be applied (the run failed or was refused).
     error = models.TextField(blank=True)
     verdicts = models.JSONField(default=list, blank=True)
+    #: A person's mark (``services.result_mark``): whether the answer is right, whatever the checks
+    #: said; compared with the judge's verdict for the suite's agreement (``selectors.judge_agreement``).
+    human_passed = models.BooleanField(null=True, blank=True)
+    marked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    marked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     organization_path = "run__organization"

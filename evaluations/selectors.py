@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from decimal import Decimal
+
 from evaluations.models import CaseResult, EvalRun
 
 IMPROVED, REGRESSED, UNCHANGED, ADDED, REMOVED = "improved", "regressed", "unchanged", "added", "removed"
@@ -57,3 +60,46 @@ def _row(result: CaseResult | None, old: CaseResult | None, change: str) -> dict
         "before": _side(old),
         "after": _side(result),
     }
+
+
+def judge_passed(result: CaseResult) -> bool | None:
+    """The judge's verdict on a case (its judged rubric checks all passed), None when none was judged."""
+    judged = [v for v in result.verdicts or [] if v.get("kind") == "rubric" and v.get("judged")]
+    if not judged:
+        return None
+    return all(v.get("passed") for v in judged)
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How often the judge and people agree on a suite's cases that have both a judge's verdict and a
+    person's mark: ``agreed`` of ``compared`` (``rate`` None when nothing can be compared yet)."""
+
+    agreed: int
+    compared: int
+
+    @property
+    def rate(self) -> Decimal | None:
+        if not self.compared:
+            return None
+        return (Decimal(self.agreed) / self.compared).quantize(Decimal("0.001"))
+
+    def describe(self) -> str:
+        if not self.compared:
+            return "no case yet (no case has both a judge's verdict and a person's mark)"
+        return f"{self.agreed} of {self.compared} marked cases ({self.rate * 100:.0f} %)"
+
+
+def judge_agreement(*, suite) -> Agreement:
+    """``suite``'s judge against people's marks, over every run's marked results. One query."""
+    marked = CaseResult.objects.filter(run__suite=suite, human_passed__isnull=False).only(
+        "verdicts", "human_passed"
+    )
+    agreed = compared = 0
+    for result in marked.iterator():
+        verdict = judge_passed(result)
+        if verdict is None:
+            continue
+        compared += 1
+        agreed += verdict == result.human_passed
+    return Agreement(agreed, compared)

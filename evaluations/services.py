@@ -40,7 +40,7 @@ from prisma_glow.locking import lock_for_write, retry_on_conflict
 
 logger = logging.getLogger(__name__)
 
-SUITE_FIELDS = ("name", "description")
+SUITE_FIELDS = ("name", "description", "judge_provider", "judge_model")
 CASE_FIELDS = ("name", "input", "as_of", "must_pass", "expected_output", "checks")
 
 
@@ -53,6 +53,14 @@ def _full_clean(instance) -> None:
         raise ConflictError(exc.messages[0]) from exc
 
 
+def _suite_clean(suite: Suite) -> None:
+    """A suite's judge provider is one of its organisation's."""
+    provider = suite.judge_provider
+    if provider is not None and provider.organization_id != suite.organization_id:
+        raise ValidationError({"judge_provider": ["This provider is not in your organisation."]})
+    _full_clean(suite)
+
+
 def _check_fields(fields: dict, allowed, what: str) -> None:
     unknown = sorted(set(fields) - set(allowed))
     if unknown:
@@ -62,13 +70,30 @@ def _check_fields(fields: dict, allowed, what: str) -> None:
 # --- Suites ------------------------------------------------------------------------------------------
 @retry_on_conflict
 @transaction.atomic
-def suite_create(*, organization, actor, agent: Agent, name: str, description: str = "") -> Suite:
-    """A new, empty suite for ``agent`` (of ``organization``)."""
+def suite_create(
+    *,
+    organization,
+    actor,
+    agent: Agent,
+    name: str,
+    description: str = "",
+    judge_provider=None,
+    judge_model: str = "",
+) -> Suite:
+    """A new, empty suite for ``agent`` (of ``organization``); ``judge_provider`` / ``judge_model``
+    grade its rubric checks (``evaluations.judge``; None: the organisation's default provider)."""
     if agent.organization_id != organization.pk:
         raise ValidationError({"agent": ["This agent is not in your organisation."]})
     lock_for_write(organization=organization)
-    suite = Suite(organization=organization, agent=agent, name=name, description=description)
-    _full_clean(suite)
+    suite = Suite(
+        organization=organization,
+        agent=agent,
+        name=name,
+        description=description,
+        judge_provider=judge_provider,
+        judge_model=judge_model,
+    )
+    _suite_clean(suite)
     suite.save()
     audit_record(
         organization=organization,
@@ -83,7 +108,8 @@ def suite_create(*, organization, actor, agent: Agent, name: str, description: s
 @retry_on_conflict
 @transaction.atomic
 def suite_update(*, suite: Suite, actor, **fields: Any) -> Suite:
-    """Rename or describe a suite; its agent is fixed (its runs are of that agent's releases)."""
+    """Rename or describe a suite, or choose its judge; its agent is fixed (its runs are of that
+    agent's releases)."""
     _check_fields(fields, SUITE_FIELDS, "suite")
     lock_for_write(organization=suite.organization_id)
     suite = Suite.objects.select_for_update(of=("self",)).select_related("organization").get(pk=suite.pk)
@@ -93,7 +119,7 @@ def suite_update(*, suite: Suite, actor, **fields: Any) -> Suite:
         actor=actor,
         action="evaluation_suite.update",
         fields=fields,
-        validate=_full_clean,
+        validate=_suite_clean,
     )
 
 
@@ -405,7 +431,61 @@ def run_create(*, suite: Suite, actor, release: Release | None = None) -> EvalRu
 _CONNECTION_ERRORS = (OperationalError, InterfaceError)
 
 
-def _run_case(run: EvalRun, case: Case, agent: Agent) -> CaseResult:
+class _Grading:
+    """What a run's rubric checks need, looked up once and only when a case has one: the suite's
+    judge and the judge's agreement with people so far (``selectors.judge_agreement``)."""
+
+    def __init__(self, suite: Suite):
+        self.suite = suite
+        self._judge = None
+        self._agreement = None
+
+    @property
+    def judge(self):
+        if self._judge is None:
+            from evaluations.judge import Judge
+
+            self._judge = Judge(self.suite)
+        return self._judge
+
+    @property
+    def agreement(self):
+        if self._agreement is None:
+            from evaluations.selectors import judge_agreement
+
+            self._agreement = judge_agreement(suite=self.suite)
+        return self._agreement
+
+
+def _rubric_verdict(check: dict, execution: Execution, grading: _Grading) -> dict:
+    """A rubric check's verdict: ``judged`` and ``counts`` say whether it has a verdict and whether it
+    decides the case (a ``min_agreement`` the judge has not reached yet: recorded, not counted)."""
+    judgement = grading.judge.grade(
+        rubric=check["rubric"],
+        question=shown_text(execution, execution.input, visible=False),
+        answer=shown_text(execution, execution.output, visible=False),
+    )
+    verdict = {
+        "kind": "rubric",
+        "passed": judgement.passed,
+        "reason": judgement.reason,
+        "judged": judgement.judged,
+        "reasoning": judgement.reasoning,
+        "counts": judgement.judged,
+    }
+    wanted = check.get("min_agreement")
+    if judgement.judged and wanted is not None:
+        agreement = grading.agreement
+        if agreement.rate is None or agreement.rate < Decimal(str(wanted)):
+            verdict["counts"] = False
+            verdict["reason"] += (
+                f" Recorded, not counted: the judge agrees with people on {agreement.describe()}, below "
+                f"the {Decimal(str(wanted)) * 100:.0f} % this check requires."
+            )
+    return verdict
+
+
+def _run_case(run: EvalRun, case: Case, agent: Agent, grading: _Grading | None = None) -> CaseResult:
     """Run one case and apply its checks; every failure is the case's, with its reason."""
     from agents.runtime import execute  # the runtime loads providers: imported where it runs
 
@@ -442,15 +522,23 @@ def _run_case(run: EvalRun, case: Case, agent: Agent) -> CaseResult:
     outcome = checks_engine.Outcome.of(execution)
     verdicts = []
     for check in case.checks:
+        if check.get("kind") == "rubric":
+            verdicts.append(_rubric_verdict(check, execution, grading or _Grading(run.suite)))
+            continue
         passed, reason = checks_engine.evaluate(check, outcome)
         verdicts.append({"kind": check.get("kind"), "passed": passed, "reason": reason})
     result.verdicts = verdicts
-    if verdicts:
-        result.passed = all(v["passed"] for v in verdicts)
+    counted = [v for v in verdicts if v.get("counts", True)]
+    if counted:
+        result.passed = all(v["passed"] for v in counted)
     else:
         result.passed = execution.status == ExecutionStatus.COMPLETED
         if not result.passed:
-            result.error = f"The case has no check and the run ended {execution.status}."
+            result.error = (
+                f"The case has no check that counts and the run ended {execution.status}."
+                if verdicts
+                else f"The case has no check and the run ended {execution.status}."
+            )
     return result
 
 
@@ -478,8 +566,9 @@ def run_execute(*, run_id: int) -> EvalRun | None:
     agent = run.suite.agent
     recorded = set(CaseResult.objects.filter(run=run).values_list("case_id", flat=True))
     cases = Case.objects.filter(suite=run.suite, created_at__lte=run.created_at).order_by("id")
+    grading = _Grading(run.suite)
     for case in cases.exclude(pk__in=recorded):
-        result = _run_case(run, case, agent)
+        result = _run_case(run, case, agent, grading)
         with transaction.atomic():
             result.save()
             EvalRun.objects.filter(pk=run.pk, done__lt=F("total")).update(done=F("done") + 1)
@@ -547,3 +636,35 @@ def run_fail_unfinished(*, run_id: int, reason: str) -> EvalRun | None:
     except DatabaseError:
         logger.exception("Could not end evaluation run %s after its task failed", run_id)
         return run
+
+
+# --- Human marks -------------------------------------------------------------------------------------
+@retry_on_conflict
+@transaction.atomic
+def result_mark(*, result: CaseResult, actor, passed: bool | None) -> CaseResult:
+    """A person's mark on one case of a run: ``passed`` True or False (whether the answer is right,
+    whatever the checks said), None to withdraw it. Audited ``evaluation_result.mark``; the marks
+    against the judge's verdicts are the suite's agreement (``selectors.judge_agreement``)."""
+    if passed is not None and not isinstance(passed, bool):
+        raise ValidationError({"passed": ["Must be true (pass), false (fail) or null (no mark)."]})
+    lock_for_write(organization=result.run.organization_id)
+    result = (
+        CaseResult.objects.select_for_update(of=("self",))
+        .select_related("run__organization")
+        .get(pk=result.pk)
+    )
+    before = {"human_passed": result.human_passed, "marked_by": result.marked_by_id}
+    result.human_passed = passed
+    person = actor if getattr(actor, "pk", None) and hasattr(actor, "get_username") else None
+    result.marked_by = person if passed is not None else None  # a key's mark: the audit names the key
+    result.marked_at = timezone.now() if passed is not None else None
+    result.save(update_fields=["human_passed", "marked_by", "marked_at"])
+    audit_record(
+        organization=result.run.organization,
+        action="evaluation_result.mark",
+        actor=actor,
+        obj=result,
+        before=before,
+        after={"human_passed": passed, "run": result.run_id, "case": result.case_name},
+    )
+    return result

@@ -136,6 +136,7 @@ OPERATIONS: dict[str, Rule] = {
     **_crud("evaluation_case", "evaluation cases"),
     "evaluation_run.view": Rule(VIEWER, READ, "read evaluation runs"),
     "evaluation_run.add": Rule(EDITOR, EXECUTE, "run evaluation suites"),
+    "evaluation_run.mark": Rule(EDITOR, WRITE, "mark the cases of evaluation runs pass or fail"),
     **_crud("evaluation_requirement", "evaluation requirements", write=(ADMIN_ROLE, ADMIN)),
     # The organisation, its members and keys, its audit log.
     "organization.view": Rule(VIEWER, READ, "read the organisation"),
@@ -604,9 +605,36 @@ DOORS: tuple[Door, ...] = (
     Door("admin:audit_auditevent_changelist", "audit.view", ("audit-event-list", "list")),
     Door("admin:audit_auditevent_change", "audit.view", ("audit-event-detail", "retrieve")),
     Door("admin:audit_auditevent_history", "audit.view", ("audit-event-list", "list")),
-    # Evaluations: read-only staff lists for now (the full pages are a later part of issue 17).
+    # Evaluations: lists, a suite's page (cases, import, start a run), a run's page (progress, marks),
+    # the comparison, and "Save as test case" on an execution's page (evaluations.pages).
     Door("admin:evaluations_suite_changelist", "evaluation_suite.view", ("evaluation-suite-list", "list")),
+    Door("admin:evaluations_suite_change", "evaluation_suite.view", ("evaluation-suite-detail", "retrieve")),
+    Door(
+        "admin:evaluations_suite_case_add", "evaluation_case.add", ("evaluation-case-list", "create"), "POST"
+    ),
+    Door(
+        "admin:evaluations_suite_import",
+        "evaluation_case.add",
+        ("evaluation-case-import-cases", "import_cases"),
+        "POST",
+    ),
+    Door("admin:evaluations_suite_run", "evaluation_run.add", ("evaluation-run-list", "create"), "POST"),
+    Door(
+        "admin:evaluations_suite_save_as_case",
+        "evaluation_case.add",
+        ("execution-save-as-case-list", "create"),
+        "POST",
+    ),
     Door("admin:evaluations_evalrun_changelist", "evaluation_run.view", ("evaluation-run-list", "list")),
+    Door("admin:evaluations_evalrun_change", "evaluation_run.view", ("evaluation-run-detail", "retrieve")),
+    Door("admin:evaluations_evalrun_progress", "evaluation_run.view", ("evaluation-run-detail", "retrieve")),
+    Door("admin:evaluations_evalrun_compare", "evaluation_run.view", ("evaluation-run-compare", "compare")),
+    Door(
+        "admin:evaluations_caseresult_mark",
+        "evaluation_run.mark",
+        ("evaluation-case-result-mark", "mark"),
+        "POST",
+    ),
     Door(
         "admin:evaluations_requirement_changelist",
         "evaluation_requirement.view",
@@ -673,14 +701,12 @@ ADMIN_ONLY: dict[str, str] = {
     "admin:account_security": "a user's own second factors (enrol, backup codes, replace, remove)",
     # Invitations.
     "admin:tenancy_invitation_delete": "nobody: invitations are revoked, never deleted",
-    # Evaluations: read-only pages (evaluation_*.view through the ModelAdmins); writes are the API's
-    # until the full pages come (issue 17).
-    "admin:evaluations_suite_change": "read-only: a suite and its cases (evaluation_suite.view)",
-    "admin:evaluations_suite_add": "refused: suites are created through the API for now",
+    # Evaluations: the suite's and run's pages are DOORS (evaluations.pages); these are refused or
+    # read-only.
+    "admin:evaluations_suite_add": "refused: suites are created through the API",
     "admin:evaluations_suite_delete": "refused: suites are deleted through the API for now",
     "admin:evaluations_suite_history": "audit.view",
-    "admin:evaluations_evalrun_change": "read-only: a run's progress and results (evaluation_run.view)",
-    "admin:evaluations_evalrun_add": "refused: runs are started through the API for now",
+    "admin:evaluations_evalrun_add": "runs are started on their suite's page (evaluations_suite_run)",
     "admin:evaluations_evalrun_delete": "nobody: runs are the record of what was tested",
     "admin:evaluations_evalrun_history": "audit.view",
     "admin:evaluations_requirement_change": "read-only (evaluation_requirement.view)",
@@ -745,26 +771,19 @@ API_ONLY: dict[tuple[str, str], str] = {
     # Invitations.
     # Evaluations: the staff pages are read-only lists and details for now (issue 17's later part).
     ("evaluation-suite-list", "create"): "suites are written through the API for now",
-    ("evaluation-suite-detail", "retrieve"): "the suite's read-only page",
     ("evaluation-suite-detail", "update"): "suites are written through the API for now",
     ("evaluation-suite-detail", "partial_update"): "suites are written through the API for now",
     ("evaluation-suite-detail", "destroy"): "suites are written through the API for now",
     ("evaluation-case-list", "list"): "the suite's read-only page lists its cases",
-    ("evaluation-case-list", "create"): "cases are written through the API for now",
-    ("evaluation-case-import-cases", "import_cases"): "cases are imported through the API for now",
     ("evaluation-case-detail", "retrieve"): "the suite's read-only page lists its cases",
     ("evaluation-case-detail", "update"): "cases are written through the API for now",
     ("evaluation-case-detail", "partial_update"): "cases are written through the API for now",
     ("evaluation-case-detail", "destroy"): "cases are written through the API for now",
-    ("evaluation-run-list", "create"): "runs are started through the API for now",
-    ("evaluation-run-detail", "retrieve"): "the run's read-only page",
-    ("evaluation-run-compare", "compare"): "the comparison page comes with the full pages",
     ("evaluation-requirement-list", "create"): "requirements are set through the API for now",
     ("evaluation-requirement-detail", "retrieve"): "the requirement's read-only page",
     ("evaluation-requirement-detail", "update"): "requirements are set through the API for now",
     ("evaluation-requirement-detail", "partial_update"): "requirements are set through the API for now",
     ("evaluation-requirement-detail", "destroy"): "requirements are removed through the API for now",
-    ("execution-save-as-case-list", "create"): "the execution page's button comes with the full pages",
     ("member-list", "create"): "the same invitation as member-invite (the staff UI's add member leads "
     "to inviting too); no account is attached without its consent",
 }

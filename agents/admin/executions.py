@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django import forms
 from django.contrib import messages
 from django.contrib.admin.utils import unquote
@@ -55,6 +58,29 @@ def _step_note(step) -> str:
     return "; ".join(parts) + "; the run went on." if parts else ""
 
 
+#: Actions other apps add to an execution's page (apps above agents, which agents may not import, e.g.
+#: evaluations' "Save as test case"): ``(template, context)``; ``context(request, execution, visible)``
+#: returns the template's context, or None to show nothing to this person.
+EXECUTION_ACTIONS: list[tuple[str, Callable[[Any, Execution, bool], dict | None]]] = []
+
+
+def register_execution_action(
+    *, template: str, context: Callable[[Any, Execution, bool], dict | None]
+) -> None:
+    """Add an action (a template included in a panel) to every execution's page."""
+    EXECUTION_ACTIONS.append((template, context))
+
+
+def execution_actions(request, execution, visible: bool) -> list[dict]:
+    """The registered actions this person is shown, each ``{"template", "context"}``."""
+    shown = []
+    for template, context in EXECUTION_ACTIONS:
+        values = context(request, execution, visible)
+        if values is not None:
+            shown.append({"template": template, "context": values})
+    return shown
+
+
 def execution_detail(model_admin, request, object_id):
     """Read-only trace of one execution, with a feedback form for editors; another organisation's
     execution answers 404."""
@@ -101,6 +127,7 @@ def execution_detail(model_admin, request, object_id):
         # Replay and evidence (agents.admin.replay): the buttons a member may use.
         "can_replay": model_admin.allows(request, "execution.replay", execution) and visible,
         "replay_form": replay_form(execution),
+        "execution_actions": execution_actions(request, execution, visible),
     }
     response = render_admin_page(
         request,

@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agents.api.serializers import OrganizationRelatedField
-from agents.models import Agent
+from agents.models import Agent, ModelProvider
 from evaluations.models import Case, CaseResult, EvalRun, Requirement, Suite
 from prisma_glow.api.fields import JSONValueField
 
@@ -22,11 +22,27 @@ class SuiteSerializer(serializers.ModelSerializer):
     """A suite of test cases for one agent (fixed once created)."""
 
     agent = OrganizationRelatedField(queryset=Agent.objects.all())
+    judge_provider = OrganizationRelatedField(
+        queryset=ModelProvider.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="The provider whose model grades rubric checks; null: the organisation's default.",
+    )
     case_count = serializers.IntegerField(read_only=True)
 
     class Meta:
         model = Suite
-        fields = ["id", "agent", "name", "description", "case_count", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "agent",
+            "name",
+            "description",
+            "judge_provider",
+            "judge_model",
+            "case_count",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["created_at", "updated_at"]
 
     def validate_agent(self, agent):
@@ -128,8 +144,13 @@ class RunSerializer(serializers.ModelSerializer):
 
 class CheckVerdictSerializer(serializers.Serializer):
     kind = serializers.CharField()
-    passed = serializers.BooleanField()
+    passed = serializers.BooleanField(allow_null=True, help_text="null: a rubric the judge did not grade.")
     reason = serializers.CharField()
+    judged = serializers.BooleanField(required=False, help_text="Rubric only: the judge gave a verdict.")
+    reasoning = serializers.CharField(required=False, help_text="Rubric only: the judge's reasoning.")
+    counts = serializers.BooleanField(
+        required=False, help_text="Rubric only: the verdict decides the case (false: recorded only)."
+    )
 
 
 class CaseResultSerializer(serializers.ModelSerializer):
@@ -139,8 +160,28 @@ class CaseResultSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = CaseResult
-        fields = ["id", "case", "case_name", "must_pass", "execution", "passed", "error", "verdicts"]
+        fields = [
+            "id",
+            "case",
+            "case_name",
+            "must_pass",
+            "execution",
+            "passed",
+            "error",
+            "verdicts",
+            "human_passed",
+            "marked_by",
+            "marked_at",
+        ]
         read_only_fields = fields
+
+
+class MarkSerializer(serializers.Serializer):
+    """A person's mark on a case of a run."""
+
+    passed = serializers.BooleanField(
+        allow_null=True, help_text="true: the answer is right; false: it is wrong; null: withdraw the mark."
+    )
 
 
 class RunDetailSerializer(RunSerializer):

@@ -21,9 +21,11 @@ from agents.services import release_for
 from evaluations import services
 from evaluations.api.filtersets import RequirementFilterSet, RunFilterSet, SuiteFilterSet
 from evaluations.api.serializers import (
+    CaseResultSerializer,
     CaseSerializer,
     ImportResultSerializer,
     ImportSerializer,
+    MarkSerializer,
     RequirementSerializer,
     RunCreateSerializer,
     RunDetailSerializer,
@@ -324,6 +326,35 @@ class RunViewSet(
         if against is None:
             raise serializers.ValidationError({"against": [f"There is no run {raw} in your organisation."]})
         return Response(run_comparison(run=run, against=against))
+
+
+class CaseResultViewSet(OrganizationScopedMixin, viewsets.GenericViewSet):
+    """``POST /evaluation-case-results/{id}/mark/``: a person marks a case of a run pass or fail."""
+
+    queryset = CaseResult.objects.select_related("run")
+    serializer_class = MarkSerializer
+    parser_classes = [JSONParser]
+    filter_backends = []
+    operations = {"mark": "evaluation_run.mark"}
+
+    @extend_schema(
+        summary="Mark a case of a run pass or fail",
+        description="A person's judgement of the answer, whatever the checks said (`passed`: true or "
+        "false; null withdraws the mark). Audited. The marks against a rubric judge's verdicts are the "
+        "suite's judge agreement, shown on the suite's staff page; a rubric check with `min_agreement` "
+        "counts only once the judge reaches it. Editors signed in, or write keys.",
+        request=MarkSerializer,
+        responses={200: CaseResultSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def mark(self, request, pk=None):
+        result = self.get_object()
+        payload = MarkSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        result = services.result_mark(
+            result=result, actor=self.access.actor, passed=payload.validated_data["passed"]
+        )
+        return Response(CaseResultSerializer(result).data)
 
 
 # --- Requirements ------------------------------------------------------------------------------------

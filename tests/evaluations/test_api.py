@@ -106,7 +106,7 @@ def test_a_case_with_bad_checks_is_a_400_naming_each_check(editor_client, suite)
     assert response.status_code == 400
     errors = error_of(response)["errors"]["checks"]
     assert errors[0].startswith("Check 2 (regex): The pattern takes too long on some inputs")
-    assert errors[1] == "Check 3: The 'rubric' kind (an answer graded by a judge model) is not available yet."
+    assert errors[1] == "Check 3 (rubric): 'rubric' must be a non-empty text."
     assert not Case.objects.exists()
 
 

@@ -124,8 +124,8 @@ BAD = [
     ("not a list", "The checks must be a list"),
     ([{"kind": "sentiment"}], 'Check 1: unknown kind "sentiment"; the kinds are blocked, cites_at_least'),
     (
-        [{"kind": "rubric", "rubric": "Is it polite?"}],
-        "Check 1: The 'rubric' kind (an answer graded by a judge model) is not available yet.",
+        [{"kind": "rubric", "rubric": "Is it polite?", "min_agreement": 1.5}],
+        "Check 1 (rubric): 'min_agreement' must be a share from 0 to 1 (0.8 = 80 %).",
     ),
     (["contains"], "Check 1: must be an object with a 'kind'."),
     ([{"kind": "contains"}], "Check 1 (contains): 'text' must be a non-empty text."),

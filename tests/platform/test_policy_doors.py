@@ -111,7 +111,20 @@ def world(org):
     world.target = MembershipFactory(user=target, organization=org, role="editor")
     world.owner = owner
     world.release = release_create(agent=world.agent, actor=None, notes="First release")
+    _evaluations(world)
     return world
+
+
+def _evaluations(world) -> None:
+    """A suite with a case, a run of it and one result (the evaluations doors' objects)."""
+    from evaluations.models import Case, CaseResult, EvalRun, Suite
+
+    world.suite = Suite.objects.create(organization=world.org, agent=world.agent, name="Suite")
+    case = Case.objects.create(suite=world.suite, name="Case", input="Hello?")
+    world.run = EvalRun.objects.create(
+        organization=world.org, suite=world.suite, release=world.release, total=1, done=1, status="passed"
+    )
+    world.result = CaseResult.objects.create(run=world.run, case=case, case_name=case.name, passed=True)
 
 
 def _admin_kwargs(door: policy.Door, world) -> dict:
@@ -133,6 +146,8 @@ def _admin_kwargs(door: policy.Door, world) -> dict:
         "tenancy_invitation": world.invitation,
         "tenancy_apikey": world.api_key,
         "audit_auditevent": world.audit_event,
+        "evaluations_suite": world.suite,
+        "evaluations_evalrun": world.run,
     }
     name = door.admin.split(":")[-1]
     model = next((key for key in objects if name.startswith(key + "_")), None)
@@ -149,6 +164,9 @@ def _admin_kwargs(door: policy.Door, world) -> dict:
         "number": world.release.number,
         "approval_id": world.tool_approval.pk,
         "request_id": world.activation_request.pk,
+        "suite_id": world.suite.pk,
+        "run_id": world.run.pk,
+        "result_id": world.result.pk,
         "step": "basics",
         "kind": "tools",
         "transition": door.api[1] if door.api else "activate",
@@ -180,6 +198,9 @@ def _api_url(door: policy.Door, world) -> str:
         "tool-approval": world.tool_approval.pk,
         "agent-activation-request": world.activation_request.pk,
         "activation-request": world.activation_request.pk,
+        "evaluation-suite": world.suite.pk,
+        "evaluation-run": world.run.pk,
+        "evaluation-case-result": world.result.pk,
     }
     route = next(r for r, n, _ in _patterns(get_resolver().url_patterns) if n == name)
     kwargs = {}
@@ -192,6 +213,10 @@ def _api_url(door: policy.Door, world) -> str:
             kwargs[param] = world.document.pk
         elif param == "number":
             kwargs[param] = world.release.number
+        elif param == "suite_pk":
+            kwargs[param] = world.suite.pk
+        elif param == "execution_pk":
+            kwargs[param] = world.execution.pk
         elif param in ("pk", "version"):
             kwargs[param] = pks[name.rsplit("-", 1)[0]]
     return reverse(name, kwargs=kwargs)
