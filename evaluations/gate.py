@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from agents.activation import GateResult
 from evaluations.models import CaseResult, EvalRun, Requirement, RunStatus
+from guardrails.masking import mask_text
 
 
 def _result(
@@ -43,9 +44,10 @@ def failing_cases(run: EvalRun) -> list[dict]:
         failures.append(
             {
                 "case": result.case_id,
-                "name": result.case_name,
+                # The gate's failures reach the activation's refusal and audit event: masked.
+                "name": mask_text(result.case_name),
                 "must_pass": result.must_pass,
-                "reason": reason,
+                "reason": mask_text(reason),
             }
         )
     return failures

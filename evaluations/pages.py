@@ -22,6 +22,7 @@ from evaluations import services
 from evaluations.imports import MAX_BYTES, parse_cases
 from evaluations.models import Case, CaseResult, EvalRun, Requirement, Suite
 from evaluations.selectors import judge_agreement, judge_passed, run_comparison
+from guardrails.masking import mask_text
 from prisma_glow.admin.base import add_errors_to_form, admin_decide, render_admin_page, run_service
 from prisma_glow.admin.htmx import htmx_partial
 from prisma_glow.admin.scoping import get_admin_access, scoped_get
@@ -108,7 +109,9 @@ def _suite(request, suite_id) -> Suite:
 def _cases(suite: Suite) -> list[Case]:
     cases = list(Case.objects.filter(suite=suite).order_by("id"))
     for case in cases:
-        case.checks_text = json.dumps(case.checks, ensure_ascii=False)
+        # A list: client identifiers masked for everyone (agents.privacy), in the checks too.
+        case.checks_text = mask_text(json.dumps(case.checks, ensure_ascii=False))
+        case.shown_name, case.shown_input = mask_text(case.name), mask_text(case.input)
     return cases
 
 
@@ -201,6 +204,20 @@ def _results(run: EvalRun) -> list[CaseResult]:
     results = list(CaseResult.objects.filter(run=run).select_related("execution", "marked_by").order_by("id"))
     for result in results:
         result.judge_passed = judge_passed(result)
+        # A list: client identifiers masked for everyone (agents.privacy); the execution's own page
+        # shows its texts to those who may see them.
+        result.case_name, result.error = mask_text(result.case_name), mask_text(result.error or "")
+        result.verdicts = [
+            {
+                **verdict,
+                **{
+                    k: mask_text(verdict[k])
+                    for k in ("reason", "reasoning")
+                    if isinstance(verdict.get(k), str)
+                },
+            }
+            for verdict in result.verdicts or []
+        ]
     return results
 
 

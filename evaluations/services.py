@@ -34,6 +34,7 @@ from evaluations.models import (
     RunStatus,
     Suite,
 )
+from guardrails.masking import mask_data, mask_text
 from prisma_glow.audit.services import audit_record, audited_update, snapshot
 from prisma_glow.exceptions import BudgetExceeded, ConflictError
 from prisma_glow.locking import lock_for_write, retry_on_conflict
@@ -166,6 +167,21 @@ def _new_case(suite: Suite, fields: dict) -> Case:
     return case
 
 
+#: A case's texts that may hold client identifiers (typed by a person, or saved from a run).
+CASE_TEXTS = ("name", "input", "expected_output")
+
+
+def case_snapshot(case: Case) -> dict:
+    """A case as the audit log keeps it: its texts with client identifiers masked (the log is read in
+    lists: ``agents.privacy``)."""
+    data = snapshot(case)
+    for name in CASE_TEXTS:
+        if isinstance(data.get(name), str):
+            data[name] = mask_text(data[name])
+    data["checks"] = mask_data(data.get("checks"))
+    return data
+
+
 @retry_on_conflict
 @transaction.atomic
 def case_create(*, suite: Suite, actor, **fields: Any) -> Case:
@@ -180,7 +196,7 @@ def case_create(*, suite: Suite, actor, **fields: Any) -> Case:
         action="evaluation_case.create",
         actor=actor,
         obj=case,
-        after=snapshot(case),
+        after=case_snapshot(case),
     )
     return case
 
@@ -201,6 +217,7 @@ def case_update(*, case: Case, actor, **fields: Any) -> Case:
         action="evaluation_case.update",
         fields=fields,
         validate=_full_clean,
+        snapshot_of=case_snapshot,
     )
 
 
@@ -214,7 +231,7 @@ def case_delete(*, case: Case, actor) -> None:
         action="evaluation_case.delete",
         actor=actor,
         obj=case,
-        before=snapshot(case),
+        before=case_snapshot(case),
     )
     case.delete()
 
@@ -255,7 +272,7 @@ def cases_import(*, suite: Suite, actor, rows: list[tuple[int, dict]]) -> list[C
         action="evaluation_case.import",
         actor=actor,
         obj=suite,
-        after={"cases": [c.name for c in cases], "count": len(cases)},
+        after={"cases": [mask_text(c.name) for c in cases], "count": len(cases)},
     )
     return cases
 
@@ -292,7 +309,9 @@ def case_from_execution(
         )
     text = shown_text(execution, execution.input, visible=visible)
     answer = shown_text(execution, execution.output, visible=visible)
-    first_line = " ".join(text.split())[:80]
+    # A case's name is shown in lists, run results, the gate's failures and the audit log: never a
+    # client identifier in it, whoever saves the case.
+    first_line = " ".join(shown_text(execution, execution.input, visible=False).split())[:80]
     return case_create(
         suite=suite,
         actor=actor,

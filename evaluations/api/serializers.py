@@ -9,8 +9,12 @@ from rest_framework import serializers
 
 from agents.api.serializers import OrganizationRelatedField
 from agents.models import Agent, ModelProvider
+from agents.privacy import sees_every_identifier
 from evaluations.models import Case, CaseResult, EvalRun, Requirement, Suite
+from evaluations.services import CASE_TEXTS
+from guardrails.masking import mask_data, mask_text
 from prisma_glow.api.fields import JSONValueField
+from prisma_glow.api.tenancy import get_access
 
 CHECKS_HELP = (
     'A list of checks, e.g. [{"kind": "contains", "text": "reverse charge"}, {"kind": "cites_at_least", '
@@ -52,7 +56,26 @@ class SuiteSerializer(serializers.ModelSerializer):
 
 
 class CaseSerializer(serializers.ModelSerializer):
-    """A case: the input put to the agent and the checks its answer must pass."""
+    """A case: the input put to the agent and the checks its answer must pass. Its name, input and
+    expected output may hold client identifiers: shown in full only on the case's own detail to an
+    editor or above (``agents.privacy.sees_every_identifier``), masked in lists and for everyone else
+    (API keys included)."""
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        visible = bool(
+            request is not None
+            and self.context.get("opened_alone")
+            and sees_every_identifier(get_access(request))
+        )
+        if not visible:
+            for name in CASE_TEXTS:
+                if isinstance(data.get(name), str):
+                    data[name] = mask_text(data[name])
+            if "checks" in data:
+                data["checks"] = mask_data(data["checks"])
+        return data
 
     checks = JSONValueField(required=False, help_text=CHECKS_HELP)
 
@@ -154,7 +177,17 @@ class CheckVerdictSerializer(serializers.Serializer):
 
 
 class CaseResultSerializer(serializers.ModelSerializer):
-    """One case of a run: its execution (source ``eval``), the outcome and each check's verdict."""
+    """One case of a run: its execution (source ``eval``), the outcome and each check's verdict (the
+    case's name and the verdicts' reasons with client identifiers masked: results are a list)."""
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["case_name"] = mask_text(data["case_name"])
+        data["error"] = mask_text(data["error"]) if data.get("error") else data.get("error")
+        for verdict in data.get("verdicts") or []:
+            if isinstance(verdict, dict) and isinstance(verdict.get("reason"), str):
+                verdict["reason"] = mask_text(verdict["reason"])
+        return data
 
     verdicts = CheckVerdictSerializer(many=True, read_only=True)
 

@@ -144,6 +144,10 @@ class CaseViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
             )
         return self._suite
 
+    def get_serializer_context(self):
+        # A case opened on its own (or just written) shows its texts in full to editors and above.
+        return {**super().get_serializer_context(), "opened_alone": self.detail or self.action == "create"}
+
     def get_queryset(self):
         return super().get_queryset().filter(suite=self.suite).order_by("id")
 
