@@ -13,7 +13,7 @@ import pytest
 from django.http import QueryDict
 from rest_framework import serializers
 
-from evaluations.models import Case, Suite
+from evaluations.models import Case, CaseResult, EvalRun, Suite
 from tests.conftest import client_for
 from tests.factories import (
     AgentFactory,
@@ -25,6 +25,7 @@ from tests.factories import (
     ModelProviderFactory,
     PersonaFactory,
     ToolFactory,
+    release_now,
 )
 from tests.support.api import assert_error
 
@@ -52,7 +53,17 @@ def world(org, owner):
             suite=suite, name="Case", input="Hi?"
         ).pk,
         "execution": ExecutionFactory(organization=org, agent=agent),
+        # A run's case result: a person's mark (passed).
+        "evaluation-case-results/{id}": CaseResult.objects.create(
+            run=EvalRun.objects.create(organization=org, suite=suite, release=_release(agent)),
+            case_name="Case",
+        ).pk,
     }
+
+
+def _release(agent):
+    PersonaFactory(agent=agent, is_active=True)
+    return release_now(agent, activate=False)
 
 
 def writable_booleans(client) -> list[tuple[str, str, str]]:
@@ -81,6 +92,8 @@ def url_for(world, path: str) -> str:
         detail = world[key]
         key = key.rsplit("/", 1)[0]
         path = re.sub(r"\{(id|version)\}", str(detail), path)
+    elif "{id}" in key:  # an action on an object (…/{id}/mark/)
+        path = path.replace("{id}", str(world[key[: key.index("{id}") + 4]]))
     path = path.replace("{suite_pk}", str(world["suite"].pk)).replace(
         "{execution_pk}", str(world["execution"].pk)
     )
