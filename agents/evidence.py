@@ -7,19 +7,23 @@
 - ``execution``: the agent, persona version, requester, status, source, as-of day, input, answer and
   error; ``provider``: kind, name and model; ``usage``: tokens, cost and latency;
 - ``passages``: every passage the run retrieved, with its document, page and the document's SHA-256
-  (``knowledge.Document.sha256``), and the citation number the answer gave it (``cited_as``);
+  as the run read it (recorded in the retrieval step; ``knowledge.Document.sha256`` now for a run
+  recorded before that) and as it is now, and the citation number the answer gave it (``cited_as``);
 - ``guardrails``: each guardrail verdict of the trace; ``tool_calls``: each tool call with its
-  arguments and result;
-- ``audit_events``: the audit log's events about the execution, with ``hash``, ``prev_hash`` and
-  ``hash_version`` (``prisma_glow.audit``), so that their place in the organisation's chain can be
-  checked.
+  arguments and result, and each step of a call's approval; ``approvals``: the run's tool-call
+  approvals (status, who decided when and why, the arguments as asked and as approved);
+- ``audit_events``: the audit log's events about the execution and its approvals, with ``hash``,
+  ``prev_hash`` and ``hash_version`` (``prisma_glow.audit``), so that their place in the
+  organisation's chain can be checked.
 
 Client identifiers are masked unless the requester may see them — the execution's own rule
 (``agents.privacy``: the detail endpoint's answer), so a pack never shows more than the execution's page
 would (``identifiers_masked`` says which). ``verify_pack`` checks a pack against the database
 (``manage.py verify_evidence``): the execution and its recorded fields, rebuilt with the same masking
-and compared; the release's stored content, hashed again (``agents.releases.content_hash``); each
-passage's document SHA-256; each audit event's hash, content and link to the event before it in the
+and compared; the release's stored content, hashed again (``agents.releases.content_hash``); the
+release and the texts' SHA-256 the run recorded in its hash-chained ``agent.execute`` event, against
+the pack and the execution's row (a row rewritten in the database since the run is named); each
+passage's document SHA-256 against the one the run recorded; each audit event's hash, content and link to the event before it in the
 organisation, and that no event of the execution is missing from the pack. A pack with masked
 identifiers verifies too: its masked texts are compared with the database's texts masked the same way.
 """

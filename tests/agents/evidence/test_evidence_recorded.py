@@ -138,6 +138,8 @@ def test_the_pack_holds_the_approvals_their_steps_and_events(approved, editor, t
     status, report = _verify(_write(tmp_path, pack))
     assert status == 0, report
     assert "OK   approvals: 1 match" in report and "(tool_approval.approve)" in report
+    page = client_for(editor).get(_url(execution.pk, "html")).content.decode()
+    assert "Tool-call approvals (1)" in page and "90.00" in page
 
 
 def test_approvals_changed_in_the_file_or_removed_fail(approved, editor, tmp_path):
