@@ -7,19 +7,23 @@
 - ``execution``: the agent, persona version, requester, status, source, as-of day, input, answer and
   error; ``provider``: kind, name and model; ``usage``: tokens, cost and latency;
 - ``passages``: every passage the run retrieved, with its document, page and the document's SHA-256
-  (``knowledge.Document.sha256``), and the citation number the answer gave it (``cited_as``);
+  as the run read it (recorded in the retrieval step; ``knowledge.Document.sha256`` now for a run
+  recorded before that) and as it is now, and the citation number the answer gave it (``cited_as``);
 - ``guardrails``: each guardrail verdict of the trace; ``tool_calls``: each tool call with its
-  arguments and result;
-- ``audit_events``: the audit log's events about the execution, with ``hash``, ``prev_hash`` and
-  ``hash_version`` (``prisma_glow.audit``), so that their place in the organisation's chain can be
-  checked.
+  arguments and result, and each step of a call's approval; ``approvals``: the run's tool-call
+  approvals (status, who decided when and why, the arguments as asked and as approved);
+- ``audit_events``: the audit log's events about the execution and its approvals, with ``hash``,
+  ``prev_hash`` and ``hash_version`` (``prisma_glow.audit``), so that their place in the
+  organisation's chain can be checked.
 
 Client identifiers are masked unless the requester may see them — the execution's own rule
 (``agents.privacy``: the detail endpoint's answer), so a pack never shows more than the execution's page
 would (``identifiers_masked`` says which). ``verify_pack`` checks a pack against the database
 (``manage.py verify_evidence``): the execution and its recorded fields, rebuilt with the same masking
-and compared; the release's stored content, hashed again (``agents.releases.content_hash``); each
-passage's document SHA-256; each audit event's hash, content and link to the event before it in the
+and compared; the release's stored content, hashed again (``agents.releases.content_hash``); the
+release and the texts' SHA-256 the run recorded in its hash-chained ``agent.execute`` event, against
+the pack and the execution's row (a row rewritten in the database since the run is named); each
+passage's document SHA-256 against the one the run recorded; each audit event's hash, content and link to the event before it in the
 organisation, and that no event of the execution is missing from the pack. A pack with masked
 identifiers verifies too: its masked texts are compared with the database's texts masked the same way.
 """
@@ -32,12 +36,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Q
 from django.utils import timezone
 
-from agents.models import Execution, ExecutionStep, StepKind
+from agents.models import Execution, ExecutionStep, StepKind, ToolApproval
 from agents.privacy import shown_data, shown_text
 from agents.releases import content_hash, stored_redactions
+from agents.runtime.record import text_sha256
 from knowledge.models import Chunk, Document
 from prisma_glow.audit.models import AuditEvent
 
@@ -53,10 +58,13 @@ def _plain(value: Any) -> Any:
 
 
 def evidence_queryset():
-    """Executions with what a pack reads (one query each for the steps)."""
+    """Executions with what a pack reads (one query each for the steps and the tool-call approvals)."""
     return Execution.objects.select_related(
         "organization", "agent", "persona", "provider", "release", "actor_user", "actor_api_key"
-    ).prefetch_related(Prefetch("steps", ExecutionStep.objects.order_by("ordinal")))
+    ).prefetch_related(
+        Prefetch("steps", ExecutionStep.objects.order_by("ordinal")),
+        Prefetch("tool_approvals", ToolApproval.objects.select_related("decided_by").order_by("pk")),
+    )
 
 
 # --- Parts of the trace ---------------------------------------------------------------------------
@@ -84,15 +92,17 @@ def guardrail_verdicts(steps, *, shown) -> list[dict]:
 
 
 def tool_calls(steps, *, shown) -> list[dict]:
-    """Each tool call of the trace: the tool, its arguments, its result and its outcome."""
+    """Each tool call of the trace and each step of a call's approval (requested, decided, expired), in
+    order: the tool, its arguments, its result (an approval's decision) and its outcome."""
     calls = []
     for step in steps:
-        if step.kind != StepKind.TOOL_CALL:
+        if step.kind not in (StepKind.TOOL_CALL, StepKind.APPROVAL):
             continue
         given = step.input if isinstance(step.input, dict) else {}
         calls.append(
             {
                 "step": step.ordinal,
+                "kind": step.kind,
                 "name": step.name,
                 "status": step.status,
                 "arguments": shown(given.get("arguments", given)),
@@ -103,10 +113,43 @@ def tool_calls(steps, *, shown) -> list[dict]:
     return calls
 
 
+def tool_approvals(execution: Execution, *, shown) -> list[dict]:
+    """The run's tool-call approvals (``agents.models.ToolApproval``), in the order asked: the tool,
+    the status, who decided when and why, the arguments as the model asked them and as approved (the
+    approver's edit, or the same arguments; none unless approved)."""
+    entries = []
+    for approval in execution.tool_approvals.all():
+        approved = None
+        if approval.status == "approved":
+            approved = (
+                approval.edited_arguments if approval.edited_arguments is not None else approval.arguments
+            )
+        entries.append(
+            {
+                "id": approval.pk,
+                "tool": approval.tool_id,
+                "name": approval.tool_name,
+                "status": approval.status,
+                "decided_by": approval.decided_by_id,
+                "decided_by_label": approval.decided_by.get_username() if approval.decided_by_id else "",
+                "decided_at": approval.decided_at,
+                "reason": shown(approval.reason),
+                "arguments_asked": shown(approval.arguments),
+                "arguments_approved": shown(approved),
+                "created_at": approval.created_at,
+                "expires_at": approval.expires_at,
+            }
+        )
+    return entries
+
+
 def retrieved_passages(execution: Execution, steps) -> list[dict]:
     """Every passage the run's knowledge searches returned, in order, with its document, page, the
-    document's SHA-256 as the database holds it now, and the answer's citation number (``cited_as``).
-    Two queries (the chunks' pages, the documents)."""
+    document's SHA-256 as the run recorded it (``document_sha256``) and as the database holds it now
+    (``document_sha256_now``, ``None`` once the document is deleted), and the answer's citation number
+    (``cited_as``). A run recorded before the runs kept the hash has none: ``document_sha256`` is then
+    the current hash and ``document_sha256_recorded`` is false. Two queries (the chunks' pages, the
+    documents)."""
     cited = {
         c.get("chunk_id"): c.get("n")
         for c in execution.citations or []
@@ -130,12 +173,16 @@ def retrieved_passages(execution: Execution, steps) -> list[dict]:
     passages = []
     for passage in found:
         document = documents.get(passage.get("document_id"))
+        now = document.sha256 if document else None
+        at_run = passage.get("document_sha256")
         passages.append(
             {
                 "chunk_id": passage.get("chunk_id"),
                 "document_id": passage.get("document_id"),
                 "document_title": document.title if document else passage.get("document_title", ""),
-                "document_sha256": document.sha256 if document else None,
+                "document_sha256": at_run if at_run else now,
+                "document_sha256_recorded": bool(at_run),
+                "document_sha256_now": now,
                 "knowledge_base_id": passage.get("knowledge_base_id"),
                 "page": pages.get(passage.get("chunk_id")),
                 "citation": passage.get("citation", ""),
@@ -206,18 +253,21 @@ def recorded(execution: Execution, *, visible: bool) -> dict:
             },
             "guardrails": guardrail_verdicts(steps, shown=shown),
             "tool_calls": tool_calls(steps, shown=shown),
+            "approvals": tool_approvals(execution, shown=shown),
             "passages": retrieved_passages(execution, steps),
         }
     )
 
 
 def execution_audit_events(execution: Execution):
-    """The audit log's events about ``execution`` (its run, a replay of it…), in chain order."""
-    return AuditEvent.objects.filter(
-        organization_id=execution.organization_id,
-        object_type=Execution._meta.label_lower,
-        object_id=str(execution.pk),
-    ).order_by("id")
+    """The audit log's events about ``execution`` (its run, a replay of it…) and about its tool-call
+    approvals (requested, approved, refused, expired), in chain order. ``execution`` is read through
+    ``evidence_queryset`` (its approvals prefetched)."""
+    about = Q(object_type=Execution._meta.label_lower, object_id=str(execution.pk))
+    approvals = [str(approval.pk) for approval in execution.tool_approvals.all()]
+    if approvals:
+        about |= Q(object_type=ToolApproval._meta.label_lower, object_id__in=approvals)
+    return AuditEvent.objects.filter(about, organization_id=execution.organization_id).order_by("id")
 
 
 def _event_entry(event: AuditEvent) -> dict:
@@ -369,8 +419,12 @@ def verify_pack(pack: Any) -> list[Check]:
             if name not in _NAMES:
                 checks.append(_differs(f"{section} {name}", packed_section.get(name), value))
     checks.extend(_release_checks(pack.get("release"), execution))
+    checks.extend(_run_event_checks(pack, execution, masked=masked))
     for section in ("guardrails", "tool_calls"):
         checks.extend(_list_checks(section, pack.get(section), stored[section]))
+    checks.extend(
+        _list_checks("approvals", pack.get("approvals"), stored["approvals"], ignore={"decided_by_label"})
+    )
     checks.extend(_passage_checks(pack.get("passages"), stored["passages"]))
     checks.extend(_audit_checks(pack.get("audit_events"), execution))
     return checks
@@ -409,7 +463,101 @@ def _release_checks(packed: Any, execution: Execution) -> list[Check]:
     return checks
 
 
-def _list_checks(section: str, packed: Any, stored: list[dict]) -> list[Check]:
+def _run_event(execution: Execution) -> AuditEvent | None:
+    """The run's own ``agent.execute`` event (the last one: a resumed run records it when it ends)."""
+    return (
+        AuditEvent.objects.filter(
+            organization_id=execution.organization_id,
+            action="agent.execute",
+            object_type=Execution._meta.label_lower,
+            object_id=str(execution.pk),
+        )
+        .order_by("-id")
+        .first()
+    )
+
+
+def _run_event_checks(pack: dict, execution: Execution, *, masked: bool) -> list[Check]:
+    """What the run recorded in its hash-chained ``agent.execute`` event — the release's number and
+    hash, the SHA-256 of its input and answer — against the pack and against the execution's row, so
+    that a release or a text rewritten in the database (the pack then made from the rewritten row)
+    is named. A masked pack's texts are not the recorded ones: the row's are hashed instead (and the
+    pack's masked texts are compared with the row's, masked, above)."""
+    event = _run_event(execution)
+    if event is None:
+        return [Check("run record", False, "the execution has no agent.execute audit event")]
+    after = event.after if isinstance(event.after, dict) else {}
+    checks = []
+    packed = pack.get("release")
+    at_run = (
+        "draft"
+        if after.get("release") is None
+        else f"release {after.get('release')} ({after.get('release_hash')})"
+    )
+    in_pack = (
+        f"release {packed.get('number')} ({packed.get('content_hash')})"
+        if isinstance(packed, dict)
+        else packed
+    )
+    release = execution.release
+    in_row = "draft" if release is None else f"release {release.number} ({release.content_hash})"
+    if in_row != at_run:
+        checks.append(
+            Check(
+                "run record release",
+                False,
+                f"the execution's row names {in_row} but its run recorded {at_run} in audit event "
+                f"{event.pk} (the execution's release was changed in the database)",
+            )
+        )
+    elif in_pack != at_run:
+        checks.append(
+            Check(
+                "run record release", False, f"the pack has {_short(in_pack)} but the run recorded {at_run}"
+            )
+        )
+    else:
+        checks.append(
+            Check("run record release", True, f"the run recorded {at_run} (audit event {event.pk})")
+        )
+    for field, label in (("input", "the input"), ("output", "the answer")):
+        name = f"run record {field} ({label})"
+        recorded_hash = after.get(f"{field}_sha256")
+        if not recorded_hash:
+            checks.append(
+                Check(name, True, "not recorded (a run recorded before runs kept their texts' SHA-256)")
+            )
+            continue
+        row_hash = text_sha256(getattr(execution, field))
+        if row_hash != recorded_hash:
+            checks.append(
+                Check(
+                    name,
+                    False,
+                    f"the execution's {field} hashes to {row_hash}, not to the SHA-256 its run recorded "
+                    f"({recorded_hash}, audit event {event.pk}): changed in the database",
+                )
+            )
+            continue
+        packed_text = (
+            (pack.get("execution") or {}).get(field) if isinstance(pack.get("execution"), dict) else None
+        )
+        if not masked and text_sha256(packed_text if isinstance(packed_text, str) else "") != recorded_hash:
+            checks.append(
+                Check(
+                    name,
+                    False,
+                    f"the pack's {field} does not hash to the SHA-256 its run recorded ({recorded_hash})",
+                )
+            )
+            continue
+        checks.append(Check(name, True, f"SHA-256 {recorded_hash} as the run recorded it"))
+    return checks
+
+
+def _list_checks(section: str, packed: Any, stored: list[dict], *, ignore=frozenset()) -> list[Check]:
+    """Each entry of the pack's ``section`` against the database's, field by field but for the
+    ``ignore`` ones (names for people)."""
     if not isinstance(packed, list):
         return [Check(section, False, "missing from the pack")]
     checks = []
@@ -419,6 +567,9 @@ def _list_checks(section: str, packed: Any, stored: list[dict]) -> list[Check]:
         )
     for index, (mine, theirs) in enumerate(zip(packed, stored, strict=False), start=1):
         name = theirs.get("name", "")
+        if isinstance(mine, dict):
+            mine = {k: v for k, v in mine.items() if k not in ignore}
+        theirs = {k: v for k, v in theirs.items() if k not in ignore}
         if mine != theirs:
             if isinstance(mine, dict):
                 fields = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
@@ -446,32 +597,43 @@ def _passage_checks(packed: Any, stored: list[dict]) -> list[Check]:
             continue
         title = theirs.get("document_title") or f"document {theirs.get('document_id')}"
         name = f"passage {index} ('{title}')"
-        if theirs["document_sha256"] is None:
-            checks.append(
-                Check(
-                    name,
-                    False,
-                    f"its document {theirs.get('document_id')} no longer exists: its SHA-256 "
-                    "cannot be checked",
-                )
-            )
-        elif mine.get("document_sha256") != theirs["document_sha256"]:
-            checks.append(
-                Check(
-                    name,
-                    False,
-                    f"the document's SHA-256 in the pack {_short(mine.get('document_sha256'))} is not the "
-                    f"database's {theirs['document_sha256']}",
-                )
-            )
-        else:
-            checks.append(Check(name, True, f"document SHA-256 {theirs['document_sha256']}"))
+        checks.append(_document_check(name, mine, theirs))
         others = sorted(
-            k for k in theirs if k not in {"document_sha256", *_NAMES} and mine.get(k) != theirs.get(k)
+            k
+            for k in theirs
+            if k not in {"document_sha256", "document_sha256_now", *_NAMES} and mine.get(k) != theirs.get(k)
         )
         if others:
             checks.append(Check(name, False, f"differs from the trace in {', '.join(others)}"))
     return checks
+
+
+def _document_check(name: str, mine: dict, theirs: dict) -> Check:
+    """A passage's document SHA-256: the pack's against the one the run recorded (or, for a run that
+    recorded none, the current one), and the document as it is now against what the run read."""
+    expected, now = theirs["document_sha256"], theirs["document_sha256_now"]
+    if mine.get("document_sha256") != expected:
+        return Check(
+            name,
+            False,
+            f"the document's SHA-256 in the pack {_short(mine.get('document_sha256'))} is not the "
+            f"{'run' if theirs['document_sha256_recorded'] else 'database'}'s {expected}",
+        )
+    if now is None:
+        return Check(
+            name,
+            False,
+            f"its document {theirs.get('document_id')} no longer exists: its SHA-256 cannot be checked",
+        )
+    if not theirs["document_sha256_recorded"]:
+        return Check(name, True, f"document SHA-256 {now} (the current one: the run did not record it)")
+    if now != expected:
+        return Check(
+            name,
+            False,
+            f"the document changed since the run: the run read SHA-256 {expected}, the database now holds {now}",
+        )
+    return Check(name, True, f"document SHA-256 {expected} as the run recorded it")
 
 
 def _audit_checks(packed: Any, execution: Execution) -> list[Check]:

@@ -25,7 +25,8 @@ The examples' redaction mappings are kept apart, encrypted (``Release.example_re
 What a release does not pin, by design: secrets (the provider's key, a tool's secret headers) and the
 provider's connection (endpoint, prices, time limits) come from the live rows, so that rotating a key
 does not need a release; the knowledge bases' documents are searched as they are (a run records each
-passage's document and its SHA-256); budgets are the organisation's policy. A tool switched off since
+passage's document and that document's SHA-256 as it read it, in its retrieval step, so that its
+evidence pack can say when a document changed since); budgets are the organisation's policy. A tool switched off since
 (``Tool.is_enabled``) is left out: that switch is the firm's way to stop a tool everywhere at once.
 A run whose release names a provider, tool or knowledge base that no longer exists is refused, saying
 which: create a new release.

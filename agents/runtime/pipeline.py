@@ -67,6 +67,7 @@ from agents.runtime.serialize import execution_to_dict, json_safe, step_to_dict,
 from agents.selectors import RunConfiguration
 from guardrails.engine import evaluate, restore
 from guardrails.masking import mask_value
+from knowledge.models import Document
 from knowledge.search import search
 from personas.models import default_max_tokens
 from prisma_glow.exceptions import BudgetExceeded
@@ -710,6 +711,14 @@ def _retrieve(run: Run, query: str):
     kept = sent
     if flagged:
         run.tools_withheld = f"{len(flagged)} retrieved passage(s) were flagged by a guardrail"
+    # Each passage's document SHA-256 as the run read it (the evidence pack compares it with the
+    # document's hash later): one query, only when passages were kept. The search does not return it:
+    # its PostgreSQL function (knowledge.search.postgres) is installed by a migration of its own.
+    document_hashes = (
+        dict(Document.objects.filter(pk__in={p.document_id for p in kept}).values_list("pk", "sha256"))
+        if kept
+        else {}
+    )
 
     step = run.step(
         StepKind.RETRIEVAL,
@@ -726,6 +735,7 @@ def _retrieve(run: Run, query: str):
                     "chunk_id": p.chunk_id,
                     "document_id": p.document_id,
                     "document_title": p.document_title,
+                    "document_sha256": document_hashes.get(p.document_id),
                     "knowledge_base_id": p.knowledge_base_id,
                     "citation": p.citation_label(),
                     "score": round(p.score, 4),

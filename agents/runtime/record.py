@@ -23,6 +23,7 @@ created (``agents.runtime.streaming``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 
@@ -49,6 +50,11 @@ FINAL_FIELDS = (
     "finished_at",
     "redactions",
 )
+
+
+def text_sha256(text: str) -> str:
+    """The SHA-256 (hex) of ``text`` encoded as UTF-8: how the run's event records its input and answer."""
+    return hashlib.sha256((text or "").encode("utf-8")).hexdigest()
 
 
 def record_start(execution: Execution) -> None:
@@ -105,7 +111,10 @@ def _write(execution: Execution, steps: list[ExecutionStep], *, actor, known=(),
     The event is append-only and read in lists: its texts follow the identifier rule
     (``agents.privacy``). Its only text is the error (a tool-argument rejection or a blocked reason
     may quote a value), masked with the values the run knows (``known``) and the detectors; the
-    input and the answer are not in it, and the execution's name holds neither."""
+    input and the answer are not in it, and the execution's name holds neither: only their SHA-256
+    (``text_sha256``, of the texts as stored), next to the release's number and content hash, so that
+    ``agents.evidence.verify_pack`` can tell a run whose release or texts were rewritten in the
+    database afterwards (the event is hash-chained: rewriting it breaks the chain)."""
     with transaction.atomic():
         audit_record(
             organization=execution.agent.organization,
@@ -117,6 +126,8 @@ def _write(execution: Execution, steps: list[ExecutionStep], *, actor, known=(),
                 "persona_version": execution.persona.version,
                 "release": execution.release.number if execution.release_id else None,
                 "release_hash": execution.release.content_hash if execution.release_id else None,
+                "input_sha256": text_sha256(execution.input),
+                "output_sha256": text_sha256(execution.output),
                 "as_of": execution.as_of.isoformat() if execution.as_of else None,
                 "status": execution.status,
                 "source": execution.source,

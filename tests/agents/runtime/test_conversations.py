@@ -46,8 +46,10 @@ def test_title_masks_every_client_identifier_and_stays_short():
 def test_a_new_conversation_costs_one_insert_and_names_no_identifier(make_agent, editor):
     agent = make_agent(guards=None)
     execute(agent, QUESTION, source="api")  # loads the configuration
+    # The same input alone and in a new conversation: a run that keeps passages also reads their
+    # documents' SHA-256 (one query), so two inputs that retrieve differently would differ by it.
     with CaptureQueriesContext(connection) as alone:
-        execute(agent, QUESTION, source="api")
+        execute(agent, "Is DE89370400440532013000 valid?", source="api", actor=editor)
     with CaptureQueriesContext(connection) as started:
         execution = execute(
             agent, "Is DE89370400440532013000 valid?", source="api", actor=editor, conversation=NEW
