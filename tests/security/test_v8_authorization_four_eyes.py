@@ -116,7 +116,9 @@ def test_v8_1_1_asking_through_ones_own_key_is_still_asking(org, agent, release,
     assert client_for(owner).post(approve(agent, row)).json()["verdict"]["self_approved"] is True
 
 
-def test_v8_1_1_another_admin_approves_a_key_request_not_self_approved(org, agent, release, owner, admin_user):
+def test_v8_1_1_another_admin_approves_a_key_request_not_self_approved(
+    org, agent, release, owner, admin_user
+):
     """ASVS 5.0 V8.1.1: a request through a key someone else created is not the approver's own: approved
     without one-person activation, and recorded as not self-approved."""
     key = APIKeyFactory(organization=org, scopes=["write"], created_by=admin_user)

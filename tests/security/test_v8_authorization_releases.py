@@ -6,10 +6,14 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from agents.models import Release
+from agents.exceptions import AgentNotRunnable
+from agents.models import Agent, Execution, Release
+from agents.runtime import execute
 from agents.services import release_create
+from tests.agents.runtime.conftest import make_agent, vat_kb  # noqa: F401 (fixtures)
 from tests.conftest import client_for
-from tests.factories import AgentFactory, APIKeyFactory, PersonaFactory
+from tests.factories import AgentFactory, APIKeyFactory, PersonaFactory, release_now
+from tests.support.api import assert_error
 
 pytestmark = pytest.mark.django_db
 
@@ -56,3 +60,53 @@ def test_creating_a_release_needs_the_editor_role_or_the_write_scope(org, viewer
     assert not Release.objects.filter(agent=agent).exists()
     assert viewer_client.get(url).status_code == reader.get(url).status_code == 200
     assert writer.post(url, {"notes": "From CI"}, format="json").status_code == 201
+
+
+QUESTION = "Who accounts for the VAT on cross-border B2B services?"
+
+
+def _execute(agent, org, body):
+    key = APIKeyFactory(organization=org, scopes=["read", "execute"]).plaintext
+    return client_for(key=key).post(f"/api/v1/agents/{agent.pk}/execute/", body, format="json")
+
+
+def test_v8_1_1_a_release_nobody_approved_never_answers_clients(org, make_agent):  # noqa: F811
+    """ASVS 5.0 V8.1.1 (documented rules enforced): pinning a release that was never activated — nor
+    reaching it through the deprecated ``persona`` option — is refused (409 / 400) and runs nothing; a
+    test run (console, replay, evaluations) may run it."""
+    agent = make_agent()
+    agent.personas.update(is_active=False)
+    PersonaFactory(agent=agent, version=2, is_active=True, system_prompt="Unapproved prompt.")
+    unapproved = release_now(agent, activate=False)
+    assert unapproved.number == 2 and unapproved.activated_at is None
+    before = Execution.objects.count()
+    body = assert_error(_execute(agent, org, {"input": QUESTION, "release": 2}), 409)
+    assert body["message"] == (
+        "Release 2 of 'VAT adviser' has never been approved: request its activation, or run it as a "
+        "test in the console."
+    )
+    body = assert_error(_execute(agent, org, {"input": QUESTION, "persona": 2}), 400, fields=["persona"])
+    assert "No approved release of this agent uses persona version 2" in body["errors"]["persona"][0]
+    assert Execution.objects.count() == before
+    with pytest.raises(AgentNotRunnable, match="never been approved"):
+        execute(agent, QUESTION, source="api", release=2)
+    assert execute(agent, QUESTION, source="console", is_test=True, release=2).release == unapproved
+    # The default still runs the active (approved) release.
+    assert _execute(agent, org, {"input": QUESTION}).json()["release"] == 1
+
+
+def test_v8_1_1_an_earlier_approved_release_may_still_be_pinned(org, make_agent):  # noqa: F811
+    """ASVS 5.0 V8.1.1: once a release has been live (approved), a client may pin it after the agent
+    moved on — rolling the agent back stays a request and an approval."""
+    agent = make_agent()
+    agent.personas.update(is_active=False)
+    PersonaFactory(agent=agent, version=2, is_active=True, system_prompt="Version two.")
+    second = release_now(agent)
+    second.refresh_from_db()
+    assert second.activated_at is not None
+    first = Release.objects.get(agent=agent, number=1)
+    assert first.activated_at is not None and first.activated_at <= second.activated_at
+    body = _execute(agent, org, {"input": QUESTION, "release": 1}).json()
+    assert (body["release"], body["persona_version"]) == (1, 1)
+    assert _execute(agent, org, {"input": QUESTION, "persona": 1}).json()["release"] == 1
+    assert Agent.objects.get(pk=agent.pk).active_release == second
