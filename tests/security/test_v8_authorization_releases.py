@@ -1,5 +1,6 @@
 """ASVS 5.0 V8 (authorization) for agents' releases: who may read and create them, through the API
-and the staff UI alike."""
+and the staff UI alike; only approved releases answer clients; live approval settings only tighten; a
+repointed provider needs a new approved release."""
 
 from __future__ import annotations
 
@@ -7,13 +8,22 @@ import pytest
 from django.urls import reverse
 
 from agents.exceptions import AgentNotRunnable
-from agents.models import Agent, Execution, Release
+from agents.models import Agent, AgentTool, Execution, ModelProvider, Release, ToolApproval
 from agents.runtime import execute
+from agents.runtime.approvals import needs_approval
+from agents.selectors import release_run_configuration
 from agents.services import release_create
-from tests.agents.runtime.conftest import make_agent, vat_kb  # noqa: F401 (fixtures)
+from tests.agents.runtime.conftest import builtin, make_agent, vat_kb  # noqa: F401 (fixtures)
 from tests.conftest import client_for
-from tests.factories import AgentFactory, APIKeyFactory, PersonaFactory, release_now
+from tests.factories import (
+    AgentFactory,
+    APIKeyFactory,
+    ModelProviderFactory,
+    PersonaFactory,
+    release_now,
+)
 from tests.support.api import assert_error
+from tools.models import Tool
 
 pytestmark = pytest.mark.django_db
 
@@ -110,3 +120,63 @@ def test_v8_1_1_an_earlier_approved_release_may_still_be_pinned(org, make_agent)
     assert (body["release"], body["persona_version"]) == (1, 1)
     assert _execute(agent, org, {"input": QUESTION, "persona": 1}).json()["release"] == 1
     assert Agent.objects.get(pk=agent.pk).active_release == second
+
+
+VAT_QUESTION = "What is the VAT on €1,000 at 19%?"
+
+
+def test_v8_1_1_approval_switched_on_live_reaches_a_running_release(org, make_agent, editor):  # noqa: F811
+    """ASVS 5.0 V8.1.1 (business rules enforced at once): requiring approval for a tool on the live
+    assignment makes the running release's calls wait for a person without a new release; the live rows
+    only tighten — switching approval off live does not loosen a release that requires it."""
+    agent = make_agent(guards=None)
+    calculator = builtin("vat-calculator")
+    assert execute(agent, VAT_QUESTION, actor=editor, source="api").status == "completed"
+    AgentTool.objects.filter(agent=agent, tool=calculator).update(requires_approval=True)
+    paused = execute(agent, VAT_QUESTION, actor=editor, source="api")
+    assert paused.status == "awaiting_approval" and paused.release == agent.active_release
+    assert ToolApproval.objects.get(execution=paused).tool_name == "VAT calculator"
+
+    strict = make_agent(name="Strict VAT", guards=None)
+    AgentTool.objects.filter(agent=strict, tool=calculator).update(requires_approval=True)
+    release_now(strict)
+    AgentTool.objects.filter(agent=strict, tool=calculator).update(requires_approval=False)
+    assert execute(strict, VAT_QUESTION, actor=editor, source="api").status == "awaiting_approval"
+
+
+def test_v8_1_1_the_tools_own_live_switch_tightens_too(make_agent):  # noqa: F811
+    """ASVS 5.0 V8.1.1: the tool's own ``requires_approval`` turned on live counts for a release whose
+    assignment follows the tool (read in the same query as the tool's enabled switch)."""
+    agent = make_agent(guards=None)
+    calculator = builtin("vat-calculator")
+    loaded = release_run_configuration(release=agent.active_release)
+    assert not needs_approval(next(t for t in loaded.tools if t.pk == calculator.pk))
+    Tool.objects.filter(pk=calculator.pk).update(requires_approval=True)
+    loaded = release_run_configuration(release=agent.active_release)
+    assert needs_approval(next(t for t in loaded.tools if t.pk == calculator.pk))
+
+
+def test_v8_1_1_a_repointed_provider_needs_a_new_approved_release(org, make_agent, editor):  # noqa: F811
+    """ASVS 5.0 V8.1.1 (segregation of duties): one admin repointing the provider (kind or base URL)
+    does not change where a release's runs go: the run is refused (409, saying so) until a new release
+    is created and approved; rotating the provider's key needs no release."""
+    provider = ModelProviderFactory(organization=org, name="Engine", kind="offline", api_key="sk-one")
+    agent = make_agent(provider=provider, guards=None)
+    assert agent.active_release.snapshot["provider"]["id"] == provider.pk
+    ModelProvider.objects.filter(pk=provider.pk).update(api_key="sk-two")
+    assert _execute(agent, org, {"input": QUESTION}).status_code == 201
+    before = Execution.objects.count()
+    ModelProvider.objects.filter(pk=provider.pk).update(base_url="https://elsewhere.example/v1")
+    body = assert_error(_execute(agent, org, {"input": QUESTION}), 409)
+    assert body["message"] == (
+        "The provider 'Engine' now points elsewhere (base URL changed since release 1): create and "
+        "approve a new release."
+    )
+    ModelProvider.objects.filter(pk=provider.pk).update(
+        kind="openai_compatible", base_url="https://elsewhere.example/v1"
+    )
+    body = assert_error(_execute(agent, org, {"input": QUESTION}), 409)
+    assert "(kind and base URL changed since release 1)" in body["message"]
+    assert Execution.objects.count() == before
+    ModelProvider.objects.filter(pk=provider.pk).update(kind="offline", base_url="")
+    assert _execute(agent, org, {"input": QUESTION}).status_code == 201
