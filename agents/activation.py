@@ -202,12 +202,25 @@ def is_requester(request: ActivationRequest, actor) -> bool:
     return user is not None and request.requested_by_id == user.pk
 
 
+def is_own_request(request: ActivationRequest, actor) -> bool:
+    """Whether ``request`` is ``actor``'s own for the four-eyes rule: ``actor`` made it, or it was made
+    through an API key that ``actor`` created (asking through one's own key is still asking). Reads
+    ``request.requested_by_key`` (load it with the request: no query then)."""
+    if is_requester(request, actor):
+        return True
+    user = _user(actor)
+    if user is None or request.requested_by_key_id is None:
+        return False
+    return request.requested_by_key.created_by_id == user.pk
+
+
 def approval_refusal(request: ActivationRequest, actor) -> str | None:
     """Why ``actor`` may not approve ``request`` (None: the four-eyes rule allows it). The role and
-    the second factor are the doors' (``release.approve``); this is what depends on the request."""
+    the second factor are the doors' (``release.approve``); this is what depends on the request: its
+    requester — or the creator of the key it was requested through — never approves it alone."""
     if _user(actor) is None:
         return SESSION_MESSAGE
-    if is_requester(request, actor) and not request.organization.one_person_activation:
+    if is_own_request(request, actor) and not request.organization.one_person_activation:
         return FOUR_EYES_MESSAGE
     return None
 
@@ -342,7 +355,7 @@ def activation_request_approve(*, request: ActivationRequest, actor) -> Activati
     verdict = run_gates(agent=request.agent, release=request.release)
     if not verdict.passed:
         raise ActivationRefusedByGates(request.release, verdict.failures)
-    self_approved = is_requester(request, actor)
+    self_approved = is_own_request(request, actor)
     record = {**verdict.as_json(), "self_approved": self_approved}
     agent_activate(
         agent=request.agent,

@@ -304,7 +304,8 @@ class Release(models.Model):
     approved learning examples (stored redacted; their mappings in ``example_redactions``, encrypted).
     Secrets are not copied: a run takes the provider's key and a tool's secret headers from their live
     rows. ``content_hash`` is the SHA-256 of the canonical form of both (``agents.releases``).
-    ``number`` counts up per agent. Nothing updates a release: a change is a new one.
+    ``number`` counts up per agent. Nothing updates a release's contents: a change is a new one (only
+    ``activated_at`` is set, once, when it first goes live).
     """
 
     organization = models.ForeignKey(
@@ -322,6 +323,10 @@ class Release(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    #: When the release first went live (``agents.services.agent_activate``, after an approved
+    #: activation request). Only a release activated at some time answers API runs (``is_test`` False):
+    #: the active one, or an earlier one pinned by number; a release never approved runs only as a test.
+    activated_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     #: How a row reaches its organisation (scoping of the staff UI and the API).
     organization_path = "organization"

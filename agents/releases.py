@@ -23,11 +23,15 @@ The examples' redaction mappings are kept apart, encrypted (``Release.example_re
 ``{"snapshot": …, "example_redactions": […]}``: the same configuration always hashes the same.
 
 What a release does not pin, by design: secrets (the provider's key, a tool's secret headers) and the
-provider's connection (endpoint, prices, time limits) come from the live rows, so that rotating a key
-does not need a release; the knowledge bases' documents are searched as they are (a run records each
-passage's document and that document's SHA-256 as it read it, in its retrieval step, so that its
-evidence pack can say when a document changed since); budgets are the organisation's policy. A tool switched off since
+provider's prices and time limits come from the live rows, so that rotating a key does not need a
+release; the knowledge bases' documents are searched as they are (a run records each passage's
+document and that document's SHA-256 as it read it, in its retrieval step, so that its evidence pack
+can say when a document changed since); budgets are the organisation's policy. A tool switched off since
 (``Tool.is_enabled``) is left out: that switch is the firm's way to stop a tool everywhere at once.
+Likewise approval only tightens: a tool call waits for a person when the release says so or the live
+rows say so now (``Tool.requires_approval``, or the live assignment's ``AgentTool.requires_approval``).
+The provider's connection is pinned: a run is refused when the live provider's ``kind`` or
+``base_url`` differ from the snapshot's (repointing it needs a new, approved release).
 A run whose release names a provider, tool or knowledge base that no longer exists is refused, saying
 which: create a new release.
 """
@@ -44,7 +48,7 @@ from django.db import models
 
 from agents.configuration import RunConfiguration
 from agents.exceptions import AgentNotRunnable
-from agents.models import AgentKnowledge, ModelProvider, Release
+from agents.models import AgentKnowledge, AgentTool, ModelProvider, Release
 from agents.privacy import parse_mapping
 from guardrails.engine import restore
 from guardrails.models import Guardrail
@@ -200,6 +204,22 @@ def _missing(release: Release, what: str, names: list[str]) -> AgentNotRunnable:
     )
 
 
+def _check_connection(release: Release, pinned: dict, row: ModelProvider) -> None:
+    """``AgentNotRunnable`` when the live provider row no longer points where the release's snapshot
+    says (its kind or base URL changed): repointing a provider is a change of what runs, so it needs a
+    new, approved release. Its key, prices and time limits may change without one."""
+    changed = [
+        label
+        for label, field in (("kind", "kind"), ("base URL", "base_url"))
+        if field in pinned and pinned[field] != getattr(row, field)
+    ]
+    if changed:
+        raise AgentNotRunnable(
+            f"The provider '{pinned['name']}' now points elsewhere ({' and '.join(changed)} changed since "
+            f"release {release.number}): create and approve a new release."
+        )
+
+
 def configuration_from(release: Release, agent, budgets: tuple = ()):
     """The run configuration of ``release`` (``agents.selectors.RunConfiguration``, its ``release``
     set): the snapshot's persona, model, tools, knowledge assignments, guardrails and examples, with the
@@ -221,6 +241,7 @@ def configuration_from(release: Release, agent, budgets: tuple = ()):
         ).first()
         if provider_row is None:
             raise _missing(release, "the provider", [snapshot["provider"]["name"]])
+        _check_connection(release, snapshot["provider"], provider_row)
 
     tools = []
     if snapshot["tools"]:
@@ -228,7 +249,21 @@ def configuration_from(release: Release, agent, budgets: tuple = ()):
             row["pk"]: row
             for row in Tool.objects.filter(pk__in=[entry["tool"]["id"] for entry in snapshot["tools"]])
             .filter(models.Q(organization__isnull=True) | models.Q(organization_id=agent.organization_id))
-            .values("pk", "organization_id", "is_enabled", "secret_headers")
+            .annotate(
+                assignment_requires_approval=models.Subquery(
+                    AgentTool.objects.filter(agent_id=agent.pk, tool_id=models.OuterRef("pk")).values(
+                        "requires_approval"
+                    )[:1]
+                )
+            )
+            .values(
+                "pk",
+                "organization_id",
+                "is_enabled",
+                "secret_headers",
+                "requires_approval",
+                "assignment_requires_approval",
+            )
         }
         gone = [entry["tool"]["name"] for entry in snapshot["tools"] if entry["tool"]["id"] not in live]
         if gone:
@@ -239,8 +274,13 @@ def configuration_from(release: Release, agent, budgets: tuple = ()):
                 continue
             tool = _instance(Tool, entry["tool"])
             tool.organization_id = row["organization_id"]
-            # The assignment's approval setting, weighed against the tool's (``Tool.needs_approval``).
-            tool.assignment_requires_approval = entry.get("requires_approval")
+            # Approval only tightens: a call waits for a person when the release says so (the
+            # assignment's setting weighed against the tool's, ``Tool.needs_approval``) or the live
+            # rows say so now (the live assignment's setting, else the live tool's).
+            live_tool = Tool(requires_approval=row["requires_approval"])
+            tool.assignment_requires_approval = tool.needs_approval(
+                entry.get("requires_approval")
+            ) or live_tool.needs_approval(row["assignment_requires_approval"])
             tool.secret_headers = row["secret_headers"]
             tools.append(tool)
 

@@ -310,7 +310,8 @@ def agent_activate(
     *, agent: Agent, actor, release: Release | None = None, approval: dict | None = None
 ) -> Agent:
     """Put ``release`` of the agent live (default: its newest release): the agent becomes active and
-    its API runs run that release. Activating an earlier release is how a change is rolled back.
+    its API runs run that release. Activating an earlier release is how a change is rolled back. The
+    release's ``activated_at`` is set the first time: only a release once activated answers API runs.
 
     This is the internal step: people's doors go through an approved activation request
     (``agents.activation``), which passes ``approval`` (the request, the gates' evidence) into the
@@ -331,6 +332,12 @@ def agent_activate(
         raise ValidationError({"release": ["That release belongs to another agent."]})
     if agent.status == AgentStatus.ACTIVE and agent.active_release_id == release.pk:
         return agent
+    if release.activated_at is None:
+        # Once live, a release may answer API runs for good (pinned by number after a rollback too).
+        release.activated_at = timezone.now()
+        Release.objects.filter(pk=release.pk, activated_at__isnull=True).update(
+            activated_at=release.activated_at
+        )
     previous = agent.active_release
     return audited_update(
         agent,

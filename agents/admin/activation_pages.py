@@ -128,7 +128,7 @@ def activation_section(request, organization) -> dict:
     """The inbox's section of activation requests: every pending one, and the latest decisions (two
     queries, whatever their number)."""
     rows = ActivationRequest.objects.filter(organization=organization).select_related(
-        "agent", "release", "organization"
+        "agent", "release", "organization", "requested_by_key"
     )
     pending = list(rows.filter(status=ActivationRequestStatus.PENDING).order_by("requested_at", "id"))
     decided = list(
@@ -162,7 +162,7 @@ def agent_activation_context(request, agent) -> dict:
     )
     pending = (
         ActivationRequest.objects.filter(agent=agent, status=ActivationRequestStatus.PENDING)
-        .select_related("agent", "release", "organization")
+        .select_related("agent", "release", "organization", "requested_by_key")
         .first()
     )
     return {
@@ -188,7 +188,9 @@ def _back(request):
 
 def _request_row(request, pk) -> ActivationRequest:
     return scoped_get(
-        ActivationRequest.objects.select_related("agent", "release", "organization", "requested_by"),
+        ActivationRequest.objects.select_related(
+            "agent", "release", "organization", "requested_by", "requested_by_key"
+        ),
         request,
         pk=pk,
     )

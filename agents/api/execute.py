@@ -49,15 +49,16 @@ class ExecuteRequestSerializer(serializers.Serializer):
         allow_null=True,
         min_value=1,
         max_value=2**31 - 1,
-        help_text="A release number of this agent to run. Default: the active release.",
+        help_text="A release number of this agent to run: the active one or an earlier release that was "
+        "once activated (approved); one never approved answers 409. Default: the active release.",
     )
     persona = serializers.IntegerField(
         required=False,
         allow_null=True,
         min_value=1,
         max_value=2**31 - 1,
-        help_text="Deprecated: pin a `release`. A persona version number: runs the newest release "
-        "with that persona version.",
+        help_text="Deprecated: pin a `release`. A persona version number: runs the newest approved "
+        "release with that persona version.",
     )
     as_of = serializers.DateField(
         required=False,

@@ -97,8 +97,8 @@ def _stamp_and_release(agent_id: int):
 
 def _release_id(agent_id: int, release, persona_version: int | None) -> int:
     """The id of the release asked for: a ``Release`` of this agent, its number, or (``release`` None)
-    the newest release whose persona is ``persona_version`` (how an API run that pins a persona
-    version runs). ``ReleaseNotFound`` when there is none."""
+    the newest approved (once activated) release whose persona is ``persona_version`` (how an API run
+    that pins a persona version runs). ``ReleaseNotFound`` when there is none."""
     if isinstance(release, Release):
         if release.agent_id != agent_id:
             raise ReleaseNotFound("That release belongs to another agent.")
@@ -114,15 +114,15 @@ def _release_id(agent_id: int, release, persona_version: int | None) -> int:
             raise ReleaseNotFound(f"This agent has no release {number}.")
         return found
     found = (
-        releases.filter(snapshot__persona__version=persona_version)
+        releases.filter(snapshot__persona__version=persona_version, activated_at__isnull=False)
         .order_by("-number")
         .values_list("pk", flat=True)
         .first()
     )
     if found is None:
         raise ReleaseNotFound(
-            f"No release of this agent uses persona version {persona_version}: pin a release instead, "
-            "or create one with that version."
+            f"No approved release of this agent uses persona version {persona_version}: pin a release "
+            "instead, or create one with that version and request its activation."
         )
     return found
 
@@ -167,12 +167,19 @@ def runnable(loaded: RunConfiguration, *, is_test: bool) -> bool:
 
 
 def check_runnable(loaded: RunConfiguration, *, is_test: bool) -> None:
-    """``runnable``, or ``AgentNotRunnable`` saying why not."""
+    """``runnable``, or ``AgentNotRunnable`` saying why not. Outside tests only a release that went
+    live at some time runs (its ``activated_at``): the active one, or an earlier one pinned by number;
+    replay, the console and evaluations (``is_test``) may run any release."""
     agent = loaded.agent
     if runnable(loaded, is_test=is_test):
         if agent.status == AgentStatus.ACTIVE and not is_test and loaded.release is None:
             raise AgentNotRunnable(
                 f"The agent '{agent.name}' has no active release: create a release and activate it."
+            )
+        if not is_test and loaded.release is not None and loaded.release.activated_at is None:
+            raise AgentNotRunnable(
+                f"Release {loaded.release.number} of '{agent.name}' has never been approved: request its "
+                "activation, or run it as a test in the console."
             )
         return
     if agent.status == AgentStatus.DRAFT:

@@ -73,9 +73,12 @@ def test_an_agent_without_examples_hashes_like_agents_releases_and_runs(make_age
     _unreleased(agent)
     expected, mappings = snapshot_of(agent_run_configuration(agent=agent), approved_examples(agent=agent))
     migration.backfill(_historical_apps(), None)
+    # 0014 then marks the active release approved (activated): without that, no API run would run it.
+    with connection.cursor() as cursor:
+        cursor.execute(importlib.import_module("agents.migrations.0014_release_activated_at").MARK_APPROVED)
     release = Release.objects.get(agent=agent)
     assert release.snapshot == expected and release.content_hash == content_hash(expected, mappings)
-    assert release.example_redactions == ""
+    assert release.example_redactions == "" and release.activated_at == release.created_at
     execution = execute(agent, "What is the VAT on €100 at 20%?", source="api")
     assert execution.status == "completed" and execution.release == release
 
@@ -86,3 +89,34 @@ def test_an_active_agent_without_an_active_persona_gets_no_release(make_agent): 
     agent.personas.update(is_active=False)
     migration.backfill(_historical_apps(), None)
     assert not Release.objects.filter(agent=agent).exists()
+
+
+def test_0014_marks_active_and_approved_releases_activated_and_no_other(org, make_agent):  # noqa: F811
+    """agents 0014's data step: a release is marked activated when it is an agent's active release
+    (at its creation) or has an approved activation request (when that was decided); a release only
+    requested, refused or never asked for stays unapproved."""
+    from agents.models import ActivationRequest
+
+    step = importlib.import_module("agents.migrations.0014_release_activated_at").MARK_APPROVED
+    agent = make_agent()
+    first = agent.active_release
+    second = Release.objects.create(
+        organization=org, agent=agent, number=2, persona=first.persona, snapshot=first.snapshot,
+        content_hash="2" * 64,
+    )  # fmt: skip
+    third = Release.objects.create(
+        organization=org, agent=agent, number=3, persona=first.persona, snapshot=first.snapshot,
+        content_hash="3" * 64,
+    )  # fmt: skip
+    decided = first.created_at.replace(year=2026, month=1, day=2)
+    ActivationRequest.objects.create(
+        organization=org, agent=agent, release=second, status="approved", decided_at=decided
+    )
+    ActivationRequest.objects.create(
+        organization=org, agent=agent, release=third, status="refused", decided_at=decided
+    )
+    Release.objects.filter(agent=agent).update(activated_at=None)
+    with connection.cursor() as cursor:
+        cursor.execute(step)
+    marked = dict(Release.objects.filter(agent=agent).values_list("number", "activated_at"))
+    assert marked == {1: first.created_at, 2: decided, 3: None}

@@ -221,11 +221,11 @@ def test_an_api_run_may_pin_a_release_or_a_persona_version(make_agent, org):  # 
     assert body["release_hash"] == Release.objects.get(agent=agent, number=1).content_hash
     body = client.post(_url(agent), {"input": QUESTION}, format="json").json()
     assert (body["release"], body["persona_version"]) == (2, 2)
-    # The deprecated ``persona``: the newest release with that version.
+    # The deprecated ``persona``: the newest approved (once activated) release with that version.
     body = client.post(_url(agent), {"input": QUESTION, "persona": 1}, format="json").json()
     assert (body["release"], body["persona_version"]) == (1, 1)
     error = assert_error(client.post(_url(agent), {"input": QUESTION, "persona": 9}, format="json"), 400)
-    assert "No release of this agent uses persona version 9" in error["errors"]["persona"][0]
+    assert "No approved release of this agent uses persona version 9" in error["errors"]["persona"][0]
     error = assert_error(client.post(_url(agent), {"input": QUESTION, "release": 7}, format="json"), 400)
     assert error["errors"]["release"] == ["This agent has no release 7."]
     assert_error(

@@ -98,6 +98,37 @@ def test_v8_1_1_the_requester_never_approves_without_one_person_activation(org, 
     assert client_for(owner).post(approve(agent, row)).json()["verdict"]["self_approved"] is True
 
 
+def test_v8_1_1_asking_through_ones_own_key_is_still_asking(org, agent, release, owner, admin_user):
+    """ASVS 5.0 V8.1.1 (segregation of duties): an admin who requests an activation through an API key
+    they created cannot approve it (409 four eyes, API and admin); another admin can; with one-person
+    activation on, the creator may, and the decision is recorded as self-approved."""
+    key = APIKeyFactory(organization=org, scopes=["write"], created_by=owner)
+    url = f"/api/v1/agents/{agent.pk}/activation-requests/"
+    assert client_for(key=key.plaintext).post(url, {"release": 1}, format="json").status_code == 201
+    row = ActivationRequest.objects.get()
+    body = assert_error(client_for(owner).post(approve(agent, row)), 409)
+    assert "four eyes" in body["message"]
+    login(owner).post(f"/admin/agents/agent/activation-requests/{row.pk}/approve/")
+    assert ActivationRequest.objects.get(pk=row.pk).status == "pending"
+    assert Agent.objects.get(pk=agent.pk).active_release is None
+    org.one_person_activation = True
+    org.save()
+    assert client_for(owner).post(approve(agent, row)).json()["verdict"]["self_approved"] is True
+
+
+def test_v8_1_1_another_admin_approves_a_key_request_not_self_approved(
+    org, agent, release, owner, admin_user
+):
+    """ASVS 5.0 V8.1.1: a request through a key someone else created is not the approver's own: approved
+    without one-person activation, and recorded as not self-approved."""
+    key = APIKeyFactory(organization=org, scopes=["write"], created_by=admin_user)
+    url = f"/api/v1/agents/{agent.pk}/activation-requests/"
+    assert client_for(key=key.plaintext).post(url, {"release": 1}, format="json").status_code == 201
+    row = ActivationRequest.objects.get()
+    assert client_for(owner).post(approve(agent, row)).json()["verdict"]["self_approved"] is False
+    assert Agent.objects.get(pk=agent.pk).active_release_id == release.pk
+
+
 def test_v2_3_a_release_the_gates_refuse_is_never_activated(agent, release, editor, owner):
     """ASVS 5.0 V2.3.x business logic in order: approval cannot skip the gates; a gate that cannot run
     refuses too (fail closed)."""
