@@ -322,7 +322,7 @@ def test_activating_an_earlier_release_rolls_back_and_is_audited(
     response = editor_client.post(f"/api/v1/agents/{agent.pk}/activate/", {"release": 1}, format="json")
     assert response.status_code == 202, response.content
     requested = response.json()
-    assert requested["status"] == "pending" and requested["release"] == first.pk
+    assert requested["status"] == "pending" and requested["release"] == first.number
     assert execute(agent, QUESTION, source="api").release == second  # nothing changes before approval
 
     approver = APIClient()
