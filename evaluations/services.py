@@ -46,12 +46,9 @@ CASE_FIELDS = ("name", "input", "as_of", "must_pass", "expected_output", "checks
 
 
 def _full_clean(instance) -> None:
-    """Field errors first (400), then a duplicate name (409, ``ConflictError``)."""
-    instance.full_clean(validate_unique=False, validate_constraints=False)
-    try:
-        instance.validate_constraints()
-    except ValidationError as exc:
-        raise ConflictError(exc.messages[0]) from exc
+    """Field errors first (400), then a duplicate name (409 ``ConflictError`` keyed by the field, as
+    every resource's: ``prisma_glow.models.DomainModel.full_clean``)."""
+    instance.full_clean()
 
 
 def _suite_clean(suite: Suite) -> None:
@@ -252,7 +249,7 @@ def cases_import(*, suite: Suite, actor, rows: list[tuple[int, dict]]) -> list[C
         except (ValidationError, ConflictError) as exc:
             messages = (
                 [f"{k}: {m}" if k != "__all__" else m for k, ms in exc.message_dict.items() for m in ms]
-                if hasattr(exc, "error_dict")
+                if hasattr(exc, "error_dict") and not isinstance(exc, ConflictError)
                 else exc.messages
             )
             problems.extend(f"Line {line}: {m}" for m in messages)

@@ -44,7 +44,7 @@ from prisma_glow.api.viewsets import OrganizationScopedMixin
     list=extend_schema(
         summary="List the agent's activation requests",
         description="Newest first, every status.",
-        examples=[OpenApiExample("Pending", value=[PENDING_EXAMPLE], response_only=True)],
+        examples=[OpenApiExample("Pending", value=PENDING_EXAMPLE, response_only=True)],
     ),
     retrieve=extend_schema(summary="Retrieve an activation request"),
     create=extend_schema(
@@ -171,7 +171,7 @@ class AgentActivationRequestViewSet(
         summary="List the organisation's activation requests",
         description="The approval inbox: `?status=pending` for what awaits a decision (repeatable; also "
         "`agent`). Newest first.",
-        examples=[OpenApiExample("Pending", value=[PENDING_EXAMPLE], response_only=True)],
+        examples=[OpenApiExample("Pending", value=PENDING_EXAMPLE, response_only=True)],
     ),
     retrieve=extend_schema(summary="Retrieve an activation request"),
 )

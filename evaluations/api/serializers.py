@@ -48,6 +48,9 @@ class SuiteSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
+        # No DRF unique-together check (it answers on non_field_errors): the service's full_clean
+        # answers a taken name with a 409 on ``name``, as every resource does (prisma_glow.uniqueness).
+        validators = []
 
     def validate_agent(self, agent):
         if self.instance is not None and agent.pk != self.instance.agent_id:

@@ -199,19 +199,22 @@ def test_organisation_setting_owner_with_step_up_audited(org, owner, admin_user)
 
 
 def test_inbox_accepts_more_sections(owner, pending):
-    """Another kind of approval adds a section without changing the inbox."""
+    """Another kind of approval adds a section without changing the inbox: tool calls are one
+    (registered by agents.admin), and a further one takes its place by its order."""
     register_inbox_section(
-        "test-tool-calls",
+        "test-more",
         template="admin/agents/activation/dashboard_panel.html",
         context=lambda request, organization: {"activation_pending": []},
-        order=20,
+        order=15,
     )
     try:
         response = login(owner).get(INBOX)
     finally:
-        unregister_inbox_section("test-tool-calls")
+        unregister_inbox_section("test-more")
     names = [section["name"] for section in response.context["inbox_sections"]]
-    assert names == ["activation_requests", "test-tool-calls"]
+    assert names == ["activation_requests", "test-more", "tool_calls"]
+    names = [s["name"] for s in login(owner).get(INBOX).context["inbox_sections"]]
+    assert names == ["activation_requests", "tool_calls"]  # unregistered: gone again
 
 
 def test_inbox_query_count_does_not_grow(org, owner, editor, django_assert_max_num_queries):

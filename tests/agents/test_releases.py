@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from agents import services
 from agents.models import AgentTool, Execution, LearningExample, Release
@@ -32,7 +33,9 @@ from tests.factories import (
     ModelProviderFactory,
     PersonaFactory,
     ToolFactory,
+    TOTPDeviceFactory,
     release_now,
+    totp_code,
 )
 from tests.support.api import assert_error
 
@@ -303,24 +306,50 @@ def test_as_of_reaches_the_retrieval_and_filters_documents_by_their_effective_da
     )
 
 
-def test_activating_an_earlier_release_rolls_back_and_is_audited(make_agent, editor, editor_client):  # noqa: F811
+def test_activating_an_earlier_release_rolls_back_and_is_audited(
+    make_agent,  # noqa: F811
+    editor,
+    editor_client,
+    admin_user,
+):
+    """A rollback is an activation like any other: the editor requests release 1, another admin
+    approves it with a fresh second factor, and only then does release 1 run again (audited)."""
     agent = make_agent()
     first = agent.active_release
     guardrail(agent, 9, name="No VAT", kind="keywords", action="block", config={"keywords": ["VAT"]})
     second = release_now(agent)
     assert execute(agent, QUESTION, source="api").status == "blocked"
     response = editor_client.post(f"/api/v1/agents/{agent.pk}/activate/", {"release": 1}, format="json")
+    assert response.status_code == 202, response.content
+    requested = response.json()
+    assert requested["status"] == "pending" and requested["release"] == first.number
+    assert execute(agent, QUESTION, source="api").release == second  # nothing changes before approval
+
+    approver = APIClient()
+    approver.force_login(admin_user)
+    device = TOTPDeviceFactory(user=admin_user)
+    approve = f"/api/v1/agents/{agent.pk}/activation-requests/{requested['id']}/approve/"
+    assert assert_error(approver.post(approve), 403)["code"] == "step_up_required"
+    stepped = approver.post("/api/v1/auth/step-up/", {"code": totp_code(device)}, format="json")
+    assert stepped.status_code == 200, stepped.content
+    response = approver.post(approve)
     assert response.status_code == 200, response.content
+    assert response.json()["status"] == "approved"
+
     rolled = execute(agent, QUESTION, source="api")
     assert rolled.release == first and rolled.status == "completed"
     event = AuditEvent.objects.filter(action="agent.activate", object_id=str(agent.pk)).latest("pk")
     assert event.before["release"] == 2
     assert event.after["release"] == 1 and event.after["release_hash"] == first.content_hash
+    assert event.actor_user == admin_user
     assert first.content_hash != second.content_hash
-    # Activating the active release again changes nothing and audits nothing.
-    count = AuditEvent.objects.filter(action="agent.activate").count()
-    editor_client.post(f"/api/v1/agents/{agent.pk}/activate/", {"release": 1}, format="json")
-    assert AuditEvent.objects.filter(action="agent.activate").count() == count
+    # Asking for the active release again is refused (409), changes nothing and audits nothing.
+    count = AuditEvent.objects.count()
+    error = assert_error(
+        editor_client.post(f"/api/v1/agents/{agent.pk}/activate/", {"release": 1}, format="json"), 409
+    )
+    assert "already active" in error["message"] or "already active" in str(error["errors"])
+    assert AuditEvent.objects.count() == count
     error = assert_error(
         editor_client.post(f"/api/v1/agents/{agent.pk}/activate/", {"release": 5}, format="json"), 400
     )

@@ -28,7 +28,8 @@ def test_request_on_the_agent_page_then_approve_in_the_inbox_with_a_code(
         sign_in(editor_ctx, live_server, editor)
         editor_page = editor_ctx.new_page()
         editor_page.goto(f"/admin/agents/agent/{agent.pk}/overview/")
-        editor_page.get_by_label("Notes").fill("Suite run 41 passed.")
+        # "Notes" of the request, not the release form's "Release notes" on the same page.
+        editor_page.get_by_label("Notes", exact=True).fill("Suite run 41 passed.")
         editor_page.get_by_role("button", name="Request activation").click()
         expect(editor_page.locator(".messagelist").first).to_contain_text("Activation of release 1 requested")
         expect(editor_page.locator("#activation-pending")).to_contain_text("Suite run 41 passed.")

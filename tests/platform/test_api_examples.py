@@ -12,9 +12,12 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from agents.activation import activation_request_create
+from evaluations.models import Case, Suite
 from tests.conftest import client_for
 from tests.factories import (
     AgentFactory,
+    AgentGuardrailFactory,
     APIKeyFactory,
     ExecutionFactory,
     GuardrailFactory,
@@ -22,14 +25,17 @@ from tests.factories import (
     MembershipFactory,
     ModelProviderFactory,
     PersonaFactory,
+    ToolApprovalFactory,
     ToolFactory,
     UserFactory,
+    release_now,
 )
 
 pytestmark = pytest.mark.django_db
 
-# Body fields whose example value is an id: it stands for one of the caller's objects.
-ID_FIELDS = {"agent", "tool", "knowledge_base", "guardrail", "conversation"}
+# Body fields whose example value is an id (a release: its number): it stands for one of the
+# caller's objects.
+ID_FIELDS = {"agent", "tool", "knowledge_base", "guardrail", "conversation", "suite", "release"}
 # Examples that cannot succeed in a test and the documented status they get instead, with why.
 EXPECTED_REFUSALS = {
     ("POST /api/v1/auth/step-up/", "ACode"): (400, "the example code is not the current TOTP code"),
@@ -122,9 +128,22 @@ def world(org, settings):
         url_template="https://rates.example.com/ecb/{currency}",
         input_schema={"type": "object", "properties": {"currency": {"type": "string"}}},
     )
+    release_now(agent)  # release 1, live; release 2 (a stricter guardrail) waits for activation
+    AgentGuardrailFactory(agent=agent, guardrail=GuardrailFactory(organization=org, name="Stricter"))
+    suite = Suite.objects.create(organization=org, agent=agent, name="VAT basics")
+    Case.objects.create(suite=suite, name="Rate", input="What is the VAT on €100 at 19%?")
     return {
         "client": client_for(owner),
         "agents": agent,
+        "release": release_now(agent, activate=False).number,
+        "evaluation-suites": suite,
+        # Objects that an example decides (and so closes): a fresh one for each request.
+        "activation-requests": lambda: activation_request_create(
+            agent=agent, actor=APIKeyFactory(organization=org, scopes=["write"]), notes="CI run passed."
+        ),
+        "tool-approvals": lambda: ToolApprovalFactory(
+            execution__agent=agent, execution__persona=agent.personas.get(is_active=True), tool=tool
+        ),
         "tools": tool,
         "guardrails": GuardrailFactory(organization=org),
         "knowledge-bases": KnowledgeBaseFactory(organization=org),
@@ -134,6 +153,17 @@ def world(org, settings):
     }
 
 
+def _fill_path(path: str, world: dict) -> str:
+    """``path`` with each ``{…}`` standing for the caller's object of the segment before it
+    (``/agents/{agent_pk}/activation-requests/{id}/refuse/``: the agent, then a pending request)."""
+    segments = path.split("/")
+    for index, segment in enumerate(segments):
+        if segment.startswith("{"):
+            target = world[segments[index - 1]]
+            segments[index] = str((target() if callable(target) else target).pk)
+    return "/".join(segments)
+
+
 def _fill_ids(value: Any, world: dict) -> Any:
     ids = {
         "agent": world["agents"].pk,
@@ -141,6 +171,8 @@ def _fill_ids(value: Any, world: dict) -> Any:
         "knowledge_base": world["knowledge-bases"].pk,
         "guardrail": world["guardrails"].pk,
         "conversation": world["conversation"],
+        "suite": world["evaluation-suites"].pk,
+        "release": world["release"],
     }
     if isinstance(value, dict):
         return {
@@ -163,7 +195,7 @@ def test_every_request_example_is_accepted(schema, world):
     for label, name, value in requests:
         method, path = label.split(" ", 1)
         resource = path.split("/")[3]
-        url = re.sub(r"\{[a-z_]+\}", str(world[resource].pk), path) if "{" in path else path
+        url = _fill_path(path, world)
         body = _fill_ids(copy.deepcopy(value), world)
         response = getattr(client, method.lower())(url, body, format="json")
         tried += 1

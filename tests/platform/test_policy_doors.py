@@ -11,7 +11,6 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework.test import APIClient
 
-from agents.services import release_create
 from prisma_glow import policy
 from prisma_glow.api.permissions import operation_for
 from tests.factories import InvitationFactory, MembershipFactory, UserFactory
@@ -109,8 +108,7 @@ def world(org):
     # The member whose membership the member doors touch: not an owner (owners are tested apart).
     target = UserFactory(username="target-member")
     world.target = MembershipFactory(user=target, organization=org, role="editor")
-    world.owner = owner
-    world.release = release_create(agent=world.agent, actor=None, notes="First release")
+    world.owner = owner  # world.release (and its pending activation request) come with the World
     _evaluations(world)
     return world
 
