@@ -185,7 +185,7 @@ def test_organisation_setting_owner_with_step_up_audited(org, owner, admin_user)
     device = TOTPDeviceFactory(user=owner)
     client = login(owner)
     assert "one_person_activation" in client.get(url).content.decode()
-    data = {"name": org.name, "slug": org.slug, "one_person_activation": "on"}
+    data = {"name": org.name, "slug": org.slug, "currency": "EUR", "one_person_activation": "on"}
     response = with_code(client, url, device, data)
     assert response.status_code == 302
     org.refresh_from_db()

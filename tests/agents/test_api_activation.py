@@ -149,7 +149,7 @@ def test_gate_refusal_lists_the_failing_cases_and_keeps_the_request(agent, relea
     finally:
         unregister_gate("suite")
     assert body["code"] == "conflict"
-    assert "reverse charge (must pass), distance selling threshold" in body["errors"]["gates"][0]
+    assert "reverse charge (must pass); distance selling threshold" in body["errors"]["gates"][0]
     assert "stays pending" in body["message"]
     assert ActivationRequest.objects.get(pk=row.pk).status == "pending"
     assert Agent.objects.get(pk=agent.pk).status == "draft"

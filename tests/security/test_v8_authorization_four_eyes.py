@@ -136,12 +136,12 @@ def test_v2_3_a_release_the_gates_refuse_is_never_activated(agent, release, edit
     def unreachable(agent, release):
         raise ConnectionError("evaluation results unavailable")
 
-    register_gate(unreachable, name="evaluations")
+    register_gate(unreachable, name="unreachable-evaluations")
     try:
         row = activation_request_create(agent=agent, release=release, actor=editor)
         body = assert_error(client_for(owner).post(approve(agent, row)), 409)
     finally:
-        unregister_gate("evaluations")
+        unregister_gate("unreachable-evaluations")
     assert "could not run" in body["errors"]["gates"][0]
     assert Agent.objects.get(pk=agent.pk).active_release is None
 

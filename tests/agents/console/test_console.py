@@ -197,8 +197,9 @@ def test_draft_agent_streams_a_test_run_and_keeps_the_turn(editor_web, editor, a
     assert f'id="turn-{execution.pk}"' in done["html"]
     assert "Who accounts for VAT?" in done["html"]
     assert feedback_url(execution) in done["html"]
-    # The cost reads as on the execution's page ("0.00"), not with six decimals ("0.000000").
-    assert "Cost 0.00</span>" in done["html"] and "Cost 0.000000" not in done["html"]
+    # The cost reads as everywhere (prisma_glow.display.format_money: the organisation's currency,
+    # four decimals), not with six decimals ("0.000000").
+    assert "Cost EUR 0.0000</span>" in done["html"] and "0.000000" not in done["html"]
     streamed = "".join(data["text"] for name, data in events if name == "delta")
     assert streamed.strip()
     page = editor_web.get(INDEX, {"agent": agent.pk})
