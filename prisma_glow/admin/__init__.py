@@ -32,12 +32,12 @@ The twenty pages (for the browser tests; ``<id>`` is an object of the signed-in 
 20. Feedback and learning examples .... /admin/agents/feedback/  and  /admin/agents/learningexample/
     Model providers ................... /admin/agents/modelprovider/
     Budgets ........................... /admin/agents/budget/  (consumption this period; also a dashboard panel)
-    Approval inbox .................... /admin/tool-approvals/  (a tool call: /admin/tool-approvals/<id>/, approve / edit / refuse)
+    Tool calls awaiting approval ...... /admin/tool-approvals/  (also a section of /admin/approvals/; a tool call: /admin/tool-approvals/<id>/, approve / edit / refuse)
     Members ........................... /admin/tenancy/membership/  (a member: /<id>/change/; adding one is inviting)
     Invitations ....................... /admin/tenancy/invitation/  (invite: /add/; one: /<id>/change/ with revoke)
     Accepting an invitation ........... /invitation/<token>/  (outside /admin/: the e-mailed link)
     API keys .......................... /admin/tenancy/apikey/  (create: /add/; a key: /<id>/change/ with rotate and revoke)
-    Approval inbox .................... /admin/approvals/  (activation requests: approve with a code, refuse, cancel; also a dashboard panel and the agent detail's Activation panel)
+    Approval inbox .................... /admin/approvals/  (activation requests: approve with a code, refuse, cancel; tool calls; also a dashboard panel and the agent detail's Activation panel)
     Organisation ...................... /admin/tenancy/organization/<id>/change/  (one-person activation: the owner, with a code)
     Audit log ......................... /admin/audit/auditevent/  and  /admin/audit/auditevent/<id>/change/
     Two-step sign-in .................. /admin/account/security/  (one's own second factor; the code step of signing in: /admin/login/code/)
