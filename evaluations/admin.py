@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from agents.admin.executions import register_execution_action
 from evaluations import pages
-from evaluations.models import Case, CaseResult, EvalRun, Requirement, Suite
+from evaluations.models import EvalRun, Requirement, Suite
 from prisma_glow.admin.base import OrganizationScopedAdmin
 
 
@@ -28,32 +28,6 @@ class ReadOnlyAdmin(OrganizationScopedAdmin):
         return False
 
 
-class ReadOnlyInline(admin.TabularInline):
-    """Rows shown on their parent's page to whoever may view the parent (the policy, not Django's
-    model permissions); never added, changed or deleted here."""
-
-    extra = 0
-    can_delete = False
-
-    def has_view_permission(self, request, obj=None):
-        return self.admin_site.get_model_admin(self.parent_model).has_view_permission(request, obj)
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class CaseInline(ReadOnlyInline):
-    model = Case
-    fields = ["name", "must_pass", "as_of", "input", "checks"]
-    readonly_fields = fields
-
-
 @admin.register(Suite)
 class SuiteAdmin(ReadOnlyAdmin):
     """An agent's suites of test cases."""
@@ -63,7 +37,6 @@ class SuiteAdmin(ReadOnlyAdmin):
     search_fields = ["name", "description"]
     readonly_fields = ["agent", "name", "description", "created_at", "updated_at"]
     fields = readonly_fields
-    inlines = [CaseInline]
     policy_resource = "evaluation_suite"
 
     def get_urls(self):
@@ -86,15 +59,6 @@ class SuiteAdmin(ReadOnlyAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         return pages.suite_page(self, request, object_id)
-
-
-class CaseResultInline(ReadOnlyInline):
-    model = CaseResult
-    fields = ["case_name", "must_pass", "passed", "execution", "error", "verdicts"]
-    readonly_fields = fields
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("execution__agent")
 
 
 @admin.register(EvalRun)
@@ -131,7 +95,6 @@ class EvalRunAdmin(ReadOnlyAdmin):
         "finished_at",
     ]
     fields = readonly_fields
-    inlines = [CaseResultInline]
     policy_resource = "evaluation_run"
 
     def get_urls(self):
