@@ -192,7 +192,7 @@ class AgentPages:
         return response
 
     def wizard_start(self, request):
-        """ "New agent": Basics, empty, whatever an earlier wizard left in the session. Saving it starts
+        """Opening "New agent": Basics, empty, whatever an earlier wizard left in the session. Saving it starts
         a new wizard (the earlier one's data is dropped then, by a POST, not by opening the page);
         until then the earlier one may be continued."""
         self._require(request, "agent.add")
@@ -242,26 +242,28 @@ class AgentPages:
             if "_back" in request.POST and index > 0:
                 return redirect("admin:agents_agent_wizard_step", step=STEP_NAMES[index - 1])
             statuses = self._statuses(self._wizard_forms(request, data, posted=(step, form)))
+            earlier = self._first_unfinished(statuses, step)
             if statuses[step] == "done":
-                # Steps go in order: an earlier step that is not done comes first, and says why.
-                blocking = self._first_unfinished(statuses, step) or STEP_NAMES[index + 1]
-                if blocking != STEP_NAMES[index + 1]:
-                    messages.warning(
-                        request,
-                        f"Your choices on “{label}” are kept. {_blocked(blocking, statuses[blocking], label)}",
-                    )
-                return redirect("admin:agents_agent_wizard_step", step=blocking)
-            return self._wizard_page(request, step=step, form=form, statuses=statuses, status=400)
-        forms = self._wizard_forms(request, data)
-        statuses = self._statuses(forms)
-        blocking = self._first_unfinished(statuses, step)
-        if blocking is not None:
+                if earlier is None:
+                    return redirect("admin:agents_agent_wizard_step", step=STEP_NAMES[index + 1])
+                # Steps go in order: the earlier step that is not done comes first, and says why.
+                messages.warning(
+                    request,
+                    f"Your choices on “{label}” are kept. {_blocked(earlier, statuses[earlier], label)}",
+                )
+                return redirect("admin:agents_agent_wizard_step", step=earlier)
+            response_status = 400
+        else:
+            forms = self._wizard_forms(request, data)
+            statuses = self._statuses(forms)
+            earlier = self._first_unfinished(statuses, step)
+            form = forms[step] or WIZARD_STEPS[index][2](request=request)
+            response_status = 200
+        if earlier is not None:
             messages.warning(
-                request,
-                f"{_blocked(blocking, statuses[blocking], label)} What you choose here is kept.",
+                request, f"{_blocked(earlier, statuses[earlier], label)} What you choose here is kept."
             )
-        form = forms[step] or WIZARD_STEPS[index][2](request=request)
-        return self._wizard_page(request, step=step, form=form, statuses=statuses)
+        return self._wizard_page(request, step=step, form=form, statuses=statuses, status=response_status)
 
     def _wizard_review(self, request):
         forms_by_step = self._wizard_forms(request, self._wizard_data(request))

@@ -303,6 +303,12 @@ def test_opening_a_later_step_first_says_which_step_to_complete_and_keeps_the_ch
     html = response.content.decode()
     # The step to complete is a link; the steps after it are not.
     assert f'href="{WIZARD}basics/"' in html and f'href="{WIZARD}persona/"' not in html
+    # Refused there (an unknown knowledge base): the errors, and again the step to complete first.
+    response = staff_client.post(f"{WIZARD}knowledge/", {"knowledge_bases": ["999999"]})
+    assert response.status_code == 400 and "Select a valid choice" in response.content.decode()
+    assert messages_of(response) == [
+        "Step “Basics” is not done yet: complete it before “Knowledge”. What you choose here is kept."
+    ]
     response = staff_client.post(f"{WIZARD}knowledge/", {"knowledge_bases": [kb.pk]}, follow=True)
     assert response.redirect_chain == [(f"{WIZARD}basics/", 302)]
     assert messages_of(response) == [
