@@ -192,9 +192,9 @@ class AgentPages:
         return response
 
     def wizard_start(self, request):
-        """Opening "New agent": Basics, empty, whatever an earlier wizard left in the session. Saving it starts
-        a new wizard (the earlier one's data is dropped then, by a POST, not by opening the page);
-        until then the earlier one may be continued."""
+        """Opening "New agent": Basics, empty, whatever an earlier wizard left in the session. Saving
+        it starts a new wizard (the earlier one's data is dropped then, by a POST, not by opening the
+        page); until then the earlier one may be continued."""
         self._require(request, "agent.add")
         if request.method == "POST":
             form = BasicsForm(data=request.POST, request=request)
