@@ -60,6 +60,9 @@ WIZARD_STEPS = [
     ("review", "Review", None),
 ]
 STEP_NAMES = [name for name, _, _ in WIZARD_STEPS]
+STEP_LABELS = {name: label for name, label, _ in WIZARD_STEPS}
+# A step's state as the step list says it (in words, not by colour alone).
+WIZARD_STEP_STATES = {"todo": "not started", "done": "done", "attention": "needs attention"}
 # The lifecycle page's transitions and what each performs (activating is requesting: four eyes).
 LIFECYCLE_OPERATIONS = {"activate": "release.request", "deprecate": "agent.deprecate"}
 
@@ -116,39 +119,103 @@ class AgentPages:
         return self.admin.allows(request, operation, obj)
 
     # --- wizard --------------------------------------------------------------------------------
+    # The session keeps what was typed at each step, valid or not, so that back and forward lose
+    # nothing; whether a step is done is judged again at every page from that data (a name another
+    # agent took meanwhile makes Basics need attention again). "New agent" (/wizard/) starts clean.
     def _wizard_data(self, request) -> dict:
         return request.session.get(WIZARD_SESSION_KEY, {})
 
-    def _step_form(self, request, step: str, *, bound: bool = True):
-        form_class = dict((n, f) for n, _, f in WIZARD_STEPS)[step]
-        stored = self._wizard_data(request).get(step)
-        if stored is not None and bound:
-            return form_class(data=MultiValueDict(stored), request=request)
-        return form_class(request=request)
+    def _wizard_forms(self, request, data: dict, *, posted=None) -> dict:
+        """Each step's form bound to its stored data, or None for a step never saved; ``posted``
+        (a step's name and the form just posted) takes that step's place."""
+        forms = {}
+        for name, _, form_class in WIZARD_STEPS[:-1]:
+            if posted is not None and posted[0] == name:
+                forms[name] = posted[1]
+            elif name in data:
+                forms[name] = form_class(data=MultiValueDict(data[name]), request=request)
+            else:
+                forms[name] = None
+        return forms
 
-    def _steps_context(self, request, current: str) -> list[dict]:
-        data = self._wizard_data(request)
+    @staticmethod
+    def _statuses(forms: dict) -> dict[str, str]:
+        """Each step's state: ``todo`` (never saved), ``done`` (its data is valid now), ``attention``."""
+        return {
+            name: "todo" if form is None else ("done" if form.is_valid() else "attention")
+            for name, form in forms.items()
+        }
+
+    @staticmethod
+    def _first_unfinished(statuses: dict[str, str], before: str) -> str | None:
+        """The first step before ``before`` that is not done, if any."""
+        for name in STEP_NAMES[: STEP_NAMES.index(before)]:
+            if statuses[name] != "done":
+                return name
+        return None
+
+    def _steps_context(self, statuses: dict[str, str], current: str) -> list[dict]:
+        """The step list: each step's state, and a link where it may be opened (a step saved before,
+        or one whose earlier steps are all done)."""
         steps = []
+        reachable = True
         for index, (name, label, _) in enumerate(WIZARD_STEPS):
+            status = statuses.get(name, "todo")
             steps.append(
                 {
                     "name": name,
                     "label": label,
                     "number": index + 1,
-                    "done": name in data,
+                    "status": status,
+                    "status_label": WIZARD_STEP_STATES[status],
                     "current": name == current,
-                    "url": reverse("admin:agents_agent_wizard_step", args=[name]),
+                    "url": reverse("admin:agents_agent_wizard_step", args=[name])
+                    if reachable or status != "todo"
+                    else None,
                 }
             )
+            reachable = reachable and status == "done"
         return steps
 
+    def _wizard_page(self, request, *, step, form, statuses, status=200, **extra):
+        index = STEP_NAMES.index(step)
+        context = {
+            "form": form,
+            "step": step,
+            "step_label": WIZARD_STEPS[index][1],
+            "steps": self._steps_context(statuses, step),
+            "previous_step": STEP_NAMES[index - 1] if index else None,
+            **extra,
+        }
+        response = self._page(request, "admin/agents/agent/wizard.html", context, title="New agent")
+        response.status_code = status
+        return response
+
     def wizard_start(self, request):
+        """Opening "New agent": Basics, empty, whatever an earlier wizard left in the session. Saving
+        it starts a new wizard (the earlier one's data is dropped then, by a POST, not by opening the
+        page); until then the earlier one may be continued."""
         self._require(request, "agent.add")
+        if request.method == "POST":
+            form = BasicsForm(data=request.POST, request=request)
+            request.session[WIZARD_SESSION_KEY] = {
+                "basics": {name: request.POST.getlist(name) for name in form.fields}
+            }
+            if form.is_valid():
+                return redirect("admin:agents_agent_wizard_step", step=STEP_NAMES[1])
+            return self._wizard_page(
+                request, step="basics", form=form, statuses={"basics": "attention"}, status=400, fresh=True
+            )
         data = self._wizard_data(request)
-        for name in STEP_NAMES[:-1]:
-            if name not in data:
-                return redirect("admin:agents_agent_wizard_step", step=name)
-        return redirect("admin:agents_agent_wizard_step", step="review")
+        started = None
+        if data:
+            statuses = self._statuses(self._wizard_forms(request, data))
+            resume = next((name for name in STEP_NAMES[:-1] if statuses[name] != "done"), "review")
+            name = (data.get("basics", {}).get("name") or [""])[0].strip()
+            started = {"name": name, "url": reverse("admin:agents_agent_wizard_step", args=[resume])}
+        return self._wizard_page(
+            request, step="basics", form=BasicsForm(request=request), statuses={}, fresh=True, started=started
+        )
 
     def wizard_reset(self, request):
         self._require(request, "agent.add")
@@ -165,41 +232,54 @@ class AgentPages:
         if step == "review":
             return self._wizard_review(request)
         index = STEP_NAMES.index(step)
-        form_class = WIZARD_STEPS[index][2]
+        label = WIZARD_STEPS[index][1]
+        data = self._wizard_data(request)
         if request.method == "POST":
-            form = form_class(data=request.POST, request=request)
-            data = self._wizard_data(request)
+            form = WIZARD_STEPS[index][2](data=request.POST, request=request)
             # Keep what was typed, valid or not, so back and forward lose nothing.
             data[step] = {name: request.POST.getlist(name) for name in form.fields}
             request.session[WIZARD_SESSION_KEY] = data
             if "_back" in request.POST and index > 0:
                 return redirect("admin:agents_agent_wizard_step", step=STEP_NAMES[index - 1])
-            if form.is_valid():
-                return redirect("admin:agents_agent_wizard_step", step=STEP_NAMES[index + 1])
+            statuses = self._statuses(self._wizard_forms(request, data, posted=(step, form)))
+            earlier = self._first_unfinished(statuses, step)
+            if statuses[step] == "done":
+                if earlier is None:
+                    return redirect("admin:agents_agent_wizard_step", step=STEP_NAMES[index + 1])
+                # Steps go in order: the earlier step that is not done comes first, and says why.
+                messages.warning(
+                    request,
+                    f"Your choices on “{label}” are kept. {_blocked(earlier, statuses[earlier], label)}",
+                )
+                return redirect("admin:agents_agent_wizard_step", step=earlier)
+            response_status = 400
         else:
-            form = self._step_form(request, step)
-        context = {
-            "form": form,
-            "step": step,
-            "step_label": WIZARD_STEPS[index][1],
-            "steps": self._steps_context(request, step),
-            "previous_step": STEP_NAMES[index - 1] if index else None,
-        }
-        status = 400 if request.method == "POST" and form.errors else 200
-        response = self._page(request, "admin/agents/agent/wizard.html", context, title="New agent")
-        response.status_code = status
-        return response
+            forms = self._wizard_forms(request, data)
+            statuses = self._statuses(forms)
+            earlier = self._first_unfinished(statuses, step)
+            form = forms[step] or WIZARD_STEPS[index][2](request=request)
+            response_status = 200
+        if earlier is not None:
+            messages.warning(
+                request, f"{_blocked(earlier, statuses[earlier], label)} What you choose here is kept."
+            )
+        return self._wizard_page(request, step=step, form=form, statuses=statuses, status=response_status)
 
     def _wizard_review(self, request):
-        forms_by_step = {name: self._step_form(request, name) for name in STEP_NAMES[:-1]}
-        data = self._wizard_data(request)
-        first_invalid = next(
-            (name for name, form in forms_by_step.items() if name not in data or not form.is_valid()), None
-        )
-        if first_invalid is not None:
-            if request.method == "POST":
-                messages.error(request, "Some steps need attention before the agent can be created.")
-            return redirect("admin:agents_agent_wizard_step", step=first_invalid)
+        forms_by_step = self._wizard_forms(request, self._wizard_data(request))
+        statuses = self._statuses(forms_by_step)
+        first_unfinished = self._first_unfinished(statuses, "review")
+        if first_unfinished is not None:
+            messages.error(
+                request,
+                _blocked(
+                    first_unfinished,
+                    statuses[first_unfinished],
+                    "creating the agent" if request.method == "POST" else "the review",
+                    quote=False,
+                ),
+            )
+            return redirect("admin:agents_agent_wizard_step", step=first_unfinished)
         if request.method == "POST" and "_back" in request.POST:
             return redirect("admin:agents_agent_wizard_step", step="guardrails")
         errors: list[str] = []
@@ -214,7 +294,7 @@ class AgentPages:
             errors = validation_messages(error)
         context = {
             "step": "review",
-            "steps": self._steps_context(request, "review"),
+            "steps": self._steps_context(statuses, "review"),
             "basics": forms_by_step["basics"].cleaned_data,
             "persona": forms_by_step["persona"].cleaned_data,
             "tools": forms_by_step["tools"].cleaned_data["tools"],
@@ -697,6 +777,13 @@ def _merge_parts(parts: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
         else:
             merged.append((text, changed))
     return merged
+
+
+def _blocked(step: str, status: str, before: str, *, quote: bool = True) -> str:
+    """Why the wizard cannot go on yet: the earlier ``step`` (its ``status``) comes before ``before``."""
+    state = "needs attention" if status == "attention" else "is not done yet"
+    target = f"“{before}”" if quote else before
+    return f"Step “{STEP_LABELS[step]}” {state}: complete it before {target}."
 
 
 def _int(value):

@@ -3,10 +3,13 @@ lifecycle buttons and clone, persona versions and editor, and assignments."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from django.contrib.messages import get_messages
 
 from agents.activation import activation_request_approve
-from agents.models import ActivationRequest, Agent, AgentStatus
+from agents.models import ActivationRequest, Agent, AgentStatus, ModelProvider
 from personas.models import Persona
 from prisma_glow.audit.models import AuditEvent
 from tests.factories import (
@@ -14,6 +17,7 @@ from tests.factories import (
     ExecutionFactory,
     GuardrailFactory,
     KnowledgeBaseFactory,
+    ModelProviderFactory,
     PersonaFactory,
     ToolFactory,
     release_now,
@@ -36,6 +40,31 @@ PERSONA = {
 
 # --- Wizard -----------------------------------------------------------------------------------
 
+STEP_ITEM = re.compile(
+    r'<li class="pg-step-(\w+)( pg-step-current)?"( aria-current="step")?>(.*?)</li>', re.S
+)
+CLASS_WORDS = {"todo": "not started", "done": "done", "attention": "needs attention"}
+
+
+def step_states(response) -> list[tuple[str, str, bool]]:
+    """The wizard's step list as a person (or a screen reader) reads it: each step's text ("1. Basics —
+    needs attention"), its state in words, and whether it is the current step (aria-current="step").
+    The colour class must agree with the words."""
+    html = response.content.decode()
+    block = html[html.index('<ol class="pg-steps"') :]
+    block = block[: block.index("</ol>")]
+    states = []
+    for status, current_class, aria_current, inner in STEP_ITEM.findall(block):
+        words = re.search(r'<span class="pg-step-state[^"]*">([^<]*)</span>', inner).group(1)
+        assert CLASS_WORDS[status] == words and bool(current_class) == bool(aria_current)
+        text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", inner)).strip()
+        states.append((text, words, bool(aria_current)))
+    return states
+
+
+def messages_of(response) -> list[str]:
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
 
 def test_wizard_creates_a_draft_agent_with_persona_and_assignments(staff_client, editor, org):
     """Mira's journey: basics → persona → tools → knowledge → guardrails → review → a draft agent."""
@@ -45,10 +74,10 @@ def test_wizard_creates_a_draft_agent_with_persona_and_assignments(staff_client,
     injection = GuardrailFactory(organization=org, name="Prompt injection")
 
     response = staff_client.get(WIZARD)
-    assert response.status_code == 302 and response["Location"].endswith("/wizard/basics/")
+    assert response.status_code == 200 and response.context["step"] == "basics"
     steps = [
         (
-            "basics",
+            "",  # "New agent" itself takes the basics
             {
                 "name": "VAT adviser",
                 "type": "tax",
@@ -64,7 +93,7 @@ def test_wizard_creates_a_draft_agent_with_persona_and_assignments(staff_client,
         ("guardrails", {"guardrails": [pii.pk, injection.pk]}),
     ]
     for step, data in steps:
-        response = staff_client.post(f"{WIZARD}{step}/", data)
+        response = staff_client.post(f"{WIZARD}{step}/" if step else WIZARD, data)
         assert response.status_code == 302, (step, response.content[:2000])
     review = staff_client.get(f"{WIZARD}review/")
     assert review.status_code == 200
@@ -83,9 +112,11 @@ def test_wizard_creates_a_draft_agent_with_persona_and_assignments(staff_client,
     assert [a.guardrail for a in agent.guardrail_assignments.order_by("order")] == [pii, injection]
     actions = set(AuditEvent.objects.filter(organization=org).values_list("action", flat=True))
     assert {"agent.create", "persona.create", "agenttool.assign"} <= actions
-    # The wizard is cleared afterwards.
-    assert staff_client.get(WIZARD)["Location"].endswith("/wizard/basics/")
+    # The wizard is cleared afterwards: "New agent" offers nothing to continue, every step is to do.
     assert "agent_wizard" not in staff_client.session
+    again = staff_client.get(WIZARD)
+    assert again.status_code == 200 and "Continue the agent you started" not in again.content.decode()
+    assert [state for _, state, _ in step_states(again)] == ["not started"] * 6
 
 
 def test_wizard_back_and_forward_keep_what_was_typed(staff_client, org):
@@ -139,6 +170,241 @@ def test_wizard_reset_and_unknown_step(staff_client, org):
     staff_client.post(f"{WIZARD}reset/")
     assert "agent_wizard" not in staff_client.session
     assert staff_client.get(f"{WIZARD}nope/").status_code == 404
+
+
+def test_a_duplicate_name_leaves_basics_needing_attention_until_it_is_fixed(staff_client, org):
+    """Basics with a name already taken is not done: the step list says "needs attention" (in words,
+    not colour alone), on the error page and when the step is opened again; fixed, it is done."""
+    AgentFactory(organization=org, name="VAT adviser")
+    response = staff_client.post(WIZARD, {"name": "VAT adviser", "type": "tax"})
+    assert response.status_code == 400 and "already exists in this organisation" in response.content.decode()
+    assert step_states(response)[0] == ("1. Basics — needs attention", "needs attention", True)
+    assert all(words == "not started" for _, words, _ in step_states(response)[1:])
+
+    # Opened again (the stored name judged again): still not done, the error beside the field.
+    response = staff_client.get(f"{WIZARD}basics/")
+    assert step_states(response)[0] == ("1. Basics — needs attention", "needs attention", True)
+    assert 'id="id_name_error"' in response.content.decode()
+    # The persona step is opened directly: Basics is named as the step to complete first.
+    response = staff_client.get(f"{WIZARD}persona/")
+    assert response.status_code == 200
+    assert messages_of(response) == [
+        "Step “Basics” needs attention: complete it before “Persona”. What you choose here is kept."
+    ]
+    assert step_states(response)[:2] == [
+        ("1. Basics — needs attention", "needs attention", False),
+        ("2. Persona — not started", "not started", True),
+    ]
+
+    response = staff_client.post(f"{WIZARD}basics/", {"name": "VAT adviser (Mira)", "type": "tax"})
+    assert response.status_code == 302 and response["Location"].endswith("/wizard/persona/")
+    response = staff_client.get(f"{WIZARD}persona/")
+    assert messages_of(response) == []
+    assert step_states(response)[:3] == [
+        ("1. Basics — done", "done", False),
+        ("2. Persona — not started", "not started", True),
+        ("3. Tools — not started", "not started", False),
+    ]
+    html = response.content.decode()
+    assert f'href="{WIZARD}basics/"' in html and f'href="{WIZARD}tools/"' not in html
+
+
+def test_a_step_is_judged_when_shown_not_when_it_was_saved(staff_client, org):
+    """A name free when Basics was saved and taken meanwhile by another agent makes Basics need
+    attention again (and the review sends back to it, naming it); freed again, it is done."""
+    staff_client.post(WIZARD, {"name": "Payroll helper", "type": "general"})
+    staff_client.post(f"{WIZARD}persona/", PERSONA)
+    assert step_states(staff_client.get(f"{WIZARD}tools/"))[0][1] == "done"
+
+    other = AgentFactory(organization=org, name="payroll helper")
+    response = staff_client.get(f"{WIZARD}tools/")
+    assert [words for _, words, _ in step_states(response)[:3]] == ["needs attention", "done", "not started"]
+    assert messages_of(response) == [
+        "Step “Basics” needs attention: complete it before “Tools”. What you choose here is kept."
+    ]
+    response = staff_client.post(f"{WIZARD}tools/", {"tools": []}, follow=True)
+    assert response.redirect_chain == [(f"{WIZARD}basics/", 302)]
+    assert messages_of(response) == [
+        "Your choices on “Tools” are kept. Step “Basics” needs attention: complete it before “Tools”."
+    ]
+    response = staff_client.get(f"{WIZARD}review/", follow=True)
+    assert response.redirect_chain == [(f"{WIZARD}basics/", 302)]
+    assert messages_of(response) == ["Step “Basics” needs attention: complete it before the review."]
+    assert 'id="id_name_error"' in response.content.decode()
+    response = staff_client.post(f"{WIZARD}review/", {"_create": "1"}, follow=True)
+    assert response.redirect_chain == [(f"{WIZARD}basics/", 302)]
+    assert messages_of(response) == ["Step “Basics” needs attention: complete it before creating the agent."]
+    assert not Agent.objects.filter(name="Payroll helper").exists()
+
+    other.delete()
+    states = step_states(staff_client.get(f"{WIZARD}knowledge/"))
+    assert [words for _, words, _ in states] == [
+        "done",
+        "done",
+        "done",
+        "not started",
+        "not started",
+        "not started",
+    ]
+
+
+def test_new_agent_after_an_abandoned_wizard_starts_at_step_one_with_nothing_carried_over(staff_client, org):
+    """ "New agent" opens Basics empty with every step to do, whatever an earlier wizard left; it
+    offers to continue that one (at its first unfinished step), and saving the new Basics drops it."""
+    tool = ToolFactory(organization=org, name="VAT number validator")
+    staff_client.post(WIZARD, {"name": "Abandoned", "type": "audit", "description": "half done"})
+    staff_client.post(f"{WIZARD}persona/", PERSONA)
+    staff_client.post(f"{WIZARD}tools/", {"tools": [tool.pk]})
+
+    response = staff_client.get(WIZARD)
+    html = response.content.decode()
+    assert response.status_code == 200 and response.context["step"] == "basics"
+    form = response.context["form"]
+    assert not form.is_bound and 'value="Abandoned"' not in html and "half done</textarea>" not in html
+    assert [words for _, words, _ in step_states(response)] == ["not started"] * 6
+    assert step_states(response)[0][2] is True  # Basics is the current step
+    assert "Continue the agent you started" in html and "(“Abandoned”)" in html
+    assert f'href="{WIZARD}knowledge/"' in html  # where it stopped
+    # Opening "New agent" discards nothing yet: the earlier wizard can still be continued.
+    assert set(staff_client.session["agent_wizard"]) == {"basics", "persona", "tools"}
+
+    response = staff_client.post(WIZARD, {"name": "Fresh start", "type": "tax"})
+    assert response.status_code == 302 and response["Location"].endswith("/wizard/persona/")
+    assert set(staff_client.session["agent_wizard"]) == {"basics"}
+    persona = staff_client.get(f"{WIZARD}persona/")
+    assert (
+        persona.context["form"].is_bound is False and "senior VAT specialist" not in persona.content.decode()
+    )
+    tools = staff_client.get(f"{WIZARD}tools/")
+    assert "checked" not in tools.content.decode()
+
+
+def test_new_agent_with_an_invalid_start_keeps_the_earlier_wizard_out(staff_client, org):
+    """An invalid Basics posted from "New agent" is shown with its errors (400) and is the only thing
+    stored: the earlier wizard's later steps are gone, not mixed into the new one."""
+    staff_client.post(WIZARD, {"name": "Earlier", "type": "tax"})
+    staff_client.post(f"{WIZARD}persona/", PERSONA)
+    response = staff_client.post(WIZARD, {"name": "", "type": "tax"})
+    assert response.status_code == 400 and "This field is required." in response.content.decode()
+    assert step_states(response)[0] == ("1. Basics — needs attention", "needs attention", True)
+    assert set(staff_client.session["agent_wizard"]) == {"basics"}
+    assert "Continue the agent you started" not in response.content.decode()
+
+
+def test_opening_a_later_step_first_says_which_step_to_complete_and_keeps_the_choices(staff_client, org):
+    """A later step opened before the earlier ones are done names the step to complete first; what
+    is chosen there is kept and is there once the wizard reaches it."""
+    kb = KnowledgeBaseFactory(organization=org, name="EU VAT guidance")
+    response = staff_client.get(f"{WIZARD}knowledge/")
+    assert response.status_code == 200
+    assert messages_of(response) == [
+        "Step “Basics” is not done yet: complete it before “Knowledge”. What you choose here is kept."
+    ]
+    html = response.content.decode()
+    # The step to complete is a link; the steps after it are not.
+    assert f'href="{WIZARD}basics/"' in html and f'href="{WIZARD}persona/"' not in html
+    # Refused there (an unknown knowledge base): the errors, and again the step to complete first.
+    response = staff_client.post(f"{WIZARD}knowledge/", {"knowledge_bases": ["999999"]})
+    assert response.status_code == 400 and "Select a valid choice" in response.content.decode()
+    assert messages_of(response) == [
+        "Step “Basics” is not done yet: complete it before “Knowledge”. What you choose here is kept."
+    ]
+    response = staff_client.post(f"{WIZARD}knowledge/", {"knowledge_bases": [kb.pk]}, follow=True)
+    assert response.redirect_chain == [(f"{WIZARD}basics/", 302)]
+    assert messages_of(response) == [
+        "Your choices on “Knowledge” are kept. Step “Basics” is not done yet: complete it before “Knowledge”."
+    ]
+    staff_client.post(f"{WIZARD}basics/", {"name": "Agent", "type": "tax"})
+    response = staff_client.post(f"{WIZARD}persona/", PERSONA)
+    assert response["Location"].endswith("/wizard/tools/")
+    response = staff_client.post(f"{WIZARD}tools/", {"tools": []})
+    assert response["Location"].endswith("/wizard/knowledge/")
+    html = staff_client.get(f"{WIZARD}knowledge/").content.decode()
+    assert re.search(rf'value="{kb.pk}"[^>]*checked', html)
+
+
+def test_the_wizard_is_closed_to_viewers(viewer_admin_client, org):
+    """A viewer gets 403 from "New agent", every step and the review, by GET and by POST, and no
+    wizard is stored for them."""
+    for url in [WIZARD, f"{WIZARD}basics/", f"{WIZARD}tools/", f"{WIZARD}review/"]:
+        assert viewer_admin_client.get(url).status_code == 403, url
+        assert viewer_admin_client.post(url, {"name": "Sneaky", "type": "tax"}).status_code == 403, url
+    assert "agent_wizard" not in viewer_admin_client.session
+    assert not Agent.objects.filter(name="Sneaky").exists()
+
+
+def test_the_wizard_offers_only_the_organisations_own_choices(staff_client, org, other_org):
+    """Another organisation's providers, tools, knowledge bases and guardrails are never offered;
+    one stored anyway (the wizard started in another organisation) makes its step need attention."""
+    ours = {
+        "provider": ModelProviderFactory(organization=org, name="Our provider"),
+        "tools": ToolFactory(organization=org, name="Our tool"),
+        "knowledge": KnowledgeBaseFactory(organization=org, name="Our guidance"),
+        "guardrails": GuardrailFactory(organization=org, name="Our guardrail"),
+    }
+    theirs = {
+        "provider": ModelProviderFactory(organization=other_org, name="Their provider"),
+        "tools": ToolFactory(organization=other_org, name="Their tool"),
+        "knowledge": KnowledgeBaseFactory(organization=other_org, name="Their guidance"),
+        "guardrails": GuardrailFactory(organization=other_org, name="Their guardrail"),
+    }
+    html = staff_client.get(WIZARD).content.decode()
+    assert "Our provider" in html and "Their provider" not in html
+    staff_client.post(WIZARD, {"name": "Agent", "type": "tax"})
+    staff_client.post(f"{WIZARD}persona/", PERSONA)
+    for step in ("tools", "knowledge", "guardrails"):
+        html = staff_client.get(f"{WIZARD}{step}/").content.decode()
+        assert ours[step].name in html and theirs[step].name not in html, step
+    response = staff_client.post(WIZARD, {"name": "Agent", "type": "tax", "provider": theirs["provider"].pk})
+    assert response.status_code == 400 and "Select a valid choice" in response.content.decode()
+    # Stored in the session as if chosen elsewhere: judged against this organisation, not done.
+    session = staff_client.session
+    session["agent_wizard"] = {
+        "basics": {"name": ["Agent"], "type": ["tax"]},
+        "persona": {k: [v] for k, v in PERSONA.items()},
+        "tools": {"tools": [str(theirs["tools"].pk)]},
+    }
+    session.save()
+    response = staff_client.get(f"{WIZARD}knowledge/")
+    assert [words for _, words, _ in step_states(response)[:3]] == ["done", "done", "needs attention"]
+    assert staff_client.post(f"{WIZARD}review/", {"_create": "1"})["Location"].endswith("/wizard/tools/")
+    assert not Agent.objects.filter(name="Agent").exists()
+    assert ModelProvider.objects.filter(organization=other_org).count() == 1
+
+
+def _store_wizard(client, org, count: int) -> None:
+    """A complete wizard in the session choosing ``count`` tools, knowledge bases and guardrails."""
+    chosen = {
+        "tools": [ToolFactory(organization=org, name=f"Tool {i}").pk for i in range(count)],
+        "knowledge_bases": [KnowledgeBaseFactory(organization=org, name=f"KB {i}").pk for i in range(count)],
+        "guardrails": [GuardrailFactory(organization=org, name=f"Guardrail {i}").pk for i in range(count)],
+    }
+    session = client.session
+    session["agent_wizard"] = {
+        "basics": {"name": ["Counted"], "type": ["tax"]},
+        "persona": {k: [v] for k, v in PERSONA.items()},
+        "tools": {"tools": [str(pk) for pk in chosen["tools"]]},
+        "knowledge": {"knowledge_bases": [str(pk) for pk in chosen["knowledge_bases"]]},
+        "guardrails": {"guardrails": [str(pk) for pk in chosen["guardrails"]]},
+    }
+    session.save()
+
+
+# Queries of each wizard page with a complete wizard stored (measured): the session, the user and
+# their memberships, one per step judged (Basics' name, each chosen kind), the step's own choices.
+QUERY_BOUND = {"": 11, "basics/": 11, "tools/": 11, "guardrails/": 11, "review/": 9}
+
+
+@pytest.mark.parametrize("count", [1, 8])
+def test_wizard_pages_take_a_constant_number_of_queries(
+    staff_client, org, count, django_assert_max_num_queries
+):
+    """Judging every step at every page costs a fixed number of queries, however many tools,
+    knowledge bases and guardrails are chosen (the same bound for 1 and for 8 of each)."""
+    _store_wizard(staff_client, org, count)
+    for url in [WIZARD, f"{WIZARD}basics/", f"{WIZARD}tools/", f"{WIZARD}guardrails/", f"{WIZARD}review/"]:
+        with django_assert_max_num_queries(QUERY_BOUND[url.removeprefix(WIZARD)]):
+            assert staff_client.get(url).status_code == 200, url
 
 
 def test_add_agent_goes_to_the_wizard(staff_client):
