@@ -96,12 +96,14 @@ class ModelProviderForm(forms.ModelForm):
             "max_retries": "Retries",
             "is_default": "Default provider for new agents",
         }
+        # A plain URL box (not the admin's "Currently: <link> / Change:" pair) with an example.
+        widgets = {"base_url": forms.URLInput(attrs={"placeholder": "https://api.openai.com/v1", "size": 60})}
         help_texts = {
             "name": "How staff pick it on an agent's settings, e.g. “Azure OpenAI (EU)”.",
             "kind": "OpenAI-compatible: OpenAI, Azure OpenAI, Ollama, vLLM, the llama.cpp server. "
             "Offline: the built-in extractive engine (no network, no key, quotes the firm's documents).",
             "base_url": "The OpenAI-compatible endpoint, e.g. https://api.openai.com/v1, "
-            "https://<resource>.openai.azure.com/openai/v1/ or http://ollama.internal:11434/v1. "
+            "https://YOUR-RESOURCE.openai.azure.com/openai/v1/ or http://ollama.internal:11434/v1. "
             "Internal addresses need PRISMA_GLOW_PROVIDER_ALLOWED_HOSTS. Not used by the offline engine.",
             "default_model": "The model agents use when they name none, e.g. gpt-4o-mini or llama3.1:8b.",
             "price_input_per_1k": "What the provider charges per 1,000 prompt tokens, in the "
