@@ -73,7 +73,9 @@ class ModelProviderForm(forms.ModelForm):
     api_key = forms.CharField(
         required=False,
         label="API key",
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        widget=forms.PasswordInput(
+            render_value=False, attrs={"autocomplete": "new-password", "class": "vTextField"}
+        ),
         help_text="Write-only: it is stored encrypted and never shown again. Leave blank for a local "
         "server that needs no key.",
     )

@@ -46,6 +46,7 @@ def test_test_connection_lists_the_models_in_place(
 
     page.goto(live_server.url + reverse("admin:agents_modelprovider_change", args=[provider.pk]))
     expect(page.get_by_label("Base URL")).to_have_value(httpserver.url_for("/v1"))
+    expect(page.get_by_text("Currently:")).to_have_count(0)  # one plain URL box
     expect(page.get_by_label("Default provider for new agents")).to_be_visible()
     expect(page.get_by_role("button", name="Save and add another")).to_have_count(0)
     assert KEY not in page.content()
@@ -57,6 +58,7 @@ def test_test_connection_lists_the_models_in_place(
     expect(result.get_by_text("mistral-nemo:12b")).to_be_visible()
     expect(result).to_contain_text("the default model “llama3.1:8b” is among them")
     assert page.url == url_before  # swapped in place, no navigation
+    expect(page.locator(".pg-provider-test .htmx-indicator")).to_have_css("opacity", "0")
     screenshot(page, "provider-test-connection")
 
     page.get_by_role("button", name="Test connection").click()
