@@ -78,8 +78,7 @@ class AgentAdmin(OrganizationScopedAdmin):
     change_list_template = "admin/agents/agent/change_list.html"
     # The settings page. No status field: the status follows releases and activation (issue 17).
     fieldsets = [
-        (None, {"fields": ["name", "slug", "type", "description", "owner"]}),
-        ("Status", {"fields": ["status_explained"]}),
+        (None, {"fields": ["name", "slug", "type", "status_explained", "description", "owner"]}),
         (
             "Model",
             {
@@ -216,9 +215,21 @@ class AgentAdmin(OrganizationScopedAdmin):
     def delete_model(self, request, obj):
         self.call_service(services.agent_delete, agent=obj, actor=request.user)
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        provider = form.base_fields.get("provider")
+        if provider is not None and hasattr(provider.widget, "can_add_related"):
+            # Providers are managed on their own pages (admins), not from an agent's settings.
+            widget = provider.widget
+            widget.can_add_related = widget.can_change_related = False
+            widget.can_delete_related = widget.can_view_related = False
+        return form
+
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         # New agents come from the wizard; "Save" leads back to the agent's overview.
         context.update(show_save_and_add_another=False, show_save_and_continue=False)
+        if obj is not None and obj.pk:
+            context["title"] = "Agent settings"
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def response_change(self, request, obj):
@@ -651,6 +662,7 @@ class ModelProviderAdmin(OrganizationScopedAdmin):
         # One way to save ("Save"; "Delete" on a saved provider): after adding, the provider's page
         # opens (response_add) where its connection can be tested.
         context.update(show_save_and_add_another=False, show_save_and_continue=False)
+        context["title"] = "Model provider" if obj is not None and obj.pk else "New model provider"
         if obj is not None and obj.pk:
             context["can_test_connection"] = self.allows(request, "model_provider.test", obj)
             context["test_connection_url"] = reverse("admin:agents_modelprovider_test", args=[obj.pk])

@@ -103,6 +103,7 @@ def test_the_add_page_speaks_the_products_language(admin_role_client):
         ">Limits<",
         ">Prices<",
         'name="_save"',
+        "<h1 hx-disable>New model provider</h1>",
     ):
         assert text in html, text
     for stock in (
@@ -180,7 +181,8 @@ def test_a_viewer_reads_a_provider_without_its_key_or_the_test_button(viewer_adm
     assert ">Base URL" in html
 
 
-def test_the_agent_settings_page_explains_type_and_status(staff_client, org):
+def test_the_agent_settings_page_explains_type_and_status(owner, org):
+    staff_client = login(owner)
     agent = AgentFactory(organization=org, name="VAT adviser (demo)", status="draft")
     html = staff_client.get(f"/admin/agents/agent/{agent.pk}/change/").content.decode()
     for text in (
@@ -195,8 +197,11 @@ def test_the_agent_settings_page_explains_type_and_status(staff_client, org):
         "Releases and activation",
         "never on this page",
         ">Limits<",
+        "<h1 hx-disable>Agent settings</h1>",
     ):
         assert text in html, text
+    # Providers are managed on their own pages, not from here.
+    assert 'id="add_id_provider"' not in html and 'id="change_id_provider"' not in html
     # The status is not a free choice here (issue 17: releases and activation change it).
     assert 'name="status"' not in html
     assert "Save and add another" not in html and "Save and continue editing" not in html
