@@ -309,6 +309,33 @@ def test_a_server_without_a_model_list_gets_a_one_token_request(
     assert connection_events(provider)[0].after["method"] == "completion"
 
 
+def test_a_base_url_without_the_api_says_so(admin_role_client, httpserver, local_provider):
+    """The base URL lacks "/v1": neither the model list nor the one-token request finds an
+    OpenAI-compatible answer, and the page says which setting to check."""
+    provider = local_provider()
+    for path in ("/v1/models", "/v1/chat/completions"):
+        httpserver.expect_request(path).respond_with_data(
+            "<h1>Not Found</h1>", status=404, content_type="text/html"
+        )
+    html = press(admin_role_client, provider).content.decode()
+    assert "The address answered neither a model list nor a chat completion: check the base URL" in html
+    assert "Not Found" not in html
+    assert [request.path for request, _ in httpserver.log] == ["/v1/models", "/v1/chat/completions"]
+
+
+def test_a_one_token_request_refused_keeps_the_providers_reason(
+    admin_role_client, httpserver, local_provider
+):
+    provider = local_provider()
+    httpserver.expect_request("/v1/models").respond_with_json(error_body("no listing"), status=404)
+    httpserver.expect_request("/v1/chat/completions").respond_with_json(
+        error_body("model 'gpt-test' not found"), status=404
+    )
+    html = press(admin_role_client, provider).content.decode()
+    assert "The one-token request failed: provider endpoint or model not found (HTTP 404)" in html
+    assert "model &#x27;gpt-test&#x27; not found" in html
+
+
 def test_a_refused_api_key_says_so(admin_role_client, httpserver, local_provider):
     provider = local_provider()
     httpserver.expect_request("/v1/models").respond_with_json(

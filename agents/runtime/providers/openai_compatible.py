@@ -309,6 +309,15 @@ class OpenAICompatibleProvider(Provider):
         try:
             response = self.complete(request)
         except ProviderError as exc:
+            if exc.reason == self._unreachable():
+                # The model list got an HTTP answer, so something listens: neither answer was a
+                # provider's (the runs' rule: what it was is logged, not shown).
+                return self._failed(
+                    started,
+                    "completion",
+                    "The address answered neither a model list nor a chat completion: check the base "
+                    "URL (it usually ends in /v1).",
+                )
             return self._failed(started, "completion", f"The one-token request failed: {exc.reason}.")
         return ConnectionCheck(
             ok=True,
