@@ -121,8 +121,8 @@ OPERATIONS: dict[str, Rule] = {
     **_crud("learning_example", "learning examples"),
     **_crud("model_provider", "model providers", write=(ADMIN_ROLE, ADMIN)),
     # "Test connection" sends the stored key to the stored address (no secret changes hands, so no
-    # step-up): whoever may change the provider; a staff page only (agents.admin.providers).
-    "model_provider.test": Rule(ADMIN_ROLE, ADMIN, "test model providers' connections"),
+    # step-up): whoever may change the provider; a staff page only, so never a key (agents.admin.providers).
+    "model_provider.test": Rule(ADMIN_ROLE, None, "test model providers' connections"),
     # Budgets (issue 16): what runs may consume, and how much they have.
     **_crud("budget", "budgets", view=(ADMIN_ROLE, ADMIN), write=(ADMIN_ROLE, ADMIN)),
     # Tools, guardrails, knowledge.
