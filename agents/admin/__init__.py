@@ -3,9 +3,10 @@
 Lists and forms are Django admin ModelAdmins scoped to the organisation (this module); the agent's
 own pages (wizard, detail, persona versions and editor, assignments) are in ``pages`` with their
 forms in ``forms``, the execution trace in ``executions``, the dashboard panel in ``dashboard``, a
-provider's "Test connection" in ``providers`` and list filters in ``filters``, all routed here (``get_urls()``). This module also gives the site the
-dashboard panel and mounts the test console (``agents.console``) at /admin/console/. Every write
-goes through ``agents.services`` / ``personas.services``.
+provider's "Test connection" in ``providers`` and list filters in ``filters``, all routed here
+(``get_urls()``). This module also gives the site the dashboard panel and mounts the test console
+(``agents.console``) at /admin/console/. Every write goes through ``agents.services`` /
+``personas.services``.
 """
 
 from __future__ import annotations
