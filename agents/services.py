@@ -48,6 +48,7 @@ from agents.releases import content_hash
 from agents.runtime import approvals
 from agents.runtime.budgets import release_all_stale
 from agents.runtime.pipeline import approved_arguments
+from agents.runtime.providers import ConnectionCheck, get_provider
 from agents.selectors import release_contents
 from guardrails.engine import restore
 from guardrails.masking import mask_data, mask_text, redact_texts
@@ -706,6 +707,23 @@ def provider_delete(*, provider: ModelProvider, actor) -> None:
         before=snapshot(provider),
     )
     provider.delete()
+
+
+def provider_test_connection(*, provider: ModelProvider, actor) -> ConnectionCheck:
+    """ "Test connection": ask the provider for its models, or for a one-token answer where it lists
+    none, through the runtime's client, outbound guard and the provider's timeout (nothing around
+    them), and record ``provider.test`` with the outcome, the method, the time and the error, never
+    the key. The call is made outside any transaction: a slow provider holds no lock or connection."""
+    check = get_provider(provider).check_connection()
+    with transaction.atomic():
+        audit_record(
+            organization=provider.organization,
+            action="provider.test",
+            actor=actor,
+            obj=provider,
+            after=check.summary(),
+        )
+    return check
 
 
 # --- Budgets ----------------------------------------------------------------------------------

@@ -120,6 +120,9 @@ OPERATIONS: dict[str, Rule] = {
     "tool_call.decide": Rule(EDITOR, None, "approve, edit or refuse tool calls"),
     **_crud("learning_example", "learning examples"),
     **_crud("model_provider", "model providers", write=(ADMIN_ROLE, ADMIN)),
+    # "Test connection" sends the stored key to the stored address (no secret changes hands, so no
+    # step-up): whoever may change the provider; a staff page only, so never a key (agents.admin.providers).
+    "model_provider.test": Rule(ADMIN_ROLE, None, "test model providers' connections"),
     # Budgets (issue 16): what runs may consume, and how much they have.
     **_crud("budget", "budgets", view=(ADMIN_ROLE, ADMIN), write=(ADMIN_ROLE, ADMIN)),
     # Tools, guardrails, knowledge.
@@ -511,6 +514,7 @@ DOORS: tuple[Door, ...] = (
         "POST",
     ),
     Door("admin:agents_modelprovider_delete", "model_provider.delete", ("model-provider-detail", "destroy")),
+    Door("admin:agents_modelprovider_test", "model_provider.test", None, "POST"),
     # Budgets.
     Door("admin:agents_budget_changelist", "budget.view", ("budget-list", "list")),
     Door("admin:agents_budget_change", "budget.view", ("budget-detail", "retrieve")),

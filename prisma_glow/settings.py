@@ -206,6 +206,8 @@ RATELIMIT_ENABLE = env_bool("DJANGO_RATELIMIT_ENABLE", True)
 API_RATE_LIMIT = os.environ.get("PRISMA_GLOW_API_RATE", "600/m")
 API_EXECUTE_RATE_LIMIT = os.environ.get("PRISMA_GLOW_API_EXECUTE_RATE", "60/m")
 API_AUTH_FAILURE_RATE_LIMIT = os.environ.get("PRISMA_GLOW_API_AUTH_FAILURE_RATE", "60/m")
+# "Test connection" on a provider's page: calls the provider, so limited per user (empty disables).
+PROVIDER_TEST_RATE_LIMIT = os.environ.get("PRISMA_GLOW_PROVIDER_TEST_RATE", "10/m")
 
 # --- API key policy -------------------------------------------------------------------------------
 # Every key expires: at most this many days after it is created or rotated (a key created without an

@@ -2,10 +2,11 @@
 
 Lists and forms are Django admin ModelAdmins scoped to the organisation (this module); the agent's
 own pages (wizard, detail, persona versions and editor, assignments) are in ``pages`` with their
-forms in ``forms``, the execution trace in ``executions``, the dashboard panel in ``dashboard`` and
-list filters in ``filters``, all routed here (``get_urls()``). This module also gives the site the
-dashboard panel and mounts the test console (``agents.console``) at /admin/console/. Every write
-goes through ``agents.services`` / ``personas.services``.
+forms in ``forms``, the execution trace in ``executions``, the dashboard panel in ``dashboard``, a
+provider's "Test connection" in ``providers`` and list filters in ``filters``, all routed here
+(``get_urls()``). This module also gives the site the dashboard panel and mounts the test console
+(``agents.console``) at /admin/console/. Every write goes through ``agents.services`` /
+``personas.services``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from django.views.decorators.http import require_GET, require_POST
 from agents import activation, services
 from agents.admin import activation_pages as admin_activation
 from agents.admin import approvals
+from agents.admin import providers as provider_pages
 from agents.admin import replay as replay_pages
 from agents.admin.budgets import budgets_panel, consumption, limits_nothing_warning
 from agents.admin.dashboard import dashboard_panel
@@ -75,6 +77,20 @@ class AgentAdmin(OrganizationScopedAdmin):
     policy_resource = "agent"
     change_form_template = "admin/agents/agent/change_form.html"
     change_list_template = "admin/agents/agent/change_list.html"
+    # The settings page. No status field: the status follows releases and activation (issue 17).
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "type", "status_explained", "description", "owner"]}),
+        (
+            "Model",
+            {
+                "fields": ["provider", "model"],
+                "description": "Which model answers. The persona's version may name another model "
+                "(its “model override”).",
+            },
+        ),
+        ("Limits", {"fields": ["max_tool_rounds", "timeout_seconds"]}),
+    ]
+    readonly_fields = ["status_explained"]
 
     def get_queryset(self, request):
         # A correlated count (served by the executions' (agent, created_at) index) computed for the
@@ -105,6 +121,27 @@ class AgentAdmin(OrganizationScopedAdmin):
     @admin.display(description="Runs", ordering="run_total")
     def run_count(self, obj):
         return obj.run_total
+
+    @admin.display(description="Status")
+    def status_explained(self, obj):
+        """The status with what it means and where it changes: never a free choice on this page."""
+        if obj is None or obj.pk is None:
+            return "—"
+        release = obj.active_release.number if obj.active_release_id else None
+        meaning = {
+            "draft": "Not available to clients yet: create a release and request its activation.",
+            "active": f"Clients run release {release}. " if release else "Clients can run it. ",
+            "deprecated": "Retired: clients can no longer run it. Activating a release brings it back.",
+        }.get(obj.status, "")
+        if obj.status == "active":
+            meaning += "To change what runs, create a release and request its activation."
+        return format_html(
+            '{} {} <a href="{}">Releases and activation</a> (the status changes there, through the '
+            "approval of an activation request, never on this page).",
+            badge(obj.status, obj.get_status_display()),
+            meaning,
+            reverse("admin:agents_agent_detail", args=[obj.pk]),
+        )
 
     # --- bulk actions ----------------------------------------------------------------------
     @admin.action(description="Request activation of the selected agents' newest releases")
@@ -178,6 +215,23 @@ class AgentAdmin(OrganizationScopedAdmin):
 
     def delete_model(self, request, obj):
         self.call_service(services.agent_delete, agent=obj, actor=request.user)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        provider = form.base_fields.get("provider")
+        if provider is not None and hasattr(provider.widget, "can_add_related"):
+            # Providers are managed on their own pages (admins), not from an agent's settings.
+            widget = provider.widget
+            widget.can_add_related = widget.can_change_related = False
+            widget.can_delete_related = widget.can_view_related = False
+        return form
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # New agents come from the wizard; "Save" leads back to the agent's overview.
+        context.update(show_save_and_add_another=False, show_save_and_continue=False)
+        if obj is not None and obj.pk:
+            context["title"] = "Agent settings"
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def response_change(self, request, obj):
         if "_continue" not in request.POST and "_addanother" not in request.POST:
@@ -537,10 +591,12 @@ class LearningExampleAdmin(OrganizationScopedAdmin):
 
 @admin.register(ModelProvider)
 class ModelProviderAdmin(OrganizationScopedAdmin):
-    """Where model calls go. Admins manage them; the API key is write-only."""
+    """Where model calls go. Admins manage them; the API key is write-only. The change page offers
+    "Test connection" (``agents.admin.providers``)."""
 
     form = ModelProviderForm
     policy_resource = "model_provider"
+    change_form_template = "admin/agents/modelprovider/change_form.html"
     list_display = [
         "name",
         "kind",
@@ -568,17 +624,60 @@ class ModelProviderAdmin(OrganizationScopedAdmin):
             **{field: request.POST.get(field) for field in policy.SECRET_DESTINATION},
         }
 
-    def get_fields(self, request, obj=None):
-        fields = list(super().get_fields(request, obj))
-        if obj is not None and not self.has_change_permission(request, obj):
+    def get_fieldsets(self, request, obj=None):
+        editable = obj is None or self.has_change_permission(request, obj)
+        if not editable:
             # Read-only view: the key is never shown, only whether one is stored.
-            fields = [f for f in fields if f not in ("api_key", "clear_api_key")] + ["key_stored"]
-        return fields
+            key = ["key_stored"]
+        elif obj is not None and obj.api_key:
+            key = ["api_key", "clear_api_key"]
+        else:
+            key = ["api_key"]
+        return [
+            (None, {"fields": ["name", "kind", "is_default"]}),
+            (
+                "Connection",
+                {
+                    "fields": ["base_url", *key, "default_model"],
+                    "description": "Where calls go and how they authenticate. The offline engine "
+                    "needs none of these.",
+                },
+            ),
+            ("Limits", {"fields": ["timeout_seconds", "max_retries"]}),
+            (
+                "Prices",
+                {
+                    "fields": ["price_input_per_1k", "price_output_per_1k"],
+                    "description": "For runs' costs and cost budgets; leave 0 for a provider you "
+                    "do not pay per token.",
+                },
+            ),
+        ]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and not self.has_change_permission(request, obj):
             return ["key_stored"]
         return []
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # One way to save ("Save"; "Delete" on a saved provider): after adding, the provider's page
+        # opens (response_add) where its connection can be tested.
+        context.update(show_save_and_add_another=False, show_save_and_continue=False)
+        context["title"] = "Model provider" if obj is not None and obj.pk else "New model provider"
+        if obj is not None and obj.pk:
+            context["can_test_connection"] = self.allows(request, "model_provider.test", obj)
+            context["test_connection_url"] = reverse("admin:agents_modelprovider_test", args=[obj.pk])
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if "_popup" in request.POST:
+            return super().response_add(request, obj, post_url_continue)
+        self.message_user(
+            request,
+            f"The provider “{obj}” was added. Test its connection below.",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("admin:agents_modelprovider_change", args=[obj.pk]))
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
@@ -599,6 +698,17 @@ class ModelProviderAdmin(OrganizationScopedAdmin):
 
     def delete_model(self, request, obj):
         self.call_service(services.provider_delete, provider=obj, actor=request.user)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        custom = [
+            path(
+                "<int:object_id>/test-connection/",
+                view(require_POST(partial(provider_pages.provider_test, self))),
+                name="agents_modelprovider_test",
+            ),
+        ]
+        return custom + super().get_urls()
 
 
 # --- Budgets ----------------------------------------------------------------------------------

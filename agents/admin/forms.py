@@ -19,6 +19,9 @@ from prisma_glow.admin.scoping import get_admin_access, organization_users, scop
 
 
 class AgentForm(forms.ModelForm):
+    """The agent's settings page. Its status is not here: it follows releases and activation (the
+    overview page's lifecycle buttons and the approval inbox), never a free choice."""
+
     class Meta:
         model = Agent
         fields = [
@@ -32,6 +35,29 @@ class AgentForm(forms.ModelForm):
             "max_tool_rounds",
             "timeout_seconds",
         ]
+        labels = {
+            "slug": "Identifier",
+            "type": "Practice area",
+            "owner": "Responsible person",
+            "provider": "Model provider",
+            "max_tool_rounds": "Tool rounds per run",
+            "timeout_seconds": "Run time limit (seconds)",
+        }
+        help_texts = {
+            "name": "Shown in the registry and the console, e.g. “VAT adviser”.",
+            "slug": "Used in API paths and exports: lower-case letters, digits and hyphens.",
+            "type": "The practice the agent serves (tax, audit, advisory or general): for filters and "
+            "reports; it changes nothing in how the agent runs.",
+            "description": "What the agent is for and who should use it; shown to staff, never sent to "
+            "the model.",
+            "owner": "The person who answers for the agent's configuration. Blank: nobody in particular.",
+            "provider": "Where the agent's model calls go. Blank: the organisation's default provider, "
+            "or the offline engine when there is none.",
+            "model": "The provider's model name, e.g. gpt-4o-mini. Blank: the provider's default model.",
+            "max_tool_rounds": "How many times a run may call tools before it must answer (0–20; 0: no "
+            "tools).",
+            "timeout_seconds": "A run that takes longer is stopped and recorded as failed (1–900).",
+        }
 
 
 class LearningExampleForm(forms.ModelForm):
@@ -41,24 +67,71 @@ class LearningExampleForm(forms.ModelForm):
 
 
 class ModelProviderForm(forms.ModelForm):
-    """The API key is write-only: never shown, left blank to keep the stored one."""
+    """A model provider's add and change page. The API key is write-only: never shown, left blank to
+    keep the stored one; "remove the stored key" is offered only on a provider that holds one."""
 
     api_key = forms.CharField(
         required=False,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Write-only. Leave blank to keep the stored key.",
+        label="API key",
+        widget=forms.PasswordInput(
+            render_value=False, attrs={"autocomplete": "new-password", "class": "vTextField"}
+        ),
+        help_text="Write-only: it is stored encrypted and never shown again. Leave blank for a local "
+        "server that needs no key.",
     )
-    clear_api_key = forms.BooleanField(required=False, label="Remove the stored API key")
+    clear_api_key = forms.BooleanField(
+        required=False,
+        label="Remove the stored API key",
+        help_text="Calls are then sent without a key (a local server that needs none).",
+    )
 
     class Meta:
         model = ModelProvider
         fields = list(services.PROVIDER_FIELDS)
+        labels = {
+            "kind": "Type",
+            "base_url": "Base URL",
+            "default_model": "Default model",
+            "price_input_per_1k": "Input price per 1,000 tokens",
+            "price_output_per_1k": "Output price per 1,000 tokens",
+            "timeout_seconds": "Timeout (seconds)",
+            "max_retries": "Retries",
+            "is_default": "Default provider for new agents",
+        }
+        # A plain URL box (not the admin's "Currently: <link> / Change:" pair) with an example.
+        widgets = {"base_url": forms.URLInput(attrs={"placeholder": "https://api.openai.com/v1", "size": 60})}
+        help_texts = {
+            "name": "How staff pick it on an agent's settings, e.g. “Azure OpenAI (EU)”.",
+            "kind": "OpenAI-compatible: OpenAI, Azure OpenAI, Ollama, vLLM, the llama.cpp server. "
+            "Offline: the built-in extractive engine (no network, no key, quotes the firm's documents).",
+            "base_url": "The OpenAI-compatible endpoint, e.g. https://api.openai.com/v1, "
+            "https://YOUR-RESOURCE.openai.azure.com/openai/v1/ or http://ollama.internal:11434/v1. "
+            "Internal addresses need PRISMA_GLOW_PROVIDER_ALLOWED_HOSTS. Not used by the offline engine.",
+            "default_model": "The model agents use when they name none, e.g. gpt-4o-mini or llama3.1:8b.",
+            "price_input_per_1k": "What the provider charges per 1,000 prompt tokens, in the "
+            "organisation's currency: runs' costs and cost budgets use it. 0: not priced.",
+            "price_output_per_1k": "What the provider charges per 1,000 answer tokens, in the "
+            "organisation's currency.",
+            "timeout_seconds": "How long one model call may take before it fails (1–600). "
+            "“Test connection” waits as long.",
+            "max_retries": "Further attempts after a connection error, HTTP 408, 429 or 5xx (0–10), "
+            "never past the timeout.",
+            "is_default": "Agents without a provider of their own use this one. Ticking it takes the "
+            "default over from the current default provider.",
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.initial["api_key"] = ""
-        if self.instance.pk and self.instance.api_key and "api_key" in self.fields:
-            self.fields["api_key"].help_text = "A key is stored (hidden). Type a new one to replace it."
+        has_key = bool(self.instance.pk and self.instance.api_key)
+        if has_key and "api_key" in self.fields:
+            self.fields[
+                "api_key"
+            ].help_text = "Stored — leave blank to keep it. Type a new key to replace it (it is never shown)."
+            self.fields["api_key"].widget.attrs["placeholder"] = "Stored — leave blank to keep"
+        if not has_key:
+            # Nothing to remove on a new provider, or one without a key.
+            self.fields.pop("clear_api_key", None)
 
     def clean(self):
         data = super().clean()

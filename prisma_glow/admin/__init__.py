@@ -30,7 +30,7 @@ The twenty pages (for the browser tests; ``<id>`` is an object of the signed-in 
 18. Executions ........................ /admin/agents/execution/
 19. Execution detail (timeline) ....... /admin/agents/execution/<id>/change/
 20. Feedback and learning examples .... /admin/agents/feedback/  and  /admin/agents/learningexample/
-    Model providers ................... /admin/agents/modelprovider/
+    Model providers ................... /admin/agents/modelprovider/  (a provider: /<id>/change/ with Test connection, POST /<id>/test-connection/)
     Budgets ........................... /admin/agents/budget/  (consumption this period; also a dashboard panel)
     Tool calls awaiting approval ...... /admin/tool-approvals/  (also a section of /admin/approvals/; a tool call: /admin/tool-approvals/<id>/, approve / edit / refuse)
     Members ........................... /admin/tenancy/membership/  (a member: /<id>/change/; adding one is inviting)

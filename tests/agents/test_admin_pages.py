@@ -37,7 +37,7 @@ def test_provider_api_key_is_write_only(admin_role_client, org):
     assert provider.api_key == "sk-very-secret"
     url = f"/admin/agents/modelprovider/{provider.pk}/change/"
     page = admin_role_client.get(url).content.decode()
-    assert "sk-very-secret" not in page and "A key is stored" in page
+    assert "sk-very-secret" not in page and "Stored — leave blank to keep" in page
     admin_role_client.post(url, {**PROVIDER, "api_key": "", "default_model": "gpt-4o"})
     provider.refresh_from_db()
     assert provider.api_key == "sk-very-secret" and provider.default_model == "gpt-4o"

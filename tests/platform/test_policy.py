@@ -40,6 +40,7 @@ EXPECTED = {
     "knowledge_base.delete": ("editor", "write"),
     "model_provider.view": ("viewer", "read"),
     "model_provider.change": ("admin", "admin"),
+    "model_provider.test": ("admin", None),  # a staff page only (issue 18): no key ever
     "api_key.view": ("admin", "admin"),
     "api_key.create": ("admin", None),
     "api_key.rotate": ("admin", None),

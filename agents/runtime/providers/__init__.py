@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from agents.runtime.providers.base import ModelRequest, ModelResponse, Provider, ToolCall, cost_of
+from agents.runtime.providers.base import (
+    ConnectionCheck,
+    ModelRequest,
+    ModelResponse,
+    Provider,
+    ToolCall,
+    cost_of,
+)
 from agents.runtime.providers.offline import OfflineProvider
 
 
@@ -18,6 +25,7 @@ def get_provider(row) -> Provider:
 
 
 __all__ = [
+    "ConnectionCheck",
     "ModelRequest",
     "ModelResponse",
     "OfflineProvider",

@@ -132,6 +132,31 @@ def cost_of(response: ModelResponse, provider) -> Decimal | None:
     return cost.quantize(Decimal("0.000001"))
 
 
+@dataclass
+class ConnectionCheck:
+    """What "Test connection" found: ``ok``, how it asked (``method``: ``models`` for the model list,
+    ``completion`` for a one-token request, ``offline`` for the embedded engine), the models listed,
+    the one-token answer, the time taken, and on failure an ``error`` a person can act on. Never
+    holds the API key."""
+
+    ok: bool
+    method: str
+    latency_ms: float = 0.0
+    models: list[str] = field(default_factory=list)
+    answer: str = ""
+    error: str = ""
+
+    def summary(self) -> dict:
+        """What the audit event records: the outcome and its facts, never the key."""
+        return {
+            "outcome": "ok" if self.ok else "failed",
+            "method": self.method,
+            "latency_ms": round(self.latency_ms, 1),
+            "models": len(self.models),
+            "error": self.error,
+        }
+
+
 class Provider:
     """A model behind ``stream``: yields text deltas (``str``), then exactly one ``ModelResponse``.
 
@@ -150,6 +175,11 @@ class Provider:
             if isinstance(item, ModelResponse):
                 return item
         raise RuntimeError("The provider produced no response.")  # pragma: no cover
+
+    def check_connection(self) -> ConnectionCheck:
+        """Ask the provider something cheap through the same client, guard and timeout as a run
+        ("Test connection" on the provider's page)."""
+        raise NotImplementedError
 
 
 def parse_arguments(raw: str) -> Any:

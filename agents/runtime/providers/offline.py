@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -41,7 +42,7 @@ from functools import lru_cache
 
 import snowballstemmer
 
-from agents.runtime.providers.base import ModelRequest, ModelResponse, Provider, ToolCall
+from agents.runtime.providers.base import ConnectionCheck, ModelRequest, ModelResponse, Provider, ToolCall
 from agents.runtime.sentences import split
 
 LABEL = "Offline engine (extractive; not a generative model)"
@@ -57,6 +58,8 @@ HEADING_WEIGHT = 0.3
 #: The share of its score a sentence about another case keeps (``FACETS``; another country).
 OTHER_CASE_FACTOR = 0.5
 MAX_QUOTE_CHARS = 600
+#: What "Test connection" asks the engine (``OfflineProvider.check_connection``).
+CHECK_QUESTION = "Are you there?"
 
 STOPWORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before being
@@ -623,6 +626,21 @@ class OfflineProvider(Provider):
             tokens_out=count_tokens(content) + sum(count_tokens(c.arguments) for c in calls),
             finish_reason=finish,
             model="offline-extractive",
+        )
+
+    def check_connection(self) -> ConnectionCheck:
+        """Nothing to connect to (no network, no key): the engine is asked one question here, and
+        what it answers, and how fast, is the result."""
+        started = time.monotonic()
+        response = self.respond(
+            ModelRequest(messages=[{"role": "user", "content": CHECK_QUESTION}], question=CHECK_QUESTION)
+        )
+        return ConnectionCheck(
+            ok=True,
+            method="offline",
+            latency_ms=(time.monotonic() - started) * 1000,
+            models=[response.model],
+            answer=response.content,
         )
 
     def stream(self, request: ModelRequest, *, stream: bool = True) -> Iterator[str | ModelResponse]:

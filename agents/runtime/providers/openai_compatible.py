@@ -34,7 +34,7 @@ import httpx2
 import openai
 
 from agents.runtime.errors import ProviderError
-from agents.runtime.providers.base import ModelRequest, ModelResponse, Provider, ToolCall
+from agents.runtime.providers.base import ConnectionCheck, ModelRequest, ModelResponse, Provider, ToolCall
 from prisma_glow import outbound
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,11 @@ RETRY_STATUSES = frozenset({408, 429})
 AZURE_HOSTS = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
 BACKOFF_BASE = 0.5
 BACKOFF_MAX = 4.0
+#: Statuses of ``GET /models`` that mean "no model list here": the test sends a one-token request.
+LIST_UNSUPPORTED = frozenset({404, 405, 501})
+NOT_OPENAI_COMPATIBLE = (
+    "The address answered, but not as an OpenAI-compatible API: check the base URL (it usually ends in /v1)."
+)
 
 
 def _seconds(value: float) -> str:
@@ -260,6 +265,118 @@ class OpenAICompatibleProvider(Provider):
             cause,
         )
 
+    # --- "Test connection" -------------------------------------------------------------------------
+
+    def check_connection(self) -> ConnectionCheck:
+        """List the models (``GET {base_url}/models``) with the client, outbound guard and timeout of
+        a run; where the server has no model list (404, 405, 501), send a one-token chat completion
+        to the default model through ``complete`` instead. The error, if any, says what to fix."""
+        timeout = float(self.row.timeout_seconds)
+        started = time.monotonic()
+        client = self._client(timeout)
+        try:
+            page = client.models.list()
+            models = sorted({str(model.id) for model in page.data if getattr(model, "id", None)})
+        except openai.APIStatusError as exc:
+            if exc.status_code not in LIST_UNSUPPORTED:
+                return self._failed(started, "models", self._check_status_error(exc))
+        except (openai.APITimeoutError, openai.APIConnectionError, outbound.OutboundError) as exc:
+            return self._failed(started, "models", self._check_connection_error(exc, timeout))
+        except (openai.OpenAIError, AttributeError, TypeError, ValueError) as exc:
+            self._log_unreachable(f"the model list was not an OpenAI-compatible answer ({exc!r})")
+            return self._failed(started, "models", NOT_OPENAI_COMPATIBLE)
+        else:
+            return ConnectionCheck(ok=True, method="models", latency_ms=_elapsed_ms(started), models=models)
+        finally:
+            client.close()
+        return self._one_token(started, timeout)
+
+    def _one_token(self, started: float, timeout: float) -> ConnectionCheck:
+        if not self.row.default_model:
+            return self._failed(
+                started,
+                "completion",
+                "The provider does not list its models: set a default model, so that the test can "
+                "send it a one-token request instead.",
+            )
+        remaining = max(0.001, timeout - (time.monotonic() - started))
+        request = ModelRequest(
+            messages=[{"role": "user", "content": "Reply with the word OK."}],
+            model=self.row.default_model,
+            max_tokens=1,
+            timeout=remaining,
+        )
+        try:
+            response = self.complete(request)
+        except ProviderError as exc:
+            if exc.reason == self._unreachable():
+                # The model list got an HTTP answer, so something listens: neither answer was a
+                # provider's (the runs' rule: what it was is logged, not shown).
+                return self._failed(
+                    started,
+                    "completion",
+                    "The address answered neither a model list nor a chat completion: check the base "
+                    "URL (it usually ends in /v1).",
+                )
+            return self._failed(started, "completion", f"The one-token request failed: {exc.reason}.")
+        return ConnectionCheck(
+            ok=True,
+            method="completion",
+            latency_ms=_elapsed_ms(started),
+            models=[response.model or self.row.default_model],
+            answer=response.content,
+        )
+
+    @staticmethod
+    def _failed(started: float, method: str, error: str) -> ConnectionCheck:
+        return ConnectionCheck(ok=False, method=method, latency_ms=_elapsed_ms(started), error=error)
+
+    def _check_status_error(self, exc: openai.APIStatusError) -> str:
+        status = exc.status_code
+        if not _provider_answered(exc) and status not in (401, 403, 429):
+            # As for runs: neither the status nor the body of some other service is shown.
+            self._log_unreachable(
+                f"HTTP {status} that is not an OpenAI-compatible answer: {_body_excerpt(exc.response)!r}"
+            )
+            return NOT_OPENAI_COMPATIBLE
+        if status == 401:
+            return (
+                "The provider refused the API key (HTTP 401): type the key again, or check that it "
+                "has not been revoked."
+            )
+        if status == 403:
+            return (
+                "The provider refused access (HTTP 403): the key may lack the permission to list "
+                "models, or the account is restricted."
+            )
+        if status == 429:
+            return "The provider's rate limit is reached (HTTP 429): try again in a minute."
+        if status >= 500:
+            return f"The provider failed (HTTP {status}): try again later, or ask its operator."
+        return f"The provider refused the request: {_status_reason(exc)}."
+
+    def _check_connection_error(self, exc: Exception, timeout: float) -> str:
+        refused = _cause(exc, outbound.DestinationRefused)
+        if refused is not None:
+            # The firm's own allow-list: its reason (the address's kind, the setting) is theirs to see.
+            self._log_unreachable(f"refused by the outbound guard: {refused}")
+            return f"Blocked by the outbound policy: {refused}"
+        lookup = _cause(exc, outbound.LookupFailed)
+        host = urlsplit(self.base_url).hostname or self.base_url
+        if lookup is not None and not lookup.timed_out:
+            self._log_unreachable(f"lookup failed: {lookup}")
+            return f"The host name {host} does not resolve: check the base URL's spelling."
+        if isinstance(exc, openai.APITimeoutError) or lookup is not None:
+            return (
+                f"No answer within {_seconds(timeout)} (the provider's timeout): check that the "
+                "server is running and reachable, or raise the timeout."
+            )
+        self._log_unreachable(f"connection failed: {exc.__cause__ or exc}")
+        return (
+            f"Could not connect to {host}: the connection was refused or the host is unreachable. "
+            "Check the base URL (host and port) and that the server is running."
+        )
+
     def stream(self, request: ModelRequest, *, stream: bool = True) -> Iterator[str | ModelResponse]:
         started = time.monotonic()
         result, attempts, client = self._create(request, stream)
@@ -344,6 +461,22 @@ def _text(arguments) -> str:
     if arguments is None:
         return ""
     return arguments if isinstance(arguments, str) else json.dumps(arguments)
+
+
+def _elapsed_ms(started: float) -> float:
+    return (time.monotonic() - started) * 1000
+
+
+def _cause(exc: BaseException, kind: type[BaseException]):
+    """``exc`` or the first exception of ``kind`` among its causes (the SDK and httpx wrap the guard's)."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 10:
+        if isinstance(current, kind):
+            return current
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return None
 
 
 def _retry_after(response) -> float | None:
