@@ -173,7 +173,9 @@ def test_console_streams_a_cited_answer_takes_feedback_and_opens_the_trace(
     screenshot(page, "journey-06-console-cited-answer")
 
     turn.get_by_text("Add a correction").click()
-    turn.get_by_label("Correction (sent with thumbs down)").fill("Say that the invoice must read 'reverse charge'.")
+    turn.get_by_label("Correction (sent with thumbs down)").fill(
+        "Say that the invoice must read 'reverse charge'."
+    )
     turn.get_by_role("button", name="Thumbs down: not helpful").click()
     expect(turn.get_by_role("status")).to_contain_text("thumbs down, not helpful, with a correction")
     expect(turn.get_by_role("status")).to_be_focused()
