@@ -748,8 +748,10 @@ class ToolApproval(models.Model):
 
 
 class Rating(models.IntegerChoices):
-    DOWN = -1, "👎"
-    UP = 1, "👍"
+    """Said in words (the API, the admin's lists): an emoji shows as an empty box without an emoji font."""
+
+    DOWN = -1, "Thumbs down"
+    UP = 1, "Thumbs up"
 
 
 class Feedback(models.Model):

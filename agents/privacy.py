@@ -8,7 +8,7 @@ page in the staff UI, its detail endpoint in the API) by
 - the run's own requester: the user or API key that ran the execution (``actor_user`` /
   ``actor_api_key``); for a learning example written by hand, the member who wrote it
   (``created_by``); for one proposed from a correction, the requester of the run it corrects (not
-  whoever gave the 👎, who may be a viewer reading someone else's run).
+  whoever gave the thumbs down, who may be a viewer reading someone else's run).
 
 Everywhere else — lists, object names (and so audit entries' names), change summaries, dashboard
 panels, exports — and for everyone else, identifiers are masked (``guardrails.masking``:
@@ -81,7 +81,7 @@ def _is_requester(obj, *, user, api_key) -> bool:
     if _stores_placeholders(obj):  # a learning example: its author, or the run it corrects
         if obj.source_feedback_id is None:  # written by hand: its author typed the values
             return user_id is not None and obj.created_by_id == user_id
-        # Proposed from a 👎: its input is the run's whole input, and whoever gave the 👎 (a viewer
+        # Proposed from a thumbs down: its input is the run's whole input, and whoever gave it (a viewer
         # may) is its ``created_by`` — only the run's own requester counts, never the feedback's author.
         obj = obj.source_feedback.execution
     return (user_id is not None and obj.actor_user_id == user_id) or (

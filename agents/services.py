@@ -865,7 +865,7 @@ def feedback_create(
     comment: str = "",
     correction: str = "",
 ) -> Feedback:
-    """Record a 👍 / 👎 on an execution. A 👎 with a correction proposes a learning example
+    """Record a thumbs up / thumbs down on an execution. A thumbs down with a correction proposes a learning example
     (the execution's input and the corrected answer) for review."""
     lock_for_write(organization=execution.organization_id)
     feedback = Feedback(
@@ -878,7 +878,7 @@ def feedback_create(
     )
     errors: dict[str, list[str]] = {}
     if correction and rating != Rating.DOWN:
-        errors["correction"] = ["A correction goes with a 👎 (rating -1)."]
+        errors["correction"] = ["A correction goes with a thumbs down (rating -1)."]
     _full_clean(feedback, errors)
     feedback.save()
     # The log is append-only: the comment and correction go into it with identifiers masked.

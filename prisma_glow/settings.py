@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "heroicons",  # the staff UI's icons: pages use {% icon %} (prisma_glow/admin/icons.py)
     "csp",
     "axes",
     "django_otp",  # second factors (prisma_glow/factors.py); the devices are accounts' own

@@ -437,7 +437,7 @@ class ConversationSerializer(serializers.ModelSerializer):
 
 
 class FeedbackSerializer(serializers.ModelSerializer):
-    """A 👍 (1) or 👎 (-1) on an execution; a 👎 with a ``correction`` proposes a learning example."""
+    """A thumbs up (1) or thumbs down (-1) on an execution; a thumbs down with a ``correction`` proposes a learning example."""
 
     rating = serializers.ChoiceField(choices=Rating.choices)
     learning_example = serializers.SerializerMethodField()

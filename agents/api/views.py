@@ -525,7 +525,7 @@ class ExecutionViewSet(ReplayEvidenceMixin, OrganizationScopedMixin, viewsets.Re
 
     @extend_schema(
         summary="Give feedback on an execution",
-        description="A 👍 (`rating: 1`) or 👎 (`rating: -1`) with an optional comment. A 👎 with a "
+        description="A thumbs up (`rating: 1`) or thumbs down (`rating: -1`) with an optional comment. A thumbs down with a "
         "`correction` proposes a learning example for review (its id is in `learning_example`). Needs the "
         "viewer role or the `execute` scope.",
         request=FeedbackSerializer,

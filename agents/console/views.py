@@ -286,7 +286,7 @@ def decide(request, approval_id: int):
 
 @require_POST
 def feedback(request, execution_id: int):
-    """Record 👍 / 👎 (and a correction) on one of the organisation's executions, in place."""
+    """Record a thumbs up or down (and a correction) on one of the organisation's executions, in place."""
     _require(request, "execution.feedback")
     execution = scoped_get(
         Execution.objects.select_related("agent", "organization"), request, pk=execution_id

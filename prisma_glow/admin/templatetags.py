@@ -10,6 +10,7 @@ from django.utils.crypto import salted_hmac
 from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from prisma_glow.admin.icons import icon_html
 from prisma_glow.display import format_duration_ms, format_money
 
 register = template.Library()
@@ -36,6 +37,13 @@ def duration_ms(value) -> str:
     """``{{ latency_ms|duration_ms }}``: the one way a duration is shown
     (``prisma_glow.display.format_duration_ms``): "850 ms", "30.1 s"."""
     return format_duration_ms(value)
+
+
+@register.simple_tag
+def icon(name: str, label: str = "", css_class: str = "") -> SafeString:
+    """``{% icon "thumb-up" %}``: one of the product's icons as inline SVG (``prisma_glow.admin.icons``),
+    decorative; ``label="Passed"`` names an icon that stands alone."""
+    return icon_html(name, label=label, css_class=css_class)
 
 
 @register.filter

@@ -287,9 +287,9 @@ def test_feedback_proposes_an_example_stored_redacted_with_the_values_the_run_kn
 
 
 def test_a_viewers_feedback_on_another_members_run_does_not_show_them_its_values(org, editor):
-    """Whoever gives the 👎 becomes the proposed example's ``created_by``; for an example from feedback
+    """Whoever gives the thumbs down becomes the proposed example's ``created_by``; for an example from feedback
     only the run's requester (and editors) see its values, so a viewer cannot read another member's
-    identifiers through a 👎 and the example it proposes."""
+    identifiers through a thumbs down and the example it proposes."""
     run = _run(org, actor_user=editor)
     snoop = MembershipFactory(organization=org, role="viewer").user
     reader = client_for(snoop)

@@ -115,7 +115,7 @@ def test_assigning_another_organisations_tool_is_refused(org, other_org, editor)
 
 
 def test_feedback_with_correction_proposes_a_learning_example(org, editor):
-    """A 👎 with a correction creates a proposed learning example from the execution's input."""
+    """A thumbs down with a correction creates a proposed learning example from the execution's input."""
     execution = ExecutionFactory(agent=AgentFactory(organization=org))
     feedback = services.feedback_create(
         execution=execution, actor=editor, rating=-1, correction="Better answer"

@@ -145,7 +145,7 @@ def test_console_streams_a_cited_answer_takes_feedback_and_opens_the_trace(
     signed_in_page, org, editor, watcher
 ):
     """Journeys 2 and 3 in the console: a cited answer streams in (keyboard only), the trace shows
-    the retrieval, a pasted IBAN comes back on screen, 👎 with a correction is recorded in place, a
+    the retrieval, a pasted IBAN comes back on screen, a thumbs down with a correction is recorded in place, a
     prompt injection is blocked with the guardrail's name, and the full trace opens."""
     page = signed_in_page
     firm = build_firm(org, editor)
@@ -173,9 +173,11 @@ def test_console_streams_a_cited_answer_takes_feedback_and_opens_the_trace(
     screenshot(page, "journey-06-console-cited-answer")
 
     turn.get_by_text("Add a correction").click()
-    turn.get_by_label("Correction (sent with 👎)").fill("Say that the invoice must read 'reverse charge'.")
+    turn.get_by_label("Correction (sent with thumbs down)").fill(
+        "Say that the invoice must read 'reverse charge'."
+    )
     turn.get_by_role("button", name="Thumbs down: not helpful").click()
-    expect(turn.get_by_role("status")).to_contain_text("👎 not helpful, with a correction")
+    expect(turn.get_by_role("status")).to_contain_text("thumbs down, not helpful, with a correction")
     expect(turn.get_by_role("status")).to_be_focused()
     execution_id = int(turn.get_attribute("data-execution-id"))
     feedback = Feedback.objects.get(execution_id=execution_id)

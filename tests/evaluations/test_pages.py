@@ -179,6 +179,22 @@ def test_a_queued_run_polls_and_a_finished_one_is_static(
     assert all(f"/admin/agents/execution/{pk}/change/" in body for pk in execution_ids)
 
 
+def test_verdicts_are_marked_with_icons_and_words(viewer_admin_client, finished):
+    """Each check's verdict reads "passed" or "failed" after a check or cross icon (SVG: the ✓ / ✗
+    they replace show as empty boxes without a font that has them)."""
+    from bs4 import BeautifulSoup
+
+    page = BeautifulSoup(viewer_admin_client.get(run_url(finished)).content.decode(), "html.parser")
+    verdicts = page.select("#run-results .pg-verdicts li")
+    passed = [li for li in verdicts if li.select_one("svg.pg-icon-check")]
+    failed = [li for li in verdicts if li.select_one("svg.pg-icon-cross")]
+    assert passed and failed and len(passed) + len(failed) == len(verdicts)
+    assert all(" passed" in li.get_text() for li in passed) and all(
+        " failed" in li.get_text() for li in failed
+    )
+    assert "✓" not in page.get_text() and "✗" not in page.get_text()
+
+
 def test_an_editor_marks_a_case_and_a_viewer_may_not(staff_client, viewer_admin_client, finished):
     result = CaseResult.objects.filter(run=finished).order_by("id").first()
     url = f"/admin/evaluations/evalrun/results/{result.pk}/mark/"

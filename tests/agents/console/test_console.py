@@ -329,7 +329,8 @@ def test_feedback_in_place_with_a_correction_proposes_a_learning_example(editor_
         feedback_url(execution), {"rating": -1, "correction": "The French customer accounts for it."}, **HTMX
     )
     assert response.status_code == 200
-    assert "Your feedback: 👎 not helpful, with a correction" in response.text
+    assert "thumbs down, not helpful, with a correction" in response.text
+    assert 'class="pg-icon pg-icon-thumb-down"' in response.text  # the icon, not an emoji
     feedback = Feedback.objects.get()
     assert (feedback.rating, feedback.user) == (-1, editor)
     example = LearningExample.objects.get()
@@ -343,7 +344,7 @@ def test_feedback_errors_are_shown_beside_the_form(editor_web, agent):
     assert response.status_code == 200  # htmx swaps 2xx only: the form comes back with its errors
     assert "Choose thumbs up or thumbs down." in response.text
     response = editor_web.post(feedback_url(execution), {"rating": 1, "correction": "Better"}, **HTMX)
-    assert "A correction goes with a 👎" in response.text
+    assert "A correction goes with a thumbs down" in response.text
     assert 'aria-invalid="true"' in response.text
     assert not Feedback.objects.exists()
 

@@ -36,7 +36,7 @@ def _echo(body):
 
 
 def _approved_example_from_feedback(agent, requester):
-    """A 👎 with a correction on an earlier run, approved: the path of the issue's report."""
+    """A thumbs down with a correction on an earlier run, approved: the path of the issue's report."""
     run = ExecutionFactory(
         agent=agent,
         input=f"Is the IBAN {EXAMPLE_IBAN} valid?",
