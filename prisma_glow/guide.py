@@ -14,7 +14,8 @@ text by markdown-it's own link validation. On the parsed tokens, before renderin
   ``IMAGE_TYPES``, and present, points to the route that serves it (``image_file`` resolves the name
   again there); any other image (missing, elsewhere, another site's — the CSP would block it anyway)
   is replaced by a note with its text, listed in ``missing_images``; every image has alt text;
-- links to another site get ``rel="noopener noreferrer"``.
+- links to another site get ``rel="noopener noreferrer"``; a table column's alignment is a class,
+  not a ``style`` attribute (the CSP allows none).
 
 The first level-1 heading is the page's title, not repeated in the body. A rendering is kept per
 process while the file's size and modification time stay the same.
@@ -145,6 +146,8 @@ def render_guide(text: str, *, image_url: str, folder: Path) -> RenderedGuide:
     images: list[str] = []
     missing: list[str] = []
     for token in tokens:
+        if token.type in ("th_open", "td_open") and token.attrGet("style"):
+            _align_by_class(token)
         if token.type == "inline" and token.children:
             token.children = _rewrite_inline(token.children, image_url, folder, images, missing)
     html = md.renderer.render(tokens, md.options, {})
@@ -159,6 +162,15 @@ def render_guide(text: str, *, image_url: str, folder: Path) -> RenderedGuide:
         images=images,
         missing_images=missing,
     )
+
+
+def _align_by_class(token: Token) -> None:
+    """A table column's alignment as a class (``pg-align-right``): the CSP allows no style attribute."""
+    style = str(token.attrGet("style") or "")
+    token.attrs.pop("style", None)
+    match = re.fullmatch(r"text-align:(left|center|right)", style)
+    if match:
+        token.attrSet("class", f"pg-align-{match.group(1)}")
 
 
 # --- Headings --------------------------------------------------------------------------------------

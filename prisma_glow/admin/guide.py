@@ -79,7 +79,12 @@ def guide_image(request, name: str):
         handle.close()
         response = not_modified
     else:
-        response = FileResponse(handle, content_type=guide.IMAGE_TYPES[PurePosixPath(name).suffix.lower()])
+        # Inline, named after the file (RFC 6266 encoding is Django's), never the request's whole path.
+        response = FileResponse(
+            handle,
+            content_type=guide.IMAGE_TYPES[path.suffix.lower()],
+            filename=PurePosixPath(name).name,
+        )
         response["Content-Length"] = str(stat.st_size)
     response["ETag"] = etag
     response["Last-Modified"] = http_date(last_modified)
