@@ -18,7 +18,7 @@ text by markdown-it's own link validation. On the parsed tokens, before renderin
   not a ``style`` attribute (the CSP allows none).
 
 The first level-1 heading is the page's title, not repeated in the body. A rendering is kept per
-process while the file's size and modification time stay the same.
+process while the file's size and modification time, and the image folder's, stay the same.
 """
 
 from __future__ import annotations
@@ -121,14 +121,20 @@ def load_guide(image_url: str) -> RenderedGuide | None:
     if not path.is_file():
         return None
     try:
-        return _render_file(str(path), stat.st_mtime_ns, stat.st_size, image_url)
+        # Screenshots added or removed (make guide) change the folder's time: which images exist is
+        # part of the rendering.
+        folder_mtime_ns = image_folder(path).stat().st_mtime_ns
+    except OSError:
+        folder_mtime_ns = 0
+    try:
+        return _render_file(str(path), stat.st_mtime_ns, stat.st_size, folder_mtime_ns, image_url)
     except (OSError, UnicodeDecodeError):
         return None
 
 
 @lru_cache(maxsize=8)
-def _render_file(path: str, mtime_ns: int, size: int, image_url: str) -> RenderedGuide:
-    """One rendering per version of the file (its modification time and size are the key)."""
+def _render_file(path: str, mtime_ns: int, size: int, folder_mtime_ns: int, image_url: str) -> RenderedGuide:
+    """One rendering per version of the file and of its image folder (times and size are the key)."""
     text = Path(path).read_text(encoding="utf-8")
     return render_guide(text, image_url=image_url, folder=image_folder(Path(path)))
 

@@ -15,6 +15,7 @@ sandboxes an SVG opened on its own (in an ``<img>``, an SVG runs nothing anyway)
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import PurePosixPath
 
 from django.http import FileResponse, Http404
@@ -69,9 +70,9 @@ def guide_image(request, name: str):
         raise Http404("The guide has no such image.")
     try:
         handle = guide.open_image(path)
-        stat = path.stat()
     except OSError:
         raise Http404("The guide has no such image.")
+    stat = os.fstat(handle.fileno())
     etag = '"' + hashlib.sha256(f"{name}:{stat.st_mtime_ns}:{stat.st_size}".encode()).hexdigest()[:32] + '"'
     last_modified = int(stat.st_mtime)
     not_modified = get_conditional_response(request, etag=etag, last_modified=last_modified)

@@ -149,6 +149,17 @@ def test_an_edited_guide_is_shown_at_the_next_visit(viewer_admin_client, guide_f
     assert "A release is signed off" in html and "A release is approved" not in html
 
 
+def test_a_screenshot_added_later_is_shown_at_the_next_visit(viewer_admin_client, tmp_path, settings):
+    """`make guide` writes the screenshots after the text: the note becomes the image."""
+    settings.PRISMA_GLOW_GUIDE_PATH = write_guide(tmp_path, "# Guide\n\n![Later](guide/03-later.png)\n")
+    assert "Image not available: Later" in viewer_admin_client.get(PAGE).content.decode()
+    (tmp_path / "guide" / "03-later.png").write_bytes(png())
+    folder = (tmp_path / "guide").stat()
+    os.utime(tmp_path / "guide", ns=(folder.st_atime_ns, folder.st_mtime_ns + 1_000_000_000))
+    soup = soup_of(viewer_admin_client.get(PAGE))
+    assert soup.select_one("article img")["src"] == "/admin/guide/images/03-later.png"
+
+
 def test_the_page_takes_few_queries(viewer_admin_client, guide_file, django_assert_max_num_queries):
     """The session, the user and the memberships; the guide itself is a file."""
     viewer_admin_client.get(PAGE)
