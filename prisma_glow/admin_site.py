@@ -4,8 +4,9 @@ The index is a dashboard of the selected organisation, made of the panels apps c
 (``register_dashboard_panel``); apps mount their own pages beside the model pages with
 ``register_urls`` (the agents app's test console, /admin/console/, with its link in the header). Apps do both from their
 ``admin`` module, which the admin's autodiscovery imports before any URL is resolved, so this
-module imports no app. Every page is scoped by ``prisma_glow.admin.scoping``; users with several
-memberships switch organisation from the header.
+module imports no app. The site's own pages are switching organisation and the staff guide
+(/admin/guide/, ``prisma_glow.admin.guide``, linked from the header). Every page is scoped by
+``prisma_glow.admin.scoping``; users with several memberships switch organisation from the header.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from prisma_glow.admin import guide
 from prisma_glow.admin.period import parse_period
 from prisma_glow.admin.scoping import SESSION_KEY, get_admin_access
 
@@ -104,6 +106,13 @@ class PrismaGlowAdminSite(admin.AdminSite):
                 self.admin_view(self.switch_organization),
                 name="switch_organization",
             ),
+            path("guide/", self.admin_view(guide.guide_page), name="guide"),
+            # Cacheable (admin_view would add never_cache): the browser keeps a screenshot for an hour.
+            path(
+                "guide/images/<path:name>",
+                self.admin_view(guide.guide_image, cacheable=True),
+                name="guide_image",
+            ),
         ]
         return custom + super().get_urls()
 
@@ -112,7 +121,9 @@ class PrismaGlowAdminSite(admin.AdminSite):
         access = get_admin_access(request)
         context["admin_access"] = access
         context["current_organization"] = access.organization
-        context["header_links"] = [(label, reverse(name)) for label, name in self._header_links]
+        # The apps' pages, then the site's own staff guide (beside the API docs, which follow).
+        links = [*self._header_links, ("Guide", "admin:guide")]
+        context["header_links"] = [(label, reverse(name)) for label, name in links]
         # The header offers to set up a second factor to whoever signed in without one (a session
         # flag set at login: no query on every page).
         context["offer_second_factor"] = bool(getattr(request, "session", {}).get("_pg_no_factor"))

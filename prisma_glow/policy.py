@@ -158,6 +158,9 @@ OPERATIONS: dict[str, Rule] = {
     "api_key.rotate": Rule(ADMIN_ROLE, None, "rotate API keys"),
     "api_key.revoke": Rule(ADMIN_ROLE, ADMIN, "revoke API keys"),
     "audit.view": Rule(ADMIN_ROLE, ADMIN, "read the audit log"),
+    # The staff guide (/admin/guide/, docs/guide.md): every member, in the staff UI only (the API has its
+    # own documentation, /api/v1/docs/).
+    "guide.view": Rule(VIEWER, None, "read the staff guide"),
     # A session's own second-factor check (POST /api/v1/auth/step-up/): any signed-in person (a member,
     # or a superuser of no organisation: the route has its own permission), never a key.
     "factor.step_up": Rule(VIEWER, None, "check a second factor"),
@@ -650,6 +653,8 @@ DOORS: tuple[Door, ...] = (
     Door("admin:tenancy_invitation_change", "invitation.view", ("invitation-detail", "retrieve")),
     Door("admin:tenancy_invitation_revoke", "membership.add", ("invitation-revoke", "revoke"), "POST"),
     Door("admin:tenancy_invitation_history", "audit.view", ("audit-event-list", "list")),
+    # The staff guide: no API route does the same (the API documents itself at /api/v1/docs/).
+    Door("admin:guide", "guide.view"),
 )
 
 # Staff-UI pages with no API counterpart, and why (their operation, when they perform one, is in DOORS
@@ -665,6 +670,7 @@ ADMIN_ONLY: dict[str, str] = {
     "admin:view_on_site": "Django's redirect to an object's public page (none here)",
     "admin:app_list": "an app's index: lists only the models the user may view",
     "admin:switch_organization": "choosing among one's own memberships (the API's X-Organization header)",
+    "admin:guide_image": "the staff guide's screenshots, for whoever may read the guide (guide.view)",
     "admin:tenancy_membership_unlock_login": "owners lift a member's sign-in lock (membership.unlock_login); "
     "the API has no sign-in to lock",
     "admin:console:clear": "forgets the console's conversation kept in the session",

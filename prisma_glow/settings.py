@@ -381,6 +381,10 @@ if DEBUG:
 STATICFILES_DIRS = [PACKAGE_DIR / "static"]
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.environ.get("DJANGO_MEDIA_ROOT", VAR_DIR / "media"))
+# The staff guide the admin serves at /admin/guide/ (prisma_glow/guide.py): a Markdown file, with its
+# images in the folder beside it named after it (docs/guide.md → docs/guide/). A checkout and the
+# Docker image have it; an installed wheel does not (the page says so): point this at a copy.
+PRISMA_GLOW_GUIDE_PATH = Path(os.environ.get("PRISMA_GLOW_GUIDE_PATH") or BASE_DIR / "docs" / "guide.md")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

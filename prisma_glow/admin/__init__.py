@@ -41,10 +41,11 @@ The twenty pages (for the browser tests; ``<id>`` is an object of the signed-in 
     Organisation ...................... /admin/tenancy/organization/<id>/change/  (one-person activation: the owner, with a code)
     Audit log ......................... /admin/audit/auditevent/  and  /admin/audit/auditevent/<id>/change/
     Two-step sign-in .................. /admin/account/security/  (one's own second factor; the code step of signing in: /admin/login/code/)
+    Staff guide ....................... /admin/guide/  (docs/guide.md, "Guide" in the header; its images: /admin/guide/images/<name>)
 
 Browser notes: buttons with ``data-confirm`` (deprecate, remove an assignment, revoke a key, start the
 wizard over) ask with ``window.confirm`` first — accept the dialog in a browser test. The header links
-to the test console (``/admin/console/``) and the API docs; users with several memberships get an
+to the test console (``/admin/console/``), the approvals, the guide (``/admin/guide/``) and the API docs; users with several memberships get an
 organisation ``<select name="organization">`` with a "Switch" button.
 
 Every page loads ``prisma_glow/static/admin_ui/admin_ui.css`` and ``admin_ui.js`` and htmx from django-htmx's static

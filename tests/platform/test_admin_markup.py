@@ -132,9 +132,16 @@ def test_every_htmx_element_of_the_templates_carries_the_page_token():
     assert with_htmx >= 9  # the testers, the editor, the lists that refresh, the console feedback
 
 
+#: The one markup not built by format_html: the staff guide, which markdown-it-py renders with raw HTML
+#: off (every tag of the file shown as text, every text and attribute escaped by its escapeHtml).
+#: tests/platform/test_guide.py and tests/security/test_v3_web_frontend_guide.py feed it hostile Markdown.
+MARKED_SAFE = {"prisma_glow/guide.py": ["mark_safe("]}
+
+
 def test_no_python_module_of_the_project_marks_a_string_safe():
     """Markup built in Python comes from format_html / format_html_join (which escape their
-    arguments), never from mark_safe or SafeString over a string that may hold user text."""
+    arguments), never from mark_safe or SafeString over a string that may hold user text; the one
+    exception is the guide's Markdown, rendered by markdown-it-py with raw HTML off."""
     base = Path(settings.BASE_DIR)
     packages = ["prisma_glow", "agents", "personas", "tools", "guardrails", "knowledge"]
     pattern = re.compile(r"\bmark_safe\(|\bSafeString\(|\bformat_html\(\s*f[\"']|\.allow_tags\b")
@@ -145,7 +152,7 @@ def test_no_python_module_of_the_project_marks_a_string_safe():
         for p in modules
         if pattern.search(p.read_text(encoding="utf-8"))
     }
-    assert offenders == {}
+    assert offenders == MARKED_SAFE
 
 
 # --- Functions that build markup ---------------------------------------------------------------

@@ -54,6 +54,7 @@ EXPECTED = {
     "organization.update": ("owner", None),
     "audit.view": ("admin", "admin"),
     "factor.step_up": ("viewer", None),
+    "guide.view": ("viewer", None),
 }
 
 

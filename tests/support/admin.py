@@ -190,6 +190,7 @@ class World:
             "audit-log": "/admin/audit/auditevent/",
             "audit-event": f"/admin/audit/auditevent/{self.audit_event.pk}/change/",
             "approvals": "/admin/approvals/",
+            "guide": "/admin/guide/",
         }
 
     def object_pages(self) -> dict[str, str]:
