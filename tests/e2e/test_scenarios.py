@@ -431,3 +431,129 @@ def test_journey_1_mira_builds_the_vat_adviser(
         )
     shot(page, "07-documents-ready")
     assert watcher.take() == []
+
+
+# --- Journey 2 --------------------------------------------------------------------------------------
+
+
+def test_journey_2_mira_tests_it_in_the_console(signed_in_page, org, editor, vat_adviser, model_server, watcher):
+    """SCENARIOS.md 2: the cited answer streams in (two passages of the manual with their pages, the
+    disclaimer), the trace shows the guardrails with timings, the retrieval with scores, the model
+    call's tokens and cost and no tool call; the follow-up in the same conversation calls the VAT
+    calculator with the scenario's arguments and answers €190.00, the model server having been sent
+    the earlier turn; a pasted IBAN reaches the server as [IBAN_1] and comes back on screen; a 👎
+    with a correction is recorded; "New conversation" starts afresh."""
+    page = signed_in_page
+    page.goto(reverse("admin:console:index") + f"?agent={vat_adviser.pk}")
+    shot(page, "08-console-empty")
+
+    turn = ask(page, QUESTION)
+    expect(turn).to_have_class(re.compile(r"console-turn--completed"))
+    expect(turn).to_contain_text("accounts for the VAT under the reverse charge")
+    citations = turn.locator(".console-citations")
+    expect(citations).to_contain_text("VAT manual, p. 12")
+    expect(citations.get_by_role("listitem")).to_have_count(2)
+    expect(citations.get_by_role("listitem").nth(1)).to_contain_text(re.compile(r"VAT manual, p\. \d+"))
+    expect(turn).to_contain_text(DISCLAIMER)
+    first = Execution.objects.get(pk=int(turn.get_attribute("data-execution-id")))
+    assert first.status == "completed" and len(first.citations) == 2, first.citations
+    assert first.citations[0]["page"] == 12 and all(c["page"] for c in first.citations), first.citations
+    assert first.output.rstrip().endswith(DISCLAIMER)
+
+    open_trace(turn)
+    guardrails = turn.locator(".console-step--guardrail")
+    expect(guardrails.first).to_contain_text("passed")
+    expect(guardrails.first).to_contain_text("ms")
+    expect(turn.locator(".console-step--retrieval")).to_contain_text("score")
+    expect(turn.locator(".console-step--retrieval")).to_contain_text("p. 12")
+    model_call = turn.locator(".console-step--model_call")
+    expect(model_call).to_contain_text("tokens 1200 in / 80 out")
+    expect(model_call).to_contain_text("cost EUR 0.7200")  # 1200 × 0.5/1k + 80 × 1.5/1k
+    expect(turn.locator(".console-step--tool_call")).to_have_count(0)
+    shot(page, "09-console-cited-answer", full_page=True)
+
+    turn = ask(page, RATE_QUESTION)
+    expect(turn).to_contain_text("€190.00")
+    second = Execution.objects.get(pk=int(turn.get_attribute("data-execution-id")))
+    assert second.conversation_id == first.conversation_id and second.turn == 2
+    call = second.steps.get(kind="tool_call")
+    assert call.name == "VAT calculator" or "vat-calculator" in json.dumps(call.input), call.name
+    assert call.input.get("arguments", call.input) == {"net": "1000.00", "rate": "19"}, call.input
+    # Multi-turn: the model server was sent the first question and answer with the follow-up.
+    sent = [m.get("content") or "" for m in model_server.bodies[1]["messages"]]
+    assert any("German consultant invoices" in text for text in sent), sent
+    assert any("accounts for the VAT under the reverse charge" in text for text in sent), sent
+    open_trace(turn)
+    expect(turn.locator(".console-step--tool_call")).to_contain_text('"rate": "19"')
+    shot(page, "10-console-vat-calculator")
+
+    turn = ask(page, f"Please check the IBAN {IBAN} of our client.")
+    expect(turn).to_contain_text(IBAN)  # restored on screen
+    assert "[IBAN_1]" in json.dumps(model_server.bodies[-1])
+    assert IBAN not in model_server.received() and IBAN.replace(" ", "") not in model_server.received()
+
+    answer = page.locator("#console-log > .console-turn").first
+    answer.get_by_text("Add a correction").click()
+    answer.get_by_label(re.compile(r"^Correction")).fill("Quote the exact invoice wording: 'Reverse charge'.")
+    answer.get_by_role("button", name="Thumbs down: not helpful").click()
+    expect(answer.get_by_role("status")).to_contain_text("not helpful, with a correction")
+    feedback = Feedback.objects.get(execution=first)
+    assert (feedback.rating, feedback.user, feedback.correction) == (
+        -1, editor, "Quote the exact invoice wording: 'Reverse charge'.",
+    )  # fmt: skip
+    shot(page, "11-console-feedback")
+
+    page.get_by_role("button", name="New conversation").click()
+    expect(page.locator("#console-log > .console-turn")).to_have_count(0)
+    turn = ask(page, RATE_QUESTION)
+    expect(turn).to_contain_text("€190.00")
+    fresh = Execution.objects.get(pk=int(turn.get_attribute("data-execution-id")))
+    assert fresh.conversation_id != first.conversation_id and fresh.turn == 1
+    sent = model_server.bodies[-2]["messages"]  # the fresh turn's first request: no earlier turn
+    assert [m["role"] for m in sent] == ["system", "user"], [m["role"] for m in sent]
+    assert "€12,000" not in json.dumps(sent, ensure_ascii=False)
+    assert watcher.take() == []
+
+
+# --- Journey 3 --------------------------------------------------------------------------------------
+
+
+def test_journey_3_misuse_is_stopped(signed_in_page, org, editor, vat_adviser, model_server, watcher):
+    """SCENARIOS.md 3: a prompt injection is blocked before any model call (the model server receives
+    nothing), the console names the guardrail and the record is kept as blocked; a client's poisoned
+    document is caught at retrieval — its passage never reaches the model — and no tool is called."""
+    page = signed_in_page
+    page.goto(reverse("admin:console:index") + f"?agent={vat_adviser.pk}")
+    turn = ask(page, INJECTION)
+    expect(turn).to_have_class(re.compile(r"console-turn--blocked"))
+    expect(turn).to_contain_text("Prompt injection")
+    assert model_server.bodies == []  # no model call at all
+    blocked = Execution.objects.get(pk=int(turn.get_attribute("data-execution-id")))
+    assert blocked.status == "blocked" and blocked.input == INJECTION
+    assert not blocked.steps.filter(kind="model_call").exists()
+    open_trace(turn)
+    expect(turn.locator(".console-step--guardrail").first).to_contain_text("triggered")
+    shot(page, "12-console-blocked")
+
+    kb = vat_adviser.knowledge_assignments.get().knowledge_base
+    processed_document(
+        kb, editor, title="Client letter", name="client-letter.docx", mime=(
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+        ),
+        content=memo_docx("Client letter on the reverse charge", [
+            f"Our invoices for advisory services follow the reverse charge rules. {POISON}",
+        ]),
+    )  # fmt: skip
+    page.get_by_role("button", name="New conversation").click()
+    turn = ask(page, "What do the client's invoices for advisory services say about the reverse charge?")
+    poisoned = Execution.objects.get(pk=int(turn.get_attribute("data-execution-id")))
+    retrieval = poisoned.steps.get(kind="retrieval")
+    assert "Client letter" in json.dumps(retrieval.output), retrieval.output  # it was found…
+    assert "wire funds" not in model_server.received()  # …and never reached the model
+    assert not poisoned.steps.filter(kind="tool_call").exists()
+    open_trace(turn)
+    step = turn.locator(".console-step--retrieval")
+    expect(step.locator(".console-badge--flagged, .console-badge--dropped").first).to_be_visible()
+    expect(turn.locator(".console-step--tool_call")).to_have_count(0)
+    shot(page, "13-console-poisoned-passage", full_page=True)
+    assert watcher.take() == []
