@@ -557,3 +557,148 @@ def test_journey_3_misuse_is_stopped(signed_in_page, org, editor, vat_adviser, m
     expect(turn.locator(".console-step--tool_call")).to_have_count(0)
     shot(page, "13-console-poisoned-passage", full_page=True)
     assert watcher.take() == []
+
+
+# --- Journey 4 --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def priya(org):
+    """Priya, the audit partner: an owner of the firm with an authenticator app."""
+    user = UserFactory(username="priya", first_name="Priya", is_staff=True)
+    MembershipFactory(user=user, organization=org, role="owner")
+    return user, TOTPDeviceFactory(user=user)
+
+
+@pytest.fixture
+def jon(org):
+    """Jon, who runs the client portal: an admin of the firm with an authenticator app."""
+    user = UserFactory(username="jon", first_name="Jon", is_staff=True)
+    MembershipFactory(user=user, organization=org, role="admin")
+    return user, TOTPDeviceFactory(user=user)
+
+
+def call(live_server, key: str, method: str, path: str, **kwargs) -> requests.Response:
+    """Jon's service calling the API with its key."""
+    headers = {"Authorization": f"Api-Key {key}", **kwargs.pop("headers", {})}
+    return requests.request(method, live_server.url + path, headers=headers, timeout=60, **kwargs)
+
+
+def test_journey_4_the_agent_goes_live_and_an_integrator_calls_it(
+    signed_in_page, person, live_server, org, editor, priya, jon, vat_adviser, model_server, watcher
+):
+    """SCENARIOS.md 4: Mira creates a release and requests its activation, Priya approves it with her
+    code (four eyes; audited); Jon creates a read+execute key in the admin (its secret shown once),
+    reads the Swagger UI and calls the agent over HTTP with ?stream=true; he lists the executions by
+    agent and status and reads the steps; another firm's key gets 404; his key is rotated with an
+    hour's grace, after which the old key gets 401."""
+    page = signed_in_page
+    agent = vat_adviser
+    page.goto(f"/admin/agents/agent/{agent.pk}/overview/")
+    page.get_by_label("Release notes").fill("The VAT adviser as tested in the console.")
+    page.get_by_role("button", name="Create release").click()
+    expect(page.locator(".messagelist").first).to_contain_text("Release 1 of “VAT adviser” was created")
+    page.goto(f"/admin/agents/agent/{agent.pk}/overview/")
+    page.get_by_label("Notes", exact=True).fill("Tested in the console: cited answers, the calculator.")
+    page.get_by_role("button", name="Request activation").click()
+    expect(page.locator(".messagelist").first).to_contain_text("Activation of release 1 requested")
+    shot(page, "14-release-requested")
+    assert Agent.objects.get(pk=agent.pk).status == "draft"
+
+    priya_user, priya_device = priya
+    approver = person(priya_user)
+    approver.goto("/admin/")
+    approver.get_by_role("link", name="Open the approval inbox").click()
+    row = approver.locator("#activation-requests tr[data-request]")
+    expect(row).to_contain_text("VAT adviser")
+    expect(row).to_contain_text("mira")
+    shot(approver, "15-approval-inbox")
+    row.get_by_role("button", name="Approve and activate").click()
+    approver.get_by_label("Code").fill(totp_code(priya_device))
+    shot(approver, "16-approval-code")
+    approver.get_by_role("button", name="Confirm and continue").click()
+    expect(approver.locator(".messagelist").first).to_contain_text("Release 1 of “VAT adviser” is now active")
+    agent.refresh_from_db()
+    assert agent.status == "active" and agent.active_release.number == 1
+    request = ActivationRequest.objects.get(agent=agent)
+    assert (request.requested_by, request.decided_by) == (editor, priya_user)
+    assert AuditEvent.objects.filter(action="agent.activate", actor_user=priya_user).exists()
+
+    jon_user, jon_device = jon
+    portal = person(jon_user)
+    portal.goto("/admin/tenancy/apikey/add/")
+    field(portal, "Name").fill("Client portal")
+    portal.get_by_role("checkbox", name="Read").check()
+    portal.get_by_role("checkbox", name="Execute").check()
+    portal.get_by_role("button", name="Save").click()
+    expect(portal.locator("#content")).to_contain_text("Create API keys: confirm it's you")
+    portal.get_by_label("Code").fill(totp_code(jon_device))
+    portal.get_by_role("button", name="Confirm and continue").click()
+    expect(portal.locator("#content")).to_contain_text("this is the only time it is shown")
+    key = portal.locator("#api-key-secret").inner_text().strip()
+    assert re.fullmatch(r"pg_\w+\.\S+", key), key
+    shot(portal, "17-api-key-shown-once")
+    portal.get_by_role("link", name="Done").click()
+    expect(portal.locator("#content")).to_contain_text("Client portal")
+    assert key not in portal.content() and key.split(".", 1)[1] not in portal.content()
+
+    portal.goto("/api/v1/docs/")
+    expect(portal.locator(".swagger-ui .info .title")).to_be_visible()
+    expect(portal.get_by_role("link", name="agents", exact=True)).to_be_visible()
+    expect(portal.get_by_role("button", name="Authorize")).to_be_visible()
+    shot(portal, "18-swagger-ui")
+
+    response = call(
+        live_server, key, "POST", f"/api/v1/agents/{agent.pk}/execute/?stream=true",
+        json={"input": QUESTION}, stream=True,
+    )  # fmt: skip
+    assert response.status_code == 201, response.text[:500]
+    assert response.headers["Content-Type"].startswith("text/event-stream")
+    events = read_sse(response.iter_content(chunk_size=None))
+    names = [name for name, _, _ in events]
+    assert names[-1] == "execution" and "delta" in names and "step" in names, names
+    streamed = "".join(data["text"] for name, data, _ in events if name == "delta")
+    assert "reverse charge" in streamed
+    done = events[-1][1]
+    assert done["status"] == "completed" and done["output"].endswith(DISCLAIMER), done
+    assert done["release"] == 1 or done.get("release_number") == 1, {k: done[k] for k in done if "release" in k}
+
+    since = (timezone.now() - timedelta(days=1)).isoformat()
+    listed = call(
+        live_server, key, "GET", "/api/v1/executions/",
+        params={"agent": agent.pk, "status": "completed", "created_after": since},
+    )  # fmt: skip
+    assert listed.status_code == 200, listed.text[:500]
+    rows = listed.json()["results"]
+    assert [r["id"] for r in rows] == [done["id"]], rows
+    assert call(live_server, key, "GET", "/api/v1/executions/", params={"status": "blocked"}).json()["results"] == []
+    detail = call(live_server, key, "GET", f"/api/v1/executions/{done['id']}/").json()
+    kinds = [step["kind"] for step in detail["steps"]]
+    assert "retrieval" in kinds and "model_call" in kinds and "tool_call" not in kinds, kinds
+
+    stranger = APIKeyFactory(organization=OrganizationFactory(name="Other firm"), scopes=["read", "execute"])
+    for method, path, body in (
+        ("GET", f"/api/v1/agents/{agent.pk}/", None),
+        ("POST", f"/api/v1/agents/{agent.pk}/execute/", {"input": QUESTION}),
+        ("GET", f"/api/v1/executions/{done['id']}/", None),
+    ):
+        answer = call(live_server, stranger.plaintext, method, path, json=body)
+        assert answer.status_code == 404, (path, answer.status_code)
+        assert set(answer.json()) == {"status", "code", "message", "errors"}
+
+    portal.goto("/admin/tenancy/apikey/")
+    portal.get_by_role("link", name="Client portal").click()
+    expect(field(portal, "Grace period (minutes)")).to_have_value("60")
+    portal.get_by_role("button", name="Rotate").click()  # no second code: he confirmed one minutes ago
+    expect(portal.locator("#content")).to_contain_text("The key was rotated")
+    new_key = portal.locator("#api-key-secret").inner_text().strip()
+    assert new_key != key
+    shot(portal, "19-api-key-rotated")
+    assert call(live_server, key, "GET", f"/api/v1/agents/{agent.pk}/").status_code == 200  # in its grace
+    assert watcher.take() == []
+
+    with time_machine.travel(timezone.now() + timedelta(minutes=61), tick=True):
+        old = call(live_server, key, "GET", f"/api/v1/agents/{agent.pk}/")
+        assert old.status_code == 401, old.text[:300]
+        assert set(old.json()) == {"status", "code", "message", "errors"}
+        assert call(live_server, new_key, "GET", f"/api/v1/agents/{agent.pk}/").status_code == 200
