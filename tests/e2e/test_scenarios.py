@@ -702,3 +702,120 @@ def test_journey_4_the_agent_goes_live_and_an_integrator_calls_it(
         assert old.status_code == 401, old.text[:300]
         assert set(old.json()) == {"status", "code", "message", "errors"}
         assert call(live_server, new_key, "GET", f"/api/v1/agents/{agent.pk}/").status_code == 200
+
+
+# --- Journey 5 --------------------------------------------------------------------------------------
+
+
+def test_journey_5_the_model_provider_has_a_bad_day(signed_in_page, org, vat_adviser, model_server, watcher):
+    """SCENARIOS.md 5: the firm's endpoint answers later than the configured two seconds; the run ends
+    as failed within the timeout with "provider timed out after 2 s", nothing half-written (no answer,
+    no citations, no tokens, no step left running); the dashboard counts the failure; once the
+    endpoint answers again the next question is answered — no restart."""
+    page = signed_in_page
+    model_server.delay = 3.5  # the provider's timeout_seconds is 2
+    page.goto(reverse("admin:console:index") + f"?agent={vat_adviser.pk}")
+    turn = ask(page, QUESTION)
+    expect(turn).to_have_class(re.compile(r"console-turn--failed"))
+    expect(turn.locator(".console-failed")).to_contain_text("provider timed out after 2 s")
+    expect(turn).not_to_contain_text("show both parties' VAT numbers")  # no half of the answer shown
+    expect(turn.locator(".console-citations")).to_have_count(0)
+    shot(page, "20-console-provider-timeout")
+    failed = Execution.objects.get(pk=int(turn.get_attribute("data-execution-id")))
+    assert failed.status == "failed" and "provider timed out after 2 s" in failed.error
+    assert failed.latency_ms is not None and 2000 <= failed.latency_ms < 3500, failed.latency_ms
+    assert failed.output == "" and not failed.citations and not failed.tokens_out, failed.output
+    assert not failed.steps.filter(status="running").exists()
+    assert len(model_server.bodies) == 1  # max_retries 0: one attempt
+
+    page.goto("/admin/")
+    failures = page.locator(".pg-card", has_text="Failed runs")
+    expect(failures.locator(".pg-card-value")).to_have_text("1")
+    expect(page.locator("#content")).to_contain_text("provider timed out after 2 s")
+    shot(page, "21-dashboard-failure")
+
+    model_server.delay = 0  # the endpoint recovers; nothing is restarted
+    page.goto(reverse("admin:console:index") + f"?agent={vat_adviser.pk}")
+    page.get_by_role("button", name="New conversation").click()
+    turn = ask(page, QUESTION)
+    expect(turn).to_have_class(re.compile(r"console-turn--completed"))
+    expect(turn).to_contain_text("reverse charge")
+    assert watcher.take() == []
+
+
+# --- Journey 6 --------------------------------------------------------------------------------------
+
+
+def test_journey_6_the_audit_partner_reviews_what_happened(
+    signed_in_page, person, org, editor, priya, vat_adviser, model_server, watcher
+):
+    """SCENARIOS.md 6: Priya's dashboard shows runs per day, the p95 latency, this month's cost and the
+    guardrail blocks; the audit log answers who changed the VAT adviser's persona yesterday, with the
+    before and after; persona versions 3 and 4 compared side by side."""
+    from agents.runtime import execute
+
+    agent = vat_adviser
+    now = timezone.now()
+    with time_machine.travel(now - timedelta(days=10), tick=True):
+        persona = agent.personas.get()
+        for version in (2, 3):
+            persona = persona_create(
+                agent=agent, actor=editor, name=f"Senior VAT specialist v{version}",
+                system_prompt=f"{PERSONA} Version {version}.", activate=True,
+            )  # fmt: skip
+        release_now(agent)  # version 3 is released, so an edit makes version 4
+    yesterday = timezone.localtime(now - timedelta(days=1)).replace(hour=16, minute=20)
+    with time_machine.travel(yesterday, tick=True):
+        fourth = persona_update(
+            persona=persona, actor=editor,
+            system_prompt=f"{PERSONA} Quote the article of the VAT directive for every rule.",
+        )  # fmt: skip
+    assert fourth.version == 4
+
+    # The firm's runs: some of this week (backdated), and today's, answered and blocked for real.
+    for days_ago, latency in ((1, 900), (2, 1400), (3, 1100), (4, 2600)):
+        row = ExecutionFactory(agent=agent, status="completed", latency_ms=latency, cost=Decimal("0.72"))
+        Execution.objects.filter(pk=row.pk).update(created_at=now - timedelta(days=days_ago))
+    execute(agent, QUESTION, actor=editor, source="console")
+    execute(agent, INJECTION, actor=editor, source="console")
+
+    priya_user, _ = priya
+    page = person(priya_user)
+    page.goto("/admin/?range=7d")
+    cards = page.locator(".pg-cards")
+    expect(cards.locator(".pg-card", has_text="Runs blocked by a guardrail").locator(".pg-card-value")).to_have_text("1")
+    expect(cards.locator(".pg-card", has_text="p95 latency").locator(".pg-card-value")).not_to_have_text("–")
+    expect(cards.locator(".pg-card", has_text="Cost")).to_contain_text("EUR")
+    expect(page.locator('svg[data-chart="chart-runs"] rect.pg-chart-bar').first).to_be_visible()
+    expect(page.locator("#content")).to_contain_text("Runs blocked, by guardrail")
+    expect(page.locator("#content").locator("li", has_text="Prompt injection").first).to_be_visible()
+    shot(page, "22-dashboard", full_page=True)
+    page.goto("/admin/?range=month")
+    expect(page.locator(".pg-period-label")).to_contain_text("month")
+
+    page.goto("/admin/audit/auditevent/")
+    page.get_by_label(re.compile(r"^Agent:?$")).select_option(label="VAT adviser")
+    day = yesterday.date().isoformat()
+    page.get_by_label(re.compile(r"^From:?$")).fill(day)
+    page.get_by_label(re.compile(r"^To:?$")).fill(day)
+    page.get_by_role("button", name="Filter").click()
+    events = page.locator("#audit-events tbody tr")
+    expect(events).to_have_count(1)
+    expect(events.first).to_contain_text("mira")
+    expect(events.first).to_contain_text("Persona")
+    shot(page, "23-audit-log-yesterday")
+    events.first.get_by_role("link").first.click()
+    diff = page.locator("#audit-diff")
+    prompt = diff.locator("tr", has=page.get_by_role("rowheader", name="System prompt"))
+    expect(prompt.locator("td").nth(0)).to_contain_text("Version 3.")
+    expect(prompt.locator("td").nth(1)).to_contain_text("Quote the article of the VAT directive")
+    shot(page, "24-audit-before-after", full_page=True)
+
+    page.goto(f"/admin/agents/agent/{agent.pk}/personas/")
+    page.get_by_label("From version").select_option("3")
+    page.get_by_label("To version").select_option("4")
+    page.get_by_role("button", name="Compare").click()
+    expect(page.locator("#content")).to_contain_text("Quote the article of the VAT directive")
+    expect(page).to_have_url(re.compile(r"a=3&b=4"))
+    shot(page, "25-persona-versions-3-and-4", full_page=True)
+    assert watcher.take() == []
