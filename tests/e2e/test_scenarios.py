@@ -38,11 +38,11 @@ from django.utils import timezone
 from playwright.sync_api import expect
 from werkzeug import Request, Response
 
-from agents.models import ActivationRequest, Agent, Execution, Feedback
+from agents.models import ActivationRequest, Agent, Execution, Feedback, LearningExample
 from knowledge.models import Document
 from personas.services import persona_create, persona_update
 from prisma_glow.audit.models import AuditEvent
-from tests.e2e.conftest import CHROMIUM_ARGS, SCREENSHOTS, WATCH_SCRIPT, _watch, sign_in
+from tests.e2e.conftest import SCREENSHOTS, WATCH_SCRIPT, _watch, sign_in
 from tests.e2e.data import memo_docx, processed_document
 from tests.factories import (
     AgentGuardrailFactory,
@@ -117,12 +117,20 @@ def shots_dir() -> Path:
 
 
 def shot(page, name: str, *, full_page: bool = False) -> Path:
-    """A screenshot of a key screen, named as docs/guide.md shows it (``01-wizard-basics``).
-    ``caret="initial"``: see conftest.screenshot."""
+    """A screenshot of a key screen, named as docs/guide.md shows it (``01-wizard-basics``). The
+    guide's copy is reduced to 256 colours (a third of the size; the screens are flat colours and
+    text). ``caret="initial"``: see conftest.screenshot."""
     folder = shots_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
-    page.screenshot(path=str(path), full_page=full_page, caret="initial", animations="disabled")
+    png = page.screenshot(full_page=full_page, caret="initial", animations="disabled")
+    if folder == SCREENSHOTS:
+        path.write_bytes(png)
+    else:
+        from PIL import Image
+
+        image = Image.open(io.BytesIO(png)).convert("RGB")
+        image.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
     return path
 
 
@@ -343,11 +351,28 @@ def person(browser, live_server, watcher):
         ctx.close()
 
 
-def ask(page, text: str):
-    """Type a question in the console, send it with Enter, and return its finished turn."""
+# Records, while the answer streams, what arrives in the running turn (deltas and trace steps).
+STREAM_OBSERVER = """
+() => {
+  window.__pgStream = {deltas: 0, steps: 0};
+  new MutationObserver((records) => {
+    for (const r of records) {
+      if (!(r.target instanceof Element)) continue;
+      if (r.target.matches('[data-slot=answer]')) window.__pgStream.deltas += r.addedNodes.length;
+      if (r.target.matches('[data-slot=steps]')) window.__pgStream.steps += r.addedNodes.length;
+    }
+  }).observe(document.getElementById('console-log'), {childList: true, subtree: true});
+}
+"""
+
+
+def ask(page, text: str | None = None):
+    """Type a question in the console (``None``: what is typed already), send it with Enter, and
+    return its finished turn."""
     before = page.locator("#console-log > .console-turn").count()
     message = page.get_by_label("Message", exact=True)
-    message.fill(text)
+    if text is not None:
+        message.fill(text)
     message.press("Enter")
     turns = page.locator("#console-log > .console-turn:not(.console-turn--running)")
     expect(turns).to_have_count(before + 1, timeout=20_000)
@@ -377,6 +402,10 @@ def test_journey_1_mira_builds_the_vat_adviser(
     shot(page, "01-wizard-basics")
     page.get_by_role("button", name="Next").click()
     field(page, "System prompt").fill(PERSONA)
+    page.get_by_role("button", name="Back").click()
+    expect(field(page, "Name")).to_have_value("VAT adviser")
+    page.get_by_role("button", name="Next").click()
+    expect(field(page, "System prompt")).to_have_value(PERSONA)
     shot(page, "02-wizard-persona")
     page.get_by_role("button", name="Next").click()
     page.get_by_role("checkbox", name=re.compile(r"^VAT calculator")).check()
@@ -417,9 +446,12 @@ def test_journey_1_mira_builds_the_vat_adviser(
     documents = page.locator("#kb-documents tbody tr")
     expect(documents).to_have_count(3)
     expect(page.locator("#kb-documents")).to_contain_text("being processed")
+    expect(page.locator("#kb-documents .pg-badge-ready")).to_have_count(0)
     shot(page, "06-documents-queued")
+    page.evaluate("window.__sameDocument = true")
     task_worker.start()
     expect(page.locator("#kb-documents .pg-badge-ready")).to_have_count(3, timeout=60_000)
+    assert page.evaluate("window.__sameDocument") is True  # updated in place, not reloaded
     stored = Document.objects.filter(knowledge_base=kb)
     assert sorted(stored.values_list("status", flat=True)) == ["ready"] * 3
     manual = stored.get(title__icontains="manual")
@@ -436,7 +468,9 @@ def test_journey_1_mira_builds_the_vat_adviser(
 # --- Journey 2 --------------------------------------------------------------------------------------
 
 
-def test_journey_2_mira_tests_it_in_the_console(signed_in_page, org, editor, vat_adviser, model_server, watcher):
+def test_journey_2_mira_tests_it_in_the_console(
+    signed_in_page, org, editor, vat_adviser, model_server, watcher
+):
     """SCENARIOS.md 2: the cited answer streams in (two passages of the manual with their pages, the
     disclaimer), the trace shows the guardrails with timings, the retrieval with scores, the model
     call's tokens and cost and no tool call; the follow-up in the same conversation calls the VAT
@@ -445,9 +479,17 @@ def test_journey_2_mira_tests_it_in_the_console(signed_in_page, org, editor, vat
     with a correction is recorded; "New conversation" starts afresh."""
     page = signed_in_page
     page.goto(reverse("admin:console:index") + f"?agent={vat_adviser.pk}")
+    expect(page.get_by_role("button", name="New conversation")).to_be_hidden()
     shot(page, "08-console-empty")
+    page.evaluate(STREAM_OBSERVER)
 
     turn = ask(page, QUESTION)
+    streamed = page.evaluate("window.__pgStream")
+    assert streamed["deltas"] > 1 and streamed["steps"] >= 3, streamed  # arrived in pieces
+    message = page.get_by_label("Message", exact=True)
+    expect(message).to_be_focused()
+    expect(message).to_have_value("")
+    expect(page.get_by_role("button", name="New conversation")).to_be_visible()
     expect(turn).to_have_class(re.compile(r"console-turn--completed"))
     expect(turn).to_contain_text("accounts for the VAT under the reverse charge")
     citations = turn.locator(".console-citations")
@@ -487,7 +529,12 @@ def test_journey_2_mira_tests_it_in_the_console(signed_in_page, org, editor, vat
     expect(turn.locator(".console-step--tool_call")).to_contain_text('"rate": "19"')
     shot(page, "10-console-vat-calculator")
 
-    turn = ask(page, f"Please check the IBAN {IBAN} of our client.")
+    message.fill("Please check the IBAN")
+    message.press("Shift+Enter")  # a new line, not a send
+    message.press_sequentially(f"{IBAN} of our client.")
+    expect(message).to_have_value(f"Please check the IBAN\n{IBAN} of our client.")
+    expect(page.locator("#console-log > .console-turn")).to_have_count(2)  # nothing sent yet
+    turn = ask(page)
     expect(turn).to_contain_text(IBAN)  # restored on screen
     assert "[IBAN_1]" in json.dumps(model_server.bodies[-1])
     assert IBAN not in model_server.received() and IBAN.replace(" ", "") not in model_server.received()
@@ -497,11 +544,22 @@ def test_journey_2_mira_tests_it_in_the_console(signed_in_page, org, editor, vat
     answer.get_by_label(re.compile(r"^Correction")).fill("Quote the exact invoice wording: 'Reverse charge'.")
     answer.get_by_role("button", name="Thumbs down: not helpful").click()
     expect(answer.get_by_role("status")).to_contain_text("not helpful, with a correction")
+    expect(answer.get_by_role("status")).to_be_focused()
     feedback = Feedback.objects.get(execution=first)
     assert (feedback.rating, feedback.user, feedback.correction) == (
         -1, editor, "Quote the exact invoice wording: 'Reverse charge'.",
     )  # fmt: skip
+    assert LearningExample.objects.filter(source_feedback=feedback, status="proposed").exists()
     shot(page, "11-console-feedback")
+
+    page.reload()  # the conversation is kept; a turn's full trace opens from it
+    expect(page.locator("#console-log > .console-turn")).to_have_count(3)
+    answer = page.locator(f"#turn-{first.pk}")
+    open_trace(answer)
+    answer.get_by_role("link", name="Open the execution's full trace").click()
+    expect(page).to_have_url(re.compile(rf"/admin/agents/execution/{first.pk}/"))
+    expect(page.locator("#content")).to_contain_text("Knowledge search")
+    page.goto(reverse("admin:console:index") + f"?agent={vat_adviser.pk}")
 
     page.get_by_role("button", name="New conversation").click()
     expect(page.locator("#console-log > .console-turn")).to_have_count(0)
@@ -661,7 +719,9 @@ def test_journey_4_the_agent_goes_live_and_an_integrator_calls_it(
     assert "reverse charge" in streamed
     done = events[-1][1]
     assert done["status"] == "completed" and done["output"].endswith(DISCLAIMER), done
-    assert done["release"] == 1 or done.get("release_number") == 1, {k: done[k] for k in done if "release" in k}
+    assert done["release"] == 1 or done.get("release_number") == 1, {
+        k: done[k] for k in done if "release" in k
+    }
 
     since = (timezone.now() - timedelta(days=1)).isoformat()
     listed = call(
@@ -671,7 +731,10 @@ def test_journey_4_the_agent_goes_live_and_an_integrator_calls_it(
     assert listed.status_code == 200, listed.text[:500]
     rows = listed.json()["results"]
     assert [r["id"] for r in rows] == [done["id"]], rows
-    assert call(live_server, key, "GET", "/api/v1/executions/", params={"status": "blocked"}).json()["results"] == []
+    assert (
+        call(live_server, key, "GET", "/api/v1/executions/", params={"status": "blocked"}).json()["results"]
+        == []
+    )
     detail = call(live_server, key, "GET", f"/api/v1/executions/{done['id']}/").json()
     kinds = [step["kind"] for step in detail["steps"]]
     assert "retrieval" in kinds and "model_call" in kinds and "tool_call" not in kinds, kinds
@@ -783,7 +846,9 @@ def test_journey_6_the_audit_partner_reviews_what_happened(
     page = person(priya_user)
     page.goto("/admin/?range=7d")
     cards = page.locator(".pg-cards")
-    expect(cards.locator(".pg-card", has_text="Runs blocked by a guardrail").locator(".pg-card-value")).to_have_text("1")
+    expect(
+        cards.locator(".pg-card", has_text="Runs blocked by a guardrail").locator(".pg-card-value")
+    ).to_have_text("1")
     expect(cards.locator(".pg-card", has_text="p95 latency").locator(".pg-card-value")).not_to_have_text("–")
     expect(cards.locator(".pg-card", has_text="Cost")).to_contain_text("EUR")
     expect(page.locator('svg[data-chart="chart-runs"] rect.pg-chart-bar').first).to_be_visible()
@@ -819,3 +884,37 @@ def test_journey_6_the_audit_partner_reviews_what_happened(
     expect(page).to_have_url(re.compile(r"a=3&b=4"))
     shot(page, "25-persona-versions-3-and-4", full_page=True)
     assert watcher.take() == []
+
+
+# --- The guide ----------------------------------------------------------------------------------------
+
+
+def guide_images() -> set[str]:
+    """The images docs/guide.md shows (``![…](guide/NN-name.png)``)."""
+    return set(re.findall(r"!\[[^\]]*\]\(guide/([\w.-]+)\.png\)", GUIDE.read_text(encoding="utf-8")))
+
+
+def driven_images() -> set[str]:
+    """The names this module's journeys call ``shot()`` with."""
+    return set(re.findall(r'\bshot\(\w+, "([\w.-]+)"', Path(__file__).read_text(encoding="utf-8")))
+
+
+def test_a_test_run_writes_screenshots_to_the_test_artefacts_only(monkeypatch):
+    """Without PRISMA_GLOW_GUIDE_DIR (a test run), shot() writes under test-artifacts/ (untracked),
+    never into docs/; with it (``make guide``), into the guide's folder."""
+    monkeypatch.delenv(GUIDE_DIR_ENV, raising=False)
+    assert shots_dir() == Path(settings.BASE_DIR) / "test-artifacts" / "screenshots"
+    monkeypatch.setenv(GUIDE_DIR_ENV, "docs/guide")
+    assert shots_dir() == Path(settings.BASE_DIR) / "docs" / "guide"
+
+
+def test_the_guide_and_its_driver_agree():
+    """Every image docs/guide.md shows exists in docs/guide/ and is one the journeys write (so
+    ``make guide`` regenerates it); every screen the journeys photograph is shown in the guide; no
+    stray image lies in docs/guide/."""
+    shown, driven = guide_images(), driven_images()
+    assert len(driven) >= 20, driven
+    assert shown == driven, {"in the guide only": shown - driven, "not in the guide": driven - shown}
+    folder = GUIDE.parent / "guide"
+    on_disk = {path.stem for path in folder.glob("*.png")}
+    assert on_disk == shown, {"missing": shown - on_disk, "stray": on_disk - shown}
