@@ -116,10 +116,13 @@ def shots_dir() -> Path:
     return folder if folder.is_absolute() else Path(settings.BASE_DIR) / folder
 
 
-def shot(page, name: str, *, full_page: bool = False) -> Path:
+def shot(page, name: str, *, full_page: bool = False, at=None) -> Path:
     """A screenshot of a key screen, named as docs/guide.md shows it (``01-wizard-basics``). The
     guide's copy is reduced to 256 colours (a third of the size; the screens are flat colours and
-    text). ``caret="initial"``: see conftest.screenshot."""
+    text). ``at``: a locator scrolled to the top of the window first (the part of the page the guide
+    talks about). ``caret="initial"``: see conftest.screenshot."""
+    if at is not None:
+        at.evaluate("element => element.scrollIntoView({block: 'start'})")
     folder = shots_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
@@ -447,7 +450,7 @@ def test_journey_1_mira_builds_the_vat_adviser(
     expect(documents).to_have_count(3)
     expect(page.locator("#kb-documents")).to_contain_text("being processed")
     expect(page.locator("#kb-documents .pg-badge-ready")).to_have_count(0)
-    shot(page, "06-documents-queued")
+    shot(page, "06-documents-queued", at=page.locator("#kb-documents"))
     page.evaluate("window.__sameDocument = true")
     task_worker.start()
     expect(page.locator("#kb-documents .pg-badge-ready")).to_have_count(3, timeout=60_000)
@@ -461,7 +464,7 @@ def test_journey_1_mira_builds_the_vat_adviser(
         expect(page.locator("#kb-documents tr", has_text=document.title)).to_contain_text(
             str(document.chunks.count())
         )
-    shot(page, "07-documents-ready")
+    shot(page, "07-documents-ready", at=page.locator("#kb-documents"))
     assert watcher.take() == []
 
 
@@ -527,7 +530,7 @@ def test_journey_2_mira_tests_it_in_the_console(
     assert any("accounts for the VAT under the reverse charge" in text for text in sent), sent
     open_trace(turn)
     expect(turn.locator(".console-step--tool_call")).to_contain_text('"rate": "19"')
-    shot(page, "10-console-vat-calculator")
+    shot(page, "10-console-vat-calculator", at=turn)
 
     message.fill("Please check the IBAN")
     message.press("Shift+Enter")  # a new line, not a send
@@ -540,6 +543,7 @@ def test_journey_2_mira_tests_it_in_the_console(
     assert IBAN not in model_server.received() and IBAN.replace(" ", "") not in model_server.received()
 
     answer = page.locator("#console-log > .console-turn").first
+    answer.locator(".console-trace > summary").click()  # folds the trace opened above
     answer.get_by_text("Add a correction").click()
     answer.get_by_label(re.compile(r"^Correction")).fill("Quote the exact invoice wording: 'Reverse charge'.")
     answer.get_by_role("button", name="Thumbs down: not helpful").click()
@@ -550,7 +554,7 @@ def test_journey_2_mira_tests_it_in_the_console(
         -1, editor, "Quote the exact invoice wording: 'Reverse charge'.",
     )  # fmt: skip
     assert LearningExample.objects.filter(source_feedback=feedback, status="proposed").exists()
-    shot(page, "11-console-feedback")
+    shot(page, "11-console-feedback", at=answer)
 
     page.reload()  # the conversation is kept; a turn's full trace opens from it
     expect(page.locator("#console-log > .console-turn")).to_have_count(3)
@@ -591,7 +595,7 @@ def test_journey_3_misuse_is_stopped(signed_in_page, org, editor, vat_adviser, m
     assert not blocked.steps.filter(kind="model_call").exists()
     open_trace(turn)
     expect(turn.locator(".console-step--guardrail").first).to_contain_text("triggered")
-    shot(page, "12-console-blocked")
+    shot(page, "12-console-blocked", at=turn)
 
     kb = vat_adviser.knowledge_assignments.get().knowledge_base
     processed_document(
@@ -783,7 +787,7 @@ def test_journey_5_the_model_provider_has_a_bad_day(signed_in_page, org, vat_adv
     expect(turn.locator(".console-failed")).to_contain_text("provider timed out after 2 s")
     expect(turn).not_to_contain_text("show both parties' VAT numbers")  # no half of the answer shown
     expect(turn.locator(".console-citations")).to_have_count(0)
-    shot(page, "20-console-provider-timeout")
+    shot(page, "20-console-provider-timeout", at=turn)
     failed = Execution.objects.get(pk=int(turn.get_attribute("data-execution-id")))
     assert failed.status == "failed" and "provider timed out after 2 s" in failed.error
     assert failed.latency_ms is not None and 2000 <= failed.latency_ms < 3500, failed.latency_ms
