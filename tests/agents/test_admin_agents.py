@@ -136,7 +136,9 @@ def test_wizard_validates_each_step_and_shows_errors_beside_fields(staff_client,
     assert response.status_code == 400
     html = response.content.decode()
     assert "already exists in this organisation" in html
-    assert 'id="id_name_error"' in html
+    # Django's error list carries the id the field's aria-describedby names: once, never twice.
+    assert html.count('id="id_name_error"') == 1
+    assert 'aria-describedby="id_name_helptext id_name_error"' in html
     response = staff_client.post(f"{WIZARD}basics/", {"name": "", "type": "nonsense"})
     html = response.content.decode()
     assert (
