@@ -297,11 +297,14 @@ def release_create(*, agent: Agent, actor, notes: str = "") -> Release:
 
 
 def release_for(*, agent: Agent, number) -> Release:
-    """The agent's release ``number``; ``ValidationError`` on ``release`` when there is none."""
+    """The agent's release ``number``; ``ValidationError`` on ``release`` when there is none, coded
+    ``does_not_exist`` (the API answers 404: the body names an object that is not there)."""
     try:
         return Release.objects.get(agent=agent, number=int(number))
     except (TypeError, ValueError, Release.DoesNotExist):
-        raise ValidationError({"release": [f"This agent has no release {number}."]})
+        raise ValidationError(
+            {"release": [ValidationError(f"This agent has no release {number}.", code="does_not_exist")]}
+        )
 
 
 @retry_on_conflict

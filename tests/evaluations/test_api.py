@@ -326,9 +326,10 @@ def test_bad_run_requests_are_400s(editor_client, suite, cases, body, status, fi
     assert response.status_code == status and field in error_of(response)["errors"]
 
 
-def test_an_unknown_release_is_a_400(editor_client, suite, cases):
+def test_an_unknown_release_is_a_404(editor_client, suite, cases):
+    """The body names a release the agent lacks: 404 like any unknown object (found by schemathesis)."""
     response = editor_client.post(RUNS, {"suite": suite.pk, "release": 7}, format="json")
-    assert response.status_code == 400
+    assert response.status_code == 404
     assert error_of(response)["errors"]["release"] == ["This agent has no release 7."]
 
 
