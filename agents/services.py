@@ -770,7 +770,8 @@ def budget_update(*, budget: Budget, actor, **fields: Any) -> Budget:
     """Change a budget's limit; what its current period has consumed stays counted. Its agent, metric
     and period are fixed at creation (``BUDGET_FIXED_FIELDS``): changing them would reinterpret what
     it has counted (tokens read as cost, a day's consumption as a month's, one agent's as another's),
-    so another value is refused (``ValidationError``): delete the budget and create another."""
+    so another value is refused (``ConflictError``, a 409 through the API: the request is well formed
+    but clashes with the budget as stored): delete the budget and create another."""
     _check_fields(fields, BUDGET_FIELDS, "budget")
     lock_for_write(organization=budget.organization_id)
     budget = Budget.objects.select_for_update(of=("self",)).select_related("organization").get(pk=budget.pk)
@@ -781,7 +782,7 @@ def budget_update(*, budget: Budget, actor, **fields: Any) -> Budget:
         and _pk_or_value(fields[name]) != getattr(budget, f"{name}_id" if name == "agent" else name)
     }
     if fixed:
-        raise ValidationError(fixed)
+        raise ConflictError(fixed, code="conflict")
 
     def validate(budget: Budget) -> None:
         _full_clean(budget, _budget_errors(budget), _budget_conflicts(budget))

@@ -128,8 +128,10 @@ class AssignmentSerializer(serializers.ModelSerializer):
             and target is not None
             and target.pk != getattr(self.instance, f"{self.target_field}_id")
         ):
+            # Well formed, but clashing with the stored assignment: 409, like a budget's fixed fields.
             raise serializers.ValidationError(
-                {self.target_field: ["An assignment cannot change its target; unassign and assign again."]}
+                {self.target_field: ["An assignment cannot change its target; unassign and assign again."]},
+                code="conflict",
             )
         return attrs
 
