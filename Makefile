@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 HOST ?= 127.0.0.1
 
-.PHONY: run test venv dev-venv migrate seed worker lint lint-imports format bench system-deps clean
+.PHONY: run test fuzz venv dev-venv migrate seed worker lint lint-imports format bench system-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || { python=$$(scripts/find-python) && echo "Creating $(VENV) with $$python" && "$$python" -m venv $(VENV); }
@@ -39,6 +39,11 @@ worker: venv
 ## The whole suite on PostgreSQL (throwaway cluster) and SQLite, then ruff and migration checks.
 test: dev-venv
 	@scripts/test "$(PY)"
+
+## Deep schema fuzzing (docs/api.md): 50 random examples per operation in process, then the schemathesis
+## CLI (--checks all, stateful phase) against gunicorn on a throwaway PostgreSQL. FUZZ_EXAMPLES, FUZZ_SEED.
+fuzz: dev-venv
+	@scripts/fuzz "$(PY)"
 
 lint: dev-venv
 	$(VENV)/bin/ruff check .
