@@ -9,7 +9,8 @@ than ``true`` / ``false`` is a 400 rather than being ignored. The schema says th
 A serializer that takes free-form keys on purpose sets ``allow_unknown_fields = True``.
 
 Text fields take text only: DRF's ``CharField`` would turn a JSON number into a string (``12`` →
-``"12"``), silently changing what was sent; here it is a 400.
+``"12"``), silently changing what was sent; here it is a 400. Their ``max_length`` counts what was
+sent, before surrounding whitespace is trimmed, as the schema's ``maxLength`` does.
 
 Boolean fields take booleans only, as the schema says: DRF's ``BooleanField`` reads ``1``, ``0``,
 ``"true"``, ``"yes"``, ``"on"``… as booleans; here a JSON body's boolean is JSON ``true`` / ``false``
@@ -60,6 +61,11 @@ _original_char_to_internal_value = serializers.CharField.to_internal_value
 def strict_char_to_internal_value(self, data):
     if not isinstance(data, str):
         raise exceptions.ValidationError("Not a valid string.", code="invalid")
+    # The schema's maxLength is on what is sent: DRF would trim first and let 201 characters through
+    # a 200 limit when one of them is surrounding whitespace (found by schemathesis).
+    max_length = getattr(self, "max_length", None)
+    if max_length is not None and len(data) > max_length:
+        self.fail("max_length", max_length=max_length)
     return _original_char_to_internal_value(self, data)
 
 

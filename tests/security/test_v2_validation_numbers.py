@@ -29,7 +29,7 @@ DECIMAL_MESSAGE = 'Give the decimal as a string, e.g. "0.20": a JSON number can 
 
 
 @pytest.fixture
-def world(booleans_world, org):
+def world(booleans_world, org):  # noqa: F811 (the imported fixture, requested by name)
     """The booleans' world, plus the objects whose numbers and decimals only (agents, budgets…)."""
     agent = booleans_world["agent"]
     other = AgentFactory(organization=org)
