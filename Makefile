@@ -41,7 +41,7 @@ test: dev-venv
 	@scripts/test "$(PY)"
 
 ## Deep schema fuzzing (docs/api.md): 50 random examples per operation in process, then the schemathesis
-## CLI (--checks all, stateful phase) against gunicorn on a throwaway PostgreSQL. FUZZ_EXAMPLES, FUZZ_SEED.
+## CLI (every check, stateful phase) against gunicorn on a throwaway PostgreSQL. FUZZ_EXAMPLES, FUZZ_SEED.
 fuzz: dev-venv
 	@scripts/fuzz "$(PY)"
 
