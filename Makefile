@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 HOST ?= 127.0.0.1
 
-.PHONY: run test guide venv dev-venv migrate seed worker lint lint-imports format bench system-deps clean
+.PHONY: run test guide fuzz venv dev-venv migrate seed worker lint lint-imports format bench system-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || { python=$$(scripts/find-python) && echo "Creating $(VENV) with $$python" && "$$python" -m venv $(VENV); }
@@ -44,6 +44,11 @@ test: dev-venv
 ## (tests/e2e/test_scenarios.py) on a throwaway PostgreSQL cluster; then docs/guide.md is checked against them.
 guide: dev-venv
 	@scripts/guide "$(PY)"
+
+## Deep schema fuzzing (docs/api.md): 50 random examples per operation in process, then the schemathesis
+## CLI (every check, stateful phase) against gunicorn on a throwaway PostgreSQL. FUZZ_EXAMPLES, FUZZ_SEED.
+fuzz: dev-venv
+	@scripts/fuzz "$(PY)"
 
 lint: dev-venv
 	$(VENV)/bin/ruff check .

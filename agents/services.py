@@ -298,11 +298,14 @@ def release_create(*, agent: Agent, actor, notes: str = "") -> Release:
 
 
 def release_for(*, agent: Agent, number) -> Release:
-    """The agent's release ``number``; ``ValidationError`` on ``release`` when there is none."""
+    """The agent's release ``number``; ``ValidationError`` on ``release`` when there is none, coded
+    ``does_not_exist`` (the API answers 404: the body names an object that is not there)."""
     try:
         return Release.objects.get(agent=agent, number=int(number))
     except (TypeError, ValueError, Release.DoesNotExist):
-        raise ValidationError({"release": [f"This agent has no release {number}."]})
+        raise ValidationError(
+            {"release": [ValidationError(f"This agent has no release {number}.", code="does_not_exist")]}
+        )
 
 
 @retry_on_conflict
@@ -785,7 +788,8 @@ def budget_update(*, budget: Budget, actor, **fields: Any) -> Budget:
     """Change a budget's limit; what its current period has consumed stays counted. Its agent, metric
     and period are fixed at creation (``BUDGET_FIXED_FIELDS``): changing them would reinterpret what
     it has counted (tokens read as cost, a day's consumption as a month's, one agent's as another's),
-    so another value is refused (``ValidationError``): delete the budget and create another."""
+    so another value is refused (``ConflictError``, a 409 through the API: the request is well formed
+    but clashes with the budget as stored): delete the budget and create another."""
     _check_fields(fields, BUDGET_FIELDS, "budget")
     lock_for_write(organization=budget.organization_id)
     budget = Budget.objects.select_for_update(of=("self",)).select_related("organization").get(pk=budget.pk)
@@ -796,7 +800,7 @@ def budget_update(*, budget: Budget, actor, **fields: Any) -> Budget:
         and _pk_or_value(fields[name]) != getattr(budget, f"{name}_id" if name == "agent" else name)
     }
     if fixed:
-        raise ValidationError(fixed)
+        raise ConflictError(fixed, code="conflict")
 
     def validate(budget: Budget) -> None:
         _full_clean(budget, _budget_errors(budget), _budget_conflicts(budget))

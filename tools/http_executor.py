@@ -204,11 +204,38 @@ def secret_headers(tool) -> dict[str, str]:
     return {str(k): str(v) for k, v in secret.items()}
 
 
+# What HTTP/1.1 can carry (RFC 9110 §5.1, §5.5): a name is a token; a value is visible ASCII with inner
+# spaces or tabs, nothing around it, no line break. httpx would raise (a server error) on anything else.
+HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+HEADER_VALUE = re.compile(r"(?:[\x21-\x7e](?:[ \t]*[\x21-\x7e])*)?")
+HEADER_VALUE_PATTERN = "^" + HEADER_VALUE.pattern + "$"
+
+
+def header_problem(name: str, value: str) -> str | None:
+    """Why HTTP cannot send the header ``name: value``, or None. Never quotes the value (it may be a
+    secret)."""
+    if not HEADER_NAME.fullmatch(name):
+        return (
+            f"The header name {name[:80]!r} is not a valid HTTP header name (letters, digits and "
+            "!#$%&'*+-.^_`|~ only)."
+        )
+    if not HEADER_VALUE.fullmatch(value):
+        return (
+            f"The value of the header {name!r} cannot be sent over HTTP: visible ASCII characters only "
+            "(inner spaces allowed), without surrounding spaces or line breaks."
+        )
+    return None
+
+
 def tool_headers(tool) -> dict[str, str]:
-    """Plain headers merged with the decrypted secret headers (the latter win)."""
+    """Plain headers merged with the decrypted secret headers (the latter win). ``HttpToolError`` when
+    one cannot be sent (the API refuses such headers; a row stored before that is refused here)."""
     headers = {"User-Agent": USER_AGENT, "Accept": "application/json, text/plain;q=0.9, */*;q=0.1"}
     headers.update(tool.headers or {})
     headers.update(secret_headers(tool))
+    for name, value in headers.items():
+        if (problem := header_problem(str(name), str(value))) is not None:
+            raise HttpToolError(problem + " Edit the tool.")
     return headers
 
 

@@ -74,10 +74,24 @@ class ExecuteRequestSerializer(serializers.Serializer):
         "model). Leave it out to start a new conversation; its id is in the answer.",
     )
 
+    # The schema states the one rule between fields (prisma_glow.api.schema.AutoSchema): a release and
+    # a persona version are not both pinned (either, or both, may be left out or null).
+    request_schema_any_of = [
+        {"properties": {"release": {"not": {"type": "integer"}}}},
+        {"properties": {"persona": {"not": {"type": "integer"}}}},
+    ]
+
     def validate_input(self, value: str) -> str:
         if not value.strip():
             raise serializers.ValidationError("Ask a question: the input cannot be empty.")
         return value
+
+    def validate(self, attrs):
+        if attrs.get("release") is not None and attrs.get("persona") is not None:
+            raise serializers.ValidationError(
+                {"release": ["Pin either a release or a persona version, not both."]}
+            )
+        return attrs
 
 
 class EventStreamRenderer(renderers.BaseRenderer):
@@ -124,8 +138,10 @@ class ExecuteActionMixin:
             .first()
         )
         if conversation is None:
+            # A body naming an object the caller cannot see: 404 (prisma_glow.api.errors).
             raise exceptions.ValidationError(
-                {"conversation": [f"No conversation {conversation_id} in your organisation."]}
+                {"conversation": [f"No conversation {conversation_id} in your organisation."]},
+                code="does_not_exist",
             )
         if conversation.agent_id != agent.pk:
             raise exceptions.ValidationError(
@@ -256,9 +272,11 @@ class ExecuteActionMixin:
             field = (
                 "release" if arguments["release"] is not None or arguments["persona"] is None else "persona"
             )
-            raise exceptions.ValidationError({field: [str(exc)]})
+            # The body names a release (or persona version) that is not there: 404, like any unknown
+            # object named in a body (prisma_glow.api.errors).
+            raise exceptions.ValidationError({field: [str(exc)]}, code="does_not_exist")
         except PersonaNotFound as exc:
-            raise exceptions.ValidationError({"persona": [str(exc)]})
+            raise exceptions.ValidationError({"persona": [str(exc)]}, code="does_not_exist")
         except (AgentNotRunnable, ConversationBusy) as exc:
             raise Conflict(str(exc))
         if not stream:

@@ -334,13 +334,13 @@ class ReleaseViewSet(AgentChildMixin, mixins.CreateModelMixin, viewsets.ReadOnly
         if against in (None, ""):
             other = others.filter(number__lt=release.number).first()
             if other is None:
-                raise serializers.ValidationError(
-                    {
-                        "against": [
-                            f"Release {release.number} is the agent's first: name a release to compare with."
-                        ]
-                    }
+                # The release to compare with (the one before) is not there: 404, as for an unknown
+                # ``against`` (a 400 told a fuzzer its well-formed request was malformed).
+                first = ErrorDetail(
+                    f"Release {release.number} is the agent's first: name a release to compare with.",
+                    code="does_not_exist",
                 )
+                raise serializers.ValidationError({"against": [first]})
         else:
             field = serializers.IntegerField(min_value=1, max_value=2_147_483_647)
             try:

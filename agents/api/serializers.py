@@ -73,9 +73,9 @@ class AgentSerializer(serializers.ModelSerializer):
         max_length=80, required=False, allow_blank=True, help_text="Blank: derived from the name."
     )
     owner = MemberField(required=False, allow_null=True, help_text="A member of the organisation.")
-    owner_username = serializers.CharField(
-        source="owner.username", read_only=True, default=None, allow_null=True
-    )
+    # A method, not ``source="owner.username"`` with a default: DRF skips a source field's default
+    # on a partial update, so a PATCH answered without this required key (found by schemathesis).
+    owner_username = serializers.SerializerMethodField()
     provider = OrganizationRelatedField(
         queryset=ModelProvider.objects.all(),
         required=False,
@@ -105,6 +105,9 @@ class AgentSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["status", "created_at", "updated_at"]
 
+    def get_owner_username(self, agent) -> str | None:
+        return agent.owner.username if agent.owner_id else None
+
 
 class AgentCloneSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=120, help_text="The new agent's name.")
@@ -128,8 +131,10 @@ class AssignmentSerializer(serializers.ModelSerializer):
             and target is not None
             and target.pk != getattr(self.instance, f"{self.target_field}_id")
         ):
+            # Well formed, but clashing with the stored assignment: 409, like a budget's fixed fields.
             raise serializers.ValidationError(
-                {self.target_field: ["An assignment cannot change its target; unassign and assign again."]}
+                {self.target_field: ["An assignment cannot change its target; unassign and assign again."]},
+                code="conflict",
             )
         return attrs
 

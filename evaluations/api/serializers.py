@@ -13,7 +13,7 @@ from agents.privacy import sees_every_identifier
 from evaluations.models import Case, CaseResult, EvalRun, Requirement, Suite
 from evaluations.services import CASE_TEXTS
 from guardrails.masking import mask_data, mask_text
-from prisma_glow.api.fields import JSONValueField
+from prisma_glow.api.fields import JSONListOfObjectsField
 from prisma_glow.api.tenancy import get_access
 
 CHECKS_HELP = (
@@ -80,7 +80,7 @@ class CaseSerializer(serializers.ModelSerializer):
                 data["checks"] = mask_data(data["checks"])
         return data
 
-    checks = JSONValueField(required=False, help_text=CHECKS_HELP)
+    checks = JSONListOfObjectsField(required=False, help_text=CHECKS_HELP)
 
     class Meta:
         model = Case

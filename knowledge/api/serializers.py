@@ -11,7 +11,7 @@ from rest_framework import serializers
 from knowledge.models import Chunk, Document, KnowledgeBase
 from knowledge.search import MAX_TOP_K
 from knowledge.services import POSTGRES_SEARCH_CONFIGS
-from prisma_glow.api.fields import JSONValueField
+from prisma_glow.api.fields import JSONObjectValueField, JSONValueField
 
 
 class KnowledgeBaseSerializer(serializers.ModelSerializer):
@@ -48,6 +48,8 @@ class DocumentSerializer(serializers.ModelSerializer):
     """A document and its processing state (``pending`` → ``processing`` → ``ready`` / ``failed``)."""
 
     file_name = serializers.SerializerMethodField()
+    # A JSON object, declared as one (the model's JSONField was "any value", and null a 400).
+    metadata = JSONObjectValueField(required=False)
 
     class Meta:
         model = Document

@@ -84,7 +84,8 @@ def _message(exc: exceptions.APIException, errors: dict[str, list[str]]) -> str:
 # Validation errors whose every message has one of these codes are not "bad input" but a reference
 # to something the caller cannot see (404) or a clash with existing data (409).
 NOT_FOUND_CODES = {"does_not_exist"}
-CONFLICT_CODES = {"unique", "unique_together"}
+# "conflict": a valid body that clashes with the stored object (an assignment's target cannot change).
+CONFLICT_CODES = {"unique", "unique_together", "conflict"}
 
 
 def _leaf_codes(codes) -> set[str]:

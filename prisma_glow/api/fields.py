@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from prisma_glow.api.parsers import loads_strict
@@ -39,3 +40,23 @@ class JSONValueField(serializers.JSONField):
         if self.object_only and not isinstance(value, dict):
             raise serializers.ValidationError("Expected a JSON object.")
         return check_json_value(value)
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class JSONObjectValueField(JSONValueField):
+    """A JSON object (declared as one in the schema, so that ``null`` or a list is not "schema-valid")."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, object_only=True, **kwargs)
+
+
+@extend_schema_field({"type": "array", "items": {"type": "object", "additionalProperties": True}})
+class JSONListOfObjectsField(JSONValueField):
+    """A JSON list of objects (declared as one in the schema); what each object must hold is the
+    service's to check."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+            raise serializers.ValidationError("Expected a JSON list of objects.")
+        return value

@@ -9,12 +9,23 @@ than ``true`` / ``false`` is a 400 rather than being ignored. The schema says th
 A serializer that takes free-form keys on purpose sets ``allow_unknown_fields = True``.
 
 Text fields take text only: DRF's ``CharField`` would turn a JSON number into a string (``12`` →
-``"12"``), silently changing what was sent; here it is a 400.
+``"12"``), silently changing what was sent; here it is a 400. Their ``max_length`` counts what was
+sent, before surrounding whitespace is trimmed, as the schema's ``maxLength`` does.
 
 Boolean fields take booleans only, as the schema says: DRF's ``BooleanField`` reads ``1``, ``0``,
 ``"true"``, ``"yes"``, ``"on"``… as booleans; here a JSON body's boolean is JSON ``true`` / ``false``
 and anything else is a 400 "Must be true or false.". A form or multipart body carries only text, so
 there (and only there) the text ``true`` / ``false`` (any case) is read as the boolean.
+
+Number fields take numbers, never booleans: DRF's ``FloatField`` reads ``false`` as ``0.0`` and
+``true`` as ``1.0`` (Python's ``bool`` is an ``int``); here a boolean given for an integer, a float or
+a decimal is a 400 "Must be a number, not true or false." (found by schemathesis on ``min_score`` and
+``temperature``).
+
+Decimals are strings, as the schema says (``"0.20"``, ``"12.500000"``): a JSON number given for a
+decimal (``"temperature": 0``) is a 400 'Give the decimal as a string, e.g. "0.20"' rather than being
+read through a binary float, which cannot hold most decimal fractions exactly (``0.1 + 0.2`` arrives
+as ``0.30000000000000004``). Form bodies carry text anyway.
 """
 
 from __future__ import annotations
@@ -50,6 +61,11 @@ _original_char_to_internal_value = serializers.CharField.to_internal_value
 def strict_char_to_internal_value(self, data):
     if not isinstance(data, str):
         raise exceptions.ValidationError("Not a valid string.", code="invalid")
+    # The schema's maxLength is on what is sent: DRF would trim first and let 201 characters through
+    # a 200 limit when one of them is surrounding whitespace (found by schemathesis).
+    max_length = getattr(self, "max_length", None)
+    if max_length is not None and len(data) > max_length:
+        self.fail("max_length", max_length=max_length)
     return _original_char_to_internal_value(self, data)
 
 
@@ -72,15 +88,39 @@ def strict_boolean_to_internal_value(self, data):
     raise exceptions.ValidationError(BOOLEAN_MESSAGE, code="invalid")
 
 
+NUMBER_MESSAGE = "Must be a number, not true or false."
+DECIMAL_MESSAGE = 'Give the decimal as a string, e.g. "0.20": a JSON number can lose precision.'
+_NUMBER_FIELDS = (serializers.IntegerField, serializers.FloatField, serializers.DecimalField)
+_original_number_to_internal_value = {cls: cls.to_internal_value for cls in _NUMBER_FIELDS}
+
+
+def _strict_number(cls):
+    original = _original_number_to_internal_value[cls]
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            raise exceptions.ValidationError(NUMBER_MESSAGE, code="invalid")
+        if cls is serializers.DecimalField and isinstance(data, int | float):
+            raise exceptions.ValidationError(DECIMAL_MESSAGE, code="invalid")
+        return original(self, data)
+
+    to_internal_value.strict = True
+    return to_internal_value
+
+
 def install() -> None:
-    """Make every DRF serializer reject unknown fields, non-text values for text fields and
-    non-booleans for boolean fields (called once from the API app's ready())."""
+    """Make every DRF serializer reject unknown fields, non-text values for text fields,
+    non-booleans for boolean fields and booleans for number fields (called once from the API app's
+    ready())."""
     if serializers.Serializer.to_internal_value is not strict_to_internal_value:
         serializers.Serializer.to_internal_value = strict_to_internal_value
     if serializers.CharField.to_internal_value is not strict_char_to_internal_value:
         serializers.CharField.to_internal_value = strict_char_to_internal_value
     if serializers.BooleanField.to_internal_value is not strict_boolean_to_internal_value:
         serializers.BooleanField.to_internal_value = strict_boolean_to_internal_value
+    for cls in _NUMBER_FIELDS:
+        if not getattr(cls.to_internal_value, "strict", False):
+            cls.to_internal_value = _strict_number(cls)
 
 
 BOOLEAN_VALUES = {"true", "false"}

@@ -147,3 +147,25 @@ def test_filters_search_and_ordering(org, editor, viewer_client):
     assert names(search="ledgers") == ["Audit sampler"]
     assert names(ordering="-name") == ["Zeta", "VAT adviser", "Audit sampler"]
     assert_error(viewer_client.get("/api/v1/agents/", {"type": "bogus"}), 400, fields=("type",))
+
+
+def test_a_partial_update_answers_the_whole_agent(org, editor, editor_client):
+    """PATCH answers every field of the schema's Agent, ``owner_username`` included, owner or none
+    (DRF skipped the default of a ``source="owner.username"`` field on partial updates; schemathesis)."""
+    agent = AgentFactory(organization=org)
+    body = editor_client.patch(f"/api/v1/agents/{agent.pk}/", {"description": "VAT."}, format="json").json()
+    assert body["owner_username"] is None
+    body = editor_client.patch(f"/api/v1/agents/{agent.pk}/", {"owner": editor.pk}, format="json").json()
+    assert body["owner_username"] == editor.username
+    full = editor_client.get(f"/api/v1/agents/{agent.pk}/").json()
+    assert set(body) == set(full)
+
+
+def test_max_length_counts_what_was_sent(org, editor_client):
+    """A name over 120 characters is refused even when trimming its surrounding whitespace would make
+    it fit: the schema's maxLength is on what is sent (schemathesis sent a tab and 120 characters)."""
+    response = editor_client.post("/api/v1/agents/", {"name": "\t" + "x" * 120}, format="json")
+    body = assert_error(response, 400, fields=["name"])
+    assert "no more than 120 characters" in body["errors"]["name"][0]
+    response = editor_client.post("/api/v1/agents/", {"name": " VAT adviser "}, format="json")
+    assert response.status_code == 201 and response.json()["name"] == "VAT adviser"

@@ -124,12 +124,21 @@ def test_new_assignments_are_appended_and_can_be_reordered(org, editor_client):
 
 
 def test_assignment_target_cannot_change(org, editor_client):
+    """A valid body clashing with the stored assignment: 409 ``conflict`` naming ``tool`` (a 400 told a
+    fuzzer its schema-valid body was malformed)."""
     assignment = AgentToolFactory(agent=AgentFactory(organization=org))
     other = ToolFactory(organization=org)
     response = editor_client.patch(
         f"/api/v1/agents/{assignment.agent_id}/tools/{assignment.pk}/", {"tool": other.pk}, format="json"
     )
-    assert_error(response, 400, fields=("tool",))
+    body = assert_error(response, 409, fields=("tool",))
+    assert body["code"] == "conflict"
+    same = editor_client.patch(
+        f"/api/v1/agents/{assignment.agent_id}/tools/{assignment.pk}/",
+        {"tool": assignment.tool_id, "order": 3},
+        format="json",
+    )
+    assert same.status_code == 200, same.content
 
 
 def test_assignment_of_another_agent_is_not_reachable(org, editor_client):

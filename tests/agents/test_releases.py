@@ -227,18 +227,29 @@ def test_an_api_run_may_pin_a_release_or_a_persona_version(make_agent, org):  # 
     # The deprecated ``persona``: the newest approved (once activated) release with that version.
     body = client.post(_url(agent), {"input": QUESTION, "persona": 1}, format="json").json()
     assert (body["release"], body["persona_version"]) == (1, 1)
-    error = assert_error(client.post(_url(agent), {"input": QUESTION, "persona": 9}, format="json"), 400)
+    # A release or persona version the body names but the agent lacks: 404, like any unknown object.
+    error = assert_error(client.post(_url(agent), {"input": QUESTION, "persona": 9}, format="json"), 404)
     assert "No approved release of this agent uses persona version 9" in error["errors"]["persona"][0]
-    error = assert_error(client.post(_url(agent), {"input": QUESTION, "release": 7}, format="json"), 400)
+    error = assert_error(client.post(_url(agent), {"input": QUESTION, "release": 7}, format="json"), 404)
     assert error["errors"]["release"] == ["This agent has no release 7."]
     assert_error(
         client.post(_url(agent), {"input": QUESTION, "release": "two"}, format="json"),
         400,
         fields=["release"],
     )
-    assert_error(
-        client.post(_url(agent), {"input": QUESTION, "release": 1, "persona": 1}, format="json"), 400
+    # Pinning both is bad input (400 on release), and the schema says so, so that a fuzzer's
+    # schema-valid body is accepted.
+    error = assert_error(
+        client.post(_url(agent), {"input": QUESTION, "release": 1, "persona": 1}, format="json"),
+        400,
+        fields=["release"],
     )
+    assert error["errors"]["release"] == ["Pin either a release or a persona version, not both."]
+    schema = client.get("/api/v1/schema/?format=json").json()["components"]["schemas"]
+    assert schema["ExecuteRequestRequest"]["anyOf"] == [
+        {"properties": {"release": {"not": {"type": "integer"}}}},
+        {"properties": {"persona": {"not": {"type": "integer"}}}},
+    ]
     with pytest.raises(ReleaseNotFound):
         execute(agent, QUESTION, source="api", release=3)
     assert Execution.objects.filter(release__number=1).count() == 2
@@ -351,7 +362,7 @@ def test_activating_an_earlier_release_rolls_back_and_is_audited(
     assert "already active" in error["message"] or "already active" in str(error["errors"])
     assert AuditEvent.objects.count() == count
     error = assert_error(
-        editor_client.post(f"/api/v1/agents/{agent.pk}/activate/", {"release": 5}, format="json"), 400
+        editor_client.post(f"/api/v1/agents/{agent.pk}/activate/", {"release": 5}, format="json"), 404
     )
     assert error["errors"]["release"] == ["This agent has no release 5."]
 

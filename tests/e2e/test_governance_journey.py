@@ -261,7 +261,9 @@ def test_release_evaluate_approve_roll_back_replay_and_verify_the_evidence(
         201,
     )
     requirement = ok(
-        approver.post("/api/v1/evaluation-requirements/", {"agent": agent, "suite": suite, "threshold": 0.5}),
+        approver.post(
+            "/api/v1/evaluation-requirements/", {"agent": agent, "suite": suite, "threshold": "0.50"}
+        ),
         201,
     )
 

@@ -326,9 +326,10 @@ def test_bad_run_requests_are_400s(editor_client, suite, cases, body, status, fi
     assert response.status_code == status and field in error_of(response)["errors"]
 
 
-def test_an_unknown_release_is_a_400(editor_client, suite, cases):
+def test_an_unknown_release_is_a_404(editor_client, suite, cases):
+    """The body names a release the agent lacks: 404 like any unknown object (found by schemathesis)."""
     response = editor_client.post(RUNS, {"suite": suite.pk, "release": 7}, format="json")
-    assert response.status_code == 400
+    assert response.status_code == 404
     assert error_of(response)["errors"]["release"] == ["This agent has no release 7."]
 
 
@@ -394,3 +395,17 @@ def test_the_lists_cost_the_same_queries_whatever_their_length(
     run = EvalRun.objects.filter(suite=suite).get()
     with django_assert_max_num_queries(6):
         assert len(editor_client.get(f"{RUNS}{run.pk}/").json()["results"]) == 4
+
+
+@pytest.mark.parametrize("checks", [None, "contains", {"kind": "contains"}, ["contains"]])
+def test_checks_are_a_list_of_objects_as_the_schema_says(editor_client, suite, checks):
+    """``checks`` is declared a list of objects; anything else (null included, which the schema used
+    to allow) is the 400 the schema predicts (found by schemathesis)."""
+    response = editor_client.post(
+        f"{SUITES}{suite.pk}/cases/", {"name": "Bad", "input": "Hello?", "checks": checks}, format="json"
+    )
+    assert response.status_code == 400 and "checks" in error_of(response)["errors"]
+    schema = editor_client.get("/api/v1/schema/?format=json").json()["components"]["schemas"]
+    assert schema["CaseRequest"]["properties"]["checks"]["type"] == "array"
+    assert schema["CaseRequest"]["properties"]["checks"]["items"]["type"] == "object"
+    assert not Case.objects.exists()

@@ -293,3 +293,16 @@ def test_search_needs_authentication_and_read_rights(api_client, kb, org):
     client = client_for(key=APIKeyFactory(organization=org, scopes=[Scope.EXECUTE]).plaintext)
     assert_error(client.post(f"{KB_URL}{kb.pk}/search/", {"query": "x"}, format="json"), 403)
     assert Role.VIEWER  # viewers may search (see test_search_returns_ranked_passages_with_citations)
+
+
+@pytest.mark.parametrize("metadata", [None, [], "x"])
+def test_document_metadata_is_an_object_as_the_schema_says(kb, editor_client, metadata):
+    """A document's ``metadata`` is declared a JSON object (it was "any value", and null then a 400:
+    schemathesis); anything else is the 400 the schema predicts, an object is taken."""
+    document = DocumentFactory(knowledge_base=kb)
+    url = f"{documents_url(kb)}{document.pk}/"
+    assert_error(editor_client.patch(url, {"metadata": metadata}, format="json"), 400, fields=["metadata"])
+    response = editor_client.patch(url, {"metadata": {"source": "BMF"}}, format="json")
+    assert response.status_code == 200 and response.json()["metadata"] == {"source": "BMF"}
+    schema = editor_client.get("/api/v1/schema/?format=json").json()["components"]["schemas"]
+    assert schema["PatchedDocumentRequest"]["properties"]["metadata"]["type"] == "object"

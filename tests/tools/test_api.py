@@ -126,3 +126,42 @@ def test_test_action_calls_an_http_tool_on_loopback(org, editor_client, httpserv
     body = response.json()
     assert body["ok"] is True, body
     assert body["output"] == {"rate": "1.0842"}
+
+
+@pytest.mark.parametrize(
+    ("field", "headers", "named"),
+    [
+        ("secret_headers", {"Authorization": "Bearer …"}, "Authorization"),  # the schema's old example
+        ("headers", {"X-Trace": "a\r\nInjected: yes"}, "X-Trace"),
+        ("headers", {"X-Trace": " padded"}, "X-Trace"),
+        ("headers", {"Bad Name": "x"}, "Bad Name"),
+        ("headers", {"": "x"}, "''"),
+    ],
+)
+def test_headers_http_cannot_carry_are_refused(org, editor_client, field, headers, named):
+    """Schemathesis stored ``"Bearer …"`` as a secret header; every call of the tool was then a 500
+    (httpx cannot encode it). Such headers are a 400 naming the header, never echoing a secret."""
+    body = {**TestToolAPI.create_data, field: headers}
+    error = assert_error(editor_client.post("/api/v1/tools/", body, format="json"), 400, fields=[field])
+    assert named in error["errors"][field][0]
+    assert "Bearer" not in str(error) and "Injected" not in str(error)
+    assert not Tool.objects.filter(organization=org).exists()
+
+
+def test_headers_http_can_carry_are_accepted(org, editor_client):
+    body = {
+        **TestToolAPI.create_data,
+        "headers": {"X-Api-Version": "2024-01-01", "Accept-Language": "de, en;q=0.5"},
+    }
+    response = editor_client.post("/api/v1/tools/", body, format="json")
+    assert response.status_code == 201, response.json()
+
+
+def test_a_stored_header_http_cannot_carry_is_a_tool_error_not_a_500(org, editor_client):
+    """A tool saved before the API refused such headers: testing it reports the problem (no call made)."""
+    tool = ToolFactory(organization=org, headers={"X-Note": "café"}, input_schema={"type": "object"})
+    response = editor_client.post(f"/api/v1/tools/{tool.pk}/test/", {"arguments": {}}, format="json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["ok"] is False
+    assert "X-Note" in body["error"] and "Edit the tool" in body["error"]

@@ -29,7 +29,7 @@ HTTP_TOOL_EXAMPLE = OpenApiExample(
             "properties": {"currency": {"type": "string", "pattern": "^[A-Z]{3}$"}},
             "required": ["currency"],
         },
-        "secret_headers": {"Authorization": "Bearer …"},
+        "secret_headers": {"Authorization": "Bearer YOUR-RATES-API-TOKEN"},
     },
 )
 
