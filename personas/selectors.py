@@ -55,7 +55,9 @@ def used_condition() -> Q:
 
 def with_usage(queryset: models.QuerySet) -> models.QuerySet:
     """``queryset`` of personas with ``is_used`` (the rule) annotated, in the same query."""
-    return queryset.annotate(is_used=models.ExpressionWrapper(used_condition(), output_field=models.BooleanField()))
+    return queryset.annotate(
+        is_used=models.ExpressionWrapper(used_condition(), output_field=models.BooleanField())
+    )
 
 
 def persona_is_used(*, persona: Persona) -> bool:
@@ -164,7 +166,4 @@ def persona_save_outcome(*, agent, persona: Persona | None = None) -> SaveOutcom
     (row,) = persona_versions(agent=agent, pks=[persona.pk])
     if not row.is_used:
         return SaveOutcome(in_place=True, version=row.version, source=row, usage="")
-    return SaveOutcome(
-        in_place=False, version=persona_next_version(agent=agent), source=row, usage=row.usage
-    )
-
+    return SaveOutcome(in_place=False, version=persona_next_version(agent=agent), source=row, usage=row.usage)
