@@ -23,6 +23,7 @@ and, beside that, which version the agent runs where:
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from django.db import models
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, Subquery
 from django.db.models.functions import Cast, Coalesce
