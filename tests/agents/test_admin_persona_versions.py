@@ -92,6 +92,7 @@ def test_the_editor_says_before_saving_that_a_locked_version_makes_the_next(staf
     assert response.status_code == 200
     assert "Saving creates version 4; version 1 stays as it is (used by 1 run and in release 1)." in html
     assert "Save as v4" in html and "new persona version from v1" in html
+    assert "Make it current" in html and "the next release takes it" in html
     v2 = released_agent.personas.get(version=2)
     assert "version 2 stays as it is (in release 2)." in staff_client.get(_edit_url(v2)).content.decode()
     new_page = staff_client.get(f"/admin/agents/agent/{released_agent.pk}/personas/new/").content.decode()
