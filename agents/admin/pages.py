@@ -447,7 +447,10 @@ class AgentPages:
                             persona_services.persona_activate, persona=result, actor=request.user
                         )
                 if error is None:
-                    messages.success(request, _persona_saved_message(persona, result))
+                    messages.success(
+                        request,
+                        _persona_saved_message(persona, result, made_current=form.cleaned_data["activate"]),
+                    )
                     return redirect("admin:agents_agent_personas", agent_id=agent.pk)
                 add_errors_to_form(form, _persona_error(error))
         else:
@@ -709,13 +712,15 @@ def _target(assignment, spec):
     return getattr(assignment, spec.target)
 
 
-def _persona_saved_message(edited, result) -> str:
+def _persona_saved_message(edited, result, *, made_current: bool = False) -> str:
     """What the editor's save did: a new version, the edited version changed in place, or, the edited
     version being locked (or used by a run since the page was opened), the next version."""
     if edited is None:
         return f"Persona version {result.version} was saved."
     if result.pk == edited.pk:
         if all(getattr(result, f) == getattr(edited, f) for f in persona_services.EDITABLE_FIELDS):
+            if made_current:
+                return f"Version {result.version} is now current; its contents did not change."
             return f"Nothing changed: version {result.version} is as it was."
         return f"Version {result.version} was changed in place; the versions list shows the edit."
     return (

@@ -161,6 +161,11 @@ def test_saving_unchanged_values_says_nothing_changed(staff_client, org):
     html = staff_client.post(_edit_url(v1), values, follow=True).content.decode()
     assert "Nothing changed: version 1 is as it was." in html
     assert not AuditEvent.objects.filter(action="persona.update").exists()
+    v2 = PersonaFactory(agent=agent, name="Default", system_prompt=FORM["system_prompt"])
+    html = staff_client.post(_edit_url(v2), {**values, "activate": "on"}, follow=True).content.decode()
+    assert "Version 2 is now current; its contents did not change." in html
+    v2.refresh_from_db()
+    assert v2.is_active and not AuditEvent.objects.filter(action="persona.update").exists()
 
 
 def test_a_run_between_opening_and_saving_makes_the_save_a_new_version(staff_client, org):
