@@ -1,7 +1,8 @@
 """Persona services: versioned, audited writes shared by the API, the admin and the commands.
 
-A persona version that an execution has used is immutable, so the trace of every execution keeps
-pointing at the exact prompt it ran with: editing it creates the next version instead. At most one
+A persona version that an execution has used, or that a release holds, is immutable, so the trace of
+every execution keeps pointing at the exact prompt it ran with: editing it creates the next version
+instead. Whether a version is used is one rule, ``personas.selectors.used_condition``. At most one
 version per agent is active; activation switches it in one transaction.
 """
 
@@ -13,8 +14,8 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Max
 
+from personas import selectors
 from personas.models import Persona
 from prisma_glow.audit.services import audit_record, audited_update, snapshot
 from prisma_glow.exceptions import ConflictError
@@ -51,12 +52,13 @@ def _check_fields(fields: dict[str, Any]) -> None:
 
 
 def persona_is_used(persona: Persona) -> bool:
-    """True when an execution has run with this version or a release holds it (it is then immutable)."""
-    return persona.pk is not None and (persona.executions.exists() or persona.releases.exists())
+    """True when an execution has run with this version or a release holds it (it is then immutable):
+    ``personas.selectors.persona_is_used``, the one rule."""
+    return selectors.persona_is_used(persona=persona)
 
 
 def _next_version(agent) -> int:
-    return (Persona.objects.filter(agent=agent).aggregate(v=Max("version"))["v"] or 0) + 1
+    return selectors.persona_next_version(agent=agent)
 
 
 def _deactivate_others(persona: Persona) -> None:

@@ -272,7 +272,11 @@ def assignment_step_form(kind: AssignmentPage) -> type[AssignmentStepForm]:
 
 
 class PersonaEditorForm(PersonaFields):
-    activate = forms.BooleanField(required=False, label="Make this the active version")
+    activate = forms.BooleanField(
+        required=False,
+        label="Make it current",
+        help_text="The console runs the current version, and the next release takes it.",
+    )
 
     @classmethod
     def from_persona(cls, persona: Persona) -> dict:

@@ -39,6 +39,7 @@ from agents.admin.releases import release_panel
 from agents.models import Agent, AgentStatus, Execution, ExecutionStatus, Feedback
 from agents.privacy import shown_text
 from agents.runtime import pipeline
+from personas import selectors as persona_selectors
 from personas import services as persona_services
 from personas.models import Persona
 from prisma_glow.admin.base import (
@@ -436,11 +437,8 @@ class AgentPages:
     # --- personas ------------------------------------------------------------------------------
     def personas(self, request, agent_id):
         agent = self._agent(request, agent_id)
-        versions = list(
-            agent.personas.select_related("created_by")
-            .annotate(runs=Count("executions"))
-            .order_by("-version")
-        )
+        # Each version's state (draft / used, live, current, last edit) by the personas' selector.
+        versions = persona_selectors.persona_versions(agent=agent)
         numbers = [p.version for p in versions]
         diff = None
         diff_form = PersonaDiffForm(
@@ -462,6 +460,8 @@ class AgentPages:
             "diff_form": diff_form,
             "diff": diff,
             "can_write": self._allows(request, "persona.add"),
+            "can_activate": self._allows(request, "persona.change"),
+            "can_read_audit": self._allows(request, "audit.view"),
         }
         status = 400 if diff_form.is_bound and diff_form.errors else 200
         response = htmx_partial(
@@ -486,14 +486,19 @@ class AgentPages:
         persona = scoped_get(Persona.objects.filter(agent=agent), request, pk=persona_id)
         _, error = run_service(persona_services.persona_activate, persona=persona, actor=request.user)
         if error is None:
-            messages.success(request, f"Version {persona.version} is now the active persona.")
+            messages.success(
+                request,
+                f"Version {persona.version} is now current: the console runs it and the next release takes it.",
+            )
         else:
             for line in validation_messages(error):
                 messages.error(request, line)
         return redirect("admin:agents_agent_personas", agent_id=agent.pk)
 
     def persona_edit(self, request, agent_id, persona_id=None):
-        # Editing saves a new version: the API's persona creation.
+        """The persona editor: a new version, an in-place edit of an unused version, or a new version
+        from a locked one. The page says which before saving (``persona_selectors.persona_save_outcome``,
+        the services' own rule) and after, what the service did."""
         self._require(request, "persona.add")
         agent = self._agent(request, agent_id)
         persona = None
@@ -522,21 +527,17 @@ class AgentPages:
                             persona_services.persona_activate, persona=result, actor=request.user
                         )
                 if error is None:
-                    if persona is not None and result.pk != persona.pk:
-                        messages.success(
-                            request,
-                            f"Version {persona.version} has been used by executions, so your edit was saved "
-                            f"as version {result.version}.",
-                        )
-                    else:
-                        messages.success(request, f"Persona version {result.version} was saved.")
+                    messages.success(
+                        request,
+                        _persona_saved_message(persona, result, made_current=form.cleaned_data["activate"]),
+                    )
                     return redirect("admin:agents_agent_personas", agent_id=agent.pk)
                 add_errors_to_form(form, _persona_error(error))
         else:
             source = persona or agent.personas.filter(is_active=True).first()
             initial = PersonaEditorForm.from_persona(source) if source else {}
             form = PersonaEditorForm(initial=initial)
-        used = persona is not None and persona_services.persona_is_used(persona)
+        outcome = persona_selectors.persona_save_outcome(agent=agent, persona=persona)
         preview_values = {
             "system_prompt": (form["system_prompt"].value() or ""),
             "tone": form["tone"].value() or "",
@@ -547,15 +548,16 @@ class AgentPages:
             "agent": agent,
             "persona": persona,
             "form": form,
-            "used": used,
+            "outcome": outcome,
             "prompt_messages": assemble_messages(agent, preview_values),
             "preview_url": reverse("admin:agents_agent_persona_preview", args=[agent.pk]),
         }
-        title = (
-            f"{agent.name}: edit persona v{persona.version}"
-            if persona
-            else f"{agent.name}: new persona version"
-        )
+        if persona is None:
+            title = f"{agent.name}: new persona version"
+        elif outcome.in_place:
+            title = f"{agent.name}: edit persona v{persona.version}"
+        else:
+            title = f"{agent.name}: new persona version from v{persona.version}"
         response = self._page(request, "admin/agents/agent/persona_edit.html", context, title=title)
         if request.method == "POST":
             response.status_code = 400
@@ -795,6 +797,23 @@ def _int(value):
 
 def _target(assignment, spec):
     return getattr(assignment, spec.target)
+
+
+def _persona_saved_message(edited, result, *, made_current: bool = False) -> str:
+    """What the editor's save did: a new version, the edited version changed in place, or, the edited
+    version being locked (or used by a run since the page was opened), the next version."""
+    if edited is None:
+        return f"Persona version {result.version} was saved."
+    if result.pk == edited.pk:
+        if all(getattr(result, f) == getattr(edited, f) for f in persona_services.EDITABLE_FIELDS):
+            if made_current:
+                return f"Version {result.version} is now current; its contents did not change."
+            return f"Nothing changed: version {result.version} is as it was."
+        return f"Version {result.version} was changed in place; the versions list shows the edit."
+    return (
+        f"Version {edited.version} is locked (used by runs or in a release) and stays as it was: "
+        f"your edit was saved as version {result.version}."
+    )
 
 
 def _persona_error(error):

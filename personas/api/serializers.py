@@ -8,8 +8,8 @@ from personas.models import Persona
 
 
 class PersonaSerializer(serializers.ModelSerializer):
-    """One version of an agent's persona. ``is_used``: an execution ran with it, so an edit creates the
-    next version instead of changing it."""
+    """One version of an agent's persona. ``is_used``: an execution ran with it or a release holds it,
+    so an edit creates the next version instead of changing it."""
 
     is_used = serializers.BooleanField(read_only=True, default=False)
     activate = serializers.BooleanField(

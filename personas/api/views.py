@@ -6,7 +6,6 @@ so another organisation's agent answers 404 for every persona URL under it.
 
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
@@ -15,7 +14,7 @@ from rest_framework.exceptions import ErrorDetail
 from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 
-from personas import services
+from personas import selectors, services
 from personas.api.serializers import PersonaDiffSerializer, PersonaSerializer
 from personas.models import Persona
 from prisma_glow.api.parsers import JSONParser
@@ -27,10 +26,6 @@ AGENT_PATH = OpenApiParameter(
 VERSION_PATH = OpenApiParameter(
     "version", OpenApiTypes.INT, OpenApiParameter.PATH, description="The version number."
 )
-
-
-def _executions_model():
-    return Persona._meta.get_field("executions").related_model
 
 
 @extend_schema(parameters=[AGENT_PATH])
@@ -100,8 +95,8 @@ class PersonaViewSet(OrganizationScopedMixin, viewsets.ModelViewSet):
         return self._agent
 
     def get_queryset(self):
-        used = _executions_model().objects.filter(persona=OuterRef("pk"))
-        return super().get_queryset().filter(agent=self.agent).annotate(is_used=Exists(used))
+        # ``is_used``: the one rule of personas.selectors (runs or a release hold the version).
+        return selectors.with_usage(super().get_queryset().filter(agent=self.agent))
 
     def _fresh(self, persona: Persona) -> Persona:
         return self.get_queryset().get(pk=persona.pk)

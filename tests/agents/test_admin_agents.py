@@ -651,7 +651,7 @@ def test_editing_a_used_persona_creates_the_next_version(staff_client, org):
     ExecutionFactory(agent=agent, persona=persona)
     url = f"/admin/agents/agent/{agent.pk}/personas/{persona.pk}/edit/"
     page = staff_client.get(url).content.decode()
-    assert "saving creates the next version" in page
+    assert "Saving creates version 2; version 1 stays as it is (used by 1 run)." in page
     assert (
         "{&#x27;role&#x27;" not in page and 'class="pg-message"' in page
     )  # the preview is not a flash message

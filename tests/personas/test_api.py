@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from agents.services import release_create
 from personas.models import Persona
 from tests.factories import AgentFactory, ExecutionFactory, PersonaFactory
 from tests.support.api import APIResourceTests, assert_error, results
@@ -70,6 +71,22 @@ def test_unused_version_is_edited_in_place(org, editor_client):
     PersonaFactory(agent=agent)
     response = editor_client.patch(_url(agent, 1), {"system_prompt": "Edited"}, format="json")
     assert response.json()["version"] == 1 and Persona.objects.filter(agent=agent).count() == 1
+
+
+def test_a_version_a_release_holds_is_used_and_an_edit_makes_the_next(org, editor_client, editor):
+    """``is_used`` is the service's rule: a version in a release is used before any run, and a PATCH
+    answers the next version, leaving the released one unchanged."""
+    agent = AgentFactory(organization=org)
+    PersonaFactory(agent=agent, is_active=True, system_prompt="You are the firm's careful assistant.")
+    assert editor_client.get(_url(agent, 1)).json()["is_used"] is False
+    release_create(agent=agent, actor=editor)
+    assert editor_client.get(_url(agent, 1)).json()["is_used"] is True
+    assert [p["is_used"] for p in results(editor_client.get(_url(agent)))] == [True]
+    body = editor_client.patch(_url(agent, 1), {"system_prompt": "Edited"}, format="json").json()
+    assert body["version"] == 2 and body["is_used"] is False
+    assert (
+        Persona.objects.get(agent=agent, version=1).system_prompt == "You are the firm's careful assistant."
+    )
 
 
 def test_delete_used_version_409(org, editor_client):
