@@ -249,7 +249,10 @@ def _api_answer(client: APIClient, door: policy.Door, world) -> tuple[bool, int]
     method = METHODS.get(action) or (action if action in ("get", "put", "patch") else None)
     if method is None:
         method = "get" if action == "diff" else "post"
-    response = getattr(client, method)(_api_url(door, world), {}, format="json")
+    # The world's one release is the agent's first: its diff names the release to compare with
+    # (without one, the release before is not there: 404).
+    data = {"against": world.release.number} if action == "diff" else {}
+    response = getattr(client, method)(_api_url(door, world), data, format="json")
     assert response.status_code != 404, (door, response.status_code)
     return response.status_code != 403, response.status_code
 

@@ -80,13 +80,17 @@ def test_replay_against_a_chosen_release_runs_that_release(vat_agent, editor_cli
 
 
 @pytest.mark.parametrize(
-    ("payload", "field"),
-    [({"release": 99}, "release"), ({"release": 0}, "release"), ({"release": "two"}, "release")],
+    ("payload", "field", "status"),
+    [({"release": 99}, "release", 404), ({"release": 0}, "release", 400), ({"release": "two"}, "release", 400)],
 )
-def test_a_release_the_agent_does_not_have_is_a_400(vat_agent, editor_client, payload, field):
+def test_a_release_the_agent_does_not_have_is_a_404_and_a_malformed_one_a_400(
+    vat_agent, editor_client, payload, field, status
+):
+    """A release number the agent lacks names an object that is not there (404, like any unknown
+    object named in a body); a number that cannot be a release is bad input (400)."""
     original = _run_through_api(editor_client, vat_agent)
     before = Execution.objects.count()
-    assert_error(editor_client.post(_url(original["id"]), payload, format="json"), 400, fields=[field])
+    assert_error(editor_client.post(_url(original["id"]), payload, format="json"), status, fields=[field])
     assert Execution.objects.count() == before
 
 
