@@ -46,6 +46,6 @@ def test_v1_3_6_a_redirect_to_an_internal_address_is_not_followed(
         "", status=302, headers={"Location": "http://169.254.169.254/latest/meta-data/"}
     )
     html = press(admin_role_client, provider).content.decode()
-    assert "not as an OpenAI-compatible API" in html
+    assert "provider unreachable (Local model)" in html
     assert "169.254.169.254" not in html and "302" not in html
     assert len(httpserver.log) == 1
