@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
+from html import unescape
 
 import pytest
 from django.core.cache import cache
@@ -84,6 +84,20 @@ def connection_events(provider):
 def assert_no_key(*texts):
     for text in texts:
         assert KEY not in str(text)
+
+
+def unreachable(name="Local model"):
+    """The one message of a failed connection or an answer that is not a provider's (the runs' own)."""
+    return f"provider unreachable ({name}): no OpenAI-compatible answer from the base URL."
+
+
+def error_shown(client, provider) -> str:
+    """The error line of the result panel (what the person reads), and the same in the audit event."""
+    html = press(client, provider).content.decode()
+    match = re.search(r"<strong>Connection failed</strong>.*?<br>\s*(.*?)\s*</div>", html, re.S)
+    assert match, html
+    assert connection_events(provider)[-1].after["error"] == unescape(match[1])
+    return match[1]
 
 
 # --- Labels, help texts, layout ---------------------------------------------------------------------
@@ -318,8 +332,8 @@ def test_a_base_url_without_the_api_says_so(admin_role_client, httpserver, local
             "<h1>Not Found</h1>", status=404, content_type="text/html"
         )
     html = press(admin_role_client, provider).content.decode()
-    assert "The address answered neither a model list nor a chat completion: check the base URL" in html
-    assert "Not Found" not in html
+    assert unreachable() in html and "it usually ends in /v1" in html
+    assert "Not Found" not in html and "404" not in html
     assert [request.path for request, _ in httpserver.log] == ["/v1/models", "/v1/chat/completions"]
 
 
@@ -357,7 +371,7 @@ def test_another_service_at_the_address_is_not_described(admin_role_client, http
         "<h1>Tomcat internal admin</h1>", status=500, content_type="text/html"
     )
     html = press(admin_role_client, provider).content.decode()
-    assert "The address answered, but not as an OpenAI-compatible API" in html
+    assert unreachable() in html
     assert "Tomcat" not in html and "500" not in html
 
 
@@ -374,7 +388,8 @@ def test_a_slow_provider_times_out_after_its_timeout(admin_role_client, httpserv
         html = press(admin_role_client, provider).content.decode()
     finally:
         done.set()
-    assert "No answer within 1 s (the provider&#x27;s timeout)" in html
+    # The runs' wording ("provider timed out after 1 s"): a timeout may be told apart, as in runs.
+    assert "The provider timed out after 1 s (its timeout)" in html
     event = connection_events(provider)[0]
     assert event.after["outcome"] == "failed" and 900 < event.after["latency_ms"] < 2900
 
@@ -390,22 +405,42 @@ def test_the_outbound_policy_blocks_with_its_reason(admin_role_client, httpserve
     assert connection_events(provider)[0].after["outcome"] == "failed"
 
 
-def test_nothing_listening_is_told_apart_from_a_name_that_does_not_resolve(admin_role_client, org, settings):
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    settings.PROVIDER_ALLOWED_HOSTS = [f"127.0.0.1:{port}", "no-such-host.invalid"]
-    closed = ModelProviderFactory(
-        organization=org, kind="openai_compatible", name="Closed", base_url=f"http://127.0.0.1:{port}/v1"
+def test_a_providers_own_error_keeps_its_reason(admin_role_client, httpserver, local_provider):
+    """The providers' error objects (OpenAI's, Ollama's string) are told apart: they name what to fix."""
+    provider = local_provider()
+    httpserver.expect_ordered_request("/v1/models").respond_with_json(
+        error_body("no", "forbidden"), status=403
     )
-    html = press(admin_role_client, closed).content.decode()
-    assert "Could not connect to 127.0.0.1: the connection was refused or the host is unreachable" in html
-    unknown = ModelProviderFactory(
-        organization=org, kind="openai_compatible", name="Typo", base_url="http://no-such-host.invalid/v1"
-    )
-    html = press(admin_role_client, unknown).content.decode()
-    assert "The host name no-such-host.invalid does not resolve" in html
+    httpserver.expect_ordered_request("/v1/models").respond_with_json({"error": "slow down"}, status=429)
+    httpserver.expect_ordered_request("/v1/models").respond_with_json(error_body("boom"), status=503)
+    assert "The provider refused access (HTTP 403)" in error_shown(admin_role_client, provider)
+    assert "The provider&#x27;s rate limit is reached (HTTP 429)" in error_shown(admin_role_client, provider)
+    assert "The provider failed (HTTP 503)" in error_shown(admin_role_client, provider)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [{"data": "abc"}, {"data": [1]}, {"data": [{"name": "x"}]}, {"data": [{"id": 7}]}, {"object": "list"}],
+)
+def test_json_that_is_not_a_model_list_is_not_a_connection(
+    admin_role_client, httpserver, local_provider, answer
+):
+    """Any JSON with a ``data`` key is not a working provider: ``data`` must be a list of objects with
+    string ``id``s."""
+    provider = local_provider()
+    httpserver.expect_request("/v1/models").respond_with_json(answer)
+    html = press(admin_role_client, provider).content.decode()
+    assert "connected" not in html
+    assert "The address answered, but not as an OpenAI-compatible API" in html
+    assert connection_events(provider)[0].after["outcome"] == "failed"
+
+
+def test_an_empty_model_list_is_a_connection(admin_role_client, httpserver, local_provider):
+    """A real provider may list no models (an Ollama with none pulled yet)."""
+    provider = local_provider()
+    httpserver.expect_request("/v1/models").respond_with_json({"object": "list", "data": []})
+    html = press(admin_role_client, provider).content.decode()
+    assert "connected" in html and "0 models listed" in html
 
 
 def test_the_offline_engine_answers_without_a_network(admin_role_client, org):

@@ -19,7 +19,11 @@ with the client given here; a 3xx is an unreachable provider). The user is told
 "provider unreachable (<name>)" whatever stands behind a failed connection or a non-provider answer
 (refused, disconnected, a 404 page of some other service) so that errors cannot map internal
 services; the cause goes to the log. A refusal by the guard says so, since the allow-list is the
-firm's own configuration.
+firm's own configuration. "Test connection" (``check_connection``) follows the same rule.
+
+The stored key is sent to the provider only: any text the provider supplies (an error's message, the
+excerpt of a body written to the log, a model's name) has the key replaced with ``[redacted]``
+(``_redact``) before it is shown, audited or logged, since some servers echo what they received.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ LIST_UNSUPPORTED = frozenset({404, 405, 501})
 NOT_OPENAI_COMPATIBLE = (
     "The address answered, but not as an OpenAI-compatible API: check the base URL (it usually ends in /v1)."
 )
+REDACTED = "[redacted]"
 
 
 def _seconds(value: float) -> str:
@@ -67,20 +72,29 @@ def _provider_answered(exc: openai.APIStatusError) -> bool:
     return isinstance(error, str) or (isinstance(error, dict) and isinstance(error.get("message"), str))
 
 
-def _body_excerpt(response: httpx2.Response) -> str:
+def _redact(text: str, secrets: tuple[str, ...]) -> str:
+    """``text`` (supplied by the provider) with every secret the client sent replaced by ``[redacted]``;
+    done before any cut, so that half a key cannot survive one."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def _body_excerpt(response: httpx2.Response, secrets: tuple[str, ...]) -> str:
     try:
-        return response.text[:200]
+        return _redact(response.text, secrets)[:200]
     except httpx2.ResponseNotRead:
         return "(body not read)"
 
 
-def _status_reason(exc: openai.APIStatusError) -> str:
+def _status_reason(exc: openai.APIStatusError, secrets: tuple[str, ...]) -> str:
     status = exc.status_code
     detail = ""
     body = exc.body
     if isinstance(body, dict):
         error = body.get("error", body)
-        detail = str(error.get("message", "") if isinstance(error, dict) else error)[:200]
+        detail = _redact(str(error.get("message", "") if isinstance(error, dict) else error), secrets)[:200]
     if status == 401:
         return "provider rejected the API key (HTTP 401)"
     if status == 403:
@@ -221,14 +235,11 @@ class OpenAICompatibleProvider(Provider):
                 retryable = exc.status_code in RETRY_STATUSES or exc.status_code >= 500
                 if _provider_answered(exc):
                     error = ProviderError(
-                        _status_reason(exc), status_code=exc.status_code, retryable=retryable
+                        _status_reason(exc, self._secrets()), status_code=exc.status_code, retryable=retryable
                     )
                 else:
                     # Neither the status nor the body reaches the user: they would tell services apart.
-                    self._log_unreachable(
-                        f"HTTP {exc.status_code} that is not an OpenAI-compatible answer: "
-                        f"{_body_excerpt(exc.response)!r}"
-                    )
+                    self._log_not_a_provider(exc)
                     error = ProviderError(self._unreachable(), retryable=retryable)
                 retry_after = _retry_after(exc.response)
             except openai.APIResponseValidationError:
@@ -255,6 +266,11 @@ class OpenAICompatibleProvider(Provider):
     def _unreachable(self) -> str:
         return f"provider unreachable ({self.row.name})"
 
+    def _secrets(self) -> tuple[str, ...]:
+        """What the client sends that is secret: the key, as ``Authorization: Bearer`` and, for
+        Azure, as the ``api-key`` header (the same value)."""
+        return (self.row.api_key,) if self.row.api_key else ()
+
     def _log_unreachable(self, cause: str) -> None:
         logger.warning(
             "Provider %s (id %s, organisation %s) unreachable at %s: %s",
@@ -262,7 +278,13 @@ class OpenAICompatibleProvider(Provider):
             self.row.pk,
             self.row.organization_id,
             self.base_url,
-            cause,
+            _redact(cause, self._secrets()),
+        )
+
+    def _log_not_a_provider(self, exc: openai.APIStatusError) -> None:
+        self._log_unreachable(
+            f"HTTP {exc.status_code} that is not an OpenAI-compatible answer: "
+            f"{_body_excerpt(exc.response, self._secrets())!r}"
         )
 
     # --- "Test connection" -------------------------------------------------------------------------
@@ -270,22 +292,34 @@ class OpenAICompatibleProvider(Provider):
     def check_connection(self) -> ConnectionCheck:
         """List the models (``GET {base_url}/models``) with the client, outbound guard and timeout of
         a run; where the server has no model list (404, 405, 501), send a one-token chat completion
-        to the default model through ``complete`` instead. The error, if any, says what to fix."""
+        to the default model through ``complete`` instead. The error, if any, says what to fix, and
+        like a run's never tells a closed port, an unknown name and another service's answer apart."""
         timeout = float(self.row.timeout_seconds)
         started = time.monotonic()
         client = self._client(timeout)
         try:
-            page = client.models.list()
-            models = sorted({str(model.id) for model in page.data if getattr(model, "id", None)})
+            raw = client.models.with_raw_response.list()
+            models = _model_ids(json.loads(raw.http_response.content))
         except openai.APIStatusError as exc:
             if exc.status_code not in LIST_UNSUPPORTED:
                 return self._failed(started, "models", self._check_status_error(exc))
+            if not self.row.default_model and not _provider_answered(exc):
+                # Without a model to ask, another service's 404 would read differently from a closed port.
+                self._log_not_a_provider(exc)
+                return self._failed(started, "models", self._check_unreachable())
         except (openai.APITimeoutError, openai.APIConnectionError, outbound.OutboundError) as exc:
             return self._failed(started, "models", self._check_connection_error(exc, timeout))
-        except (openai.OpenAIError, AttributeError, TypeError, ValueError) as exc:
+        except (openai.OpenAIError, ValueError) as exc:
             self._log_unreachable(f"the model list was not an OpenAI-compatible answer ({exc!r})")
             return self._failed(started, "models", NOT_OPENAI_COMPATIBLE)
         else:
+            if models is None:
+                self._log_unreachable(
+                    "the model list was not an OpenAI-compatible answer: "
+                    f"{_body_excerpt(raw.http_response, self._secrets())!r}"
+                )
+                return self._failed(started, "models", NOT_OPENAI_COMPATIBLE)
+            models = sorted({_redact(model, self._secrets()) for model in models if model})
             return ConnectionCheck(ok=True, method="models", latency_ms=_elapsed_ms(started), models=models)
         finally:
             client.close()
@@ -310,35 +344,37 @@ class OpenAICompatibleProvider(Provider):
             response = self.complete(request)
         except ProviderError as exc:
             if exc.reason == self._unreachable():
-                # The model list got an HTTP answer, so something listens: neither answer was a
-                # provider's (the runs' rule: what it was is logged, not shown).
-                return self._failed(
-                    started,
-                    "completion",
-                    "The address answered neither a model list nor a chat completion: check the base "
-                    "URL (it usually ends in /v1).",
-                )
+                # Whatever answered the model list, neither answer was a provider's: the runs' rule
+                # (what it was is logged, not shown).
+                return self._failed(started, "completion", self._check_unreachable())
             return self._failed(started, "completion", f"The one-token request failed: {exc.reason}.")
         return ConnectionCheck(
             ok=True,
             method="completion",
             latency_ms=_elapsed_ms(started),
-            models=[response.model or self.row.default_model],
-            answer=response.content,
+            models=[_redact(response.model or self.row.default_model, self._secrets())],
+            answer=_redact(response.content, self._secrets()),
         )
 
     @staticmethod
     def _failed(started: float, method: str, error: str) -> ConnectionCheck:
         return ConnectionCheck(ok=False, method=method, latency_ms=_elapsed_ms(started), error=error)
 
+    def _check_unreachable(self) -> str:
+        """The one message for a refused connection, an unknown name, a hang-up and an answer that
+        is not a provider's: the runs' ``provider unreachable (<name>)`` and where to look."""
+        return (
+            f"{self._unreachable()}: no OpenAI-compatible answer from the base URL. Check its host, "
+            "port and path (it usually ends in /v1) and that the server is running; the cause is in "
+            "the server log, not shown here."
+        )
+
     def _check_status_error(self, exc: openai.APIStatusError) -> str:
         status = exc.status_code
-        if not _provider_answered(exc) and status not in (401, 403, 429):
-            # As for runs: neither the status nor the body of some other service is shown.
-            self._log_unreachable(
-                f"HTTP {status} that is not an OpenAI-compatible answer: {_body_excerpt(exc.response)!r}"
-            )
-            return NOT_OPENAI_COMPATIBLE
+        if not _provider_answered(exc):
+            # As for runs: neither the status nor the body of some other service is shown, even a 401.
+            self._log_not_a_provider(exc)
+            return self._check_unreachable()
         if status == 401:
             return (
                 "The provider refused the API key (HTTP 401): type the key again, or check that it "
@@ -353,7 +389,7 @@ class OpenAICompatibleProvider(Provider):
             return "The provider's rate limit is reached (HTTP 429): try again in a minute."
         if status >= 500:
             return f"The provider failed (HTTP {status}): try again later, or ask its operator."
-        return f"The provider refused the request: {_status_reason(exc)}."
+        return f"The provider refused the request: {_status_reason(exc, self._secrets())}."
 
     def _check_connection_error(self, exc: Exception, timeout: float) -> str:
         refused = _cause(exc, outbound.DestinationRefused)
@@ -362,20 +398,16 @@ class OpenAICompatibleProvider(Provider):
             self._log_unreachable(f"refused by the outbound guard: {refused}")
             return f"Blocked by the outbound policy: {refused}"
         lookup = _cause(exc, outbound.LookupFailed)
-        host = urlsplit(self.base_url).hostname or self.base_url
-        if lookup is not None and not lookup.timed_out:
-            self._log_unreachable(f"lookup failed: {lookup}")
-            return f"The host name {host} does not resolve: check the base URL's spelling."
-        if isinstance(exc, openai.APITimeoutError) or lookup is not None:
+        if isinstance(exc, openai.APITimeoutError) or (lookup is not None and lookup.timed_out):
+            # The runs' "provider timed out after N s" (a slow lookup is a connect timeout there too).
+            self._log_unreachable(f"timed out: {exc.__cause__ or exc}")
             return (
-                f"No answer within {_seconds(timeout)} (the provider's timeout): check that the "
+                f"The provider timed out after {_seconds(timeout)} (its timeout): check that the "
                 "server is running and reachable, or raise the timeout."
             )
-        self._log_unreachable(f"connection failed: {exc.__cause__ or exc}")
-        return (
-            f"Could not connect to {host}: the connection was refused or the host is unreachable. "
-            "Check the base URL (host and port) and that the server is running."
-        )
+        # Refused, unresolvable, broken off: one message, as for runs.
+        self._log_unreachable(f"connection failed: {lookup or exc.__cause__ or exc}")
+        return self._check_unreachable()
 
     def stream(self, request: ModelRequest, *, stream: bool = True) -> Iterator[str | ModelResponse]:
         started = time.monotonic()
@@ -461,6 +493,18 @@ def _text(arguments) -> str:
     if arguments is None:
         return ""
     return arguments if isinstance(arguments, str) else json.dumps(arguments)
+
+
+def _model_ids(payload) -> list[str] | None:
+    """The model names of an OpenAI-compatible ``GET /models`` answer (``{"data": [{"id": …}, …]}``;
+    an empty list is a real provider's possible answer), or None for anything else (``{"data": "abc"}``,
+    ``{"data": [1]}``, another service's JSON)."""
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(data, list):
+        return None
+    if not all(isinstance(item, dict) and isinstance(item.get("id"), str) for item in data):
+        return None
+    return [item["id"] for item in data]
 
 
 def _elapsed_ms(started: float) -> float:
