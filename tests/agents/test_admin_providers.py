@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import re
 import threading
+from datetime import UTC, datetime
 from html import unescape
 
 import pytest
+import time_machine
 from django.core.cache import cache
 from django.test import Client
 from werkzeug import Response
@@ -43,6 +45,14 @@ def _fresh_rate_limits():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture
+def window_start():
+    """The rate limit counts in fixed one-minute windows: start the presses at a window's start, so
+    that crossing into the next minute midway cannot reset the count (the clock still ticks)."""
+    with time_machine.travel(datetime(2026, 12, 1, 9, 0, 1, tzinfo=UTC), tick=True):
+        yield
 
 
 @pytest.fixture
@@ -488,7 +498,9 @@ def test_only_post_and_only_with_the_csrf_token(admin_user, local_provider):
     assert not connection_events(provider)
 
 
-def test_presses_are_rate_limited_per_user(admin_role_client, httpserver, local_provider, settings):
+def test_presses_are_rate_limited_per_user(
+    admin_role_client, httpserver, local_provider, settings, window_start
+):
     settings.PROVIDER_TEST_RATE_LIMIT = "2/m"
     provider = local_provider()
     httpserver.expect_request("/v1/models").respond_with_json(models_list("gpt-test"))

@@ -11,6 +11,7 @@ from tests.agents.test_admin_providers import (  # noqa: F401 (fixtures)
     local_provider,
     models_list,
     press,
+    window_start,
 )
 
 pytestmark = pytest.mark.django_db
@@ -21,6 +22,7 @@ def test_v2_4_1_presses_past_the_limit_call_nothing(
     httpserver,
     local_provider,  # noqa: F811
     settings,
+    window_start,  # noqa: F811
 ):
     """ASVS 5.0 V2.4.1 (anti-automation): past ``PROVIDER_TEST_RATE_LIMIT`` per user, a press is
     refused with the time to wait; the provider is not called and nothing is audited."""
