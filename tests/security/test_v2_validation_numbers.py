@@ -13,9 +13,8 @@ from __future__ import annotations
 import pytest
 from rest_framework import serializers
 
-from prisma_glow.api.schema import integer_bounds
-
 from evaluations.models import Requirement
+from prisma_glow.api.schema import integer_bounds
 from tests.factories import (
     AgentFactory,
     APIKeyFactory,
