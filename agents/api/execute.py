@@ -274,8 +274,8 @@ class ExecuteActionMixin:
             else:
                 execution = execute(agent, text, **arguments)
         except ReleaseNotFound as exc:
-            # The body names a release or persona version that is not there: 404, like any unknown
-            # object named in a body (prisma_glow.api.errors).
+            # The body names a release (PersonaNotFound: a persona version) that is not there: 404,
+            # like any unknown object named in a body (prisma_glow.api.errors).
             raise exceptions.ValidationError({"release": [str(exc)]}, code="does_not_exist")
         except PersonaNotFound as exc:
             raise exceptions.ValidationError({"persona": [str(exc)]}, code="does_not_exist")

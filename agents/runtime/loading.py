@@ -155,8 +155,8 @@ def load(agent: Agent | int, persona=None, *, release=None, draft: bool = False)
     for anything but a test."""
     agent_id = agent.pk if isinstance(agent, Agent) else int(agent)
     version = persona_version_number(persona)
-    stamp, active_release_id = _stamp_and_release(agent_id)
     check_pins(release=release, persona=version)
+    stamp, active_release_id = _stamp_and_release(agent_id)
     if release is not None or (version is not None and not draft):
         release_id = _release_id(agent_id, release, version)
     elif draft:
