@@ -17,3 +17,8 @@ class PersonaNotFound(AgentNotRunnable):
 
 class ReleaseNotFound(AgentNotRunnable):
     """The requested release does not exist for the agent."""
+
+
+class ReleaseAndPersonaPinned(AgentNotRunnable):
+    """A run pinned both a release and a persona version: it pins one (``agents.runtime.loading.
+    check_pins``, the one statement of the rule; the API surfaces it as a 400 on ``release``)."""

@@ -28,12 +28,14 @@ from agents.runtime import (
     AgentNotRunnable,
     ConversationBusy,
     PersonaNotFound,
+    ReleaseAndPersonaPinned,
     ReleaseNotFound,
     StreamBody,
     execute,
     execute_stream,
 )
 from agents.runtime.conversations import NEW
+from agents.runtime.loading import check_pins
 from agents.runtime.pipeline import MAX_INPUT_CHARS
 from agents.runtime.streaming import encode, sse
 from prisma_glow.api.errors import Conflict
@@ -58,7 +60,8 @@ class ExecuteRequestSerializer(serializers.Serializer):
         min_value=1,
         max_value=2**31 - 1,
         help_text="Deprecated: pin a `release`. A persona version number: runs the newest approved "
-        "release with that persona version.",
+        "release with that persona version; a version no approved release uses answers 409, one the "
+        "agent does not have 404.",
     )
     as_of = serializers.DateField(
         required=False,
@@ -87,10 +90,11 @@ class ExecuteRequestSerializer(serializers.Serializer):
         return value
 
     def validate(self, attrs):
-        if attrs.get("release") is not None and attrs.get("persona") is not None:
-            raise serializers.ValidationError(
-                {"release": ["Pin either a release or a persona version, not both."]}
-            )
+        # The runtime's rule (agents.runtime.loading.check_pins), answered as bad input up front.
+        try:
+            check_pins(release=attrs.get("release"), persona=attrs.get("persona"))
+        except ReleaseAndPersonaPinned as exc:
+            raise serializers.ValidationError({"release": [str(exc)]})
         return attrs
 
 
@@ -227,8 +231,9 @@ class ExecuteActionMixin:
             400: OpenApiResponse(description="Invalid input, persona or conversation."),
             403: OpenApiResponse(description="An API key continuing a conversation it did not start."),
             409: OpenApiResponse(
-                description="The agent may not run (draft, deprecated, no active persona), or the "
-                "conversation's previous turn is still running."
+                description="The agent may not run (draft, deprecated, no active release), the pinned "
+                "release was never approved, the pinned persona version is in no approved release, or "
+                "the conversation's previous turn is still running."
             ),
         },
         examples=[
@@ -269,15 +274,14 @@ class ExecuteActionMixin:
             else:
                 execution = execute(agent, text, **arguments)
         except ReleaseNotFound as exc:
-            field = (
-                "release" if arguments["release"] is not None or arguments["persona"] is None else "persona"
-            )
-            # The body names a release (or persona version) that is not there: 404, like any unknown
-            # object named in a body (prisma_glow.api.errors).
-            raise exceptions.ValidationError({field: [str(exc)]}, code="does_not_exist")
+            # The body names a release (PersonaNotFound: a persona version) that is not there: 404,
+            # like any unknown object named in a body (prisma_glow.api.errors).
+            raise exceptions.ValidationError({"release": [str(exc)]}, code="does_not_exist")
         except PersonaNotFound as exc:
             raise exceptions.ValidationError({"persona": [str(exc)]}, code="does_not_exist")
         except (AgentNotRunnable, ConversationBusy) as exc:
+            # One that exists but may not run (a release never approved, a persona version no approved
+            # release uses, a draft agent): 409.
             raise Conflict(str(exc))
         if not stream:
             paused = execution.status == ExecutionStatus.AWAITING_APPROVAL

@@ -536,13 +536,19 @@ class BudgetSerializer(serializers.ModelSerializer):
     )
 
     # The schema states the one rule between fields (prisma_glow.api.schema.AutoSchema): a tokens
-    # budget's limit is a whole number of tokens; a cost budget's may have six decimals.
+    # budget's limit is a whole number of tokens (a string without decimals, or a JSON integer, whose
+    # bounds the field's own schema gives); a cost budget's may have six decimals.
     request_schema_any_of = [
         {
             "properties": {
                 # A pattern, not an enum: drf-spectacular's enum hook would name it BudgetMetricEnum.
                 "metric": {"type": "string", "pattern": f"^{BudgetMetric.TOKENS.value}$"},
-                "limit": {"type": "string", "pattern": r"^0*[1-9]\d{0,11}(?:\.0{0,6})?$"},
+                "limit": {
+                    "oneOf": [
+                        {"type": "string", "pattern": r"^0*[1-9]\d{0,11}(?:\.0{0,6})?$"},
+                        {"type": "integer"},
+                    ]
+                },
             }
         },
         {"properties": {"metric": {"type": "string", "pattern": f"^{BudgetMetric.COST.value}$"}}},

@@ -9,6 +9,7 @@ from agents.runtime.errors import (
     ConversationBusy,
     PersonaNotFound,
     ProviderError,
+    ReleaseAndPersonaPinned,
     ReleaseNotFound,
 )
 from agents.runtime.pipeline import execute
@@ -19,6 +20,7 @@ __all__ = [
     "ConversationBusy",
     "PersonaNotFound",
     "ProviderError",
+    "ReleaseAndPersonaPinned",
     "ReleaseNotFound",
     "StreamBody",
     "execute",

@@ -3,7 +3,12 @@
 
 from __future__ import annotations
 
-from agents.exceptions import AgentNotRunnable, PersonaNotFound, ReleaseNotFound
+from agents.exceptions import (
+    AgentNotRunnable,
+    PersonaNotFound,
+    ReleaseAndPersonaPinned,
+    ReleaseNotFound,
+)
 
 __all__ = [
     "AgentNotRunnable",
@@ -11,6 +16,7 @@ __all__ = [
     "PersonaNotFound",
     "ProviderError",
     "ExecutionTimeout",
+    "ReleaseAndPersonaPinned",
     "ReleaseNotFound",
 ]
 

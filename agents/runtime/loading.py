@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from agents.exceptions import ReleaseNotFound
+from agents.exceptions import PersonaNotFound, ReleaseAndPersonaPinned, ReleaseNotFound
 from agents.models import Agent, AgentStatus, Release
 from agents.runtime.errors import AgentNotRunnable
 from agents.selectors import (
@@ -30,10 +30,12 @@ from agents.selectors import (
     persona_version_number,
     release_run_configuration,
 )
+from personas.models import Persona
 
 __all__ = [
     "LoadedCache",
     "cache",
+    "check_pins",
     "check_runnable",
     "current_stamp",
     "load",
@@ -95,10 +97,23 @@ def _stamp_and_release(agent_id: int):
     return row or (None, None)
 
 
+PIN_BOTH_MESSAGE = "Pin either a release or a persona version, not both."
+
+
+def check_pins(*, release, persona) -> None:
+    """A run pins a release or a persona version (or neither), not both: ``ReleaseAndPersonaPinned``
+    otherwise. ``load`` checks it for every caller; the API's request serializer calls it to answer
+    a 400 before anything else."""
+    if release is not None and persona is not None:
+        raise ReleaseAndPersonaPinned(PIN_BOTH_MESSAGE)
+
+
 def _release_id(agent_id: int, release, persona_version: int | None) -> int:
     """The id of the release asked for: a ``Release`` of this agent, its number, or (``release`` None)
     the newest approved (once activated) release whose persona is ``persona_version`` (how an API run
-    that pins a persona version runs). ``ReleaseNotFound`` when there is none."""
+    that pins a persona version runs). ``ReleaseNotFound`` when the release does not exist,
+    ``PersonaNotFound`` when the persona version does not; ``AgentNotRunnable`` when the version exists
+    but no approved release uses it (like a release never approved, it may not run)."""
     if isinstance(release, Release):
         if release.agent_id != agent_id:
             raise ReleaseNotFound("That release belongs to another agent.")
@@ -120,7 +135,9 @@ def _release_id(agent_id: int, release, persona_version: int | None) -> int:
         .first()
     )
     if found is None:
-        raise ReleaseNotFound(
+        if not Persona.objects.filter(agent_id=agent_id, version=persona_version).exists():
+            raise PersonaNotFound(f"This agent has no persona version {persona_version}.")
+        raise AgentNotRunnable(
             f"No approved release of this agent uses persona version {persona_version}: pin a release "
             "instead, or create one with that version and request its activation."
         )
@@ -138,9 +155,8 @@ def load(agent: Agent | int, persona=None, *, release=None, draft: bool = False)
     for anything but a test."""
     agent_id = agent.pk if isinstance(agent, Agent) else int(agent)
     version = persona_version_number(persona)
+    check_pins(release=release, persona=version)
     stamp, active_release_id = _stamp_and_release(agent_id)
-    if release is not None and version is not None:
-        raise ReleaseNotFound("Pin either a release or a persona version, not both.")
     if release is not None or (version is not None and not draft):
         release_id = _release_id(agent_id, release, version)
     elif draft:

@@ -1,10 +1,12 @@
-"""drf-spectacular customisation: the API-key scheme and the shared error responses.
+"""drf-spectacular customisation: the API-key scheme, the shared error responses, and request
+schemas that say what ``prisma_glow.api.strict`` accepts (closed bodies, decimal strings or integers).
 
 ``AutoSchema`` (``REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"]``) adds the ``Error`` component to every
 operation for each status it can answer (400, 401, 403, 404, 429; 409 and 503 on writes; 413 and 415
 where there is a body), so no view declares them by hand.
 """
 
+import math
 from decimal import Decimal
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -216,6 +218,8 @@ class AutoSchema(SpectacularAutoSchema):
             example = sample_value(field, content)
             if example is not None:
                 content["example"] = example
+        if direction == "request" and isinstance(field, serializers.DecimalField):
+            content = decimal_or_integer(field, content)
         return content
 
 
@@ -240,6 +244,46 @@ def sample_value(field, content: dict):
     if content.get("type") == "integer" and content.get("maximum", 0) > JS_SAFE_INTEGER:
         return max(int(content.get("minimum", 1)), 1)
     return None
+
+
+#: What stays on a request decimal's schema rather than moving into its string alternative.
+_ANNOTATIONS = ("readOnly", "writeOnly", "nullable", "description", "title", "default", "example")
+
+
+def integer_bounds(field: serializers.DecimalField) -> tuple[int | None, int | None] | None:
+    """The whole numbers ``field`` accepts as (minimum, maximum), either None when unbounded; None
+    when it accepts none (no whole digits allowed, or bounds with no whole number between them)."""
+    low = math.ceil(field.min_value) if field.min_value is not None else None
+    high = math.floor(field.max_value) if field.max_value is not None else None
+    whole = field.max_whole_digits
+    if whole is not None:
+        if whole < 1:  # DRF counts 0 as one whole digit
+            return None
+        largest = 10**whole - 1
+        low = -largest if low is None else max(low, -largest)
+        high = largest if high is None else min(high, largest)
+    if low is not None and high is not None and low > high:
+        return None
+    return low, high
+
+
+def decimal_or_integer(field: serializers.DecimalField, content: dict) -> dict:
+    """A request decimal is a string (``"0.20"``) or a JSON integer (``2000000``), which is exact
+    (``prisma_glow.api.strict`` refuses other JSON numbers): ``oneOf`` the string schema and an
+    integer within the field's digits and bounds. Answers keep the string alone."""
+    if content.get("format") != "decimal" or content.get("type") != "string":
+        return content
+    bounds = integer_bounds(field)
+    if bounds is None:
+        return content
+    integer: dict = {"type": "integer"}
+    if bounds[0] is not None:
+        integer["minimum"] = bounds[0]
+    if bounds[1] is not None:
+        integer["maximum"] = bounds[1]
+    string = {key: value for key, value in content.items() if key not in _ANNOTATIONS}
+    wrapped = {key: value for key, value in content.items() if key in _ANNOTATIONS}
+    return {"oneOf": [string, integer], **wrapped}
 
 
 def decimal_pattern(field: serializers.DecimalField) -> str:

@@ -22,10 +22,13 @@ Number fields take numbers, never booleans: DRF's ``FloatField`` reads ``false``
 a decimal is a 400 "Must be a number, not true or false." (found by schemathesis on ``min_score`` and
 ``temperature``).
 
-Decimals are strings, as the schema says (``"0.20"``, ``"12.500000"``): a JSON number given for a
-decimal (``"temperature": 0``) is a 400 'Give the decimal as a string, e.g. "0.20"' rather than being
-read through a binary float, which cannot hold most decimal fractions exactly (``0.1 + 0.2`` arrives
-as ``0.30000000000000004``). Form bodies carry text anyway.
+Decimals are strings or whole numbers, as the schema says (``"0.20"``, ``"12.500000"``, ``2000000``):
+a JSON number with a fraction or an exponent given for a decimal (``"temperature": 0.2``, ``1e3``) is a
+400 'Give the decimal as a string, e.g. "0.20"' rather than being read through a binary float, which
+cannot hold most decimal fractions exactly (``0.1 + 0.2`` arrives as ``0.30000000000000004``). A JSON
+integer is exact, so it is taken, within the field's digits and bounds as any decimal
+(``"limit": 2000000`` worked before decimals were checked, and still does). Form bodies carry text
+anyway. Answers always show decimals as strings.
 """
 
 from __future__ import annotations
@@ -100,7 +103,8 @@ def _strict_number(cls):
     def to_internal_value(self, data):
         if isinstance(data, bool):
             raise exceptions.ValidationError(NUMBER_MESSAGE, code="invalid")
-        if cls is serializers.DecimalField and isinstance(data, int | float):
+        # A JSON integer is exact (and JSON's parser gives a Python int); a float is not.
+        if cls is serializers.DecimalField and isinstance(data, float):
             raise exceptions.ValidationError(DECIMAL_MESSAGE, code="invalid")
         return original(self, data)
 
@@ -110,8 +114,8 @@ def _strict_number(cls):
 
 def install() -> None:
     """Make every DRF serializer reject unknown fields, non-text values for text fields,
-    non-booleans for boolean fields and booleans for number fields (called once from the API app's
-    ready())."""
+    non-booleans for boolean fields, booleans for number fields and floats for decimal fields (called
+    once from the API app's ready())."""
     if serializers.Serializer.to_internal_value is not strict_to_internal_value:
         serializers.Serializer.to_internal_value = strict_to_internal_value
     if serializers.CharField.to_internal_value is not strict_char_to_internal_value:

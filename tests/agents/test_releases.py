@@ -16,7 +16,14 @@ from rest_framework.test import APIClient
 from agents import services
 from agents.models import AgentTool, Execution, LearningExample, Release
 from agents.releases import content_hash, snapshot_of, stored_redactions
-from agents.runtime import ReleaseNotFound, execute
+from agents.runtime import (
+    AgentNotRunnable,
+    PersonaNotFound,
+    ReleaseAndPersonaPinned,
+    ReleaseNotFound,
+    execute,
+    loading,
+)
 from agents.selectors import agent_run_configuration, approved_examples
 from personas import services as persona_services
 from prisma_glow.audit.models import AuditEvent
@@ -229,7 +236,7 @@ def test_an_api_run_may_pin_a_release_or_a_persona_version(make_agent, org):  # 
     assert (body["release"], body["persona_version"]) == (1, 1)
     # A release or persona version the body names but the agent lacks: 404, like any unknown object.
     error = assert_error(client.post(_url(agent), {"input": QUESTION, "persona": 9}, format="json"), 404)
-    assert "No approved release of this agent uses persona version 9" in error["errors"]["persona"][0]
+    assert error["errors"]["persona"] == ["This agent has no persona version 9."]
     error = assert_error(client.post(_url(agent), {"input": QUESTION, "release": 7}, format="json"), 404)
     assert error["errors"]["release"] == ["This agent has no release 7."]
     assert_error(
@@ -253,6 +260,47 @@ def test_an_api_run_may_pin_a_release_or_a_persona_version(make_agent, org):  # 
     with pytest.raises(ReleaseNotFound):
         execute(agent, QUESTION, source="api", release=3)
     assert Execution.objects.filter(release__number=1).count() == 2
+
+
+def test_a_persona_version_in_no_approved_release_is_a_409_like_an_unapproved_release(make_agent, org):  # noqa: F811
+    """A persona version that exists but that no approved release uses may not run: 409, as a release
+    that exists but was never approved (404 is for what does not exist); nothing is recorded."""
+    agent = make_agent()  # release 1 (persona version 1), approved
+    agent.personas.update(is_active=False)
+    PersonaFactory(agent=agent, version=2, is_active=True)
+    client = client_for(key=_key(org))
+    # Version 2 exists in no release; then in release 2, which was never approved.
+    for release_it in (False, True):
+        if release_it:
+            release_now(agent, activate=False)
+        error = assert_error(client.post(_url(agent), {"input": QUESTION, "persona": 2}, format="json"), 409)
+        assert error["code"] == "conflict"
+        assert error["message"].startswith("No approved release of this agent uses persona version 2")
+    error = assert_error(client.post(_url(agent), {"input": QUESTION, "release": 2}, format="json"), 409)
+    assert "has never been approved" in error["message"]
+    assert_error(client.post(_url(agent), {"input": QUESTION, "persona": 3}, format="json"), 404)
+    assert not Execution.objects.exists()
+    # Outside the API, the runtime says the same.
+    with pytest.raises(AgentNotRunnable, match="No approved release") as raised:
+        execute(agent, QUESTION, source="api", persona=2)
+    assert not isinstance(raised.value, PersonaNotFound | ReleaseNotFound)
+    with pytest.raises(PersonaNotFound, match="no persona version 3"):
+        execute(agent, QUESTION, source="api", persona=3)
+    body = client.post(_url(agent), {"input": QUESTION, "persona": 1}, format="json").json()
+    assert (body["release"], body["persona_version"]) == (1, 1)
+
+
+def test_pinning_a_release_and_a_persona_version_is_one_rule(make_agent):  # noqa: F811
+    """The runtime states "a release or a persona version, not both" (``loading.check_pins``) for every
+    caller; the API's 400 above is the same rule and message."""
+    agent = make_agent()
+    with pytest.raises(ReleaseAndPersonaPinned, match="not both"):
+        loading.load(agent, 1, release=1)
+    with pytest.raises(ReleaseAndPersonaPinned, match="not both"):
+        execute(agent, QUESTION, source="api", release=1, persona=1)
+    loading.check_pins(release=1, persona=None)
+    loading.check_pins(release=None, persona=1)
+    assert not Execution.objects.exists()
 
 
 def test_another_agents_release_cannot_be_pinned(make_agent, org):  # noqa: F811

@@ -82,7 +82,7 @@ def _execute(agent, org, body):
 
 def test_v8_1_1_a_release_nobody_approved_never_answers_clients(org, make_agent):  # noqa: F811
     """ASVS 5.0 V8.1.1 (documented rules enforced): pinning a release that was never activated — nor
-    reaching it through the deprecated ``persona`` option — is refused (409 / 400) and runs nothing; a
+    reaching it through the deprecated ``persona`` option — is refused (409 both) and runs nothing; a
     test run (console, replay, evaluations) may run it."""
     agent = make_agent()
     agent.personas.update(is_active=False)
@@ -95,8 +95,8 @@ def test_v8_1_1_a_release_nobody_approved_never_answers_clients(org, make_agent)
         "Release 2 of 'VAT adviser' has never been approved: request its activation, or run it as a "
         "test in the console."
     )
-    body = assert_error(_execute(agent, org, {"input": QUESTION, "persona": 2}), 400, fields=["persona"])
-    assert "No approved release of this agent uses persona version 2" in body["errors"]["persona"][0]
+    body = assert_error(_execute(agent, org, {"input": QUESTION, "persona": 2}), 409)
+    assert body["message"].startswith("No approved release of this agent uses persona version 2")
     assert Execution.objects.count() == before
     with pytest.raises(AgentNotRunnable, match="never been approved"):
         execute(agent, QUESTION, source="api", release=2)
