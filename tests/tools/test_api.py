@@ -136,6 +136,8 @@ def test_test_action_calls_an_http_tool_on_loopback(org, editor_client, httpserv
         ("headers", {"X-Trace": " padded"}, "X-Trace"),
         ("headers", {"Bad Name": "x"}, "Bad Name"),
         ("headers", {"": "x"}, "''"),
+        ("secret_headers", {"Authorization: Bearer s3cret": "x"}, "of a secret header"),
+        ("secret_headers", {"X-Count": 3}, "JSON object of strings"),
     ],
 )
 def test_headers_http_cannot_carry_are_refused(org, editor_client, field, headers, named):
@@ -144,8 +146,25 @@ def test_headers_http_cannot_carry_are_refused(org, editor_client, field, header
     body = {**TestToolAPI.create_data, field: headers}
     error = assert_error(editor_client.post("/api/v1/tools/", body, format="json"), 400, fields=[field])
     assert named in error["errors"][field][0]
-    assert "Bearer" not in str(error) and "Injected" not in str(error)
+    assert "Bearer" not in str(error) and "Injected" not in str(error) and "s3cret" not in str(error)
     assert not Tool.objects.filter(organization=org).exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "headers", "named"),
+    [
+        ("secret_headers", {"Authorization": "Bearer …"}, "Authorization"),
+        ("headers", {"X-Note": "café"}, "X-Note"),
+    ],
+)
+def test_headers_http_cannot_carry_are_refused_on_update(org, editor_client, field, headers, named):
+    """A PATCH goes through the same rule (``Tool.clean``): 400 naming the header, the tool unchanged."""
+    tool = ToolFactory(organization=org, input_schema={"type": "object"})
+    response = editor_client.patch(f"/api/v1/tools/{tool.pk}/", {field: headers}, format="json")
+    error = assert_error(response, 400, fields=[field])
+    assert named in error["errors"][field][0] and "Bearer" not in str(error)
+    tool.refresh_from_db()
+    assert tool.headers == {} and tool.secret_headers == ""
 
 
 def test_headers_http_can_carry_are_accepted(org, editor_client):
