@@ -184,3 +184,18 @@ def test_a_stored_header_http_cannot_carry_is_a_tool_error_not_a_500(org, editor
     body = response.json()
     assert body["ok"] is False
     assert "X-Note" in body["error"] and "Edit the tool" in body["error"]
+
+
+def test_a_stored_secret_header_http_cannot_carry_is_a_tool_error_never_quoting_it(org, editor_client):
+    """A secret header stored before the rule (a token typed as the name): the tool test names the
+    problem without repeating the name, which may hold the secret."""
+    tool = ToolFactory(
+        organization=org,
+        secret_headers='{"Authorization: Bearer s3cret": "x"}',
+        input_schema={"type": "object"},
+    )
+    response = editor_client.post(f"/api/v1/tools/{tool.pk}/test/", {"arguments": {}}, format="json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["ok"] is False and "of a secret header" in body["error"], body
+    assert "s3cret" not in response.content.decode()
