@@ -211,12 +211,13 @@ HEADER_VALUE = re.compile(r"(?:[\x21-\x7e](?:[ \t]*[\x21-\x7e])*)?")
 HEADER_VALUE_PATTERN = "^" + HEADER_VALUE.pattern + "$"
 
 
-def header_problem(name: str, value: str) -> str | None:
+def header_problem(name: str, value: str, *, secret: bool = False) -> str | None:
     """Why HTTP cannot send the header ``name: value``, or None. Never quotes the value (it may be a
-    secret)."""
+    secret), nor a secret header's invalid name (``"Authorization: Bearer …"`` typed as a name)."""
     if not HEADER_NAME.fullmatch(name):
+        shown = "of a secret header" if secret else f"{name[:80]!r}"
         return (
-            f"The header name {name[:80]!r} is not a valid HTTP header name (letters, digits and "
+            f"The header name {shown} is not a valid HTTP header name (letters, digits and "
             "!#$%&'*+-.^_`|~ only)."
         )
     if not HEADER_VALUE.fullmatch(value):
@@ -227,16 +228,25 @@ def header_problem(name: str, value: str) -> str | None:
     return None
 
 
+def headers_problems(headers: dict[str, str], *, secret: bool = False) -> list[str]:
+    """``header_problem`` for each header (at most five), in order."""
+    found = (header_problem(str(n), str(v), secret=secret) for n, v in headers.items())
+    return [problem for problem in found if problem is not None][:5]
+
+
 def tool_headers(tool) -> dict[str, str]:
     """Plain headers merged with the decrypted secret headers (the latter win). ``HttpToolError`` when
-    one cannot be sent (the API refuses such headers; a row stored before that is refused here)."""
-    headers = {"User-Agent": USER_AGENT, "Accept": "application/json, text/plain;q=0.9, */*;q=0.1"}
-    headers.update(tool.headers or {})
-    headers.update(secret_headers(tool))
-    for name, value in headers.items():
-        if (problem := header_problem(str(name), str(value))) is not None:
-            raise HttpToolError(problem + " Edit the tool.")
-    return headers
+    one cannot be sent (``Tool.clean`` refuses such headers; a row stored before that is refused here)."""
+    plain, secret = dict(tool.headers or {}), secret_headers(tool)
+    problems = headers_problems(plain) + headers_problems(secret, secret=True)
+    if problems:
+        raise HttpToolError(problems[0] + " Edit the tool.")
+    return {
+        "User-Agent": USER_AGENT,
+        "Accept": "application/json, text/plain;q=0.9, */*;q=0.1",
+        **plain,
+        **secret,
+    }
 
 
 # Headers that carry credentials whatever the tool calls them; with the tool's secret headers, they

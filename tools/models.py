@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -24,6 +26,12 @@ def approval_default(*, kind: str, read_only: bool) -> bool:
     read-only. Built-in tools compute in-process and never do by default. The one rule: every door
     that creates or imports a tool asks it (``tools.services.tool_create``)."""
     return kind != ToolKind.BUILTIN and not read_only
+
+
+def _string_map(value) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    )
 
 
 class HttpMethod(models.TextChoices):
@@ -159,6 +167,29 @@ class Tool(TimeStampedModel):
         except outbound.DestinationRefused as exc:
             raise ValidationError({"url_template": str(exc)}) from exc
 
+    def _check_headers(self) -> None:
+        """Plain and secret headers are JSON objects of strings that HTTP can carry
+        (``tools.http_executor.header_problem``): one httpx cannot encode (``"Bearer …"``, a line
+        break, a space in a name) would fail every call of the tool. Every door (the API, the staff
+        form, the services) saves through here. The errors never quote a secret header."""
+        from tools.http_executor import headers_problems
+
+        errors: dict[str, list[str]] = {}
+        if not _string_map(self.headers):
+            errors["headers"] = ["Headers must be a JSON object of strings."]
+        elif problems := headers_problems(self.headers):
+            errors["headers"] = problems
+        try:
+            secret = json.loads(self.secret_headers) if self.secret_headers else {}
+        except (TypeError, ValueError):
+            secret = None
+        if not _string_map(secret):
+            errors["secret_headers"] = ["Secret headers must be a JSON object of strings."]
+        elif problems := headers_problems(secret, secret=True):
+            errors["secret_headers"] = problems
+        if errors:
+            raise ValidationError(errors)
+
     def clean(self) -> None:
         from jsonschema import Draft202012Validator
         from jsonschema.exceptions import SchemaError
@@ -171,10 +202,7 @@ class Tool(TimeStampedModel):
             raise ValidationError({"input_schema": f"Not a valid JSON Schema: {exc.message}"}) from exc
         if self.input_schema and self.input_schema.get("type", "object") != "object":
             raise ValidationError({"input_schema": 'Tool arguments are a JSON object: use "type": "object".'})
-        if not isinstance(self.headers, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in self.headers.items()
-        ):
-            raise ValidationError({"headers": "Headers must be a JSON object of strings."})
+        self._check_headers()
         if self.kind == ToolKind.HTTP and not self.url_template:
             raise ValidationError({"url_template": "An HTTP tool needs a URL."})
         if self.kind == ToolKind.HTTP and self.url_template:

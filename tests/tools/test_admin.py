@@ -76,7 +76,7 @@ def test_tool_created_through_the_service_with_secret_headers_write_only(staff_c
             "Not a valid JSON Schema",
         ),
         ("input_schema", "[1, 2]", "Give a JSON object"),
-        ("headers", '{"X-Count": 3}', "Header values must be strings"),
+        ("headers", '{"X-Count": 3}', "Headers must be a JSON object of strings"),
         ("url_template", "ftp://example.com", "must start with http"),
         ("name", "", "This field is required"),
         ("timeout_seconds", "500", "less than or equal to 120"),
@@ -87,6 +87,61 @@ def test_tool_form_validation(staff_client, org, field, value, message):
     assert response.status_code == 200
     assert message in response.content.decode()
     assert not Tool.objects.filter(organization=org).exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "typed", "named"),
+    [
+        ("headers", '{"X-Note": "café"}', "X-Note"),
+        ("headers", '{"X-Trace": "a\\r\\nInjected: yes"}', "X-Trace"),
+        ("headers", '{"Bad Name": "x"}', "Bad Name"),
+        ("secret_headers", '{"Authorization": "Bearer …"}', "Authorization"),
+        ("secret_headers", '{"X-Api-Key": " s3cret"}', "X-Api-Key"),
+        ("secret_headers", '{"Authorization: Bearer s3cret": "x"}', "of a secret header"),
+        ("secret_headers", '{"X-Count": 3}', "Secret headers must be a JSON object of strings"),
+    ],
+)
+def test_tool_form_refuses_headers_http_cannot_carry(staff_client, org, field, typed, named):
+    """Plain and secret headers HTTP cannot carry are an error on their field (Tool.clean's rule, as
+    the API's), never a saved tool whose every call fails; the error never quotes a secret."""
+    response = staff_client.post("/admin/tools/tool/add/", tool_data(**{field: typed}))
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == [field], errors
+    assert any(named in message for message in errors[field]), errors
+    assert not any(secret in str(errors) for secret in ("Bearer", "s3cret", "Injected"))
+    assert not Tool.objects.filter(organization=org).exists()
+
+
+def test_tool_form_edit_refuses_secret_headers_http_cannot_carry(staff_client, org):
+    """Typed on an existing tool, such secret headers are refused on the field; the stored ones stay."""
+    tool = ToolFactory(
+        organization=org, name="Client lookup", secret_headers='{"Authorization": "Bearer ok"}'
+    )
+    response = staff_client.post(
+        f"/admin/tools/tool/{tool.pk}/change/",
+        tool_data(secret_headers='{"Authorization": "Bearer …"}', description="Changed"),
+    )
+    assert response.status_code == 200
+    assert "Authorization" in response.context["adminform"].form.errors["secret_headers"][0]
+    tool.refresh_from_db()
+    assert json.loads(tool.secret_headers) == {"Authorization": "Bearer ok"} and tool.description != "Changed"
+
+
+def test_tool_form_names_stored_secret_headers_http_cannot_carry(staff_client, org):
+    """A tool stored before the rule: saving it without typing secret headers names the stored one that
+    cannot be sent (beside the field, through the service); removing them saves."""
+    tool = ToolFactory(organization=org, name="Client lookup", secret_headers='{"Authorization": "Bearer …"}')
+    url = f"/admin/tools/tool/{tool.pk}/change/"
+    response = staff_client.post(url, tool_data(secret_headers="", description="Changed"))
+    assert response.status_code == 200
+    assert "Authorization" in response.context["adminform"].form.errors["secret_headers"][0]
+    response = staff_client.post(
+        url, tool_data(secret_headers="", clear_secret_headers="on", description="Changed")
+    )
+    assert response.status_code == 302
+    tool.refresh_from_db()
+    assert tool.secret_headers == "" and tool.description == "Changed"
 
 
 def test_tool_service_errors_show_beside_fields(staff_client, org):

@@ -136,6 +136,8 @@ def test_test_action_calls_an_http_tool_on_loopback(org, editor_client, httpserv
         ("headers", {"X-Trace": " padded"}, "X-Trace"),
         ("headers", {"Bad Name": "x"}, "Bad Name"),
         ("headers", {"": "x"}, "''"),
+        ("secret_headers", {"Authorization: Bearer s3cret": "x"}, "of a secret header"),
+        ("secret_headers", {"X-Count": 3}, "JSON object of strings"),
     ],
 )
 def test_headers_http_cannot_carry_are_refused(org, editor_client, field, headers, named):
@@ -144,8 +146,25 @@ def test_headers_http_cannot_carry_are_refused(org, editor_client, field, header
     body = {**TestToolAPI.create_data, field: headers}
     error = assert_error(editor_client.post("/api/v1/tools/", body, format="json"), 400, fields=[field])
     assert named in error["errors"][field][0]
-    assert "Bearer" not in str(error) and "Injected" not in str(error)
+    assert "Bearer" not in str(error) and "Injected" not in str(error) and "s3cret" not in str(error)
     assert not Tool.objects.filter(organization=org).exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "headers", "named"),
+    [
+        ("secret_headers", {"Authorization": "Bearer …"}, "Authorization"),
+        ("headers", {"X-Note": "café"}, "X-Note"),
+    ],
+)
+def test_headers_http_cannot_carry_are_refused_on_update(org, editor_client, field, headers, named):
+    """A PATCH goes through the same rule (``Tool.clean``): 400 naming the header, the tool unchanged."""
+    tool = ToolFactory(organization=org, input_schema={"type": "object"})
+    response = editor_client.patch(f"/api/v1/tools/{tool.pk}/", {field: headers}, format="json")
+    error = assert_error(response, 400, fields=[field])
+    assert named in error["errors"][field][0] and "Bearer" not in str(error)
+    tool.refresh_from_db()
+    assert tool.headers == {} and tool.secret_headers == ""
 
 
 def test_headers_http_can_carry_are_accepted(org, editor_client):
@@ -165,3 +184,18 @@ def test_a_stored_header_http_cannot_carry_is_a_tool_error_not_a_500(org, editor
     body = response.json()
     assert body["ok"] is False
     assert "X-Note" in body["error"] and "Edit the tool" in body["error"]
+
+
+def test_a_stored_secret_header_http_cannot_carry_is_a_tool_error_never_quoting_it(org, editor_client):
+    """A secret header stored before the rule (a token typed as the name): the tool test names the
+    problem without repeating the name, which may hold the secret."""
+    tool = ToolFactory(
+        organization=org,
+        secret_headers='{"Authorization: Bearer s3cret": "x"}',
+        input_schema={"type": "object"},
+    )
+    response = editor_client.post(f"/api/v1/tools/{tool.pk}/test/", {"arguments": {}}, format="json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["ok"] is False and "of a secret header" in body["error"], body
+    assert "s3cret" not in response.content.decode()

@@ -109,6 +109,27 @@ def test_headers_are_an_object_of_strings(org, headers):
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
+        ("headers", {"X-Note": "café"}, "The value of the header 'X-Note' cannot be sent over HTTP"),
+        ("headers", {"X Note": "x"}, "The header name 'X Note' is not a valid HTTP header name"),
+        ("secret_headers", '{"Authorization": "Bearer …"}', "The value of the header 'Authorization'"),
+        ("secret_headers", '{"X Key": "x"}', "The header name of a secret header is not a valid"),
+        ("secret_headers", '{"X-Key": 3}', "Secret headers must be a JSON object of strings."),
+        ("secret_headers", '["X-Key"]', "Secret headers must be a JSON object of strings."),
+        ("secret_headers", "not json", "Secret headers must be a JSON object of strings."),
+    ],
+)
+def test_headers_are_ones_http_can_carry(org, field, value, message):
+    """Plain and secret (decrypted JSON) headers are ones HTTP can carry; secret ones are never quoted."""
+    assert_invalid(_http(org, **{field: value}), message, field=field)
+
+
+def test_headers_http_can_carry_are_valid(org):
+    _http(org, headers={"Accept-Language": "de, en;q=0.5"}, secret_headers='{"X-Key": "k 1"}').full_clean()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
         ("timeout_seconds", 0, "greater than or equal to 1"),
         ("timeout_seconds", 121, "less than or equal to 120"),
         ("max_response_bytes", 0, "greater than or equal to 1"),

@@ -65,16 +65,16 @@ class ToolForm(forms.ModelForm):
             raise forms.ValidationError('Tool arguments are a JSON object: use "type": "object".')
         return schema
 
-    def clean_headers(self):
-        headers = self.cleaned_data.get("headers") or {}
-        if not all(isinstance(v, str) for v in headers.values()):
-            raise forms.ValidationError("Header values must be strings.")
-        return headers
+    def clean_secret_headers(self):
+        # The model keeps them as JSON text: typed ones are checked by Tool.clean (as the plain headers
+        # are) in _post_clean; blank keeps the stored ones (which the service checks).
+        typed = self.cleaned_data.get("secret_headers")
+        return json.dumps(typed) if typed else ""
 
     def _post_clean(self):
         stored = self.instance.secret_headers
         super()._post_clean()
-        # The model keeps encrypted text; the service turns the typed object into it.
+        # The instance keeps what is stored; the service saves the typed headers.
         self.instance.secret_headers = stored
 
 

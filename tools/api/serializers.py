@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from prisma_glow.api.fields import JSONValueField
-from tools.http_executor import HEADER_VALUE_PATTERN, header_problem
+from tools.http_executor import HEADER_VALUE_PATTERN
 from tools.models import Tool
 
 
@@ -75,18 +75,9 @@ class JSONObjectField(SafeJSONField):
     {"type": "object", "additionalProperties": {"type": "string", "pattern": HEADER_VALUE_PATTERN}}
 )
 class StringMapField(JSONObjectField):
-    """A JSON object of HTTP headers: string values that HTTP can carry (``header_problem``; a value
-    with "…" or a line break was stored, then every call of the tool was a server error). The
-    schema states the values' pattern; the names' (tokens) needs ``propertyNames`` (OpenAPI 3.1)."""
-
-    def to_internal_value(self, data):
-        value = super().to_internal_value(data)
-        if not all(isinstance(v, str) for v in value.values()):
-            raise serializers.ValidationError("Every value must be a string.")
-        problems = [p for name, text in value.items() if (p := header_problem(name, text)) is not None]
-        if problems:
-            raise serializers.ValidationError(problems[:5])
-        return value
+    """A JSON object of HTTP headers. ``Tool.clean`` refuses what HTTP cannot carry (the service's 400
+    names the header); the schema states the values' pattern; the names' (tokens) needs
+    ``propertyNames`` (OpenAPI 3.1)."""
 
 
 class ToolSerializer(serializers.ModelSerializer):

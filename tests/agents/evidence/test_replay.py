@@ -81,7 +81,11 @@ def test_replay_against_a_chosen_release_runs_that_release(vat_agent, editor_cli
 
 @pytest.mark.parametrize(
     ("payload", "field", "status"),
-    [({"release": 99}, "release", 404), ({"release": 0}, "release", 400), ({"release": "two"}, "release", 400)],
+    [
+        ({"release": 99}, "release", 404),
+        ({"release": 0}, "release", 400),
+        ({"release": "two"}, "release", 400),
+    ],
 )
 def test_a_release_the_agent_does_not_have_is_a_404_and_a_malformed_one_a_400(
     vat_agent, editor_client, payload, field, status
