@@ -103,6 +103,11 @@ class SuiteForm(forms.Form):
             del self.fields["agent"], self.fields["execution"]
 
 
+def percent(share: Decimal) -> str:
+    """A share (0–1) as the percentage people type: ``0.875`` → ``87.5``, ``0.900`` → ``90``."""
+    return f"{share * 100:.1f}".removesuffix(".0")
+
+
 class ThresholdForm(forms.Form):
     """The requirement's threshold as people say it (a percentage); the model keeps a share (0–1)."""
 
@@ -111,7 +116,7 @@ class ThresholdForm(forms.Form):
         min_value=0,
         max_value=100,
         decimal_places=1,
-        initial=100 * services.DEFAULT_THRESHOLD,
+        initial=lambda: percent(services.DEFAULT_THRESHOLD),
         help_text="The share of all cases a run must pass (every must-pass case passes too).",
     )
 

@@ -13,7 +13,15 @@ from django.urls import reverse
 from agents.models import Execution
 from evaluations import services
 from evaluations.models import Case, EvalRun, Requirement, Suite
-from evaluations.pages.forms import CHECK_KINDS_HELP, CaseForm, ImportForm, RunForm, SuiteForm, ThresholdForm
+from evaluations.pages.forms import (
+    CHECK_KINDS_HELP,
+    CaseForm,
+    ImportForm,
+    RunForm,
+    SuiteForm,
+    ThresholdForm,
+    percent,
+)
 from evaluations.selectors import judge_agreement
 from guardrails.masking import mask_text
 from prisma_glow.admin.base import add_errors_to_form, render_admin_page, run_service
@@ -116,7 +124,7 @@ def suite_page(
     requirement = agent_requirement if agent_requirement and agent_requirement.suite_id == suite.pk else None
     agreement = judge_agreement(suite=suite)
     if threshold_form is None:
-        initial = {"threshold": 100 * requirement.threshold} if requirement else {}
+        initial = {"threshold": percent(requirement.threshold)} if requirement else {}
         threshold_form = ThresholdForm(initial=initial)
     context = {
         "suite": suite,
@@ -242,7 +250,7 @@ def requirement_set(model_admin, request, suite_id):
             messages.success(
                 request,
                 f"The agent's releases now need a run of “{suite.name}” passing "
-                f"{form.cleaned_data['threshold'].normalize():f} % of its cases to go live.",
+                f"{percent(form.share())} % of its cases to go live.",
             )
             return redirect(suite_url(suite, "requirement"))
         add_errors_to_form(form, error)

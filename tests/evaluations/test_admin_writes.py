@@ -350,6 +350,7 @@ def test_an_admin_requires_the_suite_changes_the_threshold_and_stops(
     url = f"/admin/evaluations/suite/{suite.pk}/requirement/"
     html = admin_role_client.get(suite_url(suite)).content.decode()
     assert "Require before activation" in html and f'action="{url}"' in html
+    assert 'name="threshold" value="90"' in html  # the default, as a percentage
     response = admin_role_client.post(url, {"threshold": "75"})
     assert response.status_code == 302 and response["Location"] == f"{suite_url(suite)}#requirement"
     requirement = Requirement.objects.get()
@@ -361,7 +362,9 @@ def test_an_admin_requires_the_suite_changes_the_threshold_and_stops(
     assert audited("evaluation_requirement.create", admin_user).after["threshold"] == "0.750"
     html = admin_role_client.get(suite_url(suite)).content.decode()
     assert "75 % of all cases" in html and "Change the threshold" in html and "Stop requiring" in html
-    admin_role_client.post(url, {"threshold": "87.5"})
+    assert 'name="threshold" value="75"' in html
+    changed = admin_role_client.post(url, {"threshold": "87.5"})
+    assert "passing 87.5 % of its cases" in " ".join(messages_of(changed))
     requirement.refresh_from_db()
     assert requirement.threshold == Decimal("0.875")
     assert audited("evaluation_requirement.update", admin_user).after["threshold"] == "0.875"
