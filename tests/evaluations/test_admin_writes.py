@@ -139,6 +139,24 @@ def test_viewers_may_not_create_suites_and_anonymous_signs_in(viewer_admin_clien
     assert not Suite.objects.exists()
 
 
+def test_anonymous_is_sent_to_sign_in_from_every_write(client, suite, cases):
+    case = cases[0]
+    base = f"/admin/evaluations/suite/{suite.pk}/"
+    for url in (
+        f"{base}settings/",
+        f"{base}delete/",
+        f"{base}requirement/",
+        f"{base}requirement/delete/",
+        case_url(case),
+        case_url(case, "delete/"),
+    ):
+        response = client.post(url, {"name": "x", "threshold": "1"})
+        assert response.status_code == 302 and "/login/" in response["Location"], url
+    suite.refresh_from_db()
+    assert suite.name == "VAT regression" and Case.objects.count() == 4
+    assert not Requirement.objects.exists()
+
+
 def test_methods_are_enforced(staff_client, admin_role_client, suite, cases):
     case = cases[0]
     assert staff_client.put(ADD_URL).status_code == 405
