@@ -612,12 +612,54 @@ DOORS: tuple[Door, ...] = (
     Door("admin:audit_auditevent_changelist", "audit.view", ("audit-event-list", "list")),
     Door("admin:audit_auditevent_change", "audit.view", ("audit-event-detail", "retrieve")),
     Door("admin:audit_auditevent_history", "audit.view", ("audit-event-list", "list")),
-    # Evaluations: lists, a suite's page (cases, import, start a run), a run's page (progress, marks),
-    # the comparison, and "Save as test case" on an execution's page (evaluations.pages).
+    # Evaluations: lists, a new suite, a suite's page (settings, requirement, cases, import, start a run),
+    # its deletion, a case's edit and delete pages, a run's page (progress, marks), the comparison, and
+    # "Save as test case" on an execution's page (evaluations.pages).
     Door("admin:evaluations_suite_changelist", "evaluation_suite.view", ("evaluation-suite-list", "list")),
     Door("admin:evaluations_suite_change", "evaluation_suite.view", ("evaluation-suite-detail", "retrieve")),
+    Door("admin:evaluations_suite_add", "evaluation_suite.add", ("evaluation-suite-list", "create")),
+    Door(
+        "admin:evaluations_suite_settings",
+        "evaluation_suite.change",
+        ("evaluation-suite-detail", "partial_update"),
+        "POST",
+    ),
+    Door("admin:evaluations_suite_delete", "evaluation_suite.delete", ("evaluation-suite-detail", "destroy")),
+    Door(
+        "admin:evaluations_suite_requirement",
+        "evaluation_requirement.add",
+        ("evaluation-requirement-list", "create"),
+        "POST",
+    ),
+    Door(
+        "admin:evaluations_suite_requirement",
+        "evaluation_requirement.change",
+        ("evaluation-requirement-detail", "partial_update"),
+        "POST",
+    ),
+    Door(
+        "admin:evaluations_suite_requirement_delete",
+        "evaluation_requirement.delete",
+        ("evaluation-requirement-detail", "destroy"),
+        "POST",
+    ),
     Door(
         "admin:evaluations_suite_case_add", "evaluation_case.add", ("evaluation-case-list", "create"), "POST"
+    ),
+    # A case's edit page is shown to those who may change it (its form holds the full texts).
+    Door(
+        "admin:evaluations_suite_case_edit",
+        "evaluation_case.change",
+        ("evaluation-case-detail", "partial_update"),
+    ),
+    Door(
+        "admin:evaluations_suite_case_edit",
+        "evaluation_case.change",
+        ("evaluation-case-detail", "partial_update"),
+        "POST",
+    ),
+    Door(
+        "admin:evaluations_suite_case_delete", "evaluation_case.delete", ("evaluation-case-detail", "destroy")
     ),
     Door(
         "admin:evaluations_suite_import",
@@ -646,6 +688,13 @@ DOORS: tuple[Door, ...] = (
         "admin:evaluations_requirement_changelist",
         "evaluation_requirement.view",
         ("evaluation-requirement-list", "list"),
+    ),
+    # The requirements list is read-only: each row leads to the required suite's page, where the
+    # requirement is set, changed and removed (evaluations_suite_requirement*).
+    Door(
+        "admin:evaluations_requirement_change",
+        "evaluation_requirement.view",
+        ("evaluation-requirement-detail", "retrieve"),
     ),
     # Invitations (owners and admins, as inviting: only owners invite owners or revoke their invitations).
     Door("admin:tenancy_invitation_add", "membership.add", ("member-invite", "invite")),
@@ -711,17 +760,16 @@ ADMIN_ONLY: dict[str, str] = {
     "admin:account_security": "a user's own second factors (enrol, backup codes, replace, remove)",
     # Invitations.
     "admin:tenancy_invitation_delete": "nobody: invitations are revoked, never deleted",
-    # Evaluations: the suite's and run's pages are DOORS (evaluations.pages); these are refused or
-    # read-only.
-    "admin:evaluations_suite_add": "refused: suites are created through the API",
-    "admin:evaluations_suite_delete": "refused: suites are deleted through the API for now",
+    # Evaluations: the suites', cases', requirement's and runs' pages are DOORS (evaluations.pages);
+    # these are refused or read-only.
     "admin:evaluations_suite_history": "audit.view",
     "admin:evaluations_evalrun_add": "runs are started on their suite's page (evaluations_suite_run)",
     "admin:evaluations_evalrun_delete": "nobody: runs are the record of what was tested",
     "admin:evaluations_evalrun_history": "audit.view",
-    "admin:evaluations_requirement_change": "read-only (evaluation_requirement.view)",
-    "admin:evaluations_requirement_add": "refused: requirements are set through the API for now",
-    "admin:evaluations_requirement_delete": "refused: requirements are removed through the API for now",
+    "admin:evaluations_requirement_add": "requirements are set on the required suite's page "
+    "(evaluations_suite_requirement)",
+    "admin:evaluations_requirement_delete": "requirements are removed on the required suite's page "
+    "(evaluations_suite_requirement_delete)",
     "admin:evaluations_requirement_history": "audit.view",
 }
 
@@ -779,21 +827,13 @@ API_ONLY: dict[tuple[str, str], str] = {
     # Step-up: the admin asks for the code on the page of the sensitive operation itself.
     ("auth-step-up", "post"): "the staff UI asks for the code on the sensitive operation's own page",
     # Invitations.
-    # Evaluations: the staff pages are read-only lists and details for now (issue 17's later part).
-    ("evaluation-suite-list", "create"): "suites are written through the API for now",
-    ("evaluation-suite-detail", "update"): "suites are written through the API for now",
-    ("evaluation-suite-detail", "partial_update"): "suites are written through the API for now",
-    ("evaluation-suite-detail", "destroy"): "suites are written through the API for now",
-    ("evaluation-case-list", "list"): "the suite's read-only page lists its cases",
-    ("evaluation-case-detail", "retrieve"): "the suite's read-only page lists its cases",
-    ("evaluation-case-detail", "update"): "cases are written through the API for now",
-    ("evaluation-case-detail", "partial_update"): "cases are written through the API for now",
-    ("evaluation-case-detail", "destroy"): "cases are written through the API for now",
-    ("evaluation-requirement-list", "create"): "requirements are set through the API for now",
-    ("evaluation-requirement-detail", "retrieve"): "the requirement's read-only page",
-    ("evaluation-requirement-detail", "update"): "requirements are set through the API for now",
-    ("evaluation-requirement-detail", "partial_update"): "requirements are set through the API for now",
-    ("evaluation-requirement-detail", "destroy"): "requirements are removed through the API for now",
+    # Evaluations: the staff pages' forms are partial updates; the suite's page lists its cases.
+    ("evaluation-suite-detail", "update"): "the suite page's settings form is a partial update",
+    ("evaluation-case-list", "list"): "the suite's page lists its cases",
+    ("evaluation-case-detail", "retrieve"): "the suite's page lists its cases; a case's own page is its "
+    "edit form (evaluation_case.change)",
+    ("evaluation-case-detail", "update"): "the case's edit page is a partial update",
+    ("evaluation-requirement-detail", "update"): "the suite page's requirement form is a partial update",
     ("member-list", "create"): "the same invitation as member-invite (the staff UI's add member leads "
     "to inviting too); no account is attached without its consent",
 }

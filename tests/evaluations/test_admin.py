@@ -1,5 +1,5 @@
-"""The read-only staff pages: suites with their cases, runs with progress and results, requirements;
-scoped to the organisation, read by viewers, written by nobody."""
+"""The staff lists and pages: suites with their cases, runs with progress and results, requirements;
+scoped to the organisation, read by viewers, who write nothing (the writes: test_admin_writes.py)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,10 @@ def test_the_pages_show_suites_runs_and_requirements(viewer_admin_client, suite,
     assert "4 / 4" in runs and "Failed" in runs
     detail = client.get(f"/admin/evaluations/evalrun/{run.pk}/change/").content.decode()
     assert "Impossible" in detail and "canteen" in detail  # its result and the failed check's reason
-    assert client.get(f"/admin/evaluations/requirement/{requirement.pk}/change/").status_code == 200
+    # A requirement's row leads to the required suite's page, where it is changed.
+    response = client.get(f"/admin/evaluations/requirement/{requirement.pk}/change/")
+    assert response.status_code == 302
+    assert response["Location"] == f"/admin/evaluations/suite/{suite.pk}/change/#requirement"
     for url in ("/admin/evaluations/suite/add/", f"/admin/evaluations/evalrun/{run.pk}/delete/"):
         assert client.get(url).status_code == 403, url
 

@@ -114,15 +114,18 @@ def world(org):
 
 
 def _evaluations(world) -> None:
-    """A suite with a case, a run of it and one result (the evaluations doors' objects)."""
-    from evaluations.models import Case, CaseResult, EvalRun, Suite
+    """A suite with a case, a run of it and one result, and a second suite of the agent that it
+    requires before activation (the evaluations doors' objects)."""
+    from evaluations.models import Case, CaseResult, EvalRun, Requirement, Suite
 
     world.suite = Suite.objects.create(organization=world.org, agent=world.agent, name="Suite")
-    case = Case.objects.create(suite=world.suite, name="Case", input="Hello?")
+    world.case = case = Case.objects.create(suite=world.suite, name="Case", input="Hello?")
     world.run = EvalRun.objects.create(
         organization=world.org, suite=world.suite, release=world.release, total=1, done=1, status="passed"
     )
     world.result = CaseResult.objects.create(run=world.run, case=case, case_name=case.name, passed=True)
+    required = Suite.objects.create(organization=world.org, agent=world.clerk, name="Required")
+    world.requirement = Requirement.objects.create(organization=world.org, agent=world.clerk, suite=required)
 
 
 def _admin_kwargs(door: policy.Door, world) -> dict:
@@ -146,6 +149,7 @@ def _admin_kwargs(door: policy.Door, world) -> dict:
         "audit_auditevent": world.audit_event,
         "evaluations_suite": world.suite,
         "evaluations_evalrun": world.run,
+        "evaluations_requirement": world.requirement,
     }
     name = door.admin.split(":")[-1]
     model = next((key for key in objects if name.startswith(key + "_")), None)
@@ -165,6 +169,7 @@ def _admin_kwargs(door: policy.Door, world) -> dict:
         "suite_id": world.suite.pk,
         "run_id": world.run.pk,
         "result_id": world.result.pk,
+        "case_id": world.case.pk,
         "step": "basics",
         "kind": "tools",
         "transition": door.api[1] if door.api else "activate",
@@ -199,6 +204,8 @@ def _api_url(door: policy.Door, world) -> str:
         "evaluation-suite": world.suite.pk,
         "evaluation-run": world.run.pk,
         "evaluation-case-result": world.result.pk,
+        "evaluation-case": world.case.pk,
+        "evaluation-requirement": world.requirement.pk,
     }
     route = next(r for r, n, _ in _patterns(get_resolver().url_patterns) if n == name)
     kwargs = {}
