@@ -29,7 +29,7 @@ from tests.agents.runtime.test_openai_provider import completion, remote, run_th
 from tests.factories import AgentFactory, BudgetFactory, ExecutionFactory, ModelProviderFactory
 from tests.support.api import assert_error
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("mid_period_clock")]
 
 
 def _dead_run(agent, *, minutes_ago: int = 120) -> Execution:
