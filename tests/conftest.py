@@ -6,7 +6,10 @@ loaded for every test: each app's tests include its admin pages.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+import time_machine
 from rest_framework.test import APIClient
 
 from tests.factories import APIKeyFactory, MembershipFactory, OrganizationFactory, UserFactory
@@ -19,6 +22,20 @@ def _fast_password_hashing(settings):
     """Factories' users hash a password, and the production hasher costs ~0.5 s a user: MD5 in tests
     (a speed setting, not a security one)."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+#: Mid-day in the middle of a month: no budget period (day or month) turns in the minutes after it.
+MID_PERIOD = dt.datetime(2027, 3, 17, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def mid_period_clock():
+    """The clock starts at ``MID_PERIOD`` and ticks on. For tests that fill a budget's current period,
+    or read it back, around a run: on the real clock a day or month could turn between the two and
+    the run would count in another period. The turn itself is tested at a pinned moment of its own
+    (``test_budgets_runtime``)."""
+    with time_machine.travel(MID_PERIOD, tick=True):
+        yield
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from prisma_glow.audit.models import AuditEvent
 from tests.factories import AgentFactory, BudgetFactory
 from tests.support.admin import login
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("mid_period_clock")]
 
 LIST = "/admin/agents/budget/"
 

@@ -9,7 +9,7 @@ from agents.models import Budget, BudgetUsage, period_bounds
 from tests.factories import AgentFactory, BudgetFactory
 from tests.support.api import APIResourceTests, assert_error, results
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("mid_period_clock")]
 
 URL = "/api/v1/budgets/"
 

@@ -28,7 +28,7 @@ from prisma_glow.exceptions import BudgetExceeded, ConflictError
 from tests.factories import AgentFactory, BudgetFactory, ExecutionFactory, ModelProviderFactory
 from tests.support.models import assert_conflict, assert_db_rejects
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("mid_period_clock")]
 
 UTC = dt.UTC
 

@@ -9,6 +9,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -36,7 +37,19 @@ def _runs(org):
             Execution.objects.filter(pk=execution.pk).update(created_at=day)
 
 
-def test_the_dashboard_draws_its_charts_with_axes_and_legends(signed_in_page, live_server, org, watcher):
+@pytest.fixture
+def third_of_march():
+    """The runs are made "days ago" and the page, seconds later, reads its ranges from the date: the
+    clock starts at noon on 3 March 2027 (requested before the sign-in, so the session is of that
+    day), so no day turns in between, and the 7 days reach back across the end of February while
+    "This month" holds three days."""
+    with time_machine.travel(dt.datetime(2027, 3, 3, 12, 0, tzinfo=dt.UTC), tick=True):
+        yield
+
+
+def test_the_dashboard_draws_its_charts_with_axes_and_legends(
+    third_of_march, signed_in_page, live_server, org, watcher
+):
     org.currency = "GBP"
     org.save(update_fields=["currency"])
     _runs(org)

@@ -38,7 +38,7 @@ def test_the_run_page_shows_progress_then_results_and_takes_a_mark(
     page_id = page.evaluate("() => (window.__pgMarker = Math.random())")
 
     services.run_execute(run_id=run.pk)
-    expect(page.locator("#run-status")).to_have_text("Passed", timeout=10_000)
+    expect(page.locator("#run-status")).to_have_text("Passed", timeout=30_000)
     expect(page.locator("#run-totals")).to_contain_text("100 %")
     expect(page.locator("#run-results tbody tr")).to_have_count(2)
     assert page.evaluate("() => window.__pgMarker") == page_id  # swapped in place, not reloaded

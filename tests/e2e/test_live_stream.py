@@ -37,7 +37,7 @@ LAST = "Both VAT numbers must be on it."
 def slow_agent(org, httpserver, settings):
     settings.PROVIDER_ALLOWED_HOSTS = [f"{httpserver.host}:{httpserver.port}"]
 
-    def build(sentences, *, delay=0.12):
+    def build(sentences, *, delay=0.12, gated=False):
         provider = ModelProviderFactory(
             organization=org, kind="openai_compatible", base_url=httpserver.url_for("/v1"),
             api_key="sk-test", default_model="gpt-test", timeout_seconds=30, max_retries=0,
@@ -52,7 +52,7 @@ def slow_agent(org, httpserver, settings):
             config={"topics": [{"name": "Market abuse", "terms": ["insider trading"]}]},
         )  # fmt: skip
         AgentGuardrailFactory(agent=agent, guardrail=topics, order=20)
-        model = SlowModel(sentences, delay=delay)
+        model = SlowModel(sentences, delay=delay, gated=gated)
         httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_handler(model)
         return agent, model
 
@@ -61,18 +61,22 @@ def slow_agent(org, httpserver, settings):
 
 def test_the_console_shows_the_answer_while_the_model_writes(signed_in_page, slow_agent, watcher):
     page = signed_in_page
-    agent, model = slow_agent([FIRST, SECOND, LAST])
+    # Gated: the model holds its second sentence until the test has seen the first on the page, so
+    # "still writing" is a fact when it is checked, not a race against the model's delays.
+    agent, model = slow_agent([FIRST, SECOND, LAST], gated=True)
     page.goto(reverse("admin:console:index") + f"?agent={agent.pk}")
     page.evaluate(ANSWER_OBSERVER)
     message = page.get_by_label("Message", exact=True)
     message.fill("Who pays the VAT?")
     message.press("Enter")
     running = page.locator(".console-turn--running [data-slot=answer]")
-    expect(running).to_contain_text("e.g. under § 13b UStG.", timeout=5000)
+    expect(running).to_contain_text("e.g. under § 13b UStG.")
     assert model.finished is None  # the model is still writing
     expect(page.locator(".console-turn--running")).to_have_count(1)
+    model.proceed(2)
     turn = page.locator(".console-turn--completed").last
-    expect(turn).to_contain_text(LAST, timeout=10000)
+    expect(turn).to_contain_text(LAST, timeout=30_000)
+    assert model.gate_timeouts == 0
     expect(turn).to_contain_text("qualified professional")  # the demo's disclaimer, appended
     assert watcher.take() == []
 
@@ -86,7 +90,7 @@ def test_the_console_replaces_a_blocked_answer_by_the_reason(signed_in_page, slo
     message.fill("Who pays the VAT?")
     message.press("Enter")
     blocked = page.locator(".console-turn--blocked").last
-    expect(blocked).to_contain_text("Topics in answers", timeout=10000)
+    expect(blocked).to_contain_text("Topics in answers", timeout=30_000)
     shown = page.evaluate("window.__pgShown")
     assert FIRST in shown  # shown first, then retracted
     assert not any("Insider" in text for text in shown)

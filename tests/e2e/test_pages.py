@@ -12,6 +12,7 @@ at once rather than stopping at the first.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 
 import pytest
@@ -267,8 +268,13 @@ def test_the_watcher_sees_csp_violations_and_console_errors(signed_in_page, watc
         console.error('an error the page logged');
     }"""
     )
-    page.wait_for_timeout(200)
-    problems = "\n".join(watcher.take())
+    # The reports arrive asynchronously (Chromium queues the violation events): wait for all three,
+    # rather than for a fixed moment that a loaded machine may not keep.
+    expected = ("script-src", "style-src", "console error: an error the page logged")
+    problems, deadline = "", time.monotonic() + 15
+    while not all(text in problems for text in expected) and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+        problems += "\n".join(watcher.take()) + "\n"
     assert "script-src" in problems
     assert "style-src" in problems
     assert "console error: an error the page logged" in problems

@@ -24,7 +24,7 @@ import json
 import os
 import re
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -830,8 +830,17 @@ def test_journey_5_the_model_provider_has_a_bad_day(signed_in_page, org, vat_adv
 # --- Journey 6 --------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def noon():
+    """The clock starts at noon on 3 March 2027 (requested before the people and the agent are made):
+    journey 6 asks the audit log for "yesterday" and the dashboard for the last 7 days, and on the
+    real clock a day could turn between making the agent (its own audit events) and the journey."""
+    with time_machine.travel(datetime(2027, 3, 3, 12, 0, tzinfo=UTC), tick=True):
+        yield
+
+
 def test_journey_6_the_audit_partner_reviews_what_happened(
-    signed_in_page, person, org, editor, priya, vat_adviser, model_server, watcher
+    noon, signed_in_page, person, org, editor, priya, vat_adviser, model_server, watcher
 ):
     """SCENARIOS.md 6: Priya's dashboard shows runs per day, the p95 latency, this month's cost and the
     guardrail blocks; the audit log answers who changed the VAT adviser's persona yesterday, with the

@@ -2,9 +2,9 @@
 
 Each deadlock is made the way it happens in production: the code under test holds one row and waits
 for a second, held by another connection (a thread with its own connection), which then asks for the
-first. The code under test started waiting first, so PostgreSQL's deadlock check (``deadlock_timeout``
-after the wait began) fires in its backend first: it is the transaction aborted, the other one
-commits.
+first. Only the code under test's backend checks for the deadlock within the test (the other
+connection's ``deadlock_timeout`` is a minute), so it is the transaction aborted, the other one
+commits — whichever of the two backends a loaded machine happens to run first.
 """
 
 from __future__ import annotations
@@ -58,6 +58,10 @@ class Partner(threading.Thread):
     def run(self) -> None:
         try:
             with transaction.atomic(), connection.cursor() as cursor:
+                # PostgreSQL aborts the transaction whose backend checks first, a deadlock_timeout
+                # after its wait began. A timer race between two backends (the victim's check 0.3 s
+                # ahead) can go either way on a loaded machine: this side does not check in time.
+                cursor.execute("SET LOCAL deadlock_timeout = '60s'")
                 cursor.execute(*self.first)
                 self.holding.set()
                 deadline = time.monotonic() + 10
@@ -70,7 +74,6 @@ class Partner(threading.Thread):
                     time.sleep(0.01)
                 else:
                     raise AssertionError("the code under test never waited for the lock")
-                time.sleep(0.3)  # the victim has waited longest: its deadlock check fires first
                 cursor.execute(*self.second)
             self.outcome = "committed"
         except Exception as exc:

@@ -189,7 +189,9 @@ def test_a_worker_restarted_under_the_same_id_runs_its_killed_predecessors_task_
     pids = workers.wait_for(
         lambda: len(started(tmp_path, "job")) == 2 and started(tmp_path, "job"),
         "the task to run again",
-        timeout=5 * LEASE,
+        # A lease for worker-b to see the dead run, then a poll to take it: 2 s on an idle machine;
+        # the margin is for a loaded one (a run kept alive by the new process's beats never ends).
+        timeout=30.0,
     )
     (tmp_path / "job.release").touch()
     workers.wait_for(lambda: task_row(result).status == TaskResultStatus.SUCCESSFUL, "the task to succeed")

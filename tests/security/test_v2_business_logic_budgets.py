@@ -4,6 +4,8 @@ of their own organisation (V8, the same chapter's authorisation side, is proven 
 
 from __future__ import annotations
 
+import pytest
+
 from agents.models import Budget, BudgetUsage, Execution, period_bounds
 from tests.conftest import client_for
 from tests.factories import AgentFactory, APIKeyFactory, BudgetFactory, PersonaFactory, release_now
@@ -13,6 +15,7 @@ URL = "/api/v1/budgets/"
 QUESTION = {"input": "What is the VAT on €1,000 at 19%?"}
 
 
+@pytest.mark.usefixtures("mid_period_clock")  # the day filled, then the run, in one period
 def test_v2_4_1_a_spent_budget_stops_costly_calls(org):
     """ASVS 5.0 V2.4.1: overuse of costly resources is prevented — once an organisation's daily token
     budget is spent, a run is refused before any provider call (429 ``budget_exceeded`` with

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 
 from werkzeug import Request, Response
@@ -47,9 +48,19 @@ class SlowModel:
     by word, ``delay`` seconds apart when the request asks for a stream, as one completion otherwise.
     Records the request bodies, the time (``time.monotonic``) each sentence's last word was sent and
     when the stream ended. ``cut`` is the pattern of the pieces sent (``re.findall``): a word and the
-    space after it unless given."""
+    space after it unless given.
 
-    def __init__(self, answer: str | list[str], *, delay: float = 0.05, cut: str = r"\S+\s*"):
+    ``gated``: the model writes no word of a sentence after the first until the test lets it
+    (``proceed()``, once a sentence): a test that proves that a sentence reached the client while the
+    model was still writing waits for what it checks instead of racing the model's delays. A gate
+    that nobody opens gives way after ``GATE_SECONDS`` and is counted in ``gate_timeouts`` (the
+    sentence did not reach the test in time)."""
+
+    GATE_SECONDS = 30.0
+
+    def __init__(
+        self, answer: str | list[str], *, delay: float = 0.05, cut: str = r"\S+\s*", gated: bool = False
+    ):
         self.sentences = [answer] if isinstance(answer, str) else list(answer)
         self.cut = cut
         self.answer = "".join(self.sentences)
@@ -57,6 +68,13 @@ class SlowModel:
         self.bodies: list[dict] = []
         self.sentence_sent: list[float] = []
         self.finished: float | None = None
+        self.gate = threading.Semaphore(0) if gated else None
+        self.gate_timeouts = 0
+
+    def proceed(self, sentences: int = 1) -> None:
+        """Let a gated model write its next ``sentences``."""
+        assert self.gate is not None, "proceed() is for a gated model"
+        self.gate.release(sentences)
 
     def __call__(self, request: Request) -> Response:
         body = json.loads(request.get_data(as_text=True))
@@ -73,7 +91,9 @@ class SlowModel:
 
         def stream():
             yield _chunk("")
-            for sentence in self.sentences:
+            for index, sentence in enumerate(self.sentences):
+                if index and self.gate is not None and not self.gate.acquire(timeout=self.GATE_SECONDS):
+                    self.gate_timeouts += 1
                 for piece in re.findall(self.cut, sentence):
                     time.sleep(self.delay)
                     yield _chunk(piece)
@@ -85,8 +105,9 @@ class SlowModel:
         return Response(stream(), content_type="text/event-stream")
 
 
-def read_sse(chunks) -> list[tuple[str, dict, float]]:
-    """The events of a Server-Sent Events body read as it arrives: (event, data, arrival time)."""
+def read_sse(chunks, on_event=None) -> list[tuple[str, dict, float]]:
+    """The events of a Server-Sent Events body read as it arrives: (event, data, arrival time).
+    ``on_event(event, data)`` is called as each arrives (before the next is read)."""
     events, buffer = [], ""
     for chunk in chunks:
         buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
@@ -95,4 +116,6 @@ def read_sse(chunks) -> list[tuple[str, dict, float]]:
             if block.strip():
                 lines = dict(line.split(": ", 1) for line in block.splitlines())
                 events.append((lines["event"], json.loads(lines["data"]), time.monotonic()))
+                if on_event is not None:
+                    on_event(*events[-1][:2])
     return events

@@ -29,7 +29,7 @@ SENTENCES = [
 def slow_console_agent(agent, httpserver, settings):
     settings.PROVIDER_ALLOWED_HOSTS = [f"{httpserver.host}:{httpserver.port}"]
 
-    def build(answer, *, delay=0.05):
+    def build(answer, *, delay=0.05, gated=False):
         agent.provider = ModelProviderFactory(
             organization=agent.organization, kind="openai_compatible", base_url=httpserver.url_for("/v1"),
             api_key="sk-test", default_model="gpt-test", timeout_seconds=20, max_retries=0,
@@ -37,7 +37,7 @@ def slow_console_agent(agent, httpserver, settings):
         )  # fmt: skip
         agent.save()
         assign_demo_guardrails(agent)
-        model = SlowModel(answer, delay=delay)
+        model = SlowModel(answer, delay=delay, gated=gated)
         httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_handler(model)
         return model
 
@@ -45,13 +45,18 @@ def slow_console_agent(agent, httpserver, settings):
 
 
 def test_the_console_shows_sentences_before_the_model_has_finished(editor_web, agent, slow_console_agent):
-    model = slow_console_agent(SENTENCES)
+    # Gated: the model writes a sentence only once the one before has reached the client, so the
+    # order below holds however slowly the machine runs.
+    model = slow_console_agent(SENTENCES, gated=True)
     response = editor_web.post(RUN, {"agent": agent.pk, "message": "Who pays the VAT?"}, **STREAM)
     assert response.status_code == 200
-    events = read_sse(response.streaming_content)
+    events = read_sse(
+        response.streaming_content, on_event=lambda name, data: model.proceed() if name == "delta" else None
+    )
     deltas = [(data["text"], at) for name, data, at in events if name == "delta"]
     assert [text for text, _ in deltas[:3]] == SENTENCES
     assert deltas[0][1] < model.finished and deltas[1][1] < model.finished
+    assert model.gate_timeouts == 0
     steps = [data for name, data, _ in events if name == "step"]
     assert steps and all("html" in s and "kind" in s for s in steps)
     name, finished, _ = events[-1]

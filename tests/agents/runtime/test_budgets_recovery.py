@@ -29,7 +29,7 @@ from tests.agents.runtime.test_openai_provider import completion, remote, run_th
 from tests.factories import AgentFactory, BudgetFactory, ExecutionFactory, ModelProviderFactory
 from tests.support.api import assert_error
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("mid_period_clock")]
 
 
 def _dead_run(agent, *, minutes_ago: int = 120) -> Execution:
@@ -245,7 +245,7 @@ def test_a_call_that_timed_out_is_charged_all_it_reserved(remote, org):
     done = threading.Event()
 
     def slow(body):
-        done.wait(2.5)
+        done.wait(10)  # released as soon as the run has given up
         return completion("late")
 
     agent, _ = remote(slow, timeout_seconds=1)

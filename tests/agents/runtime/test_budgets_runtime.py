@@ -39,7 +39,7 @@ from tests.factories import (
 )
 from tests.support.api import assert_error
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("mid_period_clock")]
 
 VAT_QUESTION = "What is the VAT on €1,000 at 19%?"
 VAT_ARGS = json.dumps({"net": "1000.00", "rate": "19"})

@@ -31,7 +31,7 @@ def slow_agent(httpserver, make_agent, settings, org):
     OpenAI-compatible server that streams ``answer`` word by word, with every demo guardrail, released."""
     settings.PROVIDER_ALLOWED_HOSTS = [f"{httpserver.host}:{httpserver.port}"]
 
-    def build(answer, *, delay=0.02, extra_guards=(), cut=r"\S+\s*"):
+    def build(answer, *, delay=0.02, extra_guards=(), cut=r"\S+\s*", gated=False):
         provider = ModelProviderFactory(
             organization=org, kind="openai_compatible", base_url=httpserver.url_for("/v1"),
             api_key="sk-test", default_model="gpt-test", timeout_seconds=20, max_retries=0,
@@ -42,31 +42,43 @@ def slow_agent(httpserver, make_agent, settings, org):
         for order, fields in enumerate(extra_guards, start=10):
             guardrail(agent, order, **fields)
         release_now(agent)
-        model = SlowModel(answer, delay=delay, cut=cut)
+        model = SlowModel(answer, delay=delay, cut=cut, gated=gated)
         httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_handler(model)
         return agent, model
 
     return build
 
 
-def timed(events) -> list[tuple[str, dict, float]]:
+def timed(events, gated_model=None) -> list[tuple[str, dict, float]]:
+    """The events with their arrival times; each delta lets a gated model write its next sentence."""
     import time
 
-    return [(e["event"], e["data"], time.monotonic()) for e in events]
+    timed_events = []
+    for e in events:
+        timed_events.append((e["event"], e["data"], time.monotonic()))
+        if gated_model is not None and e["event"] == "delta":
+            gated_model.proceed()
+    return timed_events
+
+
+def release_on_delta(model):
+    """``read_sse``'s ``on_event`` that lets a gated model go on once a sentence has arrived."""
+    return lambda name, data: model.proceed() if name == "delta" else None
 
 
 def test_sentences_arrive_before_the_model_has_finished(slow_agent):
     """With every demo guardrail assigned (PII redaction, prompt injection, citations required,
-    disclaimer, blocked topics), each checked sentence is sent while the model is still writing."""
-    agent, model = slow_agent([S1, S2, S3], delay=0.05)
-    events = timed(execute_stream(agent, QUESTION, source="api"))
+    disclaimer, blocked topics), each checked sentence is sent while the model is still writing.
+    The model writes a sentence only once the one before has reached the client (gated), so this
+    holds however slowly the machine runs, and fails if a sentence waits for more of the answer."""
+    agent, model = slow_agent([S1, S2, S3], delay=0.05, gated=True)
+    events = timed(execute_stream(agent, QUESTION, source="api"), gated_model=model)
     deltas = [(data["text"], at) for name, data, at in events if name == "delta"]
     assert [text for text, _ in deltas[:3]] == [S1, S2, S3]
     # Sentences 1 and 2 reach the client before the model sends its last word.
     assert deltas[0][1] < model.finished and deltas[1][1] < model.finished
-    # Each sentence within a word's delay of the model finishing it.
-    for (_, at), sent in zip(deltas, model.sentence_sent, strict=False):
-        assert at - sent < 0.3
+    # Each sentence reached the client while the model held back the next one: none waited for it.
+    assert model.gate_timeouts == 0
     final = events[-1][1]
     assert final["status"] == "completed", final["error"]
     assert "".join(text for text, _ in deltas) == final["output"]
@@ -191,13 +203,13 @@ def _post_stream(client, agent, text=QUESTION):
 
 
 def test_the_api_streams_sentences_before_the_model_has_finished(slow_agent, execute_client):
-    agent, model = slow_agent([S1, S2, S3], delay=0.05)
+    agent, model = slow_agent([S1, S2, S3], delay=0.05, gated=True)
     response = _post_stream(execute_client, agent)
     assert response.status_code == 201 and response["Content-Type"].startswith("text/event-stream")
-    events = read_sse(response.streaming_content)
+    events = read_sse(response.streaming_content, on_event=release_on_delta(model))
     deltas = [(data["text"], at) for name, data, at in events if name == "delta"]
     assert [text for text, _ in deltas[:2]] == [S1, S2]
-    assert deltas[0][1] < model.finished
+    assert deltas[0][1] < model.finished and model.gate_timeouts == 0
     assert events[-1][0] == "execution" and events[-1][1]["status"] == "completed"
     assert events[-1][1]["output"] == "".join(text for text, _ in deltas)
 
@@ -216,12 +228,13 @@ def test_the_api_retracts_a_blocked_answer(slow_agent, execute_client):
 @pytest.mark.django_db(transaction=True)
 def test_a_client_that_disconnects_mid_stream_leaves_the_run_failed(slow_agent, live_server, org):
     """A real HTTP client reads the first sentence, then hangs up: the server notices at its next
-    write, and the run ends failed, with the reason."""
+    write, and the run ends failed, with the reason. The model holds its second sentence until the
+    client has gone (gated), so the run cannot have finished before the client hangs up."""
     import time
 
     import httpx2
 
-    agent, _ = slow_agent([S1, S2, S3], delay=0.05)
+    agent, model = slow_agent([S1, S2, S3], delay=0.05, gated=True)
     key = APIKeyFactory(organization=org, scopes=["read", "execute"]).plaintext
     with httpx2.Client(timeout=20) as client, client.stream(
         "POST", f"{live_server.url}/api/v1/agents/{agent.pk}/execute/?stream=true", json={"input": QUESTION},
@@ -234,7 +247,8 @@ def test_a_client_that_disconnects_mid_stream_leaves_the_run_failed(slow_agent, 
             if "event: delta" in received:
                 break
     assert Execution.objects.get().status == "running"
-    deadline = time.monotonic() + 10
+    model.proceed(2)  # the model writes on; the server's next write finds the client gone
+    deadline = time.monotonic() + 30
     while Execution.objects.get().status == "running" and time.monotonic() < deadline:
         time.sleep(0.05)
     execution = Execution.objects.get()

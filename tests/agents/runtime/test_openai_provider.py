@@ -179,6 +179,13 @@ def test_streaming_deltas_tool_calls_and_usage(remote):
     assert tool_steps[0]["output"]["output"]["vat"] == "190.00"
 
 
+# A slow server answers after SLOW_SERVER_SECONDS (released as soon as the run has given up, so no test
+# waits for it); a run on a 1 s timeout must have ended WELL_BEFORE: the timeout plus room for the
+# run's own work on a loaded 2-core machine, and still far from the server's answer.
+SLOW_SERVER_SECONDS = 10.0
+WELL_BEFORE = 3.5
+
+
 def run_then_release(agent, done: threading.Event):
     """Run ``agent`` against a slow handler; (execution, seconds taken). ``done`` is set afterwards
     whatever happened: the local server answers one request at a time, so the slow handler must stop
@@ -197,12 +204,12 @@ def test_timeout_fails_with_a_clear_reason(remote, httpserver):
     done = threading.Event()
 
     def slow(body):
-        done.wait(2.5)
+        done.wait(SLOW_SERVER_SECONDS)
         return completion("late")
 
     agent, _ = remote(slow, timeout_seconds=1)
     execution, elapsed = run_then_release(agent, done)
-    assert elapsed < 2.3  # well before the server answers
+    assert elapsed < WELL_BEFORE  # well before the server answers
     assert execution.status == "failed"
     assert execution.error == "provider timed out after 1 s"
     assert execution.steps.get(kind="model_call").status == "failed"
@@ -229,7 +236,7 @@ def test_a_server_trickling_its_answer_times_out_too(remote):
 
     agent, _ = remote(trickle, timeout_seconds=1)
     execution, elapsed = run_then_release(agent, done)
-    assert elapsed < 2.5  # the full answer would take len(body) / 20 s (> 10 s)
+    assert elapsed < WELL_BEFORE  # the full answer would take len(body) / 20 s (> 10 s)
     assert execution.status == "failed"
     assert execution.error == "provider timed out after 1 s"
 
@@ -429,12 +436,12 @@ def test_the_agents_overall_timeout_caps_the_provider_timeout(remote):
     done = threading.Event()  # released once the run has given up (see the timeout test above)
 
     def slow(body):
-        done.wait(2.5)
+        done.wait(SLOW_SERVER_SECONDS)
         return completion("late")
 
     agent, _ = remote(slow, timeout_seconds=30, agent_fields={"timeout_seconds": 1})
     execution, elapsed = run_then_release(agent, done)
-    assert elapsed < 2.3  # well before the server answers
+    assert elapsed < WELL_BEFORE  # well before the server answers
     assert execution.status == "failed" and execution.error == "provider timed out after 1 s"
 
 

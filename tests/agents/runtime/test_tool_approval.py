@@ -497,6 +497,7 @@ def test_the_command_expires_them(org, capsys):
 # --- Budgets, conversations, time ------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("mid_period_clock")  # a month's budget, filled and read back around the run
 def test_a_paused_run_holds_no_budget_and_reserves_again_on_resume(paying_agent, editor, org):
     agent, _, _, _ = paying_agent
     BudgetFactory(organization=org, metric="tokens", period="month", limit="100000")
