@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -184,6 +185,22 @@ def test_the_sent_page_shows_the_link_with_the_console_backend(owner_client, org
     ).content.decode()
     assert "Development only" in html and "http://testserver/invitation/" in html
     assert "http://testserver/invitation/" in capsys.readouterr().out
+
+
+def test_the_pages_say_the_expiry_in_the_time_zone_they_show_it_in(owner_client, org, settings, mailoutbox):
+    """With DJANGO_TIME_ZONE set, the sent and accept pages give the link's end in that zone and name it
+    (they used to write the local time followed by "UTC")."""
+    settings.TIME_ZONE = "Europe/Berlin"
+    html = owner_client.post(
+        "/admin/tenancy/invitation/add/", {"email": "mira@firm.example", "role": "viewer"}
+    ).content.decode()
+    invitation = Invitation.objects.get(organization=org)
+    expires = timezone.localtime(invitation.expires_at, timezone.get_current_timezone())
+    shown = f"{expires:%H:%M} {expires.tzname()}"  # CET or CEST
+    assert expires.tzname() in ("CET", "CEST") and shown in html and "UTC" not in html
+    link = re.search(r"https?://testserver(/invitation/\S+/)", mailoutbox[0].body).group(1)
+    accept = Client().get(link).content.decode()
+    assert shown in accept and "UTC" not in accept
 
 
 def test_an_admin_cannot_revoke_an_owners_invitation_in_the_admin(admin_role_client, org):
