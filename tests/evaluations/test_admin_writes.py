@@ -469,3 +469,23 @@ def test_the_suite_page_with_every_form_costs_the_same_queries_with_more_cases(
     with django_assert_max_num_queries(len(few)):
         html = owner_client.get(suite_url(suite)).content.decode()
     assert html.count('/delete/">Delete</a>') == 14 and "Stop requiring" in html
+
+
+@pytest.mark.parametrize("depth", [150, 5000])
+def test_deeply_nested_checks_are_a_field_error_on_the_add_and_edit_pages(staff_client, suite, cases, depth):
+    """Nested past what ``json.loads`` reads (a RecursionError) or past what a JSON column stores, the
+    checks are a 400 with a message beside the field, never a 500; nothing is written."""
+    nested = "[" * depth + "]" * depth
+    for url in (f"/admin/evaluations/suite/{suite.pk}/cases/add/", case_url(cases[0])):
+        form = "case_form" if url.endswith("add/") else "form"
+        for checks in (nested, f'[{{"kind": "json_schema", "schema": {{"x": {nested}}}}}]'):
+            response = staff_client.post(url, {"name": "Deep", "input": "Hi?", "checks": checks})
+            assert response.status_code == 400, (url, checks[:20])
+            assert "100 levels of nesting" in errors(response, form)["checks"][0] or (
+                depth < 1000 and checks == nested  # read, then refused as no check at all
+            )
+            if depth == 5000:
+                assert errors(response, form)["checks"] == [
+                    "Not JSON: nested too deeply (JSON is limited to 100 levels of nesting)."
+                ]
+    assert Case.objects.count() == 4 and not Case.objects.filter(name="Deep").exists()
