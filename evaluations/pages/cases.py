@@ -19,7 +19,7 @@ from evaluations.pages.forms import CHECK_KINDS_HELP, CaseForm, ImportForm
 from evaluations.pages.suites import get_suite, suite_page, suite_url
 from guardrails.masking import mask_data, mask_text
 from prisma_glow.admin.base import add_errors_to_form, admin_decide, render_admin_page, run_service
-from prisma_glow.admin.scoping import get_admin_access, scoped_get
+from prisma_glow.admin.scoping import get_admin_access, parse_id, scoped_get
 
 
 # --- Cases ---------------------------------------------------------------------------------------------
@@ -187,10 +187,10 @@ def save_as_case_action(request, execution, visible: bool) -> dict | None:
 def save_as_case(model_admin, request, execution_id):
     execution = scoped_get(Execution.objects.select_related("agent"), request, pk=execution_id)
     model_admin.require(request, "evaluation_case.add", execution)
-    raw = request.POST.get("suite", "")
+    suite_id = parse_id(request.POST.get("suite"))
     suite = None
-    if raw.isdigit() and len(raw) <= 18:
-        suite = Suite.objects.filter(organization_id=execution.organization_id, pk=int(raw)).first()
+    if suite_id is not None:
+        suite = Suite.objects.filter(organization_id=execution.organization_id, pk=suite_id).first()
     back = reverse("admin:agents_execution_change", args=[execution.pk])
     if suite is None:
         messages.error(request, "Choose one of this agent's suites.")

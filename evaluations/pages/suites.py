@@ -25,7 +25,7 @@ from evaluations.pages.forms import (
 from evaluations.selectors import judge_agreement
 from guardrails.masking import mask_text
 from prisma_glow.admin.base import add_errors_to_form, render_admin_page, run_service
-from prisma_glow.admin.scoping import get_admin_access, scope_queryset, scoped_get
+from prisma_glow.admin.scoping import get_admin_access, parse_id, scope_queryset, scoped_get
 
 
 # --- Suite ---------------------------------------------------------------------------------------------
@@ -76,10 +76,12 @@ def suite_add(model_admin, request):
             add_errors_to_form(form, error)
         status = 400
     else:
+        # A bad ?agent= or ?execution= is dropped, not put in the form: the hidden execution field's
+        # error would be shown nowhere.
         initial = {
-            name: request.GET[name]
+            name: value
             for name in ("agent", "execution")
-            if request.GET.get(name, "").isdigit() and len(request.GET[name]) <= 18
+            if (value := parse_id(request.GET.get(name))) is not None
         }
         form = SuiteForm(initial=initial, request=request)
     response = render_admin_page(

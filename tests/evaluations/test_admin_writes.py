@@ -76,7 +76,7 @@ def test_an_editor_creates_a_suite_from_the_list(staff_client, editor, vat_agent
     assert f'href="{ADD_URL}"' in listing  # Django's "Add suite" object tool
     form = staff_client.get(f"{ADD_URL}?agent={vat_agent.pk}")
     assert form.status_code == 200
-    assert form.context["form"]["agent"].value() == str(vat_agent.pk)
+    assert form.context["form"]["agent"].value() == vat_agent.pk
     response = staff_client.post(
         ADD_URL,
         {
@@ -178,7 +178,7 @@ def test_an_agent_without_a_suite_offers_to_create_one_and_comes_back(staff_clie
     link = f"{ADD_URL}?agent={vat_agent.pk}&amp;execution={execution.pk}"
     assert "Create a suite for this agent" in html and f'href="{link}"' in html
     form = staff_client.get(link.replace("&amp;", "&"))
-    assert form.context["form"]["agent"].value() == str(vat_agent.pk)
+    assert form.context["form"]["agent"].value() == vat_agent.pk
     assert f'name="execution" value="{execution.pk}"' in form.content.decode()
     response = staff_client.post(
         ADD_URL, {"agent": vat_agent.pk, "name": "From runs", "execution": execution.pk}
@@ -188,6 +188,20 @@ def test_an_agent_without_a_suite_offers_to_create_one_and_comes_back(staff_clie
     html = staff_client.get(page).content.decode()
     assert f'<option value="{suite.pk}">From runs</option>' in html
     assert "Create a suite for this agent" not in html
+
+
+@pytest.mark.parametrize("bad", ["²", "abc", "-1", "1" + "0" * 18])
+def test_a_bad_agent_or_execution_in_the_link_is_dropped(staff_client, vat_agent, bad):
+    """A link to the new-suite page with a bad ``?agent=`` or ``?execution=`` (a Unicode digit:
+    ``"²".isdigit()`` is true) opens the form without it, never a 500 nor a 400 whose error is on
+    a hidden field."""
+    response = staff_client.get(f"{ADD_URL}?agent={bad}&execution={bad}")
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert form["agent"].value() is None and form["execution"].value() is None
+    assert 'name="execution" value' not in response.content.decode()
+    saved = staff_client.post(ADD_URL, {"agent": vat_agent.pk, "name": "Fine", "execution": ""})
+    assert saved.status_code == 302 and saved["Location"] == suite_url(Suite.objects.get())
 
 
 def test_coming_back_goes_only_to_an_execution_of_the_suites_agent(staff_client, vat_agent, org):

@@ -225,8 +225,9 @@ def test_the_comparison_shows_better_regressed_and_unchanged(viewer_admin_client
     ).content.decode()
     assert 'data-change="improved">1<' in html and 'data-change="regressed">1<' in html
     assert 'data-change="unchanged">2<' in html and ">better<" in html
-    bad = viewer_admin_client.get(f"/admin/evaluations/evalrun/{second.pk}/compare/?against=abc")
-    assert bad.status_code == 302
+    for against in ("abc", "²", "٣", "1" + "0" * 18):  # Unicode digits are not ids (int("²") raises)
+        bad = viewer_admin_client.get(f"/admin/evaluations/evalrun/{second.pk}/compare/?against={against}")
+        assert bad.status_code == 302 and bad["Location"] == run_url(second), against
 
 
 # --- Save as test case -------------------------------------------------------------------------------
@@ -242,6 +243,8 @@ def test_save_as_case_from_the_execution_page(staff_client, viewer_admin_client,
     assert response.status_code == 302 and response["Location"] == suite_url(suite)
     case = Case.objects.get()
     assert case.must_pass and case.input == REVERSE_CHARGE_Q and case.suite == suite
-    assert staff_client.post(url, {"suite": "x"}).status_code == 302
+    for bad in ("x", "²", f"{suite.pk}²", "1" + "0" * 18):  # never a 500, nothing saved
+        response = staff_client.post(url, {"suite": bad})
+        assert response.status_code == 302 and response["Location"] == page, bad
     assert Case.objects.count() == 1
     assert Execution.objects.filter(pk=execution.pk).exists()
