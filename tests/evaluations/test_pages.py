@@ -58,6 +58,20 @@ def test_the_suite_page_shows_cases_requirement_and_an_uncalibrated_judge(
     assert "Add a case" not in html and "Start the run" not in html  # a viewer writes nothing
 
 
+def test_a_threshold_with_a_fraction_is_shown_as_typed_on_the_suite_and_run_pages(
+    viewer_admin_client, suite, cases, vat_agent
+):
+    """87.5 % is shown as 87.5 (as the threshold form and its message say it), never rounded to 88."""
+    Requirement.objects.create(
+        organization=suite.organization, agent=vat_agent, suite=suite, threshold="0.875"
+    )
+    run = services.run_create(suite=suite, actor=None)
+    html = viewer_admin_client.get(suite_url(suite)).content.decode()
+    assert "87.5 % of all cases" in html and "88 %" not in html
+    html = viewer_admin_client.get(run_url(run)).content.decode()
+    assert "87.5 % of cases" in html and "88 %" not in html
+
+
 def test_the_suite_page_costs_the_same_queries_with_more_cases(staff_client, suite, cases):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
