@@ -126,7 +126,8 @@ def suite_page(
     requirement = agent_requirement if agent_requirement and agent_requirement.suite_id == suite.pk else None
     agreement = judge_agreement(suite=suite)
     if threshold_form is None:
-        initial = {"threshold": percent(requirement.threshold)} if requirement else {}
+        # The agent's threshold, whichever suite it requires: "Require this suite instead" keeps it.
+        initial = {"threshold": percent(agent_requirement.threshold)} if agent_requirement else {}
         threshold_form = ThresholdForm(initial=initial)
     context = {
         "suite": suite,

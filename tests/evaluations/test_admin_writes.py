@@ -424,12 +424,16 @@ def test_a_threshold_outside_0_to_100_is_a_field_error(owner_client, suite):
 
 def test_requiring_another_suite_of_the_agent_replaces_the_requirement(owner_client, owner, suite, vat_agent):
     first = services.suite_create(organization=suite.organization, actor=None, agent=vat_agent, name="First")
-    Requirement.objects.create(organization=suite.organization, agent=vat_agent, suite=first)
+    Requirement.objects.create(
+        organization=suite.organization, agent=vat_agent, suite=first, threshold=Decimal("0.755")
+    )
     html = owner_client.get(suite_url(suite)).content.decode()
     assert "Require this suite instead" in html and "Stop requiring" not in html
-    owner_client.post(f"/admin/evaluations/suite/{suite.pk}/requirement/", {"threshold": "90"})
+    # The form offers the agent's threshold, not the default: replacing the suite keeps it.
+    assert 'name="threshold" value="75.5"' in html
+    owner_client.post(f"/admin/evaluations/suite/{suite.pk}/requirement/", {"threshold": "75.5"})
     requirement = Requirement.objects.get()
-    assert requirement.suite == suite and requirement.threshold == Decimal("0.9")
+    assert requirement.suite == suite and requirement.threshold == Decimal("0.755")
     # Stopping from a suite that is not the required one removes nothing.
     response = owner_client.post(f"/admin/evaluations/suite/{first.pk}/requirement/delete/")
     assert "there is nothing to stop" in " ".join(messages_of(response))
