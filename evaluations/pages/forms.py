@@ -80,7 +80,9 @@ class CaseForm(forms.Form):
 class SuiteForm(forms.Form):
     """A suite's settings; ``agent`` only when it is created (a suite's runs are of its agent's
     releases). The choices are the organisation's own agents and providers: another organisation's
-    id is "not one of the available choices", never a write."""
+    id is "not one of the available choices", never a write. A new suite belongs to the session's
+    organisation; an existing one's providers are its own organisation's (a superuser may open any
+    organisation's suite)."""
 
     agent = forms.ModelChoiceField(queryset=Agent.objects.none(), help_text="The agent the cases are put to.")
     name = forms.CharField(max_length=200)
@@ -99,8 +101,11 @@ class SuiteForm(forms.Form):
 
     def __init__(self, *args, request, suite: Suite | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["judge_provider"].queryset = scope_queryset(
-            ModelProvider.objects.order_by("name", "id"), request, all_for_superuser=False
+        providers = ModelProvider.objects.order_by("name", "id")
+        self.fields["judge_provider"].queryset = (
+            scope_queryset(providers, request, all_for_superuser=False)
+            if suite is None
+            else providers.filter(organization_id=suite.organization_id)
         )
         if suite is None:
             self.fields["agent"].queryset = scope_queryset(

@@ -245,6 +245,27 @@ def test_an_editor_changes_the_settings_but_not_the_agent(
     assert suite.name == "Renamed" and suite.judge_provider == provider
 
 
+def test_a_superuser_chooses_a_judge_among_the_suites_organisations_providers(
+    org, provider, foreign, other_org
+):
+    """A superuser acting for one organisation opens another's suite: its settings offer that
+    organisation's providers (and save one), never those of the organisation in the session."""
+    root = UserFactory(username="root", is_staff=True, is_superuser=True)
+    MembershipFactory(user=root, organization=org, role="owner")  # the session's organisation
+    theirs = services.suite_create(organization=other_org, actor=None, agent=foreign.agent, name="Theirs")
+    client = login(root)
+    page = client.get(suite_url(theirs))
+    assert page.status_code == 200
+    assert list(page.context["settings_form"].fields["judge_provider"].queryset) == [foreign.provider]
+    url = f"/admin/evaluations/suite/{theirs.pk}/settings/"
+    wrong = client.post(url, {"name": "Theirs", "judge_provider": provider.pk})
+    assert wrong.status_code == 400 and "judge_provider" in errors(wrong, "settings_form")
+    saved = client.post(url, {"name": "Theirs", "judge_provider": foreign.provider.pk})
+    assert saved.status_code == 302
+    theirs.refresh_from_db()
+    assert theirs.judge_provider == foreign.provider
+
+
 def test_a_duplicate_name_is_a_field_error_in_the_settings(staff_client, suite, vat_agent):
     services.suite_create(organization=suite.organization, actor=None, agent=vat_agent, name="Smoke")
     response = staff_client.post(f"/admin/evaluations/suite/{suite.pk}/settings/", {"name": "Smoke"})
