@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 from django.contrib import messages
-from django.http import HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.urls import reverse
 
@@ -46,17 +45,9 @@ def _cases(suite: Suite) -> list[Case]:
     return cases
 
 
-def method_not_allowed(request, *methods: str):
-    """405 unless the request's method is one of ``methods`` (Django's admin views take any)."""
-    return None if request.method in methods else HttpResponseNotAllowed(methods)
-
-
 def suite_add(model_admin, request):
     """A new suite (``suite_create``): its agent (``?agent=`` chooses it), name, description, judge.
     From an execution's "Save as test case" panel (``?execution=``), back to that execution."""
-    refused = method_not_allowed(request, "GET", "POST")
-    if refused is not None:
-        return refused
     model_admin.require(request, "evaluation_suite.add")
     status = 200
     if request.method == "POST":
@@ -194,9 +185,6 @@ def suite_settings(model_admin, request, suite_id):
 def suite_delete(model_admin, request, suite_id):
     """A confirmation page (what goes with the suite), then ``suite_delete``; its refusals (the suite
     has runs, or gates its agent's activation) are shown on the suite's page, nothing deleted."""
-    refused = method_not_allowed(request, "GET", "POST")
-    if refused is not None:
-        return refused
     suite = get_suite(request, suite_id)
     model_admin.require(request, "evaluation_suite.delete", suite)
     if request.method == "POST":
