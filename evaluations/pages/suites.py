@@ -75,10 +75,13 @@ def suite_add(model_admin, request):
             if (value := parse_id(request.GET.get(name))) is not None
         }
         form = SuiteForm(initial=initial, request=request)
+    # Cancel goes back where the page was opened from: an execution's panel, else the suites list.
+    opened_from = parse_id((request.POST if request.method == "POST" else request.GET).get("execution"))
+    cancel_url = _execution_panel(request, opened_from) or reverse("admin:evaluations_suite_changelist")
     response = render_admin_page(
         request,
         "admin/evaluations/suite/add.html",
-        {"form": form},
+        {"form": form, "cancel_url": cancel_url},
         title="Add suite",
         model_admin=model_admin,
     )
@@ -88,15 +91,21 @@ def suite_add(model_admin, request):
 
 def _after_suite_add(request, suite: Suite, execution_id: int | None) -> str:
     """The execution the suite was created for (one of its agent's, in scope), else the suite."""
-    if execution_id is not None and 0 < execution_id < 2**63:
-        execution = (
-            scope_queryset(Execution.objects.all(), request, all_for_superuser=False)
-            .filter(pk=execution_id, agent_id=suite.agent_id)
-            .first()
-        )
-        if execution is not None:
-            return reverse("admin:agents_execution_change", args=[execution.pk]) + "#save-as-case"
-    return suite_url(suite)
+    return _execution_panel(request, execution_id, agent_id=suite.agent_id) or suite_url(suite)
+
+
+def _execution_panel(request, execution_id: int | None, *, agent_id: int | None = None) -> str | None:
+    """The "Save as test case" panel of an execution in the request's organisation (of ``agent_id``
+    when given), or None: where the new-suite page opened from an execution goes back to."""
+    if execution_id is None or not 0 < execution_id < 2**63:
+        return None
+    executions = scope_queryset(Execution.objects.all(), request, all_for_superuser=False)
+    if agent_id is not None:
+        executions = executions.filter(agent_id=agent_id)
+    execution = executions.filter(pk=execution_id).first()
+    if execution is None:
+        return None
+    return reverse("admin:agents_execution_change", args=[execution.pk]) + "#save-as-case"
 
 
 def suite_page(

@@ -22,7 +22,13 @@ from prisma_glow.admin.scoping import AdminAccess
 from prisma_glow.audit.models import AuditEvent
 from prisma_glow.tenancy.models import Role
 from tests.evaluations.conftest import REVERSE_CHARGE_Q, add_case
-from tests.factories import AgentFactory, MembershipFactory, ModelProviderFactory, UserFactory
+from tests.factories import (
+    AgentFactory,
+    ExecutionFactory,
+    MembershipFactory,
+    ModelProviderFactory,
+    UserFactory,
+)
 from tests.support.admin import login
 
 pytestmark = pytest.mark.django_db
@@ -183,6 +189,7 @@ def test_an_agent_without_a_suite_offers_to_create_one_and_comes_back(staff_clie
     form = staff_client.get(link.replace("&amp;", "&"))
     assert form.context["form"]["agent"].value() == vat_agent.pk
     assert f'name="execution" value="{execution.pk}"' in form.content.decode()
+    assert f'href="{page}#save-as-case">Cancel</a>' in form.content.decode()
     response = staff_client.post(
         ADD_URL, {"agent": vat_agent.pk, "name": "From runs", "execution": execution.pk}
     )
@@ -205,6 +212,21 @@ def test_a_bad_agent_or_execution_in_the_link_is_dropped(staff_client, vat_agent
     assert 'name="execution" value' not in response.content.decode()
     saved = staff_client.post(ADD_URL, {"agent": vat_agent.pk, "name": "Fine", "execution": ""})
     assert saved.status_code == 302 and saved["Location"] == suite_url(Suite.objects.get())
+
+
+def test_cancel_goes_back_to_the_execution_only_when_it_is_in_scope(staff_client, vat_agent, foreign):
+    """Opened from an execution's panel, Cancel returns to it (also after a refused POST); another
+    organisation's execution, or none, sends Cancel to the suites list."""
+    mine = execute(vat_agent, REVERSE_CHARGE_Q, source="api")
+    theirs = ExecutionFactory(agent=foreign.agent)
+    back = f'href="/admin/agents/execution/{mine.pk}/change/#save-as-case">Cancel</a>'
+    to_list = 'href="/admin/evaluations/suite/">Cancel</a>'
+    assert back in staff_client.get(f"{ADD_URL}?agent={vat_agent.pk}&execution={mine.pk}").content.decode()
+    refused = staff_client.post(ADD_URL, {"agent": vat_agent.pk, "name": "", "execution": mine.pk})
+    assert refused.status_code == 400 and back in refused.content.decode()
+    for url in (f"{ADD_URL}?execution={theirs.pk}", ADD_URL, f"{ADD_URL}?execution=99999"):
+        html = staff_client.get(url).content.decode()
+        assert to_list in html and f"/admin/agents/execution/{theirs.pk}/" not in html, url
 
 
 def test_coming_back_goes_only_to_an_execution_of_the_suites_agent(staff_client, vat_agent, org):
