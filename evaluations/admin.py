@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import path
+from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from agents.admin.executions import register_execution_action
@@ -81,12 +82,15 @@ class SuiteAdmin(OrganizationScopedAdmin):
         ]
         return custom + super().get_urls()
 
+    # Django's add and delete views take any method; these pages take GET and POST only (405).
+    @method_decorator(require_http_methods(["GET", "POST"]))
     def add_view(self, request, form_url="", extra_context=None):
         return pages.suite_add(self, request)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         return pages.suite_page(self, request, object_id)
 
+    @method_decorator(require_http_methods(["GET", "POST"]))
     def delete_view(self, request, object_id, extra_context=None):
         return pages.suite_delete(self, request, object_id)
 

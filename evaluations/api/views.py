@@ -36,6 +36,7 @@ from evaluations.api.serializers import (
 from evaluations.imports import parse_cases
 from evaluations.models import Case, CaseResult, EvalRun, Requirement, Suite
 from evaluations.selectors import run_comparison
+from prisma_glow.admin.scoping import parse_id
 from prisma_glow.api.parsers import JSONParser, MultiPartParser
 from prisma_glow.api.viewsets import OrganizationScopedMixin, OrganizationScopedViewSet
 
@@ -322,11 +323,12 @@ class RunViewSet(
     def compare(self, request, pk=None):
         run = self.get_object()
         raw = request.query_params.get("against", "")
-        if not raw.isdigit() or len(raw) > 18:
+        against_id = parse_id(raw)
+        if against_id is None:
             raise serializers.ValidationError(
                 {"against": ["Give the id of the run to compare with: ?against=7."]}
             )
-        against = EvalRun.objects.filter(organization=self.organization, pk=int(raw)).first()
+        against = EvalRun.objects.filter(organization=self.organization, pk=against_id).first()
         if against is None:
             raise serializers.ValidationError({"against": [f"There is no run {raw} in your organisation."]})
         return Response(run_comparison(run=run, against=against))

@@ -6,20 +6,20 @@ from __future__ import annotations
 import json
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.shortcuts import redirect
 from django.urls import reverse
 
 from agents.models import Execution, ExecutionStatus
-from agents.privacy import may_see_identifiers, sees_every_identifier
+from agents.privacy import may_see_identifiers
 from evaluations import services
 from evaluations.imports import MAX_BYTES, parse_cases
 from evaluations.models import Case, Suite
 from evaluations.pages.forms import CHECK_KINDS_HELP, CaseForm, ImportForm
 from evaluations.pages.suites import get_suite, suite_page, suite_url
-from guardrails.masking import mask_data, mask_text
+from guardrails.masking import mask_text
 from prisma_glow.admin.base import add_errors_to_form, admin_decide, render_admin_page, run_service
-from prisma_glow.admin.scoping import get_admin_access, scoped_get
+from prisma_glow.admin.scoping import get_admin_access, parse_id, scoped_get
 
 
 # --- Cases ---------------------------------------------------------------------------------------------
@@ -45,38 +45,16 @@ def _case(request, suite_id, case_id) -> Case:
     )
 
 
-#: Why a case is not editable by someone who sees its identifiers masked.
-CASE_MASKED = (
-    "This case holds client identifiers that you see masked: saving the form would write the masks over "
-    "the real values. Ask an editor of your organisation to change it."
-)
-
-
-def case_hides_identifiers(case: Case) -> bool:
-    """Whether a case's texts or checks hold client identifiers (``guardrails.masking`` finds some)."""
-    texts = (case.name, case.input, case.expected_output)
-    return any(mask_text(text) != text for text in texts if text) or mask_data(case.checks) != case.checks
-
-
-def case_editable(access, case: Case) -> bool:
-    """Whether ``access`` may see a case's texts in full in its edit form. The form is a case opened on
-    its own (``agents.privacy``): full values for those who see every identifier (editors and above,
-    who alone may change cases today); anyone else edits only a case with no identifier in it, since
-    a form prefilled with masked values would save the masks over the real ones."""
-    return sees_every_identifier(access) or not case_hides_identifiers(case)
-
-
 def case_edit(model_admin, request, suite_id, case_id):
-    """A case's own page: the case editor prefilled (checks as indented JSON) → ``case_update``."""
+    """A case's own page: the case editor prefilled (checks as indented JSON) → ``case_update``.
+
+    The form holds the case's texts in full, identifiers included: whoever may change cases (editors
+    and above) sees every identifier (``agents.privacy.sees_every_identifier``), so a save never writes
+    masks over real values. tests/evaluations/test_admin_writes.py holds the policy to that."""
     case = _case(request, suite_id, case_id)
     model_admin.require(request, "evaluation_case.change", case.suite)
-    editable = case_editable(get_admin_access(request), case)
     status = 200
-    if not editable:
-        if request.method == "POST":
-            raise PermissionDenied(CASE_MASKED)
-        form = None
-    elif request.method == "POST":
+    if request.method == "POST":
         form = CaseForm(request.POST)
         if form.is_valid():
             _, error = run_service(services.case_update, case=case, actor=request.user, **form.cleaned_data)
@@ -102,7 +80,6 @@ def case_edit(model_admin, request, suite_id, case_id):
         "form": form,
         "check_kinds": CHECK_KINDS_HELP,
         "suite_url": suite_url(case.suite),
-        "masked_reason": CASE_MASKED,
     }
     response = render_admin_page(
         request,
@@ -187,10 +164,10 @@ def save_as_case_action(request, execution, visible: bool) -> dict | None:
 def save_as_case(model_admin, request, execution_id):
     execution = scoped_get(Execution.objects.select_related("agent"), request, pk=execution_id)
     model_admin.require(request, "evaluation_case.add", execution)
-    raw = request.POST.get("suite", "")
+    suite_id = parse_id(request.POST.get("suite"))
     suite = None
-    if raw.isdigit() and len(raw) <= 18:
-        suite = Suite.objects.filter(organization_id=execution.organization_id, pk=int(raw)).first()
+    if suite_id is not None:
+        suite = Suite.objects.filter(organization_id=execution.organization_id, pk=suite_id).first()
     back = reverse("admin:agents_execution_change", args=[execution.pk])
     if suite is None:
         messages.error(request, "Choose one of this agent's suites.")

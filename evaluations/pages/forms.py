@@ -14,6 +14,7 @@ from evaluations import services
 from evaluations.imports import MAX_BYTES
 from evaluations.models import Suite
 from prisma_glow.admin.scoping import scope_queryset
+from prisma_glow.audit.canonical import MAX_JSON_DEPTH
 
 CHECK_KINDS_HELP = [
     ("contains / not_contains", '{"kind": "contains", "text": "reverse charge", "ignore_case": true}'),
@@ -44,6 +45,12 @@ class ChecksField(forms.CharField):
             return []
         try:
             raw = json.loads(text)
+        except RecursionError as exc:
+            # json.loads recurses once per bracket: thousands of them would be a 500. Said as the API
+            # says what it stores (prisma_glow.audit.canonical), since the same limit applies after.
+            raise ValidationError(
+                f"Not JSON: nested too deeply (JSON is limited to {MAX_JSON_DEPTH} levels of nesting)."
+            ) from exc
         except ValueError as exc:
             raise ValidationError(f"Not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from exc
         return checks_engine.validate_checks(raw)
@@ -73,7 +80,9 @@ class CaseForm(forms.Form):
 class SuiteForm(forms.Form):
     """A suite's settings; ``agent`` only when it is created (a suite's runs are of its agent's
     releases). The choices are the organisation's own agents and providers: another organisation's
-    id is "not one of the available choices", never a write."""
+    id is "not one of the available choices", never a write. A new suite belongs to the session's
+    organisation; an existing one's providers are its own organisation's (a superuser may open any
+    organisation's suite)."""
 
     agent = forms.ModelChoiceField(queryset=Agent.objects.none(), help_text="The agent the cases are put to.")
     name = forms.CharField(max_length=200)
@@ -92,8 +101,11 @@ class SuiteForm(forms.Form):
 
     def __init__(self, *args, request, suite: Suite | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["judge_provider"].queryset = scope_queryset(
-            ModelProvider.objects.order_by("name", "id"), request, all_for_superuser=False
+        providers = ModelProvider.objects.order_by("name", "id")
+        self.fields["judge_provider"].queryset = (
+            scope_queryset(providers, request, all_for_superuser=False)
+            if suite is None
+            else providers.filter(organization_id=suite.organization_id)
         )
         if suite is None:
             self.fields["agent"].queryset = scope_queryset(

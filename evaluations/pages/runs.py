@@ -13,7 +13,7 @@ from evaluations.selectors import judge_passed, run_comparison
 from guardrails.masking import mask_text
 from prisma_glow.admin.base import render_admin_page, run_service
 from prisma_glow.admin.htmx import htmx_partial
-from prisma_glow.admin.scoping import scoped_get
+from prisma_glow.admin.scoping import parse_id, scoped_get
 
 #: How often the run page asks for progress while the run is queued or running (seconds).
 POLL_SECONDS = 2
@@ -102,11 +102,11 @@ def result_mark(model_admin, request, result_id):
 
 def comparison_page(model_admin, request, run_id):
     run = _run(request, run_id)
-    raw = request.GET.get("against", "")
+    against_id = parse_id(request.GET.get("against"))
     against = None
-    if raw.isdigit() and len(raw) <= 18:
+    if against_id is not None:
         against = (
-            EvalRun.objects.filter(organization_id=run.organization_id, pk=int(raw))
+            EvalRun.objects.filter(organization_id=run.organization_id, pk=against_id)
             .select_related("release")
             .first()
         )

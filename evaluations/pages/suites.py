@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 from django.contrib import messages
-from django.http import HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.urls import reverse
 
@@ -25,7 +24,7 @@ from evaluations.pages.forms import (
 from evaluations.selectors import judge_agreement
 from guardrails.masking import mask_text
 from prisma_glow.admin.base import add_errors_to_form, render_admin_page, run_service
-from prisma_glow.admin.scoping import get_admin_access, scope_queryset, scoped_get
+from prisma_glow.admin.scoping import get_admin_access, parse_id, scope_queryset, scoped_get
 
 
 # --- Suite ---------------------------------------------------------------------------------------------
@@ -46,17 +45,9 @@ def _cases(suite: Suite) -> list[Case]:
     return cases
 
 
-def method_not_allowed(request, *methods: str):
-    """405 unless the request's method is one of ``methods`` (Django's admin views take any)."""
-    return None if request.method in methods else HttpResponseNotAllowed(methods)
-
-
 def suite_add(model_admin, request):
     """A new suite (``suite_create``): its agent (``?agent=`` chooses it), name, description, judge.
     From an execution's "Save as test case" panel (``?execution=``), back to that execution."""
-    refused = method_not_allowed(request, "GET", "POST")
-    if refused is not None:
-        return refused
     model_admin.require(request, "evaluation_suite.add")
     status = 200
     if request.method == "POST":
@@ -76,16 +67,21 @@ def suite_add(model_admin, request):
             add_errors_to_form(form, error)
         status = 400
     else:
+        # A bad ?agent= or ?execution= is dropped, not put in the form: the hidden execution field's
+        # error would be shown nowhere.
         initial = {
-            name: request.GET[name]
+            name: value
             for name in ("agent", "execution")
-            if request.GET.get(name, "").isdigit() and len(request.GET[name]) <= 18
+            if (value := parse_id(request.GET.get(name))) is not None
         }
         form = SuiteForm(initial=initial, request=request)
+    # Cancel goes back where the page was opened from: an execution's panel, else the suites list.
+    opened_from = parse_id((request.POST if request.method == "POST" else request.GET).get("execution"))
+    cancel_url = _execution_panel(request, opened_from) or reverse("admin:evaluations_suite_changelist")
     response = render_admin_page(
         request,
         "admin/evaluations/suite/add.html",
-        {"form": form},
+        {"form": form, "cancel_url": cancel_url},
         title="Add suite",
         model_admin=model_admin,
     )
@@ -95,15 +91,21 @@ def suite_add(model_admin, request):
 
 def _after_suite_add(request, suite: Suite, execution_id: int | None) -> str:
     """The execution the suite was created for (one of its agent's, in scope), else the suite."""
-    if execution_id is not None and 0 < execution_id < 2**63:
-        execution = (
-            scope_queryset(Execution.objects.all(), request, all_for_superuser=False)
-            .filter(pk=execution_id, agent_id=suite.agent_id)
-            .first()
-        )
-        if execution is not None:
-            return reverse("admin:agents_execution_change", args=[execution.pk]) + "#save-as-case"
-    return suite_url(suite)
+    return _execution_panel(request, execution_id, agent_id=suite.agent_id) or suite_url(suite)
+
+
+def _execution_panel(request, execution_id: int | None, *, agent_id: int | None = None) -> str | None:
+    """The "Save as test case" panel of an execution in the request's organisation (of ``agent_id``
+    when given), or None: where the new-suite page opened from an execution goes back to."""
+    if execution_id is None or not 0 < execution_id < 2**63:
+        return None
+    executions = scope_queryset(Execution.objects.all(), request, all_for_superuser=False)
+    if agent_id is not None:
+        executions = executions.filter(agent_id=agent_id)
+    execution = executions.filter(pk=execution_id).first()
+    if execution is None:
+        return None
+    return reverse("admin:agents_execution_change", args=[execution.pk]) + "#save-as-case"
 
 
 def suite_page(
@@ -124,7 +126,8 @@ def suite_page(
     requirement = agent_requirement if agent_requirement and agent_requirement.suite_id == suite.pk else None
     agreement = judge_agreement(suite=suite)
     if threshold_form is None:
-        initial = {"threshold": percent(requirement.threshold)} if requirement else {}
+        # The agent's threshold, whichever suite it requires: "Require this suite instead" keeps it.
+        initial = {"threshold": percent(agent_requirement.threshold)} if agent_requirement else {}
         threshold_form = ThresholdForm(initial=initial)
     context = {
         "suite": suite,
@@ -191,9 +194,6 @@ def suite_settings(model_admin, request, suite_id):
 def suite_delete(model_admin, request, suite_id):
     """A confirmation page (what goes with the suite), then ``suite_delete``; its refusals (the suite
     has runs, or gates its agent's activation) are shown on the suite's page, nothing deleted."""
-    refused = method_not_allowed(request, "GET", "POST")
-    if refused is not None:
-        return refused
     suite = get_suite(request, suite_id)
     model_admin.require(request, "evaluation_suite.delete", suite)
     if request.method == "POST":

@@ -13,13 +13,22 @@ from types import SimpleNamespace
 import pytest
 from django.contrib.messages import get_messages
 
+from agents.privacy import sees_every_identifier
 from agents.runtime import execute
 from evaluations import services
 from evaluations.models import Case, Requirement, Suite
-from evaluations.pages.cases import case_editable
+from prisma_glow import policy
+from prisma_glow.admin.scoping import AdminAccess
 from prisma_glow.audit.models import AuditEvent
+from prisma_glow.tenancy.models import Role
 from tests.evaluations.conftest import REVERSE_CHARGE_Q, add_case
-from tests.factories import AgentFactory, MembershipFactory, ModelProviderFactory, UserFactory
+from tests.factories import (
+    AgentFactory,
+    ExecutionFactory,
+    MembershipFactory,
+    ModelProviderFactory,
+    UserFactory,
+)
 from tests.support.admin import login
 
 pytestmark = pytest.mark.django_db
@@ -76,7 +85,7 @@ def test_an_editor_creates_a_suite_from_the_list(staff_client, editor, vat_agent
     assert f'href="{ADD_URL}"' in listing  # Django's "Add suite" object tool
     form = staff_client.get(f"{ADD_URL}?agent={vat_agent.pk}")
     assert form.status_code == 200
-    assert form.context["form"]["agent"].value() == str(vat_agent.pk)
+    assert form.context["form"]["agent"].value() == vat_agent.pk
     response = staff_client.post(
         ADD_URL,
         {
@@ -178,8 +187,9 @@ def test_an_agent_without_a_suite_offers_to_create_one_and_comes_back(staff_clie
     link = f"{ADD_URL}?agent={vat_agent.pk}&amp;execution={execution.pk}"
     assert "Create a suite for this agent" in html and f'href="{link}"' in html
     form = staff_client.get(link.replace("&amp;", "&"))
-    assert form.context["form"]["agent"].value() == str(vat_agent.pk)
+    assert form.context["form"]["agent"].value() == vat_agent.pk
     assert f'name="execution" value="{execution.pk}"' in form.content.decode()
+    assert f'href="{page}#save-as-case">Cancel</a>' in form.content.decode()
     response = staff_client.post(
         ADD_URL, {"agent": vat_agent.pk, "name": "From runs", "execution": execution.pk}
     )
@@ -188,6 +198,35 @@ def test_an_agent_without_a_suite_offers_to_create_one_and_comes_back(staff_clie
     html = staff_client.get(page).content.decode()
     assert f'<option value="{suite.pk}">From runs</option>' in html
     assert "Create a suite for this agent" not in html
+
+
+@pytest.mark.parametrize("bad", ["²", "abc", "-1", "1" + "0" * 18])
+def test_a_bad_agent_or_execution_in_the_link_is_dropped(staff_client, vat_agent, bad):
+    """A link to the new-suite page with a bad ``?agent=`` or ``?execution=`` (a Unicode digit:
+    ``"²".isdigit()`` is true) opens the form without it, never a 500 nor a 400 whose error is on
+    a hidden field."""
+    response = staff_client.get(f"{ADD_URL}?agent={bad}&execution={bad}")
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert form["agent"].value() is None and form["execution"].value() is None
+    assert 'name="execution" value' not in response.content.decode()
+    saved = staff_client.post(ADD_URL, {"agent": vat_agent.pk, "name": "Fine", "execution": ""})
+    assert saved.status_code == 302 and saved["Location"] == suite_url(Suite.objects.get())
+
+
+def test_cancel_goes_back_to_the_execution_only_when_it_is_in_scope(staff_client, vat_agent, foreign):
+    """Opened from an execution's panel, Cancel returns to it (also after a refused POST); another
+    organisation's execution, or none, sends Cancel to the suites list."""
+    mine = execute(vat_agent, REVERSE_CHARGE_Q, source="api")
+    theirs = ExecutionFactory(agent=foreign.agent)
+    back = f'href="/admin/agents/execution/{mine.pk}/change/#save-as-case">Cancel</a>'
+    to_list = 'href="/admin/evaluations/suite/">Cancel</a>'
+    assert back in staff_client.get(f"{ADD_URL}?agent={vat_agent.pk}&execution={mine.pk}").content.decode()
+    refused = staff_client.post(ADD_URL, {"agent": vat_agent.pk, "name": "", "execution": mine.pk})
+    assert refused.status_code == 400 and back in refused.content.decode()
+    for url in (f"{ADD_URL}?execution={theirs.pk}", ADD_URL, f"{ADD_URL}?execution=99999"):
+        html = staff_client.get(url).content.decode()
+        assert to_list in html and f"/admin/agents/execution/{theirs.pk}/" not in html, url
 
 
 def test_coming_back_goes_only_to_an_execution_of_the_suites_agent(staff_client, vat_agent, org):
@@ -226,6 +265,27 @@ def test_an_editor_changes_the_settings_but_not_the_agent(
     assert set(errors(bad, "settings_form")) == {"name", "judge_provider"}
     suite.refresh_from_db()
     assert suite.name == "Renamed" and suite.judge_provider == provider
+
+
+def test_a_superuser_chooses_a_judge_among_the_suites_organisations_providers(
+    org, provider, foreign, other_org
+):
+    """A superuser acting for one organisation opens another's suite: its settings offer that
+    organisation's providers (and save one), never those of the organisation in the session."""
+    root = UserFactory(username="root", is_staff=True, is_superuser=True)
+    MembershipFactory(user=root, organization=org, role="owner")  # the session's organisation
+    theirs = services.suite_create(organization=other_org, actor=None, agent=foreign.agent, name="Theirs")
+    client = login(root)
+    page = client.get(suite_url(theirs))
+    assert page.status_code == 200
+    assert list(page.context["settings_form"].fields["judge_provider"].queryset) == [foreign.provider]
+    url = f"/admin/evaluations/suite/{theirs.pk}/settings/"
+    wrong = client.post(url, {"name": "Theirs", "judge_provider": provider.pk})
+    assert wrong.status_code == 400 and "judge_provider" in errors(wrong, "settings_form")
+    saved = client.post(url, {"name": "Theirs", "judge_provider": foreign.provider.pk})
+    assert saved.status_code == 302
+    theirs.refresh_from_db()
+    assert theirs.judge_provider == foreign.provider
 
 
 def test_a_duplicate_name_is_a_field_error_in_the_settings(staff_client, suite, vat_agent):
@@ -350,15 +410,15 @@ def test_the_list_masks_identifiers_and_the_editor_sees_them_in_the_form(staff_c
     assert IBAN in form.context["form"]["checks"].value()
 
 
-def test_a_case_with_identifiers_is_not_editable_by_who_sees_them_masked(suite):
-    masked = add_case(suite, "Refund", f"Refund to {IBAN}?")
-    plain = add_case(suite, "Plain", "What must every invoice show?")
-    in_checks = add_case(suite, "Checks", "Hi?", [{"kind": "contains", "text": IBAN}])
-    viewer = SimpleNamespace(role="viewer", api_key=None, is_superuser=False)
-    editor = SimpleNamespace(role="editor", api_key=None, is_superuser=False)
-    assert not case_editable(viewer, masked) and not case_editable(viewer, in_checks)
-    assert case_editable(viewer, plain)
-    assert case_editable(editor, masked) and case_editable(editor, in_checks)
+@pytest.mark.parametrize("role", [*Role.values, None])
+@pytest.mark.parametrize("is_superuser", [False, True])
+def test_whoever_may_change_cases_sees_every_identifier(role, is_superuser):
+    """The case editor is prefilled with the case's texts in full and saves what it is sent: were a
+    role allowed ``evaluation_case.change`` without seeing every identifier (``agents.privacy``), its
+    form would hold masks (``DE89 •••• 3000``) and saving would write them over the real values."""
+    access = AdminAccess(organization=None, role=role, is_superuser=is_superuser)
+    if policy.allows(access, "evaluation_case.change"):
+        assert sees_every_identifier(access), (role, is_superuser)
 
 
 # --- Requirement ---------------------------------------------------------------------------------------
@@ -407,12 +467,16 @@ def test_a_threshold_outside_0_to_100_is_a_field_error(owner_client, suite):
 
 def test_requiring_another_suite_of_the_agent_replaces_the_requirement(owner_client, owner, suite, vat_agent):
     first = services.suite_create(organization=suite.organization, actor=None, agent=vat_agent, name="First")
-    Requirement.objects.create(organization=suite.organization, agent=vat_agent, suite=first)
+    Requirement.objects.create(
+        organization=suite.organization, agent=vat_agent, suite=first, threshold=Decimal("0.755")
+    )
     html = owner_client.get(suite_url(suite)).content.decode()
     assert "Require this suite instead" in html and "Stop requiring" not in html
-    owner_client.post(f"/admin/evaluations/suite/{suite.pk}/requirement/", {"threshold": "90"})
+    # The form offers the agent's threshold, not the default: replacing the suite keeps it.
+    assert 'name="threshold" value="75.5"' in html
+    owner_client.post(f"/admin/evaluations/suite/{suite.pk}/requirement/", {"threshold": "75.5"})
     requirement = Requirement.objects.get()
-    assert requirement.suite == suite and requirement.threshold == Decimal("0.9")
+    assert requirement.suite == suite and requirement.threshold == Decimal("0.755")
     # Stopping from a suite that is not the required one removes nothing.
     response = owner_client.post(f"/admin/evaluations/suite/{first.pk}/requirement/delete/")
     assert "there is nothing to stop" in " ".join(messages_of(response))
@@ -469,3 +533,23 @@ def test_the_suite_page_with_every_form_costs_the_same_queries_with_more_cases(
     with django_assert_max_num_queries(len(few)):
         html = owner_client.get(suite_url(suite)).content.decode()
     assert html.count('/delete/">Delete</a>') == 14 and "Stop requiring" in html
+
+
+@pytest.mark.parametrize("depth", [150, 5000])
+def test_deeply_nested_checks_are_a_field_error_on_the_add_and_edit_pages(staff_client, suite, cases, depth):
+    """Nested past what ``json.loads`` reads (a RecursionError) or past what a JSON column stores, the
+    checks are a 400 with a message beside the field, never a 500; nothing is written."""
+    nested = "[" * depth + "]" * depth
+    for url in (f"/admin/evaluations/suite/{suite.pk}/cases/add/", case_url(cases[0])):
+        form = "case_form" if url.endswith("add/") else "form"
+        for checks in (nested, f'[{{"kind": "json_schema", "schema": {{"x": {nested}}}}}]'):
+            response = staff_client.post(url, {"name": "Deep", "input": "Hi?", "checks": checks})
+            assert response.status_code == 400, (url, checks[:20])
+            assert "100 levels of nesting" in errors(response, form)["checks"][0] or (
+                depth < 1000 and checks == nested  # read, then refused as no check at all
+            )
+            if depth == 5000:
+                assert errors(response, form)["checks"] == [
+                    "Not JSON: nested too deeply (JSON is limited to 100 levels of nesting)."
+                ]
+    assert Case.objects.count() == 4 and not Case.objects.filter(name="Deep").exists()

@@ -338,7 +338,7 @@ def test_compare_needs_a_run_of_the_organisation(editor_client, suite, cases):
     second = services.run_create(suite=suite, actor=None)
     body = editor_client.get(f"{RUNS}{second.pk}/compare/?against={first.pk}").json()
     assert body["summary"] == {"improved": 0, "regressed": 0, "unchanged": 4, "added": 0, "removed": 0}
-    for query in ("", "?against=abc", "?against=99999"):
+    for query in ("", "?against=abc", "?against=²", "?against=1" + "0" * 18, "?against=99999"):
         response = editor_client.get(f"{RUNS}{second.pk}/compare/{query}")
         assert response.status_code == 400 and "against" in error_of(response)["errors"]
 

@@ -58,6 +58,20 @@ def test_the_suite_page_shows_cases_requirement_and_an_uncalibrated_judge(
     assert "Add a case" not in html and "Start the run" not in html  # a viewer writes nothing
 
 
+def test_a_threshold_with_a_fraction_is_shown_as_typed_on_the_suite_and_run_pages(
+    viewer_admin_client, suite, cases, vat_agent
+):
+    """87.5 % is shown as 87.5 (as the threshold form and its message say it), never rounded to 88."""
+    Requirement.objects.create(
+        organization=suite.organization, agent=vat_agent, suite=suite, threshold="0.875"
+    )
+    run = services.run_create(suite=suite, actor=None)
+    html = viewer_admin_client.get(suite_url(suite)).content.decode()
+    assert "87.5 % of all cases" in html and "88 %" not in html
+    html = viewer_admin_client.get(run_url(run)).content.decode()
+    assert "87.5 % of cases" in html and "88 %" not in html
+
+
 def test_the_suite_page_costs_the_same_queries_with_more_cases(staff_client, suite, cases):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -225,8 +239,9 @@ def test_the_comparison_shows_better_regressed_and_unchanged(viewer_admin_client
     ).content.decode()
     assert 'data-change="improved">1<' in html and 'data-change="regressed">1<' in html
     assert 'data-change="unchanged">2<' in html and ">better<" in html
-    bad = viewer_admin_client.get(f"/admin/evaluations/evalrun/{second.pk}/compare/?against=abc")
-    assert bad.status_code == 302
+    for against in ("abc", "²", "٣", "1" + "0" * 18):  # Unicode digits are not ids (int("²") raises)
+        bad = viewer_admin_client.get(f"/admin/evaluations/evalrun/{second.pk}/compare/?against={against}")
+        assert bad.status_code == 302 and bad["Location"] == run_url(second), against
 
 
 # --- Save as test case -------------------------------------------------------------------------------
@@ -242,6 +257,8 @@ def test_save_as_case_from_the_execution_page(staff_client, viewer_admin_client,
     assert response.status_code == 302 and response["Location"] == suite_url(suite)
     case = Case.objects.get()
     assert case.must_pass and case.input == REVERSE_CHARGE_Q and case.suite == suite
-    assert staff_client.post(url, {"suite": "x"}).status_code == 302
+    for bad in ("x", "²", f"{suite.pk}²", "1" + "0" * 18):  # never a 500, nothing saved
+        response = staff_client.post(url, {"suite": bad})
+        assert response.status_code == 302 and response["Location"] == page, bad
     assert Case.objects.count() == 1
     assert Execution.objects.filter(pk=execution.pk).exists()
