@@ -30,6 +30,7 @@ from prisma_glow import sessions
 from prisma_glow.accounts import passkeys
 from prisma_glow.accounts.models import BackupCodeDevice
 from prisma_glow.audit.services import audit_person_event
+from prisma_glow.ids import is_ascii_digits
 
 # When (seconds since the epoch, UTC) a second factor was last checked in this session.
 CHECKED_AT = "_pg_factor_checked_at"
@@ -120,7 +121,7 @@ def device_kind(device) -> str:
 def is_backup_code(code: str) -> bool:
     """Whether ``code`` is a backup code (anything but six digits), as ``check_code`` tells them apart."""
     code = normalise(code)
-    return not (len(code) == 6 and code.isdigit())
+    return not (len(code) == 6 and is_ascii_digits(code))
 
 
 def wait_seconds_for(device) -> int:

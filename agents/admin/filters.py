@@ -6,6 +6,7 @@ from django.contrib import admin
 
 from agents.models import Agent
 from prisma_glow.admin.scoping import scope_queryset
+from prisma_glow.ids import parse_id
 
 
 class OrganizationAgentFilter(admin.SimpleListFilter):
@@ -20,6 +21,6 @@ class OrganizationAgentFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         value = self.value()
-        if value and value.isdigit():
-            return queryset.filter(agent_id=int(value))
+        if (pk := parse_id(value)) is not None:
+            return queryset.filter(agent_id=pk)
         return queryset

@@ -52,6 +52,7 @@ from prisma_glow.admin.htmx import htmx_partial
 from prisma_glow.admin.scoping import get_admin_access, scoped_get
 from prisma_glow.admin.stepup import requires_step_up
 from prisma_glow.aggregates import Percentile
+from prisma_glow.ids import parse_id
 
 WIZARD_SESSION_KEY = "agent_wizard"
 WIZARD_STEPS = [
@@ -402,7 +403,7 @@ class AgentPages:
                 self.admin,
                 request,
                 agent,
-                release_number=int(number) if number.isdigit() and len(number) < 10 else None,
+                release_number=parse_id(number),
                 notes=request.POST.get("notes", ""),
             )
         service = agent_services.agent_deprecate

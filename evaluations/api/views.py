@@ -36,9 +36,9 @@ from evaluations.api.serializers import (
 from evaluations.imports import parse_cases
 from evaluations.models import Case, CaseResult, EvalRun, Requirement, Suite
 from evaluations.selectors import run_comparison
-from prisma_glow.admin.scoping import parse_id
 from prisma_glow.api.parsers import JSONParser, MultiPartParser
 from prisma_glow.api.viewsets import OrganizationScopedMixin, OrganizationScopedViewSet
+from prisma_glow.ids import parse_id
 
 SUITE_PATH = OpenApiParameter(
     "suite_pk", OpenApiTypes.INT, OpenApiParameter.PATH, description="The suite's id."

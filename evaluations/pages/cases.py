@@ -19,7 +19,8 @@ from evaluations.pages.forms import CHECK_KINDS_HELP, CaseForm, ImportForm
 from evaluations.pages.suites import get_suite, suite_page, suite_url
 from guardrails.masking import mask_text
 from prisma_glow.admin.base import add_errors_to_form, admin_decide, render_admin_page, run_service
-from prisma_glow.admin.scoping import get_admin_access, parse_id, scoped_get
+from prisma_glow.admin.scoping import get_admin_access, scoped_get
+from prisma_glow.ids import parse_id
 
 
 # --- Cases ---------------------------------------------------------------------------------------------

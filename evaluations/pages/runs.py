@@ -13,7 +13,8 @@ from evaluations.selectors import judge_passed, run_comparison
 from guardrails.masking import mask_text
 from prisma_glow.admin.base import render_admin_page, run_service
 from prisma_glow.admin.htmx import htmx_partial
-from prisma_glow.admin.scoping import parse_id, scoped_get
+from prisma_glow.admin.scoping import scoped_get
+from prisma_glow.ids import parse_id
 
 #: How often the run page asks for progress while the run is queued or running (seconds).
 POLL_SECONDS = 2

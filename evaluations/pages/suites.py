@@ -24,7 +24,8 @@ from evaluations.pages.forms import (
 from evaluations.selectors import judge_agreement
 from guardrails.masking import mask_text
 from prisma_glow.admin.base import add_errors_to_form, render_admin_page, run_service
-from prisma_glow.admin.scoping import get_admin_access, parse_id, scope_queryset, scoped_get
+from prisma_glow.admin.scoping import get_admin_access, scope_queryset, scoped_get
+from prisma_glow.ids import parse_id
 
 
 # --- Suite ---------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from knowledge.models import Document, KnowledgeBase
 from knowledge.selectors import knowledge_base_list_with_counts
 from prisma_glow.admin.base import OrganizationScopedAdmin, adopt
 from prisma_glow.admin.scoping import get_admin_access, scope_queryset
+from prisma_glow.ids import parse_id
 
 
 class OrganizationKnowledgeBaseFilter(admin.SimpleListFilter):
@@ -30,8 +31,8 @@ class OrganizationKnowledgeBaseFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         value = self.value()
-        if value and value.isdigit():
-            return queryset.filter(knowledge_base_id=int(value))
+        if (pk := parse_id(value)) is not None:
+            return queryset.filter(knowledge_base_id=pk)
         return queryset
 
 

@@ -33,6 +33,7 @@ from django_otp.oath import TOTP
 from django_otp.util import random_hex
 
 from prisma_glow.crypto import EncryptedTextField
+from prisma_glow.ids import is_ascii_digits
 
 BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
 INDEX_LENGTH = 2
@@ -83,7 +84,7 @@ class AuthenticatorDevice(TimestampMixin, ThrottlingMixin, Device):
             return False
         token = str(token or "")
         verified = False
-        if len(token) == self.digits and token.isdigit():
+        if len(token) == self.digits and is_ascii_digits(token):
             totp = TOTP(self.bin_key, self.step, self.t0, self.digits, 0)
             totp.time = time.time()
             verified = totp.verify(int(token), self.tolerance, self.last_t + 1)

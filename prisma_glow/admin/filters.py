@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from prisma_glow.admin.scoping import organization_users
+from prisma_glow.ids import parse_id
 
 
 class OwnerFilter(admin.SimpleListFilter):
@@ -21,6 +22,6 @@ class OwnerFilter(admin.SimpleListFilter):
         value = self.value()
         if value == "none":
             return queryset.filter(owner__isnull=True)
-        if value and value.isdigit():
-            return queryset.filter(owner_id=int(value))
+        if (pk := parse_id(value)) is not None:
+            return queryset.filter(owner_id=pk)
         return queryset

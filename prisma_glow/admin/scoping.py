@@ -128,15 +128,6 @@ def scoped_get(model_or_queryset, request, **lookup) -> Model:
         raise Http404(f"No {queryset.model._meta.verbose_name} matches the given query.")
 
 
-def parse_id(raw) -> int | None:
-    """An id sent as text (a query parameter, a form's value) as an int, or None when it is not one:
-    ASCII digits only (``"²".isdigit()`` is true, ``int("²")`` raises) and at most 18 of them, so that
-    it fits a bigint and a lookup never fails."""
-    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 18:
-        return int(raw)
-    return None
-
-
 def organization_users(request) -> QuerySet:
     """Users who belong to the request's organisation (owner choices, filters)."""
     return scope_queryset(get_user_model().objects.order_by("username"), request, all_for_superuser=False)
