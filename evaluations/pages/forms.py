@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 
 from django import forms
-from django.core.exceptions import ValidationError
 
 from agents.models import Agent, ModelProvider, Release
 from evaluations import checks as checks_engine
 from evaluations import services
 from evaluations.imports import MAX_BYTES
 from evaluations.models import Suite
+from prisma_glow.admin.forms import load_json_text
 from prisma_glow.admin.scoping import scope_queryset
-from prisma_glow.audit.canonical import MAX_JSON_DEPTH
 
 CHECK_KINDS_HELP = [
     ("contains / not_contains", '{"kind": "contains", "text": "reverse charge", "ignore_case": true}'),
@@ -43,16 +41,7 @@ class ChecksField(forms.CharField):
         text = (super().to_python(value) or "").strip()
         if not text:
             return []
-        try:
-            raw = json.loads(text)
-        except RecursionError as exc:
-            # json.loads recurses once per bracket: thousands of them would be a 500. Said as the API
-            # says what it stores (prisma_glow.audit.canonical), since the same limit applies after.
-            raise ValidationError(
-                f"Not JSON: nested too deeply (JSON is limited to {MAX_JSON_DEPTH} levels of nesting)."
-            ) from exc
-        except ValueError as exc:
-            raise ValidationError(f"Not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from exc
+        raw = load_json_text(text)
         return checks_engine.validate_checks(raw)
 
 

@@ -353,7 +353,7 @@ def test_an_editor_edits_a_case_with_its_checks_as_json(staff_client, editor, su
     )
     assert bad.status_code == 400 and "Check 1 (regex): The pattern takes too long" in bad.content.decode()
     not_json = staff_client.post(case_url(case), {"name": "Reverse charge", "input": "Hi?", "checks": "[{"})
-    assert not_json.status_code == 400 and "Not JSON" in str(errors(not_json)["checks"])
+    assert not_json.status_code == 400 and "Not valid JSON" in str(errors(not_json)["checks"])
     empty = staff_client.post(case_url(case), {"name": "", "input": ""})
     assert empty.status_code == 400 and set(errors(empty)) == {"name", "input"}
     taken = staff_client.post(case_url(case), {"name": "Impossible", "input": "Hi?"})
@@ -550,6 +550,6 @@ def test_deeply_nested_checks_are_a_field_error_on_the_add_and_edit_pages(staff_
             )
             if depth == 5000:
                 assert errors(response, form)["checks"] == [
-                    "Not JSON: nested too deeply (JSON is limited to 100 levels of nesting)."
+                    "Not valid JSON: nested too deeply (JSON is limited to 100 levels of nesting)."
                 ]
     assert Case.objects.count() == 4 and not Case.objects.filter(name="Deep").exists()

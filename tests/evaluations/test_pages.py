@@ -117,7 +117,7 @@ def test_an_editor_writes_a_case_with_validated_checks(staff_client, suite):
     )
     assert bad.status_code == 400 and "Check 1 (regex): The pattern takes too long" in bad.content.decode()
     not_json = staff_client.post(url, {"name": "Bad", "input": "Hi?", "checks": "[{kind"})
-    assert not_json.status_code == 400 and "Not JSON" in not_json.content.decode()
+    assert not_json.status_code == 400 and "Not valid JSON" in not_json.content.decode()
     assert not Case.objects.exists()
     good = staff_client.post(
         url,

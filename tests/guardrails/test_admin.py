@@ -39,6 +39,10 @@ def test_guardrail_created_through_the_service(staff_client, org):
         ({"config": '{"keywords": []}'}, "keyword"),
         ({"config": '{"nonsense": 1}'}, "Unknown setting"),
         ({"config": "nope"}, "Not valid JSON"),
+        # Deeper than json.loads can read (it recursed into a 500), and deeper than a JSON column keeps.
+        ({"config": '{"a": ' * 5000 + "1" + "}" * 5000}, "nested too deeply"),
+        ({"config": '{"a": ' * 150 + "1" + "}" * 150}, "JSON is limited to 100 levels of nesting"),
+        ({"config": '{"keywords": ["\\u0000"]}'}, "The NUL character"),
         ({"applies_to_input": ""}, "Choose at least one stage"),
         ({"kind": "unknown"}, "Select a valid choice"),
         ({"name": ""}, "This field is required"),
