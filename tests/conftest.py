@@ -38,6 +38,20 @@ def mid_period_clock():
         yield
 
 
+#: The last second of a short month: "today" ends in a second, "this month" reaches back 28 days.
+MONTHS_LAST_SECOND = dt.datetime(2027, 2, 28, 23, 59, 59, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def months_last_second_clock():
+    """The clock stands still at ``MONTHS_LAST_SECOND``. For the dashboard's tests: the page reads
+    "today" and "this month" when it is asked for, after the test made its runs, and on the real
+    clock a day or month could turn in between and move a run out of the range. Request it first
+    (``pytest.mark.usefixtures``), so that every fixture's rows are made at that moment too."""
+    with time_machine.travel(MONTHS_LAST_SECOND, tick=False):
+        yield
+
+
 @pytest.fixture
 def org(db):
     return OrganizationFactory(name="Demo Firm", slug="demo-firm")

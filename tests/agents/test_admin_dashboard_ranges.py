@@ -9,7 +9,6 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -25,19 +24,10 @@ from tests.factories import (
 )
 from tests.support.admin import login
 
-pytestmark = pytest.mark.django_db
+# The page reads "today" and "this month" after the test made its runs (tests/conftest.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("months_last_second_clock")]
 
 ESCAPED_NAME = "Audit &lt;b&gt;&amp; helper&lt;/b&gt;"
-
-
-@pytest.fixture(autouse=True)
-def _clock_stands_at_a_months_last_second():
-    """The dashboard reads "today" and "this month" when the page is asked for, after the test made
-    its runs: on the real clock a day (or month) can turn in between and move a run out of the range.
-    The clock stands still at a hard moment instead: the last second of February, so that the ranges
-    reach back across a short month and a run made "now" is one second from tomorrow."""
-    with time_machine.travel(dt.datetime(2027, 2, 28, 23, 59, 59, tzinfo=dt.UTC), tick=False):
-        yield
 
 
 def at(days_ago: int) -> dt.datetime:

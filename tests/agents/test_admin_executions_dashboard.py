@@ -6,7 +6,6 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-import time_machine
 from django.utils import timezone
 
 from agents.activation import activation_request_create
@@ -22,17 +21,8 @@ from tests.factories import (
     release_now,
 )
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _clock_stands_at_a_months_last_second():
-    """The dashboard reads "today" and "this month" when the page is asked for, after the test made
-    its runs: on the real clock a day (or month) can turn in between and move a run out of the range.
-    The clock stands still at a hard moment instead: the last second of February, so that the ranges
-    reach back across a short month and a run made "now" is one second from tomorrow."""
-    with time_machine.travel(dt.datetime(2027, 2, 28, 23, 59, 59, tzinfo=dt.UTC), tick=False):
-        yield
+# The page reads "today" and "this month" after the test made its runs (tests/conftest.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("months_last_second_clock")]
 
 
 def make_executions(org, count, *, agents=3):

@@ -5,28 +5,16 @@ another organisation's runs never reach it."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
-import time_machine
 
 from agents.models import Execution
 from tests.factories import AgentFactory, ExecutionFactory, MembershipFactory, UserFactory
 from tests.support.admin import login
 
-pytestmark = pytest.mark.django_db
+# The page reads "today" and "this month" after the test made its runs (tests/conftest.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("months_last_second_clock")]
 
 NAME = '"><svg onload=alert(1)><text>'
-
-
-@pytest.fixture(autouse=True)
-def _clock_stands_at_a_months_last_second():
-    """The dashboard reads "today" and "this month" when the page is asked for, after the test made
-    its runs: on the real clock a day (or month) can turn in between and move a run out of the range.
-    The clock stands still at a hard moment instead: the last second of February, so that the ranges
-    reach back across a short month and a run made "now" is one second from tomorrow."""
-    with time_machine.travel(dt.datetime(2027, 2, 28, 23, 59, 59, tzinfo=dt.UTC), tick=False):
-        yield
 
 
 def test_names_in_charts_and_breakdowns_are_escaped(owner_client, org):
