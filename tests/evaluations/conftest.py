@@ -7,6 +7,8 @@ import pytest
 
 from evaluations import services
 from tests.agents.runtime import conftest as runtime
+from tests.factories import MembershipFactory, UserFactory
+from tests.support.admin import login
 
 # The runtime tests' fixtures: a VAT agent with knowledge, built-in tools and guardrails, released.
 vat_kb, make_agent, vat_agent = runtime.vat_kb, runtime.make_agent, runtime.vat_agent
@@ -65,3 +67,11 @@ def cases(suite):
             suite, "Impossible", "What must every invoice show?", [{"kind": "contains", "text": "canteen"}]
         ),
     ]
+
+
+@pytest.fixture
+def stranger_client(other_org):
+    """An owner of another organisation, signed in to the admin."""
+    stranger = UserFactory(username="stranger-owner", is_staff=True)
+    MembershipFactory(user=stranger, organization=other_org, role="owner")
+    return login(stranger)

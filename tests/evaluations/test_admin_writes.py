@@ -59,13 +59,6 @@ def messages_of(response) -> list[str]:
 
 
 @pytest.fixture
-def stranger_client(other_org):
-    stranger = UserFactory(username="stranger-owner", is_staff=True)
-    MembershipFactory(user=stranger, organization=other_org, role="owner")
-    return login(stranger)
-
-
-@pytest.fixture
 def provider(vat_agent):
     return ModelProviderFactory(organization=vat_agent.organization, name="Judge house")
 

@@ -13,8 +13,6 @@ from agents.runtime import execute
 from evaluations import services
 from evaluations.models import Case, CaseResult, EvalRun, Requirement
 from tests.evaluations.conftest import REVERSE_CHARGE_Q, add_case
-from tests.factories import MembershipFactory, UserFactory
-from tests.support.admin import login
 
 pytestmark = pytest.mark.django_db
 
@@ -27,13 +25,6 @@ def suite_url(suite):
 
 def run_url(run):
     return f"/admin/evaluations/evalrun/{run.pk}/change/"
-
-
-@pytest.fixture
-def stranger_client(other_org):
-    stranger = UserFactory(username="stranger-owner", is_staff=True)
-    MembershipFactory(user=stranger, organization=other_org, role="owner")
-    return login(stranger)
 
 
 @pytest.fixture
