@@ -245,7 +245,10 @@ def test_when_every_attempt_loses_its_worker_the_task_fails_with_the_reason(work
     assert reason in row.traceback
     # The survivor records FAILED, then sends the signal: its receiver's line may land just after.
     signal_log = tmp_path / "task_finished.jsonl"
-    workers.wait_for(signal_log.exists, "task_finished in the survivor")
+    # The receiver opens the file (it exists) before its line is written: wait for the whole line.
+    workers.wait_for(
+        lambda: signal_log.exists() and signal_log.read_text().endswith("\n"), "task_finished in the survivor"
+    )
     [signal_line] = [json.loads(line) for line in signal_log.read_text().splitlines()]
     assert signal_line["id"] == str(result.id)
     assert signal_line["status"] == "FAILED"
