@@ -66,8 +66,9 @@ def _release(agent):
     return release_now(agent, activate=False)
 
 
-def writable_booleans(client) -> list[tuple[str, str, str]]:
-    """(method, path, field) for every writable boolean of every request body in /api/v1/schema/."""
+def writable_fields(client, wanted, *, with_spec: bool = False) -> list[tuple]:
+    """(method, path, field) for every writable property of every request body in the schema for
+    which ``wanted(spec)`` holds (and the property's schema, with ``with_spec``)."""
     response = client.get("/api/v1/schema/?format=json")
     assert response.status_code == 200
     schema = response.json()
@@ -81,9 +82,16 @@ def writable_booleans(client) -> list[tuple[str, str, str]]:
                 ref = content["schema"].get("$ref", "")
                 properties = components.get(ref.rsplit("/", 1)[-1], {}).get("properties", {})
                 for field, spec in properties.items():
-                    if spec.get("type") == "boolean" and not spec.get("readOnly"):
-                        found.append((method, path, field))
+                    if wanted(spec) and not spec.get("readOnly"):
+                        found.append((method, path, field, spec) if with_spec else (method, path, field))
+    if with_spec:
+        return sorted(found, key=lambda row: row[:3])
     return sorted(set(found))
+
+
+def writable_booleans(client) -> list[tuple[str, str, str]]:
+    """(method, path, field) for every writable boolean of every request body in /api/v1/schema/."""
+    return writable_fields(client, lambda spec: spec.get("type") == "boolean")
 
 
 def url_for(world, path: str) -> str:

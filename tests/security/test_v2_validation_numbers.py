@@ -22,7 +22,7 @@ from tests.factories import (
     KnowledgeBaseFactory,
     LearningExampleFactory,
 )
-from tests.security.test_v2_validation_booleans import WRITE_METHODS, url_for
+from tests.security.test_v2_validation_booleans import url_for, writable_fields
 from tests.security.test_v2_validation_booleans import world as booleans_world  # noqa: F401 (fixture)
 from tests.support.api import assert_error
 
@@ -48,29 +48,6 @@ def world(booleans_world, org):  # noqa: F811 (the imported fixture, requested b
             organization=org, agent=other, suite=booleans_world["suite"], threshold="0.80"
         ).pk,
     }
-
-
-def writable_fields(client, wanted, *, with_spec: bool = False) -> list[tuple]:
-    """(method, path, field) for every writable property of every request body in the schema for
-    which ``wanted(spec)`` holds (and the property's schema, with ``with_spec``)."""
-    response = client.get("/api/v1/schema/?format=json")
-    assert response.status_code == 200
-    schema = response.json()
-    components = schema["components"]["schemas"]
-    found = []
-    for path, operations in schema["paths"].items():
-        for method, operation in operations.items():
-            if method not in WRITE_METHODS or "requestBody" not in operation:
-                continue
-            for content in operation["requestBody"]["content"].values():
-                ref = content["schema"].get("$ref", "")
-                properties = components.get(ref.rsplit("/", 1)[-1], {}).get("properties", {})
-                for field, spec in properties.items():
-                    if wanted(spec) and not spec.get("readOnly"):
-                        found.append((method, path, field, spec) if with_spec else (method, path, field))
-    if with_spec:
-        return sorted(found, key=lambda row: row[:3])
-    return sorted(set(found))
 
 
 def writable_numbers(client) -> list[tuple[str, str, str]]:
